@@ -1,0 +1,257 @@
+/**
+ * Records shared by every cdktr process: workflow definitions as the principal serves them,
+ * runs, task runs, log lines and agents. These are the shapes the CLI's `--json` prints too.
+ *
+ * Times on the wire are ISO-8601 UTC strings with millisecond precision
+ * (`2026-11-28T13:00:00.000Z`).
+ */
+import { z } from "zod";
+
+/** An ISO-8601 instant with a timezone designator, e.g. `2026-11-28T13:00:00.000Z`. */
+export const IsoTimeSchema = z.iso.datetime({ offset: true });
+
+/** A workflow id: the file path relative to the workflow directory, `/` replaced by `.`. */
+export const WorkflowIdSchema = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, "workflow ids use letters, digits, '_', '-' and '.'");
+
+/** A value a run parameter can carry once coerced. */
+export const ParamValueSchema = z.union([z.string(), z.number(), z.boolean()]);
+export type ParamValue = z.infer<typeof ParamValueSchema>;
+
+/** Parameters of a run, by name. */
+export const ParamsSchema = z.record(z.string(), ParamValueSchema);
+export type Params = z.infer<typeof ParamsSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Workflow definitions (what the principal serves; produced from YAML by @cdktr/workflow)
+// ---------------------------------------------------------------------------------------------
+
+/** `!Subprocess`: argv spawned directly, never through a shell. */
+export const SubprocessConfigSchema = z.object({
+  type: z.literal("subprocess"),
+  cmd: z.string().min(1),
+  args: z.array(z.string()),
+});
+
+/** `!UvPython`: a Python script run with `uv run`. */
+export const UvPythonConfigSchema = z.object({
+  type: z.literal("uvPython"),
+  scriptPath: z.string().min(1),
+  packages: z.array(z.string()),
+  isUvProject: z.boolean(),
+  workingDirectory: z.string().nullable(),
+  uvPath: z.string().min(1),
+});
+
+export const TaskConfigSchema = z.discriminatedUnion("type", [
+  SubprocessConfigSchema,
+  UvPythonConfigSchema,
+]);
+export type TaskConfig = z.infer<typeof TaskConfigSchema>;
+
+/** Retry policy of a task: `count` extra attempts, waiting `backoffMs * factor^(attempt-1)`. */
+export const RetryPolicySchema = z.object({
+  count: z.number().int().min(0),
+  backoffMs: z.number().int().min(0),
+  factor: z.number().min(1),
+});
+export type RetryPolicy = z.infer<typeof RetryPolicySchema>;
+
+export const TaskDefinitionSchema = z.object({
+  id: z.string().min(1),
+  name: z.string(),
+  description: z.string().nullable(),
+  depends: z.array(z.string()),
+  config: TaskConfigSchema,
+  env: z.record(z.string(), z.string()),
+  workingDirectory: z.string().nullable(),
+  timeoutMs: z.number().int().positive().nullable(),
+  retries: RetryPolicySchema,
+});
+export type TaskDefinition = z.infer<typeof TaskDefinitionSchema>;
+
+export const ParamDefinitionSchema = z.object({
+  type: z.enum(["string", "number", "boolean", "enum"]),
+  values: z.array(z.string()).optional(),
+  required: z.boolean(),
+  default: ParamValueSchema.optional(),
+  description: z.string().nullable(),
+});
+export type ParamDefinition = z.infer<typeof ParamDefinitionSchema>;
+
+export const CatchUpSchema = z.object({
+  policy: z.enum(["skip", "once", "all"]),
+  /** Upper bound of occurrences fired by `all`. */
+  max: z.number().int().positive(),
+});
+export type CatchUp = z.infer<typeof CatchUpSchema>;
+
+export const WorkflowDefinitionSchema = z.object({
+  id: WorkflowIdSchema,
+  name: z.string(),
+  description: z.string().nullable(),
+  /** Path of the file relative to the workflow directory, `/` separated. */
+  path: z.string(),
+  /** The cron expression as written in the file, or null. */
+  cron: z.string().nullable(),
+  /**
+   * The same schedule normalised for croner: 6 fields (seconds first), day of week 0-6 with
+   * Sunday 0, whatever the file's field count and dialect. Null when `cron` is null.
+   */
+  schedule: z.string().nullable(),
+  /** IANA timezone the schedule is evaluated in. */
+  timezone: z.string(),
+  startTime: IsoTimeSchema.nullable(),
+  params: z.record(z.string(), ParamDefinitionSchema),
+  /** At most this many runs QUEUED-but-eligible/ASSIGNED/RUNNING at once; null = unlimited. */
+  maxActiveRuns: z.number().int().positive().nullable(),
+  overlap: z.enum(["queue", "skip"]),
+  onAgentLost: z.enum(["fail", "requeue"]),
+  catchUp: CatchUpSchema,
+  /** Random delay 0..jitterMs added to each scheduled trigger. */
+  jitterMs: z.number().int().min(0),
+  agentLabels: z.array(z.string()),
+  tasks: z.record(z.string(), TaskDefinitionSchema),
+  /** Content hash of the source file; changes whenever the definition changes. */
+  hash: z.string(),
+});
+export type WorkflowDefinition = z.infer<typeof WorkflowDefinitionSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Runs and tasks
+// ---------------------------------------------------------------------------------------------
+
+export const RUN_STATUSES = [
+  "QUEUED",
+  "ASSIGNED",
+  "RUNNING",
+  "COMPLETED",
+  "FAILED",
+  "CRASHED",
+  "CANCELLED",
+  "SKIPPED",
+] as const;
+/**
+ * Run states. `SKIPPED` is the record of a trigger refused by the `skip` overlap policy: it never
+ * ran and never will.
+ */
+export const RunStatusSchema = z.enum(RUN_STATUSES);
+export type RunStatus = z.infer<typeof RunStatusSchema>;
+
+/** Run states a run never leaves. */
+export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = [
+  "COMPLETED",
+  "FAILED",
+  "CRASHED",
+  "CANCELLED",
+  "SKIPPED",
+];
+
+export const TASK_STATUSES = [
+  "PENDING",
+  "RUNNING",
+  "COMPLETED",
+  "FAILED",
+  "SKIPPED",
+  "CRASHED",
+  "CANCELLED",
+] as const;
+export const TaskStatusSchema = z.enum(TASK_STATUSES);
+export type TaskStatus = z.infer<typeof TaskStatusSchema>;
+
+/** Why a task or run ended the way it did, when it is not a plain exit code. */
+export const ReasonSchema = z.enum([
+  "exit_code",
+  "signal",
+  "timeout",
+  "cancelled",
+  "spawn_error",
+  "dependency_failed",
+  "agent_lost",
+  "agent_shutdown",
+  "agent_error",
+  "overlap_skip",
+]);
+export type Reason = z.infer<typeof ReasonSchema>;
+
+export const RunRecordSchema = z.object({
+  runId: z.string(),
+  workflowId: z.string(),
+  status: RunStatusSchema,
+  /** Who triggered it: `scheduler`, `cli`, `webhook`, ... free text chosen by the caller. */
+  source: z.string(),
+  idempotencyKey: z.string().nullable(),
+  params: ParamsSchema,
+  /** The cron occurrence this run is for (scheduler triggers), else null. */
+  scheduledFor: IsoTimeSchema.nullable(),
+  /** When the principal committed the trigger. */
+  createdAt: IsoTimeSchema,
+  startedAt: IsoTimeSchema.nullable(),
+  finishedAt: IsoTimeSchema.nullable(),
+  agentId: z.string().nullable(),
+  reason: ReasonSchema.nullable(),
+  message: z.string().nullable(),
+});
+export type RunRecord = z.infer<typeof RunRecordSchema>;
+
+export const TaskRunRecordSchema = z.object({
+  runId: z.string(),
+  taskId: z.string(),
+  status: TaskStatusSchema,
+  attempt: z.number().int().min(0),
+  startedAt: IsoTimeSchema.nullable(),
+  finishedAt: IsoTimeSchema.nullable(),
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  reason: ReasonSchema.nullable(),
+  message: z.string().nullable(),
+});
+export type TaskRunRecord = z.infer<typeof TaskRunRecordSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Logs
+// ---------------------------------------------------------------------------------------------
+
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+export const LogLevelSchema = z.enum(LOG_LEVELS);
+export type LogLevel = z.infer<typeof LogLevelSchema>;
+
+export const LogStreamSchema = z.enum(["stdout", "stderr", "system"]);
+export type LogStream = z.infer<typeof LogStreamSchema>;
+
+/**
+ * One line of task output. `seq` is a per-(run, task) sequence number starting at 1, assigned
+ * by the agent; (runId, taskId, seq) identifies a line, so resending it is harmless.
+ * stdout lines have level `info`, stderr lines `error` (as in the original), system lines any.
+ */
+export const LogLineSchema = z.object({
+  time: IsoTimeSchema,
+  runId: z.string(),
+  workflowId: z.string(),
+  taskId: z.string(),
+  stream: LogStreamSchema,
+  level: LogLevelSchema,
+  seq: z.number().int().positive(),
+  line: z.string(),
+});
+export type LogLine = z.infer<typeof LogLineSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Agents
+// ---------------------------------------------------------------------------------------------
+
+export const AgentRecordSchema = z.object({
+  agentId: z.string(),
+  host: z.string(),
+  capacity: z.number().int().positive(),
+  labels: z.array(z.string()),
+  version: z.string(),
+  runningRuns: z.array(z.string()),
+  registeredAt: IsoTimeSchema,
+  lastHeartbeatAt: IsoTimeSchema,
+  status: z.enum(["ACTIVE", "LOST"]),
+});
+export type AgentRecord = z.infer<typeof AgentRecordSchema>;
