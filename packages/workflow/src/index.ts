@@ -1,0 +1,27 @@
+/**
+ * `@cdktr/workflow`: the workflow YAML schema, the directory loader and the DAG planner.
+ *
+ * - {@link WorkflowDirectory} / {@link loadWorkflowDir} / {@link parseWorkflowText}: YAML ->
+ *   `WorkflowDefinition` (from `@cdktr/protocol`), with file:line:column errors.
+ * - {@link resolveParams}: typed run parameters on trigger.
+ * - {@link DagPlanner}: which tasks of a run may start now.
+ * - {@link normaliseCron}: cron validation and normalisation to croner's 6-field form.
+ */
+export { WorkflowDirectory, loadWorkflowDir, isWorkflowFile } from "./loader/workflow-directory.js";
+export type { ScanResult, WorkflowDirectoryOptions, WorkflowLogger } from "./loader/workflow-directory.js";
+export {
+  parseWorkflowText,
+  workflowIdFromPath,
+  formatFieldPath,
+  DEFAULT_CATCH_UP_MAX,
+} from "./loader/parse-workflow-text.js";
+export type { ParseWorkflowOptions, ParseWorkflowResult } from "./loader/parse-workflow-text.js";
+export { formatLoadError } from "./loader/format-load-error.js";
+export { resolveParams, coerceParam } from "./params/resolve-params.js";
+export type { ResolveParamsResult } from "./params/resolve-params.js";
+export { DagPlanner, DagError } from "./dag/dag-planner.js";
+export type { DagInput, DagSummary, PlannedTaskState } from "./dag/dag-planner.js";
+export { findCycle, topoOrder, renderDagTree } from "./dag/graph.js";
+export { normaliseCron, CRON_OPTIONS } from "./cron/normalise-cron.js";
+export type { CronDialect, NormaliseCronResult } from "./cron/normalise-cron.js";
+export { parseDuration } from "./util/duration.js";

@@ -1,0 +1,266 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { WorkflowDefinitionSchema } from "@cdktr/protocol";
+import { formatLoadError } from "./format-load-error.js";
+import { parseWorkflowText, workflowIdFromPath } from "./parse-workflow-text.js";
+
+const lines = (...ls: string[]): string => ls.join("\n") + "\n";
+
+function errors(text: string, file = "wf.yml"): string[] {
+  const r = parseWorkflowText(text, { file, id: "wf" });
+  assert.equal(r.workflow, null, "expected the file to be rejected");
+  return r.errors.map(formatLoadError);
+}
+
+function load(text: string) {
+  const r = parseWorkflowText(text, { file: "wf.yml", id: "wf" });
+  assert.deepEqual(r.errors.map(formatLoadError), []);
+  assert.ok(r.workflow);
+  WorkflowDefinitionSchema.parse(r.workflow);
+  return { workflow: r.workflow, warnings: r.warnings.map(formatLoadError) };
+}
+
+const TASK = ["tasks:", "  a:", "    name: A", "    config: !Subprocess {cmd: echo, args: [hi]}"];
+
+describe("parseWorkflowText: valid files", () => {
+  it("maps every field to the normalised definition", () => {
+    const { workflow, warnings } = load(
+      lines(
+        "name: Full",
+        "description: every option",
+        'cron: "0 9 * * MON-FRI"',
+        "timezone: Europe/London",
+        "start_time: 2025-01-20T12:30:00+01:00",
+        "params:",
+        "  count: {type: number, default: 3}",
+        "  env: {type: enum, values: [dev, prod]}",
+        "  name: string",
+        "max_active_runs: 2",
+        "overlap: skip",
+        "on_agent_lost: requeue",
+        "catch_up: {policy: all, max: 5}",
+        "jitter: 5s",
+        "agent_labels: [gpu, eu]",
+        "tasks:",
+        "  a:",
+        "    name: A",
+        "    env: {PORT: 8080, MODE: fast}",
+        "    working_directory: /tmp",
+        "    timeout: 5m",
+        "    retries: 3",
+        "    config: !Subprocess {cmd: echo}",
+        "  b:",
+        "    name: B",
+        "    depends: [a]",
+        "    timeout: 30",
+        "    retries: {count: 2, backoff: 10s, factor: 3}",
+        "    config: !UvPython {script_path: job.py, is_uv_project: true}",
+      ),
+    );
+    assert.deepEqual(warnings, []);
+    assert.equal(workflow.schedule, "0 0 9 * * MON-FRI");
+    assert.equal(workflow.timezone, "Europe/London");
+    assert.equal(workflow.startTime, "2025-01-20T11:30:00.000Z");
+    assert.deepEqual(workflow.params, {
+      count: { type: "number", required: false, default: 3, description: null },
+      env: { type: "enum", values: ["dev", "prod"], required: true, description: null },
+      name: { type: "string", required: true, description: null },
+    });
+    assert.equal(workflow.maxActiveRuns, 2);
+    assert.equal(workflow.overlap, "skip");
+    assert.equal(workflow.onAgentLost, "requeue");
+    assert.deepEqual(workflow.catchUp, { policy: "all", max: 5 });
+    assert.equal(workflow.jitterMs, 5000);
+    assert.deepEqual(workflow.agentLabels, ["gpu", "eu"]);
+    assert.deepEqual(workflow.tasks["a"], {
+      id: "a",
+      name: "A",
+      description: null,
+      depends: [],
+      config: { type: "subprocess", cmd: "echo", args: [] },
+      env: { PORT: "8080", MODE: "fast" },
+      workingDirectory: "/tmp",
+      timeoutMs: 300_000,
+      retries: { count: 3, backoffMs: 1000, factor: 2 },
+    });
+    assert.equal(workflow.tasks["b"]?.timeoutMs, 30_000);
+    assert.deepEqual(workflow.tasks["b"]?.retries, { count: 2, backoffMs: 10_000, factor: 3 });
+    assert.deepEqual(workflow.tasks["b"]?.config, {
+      type: "uvPython",
+      scriptPath: "job.py",
+      packages: [],
+      isUvProject: true,
+      workingDirectory: null,
+      uvPath: "uv",
+    });
+  });
+
+  it("uses the defaults for a minimal file", () => {
+    const { workflow } = load(lines("name: Min", ...TASK));
+    assert.equal(workflow.cron, null);
+    assert.equal(workflow.schedule, null);
+    assert.equal(workflow.timezone, "UTC");
+    assert.equal(workflow.overlap, "queue");
+    assert.equal(workflow.onAgentLost, "fail");
+    assert.deepEqual(workflow.catchUp, { policy: "skip", max: 10 });
+    assert.equal(workflow.jitterMs, 0);
+    assert.equal(workflow.maxActiveRuns, null);
+    assert.match(workflow.hash, /^[0-9a-f]{64}$/);
+  });
+
+  it("accepts catch_up as a name with catch_up_max, and cron_dialect cdktr", () => {
+    const { workflow, warnings } = load(lines("name: C", 'cron: "0 0 9 * * 2-6"', "cron_dialect: cdktr", "catch_up: once", "catch_up_max: 3", ...TASK));
+    assert.deepEqual(workflow.catchUp, { policy: "once", max: 3 });
+    assert.equal(workflow.cron, "0 0 9 * * 2-6");
+    assert.equal(workflow.schedule, "0 0 9 * * 1-5");
+    assert.deepEqual(warnings, []);
+  });
+
+  it("keeps YAML anchors and aliases working", () => {
+    const { workflow } = load(
+      lines("name: Anchors", "tasks:", "  a:", "    name: A", "    config: &echo !Subprocess {cmd: echo, args: [x]}", "  b:", "    name: B", "    config: *echo"),
+    );
+    assert.deepEqual(workflow.tasks["b"]?.config, { type: "subprocess", cmd: "echo", args: ["x"] });
+  });
+
+  it("warns (without rejecting) about a numeric day of week in 6 fields", () => {
+    const { warnings } = load(lines("name: W", 'cron: "0 0 9 * * 2-6"', ...TASK));
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0] ?? "", /^wf\.yml:2:7: cron: day of week `2-6` is read as Tue-Sat/);
+  });
+});
+
+describe("parseWorkflowText: each error names file:line:column and the field", () => {
+  it("unknown key with a suggestion (the original silently ignored `dependencies:`)", () => {
+    assert.deepEqual(
+      errors(lines("name: X", "tasks:", "  a:", "    name: A", "    config: !Subprocess {cmd: echo}", "  b:", "    name: B", "    dependencies: [a]", "    config: !Subprocess {cmd: echo}")),
+      [
+        "wf.yml:8:5: tasks.b.dependencies: unknown key `dependencies` (did you mean `depends`?); allowed here: name, description, depends, config, env, working_directory, timeout, retries",
+      ],
+    );
+    assert.deepEqual(errors(lines("name: X", "crom: '* * * * *'", ...TASK)), [
+      "wf.yml:2:1: crom: unknown key `crom` (did you mean `cron`?); allowed here: name, description, cron, cron_dialect, timezone, start_time, params, max_active_runs, overlap, on_agent_lost, catch_up, catch_up_max, jitter, agent_labels, tasks",
+    ]);
+    const inConfig = errors(lines("name: X", "tasks:", "  a:", "    name: A", "    config: !Subprocess {command: echo}"));
+    assert.deepEqual(inConfig, [
+      "wf.yml:5:25: tasks.a.config.cmd: missing required field `cmd`",
+      "wf.yml:5:26: tasks.a.config.command: unknown key `command` (did you mean `cmd`?); allowed here: cmd, args",
+    ]);
+  });
+
+  it("empty task map", () => {
+    assert.deepEqual(errors(lines("name: X", "tasks: {}")), ["wf.yml:2:8: tasks: the task map is empty: a workflow needs at least one task"]);
+    assert.deepEqual(errors(lines("name: X", "tasks:")), ["wf.yml:2:1: tasks: the task map is empty: a workflow needs at least one task"]);
+  });
+
+  it("missing required fields", () => {
+    assert.deepEqual(errors(lines("description: no name", ...TASK)), ["wf.yml:1:1: name: missing required field `name`"]);
+    assert.deepEqual(errors(lines("name: X")), ["wf.yml:1:1: tasks: missing required field `tasks`"]);
+    assert.deepEqual(errors(lines("name: X", "tasks:", "  a:", "    name: A")), [
+      "wf.yml:3:3: tasks.a: task `a` has no config: add `config: !Subprocess {cmd: ..., args: [...]}` or `config: !UvPython {script_path: ...}`",
+    ]);
+  });
+
+  it("unknown dependency, with a suggestion", () => {
+    assert.deepEqual(
+      errors(lines("name: X", "tasks:", "  extract:", "    name: E", "    config: !Subprocess {cmd: echo}", "  load:", "    name: L", "    depends: [extrct]", "    config: !Subprocess {cmd: echo}")),
+      ["wf.yml:8:15: tasks.load.depends[0]: task `load` depends on unknown task `extrct` (did you mean `extract`?); known tasks: extract, load"],
+    );
+  });
+
+  it("cycle, showing its path", () => {
+    const errs = errors(
+      lines(
+        "name: X",
+        "tasks:",
+        "  a:",
+        "    name: A",
+        "    depends: [c]",
+        "    config: !Subprocess {cmd: echo}",
+        "  b:",
+        "    name: B",
+        "    depends: [a]",
+        "    config: !Subprocess {cmd: echo}",
+        "  c:",
+        "    name: C",
+        "    depends: [b]",
+        "    config: !Subprocess {cmd: echo}",
+      ),
+    );
+    assert.deepEqual(errs, ["wf.yml:5:15: tasks.a.depends[0]: dependency cycle: a -> b -> c -> a"]);
+    assert.deepEqual(errors(lines("name: X", "tasks:", "  a:", "    name: A", "    depends: [a]", "    config: !Subprocess {cmd: echo}")), [
+      "wf.yml:5:15: tasks.a.depends[0]: task `a` depends on itself",
+    ]);
+  });
+
+  it("bad cron, bad timezone, bad start_time", () => {
+    assert.deepEqual(errors(lines("name: X", 'cron: "0 0 25 * * *"', ...TASK)).length, 1);
+    assert.match(errors(lines("name: X", 'cron: "0 0 25 * * *"', ...TASK))[0] ?? "", /^wf\.yml:2:7: cron: invalid cron `0 0 25 \* \* \*`/);
+    assert.match(errors(lines("name: X", 'cron: "* * *"', ...TASK))[0] ?? "", /^wf\.yml:2:7: cron: cron `\* \* \*` has 3 fields; use 5/);
+    assert.match(errors(lines("name: X", 'cron: "0 0 0 1 1 * 2030"', ...TASK))[0] ?? "", /^wf\.yml:2:7: cron: .*year field/);
+    assert.deepEqual(errors(lines("name: X", "timezone: Mars/Olympus", ...TASK)), [
+      "wf.yml:2:11: timezone: unknown timezone `Mars/Olympus`: use an IANA name such as UTC, Europe/London or America/New_York",
+    ]);
+    assert.deepEqual(errors(lines("name: X", "start_time: 2025-01-20", ...TASK)), [
+      'wf.yml:2:13: start_time: invalid start_time "2025-01-20": use an RFC 3339 date-time with an offset, e.g. 2025-01-20T12:30:00+00:00',
+    ]);
+    assert.equal(errors(lines("name: X", "start_time: 2025-02-30T00:00:00Z", ...TASK)).length, 1);
+    assert.equal(errors(lines("name: X", "start_time: 2025-01-20T12:30:00", ...TASK)).length, 1, "an offset is required");
+  });
+
+  it("bad params", () => {
+    assert.deepEqual(errors(lines("name: X", "params:", "  n: {type: number, default: lots}", ...TASK)), [
+      'wf.yml:3:30: params.n.default: default of param `n`: expected a number, got "lots"',
+    ]);
+    assert.deepEqual(errors(lines("name: X", "params:", "  e: {type: enum}", ...TASK)), [
+      "wf.yml:3:6: params.e: enum param `e` needs `values`: a non-empty list of the accepted values",
+    ]);
+    assert.deepEqual(errors(lines("name: X", "params:", "  t: {type: date}", ...TASK)), [
+      "wf.yml:3:13: params.t.type: param type must be string, number, boolean or enum",
+    ]);
+    assert.deepEqual(errors(lines("name: X", "params:", "  bad-name: string", ...TASK)), [
+      "wf.yml:3:3: params.bad-name: param name `bad-name` is invalid: use letters, digits and '_', starting with a letter or '_'",
+    ]);
+    assert.equal(errors(lines("name: X", "params:", "  r: {type: string, required: true, default: x}", ...TASK)).length, 1);
+  });
+
+  it("bad config tags and values", () => {
+    assert.deepEqual(errors(lines("name: X", "tasks:", "  a:", "    name: A", "    config: {cmd: echo}")), [
+      "wf.yml:5:13: tasks.a.config: config must be tagged `!Subprocess` (cmd, args) or `!UvPython` (script_path, ...); got an untagged value",
+    ]);
+    assert.match(errors(lines("name: X", "tasks:", "  a:", "    name: A", "    config: !Shell {cmd: echo}"))[0] ?? "", /^wf\.yml:5:20: tasks\.a\.config: .*got tag `!Shell`/);
+    assert.match(errors(lines("name: X", "tasks:", "  a:", "    name: A", "    config: !Subprocess echo"))[0] ?? "", /^wf\.yml:5:25: `!Subprocess` must tag a map/);
+    assert.deepEqual(errors(lines("name: X", "tasks:", "  a:", "    name: A", "    timeout: soon", "    config: !Subprocess {cmd: echo}")), [
+      'wf.yml:5:14: tasks.a.timeout: invalid duration "soon"; use a number of seconds or a string such as "500ms", "30s", "5m", "1h30m"',
+    ]);
+    assert.deepEqual(errors(lines("name: X", "overlap: sometimes", ...TASK)), ["wf.yml:2:10: overlap: overlap must be queue or skip"]);
+  });
+
+  it("malformed YAML syntax", () => {
+    const errs = errors(lines("name: X", "tasks:", "  a:", "    name: [unclosed", "    config: !Subprocess {cmd: echo}"));
+    assert.ok(errs.length >= 1);
+    assert.match(errs[0] ?? "", /^wf\.yml:\d+:\d+: YAML syntax error: /);
+    assert.match(errors(lines("name: X", "name: Y", ...TASK))[0] ?? "", /^wf\.yml:2:1: YAML syntax error: Map keys must be unique/);
+    assert.deepEqual(errors("", "empty.yml"), ["empty.yml:1:1: the file is empty: a workflow needs at least `name` and `tasks`"]);
+    assert.match(errors("- a\n- b\n")[0] ?? "", /^wf\.yml:1:1: a workflow file must be a YAML map/);
+  });
+
+  it("reports several problems of one file at once", () => {
+    const errs = errors(lines("name: X", "timezone: Nowhere", "tasks:", "  a:", "    name: A", "    depends: [ghost]", "    config: !Subprocess {cmd: echo}"));
+    assert.equal(errs.length, 2);
+  });
+
+  it("rejects an invalid workflow id", () => {
+    const r = parseWorkflowText(lines("name: X", ...TASK), { file: "-bad.yml", id: "-bad" });
+    assert.equal(r.workflow, null);
+    assert.match(formatLoadError(r.errors[0] as never), /^-bad\.yml: workflow id `-bad` .* rename the file/);
+  });
+});
+
+describe("workflowIdFromPath", () => {
+  it("drops the extension and replaces / by .", () => {
+    assert.equal(workflowIdFromPath("etl/daily.yml"), "etl.daily");
+    assert.equal(workflowIdFromPath("a/b/c.yaml"), "a.b.c");
+    assert.equal(workflowIdFromPath("hello.yml"), "hello");
+  });
+});
