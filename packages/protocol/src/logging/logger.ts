@@ -1,0 +1,132 @@
+/**
+ * Structured logging for cdktr services: winston writing one JSON object per line on stdout
+ * (`{"level":"info","message":"ready","component":"principal",...,"time":"..."}`), or a readable
+ * single line per record on a TTY.
+ */
+import winston from "winston";
+
+/** What every cdktr library and service logs through. Meta fields become JSON properties. */
+export interface Logger {
+  debug(message: string, meta?: object): void;
+  info(message: string, meta?: object): void;
+  warn(message: string, meta?: object): void;
+  error(message: string, meta?: object): void;
+  /** A logger that adds `meta` to every record (e.g. `{ runId }`). */
+  child(meta: object): Logger;
+}
+
+/** Options of {@link createLogger}. */
+export interface CreateLoggerOptions {
+  /** Added to every record as `component` (e.g. `principal`, `agent`). */
+  component: string;
+  /**
+   * Minimum level: `debug`, `info`, `warn` or `error`.
+   * @default process.env.CDKTR_LOG_LEVEL ?? "info"
+   */
+  level?: string | undefined;
+  /**
+   * Human-readable lines instead of JSON.
+   * @default whether stdout is a TTY
+   */
+  pretty?: boolean | undefined;
+  /**
+   * Where lines go (tests pass a stream to capture them).
+   * @default process.stdout
+   */
+  stream?: NodeJS.WritableStream | undefined;
+}
+
+const LEVELS = { error: 0, warn: 1, info: 2, debug: 3 } as const;
+
+/** Make `value` JSON-safe: errors become `{ name, message, code?, stack }`. */
+function plain(value: unknown): unknown {
+  if (value instanceof Error) {
+    const out: Record<string, unknown> = { name: value.name, message: value.message };
+    const code = (value as { code?: unknown }).code;
+    if (code !== undefined) out.code = code;
+    if (value.stack !== undefined) out.stack = value.stack;
+    return out;
+  }
+  if (typeof value === "bigint") return value.toString();
+  return value;
+}
+
+function fields(info: winston.Logform.TransformableInfo): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(info)) {
+    if (k === "level" || k === "message" || k === "time") continue;
+    out[k] = plain(v);
+  }
+  return out;
+}
+
+const jsonLine = winston.format.printf((info) => {
+  const { level, message } = info;
+  const record = { level, message: String(message), ...fields(info), time: new Date().toISOString() };
+  try {
+    return JSON.stringify(record);
+  } catch {
+    return JSON.stringify({ level, message: String(message), time: record.time, note: "unserialisable meta" });
+  }
+});
+
+const prettyLine = winston.format.printf((info) => {
+  const { component, ...rest } = fields(info);
+  const extra = Object.entries(rest)
+    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .join(" ");
+  const time = new Date().toISOString().slice(11, 23);
+  const lvl = info.level.toUpperCase().padEnd(5);
+  return `${time} ${lvl} [${String(component ?? "-")}] ${String(info.message)}${extra === "" ? "" : ` ${extra}`}`;
+});
+
+class WinstonLogger implements Logger {
+  constructor(private readonly w: winston.Logger) {}
+  debug(message: string, meta?: object): void {
+    this.w.debug(message, meta);
+  }
+  info(message: string, meta?: object): void {
+    this.w.info(message, meta);
+  }
+  warn(message: string, meta?: object): void {
+    this.w.warn(message, meta);
+  }
+  error(message: string, meta?: object): void {
+    this.w.error(message, meta);
+  }
+  child(meta: object): Logger {
+    return new WinstonLogger(this.w.child(meta as Record<string, unknown>));
+  }
+}
+
+/**
+ * A winston logger writing JSON lines to stdout (pretty lines on a TTY).
+ * An unknown `level` falls back to `info`.
+ */
+export function createLogger(opts: CreateLoggerOptions): Logger {
+  const requested = (opts.level ?? process.env.CDKTR_LOG_LEVEL ?? "info").toLowerCase();
+  const level = requested in LEVELS ? requested : "info";
+  const stream = opts.stream ?? process.stdout;
+  const pretty = opts.pretty ?? (stream as { isTTY?: boolean }).isTTY === true;
+  const w = winston.createLogger({
+    levels: LEVELS,
+    level,
+    defaultMeta: { component: opts.component },
+    format: pretty ? prettyLine : jsonLine,
+    transports: [new winston.transports.Stream({ stream })],
+  });
+  return new WinstonLogger(w);
+}
+
+class NoopLogger implements Logger {
+  debug(): void {}
+  info(): void {}
+  warn(): void {}
+  error(): void {}
+  child(): Logger {
+    return this;
+  }
+}
+
+/** A logger that drops everything (the default of every library option). */
+export const noopLogger: Logger = new NoopLogger();

@@ -1,0 +1,88 @@
+import { Publisher as ZmqPublisher } from "zeromq";
+import { noopLogger, type Logger } from "../logging/logger.js";
+import { SendQueue } from "../rpc/send-queue.js";
+import { bindOrExplain } from "../rpc/bind.js";
+import { ZMQ_MAX_MESSAGE_BYTES } from "../rpc/frames.js";
+
+/** Options of {@link Publisher}. */
+export interface PublisherOptions {
+  /** Where to bind, e.g. `tcp://127.0.0.1:5563`; port 0 picks a free port. */
+  endpoint: string;
+  /** @default noopLogger */
+  logger?: Logger | undefined;
+  /** Messages buffered per slow subscriber before ZeroMQ drops new ones. @default 100000 */
+  highWaterMark?: number | undefined;
+}
+
+/**
+ * The publish channel's sending side (a PUB socket). Each message is two frames:
+ * `[ topic, JSON body ]`. Topics come from `topics` and end with `|`.
+ * Delivery is best effort: subscribers that connect late or fall behind miss messages.
+ */
+export class Publisher {
+  private readonly socket: ZmqPublisher;
+  private readonly queue: SendQueue;
+  private readonly logger: Logger;
+  private readonly requested: string;
+  private bound: string | null = null;
+  private closed = false;
+
+  constructor(opts: PublisherOptions) {
+    this.requested = opts.endpoint;
+    this.logger = opts.logger ?? noopLogger;
+    this.socket = new ZmqPublisher({
+      linger: 0,
+      sendHighWaterMark: opts.highWaterMark ?? 100_000,
+      maxMessageSize: ZMQ_MAX_MESSAGE_BYTES,
+    });
+    this.queue = new SendQueue(this.socket);
+  }
+
+  /** The bound endpoint (after {@link bind}). */
+  get endpoint(): string | null {
+    return this.bound;
+  }
+
+  /**
+   * Bind the socket.
+   * @returns the actual endpoint, e.g. `tcp://127.0.0.1:40124`
+   */
+  async bind(): Promise<string> {
+    await bindOrExplain(this.socket, this.requested.replace(/:0$/, ":*"));
+    this.bound = this.socket.lastEndpoint ?? this.requested;
+    return this.bound;
+  }
+
+  /** Queue one message. Never throws: unserialisable bodies and send failures are logged. */
+  publish(topic: string, body: unknown): void {
+    if (this.closed) return;
+    let text: string;
+    try {
+      text = JSON.stringify(body ?? null);
+    } catch (e) {
+      this.logger.warn("publish: body is not serialisable, dropped", { topic, error: e });
+      return;
+    }
+    this.queue.push([topic, text]).catch((e: unknown) => {
+      if (!this.closed) this.logger.warn("publish failed", { topic, error: e });
+    });
+  }
+
+  /** Send what is queued (bounded wait), then close the socket. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.queue.drain(),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, 500);
+      }),
+    ]);
+    clearTimeout(timer);
+    this.closed = true;
+    this.queue.close(new Error("publisher closed"));
+    // Queued messages get a bounded time to leave (linger 0 would discard them).
+    this.socket.linger = 500;
+    this.socket.close();
+  }
+}

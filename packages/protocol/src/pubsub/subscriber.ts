@@ -1,0 +1,103 @@
+import { Subscriber as ZmqSubscriber } from "zeromq";
+import { noopLogger, type Logger } from "../logging/logger.js";
+import { ZMQ_MAX_MESSAGE_BYTES } from "../rpc/frames.js";
+
+/** Options of {@link Subscriber}. */
+export interface SubscriberOptions {
+  /** The publisher's endpoint, e.g. `tcp://127.0.0.1:5563`. */
+  endpoint: string;
+  /** @default noopLogger */
+  logger?: Logger | undefined;
+}
+
+/** One message of the publish channel. */
+export interface Published {
+  topic: string;
+  /** The parsed JSON body; validate it with the topic's schema (`RunEventSchema`, ...). */
+  body: unknown;
+}
+
+/**
+ * The publish channel's receiving side (a SUB socket). Subscribe with topic prefixes from
+ * `topics` (`topics.logs("etl")` receives every line of workflow `etl`, never of `etl2`), then
+ * iterate once with `for await`. Iteration ends when {@link close} is called. Malformed
+ * messages are skipped (logged at debug). Reconnects automatically.
+ *
+ * @example
+ * const sub = new Subscriber({ endpoint: "tcp://127.0.0.1:5563" });
+ * sub.connect();
+ * sub.subscribe(topics.runs("etl"));
+ * for await (const { topic, body } of sub) { ... }
+ */
+export class Subscriber {
+  private readonly socket: ZmqSubscriber;
+  private readonly logger: Logger;
+  /** The publisher's endpoint. */
+  readonly endpoint: string;
+  private closed = false;
+  private connected = false;
+
+  constructor(opts: SubscriberOptions) {
+    this.endpoint = opts.endpoint;
+    this.logger = opts.logger ?? noopLogger;
+    this.socket = new ZmqSubscriber({
+      linger: 0,
+      receiveHighWaterMark: 100_000,
+      maxMessageSize: ZMQ_MAX_MESSAGE_BYTES,
+      reconnectInterval: 100,
+      reconnectMaxInterval: 2000,
+    });
+  }
+
+  /** Connect to the publisher (idempotent; reconnects by itself). */
+  connect(): void {
+    if (this.connected || this.closed) return;
+    this.socket.connect(this.endpoint);
+    this.connected = true;
+  }
+
+  /** Receive messages whose topic starts with one of `topicPrefixes` (`""` = everything). */
+  subscribe(...topicPrefixes: string[]): void {
+    if (this.closed) return;
+    this.socket.subscribe(...(topicPrefixes.length === 0 ? [""] : topicPrefixes));
+  }
+
+  /** Stop receiving the given prefixes. */
+  unsubscribe(...topicPrefixes: string[]): void {
+    if (this.closed) return;
+    this.socket.unsubscribe(...(topicPrefixes.length === 0 ? [""] : topicPrefixes));
+  }
+
+  /** Messages as they arrive; iterate at most once at a time. Ends after {@link close}. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Published> {
+    while (!this.closed) {
+      let frames: Buffer[];
+      try {
+        frames = await this.socket.receive();
+      } catch (e) {
+        if (this.closed || this.socket.closed) return;
+        throw e;
+      }
+      if (frames.length !== 2 || frames[0] === undefined || frames[1] === undefined) {
+        this.logger.debug("subscriber: skipped message with wrong frame count", { frames: frames.length });
+        continue;
+      }
+      const topic = frames[0].toString("utf8");
+      let body: unknown;
+      try {
+        body = JSON.parse(frames[1].toString("utf8"));
+      } catch {
+        this.logger.debug("subscriber: skipped message with a non-JSON body", { topic });
+        continue;
+      }
+      yield { topic, body };
+    }
+  }
+
+  /** Close the socket; a running iteration ends. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.close();
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Wire framing shared by {@link RpcClient} and {@link RpcServer}. Every frame is UTF-8 text.
+ *
+ * request (DEALER -> ROUTER): `[ "cdktr/1", requestId, deadline, verb, JSON body ]`
+ * reply   (ROUTER -> DEALER): `[ "cdktr/1", requestId, "ok" | "error", JSON body ]`
+ *
+ * `deadline` is epoch milliseconds as a decimal string, `"0"` for none. An error body is
+ * `{ code, message, retryable }`.
+ */
+import { randomUUID } from "node:crypto";
+import type { z } from "zod";
+
+/** The protocol name/version frame that starts every request and reply. */
+export const PROTOCOL = "cdktr/1";
+
+/** Default application limit on the size of one request (all frames together). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/**
+ * libzmq's own limit (`ZMQ_MAXMSGSIZE`). Kept far above the application limit: libzmq silently
+ * disconnects a peer that exceeds it, whereas the application limit answers `MESSAGE_TOO_LARGE`.
+ */
+export const ZMQ_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** Longest request id a server echoes back. */
+export const MAX_REQUEST_ID_BYTES = 128;
+
+/** A fresh request id (a random UUID). */
+export function newRequestId(): string {
+  return randomUUID();
+}
+
+/** `tcp://host:port`, the ZeroMQ endpoint of a TCP address. */
+export function endpointFor(host: string, port: number): string {
+  const h = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+  return `tcp://${h}:${port}`;
+}
+
+/** Decode a frame as UTF-8 text. */
+export function frameText(frame: Buffer | undefined): string {
+  return frame === undefined ? "" : frame.toString("utf8");
+}
+
+/** Sum of the byte lengths of `frames`. */
+export function frameBytes(frames: readonly Buffer[]): number {
+  let n = 0;
+  for (const f of frames) n += f.length;
+  return n;
+}
+
+/**
+ * One line per zod issue, `body.workflowId: expected string` style, for error messages.
+ * `root` prefixes every path.
+ */
+export function formatZodIssues(error: z.ZodError, root: string): string {
+  return error.issues
+    .map((issue) => {
+      const path = [root, ...issue.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p)))]
+        .join(".")
+        .replace(/\.\[/g, "[");
+      return `${path}: ${issue.message}`;
+    })
+    .join("; ");
+}
+
+/** A printable form of a ROUTER routing id (text when printable ASCII, else `0x` + hex). */
+export function peerName(routingId: Buffer): string {
+  for (const b of routingId) {
+    if (b < 0x20 || b > 0x7e) return `0x${routingId.toString("hex")}`;
+  }
+  return routingId.toString("latin1");
+}

@@ -1,0 +1,142 @@
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { Dealer } from "zeromq";
+import { API_VERBS, type ApiVerbs } from "../messages.js";
+import { WireErrorSchema, type ErrorCode } from "../errors.js";
+import { PROTOCOL } from "./frames.js";
+import { PrincipalClient } from "./principal-client.js";
+import { RpcServer } from "./rpc-server.js";
+
+/**
+ * Garbage of every kind sent with a raw DEALER: each routable message gets the right error code
+ * back, and the server keeps answering valid requests afterwards.
+ */
+describe("RpcServer under garbage", () => {
+  let server: RpcServer<ApiVerbs>;
+  let endpoint: string;
+  let raw: Dealer;
+  let valid: PrincipalClient;
+  let handled = 0;
+
+  before(async () => {
+    server = new RpcServer({ endpoint: "tcp://127.0.0.1:0", verbs: API_VERBS });
+    server.handle("getRun", ({ runId }) => {
+      handled++;
+      return {
+        run: {
+          runId,
+          workflowId: "etl",
+          status: "QUEUED",
+          source: "test",
+          idempotencyKey: null,
+          params: {},
+          scheduledFor: null,
+          createdAt: new Date().toISOString(),
+          startedAt: null,
+          finishedAt: null,
+          agentId: null,
+          reason: null,
+          message: null,
+        },
+        tasks: [],
+      };
+    });
+    endpoint = await server.bind();
+    raw = new Dealer({ linger: 0, receiveTimeout: 3000, routingId: "raw-garbage-sender" });
+    raw.connect(endpoint);
+    valid = new PrincipalClient({ endpoint, timeoutMs: 3000, retry: { attempts: 1 } });
+  });
+
+  after(async () => {
+    raw.close();
+    valid.close();
+    await server.close();
+  });
+
+  async function expectError(frames: (string | Buffer)[], code: ErrorCode, requestId?: string): Promise<string> {
+    await raw.send(frames);
+    const reply = await raw.receive();
+    assert.equal(reply.length, 4, "reply has 4 frames");
+    assert.equal(String(reply[0]), PROTOCOL);
+    if (requestId !== undefined) assert.equal(String(reply[1]), requestId);
+    assert.equal(String(reply[2]), "error");
+    const body = WireErrorSchema.parse(JSON.parse(String(reply[3])));
+    assert.equal(body.code, code, `expected ${code}, got ${body.code}: ${body.message}`);
+    // The server still serves valid requests after every kind of garbage.
+    const before = handled;
+    const ok = await valid.getRun("run-ok");
+    assert.equal(ok.run.runId, "run-ok");
+    assert.equal(handled, before + 1);
+    return body.message;
+  }
+
+  const now = () => String(Date.now() + 5000);
+
+  it("wrong frame count -> BAD_REQUEST", async () => {
+    const msg = await expectError([PROTOCOL, "id-1", now(), "getRun"], "BAD_REQUEST", "id-1");
+    assert.match(msg, /expected 5 frames/);
+    await expectError([PROTOCOL, "id-1b", now(), "getRun", "{}", "extra"], "BAD_REQUEST", "id-1b");
+  });
+
+  it("bad JSON -> BAD_REQUEST", async () => {
+    const msg = await expectError([PROTOCOL, "id-2", now(), "getRun", "{not json"], "BAD_REQUEST", "id-2");
+    assert.match(msg, /not valid JSON/);
+  });
+
+  it("unknown verb -> UNKNOWN_VERB listing the known verbs", async () => {
+    const msg = await expectError([PROTOCOL, "id-3", now(), "dropTables", "{}"], "UNKNOWN_VERB", "id-3");
+    assert.match(msg, /dropTables.*runWorkflow/);
+    await expectError([PROTOCOL, "id-3b", now(), "__proto__", "{}"], "UNKNOWN_VERB", "id-3b");
+  });
+
+  it("schema violation -> BAD_REQUEST naming the field", async () => {
+    const msg = await expectError([PROTOCOL, "id-4", now(), "getRun", JSON.stringify({ runId: 5 })], "BAD_REQUEST", "id-4");
+    assert.match(msg, /body\.runId: .*expected string/);
+    const extra = await expectError([PROTOCOL, "id-4b", now(), "getRun", JSON.stringify({ runId: "r", x: 1 })], "BAD_REQUEST", "id-4b");
+    assert.match(extra, /x/);
+  });
+
+  it("oversize -> MESSAGE_TOO_LARGE", async () => {
+    const big = JSON.stringify({ runId: "x".repeat(1024 * 1024 + 10) });
+    await expectError([PROTOCOL, "id-5", now(), "getRun", big], "MESSAGE_TOO_LARGE", "id-5");
+  });
+
+  it("expired deadline -> DEADLINE_EXCEEDED without running the handler", async () => {
+    const before = handled;
+    await raw.send([PROTOCOL, "id-6", String(Date.now() - 1000), "getRun", JSON.stringify({ runId: "r" })]);
+    const reply = await raw.receive();
+    assert.equal(String(reply[1]), "id-6");
+    assert.equal(WireErrorSchema.parse(JSON.parse(String(reply[3]))).code, "DEADLINE_EXCEEDED");
+    assert.equal(handled, before, "an expired request is never handled");
+  });
+
+  it("malformed deadline -> BAD_REQUEST", async () => {
+    await expectError([PROTOCOL, "id-6b", "soon", "getRun", JSON.stringify({ runId: "r" })], "BAD_REQUEST", "id-6b");
+  });
+
+  it("wrong protocol version -> PROTOCOL_MISMATCH", async () => {
+    const msg = await expectError(["cdktr/2", "id-7", now(), "getRun", JSON.stringify({ runId: "r" })], "PROTOCOL_MISMATCH", "id-7");
+    assert.match(msg, /cdktr\/1.*cdktr\/2/);
+  });
+
+  it("random binary frames -> PROTOCOL_MISMATCH", async () => {
+    await expectError([randomBytes(64)], "PROTOCOL_MISMATCH", "");
+    await expectError([randomBytes(3), randomBytes(16), randomBytes(8), randomBytes(5), randomBytes(100)], "PROTOCOL_MISMATCH");
+    await expectError([Buffer.alloc(0)], "PROTOCOL_MISMATCH", "");
+  });
+
+  it("over-long request id -> BAD_REQUEST with an empty id", async () => {
+    await expectError([PROTOCOL, "i".repeat(500), now(), "getRun", JSON.stringify({ runId: "r" })], "BAD_REQUEST", "");
+  });
+
+  it("a burst of mixed garbage and valid requests: every valid one is answered", async () => {
+    for (let i = 0; i < 50; i++) await raw.send([randomBytes(1 + (i % 7))]);
+    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => valid.getRun(`burst-${i}`)));
+    assert.deepEqual(replies.map((r) => r.run.runId), Array.from({ length: 20 }, (_, i) => `burst-${i}`));
+    for (let i = 0; i < 50; i++) {
+      const r = await raw.receive();
+      assert.equal(String(r[2]), "error");
+    }
+  });
+});

@@ -1,0 +1,75 @@
+import { LOG_VERBS, type LogVerbs, type ReplyOf, type RequestOf } from "../messages.js";
+import type { Logger } from "../logging/logger.js";
+import { clientEnv } from "../config/env.js";
+import { endpointFor } from "./frames.js";
+import { RpcClient, type RequestOptions, type RetryOptions } from "./rpc-client.js";
+
+/** Options of {@link LogClient}. */
+export interface LogClientOptions {
+  /** @default env.CDKTR_PRINCIPAL_HOST ?? "127.0.0.1" */
+  host?: string | undefined;
+  /** @default env.CDKTR_LOGS_LISTENING_PORT ?? 5562 */
+  port?: number | undefined;
+  /** Full endpoint; overrides host and port. */
+  endpoint?: string | undefined;
+  /** Time one attempt may take. @default 5000 */
+  timeoutMs?: number | undefined;
+  /** Retry policy (`logBatch` is idempotent on (runId, taskId, seq)). */
+  retry?: RetryOptions | undefined;
+  /** Requests larger than this are refused locally. @default 1048576 */
+  maxMessageBytes?: number | undefined;
+  /** @default noopLogger */
+  logger?: Logger | undefined;
+  /** Where `CDKTR_*` variables are read. @default process.env */
+  env?: Record<string, string | undefined> | undefined;
+}
+
+/**
+ * Client of the principal's log-ingest channel (port 5562), used by agents to ship task output.
+ * @example
+ * const logs = new LogClient({ logger });
+ * await logs.logBatch({ agentId, lines });
+ */
+export class LogClient {
+  /** The log-ingest endpoint, e.g. `tcp://127.0.0.1:5562`. */
+  readonly endpoint: string;
+  private readonly rpc: RpcClient<LogVerbs>;
+
+  /** @throws ConfigError when `CDKTR_*` variables are invalid */
+  constructor(opts: LogClientOptions = {}) {
+    let endpoint = opts.endpoint;
+    if (endpoint === undefined) {
+      const env = clientEnv(opts.env ?? process.env);
+      endpoint = endpointFor(opts.host ?? env.host, opts.port ?? env.logsPort);
+    }
+    this.endpoint = endpoint;
+    this.rpc = new RpcClient({
+      endpoint,
+      verbs: LOG_VERBS,
+      ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+      ...(opts.retry === undefined ? {} : { retry: opts.retry }),
+      ...(opts.maxMessageBytes === undefined ? {} : { maxMessageBytes: opts.maxMessageBytes }),
+      ...(opts.logger === undefined ? {} : { logger: opts.logger }),
+    });
+  }
+
+  /** Ship log lines; resolves once the principal committed them. */
+  logBatch(req: RequestOf<LogVerbs, "logBatch">, opts?: RequestOptions): Promise<ReplyOf<LogVerbs, "logBatch">> {
+    return this.rpc.request("logBatch", req, opts);
+  }
+
+  /** Liveness of the log-ingest channel. */
+  ping(opts?: RequestOptions): Promise<ReplyOf<LogVerbs, "ping">> {
+    return this.rpc.request("ping", {}, opts);
+  }
+
+  /** Send any verb of the log channel. */
+  request<V extends keyof LogVerbs & string>(verb: V, body: RequestOf<LogVerbs, V>, opts?: RequestOptions): Promise<ReplyOf<LogVerbs, V>> {
+    return this.rpc.request(verb, body, opts);
+  }
+
+  /** Close the socket. Idempotent. */
+  close(): void {
+    this.rpc.close();
+  }
+}

@@ -1,0 +1,358 @@
+import { Router } from "zeromq";
+import { CdktrError, toCdktrError, type ErrorCode, type WireError } from "../errors.js";
+import type { ParsedRequestOf, ReplyOf, VerbTable } from "../messages.js";
+import { noopLogger, type Logger } from "../logging/logger.js";
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  MAX_REQUEST_ID_BYTES,
+  PROTOCOL,
+  ZMQ_MAX_MESSAGE_BYTES,
+  formatZodIssues,
+  frameBytes,
+  frameText,
+  peerName,
+} from "./frames.js";
+import { SendQueue } from "./send-queue.js";
+import { bindOrExplain } from "./bind.js";
+
+/** What a handler learns about the request besides its body. */
+export interface RequestContext {
+  /** The caller's routing id (printable form). */
+  peer: string;
+  requestId: string;
+  /** Epoch ms after which the caller no longer waits; null when it sent none. */
+  deadline: number | null;
+  /** Aborted at the deadline and when the server closes. */
+  signal: AbortSignal;
+}
+
+/** A verb handler: return the reply body or throw a {@link CdktrError}. */
+export type Handler<T extends VerbTable, V extends keyof T & string> = (
+  body: ParsedRequestOf<T, V>,
+  ctx: RequestContext,
+) => ReplyOf<T, V> | Promise<ReplyOf<T, V>>;
+
+/** Options of {@link RpcServer}. */
+export interface RpcServerOptions<T extends VerbTable> {
+  /** Where to bind, e.g. `tcp://127.0.0.1:5561`; port 0 picks a free port. */
+  endpoint: string;
+  /** The verb table served (`API_VERBS` or `LOG_VERBS`). */
+  verbs: T;
+  /** Requests larger than this (all frames) get `MESSAGE_TOO_LARGE`. @default 1048576 (1 MiB) */
+  maxMessageBytes?: number | undefined;
+  /** Replies larger than this are replaced by a `MESSAGE_TOO_LARGE` error. @default 33554432 (32 MiB) */
+  maxReplyBytes?: number | undefined;
+  /** @default noopLogger */
+  logger?: Logger | undefined;
+  /** Reported by the built-in `ping` handler as `principalId`. @default "cdktr" */
+  serverId?: string | undefined;
+  /** Reported by the built-in `ping` handler as `version`. @default "0.1.0" */
+  version?: string | undefined;
+  /** How long `close()` waits for running handlers before dropping their replies. @default 2000 */
+  closeTimeoutMs?: number | undefined;
+}
+
+/** Pause before closing the socket when replies were sent during `close()`. */
+const CLOSE_GRACE_MS = 100;
+
+interface Parsed {
+  routingId: Buffer;
+  requestId: string;
+}
+
+/**
+ * The server half of the request/reply channel: a ROUTER socket that validates every request
+ * against its verb's zod schema, runs handlers concurrently and replies (possibly out of order).
+ * Malformed input of any kind gets an error reply when the sender is routable and never stops
+ * the receive loop.
+ *
+ * @example
+ * const server = new RpcServer({ endpoint: "tcp://127.0.0.1:5561", verbs: API_VERBS, logger })
+ *   .handle("getRun", async ({ runId }) => store.getRun(runId));
+ * const endpoint = await server.bind();
+ */
+export class RpcServer<T extends VerbTable> {
+  private readonly socket: Router;
+  private readonly queue: SendQueue;
+  private readonly handlers = new Map<string, Handler<T, keyof T & string>>();
+  private readonly inFlight = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  private readonly verbs: T;
+  private readonly maxMessageBytes: number;
+  private readonly maxReplyBytes: number;
+  private readonly logger: Logger;
+  private readonly serverId: string;
+  private readonly version: string;
+  private readonly closeTimeoutMs: number;
+  private readonly requestedEndpoint: string;
+  private bound: string | null = null;
+  private state: "new" | "running" | "closing" | "closed" = "new";
+  private loop: Promise<void> | null = null;
+  private seq = 0;
+  private repliedWhileClosing = false;
+
+  constructor(opts: RpcServerOptions<T>) {
+    this.verbs = opts.verbs;
+    this.requestedEndpoint = opts.endpoint;
+    this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.maxReplyBytes = opts.maxReplyBytes ?? 32 * 1024 * 1024;
+    this.logger = opts.logger ?? noopLogger;
+    this.serverId = opts.serverId ?? "cdktr";
+    this.version = opts.version ?? "0.1.0";
+    this.closeTimeoutMs = opts.closeTimeoutMs ?? 2000;
+    this.socket = new Router({
+      linger: 0,
+      mandatory: true,
+      sendTimeout: 0,
+      maxMessageSize: Math.max(ZMQ_MAX_MESSAGE_BYTES, this.maxMessageBytes * 2),
+      receiveHighWaterMark: 10_000,
+      sendHighWaterMark: 10_000,
+    });
+    this.queue = new SendQueue(this.socket);
+  }
+
+  /** Register the handler of `verb` (replacing any previous one). Returns `this` for chaining. */
+  handle<V extends keyof T & string>(verb: V, handler: Handler<T, V>): this {
+    if (!(verb in this.verbs)) throw new Error(`RpcServer.handle: ${verb} is not in the verb table`);
+    this.handlers.set(verb, handler as unknown as Handler<T, keyof T & string>);
+    return this;
+  }
+
+  /** The bound endpoint (after {@link bind}), e.g. `tcp://127.0.0.1:40123`. */
+  get endpoint(): string | null {
+    return this.bound;
+  }
+
+  /**
+   * Bind the socket and start serving.
+   * @returns the actual endpoint (with the chosen port when the requested one was 0)
+   * @throws Error when the address is in use or invalid
+   */
+  async bind(): Promise<string> {
+    if (this.state !== "new") throw new Error("RpcServer.bind: already bound or closed");
+    const ep = this.requestedEndpoint.replace(/:0$/, ":*");
+    await bindOrExplain(this.socket, ep);
+    this.bound = this.socket.lastEndpoint ?? this.requestedEndpoint;
+    this.state = "running";
+    this.loop = this.receiveLoop();
+    this.logger.debug("rpc server bound", { endpoint: this.bound });
+    return this.bound;
+  }
+
+  /**
+   * Stop serving: requests arriving from now on get `SHUTTING_DOWN`, running handlers see their
+   * signal aborted and get up to `closeTimeoutMs` to reply, then the socket closes.
+   * Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.state === "closed" || this.state === "closing") {
+      if (this.loop !== null) await this.loop;
+      return;
+    }
+    if (this.state === "new") {
+      this.state = "closed";
+      this.socket.close();
+      return;
+    }
+    this.state = "closing";
+    for (const f of this.inFlight.values()) f.abort.abort(new CdktrError("SHUTTING_DOWN", "the server is shutting down"));
+    const pending = [...this.inFlight.values()].map((f) => f.done);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(pending),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, this.closeTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    await Promise.race([
+      this.queue.drain(),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, 500);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (this.repliedWhileClosing) {
+      // With `immediate` set, a DEALER drops replies it had received but not yet read when the
+      // connection goes away. Give clients a moment to read the final replies.
+      await new Promise<void>((r) => {
+        timer = setTimeout(r, CLOSE_GRACE_MS);
+      });
+    }
+    this.state = "closed";
+    this.queue.close(new Error("server closed"));
+    // send() resolves once libzmq queued a reply, not once it left: give queued replies a
+    // bounded time to be transmitted instead of discarding them (linger 0).
+    this.socket.linger = 1000;
+    this.socket.close();
+    if (this.loop !== null) await this.loop;
+    this.logger.debug("rpc server closed", { endpoint: this.bound });
+  }
+
+  private async receiveLoop(): Promise<void> {
+    while (this.state === "running" || this.state === "closing") {
+      let frames: Buffer[];
+      try {
+        frames = await this.socket.receive();
+      } catch (e) {
+        if (this.socket.closed) break;
+        this.logger.warn("rpc receive failed", { error: e });
+        continue;
+      }
+      try {
+        this.dispatch(frames);
+      } catch (e) {
+        this.logger.error("rpc dispatch failed", { error: e });
+      }
+    }
+  }
+
+  /** Validate one message and start its handler (never awaits the handler). */
+  private dispatch(frames: Buffer[]): void {
+    const routingId = frames[0];
+    if (routingId === undefined) return;
+    const idFrame = frames[2];
+    const requestId =
+      idFrame !== undefined && idFrame.length <= MAX_REQUEST_ID_BYTES ? frameText(idFrame) : "";
+    const p: Parsed = { routingId, requestId };
+    const peer = peerName(routingId);
+    const fail = (code: ErrorCode, message: string): void => {
+      this.logger.debug("rpc request refused", { peer, requestId, code, message });
+      this.replyError(p, new CdktrError(code, message));
+    };
+
+    const proto = frameText(frames[1]);
+    if (frames.length < 2 || proto !== PROTOCOL) {
+      const got = frames.length < 2 ? "no frames" : JSON.stringify(proto.slice(0, 40));
+      fail(
+        "PROTOCOL_MISMATCH",
+        `this server speaks ${PROTOCOL}; the first frame was ${got}. Use a client of protocol ${PROTOCOL} (see docs/protocol.md)`,
+      );
+      return;
+    }
+    if (frames.length !== 6) {
+      fail(
+        "BAD_REQUEST",
+        `expected 5 frames [${PROTOCOL}, requestId, deadline, verb, body], got ${frames.length - 1}`,
+      );
+      return;
+    }
+    const size = frameBytes(frames) - routingId.length;
+    if (size > this.maxMessageBytes) {
+      fail(
+        "MESSAGE_TOO_LARGE",
+        `request of ${size} bytes exceeds the limit of ${this.maxMessageBytes} bytes; send smaller batches`,
+      );
+      return;
+    }
+    if (requestId === "") {
+      fail("BAD_REQUEST", `requestId must be 1 to ${MAX_REQUEST_ID_BYTES} bytes`);
+      return;
+    }
+    const deadlineText = frameText(frames[3]);
+    if (!/^\d{1,16}$/.test(deadlineText)) {
+      fail("BAD_REQUEST", `deadline must be epoch milliseconds as a decimal string ("0" = none), got ${JSON.stringify(deadlineText.slice(0, 40))}`);
+      return;
+    }
+    const deadlineNum = Number(deadlineText);
+    const deadline = deadlineNum === 0 ? null : deadlineNum;
+    if (deadline !== null && deadline <= Date.now()) {
+      fail("DEADLINE_EXCEEDED", `the request's deadline passed ${Date.now() - deadline} ms before it was handled; retry with a longer timeout`);
+      return;
+    }
+    const verb = frameText(frames[4]);
+    const spec = Object.prototype.hasOwnProperty.call(this.verbs, verb) ? this.verbs[verb] : undefined;
+    if (spec === undefined) {
+      fail("UNKNOWN_VERB", `unknown verb ${JSON.stringify(verb.slice(0, 64))}; this server accepts: ${Object.keys(this.verbs).join(", ")}`);
+      return;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(frameText(frames[5]));
+    } catch (e) {
+      fail("BAD_REQUEST", `body of ${verb} is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+      return;
+    }
+    const parsed = spec.request.safeParse(json);
+    if (!parsed.success) {
+      fail("BAD_REQUEST", `invalid ${verb} request: ${formatZodIssues(parsed.error, "body")}`);
+      return;
+    }
+    if (this.state !== "running") {
+      fail("SHUTTING_DOWN", "the server is shutting down; retry against the restarted server");
+      return;
+    }
+    this.run(p, verb, parsed.data, { peer, requestId, deadline });
+  }
+
+  private run(p: Parsed, verb: string, body: unknown, base: Omit<RequestContext, "signal">): void {
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    if (base.deadline !== null) {
+      timer = setTimeout(
+        () => abort.abort(new CdktrError("DEADLINE_EXCEEDED", "the caller's deadline passed")),
+        Math.max(0, base.deadline - Date.now()),
+      );
+    }
+    const key = `${++this.seq}`;
+    const ctx: RequestContext = { ...base, signal: abort.signal };
+    const handler = this.handlers.get(verb);
+    const done = (async () => {
+      try {
+        let reply: unknown;
+        if (handler !== undefined) {
+          reply = await handler(body as never, ctx);
+        } else if (verb === "ping") {
+          reply = { principalId: this.serverId, version: this.version, time: new Date().toISOString() };
+        } else {
+          throw new CdktrError("UNKNOWN_VERB", `verb ${verb} is not served here (no handler registered)`, { retryable: false });
+        }
+        this.replyOk(p, verb, reply);
+      } catch (e) {
+        const err = toCdktrError(e);
+        if (err.code === "INTERNAL" && !(e instanceof CdktrError)) {
+          this.logger.error(`handler of ${verb} failed`, { peer: base.peer, requestId: base.requestId, error: e });
+        } else {
+          this.logger.debug(`handler of ${verb} refused`, { requestId: base.requestId, code: err.code, message: err.message });
+        }
+        this.replyError(p, err);
+      } finally {
+        clearTimeout(timer);
+        this.inFlight.delete(key);
+      }
+    })();
+    this.inFlight.set(key, { abort, done });
+  }
+
+  private replyOk(p: Parsed, verb: string, reply: unknown): void {
+    let text: string;
+    try {
+      text = JSON.stringify(reply === undefined ? null : reply);
+    } catch (e) {
+      this.replyError(p, new CdktrError("INTERNAL", `internal error: reply of ${verb} is not serialisable`, { cause: e }));
+      return;
+    }
+    if (Buffer.byteLength(text) > this.maxReplyBytes) {
+      this.replyError(
+        p,
+        new CdktrError("MESSAGE_TOO_LARGE", `reply of ${verb} exceeds ${this.maxReplyBytes} bytes; ask for a smaller page (limit)`, { retryable: false }),
+      );
+      return;
+    }
+    this.send(p, "ok", text);
+  }
+
+  private replyError(p: Parsed, err: CdktrError): void {
+    const wire: WireError = err.toWire();
+    this.send(p, "error", JSON.stringify(wire));
+  }
+
+  private send(p: Parsed, status: "ok" | "error", body: string): void {
+    if (this.state === "closed") return;
+    if (this.state === "closing") this.repliedWhileClosing = true;
+    this.queue.push([p.routingId, PROTOCOL, p.requestId, status, body]).catch((e: unknown) => {
+      const code = (e as { code?: unknown }).code;
+      // EHOSTUNREACH: the peer is gone (mandatory ROUTER); EAGAIN: its queue is full. Drop.
+      this.logger.debug("rpc reply dropped", { peer: peerName(p.routingId), requestId: p.requestId, code, error: e });
+    });
+  }
+}

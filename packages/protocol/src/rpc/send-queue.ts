@@ -1,0 +1,97 @@
+import type { Dealer, Publisher, Router } from "zeromq";
+
+type SendSocket = Dealer | Router | Publisher;
+
+interface Item {
+  frames: (Buffer | string)[];
+  /** Epoch ms after which the item is not sent at all; null = no limit. */
+  deadline: number | null;
+  /** Applied as the socket's `sendTimeout` before sending; null = leave the socket's own. */
+  sendTimeoutMs: number | null;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+/** Raised by {@link SendQueue.push} when the item's deadline passed before it could be sent. */
+export class SendExpiredError extends Error {
+  readonly code = "EXPIRED";
+  constructor() {
+    super("deadline passed before the message could be sent");
+    this.name = "SendExpiredError";
+  }
+}
+
+/**
+ * Serialises sends on one socket: zeromq.js rejects a `send()` while another is pending.
+ * Internal to `@cdktr/protocol`.
+ */
+export class SendQueue {
+  private readonly items: Item[] = [];
+  private pumping = false;
+  private closed = false;
+  private readonly drained: (() => void)[] = [];
+
+  constructor(private readonly socket: SendSocket) {}
+
+  /** Queue `frames`; resolves once libzmq accepted them, rejects with the send error. */
+  push(frames: (Buffer | string)[], opts: { deadline?: number | null; sendTimeoutMs?: number } = {}): Promise<void> {
+    if (this.closed) return Promise.reject(new Error("socket closed"));
+    return new Promise<void>((resolve, reject) => {
+      this.items.push({
+        frames,
+        deadline: opts.deadline ?? null,
+        sendTimeoutMs: opts.sendTimeoutMs ?? null,
+        resolve,
+        reject,
+      });
+      if (!this.pumping) void this.pump();
+    });
+  }
+
+  /** Messages waiting to be handed to libzmq. */
+  get size(): number {
+    return this.items.length;
+  }
+
+  /** Resolves when every queued item was sent or failed. */
+  drain(): Promise<void> {
+    if (!this.pumping && this.items.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.drained.push(resolve));
+  }
+
+  /** Reject everything queued; later pushes reject at once. */
+  close(reason: unknown): void {
+    this.closed = true;
+    for (const item of this.items.splice(0)) item.reject(reason);
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      for (;;) {
+        const item = this.items.shift();
+        if (item === undefined) break;
+        let timeout = item.sendTimeoutMs;
+        if (item.deadline !== null) {
+          const left = item.deadline - Date.now();
+          if (left <= 0) {
+            item.reject(new SendExpiredError());
+            continue;
+          }
+          timeout = timeout === null || timeout < 0 ? left : Math.min(timeout, left);
+        }
+        try {
+          if (this.socket.closed) throw new Error("socket closed");
+          if (timeout !== null && this.socket.sendTimeout !== timeout) this.socket.sendTimeout = timeout;
+          await this.socket.send(item.frames);
+          item.resolve();
+        } catch (e) {
+          item.reject(e);
+        }
+      }
+    } finally {
+      this.pumping = false;
+      for (const resolve of this.drained.splice(0)) resolve();
+    }
+  }
+}
