@@ -1,0 +1,43 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ConfigError } from "@cdktr/protocol";
+import { loadConfig } from "./config.js";
+
+test("defaults: random id per start, data dir ~/.cdktr/agent/default", () => {
+  const a = loadConfig({}, { hostname: "box", homedir: "/home/u" });
+  const b = loadConfig({}, { hostname: "box", homedir: "/home/u" });
+  assert.match(a.agentId, /^box-[0-9a-f]{8}$/);
+  assert.notEqual(a.agentId, b.agentId);
+  assert.equal(a.dataDir, "/home/u/.cdktr/agent/default");
+  assert.equal(a.principalHost, "127.0.0.1");
+  assert.equal(a.principalPort, 5561);
+  assert.equal(a.logsPort, 5562);
+  assert.equal(a.maxConcurrency, 5);
+  assert.equal(a.heartbeatIntervalMs, 5000);
+  assert.equal(a.shutdownGraceMs, 30_000);
+  assert.equal(a.taskKillGraceMs, 5000);
+  assert.equal(a.logSpoolMaxBytes, 256 * 1024 * 1024);
+  assert.deepEqual(a.labels, []);
+});
+
+test("explicit id names the data dir; labels are split and trimmed", () => {
+  const c = loadConfig({ CDKTR_AGENT_ID: "gpu-1", CDKTR_AGENT_LABELS: " gpu, linux,,gpu ", CDKTR_AGENT_MAX_CONCURRENCY: "2" }, { homedir: "/h" });
+  assert.equal(c.agentId, "gpu-1");
+  assert.equal(c.dataDir, "/h/.cdktr/agent/gpu-1");
+  assert.deepEqual(c.labels, ["gpu", "linux"]);
+  assert.equal(c.maxConcurrency, 2);
+});
+
+test("bad values give one readable line per variable", () => {
+  assert.throws(
+    () => loadConfig({ CDKTR_PRINCIPAL_PORT: "abc", CDKTR_AGENT_MAX_CONCURRENCY: "0", CDKTR_AGENT_ID: "has space" }),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.equal(e.problems.length, 3);
+      assert.match(e.message, /CDKTR_PRINCIPAL_PORT: .*"abc"/);
+      assert.match(e.message, /CDKTR_AGENT_MAX_CONCURRENCY/);
+      assert.match(e.message, /CDKTR_AGENT_ID/);
+      return true;
+    },
+  );
+});

@@ -1,0 +1,104 @@
+/**
+ * Configuration of the agent: every `CDKTR_*` variable it reads, with defaults.
+ */
+import { randomBytes } from "node:crypto";
+import { homedir, hostname } from "node:os";
+import { join, resolve } from "node:path";
+import { z } from "zod";
+import { envInt, envPort, parseEnv } from "@cdktr/protocol";
+
+const MIB = 1024 * 1024;
+
+/**
+ * The agent's environment variables, keyed by name. Parse with {@link loadConfig}.
+ */
+export const AgentEnvSchema = z.object({
+  /** Host of the principal. */
+  CDKTR_PRINCIPAL_HOST: z.string().min(1).default("127.0.0.1"),
+  /** API port of the principal (register, heartbeat, fetchWork, status updates). */
+  CDKTR_PRINCIPAL_PORT: envPort(5561),
+  /** Port where the principal ingests log batches. */
+  CDKTR_LOGS_LISTENING_PORT: envPort(5562),
+  /** Agent id; default `<hostname>-<random suffix>`, different on every start. */
+  CDKTR_AGENT_ID: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[A-Za-z0-9_.:-]+$/, "use letters, digits, '_', '.', ':' and '-'")
+    .optional(),
+  /** Labels this agent offers (comma-separated); workflows may require some. */
+  CDKTR_AGENT_LABELS: z.string().default(""),
+  /** How many runs this agent executes at once. */
+  CDKTR_AGENT_MAX_CONCURRENCY: envInt({ min: 1, max: 1000, default: 5 }),
+  /** Data directory (spool, process-group records, lock). Default `~/.cdktr/agent/<id or default>`. */
+  CDKTR_AGENT_DATA_DIR: z.string().min(1).optional(),
+  /** Heartbeat period in ms (the principal's registration reply may shorten it). */
+  CDKTR_AGENT_HEARTBEAT_INTERVAL_MS: envInt({ min: 50, max: 600_000, default: 5000 }),
+  /** How long `fetchWork` long-polls, in ms. */
+  CDKTR_AGENT_FETCH_WAIT_MS: envInt({ min: 0, max: 60_000, default: 20_000 }),
+  /** On SIGTERM, how long running tasks may go on before they are cancelled, in ms. */
+  CDKTR_AGENT_SHUTDOWN_GRACE_MS: envInt({ min: 0, max: 86_400_000, default: 30_000 }),
+  /** Between SIGTERM and SIGKILL to a task's process group (timeout, cancel), in ms. */
+  CDKTR_TASK_KILL_GRACE_MS: envInt({ min: 0, max: 3_600_000, default: 5000 }),
+  /** Cap of the on-disk log spool used while the principal is unreachable, in bytes. */
+  CDKTR_AGENT_LOG_SPOOL_MAX_BYTES: envInt({ min: 1024, default: 256 * MIB }),
+  /** Log level of the agent's own logs. */
+  CDKTR_LOG_LEVEL: z.enum(["error", "warn", "info", "debug"]).default("info"),
+});
+
+/** The agent's resolved configuration. */
+export interface AgentConfig {
+  principalHost: string;
+  principalPort: number;
+  logsPort: number;
+  agentId: string;
+  /** Whether `agentId` was set explicitly (`CDKTR_AGENT_ID`). */
+  agentIdExplicit: boolean;
+  host: string;
+  labels: string[];
+  maxConcurrency: number;
+  dataDir: string;
+  heartbeatIntervalMs: number;
+  fetchWaitMs: number;
+  shutdownGraceMs: number;
+  taskKillGraceMs: number;
+  logSpoolMaxBytes: number;
+  logLevel: "error" | "warn" | "info" | "debug";
+}
+
+/**
+ * Read the agent's configuration from environment variables.
+ * @param env usually `process.env`
+ * @param deps host name and home directory (injectable for tests)
+ * @throws ConfigError (from `@cdktr/protocol`) with one line per bad variable
+ */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  deps: { hostname?: string; homedir?: string } = {},
+): AgentConfig {
+  const e = parseEnv(AgentEnvSchema, env);
+  const host = deps.hostname ?? hostname();
+  const agentId = e.CDKTR_AGENT_ID ?? `${host.replace(/[^A-Za-z0-9_.:-]/g, "_")}-${randomBytes(4).toString("hex")}`;
+  const home = deps.homedir ?? env.HOME ?? homedir();
+  const dataDir = resolve(e.CDKTR_AGENT_DATA_DIR ?? join(home, ".cdktr", "agent", e.CDKTR_AGENT_ID ?? "default"));
+  const labels = e.CDKTR_AGENT_LABELS.split(",")
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
+  return {
+    principalHost: e.CDKTR_PRINCIPAL_HOST,
+    principalPort: e.CDKTR_PRINCIPAL_PORT,
+    logsPort: e.CDKTR_LOGS_LISTENING_PORT,
+    agentId,
+    agentIdExplicit: e.CDKTR_AGENT_ID !== undefined,
+    host,
+    labels: [...new Set(labels)],
+    maxConcurrency: e.CDKTR_AGENT_MAX_CONCURRENCY,
+    dataDir,
+    heartbeatIntervalMs: e.CDKTR_AGENT_HEARTBEAT_INTERVAL_MS,
+    fetchWaitMs: e.CDKTR_AGENT_FETCH_WAIT_MS,
+    shutdownGraceMs: e.CDKTR_AGENT_SHUTDOWN_GRACE_MS,
+    taskKillGraceMs: e.CDKTR_TASK_KILL_GRACE_MS,
+    logSpoolMaxBytes: e.CDKTR_AGENT_LOG_SPOOL_MAX_BYTES,
+    logLevel: e.CDKTR_LOG_LEVEL,
+  };
+}

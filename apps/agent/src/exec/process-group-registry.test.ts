@@ -1,0 +1,53 @@
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { noopLogger } from "@cdktr/protocol";
+import { waitFor, makeTempDir, removeTempDirs } from "@cdktr/test-utils";
+import { ProcessGroupRegistry } from "./process-group-registry.js";
+
+after(removeTempDirs);
+
+function alive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test("groups recorded by a previous agent process are killed; records are removed", async () => {
+  const dir = makeTempDir("cdktr-pg-");
+  const reg = new ProcessGroupRegistry(dir, noopLogger);
+  const child = spawn("sh", ["-c", "sleep 300 & sleep 300"], {
+    detached: true,
+    stdio: "ignore",
+    env: { PATH: process.env.PATH ?? "/bin", CDKTR_RUN_ID: "r1", CDKTR_TASK_ID: "t1" },
+  });
+  const pgid = child.pid as number;
+  reg.recorderFor("r1", "t1").record(pgid);
+  assert.deepEqual(readdirSync(join(dir, "pgids")), [String(pgid)]);
+  // A new registry on the same data dir (the next agent process) reaps it.
+  const killed = new ProcessGroupRegistry(dir, noopLogger).reapOrphans();
+  assert.deepEqual(killed, [pgid]);
+  await waitFor(() => !alive(pgid), { timeoutMs: 5000, what: "orphan group gone" });
+  assert.deepEqual(readdirSync(join(dir, "pgids")), []);
+});
+
+test("a recorded pgid now used by an unrelated process group is left alone", async () => {
+  const dir = makeTempDir("cdktr-pg-");
+  const other = spawn("sleep", ["300"], { detached: true, stdio: "ignore", env: { PATH: process.env.PATH ?? "/bin" } });
+  const pgid = other.pid as number;
+  try {
+    new ProcessGroupRegistry(dir, noopLogger);
+    writeFileSync(join(dir, "pgids", String(pgid)), JSON.stringify({ pgid, runId: "r9", taskId: "t9", startTicks: "1" }));
+    const killed = new ProcessGroupRegistry(dir, noopLogger).reapOrphans();
+    assert.deepEqual(killed, []);
+    assert.equal(alive(pgid), true);
+    assert.deepEqual(readdirSync(join(dir, "pgids")), []);
+  } finally {
+    process.kill(-pgid, "SIGKILL");
+  }
+});

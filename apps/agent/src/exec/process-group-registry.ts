@@ -1,0 +1,141 @@
+/**
+ * Records the process groups of running tasks in the data directory, so that an agent started
+ * after a SIGKILLed one can find and kill the task processes it left behind.
+ */
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "@cdktr/protocol";
+import { killGroup, type GroupRecorder } from "./task-process.js";
+
+/** What a `pgids/<pgid>` file holds. */
+interface GroupRecord {
+  pgid: number;
+  runId: string;
+  taskId: string;
+  /** Start time of the leader in clock ticks since boot (`/proc/<pid>/stat` field 22). */
+  startTicks: string | null;
+}
+
+/** A process seen in `/proc`. */
+interface ProcInfo {
+  pid: number;
+  pgrp: number;
+  startTicks: string;
+}
+
+function readProcStat(pid: number): ProcInfo | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // "pid (comm) state ppid pgrp session ... starttime(22)"; comm may contain spaces and ')'.
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const pgrp = Number(rest[2]);
+    const startTicks = rest[19];
+    if (!Number.isInteger(pgrp) || startTicks === undefined) return null;
+    return { pid, pgrp, startTicks };
+  } catch {
+    return null;
+  }
+}
+
+function environHas(pid: number, entry: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").includes(entry);
+  } catch {
+    return false;
+  }
+}
+
+/** Every live process whose process group is `pgid` (Linux `/proc`; empty elsewhere). */
+function groupMembers(pgid: number): ProcInfo[] {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  const out: ProcInfo[] = [];
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue;
+    const info = readProcStat(Number(name));
+    if (info !== null && info.pgrp === pgid) out.push(info);
+  }
+  return out;
+}
+
+/**
+ * One file per live task process group under `<dataDir>/pgids/`, written right after spawn and
+ * removed when the group is gone.
+ */
+export class ProcessGroupRegistry {
+  readonly #dir: string;
+  readonly #logger: Logger;
+
+  constructor(dataDir: string, logger: Logger) {
+    this.#dir = join(dataDir, "pgids");
+    this.#logger = logger;
+    mkdirSync(this.#dir, { recursive: true });
+  }
+
+  /** A recorder that tags the groups it records with this run and task. */
+  recorderFor(runId: string, taskId: string): GroupRecorder {
+    return {
+      record: (pgid) => {
+        const rec: GroupRecord = { pgid, runId, taskId, startTicks: readProcStat(pgid)?.startTicks ?? null };
+        try {
+          writeFileSync(join(this.#dir, String(pgid)), JSON.stringify(rec));
+        } catch (e: unknown) {
+          this.#logger.warn("cannot record task process group", { pgid, runId, taskId, error: String(e) });
+        }
+      },
+      release: (pgid) => {
+        rmSync(join(this.#dir, String(pgid)), { force: true });
+      },
+    };
+  }
+
+  /**
+   * Kill (SIGKILL) the groups a previous agent process recorded and that still exist and are
+   * still ours: the leader has the recorded start time, or a member's environment carries the
+   * recorded `CDKTR_RUN_ID` and `CDKTR_TASK_ID`. Removes every record. Returns the pgids killed.
+   */
+  reapOrphans(): number[] {
+    const killed: number[] = [];
+    let names: string[];
+    try {
+      names = readdirSync(this.#dir);
+    } catch {
+      return killed;
+    }
+    for (const name of names) {
+      const file = join(this.#dir, name);
+      let rec: GroupRecord | null = null;
+      try {
+        rec = JSON.parse(readFileSync(file, "utf8")) as GroupRecord;
+      } catch {
+        rec = null;
+      }
+      if (rec !== null && Number.isInteger(rec.pgid) && rec.pgid > 1) {
+        const members = groupMembers(rec.pgid);
+        const leader = members.find((m) => m.pid === rec.pgid);
+        const ours =
+          (leader !== undefined && rec.startTicks !== null && leader.startTicks === rec.startTicks) ||
+          members.some(
+            (m) => environHas(m.pid, `CDKTR_RUN_ID=${rec.runId}`) && environHas(m.pid, `CDKTR_TASK_ID=${rec.taskId}`),
+          );
+        if (members.length > 0 && ours && killGroup(rec.pgid, "SIGKILL")) {
+          killed.push(rec.pgid);
+          this.#logger.warn("killed task processes left by a previous agent process", {
+            pgid: rec.pgid,
+            runId: rec.runId,
+            taskId: rec.taskId,
+            processes: members.length,
+          });
+        } else if (members.length > 0) {
+          this.#logger.warn("process group recorded by a previous agent is not ours any more: left alone", { pgid: rec.pgid });
+        }
+      }
+      rmSync(file, { force: true });
+    }
+    return killed;
+  }
+}

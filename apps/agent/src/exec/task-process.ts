@@ -1,0 +1,212 @@
+/**
+ * Runs one attempt of a task as a process group and reports how it ended.
+ */
+import { spawn } from "node:child_process";
+import { statSync } from "node:fs";
+import type { Readable } from "node:stream";
+import type { Reason } from "@cdktr/protocol";
+import { LineSplitter } from "./line-splitter.js";
+import type { TaskCommand } from "./task-command.js";
+
+/** Output stream of a task process. */
+export type OutputStream = "stdout" | "stderr";
+
+/**
+ * Backpressure from the log pipeline: while `shouldPause()` is true the task's pipes are not
+ * read (the task blocks on write once the pipe fills), until `whenWritable()` resolves.
+ */
+export interface OutputFlowControl {
+  shouldPause(): boolean;
+  whenWritable(): Promise<void>;
+}
+
+/** Where process-group ids are recorded while their group lives (see `ProcessGroupRegistry`). */
+export interface GroupRecorder {
+  record(pgid: number): void;
+  release(pgid: number): void;
+}
+
+/** Options of {@link runTaskProcess}. */
+export interface RunTaskProcessOptions {
+  command: TaskCommand;
+  /** Kill the attempt after this long (reason `timeout`); null = no limit. */
+  timeoutMs: number | null;
+  /** Time between SIGTERM and SIGKILL to the group on timeout or cancel. */
+  killGraceMs: number;
+  /** Receives every output line, in order per stream. */
+  onLine(stream: OutputStream, line: string): void;
+  flow?: OutputFlowControl;
+  groups?: GroupRecorder;
+  /**
+   * Aborting kills the process group; the attempt ends with the abort reason when it is a
+   * {@link Reason} (`cancelled`, `agent_shutdown`), else `cancelled`.
+   */
+  signal?: AbortSignal;
+  /** Longest line kept in one piece. @default 65536 */
+  maxLineBytes?: number;
+}
+
+/** How one attempt ended. */
+export type AttemptResult =
+  | { ok: true; exitCode: 0 }
+  | {
+      ok: false;
+      reason: Extract<Reason, "exit_code" | "signal" | "timeout" | "cancelled" | "agent_shutdown" | "spawn_error">;
+      exitCode: number | null;
+      signal: string | null;
+      message: string;
+      pid: number | null;
+    };
+
+function abortReason(signal: AbortSignal): "cancelled" | "agent_shutdown" {
+  return signal.reason === "agent_shutdown" ? "agent_shutdown" : "cancelled";
+}
+
+/** Send `sig` to every process of group `pgid`; false when the group is gone. */
+export function killGroup(pgid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Spawn the command directly (no shell) as the leader of a new process group, read stdout and
+ * stderr concurrently line by line, and resolve when the process exited and both pipes closed.
+ * Never rejects: spawn failures resolve with reason `spawn_error` and a message naming the
+ * command. Whatever happens, the group is killed before this resolves (no stragglers).
+ */
+export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptResult> {
+  const { command, signal } = options;
+  if (signal?.aborted === true) {
+    const reason = abortReason(signal);
+    return Promise.resolve({ ok: false, reason, exitCode: null, signal: null, message: `${reason} before start`, pid: null });
+  }
+  if (command.cwd !== null) {
+    let isDir = false;
+    try {
+      isDir = statSync(command.cwd).isDirectory();
+    } catch {
+      isDir = false;
+    }
+    if (!isDir) {
+      return Promise.resolve({
+        ok: false,
+        reason: "spawn_error",
+        exitCode: null,
+        signal: null,
+        message: `cannot start \`${command.cmd}\`: working directory ${command.cwd} does not exist or is not a directory`,
+        pid: null,
+      });
+    }
+  }
+
+  return new Promise<AttemptResult>((resolve) => {
+    let child;
+    try {
+      child = spawn(command.cmd, command.args, {
+        cwd: command.cwd ?? undefined,
+        env: command.env,
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+        shell: false,
+        windowsHide: true,
+      });
+    } catch (e: unknown) {
+      resolve(spawnFailure(command.cmd, e));
+      return;
+    }
+    const pid = child.pid;
+    if (pid !== undefined) options.groups?.record(pid);
+
+    let settled = false;
+    let terminating: "timeout" | "cancelled" | "agent_shutdown" | null = null;
+    let killTimer: NodeJS.Timeout | undefined;
+    let timeoutTimer: NodeJS.Timeout | undefined;
+    let spawnError: unknown;
+
+    const terminate = (why: "timeout" | "cancelled" | "agent_shutdown"): void => {
+      if (terminating !== null || pid === undefined) return;
+      terminating = why;
+      killGroup(pid, "SIGTERM");
+      killTimer = setTimeout(() => killGroup(pid, "SIGKILL"), options.killGraceMs);
+      killTimer.unref();
+    };
+    const onAbort = (): void => {
+      if (signal !== undefined) terminate(abortReason(signal));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (options.timeoutMs !== null && pid !== undefined) {
+      timeoutTimer = setTimeout(() => terminate("timeout"), options.timeoutMs);
+    }
+
+    const readLines = (stream: Readable, name: OutputStream): void => {
+      const splitter = new LineSplitter(options.maxLineBytes === undefined ? {} : { maxLineBytes: options.maxLineBytes });
+      stream.on("data", (chunk: Buffer) => {
+        for (const line of splitter.push(chunk)) options.onLine(name, line);
+        const flow = options.flow;
+        if (flow !== undefined && flow.shouldPause() && !stream.isPaused()) {
+          stream.pause();
+          void flow.whenWritable().then(() => stream.resume());
+        }
+      });
+      stream.on("end", () => {
+        for (const line of splitter.end()) options.onLine(name, line);
+      });
+      stream.on("error", () => {
+        /* the pipe broke: close/exit still report the outcome */
+      });
+    };
+    readLines(child.stdout, "stdout");
+    readLines(child.stderr, "stderr");
+
+    const finish = (result: AttemptResult): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timeoutTimer);
+      clearTimeout(killTimer);
+      signal?.removeEventListener("abort", onAbort);
+      if (pid !== undefined) {
+        killGroup(pid, "SIGKILL");
+        options.groups?.release(pid);
+      }
+      resolve(result);
+    };
+
+    child.on("error", (e) => {
+      spawnError = e;
+      if (pid === undefined) finish(spawnFailure(command.cmd, e));
+    });
+    child.on("exit", () => {
+      // The leader is gone: kill what it left in its group so the pipes can close.
+      if (pid !== undefined) killGroup(pid, "SIGKILL");
+      clearTimeout(timeoutTimer);
+    });
+    child.on("close", (code, sig) => {
+      if (spawnError !== undefined && pid === undefined) return finish(spawnFailure(command.cmd, spawnError));
+      const p = pid ?? null;
+      if (terminating === "timeout") {
+        finish({ ok: false, reason: "timeout", exitCode: code, signal: sig, message: `timed out after ${options.timeoutMs ?? 0} ms`, pid: p });
+      } else if (terminating !== null) {
+        finish({ ok: false, reason: terminating, exitCode: code, signal: sig, message: terminating === "cancelled" ? "cancelled" : "stopped because the agent is shutting down", pid: p });
+      } else if (code === 0) {
+        finish({ ok: true, exitCode: 0 });
+      } else if (code !== null) {
+        finish({ ok: false, reason: "exit_code", exitCode: code, signal: null, message: `exited with code ${code}`, pid: p });
+      } else {
+        finish({ ok: false, reason: "signal", exitCode: null, signal: sig, message: `killed by ${sig ?? "a signal"}`, pid: p });
+      }
+    });
+  });
+}
+
+function spawnFailure(cmd: string, e: unknown): AttemptResult {
+  const code = typeof e === "object" && e !== null ? (e as { code?: unknown }).code : undefined;
+  let message: string;
+  if (code === "ENOENT") message = `command not found: \`${cmd}\` (no such file, or not on PATH)`;
+  else if (code === "EACCES") message = `cannot execute \`${cmd}\`: permission denied`;
+  else message = `cannot start \`${cmd}\`: ${e instanceof Error ? e.message : String(e)}`;
+  return { ok: false, reason: "spawn_error", exitCode: null, signal: null, message, pid: null };
+}

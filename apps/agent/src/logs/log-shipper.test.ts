@@ -1,0 +1,124 @@
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import { CdktrError, noopLogger, type LogLine } from "@cdktr/protocol";
+import { waitFor, makeTempDir, removeTempDirs } from "@cdktr/test-utils";
+import { LogShipper, type LogSink } from "./log-shipper.js";
+
+after(removeTempDirs);
+
+function line(taskId: string, seq: number): LogLine {
+  return { time: new Date().toISOString(), runId: "r1", workflowId: "wf", taskId, stream: "stdout", level: "info", seq, line: `line ${seq}` };
+}
+
+/** A principal stand-in that stores batches, and can be made unreachable. */
+function fakePrincipal(): { sink: LogSink; stored: LogLine[]; batches: number[]; down: boolean } {
+  const p = {
+    stored: [] as LogLine[],
+    batches: [] as number[],
+    down: false,
+    sink: async (lines: LogLine[]) => {
+      await new Promise((r) => setTimeout(r, 1));
+      if (p.down) throw new CdktrError("UNAVAILABLE", "principal down");
+      p.batches.push(lines.length);
+      p.stored.push(...lines);
+    },
+  };
+  return p;
+}
+
+const seqs = (lines: LogLine[]): number[] => lines.map((l) => l.seq);
+const range = (n: number, from = 1): number[] => Array.from({ length: n }, (_, i) => i + from);
+
+test("lines are delivered in order, in batches of at most maxBatchLines; whenAcked follows", async () => {
+  const p = fakePrincipal();
+  const s = new LogShipper({ sink: p.sink, spoolDir: makeTempDir("cdktr-spool-"), spoolMaxBytes: 1e9, logger: noopLogger, maxBatchLines: 100 });
+  s.start();
+  for (let i = 1; i <= 1000; i++) s.append(line("t", i));
+  await s.whenAcked(s.mark());
+  assert.deepEqual(seqs(p.stored), range(1000));
+  assert.ok(p.batches.every((b) => b <= 100));
+  await s.stop();
+});
+
+test("an outage spills to the spool; after reconnecting everything arrives once, in order", async () => {
+  const p = fakePrincipal();
+  p.down = true;
+  const dir = makeTempDir("cdktr-spool-");
+  const s = new LogShipper({ sink: p.sink, spoolDir: dir, spoolMaxBytes: 1e9, logger: noopLogger, retryBaseMs: 10, retryMaxMs: 50 });
+  s.start();
+  for (let i = 1; i <= 3000; i++) s.append(line("t", i));
+  await waitFor(() => s.spoolBytes > 0, { timeoutMs: 5000, what: "spill" });
+  assert.ok(readdirSync(dir).length > 0);
+  for (let i = 3001; i <= 4000; i++) s.append(line("t", i));
+  p.down = false;
+  await s.whenAcked(s.mark());
+  await waitFor(() => s.spoolBytes === 0, { timeoutMs: 5000, what: "spool drained" });
+  assert.deepEqual(seqs(p.stored), range(4000));
+  assert.deepEqual(readdirSync(dir), []);
+  await s.stop();
+});
+
+test("at the spool cap producers are told to pause, and no line is dropped", async () => {
+  const p = fakePrincipal();
+  p.down = true;
+  const s = new LogShipper({
+    sink: p.sink,
+    spoolDir: makeTempDir("cdktr-spool-"),
+    spoolMaxBytes: 20_000,
+    memoryHighBytes: 10_000,
+    logger: noopLogger,
+    retryBaseMs: 10,
+    retryMaxMs: 20,
+  });
+  s.start();
+  let n = 0;
+  while (!s.shouldPause() && n < 100_000) s.append(line("t", ++n));
+  // memory alone would pause at ~40 lines; keep appending while the loop spills
+  await new Promise((r) => setTimeout(r, 200));
+  while (!s.shouldPause() && n < 100_000) s.append(line("t", ++n));
+  assert.ok(s.shouldPause(), "paused at the cap");
+  assert.ok(s.spoolBytes <= 20_000);
+  let resumed = false;
+  void s.whenWritable().then(() => (resumed = true));
+  p.down = false;
+  await s.whenAcked(s.mark());
+  assert.equal(resumed, true);
+  assert.deepEqual(seqs(p.stored), range(n));
+  await s.stop();
+});
+
+test("stop during an outage leaves the lines in the spool; the next shipper resends them first", async () => {
+  const p = fakePrincipal();
+  p.down = true;
+  const dir = makeTempDir("cdktr-spool-");
+  const a = new LogShipper({ sink: p.sink, spoolDir: dir, spoolMaxBytes: 1e9, logger: noopLogger, retryBaseMs: 10 });
+  a.start();
+  for (let i = 1; i <= 500; i++) a.append(line("t", i));
+  await new Promise((r) => setTimeout(r, 100));
+  await a.stop();
+  assert.ok(readdirSync(dir).length > 0);
+  p.down = false;
+  const b = new LogShipper({ sink: p.sink, spoolDir: dir, spoolMaxBytes: 1e9, logger: noopLogger });
+  b.start();
+  for (let i = 501; i <= 600; i++) b.append(line("t", i));
+  await b.whenAcked(b.mark());
+  assert.ok(await b.flush(5000));
+  assert.deepEqual(seqs(p.stored), range(600));
+  assert.deepEqual(readdirSync(dir), []);
+  await b.stop();
+});
+
+test("a batch the principal refuses for good is split to isolate the bad line", async () => {
+  const stored: LogLine[] = [];
+  const sink: LogSink = async (lines) => {
+    if (lines.some((l) => l.seq === 7)) throw new CdktrError("BAD_REQUEST", "bad line");
+    stored.push(...lines);
+  };
+  const s = new LogShipper({ sink, spoolDir: makeTempDir("cdktr-spool-"), spoolMaxBytes: 1e9, logger: noopLogger, lingerMs: 20 });
+  s.start();
+  for (let i = 1; i <= 20; i++) s.append(line("t", i));
+  await s.whenAcked(s.mark());
+  assert.deepEqual(seqs(stored), range(20).filter((x) => x !== 7));
+  await s.stop();
+});

@@ -1,0 +1,175 @@
+/**
+ * Failures of whole processes: the principal SIGKILLed and restarted mid-run, the agent
+ * SIGKILLed mid-run (orphans reaped by the next agent), a shared data directory, graceful
+ * shutdown, and an agent started before its principal.
+ */
+import { afterEach, test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { killAllServices, removeTempDirs, waitFor } from "@cdktr/test-utils";
+import { Cluster, groupAlive, readLines, taskStates, workflowYaml } from "./helpers.js";
+
+let cluster: Cluster | null = null;
+afterEach(async () => {
+  cluster?.close();
+  cluster = null;
+  await killAllServices();
+  removeTempDirs();
+});
+
+test("principal SIGKILLed mid-run and restarted 5 s later: run COMPLETED, every log line stored once", async () => {
+  const LINES = 150;
+  // ~3 s of steady output, then a dependent task: both end while the principal is down
+  const script = `let i=0;const t=setInterval(()=>{i++;console.log('tick '+i);if(i>=${LINES})clearInterval(t)},20)`;
+  const c = await Cluster.create({
+    "steady.yml": workflowYaml({
+      steady: { cmd: process.execPath, args: ["-e", script] },
+      after: { cmd: "sh", args: ["-c", "echo done"], depends: ["steady"] },
+    }),
+  });
+  cluster = c;
+  await c.startPrincipal();
+  await c.startAgent();
+  const runId = await c.run("steady");
+  await waitFor(async () => (await c.logs(runId, "steady")).some((l) => l.line === "tick 20"), { timeoutMs: 15_000, what: "output flowing" });
+  await c.principal?.kill();
+  await new Promise((r) => setTimeout(r, 5000));
+  const restartedAt = Date.now();
+  await c.startPrincipal();
+  const r = await c.finished(runId, 60_000);
+  assert.equal(r.run.status, "COMPLETED", JSON.stringify(r.run));
+  assert.deepEqual(taskStates(r), { steady: "COMPLETED", after: "COMPLETED" });
+  // Updates queued during the outage carry the agent-clock times of the real transitions.
+  for (const t of r.tasks) assert.ok(Date.parse(t.finishedAt ?? "") < restartedAt, `${t.taskId} finished at ${t.finishedAt}`);
+  const lines = await c.logs(runId, "steady");
+  const seqs = lines.map((l) => l.seq).sort((a, b) => a - b);
+  assert.deepEqual(seqs, seqs.map((_, i) => i + 1), "every seq once, no gaps");
+  const ticks = lines
+    .filter((l) => l.stream === "stdout")
+    .sort((a, b) => a.seq - b.seq)
+    .map((l) => l.line);
+  assert.deepEqual(ticks, Array.from({ length: LINES }, (_, i) => `tick ${i + 1}`));
+  assert.deepEqual((await c.logs(runId, "after")).filter((l) => l.stream === "stdout").map((l) => l.line), ["done"]);
+});
+
+test("agent stopped while the principal is down: logs and statuses stay on disk; the next agent delivers them", async () => {
+  const c = await Cluster.create({});
+  cluster = c;
+  const { existsSync, readdirSync, writeFileSync } = await import("node:fs");
+  writeFileSync(
+    join(c.workflowDir, "offline.yml"),
+    workflowYaml({ work: { cmd: "sh", args: ["-c", `sleep 1; seq 1 300; touch '${c.home}/done'`] } }),
+  );
+  await c.startPrincipal();
+  const dataDir = join(c.home, "agent-data");
+  const env = { CDKTR_AGENT_ID: "agent-x", CDKTR_AGENT_SHUTDOWN_GRACE_MS: "2000" };
+  const first = await c.startAgent(dataDir, env);
+  const runId = await c.run("offline");
+  await waitFor(async () => (await c.api.getRun(runId)).run.status === "RUNNING", { timeoutMs: 10_000, what: "run RUNNING" });
+  await c.principal?.kill();
+  await waitFor(() => existsSync(join(c.home, "done")), { timeoutMs: 15_000, what: "task done" });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal((await first.stop("SIGTERM", 20_000)).code, 0);
+  assert.ok(readdirSync(join(dataDir, "spool")).length > 0, "log lines spooled");
+  assert.ok(existsSync(join(dataDir, "outbox.json")), "status updates persisted");
+  await c.startPrincipal();
+  await c.startAgent(dataDir, env);
+  const r = await c.finished(runId, 30_000);
+  assert.equal(r.run.status, "COMPLETED", JSON.stringify(r.run));
+  const out = (await c.logs(runId, "work")).filter((l) => l.stream === "stdout").sort((a, b) => a.seq - b.seq);
+  assert.deepEqual(out.map((l) => l.line), Array.from({ length: 300 }, (_, i) => String(i + 1)));
+  await waitFor(() => readdirSync(join(dataDir, "spool")).length === 0 && !existsSync(join(dataDir, "outbox.json")), {
+    timeoutMs: 5000,
+    what: "spool and outbox drained",
+  });
+});
+
+test("agent SIGKILLed mid-run: the run is CRASHED after the heartbeat timeout; the next agent kills the orphaned task", async () => {
+  const c = await Cluster.create({}, { CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: "1500" });
+  cluster = c;
+  const { writeFileSync } = await import("node:fs");
+  writeFileSync(
+    join(c.workflowDir, "sleepy.yml"),
+    workflowYaml({ sleepy: { cmd: "sh", args: ["-c", `echo $$ > '${c.home}/sleepy.pid'; exec sleep 300`] } }),
+  );
+  await c.startPrincipal();
+  const dataDir = join(c.home, "agent-data");
+  const agent = await c.startAgent(dataDir);
+  const runId = await c.run("sleepy");
+  const pgid = Number(await waitFor(() => readLines(join(c.home, "sleepy.pid"))[0], { timeoutMs: 15_000, what: "task started" }));
+  await waitFor(async () => (await c.api.getRun(runId)).run.status === "RUNNING", { timeoutMs: 5000, what: "run RUNNING" });
+  await agent.kill();
+  // heartbeat timeout (1.5 s) plus one check interval, with room for a busy machine
+  const crashed = await waitFor(
+    async () => {
+      const r = await c.api.getRun(runId);
+      return r.run.status === "CRASHED" ? r : undefined;
+    },
+    { timeoutMs: 8000, what: "run CRASHED" },
+  );
+  assert.equal(crashed.run.reason, "agent_lost");
+  assert.equal(groupAlive(pgid), true, "the orphaned task survived its agent");
+  const next = await c.startAgent(dataDir);
+  assert.deepEqual(next.ready.reapedProcessGroups, [pgid]);
+  await waitFor(() => !groupAlive(pgid), { timeoutMs: 5000, what: "orphan killed" });
+});
+
+test("two agents never share a data directory: the second exits 2 with a clear message", async () => {
+  const c = await Cluster.create({});
+  cluster = c;
+  await c.startPrincipal();
+  const dataDir = join(c.home, "shared");
+  const first = await c.startAgent(dataDir);
+  const second = await c.startAgent(dataDir, {}, false);
+  const exit = await second.exited;
+  assert.equal(exit.code, 2);
+  assert.ok(
+    second.lines.some((l) => l.includes("is in use by another agent") && l.includes(String(first.pid))),
+    second.lines.join("\n"),
+  );
+  // invalid configuration: exit 2 too, naming the variable
+  const bad = await c.startAgent(join(c.home, "other"), { CDKTR_AGENT_MAX_CONCURRENCY: "lots" }, false);
+  assert.equal((await bad.exited).code, 2);
+  assert.ok(bad.lines.some((l) => l.includes("CDKTR_AGENT_MAX_CONCURRENCY")), bad.lines.join("\n"));
+});
+
+test("SIGTERM: running tasks get the grace period, the rest are CANCELLED (agent_shutdown), exit 0", async () => {
+  const c = await Cluster.create({});
+  cluster = c;
+  const { writeFileSync } = await import("node:fs");
+  writeFileSync(
+    join(c.workflowDir, "mixed.yml"),
+    workflowYaml({
+      quick: { cmd: "sh", args: ["-c", "sleep 1; echo quick done"] },
+      long: { cmd: "sh", args: ["-c", `echo $$ > '${c.home}/long.pid'; exec sleep 300`] },
+      later: { cmd: "true", depends: ["long"] },
+    }),
+  );
+  await c.startPrincipal();
+  const agent = await c.startAgent(join(c.home, "agent-data"), { CDKTR_AGENT_SHUTDOWN_GRACE_MS: "2500" });
+  const runId = await c.run("mixed");
+  const pgid = Number(await waitFor(() => readLines(join(c.home, "long.pid"))[0], { timeoutMs: 15_000, what: "task started" }));
+  const exit = await agent.stop("SIGTERM", 20_000);
+  assert.equal(exit.code, 0);
+  const r = await c.finished(runId);
+  assert.equal(r.run.status, "CANCELLED");
+  assert.equal(r.run.reason, "agent_shutdown");
+  assert.deepEqual(taskStates(r), { quick: "COMPLETED", long: "CANCELLED", later: "CANCELLED" });
+  assert.equal(r.tasks.find((t) => t.taskId === "long")?.reason, "agent_shutdown");
+  assert.equal(groupAlive(pgid), false);
+  const quickOut = (await c.logs(runId, "quick")).filter((l) => l.stream === "stdout").map((l) => l.line);
+  assert.deepEqual(quickOut, ["quick done"]);
+});
+
+test("an agent started before its principal waits for it and then runs work", async () => {
+  const c = await Cluster.create({ "one.yml": workflowYaml({ one: { cmd: "sh", args: ["-c", "echo hello"] } }) });
+  cluster = c;
+  const agent = await c.startAgent();
+  assert.equal(agent.ready.registered, false);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(agent.child.exitCode, null, "the agent does not exit while the principal is away");
+  await c.startPrincipal();
+  const r = await c.finished(await c.run("one"), 30_000);
+  assert.equal(r.run.status, "COMPLETED");
+  assert.equal(r.run.agentId, agent.ready.agentId);
+});
