@@ -1,0 +1,147 @@
+/**
+ * Wiring of the listeners runner: one shared principal connection, one built-in listener per
+ * entry of the config file.
+ */
+import { PrincipalClient, type Logger } from "@cdktr/protocol";
+import type { EventListener, PrincipalRequester } from "@cdktr/events";
+import { WebhookListener } from "@cdktr/events/webhook";
+import { FileWatcherListener } from "@cdktr/events/file-watcher";
+import { RabbitMqListener } from "@cdktr/events/rabbitmq";
+import { PostgresListener } from "@cdktr/events/postgres";
+import type { ListenersConfig, ResolvedListener } from "./config.js";
+
+/** What {@link createListeners} needs besides the config. */
+export interface ListenersDeps {
+  logger: Logger;
+  /** A principal connection to share; by default one is created from `config.principal`. */
+  principal?: PrincipalRequester;
+}
+
+/** One running listener. */
+export interface RunningListener {
+  name: string;
+  type: ResolvedListener["spec"]["type"];
+  listener: EventListener;
+  /** `http://host:port` for webhooks once started, else null. */
+  url: string | null;
+}
+
+/** The runner: {@link ListenersApp.start} resolves once every listener is started. */
+export interface ListenersApp {
+  readonly listeners: readonly RunningListener[];
+  /**
+   * Start every listener; resolves when webhooks are bound and file watchers have scanned.
+   * RabbitMQ and PostgreSQL listeners connect (and reconnect) in the background.
+   * @throws Error when a webhook cannot bind its port or a watched path does not exist (the
+   *   listeners already started are stopped again)
+   */
+  start(): Promise<void>;
+  /** Stop every listener (in reverse order) and close the principal connection. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Build the listeners described by `config`. No side effects until `start()`. */
+export function createListeners(config: ListenersConfig, deps: ListenersDeps): ListenersApp {
+  const ownsClient = deps.principal === undefined;
+  const principal: PrincipalRequester =
+    deps.principal ?? new PrincipalClient({ host: config.principal.host, port: config.principal.port, logger: deps.logger });
+  const running: RunningListener[] = config.listeners.map((entry) => ({
+    name: entry.name,
+    type: entry.spec.type,
+    listener: build(entry, principal, deps.logger.child({ listener: entry.name, type: entry.spec.type })),
+    url: null,
+  }));
+  let started = false;
+  let stopped: Promise<void> | null = null;
+
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      for (const r of [...running].reverse()) await r.listener.stop();
+      if (ownsClient) principal.close();
+    })();
+    return stopped;
+  };
+
+  return {
+    listeners: running,
+    async start() {
+      if (started) return;
+      started = true;
+      for (const r of running) {
+        const l = r.listener;
+        l.on("error", (e) => deps.logger.error("listener failed", { listener: r.name, error: e.message }));
+        await l.start();
+        try {
+          if (l instanceof WebhookListener) r.url = (await l.listening()).url;
+          else if (l instanceof FileWatcherListener) await l.whenReady();
+        } catch (e) {
+          await stop();
+          throw new Error(`listener ${r.name} cannot start: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+        }
+      }
+    },
+    stop,
+  };
+}
+
+function build(entry: ResolvedListener, principal: PrincipalRequester, logger: Logger): EventListener {
+  const common = { principal, logger, ...(entry.spec.source !== undefined ? { source: entry.spec.source } : {}) };
+  switch (entry.spec.type) {
+    case "webhook": {
+      const s = entry.spec;
+      const secret = "secret" in entry ? entry.secret : undefined;
+      return new WebhookListener({
+        ...common,
+        host: s.host,
+        port: s.port,
+        ...(secret !== undefined ? { secret } : {}),
+        signatureToleranceMs: s.signature_tolerance_s * 1000,
+        maxBodyBytes: s.max_body_bytes,
+        triggerTimeoutMs: s.trigger_timeout_ms,
+        retryAfterS: s.retry_after_s,
+        ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
+      });
+    }
+    case "file_watcher": {
+      const s = entry.spec;
+      return new FileWatcherListener({
+        ...common,
+        path: s.path,
+        workflow: s.workflow,
+        ...(s.glob !== undefined ? { glob: s.glob } : {}),
+        ...(s.events !== undefined ? { events: s.events } : {}),
+        debounceMs: s.debounce_ms,
+        maxWaitMs: s.max_wait_ms,
+        pathsParam: s.paths_param,
+        ...(s.params !== undefined ? { params: s.params } : {}),
+        awaitWriteFinishMs: s.await_write_finish_ms,
+        usePolling: s.use_polling,
+      });
+    }
+    case "rabbitmq": {
+      const s = entry.spec;
+      return new RabbitMqListener({
+        ...common,
+        url: "url" in entry ? entry.url : "amqp://guest:guest@127.0.0.1:5672",
+        queue: s.queue,
+        prefetch: s.prefetch,
+        assertQueue: s.assert_queue,
+        ...(s.dead_letter_exchange !== undefined ? { deadLetterExchange: s.dead_letter_exchange } : {}),
+        requireIdempotencyKey: s.require_idempotency_key,
+        triggerTimeoutMs: s.trigger_timeout_ms,
+      });
+    }
+    case "postgres": {
+      const s = entry.spec;
+      const cs = "connectionString" in entry ? entry.connectionString : undefined;
+      return new PostgresListener({
+        ...common,
+        ...(cs !== undefined ? { connectionString: cs } : {}),
+        channel: s.channel,
+        applicationName: s.application_name,
+        triggerTimeoutMs: s.trigger_timeout_ms,
+        retryForMs: s.retry_for_ms,
+      });
+    }
+  }
+}

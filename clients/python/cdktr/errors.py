@@ -1,0 +1,26 @@
+"""Errors raised by the cdktr client (``Principal.request``; the typed methods return a Result)."""
+
+from __future__ import annotations
+
+# Codes for which sending the same request again later may succeed (same list as @cdktr/protocol).
+RETRYABLE_CODES = frozenset(
+    {"DEADLINE_EXCEEDED", "SHUTTING_DOWN", "INTERNAL", "TIMEOUT", "UNAVAILABLE"}
+)
+
+
+class CdktrError(Exception):
+    """An error from the principal (its ``code``) or from the transport (TIMEOUT, UNAVAILABLE, CLOSED).
+
+    ``code`` is stable (e.g. ``WORKFLOW_NOT_FOUND``), ``message`` says what to do, ``retryable``
+    tells whether sending the same request again later may succeed.
+    """
+
+    def __init__(self, code: str, message: str, retryable: bool | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.retryable = code in RETRYABLE_CODES if retryable is None else bool(retryable)
+
+    def to_dict(self) -> dict:
+        """The ``{code, message, retryable}`` wire form."""
+        return {"code": self.code, "message": self.message, "retryable": self.retryable}
