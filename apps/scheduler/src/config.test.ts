@@ -1,0 +1,29 @@
+import { it } from "node:test";
+import assert from "node:assert/strict";
+import { ConfigError } from "@cdktr/protocol";
+import { loadConfig } from "./config.js";
+
+it("loadConfig: defaults, the refresh fallback, and readable errors", () => {
+  const d = loadConfig({});
+  assert.deepEqual(d, {
+    principalHost: "127.0.0.1",
+    principalPort: 5561,
+    publishPort: 5563,
+    refreshIntervalMs: 60_000,
+    missGraceMs: 60_000,
+    triggerTimeoutMs: 5000,
+    logLevel: "info",
+  });
+  assert.equal(loadConfig({ CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: "30" }).refreshIntervalMs, 30_000);
+  assert.equal(loadConfig({ CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: "30", CDKTR_SCHEDULER_REFRESH_S: "5" }).refreshIntervalMs, 5000);
+  assert.throws(
+    () => loadConfig({ CDKTR_PRINCIPAL_PORT: "abc", CDKTR_SCHEDULER_MISS_GRACE_S: "0" }),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.equal(e.problems.length, 2);
+      assert.match(e.problems.join("\n"), /CDKTR_PRINCIPAL_PORT: .*"abc"/);
+      assert.match(e.problems.join("\n"), /CDKTR_SCHEDULER_MISS_GRACE_S/);
+      return true;
+    },
+  );
+});

@@ -1,0 +1,55 @@
+/**
+ * Configuration of the scheduler process, from `CDKTR_*` environment variables (and `.env`).
+ */
+import { ClientEnvSchema, LogLevelSchema, envInt, parseEnv } from "@cdktr/protocol";
+
+/** Every setting of the scheduler, by environment variable. */
+export const SchedulerEnvSchema = ClientEnvSchema.extend({
+  // CDKTR_PRINCIPAL_HOST (127.0.0.1), CDKTR_PRINCIPAL_PORT (5561) and
+  // CDKTR_LOGS_PUBLISHING_PORT (5563: `workflows|` announcements) come from ClientEnvSchema.
+  /** Seconds between fallback refreshes of workflow definitions. */
+  CDKTR_SCHEDULER_REFRESH_S: envInt({ min: 1, max: 86_400, default: 60 }).optional(),
+  /** Used when CDKTR_SCHEDULER_REFRESH_S is unset (the principal's directory rescan period). */
+  CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: envInt({ min: 1, max: 86_400, default: 60 }).optional(),
+  /** Seconds a failing trigger is retried before its occurrence counts as missed. */
+  CDKTR_SCHEDULER_MISS_GRACE_S: envInt({ min: 1, max: 86_400, default: 60 }),
+  /** Seconds one trigger request may take. */
+  CDKTR_SCHEDULER_TRIGGER_TIMEOUT_S: envInt({ min: 1, max: 600, default: 5 }),
+  /** debug, info, warn or error. */
+  CDKTR_LOG_LEVEL: LogLevelSchema.default("info"),
+});
+
+/** The scheduler's resolved configuration. */
+export interface SchedulerConfig {
+  principalHost: string;
+  principalPort: number;
+  publishPort: number;
+  refreshIntervalMs: number;
+  missGraceMs: number;
+  triggerTimeoutMs: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+/**
+ * Read the configuration from `env`.
+ * @throws ConfigError listing one line per invalid variable
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): SchedulerConfig {
+  // envInt gives a default even under .optional(): read the raw values to know what was set.
+  const c = parseEnv(SchedulerEnvSchema, env);
+  const set = (k: string): boolean => env[k] !== undefined && env[k] !== "";
+  const refreshS = set("CDKTR_SCHEDULER_REFRESH_S")
+    ? c.CDKTR_SCHEDULER_REFRESH_S
+    : set("CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S")
+      ? c.CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S
+      : 60;
+  return {
+    principalHost: c.CDKTR_PRINCIPAL_HOST,
+    principalPort: c.CDKTR_PRINCIPAL_PORT,
+    publishPort: c.CDKTR_LOGS_PUBLISHING_PORT,
+    refreshIntervalMs: (refreshS ?? 60) * 1000,
+    missGraceMs: c.CDKTR_SCHEDULER_MISS_GRACE_S * 1000,
+    triggerTimeoutMs: c.CDKTR_SCHEDULER_TRIGGER_TIMEOUT_S * 1000,
+    logLevel: c.CDKTR_LOG_LEVEL,
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * `@cdktr/events`: write cdktr event listeners, and the cron scheduler built on the same API.
+ *
+ * @example
+ * import { EventListener, runListener } from "@cdktr/events";
+ */
+export {
+  EventListener,
+  sleep,
+  type EventListenerEvents,
+  type EventListenerOptions,
+  type PrincipalAddress,
+  type PrincipalRequester,
+  type RunWorkflowOptions,
+  type TriggerError,
+  type TriggerResult,
+} from "./listener/event-listener.js";
+export { runListener, type RunListenerOptions } from "./listener/run-listener.js";
+export { TypedEmitter } from "./listener/typed-emitter.js";
+export { CronSchedule, nextOccurrences, type ScheduleSpec } from "./cron/cron-schedule.js";
+export { isValidTimeZone } from "./cron/time-zone.js";
+export {
+  CronScheduler,
+  occurrenceKey,
+  type CronSchedulerEvents,
+  type CronSchedulerOptions,
+  type CronSchedulerStats,
+  type MissedOccurrence,
+  type ScheduledEntry,
+  type ScheduledWorkflow,
+} from "./scheduler/cron-scheduler.js";
+export { ManualClock, MAX_TIMER_DELAY_MS, systemClock, type Clock, type TimerHandle } from "./scheduler/clock.js";
+export { InvalidScheduleError } from "./errors.js";
+// Re-exported so that a listener needs no other import than `@cdktr/events`.
+export { createLogger, noopLogger, type Logger } from "@cdktr/protocol";

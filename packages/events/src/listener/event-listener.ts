@@ -1,0 +1,342 @@
+import { randomUUID } from "node:crypto";
+import {
+  CdktrError,
+  PrincipalClient,
+  noopLogger,
+  toCdktrError,
+  type ApiVerbs,
+  type Logger,
+  type Params,
+  type ReplyOf,
+  type RequestOf,
+  type RunStatus,
+} from "@cdktr/protocol";
+import { TypedEmitter } from "./typed-emitter.js";
+
+/** Where the principal listens. Unset fields come from `CDKTR_PRINCIPAL_HOST` / `_PORT`. */
+export interface PrincipalAddress {
+  /** @default env.CDKTR_PRINCIPAL_HOST ?? "127.0.0.1" */
+  host?: string;
+  /** @default env.CDKTR_PRINCIPAL_PORT ?? 5561 */
+  port?: number;
+}
+
+/**
+ * What a listener needs from a principal connection: `PrincipalClient` from `@cdktr/protocol`
+ * has this shape. Any object implementing it can be passed (e.g. a shared client).
+ */
+export interface PrincipalRequester {
+  request<V extends keyof ApiVerbs & string>(
+    verb: V,
+    body: RequestOf<ApiVerbs, V>,
+    opts?: { timeoutMs?: number; retry?: boolean },
+  ): Promise<ReplyOf<ApiVerbs, V>>;
+  close(): void;
+  /** The principal's endpoint, e.g. `tcp://127.0.0.1:5561`, when known. */
+  readonly endpoint?: string;
+}
+
+/** Options of {@link EventListener}. */
+export interface EventListenerOptions {
+  /**
+   * The principal: an address, or a client to share (the listener never closes a client it
+   * did not create). @default the address from `CDKTR_PRINCIPAL_HOST`/`CDKTR_PRINCIPAL_PORT`
+   */
+  principal?: PrincipalAddress | PrincipalRequester;
+  /** @default a logger that drops everything */
+  logger?: Logger;
+  /** Default `source` of the runs this listener triggers. @default the class name, or "listener" */
+  source?: string;
+  /** Time one attempt of a request may take. @default 5000 */
+  timeoutMs?: number;
+  /** Where `CDKTR_*` variables are read. @default process.env */
+  env?: Record<string, string | undefined>;
+  /** How long {@link EventListener.stop} waits for `startListening` to return. @default 10000 */
+  stopTimeoutMs?: number;
+}
+
+/** Options of {@link EventListener.runWorkflow}. */
+export interface RunWorkflowOptions {
+  /** Run parameters, checked by the principal against the workflow's `params`. */
+  params?: Params;
+  /**
+   * Same key, same run: a retried or repeated trigger with this key never creates a second run.
+   * @default a fresh UUID per call (reused by the call's own retries)
+   */
+  idempotencyKey?: string;
+  /** Who triggered the run, shown in `cdktr runs`. @default the listener's `source` */
+  source?: string;
+  /** The occurrence this trigger stands for (cron-like listeners). */
+  scheduledFor?: Date | string;
+  /** Time one attempt may take. @default the listener's `timeoutMs` */
+  timeoutMs?: number;
+  /** Give up at this instant (epoch ms or Date): caps `timeoutMs` for the remaining time. */
+  deadline?: number | Date;
+  /** Retry timeouts and retryable errors (safe: the idempotency key is reused). @default true */
+  retry?: boolean;
+}
+
+/** The structured error of a failed {@link TriggerResult}. */
+export interface TriggerError {
+  /** Stable code: `WORKFLOW_NOT_FOUND`, `INVALID_PARAMS`, `TIMEOUT`, `UNAVAILABLE`, ... */
+  code: string;
+  message: string;
+  /** True when sending the same trigger again later may succeed. */
+  retryable: boolean;
+}
+
+/**
+ * What {@link EventListener.runWorkflow} returns. It never throws: a refusal by the principal
+ * and a transport failure are results too.
+ */
+export interface TriggerResult {
+  /** The principal accepted the trigger and recorded a run (new, duplicate or skipped). */
+  success: boolean;
+  /** The run's id when `success`. */
+  runId: string | null;
+  /** The idempotency key was seen before: `runId` is the earlier run. */
+  duplicate: boolean;
+  /** Refused by the workflow's `skip` overlap policy: recorded as SKIPPED, will not run. */
+  skipped: boolean;
+  /** The run's status when `success`. */
+  status: RunStatus | null;
+  workflowId: string;
+  /** The key that was sent. */
+  idempotencyKey: string;
+  /** Why it failed, when `success` is false. */
+  error?: TriggerError;
+}
+
+/** Events every listener emits. */
+export interface EventListenerEvents {
+  /** After every {@link EventListener.runWorkflow} call, successful or not. */
+  triggered: TriggerResult;
+  /** `startListening` threw, or a listener reported a problem. */
+  error: Error;
+  /** The listening loop has ended (stopped, returned or failed). */
+  stopped: { error: Error | null };
+}
+
+type State = "idle" | "running" | "stopping";
+
+function isRequester(p: PrincipalAddress | PrincipalRequester): p is PrincipalRequester {
+  return typeof (p as { request?: unknown }).request === "function";
+}
+
+/**
+ * Base class of every event listener: implement {@link startListening} (your event-detection
+ * loop) and call {@link runWorkflow} whenever an event should start a workflow.
+ *
+ * @example
+ * class Every10s extends EventListener {
+ *   protected async startListening(signal: AbortSignal) {
+ *     while (!signal.aborted) {
+ *       await this.runWorkflow("etl.nightly");
+ *       await sleep(10_000, signal);
+ *     }
+ *   }
+ * }
+ * await runListener(new Every10s());
+ */
+export abstract class EventListener<E extends EventListenerEvents = EventListenerEvents> extends TypedEmitter<E> {
+  /** Logger given in the options (never `console`). */
+  protected readonly logger: Logger;
+  /** Default `source` label of triggered runs. */
+  protected readonly source: string;
+  readonly #principalOption: PrincipalAddress | PrincipalRequester | undefined;
+  readonly #env: Record<string, string | undefined>;
+  readonly #timeoutMs: number;
+  readonly #stopTimeoutMs: number;
+  #client: PrincipalRequester | null = null;
+  #ownsClient = false;
+  #state: State = "idle";
+  #controller: AbortController | null = null;
+  #loop: Promise<Error | null> | null = null;
+
+  constructor(options: EventListenerOptions = {}) {
+    super();
+    this.logger = options.logger ?? noopLogger;
+    const className = new.target.name;
+    this.source = options.source ?? (className.length > 0 ? className : "listener");
+    this.#principalOption = options.principal;
+    this.#env = options.env ?? process.env;
+    this.#timeoutMs = options.timeoutMs ?? 5000;
+    this.#stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+  }
+
+  /**
+   * Your event-detection loop. Runs from {@link start} until `signal` aborts ({@link stop});
+   * return (or reject) when it does. Returning early ends the listener.
+   */
+  protected abstract startListening(signal: AbortSignal): Promise<void>;
+
+  /** True between {@link start} and the end of the listening loop. */
+  get running(): boolean {
+    return this.#state !== "idle";
+  }
+
+  /**
+   * The connection to the principal, created on first use.
+   * @throws ConfigError when `CDKTR_PRINCIPAL_*` variables are invalid
+   */
+  protected get principal(): PrincipalRequester {
+    if (this.#client === null) {
+      const p = this.#principalOption;
+      if (p !== undefined && isRequester(p)) {
+        this.#client = p;
+        this.#ownsClient = false;
+      } else {
+        this.#client = new PrincipalClient({
+          ...(p?.host === undefined ? {} : { host: p.host }),
+          ...(p?.port === undefined ? {} : { port: p.port }),
+          timeoutMs: this.#timeoutMs,
+          logger: this.logger,
+          env: this.#env,
+        });
+        this.#ownsClient = true;
+      }
+    }
+    return this.#client;
+  }
+
+  /** The principal address given in the options (`{}` when none, or when a client was given). */
+  protected get principalAddress(): PrincipalAddress | undefined {
+    const p = this.#principalOption;
+    return p === undefined || isRequester(p) ? {} : p;
+  }
+
+  /** Where `CDKTR_*` variables are read. */
+  protected get env(): Record<string, string | undefined> {
+    return this.#env;
+  }
+
+  /**
+   * Ask the principal to run a workflow. Works before, after or without {@link start}.
+   * Never throws: see {@link TriggerResult}.
+   */
+  async runWorkflow(workflowId: string, options: RunWorkflowOptions = {}): Promise<TriggerResult> {
+    const idempotencyKey = options.idempotencyKey ?? randomUUID();
+    const base = { workflowId, idempotencyKey };
+    let result: TriggerResult;
+    try {
+      let timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+      if (options.deadline !== undefined) {
+        const deadline = typeof options.deadline === "number" ? options.deadline : options.deadline.getTime();
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) {
+          throw new CdktrError("DEADLINE_EXCEEDED", `the deadline passed before workflow ${workflowId} could be triggered; give a later deadline`);
+        }
+        timeoutMs = Math.min(timeoutMs, remaining);
+      }
+      const scheduledFor = options.scheduledFor === undefined ? undefined : typeof options.scheduledFor === "string" ? options.scheduledFor : options.scheduledFor.toISOString();
+      const reply = await this.principal.request(
+        "runWorkflow",
+        {
+          workflowId,
+          idempotencyKey,
+          source: options.source ?? this.source,
+          ...(options.params === undefined ? {} : { params: options.params }),
+          ...(scheduledFor === undefined ? {} : { scheduledFor }),
+        },
+        { timeoutMs, ...(options.retry === false ? { retry: false } : {}) },
+      );
+      result = { ...base, success: true, runId: reply.runId, duplicate: reply.duplicate, skipped: reply.skipped, status: reply.status };
+    } catch (e) {
+      const err = toCdktrError(e);
+      result = {
+        ...base,
+        success: false,
+        runId: null,
+        duplicate: false,
+        skipped: false,
+        status: null,
+        error: { code: err.code, message: err.message, retryable: err.retryable },
+      };
+    }
+    this.emit("triggered", result);
+    return result;
+  }
+
+  /**
+   * Start the listening loop in the background. Resolves once it is started; idempotent.
+   * Errors of the loop are logged and emitted as `error`; see {@link done}.
+   */
+  async start(): Promise<void> {
+    if (this.#state !== "idle") return;
+    this.#state = "running";
+    const controller = new AbortController();
+    this.#controller = controller;
+    this.#loop = (async (): Promise<Error | null> => {
+      let error: Error | null = null;
+      try {
+        await this.startListening(controller.signal);
+      } catch (e) {
+        if (!controller.signal.aborted) {
+          error = e instanceof Error ? e : new Error(String(e));
+          this.logger.error("listener failed", { error: error.message });
+          this.emit("error", error);
+        }
+      }
+      this.#state = "idle";
+      this.#closeClient();
+      this.emit("stopped", { error });
+      return error;
+    })();
+  }
+
+  /**
+   * Abort the listening loop and wait (at most `stopTimeoutMs`) for it to return; close the
+   * principal connection if the listener created it. Idempotent.
+   */
+  async stop(): Promise<void> {
+    const loop = this.#loop;
+    if (this.#state === "idle" || loop === null) {
+      this.#closeClient();
+      return;
+    }
+    this.#state = "stopping";
+    this.#controller?.abort();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.logger.warn("listener did not stop in time", { stopTimeoutMs: this.#stopTimeoutMs });
+        resolve();
+      }, this.#stopTimeoutMs);
+    });
+    await Promise.race([loop, timeout]);
+    clearTimeout(timer);
+    this.#closeClient();
+  }
+
+  /**
+   * Resolves when the listening loop ends: with null when it returned or was stopped, with the
+   * error when it failed. Resolves at once with null when not started.
+   */
+  done(): Promise<Error | null> {
+    return this.#loop ?? Promise.resolve(null);
+  }
+
+  #closeClient(): void {
+    if (this.#client !== null && this.#ownsClient) this.#client.close();
+    if (this.#ownsClient) this.#client = null;
+  }
+}
+
+/**
+ * Sleep `ms`, resolving early (without error) when `signal` aborts. A helper for listening loops.
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,155 @@
+/**
+ * EventListener against a real principal process (spawned from apps/principal/dist/main.js).
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePorts, killAllServices, makeTempDir, removeTempDirs, spawnService, waitFor } from "@cdktr/test-utils";
+import { EventListener, runListener, sleep, type TriggerResult } from "../index.js";
+
+const PRINCIPAL_MAIN = fileURLToPath(new URL("../../../../apps/principal/dist/main.js", import.meta.url));
+const HELLO = `name: Hello\ntasks:\n  hello:\n    name: Hello\n    config: !Subprocess\n      cmd: echo\n      args: ["hello"]\n`;
+
+/** Triggers `hello` once when started, then waits for the stop signal. */
+class OnceListener extends EventListener {
+  readonly results: TriggerResult[] = [];
+  protected async startListening(signal: AbortSignal): Promise<void> {
+    this.results.push(await this.runWorkflow("hello", { params: {} }));
+    await sleep(60_000, signal);
+  }
+}
+
+class FailingListener extends EventListener {
+  protected async startListening(): Promise<void> {
+    throw new Error("boom");
+  }
+}
+
+describe("EventListener with a real principal", () => {
+  let port = 0;
+  before(async () => {
+    const home = makeTempDir("cdktr-listener-");
+    mkdirSync(join(home, "workflows"));
+    writeFileSync(join(home, "workflows", "hello.yml"), HELLO);
+    const [api = 0, logs = 0, publish = 0] = await freePorts(3);
+    port = api;
+    await spawnService({
+      script: PRINCIPAL_MAIN,
+      name: "principal",
+      cwd: home,
+      env: {
+        HOME: home,
+        CDKTR_PRINCIPAL_PORT: String(api),
+        CDKTR_LOGS_LISTENING_PORT: String(logs),
+        CDKTR_LOGS_PUBLISHING_PORT: String(publish),
+        CDKTR_WORKFLOW_DIR: join(home, "workflows"),
+        CDKTR_DB_PATH: join(home, "cdktr.db"),
+      },
+    });
+  });
+  after(async () => {
+    await killAllServices();
+    removeTempDirs();
+  });
+
+  it("runWorkflow works without start(): run id, idempotency key, source = class name", async () => {
+    const l = new OnceListener({ principal: { host: "127.0.0.1", port } });
+    const seen: TriggerResult[] = [];
+    l.on("triggered", (r) => seen.push(r));
+    const a = await l.runWorkflow("hello", { idempotencyKey: "k-1" });
+    assert.equal(a.success, true);
+    assert.equal(typeof a.runId, "string");
+    assert.equal(a.duplicate, false);
+    const again = await l.runWorkflow("hello", { idempotencyKey: "k-1" });
+    assert.equal(again.runId, a.runId);
+    assert.equal(again.duplicate, true);
+    assert.equal(seen.length, 2);
+    await l.stop(); // closes the client it created
+  });
+
+  it("`new Listener()` reads CDKTR_PRINCIPAL_PORT; an unknown workflow is a result, not a throw", async () => {
+    const saved = process.env.CDKTR_PRINCIPAL_PORT;
+    process.env.CDKTR_PRINCIPAL_PORT = String(port);
+    try {
+      const l = new OnceListener();
+      const r = await l.runWorkflow("nope");
+      assert.equal(r.success, false);
+      assert.equal(r.runId, null);
+      assert.equal(r.error?.code, "WORKFLOW_NOT_FOUND");
+      assert.equal(r.error?.retryable, false);
+      await l.stop();
+    } finally {
+      if (saved === undefined) delete process.env.CDKTR_PRINCIPAL_PORT;
+      else process.env.CDKTR_PRINCIPAL_PORT = saved;
+    }
+  });
+
+  it("a transport failure is success: false, retryable", async () => {
+    const [unused = 1] = await freePorts(1);
+    const l = new OnceListener({ principal: { port: unused }, timeoutMs: 300 });
+    const r = await l.runWorkflow("hello", { retry: false });
+    assert.equal(r.success, false);
+    assert.equal(r.error?.retryable, true);
+    assert.ok(["TIMEOUT", "UNAVAILABLE"].includes(r.error?.code ?? ""), r.error?.code);
+    await l.stop();
+  });
+
+  it("start/stop are idempotent; the loop gets an AbortSignal", async () => {
+    const l = new OnceListener({ principal: { port } });
+    const stopped: unknown[] = [];
+    l.on("stopped", (s) => stopped.push(s));
+    await l.start();
+    await l.start();
+    assert.equal(l.running, true);
+    await waitFor(() => l.results.length === 1, { what: "the loop's trigger" });
+    assert.equal(l.results[0]?.success, true);
+    await l.stop();
+    await l.stop();
+    assert.equal(l.running, false);
+    assert.deepEqual(stopped, [{ error: null }]);
+    assert.equal(await l.done(), null);
+  });
+
+  it("a failing loop emits `error` and done() resolves with it", async () => {
+    const l = new FailingListener({ principal: { port } });
+    const errors: string[] = [];
+    l.on("error", (e) => errors.push(e.message));
+    await l.start();
+    const e = await l.done();
+    assert.equal(e?.message, "boom");
+    assert.deepEqual(errors, ["boom"]);
+    assert.equal(l.running, false);
+  });
+
+  it("runListener: a signal stops the listener and exits 0; a second signal exits 1 at once", async () => {
+    const l = new OnceListener({ principal: { port } });
+    const codes: number[] = [];
+    await runListener(l, { signals: ["SIGUSR2"], exit: (c) => codes.push(c) });
+    await waitFor(() => l.results.length === 1, { what: "the loop's trigger" });
+    process.kill(process.pid, "SIGUSR2");
+    await waitFor(() => codes.length === 1, { what: "the exit after stop" });
+    assert.deepEqual(codes, [0]);
+    assert.equal(l.running, false);
+    process.removeAllListeners("SIGUSR2");
+
+    // a loop that takes 1 s to wind down: the second signal does not wait for it
+    class SlowStop extends EventListener {
+      protected async startListening(signal: AbortSignal): Promise<void> {
+        await sleep(60_000, signal);
+        await sleep(1000);
+      }
+    }
+    const slow = new SlowStop({ principal: { port } });
+    const codes2: number[] = [];
+    await runListener(slow, { signals: ["SIGUSR2"], exit: (c) => codes2.push(c) });
+    process.kill(process.pid, "SIGUSR2");
+    await sleep(100);
+    process.kill(process.pid, "SIGUSR2");
+    await waitFor(() => codes2.length === 1, { what: "the forced exit" });
+    assert.deepEqual(codes2, [1]);
+    await waitFor(() => codes2.length === 2, { what: "the graceful stop finishing" });
+    process.removeAllListeners("SIGUSR2");
+  });
+});

@@ -1,0 +1,120 @@
+/**
+ * The PostgreSQL listener against the machine's PostgreSQL (127.0.0.1:5432, db `test`, trust
+ * auth) and a real principal process. Each test uses its own channel name.
+ */
+import { after, afterEach, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import { killAllServices, removeTempDirs, waitFor } from "@cdktr/test-utils";
+import { PostgresListener } from "../postgres/index.js";
+import { expectRunCount, paramWorkflow, principalFixture, requireServer, type PrincipalFixture } from "./listeners-harness.js";
+
+const PG_URL = process.env.CDKTR_TEST_PG_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
+const skip = await requireServer("PostgreSQL", 5432);
+
+describe("postgres listener", { skip }, () => {
+  let f: PrincipalFixture;
+  let admin: pg.Client;
+  const listeners: PostgresListener[] = [];
+
+  /** A channel name that needs quoting: spaces, capitals and a double quote. */
+  const newChannel = (): string => `cdktr Test "${randomUUID().slice(0, 8)}"`;
+  const notify = async (channel: string, payload: string): Promise<void> => {
+    await admin.query("SELECT pg_notify($1, $2)", [channel, payload]);
+  };
+  const start = async (channel: string, extra: Partial<ConstructorParameters<typeof PostgresListener>[0]> = {}, port = f.port): Promise<PostgresListener> => {
+    const l = new PostgresListener({
+      principal: { host: "127.0.0.1", port },
+      connectionString: PG_URL,
+      channel,
+      applicationName: `cdktr-test-${randomUUID().slice(0, 8)}`,
+      backoff: { initialMs: 200, maxMs: 1000 },
+      triggerTimeoutMs: 1000,
+      ...extra,
+    });
+    listeners.push(l);
+    await l.start();
+    await waitFor(() => l.stats.listening, { what: "LISTEN", timeoutMs: 10_000 });
+    return l;
+  };
+
+  before(async () => {
+    f = await principalFixture({ "pgw.yml": paramWorkflow("pgw"), "pgbad.yml": paramWorkflow("pgbad"), "pgre.yml": paramWorkflow("pgre") });
+    await f.start();
+    admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+  });
+  afterEach(async () => {
+    await Promise.all(listeners.splice(0).map((l) => l.stop()));
+  });
+  after(async () => {
+    await admin.end();
+    await f.close();
+    await killAllServices();
+    removeTempDirs();
+  });
+
+  test("a workflow id or a JSON payload triggers exactly one run; a repeated key does not", async () => {
+    const channel = newChannel();
+    const l = await start(channel);
+    await notify(channel, "pgw");
+    await notify(channel, JSON.stringify({ workflow_id: "pgw", params: { date: "2026-11-28" }, idempotency_key: "row-7" }));
+    await notify(channel, JSON.stringify({ workflow_id: "pgw", params: { date: "2026-11-28" }, idempotency_key: "row-7" }));
+    await waitFor(() => l.stats.triggered === 3, { what: "3 notifications handled" });
+    const runs = await expectRunCount(f, "pgw", 2);
+    const keyed = runs.find((r) => r.params.date === "2026-11-28");
+    assert.equal(keyed?.idempotencyKey, `pg:${channel}:row-7`);
+    assert.equal(keyed?.source, "postgres");
+    assert.ok(runs.some((r) => Object.keys(r.params).length === 0));
+  });
+
+  test("bad payloads are refused and logged; nothing runs; the listener keeps serving", async () => {
+    const channel = newChannel();
+    const l = await start(channel);
+    for (const p of ["", "not a workflow id!", "{bad json", JSON.stringify({ workflow_id: "no-such-workflow" }), JSON.stringify({ workflow_id: "pgbad", params: { undeclared: "x" } }), JSON.stringify({ id: "pgbad" })]) {
+      await notify(channel, p);
+    }
+    await waitFor(() => l.stats.rejected === 6, { what: "6 rejections" });
+    assert.equal((await f.runs("pgbad")).length, 0);
+    await notify(channel, JSON.stringify({ workflow_id: "pgbad", params: { date: "ok" } }));
+    const runs = await expectRunCount(f, "pgbad", 1);
+    assert.deepEqual(runs[0]?.params, { date: "ok" });
+  });
+
+  test("reconnects and LISTENs again after its backend is terminated", async () => {
+    const channel = newChannel();
+    const appName = `cdktr-term-${randomUUID().slice(0, 8)}`;
+    const l = await start(channel, { applicationName: appName });
+    await notify(channel, JSON.stringify({ workflow_id: "pgre", params: { n: "1" } }));
+    await expectRunCount(f, "pgre", 1);
+    const killed = await admin.query("SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1", [appName]);
+    assert.equal(killed.rowCount, 1);
+    await waitFor(() => l.stats.connections === 2 && l.stats.listening, { what: "a second LISTEN session", timeoutMs: 10_000 });
+    await notify(channel, JSON.stringify({ workflow_id: "pgre", params: { n: "2" } }));
+    const runs = await expectRunCount(f, "pgre", 2);
+    assert.deepEqual(runs.map((r) => r.params.n), ["1", "2"]);
+  });
+
+  test("a notification is retried while the principal is down and triggers once it is up", async () => {
+    const down = await principalFixture({ "pgdown.yml": paramWorkflow("pgdown") });
+    try {
+      const channel = newChannel();
+      const l = await start(channel, { retryForMs: 30_000 }, down.port);
+      const failures: string[] = [];
+      l.on("triggered", (r) => {
+        if (!r.success) failures.push(r.error?.code ?? "?");
+      });
+      await notify(channel, JSON.stringify({ workflow_id: "pgdown", params: { date: "late" } }));
+      await waitFor(() => failures.length >= 2, { what: "failed attempts while the principal is down", timeoutMs: 10_000 });
+      assert.ok(failures.every((c) => c === "UNAVAILABLE" || c === "TIMEOUT"), failures.join(","));
+      assert.equal(l.stats.dropped, 0);
+      await down.start();
+      await waitFor(() => l.stats.triggered === 1, { what: "the trigger once the principal is up", timeoutMs: 15_000 });
+      const runs = await expectRunCount(down, "pgdown", 1);
+      assert.deepEqual(runs[0]?.params, { date: "late" });
+    } finally {
+      await down.close();
+    }
+  });
+});

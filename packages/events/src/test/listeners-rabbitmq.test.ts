@@ -1,0 +1,198 @@
+/**
+ * The RabbitMQ listener against the machine's RabbitMQ (127.0.0.1:5672, guest/guest) and a real
+ * principal process. Every test uses its own queue names and deletes them.
+ */
+import { after, afterEach, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { connect, type Channel, type ChannelModel, type Options } from "amqplib";
+import { killAllServices, removeTempDirs, waitFor } from "@cdktr/test-utils";
+import { RabbitMqListener, parseTriggerMessage, scopedIdempotencyKey } from "../rabbitmq/index.js";
+import { expectRunCount, paramWorkflow, principalFixture, requireServer, type PrincipalFixture } from "./listeners-harness.js";
+
+const AMQP_URL = "amqp://guest:guest@127.0.0.1:5672";
+const skip = await requireServer("RabbitMQ", 5672);
+
+describe("rabbitmq listener", { skip }, () => {
+  let f: PrincipalFixture;
+  let conn: ChannelModel;
+  let ch: Channel;
+  const queues: string[] = [];
+  const exchanges: string[] = [];
+  const listeners: RabbitMqListener[] = [];
+
+  const newQueue = (): string => {
+    const q = `cdktr-test-${randomUUID()}`;
+    queues.push(q);
+    return q;
+  };
+  const publish = (queue: string, body: unknown, props: Options.Publish = {}): void => {
+    const content = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === "string" ? body : JSON.stringify(body));
+    ch.sendToQueue(queue, content, { persistent: true, ...props });
+  };
+  const ready = async (queue: string): Promise<number> => (await ch.checkQueue(queue)).messageCount;
+  const start = async (queue: string, extra: Partial<ConstructorParameters<typeof RabbitMqListener>[0]> = {}, port = f.port): Promise<RabbitMqListener> => {
+    const l = new RabbitMqListener({
+      principal: { host: "127.0.0.1", port },
+      url: AMQP_URL,
+      queue,
+      backoff: { initialMs: 200, maxMs: 1000 },
+      triggerTimeoutMs: 1000,
+      ...extra,
+    });
+    listeners.push(l);
+    await l.start();
+    await waitFor(() => l.stats.consuming, { what: "the consumer", timeoutMs: 10_000 });
+    return l;
+  };
+
+  before(async () => {
+    f = await principalFixture({ "mq.yml": paramWorkflow("mq"), "mq2.yml": paramWorkflow("mq2"), "mqbad.yml": paramWorkflow("mqbad"), "mqdown.yml": paramWorkflow("mqdown") });
+    await f.start();
+    conn = await connect(AMQP_URL);
+    ch = await conn.createChannel();
+  });
+  afterEach(async () => {
+    await Promise.all(listeners.splice(0).map((l) => l.stop()));
+  });
+  after(async () => {
+    for (const q of queues) await ch.deleteQueue(q).catch(() => undefined);
+    for (const x of exchanges) await ch.deleteExchange(x).catch(() => undefined);
+    await conn.close();
+    await f.close();
+    await killAllServices();
+    removeTempDirs();
+  });
+
+  test("a message triggers exactly one run with its params and is acknowledged", async () => {
+    const queue = newQueue();
+    const l = await start(queue);
+    publish(queue, { workflow_id: "mq", params: { date: "2026-11-28" } }, { messageId: "msg-1" });
+    const runs = await expectRunCount(f, "mq", 1);
+    assert.deepEqual(runs[0]?.params, { date: "2026-11-28" });
+    assert.equal(runs[0]?.source, "rabbitmq");
+    assert.equal(runs[0]?.idempotencyKey, `amqp:${queue}:msg-1`);
+    await waitFor(() => l.stats.acked === 1, { what: "the ack" });
+    assert.equal(await ready(queue), 0);
+  });
+
+  test("a redelivered message (same message id, or same idempotency_key) never starts a second run", async () => {
+    const queue = newQueue();
+    const l = await start(queue);
+    publish(queue, { workflow_id: "mq2", params: { n: "1" } }, { messageId: "same-id" });
+    publish(queue, { workflow_id: "mq2", params: { n: "1" } }, { messageId: "same-id" });
+    publish(queue, { workflow_id: "mq2", params: { n: "2" }, idempotency_key: "k-2" });
+    publish(queue, { workflow_id: "mq2", params: { n: "2" }, idempotency_key: "k-2" }, { messageId: "ignored-when-a-key-is-given" });
+    await waitFor(() => l.stats.acked === 4, { what: "4 acks" });
+    const runs = await expectRunCount(f, "mq2", 2);
+    assert.deepEqual(runs.map((r) => r.params.n).sort(), ["1", "2"]);
+    assert.equal(await ready(queue), 0);
+  });
+
+  test("a message redelivered after a consumer died between trigger and ack does not start a second run", async () => {
+    const queue = newQueue();
+    await ch.assertQueue(queue, { durable: true });
+    publish(queue, { workflow_id: "mq2", params: { n: "3" } }, { messageId: "crash-before-ack" });
+    // A first consumer takes the message and triggers the run (as the listener does)...
+    const crashed = await conn.createChannel();
+    const taken = await waitFor(async () => (await crashed.get(queue, { noAck: false })) || undefined, { what: "the message" });
+    const first = await f.client.runWorkflow({ workflowId: "mq2", params: { n: "3" }, idempotencyKey: `amqp:${queue}:crash-before-ack`, source: "rabbitmq" });
+    assert.equal(taken.fields.redelivered, false);
+    // ...then dies before acknowledging: the broker redelivers the message to the listener.
+    await crashed.close();
+    const l = await start(queue);
+    await waitFor(() => l.stats.acked === 1, { what: "the redelivered message acked" });
+    const runs = (await f.runs("mq2")).filter((r) => r.params.n === "3");
+    assert.deepEqual(runs.map((r) => r.runId), [first.runId]);
+    assert.equal(await ready(queue), 0);
+  });
+
+  test("poison messages are rejected to the dead-letter exchange, nothing runs, good messages still flow", async () => {
+    const queue = newQueue();
+    const dlx = `${queue}.dlx`;
+    const dlq = newQueue();
+    exchanges.push(dlx);
+    await ch.assertExchange(dlx, "fanout", { durable: false, autoDelete: false });
+    await ch.assertQueue(dlq, { durable: false });
+    await ch.bindQueue(dlq, dlx, "");
+    const l = await start(queue, { deadLetterExchange: dlx, requireIdempotencyKey: true });
+    const poison: unknown[] = [
+      "{not json",
+      Buffer.from([0xff, 0xfe, 0x00]),
+      { params: { date: "x" } },
+      { workflow_id: "mqbad", params: { date: { nested: 1 } } },
+      { workflow_id: "mqbad", extra: true },
+      { workflow_id: "no-such-workflow" },
+      { workflow_id: "mqbad", params: { undeclared: "x" } },
+    ];
+    poison.forEach((p, i) => publish(queue, p, { messageId: `poison-${i}` }));
+    publish(queue, { workflow_id: "mqbad" }); // no message id, no key: refused by requireIdempotencyKey
+    await waitFor(() => l.stats.rejected === poison.length + 1, { what: "every poison message rejected" });
+    await waitFor(async () => (await ready(dlq)) === poison.length + 1, { what: "dead-lettered messages" });
+    assert.equal(await ready(queue), 0, "nothing loops back into the queue");
+    assert.equal((await f.runs("mqbad")).length, 0);
+    publish(queue, { workflow_id: "mqbad", params: { date: "good" } }, { messageId: "good" });
+    const runs = await expectRunCount(f, "mqbad", 1);
+    assert.deepEqual(runs[0]?.params, { date: "good" });
+  });
+
+  test("principal down: the message stays in the queue, then triggers exactly one run when it is back", async () => {
+    const down = await principalFixture({ "mqdown.yml": paramWorkflow("mqdown") });
+    try {
+      const queue = newQueue();
+      const l = await start(queue, {}, down.port);
+      publish(queue, { workflow_id: "mqdown", params: { date: "later" } }, { messageId: "while-down" });
+      await waitFor(() => l.stats.requeued >= 1, { what: "a requeue", timeoutMs: 10_000 });
+      await waitFor(async () => (await ready(queue)) === 1 && l.stats.paused, { what: "the message back in the queue while paused" });
+      assert.equal(l.stats.acked, 0);
+      await down.start();
+      await waitFor(() => l.stats.acked === 1, { what: "the ack once the principal is back", timeoutMs: 15_000 });
+      const runs = await expectRunCount(down, "mqdown", 1);
+      assert.deepEqual(runs[0]?.params, { date: "later" });
+      assert.equal(await ready(queue), 0);
+    } finally {
+      await down.close();
+    }
+  });
+
+  test("reconnects after the broker cancels the consumer (queue deleted) and goes on consuming", async () => {
+    const queue = newQueue();
+    const l = await start(queue);
+    await ch.deleteQueue(queue);
+    await waitFor(() => l.stats.connections >= 2 && l.stats.consuming, { what: "a new connection and consumer", timeoutMs: 10_000 });
+    publish(queue, { workflow_id: "mq", params: { date: "after-reconnect" } }, { messageId: "after" });
+    await waitFor(async () => (await f.runs("mq")).some((r) => r.params.date === "after-reconnect"), { what: "the run after reconnect" });
+  });
+});
+
+describe("trigger message parsing", () => {
+  test("accepts the documented shape and refuses anything else with a message naming the field", () => {
+    const ok = parseTriggerMessage('{"workflow_id":"etl.daily","params":{"a":1,"b":true},"idempotency_key":"k"}');
+    assert.deepEqual(ok, { ok: true, message: { workflowId: "etl.daily", params: { a: 1, b: true }, idempotencyKey: "k" } });
+    const bare = parseTriggerMessage(" etl.daily\n", { allowBareWorkflowId: true });
+    assert.deepEqual(bare, { ok: true, message: { workflowId: "etl.daily" } });
+    const cases: [string, RegExp][] = [
+      ["etl.daily", /not valid JSON/],
+      ["{}", /workflow_id: required/],
+      ['{"workflow_id":"a b"}', /workflow_id:/],
+      ['{"workflow_id":"a","params":[1]}', /params/],
+      ['{"workflow_id":"a","idempotency_key":""}', /idempotency_key/],
+      ['{"workflowId":"a"}', /workflowId: unknown key/],
+      ["[]", /JSON object/],
+    ];
+    for (const [raw, re] of cases) {
+      const r = parseTriggerMessage(raw);
+      assert.equal(r.ok, false, raw);
+      assert.match(r.ok ? "" : r.error, re, raw);
+    }
+    assert.equal(parseTriggerMessage("not an id!", { allowBareWorkflowId: true }).ok, false);
+  });
+
+  test("scoped idempotency keys stay within 512 characters and stay distinct", () => {
+    assert.equal(scopedIdempotencyKey("amqp:q:", "m1"), "amqp:q:m1");
+    const a = scopedIdempotencyKey("amqp:q:", "x".repeat(600));
+    const b = scopedIdempotencyKey("amqp:q:", "x".repeat(601));
+    assert.ok(a.length <= 512 && b.length <= 512);
+    assert.notEqual(a, b);
+  });
+});
