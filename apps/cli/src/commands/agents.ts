@@ -1,0 +1,41 @@
+import type { CommandContext } from "../context.js";
+import { formatInstant } from "../format/duration.js";
+import { renderTable } from "../format/table.js";
+
+/** `cdktr agents`: every agent the principal knows. */
+export async function agentsCommand(ctx: CommandContext, opts: { json?: boolean }): Promise<number> {
+  const { agents } = await ctx.client().listAgents();
+  if (opts.json === true) {
+    ctx.out(JSON.stringify(agents, null, 2));
+    return 0;
+  }
+  ctx.io.stdout.write(
+    renderTable(
+      ["AGENT", "HOST", "STATUS", "RUNNING", "LABELS", "VERSION", "LAST HEARTBEAT"],
+      agents.map((a) => [
+        a.agentId,
+        a.host,
+        ctx.style.status(a.status),
+        `${a.runningRuns.length}/${a.capacity}`,
+        a.labels.length === 0 ? "-" : a.labels.join(","),
+        a.version,
+        formatInstant(a.lastHeartbeatAt),
+      ]),
+      { header: ctx.style.dim, empty: "no agents: start one with `cdktr start agent`" },
+    ),
+  );
+  return 0;
+}
+
+/** How long `cdktr ping` waits for the principal. */
+export const PING_TIMEOUT_MS = 2000;
+
+/** `cdktr ping`: one request, no retry, gives up within 3 s (used by container healthchecks). */
+export async function pingCommand(ctx: CommandContext, opts: { json?: boolean }): Promise<number> {
+  const started = Date.now();
+  const reply = await ctx.client().request("ping", {}, { timeoutMs: PING_TIMEOUT_MS, retry: false });
+  const ms = Date.now() - started;
+  if (opts.json === true) ctx.out(JSON.stringify({ ...reply, address: ctx.target().display, roundTripMs: ms }));
+  else ctx.out(`principal ${reply.principalId} (cdktr ${reply.version}) at ${ctx.target().display}: ${ctx.style.green("ok")} in ${ms} ms`);
+  return 0;
+}

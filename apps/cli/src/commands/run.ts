@@ -1,0 +1,103 @@
+import type { RunRecord, TaskRunRecord } from "@cdktr/protocol";
+import type { CommandContext } from "../context.js";
+import { elapsed, formatInstant } from "../format/duration.js";
+import { formatLogLine } from "../format/log-line.js";
+import { parseParamArgs } from "../params.js";
+import { RunWatcher } from "../watch/run-watcher.js";
+
+/** Options of `cdktr run`. */
+export interface RunOptions {
+  param?: string[];
+  key?: string;
+  wait?: boolean;
+  follow?: boolean;
+  json?: boolean;
+}
+
+function taskLine(ctx: CommandContext, t: TaskRunRecord): string {
+  const s = ctx.style;
+  const time = s.dim(formatInstant(t.finishedAt ?? t.startedAt ?? new Date().toISOString()));
+  const detail: string[] = [];
+  if (t.status === "RUNNING") detail.push(`attempt ${t.attempt}`);
+  if (t.exitCode !== null) detail.push(`exit ${t.exitCode}`);
+  if (t.signal !== null) detail.push(t.signal);
+  if (t.reason !== null && t.reason !== "exit_code") detail.push(t.reason);
+  if (t.finishedAt !== null && t.startedAt !== null) detail.push(elapsed(t.startedAt, t.finishedAt));
+  if (t.message !== null && t.status !== "RUNNING" && t.status !== "COMPLETED") detail.push(t.message);
+  return `${time}  task ${s.bold(t.taskId)} ${s.status(t.status)}${detail.length > 0 ? s.dim(` (${detail.join(", ")})`) : ""}`;
+}
+
+function runLine(ctx: CommandContext, r: RunRecord): string {
+  const s = ctx.style;
+  const time = s.dim(formatInstant(r.finishedAt ?? r.startedAt ?? r.createdAt));
+  const detail: string[] = [];
+  if (r.status === "ASSIGNED" || r.status === "RUNNING") {
+    if (r.agentId !== null) detail.push(`agent ${r.agentId}`);
+  }
+  if (r.finishedAt !== null) detail.push(elapsed(r.startedAt ?? r.createdAt, r.finishedAt));
+  if (r.reason !== null) detail.push(r.reason);
+  if (r.message !== null) detail.push(r.message);
+  return `${time}  run ${s.status(r.status)}${detail.length > 0 ? s.dim(` (${detail.join(", ")})`) : ""}`;
+}
+
+/**
+ * `cdktr run <workflowId>`: trigger a run and print its id; `--wait` follows its tasks live and
+ * exits 0 only when it COMPLETED; `--follow` also prints its log lines.
+ */
+export async function runCommand(ctx: CommandContext, workflowId: string, opts: RunOptions): Promise<number> {
+  const params = parseParamArgs(opts.param ?? []);
+  const watching = opts.wait === true || opts.follow === true;
+  const client = ctx.client();
+  const watcher = watching
+    ? new RunWatcher({
+        client,
+        publishEndpoint: ctx.target().publishEndpoint,
+        workflowId,
+        follow: opts.follow === true,
+        onRun: (r) => ctx.out(runLine(ctx, r)),
+        onTask: (t) => {
+          if (t.status !== "PENDING") ctx.out(taskLine(ctx, t));
+        },
+        onLog: (l) => ctx.out(formatLogLine(l, ctx.style)),
+        onUnreachable: () => ctx.err(ctx.style.yellow("warning: the principal stopped answering; still waiting for the run (Ctrl-C stops watching)")),
+        onReachable: () => ctx.err(ctx.style.dim("the principal answers again")),
+        onMissing: (n) => ctx.err(ctx.style.yellow(`warning: ${n} log line(s) never arrived (see \`cdktr logs --run <id>\` later)`)),
+      })
+    : undefined;
+  try {
+    const reply = await client.runWorkflow({
+      workflowId,
+      ...(Object.keys(params).length > 0 ? { params } : {}),
+      ...(opts.key === undefined ? {} : { idempotencyKey: opts.key }),
+      source: "cli",
+    });
+    if (opts.json === true && !watching) {
+      ctx.out(JSON.stringify(reply));
+      return 0;
+    }
+    ctx.out(reply.runId);
+    if (reply.duplicate) ctx.err(ctx.style.dim(`(key ${opts.key ?? ""} was used before: this is that run, nothing new was started)`));
+    if (reply.skipped) {
+      ctx.err(`run ${reply.runId} SKIPPED: the workflow allows no more active runs (overlap: skip)`);
+      return watching ? 1 : 0;
+    }
+    if (watcher === undefined) return 0;
+    const abort = new AbortController();
+    void ctx.io.interrupted.then(() => abort.abort(new Error("interrupted")));
+    let final: RunRecord;
+    try {
+      final = await watcher.watch(reply.runId, abort.signal);
+    } catch (e) {
+      if (abort.signal.aborted) {
+        ctx.err(`stopped watching; run ${reply.runId} goes on (\`cdktr cancel ${reply.runId}\` stops it)`);
+        return 130;
+      }
+      throw e;
+    }
+    const ok = final.status === "COMPLETED";
+    ctx.out(`run ${final.runId} ${ctx.style.status(final.status)} in ${elapsed(final.startedAt ?? final.createdAt, final.finishedAt)}`);
+    return ok ? 0 : 1;
+  } finally {
+    await watcher?.close();
+  }
+}

@@ -1,0 +1,55 @@
+import { PrincipalClient } from "@cdktr/protocol";
+import { resolvePrincipal, type PrincipalTarget } from "./connection.js";
+import { colorEnabled, type CliIo } from "./io.js";
+import { createStyle, type Style } from "./format/style.js";
+
+/** What every command receives: output, styling, and a lazily opened principal connection. */
+export interface CommandContext {
+  readonly io: CliIo;
+  readonly style: Style;
+  /** The principal's address (from `--principal` or the environment). */
+  target(): PrincipalTarget;
+  /** The shared client (opened on first use, closed when the command ends). */
+  client(): PrincipalClient;
+  /** Write a line to stdout. */
+  out(line?: string): void;
+  /** Write a line to stderr. */
+  err(line: string): void;
+  /** Close whatever was opened. */
+  close(): Promise<void>;
+}
+
+/** Default per-request timeout of CLI requests. */
+export const REQUEST_TIMEOUT_MS = 3000;
+
+/** Build a {@link CommandContext} for one invocation. */
+export function createContext(io: CliIo, globals: { principal?: string | undefined }): CommandContext {
+  const style = createStyle(colorEnabled(io));
+  let target: PrincipalTarget | undefined;
+  let client: PrincipalClient | undefined;
+  const getTarget = (): PrincipalTarget => (target ??= resolvePrincipal(globals.principal, io.env));
+  return {
+    io,
+    style,
+    target: getTarget,
+    client() {
+      if (client === undefined) {
+        const t = getTarget();
+        client = new PrincipalClient({
+          host: t.host,
+          port: t.port,
+          timeoutMs: REQUEST_TIMEOUT_MS,
+          retry: { attempts: 2, baseDelayMs: 100, maxDelayMs: 500 },
+          env: io.env,
+        });
+      }
+      return client;
+    },
+    out: (line = "") => io.stdout.write(`${line}\n`),
+    err: (line) => io.stderr.write(`${line}\n`),
+    async close() {
+      client?.close();
+      client = undefined;
+    },
+  };
+}

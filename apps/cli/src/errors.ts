@@ -1,0 +1,49 @@
+/**
+ * Errors the CLI shows to people: always one line, never a stack trace.
+ */
+import { isCdktrError } from "@cdktr/protocol";
+
+/** An error meant for the user, with the exit code the process should end with. */
+export class CliError extends Error {
+  /** 1 = the operation failed, 2 = bad usage (arguments, options, files). */
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "CliError";
+    this.exitCode = exitCode;
+  }
+}
+
+/** What the CLI was talking to, so error lines can name it. */
+export interface ErrorContext {
+  /** `host:port` of the principal's API. */
+  principal?: string;
+}
+
+/**
+ * The one line shown for `e`, and the exit code. Unreachable principals (TIMEOUT/UNAVAILABLE)
+ * get the "start one with `cdktr start principal`" hint; server errors print their message
+ * (which already says what to do); anything unexpected prints its message only.
+ */
+export function describeError(e: unknown, ctx: ErrorContext = {}): { message: string; exitCode: number } {
+  if (e instanceof CliError) return { message: e.message, exitCode: e.exitCode };
+  if (isCdktrError(e)) {
+    const code = e.code;
+    const message = e instanceof Error ? e.message : String((e as { message?: unknown }).message);
+    if (code === "TIMEOUT" || code === "UNAVAILABLE" || code === "CLOSED") {
+      const where = ctx.principal ?? "the configured address";
+      return {
+        message: `no principal at ${where}: start one with \`cdktr start principal\` (or point at it with --principal host:port / CDKTR_PRINCIPAL_HOST, CDKTR_PRINCIPAL_PORT)`,
+        exitCode: 1,
+      };
+    }
+    return { message: firstLine(message), exitCode: code === "INVALID_PARAMS" || code === "BAD_REQUEST" ? 2 : 1 };
+  }
+  if (e instanceof Error) return { message: firstLine(e.message), exitCode: 1 };
+  return { message: String(e), exitCode: 1 };
+}
+
+function firstLine(s: string): string {
+  const lines = s.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  return lines.join("; ");
+}

@@ -1,0 +1,113 @@
+/**
+ * End to end with the real `cdktr` bin: `cdktr start all` (principal, agent, scheduler as
+ * processes) in a temp directory with the examples plus a workflow firing every second.
+ */
+import { after, afterEach, test } from "node:test";
+import assert from "node:assert/strict";
+import { killAllServices, removeTempDirs, spawnService, waitFor, type ServiceHandle } from "@cdktr/test-utils";
+import { RunRecordSchema, type RunRecord } from "@cdktr/protocol";
+import { join } from "node:path";
+import { alive, announcedPids, assertRunOutput, BIN, killGroups, lines, makeSandbox, REPO, runBin } from "./helpers.js";
+
+const TICK = `name: Tick
+description: fires every second
+cron: "* * * * * *"
+tasks:
+  tick:
+    name: tick
+    config: !Subprocess
+      cmd: echo
+      args: ["tick"]
+`;
+
+let stack: ServiceHandle | undefined;
+afterEach(async () => {
+  if (stack !== undefined) killGroups(announcedPids(stack.lines));
+  await killAllServices();
+});
+after(() => removeTempDirs());
+
+test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", async () => {
+  const sb = await makeSandbox({ "tick.yml": TICK });
+  // Relative workflow dir, as a user would write it in .env.
+  const env = { ...sb.env, CDKTR_WORKFLOW_DIR: "workflows" };
+  stack = await spawnService({ script: BIN, args: ["start", "all"], env, cwd: sb.dir, name: "cdktr start all", waitReady: false });
+  await stack.waitForLine((l) => /^\[cdktr\]\s+ready: principal at 127\.0\.0\.1:\d+/.test(l), 60_000);
+  const pids = announcedPids(stack.lines);
+  assert.equal(pids.length, 3, "principal, agent and scheduler announced");
+  assert.ok(stack.lines.some((l) => l.startsWith("[principal] ")), "principal output is prefixed");
+  assert.ok(stack.lines.some((l) => l.startsWith("[agent]     ")), "agent output is prefixed");
+
+  const hello = await runBin(["run", "hello", "--wait"], { env, cwd: sb.dir });
+  assert.equal(hello.code, 0, `run hello --wait: ${hello.stdout}\n${hello.stderr}`);
+  const helloId = lines(hello.stdout)[0] ?? "";
+  assert.match(helloId, /^[0-9A-Z]{26}$/);
+  assert.match(hello.stdout, new RegExp(`run ${helloId} COMPLETED`));
+
+  const fail = await runBin(["run", "fail", "--wait"], { env, cwd: sb.dir });
+  assert.notEqual(fail.code, 0, `run fail --wait must not exit 0: ${fail.stdout}`);
+  const failId = lines(fail.stdout)[0] ?? "";
+  assert.match(fail.stdout, /task \S+ FAILED/);
+  assert.match(fail.stdout, new RegExp(`run ${failId} FAILED`));
+
+  const list = await runBin(["runs", "--json", "--limit", "1000"], { env, cwd: sb.dir });
+  assert.equal(list.code, 0, list.stderr);
+  const runs = (JSON.parse(list.stdout) as unknown[]).map((r) => RunRecordSchema.parse(r));
+  const byId = new Map(runs.map((r) => [r.runId, r]));
+  assert.equal(byId.get(helloId)?.status, "COMPLETED");
+  assert.equal(byId.get(helloId)?.source, "cli");
+  assert.equal(byId.get(failId)?.status, "FAILED");
+
+  // `logs --run` shows every task's output; --wait printed each task's transitions.
+  for (const taskId of await assertRunOutput(helloId, env, sb.dir)) {
+    assert.match(hello.stdout, new RegExp(`task ${taskId} COMPLETED`));
+  }
+
+  // The per-second workflow is triggered by the scheduler, one run per second.
+  const scheduled = await waitFor(
+    async () => {
+      const r = await runBin(["runs", "--workflow", "tick", "--json", "--limit", "100"], { env, cwd: sb.dir });
+      const tickRuns = (JSON.parse(r.stdout) as RunRecord[]).filter((x) => x.source === "scheduler");
+      return tickRuns.length >= 3 ? tickRuns : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 500, what: "3 scheduled runs of tick" },
+  );
+  const instants = scheduled.map((r) => r.scheduledFor);
+  assert.ok(instants.every((t) => t !== null && t.endsWith(".000Z")), "scheduledFor on whole seconds");
+  assert.equal(new Set(instants).size, instants.length, "each occurrence once");
+
+  // SIGTERM: every app stops cleanly, exit 0, nothing left behind.
+  const result = await stack.stop("SIGTERM", 45_000);
+  assert.equal(result.code, 0, stack.lines.slice(-20).join("\n"));
+  for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} is gone`);
+});
+
+test("start all exits non-zero and stops the others when an app dies", async () => {
+  const sb = await makeSandbox();
+  stack = await spawnService({ script: BIN, args: ["start", "all"], env: sb.env, cwd: sb.dir, name: "cdktr start all", waitReady: false });
+  await stack.waitForLine((l) => /^\[cdktr\]\s+ready/.test(l), 60_000);
+  const pids = announcedPids(stack.lines);
+  const agentPid = pids[1];
+  assert.ok(agentPid !== undefined);
+  process.kill(agentPid, "SIGKILL");
+  const result = await stack.exited;
+  assert.equal(result.code, 1);
+  assert.ok(stack.lines.some((l) => /agent exited \(SIGKILL\): stopping the others/.test(l)), stack.lines.join("\n"));
+  for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} is gone`);
+});
+
+test("npm start (scripts/start.mjs) builds, then runs start all on examples/workflows", async () => {
+  const sb = await makeSandbox();
+  const env: Record<string, string> = { ...sb.env, TURBO_TELEMETRY_DISABLED: "1" };
+  delete env.CDKTR_WORKFLOW_DIR; // the script's default applies
+  delete env.CDKTR_DB_PATH; // the principal's default: ~/.cdktr/ (HOME is the sandbox)
+  stack = await spawnService({ script: join(REPO, "scripts", "start.mjs"), env, cwd: sb.dir, name: "npm start", waitReady: false });
+  const ready = await stack.waitForLine((l) => /^\[cdktr\]\s+ready: /.test(l), 120_000);
+  assert.ok(ready.includes(`workflows from ${join(REPO, "examples", "workflows")}`), ready);
+  assert.ok(ready.includes(`data in ${join(sb.dir, ".cdktr", "cdktr.db")}`), ready);
+  await stack.waitForLine((l) => l.includes("npx cdktr run hello --wait"), 5000); // how to trigger a run
+  const run = await runBin(["run", "hello", "--wait"], { env: sb.env });
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  const result = await stack.stop("SIGTERM", 45_000);
+  assert.equal(result.code, 0);
+});

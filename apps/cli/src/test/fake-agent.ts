@@ -1,0 +1,53 @@
+/**
+ * A real principal for the sandbox, with the test acting as its agent (PrincipalClient +
+ * LogClient), so the order and timing of transitions and log lines are under the test's control.
+ */
+import assert from "node:assert/strict";
+import { LogClient, PrincipalClient, type LogLine } from "@cdktr/protocol";
+import { makeSandbox, startPrincipal } from "./helpers.js";
+
+const now = (): string => new Date().toISOString();
+
+/** Start a principal and register this test as its agent. */
+export async function setupFakeAgent() {
+  const sb = await makeSandbox();
+  let principal = await startPrincipal(sb);
+  const client = new PrincipalClient({ host: "127.0.0.1", port: sb.ports.api, timeoutMs: 3000 });
+  const logs = new LogClient({ host: "127.0.0.1", port: sb.ports.logs, timeoutMs: 3000 });
+  const agentId = "test-agent";
+  await client.registerAgent({ agentId, host: "test", capacity: 1, labels: [], version: "0", runningRuns: [] });
+  const line = (runId: string, taskId: string, seq: number): LogLine => ({
+    time: now(),
+    runId,
+    workflowId: "hello",
+    taskId,
+    stream: "stdout",
+    level: "info",
+    seq,
+    line: `${taskId} line ${seq}`,
+  });
+  /** Take the queued run and start it as an agent would. */
+  const startRun = async (runId: string): Promise<void> => {
+    const { assignment } = await client.fetchWork({ agentId, waitMs: 5000, freeSlots: 1 });
+    assert.equal(assignment?.run.runId, runId);
+    await client.confirmAssignment({ agentId, runId, token: assignment.token });
+    await client.runStatus({ agentId, runId, status: "RUNNING", time: now() });
+  };
+  const task = (runId: string, taskId: string, status: "RUNNING" | "COMPLETED", attempt = 1) =>
+    client.taskStatus({ agentId, runId, taskId, attempt, status, time: now(), ...(status === "COMPLETED" ? { exitCode: 0 } : {}) });
+  const send = (lines: LogLine[]) => logs.logBatch({ agentId, lines });
+  const finish = (runId: string) => client.runStatus({ agentId, runId, status: "COMPLETED", time: now() });
+  const close = () => {
+    client.close();
+    logs.close();
+  };
+  /** SIGKILL the principal and start it again on the same database and ports. */
+  const restartPrincipal = async (downMs: number): Promise<void> => {
+    await principal.kill();
+    await new Promise((r) => setTimeout(r, downMs));
+    principal = await startPrincipal(sb);
+    await client.registerAgent({ agentId, host: "test", capacity: 1, labels: [], version: "0", runningRuns: [] });
+  };
+  return { sb, client, line, startRun, task, send, finish, close, restartPrincipal };
+}
+

@@ -1,0 +1,152 @@
+/**
+ * RunWatcher against a real principal, with this test acting as the agent (PrincipalClient +
+ * LogClient), so the order and timing of transitions and log lines are under its control.
+ */
+import { after, afterEach, test } from "node:test";
+import assert from "node:assert/strict";
+import type { LogLine, RunRecord, TaskRunRecord } from "@cdktr/protocol";
+import { killAllServices, removeTempDirs, spawnService, waitFor } from "@cdktr/test-utils";
+import { RunWatcher } from "../watch/run-watcher.js";
+import { setupFakeAgent as setup } from "./fake-agent.js";
+import { BIN } from "./helpers.js";
+
+afterEach(() => killAllServices());
+after(() => removeTempDirs());
+
+test("subscribed before the trigger: every transition once, log holes filled, per-task order", async () => {
+  const h = await setup();
+  try {
+    const runs: RunRecord[] = [];
+    const tasks: TaskRunRecord[] = [];
+    const printed: LogLine[] = [];
+    const watcher = new RunWatcher({
+      client: h.client,
+      publishEndpoint: `tcp://127.0.0.1:${h.sb.ports.publish}`,
+      workflowId: "hello",
+      follow: true,
+      pollIntervalMs: 200,
+      onRun: (r) => runs.push(r),
+      onTask: (t) => tasks.push(t),
+      onLog: (l) => printed.push(l),
+    });
+    const { runId } = await h.client.runWorkflow({ workflowId: "hello", source: "test" });
+    const done = watcher.watch(runId);
+    await h.startRun(runId);
+    await h.task(runId, "hello", "RUNNING");
+    // seq 3 of `hello` arrives last: 4 must wait for it.
+    await h.send([h.line(runId, "hello", 1), h.line(runId, "hello", 2), h.line(runId, "hello", 4)]);
+    await waitFor(() => printed.length >= 2, { what: "lines 1 and 2", timeoutMs: 5000 });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(printed.map((l) => l.seq), [1, 2], "line 4 is held back until 3 arrives");
+    await h.send([h.line(runId, "hello", 3)]);
+    await h.task(runId, "hello", "COMPLETED");
+    await h.task(runId, "goodbye", "RUNNING");
+    await h.send([h.line(runId, "goodbye", 1)]);
+    await h.task(runId, "goodbye", "COMPLETED");
+    await h.finish(runId);
+    const final = await done;
+    await watcher.close();
+
+    assert.equal(final.status, "COMPLETED");
+    assert.deepEqual(
+      printed.filter((l) => l.taskId === "hello").map((l) => l.seq),
+      [1, 2, 3, 4],
+    );
+    assert.deepEqual(printed.filter((l) => l.taskId === "goodbye").map((l) => l.seq), [1]);
+    const statuses = runs.map((r) => r.status);
+    assert.equal(new Set(statuses).size, statuses.length, `each run state once: ${statuses.join(",")}`);
+    assert.ok(statuses.includes("RUNNING") && statuses.at(-1) === "COMPLETED", statuses.join(","));
+    const seen = tasks.map((t) => `${t.taskId}:${t.status}`);
+    for (const want of ["hello:RUNNING", "hello:COMPLETED", "goodbye:RUNNING", "goodbye:COMPLETED"]) {
+      assert.equal(seen.filter((s) => s === want).length, 1, `${want} once in ${seen.join(",")}`);
+    }
+  } finally {
+    h.close();
+  }
+});
+
+test("lines stored before the watcher existed are read back, in order, once", async () => {
+  const h = await setup();
+  try {
+    const { runId } = await h.client.runWorkflow({ workflowId: "hello", source: "test" });
+    await h.startRun(runId);
+    await h.task(runId, "hello", "RUNNING");
+    await h.send([1, 2, 3, 4, 5].map((s) => h.line(runId, "hello", s)));
+    const printed: LogLine[] = [];
+    const watcher = new RunWatcher({
+      client: h.client,
+      publishEndpoint: `tcp://127.0.0.1:${h.sb.ports.publish}`,
+      workflowId: "hello",
+      follow: true,
+      pollIntervalMs: 200,
+      onLog: (l) => printed.push(l),
+    });
+    const done = watcher.watch(runId);
+    await waitFor(() => printed.length >= 5, { what: "the stored lines", timeoutMs: 5000 });
+    await h.send([h.line(runId, "hello", 6)]);
+    await h.task(runId, "hello", "COMPLETED");
+    await h.task(runId, "goodbye", "RUNNING");
+    await h.task(runId, "goodbye", "COMPLETED");
+    await h.finish(runId);
+    assert.equal((await done).status, "COMPLETED");
+    await watcher.close();
+    assert.deepEqual(printed.map((l) => l.seq), [1, 2, 3, 4, 5, 6]);
+  } finally {
+    h.close();
+  }
+});
+
+test("cdktr logs --follow --run: stored lines, then live ones in order, until SIGTERM", async () => {
+  const h = await setup();
+  try {
+    const { runId } = await h.client.runWorkflow({ workflowId: "hello", source: "test" });
+    await h.startRun(runId);
+    await h.task(runId, "hello", "RUNNING");
+    await h.send([h.line(runId, "hello", 1), h.line(runId, "hello", 2)]);
+    const follow = await spawnService({ script: BIN, args: ["logs", "--follow", "--run", runId], env: h.sb.env, name: "logs --follow", waitReady: false });
+    await follow.waitForLine((l) => l.endsWith("hello line 2"), 10_000);
+    // a hole: 4 before 3
+    await h.send([h.line(runId, "hello", 4)]);
+    await h.send([h.line(runId, "hello", 3)]);
+    await h.send([h.line(runId, "goodbye", 1)]);
+    await follow.waitForLine((l) => l.endsWith("goodbye line 1"), 10_000);
+    await follow.waitForLine((l) => l.endsWith("hello line 4"), 10_000);
+    const result = await follow.stop("SIGTERM", 10_000);
+    assert.equal(result.code, 0);
+    const hello = follow.lines.filter((l) => /hello line \d$/.test(l)).map((l) => Number(l.at(-1)));
+    assert.deepEqual(hello, [1, 2, 3, 4], follow.lines.join("\n"));
+    assert.equal(follow.lines.filter((l) => l.endsWith("goodbye line 1")).length, 1);
+  } finally {
+    h.close();
+  }
+});
+
+test("the principal restarting during a run does not end the watch", async () => {
+  const h = await setup();
+  try {
+    let outages = 0;
+    const watcher = new RunWatcher({
+      client: h.client,
+      publishEndpoint: `tcp://127.0.0.1:${h.sb.ports.publish}`,
+      workflowId: "hello",
+      follow: false,
+      pollIntervalMs: 200,
+      onUnreachable: () => outages++,
+    });
+    const { runId } = await h.client.runWorkflow({ workflowId: "hello", source: "test" });
+    const done = watcher.watch(runId);
+    await h.startRun(runId);
+    await h.restartPrincipal(4000);
+    await h.task(runId, "hello", "RUNNING");
+    await h.task(runId, "hello", "COMPLETED");
+    await h.task(runId, "goodbye", "RUNNING");
+    await h.task(runId, "goodbye", "COMPLETED");
+    await h.finish(runId);
+    const final = await done;
+    await watcher.close();
+    assert.equal(final.status, "COMPLETED");
+    assert.equal(outages, 1, "the outage was reported once");
+  } finally {
+    h.close();
+  }
+});

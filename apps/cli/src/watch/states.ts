@@ -1,0 +1,51 @@
+import { TERMINAL_RUN_STATUSES as FINAL_RUNS, type RunRecord, type RunStatus, type TaskRunRecord, type TaskStatus } from "@cdktr/protocol";
+
+const TERMINAL_RUN_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>(FINAL_RUNS);
+
+/** Task states after which the attempt is over. */
+export const TERMINAL_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set<TaskStatus>([
+  "COMPLETED",
+  "FAILED",
+  "SKIPPED",
+  "CRASHED",
+  "CANCELLED",
+]);
+
+/** Whether a run record is in a final state. */
+export function isTerminalRun(run: Pick<RunRecord, "status">): boolean {
+  return TERMINAL_RUN_STATUSES.has(run.status);
+}
+
+function runRank(s: RunStatus): number {
+  switch (s) {
+    case "QUEUED":
+      return 0;
+    case "ASSIGNED":
+      return 1;
+    case "RUNNING":
+      return 2;
+    default:
+      return 3;
+  }
+}
+
+function taskRank(t: Pick<TaskRunRecord, "status" | "attempt">): number {
+  const r = t.status === "PENDING" ? 0 : t.status === "RUNNING" ? 1 : 2;
+  return t.attempt * 10 + r;
+}
+
+/**
+ * Whether `next` is a later state of the run than `prev` (events and polls arrive in any order,
+ * so an older observation must never overwrite a newer one).
+ */
+export function isNewerRun(prev: RunRecord | undefined, next: RunRecord): boolean {
+  if (prev === undefined) return true;
+  if (TERMINAL_RUN_STATUSES.has(prev.status)) return false;
+  return runRank(next.status) > runRank(prev.status);
+}
+
+/** Like {@link isNewerRun} for one task: a higher attempt, or a later state of the same attempt. */
+export function isNewerTask(prev: TaskRunRecord | undefined, next: TaskRunRecord): boolean {
+  if (prev === undefined) return true;
+  return taskRank(next) > taskRank(prev);
+}
