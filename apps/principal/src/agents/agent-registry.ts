@@ -1,0 +1,102 @@
+import type { AgentRecord } from "@cdktr/protocol";
+import { iso, type Clock } from "../clock.js";
+
+/** What the principal knows about one agent. */
+export interface AgentState {
+  agentId: string;
+  host: string;
+  capacity: number;
+  labels: string[];
+  version: string;
+  runningRuns: string[];
+  registeredAt: number;
+  /** Principal-clock time of the last message from the agent. */
+  lastSeen: number;
+  /** False for agents only known from runs found at start (they must register again). */
+  registered: boolean;
+  status: "ACTIVE" | "LOST";
+}
+
+/**
+ * The in-memory agent registry. Deadlines use the principal's clock only, and restart when the
+ * principal starts: an agent that held runs before a restart gets one full timeout to show up.
+ */
+export class AgentRegistry {
+  private readonly agents = new Map<string, AgentState>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Track an agent known only because stored runs name it (after a restart). */
+  trackOrphan(agentId: string): void {
+    if (this.agents.has(agentId)) return;
+    const now = this.clock.now();
+    this.agents.set(agentId, {
+      agentId,
+      host: "",
+      capacity: 1,
+      labels: [],
+      version: "",
+      runningRuns: [],
+      registeredAt: now,
+      lastSeen: now,
+      registered: false,
+      status: "ACTIVE",
+    });
+  }
+
+  /** (Re-)register an agent. */
+  register(a: { agentId: string; host: string; capacity: number; labels: string[]; version: string; runningRuns: string[] }): AgentState {
+    const now = this.clock.now();
+    const state: AgentState = { ...a, registeredAt: now, lastSeen: now, registered: true, status: "ACTIVE" };
+    this.agents.set(a.agentId, state);
+    return state;
+  }
+
+  /** A registered, not lost agent, or undefined. */
+  active(agentId: string): AgentState | undefined {
+    const a = this.agents.get(agentId);
+    return a !== undefined && a.registered && a.status === "ACTIVE" ? a : undefined;
+  }
+
+  /** Record that the agent was heard from. Returns false when it must register (again). */
+  touch(agentId: string, runningRuns?: string[]): boolean {
+    const a = this.agents.get(agentId);
+    if (a === undefined || a.status === "LOST") return false;
+    a.lastSeen = this.clock.now();
+    if (runningRuns !== undefined) a.runningRuns = runningRuns;
+    return a.registered;
+  }
+
+  /** Agents silent past the timeout, marked LOST now (each returned once). */
+  expire(): AgentState[] {
+    const now = this.clock.now();
+    const lost: AgentState[] = [];
+    for (const a of this.agents.values()) {
+      if (a.status === "ACTIVE" && now - a.lastSeen > this.timeoutMs) {
+        a.status = "LOST";
+        lost.push(a);
+      }
+    }
+    return lost;
+  }
+
+  /** Agents as `listAgents` shows them (orphans that never registered are left out). */
+  list(): AgentRecord[] {
+    return [...this.agents.values()]
+      .filter((a) => a.registered)
+      .map((a) => ({
+        agentId: a.agentId,
+        host: a.host,
+        capacity: a.capacity,
+        labels: a.labels,
+        version: a.version,
+        runningRuns: a.runningRuns,
+        registeredAt: iso(a.registeredAt),
+        lastHeartbeatAt: iso(a.lastSeen),
+        status: a.status,
+      }));
+  }
+}

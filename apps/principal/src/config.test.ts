@@ -1,0 +1,53 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { ConfigError } from "@cdktr/protocol";
+import { loadConfig } from "./config.js";
+
+describe("loadConfig", () => {
+  it("applies the documented defaults and expands ~ against HOME", () => {
+    const c = loadConfig({ HOME: "/home/u" }, { cwd: "/srv", dotEnv: false });
+    assert.deepEqual(c, {
+      host: "127.0.0.1",
+      apiPort: 5561,
+      logsPort: 5562,
+      publishPort: 5563,
+      workflowDir: "/srv/workflows",
+      workflowRefreshMs: 60_000,
+      dbPath: "/home/u/.cdktr/cdktr.db",
+      heartbeatTimeoutMs: 30_000,
+      heartbeatIntervalMs: 5_000,
+      leaseMs: 10_000,
+      idempotencyRetentionDays: 7,
+      runRetentionDays: 30,
+      logRetentionDays: 30,
+      maxMessageBytes: 1_048_576,
+      shutdownGraceMs: 10_000,
+      logLevel: "info",
+    });
+  });
+
+  it("accepts port 0 and $HOME in paths; empty values mean default", () => {
+    const c = loadConfig(
+      { HOME: "/h", CDKTR_PRINCIPAL_PORT: "0", CDKTR_DB_PATH: "$HOME/x/db.sqlite", CDKTR_WORKFLOW_DIR: "/abs/wf", CDKTR_LOG_LEVEL: "" },
+      { cwd: "/srv", dotEnv: false },
+    );
+    assert.equal(c.apiPort, 0);
+    assert.equal(c.dbPath, "/h/x/db.sqlite");
+    assert.equal(c.workflowDir, "/abs/wf");
+    assert.equal(c.logLevel, "info");
+  });
+
+  it("lists every invalid variable, one readable line each", () => {
+    assert.throws(
+      () => loadConfig({ CDKTR_PRINCIPAL_PORT: "70000", CDKTR_RUN_RETENTION_DAYS: "soon", CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: "1.5" }, { dotEnv: false }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.equal(e.problems.length, 3);
+        assert.match(e.problems[0] ?? "", /^CDKTR_PRINCIPAL_PORT: expected an integer from 0 to 65535.*got "70000"$/);
+        assert.ok(e.problems.some((p) => p.startsWith("CDKTR_RUN_RETENTION_DAYS:")));
+        assert.ok(e.problems.some((p) => p.startsWith("CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS:")));
+        return true;
+      },
+    );
+  });
+});

@@ -1,0 +1,114 @@
+/**
+ * Configuration of the principal: every `CDKTR_*` variable it reads, with defaults. Values come
+ * from the environment, then from a `.env` file in the working directory (never overriding).
+ */
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+import { z } from "zod";
+import { envInt, loadDotEnv, parseEnv } from "@cdktr/protocol";
+
+const portError = "expected an integer from 0 to 65535 (0 = any free port)";
+const port = (d: number) =>
+  z.coerce.number({ error: portError }).int({ error: portError }).min(0, { error: portError }).max(65535, { error: portError }).default(d);
+
+/** The zod schema of the principal's environment, keyed by variable name. */
+export const PrincipalEnvSchema = z.object({
+  /** Interface the three sockets bind to. Keep 127.0.0.1 unless agents run on other hosts. */
+  CDKTR_PRINCIPAL_HOST: z.string().min(1).default("127.0.0.1"),
+  /** API port (request/reply, every verb of `API_VERBS`). 0 = OS-assigned. */
+  CDKTR_PRINCIPAL_PORT: port(5561),
+  /** Log ingest port (`logBatch` from agents). 0 = OS-assigned. */
+  CDKTR_LOGS_LISTENING_PORT: port(5562),
+  /** Publish port (log lines, run/task events, workflow changes). 0 = OS-assigned. */
+  CDKTR_LOGS_PUBLISHING_PORT: port(5563),
+  /** Workflow directory, relative to the working directory. */
+  CDKTR_WORKFLOW_DIR: z.string().min(1).default("workflows"),
+  /** Periodic full stat scan of the workflow directory (fallback for missed watch events), seconds. */
+  CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: envInt({ min: 1, max: 86_400, default: 60 }),
+  /** SQLite database file; `~` and `$HOME` are expanded; the directory is created. */
+  CDKTR_DB_PATH: z.string().min(1).default("~/.cdktr/cdktr.db"),
+  /** An agent silent for longer than this loses its runs (CRASHED). */
+  CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: envInt({ min: 100, max: 86_400_000, default: 30_000 }),
+  /** Heartbeat interval told to agents at registration. */
+  CDKTR_AGENT_HEARTBEAT_INTERVAL_MS: envInt({ min: 50, max: 3_600_000, default: 5_000 }),
+  /** An assignment not confirmed within this goes back to the queue. */
+  CDKTR_ASSIGNMENT_LEASE_MS: envInt({ min: 50, max: 3_600_000, default: 10_000 }),
+  /** Idempotency keys are remembered at least this many days. */
+  CDKTR_IDEMPOTENCY_RETENTION_DAYS: envInt({ min: 1, max: 36_500, default: 7 }),
+  /** Finished runs (with tasks, history, logs, keys) older than this are deleted; 0 = keep forever. */
+  CDKTR_RUN_RETENTION_DAYS: envInt({ min: 0, max: 36_500, default: 30 }),
+  /** Log lines older than this are deleted; 0 = keep forever. */
+  CDKTR_LOG_RETENTION_DAYS: envInt({ min: 0, max: 36_500, default: 30 }),
+  /** Largest request accepted on the API and log channels. */
+  CDKTR_MAX_MESSAGE_BYTES: envInt({ min: 1024, max: 64 * 1024 * 1024, default: 1_048_576 }),
+  /** Bound on a graceful shutdown before the process exits anyway. */
+  CDKTR_SHUTDOWN_GRACE_MS: envInt({ min: 0, max: 600_000, default: 10_000 }),
+  /** winston level of the principal's own log lines. */
+  CDKTR_LOG_LEVEL: z.enum(["error", "warn", "info", "debug"]).default("info"),
+});
+
+/** The principal's configuration, resolved. */
+export interface PrincipalConfig {
+  host: string;
+  apiPort: number;
+  logsPort: number;
+  publishPort: number;
+  /** Absolute path. */
+  workflowDir: string;
+  workflowRefreshMs: number;
+  /** Absolute path. */
+  dbPath: string;
+  heartbeatTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  leaseMs: number;
+  idempotencyRetentionDays: number;
+  runRetentionDays: number;
+  logRetentionDays: number;
+  maxMessageBytes: number;
+  shutdownGraceMs: number;
+  logLevel: "error" | "warn" | "info" | "debug";
+}
+
+/** Expand a leading `~` and `$HOME`/`${HOME}` in a path. */
+export function expandHome(path: string, home: string): string {
+  let p = path.replace(/\$\{HOME\}|\$HOME/g, home);
+  if (p === "~") p = home;
+  else if (p.startsWith("~/")) p = join(home, p.slice(2));
+  return p;
+}
+
+/**
+ * Build the configuration from environment variables (after loading `.env` from `cwd` into
+ * `env` without overriding what is set).
+ * @throws ConfigError listing one line per invalid variable.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  options: { cwd?: string; dotEnv?: boolean } = {},
+): PrincipalConfig {
+  const cwd = options.cwd ?? process.cwd();
+  const merged: Record<string, string | undefined> = { ...env };
+  if (options.dotEnv !== false) loadDotEnv(join(cwd, ".env"), merged);
+  const e = parseEnv(PrincipalEnvSchema, merged);
+  const home = merged.HOME ?? homedir();
+  const dbPath = expandHome(e.CDKTR_DB_PATH, home);
+  const workflowDir = expandHome(e.CDKTR_WORKFLOW_DIR, home);
+  return {
+    host: e.CDKTR_PRINCIPAL_HOST,
+    apiPort: e.CDKTR_PRINCIPAL_PORT,
+    logsPort: e.CDKTR_LOGS_LISTENING_PORT,
+    publishPort: e.CDKTR_LOGS_PUBLISHING_PORT,
+    workflowDir: isAbsolute(workflowDir) ? workflowDir : resolve(cwd, workflowDir),
+    workflowRefreshMs: e.CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S * 1000,
+    dbPath: isAbsolute(dbPath) ? dbPath : resolve(cwd, dbPath),
+    heartbeatTimeoutMs: e.CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS,
+    heartbeatIntervalMs: e.CDKTR_AGENT_HEARTBEAT_INTERVAL_MS,
+    leaseMs: e.CDKTR_ASSIGNMENT_LEASE_MS,
+    idempotencyRetentionDays: e.CDKTR_IDEMPOTENCY_RETENTION_DAYS,
+    runRetentionDays: e.CDKTR_RUN_RETENTION_DAYS,
+    logRetentionDays: e.CDKTR_LOG_RETENTION_DAYS,
+    maxMessageBytes: e.CDKTR_MAX_MESSAGE_BYTES,
+    shutdownGraceMs: e.CDKTR_SHUTDOWN_GRACE_MS,
+    logLevel: e.CDKTR_LOG_LEVEL,
+  };
+}

@@ -1,0 +1,139 @@
+/**
+ * The heavy, paged reads (run listings, log queries). Pure functions over a connection so they
+ * run in the read worker (`read-worker.ts`) with its own read-only WAL connection. Every value
+ * is a bound parameter; cursors are opaque base64url JSON of the last row's sort key.
+ */
+import type Database from "better-sqlite3";
+import type { ApiVerbs, ParsedRequestOf, ReplyOf } from "@cdktr/protocol";
+import { levelNumber, logFromRow, runFromRow, type LogRow, type RunRow } from "./rows.js";
+
+/** Default page sizes. */
+export const DEFAULT_RUN_PAGE = 100;
+export const DEFAULT_LOG_PAGE = 1000;
+/** Upper bound of a log page in (worst-case UTF-8) bytes; the reply limit is 32 MiB. */
+export const MAX_LOG_PAGE_BYTES = 8 * 1024 * 1024;
+
+/** A cursor the caller sent could not be decoded. */
+export class BadCursorError extends Error {}
+
+function encodeCursor(key: readonly (string | number)[]): string {
+  return Buffer.from(JSON.stringify(key)).toString("base64url");
+}
+
+function decodeCursor(cursor: string, kinds: readonly ("string" | "number")[]): (string | number)[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+  } catch {
+    throw new BadCursorError("invalid cursor: pass back `nextCursor` from the previous reply unchanged");
+  }
+  if (!Array.isArray(value) || value.length !== kinds.length || value.some((v, i) => typeof v !== kinds[i])) {
+    throw new BadCursorError("invalid cursor: pass back `nextCursor` from the previous reply unchanged (with the same filters)");
+  }
+  return value as (string | number)[];
+}
+
+/** Answer `listRuns`. Newest first unless `order: "asc"`. */
+export function listRuns(db: Database.Database, req: ParsedRequestOf<ApiVerbs, "listRuns">): ReplyOf<ApiVerbs, "listRuns"> {
+  const where: string[] = [];
+  const args: (string | number)[] = [];
+  if (req.workflowId !== undefined) {
+    where.push("workflow_id = ?");
+    args.push(req.workflowId);
+  }
+  if (req.status !== undefined && req.status.length > 0) {
+    where.push(`status IN (${req.status.map(() => "?").join(", ")})`);
+    args.push(...req.status);
+  }
+  if (req.source !== undefined) {
+    where.push("source = ?");
+    args.push(req.source);
+  }
+  if (req.since !== undefined) {
+    where.push("created_at >= ?");
+    args.push(Date.parse(req.since));
+  }
+  if (req.until !== undefined) {
+    where.push("created_at < ?");
+    args.push(Date.parse(req.until));
+  }
+  const desc = (req.order ?? "desc") === "desc";
+  const cmp = desc ? "<" : ">";
+  const dir = desc ? "DESC" : "ASC";
+  const scheduled = req.scheduledOnly === true;
+  if (scheduled) where.push("scheduled_for IS NOT NULL");
+  if (req.cursor !== undefined) {
+    if (scheduled) {
+      const [s, id] = decodeCursor(req.cursor, ["number", "string"]);
+      where.push(`(scheduled_for, run_id) ${cmp} (?, ?)`);
+      args.push(s as number, id as string);
+    } else {
+      const [id] = decodeCursor(req.cursor, ["string"]);
+      where.push(`run_id ${cmp} ?`);
+      args.push(id as string);
+    }
+  }
+  const limit = req.limit ?? DEFAULT_RUN_PAGE;
+  const order = scheduled ? `scheduled_for ${dir}, run_id ${dir}` : `run_id ${dir}`;
+  const sql = `SELECT * FROM runs ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY ${order} LIMIT ?`;
+  const rows = db.prepare(sql).all(...args, limit + 1) as RunRow[];
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  const nextCursor =
+    rows.length > limit && last !== undefined
+      ? encodeCursor(scheduled ? [last.scheduled_for ?? 0, last.run_id] : [last.run_id])
+      : null;
+  return { runs: page.map(runFromRow), nextCursor };
+}
+
+/** Answer `queryLogs`. Oldest first unless `order: "desc"`. */
+export function queryLogs(db: Database.Database, req: ParsedRequestOf<ApiVerbs, "queryLogs">): ReplyOf<ApiVerbs, "queryLogs"> {
+  const where: string[] = [];
+  const args: (string | number)[] = [];
+  if (req.runId !== undefined) {
+    where.push("run_id = ?");
+    args.push(req.runId);
+  }
+  if (req.workflowId !== undefined) {
+    where.push("workflow_id = ?");
+    args.push(req.workflowId);
+  }
+  if (req.taskId !== undefined) {
+    where.push("task_id = ?");
+    args.push(req.taskId);
+  }
+  if (req.since !== undefined) {
+    where.push("time >= ?");
+    args.push(Date.parse(req.since));
+  }
+  if (req.until !== undefined) {
+    where.push("time < ?");
+    args.push(Date.parse(req.until));
+  }
+  if (req.level !== undefined && req.level !== "debug") {
+    where.push("level >= ?");
+    args.push(levelNumber(req.level));
+  }
+  const desc = req.order === "desc";
+  const dir = desc ? "DESC" : "ASC";
+  if (req.cursor !== undefined) {
+    const [t, id] = decodeCursor(req.cursor, ["number", "number"]);
+    where.push(`(time, id) ${desc ? "<" : ">"} (?, ?)`);
+    args.push(t as number, id as number);
+  }
+  const limit = req.limit ?? DEFAULT_LOG_PAGE;
+  const sql = `SELECT * FROM logs ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY time ${dir}, id ${dir} LIMIT ?`;
+  const rows = db.prepare(sql).all(...args, limit + 1) as LogRow[];
+  // Pages are also bounded in bytes, so a page of very long lines still fits in one reply.
+  let bytes = 0;
+  let n = 0;
+  while (n < Math.min(rows.length, limit)) {
+    bytes += (rows[n]?.line.length ?? 0) * 3 + 256;
+    if (n > 0 && bytes > MAX_LOG_PAGE_BYTES) break;
+    n++;
+  }
+  const page = rows.slice(0, n);
+  const last = page[page.length - 1];
+  const nextCursor = rows.length > n && last !== undefined ? encodeCursor([last.time, last.id]) : null;
+  return { lines: page.map(logFromRow), nextCursor };
+}

@@ -1,0 +1,107 @@
+import type { LogLevel, LogLine, LogStream, Reason, RunRecord, RunStatus, TaskRunRecord, TaskStatus } from "@cdktr/protocol";
+import { LOG_LEVELS } from "@cdktr/protocol";
+
+/** A `runs` row. */
+export interface RunRow {
+  run_id: string;
+  workflow_id: string;
+  workflow_hash: string;
+  status: string;
+  source: string;
+  idempotency_key: string | null;
+  params: string;
+  scheduled_for: number | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  agent_id: string | null;
+  reason: string | null;
+  message: string | null;
+  token: string | null;
+  lease_expires_at: number | null;
+  cancel_requested: number;
+  updated_at: number;
+}
+
+/** A `task_runs` row. */
+export interface TaskRow {
+  run_id: string;
+  task_id: string;
+  status: string;
+  attempt: number;
+  started_at: number | null;
+  finished_at: number | null;
+  exit_code: number | null;
+  signal: string | null;
+  reason: string | null;
+  message: string | null;
+}
+
+/** A `logs` row. */
+export interface LogRow {
+  id: number;
+  run_id: string;
+  workflow_id: string;
+  task_id: string;
+  seq: number;
+  time: number;
+  level: number;
+  stream: string;
+  line: string;
+}
+
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** Map a `runs` row to the wire record. */
+export function runFromRow(r: RunRow): RunRecord {
+  return {
+    runId: r.run_id,
+    workflowId: r.workflow_id,
+    status: r.status as RunStatus,
+    source: r.source,
+    idempotencyKey: r.idempotency_key,
+    params: JSON.parse(r.params) as RunRecord["params"],
+    scheduledFor: isoOrNull(r.scheduled_for),
+    createdAt: new Date(r.created_at).toISOString(),
+    startedAt: isoOrNull(r.started_at),
+    finishedAt: isoOrNull(r.finished_at),
+    agentId: r.agent_id,
+    reason: r.reason as Reason | null,
+    message: r.message,
+  };
+}
+
+/** Map a `task_runs` row to the wire record. */
+export function taskFromRow(r: TaskRow): TaskRunRecord {
+  return {
+    runId: r.run_id,
+    taskId: r.task_id,
+    status: r.status as TaskStatus,
+    attempt: r.attempt,
+    startedAt: isoOrNull(r.started_at),
+    finishedAt: isoOrNull(r.finished_at),
+    exitCode: r.exit_code,
+    signal: r.signal,
+    reason: r.reason as Reason | null,
+    message: r.message,
+  };
+}
+
+/** Numeric level used in the `logs` table so `level >= ?` filters by minimum level. */
+export function levelNumber(level: LogLevel): number {
+  return LOG_LEVELS.indexOf(level);
+}
+
+/** Map a `logs` row to the wire record. */
+export function logFromRow(r: LogRow): LogLine {
+  return {
+    time: new Date(r.time).toISOString(),
+    runId: r.run_id,
+    workflowId: r.workflow_id,
+    taskId: r.task_id,
+    stream: r.stream as LogStream,
+    level: LOG_LEVELS[r.level] ?? "info",
+    seq: r.seq,
+    line: r.line,
+  };
+}

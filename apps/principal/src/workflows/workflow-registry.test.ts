@@ -1,0 +1,70 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { WorkflowDefinition, WorkflowsChangedEvent } from "@cdktr/protocol";
+import { waitFor } from "@cdktr/test-utils";
+import { ManualClock } from "../clock.js";
+import { definition } from "../test/workflow-fixture.js";
+import { WorkflowRegistry, type WorkflowScan } from "./workflow-registry.js";
+
+describe("WorkflowRegistry", () => {
+  it("versions changes; sinceVersion returns only changes and removals; unknown versions get a full listing", async () => {
+    const clock = new ManualClock(1_000_000);
+    let scan: WorkflowScan = { workflows: new Map(), errors: [], warnings: [] };
+    const events: WorkflowsChangedEvent[] = [];
+    const r = new WorkflowRegistry({ scan: async () => scan, clock, onChange: (e) => events.push(e) });
+    const set = (...wfs: WorkflowDefinition[]): void => {
+      scan = { workflows: new Map(wfs.map((w) => [w.id, w])), errors: [], warnings: [] };
+    };
+    set(definition("a"), definition("b"));
+    await r.start();
+    const v1 = r.version;
+    assert.equal(v1, 1_000_001);
+    assert.deepEqual(r.list().workflows.map((w) => w.id), ["a", "b"]);
+
+    await r.refresh();
+    assert.equal(r.version, v1, "an unchanged scan does not bump the version");
+    set(definition("a", "description: new"), definition("c"));
+    await r.refresh();
+    const inc = r.list(v1);
+    assert.equal(inc.full, false);
+    assert.deepEqual(inc.workflows.map((w) => w.id), ["a", "c"]);
+    assert.deepEqual(inc.removed, ["b"]);
+    assert.deepEqual(r.list(r.version).workflows, []);
+    assert.equal(r.list(5).full, true, "older than this principal's start");
+    assert.equal(r.list(r.version + 10).full, true, "from the future (another principal)");
+    assert.deepEqual(events.map((e) => [e.changed, e.removed]), [[["a", "b"], []], [["a", "c"], ["b"]]]);
+
+    scan = { workflows: scan.workflows, errors: [{ file: "c.yml", line: 3, column: 1, path: "tasks", message: "bad" }], warnings: [] };
+    await r.refresh();
+    assert.equal(r.list().errors[0]?.line, 3);
+    await r.stop();
+  });
+
+  it("the periodic scan picks up changes without any watch event", async () => {
+    let wfs = new Map([["a", definition("a")]]);
+    const r = new WorkflowRegistry({ scan: async () => ({ workflows: wfs, errors: [], warnings: [] }), clock: new ManualClock(), refreshMs: 30 });
+    await r.start();
+    const v = r.version;
+    wfs = new Map([["b", definition("b")]]);
+    await waitFor(() => r.get("b") !== undefined, { timeoutMs: 3000, what: "periodic rescan" });
+    assert.equal(r.version, v + 1);
+    assert.deepEqual(r.list(v).removed, ["a"]);
+    await r.stop();
+  });
+
+  it("a failing scan keeps the current workflows", async () => {
+    let fail = false;
+    const r = new WorkflowRegistry({
+      scan: async () => {
+        if (fail) throw new Error("disk on fire");
+        return { workflows: new Map([["a", definition("a")]]), errors: [], warnings: [] };
+      },
+      clock: new ManualClock(),
+    });
+    await r.start();
+    fail = true;
+    await r.refresh();
+    assert.equal(r.get("a")?.id, "a");
+    await r.stop();
+  });
+});
