@@ -122,3 +122,84 @@ test("a batch the principal refuses for good is split to isolate the bad line", 
   assert.deepEqual(seqs(stored), range(20).filter((x) => x !== 7));
   await s.stop();
 });
+
+test("backpressure is per task: a noisy task is paused alone, a quiet one keeps going", async () => {
+  // The principal is reachable but slow: the first batch is held until we let it through.
+  let letThrough: () => void = () => {};
+  let gate = new Promise<void>((r) => (letThrough = r));
+  const stored: LogLine[] = [];
+  const sink: LogSink = async (lines) => {
+    await gate;
+    stored.push(...lines);
+  };
+  const s = new LogShipper({
+    sink,
+    spoolDir: makeTempDir("cdktr-spool-"),
+    spoolMaxBytes: 1e9,
+    logger: noopLogger,
+    memoryHighBytes: 100_000,
+    taskMemoryHighBytes: 10_000,
+    lingerMs: 0,
+  });
+  s.start();
+  const noisy = s.flowFor("r1", "noisy");
+  const quiet = s.flowFor("r1", "quiet");
+  let n = 0;
+  while (!noisy.shouldPause() && n < 10_000) s.append(line("noisy", ++n));
+  assert.ok(noisy.shouldPause(), "the noisy task is paused at its own cap");
+  assert.ok(n < 100, `paused after ${n} lines (~10 kB)`);
+  assert.equal(s.shouldPause(), false, "the shared cap is far away");
+  for (let i = 1; i <= 20; i++) s.append(line("quiet", i));
+  assert.equal(quiet.shouldPause(), false, "the quiet task is not paused by the noisy one");
+  assert.ok(s.taskMemoryBytes("r1", "quiet") > 0);
+  let resumed = false;
+  void noisy.whenWritable().then(() => (resumed = true));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(resumed, false, "still paused while nothing is acknowledged");
+  gate = Promise.resolve();
+  letThrough();
+  await s.whenAcked(s.mark());
+  await waitFor(() => resumed, { timeoutMs: 5000, what: "noisy task resumed" });
+  assert.equal(s.taskMemoryBytes("r1", "noisy"), 0);
+  assert.equal(stored.length, n + 20);
+  await s.stop();
+});
+
+test("at the shared cap (principal away, spool full) every task holding lines is paused", async () => {
+  const p = fakePrincipal();
+  p.down = true;
+  const s = new LogShipper({
+    sink: p.sink,
+    spoolDir: makeTempDir("cdktr-spool-"),
+    spoolMaxBytes: 5_000,
+    memoryHighBytes: 20_000,
+    taskMemoryHighBytes: 15_000,
+    logger: noopLogger,
+    retryBaseMs: 10,
+    retryMaxMs: 20,
+  });
+  s.start();
+  const a = s.flowFor("r1", "t");
+  const b = s.flowFor("r1", "u");
+  let na = 0;
+  let nb = 0;
+  // Wait for the spool to fill, then fill memory from both tasks up to the shared cap.
+  while (s.spoolBytes < 4_500 && na < 10_000) {
+    s.append(line("t", ++na));
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  while (!s.shouldPause() && na + nb < 10_000) {
+    if (!a.shouldPause()) s.append(line("t", ++na));
+    s.append(line("u", ++nb));
+  }
+  assert.ok(s.shouldPause(), "shared cap reached");
+  assert.ok(a.shouldPause() && b.shouldPause(), "both tasks wait at the shared cap");
+  assert.equal(s.flowFor("r1", "idle").shouldPause(), false, "a task with nothing in memory may still write its first lines");
+  p.down = false;
+  await s.whenAcked(s.mark());
+  assert.equal(a.shouldPause() || b.shouldPause(), false);
+  const got = (task: string): number[] => p.stored.filter((l) => l.taskId === task).map((l) => l.seq);
+  assert.deepEqual(got("t"), range(na));
+  assert.deepEqual(got("u"), range(nb));
+  await s.stop();
+});

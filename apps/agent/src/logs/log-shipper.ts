@@ -2,11 +2,16 @@
  * Ships task log lines to the principal in batches, in order, holding every line until the
  * principal acknowledged it. While the principal is unreachable lines spill to spool files in
  * the data directory (capped); at the caps the shipper asks the task readers to pause instead
- * of dropping anything. Spool files left by a previous agent process are resent first.
+ * of dropping anything. Backpressure is per task ({@link LogShipper.flowFor}): a task holding
+ * more than its share of unacknowledged lines in memory is paused alone, so one noisy task does
+ * not stall the others; only when the shared memory cap is reached (the principal is away and the
+ * spool is full) does every task with lines in memory wait. Spool files left by a previous agent
+ * process are resent first.
  */
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isCdktrError, type LogLine, type Logger } from "@cdktr/protocol";
+import type { OutputFlowControl } from "../exec/task-process.js";
 
 /** Delivers one batch; resolves once the principal stored it (or already had it). */
 export type LogSink = (lines: LogLine[]) => Promise<void>;
@@ -25,8 +30,13 @@ export interface LogShipperOptions {
   maxBatchBytes?: number;
   /** How long to wait for more lines before sending a small batch. @default 50 */
   lingerMs?: number;
-  /** In-memory bytes at which task readers are paused. @default 8 MiB */
+  /** In-memory bytes (all tasks) at which every task with lines in memory is paused. @default 8 MiB */
   memoryHighBytes?: number;
+  /**
+   * In-memory bytes of one task (run, task) at which that task alone is paused; it resumes below
+   * half of it. @default memoryHighBytes / 4
+   */
+  taskMemoryHighBytes?: number;
   /** Largest spool file. @default 8 MiB */
   spoolFileBytes?: number;
   /** Retry delays after a failed send. @default 100 .. 2000 ms */
@@ -61,6 +71,10 @@ const LINE_OVERHEAD = 200;
 const NAME_DIGITS = 16;
 const FIRST_SEQ = 1_000_000_000_000;
 
+function taskKey(runId: string, taskId: string): string {
+  return `${runId}\u0000${taskId}`;
+}
+
 function entryBytes(line: LogLine): number {
   return Buffer.byteLength(line.line, "utf8") + LINE_OVERHEAD;
 }
@@ -88,6 +102,9 @@ export class LogShipper {
   #loop: Promise<void> | null = null;
   #wake: (() => void) | null = null;
   #writableWaiters: (() => void)[] = [];
+  /** In-memory bytes per task (queued and in flight, not spooled), by {@link taskKey}. */
+  readonly #taskBytes = new Map<string, number>();
+  #taskWaiters: { key: string; resolve: () => void }[] = [];
   #ackWaiters: { ord: number; resolve: () => void }[] = [];
   #retryDelay: number;
 
@@ -101,6 +118,7 @@ export class LogShipper {
       retryBaseMs: 100,
       retryMaxMs: 2000,
       ...options,
+      taskMemoryHighBytes: options.taskMemoryHighBytes ?? Math.floor((options.memoryHighBytes ?? 8 * 1024 * 1024) / 4),
     };
     this.#retryDelay = this.#o.retryBaseMs;
   }
@@ -153,10 +171,15 @@ export class LogShipper {
     const bytes = entryBytes(line);
     this.#memory.push({ ord: ++this.#appended, bytes, line });
     this.#memBytes += bytes;
+    const key = taskKey(line.runId, line.taskId);
+    this.#taskBytes.set(key, (this.#taskBytes.get(key) ?? 0) + bytes);
     this.#wake?.();
   }
 
-  /** True when producers should stop reading task output until {@link whenWritable}. */
+  /**
+   * True when the shared memory cap is reached. Task readers use {@link flowFor} (per task)
+   * instead; this is the all-tasks view.
+   */
   shouldPause(): boolean {
     return this.#memBytes >= this.#o.memoryHighBytes;
   }
@@ -165,6 +188,36 @@ export class LogShipper {
   whenWritable(): Promise<void> {
     if (this.#memBytes < this.#o.memoryHighBytes / 2) return Promise.resolve();
     return new Promise((resolve) => this.#writableWaiters.push(resolve));
+  }
+
+  /**
+   * Flow control for one task's output readers: pause when this task holds
+   * `taskMemoryHighBytes` in memory (resume below half of it), or when all tasks together hold
+   * `memoryHighBytes` and this task holds any (resume once its own lines left memory or the total
+   * fell below half).
+   */
+  flowFor(runId: string, taskId: string): OutputFlowControl {
+    const key = taskKey(runId, taskId);
+    return {
+      shouldPause: () => {
+        const own = this.#taskBytes.get(key) ?? 0;
+        return own >= this.#o.taskMemoryHighBytes || (own > 0 && this.#memBytes >= this.#o.memoryHighBytes);
+      },
+      whenWritable: () => {
+        if (this.#stopped || this.#taskWritable(key)) return Promise.resolve();
+        return new Promise((resolve) => this.#taskWaiters.push({ key, resolve }));
+      },
+    };
+  }
+
+  /** Bytes of one task's lines held in memory (queued and in flight). */
+  taskMemoryBytes(runId: string, taskId: string): number {
+    return this.#taskBytes.get(taskKey(runId, taskId)) ?? 0;
+  }
+
+  #taskWritable(key: string): boolean {
+    const own = this.#taskBytes.get(key) ?? 0;
+    return own < this.#o.taskMemoryHighBytes / 2 && (own === 0 || this.#memBytes < this.#o.memoryHighBytes / 2);
   }
 
   /** The ordinal of the last line appended so far (for {@link whenAcked}). */
@@ -219,6 +272,7 @@ export class LogShipper {
       });
     }
     for (const w of this.#writableWaiters.splice(0)) w();
+    for (const w of this.#taskWaiters.splice(0)) w.resolve();
     // Nothing more will be acknowledged by this process; what is left is in the spool.
     for (const w of this.#ackWaiters.splice(0)) w.resolve();
   }
@@ -344,7 +398,13 @@ export class LogShipper {
   }
 
   #release(entries: readonly Entry[]): void {
-    for (const e of entries) this.#memBytes -= e.bytes;
+    for (const e of entries) {
+      this.#memBytes -= e.bytes;
+      const key = taskKey(e.line.runId, e.line.taskId);
+      const left = (this.#taskBytes.get(key) ?? 0) - e.bytes;
+      if (left > 0) this.#taskBytes.set(key, left);
+      else this.#taskBytes.delete(key);
+    }
     this.#notifyWritable();
   }
 
@@ -460,6 +520,13 @@ export class LogShipper {
   #notifyWritable(): void {
     if (this.#memBytes < this.#o.memoryHighBytes / 2 && this.#writableWaiters.length > 0) {
       for (const w of this.#writableWaiters.splice(0)) w();
+    }
+    if (this.#taskWaiters.length > 0) {
+      const ready = this.#taskWaiters.filter((w) => this.#taskWritable(w.key));
+      if (ready.length > 0) {
+        this.#taskWaiters = this.#taskWaiters.filter((w) => !ready.includes(w));
+        for (const w of ready) w.resolve();
+      }
     }
   }
 

@@ -192,7 +192,7 @@ export class RunExecution {
           timeoutMs: task.timeoutMs,
           killGraceMs: this.#o.killGraceMs,
           onLine: (stream, line) => this.#line(taskId, stream, stream === "stdout" ? "info" : "error", line),
-          flow: this.#o.shipper,
+          flow: this.#o.shipper.flowFor(run.runId, taskId),
           groups: this.#o.groups.recorderFor(run.runId, taskId),
           signal: this.#abort.signal,
         });

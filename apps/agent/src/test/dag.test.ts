@@ -155,3 +155,39 @@ test("retries: each attempt is reported; the run completes when a later attempt 
   assert.equal(system.filter((l) => /^attempt \d\/4: starting/.test(l)).length, 3);
   assert.equal(system.filter((l) => l.startsWith("retrying in")).length, 2);
 });
+
+test("CDKTR_AGENT_MAX_CONCURRENCY: never more runs at once than slots; failed and completed runs both free their slot", async () => {
+  const c = await Cluster.create({});
+  cluster = c;
+  const { writeFileSync } = await import("node:fs");
+  const trace = join(c.home, "trace");
+  writeFileSync(
+    join(c.workflowDir, "slot.yml"),
+    workflowYaml(
+      // odd runs exit 1; the `missing` workflow fails at spawn: every kind of end frees the slot
+      { work: { cmd: "sh", args: ["-c", `echo "start $CDKTR_RUN_ID" >> '${trace}'; sleep 0.6; echo "end $CDKTR_RUN_ID" >> '${trace}'; exit $CDKTR_PARAM_CODE`] } },
+      ["params:", "  code: {type: number, default: 0}"],
+    ),
+  );
+  writeFileSync(join(c.workflowDir, "missing.yml"), workflowYaml({ nope: { cmd: "/no/such/cdktr-binary" } }));
+  await c.startPrincipal();
+  await c.startAgent(undefined, { CDKTR_AGENT_MAX_CONCURRENCY: "2" });
+  const runIds: string[] = [];
+  for (const code of [0, 1, 0, 1, 0, 1]) runIds.push(await c.run("slot", { code }));
+  const missing = [await c.run("missing"), await c.run("missing")];
+  const results = await Promise.all([...runIds, ...missing].map((id) => c.finished(id, 60_000)));
+  assert.deepEqual(
+    results.map((r) => r.run.status),
+    ["COMPLETED", "FAILED", "COMPLETED", "FAILED", "COMPLETED", "FAILED", "FAILED", "FAILED"],
+  );
+  // At most two runs between their start and end lines at any point of the trace.
+  let running = 0;
+  let most = 0;
+  const lines = readLines(trace);
+  for (const l of lines) {
+    running += l.startsWith("start ") ? 1 : -1;
+    most = Math.max(most, running);
+  }
+  assert.equal(lines.length, 12, lines.join("\n"));
+  assert.ok(most <= 2, `${most} runs at once with 2 slots:\n${lines.join("\n")}`);
+});

@@ -84,8 +84,11 @@ test("agent stopped while the principal is down: logs and statuses stay on disk;
   });
 });
 
-test("agent SIGKILLed mid-run: the run is CRASHED after the heartbeat timeout; the next agent kills the orphaned task", async () => {
-  const c = await Cluster.create({}, { CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: "1500" });
+test("agent SIGKILLed mid-run: CRASHED within the heartbeat timeout plus one check interval; the next agent kills the orphan", async (t) => {
+  const TIMEOUT_MS = 1500;
+  // The principal checks every min(1000, timeout / 4, lease / 4) ms (lease: 10 s by default).
+  const CHECK_MS = Math.min(1000, Math.floor(TIMEOUT_MS / 4), 2500);
+  const c = await Cluster.create({}, { CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: String(TIMEOUT_MS) });
   cluster = c;
   const { writeFileSync } = await import("node:fs");
   writeFileSync(
@@ -98,16 +101,26 @@ test("agent SIGKILLed mid-run: the run is CRASHED after the heartbeat timeout; t
   const runId = await c.run("sleepy");
   const pgid = Number(await waitFor(() => readLines(join(c.home, "sleepy.pid"))[0], { timeoutMs: 15_000, what: "task started" }));
   await waitFor(async () => (await c.api.getRun(runId)).run.status === "RUNNING", { timeoutMs: 5000, what: "run RUNNING" });
+  const agentId = agent.ready.agentId as string;
   await agent.kill();
-  // heartbeat timeout (1.5 s) plus one check interval, with room for a busy machine
+  // The wait is only a cap; the timing is asserted on the principal's own records below.
   const crashed = await waitFor(
     async () => {
       const r = await c.api.getRun(runId);
       return r.run.status === "CRASHED" ? r : undefined;
     },
-    { timeoutMs: 8000, what: "run CRASHED" },
+    { timeoutMs: 20_000, what: "run CRASHED" },
   );
   assert.equal(crashed.run.reason, "agent_lost");
+  const lost = (await c.api.listAgents()).agents.find((a) => a.agentId === agentId);
+  assert.equal(lost?.status, "LOST");
+  // Principal-clock times: last message heard from the agent -> run marked CRASHED.
+  const silentMs = Date.parse(crashed.run.finishedAt ?? "") - Date.parse(lost.lastHeartbeatAt);
+  t.diagnostic(`CRASHED ${silentMs} ms after the agent's last message (timeout ${TIMEOUT_MS}, check interval ${CHECK_MS})`);
+  assert.ok(silentMs > TIMEOUT_MS, `CRASHED only after the timeout (silent ${silentMs} ms)`);
+  // One check interval late at most, plus 200 ms for the principal's timer firing late on a busy
+  // machine and the group commit (observed: 1500-1830 ms for 1500 + 375).
+  assert.ok(silentMs <= TIMEOUT_MS + CHECK_MS + 200, `CRASHED ${silentMs} ms after the last heartbeat (timeout ${TIMEOUT_MS} + check ${CHECK_MS})`);
   assert.equal(groupAlive(pgid), true, "the orphaned task survived its agent");
   const next = await c.startAgent(dataDir);
   assert.deepEqual(next.ready.reapedProcessGroups, [pgid]);
@@ -159,6 +172,27 @@ test("SIGTERM: running tasks get the grace period, the rest are CANCELLED (agent
   assert.equal(groupAlive(pgid), false);
   const quickOut = (await c.logs(runId, "quick")).filter((l) => l.stream === "stdout").map((l) => l.line);
   assert.deepEqual(quickOut, ["quick done"]);
+});
+
+test("a second signal forces: task process groups killed at once, exit 130", async () => {
+  const c = await Cluster.create({});
+  cluster = c;
+  const { writeFileSync } = await import("node:fs");
+  writeFileSync(
+    join(c.workflowDir, "stuck.yml"),
+    workflowYaml({ stuck: { cmd: "sh", args: ["-c", `echo $$ > '${c.home}/stuck.pid'; exec sleep 300`] } }),
+  );
+  await c.startPrincipal();
+  // A grace period far longer than the test: only the second signal can end the agent in time.
+  const agent = await c.startAgent(join(c.home, "agent-data"), { CDKTR_AGENT_SHUTDOWN_GRACE_MS: "600000" });
+  await c.run("stuck");
+  const pgid = Number(await waitFor(() => readLines(join(c.home, "stuck.pid"))[0], { timeoutMs: 15_000, what: "task started" }));
+  agent.child.kill("SIGTERM");
+  await agent.waitForLine((_l, j) => typeof j?.message === "string" && j.message.startsWith("signal received: stopping gracefully"), 10_000);
+  assert.equal(groupAlive(pgid), true, "the first signal lets the running task go on");
+  const exit = await agent.stop("SIGTERM", 10_000);
+  assert.equal(exit.code, 130);
+  await waitFor(() => !groupAlive(pgid), { timeoutMs: 5000, what: "task group killed" });
 });
 
 test("an agent started before its principal waits for it and then runs work", async () => {

@@ -70,7 +70,10 @@ export interface RunWorkflowOptions {
   scheduledFor?: Date | string;
   /** Time one attempt may take. @default the listener's `timeoutMs` */
   timeoutMs?: number;
-  /** Give up at this instant (epoch ms or Date): caps `timeoutMs` for the remaining time. */
+  /**
+   * Give up at this instant (epoch ms or Date): every attempt and retry ends by then (each
+   * attempt's `timeoutMs` is capped by the time left). Already past: `DEADLINE_EXCEEDED`.
+   */
   deadline?: number | Date;
   /** Retry timeouts and retryable errors (safe: the idempotency key is reused). @default true */
   retry?: boolean;
@@ -219,27 +222,19 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
     const base = { workflowId, idempotencyKey };
     let result: TriggerResult;
     try {
-      let timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-      if (options.deadline !== undefined) {
-        const deadline = typeof options.deadline === "number" ? options.deadline : options.deadline.getTime();
-        const remaining = deadline - Date.now();
-        if (remaining <= 0) {
-          throw new CdktrError("DEADLINE_EXCEEDED", `the deadline passed before workflow ${workflowId} could be triggered; give a later deadline`);
-        }
-        timeoutMs = Math.min(timeoutMs, remaining);
-      }
+      const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
       const scheduledFor = options.scheduledFor === undefined ? undefined : typeof options.scheduledFor === "string" ? options.scheduledFor : options.scheduledFor.toISOString();
-      const reply = await this.principal.request(
-        "runWorkflow",
-        {
-          workflowId,
-          idempotencyKey,
-          source: options.source ?? this.source,
-          ...(options.params === undefined ? {} : { params: options.params }),
-          ...(scheduledFor === undefined ? {} : { scheduledFor }),
-        },
-        { timeoutMs, ...(options.retry === false ? { retry: false } : {}) },
-      );
+      const body = {
+        workflowId,
+        idempotencyKey,
+        source: options.source ?? this.source,
+        ...(options.params === undefined ? {} : { params: options.params }),
+        ...(scheduledFor === undefined ? {} : { scheduledFor }),
+      };
+      const reply =
+        options.deadline === undefined
+          ? await this.principal.request("runWorkflow", body, { timeoutMs, ...(options.retry === false ? { retry: false } : {}) })
+          : await this.#requestBefore(workflowId, body, timeoutMs, options.deadline, options.retry !== false);
       result = { ...base, success: true, runId: reply.runId, duplicate: reply.duplicate, skipped: reply.skipped, status: reply.status };
     } catch (e) {
       const err = toCdktrError(e);
@@ -255,6 +250,37 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
     }
     this.emit("triggered", result);
     return result;
+  }
+
+  /**
+   * Send `runWorkflow` with attempts (each at most `timeoutMs`) and backoff that all end by
+   * `deadline`: retryable failures are retried while time is left (when `retry`), and the last
+   * failure is returned once the deadline passed. The idempotency key in `body` makes retries safe.
+   */
+  async #requestBefore(
+    workflowId: string,
+    body: RequestOf<ApiVerbs, "runWorkflow">,
+    timeoutMs: number,
+    deadlineOption: number | Date,
+    retry: boolean,
+  ): Promise<ReplyOf<ApiVerbs, "runWorkflow">> {
+    const deadline = typeof deadlineOption === "number" ? deadlineOption : deadlineOption.getTime();
+    let delay = 200;
+    for (;;) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        throw new CdktrError("DEADLINE_EXCEEDED", `the deadline passed before workflow ${workflowId} could be triggered; give a later deadline`);
+      }
+      try {
+        return await this.principal.request("runWorkflow", body, { timeoutMs: Math.min(timeoutMs, remaining), retry: false });
+      } catch (e) {
+        const err = toCdktrError(e);
+        const left = deadline - Date.now();
+        if (!retry || !err.retryable || left <= delay) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(2000, delay * 2);
+      }
+    }
   }
 
   /**

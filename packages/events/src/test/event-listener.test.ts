@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePorts, killAllServices, makeTempDir, removeTempDirs, spawnService, waitFor } from "@cdktr/test-utils";
+import { PrincipalClient } from "@cdktr/protocol";
 import { EventListener, runListener, sleep, type TriggerResult } from "../index.js";
 
 const PRINCIPAL_MAIN = fileURLToPath(new URL("../../../../apps/principal/dist/main.js", import.meta.url));
@@ -66,7 +67,37 @@ describe("EventListener with a real principal", () => {
     assert.equal(again.runId, a.runId);
     assert.equal(again.duplicate, true);
     assert.equal(seen.length, 2);
+    // what the principal recorded: the listener's class name as source, the key sent
+    const api = new PrincipalClient({ port, env: {} });
+    try {
+      const { run } = await api.getRun(a.runId ?? "");
+      assert.equal(run.source, "OnceListener");
+      assert.equal(run.idempotencyKey, "k-1");
+      const labelled = await l.runWorkflow("hello", { source: "custom-source", scheduledFor: "2026-01-02T03:04:05.000Z" });
+      const rec = (await api.getRun(labelled.runId ?? "")).run;
+      assert.equal(rec.source, "custom-source");
+      assert.equal(rec.scheduledFor, "2026-01-02T03:04:05.000Z");
+    } finally {
+      api.close();
+    }
     await l.stop(); // closes the client it created
+  });
+
+  it("deadline: already past is DEADLINE_EXCEEDED; retries against a dead principal stop at the deadline", async () => {
+    const [unused = 1] = await freePorts(1);
+    const l = new OnceListener({ principal: { port: unused }, timeoutMs: 5000 });
+    const past = await l.runWorkflow("hello", { deadline: Date.now() - 1 });
+    assert.equal(past.success, false);
+    assert.equal(past.error?.code, "DEADLINE_EXCEEDED");
+    assert.match(past.error?.message ?? "", /hello/);
+    // Without the deadline the client would make 3 attempts of 5 s each.
+    const t0 = Date.now();
+    const r = await l.runWorkflow("hello", { deadline: new Date(t0 + 1000) });
+    const took = Date.now() - t0;
+    assert.equal(r.success, false);
+    assert.equal(r.error?.retryable, true);
+    assert.ok(took < 2500, `gave up after ${took} ms with a 1 s deadline (3 capped attempts would take ~3.6 s)`);
+    await l.stop();
   });
 
   it("`new Listener()` reads CDKTR_PRINCIPAL_PORT; an unknown workflow is a result, not a throw", async () => {
