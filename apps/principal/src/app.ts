@@ -51,7 +51,7 @@ export interface PrincipalEndpoints {
 
 /** A running principal. */
 export interface Principal {
-  /** Open the store, load workflows, bind the sockets, log `ready`. Resolves with the endpoints. */
+  /** Open the store, load workflows, bind the sockets. Resolves with the endpoints. */
   start(): Promise<PrincipalEndpoints>;
   /** Stop intake, answer parked long-polls, flush and close everything. Idempotent. */
   stop(): Promise<void>;
@@ -59,6 +59,20 @@ export interface Principal {
   readonly endpoints: PrincipalEndpoints | null;
   /** The store (after `start()`), for diagnostics and tests. */
   readonly store: Store | null;
+  /** What the principal found at start (after `start()`): the fields of main.ts's `ready` line. */
+  readonly readyInfo: PrincipalReadyInfo | null;
+}
+
+/** State found at start, logged with the endpoints in the `ready` line. */
+export interface PrincipalReadyInfo {
+  workflowDir: string;
+  dbPath: string;
+  /** Valid workflows loaded. */
+  workflows: number;
+  /** Runs waiting in the queue. */
+  queued: number;
+  /** Runs not yet finished (queued, assigned or running) found in the store. */
+  activeRuns: number;
 }
 
 /** Build a principal from its configuration. Nothing happens until `start()`. */
@@ -69,6 +83,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
   const principalId = `principal@${hostname()}`;
   let store: Store | null = null;
   let endpoints: PrincipalEndpoints | null = null;
+  let readyInfo: PrincipalReadyInfo | null = null;
   let publisher: Publisher | null = null;
   let api: RpcServer<typeof API_VERBS> | null = null;
   let logs: RpcServer<typeof LOG_VERBS> | null = null;
@@ -376,14 +391,14 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     prune();
     pruner = setInterval(prune, 3_600_000);
     endpoints = { api: apiEndpoint, logs: logsEndpoint, publish: publishEndpoint };
-    logger.info("ready", {
-      endpoints,
+    readyInfo = {
       workflowDir: config.workflowDir,
       dbPath: config.dbPath,
       workflows: workflows.size,
       queued: dispatcher.queuedCount(),
       activeRuns: active.length,
-    });
+    };
+    logger.debug("started", { endpoints, ...readyInfo });
     return endpoints;
   };
 
@@ -433,6 +448,9 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     },
     get store() {
       return store;
+    },
+    get readyInfo() {
+      return readyInfo;
     },
   };
 }

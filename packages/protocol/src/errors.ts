@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 
+/** Every error code that can cross the wire (see docs/protocol.md for each). */
 export const ERROR_CODES = [
   // request framing and validation
   "BAD_REQUEST",
@@ -27,14 +28,18 @@ export const ERROR_CODES = [
   "UNAVAILABLE",
   "CLOSED",
 ] as const;
+/** An error code. */
 export const ErrorCodeSchema = z.enum(ERROR_CODES);
+/** Type of {@link ErrorCodeSchema}. */
 export type ErrorCode = z.infer<typeof ErrorCodeSchema>;
 
+/** An error reply body: `{ code, message, retryable }`. */
 export const WireErrorSchema = z.object({
   code: ErrorCodeSchema,
   message: z.string(),
   retryable: z.boolean(),
 });
+/** Type of {@link WireErrorSchema}. */
 export type WireError = z.infer<typeof WireErrorSchema>;
 
 /** Codes whose failure may succeed when the same request is sent again later. */

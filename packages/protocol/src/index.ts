@@ -35,3 +35,9 @@ export {
   envBool,
   type ClientEnv,
 } from "./config/env.js";
+export {
+  runService,
+  SERVICE_EXIT,
+  type RunServiceOptions,
+  type ServiceLifecycle,
+} from "./service/run-service.js";

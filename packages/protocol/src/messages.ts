@@ -25,7 +25,9 @@ const Cursor = z.string().min(1).max(512);
 
 // --- general ----------------------------------------------------------------------------------
 
+/** Request body of `ping` (port 5561). */
 export const PingRequestSchema = z.object({}).strict();
+/** Reply body of `ping` (port 5561). */
 export const PingReplySchema = z.object({
   principalId: z.string(),
   version: z.string(),
@@ -34,6 +36,7 @@ export const PingReplySchema = z.object({
 
 // --- workflows --------------------------------------------------------------------------------
 
+/** A workflow file that failed to load: `file` with `line`/`column` (1-based, null when unknown) and the field `path`. */
 export const WorkflowLoadErrorSchema = z.object({
   file: z.string(),
   line: z.number().int().nullable(),
@@ -41,14 +44,17 @@ export const WorkflowLoadErrorSchema = z.object({
   path: z.string().nullable(),
   message: z.string(),
 });
+/** Type of {@link WorkflowLoadErrorSchema}. */
 export type WorkflowLoadError = z.infer<typeof WorkflowLoadErrorSchema>;
 
+/** Request body of `listWorkflows` (port 5561). */
 export const ListWorkflowsRequestSchema = z
   .object({
     /** Only workflows changed after this store version (and ids removed since). */
     sinceVersion: z.number().int().min(0).optional(),
   })
   .strict();
+/** Reply body of `listWorkflows` (port 5561). */
 export const ListWorkflowsReplySchema = z.object({
   /** The store's current version; pass it back as `sinceVersion` next time. */
   version: z.number().int().min(0),
@@ -61,11 +67,14 @@ export const ListWorkflowsReplySchema = z.object({
   errors: z.array(WorkflowLoadErrorSchema),
 });
 
+/** Request body of `getWorkflow` (port 5561). */
 export const GetWorkflowRequestSchema = z.object({ workflowId: WorkflowIdSchema }).strict();
+/** Reply body of `getWorkflow` (port 5561). */
 export const GetWorkflowReplySchema = z.object({ workflow: WorkflowDefinitionSchema });
 
 // --- runs -------------------------------------------------------------------------------------
 
+/** Request body of `runWorkflow` (port 5561). */
 export const RunWorkflowRequestSchema = z
   .object({
     workflowId: WorkflowIdSchema,
@@ -78,6 +87,7 @@ export const RunWorkflowRequestSchema = z
     scheduledFor: IsoTimeSchema.optional(),
   })
   .strict();
+/** Reply body of `runWorkflow` (port 5561). */
 export const RunWorkflowReplySchema = z.object({
   runId: z.string(),
   /** The key was seen before: this is the first run's id, nothing new was created. */
@@ -87,7 +97,9 @@ export const RunWorkflowReplySchema = z.object({
   status: RunStatusSchema,
 });
 
+/** Request body of `cancelRun` (port 5561). */
 export const CancelRunRequestSchema = z.object({ runId: z.string().min(1) }).strict();
+/** Reply body of `cancelRun` (port 5561). */
 export const CancelRunReplySchema = z.object({
   runId: z.string(),
   status: RunStatusSchema,
@@ -95,12 +107,15 @@ export const CancelRunReplySchema = z.object({
   cancelled: z.boolean(),
 });
 
+/** Request body of `getRun` (port 5561). */
 export const GetRunRequestSchema = z.object({ runId: z.string().min(1) }).strict();
+/** Reply body of `getRun` (port 5561). */
 export const GetRunReplySchema = z.object({
   run: RunRecordSchema,
   tasks: z.array(TaskRunRecordSchema),
 });
 
+/** Request body of `listRuns` (port 5561). */
 export const ListRunsRequestSchema = z
   .object({
     workflowId: z.string().optional(),
@@ -117,6 +132,7 @@ export const ListRunsRequestSchema = z
     cursor: Cursor.optional(),
   })
   .strict();
+/** Reply body of `listRuns` (port 5561). */
 export const ListRunsReplySchema = z.object({
   runs: z.array(RunRecordSchema),
   nextCursor: z.string().nullable(),
@@ -124,6 +140,7 @@ export const ListRunsReplySchema = z.object({
 
 // --- logs -------------------------------------------------------------------------------------
 
+/** Request body of `queryLogs` (port 5561). */
 export const QueryLogsRequestSchema = z
   .object({
     runId: z.string().optional(),
@@ -140,6 +157,7 @@ export const QueryLogsRequestSchema = z
     cursor: Cursor.optional(),
   })
   .strict();
+/** Reply body of `queryLogs` (port 5561). */
 export const QueryLogsReplySchema = z.object({
   lines: z.array(LogLineSchema),
   nextCursor: z.string().nullable(),
@@ -152,6 +170,7 @@ export const LogBatchRequestSchema = z
     lines: z.array(LogLineSchema).min(1).max(10_000),
   })
   .strict();
+/** Reply body of `logBatch` (port 5562). */
 export const LogBatchReplySchema = z.object({
   /** Lines newly stored. */
   stored: z.number().int().min(0),
@@ -161,8 +180,10 @@ export const LogBatchReplySchema = z.object({
 
 // --- agents -----------------------------------------------------------------------------------
 
+/** An agent id (1-256 characters), chosen by the agent and stable across its restarts. */
 export const AgentIdSchema = z.string().min(1).max(256);
 
+/** Request body of `registerAgent` (port 5561). */
 export const RegisterAgentRequestSchema = z
   .object({
     agentId: AgentIdSchema,
@@ -174,6 +195,7 @@ export const RegisterAgentRequestSchema = z
     runningRuns: z.array(z.string()),
   })
   .strict();
+/** Reply body of `registerAgent` (port 5561). */
 export const RegisterAgentReplySchema = z.object({
   heartbeatIntervalMs: z.number().int().positive(),
   heartbeatTimeoutMs: z.number().int().positive(),
@@ -181,12 +203,14 @@ export const RegisterAgentReplySchema = z.object({
   cancel: z.array(z.string()),
 });
 
+/** Request body of `heartbeat` (port 5561). */
 export const HeartbeatRequestSchema = z
   .object({
     agentId: AgentIdSchema,
     runningRuns: z.array(z.string()),
   })
   .strict();
+/** Reply body of `heartbeat` (port 5561). */
 export const HeartbeatReplySchema = z.object({
   /** Runs the agent must cancel. */
   cancel: z.array(z.string()),
@@ -194,6 +218,7 @@ export const HeartbeatReplySchema = z.object({
   reregister: z.boolean(),
 });
 
+/** Request body of `fetchWork` (port 5561). */
 export const FetchWorkRequestSchema = z
   .object({
     agentId: AgentIdSchema,
@@ -202,6 +227,7 @@ export const FetchWorkRequestSchema = z
     freeSlots: z.number().int().min(1),
   })
   .strict();
+/** A run handed to an agent by `fetchWork`: the run, its workflow definition, the assignment token to confirm with and the lease expiry. */
 export const AssignmentSchema = z.object({
   run: RunRecordSchema,
   workflow: WorkflowDefinitionSchema,
@@ -210,17 +236,22 @@ export const AssignmentSchema = z.object({
   /** Confirm before this instant or the run goes back to the queue. */
   leaseExpiresAt: IsoTimeSchema,
 });
+/** Type of {@link AssignmentSchema}. */
 export type Assignment = z.infer<typeof AssignmentSchema>;
+/** Reply body of `fetchWork` (port 5561). */
 export const FetchWorkReplySchema = z.object({
   assignment: AssignmentSchema.nullable(),
   cancel: z.array(z.string()),
 });
 
+/** Request body of `confirmAssignment` (port 5561). */
 export const ConfirmAssignmentRequestSchema = z
   .object({ agentId: AgentIdSchema, runId: z.string().min(1), token: z.string().min(1) })
   .strict();
+/** Reply body of `confirmAssignment` (port 5561). */
 export const ConfirmAssignmentReplySchema = z.object({ run: RunRecordSchema });
 
+/** Request body of `runStatus` (port 5561). */
 export const RunStatusUpdateRequestSchema = z
   .object({
     agentId: AgentIdSchema,
@@ -232,12 +263,14 @@ export const RunStatusUpdateRequestSchema = z
     message: z.string().max(8192).optional(),
   })
   .strict();
+/** Reply body of `runStatus` (port 5561). */
 export const RunStatusUpdateReplySchema = z.object({
   /** False when the update was only recorded in history (e.g. the run is already CRASHED). */
   applied: z.boolean(),
   status: RunStatusSchema,
 });
 
+/** Request body of `taskStatus` (port 5561). */
 export const TaskStatusUpdateRequestSchema = z
   .object({
     agentId: AgentIdSchema,
@@ -252,9 +285,12 @@ export const TaskStatusUpdateRequestSchema = z
     message: z.string().max(8192).optional(),
   })
   .strict();
+/** Reply body of `taskStatus` (port 5561). */
 export const TaskStatusUpdateReplySchema = z.object({ applied: z.boolean() });
 
+/** Request body of `listAgents` (port 5561). */
 export const ListAgentsRequestSchema = z.object({}).strict();
+/** Reply body of `listAgents` (port 5561). */
 export const ListAgentsReplySchema = z.object({ agents: z.array(AgentRecordSchema) });
 
 // --- the verb table ---------------------------------------------------------------------------
@@ -302,9 +338,13 @@ export const LOG_VERBS = {
   logBatch: verb(LogBatchRequestSchema, LogBatchReplySchema, true),
 } as const;
 
+/** A table of verbs: name -> request/reply schemas and whether retrying is safe. */
 export type VerbTable = Record<string, VerbSpec<z.ZodType, z.ZodType>>;
+/** The verbs of the API channel (port 5561), see {@link API_VERBS}. */
 export type ApiVerbs = typeof API_VERBS;
+/** The verbs of the log-ingest channel (port 5562), see {@link LOG_VERBS}. */
 export type LogVerbs = typeof LOG_VERBS;
+/** Name of an API verb. */
 export type ApiVerb = keyof ApiVerbs;
 /** Request body type of verb V (what the caller passes). */
 export type RequestOf<T extends VerbTable, V extends keyof T> = z.input<T[V]["request"]>;

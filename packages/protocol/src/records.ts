@@ -19,10 +19,12 @@ export const WorkflowIdSchema = z
 
 /** A value a run parameter can carry once coerced. */
 export const ParamValueSchema = z.union([z.string(), z.number(), z.boolean()]);
+/** Type of {@link ParamValueSchema}. */
 export type ParamValue = z.infer<typeof ParamValueSchema>;
 
 /** Parameters of a run, by name. */
 export const ParamsSchema = z.record(z.string(), ParamValueSchema);
+/** Type of {@link ParamsSchema}. */
 export type Params = z.infer<typeof ParamsSchema>;
 
 // ---------------------------------------------------------------------------------------------
@@ -46,10 +48,12 @@ export const UvPythonConfigSchema = z.object({
   uvPath: z.string().min(1),
 });
 
+/** How a task runs: `Subprocess` (`cmd`, `args`) or `UvPython` (`script_path`, packages, ...), tagged by `type`. */
 export const TaskConfigSchema = z.discriminatedUnion("type", [
   SubprocessConfigSchema,
   UvPythonConfigSchema,
 ]);
+/** Type of {@link TaskConfigSchema}. */
 export type TaskConfig = z.infer<typeof TaskConfigSchema>;
 
 /** Retry policy of a task: `count` extra attempts, waiting `backoffMs * factor^(attempt-1)`. */
@@ -58,8 +62,10 @@ export const RetryPolicySchema = z.object({
   backoffMs: z.number().int().min(0),
   factor: z.number().min(1),
 });
+/** Type of {@link RetryPolicySchema}. */
 export type RetryPolicy = z.infer<typeof RetryPolicySchema>;
 
+/** One task of a workflow, normalised from YAML (camelCase). */
 export const TaskDefinitionSchema = z.object({
   id: z.string().min(1),
   name: z.string(),
@@ -71,8 +77,10 @@ export const TaskDefinitionSchema = z.object({
   timeoutMs: z.number().int().positive().nullable(),
   retries: RetryPolicySchema,
 });
+/** Type of {@link TaskDefinitionSchema}. */
 export type TaskDefinition = z.infer<typeof TaskDefinitionSchema>;
 
+/** A typed workflow parameter: type (string, number, boolean, enum), required or default. */
 export const ParamDefinitionSchema = z.object({
   type: z.enum(["string", "number", "boolean", "enum"]),
   values: z.array(z.string()).optional(),
@@ -80,15 +88,19 @@ export const ParamDefinitionSchema = z.object({
   default: ParamValueSchema.optional(),
   description: z.string().nullable(),
 });
+/** Type of {@link ParamDefinitionSchema}. */
 export type ParamDefinition = z.infer<typeof ParamDefinitionSchema>;
 
+/** What the scheduler does with occurrences missed while it was down: `skip`, `once` or `all` (capped by `max`). */
 export const CatchUpSchema = z.object({
   policy: z.enum(["skip", "once", "all"]),
   /** Upper bound of occurrences fired by `all`. */
   max: z.number().int().positive(),
 });
+/** Type of {@link CatchUpSchema}. */
 export type CatchUp = z.infer<typeof CatchUpSchema>;
 
+/** A loaded, validated workflow (the normalised form of a YAML file), as served by the principal. */
 export const WorkflowDefinitionSchema = z.object({
   id: WorkflowIdSchema,
   name: z.string(),
@@ -118,12 +130,14 @@ export const WorkflowDefinitionSchema = z.object({
   /** Content hash of the source file; changes whenever the definition changes. */
   hash: z.string(),
 });
+/** Type of {@link WorkflowDefinitionSchema}. */
 export type WorkflowDefinition = z.infer<typeof WorkflowDefinitionSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // Runs and tasks
 // ---------------------------------------------------------------------------------------------
 
+/** Every run state (see docs/protocol.md for the transitions). */
 export const RUN_STATUSES = [
   "QUEUED",
   "ASSIGNED",
@@ -139,6 +153,7 @@ export const RUN_STATUSES = [
  * ran and never will.
  */
 export const RunStatusSchema = z.enum(RUN_STATUSES);
+/** Type of {@link RunStatusSchema}. */
 export type RunStatus = z.infer<typeof RunStatusSchema>;
 
 /** Run states a run never leaves. */
@@ -150,6 +165,7 @@ export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = [
   "SKIPPED",
 ];
 
+/** Every task state. */
 export const TASK_STATUSES = [
   "PENDING",
   "RUNNING",
@@ -159,7 +175,9 @@ export const TASK_STATUSES = [
   "CRASHED",
   "CANCELLED",
 ] as const;
+/** A task state. */
 export const TaskStatusSchema = z.enum(TASK_STATUSES);
+/** Type of {@link TaskStatusSchema}. */
 export type TaskStatus = z.infer<typeof TaskStatusSchema>;
 
 /** Why a task or run ended the way it did, when it is not a plain exit code. */
@@ -175,8 +193,10 @@ export const ReasonSchema = z.enum([
   "agent_error",
   "overlap_skip",
 ]);
+/** Type of {@link ReasonSchema}. */
 export type Reason = z.infer<typeof ReasonSchema>;
 
+/** A run as stored and served (`getRun`, `listRuns`, events, the CLI's `--json`). */
 export const RunRecordSchema = z.object({
   runId: z.string(),
   workflowId: z.string(),
@@ -195,8 +215,10 @@ export const RunRecordSchema = z.object({
   reason: ReasonSchema.nullable(),
   message: z.string().nullable(),
 });
+/** Type of {@link RunRecordSchema}. */
 export type RunRecord = z.infer<typeof RunRecordSchema>;
 
+/** One task of a run: state, attempt, times, exit code or signal, reason. */
 export const TaskRunRecordSchema = z.object({
   runId: z.string(),
   taskId: z.string(),
@@ -209,17 +231,23 @@ export const TaskRunRecordSchema = z.object({
   reason: ReasonSchema.nullable(),
   message: z.string().nullable(),
 });
+/** Type of {@link TaskRunRecordSchema}. */
 export type TaskRunRecord = z.infer<typeof TaskRunRecordSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // Logs
 // ---------------------------------------------------------------------------------------------
 
+/** Log levels, lowest first (a query's `level` is a minimum). */
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+/** A log level. */
 export const LogLevelSchema = z.enum(LOG_LEVELS);
+/** Type of {@link LogLevelSchema}. */
 export type LogLevel = z.infer<typeof LogLevelSchema>;
 
+/** Where a log line came from: the task's stdout or stderr, or the agent itself (`system`). */
 export const LogStreamSchema = z.enum(["stdout", "stderr", "system"]);
+/** Type of {@link LogStreamSchema}. */
 export type LogStream = z.infer<typeof LogStreamSchema>;
 
 /**
@@ -237,12 +265,14 @@ export const LogLineSchema = z.object({
   seq: z.number().int().positive(),
   line: z.string(),
 });
+/** Type of {@link LogLineSchema}. */
 export type LogLine = z.infer<typeof LogLineSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // Agents
 // ---------------------------------------------------------------------------------------------
 
+/** A registered agent as `listAgents` reports it. */
 export const AgentRecordSchema = z.object({
   agentId: z.string(),
   host: z.string(),
@@ -254,4 +284,5 @@ export const AgentRecordSchema = z.object({
   lastHeartbeatAt: IsoTimeSchema,
   status: z.enum(["ACTIVE", "LOST"]),
 });
+/** Type of {@link AgentRecordSchema}. */
 export type AgentRecord = z.infer<typeof AgentRecordSchema>;

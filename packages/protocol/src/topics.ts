@@ -50,15 +50,21 @@ function defined(...ids: (string | undefined)[]): string[] {
   return out;
 }
 
+/** Published on `topics.runs(workflowId, runId)` for every run state change. */
 export const RunEventSchema = z.object({ run: RunRecordSchema });
+/** Type of {@link RunEventSchema}. */
 export type RunEvent = z.infer<typeof RunEventSchema>;
 
+/** Published on `topics.tasks(workflowId, runId)` for every task state change. */
 export const TaskEventSchema = z.object({ workflowId: z.string(), task: TaskRunRecordSchema });
+/** Type of {@link TaskEventSchema}. */
 export type TaskEvent = z.infer<typeof TaskEventSchema>;
 
+/** Published on `topics.workflows()` when workflow files change: the new store version, changed and removed ids (fetch them with `listWorkflows({ sinceVersion })`). */
 export const WorkflowsChangedEventSchema = z.object({
   version: z.number().int().min(0),
   changed: z.array(z.string()),
   removed: z.array(z.string()),
 });
+/** Type of {@link WorkflowsChangedEventSchema}. */
 export type WorkflowsChangedEvent = z.infer<typeof WorkflowsChangedEventSchema>;

@@ -52,7 +52,8 @@ describe("process lifecycle", () => {
     try {
       await registerAgent(c.api, "a");
       const parked = c.api.fetchWork({ agentId: "a", waitMs: 30_000, freeSlots: 1 }, { timeoutMs: 35_000 });
-      await new Promise((r) => setTimeout(r, 100));
+      // Same connection, handled in arrival order: once this ping is answered, fetchWork is parked.
+      await c.api.ping();
       const stopped = svc.stop("SIGTERM");
       const reply = await parked;
       assert.deepEqual(reply, { assignment: null, cancel: [] });

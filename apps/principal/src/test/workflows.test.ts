@@ -21,13 +21,31 @@ describe("workflow hot reload (watcher; periodic scan set to 3600 s)", () => {
     try {
       sub.connect();
       sub.subscribe(topics.workflows());
+      // Subscribed after workflows() on the same socket: once a run event arrives, the workflows
+      // subscription has reached the publisher too (no fixed sleep for ZeroMQ's slow joiner).
+      sub.subscribe(topics.runs("hello"));
+      let runEvents = 0;
       void (async () => {
-        for await (const m of sub) events.push(m.body as WorkflowsChangedEvent);
+        for await (const m of sub) {
+          if (m.topic.startsWith(topics.runs("hello"))) runEvents++;
+          else events.push(m.body as WorkflowsChangedEvent);
+        }
       })();
       const first = await c.api.listWorkflows();
       assert.equal(first.full, true);
       assert.deepEqual(first.workflows.map((w) => w.id), ["hello"]);
-      await new Promise((r) => setTimeout(r, 200)); // let the subscription reach the publisher
+      const probes: string[] = [];
+      await waitFor(
+        async () => {
+          if (runEvents > 0) return true;
+          probes.push((await c.api.runWorkflow({ workflowId: "hello" })).runId);
+          await new Promise((r) => setTimeout(r, 50));
+          return runEvents > 0;
+        },
+        { timeoutMs: 10_000, what: "the subscription to reach the publisher" },
+      );
+      // The probe runs must not be handed out below (the test fetches the `nightly` run).
+      for (const runId of probes) assert.equal((await c.api.cancelRun(runId)).status, "CANCELLED");
 
       writeFileSync(join(f.workflowDir, "nightly.yaml"), workflowYaml("description: first"));
       await waitFor(async () => (await c.api.listWorkflows()).workflows.some((w) => w.id === "nightly"), { timeoutMs: 5000, what: "new workflow" });

@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { Dealer } from "zeromq";
 import { API_VERBS, type ApiVerbs } from "../messages.js";
 import { WireErrorSchema, type ErrorCode } from "../errors.js";
-import { PROTOCOL } from "./frames.js";
+import { DEFAULT_MAX_MESSAGE_BYTES, PROTOCOL, ZMQ_MAX_MESSAGE_BYTES } from "./frames.js";
 import { PrincipalClient } from "./principal-client.js";
 import { RpcServer } from "./rpc-server.js";
 
@@ -100,6 +100,14 @@ describe("RpcServer under garbage", () => {
   it("oversize -> MESSAGE_TOO_LARGE", async () => {
     const big = JSON.stringify({ runId: "x".repeat(1024 * 1024 + 10) });
     await expectError([PROTOCOL, "id-5", now(), "getRun", big], "MESSAGE_TOO_LARGE", "id-5");
+  });
+
+  it("16 MiB (16x the application limit) still gets MESSAGE_TOO_LARGE: libzmq's cap sits far above, so no silent disconnect", async () => {
+    assert.equal(DEFAULT_MAX_MESSAGE_BYTES, 1024 * 1024);
+    assert.ok(ZMQ_MAX_MESSAGE_BYTES >= 32 * DEFAULT_MAX_MESSAGE_BYTES);
+    const huge = JSON.stringify({ runId: "y".repeat(16 * 1024 * 1024) });
+    const msg = await expectError([PROTOCOL, "id-5b", now(), "getRun", huge], "MESSAGE_TOO_LARGE", "id-5b");
+    assert.match(msg, /exceeds the limit of 1048576 bytes/);
   });
 
   it("expired deadline -> DEADLINE_EXCEEDED without running the handler", async () => {

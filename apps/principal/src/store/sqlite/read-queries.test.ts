@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import Database from "better-sqlite3";
 import { migrate } from "./migrations.js";
-import { queryLogs, MAX_LOG_PAGE_BYTES } from "./read-queries.js";
+import { listRuns, queryLogs, DEFAULT_LOG_PAGE, DEFAULT_RUN_PAGE, MAX_LOG_PAGE_BYTES } from "./read-queries.js";
 
 function db(): Database.Database {
   const d = new Database(":memory:");
@@ -49,5 +49,56 @@ describe("queryLogs", () => {
     assert.ok(first.nextCursor !== null);
     const rest = queryLogs(d, { runId: "r", limit: 1000, cursor: first.nextCursor });
     assert.equal(first.lines.length + rest.lines.length + (rest.nextCursor === null ? 0 : queryLogs(d, { runId: "r", cursor: rest.nextCursor }).lines.length), 6);
+  });
+});
+
+describe("query defaults (documented in docs/protocol.md)", () => {
+  it("queryLogs without order or limit: oldest first, 1000 lines a page", () => {
+    const d = db();
+    assert.equal(DEFAULT_LOG_PAGE, 1000);
+    // Inserted newest first, so storage order alone would give the wrong answer.
+    insert(d, Array.from({ length: 1005 }, (_, i) => ({ run: "r", task: "t", seq: 1005 - i, time: 5000 - i, level: 1, line: `l${1005 - i}` })));
+    const page = queryLogs(d, {});
+    assert.equal(page.lines.length, 1000);
+    assert.equal(page.lines[0]?.line, "l1");
+    assert.equal(page.lines[999]?.line, "l1000");
+    assert.ok(page.nextCursor !== null);
+    const rest = queryLogs(d, { cursor: page.nextCursor });
+    assert.deepEqual(rest.lines.map((l) => l.line), ["l1001", "l1002", "l1003", "l1004", "l1005"]);
+    assert.equal(rest.nextCursor, null);
+  });
+
+  it("listRuns without order or limit: newest first, 100 runs a page", () => {
+    const d = db();
+    assert.equal(DEFAULT_RUN_PAGE, 100);
+    d.prepare("INSERT INTO workflow_snapshots (hash, workflow_id, definition, created_at) VALUES ('h', 'wf', '{}', 0)").run();
+    const st = d.prepare(
+      "INSERT INTO runs (run_id, workflow_id, workflow_hash, status, source, params, created_at, updated_at) VALUES (?, 'wf', 'h', 'QUEUED', 'test', '{}', ?, ?)",
+    );
+    const ids = Array.from({ length: 105 }, (_, i) => `run-${String(i).padStart(4, "0")}`);
+    for (const [i, id] of ids.entries()) st.run(id, 1000 + i, 1000 + i);
+    const page = listRuns(d, {});
+    assert.equal(page.runs.length, 100);
+    assert.deepEqual(page.runs.map((r) => r.runId), [...ids].reverse().slice(0, 100));
+    assert.ok(page.nextCursor !== null);
+    const rest = listRuns(d, { cursor: page.nextCursor });
+    assert.deepEqual(rest.runs.map((r) => r.runId), ids.slice(0, 5).reverse());
+    assert.equal(rest.nextCursor, null);
+  });
+});
+
+describe("filters are bound parameters (the original interpolated SQL: a `'` crashed it)", () => {
+  it("quotes and SQL in filter values match literally and change nothing", () => {
+    const d = db();
+    const evil = "r' OR '1'='1";
+    insert(d, [
+      { run: "r", task: "t", seq: 1, time: 1, level: 1, line: "plain" },
+      { run: evil, task: "t'; DROP TABLE logs; --", seq: 1, time: 2, level: 1, line: "quoted" },
+    ]);
+    assert.deepEqual(queryLogs(d, { runId: evil }).lines.map((l) => l.line), ["quoted"]);
+    assert.deepEqual(queryLogs(d, { taskId: "t'; DROP TABLE logs; --" }).lines.map((l) => l.line), ["quoted"]);
+    assert.deepEqual(queryLogs(d, { workflowId: "wf' --" }).lines, []);
+    assert.deepEqual(listRuns(d, { workflowId: "x'; DROP TABLE runs; --", source: "'" }).runs, []);
+    assert.equal((d.prepare("SELECT count(*) AS n FROM logs").get() as { n: number }).n, 2);
   });
 });

@@ -9,6 +9,7 @@ import { levelNumber, logFromRow, runFromRow, type LogRow, type RunRow } from ".
 
 /** Default page sizes. */
 export const DEFAULT_RUN_PAGE = 100;
+/** Default `queryLogs` page size (oldest first). */
 export const DEFAULT_LOG_PAGE = 1000;
 /** Upper bound of a log page in (worst-case UTF-8) bytes; the reply limit is 32 MiB. */
 export const MAX_LOG_PAGE_BYTES = 8 * 1024 * 1024;
