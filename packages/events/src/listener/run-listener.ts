@@ -13,7 +13,7 @@ export interface RunListenerOptions {
 
 /**
  * Run a listener as the main thing of a process: start it, and on SIGINT/SIGTERM stop it
- * gracefully and exit 0; a second signal exits at once with code 1. When the listening loop
+ * gracefully and exit 0; a second signal exits at once with code 130 (as every cdktr service). When the listening loop
  * ends by itself the process exits 0, or 1 if it failed. Resolves once the listener is started.
  *
  * @example
@@ -30,7 +30,7 @@ export async function runListener<E extends EventListenerEvents>(
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
       logger?.warn("second signal: exiting now", { signal });
-      exit(1);
+      exit(130);
       return;
     }
     stopping = true;
