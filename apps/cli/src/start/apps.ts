@@ -9,14 +9,14 @@ export type StartableApp = (typeof STARTABLE_APPS)[number];
 
 /**
  * Path of an app's built entry point (`dist/main.js` beside the package's `dist/index.js`).
- * @throws CliError when the app is not installed (listeners: "not available yet") or not built.
+ * @throws CliError when the app's package is not installed or not built (the message says which
+ * command fixes it).
  */
 export function appMainPath(app: StartableApp): string {
   let indexUrl: string;
   try {
     indexUrl = import.meta.resolve(`@cdktr/${app}`);
   } catch {
-    if (app === "listeners") throw new CliError("`cdktr start listeners` is not available yet: the listeners app (@cdktr/listeners) is not installed", 1);
     throw new CliError(`@cdktr/${app} is not installed: run \`npm install\` at the repository root`, 1);
   }
   const main = fileURLToPath(new URL("./main.js", indexUrl));

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import type { CliIo } from "../io.js";
 import type { Style } from "../format/style.js";
 
@@ -14,10 +15,14 @@ interface Child {
 
 const COLORS = ["cyan", "magenta", "blue", "green", "yellow"] as const;
 
+/** The wrapper every child runs in: it stops the app when the supervisor dies (see child.ts). */
+const CHILD_ENTRY = fileURLToPath(new URL("./child.js", import.meta.url));
+
 /**
  * Runs apps as child processes for `cdktr start all`: each in its own process group (so a
  * terminal's Ctrl-C reaches only us and is forwarded exactly once), output prefixed by app name,
- * readiness from each app's JSON `ready` log line.
+ * readiness from each app's JSON `ready` log line. Each child runs under `child.js`, which
+ * stops its app when this process dies without stopping it (e.g. SIGKILL).
  */
 export class Supervisor {
   readonly #io: CliIo;
@@ -51,9 +56,9 @@ export class Supervisor {
   /** Start `script` under `name` with `env`. */
   start(name: string, script: string, env: Record<string, string | undefined>): Child {
     const color = COLORS[this.#children.length % COLORS.length] ?? "cyan";
-    const proc = spawn(process.execPath, [script], {
+    const proc = spawn(process.execPath, [CHILD_ENTRY, script], {
       cwd: this.#io.cwd,
-      env: env as NodeJS.ProcessEnv,
+      env: { ...env, CDKTR_SUPERVISOR_PID: String(process.pid) } as NodeJS.ProcessEnv,
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });

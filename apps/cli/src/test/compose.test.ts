@@ -156,7 +156,7 @@ test("the compose services run a workflow end to end as local processes", async 
       const body = JSON.parse(r.stdout) as { run: { status: string; source: string } };
       return body.run.status === "COMPLETED" ? body.run : undefined;
     },
-    { timeoutMs: 15_000, intervalMs: 300, what: "the webhook's run to complete" },
+    { timeoutMs: 30_000, intervalMs: 300, what: "the webhook's run to complete" },
   );
   assert.notEqual(hookRun.source, "cli");
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { killAllServices, removeTempDirs, spawnService, waitFor, type ServiceHandle } from "@cdktr/test-utils";
 import { RunRecordSchema, type RunRecord } from "@cdktr/protocol";
 import { join } from "node:path";
-import { alive, announcedPids, assertRunOutput, BIN, killGroups, lines, makeSandbox, REPO, runBin } from "./helpers.js";
+import { alive, announcedPids, appMain, assertRunOutput, BIN, killGroups, lines, makeSandbox, REPO, runBin } from "./helpers.js";
 
 const TICK = `name: Tick
 description: fires every second
@@ -43,6 +43,14 @@ test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", asy
   const helloId = lines(hello.stdout)[0] ?? "";
   assert.match(helloId, /^[0-9A-Z]{26}$/);
   assert.match(hello.stdout, new RegExp(`run ${helloId} COMPLETED`));
+
+  // --follow streams every task's output lines, each once, tagged with its task.
+  const fan = await runBin(["run", "fan-in", "--wait", "--follow"], { env, cwd: sb.dir });
+  assert.equal(fan.code, 0, `run fan-in --wait --follow: ${fan.stdout}\n${fan.stderr}`);
+  for (const task of ["extract", "left", "right", "join"]) {
+    const shown = lines(fan.stdout).filter((l) => new RegExp(`  ${task}  ${task}$`).test(l));
+    assert.equal(shown.length, 1, `the output line of ${task} is shown once:\n${fan.stdout}`);
+  }
 
   const fail = await runBin(["run", "fail", "--wait"], { env, cwd: sb.dir });
   assert.notEqual(fail.code, 0, `run fail --wait must not exit 0: ${fail.stdout}`);
@@ -94,6 +102,25 @@ test("start all exits non-zero and stops the others when an app dies", async () 
   assert.equal(result.code, 1);
   assert.ok(stack.lines.some((l) => /agent exited \(SIGKILL\): stopping the others/.test(l)), stack.lines.join("\n"));
   for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} is gone`);
+});
+
+test("start all: when the supervisor is SIGKILLed, its apps stop on their own", async () => {
+  const sb = await makeSandbox();
+  stack = await spawnService({ script: BIN, args: ["start", "all"], env: sb.env, cwd: sb.dir, name: "cdktr start all", waitReady: false });
+  await stack.waitForLine((l) => /^\[cdktr\]\s+ready/.test(l), 60_000);
+  const pids = announcedPids(stack.lines);
+  assert.equal(pids.length, 3);
+  // Only the supervisor: its apps live in their own process groups, so nobody else signals them.
+  const supervisorPid = stack.pid;
+  assert.ok(supervisorPid !== undefined);
+  process.kill(supervisorPid, "SIGKILL");
+  await stack.exited;
+  for (const pid of pids) {
+    await waitFor(() => !alive(pid), { timeoutMs: 30_000, intervalMs: 200, what: `app pid ${pid} to exit after its supervisor died` });
+  }
+  // The principal stopped gracefully, so its port is free again: a new principal can bind it.
+  const again = await spawnService({ script: appMain("principal"), env: sb.env, cwd: sb.dir, name: "principal again" });
+  await again.stop("SIGTERM", 15_000);
 });
 
 test("npm start (scripts/start.mjs) builds, then runs start all on examples/workflows", async () => {

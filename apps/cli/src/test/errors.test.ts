@@ -5,6 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { freePort, killAllServices, makeTempDir, removeTempDirs, type ServiceHandle } from "@cdktr/test-utils";
 import { lines, makeSandbox, runBin, startPrincipal, type BinResult, type Sandbox } from "./helpers.js";
@@ -31,6 +32,32 @@ describe("without a principal", () => {
     const other = await freePort();
     const r = await runBin(["ping", "--principal", `127.0.0.1:${other}`], { env, timeoutMs: 30_000 });
     assertOneLine(r, new RegExp(`no principal at 127\\.0\\.0\\.1:${other}`), "--principal");
+  });
+
+  test("ping gives up within 3 s on a port that accepts connections but never answers", async () => {
+    // A silent TCP server: the ZeroMQ handshake never completes, so only the deadline ends ping.
+    const held: Socket[] = [];
+    const silent = createServer((s) => held.push(s));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      const env = { HOME: makeTempDir() };
+      // Node start-up and module loading are measured alone, so only ping's own waiting counts.
+      let t0 = Date.now();
+      const version = await runBin(["--version"], { env });
+      const startup = Date.now() - t0;
+      assert.equal(version.code, 0);
+      t0 = Date.now();
+      const r = await runBin(["ping", "--principal", `127.0.0.1:${port}`], { env, timeoutMs: 30_000 });
+      const waited = Date.now() - t0 - startup;
+      assert.equal(r.code, 1);
+      assertOneLine(r, new RegExp(`^error: no principal at 127\\.0\\.0\\.1:${port}`), "ping (silent server)");
+      // 3 s is the promise; 1.5 s of slack for a busy machine. A retry would need 4 s or more.
+      assert.ok(waited < 4500, `ping waited about ${waited} ms`);
+    } finally {
+      for (const s of held) s.destroy();
+      silent.close();
+    }
   });
 
   test("bad parameter syntax, unknown commands and options are usage errors (exit 2)", async () => {
@@ -104,11 +131,21 @@ describe("without a principal", () => {
   });
 });
 
+/** A daily workflow in a timezone with DST, for `workflow show`. */
+const NY_WORKFLOW = `name: NY open
+cron: "0 30 9 * * *"
+timezone: America/New_York
+tasks:
+  a:
+    name: A
+    config: !Subprocess { cmd: echo, args: [a] }
+`;
+
 describe("with a principal", () => {
   let sb: Sandbox;
   let principal: ServiceHandle;
   before(async () => {
-    sb = await makeSandbox();
+    sb = await makeSandbox({ "ny.yml": NY_WORKFLOW });
     principal = await startPrincipal(sb);
   });
   after(async () => {
@@ -158,5 +195,35 @@ describe("with a principal", () => {
     assert.match(table.stdout, /^ID\s+NAME\s+CRON\s+TIMEZONE\s+NEXT RUN$/m);
     assert.match(table.stdout, /^every-minute\s+.*\* \* \* \* \*\s+UTC\s+\d{4}-\d\d-\d\d \d\d:\d\d:00 UTC$/m);
     assert.doesNotMatch(table.stdout, /\u001b\[/, "no colour when not a TTY");
+  });
+
+  // Last in this group: it adds runs the listing test above does not expect.
+  test("workflow show: tasks, the DAG as a tree, the next 5 runs in the workflow's timezone; cancel a queued run", async () => {
+    const fan = await runBin(["workflow", "show", "fan-in"], { env: sb.env });
+    assert.equal(fan.code, 0, fan.stderr);
+    for (const task of ["extract", "left", "right", "join"]) assert.match(fan.stdout, new RegExp(`^${task}\\s`, "m"), `task ${task} listed`);
+    const dag = fan.stdout.split("\nDAG\n")[1]?.split("\n\n")[0] ?? "";
+    assert.deepEqual(dag.split("\n"), ["extract", "├── left", "│   └── join", "└── right", "    └── join"]);
+
+    const ny = await runBin(["workflow", "show", "ny"], { env: sb.env });
+    assert.equal(ny.code, 0, ny.stderr);
+    const next = (ny.stdout.split("\nNext runs (America/New_York)\n")[1] ?? "").split("\n").filter((l) => l.trim() !== "");
+    assert.equal(next.length, 5, ny.stdout);
+    for (const line of next) {
+      // 09:30 New York wall time, whatever the season; the UTC instant follows the offset.
+      const m = /^\d{4}-\d\d-\d\d 09:30:00 (EST|EDT)  \d{4}-\d\d-\d\dT(\d\d):30:00\.000Z$/.exec(line);
+      assert.ok(m !== null, `next run line: ${line}`);
+      assert.equal(m[2], m[1] === "EST" ? "14" : "13", line);
+    }
+
+    // No agent here: the run stays QUEUED, and cancelling it ends it at once.
+    const id = lines((await runBin(["run", "hello"], { env: sb.env })).stdout)[0] ?? "";
+    const cancel = await runBin(["cancel", id], { env: sb.env });
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.match(cancel.stdout, /CANCELLED/);
+    const show = await runBin(["runs", "show", id, "--json"], { env: sb.env });
+    assert.equal(JSON.parse(show.stdout).run.status, "CANCELLED");
+    const listed = JSON.parse((await runBin(["runs", "--status", "CANCELLED", "--json"], { env: sb.env })).stdout) as { runId: string }[];
+    assert.deepEqual(listed.map((r) => r.runId), [id]);
   });
 });

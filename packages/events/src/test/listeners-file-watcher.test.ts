@@ -37,13 +37,16 @@ describe("file watcher listener", () => {
   test("a burst of matching files gives one run listing every changed path; other files are ignored", async () => {
     const dir = makeTempDir("cdktr-watch-");
     writeFileSync(join(dir, "existing.csv"), "old");
-    const l = await start({ path: dir, workflow: "fs1", glob: "**/*.csv", params: { date: "static" } });
+    // A quiet period long enough that a busy machine (new sub-directory watch, write-finish
+    // polling) cannot split the burst; the settle time below is longer still, so a second run
+    // would be seen.
+    const l = await start({ path: dir, workflow: "fs1", glob: "**/*.csv", params: { date: "static" }, debounceMs: 1500 });
     mkdirSync(join(dir, "sub"));
     writeFileSync(join(dir, "a.csv"), "1");
     writeFileSync(join(dir, "b.csv"), "2");
     writeFileSync(join(dir, "sub", "c.csv"), "3");
     writeFileSync(join(dir, "notes.txt"), "ignored");
-    const runs = await expectRunCount(f, "fs1", 1, 1000);
+    const runs = await expectRunCount(f, "fs1", 1, 2500);
     assert.deepEqual(JSON.parse(String(runs[0]?.params.paths)), ["a.csv", "b.csv", "sub/c.csv"]);
     assert.equal(runs[0]?.params.date, "static");
     assert.equal(runs[0]?.source, "file-watcher");
@@ -51,7 +54,7 @@ describe("file watcher listener", () => {
 
     writeFileSync(join(dir, "notes.txt"), "still ignored");
     writeFileSync(join(dir, "a.csv"), "changed");
-    const after = await expectRunCount(f, "fs1", 2, 1000);
+    const after = await expectRunCount(f, "fs1", 2, 2500);
     assert.deepEqual(JSON.parse(String(after[1]?.params.paths)), ["a.csv"]);
   });
 

@@ -15,9 +15,12 @@ import { AGENT_MAIN, principalFixture, type PrincipalFixture } from "./listeners
 const PYTHON = "/usr/bin/python3";
 const CLIENT_DIR = fileURLToPath(new URL("../../../../clients/python", import.meta.url));
 
+/** A skip message when Python is missing; with `CI` set that is a failure instead. */
 function skipReason(): string | undefined {
-  if (!existsSync(PYTHON)) return `${PYTHON} is missing`;
-  return undefined;
+  if (existsSync(PYTHON)) return undefined;
+  const msg = `${PYTHON} is missing (install python3 and python3-zmq)`;
+  if (process.env.CI !== undefined && process.env.CI !== "") throw new Error(`${msg}; CI is set: Python is required`);
+  return msg;
 }
 
 /** Run a Python script; resolve with its stdout parsed as JSON. */
@@ -108,28 +111,26 @@ print(json.dumps({"success": r.success, "code": r.code, "error": r.error, "retry
 
 describe("python client", { skip: skipReason() }, () => {
   let f: PrincipalFixture;
-  let agentRunning = false;
 
   before(async () => {
     f = await principalFixture({ "py.yml": WORKFLOW });
     await f.start();
-    if (existsSync(AGENT_MAIN)) {
-      const home = makeTempDir("cdktr-agent-");
-      await spawnService({
-        script: AGENT_MAIN,
-        name: "agent",
-        cwd: home,
-        env: {
-          HOME: home,
-          CDKTR_PRINCIPAL_PORT: String(f.port),
-          CDKTR_LOGS_LISTENING_PORT: f.env.CDKTR_LOGS_LISTENING_PORT ?? "",
-          CDKTR_AGENT_ID: "py-test-agent",
-          CDKTR_AGENT_DATA_DIR: join(home, "agent-data"),
-          CDKTR_AGENT_FETCH_WAIT_MS: "1000",
-        },
-      });
-      agentRunning = true;
-    }
+    // The run must reach its final state: a missing agent build is a failure, not a skip.
+    if (!existsSync(AGENT_MAIN)) throw new Error(`build the agent first: ${AGENT_MAIN} is missing`);
+    const home = makeTempDir("cdktr-agent-");
+    await spawnService({
+      script: AGENT_MAIN,
+      name: "agent",
+      cwd: home,
+      env: {
+        HOME: home,
+        CDKTR_PRINCIPAL_PORT: String(f.port),
+        CDKTR_LOGS_LISTENING_PORT: f.env.CDKTR_LOGS_LISTENING_PORT ?? "",
+        CDKTR_AGENT_ID: "py-test-agent",
+        CDKTR_AGENT_DATA_DIR: join(home, "agent-data"),
+        CDKTR_AGENT_FETCH_WAIT_MS: "1000",
+      },
+    });
   });
   after(async () => {
     await f.close();
@@ -160,15 +161,11 @@ describe("python client", { skip: skipReason() }, () => {
     const run = await f.client.getRun(String(first.run_id));
     assert.deepEqual(run.run.params, { greeting: "bonjour" });
     assert.equal(run.run.source, "OneShotListener");
-    if (agentRunning) {
-      const final = out.final as Record<string, unknown>;
-      assert.equal(final.status, "COMPLETED", JSON.stringify(final));
-      assert.deepEqual(out.tasks, ["COMPLETED"]);
-      assert.ok((out.logLines as string[]).includes("hello"), JSON.stringify(out.logLines));
-    } else {
-      // No agent build in this checkout: the run can only be observed waiting in the queue.
-      assert.equal(run.run.status, "QUEUED");
-    }
+    const final = out.final as Record<string, unknown>;
+    assert.equal(final.status, "COMPLETED", JSON.stringify(final));
+    assert.equal(final.runId, first.run_id);
+    assert.deepEqual(out.tasks, ["COMPLETED"]);
+    assert.ok((out.logLines as string[]).includes("hello"), JSON.stringify(out.logLines));
   });
 
   test("an unreachable principal gives success == False with a retryable error, within the timeout", async () => {
