@@ -1,56 +1,21 @@
+#!/usr/bin/env node
 /**
- * Entry point of `@cdktr/listeners`: the only file that touches `process`.
- * Exit codes: 0 after a graceful stop, 1 on a start-up failure or a forced stop, 2 on invalid
- * configuration.
+ * Entry point of `@cdktr/listeners`, through `runService` from `@cdktr/protocol`: the listeners
+ * config file named by `CDKTR_LISTENERS_CONFIG` (exit 2 with file, line and field when invalid),
+ * one `ready` line listing each listener, first SIGINT/SIGTERM graceful (exit 0), second forced
+ * (exit 130), exit 1 when a listener fails to start.
  */
-import { ConfigError, createLogger, loadDotEnv } from "@cdktr/protocol";
+import { runService } from "@cdktr/protocol";
 import { createListeners } from "./app.js";
-import { loadConfig, type ListenersConfig } from "./config.js";
+import { loadConfig } from "./config.js";
 
-loadDotEnv();
-let config: ListenersConfig;
-try {
-  config = loadConfig(process.env);
-} catch (e) {
-  if (e instanceof ConfigError) {
-    process.stderr.write(`cdktr listeners: ${e.message}\n`);
-    process.exit(2);
-  }
-  throw e;
-}
-
-const logger = createLogger({ component: "listeners" });
-const app = createListeners(config, { logger });
-let stopping = false;
-const onSignal = (signal: NodeJS.Signals): void => {
-  if (stopping) {
-    logger.warn("second signal: exiting now", { signal });
-    process.exit(1);
-  }
-  stopping = true;
-  logger.info("stopping", { signal });
-  app.stop().then(
-    () => {
-      logger.info("stopped");
-      process.exit(0);
-    },
-    (e: unknown) => {
-      logger.error("stop failed", { error: e instanceof Error ? e.message : String(e) });
-      process.exit(1);
-    },
-  );
-};
-process.on("SIGINT", onSignal);
-process.on("SIGTERM", onSignal);
-
-try {
-  await app.start();
-} catch (e) {
-  logger.error("start failed", { error: e instanceof Error ? e.message : String(e) });
-  process.exit(1);
-}
-logger.info("ready", {
-  config: config.file,
-  principal: `tcp://${config.principal.host}:${config.principal.port}`,
-  listeners: app.listeners.map((l) => ({ name: l.name, type: l.type, ...(l.url !== null ? { url: l.url } : {}) })),
+await runService({
+  name: "listeners",
+  loadConfig: (env) => loadConfig(env),
+  create: (config, { logger }) => createListeners(config, { logger }),
+  ready: (_started, app, config) => ({
+    config: config.file,
+    principal: `tcp://${config.principal.host}:${config.principal.port}`,
+    listeners: app.listeners.map((l) => ({ name: l.name, type: l.type, ...(l.url !== null ? { url: l.url } : {}) })),
+  }),
 });
