@@ -57,6 +57,26 @@ describe("CronSchedule: plain schedules", () => {
     assert.throws(() => CronSchedule.parse({ schedule: "0 0 0 30 2 *" }), /never matches/);
   });
 
+  it("schedules sharing an expression answer independently (shared compiled pattern)", () => {
+    const utc = CronSchedule.parse({ schedule: "0 0 9 * * *", timezone: "UTC" });
+    const ny = CronSchedule.parse({ schedule: "0 0 9 * * *", timezone: "America/New_York" });
+    const later = CronSchedule.parse({ schedule: "0 0 9 * * *", timezone: "UTC", startTime: "2026-12-03T00:00:00.000Z" });
+    const from = Date.parse("2026-11-28T00:00:00.000Z");
+    // interleaved calls with the same and with different instants
+    const got: string[] = [];
+    for (const s of [utc, ny, later, utc, later, ny]) got.push(iso(s.nextAfter(from) ?? 0));
+    assert.deepEqual(got, [
+      "2026-11-28T09:00:00.000Z",
+      "2026-11-28T14:00:00.000Z",
+      "2026-12-03T09:00:00.000Z",
+      "2026-11-28T09:00:00.000Z",
+      "2026-12-03T09:00:00.000Z",
+      "2026-11-28T14:00:00.000Z",
+    ]);
+    assert.deepEqual(utc.next(Date.parse("2026-11-28T09:00:00.000Z"), 2).map(iso), ["2026-11-29T09:00:00.000Z", "2026-11-30T09:00:00.000Z"]);
+    assert.deepEqual(ny.next(Date.parse("2026-11-28T09:00:00.000Z"), 1).map(iso), ["2026-11-28T14:00:00.000Z"]);
+  });
+
   it("latest() returns the most recent occurrences in a range", () => {
     const s = CronSchedule.parse({ schedule: "* * * * * *" });
     const from = Date.parse("2026-11-28T00:00:00Z");

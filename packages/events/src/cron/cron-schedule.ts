@@ -15,6 +15,36 @@ export interface ScheduleSpec {
 const SEARCH_GUARD = 10_000;
 
 /**
+ * A compiled croner pattern matched on naive times (`utcOffset: 0`: plain UTC arithmetic; the
+ * `"Etc/UTC"` timezone gives the same answers through `Intl`, about six times slower), shared by
+ * every schedule with the same expression, with a one-entry memo: the scheduler asks for the
+ * same instant once per workflow when many share an expression (`* * * * * *`, `0 0 * * * *`).
+ */
+interface NaiveMatcher {
+  readonly cron: Cron;
+  memoFrom: number;
+  memoNext: number | null;
+}
+
+/** Shared matchers by expression; cleared when it grows past {@link MAX_MATCHERS}. */
+const matchers = new Map<string, NaiveMatcher>();
+const MAX_MATCHERS = 4096;
+
+/** The shared matcher of `expression`. @throws Error from croner when the pattern is invalid or never matches */
+function matcherOf(expression: string): NaiveMatcher {
+  let m = matchers.get(expression);
+  if (m === undefined) {
+    const cron = new Cron(expression, { utcOffset: 0, paused: true });
+    // An expression that can never match (e.g. 30 February) has no next run at all.
+    if (cron.nextRun(new Date(Date.UTC(2000, 0, 1))) === null) throw new Error("the expression never matches");
+    if (matchers.size >= MAX_MATCHERS) matchers.clear();
+    m = { cron, memoFrom: Number.NaN, memoNext: null };
+    matchers.set(expression, m);
+  }
+  return m;
+}
+
+/**
  * A compiled cron schedule in a timezone, with cdktr's DST rules:
  *
  * - **fixed-hour** schedules (the hour field has no `*` and no `/`, e.g. `0 30 2 * * *` or
@@ -37,13 +67,13 @@ export class CronSchedule {
   readonly startTime: number | null;
   /** True when the hour field is fixed (no `*`, no step): see the class comment for the rules. */
   readonly fixedHour: boolean;
-  readonly #cron: Cron;
+  readonly #matcher: NaiveMatcher;
 
-  private constructor(expression: string, timezone: string, startTime: number | null, cron: Cron, fixedHour: boolean) {
+  private constructor(expression: string, timezone: string, startTime: number | null, matcher: NaiveMatcher, fixedHour: boolean) {
     this.expression = expression;
     this.timezone = timezone;
     this.startTime = startTime;
-    this.#cron = cron;
+    this.#matcher = matcher;
     this.fixedHour = fixedHour;
   }
 
@@ -70,24 +100,27 @@ export class CronSchedule {
     if (fields.length !== 6 && fields.length !== 5) {
       throw new InvalidScheduleError(`${where}cron ${JSON.stringify(expression)} has ${fields.length} fields; expected 6 (sec min hour dom month dow) or 5`, opts);
     }
-    let cron: Cron;
+    let matcher: NaiveMatcher;
     try {
-      cron = new Cron(expression, { timezone: "Etc/UTC", paused: true });
-      // An expression that can never match (e.g. 30 February) has no next run at all.
-      if (cron.nextRun(new Date(Date.UTC(2000, 0, 1))) === null) throw new Error("the expression never matches");
+      matcher = matcherOf(expression);
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       throw new InvalidScheduleError(`${where}invalid cron ${JSON.stringify(expression)}: ${msg}`, { ...opts, cause: e });
     }
     const hour = fields.length === 6 ? fields[2] : fields[1];
     const fixedHour = hour !== undefined && !/[*?/]/.test(hour);
-    return new CronSchedule(expression, timezone, startTime, cron, fixedHour);
+    return new CronSchedule(expression, timezone, startTime, matcher, fixedHour);
   }
 
   /** Naive local times matching the expression, strictly after naive `n`. */
   #naiveAfter(n: number): number | null {
-    const d = this.#cron.nextRun(new Date(n));
-    return d === null ? null : d.getTime();
+    const m = this.#matcher;
+    if (m.memoFrom === n) return m.memoNext;
+    const d = m.cron.nextRun(new Date(n));
+    const next = d === null ? null : d.getTime();
+    m.memoFrom = n;
+    m.memoNext = next;
+    return next;
   }
 
   /**

@@ -223,6 +223,36 @@ describe("CronScheduler (fake time)", () => {
     await scheduler.stop();
   });
 
+  it("fires hundreds of workflows due at the same instant, each exactly once and on time", async () => {
+    const { clock, principal, scheduler } = await setup();
+    for (let i = 0; i < 300; i++) principal.put(wf(`s${i}`, "* * * * * *"));
+    for (let i = 0; i < 50; i++) principal.put(wf(`e${i}`, "*/2 * * * * *"));
+    principal.put(wf("ny", "0 0 5 * * *", { timezone: "America/New_York" })); // 10:00 UTC
+    await scheduler.start();
+    await clock.advance(5000);
+    for (let i = 0; i < 300; i++) assert.deepEqual(principal.created(`s${i}`).map((t) => t.scheduledFor), seconds(T0 + 1000, 5), `s${i}`);
+    for (let i = 0; i < 50; i++) assert.deepEqual(principal.created(`e${i}`).map((t) => t.scheduledFor), [isoSec(T0 + 2000), isoSec(T0 + 4000)], `e${i}`);
+    assert.equal(principal.triggers.length, 300 * 5 + 50 * 2, "no duplicate sends");
+    assert.ok(principal.triggers.every((t) => t.sentAt === Date.parse(t.scheduledFor ?? "")), "every trigger sent at its instant");
+    assert.deepEqual(scheduler.scheduled().find((e) => e.workflowId === "ny")?.next, "2026-11-29T10:00:00.000Z");
+    assert.ok(scheduler.scheduled().filter((e) => e.workflowId.startsWith("s")).every((e) => e.next === isoSec(T0 + 6000)));
+    await scheduler.stop();
+  });
+
+  it("waking early (earlyWakeMs) never sends before the occurrence", async () => {
+    const { clock, principal, scheduler } = await setup({ earlyWakeMs: 5 });
+    principal.put(wf("every-sec", "* * * * * *"));
+    await scheduler.start();
+    await clock.advance(999);
+    assert.equal(principal.triggers.length, 0, "nothing sent during the early window");
+    await clock.advance(1);
+    await clock.advance(2000);
+    const sent = principal.created("every-sec");
+    assert.deepEqual(sent.map((t) => t.scheduledFor), seconds(T0 + 1000, 3));
+    assert.deepEqual(sent.map((t) => t.sentAt - Date.parse(t.scheduledFor ?? "")), [0, 0, 0]);
+    await scheduler.stop();
+  });
+
   it("adds jitter to the send time, not to scheduledFor", async () => {
     const { clock, principal, scheduler } = await setup({ random: () => 0.5 });
     principal.put(wf("jittery", "0 * * * * *", { jitterMs: 10_000 }));
