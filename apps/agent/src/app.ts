@@ -28,7 +28,7 @@ export const AGENT_VERSION = "0.1.0";
 export interface AgentDeps {
   /** @default noopLogger */
   logger?: Logger;
-  /** Environment inherited by every task. @default process.env */
+  /** Environment inherited by every task (copied at creation). @default process.env */
   env?: Readonly<Record<string, string | undefined>>;
   /** Clock of reported transition times. @default () => new Date() */
   now?: () => Date;
@@ -68,6 +68,9 @@ export interface Agent {
   runningRuns(): string[];
 }
 
+/** Most fetchWork long-polls one agent keeps outstanding at a time. */
+const MAX_CONCURRENT_FETCHES = 4;
+
 /** A wake-up signal for loops: `wait(ms)` resolves early on `notify()`. */
 class Notifier {
   #waiters: (() => void)[] = [];
@@ -98,7 +101,9 @@ class Notifier {
  */
 export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   const logger = (deps.logger ?? noopLogger).child({ agentId: config.agentId });
-  const env = deps.env ?? process.env;
+  // A plain copy, taken once: reading `process.env` goes through the C++ environment on every
+  // key, and every task start copies this.
+  const env: Readonly<Record<string, string | undefined>> = { ...(deps.env ?? process.env) };
   const now = deps.now ?? (() => new Date());
 
   let lock: DataDirLock | null = null;
@@ -112,6 +117,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   /** Runs whose final status is queued but not delivered yet. */
   const reporting = new Set<string>();
   let confirming = 0;
+  /** fetchWork requests outstanding: each holds one free slot. */
+  let fetching = 0;
   let registered = false;
   let registering: Promise<boolean> | null = null;
   let heartbeatMs = config.heartbeatIntervalMs;
@@ -258,7 +265,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
           await wake.wait(Math.min(1000, 100 * attempt));
         }
       }
-      logger.info("run assigned", { runId, workflowId: assignment.workflow.id });
+      // Debug: "run started" follows at once at info with the same ids (one stdout line less per run).
+      logger.debug("run assigned", { runId, workflowId: assignment.workflow.id });
       startRun(assignment);
     } finally {
       confirming--;
@@ -275,13 +283,19 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         if (!ok) await wake.wait(Math.min(5000, 250 * 2 ** Math.min(failures++, 5)));
         continue;
       }
-      const free = config.maxConcurrency - executions.size - confirming;
+      const free = config.maxConcurrency - executions.size - confirming - fetching;
       if (free <= 0) {
         await wake.wait(1000);
         continue;
       }
       try {
-        const reply = await c.fetchWork({ agentId: config.agentId, waitMs: config.fetchWaitMs, freeSlots: free });
+        fetching++;
+        let reply;
+        try {
+          reply = await c.fetchWork({ agentId: config.agentId, waitMs: config.fetchWaitMs, freeSlots: free });
+        } finally {
+          fetching--;
+        }
         failures = 0;
         cancelRuns(reply.cancel, "fetchWork");
         if (reply.assignment !== null) {
@@ -362,7 +376,10 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         shipper.start();
         outbox.start();
         const ok = await ensureRegistered();
-        loops.push(heartbeatLoop(), fetchLoop());
+        // Several fetches in flight (each holding a free slot), so that the round trips and the
+        // principal's commits of consecutive assignments overlap instead of queueing one by one.
+        const fetchers = Math.min(config.maxConcurrency, MAX_CONCURRENT_FETCHES);
+        loops.push(heartbeatLoop(), ...Array.from({ length: fetchers }, () => fetchLoop()));
         return {
           agentId: config.agentId,
           principal: client.endpoint,

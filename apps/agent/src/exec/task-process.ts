@@ -126,6 +126,8 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
     let killTimer: NodeJS.Timeout | undefined;
     let timeoutTimer: NodeJS.Timeout | undefined;
     let spawnError: unknown;
+    /** The group had no process left when the leader exited (its id may be reused from then on). */
+    let groupGone = false;
 
     const terminate = (why: "timeout" | "cancelled" | "agent_shutdown"): void => {
       if (terminating !== null || pid === undefined) return;
@@ -169,7 +171,7 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
       clearTimeout(killTimer);
       signal?.removeEventListener("abort", onAbort);
       if (pid !== undefined) {
-        killGroup(pid, "SIGKILL");
+        if (!groupGone) killGroup(pid, "SIGKILL");
         options.groups?.release(pid);
       }
       resolve(result);
@@ -181,7 +183,7 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
     });
     child.on("exit", () => {
       // The leader is gone: kill what it left in its group so the pipes can close.
-      if (pid !== undefined) killGroup(pid, "SIGKILL");
+      if (pid !== undefined && !killGroup(pid, "SIGKILL")) groupGone = true;
       clearTimeout(timeoutTimer);
     });
     child.on("close", (code, sig) => {

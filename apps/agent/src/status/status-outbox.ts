@@ -1,9 +1,9 @@
 /**
  * Ordered, persistent queue of run and task status updates for the principal.
  */
-import { renameSync, readFileSync, writeFileSync, rmSync } from "node:fs";
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { isCdktrError, toCdktrError, type Logger, type RequestOf, type ApiVerbs } from "@cdktr/protocol";
+import { toCdktrError, type Logger, type RequestOf, type ApiVerbs } from "@cdktr/protocol";
 
 /** One status update, as sent. */
 export type StatusUpdate =
@@ -29,63 +29,92 @@ export interface StatusOutboxOptions {
   retryBaseMs?: number;
   /** @default 2000 */
   retryMaxMs?: number;
+  /** Updates (of different runs) sent at the same time. @default 32 */
+  maxInFlight?: number;
 }
 
 interface Item {
+  id: number;
   update: StatusUpdate;
   /** Deliver only after the log lines up to this mark were acknowledged (not persisted). */
   afterLogMark: number;
   onDone: (() => void) | null;
   /** Left by a previous agent process (sent under that process's agent id). */
   legacy: boolean;
+  /** A delivery of this item is under way (waiting, sending or backing off). */
+  busy: boolean;
 }
 
+/** Journal lines: `{"a":id,"u":update}` queues an update, `{"d":id}` marks it delivered. */
+type JournalEntry = { a: number; u: StatusUpdate } | { d: number };
+
+/** Rewrite the journal once it holds this many lines and four times the pending updates. */
+const COMPACT_LINES = 1000;
+
 /**
- * Delivers status updates one at a time, in the order they were queued, retrying while the
- * principal is unreachable. Each update keeps the agent-clock time of the transition it
- * reports. The pending queue is persisted in the data directory, so updates queued by an agent
- * process that died are delivered by the next one.
+ * Delivers status updates in the order they were queued *per run*, retrying while the principal
+ * is unreachable. Updates of different runs are independent and travel concurrently (up to
+ * `maxInFlight`), so one run waiting for its log lines never holds up another's report. Each
+ * update keeps the agent-clock time of the transition it reports.
+ *
+ * The pending queue is persisted in the data directory as an append-only journal
+ * (`outbox.json`, one JSON line per queued or delivered update, removed when nothing is
+ * pending), written before an update is sent and after it was acknowledged, so updates queued by
+ * an agent process that died are delivered by the next one.
  */
 export class StatusOutbox {
   readonly #o: StatusOutboxOptions;
   readonly #file: string;
-  #queue: Item[] = [];
-  #wake: (() => void) | null = null;
+  /** Pending updates by id, in queue order. */
+  readonly #queue = new Map<number, Item>();
+  #nextId = 1;
+  #fd: number | null = null;
+  #journalLines = 0;
+  #started = false;
   #stopped = false;
-  #loop: Promise<void> | null = null;
-  #delay: number;
+  #stoppedSignal: Promise<void>;
+  #signalStopped: () => void = () => undefined;
+  #pumpQueued = false;
+  #sending = 0;
+  readonly #slotWaiters: (() => void)[] = [];
+  readonly #deliveries = new Set<Promise<void>>();
+  readonly #sleepers = new Set<() => void>();
+  readonly #maxInFlight: number;
 
   constructor(options: StatusOutboxOptions) {
     this.#o = options;
     this.#file = join(options.dataDir, "outbox.json");
-    this.#delay = options.retryBaseMs ?? 100;
+    this.#maxInFlight = Math.max(1, options.maxInFlight ?? 32);
+    this.#stoppedSignal = new Promise<void>((resolve) => {
+      this.#signalStopped = resolve;
+    });
   }
 
   /** Updates waiting to be delivered. */
   get pending(): number {
-    return this.#queue.length;
+    return this.#queue.size;
   }
 
   /** Runs whose final `runStatus` is queued but not delivered yet (including a previous process's). */
   pendingRunIds(): string[] {
     const ids = new Set<string>();
-    for (const i of this.#queue) if (i.update.verb === "runStatus") ids.add(i.update.body.runId);
+    for (const i of this.#queue.values()) if (i.update.verb === "runStatus") ids.add(i.update.body.runId);
     return [...ids];
   }
 
   /** Load updates left by a previous agent process and start delivering. */
   start(): void {
-    if (this.#loop !== null) return;
-    try {
-      const left = JSON.parse(readFileSync(this.#file, "utf8")) as StatusUpdate[];
-      if (Array.isArray(left) && left.length > 0) {
-        this.#o.logger.info("delivering status updates left by a previous agent process", { updates: left.length });
-        this.#queue.push(...left.map((update) => ({ update, afterLogMark: 0, onDone: null, legacy: true })));
-      }
-    } catch {
-      /* no file, or unreadable: nothing to resend */
+    if (this.#started) return;
+    this.#started = true;
+    const left = this.#load();
+    if (left.length > 0) {
+      this.#o.logger.info("delivering status updates left by a previous agent process", { updates: left.length });
+      for (const update of left) this.#add(update, 0, null, true);
+      this.#compact();
+    } else {
+      rmSync(this.#file, { force: true });
     }
-    this.#loop = this.#run();
+    this.#schedulePump();
   }
 
   /**
@@ -93,49 +122,84 @@ export class StatusOutbox {
    * @param afterLogMark deliver only after log lines up to this mark were acknowledged
    */
   push(update: StatusUpdate, options: { afterLogMark?: number; onDone?: () => void } = {}): void {
-    this.#queue.push({ update, afterLogMark: options.afterLogMark ?? 0, onDone: options.onDone ?? null, legacy: false });
-    this.#persist();
-    this.#wake?.();
+    const item = this.#add(update, options.afterLogMark ?? 0, options.onDone ?? null, false);
+    this.#journal({ a: item.id, u: update });
+    this.#schedulePump();
   }
 
   /** Wait until the queue is empty, at most `timeoutMs`. */
   async flush(timeoutMs: number): Promise<boolean> {
     const end = Date.now() + timeoutMs;
-    while (this.#queue.length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-    return this.#queue.length === 0;
+    while (this.#queue.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    return this.#queue.size === 0;
   }
 
   /** Stop delivering; what is left stays persisted for the next agent process. */
   async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#wake?.();
-    await this.#loop;
-    this.#persist();
+    if (!this.#stopped) {
+      this.#stopped = true;
+      this.#signalStopped();
+      for (const wake of [...this.#sleepers]) wake();
+      for (const wake of this.#slotWaiters.splice(0)) wake();
+    }
+    while (this.#deliveries.size > 0) await Promise.allSettled([...this.#deliveries]);
+    this.#closeJournal();
   }
 
-  async #run(): Promise<void> {
+  #add(update: StatusUpdate, afterLogMark: number, onDone: (() => void) | null, legacy: boolean): Item {
+    const item: Item = { id: this.#nextId++, update, afterLogMark, onDone, legacy, busy: false };
+    this.#queue.set(item.id, item);
+    return item;
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpQueued || !this.#started || this.#stopped) return;
+    this.#pumpQueued = true;
+    queueMicrotask(() => {
+      this.#pumpQueued = false;
+      this.#pump();
+    });
+  }
+
+  /** Start delivering the oldest pending update of every run that has none under way. */
+  #pump(): void {
+    if (this.#stopped) return;
+    const seen = new Set<string>();
+    for (const item of this.#queue.values()) {
+      const runId = item.update.body.runId;
+      if (seen.has(runId)) continue;
+      seen.add(runId);
+      if (item.busy) continue;
+      item.busy = true;
+      const delivery = this.#deliver(item).finally(() => {
+        this.#deliveries.delete(delivery);
+        item.busy = false;
+        this.#schedulePump();
+      });
+      this.#deliveries.add(delivery);
+    }
+  }
+
+  /** Deliver one item (retrying) until it is acknowledged, refused for good, or the outbox stops. */
+  async #deliver(item: Item): Promise<void> {
+    if (item.legacy && this.#o.whenPreviousLogsSent !== undefined) {
+      await Promise.race([this.#o.whenPreviousLogsSent(), this.#stoppedSignal]);
+    }
+    if (item.afterLogMark > 0 && this.#o.whenLogsAcked !== undefined) {
+      await Promise.race([this.#o.whenLogsAcked(item.afterLogMark), this.#stoppedSignal]);
+      if (!this.#stopped) item.afterLogMark = 0;
+    }
+    let delay = this.#o.retryBaseMs ?? 100;
     while (!this.#stopped) {
-      const item = this.#queue[0];
-      if (item === undefined) {
-        await new Promise<void>((resolve) => {
-          this.#wake = resolve;
-        });
-        this.#wake = null;
-        continue;
-      }
-      if (item.legacy && this.#o.whenPreviousLogsSent !== undefined) {
-        await Promise.race([this.#o.whenPreviousLogsSent(), this.#stoppedPromise()]);
-        if (this.#stopped) break;
-      }
-      if (item.afterLogMark > 0 && this.#o.whenLogsAcked !== undefined) {
-        await Promise.race([this.#o.whenLogsAcked(item.afterLogMark), this.#stoppedPromise()]);
-        if (this.#stopped) break;
-        item.afterLogMark = 0;
+      await this.#acquireSlot();
+      if (this.#stopped) {
+        this.#releaseSlot();
+        return;
       }
       try {
         await this.#o.sink(item.update);
-        this.#done();
-        this.#delay = this.#o.retryBaseMs ?? 100;
+        this.#done(item);
+        return;
       } catch (e: unknown) {
         const err = toCdktrError(e);
         if (err.code === "AGENT_NOT_REGISTERED" && !item.legacy) {
@@ -148,55 +212,122 @@ export class StatusOutbox {
             code: err.code,
             error: err.message,
           });
-          this.#done();
-          continue;
+          this.#done(item);
+          return;
         }
-        await this.#sleep(this.#delay);
-        this.#delay = Math.min(this.#o.retryMaxMs ?? 2000, this.#delay * 2);
+      } finally {
+        this.#releaseSlot();
       }
+      await this.#sleep(delay);
+      delay = Math.min(this.#o.retryMaxMs ?? 2000, delay * 2);
     }
   }
 
-  #done(): void {
-    const item = this.#queue.shift();
-    this.#persist();
-    item?.onDone?.();
+  #acquireSlot(): Promise<void> {
+    if (this.#sending < this.#maxInFlight || this.#stopped) {
+      this.#sending++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) =>
+      this.#slotWaiters.push(() => {
+        this.#sending++;
+        resolve();
+      }),
+    );
   }
 
-  #persist(): void {
+  #releaseSlot(): void {
+    this.#sending--;
+    this.#slotWaiters.shift()?.();
+  }
+
+  #done(item: Item): void {
+    if (!this.#queue.delete(item.id)) return;
+    if (this.#queue.size === 0) {
+      this.#closeJournal();
+      rmSync(this.#file, { force: true });
+    } else {
+      this.#journal({ d: item.id });
+      if (this.#journalLines >= COMPACT_LINES && this.#journalLines >= 4 * this.#queue.size) this.#compact();
+    }
+    item.onDone?.();
+  }
+
+  /** Pending updates found in the journal (or the single JSON array of older versions). */
+  #load(): StatusUpdate[] {
+    let text: string;
     try {
-      if (this.#queue.length === 0) {
-        rmSync(this.#file, { force: true });
-        return;
+      text = readFileSync(this.#file, "utf8");
+    } catch {
+      return []; // no file, or unreadable: nothing to resend
+    }
+    try {
+      const all = JSON.parse(text) as unknown;
+      if (Array.isArray(all)) return all as StatusUpdate[];
+    } catch {
+      /* a journal */
+    }
+    const left = new Map<number, StatusUpdate>();
+    for (const line of text.split("\n")) {
+      if (line.trim() === "") continue;
+      let entry: JournalEntry;
+      try {
+        entry = JSON.parse(line) as JournalEntry;
+      } catch {
+        continue; // a line cut short by a crash mid-write
       }
-      const tmp = `${this.#file}.tmp`;
-      writeFileSync(tmp, JSON.stringify(this.#queue.map((i) => i.update)));
-      renameSync(tmp, this.#file);
+      if ("a" in entry) left.set(entry.a, entry.u);
+      else if ("d" in entry) left.delete(entry.d);
+    }
+    return [...left.values()];
+  }
+
+  #journal(entry: JournalEntry): void {
+    try {
+      if (this.#fd === null) this.#fd = openSync(this.#file, "a");
+      writeSync(this.#fd, `${JSON.stringify(entry)}\n`);
+      this.#journalLines++;
     } catch (e: unknown) {
       this.#o.logger.warn("cannot persist pending status updates", { error: String(e) });
     }
   }
 
-  #stoppedPromise(): Promise<void> {
-    return new Promise((resolve) => {
-      const check = (): void => {
-        if (this.#stopped) resolve();
-        else setTimeout(check, 50).unref();
-      };
-      check();
-    });
+  /** Rewrite the journal with only the pending updates. */
+  #compact(): void {
+    try {
+      const tmp = `${this.#file}.tmp`;
+      writeFileSync(tmp, [...this.#queue.values()].map((i) => `${JSON.stringify({ a: i.id, u: i.update })}\n`).join(""));
+      this.#closeJournal();
+      renameSync(tmp, this.#file);
+      this.#journalLines = this.#queue.size;
+    } catch (e: unknown) {
+      this.#o.logger.warn("cannot persist pending status updates", { error: String(e) });
+    }
+  }
+
+  #closeJournal(): void {
+    if (this.#fd !== null) {
+      try {
+        closeSync(this.#fd);
+      } catch {
+        /* already closed */
+      }
+    }
+    this.#fd = null;
+    this.#journalLines = 0;
   }
 
   #sleep(ms: number): Promise<void> {
     if (this.#stopped) return Promise.resolve();
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.#wake = () => {
-        if (this.#stopped) {
-          clearTimeout(t);
-          resolve();
-        }
+      const wake = (): void => {
+        clearTimeout(t);
+        this.#sleepers.delete(wake);
+        resolve();
       };
+      const t = setTimeout(wake, ms);
+      this.#sleepers.add(wake);
     });
   }
 }
+

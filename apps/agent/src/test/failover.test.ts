@@ -188,7 +188,7 @@ test("a second signal forces: task process groups killed at once, exit 130", asy
   await c.run("stuck");
   const pgid = Number(await waitFor(() => readLines(join(c.home, "stuck.pid"))[0], { timeoutMs: 15_000, what: "task started" }));
   agent.child.kill("SIGTERM");
-  await agent.waitForLine((_l, j) => typeof j?.message === "string" && j.message.startsWith("signal received: stopping gracefully"), 10_000);
+  await agent.waitForLine((_l, j) => typeof j?.message === "string" && j.message.startsWith("stopping (send the signal again to force)"), 10_000);
   assert.equal(groupAlive(pgid), true, "the first signal lets the running task go on");
   const exit = await agent.stop("SIGTERM", 10_000);
   assert.equal(exit.code, 130);

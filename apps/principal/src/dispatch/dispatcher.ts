@@ -365,22 +365,20 @@ export class Dispatcher {
     waiter.done = true;
     if (waiter.timer !== null) clearTimeout(waiter.timer);
     this.waiters = this.waiters.filter((w) => w !== waiter);
+    // The reply does not wait for this commit: an assignment lost in a crash (or refused by the
+    // store) is harmless, because the agent starts nothing before `confirm`, which is committed
+    // after this write (same ordered command queue) and checks the token against the database.
     this.store.assignRun(e.run.runId, waiter.agentId, token, lease).then(
       (run) => {
         if (run === null) {
-          // The database says the run is no longer QUEUED (cancelled meanwhile): forget it.
+          // The database says the run is no longer QUEUED (cancelled meanwhile): forget it; the
+          // agent's confirm will be refused.
           this.logger.warn("run vanished from the queue before assignment", { runId: e.run.runId });
-          if (this.entries.get(e.run.runId) === e) this.entries.delete(e.run.runId);
-          waiter.done = false;
-          this.retryWaiter(waiter);
+          if (this.entries.get(e.run.runId) === e && e.token === token) this.entries.delete(e.run.runId);
           return;
         }
         if (this.entries.get(run.runId) === e && e.token === token) e.run = run;
         this.onRunChanged(run);
-        waiter.resolve({
-          assignment: { run, workflow: e.workflow, token, leaseExpiresAt: iso(lease) },
-          cancel: this.cancelsFor(waiter.agentId),
-        });
       },
       (err: unknown) => {
         this.logger.error("could not persist an assignment", { runId: e.run.runId, error: String(err) });
@@ -389,16 +387,14 @@ export class Dispatcher {
           e.token = null;
           e.leaseExpiresAt = null;
           insertSorted(this.queued, e.run.runId);
+          this.pump();
         }
-        waiter.resolve({ assignment: null, cancel: [] });
       },
     );
-  }
-
-  private retryWaiter(waiter: Waiter): void {
-    const e = this.pick(waiter.labels);
-    if (e !== undefined) this.assign(waiter, e);
-    else waiter.resolve({ assignment: null, cancel: this.cancelsFor(waiter.agentId) });
+    waiter.resolve({
+      assignment: { run: e.run, workflow: e.workflow, token, leaseExpiresAt: iso(lease) },
+      cancel: this.cancelsFor(waiter.agentId),
+    });
   }
 
   private finish(w: Waiter, r: FetchResult): void {

@@ -26,6 +26,9 @@ export class Publisher {
   private readonly requested: string;
   private bound: string | null = null;
   private closed = false;
+  /** Serialised messages waiting for the next event-loop turn. */
+  private pending: [string, string][] = [];
+  private flushScheduled = false;
 
   constructor(opts: PublisherOptions) {
     this.requested = opts.endpoint;
@@ -63,14 +66,30 @@ export class Publisher {
       this.logger.warn("publish: body is not serialisable, dropped", { topic, error: e });
       return;
     }
-    this.queue.push([topic, text]).catch((e: unknown) => {
-      if (!this.closed) this.logger.warn("publish failed", { topic, error: e });
-    });
+    // Handed to ZeroMQ on the next turn of the event loop: a request handler that publishes
+    // replies first, and everything published in one turn goes out together.
+    this.pending.push([topic, text]);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    for (const [topic, text] of batch) {
+      this.queue.push([topic, text]).catch((e: unknown) => {
+        if (!this.closed) this.logger.warn("publish failed", { topic, error: e });
+      });
+    }
   }
 
   /** Send what is queued (bounded wait), then close the socket. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
+    this.flush();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.queue.drain(),

@@ -55,6 +55,14 @@ export interface RpcServerOptions<T extends VerbTable> {
 /** Pause before closing the socket when replies were sent during `close()`. */
 const CLOSE_GRACE_MS = 100;
 
+/** A running handler. Its abort controller (and deadline timer) exist once it reads `ctx.signal`. */
+interface InFlight {
+  controller: AbortController | null;
+  timer: NodeJS.Timeout | undefined;
+  /** Settles once the reply was queued. */
+  done: Promise<void>;
+}
+
 interface Parsed {
   routingId: Buffer;
   requestId: string;
@@ -75,7 +83,7 @@ export class RpcServer<T extends VerbTable> {
   private readonly socket: Router;
   private readonly queue: SendQueue;
   private readonly handlers = new Map<string, Handler<T, keyof T & string>>();
-  private readonly inFlight = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  private readonly inFlight = new Map<string, InFlight>();
   private readonly verbs: T;
   private readonly maxMessageBytes: number;
   private readonly maxReplyBytes: number;
@@ -154,7 +162,7 @@ export class RpcServer<T extends VerbTable> {
       return;
     }
     this.state = "closing";
-    for (const f of this.inFlight.values()) f.abort.abort(new CdktrError("SHUTTING_DOWN", "the server is shutting down"));
+    for (const f of this.inFlight.values()) f.controller?.abort(new CdktrError("SHUTTING_DOWN", "the server is shutting down"));
     const pending = [...this.inFlight.values()].map((f) => f.done);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -285,17 +293,35 @@ export class RpcServer<T extends VerbTable> {
   }
 
   private run(p: Parsed, verb: string, body: unknown, base: Omit<RequestContext, "signal">): void {
-    const abort = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    if (base.deadline !== null) {
-      timer = setTimeout(
-        () => abort.abort(new CdktrError("DEADLINE_EXCEEDED", "the caller's deadline passed")),
-        Math.max(0, base.deadline - Date.now()),
-      );
-    }
+    // Most handlers never look at their signal: the AbortController and the deadline timer are
+    // only created when `ctx.signal` is read (with the same meaning as if made up front).
+    const flight: InFlight = { controller: null, timer: undefined, done: Promise.resolve() };
+    const signal = (): AbortSignal => {
+      if (flight.controller === null) {
+        const controller = new AbortController();
+        flight.controller = controller;
+        if (this.state !== "running") {
+          controller.abort(new CdktrError("SHUTTING_DOWN", "the server is shutting down"));
+        } else if (base.deadline !== null) {
+          const passed = (): void => controller.abort(new CdktrError("DEADLINE_EXCEEDED", "the caller's deadline passed"));
+          const left = base.deadline - Date.now();
+          if (left <= 0) passed();
+          else flight.timer = setTimeout(passed, left);
+        }
+      }
+      return flight.controller.signal;
+    };
     const key = `${++this.seq}`;
-    const ctx: RequestContext = { ...base, signal: abort.signal };
+    const ctx: RequestContext = {
+      peer: base.peer,
+      requestId: base.requestId,
+      deadline: base.deadline,
+      get signal() {
+        return signal();
+      },
+    };
     const handler = this.handlers.get(verb);
+    this.inFlight.set(key, flight);
     const done = (async () => {
       try {
         let reply: unknown;
@@ -316,11 +342,11 @@ export class RpcServer<T extends VerbTable> {
         }
         this.replyError(p, err);
       } finally {
-        clearTimeout(timer);
+        clearTimeout(flight.timer);
         this.inFlight.delete(key);
       }
     })();
-    this.inFlight.set(key, { abort, done });
+    flight.done = done;
   }
 
   private replyOk(p: Parsed, verb: string, reply: unknown): void {

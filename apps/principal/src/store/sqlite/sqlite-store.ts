@@ -97,6 +97,10 @@ export class SqliteStore implements Store {
   private nextReadId = 1;
   private readonly reads = new Map<number, PendingRead>();
   private readonly snapshotCache = new Map<string, WorkflowDefinition>();
+  /** Prepared statements by SQL text (preparing costs more than running most of them). */
+  private readonly statements = new Map<string, Database.Statement>();
+  /** Snapshot keys known to be committed in `workflow_snapshots` (cleared when that is unsure). */
+  private readonly storedSnapshots = new Set<string>();
 
   private constructor(options: SqliteStoreOptions) {
     this.path = options.path;
@@ -119,6 +123,16 @@ export class SqliteStore implements Store {
    */
   static open(options: SqliteStoreOptions): SqliteStore {
     return new SqliteStore(options);
+  }
+
+  /** The prepared statement of `text`, prepared once per connection. */
+  private sql(text: string): Database.Statement {
+    let stmt = this.statements.get(text);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(text);
+      this.statements.set(text, stmt);
+    }
+    return stmt;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -150,23 +164,28 @@ export class SqliteStore implements Store {
     const started = performance.now();
     let taken = 0;
     try {
-      this.db.exec("BEGIN IMMEDIATE");
+      this.sql("BEGIN IMMEDIATE").run();
+      const savepoint = this.sql("SAVEPOINT cmd");
+      const release = this.sql("RELEASE cmd");
+      const rollbackTo = this.sql("ROLLBACK TO cmd");
       for (const cmd of queued) {
         if (taken > 0 && performance.now() - started > FLUSH_SLICE_MS) break;
         taken++;
-        this.db.exec("SAVEPOINT cmd");
+        savepoint.run();
         try {
           const value = cmd.fn(now);
-          this.db.exec("RELEASE cmd");
+          release.run();
           results.push({ ok: true, value });
         } catch (error) {
-          this.db.exec("ROLLBACK TO cmd");
-          this.db.exec("RELEASE cmd");
+          rollbackTo.run();
+          release.run();
           results.push({ ok: false, error });
         }
       }
-      this.db.exec("COMMIT");
+      this.sql("COMMIT").run();
     } catch (e) {
+      // Snapshots inserted by this batch are gone with it.
+      this.storedSnapshots.clear();
       if (this.db.inTransaction) this.db.exec("ROLLBACK");
       const err = toCdktrError(e);
       const failed = queued.splice(0, Math.max(taken, 1));
@@ -190,7 +209,7 @@ export class SqliteStore implements Store {
   // -------------------------------------------------------------------------------------------
 
   private runRow(runId: string): RunRow | undefined {
-    return this.db.prepare("SELECT * FROM runs WHERE run_id = ?").get(runId) as RunRow | undefined;
+    return this.sql("SELECT * FROM runs WHERE run_id = ?").get(runId) as RunRow | undefined;
   }
 
   private requireRun(runId: string): RunRow {
@@ -200,7 +219,7 @@ export class SqliteStore implements Store {
   }
 
   private taskRows(runId: string): TaskRow[] {
-    return this.db.prepare("SELECT * FROM task_runs WHERE run_id = ? ORDER BY task_id").all(runId) as TaskRow[];
+    return this.sql("SELECT * FROM task_runs WHERE run_id = ? ORDER BY task_id").all(runId) as TaskRow[];
   }
 
   private history(
@@ -218,11 +237,10 @@ export class SqliteStore implements Store {
       message?: string | null;
     },
   ): void {
-    this.db
-      .prepare(
-        `INSERT INTO status_history (run_id, task_id, attempt, from_status, to_status, time, recorded_at, applied, agent_id, reason, message)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
+    this.sql(
+      `INSERT INTO status_history (run_id, task_id, attempt, from_status, to_status, time, recorded_at, applied, agent_id, reason, message)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
       .run(
         h.runId,
         h.taskId ?? null,
@@ -254,15 +272,34 @@ export class SqliteStore implements Store {
       message: string | null;
     },
   ): RunRow {
-    this.db
-      .prepare(
-        `INSERT INTO runs (run_id, workflow_id, workflow_hash, status, source, idempotency_key, params, scheduled_for,
-                           created_at, finished_at, reason, message, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
+    this.sql(
+      `INSERT INTO runs (run_id, workflow_id, workflow_hash, status, source, idempotency_key, params, scheduled_for,
+                         created_at, finished_at, reason, message, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
       .run(r.runId, r.workflowId, r.hash, r.status, r.source, r.key, r.params, r.scheduledFor, now, r.finishedAt, r.reason, r.message, now);
     this.history(now, { runId: r.runId, from: null, to: r.status, reason: r.reason, message: r.message });
-    return this.requireRun(r.runId);
+    // The row just written (no need to read it back).
+    return {
+      run_id: r.runId,
+      workflow_id: r.workflowId,
+      workflow_hash: r.hash,
+      status: r.status,
+      source: r.source,
+      idempotency_key: r.key,
+      params: r.params,
+      scheduled_for: r.scheduledFor,
+      created_at: now,
+      started_at: null,
+      finished_at: r.finishedAt,
+      agent_id: null,
+      reason: r.reason,
+      message: r.message,
+      token: null,
+      lease_expires_at: null,
+      cancel_requested: 0,
+      updated_at: now,
+    };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -271,11 +308,10 @@ export class SqliteStore implements Store {
 
   async loadActiveRuns(): Promise<ActiveRun[]> {
     await this.drain();
-    const rows = this.db
-      .prepare(
-        `SELECT r.*, s.definition AS definition FROM runs r JOIN workflow_snapshots s ON s.hash = r.workflow_hash
-         WHERE r.status IN ('QUEUED', 'ASSIGNED', 'RUNNING') ORDER BY r.run_id`,
-      )
+    const rows = this.sql(
+      `SELECT r.*, s.definition AS definition FROM runs r JOIN workflow_snapshots s ON s.hash = r.workflow_hash
+       WHERE r.status IN ('QUEUED', 'ASSIGNED', 'RUNNING') ORDER BY r.run_id`,
+    )
       .all() as (RunRow & { definition: string })[];
     return rows.map((row) => ({
       run: runFromRow(row),
@@ -300,7 +336,7 @@ export class SqliteStore implements Store {
     const requestParams = canonicalJson(input.requestParams);
     return this.command((now) => {
       if (input.idempotencyKey !== null) {
-        const key = this.db.prepare("SELECT * FROM idempotency_keys WHERE key = ?").get(input.idempotencyKey) as
+        const key = this.sql("SELECT * FROM idempotency_keys WHERE key = ?").get(input.idempotencyKey) as
           | { run_id: string; workflow_id: string; params: string }
           | undefined;
         if (key !== undefined) {
@@ -315,19 +351,25 @@ export class SqliteStore implements Store {
             }
             return { run: runFromRow(first), duplicate: true };
           }
-          this.db.prepare("DELETE FROM idempotency_keys WHERE key = ?").run(input.idempotencyKey);
+          this.sql("DELETE FROM idempotency_keys WHERE key = ?").run(input.idempotencyKey);
         }
       }
-      this.db
-        .prepare("INSERT OR IGNORE INTO workflow_snapshots (hash, workflow_id, definition, created_at) VALUES (?, ?, ?, ?)")
-        .run(snapshotKey(wf), wf.id, JSON.stringify(wf), now);
+      const snapKey = snapshotKey(wf);
+      // Skipped once known to be stored: no need to serialise the definition on every trigger.
+      if (!this.storedSnapshots.has(snapKey)) {
+        this.sql("INSERT OR IGNORE INTO workflow_snapshots (hash, workflow_id, definition, created_at) VALUES (?, ?, ?, ?)").run(
+          snapKey,
+          wf.id,
+          JSON.stringify(wf),
+          now,
+        );
+      }
       let status = "QUEUED";
       let reason: string | null = null;
       let message = input.message ?? null;
       let finishedAt: number | null = null;
       if (wf.overlap === "skip" && wf.maxActiveRuns !== null) {
-        const { n } = this.db
-          .prepare("SELECT count(*) AS n FROM runs WHERE workflow_id = ? AND status IN ('QUEUED', 'ASSIGNED', 'RUNNING')")
+        const { n } = this.sql("SELECT count(*) AS n FROM runs WHERE workflow_id = ? AND status IN ('QUEUED', 'ASSIGNED', 'RUNNING')")
           .get(wf.id) as { n: number };
         if (n >= wf.maxActiveRuns) {
           status = "SKIPPED";
@@ -350,22 +392,21 @@ export class SqliteStore implements Store {
         message,
       });
       if (input.idempotencyKey !== null) {
-        this.db
-          .prepare("INSERT INTO idempotency_keys (key, run_id, workflow_id, params, created_at) VALUES (?, ?, ?, ?, ?)")
+        this.sql("INSERT INTO idempotency_keys (key, run_id, workflow_id, params, created_at) VALUES (?, ?, ?, ?, ?)")
           .run(input.idempotencyKey, input.runId, wf.id, requestParams, now);
       }
-      this.snapshotCache.set(snapshotKey(wf), wf);
+      this.snapshotCache.set(snapKey, wf);
+      this.storedSnapshots.add(snapKey);
       return { run: runFromRow(row), duplicate: false };
     });
   }
 
   assignRun(runId: string, agentId: string, token: string, leaseExpiresAt: number): Promise<RunRecord | null> {
     return this.command((now) => {
-      const res = this.db
-        .prepare(
-          `UPDATE runs SET status = 'ASSIGNED', agent_id = ?, token = ?, lease_expires_at = ?, updated_at = ?
-           WHERE run_id = ? AND status = 'QUEUED'`,
-        )
+      const res = this.sql(
+        `UPDATE runs SET status = 'ASSIGNED', agent_id = ?, token = ?, lease_expires_at = ?, updated_at = ?
+         WHERE run_id = ? AND status = 'QUEUED'`,
+      )
         .run(agentId, token, leaseExpiresAt, now, runId);
       if (res.changes === 0) return null;
       this.history(now, { runId, from: "QUEUED", to: "ASSIGNED", agentId });
@@ -376,11 +417,10 @@ export class SqliteStore implements Store {
   expireAssignment(runId: string, token: string): Promise<RunRecord | null> {
     return this.command((now) => {
       const before = this.runRow(runId);
-      const res = this.db
-        .prepare(
-          `UPDATE runs SET status = 'QUEUED', agent_id = NULL, token = NULL, lease_expires_at = NULL, updated_at = ?
-           WHERE run_id = ? AND status = 'ASSIGNED' AND token = ?`,
-        )
+      const res = this.sql(
+        `UPDATE runs SET status = 'QUEUED', agent_id = NULL, token = NULL, lease_expires_at = NULL, updated_at = ?
+         WHERE run_id = ? AND status = 'ASSIGNED' AND token = ?`,
+      )
         .run(now, runId, token);
       if (res.changes === 0) return null;
       this.history(now, { runId, from: "ASSIGNED", to: "QUEUED", agentId: before?.agent_id ?? null, message: "assignment lease expired before confirmation" });
@@ -397,9 +437,9 @@ export class SqliteStore implements Store {
       if (row.status !== "ASSIGNED" || row.token !== token || row.agent_id !== agentId) {
         throw staleAssignment(runId, row.status);
       }
-      this.db.prepare("UPDATE runs SET status = 'RUNNING', started_at = ?, updated_at = ? WHERE run_id = ?").run(now, now, runId);
+      this.sql("UPDATE runs SET status = 'RUNNING', started_at = ?, updated_at = ? WHERE run_id = ?").run(now, now, runId);
       this.history(now, { runId, from: "ASSIGNED", to: "RUNNING", agentId });
-      const ins = this.db.prepare("INSERT OR IGNORE INTO task_runs (run_id, task_id, status, attempt) VALUES (?, ?, 'PENDING', 0)");
+      const ins = this.sql("INSERT OR IGNORE INTO task_runs (run_id, task_id, status, attempt) VALUES (?, ?, 'PENDING', 0)");
       for (const taskId of taskIds) {
         ins.run(runId, taskId);
         this.history(now, { runId, taskId, attempt: 0, from: null, to: "PENDING", agentId });
@@ -427,8 +467,7 @@ export class SqliteStore implements Store {
       }
       if (from === "RUNNING" && u.status === "RUNNING") return { applied: true, run: runFromRow(row), tasks: [] };
       if (from !== "RUNNING" || !canTransitionRun(from, u.status)) throw invalidTransition(u.runId, from, u.status);
-      this.db
-        .prepare("UPDATE runs SET status = ?, finished_at = ?, reason = ?, message = ?, updated_at = ? WHERE run_id = ?")
+      this.sql("UPDATE runs SET status = ?, finished_at = ?, reason = ?, message = ?, updated_at = ? WHERE run_id = ?")
         .run(u.status, time, u.reason ?? null, u.message ?? null, now, u.runId);
       record(true);
       const tasks: TaskRunRecord[] = [];
@@ -439,7 +478,7 @@ export class SqliteStore implements Store {
 
   private finishOpenTasks(now: number, runId: string, status: string, reason: Reason, message: string, agentId: string | null): TaskRunRecord[] {
     const open = this.taskRows(runId).filter((t) => !TERMINAL_TASK_STATUSES.includes(t.status as TaskRunRecord["status"]));
-    const upd = this.db.prepare("UPDATE task_runs SET status = ?, finished_at = ?, reason = ?, message = ? WHERE run_id = ? AND task_id = ?");
+    const upd = this.sql("UPDATE task_runs SET status = ?, finished_at = ?, reason = ?, message = ? WHERE run_id = ? AND task_id = ?");
     const out: TaskRunRecord[] = [];
     for (const t of open) {
       upd.run(status, now, reason, message, runId, t.task_id);
@@ -453,7 +492,7 @@ export class SqliteStore implements Store {
     return this.command((now) => {
       const row = this.requireRun(u.runId);
       const time = Date.parse(u.time);
-      const task = this.db.prepare("SELECT * FROM task_runs WHERE run_id = ? AND task_id = ?").get(u.runId, u.taskId) as TaskRow | undefined;
+      const task = this.sql("SELECT * FROM task_runs WHERE run_id = ? AND task_id = ?").get(u.runId, u.taskId) as TaskRow | undefined;
       const record = (applied: boolean): void =>
         this.history(now, {
           runId: u.runId,
@@ -493,14 +532,13 @@ export class SqliteStore implements Store {
       }
       const terminal = u.status !== "RUNNING" && u.status !== "PENDING";
       const startedAt = u.status === "RUNNING" ? time : task.started_at;
-      this.db
-        .prepare(
-          `UPDATE task_runs SET status = ?, attempt = ?, started_at = ?, finished_at = ?, exit_code = ?, signal = ?, reason = ?, message = ?
-           WHERE run_id = ? AND task_id = ?`,
-        )
+      this.sql(
+        `UPDATE task_runs SET status = ?, attempt = ?, started_at = ?, finished_at = ?, exit_code = ?, signal = ?, reason = ?, message = ?
+         WHERE run_id = ? AND task_id = ?`,
+      )
         .run(u.status, u.attempt, startedAt, terminal ? time : null, u.exitCode ?? null, u.signal ?? null, u.reason ?? null, u.message ?? null, u.runId, u.taskId);
       record(true);
-      const updated = this.db.prepare("SELECT * FROM task_runs WHERE run_id = ? AND task_id = ?").get(u.runId, u.taskId) as TaskRow;
+      const updated = this.sql("SELECT * FROM task_runs WHERE run_id = ? AND task_id = ?").get(u.runId, u.taskId) as TaskRow;
       return { applied: true, run: runFromRow(row), task: taskFromRow(updated) };
     });
   }
@@ -512,13 +550,12 @@ export class SqliteStore implements Store {
       if (isTerminalRun(status)) return { run: runFromRow(row), cancelled: false, agentMustStop: false, tasks: [] };
       if (status === "RUNNING") {
         if (row.cancel_requested === 0) {
-          this.db.prepare("UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE run_id = ?").run(now, runId);
+          this.sql("UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE run_id = ?").run(now, runId);
           this.history(now, { runId, from: "RUNNING", to: "RUNNING", agentId: row.agent_id, reason: "cancelled", message: "cancel requested: waiting for the agent" });
         }
         return { run: runFromRow(row), cancelled: true, agentMustStop: true, tasks: [] };
       }
-      this.db
-        .prepare("UPDATE runs SET status = 'CANCELLED', finished_at = ?, reason = 'cancelled', message = ?, token = NULL, updated_at = ? WHERE run_id = ?")
+      this.sql("UPDATE runs SET status = 'CANCELLED', finished_at = ?, reason = 'cancelled', message = ?, token = NULL, updated_at = ? WHERE run_id = ?")
         .run(now, "cancelled by request", now, runId);
       this.history(now, { runId, from: status, to: "CANCELLED", agentId: row.agent_id, reason: "cancelled", message: "cancelled by request" });
       return { run: runFromRow(this.requireRun(runId)), cancelled: true, agentMustStop: false, tasks: [] };
@@ -530,8 +567,7 @@ export class SqliteStore implements Store {
       const row = this.runRow(runId);
       if (row === undefined || (row.status !== "ASSIGNED" && row.status !== "RUNNING")) return null;
       const fullMessage = requeueRunId === null ? message : `${message}; requeued as run ${requeueRunId}`;
-      this.db
-        .prepare("UPDATE runs SET status = 'CRASHED', finished_at = ?, reason = ?, message = ?, updated_at = ? WHERE run_id = ?")
+      this.sql("UPDATE runs SET status = 'CRASHED', finished_at = ?, reason = ?, message = ?, updated_at = ? WHERE run_id = ?")
         .run(now, reason, fullMessage, now, runId);
       this.history(now, { runId, from: row.status, to: "CRASHED", agentId: row.agent_id, reason, message: fullMessage });
       const tasks = this.finishOpenTasks(now, runId, "CRASHED", reason, message, row.agent_id);
@@ -564,8 +600,7 @@ export class SqliteStore implements Store {
 
   /** The definition a run executes (its snapshot), or null. */
   async getRunWorkflow(runId: string): Promise<WorkflowDefinition | null> {
-    const row = this.db
-      .prepare("SELECT s.hash, s.definition FROM runs r JOIN workflow_snapshots s ON s.hash = r.workflow_hash WHERE r.run_id = ?")
+    const row = this.sql("SELECT s.hash, s.definition FROM runs r JOIN workflow_snapshots s ON s.hash = r.workflow_hash WHERE r.run_id = ?")
       .get(runId) as { hash: string; definition: string } | undefined;
     return row === undefined ? null : this.snapshot(row.hash, row.definition);
   }
@@ -580,7 +615,7 @@ export class SqliteStore implements Store {
 
   insertLogs(lines: LogLine[]): Promise<InsertLogsResult> {
     return this.command(() => {
-      const ins = this.db.prepare(
+      const ins = this.sql(
         "INSERT OR IGNORE INTO logs (run_id, workflow_id, task_id, seq, time, level, stream, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       );
       const inserted: LogLine[] = [];
@@ -628,7 +663,10 @@ export class SqliteStore implements Store {
         });
         if (done) break;
       }
-      await this.command(() => this.db.prepare("DELETE FROM workflow_snapshots WHERE hash NOT IN (SELECT DISTINCT workflow_hash FROM runs)").run());
+      await this.command(() => {
+        this.storedSnapshots.clear();
+        return this.db.prepare("DELETE FROM workflow_snapshots WHERE hash NOT IN (SELECT DISTINCT workflow_hash FROM runs)").run();
+      });
     }
     const chunked = async (sql: string, days: number, key: "logs" | "idempotencyKeys"): Promise<void> => {
       for (;;) {
