@@ -82,11 +82,12 @@ const prettyLine = winston.format.printf((info) => {
 
 class WinstonLogger implements Logger {
   constructor(private readonly w: winston.Logger) {}
+  // winston formats a record before its level filter drops it: skip disabled levels up front.
   debug(message: string, meta?: object): void {
-    this.w.debug(message, meta);
+    if (this.w.isLevelEnabled("debug")) this.w.debug(message, meta);
   }
   info(message: string, meta?: object): void {
-    this.w.info(message, meta);
+    if (this.w.isLevelEnabled("info")) this.w.info(message, meta);
   }
   warn(message: string, meta?: object): void {
     this.w.warn(message, meta);
