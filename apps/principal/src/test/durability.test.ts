@@ -112,6 +112,9 @@ describe("durability", () => {
       const none = await c.api.fetchWork({ agentId: "a2", waitMs: 0, freeSlots: 1 });
       assert.equal(none.assignment, null, "an assigned run is not handed out twice");
 
+      // The fetch reply does not wait for the assignment's commit: see it stored first, so that
+      // QUEUED below really is the lease expiry and not the moment before the assignment landed.
+      await waitFor(async () => (await c.api.getRun(runId)).run.status === "ASSIGNED", { timeoutMs: 5000, what: "assignment stored" });
       await waitFor(async () => (await c.api.getRun(runId)).run.status === "QUEUED", { timeoutMs: 5000, what: "lease expiry" });
       await assert.rejects(
         c.api.confirmAssignment({ agentId: "a1", runId, token: first.assignment?.token ?? "" }),

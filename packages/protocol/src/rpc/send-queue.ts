@@ -26,7 +26,9 @@ export class SendExpiredError extends Error {
  * Internal to `@cdktr/protocol`.
  */
 export class SendQueue {
-  private readonly items: Item[] = [];
+  /** Queued items from index `head` on (a head index: `shift()` is O(n) on large arrays). */
+  private items: Item[] = [];
+  private head = 0;
   private pumping = false;
   private closed = false;
   private readonly drained: (() => void)[] = [];
@@ -50,26 +52,47 @@ export class SendQueue {
 
   /** Messages waiting to be handed to libzmq. */
   get size(): number {
-    return this.items.length;
+    return this.items.length - this.head;
   }
 
   /** Resolves when every queued item was sent or failed. */
   drain(): Promise<void> {
-    if (!this.pumping && this.items.length === 0) return Promise.resolve();
+    if (!this.pumping && this.size === 0) return Promise.resolve();
     return new Promise<void>((resolve) => this.drained.push(resolve));
   }
 
   /** Reject everything queued; later pushes reject at once. */
   close(reason: unknown): void {
     this.closed = true;
-    for (const item of this.items.splice(0)) item.reject(reason);
+    const pending = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    for (const item of pending) item.reject(reason);
+  }
+
+  /** The next queued item, or undefined; compacts the array once half of it is consumed. */
+  private next(): Item | undefined {
+    if (this.head >= this.items.length) {
+      if (this.items.length > 0) {
+        this.items = [];
+        this.head = 0;
+      }
+      return undefined;
+    }
+    const item = this.items[this.head];
+    this.head++;
+    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
   }
 
   private async pump(): Promise<void> {
     this.pumping = true;
     try {
       for (;;) {
-        const item = this.items.shift();
+        const item = this.next();
         if (item === undefined) break;
         let timeout = item.sendTimeoutMs;
         if (item.deadline !== null) {
