@@ -409,7 +409,8 @@ function stale(runId: string, why: string): CdktrError {
   return new CdktrError("STALE_ASSIGNMENT", `assignment of run ${runId} is no longer valid (${why}): do not start it`, { context: { runId } });
 }
 
-function insertSorted(arr: string[], id: string): void {
+/** Index of the first element of the sorted `arr` that is not below `id`. */
+function lowerBound(arr: readonly string[], id: string): number {
   let lo = 0;
   let hi = arr.length;
   while (lo < hi) {
@@ -417,16 +418,15 @@ function insertSorted(arr: string[], id: string): void {
     if ((arr[mid] ?? "") < id) lo = mid + 1;
     else hi = mid;
   }
-  if (arr[lo] !== id) arr.splice(lo, 0, id);
+  return lo;
+}
+
+function insertSorted(arr: string[], id: string): void {
+  const i = lowerBound(arr, id);
+  if (arr[i] !== id) arr.splice(i, 0, id);
 }
 
 function removeSorted(arr: string[], id: string): void {
-  let lo = 0;
-  let hi = arr.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if ((arr[mid] ?? "") < id) lo = mid + 1;
-    else hi = mid;
-  }
-  if (arr[lo] === id) arr.splice(lo, 1);
+  const i = lowerBound(arr, id);
+  if (arr[i] === id) arr.splice(i, 1);
 }
