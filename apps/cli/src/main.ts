@@ -25,6 +25,15 @@ function install(): void {
   }
 }
 
+// `cdktr runs | head`: the reader went away. Stop quietly, like other Unix tools, instead of
+// crashing with an EPIPE stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 let interrupted: Promise<NodeJS.Signals> | undefined;
 const io: CliIo = {
   stdout: { write: (t) => void process.stdout.write(t) },

@@ -8,7 +8,8 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { freePort, killAllServices, makeTempDir, removeTempDirs, type ServiceHandle } from "@cdktr/test-utils";
-import { lines, makeSandbox, runBin, startPrincipal, type BinResult, type Sandbox } from "./helpers.js";
+import { spawn } from "node:child_process";
+import { BIN, lines, makeSandbox, runBin, startPrincipal, type BinResult, type Sandbox } from "./helpers.js";
 
 function assertOneLine(r: BinResult, pattern: RegExp, what: string): void {
   const errLines = lines(r.stderr);
@@ -225,5 +226,18 @@ describe("with a principal", () => {
     assert.equal(JSON.parse(show.stdout).run.status, "CANCELLED");
     const listed = JSON.parse((await runBin(["runs", "--status", "CANCELLED", "--json"], { env: sb.env })).stdout) as { runId: string }[];
     assert.deepEqual(listed.map((r) => r.runId), [id]);
+  });
+});
+
+describe("output to a closed pipe", () => {
+  test("`cdktr --help | head -1`: the reader going away ends the command quietly (no EPIPE stack trace)", async () => {
+    const child = spawn(process.execPath, [BIN, "--help"], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    // close our end before it writes anything, as `head` does once it has read enough
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    assert.doesNotMatch(stderr, /EPIPE|\n\s+at /, `stderr:\n${stderr}`);
+    assert.equal(code, 0);
   });
 });
