@@ -152,7 +152,7 @@ export async function runService<C, S extends ServiceLifecycle<Started>, Started
     service.stop().then(
       () => {
         if (timer !== null) clearTimeout(timer);
-        logger.info("stopped");
+        logger.info("exiting", { code: SERVICE_EXIT.ok });
         process.exit(SERVICE_EXIT.ok);
       },
       (e: unknown) => {
