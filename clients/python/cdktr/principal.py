@@ -70,6 +70,11 @@ def _default_port() -> int:
         raise ValueError(f"CDKTR_PRINCIPAL_PORT: expected an integer from 1 to 65535, got {raw!r}") from None
 
 
+
+def _present(**fields: Any) -> Dict[str, Any]:
+    """The request body: the given fields, without those left as None."""
+    return {k: v for k, v in fields.items() if v is not None}
+
 class Principal:
     """Client of one principal over a single persistent ZeroMQ DEALER socket.
 
@@ -290,23 +295,16 @@ class Principal:
         cursor: Optional[str] = None,
     ) -> Result:
         """Runs, filtered. payload: ``{runs, nextCursor}``."""
-        body: Dict[str, Any] = {}
-        if workflow_id is not None:
-            body["workflowId"] = workflow_id
-        if status is not None:
-            body["status"] = [status] if isinstance(status, str) else list(status)
-        if source is not None:
-            body["source"] = source
-        if since is not None:
-            body["since"] = iso_time(since)
-        if until is not None:
-            body["until"] = iso_time(until)
-        if order is not None:
-            body["order"] = order
-        if limit is not None:
-            body["limit"] = int(limit)
-        if cursor is not None:
-            body["cursor"] = cursor
+        body = _present(
+            workflowId=workflow_id,
+            status=None if status is None else ([status] if isinstance(status, str) else list(status)),
+            source=source,
+            since=None if since is None else iso_time(since),
+            until=None if until is None else iso_time(until),
+            order=order,
+            limit=None if limit is None else int(limit),
+            cursor=cursor,
+        )
         return self._call("listRuns", body)
 
     def get_recent_workflow_statuses(self, limit: int = 10) -> Result:
@@ -334,26 +332,17 @@ class Principal:
         the run id. ``verbose`` is accepted for compatibility and ignored (lines are records).
         """
         del verbose
-        body: Dict[str, Any] = {}
-        if start_timestamp_ms is not None:
-            body["since"] = iso_time(start_timestamp_ms)
-        if end_timestamp_ms is not None:
-            body["until"] = iso_time(end_timestamp_ms)
-        if workflow_id is not None:
-            body["workflowId"] = workflow_id
-        rid = run_id if run_id is not None else workflow_instance_id
-        if rid is not None:
-            body["runId"] = rid
-        if task_id is not None:
-            body["taskId"] = task_id
-        if level is not None:
-            body["level"] = level
-        if order is not None:
-            body["order"] = order
-        if limit is not None:
-            body["limit"] = int(limit)
-        if cursor is not None:
-            body["cursor"] = cursor
+        body = _present(
+            since=None if start_timestamp_ms is None else iso_time(start_timestamp_ms),
+            until=None if end_timestamp_ms is None else iso_time(end_timestamp_ms),
+            workflowId=workflow_id,
+            runId=run_id if run_id is not None else workflow_instance_id,
+            taskId=task_id,
+            level=level,
+            order=order,
+            limit=None if limit is None else int(limit),
+            cursor=cursor,
+        )
         return self._call("queryLogs", body)
 
     def list_agents(self) -> Result:
