@@ -6,7 +6,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PrincipalClient, LogClient } from "@cdktr/protocol";
-import { freePort } from "./ports.js";
+import { freePort } from "@cdktr/test-utils";
 import { makeTempDir } from "./fs.js";
 import { startProcess, type LogRecord, type Proc } from "./proc.js";
 
