@@ -31,9 +31,7 @@ for (const extra of ["bench/dist"]) {
 }
 // Optional filter: `npm test -- principal` runs only files whose path contains "principal".
 const filters = process.argv.slice(2);
-const selected = files
-  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
-  .sort();
+const selected = files.filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort();
 if (selected.length === 0) {
   console.error("no test files found: run `npm run build` first");
   process.exit(1);

@@ -26,7 +26,15 @@ import { schedulerPrecision } from "./scenarios/scheduler-precision.js";
 import { throughput } from "./scenarios/throughput.js";
 import { triggerAcceptance } from "./scenarios/trigger-acceptance.js";
 
-const SCENARIOS: Scenario[] = [triggerAcceptance, dispatchLatency, throughput, schedulerPrecision, logPipeline, footprint, peers];
+const SCENARIOS: Scenario[] = [
+  triggerAcceptance,
+  dispatchLatency,
+  throughput,
+  schedulerPrecision,
+  logPipeline,
+  footprint,
+  peers,
+];
 const BENCH_DIR = fileURLToPath(new URL("../", import.meta.url));
 const RESULTS_DIR = join(BENCH_DIR, "results");
 
@@ -40,11 +48,19 @@ function argValue(args: string[], name: string): string | undefined {
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const quick = args.includes("--quick");
-  const only = argValue(args, "--only")?.split(",").filter((s) => s !== "");
-  const profile = new Set(argValue(args, "--profile")?.split(",").filter((s) => s !== "") ?? []);
+  const only = argValue(args, "--only")
+    ?.split(",")
+    .filter((s) => s !== "");
+  const profile = new Set(
+    argValue(args, "--profile")
+      ?.split(",")
+      .filter((s) => s !== "") ?? [],
+  );
   const unknown = (only ?? []).concat([...profile]).filter((id) => !SCENARIOS.some((s) => s.id === id));
   if (unknown.length > 0) {
-    process.stderr.write(`unknown scenario id(s): ${unknown.join(", ")}; known: ${SCENARIOS.map((s) => s.id).join(", ")}\n`);
+    process.stderr.write(
+      `unknown scenario id(s): ${unknown.join(", ")}; known: ${SCENARIOS.map((s) => s.id).join(", ")}\n`,
+    );
     return 2;
   }
   const profileDir = profile.size > 0 ? join(RESULTS_DIR, "profiles") : null;
@@ -66,7 +82,14 @@ async function main(): Promise<number> {
     const t0 = nowMs();
     const missing = missingApps(...s.needs);
     if (missing !== null) {
-      results.push({ id: s.id, title: s.title, rows: [naRow(s.id, s.title, missing)], details: {}, skipped: missing, durationMs: 0 });
+      results.push({
+        id: s.id,
+        title: s.title,
+        rows: [naRow(s.id, s.title, missing)],
+        details: {},
+        skipped: missing,
+        durationMs: 0,
+      });
       continue;
     }
     try {
@@ -75,7 +98,14 @@ async function main(): Promise<number> {
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       process.stderr.write(`  failed: ${msg}\n`);
-      results.push({ id: s.id, title: s.title, rows: [naRow(s.id, s.title, (msg.split("\n")[0] ?? msg).slice(0, 200))], details: { error: msg }, skipped: msg, durationMs: nowMs() - t0 });
+      results.push({
+        id: s.id,
+        title: s.title,
+        rows: [naRow(s.id, s.title, (msg.split("\n")[0] ?? msg).slice(0, 200))],
+        details: { error: msg },
+        skipped: msg,
+        durationMs: nowMs() - t0,
+      });
     } finally {
       await stopAll();
       removeTempDirs();
@@ -87,8 +117,13 @@ async function main(): Promise<number> {
   if (dispatchResult !== undefined && bullP50 !== undefined) {
     dispatchResult.rows.push(
       row({
-        scenario: "2 dispatch", metric: "trigger -> task start p50 vs BullMQ enqueue -> handler p50", unit: "ms",
-        ours: ctx.shared.get("dispatch.p50") ?? null, baseline: bullP50, baselineName: "BullMQ, same run (scenario 7)", better: "lower",
+        scenario: "2 dispatch",
+        metric: "trigger -> task start p50 vs BullMQ enqueue -> handler p50",
+        unit: "ms",
+        ours: ctx.shared.get("dispatch.p50") ?? null,
+        baseline: bullP50,
+        baselineName: "BullMQ, same run (scenario 7)",
+        better: "lower",
       }),
     );
   }
@@ -101,14 +136,23 @@ async function main(): Promise<number> {
   const header = `cdktr bench ${quick ? "(quick) " : ""}${started.toISOString()} on ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, node ${process.version}, ${totalS.toFixed(0)} s, load average ${loadAtStart.toFixed(1)} at start / ${(loadavg()[0] ?? 0).toFixed(1)} at end`;
   process.stdout.write(`\n${header}\n\n${table}\n`);
   const failed = rows.filter((r) => r.pass === false).length;
-  process.stdout.write(`\n${failed === 0 ? "every stated target met" : `${failed} target(s) missed`}; results in bench/results/latest.json\n`);
+  process.stdout.write(
+    `\n${failed === 0 ? "every stated target met" : `${failed} target(s) missed`}; results in bench/results/latest.json\n`,
+  );
 
   mkdirSync(RESULTS_DIR, { recursive: true });
   const doc = {
     date: started.toISOString(),
     quick,
     durationS: totalS,
-    machine: { host: hostname(), cpus: cpus().length, model: cpus()[0]?.model ?? "", loadavgAtStart: loadAtStart, loadavgAtEnd: loadavg(), node: process.version },
+    machine: {
+      host: hostname(),
+      cpus: cpus().length,
+      model: cpus()[0]?.model ?? "",
+      loadavgAtStart: loadAtStart,
+      loadavgAtEnd: loadavg(),
+      node: process.version,
+    },
     rows,
     scenarios: results,
   };

@@ -36,7 +36,11 @@ export function moduleOf(url: string): string {
 }
 
 /** Self time (ms) per function and per module. */
-export function summariseProfile(p: Profile): { totalMs: number; byFunction: [string, number][]; byModule: [string, number][] } {
+export function summariseProfile(p: Profile): {
+  totalMs: number;
+  byFunction: [string, number][];
+  byModule: [string, number][];
+} {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
   p.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
@@ -49,11 +53,19 @@ export function summariseProfile(p: Profile): { totalMs: number; byFunction: [st
     const { functionName, url, lineNumber } = n.callFrame;
     const name = `${functionName || "(anonymous)"} ${moduleOf(url)}:${lineNumber + 1}`;
     fn.set(name, (fn.get(name) ?? 0) + us);
-    const m = functionName === "(idle)" ? "(idle)" : functionName === "(garbage collector)" ? "(garbage collector)" : functionName === "(program)" ? "(program)" : moduleOf(url);
+    const m =
+      functionName === "(idle)"
+        ? "(idle)"
+        : functionName === "(garbage collector)"
+          ? "(garbage collector)"
+          : functionName === "(program)"
+            ? "(program)"
+            : moduleOf(url);
     mod.set(m, (mod.get(m) ?? 0) + us);
     total += us;
   }
-  const sort = (m: Map<string, number>): [string, number][] => [...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, v / 1000]);
+  const sort = (m: Map<string, number>): [string, number][] =>
+    [...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, v / 1000]);
   return { totalMs: total / 1000, byFunction: sort(fn), byModule: sort(mod) };
 }
 
@@ -67,10 +79,14 @@ function main(): void {
   const s = summariseProfile(JSON.parse(readFileSync(file, "utf8")) as Profile);
   const busy = s.totalMs - (s.byModule.find(([k]) => k === "(idle)")?.[1] ?? 0);
   const pct = (v: number): string => `${((100 * v) / busy).toFixed(1)}%`.padStart(6);
-  process.stdout.write(`${file}: ${s.totalMs.toFixed(0)} ms sampled, ${busy.toFixed(0)} ms busy (percentages of busy)\n\nby module:\n`);
-  for (const [k, v] of s.byModule.filter(([k]) => k !== "(idle)").slice(0, top)) process.stdout.write(`${pct(v)} ${v.toFixed(0).padStart(7)} ms  ${k}\n`);
+  process.stdout.write(
+    `${file}: ${s.totalMs.toFixed(0)} ms sampled, ${busy.toFixed(0)} ms busy (percentages of busy)\n\nby module:\n`,
+  );
+  for (const [k, v] of s.byModule.filter(([k]) => k !== "(idle)").slice(0, top))
+    process.stdout.write(`${pct(v)} ${v.toFixed(0).padStart(7)} ms  ${k}\n`);
   process.stdout.write("\nby function:\n");
-  for (const [k, v] of s.byFunction.filter(([k]) => !k.startsWith("(idle)")).slice(0, top)) process.stdout.write(`${pct(v)} ${v.toFixed(0).padStart(7)} ms  ${k}\n`);
+  for (const [k, v] of s.byFunction.filter(([k]) => !k.startsWith("(idle)")).slice(0, top))
+    process.stdout.write(`${pct(v)} ${v.toFixed(0).padStart(7)} ms  ${k}\n`);
 }
 
 if (import.meta.url === `file://${process.argv[1] ?? ""}`) main();

@@ -130,7 +130,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   const wake = new Notifier();
   const loops: Promise<void>[] = [];
 
-  const runningRuns = (): string[] => [...new Set([...executions.keys(), ...reporting, ...(outbox?.pendingRunIds() ?? [])])];
+  const runningRuns = (): string[] => [
+    ...new Set([...executions.keys(), ...reporting, ...(outbox?.pendingRunIds() ?? [])]),
+  ];
 
   const cancelRuns = (ids: readonly string[], from: string): void => {
     for (const id of ids) {
@@ -158,7 +160,12 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         { timeoutMs: 3000, retry: false },
       );
       heartbeatMs = Math.min(config.heartbeatIntervalMs, reply.heartbeatIntervalMs);
-      if (!registered) logger.info("registered with the principal", { principal: c.endpoint, heartbeatMs, runningRuns: runningRuns().length });
+      if (!registered)
+        logger.info("registered with the principal", {
+          principal: c.endpoint,
+          heartbeatMs,
+          runningRuns: runningRuns().length,
+        });
       registered = true;
       cancelRuns(reply.cancel, "registerAgent");
       wake.notify();
@@ -254,12 +261,20 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
           return;
         }
         try {
-          await (client as PrincipalClient).confirmAssignment({ agentId: config.agentId, runId, token: assignment.token });
+          await (client as PrincipalClient).confirmAssignment({
+            agentId: config.agentId,
+            runId,
+            token: assignment.token,
+          });
           break;
         } catch (e: unknown) {
           const err = toCdktrError(e);
           if (!err.retryable || Date.now() >= leaseEnd) {
-            logger.warn("assignment not confirmed; dropping it without starting anything", { runId, code: err.code, error: err.message });
+            logger.warn("assignment not confirmed; dropping it without starting anything", {
+              runId,
+              code: err.code,
+              error: err.message,
+            });
             return;
           }
           await wake.wait(Math.min(1000, 100 * attempt));
@@ -300,7 +315,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         cancelRuns(reply.cancel, "fetchWork");
         if (reply.assignment !== null) {
           if (stopping) {
-            logger.info("shutting down: leaving an assignment unconfirmed (its lease will expire)", { runId: reply.assignment.run.runId });
+            logger.info("shutting down: leaving an assignment unconfirmed (its lease will expire)", {
+              runId: reply.assignment.run.runId,
+            });
           } else {
             await confirmAndStart(reply.assignment);
           }
@@ -353,8 +370,20 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       try {
         groups = new ProcessGroupRegistry(config.dataDir, logger);
         const reaped = groups.reapOrphans();
-        client = new PrincipalClient({ host: config.principalHost, port: config.principalPort, timeoutMs: 5000, logger, env: {} });
-        logClient = new LogClient({ host: config.principalHost, port: config.logsPort, timeoutMs: 10_000, logger, env: {} });
+        client = new PrincipalClient({
+          host: config.principalHost,
+          port: config.principalPort,
+          timeoutMs: 5000,
+          logger,
+          env: {},
+        });
+        logClient = new LogClient({
+          host: config.principalHost,
+          port: config.logsPort,
+          timeoutMs: 10_000,
+          logger,
+          env: {},
+        });
         const lc = logClient;
         shipper = new LogShipper({
           sink: async (lines) => {
@@ -408,7 +437,10 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
           await waitFor(() => executions.size === 0, config.taskKillGraceMs + 5000);
         }
         const flushMs = Math.min(10_000, Math.max(1000, config.shutdownGraceMs));
-        const [logsFlushed, statusFlushed] = await Promise.all([shipper?.flush(flushMs) ?? true, outbox?.flush(flushMs) ?? true]);
+        const [logsFlushed, statusFlushed] = await Promise.all([
+          shipper?.flush(flushMs) ?? true,
+          outbox?.flush(flushMs) ?? true,
+        ]);
         if (!logsFlushed || !statusFlushed) {
           logger.warn("the principal did not take everything before shutdown; the rest stays in the data directory", {
             logsFlushed,

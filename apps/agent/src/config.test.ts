@@ -21,7 +21,10 @@ test("defaults: random id per start, data dir ~/.cdktr/agent/default", () => {
 });
 
 test("explicit id names the data dir; labels are split and trimmed", () => {
-  const c = loadConfig({ CDKTR_AGENT_ID: "gpu-1", CDKTR_AGENT_LABELS: " gpu, linux,,gpu ", CDKTR_AGENT_MAX_CONCURRENCY: "2" }, { homedir: "/h" });
+  const c = loadConfig(
+    { CDKTR_AGENT_ID: "gpu-1", CDKTR_AGENT_LABELS: " gpu, linux,,gpu ", CDKTR_AGENT_MAX_CONCURRENCY: "2" },
+    { homedir: "/h" },
+  );
   assert.equal(c.agentId, "gpu-1");
   assert.equal(c.dataDir, "/h/.cdktr/agent/gpu-1");
   assert.deepEqual(c.labels, ["gpu", "linux"]);

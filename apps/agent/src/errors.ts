@@ -10,7 +10,11 @@ export class AgentStartError extends Error {
   readonly code: AgentStartErrorCode;
   readonly context: Readonly<Record<string, unknown>>;
 
-  constructor(code: AgentStartErrorCode, message: string, options: { cause?: unknown; context?: Record<string, unknown> } = {}) {
+  constructor(
+    code: AgentStartErrorCode,
+    message: string,
+    options: { cause?: unknown; context?: Record<string, unknown> } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "AgentStartError";
     this.code = code;

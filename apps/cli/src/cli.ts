@@ -34,18 +34,27 @@ function collect(value: string, previous: string[] | undefined): string[] {
  * Build the command tree. Each action stores its exit code through `setCode`; contexts are
  * created per action and closed by {@link runCli}.
  */
-export function createProgram(io: CliIo, hooks: { run: (cmd: Command, fn: (ctx: CommandContext) => Promise<number> | number) => Promise<void> }): Command {
+export function createProgram(
+  io: CliIo,
+  hooks: { run: (cmd: Command, fn: (ctx: CommandContext) => Promise<number> | number) => Promise<void> },
+): Command {
   // Usage errors are one line: commander's suggestion joins the message, then a pointer to help.
   const output = {
     writeOut: (s: string) => io.stdout.write(s),
     writeErr: (s: string) => io.stderr.write(s),
-    outputError: (s: string, write: (s: string) => void) => write(`${s.trim().split("\n").join(" ")} (see \`cdktr --help\`)\n`),
+    outputError: (s: string, write: (s: string) => void) =>
+      write(`${s.trim().split("\n").join(" ")} (see \`cdktr --help\`)\n`),
   };
   const program = new Command("cdktr")
     .description("cdktr: an event-driven workflow orchestrator. Commands talk to the principal unless noted.")
     .version(CLI_VERSION, "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
-    .addOption(new Option("--principal <host:port>", "principal API address (default $CDKTR_PRINCIPAL_HOST:$CDKTR_PRINCIPAL_PORT or 127.0.0.1:5561)"))
+    .addOption(
+      new Option(
+        "--principal <host:port>",
+        "principal API address (default $CDKTR_PRINCIPAL_HOST:$CDKTR_PRINCIPAL_PORT or 127.0.0.1:5561)",
+      ),
+    )
     .showSuggestionAfterError(true)
     // Options belong to the command they follow (`runs --json` vs `runs show <id> --json`).
     .enablePositionalOptions()
@@ -85,12 +94,16 @@ Colour only on a terminal; NO_COLOR turns it off.`,
     .description("a workflow's tasks, its DAG as a tree and its next 5 runs in its timezone")
     .argument("<workflowId>", "workflow id (see `cdktr workflows`)")
     .option("--json", "print the WorkflowDefinition as JSON")
-    .action(async (id: string, o: { json?: boolean }, cmd: Command) => hooks.run(cmd, (ctx) => showWorkflowCommand(ctx, id, o)));
+    .action(async (id: string, o: { json?: boolean }, cmd: Command) =>
+      hooks.run(cmd, (ctx) => showWorkflowCommand(ctx, id, o)),
+    );
 
   sub("validate", "check workflow files without a principal; prints file:line:column errors, exit 1 if any is invalid")
     .argument("[dir]", "workflow directory (default $CDKTR_WORKFLOW_DIR or ./workflows)")
     .option("--json", "print {workflows, errors, warnings} as JSON")
-    .action(async (dir: string | undefined, o: { json?: boolean }, cmd: Command) => hooks.run(cmd, (ctx) => validateCommand(ctx, dir, o)));
+    .action(async (dir: string | undefined, o: { json?: boolean }, cmd: Command) =>
+      hooks.run(cmd, (ctx) => validateCommand(ctx, dir, o)),
+    );
 
   sub("run", "trigger a run and print its id; --wait shows task progress and exits 0 only if it COMPLETED")
     .argument("<workflowId>", "workflow id (see `cdktr workflows`)")
@@ -109,15 +122,20 @@ Colour only on a terminal; NO_COLOR turns it off.`,
     .option("--source <source>", "only runs triggered by this source (cli, scheduler, api, ...)")
     .option("-n, --limit <n>", "at most this many runs", "20")
     .option("--json", "print one JSON array of RunRecord records")
-    .action(async (o: { workflow?: string; status?: string; source?: string; limit?: string; json?: boolean }, cmd: Command) =>
-      hooks.run(cmd, (ctx) => listRunsCommand(ctx, o)),
+    .action(
+      async (
+        o: { workflow?: string; status?: string; source?: string; limit?: string; json?: boolean },
+        cmd: Command,
+      ) => hooks.run(cmd, (ctx) => listRunsCommand(ctx, o)),
     );
   runs
     .command("show")
     .description("one run: its tasks with states, attempts, durations, exit codes and reasons")
     .argument("<runId>", "run id")
     .option("--json", "print {run, tasks} as JSON")
-    .action(async (id: string, o: { json?: boolean }, cmd: Command) => hooks.run(cmd, (ctx) => showRunCommand(ctx, id, o)));
+    .action(async (id: string, o: { json?: boolean }, cmd: Command) =>
+      hooks.run(cmd, (ctx) => showRunCommand(ctx, id, o)),
+    );
 
   sub("cancel", "cancel a queued or running run")
     .argument("<runId>", "run id")
@@ -146,9 +164,15 @@ Colour only on a terminal; NO_COLOR turns it off.`,
   sub("init", "scaffold workflows/hello.yml and a .env listing every setting (no principal needed)")
     .argument("[dir]", "target directory (default: the current directory)")
     .option("--force", "overwrite existing files")
-    .action(async (dir: string | undefined, o: { force?: boolean }, cmd: Command) => hooks.run(cmd, (ctx) => initCommand(ctx, dir, o)));
+    .action(async (dir: string | undefined, o: { force?: boolean }, cmd: Command) =>
+      hooks.run(cmd, (ctx) => initCommand(ctx, dir, o)),
+    );
 
-  const principalOption = (): Option => new Option("--principal <host:port>", "principal API address (default $CDKTR_PRINCIPAL_HOST:$CDKTR_PRINCIPAL_PORT or 127.0.0.1:5561)");
+  const principalOption = (): Option =>
+    new Option(
+      "--principal <host:port>",
+      "principal API address (default $CDKTR_PRINCIPAL_HOST:$CDKTR_PRINCIPAL_PORT or 127.0.0.1:5561)",
+    );
   const offline = new Set(["validate", "init", "start", "help"]);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
@@ -191,7 +215,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return code;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help")
+        return 0;
       return e.exitCode === 0 ? 0 : 2;
     }
     const d = describeError(e);

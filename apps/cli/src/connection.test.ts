@@ -24,7 +24,14 @@ test("defaults, environment, then --principal", () => {
 
 test("malformed addresses are usage errors", () => {
   for (const flag of ["box:abc", "box:0", "box:70000", ""]) {
-    assert.throws(() => resolvePrincipal(flag, {}), (e: unknown) => e instanceof CliError && e.exitCode === 2, flag);
+    assert.throws(
+      () => resolvePrincipal(flag, {}),
+      (e: unknown) => e instanceof CliError && e.exitCode === 2,
+      flag,
+    );
   }
-  assert.throws(() => resolvePrincipal(undefined, { CDKTR_PRINCIPAL_PORT: "x" }), /CDKTR_PRINCIPAL_PORT: expected a port/);
+  assert.throws(
+    () => resolvePrincipal(undefined, { CDKTR_PRINCIPAL_PORT: "x" }),
+    /CDKTR_PRINCIPAL_PORT: expected a port/,
+  );
 });

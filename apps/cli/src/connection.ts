@@ -31,7 +31,10 @@ function parsePort(text: string, what: string): number {
  * @param flag the `--principal` value: `host:port`, `host`, or `:port`.
  * @throws CliError (exit code 2) for a malformed flag or variable.
  */
-export function resolvePrincipal(flag: string | undefined, env: Readonly<Record<string, string | undefined>>): PrincipalTarget {
+export function resolvePrincipal(
+  flag: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): PrincipalTarget {
   let host = env.CDKTR_PRINCIPAL_HOST?.trim() || "127.0.0.1";
   // A principal bound to every interface is reached through loopback.
   if (host === "0.0.0.0" || host === "::") host = "127.0.0.1";

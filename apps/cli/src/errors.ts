@@ -44,6 +44,9 @@ export function describeError(e: unknown, ctx: ErrorContext = {}): { message: st
 }
 
 function firstLine(s: string): string {
-  const lines = s.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  const lines = s
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
   return lines.join("; ");
 }

@@ -7,7 +7,14 @@ export { bufferIo, colorEnabled, type CliIo, type TextSink } from "./io.js";
 export { CliError, describeError, type ErrorContext } from "./errors.js";
 export { resolvePrincipal, type PrincipalTarget } from "./connection.js";
 export { parseParamArgs } from "./params.js";
-export { parseDuration, tryParseDuration, parseInstant, formatDuration, formatInstant, elapsed } from "./format/duration.js";
+export {
+  parseDuration,
+  tryParseDuration,
+  parseInstant,
+  formatDuration,
+  formatInstant,
+  elapsed,
+} from "./format/duration.js";
 export { renderTable, type TableOptions } from "./format/table.js";
 export { createStyle, stripAnsi, visibleLength, type Style } from "./format/style.js";
 export { LogSequencer, type LogGap } from "./watch/log-sequencer.js";

@@ -34,7 +34,9 @@ export function colorEnabled(io: Pick<CliIo, "isTTY" | "env">): boolean {
 }
 
 /** An in-memory {@link CliIo} (used by tests and by embedding callers). */
-export function bufferIo(options: { env?: Record<string, string | undefined>; cwd?: string; isTTY?: boolean } = {}): CliIo & {
+export function bufferIo(
+  options: { env?: Record<string, string | undefined>; cwd?: string; isTTY?: boolean } = {},
+): CliIo & {
   readonly out: () => string;
   readonly err: () => string;
 } {

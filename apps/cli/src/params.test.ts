@@ -4,7 +4,11 @@ import { parseParamArgs } from "./params.js";
 import { CliError } from "./errors.js";
 
 test("-p name=value pairs; the first '=' splits", () => {
-  assert.deepEqual(parseParamArgs(["date=2026-11-28", "expr=a=b", "empty="]), { date: "2026-11-28", expr: "a=b", empty: "" });
+  assert.deepEqual(parseParamArgs(["date=2026-11-28", "expr=a=b", "empty="]), {
+    date: "2026-11-28",
+    expr: "a=b",
+    empty: "",
+  });
   assert.deepEqual(parseParamArgs([]), {});
 });
 

@@ -14,7 +14,8 @@ export function parseParamArgs(args: readonly string[]): Record<string, string> 
     }
     const name = arg.slice(0, eq).trim();
     if (name === "") throw new CliError(`bad parameter ${JSON.stringify(arg)}: the name before '=' is empty`, 2);
-    if (Object.hasOwn(out, name)) throw new CliError(`parameter \`${name}\` given twice: pass each -p name=value once`, 2);
+    if (Object.hasOwn(out, name))
+      throw new CliError(`parameter \`${name}\` given twice: pass each -p name=value once`, 2);
     out[name] = arg.slice(eq + 1);
   }
   return out;

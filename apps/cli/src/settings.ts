@@ -17,53 +17,144 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
   {
     group: "Every process (where the principal is)",
     settings: [
-      { name: "CDKTR_PRINCIPAL_HOST", default: "127.0.0.1", description: "Principal address: the interface the principal binds, the host clients connect to" },
+      {
+        name: "CDKTR_PRINCIPAL_HOST",
+        default: "127.0.0.1",
+        description: "Principal address: the interface the principal binds, the host clients connect to",
+      },
       { name: "CDKTR_PRINCIPAL_PORT", default: "5561", description: "API port (request/reply)" },
-      { name: "CDKTR_LOGS_LISTENING_PORT", default: "5562", description: "Log-ingest port (agents send task output here)" },
-      { name: "CDKTR_LOGS_PUBLISHING_PORT", default: "5563", description: "Publish port (live run/task events and log lines)" },
+      {
+        name: "CDKTR_LOGS_LISTENING_PORT",
+        default: "5562",
+        description: "Log-ingest port (agents send task output here)",
+      },
+      {
+        name: "CDKTR_LOGS_PUBLISHING_PORT",
+        default: "5563",
+        description: "Publish port (live run/task events and log lines)",
+      },
       { name: "CDKTR_LOG_LEVEL", default: "info", description: "debug, info, warn or error" },
     ],
   },
   {
     group: "Principal",
     settings: [
-      { name: "CDKTR_WORKFLOW_DIR", default: "workflows", description: "Directory of workflow YAML files (relative to the working directory)" },
-      { name: "CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S", default: "60", description: "Periodic rescan of the workflow directory, a fallback to file watching" },
+      {
+        name: "CDKTR_WORKFLOW_DIR",
+        default: "workflows",
+        description: "Directory of workflow YAML files (relative to the working directory)",
+      },
+      {
+        name: "CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S",
+        default: "60",
+        description: "Periodic rescan of the workflow directory, a fallback to file watching",
+      },
       { name: "CDKTR_DB_PATH", default: "~/.cdktr/cdktr.db", description: "SQLite database file" },
-      { name: "CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS", default: "30000", description: "An agent silent this long is lost; its runs become CRASHED" },
-      { name: "CDKTR_AGENT_HEARTBEAT_INTERVAL_MS", default: "5000", description: "Heartbeat period told to agents (agents read it too)" },
-      { name: "CDKTR_ASSIGNMENT_LEASE_MS", default: "10000", description: "An assignment not confirmed within this goes back to the queue" },
-      { name: "CDKTR_IDEMPOTENCY_RETENTION_DAYS", default: "7", description: "Idempotency keys are remembered at least this long" },
-      { name: "CDKTR_RUN_RETENTION_DAYS", default: "30", description: "Finished runs older than this are deleted (0 = keep forever)" },
-      { name: "CDKTR_LOG_RETENTION_DAYS", default: "30", description: "Log lines older than this are deleted (0 = keep forever)" },
-      { name: "CDKTR_MAX_MESSAGE_BYTES", default: "1048576", description: "Largest request accepted on the API and log channels" },
+      {
+        name: "CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS",
+        default: "30000",
+        description: "An agent silent this long is lost; its runs become CRASHED",
+      },
+      {
+        name: "CDKTR_AGENT_HEARTBEAT_INTERVAL_MS",
+        default: "5000",
+        description: "Heartbeat period told to agents (agents read it too)",
+      },
+      {
+        name: "CDKTR_ASSIGNMENT_LEASE_MS",
+        default: "10000",
+        description: "An assignment not confirmed within this goes back to the queue",
+      },
+      {
+        name: "CDKTR_IDEMPOTENCY_RETENTION_DAYS",
+        default: "7",
+        description: "Idempotency keys are remembered at least this long",
+      },
+      {
+        name: "CDKTR_RUN_RETENTION_DAYS",
+        default: "30",
+        description: "Finished runs older than this are deleted (0 = keep forever)",
+      },
+      {
+        name: "CDKTR_LOG_RETENTION_DAYS",
+        default: "30",
+        description: "Log lines older than this are deleted (0 = keep forever)",
+      },
+      {
+        name: "CDKTR_MAX_MESSAGE_BYTES",
+        default: "1048576",
+        description: "Largest request accepted on the API and log channels",
+      },
       { name: "CDKTR_SHUTDOWN_GRACE_MS", default: "10000", description: "Bound on a graceful shutdown" },
     ],
   },
   {
     group: "Agent",
     settings: [
-      { name: "CDKTR_AGENT_ID", default: "", description: "Stable agent id (default: host name plus a random suffix, new on every start)" },
+      {
+        name: "CDKTR_AGENT_ID",
+        default: "",
+        description: "Stable agent id (default: host name plus a random suffix, new on every start)",
+      },
       { name: "CDKTR_AGENT_MAX_CONCURRENCY", default: "5", description: "Runs executed at once" },
-      { name: "CDKTR_AGENT_LABELS", default: "", description: "Comma-separated labels; workflows with agent_labels only run on agents having them all" },
-      { name: "CDKTR_AGENT_DATA_DIR", default: "", description: "Agent state: log spool, process-group records, lock (default ~/.cdktr/agent/<CDKTR_AGENT_ID or default>)" },
-      { name: "CDKTR_AGENT_FETCH_WAIT_MS", default: "20000", description: "How long one fetchWork long-poll waits for work" },
-      { name: "CDKTR_AGENT_SHUTDOWN_GRACE_MS", default: "30000", description: "On SIGTERM, how long running tasks may finish before they are cancelled" },
-      { name: "CDKTR_TASK_KILL_GRACE_MS", default: "5000", description: "Between SIGTERM and SIGKILL to a task's process group (timeout, cancel)" },
-      { name: "CDKTR_AGENT_LOG_SPOOL_MAX_BYTES", default: "268435456", description: "Disk spool for task output while the principal is unreachable (256 MiB)" },
+      {
+        name: "CDKTR_AGENT_LABELS",
+        default: "",
+        description: "Comma-separated labels; workflows with agent_labels only run on agents having them all",
+      },
+      {
+        name: "CDKTR_AGENT_DATA_DIR",
+        default: "",
+        description:
+          "Agent state: log spool, process-group records, lock (default ~/.cdktr/agent/<CDKTR_AGENT_ID or default>)",
+      },
+      {
+        name: "CDKTR_AGENT_FETCH_WAIT_MS",
+        default: "20000",
+        description: "How long one fetchWork long-poll waits for work",
+      },
+      {
+        name: "CDKTR_AGENT_SHUTDOWN_GRACE_MS",
+        default: "30000",
+        description: "On SIGTERM, how long running tasks may finish before they are cancelled",
+      },
+      {
+        name: "CDKTR_TASK_KILL_GRACE_MS",
+        default: "5000",
+        description: "Between SIGTERM and SIGKILL to a task's process group (timeout, cancel)",
+      },
+      {
+        name: "CDKTR_AGENT_LOG_SPOOL_MAX_BYTES",
+        default: "268435456",
+        description: "Disk spool for task output while the principal is unreachable (256 MiB)",
+      },
     ],
   },
   {
     group: "Scheduler",
     settings: [
-      { name: "CDKTR_SCHEDULER_REFRESH_S", default: "60", description: "Periodic full refresh of workflow definitions (changes are also pushed live)" },
-      { name: "CDKTR_SCHEDULER_MISS_GRACE_S", default: "60", description: "A trigger still failing this long after its time is counted as missed" },
+      {
+        name: "CDKTR_SCHEDULER_REFRESH_S",
+        default: "60",
+        description: "Periodic full refresh of workflow definitions (changes are also pushed live)",
+      },
+      {
+        name: "CDKTR_SCHEDULER_MISS_GRACE_S",
+        default: "60",
+        description: "A trigger still failing this long after its time is counted as missed",
+      },
       { name: "CDKTR_SCHEDULER_TRIGGER_TIMEOUT_S", default: "5", description: "Timeout of one trigger request" },
     ],
   },
   {
     group: "Listeners",
-    settings: [{ name: "CDKTR_LISTENERS_CONFIG", default: "listeners.yml", description: "The listeners YAML file (webhook, file watcher, RabbitMQ, PostgreSQL)" }],
+    settings: [
+      {
+        name: "CDKTR_LISTENERS_CONFIG",
+        default: "listeners.yml",
+        description: "The listeners YAML file (webhook, file watcher, RabbitMQ, PostgreSQL)",
+      },
+    ],
   },
 ];
 

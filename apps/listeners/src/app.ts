@@ -44,7 +44,8 @@ export interface ListenersApp {
 export function createListeners(config: ListenersConfig, deps: ListenersDeps): ListenersApp {
   const ownsClient = deps.principal === undefined;
   const principal: PrincipalRequester =
-    deps.principal ?? new PrincipalClient({ host: config.principal.host, port: config.principal.port, logger: deps.logger });
+    deps.principal ??
+    new PrincipalClient({ host: config.principal.host, port: config.principal.port, logger: deps.logger });
   const running: RunningListener[] = config.listeners.map((entry) => ({
     name: entry.name,
     type: entry.spec.type,
@@ -76,7 +77,9 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
           else if (l instanceof FileWatcherListener) await l.whenReady();
         } catch (e) {
           await stop();
-          throw new Error(`listener ${r.name} cannot start: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+          throw new Error(`listener ${r.name} cannot start: ${e instanceof Error ? e.message : String(e)}`, {
+            cause: e,
+          });
         }
       }
     },

@@ -20,7 +20,10 @@ test("a valid file gets defaults, names and secrets from the environment", () =>
     { HOOK_SECRET: "s", AMQP: "amqp://u:p@h:5672" },
   );
   assert.deepEqual(c.principal, { host: "127.0.0.1", port: 6000 });
-  assert.deepEqual(c.listeners.map((l) => l.name), ["webhook-0", "rabbitmq-1", "db", "file_watcher-3"]);
+  assert.deepEqual(
+    c.listeners.map((l) => l.name),
+    ["webhook-0", "rabbitmq-1", "db", "file_watcher-3"],
+  );
   const [hook, mq, db] = c.listeners;
   assert.equal(hook !== undefined && "secret" in hook ? hook.secret : null, "s");
   assert.equal(hook?.spec.type === "webhook" ? hook.spec.host : null, "127.0.0.1");
@@ -30,7 +33,9 @@ test("a valid file gets defaults, names and secrets from the environment", () =>
 });
 
 test("each problem names file, line, column and field", () => {
-  const p = problems(`listeners:\n  - type: webhook\n    port: "80"\n    secrt: x\n  - type: rabbitmq\n  - type: kafka\n`);
+  const p = problems(
+    `listeners:\n  - type: webhook\n    port: "80"\n    secrt: x\n  - type: rabbitmq\n  - type: kafka\n`,
+  );
   assert.deepEqual(p, [
     "l.yml:3:11: listeners[0].port: expected number, received string",
     "l.yml:4:5: listeners[0].secrt: unknown field (did you mean `secret`?)",
@@ -40,9 +45,15 @@ test("each problem names file, line, column and field", () => {
 });
 
 test("secrets from unset variables, conflicting fields, duplicate names and YAML syntax errors are reported", () => {
-  assert.deepEqual(problems(`listeners:\n  - type: webhook\n    secret_env: NOPE\n`), ["l.yml:3:17: listeners[0].secret_env: environment variable NOPE is not set"]);
-  assert.deepEqual(problems(`listeners:\n  - type: webhook\n    secret: a\n    secret_env: B\n`, { B: "b" }), ["l.yml:4:17: listeners[0].secret_env: give either secret or secret_env, not both"]);
-  assert.deepEqual(problems(`listeners:\n  - {type: webhook, name: x}\n  - {type: webhook, name: x, port: 1}\n`), ['l.yml:3:27: listeners[1].name: duplicate listener name "x"']);
+  assert.deepEqual(problems(`listeners:\n  - type: webhook\n    secret_env: NOPE\n`), [
+    "l.yml:3:17: listeners[0].secret_env: environment variable NOPE is not set",
+  ]);
+  assert.deepEqual(problems(`listeners:\n  - type: webhook\n    secret: a\n    secret_env: B\n`, { B: "b" }), [
+    "l.yml:4:17: listeners[0].secret_env: give either secret or secret_env, not both",
+  ]);
+  assert.deepEqual(problems(`listeners:\n  - {type: webhook, name: x}\n  - {type: webhook, name: x, port: 1}\n`), [
+    'l.yml:3:27: listeners[1].name: duplicate listener name "x"',
+  ]);
   assert.match(problems(`listeners:\n  - type: webhook\n   port: 1\n`)[0] ?? "", /^l\.yml:3:\d+: /);
   assert.deepEqual(problems(`listeners: []\n`), ["l.yml:1:12: listeners: list at least one listener"]);
 });
@@ -51,5 +62,8 @@ test("deploy/listeners.yml is a valid config", async () => {
   const { readFileSync } = await import("node:fs");
   const file = new URL("../../../deploy/listeners.yml", import.meta.url);
   const c = parseListenersConfig(readFileSync(file, "utf8"), file.pathname, {});
-  assert.deepEqual(c.listeners.map((l) => [l.spec.type, l.spec.type === "webhook" ? `${l.spec.host}:${l.spec.port}` : ""]), [["webhook", "0.0.0.0:8080"]]);
+  assert.deepEqual(
+    c.listeners.map((l) => [l.spec.type, l.spec.type === "webhook" ? `${l.spec.host}:${l.spec.port}` : ""]),
+    [["webhook", "0.0.0.0:8080"]],
+  );
 });

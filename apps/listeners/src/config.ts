@@ -41,7 +41,11 @@ const WebhookSpec = z
     /** Name of the environment variable holding the shared secret. */
     secret_env: z.string().min(1).optional(),
     signature_tolerance_s: z.number().int().positive().default(300),
-    max_body_bytes: z.number().int().positive().default(1024 * 1024),
+    max_body_bytes: z
+      .number()
+      .int()
+      .positive()
+      .default(1024 * 1024),
     trigger_timeout_ms: PositiveMs.default(3000),
     retry_after_s: z.number().int().positive().default(5),
     /** Only these workflows may be triggered (default: any). */
@@ -103,7 +107,9 @@ const PostgresSpec = z
 
 const ListenerSpec = z.discriminatedUnion("type", [WebhookSpec, FileWatcherSpec, RabbitMqSpec, PostgresSpec], {
   error: (issue) =>
-    issue.code === "invalid_union" ? 'expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres"' : undefined,
+    issue.code === "invalid_union"
+      ? 'expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres"'
+      : undefined,
 });
 
 /** Schema of the YAML file. */
@@ -154,8 +160,16 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    const why = (err as { code?: unknown }).code === "ENOENT" ? "file not found" : err instanceof Error ? err.message : String(err);
-    throw new ConfigError([`${file}: ${why}: set CDKTR_LISTENERS_CONFIG to your listeners YAML file`], "cannot read the listeners config");
+    const why =
+      (err as { code?: unknown }).code === "ENOENT"
+        ? "file not found"
+        : err instanceof Error
+          ? err.message
+          : String(err);
+    throw new ConfigError(
+      [`${file}: ${why}: set CDKTR_LISTENERS_CONFIG to your listeners YAML file`],
+      "cannot read the listeners config",
+    );
   }
   return parseListenersConfig(text, file, env, { host: e.CDKTR_PRINCIPAL_HOST, port: e.CDKTR_PRINCIPAL_PORT });
 }
@@ -178,7 +192,10 @@ export function parseListenersConfig(
     return `${file}:${line}:${col}`;
   };
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((err) => `${where(err.pos[0])}: ${err.message.split("\n")[0] ?? "YAML syntax error"}`), "invalid listeners config");
+    throw new ConfigError(
+      doc.errors.map((err) => `${where(err.pos[0])}: ${err.message.split("\n")[0] ?? "YAML syntax error"}`),
+      "invalid listeners config",
+    );
   }
   const parsed = ListenersFileSchema.safeParse(doc.toJS());
   const problems: string[] = [];
@@ -201,7 +218,8 @@ export function parseListenersConfig(
   const listeners: ResolvedListener[] = [];
   const names = new Set<string>();
   data.listeners.forEach((spec, i) => {
-    const at = (field: string): string => `${where(valueOffset(doc, ["listeners", i, field]))}: listeners[${i}].${field}`;
+    const at = (field: string): string =>
+      `${where(valueOffset(doc, ["listeners", i, field]))}: listeners[${i}].${field}`;
     const name = spec.name ?? `${spec.type}-${i}`;
     if (names.has(name)) problems.push(`${at("name")}: duplicate listener name ${JSON.stringify(name)}`);
     names.add(name);
@@ -212,7 +230,8 @@ export function parseListenersConfig(
       }
       if (envName === undefined) return literal;
       const v = env[envName];
-      if (v === undefined || v === "") problems.push(`${at(field + "_env")}: environment variable ${envName} is not set`);
+      if (v === undefined || v === "")
+        problems.push(`${at(field + "_env")}: environment variable ${envName} is not set`);
       return v;
     };
     switch (spec.type) {
@@ -223,17 +242,28 @@ export function parseListenersConfig(
         listeners.push({ name, spec });
         break;
       case "rabbitmq":
-        listeners.push({ name, spec, url: fromEnv("url", spec.url, spec.url_env) ?? "amqp://guest:guest@127.0.0.1:5672" });
+        listeners.push({
+          name,
+          spec,
+          url: fromEnv("url", spec.url, spec.url_env) ?? "amqp://guest:guest@127.0.0.1:5672",
+        });
         break;
       case "postgres":
-        listeners.push({ name, spec, connectionString: fromEnv("connection_string", spec.connection_string, spec.connection_string_env) });
+        listeners.push({
+          name,
+          spec,
+          connectionString: fromEnv("connection_string", spec.connection_string, spec.connection_string_env),
+        });
         break;
     }
   });
   if (problems.length > 0) throw new ConfigError(problems, "invalid listeners config");
   return {
     file,
-    principal: { host: data.principal?.host ?? principalDefault.host, port: data.principal?.port ?? principalDefault.port },
+    principal: {
+      host: data.principal?.host ?? principalDefault.host,
+      port: data.principal?.port ?? principalDefault.port,
+    },
     listeners,
   };
 }
@@ -250,11 +280,42 @@ function message(issue: z.core.$ZodIssue): string {
 }
 
 const KNOWN_FIELDS = [
-  "type", "name", "source", "host", "port", "secret", "secret_env", "signature_tolerance_s", "max_body_bytes",
-  "trigger_timeout_ms", "retry_after_s", "workflows", "path", "workflow", "glob", "events", "debounce_ms",
-  "max_wait_ms", "paths_param", "params", "await_write_finish_ms", "use_polling", "url", "url_env", "queue",
-  "prefetch", "assert_queue", "dead_letter_exchange", "require_idempotency_key", "connection_string",
-  "connection_string_env", "channel", "application_name", "retry_for_ms", "principal", "listeners",
+  "type",
+  "name",
+  "source",
+  "host",
+  "port",
+  "secret",
+  "secret_env",
+  "signature_tolerance_s",
+  "max_body_bytes",
+  "trigger_timeout_ms",
+  "retry_after_s",
+  "workflows",
+  "path",
+  "workflow",
+  "glob",
+  "events",
+  "debounce_ms",
+  "max_wait_ms",
+  "paths_param",
+  "params",
+  "await_write_finish_ms",
+  "use_polling",
+  "url",
+  "url_env",
+  "queue",
+  "prefetch",
+  "assert_queue",
+  "dead_letter_exchange",
+  "require_idempotency_key",
+  "connection_string",
+  "connection_string_env",
+  "channel",
+  "application_name",
+  "retry_for_ms",
+  "principal",
+  "listeners",
 ];
 
 function suggest(key: string): string {

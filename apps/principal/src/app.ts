@@ -127,7 +127,12 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
         try {
           const res = await s.crashRun(runId, "agent_lost", why, requeueId);
           if (res === null) return;
-          logger.warn("run crashed: agent lost", { runId, agentId, workflowId: res.run.workflowId, requeuedAs: res.requeued?.runId ?? null });
+          logger.warn("run crashed: agent lost", {
+            runId,
+            agentId,
+            workflowId: res.run.workflowId,
+            requeuedAs: res.requeued?.runId ?? null,
+          });
           publishRun(res.run);
           publishTasks(res.run.workflowId, res.tasks);
           if (res.requeued !== null) {
@@ -170,9 +175,17 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     d.expireLeases();
     for (const agent of agents.expire()) {
       const held = d.byAgent(agent.agentId).map((e) => e.run.runId);
-      logger.warn("agent lost: no heartbeat within the timeout", { agentId: agent.agentId, timeoutMs: config.heartbeatTimeoutMs, runs: held });
+      logger.warn("agent lost: no heartbeat within the timeout", {
+        agentId: agent.agentId,
+        timeoutMs: config.heartbeatTimeoutMs,
+        runs: held,
+      });
       d.dropWaiters(agent.agentId);
-      crashAgentRuns(agent.agentId, held, `agent \`${agent.agentId}\` sent no heartbeat for ${config.heartbeatTimeoutMs} ms`).catch((e: unknown) =>
+      crashAgentRuns(
+        agent.agentId,
+        held,
+        `agent \`${agent.agentId}\` sent no heartbeat for ${config.heartbeatTimeoutMs} ms`,
+      ).catch((e: unknown) =>
         logger.error("could not handle a lost agent", { agentId: agent.agentId, error: String(e) }),
       );
     }
@@ -185,9 +198,11 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
         unreported.delete(runId);
         const agentId = e.run.agentId;
         logger.warn("run crashed: its agent stopped reporting it", { runId, agentId });
-        crashAgentRuns(agentId, [runId], `agent \`${agentId}\` stopped reporting this run for ${config.heartbeatTimeoutMs} ms (it restarted?)`).catch(
-          (err: unknown) => logger.error("could not crash an unreported run", { runId, error: String(err) }),
-        );
+        crashAgentRuns(
+          agentId,
+          [runId],
+          `agent \`${agentId}\` stopped reporting this run for ${config.heartbeatTimeoutMs} ms (it restarted?)`,
+        ).catch((err: unknown) => logger.error("could not crash an unreported run", { runId, error: String(err) }));
       }
     }
   };
@@ -195,7 +210,11 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
   const prune = (): void => {
     const s = store;
     if (s === null || state !== "running") return;
-    s.prune({ runDays: config.runRetentionDays, logDays: config.logRetentionDays, idempotencyDays: config.idempotencyRetentionDays }).then(
+    s.prune({
+      runDays: config.runRetentionDays,
+      logDays: config.logRetentionDays,
+      idempotencyDays: config.idempotencyRetentionDays,
+    }).then(
       (r) => {
         if (r.runs + r.logs + r.idempotencyKeys > 0) logger.info("retention: old data deleted", { ...r });
       },
@@ -253,7 +272,8 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
         const res = await need(store).cancelRun(runId);
         if (res.agentMustStop) d.requestCancel(runId);
         else if (res.cancelled) publishRun(res.run);
-        if (res.cancelled) logger.info("run cancel", { runId, status: res.run.status, agentMustStop: res.agentMustStop });
+        if (res.cancelled)
+          logger.info("run cancel", { runId, status: res.run.status, agentMustStop: res.agentMustStop });
         return { runId, status: res.run.status, cancelled: res.cancelled };
       })
       .handle("getRun", async ({ runId }) => {
@@ -266,8 +286,19 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
       .handle("registerAgent", (req) => {
         agents.register(req);
         const cancel = reconcile(req.agentId, req.runningRuns);
-        logger.info("agent registered", { agentId: req.agentId, host: req.host, capacity: req.capacity, labels: req.labels, running: req.runningRuns.length, cancel });
-        return { heartbeatIntervalMs: config.heartbeatIntervalMs, heartbeatTimeoutMs: config.heartbeatTimeoutMs, cancel };
+        logger.info("agent registered", {
+          agentId: req.agentId,
+          host: req.host,
+          capacity: req.capacity,
+          labels: req.labels,
+          running: req.runningRuns.length,
+          cancel,
+        });
+        return {
+          heartbeatIntervalMs: config.heartbeatIntervalMs,
+          heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+          cancel,
+        };
       })
       .handle("heartbeat", ({ agentId, runningRuns }) => {
         if (!agents.touch(agentId, runningRuns)) return { cancel: [], reregister: true };
@@ -276,7 +307,10 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
       .handle("fetchWork", async (req, ctx) => {
         const agent = agents.active(req.agentId);
         if (agent === undefined) {
-          throw new CdktrError("AGENT_NOT_REGISTERED", `agent \`${req.agentId}\` is not registered (or was declared lost): call registerAgent, then fetch again`);
+          throw new CdktrError(
+            "AGENT_NOT_REGISTERED",
+            `agent \`${req.agentId}\` is not registered (or was declared lost): call registerAgent, then fetch again`,
+          );
         }
         agents.touch(req.agentId);
         let waitMs = req.waitMs;
@@ -298,7 +332,12 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
           publishRun(res.run);
           publishTasks(res.run.workflowId, res.tasks);
         } else if (!res.applied) {
-          logger.warn("late run report recorded only", { runId: req.runId, reported: req.status, status: res.run.status, agentId: req.agentId });
+          logger.warn("late run report recorded only", {
+            runId: req.runId,
+            reported: req.status,
+            status: res.run.status,
+            agentId: req.agentId,
+          });
         }
         return { applied: res.applied, status: res.run.status };
       })
@@ -333,11 +372,20 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     try {
       s = deps.store ?? SqliteStore.open({ path: config.dbPath, clock, logger: logger.child({ component: "store" }) });
     } catch (e) {
-      throw new Error(`cannot open the database ${config.dbPath}: ${errorText(e)} (set CDKTR_DB_PATH to a writable file)`, { cause: e });
+      throw new Error(
+        `cannot open the database ${config.dbPath}: ${errorText(e)} (set CDKTR_DB_PATH to a writable file)`,
+        { cause: e },
+      );
     }
     store = s;
     publisher = new Publisher({ endpoint: endpointFor(config.host, config.publishPort), logger });
-    const publishEndpoint = await bindOrExplain(() => publisher?.bind() ?? Promise.reject(new Error("closed")), "publish", config.host, config.publishPort, "CDKTR_LOGS_PUBLISHING_PORT");
+    const publishEndpoint = await bindOrExplain(
+      () => publisher?.bind() ?? Promise.reject(new Error("closed")),
+      "publish",
+      config.host,
+      config.publishPort,
+      "CDKTR_LOGS_PUBLISHING_PORT",
+    );
 
     const dir = new WorkflowDirectory({ dir: config.workflowDir, logger: logger.child({ component: "workflows" }) });
     workflows = new WorkflowRegistry({
@@ -389,11 +437,26 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     });
     const apiServer = api;
     const logServer = logs;
-    const apiEndpoint = await bindOrExplain(() => apiServer.bind(), "API", config.host, config.apiPort, "CDKTR_PRINCIPAL_PORT");
-    const logsEndpoint = await bindOrExplain(() => logServer.bind(), "log-ingest", config.host, config.logsPort, "CDKTR_LOGS_LISTENING_PORT");
+    const apiEndpoint = await bindOrExplain(
+      () => apiServer.bind(),
+      "API",
+      config.host,
+      config.apiPort,
+      "CDKTR_PRINCIPAL_PORT",
+    );
+    const logsEndpoint = await bindOrExplain(
+      () => logServer.bind(),
+      "log-ingest",
+      config.host,
+      config.logsPort,
+      "CDKTR_LOGS_LISTENING_PORT",
+    );
     abortIfStopping();
 
-    const checkMs = Math.max(20, Math.min(1000, Math.floor(config.heartbeatTimeoutMs / 4), Math.floor(config.leaseMs / 4)));
+    const checkMs = Math.max(
+      20,
+      Math.min(1000, Math.floor(config.heartbeatTimeoutMs / 4), Math.floor(config.leaseMs / 4)),
+    );
     ticker = setInterval(tick, checkMs);
     state = "running";
     prune();
@@ -429,7 +492,10 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     api = null;
     logs = null;
     publisher = null;
-    await Promise.all([closeQuietly("api server", a ? () => a.close() : undefined), closeQuietly("log server", l ? () => l.close() : undefined)]);
+    await Promise.all([
+      closeQuietly("api server", a ? () => a.close() : undefined),
+      closeQuietly("log server", l ? () => l.close() : undefined),
+    ]);
     await closeQuietly("workflow watcher", w ? () => w.stop() : undefined);
     await closeQuietly("store", st ? () => st.close() : undefined);
     await closeQuietly("publisher", p ? () => p.close() : undefined);
@@ -467,7 +533,13 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-async function bindOrExplain(bind: () => Promise<string>, what: string, host: string, port: number, variable: string): Promise<string> {
+async function bindOrExplain(
+  bind: () => Promise<string>,
+  what: string,
+  host: string,
+  port: number,
+  variable: string,
+): Promise<string> {
   try {
     return await bind();
   } catch (e) {
@@ -476,9 +548,13 @@ async function bindOrExplain(bind: () => Promise<string>, what: string, host: st
 }
 
 function workflowNotFound(id: string): CdktrError {
-  return new CdktrError("WORKFLOW_NOT_FOUND", `no workflow \`${id}\`: \`cdktr workflows\` lists the ids`, { context: { workflowId: id } });
+  return new CdktrError("WORKFLOW_NOT_FOUND", `no workflow \`${id}\`: \`cdktr workflows\` lists the ids`, {
+    context: { workflowId: id },
+  });
 }
 
 function runNotFound(id: string): CdktrError {
-  return new CdktrError("RUN_NOT_FOUND", `no run \`${id}\`: \`cdktr runs\` lists recent runs`, { context: { runId: id } });
+  return new CdktrError("RUN_NOT_FOUND", `no run \`${id}\`: \`cdktr runs\` lists recent runs`, {
+    context: { runId: id },
+  });
 }

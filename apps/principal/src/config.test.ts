@@ -28,7 +28,13 @@ describe("loadConfig", () => {
 
   it("accepts port 0 and $HOME in paths; empty values mean default", () => {
     const c = loadConfig(
-      { HOME: "/h", CDKTR_PRINCIPAL_PORT: "0", CDKTR_DB_PATH: "$HOME/x/db.sqlite", CDKTR_WORKFLOW_DIR: "/abs/wf", CDKTR_LOG_LEVEL: "" },
+      {
+        HOME: "/h",
+        CDKTR_PRINCIPAL_PORT: "0",
+        CDKTR_DB_PATH: "$HOME/x/db.sqlite",
+        CDKTR_WORKFLOW_DIR: "/abs/wf",
+        CDKTR_LOG_LEVEL: "",
+      },
       { cwd: "/srv", dotEnv: false },
     );
     assert.equal(c.apiPort, 0);
@@ -39,7 +45,11 @@ describe("loadConfig", () => {
 
   it("lists every invalid variable, one readable line each", () => {
     assert.throws(
-      () => loadConfig({ CDKTR_PRINCIPAL_PORT: "70000", CDKTR_RUN_RETENTION_DAYS: "soon", CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: "1.5" }, { dotEnv: false }),
+      () =>
+        loadConfig(
+          { CDKTR_PRINCIPAL_PORT: "70000", CDKTR_RUN_RETENTION_DAYS: "soon", CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: "1.5" },
+          { dotEnv: false },
+        ),
       (e: unknown) => {
         assert.ok(e instanceof ConfigError);
         assert.equal(e.problems.length, 3);

@@ -9,7 +9,12 @@ import { envInt, loadDotEnv, parseEnv } from "@cdktr/protocol";
 
 const portError = "expected an integer from 0 to 65535 (0 = any free port)";
 const port = (d: number) =>
-  z.coerce.number({ error: portError }).int({ error: portError }).min(0, { error: portError }).max(65535, { error: portError }).default(d);
+  z.coerce
+    .number({ error: portError })
+    .int({ error: portError })
+    .min(0, { error: portError })
+    .max(65535, { error: portError })
+    .default(d);
 
 /** The zod schema of the principal's environment, keyed by variable name. */
 export const PrincipalEnvSchema = z.object({

@@ -14,7 +14,8 @@ describe("UlidGenerator", () => {
     clock.advance(120_000);
     ids.push(gen.next());
     for (const id of ids) assert.match(id, /^[0-9A-HJKMNP-TV-Z]{26}$/);
-    for (let i = 1; i < ids.length; i++) assert.ok((ids[i - 1] ?? "") < (ids[i] ?? ""), `ids[${i}] sorts after ids[${i - 1}]`);
+    for (let i = 1; i < ids.length; i++)
+      assert.ok((ids[i - 1] ?? "") < (ids[i] ?? ""), `ids[${i}] sorts after ids[${i - 1}]`);
   });
 
   it("sorts by time across milliseconds", () => {

@@ -2,7 +2,14 @@
  * `@cdktr/principal`: the cdktr principal (API, workflow store, durable run queue, logs).
  * `cdktr start principal` uses {@link createPrincipal} and {@link loadConfig}.
  */
-export { createPrincipal, PRINCIPAL_VERSION, type Principal, type PrincipalDeps, type PrincipalEndpoints, type PrincipalReadyInfo } from "./app.js";
+export {
+  createPrincipal,
+  PRINCIPAL_VERSION,
+  type Principal,
+  type PrincipalDeps,
+  type PrincipalEndpoints,
+  type PrincipalReadyInfo,
+} from "./app.js";
 export { loadConfig, expandHome, PrincipalEnvSchema, type PrincipalConfig } from "./config.js";
 export type {
   Store,

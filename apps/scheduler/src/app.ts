@@ -28,7 +28,11 @@ export interface SchedulerService {
 export function createScheduler(config: SchedulerConfig, deps: SchedulerDeps): SchedulerService {
   const principalEndpoint = `tcp://${config.principalHost}:${config.principalPort}`;
   const publishEndpoint = `tcp://${config.principalHost}:${config.publishPort}`;
-  const client = new PrincipalClient({ endpoint: principalEndpoint, timeoutMs: config.triggerTimeoutMs, logger: deps.logger });
+  const client = new PrincipalClient({
+    endpoint: principalEndpoint,
+    timeoutMs: config.triggerTimeoutMs,
+    logger: deps.logger,
+  });
   const scheduler = new CronScheduler({
     principal: client,
     logger: deps.logger,

@@ -15,7 +15,10 @@ it("loadConfig: defaults, the refresh fallback, and readable errors", () => {
     logLevel: "info",
   });
   assert.equal(loadConfig({ CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: "30" }).refreshIntervalMs, 30_000);
-  assert.equal(loadConfig({ CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: "30", CDKTR_SCHEDULER_REFRESH_S: "5" }).refreshIntervalMs, 5000);
+  assert.equal(
+    loadConfig({ CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: "30", CDKTR_SCHEDULER_REFRESH_S: "5" }).refreshIntervalMs,
+    5000,
+  );
   assert.throws(
     () => loadConfig({ CDKTR_PRINCIPAL_PORT: "abc", CDKTR_SCHEDULER_MISS_GRACE_S: "0" }),
     (e: unknown) => {

@@ -56,7 +56,9 @@ if (mode === "sqlite") {
   const db = new Database(dbPath);
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = FULL");
-  db.exec("CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, request_id TEXT NOT NULL, body TEXT NOT NULL, created_at TEXT NOT NULL)");
+  db.exec(
+    "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, request_id TEXT NOT NULL, body TEXT NOT NULL, created_at TEXT NOT NULL)",
+  );
   const stmt = db.prepare("INSERT INTO runs (request_id, body, created_at) VALUES (?, ?, ?)");
   insert = db.transaction((batch: Buffer[][]) => {
     const now = new Date().toISOString();

@@ -18,12 +18,18 @@ const walk = (d: string): void => {
     if (e.isDirectory()) walk(p);
     else if (e.name.endsWith(".yml") || e.name.endsWith(".yaml")) {
       // The loader's tags are plain maps here.
-      docs.push(parse(readFileSync(p, "utf8"), { customTags: [{ tag: "!Subprocess", collection: "map", identify: () => false }] }));
+      docs.push(
+        parse(readFileSync(p, "utf8"), {
+          customTags: [{ tag: "!Subprocess", collection: "map", identify: () => false }],
+        }),
+      );
     }
   }
 };
 walk(dir);
 const loadMs = performance.now() - t0;
-process.stdout.write(JSON.stringify({ message: "ready", files: docs.length, loadMs, rss: process.memoryUsage().rss }) + "\n");
+process.stdout.write(
+  JSON.stringify({ message: "ready", files: docs.length, loadMs, rss: process.memoryUsage().rss }) + "\n",
+);
 process.on("SIGTERM", () => process.exit(0));
 setInterval(() => undefined, 1 << 30);

@@ -136,7 +136,11 @@ export async function startAgent(
 /** Start apps/scheduler/dist/main.js against `principal`. */
 export async function startScheduler(
   principal: PrincipalHandle,
-  opts: { env?: Record<string, string>; nodeFlags?: string[]; onLine?: (line: string, json: LogRecord | undefined, at: number) => void },
+  opts: {
+    env?: Record<string, string>;
+    nodeFlags?: string[];
+    onLine?: (line: string, json: LogRecord | undefined, at: number) => void;
+  },
 ): Promise<Proc> {
   const home = makeTempDir("scheduler-home");
   const startOpts: Parameters<typeof startProcess>[0] = {

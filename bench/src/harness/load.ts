@@ -19,7 +19,11 @@ export interface ClosedLoopResult {
  * Keep `concurrency` calls of `op` in flight for `durationMs` (calls started before the end
  * are awaited and counted). `op(i)` gets a running index.
  */
-export async function closedLoop(concurrency: number, durationMs: number, op: (i: number) => Promise<unknown>): Promise<ClosedLoopResult> {
+export async function closedLoop(
+  concurrency: number,
+  durationMs: number,
+  op: (i: number) => Promise<unknown>,
+): Promise<ClosedLoopResult> {
   const start = nowMs();
   const stopAt = start + durationMs;
   let next = 0;
@@ -51,7 +55,11 @@ export async function closedLoop(concurrency: number, durationMs: number, op: (i
 }
 
 /** Run `count` calls of `op` with at most `concurrency` in flight. Rejects on the first error. */
-export async function runBounded(count: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<void> {
+export async function runBounded(
+  count: number,
+  concurrency: number,
+  op: (i: number) => Promise<unknown>,
+): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     for (let i = next++; i < count; i = next++) await op(i);

@@ -158,7 +158,8 @@ export async function startProcess(opts: StartOptions): Promise<Proc> {
   clearTimeout(timer);
   if (outcome.kind !== "ready") {
     await proc.stop("SIGKILL", 1000);
-    const why = outcome.kind === "exit" ? `exited (${outcome.e.code ?? outcome.e.signal})` : `no ready line in ${timeoutMs} ms`;
+    const why =
+      outcome.kind === "exit" ? `exited (${outcome.e.code ?? outcome.e.signal})` : `no ready line in ${timeoutMs} ms`;
     throw new Error(`${opts.name} ${why}; last output:\n${tail.slice(-15).join("\n")}`);
   }
   Object.assign(ready, outcome.r);

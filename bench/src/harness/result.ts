@@ -42,13 +42,15 @@ export interface ScenarioResult {
 }
 
 /** Build a row, computing the ratio. */
-export function row(r: Omit<Row, "ratio" | "pass" | "target" | "note" | "baseline" | "baselineName"> & {
-  baseline?: number | null;
-  baselineName?: string;
-  target?: string;
-  pass?: boolean | null;
-  note?: string;
-}): Row {
+export function row(
+  r: Omit<Row, "ratio" | "pass" | "target" | "note" | "baseline" | "baselineName"> & {
+    baseline?: number | null;
+    baselineName?: string;
+    target?: string;
+    pass?: boolean | null;
+    note?: string;
+  },
+): Row {
   const baseline = r.baseline ?? null;
   const ratio =
     r.ours !== null && baseline !== null && Number.isFinite(r.ours) && Number.isFinite(baseline) && baseline !== 0

@@ -27,7 +27,16 @@ test("a row's ratio is ours / baseline, and absent without a baseline", () => {
 
 test("the table marks missed targets and unmeasured figures", () => {
   const t = renderTable([
-    row({ scenario: "1", metric: "m", unit: "/s", ours: 1234.5, baseline: 2000, better: "higher", target: "ratio >= 0.60", pass: true }),
+    row({
+      scenario: "1",
+      metric: "m",
+      unit: "/s",
+      ours: 1234.5,
+      baseline: 2000,
+      better: "higher",
+      target: "ratio >= 0.60",
+      pass: true,
+    }),
     row({ scenario: "2", metric: "p", unit: "ms", ours: 9, baseline: 3, better: "lower", target: "<= 5", pass: false }),
   ]);
   assert.match(t, /\| 1,235 +\| 2,000 +\| 0\.62x/);
@@ -39,7 +48,10 @@ test("the table marks missed targets and unmeasured figures", () => {
 test("profile modules group by package and workspace file", () => {
   assert.equal(moduleOf("file:///w/node_modules/better-sqlite3/lib/methods/wrappers.js"), "better-sqlite3");
   assert.equal(moduleOf("file:///w/node_modules/@scope/pkg/x.js"), "@scope/pkg");
-  assert.equal(moduleOf("file:///w/apps/principal/dist/store/sqlite/sqlite-store.js"), "apps/principal/store/sqlite/sqlite-store.js");
+  assert.equal(
+    moduleOf("file:///w/apps/principal/dist/store/sqlite/sqlite-store.js"),
+    "apps/principal/store/sqlite/sqlite-store.js",
+  );
   assert.equal(moduleOf("node:internal/streams/writable"), "node internals");
   assert.equal(moduleOf(""), "(native / V8)");
 });

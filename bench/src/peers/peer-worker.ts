@@ -40,12 +40,21 @@ async function main(): Promise<void> {
       async (job) => {
         record(job.id ?? "?", now());
       },
-      { connection: { host: "127.0.0.1", port: 6379 }, concurrency, removeOnComplete: { count: 0 }, removeOnFail: { count: 0 } },
+      {
+        connection: { host: "127.0.0.1", port: 6379 },
+        concurrency,
+        removeOnComplete: { count: 0 },
+        removeOnFail: { count: 0 },
+      },
     );
     await worker.waitUntilReady();
     close = () => worker.close();
   } else if (kind === "pgboss") {
-    const boss = new PgBoss({ connectionString: "postgres://postgres@127.0.0.1:5432/test", schema: "pgboss_bench", max: concurrency + 2 });
+    const boss = new PgBoss({
+      connectionString: "postgres://postgres@127.0.0.1:5432/test",
+      schema: "pgboss_bench",
+      max: concurrency + 2,
+    });
     boss.on("error", (e: unknown) => process.stderr.write(`pg-boss error: ${String(e)}\n`));
     await boss.start();
     await boss.createQueue(queue).catch(() => undefined);

@@ -47,7 +47,9 @@ export const footprint: Scenario = {
     const wfDir = makeTempDir("wf-footprint");
     for (let i = 0; i < F; i++) {
       writeWorkflow(wfDir, fileId(i), {
-        cmd: "sh", args: ["-c", `echo workflow ${i}`], description: `generated workflow ${i}`,
+        cmd: "sh",
+        args: ["-c", `echo workflow ${i}`],
+        description: `generated workflow ${i}`,
         ...(i % 10 === 0 ? { cron: "0 0 3 * * *" } : {}),
       });
     }
@@ -74,7 +76,9 @@ export const footprint: Scenario = {
 
     ctx.log("ours: restart with the full history");
     const principal = await startPrincipal({
-      workflowDir: wfDir, dbPath, readyTimeoutMs: 300_000,
+      workflowDir: wfDir,
+      dbPath,
+      readyTimeoutMs: 300_000,
       ...profileFlags(ctx, "footprint", "principal"),
     });
     const loadMs = principal.proc.readyAt - principal.proc.spawnedAt;
@@ -109,7 +113,13 @@ export const footprint: Scenario = {
         await sleep(300);
         // baseline: fs.watch on a write of the same size to a scratch copy
         const scratch = makeTempDir("watch");
-        basePickups.push(await fsWatchPickup(scratch, join(scratch, "x.yml"), workflowYaml(id, { cmd: "sh", args: [], description: desc })));
+        basePickups.push(
+          await fsWatchPickup(
+            scratch,
+            join(scratch, "x.yml"),
+            workflowYaml(id, { cmd: "sh", args: [], description: desc }),
+          ),
+        );
       }
       peak = principal.proc.peakRss();
     } finally {
@@ -121,20 +131,52 @@ export const footprint: Scenario = {
     return {
       rows: [
         row({
-          scenario: S, metric: `load time (${F} files, ${R} runs)`, unit: "ms", ours: loadMs, baseline: baseLoadMs,
-          baselineName: "node reading + YAML-parsing the files", better: "lower",
+          scenario: S,
+          metric: `load time (${F} files, ${R} runs)`,
+          unit: "ms",
+          ours: loadMs,
+          baseline: baseLoadMs,
+          baselineName: "node reading + YAML-parsing the files",
+          better: "lower",
           note: `${listed} workflows listed; cold first start ${firstLoadMs.toFixed(0)} ms`,
         }),
         row({
-          scenario: S, metric: "RSS after ready (+2 s)", unit: "MB", ours: rssSettled / MB, baseline: baseRss / MB,
-          baselineName: "node holding the parsed files", better: "lower", note: `at ready ${(rssReady / MB).toFixed(0)} MB, peak ${(peak / MB).toFixed(0)} MB`,
+          scenario: S,
+          metric: "RSS after ready (+2 s)",
+          unit: "MB",
+          ours: rssSettled / MB,
+          baseline: baseRss / MB,
+          baselineName: "node holding the parsed files",
+          better: "lower",
+          note: `at ready ${(rssReady / MB).toFixed(0)} MB, peak ${(peak / MB).toFixed(0)} MB`,
         }),
         row({
-          scenario: S, metric: "pick up 1 changed file (median)", unit: "ms", ours: pick.p50, baseline: basePick.p50,
-          baselineName: "fs.watch event", better: "lower", note: `max ${pick.max.toFixed(0)} ms over ${pick.n}`,
+          scenario: S,
+          metric: "pick up 1 changed file (median)",
+          unit: "ms",
+          ours: pick.p50,
+          baseline: basePick.p50,
+          baselineName: "fs.watch event",
+          better: "lower",
+          note: `max ${pick.max.toFixed(0)} ms over ${pick.n}`,
         }),
       ],
-      details: { files: F, runs: R, insertMs, insertPerSecond: (R * 1000) / insertMs, firstLoadMs, loadMs, baseLoadMs, rssReady, rssSettled, peakRss: peak, baseRss, pickups, basePickups, listed },
+      details: {
+        files: F,
+        runs: R,
+        insertMs,
+        insertPerSecond: (R * 1000) / insertMs,
+        firstLoadMs,
+        loadMs,
+        baseLoadMs,
+        rssReady,
+        rssSettled,
+        peakRss: peak,
+        baseRss,
+        pickups,
+        basePickups,
+        listed,
+      },
     };
   },
 };

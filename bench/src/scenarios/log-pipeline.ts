@@ -81,7 +81,12 @@ export const logPipeline: Scenario = {
         const seen = new Uint8Array(n + 1);
         let cursor: string | undefined;
         do {
-          const page = await principal.client.queryLogs({ runId, order: "asc", limit: 1000, ...(cursor !== undefined ? { cursor } : {}) });
+          const page = await principal.client.queryLogs({
+            runId,
+            order: "asc",
+            limit: 1000,
+            ...(cursor !== undefined ? { cursor } : {}),
+          });
           for (const l of page.lines) {
             if (l.stream !== "stdout") continue;
             const v = Number(l.line);
@@ -108,13 +113,24 @@ export const logPipeline: Scenario = {
     return {
       rows: [
         row({
-          scenario: S, metric: "lines/s until all queryable", unit: "/s", ours: oursPerSec, baseline: basePerSec,
-          baselineName: "SQLite inserts, 2,000-line transactions", better: "higher",
+          scenario: S,
+          metric: "lines/s until all queryable",
+          unit: "/s",
+          ours: oursPerSec,
+          baseline: basePerSec,
+          baselineName: "SQLite inserts, 2,000-line transactions",
+          better: "higher",
           note: `${n} lines, run ${runStatus}`,
         }),
         row({
-          scenario: S, metric: "lines lost / duplicated", unit: "lines", ours: lost + duplicated, better: "lower", target: "= 0",
-          pass: lost === 0 && duplicated === 0, note: `lost ${lost}, duplicated ${duplicated}, foreign ${extra}`,
+          scenario: S,
+          metric: "lines lost / duplicated",
+          unit: "lines",
+          ours: lost + duplicated,
+          better: "lower",
+          target: "= 0",
+          pass: lost === 0 && duplicated === 0,
+          note: `lost ${lost}, duplicated ${duplicated}, foreign ${extra}`,
         }),
       ],
       details: { n, basePerSec, oursPerSec, queryableMs, runStatus, lost, duplicated, foreign: extra, verifyMs },

@@ -38,7 +38,12 @@ export interface PeerFigures {
 }
 
 /** Starts tracking handler starts printed by a worker process. */
-async function startWorker(driver: PeerDriver, concurrency: number, starts: Map<string, number>, onStart?: () => void): Promise<Proc> {
+async function startWorker(
+  driver: PeerDriver,
+  concurrency: number,
+  starts: Map<string, number>,
+  onStart?: () => void,
+): Promise<Proc> {
   return startProcess({
     name: `${driver.name}-worker`,
     args: [WORKER, ...driver.workerArgs(concurrency)],
@@ -62,7 +67,14 @@ async function waitFor(pred: () => boolean, timeoutMs: number, what: string): Pr
   }
 }
 
-async function measurePeer(ctx: BenchContext, driver: PeerDriver, latencyN: number, e2eN: number, durationMs: number, jitterMs: number): Promise<PeerFigures> {
+async function measurePeer(
+  ctx: BenchContext,
+  driver: PeerDriver,
+  latencyN: number,
+  e2eN: number,
+  durationMs: number,
+  jitterMs: number,
+): Promise<PeerFigures> {
   await driver.purge();
   // latency
   ctx.log(`${driver.name}: latency over ${latencyN} jobs`);
@@ -200,10 +212,45 @@ export function comparePeers(shared: Map<string, number>): Row[] {
     const peer = (k: string): number | null => ours(`${key}.${k}`);
     if (peer("p50") === null) continue;
     rows.push(
-      row({ scenario: "7 peers", metric: `trigger->start p50 vs ${label} enqueue->handler`, unit: "ms", ours: ours("dispatch.p50"), baseline: peer("p50"), baselineName: label, better: "lower", note: "ours spawns a process" }),
-      row({ scenario: "7 peers", metric: `trigger->start p99 vs ${label}`, unit: "ms", ours: ours("dispatch.p99"), baseline: peer("p99"), baselineName: label, better: "lower" }),
-      row({ scenario: "7 peers", metric: `triggers/s vs ${label} enqueue/s`, unit: "/s", ours: ours("trigger.perSecond"), baseline: peer("enqueuePerSecond"), baselineName: label, better: "higher", note: "64 in flight" }),
-      row({ scenario: "7 peers", metric: `runs/s vs ${label} jobs/s (concurrency 16)`, unit: "/s", ours: ours("throughput.perSecond"), baseline: peer("e2ePerSecond"), baselineName: label, better: "higher", note: "ours spawns a process per run" }),
+      row({
+        scenario: "7 peers",
+        metric: `trigger->start p50 vs ${label} enqueue->handler`,
+        unit: "ms",
+        ours: ours("dispatch.p50"),
+        baseline: peer("p50"),
+        baselineName: label,
+        better: "lower",
+        note: "ours spawns a process",
+      }),
+      row({
+        scenario: "7 peers",
+        metric: `trigger->start p99 vs ${label}`,
+        unit: "ms",
+        ours: ours("dispatch.p99"),
+        baseline: peer("p99"),
+        baselineName: label,
+        better: "lower",
+      }),
+      row({
+        scenario: "7 peers",
+        metric: `triggers/s vs ${label} enqueue/s`,
+        unit: "/s",
+        ours: ours("trigger.perSecond"),
+        baseline: peer("enqueuePerSecond"),
+        baselineName: label,
+        better: "higher",
+        note: "64 in flight",
+      }),
+      row({
+        scenario: "7 peers",
+        metric: `runs/s vs ${label} jobs/s (concurrency 16)`,
+        unit: "/s",
+        ours: ours("throughput.perSecond"),
+        baseline: peer("e2ePerSecond"),
+        baselineName: label,
+        better: "higher",
+        note: "ours spawns a process per run",
+      }),
     );
   }
   return rows;

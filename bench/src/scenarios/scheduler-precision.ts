@@ -54,7 +54,8 @@ export const schedulerPrecision: Scenario = {
 
     ctx.log(`ours: ${W} workflows every second for ${D} s`);
     const wfDir = makeTempDir("wf-sched");
-    for (let i = 0; i < W; i++) writeWorkflow(wfDir, `s${String(i).padStart(4, "0")}`, { cron: "* * * * * *", cmd: "true", args: [] });
+    for (let i = 0; i < W; i++)
+      writeWorkflow(wfDir, `s${String(i).padStart(4, "0")}`, { cron: "* * * * * *", cmd: "true", args: [] });
     const principal = await startPrincipal({
       workflowDir: wfDir,
       ...profileFlags(ctx, "scheduler", "principal"),
@@ -90,8 +91,14 @@ export const schedulerPrecision: Scenario = {
       await sleep(500);
       let cursor: string | undefined;
       do {
-        const page = await principal.client.listRuns({ source: "scheduler", limit: 1000, ...(cursor !== undefined ? { cursor } : {}) });
-        for (const r of page.runs) if (r.scheduledFor !== null) runs.push({ workflowId: r.workflowId, scheduledFor: r.scheduledFor, createdAt: r.createdAt });
+        const page = await principal.client.listRuns({
+          source: "scheduler",
+          limit: 1000,
+          ...(cursor !== undefined ? { cursor } : {}),
+        });
+        for (const r of page.runs)
+          if (r.scheduledFor !== null)
+            runs.push({ workflowId: r.workflowId, scheduledFor: r.scheduledFor, createdAt: r.createdAt });
         cursor = page.nextCursor ?? undefined;
       } while (cursor !== undefined);
     } finally {
@@ -119,34 +126,91 @@ export const schedulerPrecision: Scenario = {
     const send = summarize(sendLate.filter((x) => x.at >= windowStart && x.at < windowEnd).map((x) => x.late));
     const rows = [
       row({
-        scenario: S, metric: "lateness (commit - scheduledFor) p50", unit: "ms", ours: lat.p50, baseline: base.p50,
-        baselineName: "bare node timer lateness", better: "lower",
+        scenario: S,
+        metric: "lateness (commit - scheduledFor) p50",
+        unit: "ms",
+        ours: lat.p50,
+        baseline: base.p50,
+        baselineName: "bare node timer lateness",
+        better: "lower",
       }),
       row({
-        scenario: S, metric: "lateness (commit - scheduledFor) p99", unit: "ms", ours: lat.p99, baseline: base.p99,
-        baselineName: "bare node timer lateness", better: "lower", target: "<= 10 ms", pass: lat.p99 <= 10,
+        scenario: S,
+        metric: "lateness (commit - scheduledFor) p99",
+        unit: "ms",
+        ours: lat.p99,
+        baseline: base.p99,
+        baselineName: "bare node timer lateness",
+        better: "lower",
+        target: "<= 10 ms",
+        pass: lat.p99 <= 10,
       }),
       row({
-        scenario: S, metric: "lateness (commit - scheduledFor) max", unit: "ms", ours: lat.max, baseline: base.max,
-        baselineName: "bare node timer lateness", better: "lower",
+        scenario: S,
+        metric: "lateness (commit - scheduledFor) max",
+        unit: "ms",
+        ours: lat.max,
+        baseline: base.max,
+        baselineName: "bare node timer lateness",
+        better: "lower",
       }),
       row({
-        scenario: S, metric: "duplicates", unit: "runs", ours: duplicates, better: "lower", target: "= 0", pass: duplicates === 0,
+        scenario: S,
+        metric: "duplicates",
+        unit: "runs",
+        ours: duplicates,
+        better: "lower",
+        target: "= 0",
+        pass: duplicates === 0,
       }),
       row({
-        scenario: S, metric: "misses", unit: "occurrences", ours: misses, better: "lower", target: "= 0", pass: misses === 0,
+        scenario: S,
+        metric: "misses",
+        unit: "occurrences",
+        ours: misses,
+        better: "lower",
+        target: "= 0",
+        pass: misses === 0,
         note: `${expected} expected in the window, ${lateness.length} found`,
       }),
     ];
     if (send.n > 0) {
       rows.push(
-        row({ scenario: S, metric: "scheduler send lateness p50", unit: "ms", ours: send.p50, baseline: base.p50, baselineName: "bare node timer lateness", better: "lower" }),
-        row({ scenario: S, metric: "scheduler send lateness p99", unit: "ms", ours: send.p99, baseline: base.p99, baselineName: "bare node timer lateness", better: "lower" }),
+        row({
+          scenario: S,
+          metric: "scheduler send lateness p50",
+          unit: "ms",
+          ours: send.p50,
+          baseline: base.p50,
+          baselineName: "bare node timer lateness",
+          better: "lower",
+        }),
+        row({
+          scenario: S,
+          metric: "scheduler send lateness p99",
+          unit: "ms",
+          ours: send.p99,
+          baseline: base.p99,
+          baselineName: "bare node timer lateness",
+          better: "lower",
+        }),
       );
     }
     return {
       rows,
-      details: { workflows: W, seconds: D, expected, found: lateness.length, duplicates, misses, lateness: lat, sendLateness: send, triggerLines, errorLines, baseline: base },
+      details: {
+        workflows: W,
+        seconds: D,
+        expected,
+        found: lateness.length,
+        duplicates,
+        misses,
+        lateness: lat,
+        sendLateness: send,
+        triggerLines,
+        errorLines,
+        baseline: base,
+      },
     };
   },
 };

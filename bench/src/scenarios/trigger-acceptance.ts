@@ -56,11 +56,17 @@ export const triggerAcceptance: Scenario = {
       await closedLoop(CONCURRENCY, Math.min(500, durationMs / 3), () =>
         principal.client.runWorkflow({ workflowId: "bench", source: "bench-warmup" }),
       );
-      ours = await closedLoop(CONCURRENCY, durationMs, () => principal.client.runWorkflow({ workflowId: "bench", source: "bench" }));
+      ours = await closedLoop(CONCURRENCY, durationMs, () =>
+        principal.client.runWorkflow({ workflowId: "bench", source: "bench" }),
+      );
       // Every acknowledged trigger must be stored: count the runs of this source.
       let cursor: string | undefined;
       do {
-        const page = await principal.client.listRuns({ source: "bench", limit: 1000, ...(cursor !== undefined ? { cursor } : {}) });
+        const page = await principal.client.listRuns({
+          source: "bench",
+          limit: 1000,
+          ...(cursor !== undefined ? { cursor } : {}),
+        });
         stored += page.runs.length;
         cursor = page.nextCursor ?? undefined;
       } while (cursor !== undefined);
@@ -73,26 +79,60 @@ export const triggerAcceptance: Scenario = {
     ctx.shared.set("trigger.p99", lat.p99);
     const rows: Row[] = [
       row({
-        scenario: S, metric: "triggers/s vs bare echo (a)", unit: "/s", ours: ours.perSecond, baseline: echo.perSecond,
-        baselineName: "zmq DEALER->ROUTER echo", better: "higher", target: "ratio >= 0.60",
+        scenario: S,
+        metric: "triggers/s vs bare echo (a)",
+        unit: "/s",
+        ours: ours.perSecond,
+        baseline: echo.perSecond,
+        baselineName: "zmq DEALER->ROUTER echo",
+        better: "higher",
+        target: "ratio >= 0.60",
         pass: ours.perSecond / echo.perSecond >= 0.6,
-        note: ours.errors > 0 ? `${ours.errors} errors: ${ours.firstError ?? ""}` : `${ours.completed} acked, ${stored} stored`,
+        note:
+          ours.errors > 0
+            ? `${ours.errors} errors: ${ours.firstError ?? ""}`
+            : `${ours.completed} acked, ${stored} stored`,
       }),
       row({
-        scenario: S, metric: "triggers/s vs echo+SQLite (b)", unit: "/s", ours: ours.perSecond, baseline: echoDb.perSecond,
-        baselineName: "echo + SQLite group commit (FULL)", better: "higher",
+        scenario: S,
+        metric: "triggers/s vs echo+SQLite (b)",
+        unit: "/s",
+        ours: ours.perSecond,
+        baseline: echoDb.perSecond,
+        baselineName: "echo + SQLite group commit (FULL)",
+        better: "higher",
       }),
       row({
-        scenario: S, metric: "ack latency p50", unit: "ms", ours: lat.p50, baseline: summarize(echoDb.latencies).p50,
-        baselineName: "echo + SQLite group commit", better: "lower",
+        scenario: S,
+        metric: "ack latency p50",
+        unit: "ms",
+        ours: lat.p50,
+        baseline: summarize(echoDb.latencies).p50,
+        baselineName: "echo + SQLite group commit",
+        better: "lower",
       }),
       row({
-        scenario: S, metric: "ack latency p99", unit: "ms", ours: lat.p99, baseline: summarize(echoDb.latencies).p99,
-        baselineName: "echo + SQLite group commit", better: "lower",
+        scenario: S,
+        metric: "ack latency p99",
+        unit: "ms",
+        ours: lat.p99,
+        baseline: summarize(echoDb.latencies).p99,
+        baselineName: "echo + SQLite group commit",
+        better: "lower",
       }),
     ];
     if (stored !== ours.completed) {
-      rows.push(row({ scenario: S, metric: "acked but not stored", unit: "runs", ours: ours.completed - stored, better: "lower", target: "= 0", pass: false }));
+      rows.push(
+        row({
+          scenario: S,
+          metric: "acked but not stored",
+          unit: "runs",
+          ours: ours.completed - stored,
+          better: "lower",
+          target: "= 0",
+          pass: false,
+        }),
+      );
     }
     return {
       rows,
@@ -101,7 +141,14 @@ export const triggerAcceptance: Scenario = {
         concurrency: CONCURRENCY,
         echo: { perSecond: echo.perSecond, completed: echo.completed, latency: summarize(echo.latencies) },
         echoSqlite: { perSecond: echoDb.perSecond, completed: echoDb.completed, latency: summarize(echoDb.latencies) },
-        ours: { perSecond: ours.perSecond, completed: ours.completed, stored, errors: ours.errors, firstError: ours.firstError, latency: lat },
+        ours: {
+          perSecond: ours.perSecond,
+          completed: ours.completed,
+          stored,
+          errors: ours.errors,
+          firstError: ours.firstError,
+          latency: lat,
+        },
       },
     };
   },

@@ -49,10 +49,7 @@ export const UvPythonConfigSchema = z.object({
 });
 
 /** How a task runs: `Subprocess` (`cmd`, `args`) or `UvPython` (`script_path`, packages, ...), tagged by `type`. */
-export const TaskConfigSchema = z.discriminatedUnion("type", [
-  SubprocessConfigSchema,
-  UvPythonConfigSchema,
-]);
+export const TaskConfigSchema = z.discriminatedUnion("type", [SubprocessConfigSchema, UvPythonConfigSchema]);
 /** Type of {@link TaskConfigSchema}. */
 export type TaskConfig = z.infer<typeof TaskConfigSchema>;
 
@@ -157,24 +154,10 @@ export const RunStatusSchema = z.enum(RUN_STATUSES);
 export type RunStatus = z.infer<typeof RunStatusSchema>;
 
 /** Run states a run never leaves. */
-export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = [
-  "COMPLETED",
-  "FAILED",
-  "CRASHED",
-  "CANCELLED",
-  "SKIPPED",
-];
+export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["COMPLETED", "FAILED", "CRASHED", "CANCELLED", "SKIPPED"];
 
 /** Every task state. */
-export const TASK_STATUSES = [
-  "PENDING",
-  "RUNNING",
-  "COMPLETED",
-  "FAILED",
-  "SKIPPED",
-  "CRASHED",
-  "CANCELLED",
-] as const;
+export const TASK_STATUSES = ["PENDING", "RUNNING", "COMPLETED", "FAILED", "SKIPPED", "CRASHED", "CANCELLED"] as const;
 /** A task state. */
 export const TaskStatusSchema = z.enum(TASK_STATUSES);
 /** Type of {@link TaskStatusSchema}. */

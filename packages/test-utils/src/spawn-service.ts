@@ -27,7 +27,10 @@ export interface ServiceHandle {
   /** The parsed `ready` log record (empty object if not waited for). */
   readonly ready: Record<string, unknown>;
   /** Resolves with the first line (parsed JSON when possible) matching `pred`. */
-  waitForLine(pred: (line: string, json: Record<string, unknown> | undefined) => boolean, timeoutMs?: number): Promise<string>;
+  waitForLine(
+    pred: (line: string, json: Record<string, unknown> | undefined) => boolean,
+    timeoutMs?: number,
+  ): Promise<string>;
   /** Send `signal` (default SIGTERM) and resolve with the exit code / signal. */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGKILL the whole process group now. */
@@ -62,7 +65,10 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
   const pid = child.pid;
   if (pid === undefined) throw new Error(`${name}: failed to spawn ${options.script}`);
   const lines: string[] = [];
-  const waiters: { pred: (l: string, j: Record<string, unknown> | undefined) => boolean; resolve: (l: string) => void }[] = [];
+  const waiters: {
+    pred: (l: string, j: Record<string, unknown> | undefined) => boolean;
+    resolve: (l: string) => void;
+  }[] = [];
   const onLine = (line: string): void => {
     lines.push(line);
     if (process.env.CDKTR_TEST_VERBOSE) process.stderr.write(`[${name}] ${line}\n`);
@@ -81,16 +87,29 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
     child.on("exit", (code, signal) => resolve({ code, signal }));
   });
 
-  const waitForLine = (pred: (l: string, j: Record<string, unknown> | undefined) => boolean, timeoutMs = 20_000): Promise<string> => {
+  const waitForLine = (
+    pred: (l: string, j: Record<string, unknown> | undefined) => boolean,
+    timeoutMs = 20_000,
+  ): Promise<string> => {
     for (const l of lines) if (pred(l, parseJson(l))) return Promise.resolve(l);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new Error(`${name}: no matching line within ${timeoutMs} ms. Output:\n${lines.slice(-40).join("\n")}`));
       }, timeoutMs);
-      waiters.push({ pred, resolve: (l) => { clearTimeout(timer); resolve(l); } });
+      waiters.push({
+        pred,
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      });
       void exited.then(({ code, signal }) => {
         clearTimeout(timer);
-        reject(new Error(`${name}: exited (code ${code}, signal ${signal}) before a matching line. Output:\n${lines.slice(-40).join("\n")}`));
+        reject(
+          new Error(
+            `${name}: exited (code ${code}, signal ${signal}) before a matching line. Output:\n${lines.slice(-40).join("\n")}`,
+          ),
+        );
       });
     });
   };

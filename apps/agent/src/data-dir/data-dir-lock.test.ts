@@ -27,7 +27,10 @@ test("a live holder refuses a second agent with a clear error", async () => {
     assert.throws(
       () => acquireDataDirLock(dir, "a2"),
       (e: unknown) =>
-        e instanceof AgentStartError && e.code === "DATA_DIR_LOCKED" && e.message.includes(String(pid)) && e.message.includes("CDKTR_AGENT_DATA_DIR"),
+        e instanceof AgentStartError &&
+        e.code === "DATA_DIR_LOCKED" &&
+        e.message.includes(String(pid)) &&
+        e.message.includes("CDKTR_AGENT_DATA_DIR"),
     );
   } finally {
     holder.kill("SIGKILL");
@@ -68,7 +71,8 @@ test("takeover race: an agent that judged the holder dead never removes the lock
           winner = acquireDataDirLock(dir, "A", process.pid);
         },
       }),
-    (e: unknown) => e instanceof AgentStartError && e.code === "DATA_DIR_LOCKED" && e.message.includes(String(process.pid)),
+    (e: unknown) =>
+      e instanceof AgentStartError && e.code === "DATA_DIR_LOCKED" && e.message.includes(String(process.pid)),
   );
   assert.notEqual(winner, null);
   assert.equal(JSON.parse(readFileSync(join(dir, "agent.lock"), "utf8")).agentId, "A");
@@ -96,7 +100,10 @@ test("six agent processes racing for a directory with a dead holder: exactly one
     p.stdout.on("data", (d: Buffer) => (outputs[i] += d.toString()));
     return new Promise<void>((resolve) => p.on("close", () => resolve()));
   });
-  await waitFor(() => outputs.every((o) => o.startsWith("ready")), { timeoutMs: 20_000, what: "all contenders loaded" });
+  await waitFor(() => outputs.every((o) => o.startsWith("ready")), {
+    timeoutMs: 20_000,
+    what: "all contenders loaded",
+  });
   writeFileSync(go, "");
   await Promise.all(outs);
   const results = outputs.map((o) => o.replace(/^ready\s*/, "").trim());

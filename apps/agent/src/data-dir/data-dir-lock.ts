@@ -80,9 +80,13 @@ function lockedError(dir: string, holder: LockContent): AgentStartError {
 }
 
 function unusable(path: string, e: unknown): AgentStartError {
-  return new AgentStartError("DATA_DIR_UNUSABLE", `cannot write the lock file ${path}: ${String(e)}; set CDKTR_AGENT_DATA_DIR to a writable directory`, {
-    cause: e,
-  });
+  return new AgentStartError(
+    "DATA_DIR_UNUSABLE",
+    `cannot write the lock file ${path}: ${String(e)}; set CDKTR_AGENT_DATA_DIR to a writable directory`,
+    {
+      cause: e,
+    },
+  );
 }
 
 /**
@@ -141,19 +145,32 @@ function withTakeoverMutex(path: string, fn: () => void): boolean {
  * @throws AgentStartError `DATA_DIR_LOCKED` when a live process holds it, `DATA_DIR_UNUSABLE`
  * when the directory cannot be created or written.
  */
-export function acquireDataDirLock(dir: string, agentId: string, pid: number = process.pid, hooks: DataDirLockHooks = {}): DataDirLock {
+export function acquireDataDirLock(
+  dir: string,
+  agentId: string,
+  pid: number = process.pid,
+  hooks: DataDirLockHooks = {},
+): DataDirLock {
   const path = join(dir, "agent.lock");
   try {
     mkdirSync(dir, { recursive: true });
   } catch (e: unknown) {
-    throw new AgentStartError("DATA_DIR_UNUSABLE", `cannot create the agent data directory ${dir}: ${String(e)}; set CDKTR_AGENT_DATA_DIR to a writable directory`, { cause: e });
+    throw new AgentStartError(
+      "DATA_DIR_UNUSABLE",
+      `cannot create the agent data directory ${dir}: ${String(e)}; set CDKTR_AGENT_DATA_DIR to a writable directory`,
+      { cause: e },
+    );
   }
   const mine: LockContent = { pid, startTicks: startTicksOf(pid), agentId };
   const giveUpAt = Date.now() + CONTENTION_MS;
   for (let first = true; ; first = false) {
     if (!first) {
       if (Date.now() > giveUpAt) {
-        throw new AgentStartError("DATA_DIR_LOCKED", `could not lock the agent data directory ${dir} (another agent is starting there); retry`, { context: { dir } });
+        throw new AgentStartError(
+          "DATA_DIR_LOCKED",
+          `could not lock the agent data directory ${dir} (another agent is starting there); retry`,
+          { context: { dir } },
+        );
       }
       sleepSync(5 + Math.floor(Math.random() * 10));
     }
@@ -165,7 +182,8 @@ export function acquireDataDirLock(dir: string, agentId: string, pid: number = p
           if (released) return;
           released = true;
           const cur = readHolder(path);
-          if (cur !== null && cur !== "missing" && cur.pid === pid && cur.agentId === agentId) rmSync(path, { force: true });
+          if (cur !== null && cur !== "missing" && cur.pid === pid && cur.agentId === agentId)
+            rmSync(path, { force: true });
         },
       };
     }

@@ -42,7 +42,10 @@ test("a recorded pgid now used by an unrelated process group is left alone", asy
   const pgid = other.pid as number;
   try {
     new ProcessGroupRegistry(dir, noopLogger);
-    writeFileSync(join(dir, "pgids", String(pgid)), JSON.stringify({ pgid, runId: "r9", taskId: "t9", startTicks: "1" }));
+    writeFileSync(
+      join(dir, "pgids", String(pgid)),
+      JSON.stringify({ pgid, runId: "r9", taskId: "t9", startTicks: "1" }),
+    );
     const killed = new ProcessGroupRegistry(dir, noopLogger).reapOrphans();
     assert.deepEqual(killed, []);
     assert.equal(alive(pgid), true);

@@ -131,7 +131,9 @@ export class ProcessGroupRegistry {
             processes: members.length,
           });
         } else if (members.length > 0) {
-          this.#logger.warn("process group recorded by a previous agent is not ours any more: left alone", { pgid: rec.pgid });
+          this.#logger.warn("process group recorded by a previous agent is not ours any more: left alone", {
+            pgid: rec.pgid,
+          });
         }
       }
       rmSync(file, { force: true });

@@ -8,7 +8,7 @@ import { buildTaskCommand, buildTaskEnv, paramEnvName, TaskCommandError } from "
 
 after(removeTempDirs);
 
-const run = { runId: "r1", workflowId: "wf.a", source: "cli", params: { "batch-size": 10, dry: true, "région": "eu" } };
+const run = { runId: "r1", workflowId: "wf.a", source: "cli", params: { "batch-size": 10, dry: true, région: "eu" } };
 
 function task(config: TaskDefinition["config"], extra: Partial<TaskDefinition> = {}): TaskDefinition {
   return {
@@ -31,7 +31,11 @@ test("parameter env names are upper-cased with non-alphanumerics replaced", () =
 });
 
 test("task env = agent env + task env + run context, later entries win", () => {
-  const env = buildTaskEnv({ PATH: "/bin", KEEP: "1", CDKTR_RUN_ID: "spoofed" }, { id: "t1", env: { KEEP: "2", X: "y" } }, run);
+  const env = buildTaskEnv(
+    { PATH: "/bin", KEEP: "1", CDKTR_RUN_ID: "spoofed" },
+    { id: "t1", env: { KEEP: "2", X: "y" } },
+    run,
+  );
   assert.equal(env.PATH, "/bin");
   assert.equal(env.KEEP, "2");
   assert.equal(env.X, "y");
@@ -45,7 +49,11 @@ test("task env = agent env + task env + run context, later entries win", () => {
 });
 
 test("subprocess argv is passed through untouched (no shell)", () => {
-  const cmd = buildTaskCommand(task({ type: "subprocess", cmd: "echo", args: ["$HOME", "a b", ";rm"] }, { workingDirectory: "/tmp" }), run, {});
+  const cmd = buildTaskCommand(
+    task({ type: "subprocess", cmd: "echo", args: ["$HOME", "a b", ";rm"] }, { workingDirectory: "/tmp" }),
+    run,
+    {},
+  );
   assert.equal(cmd.cmd, "echo");
   assert.deepEqual(cmd.args, ["$HOME", "a b", ";rm"]);
   assert.equal(cmd.cwd, "/tmp");
@@ -56,7 +64,12 @@ test("uv command: --with per package, none for a uv project, cwd = working_direc
   const uv = join(dir, "uv");
   writeFileSync(uv, "#!/bin/sh\n");
   chmodSync(uv, 0o755);
-  const base = { type: "uvPython" as const, scriptPath: "main.py", packages: ["pandas", "requests==2.0"], workingDirectory: dir };
+  const base = {
+    type: "uvPython" as const,
+    scriptPath: "main.py",
+    packages: ["pandas", "requests==2.0"],
+    workingDirectory: dir,
+  };
   const c1 = buildTaskCommand(task({ ...base, isUvProject: false, uvPath: uv }), run, { PATH: "/nonexistent" });
   assert.equal(c1.cmd, uv);
   assert.deepEqual(c1.args, ["run", "--with", "pandas", "--with", "requests==2.0", "main.py"]);
@@ -67,10 +80,17 @@ test("uv command: --with per package, none for a uv project, cwd = working_direc
 });
 
 test("missing uv fails with a message naming it", () => {
-  const base = { type: "uvPython" as const, scriptPath: "main.py", packages: [], workingDirectory: null, isUvProject: false };
+  const base = {
+    type: "uvPython" as const,
+    scriptPath: "main.py",
+    packages: [],
+    workingDirectory: null,
+    isUvProject: false,
+  };
   assert.throws(
     () => buildTaskCommand(task({ ...base, uvPath: "uv" }), run, { PATH: "/nonexistent" }),
-    (e: unknown) => e instanceof TaskCommandError && /uv not found: `uv` is not on PATH; install uv or set uv_path/.test(e.message),
+    (e: unknown) =>
+      e instanceof TaskCommandError && /uv not found: `uv` is not on PATH; install uv or set uv_path/.test(e.message),
   );
   assert.throws(
     () => buildTaskCommand(task({ ...base, uvPath: "/nope/bin/uv" }), run, {}),

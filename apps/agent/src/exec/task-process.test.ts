@@ -30,32 +30,61 @@ test("exit 0 succeeds; stdout and stderr are read concurrently, order kept per s
   const c = collect();
   // 5000 lines to each stream, interleaved: a reader that drains one stream first would deadlock.
   const script = "for (let i=1;i<=5000;i++){process.stdout.write('o'+i+'\\n');process.stderr.write('e'+i+'\\n');}";
-  const r = await runTaskProcess({ command: cmd(process.execPath, ["-e", script]), timeoutMs: null, killGraceMs: 1000, onLine: c.onLine });
+  const r = await runTaskProcess({
+    command: cmd(process.execPath, ["-e", script]),
+    timeoutMs: null,
+    killGraceMs: 1000,
+    onLine: c.onLine,
+  });
   assert.deepEqual(r, { ok: true, exitCode: 0 });
   const out = c.lines.filter((l) => l.stream === "stdout").map((l) => l.line);
   const err = c.lines.filter((l) => l.stream === "stderr").map((l) => l.line);
-  assert.deepEqual(out, Array.from({ length: 5000 }, (_, i) => `o${i + 1}`));
-  assert.deepEqual(err, Array.from({ length: 5000 }, (_, i) => `e${i + 1}`));
+  assert.deepEqual(
+    out,
+    Array.from({ length: 5000 }, (_, i) => `o${i + 1}`),
+  );
+  assert.deepEqual(
+    err,
+    Array.from({ length: 5000 }, (_, i) => `e${i + 1}`),
+  );
 });
 
 test("non-zero exit fails with reason exit_code; a final line without newline is kept", async () => {
   const c = collect();
-  const r = await runTaskProcess({ command: cmd("sh", ["-c", "printf 'a\\nb'; exit 3"]), timeoutMs: null, killGraceMs: 1000, onLine: c.onLine });
+  const r = await runTaskProcess({
+    command: cmd("sh", ["-c", "printf 'a\\nb'; exit 3"]),
+    timeoutMs: null,
+    killGraceMs: 1000,
+    onLine: c.onLine,
+  });
   assert.equal(r.ok, false);
   assert.equal(!r.ok && r.reason, "exit_code");
   assert.equal(!r.ok && r.exitCode, 3);
-  assert.deepEqual(c.lines.map((l) => l.line), ["a", "b"]);
+  assert.deepEqual(
+    c.lines.map((l) => l.line),
+    ["a", "b"],
+  );
 });
 
 test("a missing executable fails with spawn_error naming the command", async () => {
-  const r = await runTaskProcess({ command: cmd("definitely-not-a-command-xyz", []), timeoutMs: null, killGraceMs: 1000, onLine: () => {} });
+  const r = await runTaskProcess({
+    command: cmd("definitely-not-a-command-xyz", []),
+    timeoutMs: null,
+    killGraceMs: 1000,
+    onLine: () => {},
+  });
   assert.equal(r.ok, false);
   assert.equal(!r.ok && r.reason, "spawn_error");
   assert.match(!r.ok ? r.message : "", /definitely-not-a-command-xyz/);
 });
 
 test("a missing working directory fails with spawn_error naming it", async () => {
-  const r = await runTaskProcess({ command: cmd("true", [], { cwd: "/nonexistent/dir" }), timeoutMs: null, killGraceMs: 1000, onLine: () => {} });
+  const r = await runTaskProcess({
+    command: cmd("true", [], { cwd: "/nonexistent/dir" }),
+    timeoutMs: null,
+    killGraceMs: 1000,
+    onLine: () => {},
+  });
   assert.equal(!r.ok && r.reason, "spawn_error");
   assert.match(!r.ok ? r.message : "", /\/nonexistent\/dir/);
 });
@@ -64,13 +93,19 @@ test("env and working directory reach the process", async () => {
   const dir = makeTempDir("cdktr-cwd-");
   const c = collect();
   const r = await runTaskProcess({
-    command: cmd("sh", ["-c", "echo $FOO; pwd"], { cwd: dir, env: { PATH: process.env.PATH ?? "/bin", FOO: "bar baz" } }),
+    command: cmd("sh", ["-c", "echo $FOO; pwd"], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? "/bin", FOO: "bar baz" },
+    }),
     timeoutMs: null,
     killGraceMs: 1000,
     onLine: c.onLine,
   });
   assert.equal(r.ok, true);
-  assert.deepEqual(c.lines.map((l) => l.line), ["bar baz", dir]);
+  assert.deepEqual(
+    c.lines.map((l) => l.line),
+    ["bar baz", dir],
+  );
 });
 
 test("timeout kills the whole process group, escalating to SIGKILL after the grace period", async () => {
@@ -98,7 +133,13 @@ test("timeout kills the whole process group, escalating to SIGKILL after the gra
 test("abort cancels: group killed, reason taken from the abort reason", async () => {
   const ac = new AbortController();
   const started = Date.now();
-  const p = runTaskProcess({ command: cmd("sleep", ["300"]), timeoutMs: null, killGraceMs: 1000, onLine: () => {}, signal: ac.signal });
+  const p = runTaskProcess({
+    command: cmd("sleep", ["300"]),
+    timeoutMs: null,
+    killGraceMs: 1000,
+    onLine: () => {},
+    signal: ac.signal,
+  });
   setTimeout(() => ac.abort("agent_shutdown"), 200);
   const r = await p;
   assert.equal(!r.ok && r.reason, "agent_shutdown");
@@ -106,7 +147,13 @@ test("abort cancels: group killed, reason taken from the abort reason", async ()
   assert.ok(Date.now() - started < 100_000);
   const c2 = new AbortController();
   c2.abort("whatever");
-  const r2 = await runTaskProcess({ command: cmd("sleep", ["300"]), timeoutMs: null, killGraceMs: 1000, onLine: () => {}, signal: c2.signal });
+  const r2 = await runTaskProcess({
+    command: cmd("sleep", ["300"]),
+    timeoutMs: null,
+    killGraceMs: 1000,
+    onLine: () => {},
+    signal: c2.signal,
+  });
   assert.equal(!r2.ok && r2.reason, "cancelled");
 });
 

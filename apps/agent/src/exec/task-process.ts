@@ -82,7 +82,14 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
   const { command, signal } = options;
   if (signal?.aborted === true) {
     const reason = abortReason(signal);
-    return Promise.resolve({ ok: false, reason, exitCode: null, signal: null, message: `${reason} before start`, pid: null });
+    return Promise.resolve({
+      ok: false,
+      reason,
+      exitCode: null,
+      signal: null,
+      message: `${reason} before start`,
+      pid: null,
+    });
   }
   if (command.cwd !== null) {
     let isDir = false;
@@ -145,7 +152,9 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
     }
 
     const readLines = (stream: Readable, name: OutputStream): void => {
-      const splitter = new LineSplitter(options.maxLineBytes === undefined ? {} : { maxLineBytes: options.maxLineBytes });
+      const splitter = new LineSplitter(
+        options.maxLineBytes === undefined ? {} : { maxLineBytes: options.maxLineBytes },
+      );
       stream.on("data", (chunk: Buffer) => {
         for (const line of splitter.push(chunk)) options.onLine(name, line);
         const flow = options.flow;
@@ -190,15 +199,43 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
       if (spawnError !== undefined && pid === undefined) return finish(spawnFailure(command.cmd, spawnError));
       const p = pid ?? null;
       if (terminating === "timeout") {
-        finish({ ok: false, reason: "timeout", exitCode: code, signal: sig, message: `timed out after ${options.timeoutMs ?? 0} ms`, pid: p });
+        finish({
+          ok: false,
+          reason: "timeout",
+          exitCode: code,
+          signal: sig,
+          message: `timed out after ${options.timeoutMs ?? 0} ms`,
+          pid: p,
+        });
       } else if (terminating !== null) {
-        finish({ ok: false, reason: terminating, exitCode: code, signal: sig, message: terminating === "cancelled" ? "cancelled" : "stopped because the agent is shutting down", pid: p });
+        finish({
+          ok: false,
+          reason: terminating,
+          exitCode: code,
+          signal: sig,
+          message: terminating === "cancelled" ? "cancelled" : "stopped because the agent is shutting down",
+          pid: p,
+        });
       } else if (code === 0) {
         finish({ ok: true, exitCode: 0 });
       } else if (code !== null) {
-        finish({ ok: false, reason: "exit_code", exitCode: code, signal: null, message: `exited with code ${code}`, pid: p });
+        finish({
+          ok: false,
+          reason: "exit_code",
+          exitCode: code,
+          signal: null,
+          message: `exited with code ${code}`,
+          pid: p,
+        });
       } else {
-        finish({ ok: false, reason: "signal", exitCode: null, signal: sig, message: `killed by ${sig ?? "a signal"}`, pid: p });
+        finish({
+          ok: false,
+          reason: "signal",
+          exitCode: null,
+          signal: sig,
+          message: `killed by ${sig ?? "a signal"}`,
+          pid: p,
+        });
       }
     });
   });

@@ -8,7 +8,16 @@ import { LogShipper, type LogSink } from "./log-shipper.js";
 after(removeTempDirs);
 
 function line(taskId: string, seq: number): LogLine {
-  return { time: new Date().toISOString(), runId: "r1", workflowId: "wf", taskId, stream: "stdout", level: "info", seq, line: `line ${seq}` };
+  return {
+    time: new Date().toISOString(),
+    runId: "r1",
+    workflowId: "wf",
+    taskId,
+    stream: "stdout",
+    level: "info",
+    seq,
+    line: `line ${seq}`,
+  };
 }
 
 /** A principal stand-in that stores batches, and can be made unreachable. */
@@ -32,7 +41,13 @@ const range = (n: number, from = 1): number[] => Array.from({ length: n }, (_, i
 
 test("lines are delivered in order, in batches of at most maxBatchLines; whenAcked follows", async () => {
   const p = fakePrincipal();
-  const s = new LogShipper({ sink: p.sink, spoolDir: makeTempDir("cdktr-spool-"), spoolMaxBytes: 1e9, logger: noopLogger, maxBatchLines: 100 });
+  const s = new LogShipper({
+    sink: p.sink,
+    spoolDir: makeTempDir("cdktr-spool-"),
+    spoolMaxBytes: 1e9,
+    logger: noopLogger,
+    maxBatchLines: 100,
+  });
   s.start();
   for (let i = 1; i <= 1000; i++) s.append(line("t", i));
   await s.whenAcked(s.mark());
@@ -45,7 +60,14 @@ test("an outage spills to the spool; after reconnecting everything arrives once,
   const p = fakePrincipal();
   p.down = true;
   const dir = makeTempDir("cdktr-spool-");
-  const s = new LogShipper({ sink: p.sink, spoolDir: dir, spoolMaxBytes: 1e9, logger: noopLogger, retryBaseMs: 10, retryMaxMs: 50 });
+  const s = new LogShipper({
+    sink: p.sink,
+    spoolDir: dir,
+    spoolMaxBytes: 1e9,
+    logger: noopLogger,
+    retryBaseMs: 10,
+    retryMaxMs: 50,
+  });
   s.start();
   for (let i = 1; i <= 3000; i++) s.append(line("t", i));
   await waitFor(() => s.spoolBytes > 0, { timeoutMs: 5000, what: "spill" });
@@ -115,11 +137,20 @@ test("a batch the principal refuses for good is split to isolate the bad line", 
     if (lines.some((l) => l.seq === 7)) throw new CdktrError("BAD_REQUEST", "bad line");
     stored.push(...lines);
   };
-  const s = new LogShipper({ sink, spoolDir: makeTempDir("cdktr-spool-"), spoolMaxBytes: 1e9, logger: noopLogger, lingerMs: 20 });
+  const s = new LogShipper({
+    sink,
+    spoolDir: makeTempDir("cdktr-spool-"),
+    spoolMaxBytes: 1e9,
+    logger: noopLogger,
+    lingerMs: 20,
+  });
   s.start();
   for (let i = 1; i <= 20; i++) s.append(line("t", i));
   await s.whenAcked(s.mark());
-  assert.deepEqual(seqs(stored), range(20).filter((x) => x !== 7));
+  assert.deepEqual(
+    seqs(stored),
+    range(20).filter((x) => x !== 7),
+  );
   await s.stop();
 });
 
@@ -194,7 +225,11 @@ test("at the shared cap (principal away, spool full) every task holding lines is
   }
   assert.ok(s.shouldPause(), "shared cap reached");
   assert.ok(a.shouldPause() && b.shouldPause(), "both tasks wait at the shared cap");
-  assert.equal(s.flowFor("r1", "idle").shouldPause(), false, "a task with nothing in memory may still write its first lines");
+  assert.equal(
+    s.flowFor("r1", "idle").shouldPause(),
+    false,
+    "a task with nothing in memory may still write its first lines",
+  );
   p.down = false;
   await s.whenAcked(s.mark());
   assert.equal(a.shouldPause() || b.shouldPause(), false);

@@ -278,7 +278,12 @@ export class LogShipper {
   }
 
   #idle(): boolean {
-    return this.#memory.length - this.#memHead === 0 && this.#inflight === null && this.#spoolFiles.length === 0 && this.#spoolReading === null;
+    return (
+      this.#memory.length - this.#memHead === 0 &&
+      this.#inflight === null &&
+      this.#spoolFiles.length === 0 &&
+      this.#spoolReading === null
+    );
   }
 
   async #run(): Promise<void> {
@@ -485,7 +490,10 @@ export class LogShipper {
       ) {
         file = last;
       } else {
-        const seq = where === "front" ? Math.min(this.#nextSeq, ...this.#spoolFiles.map((f) => Number.parseInt(f.name, 10))) - 1 : this.#nextSeq++;
+        const seq =
+          where === "front"
+            ? Math.min(this.#nextSeq, ...this.#spoolFiles.map((f) => Number.parseInt(f.name, 10))) - 1
+            : this.#nextSeq++;
         file = { name: `${String(seq).padStart(NAME_DIGITS, "0")}.jsonl`, bytes: 0, ours: true };
         writeFileSync(join(this.#o.spoolDir, file.name), "");
         if (where === "front") this.#spoolFiles.unshift(file);

@@ -99,11 +99,19 @@ export class RunExecution {
       for (;;) {
         if (this.cancelled) {
           for (const id of planner.cancelPending()) {
-            this.#reportTask(id, { status: "CANCELLED", attempt: 0, reason: this.#cancelReason(), message: this.#cancelMessage });
+            this.#reportTask(id, {
+              status: "CANCELLED",
+              attempt: 0,
+              reason: this.#cancelReason(),
+              message: this.#cancelMessage,
+            });
           }
         } else {
           for (const id of planner.takeReady()) {
-            running.set(id, this.#runTask(id).then((outcome) => ({ id, outcome })));
+            running.set(
+              id,
+              this.#runTask(id).then((outcome) => ({ id, outcome })),
+            );
           }
         }
         if (running.size === 0) {
@@ -118,9 +126,19 @@ export class RunExecution {
         else skipped = planner.fail(id);
         for (const s of skipped) {
           if (this.cancelled) {
-            this.#reportTask(s, { status: "CANCELLED", attempt: 0, reason: this.#cancelReason(), message: this.#cancelMessage });
+            this.#reportTask(s, {
+              status: "CANCELLED",
+              attempt: 0,
+              reason: this.#cancelReason(),
+              message: this.#cancelMessage,
+            });
           } else {
-            this.#reportTask(s, { status: "SKIPPED", attempt: 0, reason: "dependency_failed", message: `skipped: dependency \`${id}\` did not complete` });
+            this.#reportTask(s, {
+              status: "SKIPPED",
+              attempt: 0,
+              reason: "dependency_failed",
+              message: `skipped: dependency \`${id}\` did not complete`,
+            });
           }
         }
       }
@@ -135,7 +153,9 @@ export class RunExecution {
         status = "FAILED";
         const failed = planner.taskIds.filter((t) => this.#final.get(t) === "FAILED");
         const skippedIds = planner.taskIds.filter((t) => this.#final.get(t) === "SKIPPED");
-        message = `failed tasks: ${failed.join(", ") || "none"}` + (skippedIds.length > 0 ? `; skipped: ${skippedIds.join(", ")}` : "");
+        message =
+          `failed tasks: ${failed.join(", ") || "none"}` +
+          (skippedIds.length > 0 ? `; skipped: ${skippedIds.join(", ")}` : "");
       }
     } catch (e: unknown) {
       // An error inside the agent: stop what runs and report honestly.
@@ -145,7 +165,12 @@ export class RunExecution {
       await Promise.allSettled(running.values());
       for (const id of Object.keys(workflow.tasks)) {
         if (!this.#final.has(id)) {
-          this.#reportTask(id, { status: "FAILED", attempt: 0, reason: "agent_error", message: `agent error: ${text}` });
+          this.#reportTask(id, {
+            status: "FAILED",
+            attempt: 0,
+            reason: "agent_error",
+            message: `agent error: ${text}`,
+          });
         }
       }
       status = "FAILED";
@@ -166,7 +191,10 @@ export class RunExecution {
           },
         },
         // The run is reported final only after all its log lines reached the principal.
-        { afterLogMark: this.#o.shipper.mark(), ...(this.#o.onReported === undefined ? {} : { onDone: this.#o.onReported }) },
+        {
+          afterLogMark: this.#o.shipper.mark(),
+          ...(this.#o.onReported === undefined ? {} : { onDone: this.#o.onReported }),
+        },
       );
     }
     return status;
@@ -179,14 +207,23 @@ export class RunExecution {
   async #runTask(taskId: string): Promise<TaskOutcome> {
     const task = this.#o.assignment.workflow.tasks[taskId] as TaskDefinition;
     const run = this.#o.assignment.run;
-    const ctx: TaskRunContext = { runId: run.runId, workflowId: this.workflowId, source: run.source, params: run.params };
+    const ctx: TaskRunContext = {
+      runId: run.runId,
+      workflowId: this.workflowId,
+      source: run.source,
+      params: run.params,
+    };
     const attempts = task.retries.count + 1;
     for (let attempt = 1; ; attempt++) {
       this.#reportTask(taskId, { status: "RUNNING", attempt });
       let result: AttemptResult;
       try {
         const command = buildTaskCommand(task, ctx, this.#o.baseEnv);
-        this.#system(taskId, "info", `attempt ${attempt}/${attempts}: starting ${[command.cmd, ...command.args].map((a) => JSON.stringify(a)).join(" ")}`);
+        this.#system(
+          taskId,
+          "info",
+          `attempt ${attempt}/${attempts}: starting ${[command.cmd, ...command.args].map((a) => JSON.stringify(a)).join(" ")}`,
+        );
         result = await runTaskProcess({
           command,
           timeoutMs: task.timeoutMs,
@@ -197,7 +234,10 @@ export class RunExecution {
           signal: this.#abort.signal,
         });
       } catch (e: unknown) {
-        const message = e instanceof TaskCommandError ? e.message : `cannot prepare the command: ${e instanceof Error ? e.message : String(e)}`;
+        const message =
+          e instanceof TaskCommandError
+            ? e.message
+            : `cannot prepare the command: ${e instanceof Error ? e.message : String(e)}`;
         result = { ok: false, reason: "spawn_error", exitCode: null, signal: null, message, pid: null };
       }
       if (result.ok) {
@@ -211,18 +251,35 @@ export class RunExecution {
         ...(result.signal === null ? {} : { signal: result.signal }),
       };
       if (result.reason === "cancelled" || result.reason === "agent_shutdown") {
-        this.#reportTask(taskId, { status: "CANCELLED", attempt, reason: result.reason, message: this.#cancelMessage || result.message, ...extra });
+        this.#reportTask(taskId, {
+          status: "CANCELLED",
+          attempt,
+          reason: result.reason,
+          message: this.#cancelMessage || result.message,
+          ...extra,
+        });
         return { ok: false, cancelled: true };
       }
       if (attempt >= attempts) {
-        this.#reportTask(taskId, { status: "FAILED", attempt, reason: result.reason, message: `task \`${taskId}\`: ${result.message}`, ...extra });
+        this.#reportTask(taskId, {
+          status: "FAILED",
+          attempt,
+          reason: result.reason,
+          message: `task \`${taskId}\`: ${result.message}`,
+          ...extra,
+        });
         return { ok: false, cancelled: false };
       }
       const delay = Math.round(task.retries.backoffMs * task.retries.factor ** (attempt - 1));
       this.#system(taskId, "warn", `retrying in ${delay} ms (attempt ${attempt + 1}/${attempts})`);
       await this.#sleep(delay);
       if (this.cancelled) {
-        this.#reportTask(taskId, { status: "CANCELLED", attempt, reason: this.#cancelReason(), message: this.#cancelMessage });
+        this.#reportTask(taskId, {
+          status: "CANCELLED",
+          attempt,
+          reason: this.#cancelReason(),
+          message: this.#cancelMessage,
+        });
         return { ok: false, cancelled: true };
       }
     }
@@ -249,7 +306,14 @@ export class RunExecution {
 
   #reportTask(
     taskId: string,
-    update: { status: TaskStatus; attempt: number; exitCode?: number; signal?: string; reason?: Reason; message?: string },
+    update: {
+      status: TaskStatus;
+      attempt: number;
+      exitCode?: number;
+      signal?: string;
+      reason?: Reason;
+      message?: string;
+    },
   ): void {
     if (update.status !== "RUNNING") this.#final.set(taskId, update.status);
     const { message, ...rest } = update;

@@ -9,7 +9,10 @@ import { StatusOutbox, type StatusUpdate } from "./status-outbox.js";
 after(removeTempDirs);
 
 function update(runId: string, n: number): StatusUpdate {
-  return { verb: "taskStatus", body: { agentId: "a", runId, taskId: `t${n}`, attempt: 1, status: "RUNNING", time: new Date(n).toISOString() } };
+  return {
+    verb: "taskStatus",
+    body: { agentId: "a", runId, taskId: `t${n}`, attempt: 1, status: "RUNNING", time: new Date(n).toISOString() },
+  };
 }
 
 test("updates are delivered once each, in order, across an outage", async () => {
@@ -31,20 +34,34 @@ test("updates are delivered once each, in order, across an outage", async () => 
   assert.deepEqual(got, []);
   down = false;
   assert.ok(await box.flush(5000));
-  assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => `t${i + 1}`));
+  assert.deepEqual(
+    got,
+    Array.from({ length: 20 }, (_, i) => `t${i + 1}`),
+  );
   await box.stop();
 });
 
 test("undelivered updates survive the process: the next outbox on the data dir sends them first", async () => {
   const dir = makeTempDir("cdktr-outbox-");
-  const a = new StatusOutbox({ dataDir: dir, logger: noopLogger, retryBaseMs: 5, sink: async () => { throw new CdktrError("TIMEOUT", "t"); } });
+  const a = new StatusOutbox({
+    dataDir: dir,
+    logger: noopLogger,
+    retryBaseMs: 5,
+    sink: async () => {
+      throw new CdktrError("TIMEOUT", "t");
+    },
+  });
   a.start();
   a.push(update("r", 1));
   a.push(update("r", 2));
   await a.stop();
   assert.ok(existsSync(join(dir, "outbox.json")));
   const got: string[] = [];
-  const b = new StatusOutbox({ dataDir: dir, logger: noopLogger, sink: async (u) => void got.push((u.body as { taskId: string }).taskId) });
+  const b = new StatusOutbox({
+    dataDir: dir,
+    logger: noopLogger,
+    sink: async (u) => void got.push((u.body as { taskId: string }).taskId),
+  });
   b.start();
   b.push(update("r", 3));
   assert.ok(await b.flush(5000));

@@ -296,7 +296,10 @@ export class StatusOutbox {
   #compact(): void {
     try {
       const tmp = `${this.#file}.tmp`;
-      writeFileSync(tmp, [...this.#queue.values()].map((i) => `${JSON.stringify({ a: i.id, u: i.update })}\n`).join(""));
+      writeFileSync(
+        tmp,
+        [...this.#queue.values()].map((i) => `${JSON.stringify({ a: i.id, u: i.update })}\n`).join(""),
+      );
       this.#closeJournal();
       renameSync(tmp, this.#file);
       this.#journalLines = this.#queue.size;
@@ -330,4 +333,3 @@ export class StatusOutbox {
     });
   }
 }
-

@@ -23,7 +23,9 @@ function counts(file: string): Record<string, number> {
 }
 
 /** Start a principal and an agent with one workflow per shape (files are in the home dir). */
-async function setup(build: (file: (name: string) => string) => Record<string, string>): Promise<{ c: Cluster; file: (name: string) => string }> {
+async function setup(
+  build: (file: (name: string) => string) => Record<string, string>,
+): Promise<{ c: Cluster; file: (name: string) => string }> {
   let home = "";
   const file = (name: string): string => join(home, `${name}.count`);
   // The YAML needs the home path: create first, then write the workflows.
@@ -70,7 +72,10 @@ test("linear, fan-out, fan-in: every task runs exactly once, in dependency order
   assert.equal(readLines(file("fanin")).at(-1), "join");
   for (const r of [linear, fanout, fanin]) {
     assert.ok(r !== undefined);
-    assert.ok(r.tasks.every((t) => t.status === "COMPLETED" && t.attempt === 1 && t.exitCode === 0), JSON.stringify(r.tasks));
+    assert.ok(
+      r.tasks.every((t) => t.status === "COMPLETED" && t.attempt === 1 && t.exitCode === 0),
+      JSON.stringify(r.tasks),
+    );
   }
 });
 
@@ -112,7 +117,10 @@ test("task environment: run context, params and task env reach the process; outp
       {
         show: {
           cmd: "sh",
-          args: ["-c", 'echo "$CDKTR_RUN_ID $CDKTR_WORKFLOW_ID $CDKTR_TASK_ID $CDKTR_TRIGGER_SOURCE $CDKTR_PARAM_BATCHSIZE $GREETING"; echo oops >&2'],
+          args: [
+            "-c",
+            'echo "$CDKTR_RUN_ID $CDKTR_WORKFLOW_ID $CDKTR_TASK_ID $CDKTR_TRIGGER_SOURCE $CDKTR_PARAM_BATCHSIZE $GREETING"; echo oops >&2',
+          ],
           extra: ["env: {GREETING: hi}"],
         },
       },
@@ -125,12 +133,21 @@ test("task environment: run context, params and task env reach the process; outp
   const lines = await c.logs(runId, "show");
   const out = lines.filter((l) => l.stream === "stdout");
   const err = lines.filter((l) => l.stream === "stderr");
-  assert.deepEqual(out.map((l) => l.line), [`${runId} env show test 42 hi`]);
+  assert.deepEqual(
+    out.map((l) => l.line),
+    [`${runId} env show test 42 hi`],
+  );
   assert.equal(out[0]?.level, "info");
-  assert.deepEqual(err.map((l) => [l.line, l.level]), [["oops", "error"]]);
+  assert.deepEqual(
+    err.map((l) => [l.line, l.level]),
+    [["oops", "error"]],
+  );
   assert.ok(lines.some((l) => l.stream === "system" && l.line.includes("starting")));
   // seq is per task, from 1, without gaps
-  assert.deepEqual(lines.map((l) => l.seq).sort((a, b) => a - b), lines.map((_, i) => i + 1));
+  assert.deepEqual(
+    lines.map((l) => l.seq).sort((a, b) => a - b),
+    lines.map((_, i) => i + 1),
+  );
 });
 
 test("retries: each attempt is reported; the run completes when a later attempt succeeds", async () => {
@@ -165,7 +182,15 @@ test("CDKTR_AGENT_MAX_CONCURRENCY: never more runs at once than slots; failed an
     join(c.workflowDir, "slot.yml"),
     workflowYaml(
       // odd runs exit 1; the `missing` workflow fails at spawn: every kind of end frees the slot
-      { work: { cmd: "sh", args: ["-c", `echo "start $CDKTR_RUN_ID" >> '${trace}'; sleep 0.6; echo "end $CDKTR_RUN_ID" >> '${trace}'; exit $CDKTR_PARAM_CODE`] } },
+      {
+        work: {
+          cmd: "sh",
+          args: [
+            "-c",
+            `echo "start $CDKTR_RUN_ID" >> '${trace}'; sleep 0.6; echo "end $CDKTR_RUN_ID" >> '${trace}'; exit $CDKTR_PARAM_CODE`,
+          ],
+        },
+      },
       ["params:", "  code: {type: number, default: 0}"],
     ),
   );

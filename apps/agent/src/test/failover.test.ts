@@ -31,7 +31,10 @@ test("principal SIGKILLed mid-run and restarted 5 s later: run COMPLETED, every 
   await c.startPrincipal();
   await c.startAgent();
   const runId = await c.run("steady");
-  await waitFor(async () => (await c.logs(runId, "steady")).some((l) => l.line === "tick 20"), { timeoutMs: 15_000, what: "output flowing" });
+  await waitFor(async () => (await c.logs(runId, "steady")).some((l) => l.line === "tick 20"), {
+    timeoutMs: 15_000,
+    what: "output flowing",
+  });
   await c.principal?.kill();
   await new Promise((r) => setTimeout(r, 5000));
   const restartedAt = Date.now();
@@ -40,16 +43,27 @@ test("principal SIGKILLed mid-run and restarted 5 s later: run COMPLETED, every 
   assert.equal(r.run.status, "COMPLETED", JSON.stringify(r.run));
   assert.deepEqual(taskStates(r), { steady: "COMPLETED", after: "COMPLETED" });
   // Updates queued during the outage carry the agent-clock times of the real transitions.
-  for (const t of r.tasks) assert.ok(Date.parse(t.finishedAt ?? "") < restartedAt, `${t.taskId} finished at ${t.finishedAt}`);
+  for (const t of r.tasks)
+    assert.ok(Date.parse(t.finishedAt ?? "") < restartedAt, `${t.taskId} finished at ${t.finishedAt}`);
   const lines = await c.logs(runId, "steady");
   const seqs = lines.map((l) => l.seq).sort((a, b) => a - b);
-  assert.deepEqual(seqs, seqs.map((_, i) => i + 1), "every seq once, no gaps");
+  assert.deepEqual(
+    seqs,
+    seqs.map((_, i) => i + 1),
+    "every seq once, no gaps",
+  );
   const ticks = lines
     .filter((l) => l.stream === "stdout")
     .sort((a, b) => a.seq - b.seq)
     .map((l) => l.line);
-  assert.deepEqual(ticks, Array.from({ length: LINES }, (_, i) => `tick ${i + 1}`));
-  assert.deepEqual((await c.logs(runId, "after")).filter((l) => l.stream === "stdout").map((l) => l.line), ["done"]);
+  assert.deepEqual(
+    ticks,
+    Array.from({ length: LINES }, (_, i) => `tick ${i + 1}`),
+  );
+  assert.deepEqual(
+    (await c.logs(runId, "after")).filter((l) => l.stream === "stdout").map((l) => l.line),
+    ["done"],
+  );
 });
 
 test("agent stopped while the principal is down: logs and statuses stay on disk; the next agent delivers them", async () => {
@@ -65,7 +79,10 @@ test("agent stopped while the principal is down: logs and statuses stay on disk;
   const env = { CDKTR_AGENT_ID: "agent-x", CDKTR_AGENT_SHUTDOWN_GRACE_MS: "2000" };
   const first = await c.startAgent(dataDir, env);
   const runId = await c.run("offline");
-  await waitFor(async () => (await c.api.getRun(runId)).run.status === "RUNNING", { timeoutMs: 10_000, what: "run RUNNING" });
+  await waitFor(async () => (await c.api.getRun(runId)).run.status === "RUNNING", {
+    timeoutMs: 10_000,
+    what: "run RUNNING",
+  });
   await c.principal?.kill();
   await waitFor(() => existsSync(join(c.home, "done")), { timeoutMs: 15_000, what: "task done" });
   await new Promise((r) => setTimeout(r, 300));
@@ -77,7 +94,10 @@ test("agent stopped while the principal is down: logs and statuses stay on disk;
   const r = await c.finished(runId, 30_000);
   assert.equal(r.run.status, "COMPLETED", JSON.stringify(r.run));
   const out = (await c.logs(runId, "work")).filter((l) => l.stream === "stdout").sort((a, b) => a.seq - b.seq);
-  assert.deepEqual(out.map((l) => l.line), Array.from({ length: 300 }, (_, i) => String(i + 1)));
+  assert.deepEqual(
+    out.map((l) => l.line),
+    Array.from({ length: 300 }, (_, i) => String(i + 1)),
+  );
   await waitFor(() => readdirSync(join(dataDir, "spool")).length === 0 && !existsSync(join(dataDir, "outbox.json")), {
     timeoutMs: 5000,
     what: "spool and outbox drained",
@@ -99,8 +119,13 @@ test("agent SIGKILLed mid-run: CRASHED within the heartbeat timeout plus one che
   const dataDir = join(c.home, "agent-data");
   const agent = await c.startAgent(dataDir);
   const runId = await c.run("sleepy");
-  const pgid = Number(await waitFor(() => readLines(join(c.home, "sleepy.pid"))[0], { timeoutMs: 15_000, what: "task started" }));
-  await waitFor(async () => (await c.api.getRun(runId)).run.status === "RUNNING", { timeoutMs: 5000, what: "run RUNNING" });
+  const pgid = Number(
+    await waitFor(() => readLines(join(c.home, "sleepy.pid"))[0], { timeoutMs: 15_000, what: "task started" }),
+  );
+  await waitFor(async () => (await c.api.getRun(runId)).run.status === "RUNNING", {
+    timeoutMs: 5000,
+    what: "run RUNNING",
+  });
   const agentId = agent.ready.agentId as string;
   await agent.kill();
   // The wait is only a cap; the timing is asserted on the principal's own records below.
@@ -116,11 +141,16 @@ test("agent SIGKILLed mid-run: CRASHED within the heartbeat timeout plus one che
   assert.equal(lost?.status, "LOST");
   // Principal-clock times: last message heard from the agent -> run marked CRASHED.
   const silentMs = Date.parse(crashed.run.finishedAt ?? "") - Date.parse(lost.lastHeartbeatAt);
-  t.diagnostic(`CRASHED ${silentMs} ms after the agent's last message (timeout ${TIMEOUT_MS}, check interval ${CHECK_MS})`);
+  t.diagnostic(
+    `CRASHED ${silentMs} ms after the agent's last message (timeout ${TIMEOUT_MS}, check interval ${CHECK_MS})`,
+  );
   assert.ok(silentMs > TIMEOUT_MS, `CRASHED only after the timeout (silent ${silentMs} ms)`);
   // One check interval late at most, plus 200 ms for the principal's timer firing late on a busy
   // machine and the group commit (observed: 1500-1830 ms for 1500 + 375).
-  assert.ok(silentMs <= TIMEOUT_MS + CHECK_MS + 200, `CRASHED ${silentMs} ms after the last heartbeat (timeout ${TIMEOUT_MS} + check ${CHECK_MS})`);
+  assert.ok(
+    silentMs <= TIMEOUT_MS + CHECK_MS + 200,
+    `CRASHED ${silentMs} ms after the last heartbeat (timeout ${TIMEOUT_MS} + check ${CHECK_MS})`,
+  );
   assert.equal(groupAlive(pgid), true, "the orphaned task survived its agent");
   const next = await c.startAgent(dataDir);
   assert.deepEqual(next.ready.reapedProcessGroups, [pgid]);
@@ -143,7 +173,10 @@ test("two agents never share a data directory: the second exits 2 with a clear m
   // invalid configuration: exit 2 too, naming the variable
   const bad = await c.startAgent(join(c.home, "other"), { CDKTR_AGENT_MAX_CONCURRENCY: "lots" }, false);
   assert.equal((await bad.exited).code, 2);
-  assert.ok(bad.lines.some((l) => l.includes("CDKTR_AGENT_MAX_CONCURRENCY")), bad.lines.join("\n"));
+  assert.ok(
+    bad.lines.some((l) => l.includes("CDKTR_AGENT_MAX_CONCURRENCY")),
+    bad.lines.join("\n"),
+  );
 });
 
 test("SIGTERM: running tasks get the grace period, the rest are CANCELLED (agent_shutdown), exit 0", async () => {
@@ -161,7 +194,9 @@ test("SIGTERM: running tasks get the grace period, the rest are CANCELLED (agent
   await c.startPrincipal();
   const agent = await c.startAgent(join(c.home, "agent-data"), { CDKTR_AGENT_SHUTDOWN_GRACE_MS: "2500" });
   const runId = await c.run("mixed");
-  const pgid = Number(await waitFor(() => readLines(join(c.home, "long.pid"))[0], { timeoutMs: 15_000, what: "task started" }));
+  const pgid = Number(
+    await waitFor(() => readLines(join(c.home, "long.pid"))[0], { timeoutMs: 15_000, what: "task started" }),
+  );
   const exit = await agent.stop("SIGTERM", 20_000);
   assert.equal(exit.code, 0);
   const r = await c.finished(runId);
@@ -186,9 +221,14 @@ test("a second signal forces: task process groups killed at once, exit 130", asy
   // A grace period far longer than the test: only the second signal can end the agent in time.
   const agent = await c.startAgent(join(c.home, "agent-data"), { CDKTR_AGENT_SHUTDOWN_GRACE_MS: "600000" });
   await c.run("stuck");
-  const pgid = Number(await waitFor(() => readLines(join(c.home, "stuck.pid"))[0], { timeoutMs: 15_000, what: "task started" }));
+  const pgid = Number(
+    await waitFor(() => readLines(join(c.home, "stuck.pid"))[0], { timeoutMs: 15_000, what: "task started" }),
+  );
   agent.child.kill("SIGTERM");
-  await agent.waitForLine((_l, j) => typeof j?.message === "string" && j.message.startsWith("stopping (send the signal again to force)"), 10_000);
+  await agent.waitForLine(
+    (_l, j) => typeof j?.message === "string" && j.message.startsWith("stopping (send the signal again to force)"),
+    10_000,
+  );
   assert.equal(groupAlive(pgid), true, "the first signal lets the running task go on");
   const exit = await agent.stop("SIGTERM", 10_000);
   assert.equal(exit.code, 130);

@@ -29,7 +29,11 @@ export function workflowYaml(tasks: Record<string, TaskSpec>, header: string[] =
     out.push(`  ${id}:`, `    name: ${id}`);
     if (t.depends !== undefined && t.depends.length > 0) out.push(`    depends: ${JSON.stringify(t.depends)}`);
     for (const e of t.extra ?? []) out.push(`    ${e}`);
-    out.push("    config: !Subprocess", `      cmd: ${JSON.stringify(t.cmd)}`, `      args: ${JSON.stringify(t.args ?? [])}`);
+    out.push(
+      "    config: !Subprocess",
+      `      cmd: ${JSON.stringify(t.cmd)}`,
+      `      args: ${JSON.stringify(t.args ?? [])}`,
+    );
   }
   return out.join("\n") + "\n";
 }
@@ -42,7 +46,9 @@ export function countingTask(file: string, depends: string[] = [], code = 0): Ta
 /** Lines of a file, or [] when it does not exist. */
 export function readLines(file: string): string[] {
   try {
-    return readFileSync(file, "utf8").split("\n").filter((l) => l !== "");
+    return readFileSync(file, "utf8")
+      .split("\n")
+      .filter((l) => l !== "");
   } catch {
     return [];
   }
@@ -58,7 +64,11 @@ export class Cluster {
   principal: ServiceHandle | null = null;
   readonly api: PrincipalClient;
 
-  private constructor(home: string, ports: { api: number; logs: number; publish: number }, principalEnv: Record<string, string>) {
+  private constructor(
+    home: string,
+    ports: { api: number; logs: number; publish: number },
+    principalEnv: Record<string, string>,
+  ) {
     this.home = home;
     this.workflowDir = join(home, "workflows");
     this.dbPath = join(home, "data", "cdktr.db");
@@ -90,7 +100,12 @@ export class Cluster {
 
   /** Start (or restart, same db and ports) the principal. */
   async startPrincipal(): Promise<ServiceHandle> {
-    this.principal = await spawnService({ script: PRINCIPAL_MAIN, name: "principal", cwd: this.home, env: this.principalEnv });
+    this.principal = await spawnService({
+      script: PRINCIPAL_MAIN,
+      name: "principal",
+      cwd: this.home,
+      env: this.principalEnv,
+    });
     return this.principal;
   }
 
@@ -111,8 +126,18 @@ export class Cluster {
   }
 
   /** Start an agent (waits for its `ready` line). */
-  startAgent(dataDir = join(this.home, "agent-data"), extra: Record<string, string> = {}, waitReady = true): Promise<ServiceHandle> {
-    return spawnService({ script: AGENT_MAIN, name: "agent", cwd: this.home, env: this.agentEnv(dataDir, extra), waitReady });
+  startAgent(
+    dataDir = join(this.home, "agent-data"),
+    extra: Record<string, string> = {},
+    waitReady = true,
+  ): Promise<ServiceHandle> {
+    return spawnService({
+      script: AGENT_MAIN,
+      name: "agent",
+      cwd: this.home,
+      env: this.agentEnv(dataDir, extra),
+      waitReady,
+    });
   }
 
   /** Trigger a run; returns its id. */

@@ -21,7 +21,9 @@ test(`200,000 lines on stdout and stderr interleaved: all stored, order kept per
     `const o=[],e=[];for(let i=1;i<=${N};i++){process.stdout.write('out '+i+'\\n');process.stderr.write('err '+i+'\\n');}` +
     // a final line without a newline, and a very long line
     `process.stdout.write('L'.repeat(200000)+'\\n');process.stdout.write('tail-no-newline');`;
-  const c = await Cluster.create({ "loud.yml": workflowYaml({ loud: { cmd: process.execPath, args: ["-e", script] } }) });
+  const c = await Cluster.create({
+    "loud.yml": workflowYaml({ loud: { cmd: process.execPath, args: ["-e", script] } }),
+  });
   cluster = c;
   await c.startPrincipal();
   await c.startAgent();
@@ -45,5 +47,8 @@ test(`200,000 lines on stdout and stderr interleaved: all stored, order kept per
   assert.equal(long.join(""), "L".repeat(200_000));
   assert.ok(long.length >= 4);
   assert.equal(out.at(-1), "tail-no-newline");
-  assert.deepEqual(seqs.sort((a, b) => a - b), seqs.map((_, i) => i + 1));
+  assert.deepEqual(
+    seqs.sort((a, b) => a - b),
+    seqs.map((_, i) => i + 1),
+  );
 });

@@ -40,11 +40,23 @@ test("timeout: the task's whole process group is killed and the task FAILED with
   assert.match(slow?.message ?? "", /timed out after 1000 ms/);
   assert.equal(taskStates(r).next, "SKIPPED");
   const bg = Number(readFileSync(join(c.home, "bg.pid"), "utf8").trim());
-  await waitFor(() => { try { process.kill(bg, 0); return false; } catch { return true; } }, { timeoutMs: 5000, what: "background sleep killed" });
+  await waitFor(
+    () => {
+      try {
+        process.kill(bg, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    },
+    { timeoutMs: 5000, what: "background sleep killed" },
+  );
 });
 
 test("missing executable: FAILED with a message naming the command", async () => {
-  const c = await setup(() => ({ "missing.yml": workflowYaml({ nope: { cmd: "no-such-command-cdktr", args: ["x"] } }) }));
+  const c = await setup(() => ({
+    "missing.yml": workflowYaml({ nope: { cmd: "no-such-command-cdktr", args: ["x"] } }),
+  }));
   const r = await c.finished(await c.run("missing"));
   assert.equal(r.run.status, "FAILED");
   const t = r.tasks[0];
@@ -109,7 +121,11 @@ test("!UvPython: the uv binary gets exactly `run --with <pkg>... <script>` in th
   assert.deepEqual(readLines(join(c.home, "uv-argv")), ["run", "main.py"]);
   const logs = (await c.logs(runId, "job")).filter((l) => l.stream === "system").map((l) => l.line);
   assert.ok(
-    logs.some((l) => l.endsWith(`${JSON.stringify(join(c.home, "fake-uv"))} "run" "--with" "pandas" "--with" "requests>=2" "scripts/job.py"`)),
+    logs.some((l) =>
+      l.endsWith(
+        `${JSON.stringify(join(c.home, "fake-uv"))} "run" "--with" "pandas" "--with" "requests>=2" "scripts/job.py"`,
+      ),
+    ),
     logs.join("\n"),
   );
 });
@@ -132,7 +148,16 @@ test("!UvPython with the plain argv recorded, and with uv absent the failure nam
         `      working_directory: ${JSON.stringify(home)}`,
         "",
       ].join("\n"),
-      "nouv.yml": ["name: NoUv", "tasks:", "  job:", "    name: job", "    config: !UvPython", "      script_path: job.py", "      uv_path: uv-not-installed-here", ""].join("\n"),
+      "nouv.yml": [
+        "name: NoUv",
+        "tasks:",
+        "  job:",
+        "    name: job",
+        "    config: !UvPython",
+        "      script_path: job.py",
+        "      uv_path: uv-not-installed-here",
+        "",
+      ].join("\n"),
     };
   });
   const ok = await c.finished(await c.run("py"));
@@ -142,5 +167,8 @@ test("!UvPython with the plain argv recorded, and with uv absent the failure nam
   const bad = await c.finished(await c.run("nouv"));
   assert.equal(bad.run.status, "FAILED");
   assert.equal(bad.tasks[0]?.reason, "spawn_error");
-  assert.match(bad.tasks[0]?.message ?? "", /uv not found: `uv-not-installed-here` is not on PATH; install uv or set uv_path/);
+  assert.match(
+    bad.tasks[0]?.message ?? "",
+    /uv not found: `uv-not-installed-here` is not on PATH; install uv or set uv_path/,
+  );
 });

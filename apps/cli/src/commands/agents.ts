@@ -36,6 +36,9 @@ export async function pingCommand(ctx: CommandContext, opts: { json?: boolean })
   const reply = await ctx.client().request("ping", {}, { timeoutMs: PING_TIMEOUT_MS, retry: false });
   const ms = Date.now() - started;
   if (opts.json === true) ctx.out(JSON.stringify({ ...reply, address: ctx.target().display, roundTripMs: ms }));
-  else ctx.out(`principal ${reply.principalId} (cdktr ${reply.version}) at ${ctx.target().display}: ${ctx.style.green("ok")} in ${ms} ms`);
+  else
+    ctx.out(
+      `principal ${reply.principalId} (cdktr ${reply.version}) at ${ctx.target().display}: ${ctx.style.green("ok")} in ${ms} ms`,
+    );
   return 0;
 }

@@ -27,13 +27,15 @@ const LEVEL_RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error
 
 function parseLevel(text: string): LogLevel {
   const l = text.trim().toLowerCase();
-  if (!(LOG_LEVELS as readonly string[]).includes(l)) throw new CliError(`unknown level ${JSON.stringify(text)}: use one of ${LOG_LEVELS.join(", ")}`, 2);
+  if (!(LOG_LEVELS as readonly string[]).includes(l))
+    throw new CliError(`unknown level ${JSON.stringify(text)}: use one of ${LOG_LEVELS.join(", ")}`, 2);
   return l as LogLevel;
 }
 
 /** `cdktr logs`: stored lines (the latest `--limit`), then with `--follow` new lines live. */
 export async function logsCommand(ctx: CommandContext, opts: LogsOptions): Promise<number> {
-  if (opts.run !== undefined && opts.workflow !== undefined) throw new CliError("use either --run or --workflow, not both", 2);
+  if (opts.run !== undefined && opts.workflow !== undefined)
+    throw new CliError("use either --run or --workflow, not both", 2);
   const now = Date.now();
   const level = opts.level === undefined ? undefined : parseLevel(opts.level);
   const limit = opts.limit === undefined ? 1000 : parseCount(opts.limit, "--limit");
@@ -41,7 +43,8 @@ export async function logsCommand(ctx: CommandContext, opts: LogsOptions): Promi
   const sinceText = opts.since ?? (opts.run === undefined ? "24h" : undefined);
   const since = sinceText === undefined ? undefined : parseInstant(sinceText, "--since", now);
   const until = opts.until === undefined ? undefined : parseInstant(opts.until, "--until", now);
-  if (opts.follow === true && opts.json === true) throw new CliError("--json prints one array and cannot be combined with --follow", 2);
+  if (opts.follow === true && opts.json === true)
+    throw new CliError("--json prints one array and cannot be combined with --follow", 2);
   if (opts.follow === true && until !== undefined) throw new CliError("--until cannot be combined with --follow", 2);
 
   const client = ctx.client();
@@ -111,7 +114,8 @@ export async function logsCommand(ctx: CommandContext, opts: LogsOptions): Promi
       ctx.out(JSON.stringify(history, null, 2));
       return 0;
     }
-    if (history.length === limit && opts.follow !== true) ctx.err(ctx.style.dim(`(showing the latest ${limit} lines; --limit N shows more)`));
+    if (history.length === limit && opts.follow !== true)
+      ctx.err(ctx.style.dim(`(showing the latest ${limit} lines; --limit N shows more)`));
     if (opts.follow !== true) {
       for (const l of history) print(l);
       return 0;
@@ -136,7 +140,12 @@ export async function logsCommand(ctx: CommandContext, opts: LogsOptions): Promi
       const r = await Promise.race([stop, new Promise<"tick">((res) => setTimeout(() => res("tick"), 1000).unref())]);
       if (r === "stop") break;
       // Reconcile: lines missed by the feed, and holes in a task's sequence.
-      const page = await client.queryLogs({ ...filter, since: new Date(watermark - 2000).toISOString(), order: "asc", limit: 1000 });
+      const page = await client.queryLogs({
+        ...filter,
+        since: new Date(watermark - 2000).toISOString(),
+        order: "asc",
+        limit: 1000,
+      });
       for (const l of page.lines) {
         watermark = Math.max(watermark, Date.parse(l.time));
         if (!seq.started(l.runId, l.taskId)) seq.seed(l.runId, l.taskId, 1);
@@ -144,7 +153,13 @@ export async function logsCommand(ctx: CommandContext, opts: LogsOptions): Promi
       }
       for (const gap of seq.gaps()) {
         if (gap.ageMs < 500) continue;
-        const fill = await client.queryLogs({ runId: gap.runId, taskId: gap.taskId, since: gap.since ?? windowStart, order: "asc", limit: 1000 });
+        const fill = await client.queryLogs({
+          runId: gap.runId,
+          taskId: gap.taskId,
+          since: gap.since ?? windowStart,
+          order: "asc",
+          limit: 1000,
+        });
         for (const l of fill.lines) seq.add(l);
         // Still no earlier line: the task's first lines are older than the window shown.
         if (gap.since === null) seq.skipToHeld(gap.runId, gap.taskId);

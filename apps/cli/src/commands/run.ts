@@ -59,9 +59,15 @@ export async function runCommand(ctx: CommandContext, workflowId: string, opts: 
           if (t.status !== "PENDING") ctx.out(taskLine(ctx, t));
         },
         onLog: (l) => ctx.out(formatLogLine(l, ctx.style)),
-        onUnreachable: () => ctx.err(ctx.style.yellow("warning: the principal stopped answering; still waiting for the run (Ctrl-C stops watching)")),
+        onUnreachable: () =>
+          ctx.err(
+            ctx.style.yellow(
+              "warning: the principal stopped answering; still waiting for the run (Ctrl-C stops watching)",
+            ),
+          ),
         onReachable: () => ctx.err(ctx.style.dim("the principal answers again")),
-        onMissing: (n) => ctx.err(ctx.style.yellow(`warning: ${n} log line(s) never arrived (see \`cdktr logs --run <id>\` later)`)),
+        onMissing: (n) =>
+          ctx.err(ctx.style.yellow(`warning: ${n} log line(s) never arrived (see \`cdktr logs --run <id>\` later)`)),
       })
     : undefined;
   try {
@@ -76,7 +82,8 @@ export async function runCommand(ctx: CommandContext, workflowId: string, opts: 
       return 0;
     }
     ctx.out(reply.runId);
-    if (reply.duplicate) ctx.err(ctx.style.dim(`(key ${opts.key ?? ""} was used before: this is that run, nothing new was started)`));
+    if (reply.duplicate)
+      ctx.err(ctx.style.dim(`(key ${opts.key ?? ""} was used before: this is that run, nothing new was started)`));
     if (reply.skipped) {
       ctx.err(`run ${reply.runId} SKIPPED: the workflow allows no more active runs (overlap: skip)`);
       return watching ? 1 : 0;
@@ -95,7 +102,9 @@ export async function runCommand(ctx: CommandContext, workflowId: string, opts: 
       throw e;
     }
     const ok = final.status === "COMPLETED";
-    ctx.out(`run ${final.runId} ${ctx.style.status(final.status)} in ${elapsed(final.startedAt ?? final.createdAt, final.finishedAt)}`);
+    ctx.out(
+      `run ${final.runId} ${ctx.style.status(final.status)} in ${elapsed(final.startedAt ?? final.createdAt, final.finishedAt)}`,
+    );
     return ok ? 0 : 1;
   } finally {
     await watcher?.close();

@@ -21,7 +21,8 @@ export function parseStatuses(text: string): RunStatus[] {
 /** Parse a positive count option such as `--limit`. */
 export function parseCount(text: string, what: string, max = 100_000): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || n < 1 || n > max) throw new CliError(`${what}: expected a whole number from 1 to ${max}, got ${JSON.stringify(text)}`, 2);
+  if (!/^\d+$/.test(text.trim()) || n < 1 || n > max)
+    throw new CliError(`${what}: expected a whole number from 1 to ${max}, got ${JSON.stringify(text)}`, 2);
   return n;
 }
 
@@ -89,7 +90,8 @@ export async function showRunCommand(ctx: CommandContext, runId: string, opts: {
   ctx.out(`agent:     ${run.agentId ?? "-"}`);
   const params = Object.entries(run.params);
   if (params.length > 0) ctx.out(`params:    ${params.map(([k, v]) => `${k}=${String(v)}`).join(" ")}`);
-  if (run.reason !== null || run.message !== null) ctx.out(`reason:    ${[run.reason, run.message].filter((x) => x !== null).join(": ")}`);
+  if (run.reason !== null || run.message !== null)
+    ctx.out(`reason:    ${[run.reason, run.message].filter((x) => x !== null).join(": ")}`);
   ctx.out();
   ctx.io.stdout.write(
     renderTable(
@@ -100,7 +102,7 @@ export async function showRunCommand(ctx: CommandContext, runId: string, opts: {
         String(t.attempt),
         formatInstant(t.startedAt),
         elapsed(t.startedAt, t.finishedAt),
-        t.exitCode !== null ? String(t.exitCode) : t.signal ?? "-",
+        t.exitCode !== null ? String(t.exitCode) : (t.signal ?? "-"),
         [t.reason, t.message].filter((x) => x !== null).join(": ") || "-",
       ]),
       { header: s.dim, alignRight: [2], empty: "no tasks yet (the run has not started)" },

@@ -75,7 +75,9 @@ async function startAll(ctx: CommandContext): Promise<number> {
         (typeof ready.workflowDir === "string" ? `, workflows from ${ready.workflowDir}` : "") +
         (typeof ready.dbPath === "string" ? `, data in ${ready.dbPath}` : ""),
     );
-    sup.say(`try: ${style.bold("npx cdktr workflows")} and ${style.bold("npx cdktr run hello --wait")}; Ctrl-C stops everything`);
+    sup.say(
+      `try: ${style.bold("npx cdktr workflows")} and ${style.bold("npx cdktr run hello --wait")}; Ctrl-C stops everything`,
+    );
     const first = await sup.firstExit();
     if (sup.stopping) return await finish(sup, signals);
     sup.say(style.red(`${first.name} exited (${first.signal ?? `code ${first.code}`}): stopping the others`));

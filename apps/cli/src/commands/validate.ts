@@ -10,10 +10,18 @@ import { formatLoadError } from "./workflows.js";
  * Prints `file:line:column: message` per problem (warnings too) and exits 1 when any file is
  * invalid, so it can gate a CI pipeline.
  */
-export async function validateCommand(ctx: CommandContext, dirArg: string | undefined, opts: { json?: boolean }): Promise<number> {
+export async function validateCommand(
+  ctx: CommandContext,
+  dirArg: string | undefined,
+  opts: { json?: boolean },
+): Promise<number> {
   const dir = dirArg ?? ctx.io.env.CDKTR_WORKFLOW_DIR ?? "workflows";
   const abs = resolve(ctx.io.cwd, dir);
-  if (!existsSync(abs)) throw new CliError(`${dir}: no such directory (pass the workflow directory: \`cdktr validate path/to/workflows\`)`, 1);
+  if (!existsSync(abs))
+    throw new CliError(
+      `${dir}: no such directory (pass the workflow directory: \`cdktr validate path/to/workflows\`)`,
+      1,
+    );
   if (!statSync(abs).isDirectory()) throw new CliError(`${dir}: not a directory (pass the workflow directory)`, 1);
   const result = await loadWorkflowDir(abs);
   const shown = (file: string): string => {
@@ -30,7 +38,11 @@ export async function validateCommand(ctx: CommandContext, dirArg: string | unde
   for (const e of result.errors) ctx.err(formatLoadError(e, shown(e.file)));
   const badFiles = new Set(result.errors.map((e) => e.file)).size;
   if (badFiles > 0) {
-    ctx.err(ctx.style.red(`${badFiles} invalid file${badFiles === 1 ? "" : "s"}, ${result.errors.length} error${result.errors.length === 1 ? "" : "s"}`));
+    ctx.err(
+      ctx.style.red(
+        `${badFiles} invalid file${badFiles === 1 ? "" : "s"}, ${result.errors.length} error${result.errors.length === 1 ? "" : "s"}`,
+      ),
+    );
     return 1;
   }
   ctx.out(`${ctx.style.green("ok")}: ${workflows.length} workflow${workflows.length === 1 ? "" : "s"} valid in ${dir}`);

@@ -63,7 +63,11 @@ function quoteArg(a: string): string {
 }
 
 /** `cdktr workflow show <id>`: tasks, the DAG as a tree, and the next 5 runs in the workflow's timezone. */
-export async function showWorkflowCommand(ctx: CommandContext, workflowId: string, opts: { json?: boolean }): Promise<number> {
+export async function showWorkflowCommand(
+  ctx: CommandContext,
+  workflowId: string,
+  opts: { json?: boolean },
+): Promise<number> {
   const { workflow: wf } = await ctx.client().getWorkflow(workflowId);
   if (opts.json === true) {
     ctx.out(JSON.stringify(wf, null, 2));
@@ -122,7 +126,10 @@ export async function showWorkflowCommand(ctx: CommandContext, workflowId: strin
   } else {
     const next = nextRun(wf, new Date(), 5);
     if (next.length === 0) ctx.out("- (no upcoming occurrence)");
-    for (const d of next) ctx.out(`${formatInstant(d.toISOString(), { timeZone: wf.timezone, withZone: true })}  ${s.dim(d.toISOString())}`);
+    for (const d of next)
+      ctx.out(
+        `${formatInstant(d.toISOString(), { timeZone: wf.timezone, withZone: true })}  ${s.dim(d.toISOString())}`,
+      );
   }
   return 0;
 }

@@ -31,7 +31,10 @@ test("instants: a duration ago, now, or ISO-8601", () => {
   assert.equal(parseInstant("now", "--until", now), "2026-11-28T13:00:00.000Z");
   assert.equal(parseInstant("2026-11-27T10:00:00+01:00", "--since", now), "2026-11-27T09:00:00.000Z");
   assert.equal(parseInstant("2026-11-27T10:00:00Z", "--since", now), "2026-11-27T10:00:00.000Z");
-  assert.throws(() => parseInstant("yesterday", "--since", now), (e: unknown) => e instanceof CliError && e.exitCode === 2);
+  assert.throws(
+    () => parseInstant("yesterday", "--since", now),
+    (e: unknown) => e instanceof CliError && e.exitCode === 2,
+  );
   assert.throws(() => parseInstant("2026-13-45", "--since", now), CliError);
 });
 
@@ -49,6 +52,9 @@ test("durations for people", () => {
 test("instants for people in a given timezone", () => {
   assert.equal(formatInstant("2026-07-01T12:00:00.000Z", { timeZone: "UTC" }), "2026-07-01 12:00:00");
   assert.equal(formatInstant("2026-07-01T12:00:00.000Z", { timeZone: "Europe/London" }), "2026-07-01 13:00:00");
-  assert.match(formatInstant("2026-07-01T12:00:00.000Z", { timeZone: "America/New_York", withZone: true }), /^2026-07-01 08:00:00 EDT$/);
+  assert.match(
+    formatInstant("2026-07-01T12:00:00.000Z", { timeZone: "America/New_York", withZone: true }),
+    /^2026-07-01 08:00:00 EDT$/,
+  );
   assert.equal(formatInstant(null), "-");
 });

@@ -8,7 +8,15 @@ import type { Style } from "./style.js";
  */
 export function formatLogLine(line: LogLine, style: Style, options: { showRun?: boolean } = {}): string {
   const time = style.dim(formatInstant(line.time));
-  const where = options.showRun === true ? `${line.workflowId} ${style.dim(line.runId)} ${style.cyan(line.taskId)}` : style.cyan(line.taskId);
-  const text = line.stream === "stderr" ? style.red(line.line) : line.stream === "system" ? style.dim(`[${line.level}] ${line.line}`) : line.line;
+  const where =
+    options.showRun === true
+      ? `${line.workflowId} ${style.dim(line.runId)} ${style.cyan(line.taskId)}`
+      : style.cyan(line.taskId);
+  const text =
+    line.stream === "stderr"
+      ? style.red(line.line)
+      : line.stream === "system"
+        ? style.dim(`[${line.level}] ${line.line}`)
+        : line.line;
   return `${time}  ${where}  ${text}`;
 }

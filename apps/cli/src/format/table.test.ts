@@ -6,11 +6,27 @@ import { colorEnabled } from "../io.js";
 
 test("columns padded to the widest cell, ANSI colour not counted", () => {
   const style = createStyle(true);
-  const out = renderTable(["ID", "STATUS"], [["a", style.status("COMPLETED")], ["longer-id", style.status("FAILED")]]);
+  const out = renderTable(
+    ["ID", "STATUS"],
+    [
+      ["a", style.status("COMPLETED")],
+      ["longer-id", style.status("FAILED")],
+    ],
+  );
   assert.equal(stripAnsi(out), "ID         STATUS\na          COMPLETED\nlonger-id  FAILED\n");
   assert.notEqual(out, stripAnsi(out), "colour codes are present");
   assert.equal(renderTable(["A"], [], { empty: "no runs" }), "no runs\n");
-  assert.equal(renderTable(["N", "X"], [["1", "a"], ["100", "b"]], { alignRight: [0] }), "  N  X\n  1  a\n100  b\n");
+  assert.equal(
+    renderTable(
+      ["N", "X"],
+      [
+        ["1", "a"],
+        ["100", "b"],
+      ],
+      { alignRight: [0] },
+    ),
+    "  N  X\n  1  a\n100  b\n",
+  );
 });
 
 test("colour only on a TTY and without NO_COLOR", () => {

@@ -14,7 +14,11 @@ export interface TableOptions {
  * A plain text table: a header row, then one row per record, columns padded to the widest
  * cell, two spaces apart, no trailing spaces. Cells may contain ANSI colour.
  */
-export function renderTable(headers: readonly string[], rows: readonly (readonly string[])[], options: TableOptions = {}): string {
+export function renderTable(
+  headers: readonly string[],
+  rows: readonly (readonly string[])[],
+  options: TableOptions = {},
+): string {
   if (rows.length === 0) return `${options.empty ?? "(none)"}\n`;
   const widths = headers.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? ""))));
   const right = new Set(options.alignRight ?? []);

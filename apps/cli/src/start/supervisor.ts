@@ -87,7 +87,8 @@ export class Supervisor {
     const { level, message, time, timestamp, component: _c, ...rest } = j;
     const t = typeof time === "string" ? time : typeof timestamp === "string" ? timestamp : "";
     const lvl = String(level ?? "");
-    const colored = lvl === "error" ? this.#style.red(lvl) : lvl === "warn" ? this.#style.yellow(lvl) : this.#style.dim(lvl);
+    const colored =
+      lvl === "error" ? this.#style.red(lvl) : lvl === "warn" ? this.#style.yellow(lvl) : this.#style.dim(lvl);
     const extra = Object.keys(rest).length > 0 ? ` ${this.#style.dim(JSON.stringify(rest))}` : "";
     return `${this.#style.dim(t.slice(11, 23))} ${colored} ${String(message)}${extra}`;
   }
@@ -96,7 +97,10 @@ export class Supervisor {
   waitReady(child: Child, timeoutMs: number): Promise<Record<string, unknown>> {
     if (child.ready !== undefined) return Promise.resolve(child.ready);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${child.name} did not become ready within ${timeoutMs / 1000} s`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`${child.name} did not become ready within ${timeoutMs / 1000} s`)),
+        timeoutMs,
+      );
       child.readyWaiters.push((r) => {
         clearTimeout(timer);
         resolve(r);

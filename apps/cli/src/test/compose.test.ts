@@ -10,7 +10,15 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { parse } from "yaml";
-import { freePorts, killAllServices, makeTempDir, removeTempDirs, spawnService, waitFor, type ServiceHandle } from "@cdktr/test-utils";
+import {
+  freePorts,
+  killAllServices,
+  makeTempDir,
+  removeTempDirs,
+  spawnService,
+  waitFor,
+  type ServiceHandle,
+} from "@cdktr/test-utils";
 import { assertRunOutput, BIN, REPO, lines, runBin } from "./helpers.js";
 
 interface ComposeService {
@@ -94,7 +102,9 @@ test("the compose services run a workflow end to end as local processes", async 
         local = resolve(REPO, source);
         if (target.endsWith(".yml")) {
           // A listeners config: its webhook binds a free port on loopback here.
-          const text = readFileSync(local, "utf8").replace(/^(\s*)host: 0\.0\.0\.0$/m, "$1host: 127.0.0.1").replace(/^(\s*)port: 8080$/m, `$1port: ${webhook}`);
+          const text = readFileSync(local, "utf8")
+            .replace(/^(\s*)host: 0\.0\.0\.0$/m, "$1host: 127.0.0.1")
+            .replace(/^(\s*)port: 8080$/m, `$1port: ${webhook}`);
           local = join(tmp, `${name}-${target.split("/").pop() ?? "config.yml"}`);
           writeFileSync(local, text);
         }
@@ -125,7 +135,14 @@ test("the compose services run a workflow end to end as local processes", async 
   const start = (name: string, replica = 0): Promise<ServiceHandle> => {
     const svc = compose.services[name];
     assert.ok(svc?.command !== undefined);
-    return spawnService({ script: BIN, args: svc.command, env: localEnv(name, replica), cwd: tmp, name: `${name}#${replica}`, readyTimeoutMs: 30_000 });
+    return spawnService({
+      script: BIN,
+      args: svc.command,
+      env: localEnv(name, replica),
+      cwd: tmp,
+      name: `${name}#${replica}`,
+      readyTimeoutMs: 30_000,
+    });
   };
 
   // The principal first (everything else depends on it being healthy).
@@ -147,7 +164,11 @@ test("the compose services run a workflow end to end as local processes", async 
   await assertRunOutput(runId, clientEnv);
 
   // The webhook listener triggers runs through the same API; the run completes on an agent.
-  const res = await fetch(`http://127.0.0.1:${webhook}/trigger/hello`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+  const res = await fetch(`http://127.0.0.1:${webhook}/trigger/hello`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: "{}",
+  });
   assert.equal(res.status, 202, await res.clone().text());
   const hook = (await res.json()) as { runId: string };
   const hookRun = await waitFor(

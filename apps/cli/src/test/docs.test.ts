@@ -58,12 +58,17 @@ test("docs/operations.md lists every CDKTR_* setting of every app with its defau
       const documented = cells[1] ?? "";
       const actual = defaults[key];
       if (actual === undefined) assert.match(documented, /^unset/, `${app}: ${key} has no default`);
-      else assert.ok(documented.includes(`\`${String(actual)}\``), `${app}: ${key} default is \`${String(actual)}\`, docs say ${documented}`);
+      else
+        assert.ok(
+          documented.includes(`\`${String(actual)}\``),
+          `${app}: ${key} default is \`${String(actual)}\`, docs say ${documented}`,
+        );
     }
     // and nothing documented for the app that it does not read
     for (const line of text.split("\n")) {
       const m = /^\| `(CDKTR_[A-Z0-9_]+)` \|/.exec(line);
-      if (m?.[1] !== undefined) assert.ok(keys.includes(m[1]), `${app}: docs list ${m[1]}, which the app does not read`);
+      if (m?.[1] !== undefined)
+        assert.ok(keys.includes(m[1]), `${app}: docs list ${m[1]}, which the app does not read`);
     }
   }
 });
@@ -114,7 +119,9 @@ test("docs/cli.md describes every command and option of `cdktr --help`", async (
     const text = section(cliDoc, title);
     if (path[0] === "help") continue;
     const h = await help(path);
-    const options = [...(h.split("\nOptions:\n")[1] ?? "").matchAll(/--[a-z][a-z-]*/g)].map((m) => m[0]).filter((o) => o !== "--help");
+    const options = [...(h.split("\nOptions:\n")[1] ?? "").matchAll(/--[a-z][a-z-]*/g)]
+      .map((m) => m[0])
+      .filter((o) => o !== "--help");
     for (const opt of new Set(options)) assert.ok(text.includes(opt), `docs/cli.md section ${title} mentions ${opt}`);
   }
 });

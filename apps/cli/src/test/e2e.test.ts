@@ -7,7 +7,18 @@ import assert from "node:assert/strict";
 import { killAllServices, removeTempDirs, spawnService, waitFor, type ServiceHandle } from "@cdktr/test-utils";
 import { RunRecordSchema, type RunRecord } from "@cdktr/protocol";
 import { join } from "node:path";
-import { alive, announcedPids, appMain, assertRunOutput, BIN, killGroups, lines, makeSandbox, REPO, runBin } from "./helpers.js";
+import {
+  alive,
+  announcedPids,
+  appMain,
+  assertRunOutput,
+  BIN,
+  killGroups,
+  lines,
+  makeSandbox,
+  REPO,
+  runBin,
+} from "./helpers.js";
 
 const TICK = `name: Tick
 description: fires every second
@@ -31,12 +42,25 @@ test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", asy
   const sb = await makeSandbox({ "tick.yml": TICK });
   // Relative workflow dir, as a user would write it in .env.
   const env = { ...sb.env, CDKTR_WORKFLOW_DIR: "workflows" };
-  stack = await spawnService({ script: BIN, args: ["start", "all"], env, cwd: sb.dir, name: "cdktr start all", waitReady: false });
+  stack = await spawnService({
+    script: BIN,
+    args: ["start", "all"],
+    env,
+    cwd: sb.dir,
+    name: "cdktr start all",
+    waitReady: false,
+  });
   await stack.waitForLine((l) => /^\[cdktr\]\s+ready: principal at 127\.0\.0\.1:\d+/.test(l), 60_000);
   const pids = announcedPids(stack.lines);
   assert.equal(pids.length, 3, "principal, agent and scheduler announced");
-  assert.ok(stack.lines.some((l) => l.startsWith("[principal] ")), "principal output is prefixed");
-  assert.ok(stack.lines.some((l) => l.startsWith("[agent]     ")), "agent output is prefixed");
+  assert.ok(
+    stack.lines.some((l) => l.startsWith("[principal] ")),
+    "principal output is prefixed",
+  );
+  assert.ok(
+    stack.lines.some((l) => l.startsWith("[agent]     ")),
+    "agent output is prefixed",
+  );
 
   const hello = await runBin(["run", "hello", "--wait"], { env, cwd: sb.dir });
   assert.equal(hello.code, 0, `run hello --wait: ${hello.stdout}\n${hello.stderr}`);
@@ -81,7 +105,10 @@ test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", asy
     { timeoutMs: 20_000, intervalMs: 500, what: "3 scheduled runs of tick" },
   );
   const instants = scheduled.map((r) => r.scheduledFor);
-  assert.ok(instants.every((t) => t !== null && t.endsWith(".000Z")), "scheduledFor on whole seconds");
+  assert.ok(
+    instants.every((t) => t !== null && t.endsWith(".000Z")),
+    "scheduledFor on whole seconds",
+  );
   assert.equal(new Set(instants).size, instants.length, "each occurrence once");
 
   // SIGTERM: every app stops cleanly, exit 0, nothing left behind.
@@ -92,7 +119,14 @@ test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", asy
 
 test("start all exits non-zero and stops the others when an app dies", async () => {
   const sb = await makeSandbox();
-  stack = await spawnService({ script: BIN, args: ["start", "all"], env: sb.env, cwd: sb.dir, name: "cdktr start all", waitReady: false });
+  stack = await spawnService({
+    script: BIN,
+    args: ["start", "all"],
+    env: sb.env,
+    cwd: sb.dir,
+    name: "cdktr start all",
+    waitReady: false,
+  });
   await stack.waitForLine((l) => /^\[cdktr\]\s+ready/.test(l), 60_000);
   const pids = announcedPids(stack.lines);
   const agentPid = pids[1];
@@ -100,13 +134,23 @@ test("start all exits non-zero and stops the others when an app dies", async () 
   process.kill(agentPid, "SIGKILL");
   const result = await stack.exited;
   assert.equal(result.code, 1);
-  assert.ok(stack.lines.some((l) => /agent exited \(SIGKILL\): stopping the others/.test(l)), stack.lines.join("\n"));
+  assert.ok(
+    stack.lines.some((l) => /agent exited \(SIGKILL\): stopping the others/.test(l)),
+    stack.lines.join("\n"),
+  );
   for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} is gone`);
 });
 
 test("start all: when the supervisor is SIGKILLed, its apps stop on their own", async () => {
   const sb = await makeSandbox();
-  stack = await spawnService({ script: BIN, args: ["start", "all"], env: sb.env, cwd: sb.dir, name: "cdktr start all", waitReady: false });
+  stack = await spawnService({
+    script: BIN,
+    args: ["start", "all"],
+    env: sb.env,
+    cwd: sb.dir,
+    name: "cdktr start all",
+    waitReady: false,
+  });
   await stack.waitForLine((l) => /^\[cdktr\]\s+ready/.test(l), 60_000);
   const pids = announcedPids(stack.lines);
   assert.equal(pids.length, 3);
@@ -116,7 +160,11 @@ test("start all: when the supervisor is SIGKILLed, its apps stop on their own", 
   process.kill(supervisorPid, "SIGKILL");
   await stack.exited;
   for (const pid of pids) {
-    await waitFor(() => !alive(pid), { timeoutMs: 30_000, intervalMs: 200, what: `app pid ${pid} to exit after its supervisor died` });
+    await waitFor(() => !alive(pid), {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      what: `app pid ${pid} to exit after its supervisor died`,
+    });
   }
   // The principal stopped gracefully, so its port is free again: a new principal can bind it.
   const again = await spawnService({ script: appMain("principal"), env: sb.env, cwd: sb.dir, name: "principal again" });
@@ -128,7 +176,13 @@ test("npm start (scripts/start.mjs) builds, then runs start all on examples/work
   const env: Record<string, string> = { ...sb.env, TURBO_TELEMETRY_DISABLED: "1" };
   delete env.CDKTR_WORKFLOW_DIR; // the script's default applies
   delete env.CDKTR_DB_PATH; // the principal's default: ~/.cdktr/ (HOME is the sandbox)
-  stack = await spawnService({ script: join(REPO, "scripts", "start.mjs"), env, cwd: sb.dir, name: "npm start", waitReady: false });
+  stack = await spawnService({
+    script: join(REPO, "scripts", "start.mjs"),
+    env,
+    cwd: sb.dir,
+    name: "npm start",
+    waitReady: false,
+  });
   const ready = await stack.waitForLine((l) => /^\[cdktr\]\s+ready: /.test(l), 120_000);
   assert.ok(ready.includes(`workflows from ${join(REPO, "examples", "workflows")}`), ready);
   assert.ok(ready.includes(`data in ${join(sb.dir, ".cdktr", "cdktr.db")}`), ready);

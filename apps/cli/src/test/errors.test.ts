@@ -27,7 +27,11 @@ describe("without a principal", () => {
     for (const args of [["runs"], ["workflows"], ["ping"], ["agents"], ["run", "hello"], ["logs", "--run", "x"]]) {
       const r = await runBin(args, { env, timeoutMs: 30_000 });
       assert.equal(r.code, 1, `${args.join(" ")}: exit code`);
-      assertOneLine(r, new RegExp(`^error: no principal at 127\\.0\\.0\\.1:${port}: start one with \`cdktr start principal\``), args.join(" "));
+      assertOneLine(
+        r,
+        new RegExp(`^error: no principal at 127\\.0\\.0\\.1:${port}: start one with \`cdktr start principal\``),
+        args.join(" "),
+      );
     }
     // --principal wins over the environment
     const other = await freePort();
@@ -104,13 +108,22 @@ describe("without a principal", () => {
       join(wf, "etl", "typo.yaml"),
       "name: typo\ntasks:\n  a:\n    name: a\n    dependencies: [b]\n    config: !Subprocess\n      cmd: echo\n",
     );
-    writeFileSync(join(wf, "ok.yml"), "name: ok\ntasks:\n  a:\n    name: a\n    config: !Subprocess\n      cmd: echo\n");
+    writeFileSync(
+      join(wf, "ok.yml"),
+      "name: ok\ntasks:\n  a:\n    name: a\n    config: !Subprocess\n      cmd: echo\n",
+    );
     writeFileSync(join(wf, ".gitkeep"), "");
     const bad = await runBin(["validate", "workflows"], { cwd: dir });
     assert.equal(bad.code, 1, bad.stderr);
     const errLines = lines(bad.stderr);
-    assert.ok(errLines.some((l) => /^workflows\/broken\.yml:\d+:\d+: /.test(l)), bad.stderr);
-    assert.ok(errLines.some((l) => /^workflows\/etl\/typo\.yaml:5:5: .*did you mean `depends`/.test(l)), bad.stderr);
+    assert.ok(
+      errLines.some((l) => /^workflows\/broken\.yml:\d+:\d+: /.test(l)),
+      bad.stderr,
+    );
+    assert.ok(
+      errLines.some((l) => /^workflows\/etl\/typo\.yaml:5:5: .*did you mean `depends`/.test(l)),
+      bad.stderr,
+    );
     assert.doesNotMatch(bad.stderr, /ok\.yml|gitkeep/);
     assert.doesNotMatch(bad.stderr, /\n\s+at /);
 
@@ -174,17 +187,23 @@ describe("with a principal", () => {
   });
 
   test("listings print ONE JSON array of protocol records with --json", async () => {
-    const { WorkflowDefinitionSchema, RunRecordSchema, AgentRecordSchema, LogLineSchema } = await import("@cdktr/protocol");
+    const { WorkflowDefinitionSchema, RunRecordSchema, AgentRecordSchema, LogLineSchema } = await import(
+      "@cdktr/protocol"
+    );
     const wfs = await runBin(["workflows", "--json"], { env: sb.env });
     assert.equal(wfs.code, 0, wfs.stderr);
     const parsed = JSON.parse(wfs.stdout) as unknown[];
     const ids = parsed.map((w) => WorkflowDefinitionSchema.parse(w).id);
-    for (const id of ["every-minute", "fail", "fan-in", "hello"]) assert.ok(ids.includes(id), `${id} in ${ids.join(",")}`);
+    for (const id of ["every-minute", "fail", "fan-in", "hello"])
+      assert.ok(ids.includes(id), `${id} in ${ids.join(",")}`);
     const id = lines((await runBin(["run", "hello", "--key", "k1"], { env: sb.env })).stdout)[0];
     const again = await runBin(["run", "hello", "--key", "k1"], { env: sb.env });
     assert.equal(lines(again.stdout)[0], id, "same key, same run");
     const runs = JSON.parse((await runBin(["runs", "--json"], { env: sb.env })).stdout) as unknown[];
-    assert.deepEqual(runs.map((r) => RunRecordSchema.parse(r).runId), [id]);
+    assert.deepEqual(
+      runs.map((r) => RunRecordSchema.parse(r).runId),
+      [id],
+    );
     assert.equal(RunRecordSchema.parse(runs[0]).source, "cli");
     const agents = JSON.parse((await runBin(["agents", "--json"], { env: sb.env })).stdout) as unknown[];
     assert.ok(Array.isArray(agents));
@@ -202,13 +221,16 @@ describe("with a principal", () => {
   test("workflow show: tasks, the DAG as a tree, the next 5 runs in the workflow's timezone; cancel a queued run", async () => {
     const fan = await runBin(["workflow", "show", "fan-in"], { env: sb.env });
     assert.equal(fan.code, 0, fan.stderr);
-    for (const task of ["extract", "left", "right", "join"]) assert.match(fan.stdout, new RegExp(`^${task}\\s`, "m"), `task ${task} listed`);
+    for (const task of ["extract", "left", "right", "join"])
+      assert.match(fan.stdout, new RegExp(`^${task}\\s`, "m"), `task ${task} listed`);
     const dag = fan.stdout.split("\nDAG\n")[1]?.split("\n\n")[0] ?? "";
     assert.deepEqual(dag.split("\n"), ["extract", "├── left", "│   └── join", "└── right", "    └── join"]);
 
     const ny = await runBin(["workflow", "show", "ny"], { env: sb.env });
     assert.equal(ny.code, 0, ny.stderr);
-    const next = (ny.stdout.split("\nNext runs (America/New_York)\n")[1] ?? "").split("\n").filter((l) => l.trim() !== "");
+    const next = (ny.stdout.split("\nNext runs (America/New_York)\n")[1] ?? "")
+      .split("\n")
+      .filter((l) => l.trim() !== "");
     assert.equal(next.length, 5, ny.stdout);
     for (const line of next) {
       // 09:30 New York wall time, whatever the season; the UTC instant follows the offset.
@@ -224,8 +246,13 @@ describe("with a principal", () => {
     assert.match(cancel.stdout, /CANCELLED/);
     const show = await runBin(["runs", "show", id, "--json"], { env: sb.env });
     assert.equal(JSON.parse(show.stdout).run.status, "CANCELLED");
-    const listed = JSON.parse((await runBin(["runs", "--status", "CANCELLED", "--json"], { env: sb.env })).stdout) as { runId: string }[];
-    assert.deepEqual(listed.map((r) => r.runId), [id]);
+    const listed = JSON.parse((await runBin(["runs", "--status", "CANCELLED", "--json"], { env: sb.env })).stdout) as {
+      runId: string;
+    }[];
+    assert.deepEqual(
+      listed.map((r) => r.runId),
+      [id],
+    );
   });
 });
 

@@ -34,7 +34,15 @@ export async function setupFakeAgent() {
     await client.runStatus({ agentId, runId, status: "RUNNING", time: now() });
   };
   const task = (runId: string, taskId: string, status: "RUNNING" | "COMPLETED", attempt = 1) =>
-    client.taskStatus({ agentId, runId, taskId, attempt, status, time: now(), ...(status === "COMPLETED" ? { exitCode: 0 } : {}) });
+    client.taskStatus({
+      agentId,
+      runId,
+      taskId,
+      attempt,
+      status,
+      time: now(),
+      ...(status === "COMPLETED" ? { exitCode: 0 } : {}),
+    });
   const send = (lines: LogLine[]) => logs.logBatch({ agentId, lines });
   const finish = (runId: string) => client.runStatus({ agentId, runId, status: "COMPLETED", time: now() });
   const close = () => {
@@ -50,4 +58,3 @@ export async function setupFakeAgent() {
   };
   return { sb, client, line, startRun, task, send, finish, close, restartPrincipal };
 }
-

@@ -30,7 +30,10 @@ export interface BinResult {
 }
 
 /** Run `cdktr ...args` as a real process (own process group, killed at `timeoutMs`). */
-export function runBin(args: string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<BinResult> {
+export function runBin(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
+): Promise<BinResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd ?? process.cwd(),
@@ -157,7 +160,10 @@ export async function assertRunOutput(runId: string, env: Record<string, string>
     const out = stored.filter((l) => l.taskId === t.taskId && l.stream === "stdout");
     assert.ok(out.length > 0, `task ${t.taskId} has stdout lines`);
     for (const l of out) {
-      assert.ok(text.stdout.split("\n").some((row) => row.includes(` ${t.taskId}  ${l.line}`)), `logs --run shows ${t.taskId}: ${l.line}\n${text.stdout}`);
+      assert.ok(
+        text.stdout.split("\n").some((row) => row.includes(` ${t.taskId}  ${l.line}`)),
+        `logs --run shows ${t.taskId}: ${l.line}\n${text.stdout}`,
+      );
     }
   }
   return tasks.map((t) => t.taskId);

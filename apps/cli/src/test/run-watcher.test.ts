@@ -37,7 +37,11 @@ test("subscribed before the trigger: every transition once, log holes filled, pe
     await h.send([h.line(runId, "hello", 1), h.line(runId, "hello", 2), h.line(runId, "hello", 4)]);
     await waitFor(() => printed.length >= 2, { what: "lines 1 and 2", timeoutMs: 5000 });
     await new Promise((r) => setTimeout(r, 300));
-    assert.deepEqual(printed.map((l) => l.seq), [1, 2], "line 4 is held back until 3 arrives");
+    assert.deepEqual(
+      printed.map((l) => l.seq),
+      [1, 2],
+      "line 4 is held back until 3 arrives",
+    );
     await h.send([h.line(runId, "hello", 3)]);
     await h.task(runId, "hello", "COMPLETED");
     await h.task(runId, "goodbye", "RUNNING");
@@ -52,7 +56,10 @@ test("subscribed before the trigger: every transition once, log holes filled, pe
       printed.filter((l) => l.taskId === "hello").map((l) => l.seq),
       [1, 2, 3, 4],
     );
-    assert.deepEqual(printed.filter((l) => l.taskId === "goodbye").map((l) => l.seq), [1]);
+    assert.deepEqual(
+      printed.filter((l) => l.taskId === "goodbye").map((l) => l.seq),
+      [1],
+    );
     const statuses = runs.map((r) => r.status);
     assert.equal(new Set(statuses).size, statuses.length, `each run state once: ${statuses.join(",")}`);
     assert.ok(statuses.includes("RUNNING") && statuses.at(-1) === "COMPLETED", statuses.join(","));
@@ -90,7 +97,10 @@ test("lines stored before the watcher existed are read back, in order, once", as
     await h.finish(runId);
     assert.equal((await done).status, "COMPLETED");
     await watcher.close();
-    assert.deepEqual(printed.map((l) => l.seq), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(
+      printed.map((l) => l.seq),
+      [1, 2, 3, 4, 5, 6],
+    );
   } finally {
     h.close();
   }
@@ -103,7 +113,13 @@ test("cdktr logs --follow --run: stored lines, then live ones in order, until SI
     await h.startRun(runId);
     await h.task(runId, "hello", "RUNNING");
     await h.send([h.line(runId, "hello", 1), h.line(runId, "hello", 2)]);
-    const follow = await spawnService({ script: BIN, args: ["logs", "--follow", "--run", runId], env: h.sb.env, name: "logs --follow", waitReady: false });
+    const follow = await spawnService({
+      script: BIN,
+      args: ["logs", "--follow", "--run", runId],
+      env: h.sb.env,
+      name: "logs --follow",
+      waitReady: false,
+    });
     await follow.waitForLine((l) => l.endsWith("hello line 2"), 10_000);
     // a hole: 4 before 3
     await h.send([h.line(runId, "hello", 4)]);

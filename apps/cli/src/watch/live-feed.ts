@@ -24,7 +24,12 @@ export class LiveFeed {
   #closed = false;
   readonly #done: Promise<void>;
 
-  constructor(options: { endpoint: string; topics: readonly string[]; onEvent: (e: FeedEvent) => void; logger?: Logger }) {
+  constructor(options: {
+    endpoint: string;
+    topics: readonly string[];
+    onEvent: (e: FeedEvent) => void;
+    logger?: Logger;
+  }) {
     const sub = new Subscriber({ endpoint: options.endpoint, ...(options.logger ? { logger: options.logger } : {}) });
     this.#sub = sub;
     sub.connect();

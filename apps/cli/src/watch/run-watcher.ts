@@ -190,7 +190,12 @@ export class RunWatcher {
   async #queryInto(req: RequestOf<ApiVerbs, "queryLogs">): Promise<void> {
     let cursor: string | undefined;
     for (;;) {
-      const page = await this.#o.client.queryLogs({ ...req, order: "asc", limit: PAGE, ...(cursor === undefined ? {} : { cursor }) });
+      const page = await this.#o.client.queryLogs({
+        ...req,
+        order: "asc",
+        limit: PAGE,
+        ...(cursor === undefined ? {} : { cursor }),
+      });
       for (const line of page.lines) {
         this.#seq.add(line);
         const t = Date.parse(line.time);

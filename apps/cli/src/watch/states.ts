@@ -1,4 +1,10 @@
-import { TERMINAL_RUN_STATUSES as FINAL_RUNS, type RunRecord, type RunStatus, type TaskRunRecord, type TaskStatus } from "@cdktr/protocol";
+import {
+  TERMINAL_RUN_STATUSES as FINAL_RUNS,
+  type RunRecord,
+  type RunStatus,
+  type TaskRunRecord,
+  type TaskStatus,
+} from "@cdktr/protocol";
 
 const TERMINAL_RUN_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>(FINAL_RUNS);
 

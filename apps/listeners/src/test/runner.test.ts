@@ -51,21 +51,40 @@ describe("listeners runner", () => {
       script: MAIN,
       name: "listeners",
       cwd: home,
-      env: { HOME: home, CDKTR_LISTENERS_CONFIG: "my-listeners.yml", CDKTR_PRINCIPAL_PORT: String(api), TEST_HOOK_SECRET: "" },
+      env: {
+        HOME: home,
+        CDKTR_LISTENERS_CONFIG: "my-listeners.yml",
+        CDKTR_PRINCIPAL_PORT: String(api),
+        TEST_HOOK_SECRET: "",
+      },
       waitReady: false,
     });
     // An empty secret variable is a configuration error: exit 2 before anything starts.
     assert.deepEqual(await runner.exited, { code: 2, signal: null });
-    assert.match(runner.lines.join("\n"), /my-listeners\.yml:6:17: listeners\[0\]\.secret_env: environment variable TEST_HOOK_SECRET is not set/);
+    assert.match(
+      runner.lines.join("\n"),
+      /my-listeners\.yml:6:17: listeners\[0\]\.secret_env: environment variable TEST_HOOK_SECRET is not set/,
+    );
 
     const good = await spawnService({
       script: MAIN,
       name: "listeners",
       cwd: home,
-      env: { HOME: home, CDKTR_LISTENERS_CONFIG: "my-listeners.yml", CDKTR_PRINCIPAL_PORT: String(api), TEST_HOOK_SECRET: "k" },
+      env: {
+        HOME: home,
+        CDKTR_LISTENERS_CONFIG: "my-listeners.yml",
+        CDKTR_PRINCIPAL_PORT: String(api),
+        TEST_HOOK_SECRET: "k",
+      },
     });
     const listed = good.ready.listeners as { name: string; type: string; url?: string }[];
-    assert.deepEqual(listed.map((l) => [l.name, l.type]), [["hooks", "webhook"], ["inbox", "file_watcher"]]);
+    assert.deepEqual(
+      listed.map((l) => [l.name, l.type]),
+      [
+        ["hooks", "webhook"],
+        ["inbox", "file_watcher"],
+      ],
+    );
     const url = listed[0]?.url;
     assert.match(String(url), /^http:\/\/127\.0\.0\.1:\d+$/);
 
@@ -73,17 +92,24 @@ describe("listeners runner", () => {
     assert.equal(unsigned.status, 401);
     const body = JSON.stringify({ date: "2026-11-28" });
     const ts = Math.floor(Date.now() / 1000);
-    const res = await fetch(`${url}/trigger/hook`, { method: "POST", body, headers: { "x-cdktr-timestamp": String(ts), "x-cdktr-signature": signWebhookBody("k", ts, body) } });
+    const res = await fetch(`${url}/trigger/hook`, {
+      method: "POST",
+      body,
+      headers: { "x-cdktr-timestamp": String(ts), "x-cdktr-signature": signWebhookBody("k", ts, body) },
+    });
     assert.equal(res.status, 202);
     const reply = (await res.json()) as { runId: string };
 
     writeFileSync(join(inbox, "orders.csv"), "1,2,3");
     const client = new PrincipalClient({ port: api ?? 0, timeoutMs: 3000 });
     try {
-      const runs = await waitFor(async () => {
-        const r = (await client.listRuns({ workflowId: "hook", order: "asc" })).runs;
-        return r.length === 2 ? r : undefined;
-      }, { what: "two runs" });
+      const runs = await waitFor(
+        async () => {
+          const r = (await client.listRuns({ workflowId: "hook", order: "asc" })).runs;
+          return r.length === 2 ? r : undefined;
+        },
+        { what: "two runs" },
+      );
       assert.equal(runs[0]?.runId, reply.runId);
       assert.deepEqual(runs[0]?.params, { date: "2026-11-28" });
       assert.deepEqual(runs[1]?.params, { paths: '["orders.csv"]' });
@@ -98,9 +124,14 @@ describe("listeners runner", () => {
     const home = makeTempDir("cdktr-runner-");
     writeFileSync(join(home, "listeners.yml"), `listeners:\n  - type: webhook\n    prot: 8080\n`);
     const out = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      execFile(process.execPath, [MAIN], { cwd: home, env: { PATH: process.env.PATH ?? "", HOME: home } }, (err, _stdout, stderr) => {
-        resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : null, stderr });
-      });
+      execFile(
+        process.execPath,
+        [MAIN],
+        { cwd: home, env: { PATH: process.env.PATH ?? "", HOME: home } },
+        (err, _stdout, stderr) => {
+          resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : null, stderr });
+        },
+      );
     });
     assert.equal(out.code, 2);
     assert.match(out.stderr, /listeners\.yml:3:5: listeners\[0\]\.prot: unknown field \(did you mean `port`\?\)/);

@@ -15,7 +15,10 @@ describe("AgentRegistry (fake clock)", () => {
     clock.advance(29_000);
     assert.deepEqual(r.expire(), []);
     clock.advance(1_001);
-    assert.deepEqual(r.expire().map((a) => a.agentId), ["a"]);
+    assert.deepEqual(
+      r.expire().map((a) => a.agentId),
+      ["a"],
+    );
     assert.deepEqual(r.expire(), [], "reported once");
     assert.equal(r.touch("a"), false, "a lost agent must register again");
     assert.equal(r.active("a"), undefined);
@@ -32,6 +35,9 @@ describe("AgentRegistry (fake clock)", () => {
     clock.advance(10_000);
     assert.deepEqual(r.expire(), []);
     clock.advance(1);
-    assert.deepEqual(r.expire().map((a) => a.agentId), ["ghost"]);
+    assert.deepEqual(
+      r.expire().map((a) => a.agentId),
+      ["ghost"],
+    );
   });
 });

@@ -48,7 +48,14 @@ export class AgentRegistry {
   }
 
   /** (Re-)register an agent. */
-  register(a: { agentId: string; host: string; capacity: number; labels: string[]; version: string; runningRuns: string[] }): AgentState {
+  register(a: {
+    agentId: string;
+    host: string;
+    capacity: number;
+    labels: string[];
+    version: string;
+    runningRuns: string[];
+  }): AgentState {
     const now = this.clock.now();
     const state: AgentState = { ...a, registeredAt: now, lastSeen: now, registered: true, status: "ACTIVE" };
     this.agents.set(a.agentId, state);

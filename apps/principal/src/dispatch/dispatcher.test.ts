@@ -11,7 +11,13 @@ import { Dispatcher } from "./dispatcher.js";
 
 after(() => removeTempDirs());
 
-function setup(leaseMs = 1000): { clock: ManualClock; store: SqliteStore; d: Dispatcher; ids: UlidGenerator; events: RunRecord[] } {
+function setup(leaseMs = 1000): {
+  clock: ManualClock;
+  store: SqliteStore;
+  d: Dispatcher;
+  ids: UlidGenerator;
+  events: RunRecord[];
+} {
   const clock = new ManualClock();
   const store = SqliteStore.open({ path: join(makeTempDir(), "db"), clock });
   const events: RunRecord[] = [];
@@ -20,7 +26,15 @@ function setup(leaseMs = 1000): { clock: ManualClock; store: SqliteStore; d: Dis
 }
 
 async function trigger(s: ReturnType<typeof setup>, wf = definition("wf")): Promise<string> {
-  const { run } = await s.store.createRun({ runId: s.ids.next(), workflow: wf, params: {}, requestParams: {}, idempotencyKey: null, source: "t", scheduledFor: null });
+  const { run } = await s.store.createRun({
+    runId: s.ids.next(),
+    workflow: wf,
+    params: {},
+    requestParams: {},
+    idempotencyKey: null,
+    source: "t",
+    scheduledFor: null,
+  });
   s.d.enqueue(run, wf);
   return run.runId;
 }
@@ -39,12 +53,17 @@ describe("Dispatcher (fake clock, real SQLite)", () => {
     assert.deepEqual(s.d.expireLeases(), [runId]);
     await s.store.drain();
     assert.equal((await s.store.getRun(runId))?.run.status, "QUEUED");
-    await assert.rejects(s.d.confirm("a", runId, a.assignment?.token ?? ""), (e: unknown) => isCdktrError(e, "STALE_ASSIGNMENT"));
+    await assert.rejects(s.d.confirm("a", runId, a.assignment?.token ?? ""), (e: unknown) =>
+      isCdktrError(e, "STALE_ASSIGNMENT"),
+    );
     const b = await s.d.fetchWork(agent("b"), 0);
     assert.equal(b.assignment?.run.runId, runId);
     const run = await s.d.confirm("b", runId, b.assignment?.token ?? "");
     assert.equal(run.status, "RUNNING");
-    assert.deepEqual(s.events.map((e) => e.status), ["ASSIGNED", "QUEUED", "ASSIGNED", "RUNNING"]);
+    assert.deepEqual(
+      s.events.map((e) => e.status),
+      ["ASSIGNED", "QUEUED", "ASSIGNED", "RUNNING"],
+    );
     await s.store.close();
   });
 
@@ -53,7 +72,9 @@ describe("Dispatcher (fake clock, real SQLite)", () => {
     const runId = await trigger(s);
     const a = await s.d.fetchWork(agent("a"), 0);
     s.clock.advance(501);
-    await assert.rejects(s.d.confirm("a", runId, a.assignment?.token ?? ""), (e: unknown) => isCdktrError(e, "STALE_ASSIGNMENT"));
+    await assert.rejects(s.d.confirm("a", runId, a.assignment?.token ?? ""), (e: unknown) =>
+      isCdktrError(e, "STALE_ASSIGNMENT"),
+    );
     assert.equal(s.d.get(runId)?.run.status, "QUEUED");
     await s.store.close();
   });

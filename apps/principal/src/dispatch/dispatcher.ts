@@ -92,7 +92,8 @@ export class Dispatcher {
     const now = this.clock.now();
     for (const a of active) {
       const entry: ActiveEntry = { ...a };
-      if (entry.run.status === "ASSIGNED") entry.leaseExpiresAt = Math.max(entry.leaseExpiresAt ?? 0, now + this.leaseMs);
+      if (entry.run.status === "ASSIGNED")
+        entry.leaseExpiresAt = Math.max(entry.leaseExpiresAt ?? 0, now + this.leaseMs);
       this.entries.set(a.run.runId, entry);
       if (a.run.status === "QUEUED") this.queued.push(a.run.runId);
     }
@@ -111,7 +112,9 @@ export class Dispatcher {
 
   /** Runs an agent holds (ASSIGNED or RUNNING). */
   byAgent(agentId: string): ActiveEntry[] {
-    return this.all().filter((e) => e.run.agentId === agentId && (e.run.status === "ASSIGNED" || e.run.status === "RUNNING"));
+    return this.all().filter(
+      (e) => e.run.agentId === agentId && (e.run.status === "ASSIGNED" || e.run.status === "RUNNING"),
+    );
   }
 
   /** Number of QUEUED runs. */
@@ -178,8 +181,15 @@ export class Dispatcher {
    * Long-poll for work: resolves at once with the oldest eligible run (or pending cancels), else
    * when one becomes eligible, else `{assignment: null}` after `waitMs` or when `signal` aborts.
    */
-  fetchWork(agent: { agentId: string; labels: readonly string[] }, waitMs: number, signal?: AbortSignal): Promise<FetchResult> {
-    if (this.closed) return Promise.reject(new CdktrError("SHUTTING_DOWN", "the principal is shutting down: fetch again from the next one"));
+  fetchWork(
+    agent: { agentId: string; labels: readonly string[] },
+    waitMs: number,
+    signal?: AbortSignal,
+  ): Promise<FetchResult> {
+    if (this.closed)
+      return Promise.reject(
+        new CdktrError("SHUTTING_DOWN", "the principal is shutting down: fetch again from the next one"),
+      );
     return new Promise<FetchResult>((resolve) => {
       const waiter: Waiter = { agentId: agent.agentId, labels: agent.labels, resolve, timer: null, done: false };
       // New cancel requests end the long-poll at once, each only once (heartbeats repeat them),
@@ -256,7 +266,10 @@ export class Dispatcher {
       if (stored === null) throw new CdktrError("RUN_NOT_FOUND", `no run \`${runId}\``, { context: { runId } });
       throw stale(runId, `it is ${stored.run.status}`);
     }
-    throw stale(runId, e.run.status === "QUEUED" ? "its lease expired and it went back to the queue" : "it was reassigned");
+    throw stale(
+      runId,
+      e.run.status === "QUEUED" ? "its lease expired and it went back to the queue" : "it was reassigned",
+    );
   }
 
   /** Put every ASSIGNED run whose lease has passed back in the queue. Returns their ids. */
@@ -277,7 +290,8 @@ export class Dispatcher {
   nextLeaseExpiry(): number | null {
     let min: number | null = null;
     for (const e of this.entries.values()) {
-      if (e.run.status === "ASSIGNED" && e.leaseExpiresAt !== null && (min === null || e.leaseExpiresAt < min)) min = e.leaseExpiresAt;
+      if (e.run.status === "ASSIGNED" && e.leaseExpiresAt !== null && (min === null || e.leaseExpiresAt < min))
+        min = e.leaseExpiresAt;
     }
     return min;
   }
@@ -306,7 +320,8 @@ export class Dispatcher {
           if (this.entries.get(run.runId) === e && e.run.status === "QUEUED") e.run = run;
           this.onRunChanged(run);
         },
-        (err: unknown) => this.logger.error("could not persist a lease expiry", { runId: e.run.runId, error: String(err) }),
+        (err: unknown) =>
+          this.logger.error("could not persist a lease expiry", { runId: e.run.runId, error: String(err) }),
       );
     }
     this.pump();
@@ -320,7 +335,8 @@ export class Dispatcher {
       if (active === null) {
         const counts = new Map<string, number>();
         for (const e of this.entries.values()) {
-          if (e.run.status === "ASSIGNED" || e.run.status === "RUNNING") counts.set(e.run.workflowId, (counts.get(e.run.workflowId) ?? 0) + 1);
+          if (e.run.status === "ASSIGNED" || e.run.status === "RUNNING")
+            counts.set(e.run.workflowId, (counts.get(e.run.workflowId) ?? 0) + 1);
         }
         active = counts;
       }
@@ -406,7 +422,9 @@ export class Dispatcher {
 }
 
 function stale(runId: string, why: string): CdktrError {
-  return new CdktrError("STALE_ASSIGNMENT", `assignment of run ${runId} is no longer valid (${why}): do not start it`, { context: { runId } });
+  return new CdktrError("STALE_ASSIGNMENT", `assignment of run ${runId} is no longer valid (${why}): do not start it`, {
+    context: { runId },
+  });
 }
 
 /** Index of the first element of the sorted `arr` that is not below `id`. */

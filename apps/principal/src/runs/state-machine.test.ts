@@ -18,7 +18,8 @@ describe("run state machine", () => {
       "RUNNING>CRASHED",
     ]);
     for (const from of RUN_STATUSES) {
-      for (const to of RUN_STATUSES) assert.equal(canTransitionRun(from, to), allowed.has(`${from}>${to}`), `${from} -> ${to}`);
+      for (const to of RUN_STATUSES)
+        assert.equal(canTransitionRun(from, to), allowed.has(`${from}>${to}`), `${from} -> ${to}`);
     }
     assert.deepEqual(RUN_STATUSES.filter(isTerminalRun), ["COMPLETED", "FAILED", "CRASHED", "CANCELLED", "SKIPPED"]);
   });

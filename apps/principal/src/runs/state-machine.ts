@@ -26,13 +26,7 @@ export function isTerminalRun(status: RunStatus): boolean {
 }
 
 /** Task states a task never leaves (except a new attempt after FAILED, see {@link taskTransition}). */
-export const TERMINAL_TASK_STATUSES: readonly TaskStatus[] = [
-  "COMPLETED",
-  "FAILED",
-  "SKIPPED",
-  "CRASHED",
-  "CANCELLED",
-];
+export const TERMINAL_TASK_STATUSES: readonly TaskStatus[] = ["COMPLETED", "FAILED", "SKIPPED", "CRASHED", "CANCELLED"];
 
 /** Result of checking a task update against the task's current state. */
 export type TaskTransitionCheck = "apply" | "duplicate" | "invalid";
@@ -57,7 +51,8 @@ export function taskTransition(
         : "invalid";
     case "RUNNING":
       if (to === "RUNNING") return toAttempt > fromAttempt ? "apply" : "invalid";
-      if (to === "COMPLETED" || to === "FAILED" || to === "CANCELLED") return toAttempt >= fromAttempt ? "apply" : "invalid";
+      if (to === "COMPLETED" || to === "FAILED" || to === "CANCELLED")
+        return toAttempt >= fromAttempt ? "apply" : "invalid";
       return "invalid";
     case "FAILED":
       return to === "RUNNING" && toAttempt > fromAttempt ? "apply" : "invalid";

@@ -138,7 +138,12 @@ export interface Store {
    * ASSIGNED -> RUNNING for the agent holding `token`; creates a PENDING row per task.
    * @throws CdktrError STALE_ASSIGNMENT when the token is not the current one.
    */
-  confirmAssignment(runId: string, agentId: string, token: string, taskIds: string[]): Promise<{ run: RunRecord; tasks: TaskRunRecord[] }>;
+  confirmAssignment(
+    runId: string,
+    agentId: string,
+    token: string,
+    taskIds: string[],
+  ): Promise<{ run: RunRecord; tasks: TaskRunRecord[] }>;
   /** Apply an agent's run report. @throws CdktrError RUN_NOT_FOUND, INVALID_TRANSITION */
   updateRunStatus(update: RunStatusUpdate): Promise<RunUpdateResult>;
   /** Apply an agent's task report. @throws CdktrError RUN_NOT_FOUND, INVALID_TRANSITION */
@@ -165,4 +170,3 @@ export interface Store {
   /** Wait for pending writes, stop workers, close connections. Idempotent. */
   close(): Promise<void>;
 }
-

@@ -14,7 +14,10 @@ const now = (): string => new Date().toISOString();
 describe("agents and dispatch", () => {
   it("an agent silent past the heartbeat timeout: its runs CRASHED (and requeued when asked); late reports only recorded", async () => {
     const f = await makeFixture(
-      { "plain.yml": workflowYaml(), "again.yml": workflowYaml("on_agent_lost: requeue\nparams:\n  who:\n    type: string\n    default: x\n") },
+      {
+        "plain.yml": workflowYaml(),
+        "again.yml": workflowYaml("on_agent_lost: requeue\nparams:\n  who:\n    type: string\n    default: x\n"),
+      },
       { CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: "1500" },
     );
     await spawnPrincipal(f);
@@ -28,15 +31,31 @@ describe("agents and dispatch", () => {
         assert.equal(w.assignment?.run.runId, expected, "FIFO by run id");
         await c.api.confirmAssignment({ agentId: "doomed", runId: expected, token: w.assignment?.token ?? "" });
       }
-      await c.api.taskStatus({ agentId: "doomed", runId: plain.runId, taskId: "only", attempt: 1, status: "RUNNING", time: now() });
+      await c.api.taskStatus({
+        agentId: "doomed",
+        runId: plain.runId,
+        taskId: "only",
+        attempt: 1,
+        status: "RUNNING",
+        time: now(),
+      });
       // A healthy agent keeps heartbeating the whole time and loses nothing.
       await registerAgent(c.api, "healthy");
-      const beat = setInterval(() => void c.api.heartbeat({ agentId: "healthy", runningRuns: [] }).catch(() => undefined), 150);
+      const beat = setInterval(
+        () => void c.api.heartbeat({ agentId: "healthy", runningRuns: [] }).catch(() => undefined),
+        150,
+      );
       try {
-        await waitFor(async () => (await c.api.getRun(plain.runId)).run.status === "CRASHED", { timeoutMs: 5000, what: "CRASHED" });
+        await waitFor(async () => (await c.api.getRun(plain.runId)).run.status === "CRASHED", {
+          timeoutMs: 5000,
+          what: "CRASHED",
+        });
         const crashed = await c.api.getRun(plain.runId);
         assert.equal(crashed.run.reason, "agent_lost");
-        assert.deepEqual(crashed.tasks.map((t) => [t.status, t.reason]), [["CRASHED", "agent_lost"]]);
+        assert.deepEqual(
+          crashed.tasks.map((t) => [t.status, t.reason]),
+          [["CRASHED", "agent_lost"]],
+        );
 
         const lost2 = await waitFor(async () => {
           const r = await c.api.getRun(again.runId);
@@ -49,20 +68,41 @@ describe("agents and dispatch", () => {
         assert.deepEqual(fresh?.params, { who: "me" });
         assert.match(fresh?.message ?? "", new RegExp(again.runId));
         assert.match(lost2.run.message ?? "", new RegExp(fresh?.runId ?? "?"));
-        assert.equal((await c.api.listRuns({ workflowId: "plain", status: ["QUEUED"] })).runs.length, 0, "on_agent_lost fail: no requeue");
+        assert.equal(
+          (await c.api.listRuns({ workflowId: "plain", status: ["QUEUED"] })).runs.length,
+          0,
+          "on_agent_lost fail: no requeue",
+        );
 
         // The lost agent comes back late: recorded, not applied, nothing restarted.
         const late = await c.api.runStatus({ agentId: "doomed", runId: plain.runId, status: "COMPLETED", time: now() });
         assert.deepEqual(late, { applied: false, status: "CRASHED" });
-        const lateTask = await c.api.taskStatus({ agentId: "doomed", runId: plain.runId, taskId: "only", attempt: 1, status: "COMPLETED", time: now() });
+        const lateTask = await c.api.taskStatus({
+          agentId: "doomed",
+          runId: plain.runId,
+          taskId: "only",
+          attempt: 1,
+          status: "COMPLETED",
+          time: now(),
+        });
         assert.deepEqual(lateTask, { applied: false });
         assert.equal((await c.api.getRun(plain.runId)).run.status, "CRASHED");
         const hb = await c.api.heartbeat({ agentId: "doomed", runningRuns: [plain.runId] });
         assert.equal(hb.reregister, true);
-        const reg = await c.api.registerAgent({ agentId: "doomed", host: "h", capacity: 2, labels: [], version: "t", runningRuns: [plain.runId] });
+        const reg = await c.api.registerAgent({
+          agentId: "doomed",
+          host: "h",
+          capacity: 2,
+          labels: [],
+          version: "t",
+          runningRuns: [plain.runId],
+        });
         assert.deepEqual(reg.cancel, [plain.runId], "a crashed run the agent still runs must be stopped");
         const agents = await c.api.listAgents();
-        assert.deepEqual(agents.agents.map((a) => [a.agentId, a.status]).sort(), [["doomed", "ACTIVE"], ["healthy", "ACTIVE"]]);
+        assert.deepEqual(agents.agents.map((a) => [a.agentId, a.status]).sort(), [
+          ["doomed", "ACTIVE"],
+          ["healthy", "ACTIVE"],
+        ]);
         // The requeued run is handed to the next fetch.
         const w = await c.api.fetchWork({ agentId: "healthy", waitMs: 0, freeSlots: 1 });
         assert.equal(w.assignment?.run.runId, fresh?.runId);
@@ -97,12 +137,39 @@ describe("agents and dispatch", () => {
       assert.deepEqual(answered, { assignment: null, cancel: [running.runId] });
       const hb = await c.api.heartbeat({ agentId: "a", runningRuns: [running.runId] });
       assert.deepEqual(hb, { cancel: [running.runId], reregister: false });
-      await c.api.taskStatus({ agentId: "a", runId: running.runId, taskId: "hello", attempt: 1, status: "RUNNING", time: now() });
-      await c.api.taskStatus({ agentId: "a", runId: running.runId, taskId: "hello", attempt: 1, status: "CANCELLED", time: now(), signal: "SIGTERM" });
-      const done = await c.api.runStatus({ agentId: "a", runId: running.runId, status: "CANCELLED", time: now(), reason: "cancelled" });
+      await c.api.taskStatus({
+        agentId: "a",
+        runId: running.runId,
+        taskId: "hello",
+        attempt: 1,
+        status: "RUNNING",
+        time: now(),
+      });
+      await c.api.taskStatus({
+        agentId: "a",
+        runId: running.runId,
+        taskId: "hello",
+        attempt: 1,
+        status: "CANCELLED",
+        time: now(),
+        signal: "SIGTERM",
+      });
+      const done = await c.api.runStatus({
+        agentId: "a",
+        runId: running.runId,
+        status: "CANCELLED",
+        time: now(),
+        reason: "cancelled",
+      });
       assert.deepEqual(done, { applied: true, status: "CANCELLED" });
       const final = await c.api.getRun(running.runId);
-      assert.deepEqual(final.tasks.map((t) => [t.taskId, t.status]), [["goodbye", "CANCELLED"], ["hello", "CANCELLED"]]);
+      assert.deepEqual(
+        final.tasks.map((t) => [t.taskId, t.status]),
+        [
+          ["goodbye", "CANCELLED"],
+          ["hello", "CANCELLED"],
+        ],
+      );
       assert.deepEqual((await c.api.heartbeat({ agentId: "a", runningRuns: [] })).cancel, []);
       const again = await c.api.cancelRun(running.runId);
       assert.equal(again.cancelled, false);
@@ -141,7 +208,11 @@ describe("agents and dispatch", () => {
       const w1 = await c.api.fetchWork({ agentId: "a", waitMs: 0, freeSlots: 2 });
       assert.equal(w1.assignment?.run.runId, q1.runId);
       await c.api.confirmAssignment({ agentId: "a", runId: q1.runId, token: w1.assignment?.token ?? "" });
-      assert.equal((await c.api.fetchWork({ agentId: "a", waitMs: 0, freeSlots: 1 })).assignment, null, "q2 waits for the slot");
+      assert.equal(
+        (await c.api.fetchWork({ agentId: "a", waitMs: 0, freeSlots: 1 })).assignment,
+        null,
+        "q2 waits for the slot",
+      );
       const parked = c.api.fetchWork({ agentId: "a", waitMs: 20_000, freeSlots: 1 }, { timeoutMs: 25_000 });
       await new Promise((r) => setTimeout(r, 100));
       await c.api.runStatus({ agentId: "a", runId: q1.runId, status: "FAILED", time: now(), reason: "exit_code" });
@@ -166,14 +237,27 @@ describe("agents and dispatch", () => {
         await c.api.confirmAssignment({ agentId: "a", runId, token: w.assignment?.token ?? "" });
       }
       // The agent finished r1 while the principal could not hear it, and re-registers first.
-      const reg = await c.api.registerAgent({ agentId: "a", host: "h", capacity: 2, labels: [], version: "t", runningRuns: [r2.runId] });
+      const reg = await c.api.registerAgent({
+        agentId: "a",
+        host: "h",
+        capacity: 2,
+        labels: [],
+        version: "t",
+        runningRuns: [r2.runId],
+      });
       assert.deepEqual(reg.cancel, []);
       const late = await c.api.runStatus({ agentId: "a", runId: r1.runId, status: "COMPLETED", time: now() });
       assert.deepEqual(late, { applied: true, status: "COMPLETED" }, "queued final report still applies");
       // r2 is then never listed again although the agent keeps heartbeating.
-      const beat = setInterval(() => void c.api.heartbeat({ agentId: "a", runningRuns: [] }).catch(() => undefined), 150);
+      const beat = setInterval(
+        () => void c.api.heartbeat({ agentId: "a", runningRuns: [] }).catch(() => undefined),
+        150,
+      );
       try {
-        await waitFor(async () => (await c.api.getRun(r2.runId)).run.status === "CRASHED", { timeoutMs: 5000, what: "unreported run CRASHED" });
+        await waitFor(async () => (await c.api.getRun(r2.runId)).run.status === "CRASHED", {
+          timeoutMs: 5000,
+          what: "unreported run CRASHED",
+        });
         assert.match((await c.api.getRun(r2.runId)).run.message ?? "", /stopped reporting/);
         assert.equal((await c.api.listAgents()).agents[0]?.status, "ACTIVE", "the agent itself is fine");
       } finally {
@@ -198,7 +282,9 @@ describe("agents and dispatch", () => {
       assert.equal((await c.api.fetchWork({ agentId: "cpu", waitMs: 0, freeSlots: 1 })).assignment, null);
       const w2 = await c.api.fetchWork({ agentId: "big", waitMs: 0, freeSlots: 1 });
       assert.equal(w2.assignment?.run.runId, gpu.runId);
-      await assert.rejects(c.api.fetchWork({ agentId: "stranger", waitMs: 0, freeSlots: 1 }), (e: unknown) => isCdktrError(e, "AGENT_NOT_REGISTERED"));
+      await assert.rejects(c.api.fetchWork({ agentId: "stranger", waitMs: 0, freeSlots: 1 }), (e: unknown) =>
+        isCdktrError(e, "AGENT_NOT_REGISTERED"),
+      );
     } finally {
       c.close();
     }

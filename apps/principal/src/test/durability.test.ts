@@ -28,7 +28,9 @@ describe("durability", () => {
     let acked: string[] = [];
     try {
       const replies = await Promise.all(
-        Array.from({ length: N }, (_, i) => c.api.runWorkflow({ workflowId: "hello", idempotencyKey: `k-${i}`, source: "durability" })),
+        Array.from({ length: N }, (_, i) =>
+          c.api.runWorkflow({ workflowId: "hello", idempotencyKey: `k-${i}`, source: "durability" }),
+        ),
       );
       acked = replies.map((r) => r.runId);
       // Kill the moment the last acknowledgement arrived: no graceful flush can help.
@@ -44,7 +46,12 @@ describe("durability", () => {
       const seen: string[] = [];
       let cursor: string | undefined;
       do {
-        const page = await c2.api.listRuns({ workflowId: "hello", order: "asc", limit: 50, ...(cursor === undefined ? {} : { cursor }) });
+        const page = await c2.api.listRuns({
+          workflowId: "hello",
+          order: "asc",
+          limit: 50,
+          ...(cursor === undefined ? {} : { cursor }),
+        });
         for (const r of page.runs) {
           assert.equal(r.status, "QUEUED", `run ${r.runId}`);
           seen.push(r.runId);
@@ -114,8 +121,14 @@ describe("durability", () => {
 
       // The fetch reply does not wait for the assignment's commit: see it stored first, so that
       // QUEUED below really is the lease expiry and not the moment before the assignment landed.
-      await waitFor(async () => (await c.api.getRun(runId)).run.status === "ASSIGNED", { timeoutMs: 5000, what: "assignment stored" });
-      await waitFor(async () => (await c.api.getRun(runId)).run.status === "QUEUED", { timeoutMs: 5000, what: "lease expiry" });
+      await waitFor(async () => (await c.api.getRun(runId)).run.status === "ASSIGNED", {
+        timeoutMs: 5000,
+        what: "assignment stored",
+      });
+      await waitFor(async () => (await c.api.getRun(runId)).run.status === "QUEUED", {
+        timeoutMs: 5000,
+        what: "lease expiry",
+      });
       await assert.rejects(
         c.api.confirmAssignment({ agentId: "a1", runId, token: first.assignment?.token ?? "" }),
         (e: unknown) => isCdktrError(e, "STALE_ASSIGNMENT"),

@@ -26,7 +26,10 @@ describe("principal end to end (spawned dist/main.js)", () => {
       const ping = await c.api.ping();
       assert.match(ping.principalId, /principal/);
       const wfs = await c.api.listWorkflows();
-      assert.deepEqual(wfs.workflows.map((w) => w.id), ["hello"]);
+      assert.deepEqual(
+        wfs.workflows.map((w) => w.id),
+        ["hello"],
+      );
 
       const trig = await c.api.runWorkflow({ workflowId: "hello", source: "test" });
       assert.equal(trig.status, "QUEUED");
@@ -40,14 +43,31 @@ describe("principal end to end (spawned dist/main.js)", () => {
       assert.equal(work.assignment.run.status, "ASSIGNED");
       assert.equal(work.assignment.workflow.id, "hello");
 
-      const confirmed = await c.api.confirmAssignment({ agentId: "agent-1", runId: trig.runId, token: work.assignment.token });
+      const confirmed = await c.api.confirmAssignment({
+        agentId: "agent-1",
+        runId: trig.runId,
+        token: work.assignment.token,
+      });
       assert.equal(confirmed.run.status, "RUNNING");
       let run = await c.api.getRun(trig.runId);
-      assert.deepEqual(run.tasks.map((t) => [t.taskId, t.status]), [["goodbye", "PENDING"], ["hello", "PENDING"]]);
+      assert.deepEqual(
+        run.tasks.map((t) => [t.taskId, t.status]),
+        [
+          ["goodbye", "PENDING"],
+          ["hello", "PENDING"],
+        ],
+      );
 
       const t0 = Date.now();
       const at = (ms: number): string => new Date(t0 + ms).toISOString();
-      await c.api.taskStatus({ agentId: "agent-1", runId: trig.runId, taskId: "hello", attempt: 1, status: "RUNNING", time: at(1) });
+      await c.api.taskStatus({
+        agentId: "agent-1",
+        runId: trig.runId,
+        taskId: "hello",
+        attempt: 1,
+        status: "RUNNING",
+        time: at(1),
+      });
       const lines: LogLine[] = [1, 2, 3].map((seq) => ({
         time: at(seq + 1),
         runId: trig.runId,
@@ -62,9 +82,32 @@ describe("principal end to end (spawned dist/main.js)", () => {
       assert.deepEqual(ack, { stored: 3, duplicates: 0 });
       const again = await c.logs.logBatch({ agentId: "agent-1", lines: lines.slice(1) });
       assert.deepEqual(again, { stored: 0, duplicates: 2 }, "resends are idempotent");
-      await c.api.taskStatus({ agentId: "agent-1", runId: trig.runId, taskId: "hello", attempt: 1, status: "COMPLETED", time: at(10), exitCode: 0 });
-      await c.api.taskStatus({ agentId: "agent-1", runId: trig.runId, taskId: "goodbye", attempt: 1, status: "RUNNING", time: at(11) });
-      await c.api.taskStatus({ agentId: "agent-1", runId: trig.runId, taskId: "goodbye", attempt: 1, status: "COMPLETED", time: at(12), exitCode: 0 });
+      await c.api.taskStatus({
+        agentId: "agent-1",
+        runId: trig.runId,
+        taskId: "hello",
+        attempt: 1,
+        status: "COMPLETED",
+        time: at(10),
+        exitCode: 0,
+      });
+      await c.api.taskStatus({
+        agentId: "agent-1",
+        runId: trig.runId,
+        taskId: "goodbye",
+        attempt: 1,
+        status: "RUNNING",
+        time: at(11),
+      });
+      await c.api.taskStatus({
+        agentId: "agent-1",
+        runId: trig.runId,
+        taskId: "goodbye",
+        attempt: 1,
+        status: "COMPLETED",
+        time: at(12),
+        exitCode: 0,
+      });
       const fin = await c.api.runStatus({ agentId: "agent-1", runId: trig.runId, status: "COMPLETED", time: at(13) });
       assert.deepEqual(fin, { applied: true, status: "COMPLETED" });
 
@@ -73,31 +116,64 @@ describe("principal end to end (spawned dist/main.js)", () => {
       assert.equal(run.run.agentId, "agent-1");
       assert.equal(run.run.source, "test");
       assert.equal(run.run.finishedAt, at(13));
-      assert.deepEqual(run.tasks.map((t) => [t.taskId, t.status, t.exitCode]), [["goodbye", "COMPLETED", 0], ["hello", "COMPLETED", 0]]);
+      assert.deepEqual(
+        run.tasks.map((t) => [t.taskId, t.status, t.exitCode]),
+        [
+          ["goodbye", "COMPLETED", 0],
+          ["hello", "COMPLETED", 0],
+        ],
+      );
 
       const listed = await c.api.listRuns({ workflowId: "hello" });
-      assert.deepEqual(listed.runs.map((r) => [r.runId, r.status]), [[trig.runId, "COMPLETED"]]);
+      assert.deepEqual(
+        listed.runs.map((r) => [r.runId, r.status]),
+        [[trig.runId, "COMPLETED"]],
+      );
 
       const logs = await c.api.queryLogs({ runId: trig.runId });
-      assert.deepEqual(logs.lines.map((l) => l.line), ["line 1", "line 2", "line 3"]);
+      assert.deepEqual(
+        logs.lines.map((l) => l.line),
+        ["line 1", "line 2", "line 3"],
+      );
       const errs = await c.api.queryLogs({ runId: trig.runId, level: "error" });
-      assert.deepEqual(errs.lines.map((l) => l.line), ["line 3"]);
+      assert.deepEqual(
+        errs.lines.map((l) => l.line),
+        ["line 3"],
+      );
       const page1 = await c.api.queryLogs({ workflowId: "hello", order: "desc", limit: 2 });
-      assert.deepEqual(page1.lines.map((l) => l.seq), [3, 2]);
+      assert.deepEqual(
+        page1.lines.map((l) => l.seq),
+        [3, 2],
+      );
       assert.ok(page1.nextCursor !== null);
       const page2 = await c.api.queryLogs({ workflowId: "hello", order: "desc", limit: 2, cursor: page1.nextCursor });
-      assert.deepEqual(page2.lines.map((l) => l.seq), [1]);
+      assert.deepEqual(
+        page2.lines.map((l) => l.seq),
+        [1],
+      );
       assert.equal(page2.nextCursor, null);
 
-      await waitFor(() => received.filter((m) => m.topic.startsWith("logs|")).length >= 3, { timeoutMs: 5000, what: "3 live log lines" });
+      await waitFor(() => received.filter((m) => m.topic.startsWith("logs|")).length >= 3, {
+        timeoutMs: 5000,
+        what: "3 live log lines",
+      });
       const live = received.filter((m) => m.topic.startsWith("logs|"));
       assert.equal(live.length, 3, "duplicates are not republished");
       assert.equal(live[0]?.topic, topics.logs("hello", trig.runId, "hello"));
-      assert.deepEqual((live.map((m) => (m.body as LogLine).line)), ["line 1", "line 2", "line 3"]);
-      await waitFor(() => received.some((m) => m.topic.startsWith("runs|") && (m.body as { run: { status: string } }).run.status === "COMPLETED"), {
-        timeoutMs: 5000,
-        what: "COMPLETED run event",
-      });
+      assert.deepEqual(
+        live.map((m) => (m.body as LogLine).line),
+        ["line 1", "line 2", "line 3"],
+      );
+      await waitFor(
+        () =>
+          received.some(
+            (m) => m.topic.startsWith("runs|") && (m.body as { run: { status: string } }).run.status === "COMPLETED",
+          ),
+        {
+          timeoutMs: 5000,
+          what: "COMPLETED run event",
+        },
+      );
       sub.close();
       await pump;
       const stopped = await svc.stop("SIGTERM");

@@ -31,11 +31,19 @@ function garbage(i: number, rnd: () => number): Buffer[] {
     case 1: // bad JSON
       return ["cdktr/1", id, far, "runWorkflow", "{not json"].map((s) => Buffer.from(s));
     case 2: // wrong types
-      return ["cdktr/1", id, far, "runWorkflow", JSON.stringify({ workflowId: 42, params: "x" })].map((s) => Buffer.from(s));
+      return ["cdktr/1", id, far, "runWorkflow", JSON.stringify({ workflowId: 42, params: "x" })].map((s) =>
+        Buffer.from(s),
+      );
     case 3: // unknown verb
       return ["cdktr/1", id, far, `dropTables${i}`, "{}"].map((s) => Buffer.from(s));
     case 4: // oversize
-      return ["cdktr/1", id, far, "runWorkflow", JSON.stringify({ workflowId: "hello", source: "x".repeat(1_100_000) })].map((s) => Buffer.from(s));
+      return [
+        "cdktr/1",
+        id,
+        far,
+        "runWorkflow",
+        JSON.stringify({ workflowId: "hello", source: "x".repeat(1_100_000) }),
+      ].map((s) => Buffer.from(s));
     case 5: // wrong protocol version
       return ["cdktr/0", id, far, "ping", "{}"].map((s) => Buffer.from(s));
     case 6: // expired deadline

@@ -43,7 +43,10 @@ export interface PrincipalFixture {
 }
 
 /** Create a temp HOME with a workflow directory holding `workflows` (file name -> YAML). */
-export async function makeFixture(workflows: Record<string, string> = { "hello.yml": HELLO_YAML }, env: Record<string, string> = {}): Promise<PrincipalFixture> {
+export async function makeFixture(
+  workflows: Record<string, string> = { "hello.yml": HELLO_YAML },
+  env: Record<string, string> = {},
+): Promise<PrincipalFixture> {
   const home = makeTempDir("cdktr-principal-");
   const workflowDir = join(home, "workflows");
   mkdirSync(workflowDir, { recursive: true });
@@ -77,7 +80,10 @@ export function spawnPrincipal(f: PrincipalFixture, env: Record<string, string> 
 }
 
 /** Clients connected to a fixture's ports. */
-export function clients(f: PrincipalFixture, timeoutMs = 5000): { api: PrincipalClient; logs: LogClient; close(): void } {
+export function clients(
+  f: PrincipalFixture,
+  timeoutMs = 5000,
+): { api: PrincipalClient; logs: LogClient; close(): void } {
   const api = new PrincipalClient({ host: "127.0.0.1", port: f.ports.api, timeoutMs, env: {} });
   const logs = new LogClient({ endpoint: `tcp://127.0.0.1:${f.ports.logs}`, timeoutMs });
   return {
@@ -101,6 +107,11 @@ export function countRows(dbPath: string, table: string, where = ""): number {
 }
 
 /** A registered fake agent driving the real protocol with a `PrincipalClient`. */
-export async function registerAgent(api: PrincipalClient, agentId: string, labels: string[] = [], capacity = 4): Promise<void> {
+export async function registerAgent(
+  api: PrincipalClient,
+  agentId: string,
+  labels: string[] = [],
+  capacity = 4,
+): Promise<void> {
   await api.registerAgent({ agentId, host: "test", capacity, labels, version: "test", runningRuns: [] });
 }

@@ -41,8 +41,16 @@ describe("process lifecycle", () => {
 
   it("SIGTERM answers a parked fetchWork and exits 0; the ready line shows the real endpoints", async () => {
     const f = await makeFixture();
-    const svc = await spawnPrincipal(f, { CDKTR_PRINCIPAL_PORT: "0", CDKTR_LOGS_LISTENING_PORT: "0", CDKTR_LOGS_PUBLISHING_PORT: "0" });
-    const ready = svc.ready as { endpoints: { api: string; logs: string; publish: string }; workflows: number; dbPath: string };
+    const svc = await spawnPrincipal(f, {
+      CDKTR_PRINCIPAL_PORT: "0",
+      CDKTR_LOGS_LISTENING_PORT: "0",
+      CDKTR_LOGS_PUBLISHING_PORT: "0",
+    });
+    const ready = svc.ready as {
+      endpoints: { api: string; logs: string; publish: string };
+      workflows: number;
+      dbPath: string;
+    };
     assert.match(ready.endpoints.api, /^tcp:\/\/127\.0\.0\.1:\d+$/);
     assert.notEqual(ready.endpoints.api, "tcp://127.0.0.1:0");
     assert.equal(ready.workflows, 1);
@@ -72,7 +80,10 @@ describe("process lifecycle", () => {
       const lost = await c.api.runWorkflow({ workflowId: "hello" });
       await registerAgent(c.api, "stays");
       await registerAgent(c.api, "vanishes");
-      for (const [agentId, runId] of [["stays", kept.runId], ["vanishes", lost.runId]] as const) {
+      for (const [agentId, runId] of [
+        ["stays", kept.runId],
+        ["vanishes", lost.runId],
+      ] as const) {
         const w = await c.api.fetchWork({ agentId, waitMs: 0, freeSlots: 1 });
         assert.equal(w.assignment?.run.runId, runId);
         await c.api.confirmAssignment({ agentId, runId, token: w.assignment?.token ?? "" });
@@ -83,14 +94,35 @@ describe("process lifecycle", () => {
       await spawnPrincipal(f);
       assert.equal((await c.api.getRun(kept.runId)).run.status, "RUNNING");
       assert.equal((await c.api.getRun(lost.runId)).run.status, "RUNNING");
-      assert.deepEqual(await c.api.heartbeat({ agentId: "stays", runningRuns: [kept.runId] }), { cancel: [], reregister: true });
-      const reg = await c.api.registerAgent({ agentId: "stays", host: "h", capacity: 1, labels: [], version: "t", runningRuns: [kept.runId] });
+      assert.deepEqual(await c.api.heartbeat({ agentId: "stays", runningRuns: [kept.runId] }), {
+        cancel: [],
+        reregister: true,
+      });
+      const reg = await c.api.registerAgent({
+        agentId: "stays",
+        host: "h",
+        capacity: 1,
+        labels: [],
+        version: "t",
+        runningRuns: [kept.runId],
+      });
       assert.deepEqual(reg.cancel, []);
-      const beat = setInterval(() => void c.api.heartbeat({ agentId: "stays", runningRuns: [kept.runId] }).catch(() => undefined), 200);
+      const beat = setInterval(
+        () => void c.api.heartbeat({ agentId: "stays", runningRuns: [kept.runId] }).catch(() => undefined),
+        200,
+      );
       try {
-        await waitFor(async () => (await c.api.getRun(lost.runId)).run.status === "CRASHED", { timeoutMs: 10_000, what: "vanished agent's run CRASHED" });
+        await waitFor(async () => (await c.api.getRun(lost.runId)).run.status === "CRASHED", {
+          timeoutMs: 10_000,
+          what: "vanished agent's run CRASHED",
+        });
         assert.equal((await c.api.getRun(kept.runId)).run.status, "RUNNING");
-        const done = await c.api.runStatus({ agentId: "stays", runId: kept.runId, status: "COMPLETED", time: new Date().toISOString() });
+        const done = await c.api.runStatus({
+          agentId: "stays",
+          runId: kept.runId,
+          status: "COMPLETED",
+          time: new Date().toISOString(),
+        });
         assert.deepEqual(done, { applied: true, status: "COMPLETED" });
       } finally {
         clearInterval(beat);

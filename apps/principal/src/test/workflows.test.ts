@@ -33,7 +33,10 @@ describe("workflow hot reload (watcher; periodic scan set to 3600 s)", () => {
       })();
       const first = await c.api.listWorkflows();
       assert.equal(first.full, true);
-      assert.deepEqual(first.workflows.map((w) => w.id), ["hello"]);
+      assert.deepEqual(
+        first.workflows.map((w) => w.id),
+        ["hello"],
+      );
       const probes: string[] = [];
       await waitFor(
         async () => {
@@ -48,19 +51,29 @@ describe("workflow hot reload (watcher; periodic scan set to 3600 s)", () => {
       for (const runId of probes) assert.equal((await c.api.cancelRun(runId)).status, "CANCELLED");
 
       writeFileSync(join(f.workflowDir, "nightly.yaml"), workflowYaml("description: first"));
-      await waitFor(async () => (await c.api.listWorkflows()).workflows.some((w) => w.id === "nightly"), { timeoutMs: 5000, what: "new workflow" });
+      await waitFor(async () => (await c.api.listWorkflows()).workflows.some((w) => w.id === "nightly"), {
+        timeoutMs: 5000,
+        what: "new workflow",
+      });
       const v1 = await c.api.listWorkflows();
       const good = v1.workflows.find((w) => w.id === "nightly");
       assert.equal(good?.description, "first");
       const inc = await c.api.listWorkflows({ sinceVersion: first.version });
       assert.equal(inc.full, false);
-      assert.deepEqual(inc.workflows.map((w) => w.id), ["nightly"], "only what changed since");
-      await waitFor(() => events.some((e) => e.changed.includes("nightly")), { timeoutMs: 5000, what: "WorkflowsChangedEvent" });
+      assert.deepEqual(
+        inc.workflows.map((w) => w.id),
+        ["nightly"],
+        "only what changed since",
+      );
+      await waitFor(() => events.some((e) => e.changed.includes("nightly")), {
+        timeoutMs: 5000,
+        what: "WorkflowsChangedEvent",
+      });
 
       // A broken edit: unknown dependency on line 8.
       writeFileSync(
         join(f.workflowDir, "nightly.yaml"),
-        "name: Test\ndescription: second\ntasks:\n  only:\n    name: Only\n    config: !Subprocess\n      cmd: \"true\"\n    depends: [nope]\n",
+        'name: Test\ndescription: second\ntasks:\n  only:\n    name: Only\n    config: !Subprocess\n      cmd: "true"\n    depends: [nope]\n',
       );
       const broken = await waitFor(
         async () => {
@@ -80,18 +93,27 @@ describe("workflow hot reload (watcher; periodic scan set to 3600 s)", () => {
 
       // Fixing it clears the error; removing it announces the removal.
       writeFileSync(join(f.workflowDir, "nightly.yaml"), workflowYaml("description: third"));
-      await waitFor(async () => (await c.api.listWorkflows()).workflows.find((w) => w.id === "nightly")?.description === "third", {
-        timeoutMs: 5000,
-        what: "fixed workflow",
-      });
+      await waitFor(
+        async () => (await c.api.listWorkflows()).workflows.find((w) => w.id === "nightly")?.description === "third",
+        {
+          timeoutMs: 5000,
+          what: "fixed workflow",
+        },
+      );
       assert.deepEqual((await c.api.listWorkflows()).errors, []);
       const beforeRemove = (await c.api.listWorkflows()).version;
       rmSync(join(f.workflowDir, "nightly.yaml"));
-      await waitFor(async () => !(await c.api.listWorkflows()).workflows.some((w) => w.id === "nightly"), { timeoutMs: 5000, what: "removal" });
+      await waitFor(async () => !(await c.api.listWorkflows()).workflows.some((w) => w.id === "nightly"), {
+        timeoutMs: 5000,
+        what: "removal",
+      });
       const removed = await c.api.listWorkflows({ sinceVersion: beforeRemove });
       assert.deepEqual(removed.removed, ["nightly"]);
       assert.deepEqual(removed.workflows, []);
-      await assert.rejects(c.api.runWorkflow({ workflowId: "nightly" }), (e: unknown) => isCdktrError(e, "WORKFLOW_NOT_FOUND") && /cdktr workflows/.test((e as Error).message));
+      await assert.rejects(
+        c.api.runWorkflow({ workflowId: "nightly" }),
+        (e: unknown) => isCdktrError(e, "WORKFLOW_NOT_FOUND") && /cdktr workflows/.test((e as Error).message),
+      );
       // The queued run of the removed workflow still carries its definition.
       await c.api.registerAgent({ agentId: "a", host: "h", capacity: 1, labels: [], version: "t", runningRuns: [] });
       const work = await c.api.fetchWork({ agentId: "a", waitMs: 0, freeSlots: 1 });
@@ -117,7 +139,9 @@ describe("triggers", () => {
     const c = clients(f);
     try {
       const replies = await Promise.all(
-        Array.from({ length: 100 }, () => c.api.runWorkflow({ workflowId: "hello", idempotencyKey: "once", params: { n: 3 } })),
+        Array.from({ length: 100 }, () =>
+          c.api.runWorkflow({ workflowId: "hello", idempotencyKey: "once", params: { n: 3 } }),
+        ),
       );
       const ids = new Set(replies.map((r) => r.runId));
       assert.equal(ids.size, 1);
@@ -129,16 +153,30 @@ describe("triggers", () => {
 
       await assert.rejects(
         c.api.runWorkflow({ workflowId: "hello", idempotencyKey: "once", params: { n: 4 } }),
-        (e: unknown) => isCdktrError(e, "IDEMPOTENCY_CONFLICT") && (e as Error).message.includes("once") && (e as Error).message.includes([...ids][0] ?? "?"),
+        (e: unknown) =>
+          isCdktrError(e, "IDEMPOTENCY_CONFLICT") &&
+          (e as Error).message.includes("once") &&
+          (e as Error).message.includes([...ids][0] ?? "?"),
       );
-      await assert.rejects(c.api.runWorkflow({ workflowId: "other", idempotencyKey: "once" }), (e: unknown) => isCdktrError(e, "IDEMPOTENCY_CONFLICT"));
+      await assert.rejects(c.api.runWorkflow({ workflowId: "other", idempotencyKey: "once" }), (e: unknown) =>
+        isCdktrError(e, "IDEMPOTENCY_CONFLICT"),
+      );
       await assert.rejects(
         c.api.runWorkflow({ workflowId: "hello", params: { n: "many" } }),
         (e: unknown) => isCdktrError(e, "INVALID_PARAMS") && /n/.test((e as Error).message),
       );
-      await assert.rejects(c.api.runWorkflow({ workflowId: "hello", params: { bogus: 1 } }), (e: unknown) => isCdktrError(e, "INVALID_PARAMS"));
-      await assert.rejects(c.api.runWorkflow({ workflowId: "nope" }), (e: unknown) => isCdktrError(e, "WORKFLOW_NOT_FOUND"));
-      const coerced = await c.api.runWorkflow({ workflowId: "hello", params: { n: "5" }, scheduledFor: "2026-01-01T10:00:00.000Z", source: "scheduler" });
+      await assert.rejects(c.api.runWorkflow({ workflowId: "hello", params: { bogus: 1 } }), (e: unknown) =>
+        isCdktrError(e, "INVALID_PARAMS"),
+      );
+      await assert.rejects(c.api.runWorkflow({ workflowId: "nope" }), (e: unknown) =>
+        isCdktrError(e, "WORKFLOW_NOT_FOUND"),
+      );
+      const coerced = await c.api.runWorkflow({
+        workflowId: "hello",
+        params: { n: "5" },
+        scheduledFor: "2026-01-01T10:00:00.000Z",
+        source: "scheduler",
+      });
       const got = await c.api.getRun(coerced.runId);
       assert.deepEqual(got.run.params, { n: 5 });
       assert.equal(got.run.scheduledFor, "2026-01-01T10:00:00.000Z");
@@ -147,7 +185,10 @@ describe("triggers", () => {
       assert.deepEqual((await c.api.getRun(def.runId)).run.params, { n: 1 }, "defaults applied");
       assert.equal((await c.api.getRun(def.runId)).run.source, "api");
       const sched = await c.api.listRuns({ workflowId: "hello", scheduledOnly: true, limit: 1 });
-      assert.deepEqual(sched.runs.map((r) => r.runId), [coerced.runId]);
+      assert.deepEqual(
+        sched.runs.map((r) => r.runId),
+        [coerced.runId],
+      );
     } finally {
       c.close();
     }

@@ -19,7 +19,10 @@ describe("WorkflowRegistry", () => {
     await r.start();
     const v1 = r.version;
     assert.equal(v1, 1_000_001);
-    assert.deepEqual(r.list().workflows.map((w) => w.id), ["a", "b"]);
+    assert.deepEqual(
+      r.list().workflows.map((w) => w.id),
+      ["a", "b"],
+    );
 
     await r.refresh();
     assert.equal(r.version, v1, "an unchanged scan does not bump the version");
@@ -27,14 +30,27 @@ describe("WorkflowRegistry", () => {
     await r.refresh();
     const inc = r.list(v1);
     assert.equal(inc.full, false);
-    assert.deepEqual(inc.workflows.map((w) => w.id), ["a", "c"]);
+    assert.deepEqual(
+      inc.workflows.map((w) => w.id),
+      ["a", "c"],
+    );
     assert.deepEqual(inc.removed, ["b"]);
     assert.deepEqual(r.list(r.version).workflows, []);
     assert.equal(r.list(5).full, true, "older than this principal's start");
     assert.equal(r.list(r.version + 10).full, true, "from the future (another principal)");
-    assert.deepEqual(events.map((e) => [e.changed, e.removed]), [[["a", "b"], []], [["a", "c"], ["b"]]]);
+    assert.deepEqual(
+      events.map((e) => [e.changed, e.removed]),
+      [
+        [["a", "b"], []],
+        [["a", "c"], ["b"]],
+      ],
+    );
 
-    scan = { workflows: scan.workflows, errors: [{ file: "c.yml", line: 3, column: 1, path: "tasks", message: "bad" }], warnings: [] };
+    scan = {
+      workflows: scan.workflows,
+      errors: [{ file: "c.yml", line: 3, column: 1, path: "tasks", message: "bad" }],
+      warnings: [],
+    };
     await r.refresh();
     assert.equal(r.list().errors[0]?.line, 3);
     await r.stop();
@@ -42,7 +58,11 @@ describe("WorkflowRegistry", () => {
 
   it("the periodic scan picks up changes without any watch event", async () => {
     let wfs = new Map([["a", definition("a")]]);
-    const r = new WorkflowRegistry({ scan: async () => ({ workflows: wfs, errors: [], warnings: [] }), clock: new ManualClock(), refreshMs: 30 });
+    const r = new WorkflowRegistry({
+      scan: async () => ({ workflows: wfs, errors: [], warnings: [] }),
+      clock: new ManualClock(),
+      refreshMs: 30,
+    });
     await r.start();
     const v = r.version;
     wfs = new Map([["b", definition("b")]]);

@@ -1,5 +1,13 @@
 import { watch, type FSWatcher } from "chokidar";
-import { noopLogger, type Logger, type ReplyOf, type ApiVerbs, type WorkflowDefinition, type WorkflowLoadError, type WorkflowsChangedEvent } from "@cdktr/protocol";
+import {
+  noopLogger,
+  type Logger,
+  type ReplyOf,
+  type ApiVerbs,
+  type WorkflowDefinition,
+  type WorkflowLoadError,
+  type WorkflowsChangedEvent,
+} from "@cdktr/protocol";
 import type { Clock } from "../clock.js";
 
 /** The part of a directory scan the registry uses (`ScanResult` of `@cdktr/workflow`). */
@@ -76,7 +84,9 @@ export class WorkflowRegistry {
       try {
         this.watcher = watch(this.opts.watchDir, { ignoreInitial: true, persistent: true });
         this.watcher.on("all", () => this.schedule());
-        this.watcher.on("error", (e: unknown) => this.logger.warn("workflow watcher error (the periodic scan goes on)", { error: String(e) }));
+        this.watcher.on("error", (e: unknown) =>
+          this.logger.warn("workflow watcher error (the periodic scan goes on)", { error: String(e) }),
+        );
       } catch (e) {
         this.logger.warn("cannot watch the workflow directory (the periodic scan goes on)", { error: String(e) });
       }
@@ -119,7 +129,9 @@ export class WorkflowRegistry {
         try {
           this.apply(await this.opts.scan());
         } catch (e) {
-          this.logger.error("workflow directory scan failed (keeping the current workflows)", { error: e instanceof Error ? e.message : String(e) });
+          this.logger.error("workflow directory scan failed (keeping the current workflows)", {
+            error: e instanceof Error ? e.message : String(e),
+          });
         }
       } while (this.again && !this.stopped);
     })().finally(() => {
@@ -169,6 +181,12 @@ export class WorkflowRegistry {
       if (v > sinceVersion && wf !== undefined) workflows.push(wf);
     }
     const removed = [...this.removedAt].filter(([, v]) => v > sinceVersion).map(([id]) => id);
-    return { version: this.versionNo, full: false, workflows: workflows.sort((a, b) => (a.id < b.id ? -1 : 1)), removed, errors };
+    return {
+      version: this.versionNo,
+      full: false,
+      workflows: workflows.sort((a, b) => (a.id < b.id ? -1 : 1)),
+      removed,
+      errors,
+    };
   }
 }

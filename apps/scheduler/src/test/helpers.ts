@@ -62,7 +62,11 @@ export function spawnPrincipal(f: Fixture): Promise<ServiceHandle> {
 }
 
 /** Start a scheduler process pointed at the fixture's principal. */
-export function spawnScheduler(f: Fixture, name = "scheduler", env: Record<string, string> = {}): Promise<ServiceHandle> {
+export function spawnScheduler(
+  f: Fixture,
+  name = "scheduler",
+  env: Record<string, string> = {},
+): Promise<ServiceHandle> {
   return spawnService({ script: SCHEDULER_MAIN, name, cwd: f.home, env: { ...f.env, ...env } });
 }
 
@@ -76,7 +80,13 @@ export async function scheduledRuns(api: PrincipalClient, workflowId: string): P
   const out: RunRecord[] = [];
   let cursor: string | undefined;
   do {
-    const page = await api.listRuns({ workflowId, scheduledOnly: true, order: "asc", limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+    const page = await api.listRuns({
+      workflowId,
+      scheduledOnly: true,
+      order: "asc",
+      limit: 1000,
+      ...(cursor === undefined ? {} : { cursor }),
+    });
     out.push(...page.runs);
     cursor = page.nextCursor ?? undefined;
   } while (cursor !== undefined);

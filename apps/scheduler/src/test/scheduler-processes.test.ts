@@ -6,7 +6,15 @@ import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { killAllServices, removeTempDirs, waitFor } from "@cdktr/test-utils";
 import type { PrincipalClient } from "@cdktr/protocol";
-import { client, cronYaml, everySecond, makeFixture, scheduledRuns, spawnPrincipal, spawnScheduler } from "./helpers.js";
+import {
+  client,
+  cronYaml,
+  everySecond,
+  makeFixture,
+  scheduledRuns,
+  spawnPrincipal,
+  spawnScheduler,
+} from "./helpers.js";
 
 const open: PrincipalClient[] = [];
 afterEach(async () => {
@@ -20,7 +28,10 @@ afterEach(async () => {
  * window (every whole second) and what the principal recorded in it.
  */
 async function observeWindow(api: PrincipalClient, workflowId: string, seconds: number) {
-  await waitFor(async () => (await scheduledRuns(api, workflowId)).length > 0, { timeoutMs: 15_000, what: `a first scheduled run of ${workflowId}` });
+  await waitFor(async () => (await scheduledRuns(api, workflowId)).length > 0, {
+    timeoutMs: 15_000,
+    what: `a first scheduled run of ${workflowId}`,
+  });
   const from = Math.ceil(Date.now() / 1000) * 1000 + 1000;
   const to = from + (seconds - 1) * 1000;
   const toIso = new Date(to).toISOString();
@@ -30,7 +41,10 @@ async function observeWindow(api: PrincipalClient, workflowId: string, seconds: 
     what: `runs up to ${toIso}`,
   });
   const runs = await scheduledRuns(api, workflowId);
-  const inWindow = runs.map((r) => r.scheduledFor ?? "").filter((s) => s >= new Date(from).toISOString() && s <= toIso).sort();
+  const inWindow = runs
+    .map((r) => r.scheduledFor ?? "")
+    .filter((s) => s >= new Date(from).toISOString() && s <= toIso)
+    .sort();
   return { expected: everySecond(from, to), inWindow, runs };
 }
 
@@ -46,9 +60,15 @@ describe("scheduler process with a real principal", () => {
     assert.deepEqual(inWindow, expected);
     assert.ok(runs.every((r) => r.source === "scheduler" && r.idempotencyKey === `cron:tick:${r.scheduledFor}`));
     // every trigger is logged with its instant, lateness and run id
-    const triggered = scheduler.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((j) => j.message === "triggered");
+    const triggered = scheduler.lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((j) => j.message === "triggered");
     assert.ok(triggered.length >= 5);
-    assert.ok(triggered.every((j) => typeof j.runId === "string" && typeof j.latenessMs === "number" && j.workflowId === "tick"));
+    assert.ok(
+      triggered.every(
+        (j) => typeof j.runId === "string" && typeof j.latenessMs === "number" && j.workflowId === "tick",
+      ),
+    );
     const stopped = await scheduler.stop();
     assert.equal(stopped.code, 0, "graceful stop exits 0");
   });
@@ -63,7 +83,10 @@ describe("scheduler process with a real principal", () => {
     const { expected, inWindow } = await observeWindow(api, "tick", 5);
     assert.deepEqual(inWindow, expected);
     // both really sent triggers: the principal answered one of them `duplicate`
-    await waitFor(() => [...a.lines, ...b.lines].some((l) => l.includes('"occurrence already triggered"')), { timeoutMs: 5000, what: "a duplicate answer" });
+    await waitFor(() => [...a.lines, ...b.lines].some((l) => l.includes('"occurrence already triggered"')), {
+      timeoutMs: 5000,
+      what: "a duplicate answer",
+    });
     assert.equal((await a.stop()).code, 0);
     assert.equal((await b.stop()).code, 0);
   });
@@ -74,14 +97,20 @@ describe("scheduler process with a real principal", () => {
     const first = await spawnScheduler(f, "scheduler-1");
     const api = client(f);
     open.push(api);
-    await waitFor(async () => (await scheduledRuns(api, "tick")).length >= 2, { timeoutMs: 15_000, what: "first runs" });
+    await waitFor(async () => (await scheduledRuns(api, "tick")).length >= 2, {
+      timeoutMs: 15_000,
+      what: "first runs",
+    });
     await first.kill(); // SIGKILL: no goodbye
     const lastBefore = (await scheduledRuns(api, "tick")).at(-1)?.scheduledFor ?? "";
     await new Promise((r) => setTimeout(r, 2000)); // the downtime under test
     const restartedAt = Date.now();
     const second = await spawnScheduler(f, "scheduler-2");
     const target = Date.now() + 2000;
-    await waitFor(async () => (await scheduledRuns(api, "tick")).some((r) => Date.parse(r.scheduledFor ?? "") >= target), { timeoutMs: 15_000, what: "runs after the restart" });
+    await waitFor(
+      async () => (await scheduledRuns(api, "tick")).some((r) => Date.parse(r.scheduledFor ?? "") >= target),
+      { timeoutMs: 15_000, what: "runs after the restart" },
+    );
     const all = (await scheduledRuns(api, "tick")).map((r) => r.scheduledFor ?? "");
     const first0 = Date.parse(all[0] ?? "");
     const last = Date.parse(all.at(-1) ?? "");
@@ -107,7 +136,10 @@ describe("scheduler process with a real principal", () => {
     assert.deepEqual(inWindow, expected);
     // and back to a schedule that does not fire: firing stops
     f.write("edited.yml", cronYaml("0 0 0 1 1 *"));
-    await scheduler.waitForLine((_l, j) => j?.message === "workflow rescheduled" && j.schedule === "0 0 0 1 1 *", 10_000);
+    await scheduler.waitForLine(
+      (_l, j) => j?.message === "workflow rescheduled" && j.schedule === "0 0 0 1 1 *",
+      10_000,
+    );
     const count = (await scheduledRuns(api, "edited")).length;
     await new Promise((r) => setTimeout(r, 2000)); // a quiet period: nothing may fire in it
     assert.equal((await scheduledRuns(api, "edited")).length, count);
@@ -136,6 +168,9 @@ describe("scheduler process with a real principal", () => {
     await spawnPrincipal(f);
     const api = client(f);
     open.push(api);
-    await waitFor(async () => (await scheduledRuns(api, "tick")).length >= 2, { timeoutMs: 20_000, what: "runs after a late principal" });
+    await waitFor(async () => (await scheduledRuns(api, "tick")).length >= 2, {
+      timeoutMs: 20_000,
+      what: "runs after a late principal",
+    });
   });
 });

@@ -4,9 +4,7 @@ import { CronSchedule, nextOccurrences } from "./cron-schedule.js";
 
 const iso = (t: number): string => new Date(t).toISOString();
 const next = (schedule: string, timezone: string, from: string, n: number): string[] =>
-  CronSchedule.parse({ schedule, timezone })
-    .next(Date.parse(from), n)
-    .map(iso);
+  CronSchedule.parse({ schedule, timezone }).next(Date.parse(from), n).map(iso);
 
 describe("CronSchedule: plain schedules", () => {
   it("computes UTC occurrences strictly after `from`", () => {
@@ -38,19 +36,29 @@ describe("CronSchedule: plain schedules", () => {
 
   it("respects startTime (an occurrence exactly at it counts)", () => {
     const s = CronSchedule.parse({ schedule: "0 0 * * * *", timezone: "UTC", startTime: "2026-12-01T05:00:00.000Z" });
-    assert.deepEqual(s.next(Date.parse("2026-11-28T00:00:00Z"), 2).map(iso), ["2026-12-01T05:00:00.000Z", "2026-12-01T06:00:00.000Z"]);
+    assert.deepEqual(s.next(Date.parse("2026-11-28T00:00:00Z"), 2).map(iso), [
+      "2026-12-01T05:00:00.000Z",
+      "2026-12-01T06:00:00.000Z",
+    ]);
     assert.deepEqual(
-      nextOccurrences({ schedule: "0 0 * * * *", startTime: "2026-12-01T05:30:00.000Z" }, new Date("2026-11-28T00:00:00Z"), 1).map((d) => d.toISOString()),
+      nextOccurrences(
+        { schedule: "0 0 * * * *", startTime: "2026-12-01T05:30:00.000Z" },
+        new Date("2026-11-28T00:00:00Z"),
+        1,
+      ).map((d) => d.toISOString()),
       ["2026-12-01T06:00:00.000Z"],
     );
   });
 
   it("rejects bad expressions, timezones and start times with the workflow id", () => {
-    assert.throws(() => CronSchedule.parse({ schedule: "0 61 * * * *" }, "etl"), (e: unknown) => {
-      assert.equal((e as { code: string }).code, "INVALID_SCHEDULE");
-      assert.match((e as Error).message, /workflow etl: invalid cron "0 61 \* \* \* \*"/);
-      return true;
-    });
+    assert.throws(
+      () => CronSchedule.parse({ schedule: "0 61 * * * *" }, "etl"),
+      (e: unknown) => {
+        assert.equal((e as { code: string }).code, "INVALID_SCHEDULE");
+        assert.match((e as Error).message, /workflow etl: invalid cron "0 61 \* \* \* \*"/);
+        return true;
+      },
+    );
     assert.throws(() => CronSchedule.parse({ schedule: "* * * * * *", timezone: "Mars/Olympus" }), /unknown timezone/);
     assert.throws(() => CronSchedule.parse({ schedule: "* * * * * *", startTime: "yesterday" }), /start time/);
     assert.throws(() => CronSchedule.parse({ schedule: "* * *" }), /3 fields/);
@@ -60,7 +68,11 @@ describe("CronSchedule: plain schedules", () => {
   it("schedules sharing an expression answer independently (shared compiled pattern)", () => {
     const utc = CronSchedule.parse({ schedule: "0 0 9 * * *", timezone: "UTC" });
     const ny = CronSchedule.parse({ schedule: "0 0 9 * * *", timezone: "America/New_York" });
-    const later = CronSchedule.parse({ schedule: "0 0 9 * * *", timezone: "UTC", startTime: "2026-12-03T00:00:00.000Z" });
+    const later = CronSchedule.parse({
+      schedule: "0 0 9 * * *",
+      timezone: "UTC",
+      startTime: "2026-12-03T00:00:00.000Z",
+    });
     const from = Date.parse("2026-11-28T00:00:00.000Z");
     // interleaved calls with the same and with different instants
     const got: string[] = [];
@@ -73,7 +85,10 @@ describe("CronSchedule: plain schedules", () => {
       "2026-12-03T09:00:00.000Z",
       "2026-11-28T14:00:00.000Z",
     ]);
-    assert.deepEqual(utc.next(Date.parse("2026-11-28T09:00:00.000Z"), 2).map(iso), ["2026-11-29T09:00:00.000Z", "2026-11-30T09:00:00.000Z"]);
+    assert.deepEqual(utc.next(Date.parse("2026-11-28T09:00:00.000Z"), 2).map(iso), [
+      "2026-11-29T09:00:00.000Z",
+      "2026-11-30T09:00:00.000Z",
+    ]);
     assert.deepEqual(ny.next(Date.parse("2026-11-28T09:00:00.000Z"), 1).map(iso), ["2026-11-28T14:00:00.000Z"]);
   });
 
@@ -82,9 +97,15 @@ describe("CronSchedule: plain schedules", () => {
     const from = Date.parse("2026-11-28T00:00:00Z");
     const until = from + 86_400_000; // a day of every-second occurrences
     assert.deepEqual(s.latest(from, until, 2).map(iso), ["2026-11-28T23:59:59.000Z", "2026-11-29T00:00:00.000Z"]);
-    assert.deepEqual(s.latest(until - 1500, until, 5).map(iso), ["2026-11-28T23:59:59.000Z", "2026-11-29T00:00:00.000Z"]);
+    assert.deepEqual(s.latest(until - 1500, until, 5).map(iso), [
+      "2026-11-28T23:59:59.000Z",
+      "2026-11-29T00:00:00.000Z",
+    ]);
     const yearly = CronSchedule.parse({ schedule: "0 0 0 1 1 *" });
-    assert.deepEqual(yearly.latest(Date.parse("2020-06-01T00:00:00Z"), Date.parse("2026-11-28T00:00:00Z"), 1).map(iso), ["2026-01-01T00:00:00.000Z"]);
+    assert.deepEqual(
+      yearly.latest(Date.parse("2020-06-01T00:00:00Z"), Date.parse("2026-11-28T00:00:00Z"), 1).map(iso),
+      ["2026-01-01T00:00:00.000Z"],
+    );
     assert.deepEqual(yearly.latest(Date.parse("2026-06-01T00:00:00Z"), Date.parse("2026-11-28T00:00:00Z"), 1), []);
   });
 });

@@ -69,7 +69,13 @@ export class CronSchedule {
   readonly fixedHour: boolean;
   readonly #matcher: NaiveMatcher;
 
-  private constructor(expression: string, timezone: string, startTime: number | null, matcher: NaiveMatcher, fixedHour: boolean) {
+  private constructor(
+    expression: string,
+    timezone: string,
+    startTime: number | null,
+    matcher: NaiveMatcher,
+    fixedHour: boolean,
+  ) {
     this.expression = expression;
     this.timezone = timezone;
     this.startTime = startTime;
@@ -87,25 +93,42 @@ export class CronSchedule {
     const expression = spec.schedule.trim();
     const timezone = spec.timezone ?? "UTC";
     if (!isValidTimeZone(timezone)) {
-      throw new InvalidScheduleError(`${where}unknown timezone ${JSON.stringify(timezone)}: use an IANA name such as "Europe/London"`, opts);
+      throw new InvalidScheduleError(
+        `${where}unknown timezone ${JSON.stringify(timezone)}: use an IANA name such as "Europe/London"`,
+        opts,
+      );
     }
     let startTime: number | null = null;
     if (spec.startTime !== undefined && spec.startTime !== null) {
-      startTime = spec.startTime instanceof Date ? spec.startTime.getTime() : typeof spec.startTime === "number" ? spec.startTime : Date.parse(spec.startTime);
+      startTime =
+        spec.startTime instanceof Date
+          ? spec.startTime.getTime()
+          : typeof spec.startTime === "number"
+            ? spec.startTime
+            : Date.parse(spec.startTime);
       if (!Number.isFinite(startTime)) {
-        throw new InvalidScheduleError(`${where}start time ${JSON.stringify(spec.startTime)} is not an ISO-8601 instant`, opts);
+        throw new InvalidScheduleError(
+          `${where}start time ${JSON.stringify(spec.startTime)} is not an ISO-8601 instant`,
+          opts,
+        );
       }
     }
     const fields = expression.split(/\s+/);
     if (fields.length !== 6 && fields.length !== 5) {
-      throw new InvalidScheduleError(`${where}cron ${JSON.stringify(expression)} has ${fields.length} fields; expected 6 (sec min hour dom month dow) or 5`, opts);
+      throw new InvalidScheduleError(
+        `${where}cron ${JSON.stringify(expression)} has ${fields.length} fields; expected 6 (sec min hour dom month dow) or 5`,
+        opts,
+      );
     }
     let matcher: NaiveMatcher;
     try {
       matcher = matcherOf(expression);
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
-      throw new InvalidScheduleError(`${where}invalid cron ${JSON.stringify(expression)}: ${msg}`, { ...opts, cause: e });
+      throw new InvalidScheduleError(`${where}invalid cron ${JSON.stringify(expression)}: ${msg}`, {
+        ...opts,
+        cause: e,
+      });
     }
     const hour = fields.length === 6 ? fields[2] : fields[1];
     const fixedHour = hour !== undefined && !/[*?/]/.test(hour);

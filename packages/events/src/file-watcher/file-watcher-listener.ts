@@ -93,7 +93,8 @@ export class FileWatcherListener extends EventListener {
     if (options.path === "") throw new TypeError("FileWatcherListener: `path` must be a file or directory");
     this.#root = resolve(options.path);
     this.#workflow = options.workflow;
-    const globs = options.glob === undefined ? [] : typeof options.glob === "string" ? [options.glob] : [...options.glob];
+    const globs =
+      options.glob === undefined ? [] : typeof options.glob === "string" ? [options.glob] : [...options.glob];
     this.#match = globs.length > 0 ? picomatch(globs, { dot: true }) : null;
     this.#events = new Set(options.events ?? ["add", "change", "unlink"]);
     this.#debounce = options.debounceMs ?? 500;
@@ -126,7 +127,9 @@ export class FileWatcherListener extends EventListener {
     try {
       await stat(this.#root);
     } catch (e) {
-      const err = new Error(`file watcher: cannot watch ${this.#root}: ${(e as { code?: unknown }).code === "ENOENT" ? "it does not exist; create it or fix \`path\`" : e instanceof Error ? e.message : String(e)}`);
+      const err = new Error(
+        `file watcher: cannot watch ${this.#root}: ${(e as { code?: unknown }).code === "ENOENT" ? "it does not exist; create it or fix \`path\`" : e instanceof Error ? e.message : String(e)}`,
+      );
       this.#ready.reject(err);
       this.#ready = deferred();
       throw err;
@@ -135,13 +138,22 @@ export class FileWatcherListener extends EventListener {
       ignoreInitial: true,
       persistent: true,
       usePolling: this.#polling,
-      ...(this.#awaitWrite !== false ? { awaitWriteFinish: { stabilityThreshold: this.#awaitWrite, pollInterval: Math.max(10, Math.floor(this.#awaitWrite / 4)) } } : {}),
+      ...(this.#awaitWrite !== false
+        ? {
+            awaitWriteFinish: {
+              stabilityThreshold: this.#awaitWrite,
+              pollInterval: Math.max(10, Math.floor(this.#awaitWrite / 4)),
+            },
+          }
+        : {}),
     });
     const onEvent = (kind: FileEventKind) => (path: string) => this.#onEvent(kind, path);
     watcher.on("add", onEvent("add"));
     watcher.on("change", onEvent("change"));
     watcher.on("unlink", onEvent("unlink"));
-    watcher.on("error", (e: unknown) => log.warn("file watcher error", { error: e instanceof Error ? e.message : String(e) }));
+    watcher.on("error", (e: unknown) =>
+      log.warn("file watcher error", { error: e instanceof Error ? e.message : String(e) }),
+    );
     await new Promise<void>((res) => watcher.once("ready", () => res()));
     this.#stats.ready = true;
     this.#ready.resolve();
@@ -202,7 +214,11 @@ export class FileWatcherListener extends EventListener {
       }
       const code = result.error?.code ?? "INTERNAL";
       const delay = backoffDelay(attempt, this.#backoff);
-      if ((!RETRYABLE.has(code) && result.error?.retryable !== true) || signal?.aborted === true || Date.now() + delay > giveUpAt) {
+      if (
+        (!RETRYABLE.has(code) && result.error?.retryable !== true) ||
+        signal?.aborted === true ||
+        Date.now() + delay > giveUpAt
+      ) {
         this.#stats.failed += 1;
         log.error("file changes did not trigger a run", { code, error: result.error?.message, files: paths.length });
         return;

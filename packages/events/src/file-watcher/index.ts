@@ -2,4 +2,9 @@
  * `@cdktr/events/file-watcher`: trigger workflows when files change. Needs the optional peer
  * dependencies `chokidar` and `picomatch`.
  */
-export { FileWatcherListener, type FileWatcherListenerOptions, type FileWatcherListenerStats, type FileEventKind } from "./file-watcher-listener.js";
+export {
+  FileWatcherListener,
+  type FileWatcherListenerOptions,
+  type FileWatcherListenerStats,
+  type FileEventKind,
+} from "./file-watcher-listener.js";

@@ -223,7 +223,12 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
     let result: TriggerResult;
     try {
       const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-      const scheduledFor = options.scheduledFor === undefined ? undefined : typeof options.scheduledFor === "string" ? options.scheduledFor : options.scheduledFor.toISOString();
+      const scheduledFor =
+        options.scheduledFor === undefined
+          ? undefined
+          : typeof options.scheduledFor === "string"
+            ? options.scheduledFor
+            : options.scheduledFor.toISOString();
       const body = {
         workflowId,
         idempotencyKey,
@@ -233,9 +238,19 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
       };
       const reply =
         options.deadline === undefined
-          ? await this.principal.request("runWorkflow", body, { timeoutMs, ...(options.retry === false ? { retry: false } : {}) })
+          ? await this.principal.request("runWorkflow", body, {
+              timeoutMs,
+              ...(options.retry === false ? { retry: false } : {}),
+            })
           : await this.#requestBefore(workflowId, body, timeoutMs, options.deadline, options.retry !== false);
-      result = { ...base, success: true, runId: reply.runId, duplicate: reply.duplicate, skipped: reply.skipped, status: reply.status };
+      result = {
+        ...base,
+        success: true,
+        runId: reply.runId,
+        duplicate: reply.duplicate,
+        skipped: reply.skipped,
+        status: reply.status,
+      };
     } catch (e) {
       const err = toCdktrError(e);
       result = {
@@ -269,10 +284,16 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
     for (;;) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
-        throw new CdktrError("DEADLINE_EXCEEDED", `the deadline passed before workflow ${workflowId} could be triggered; give a later deadline`);
+        throw new CdktrError(
+          "DEADLINE_EXCEEDED",
+          `the deadline passed before workflow ${workflowId} could be triggered; give a later deadline`,
+        );
       }
       try {
-        return await this.principal.request("runWorkflow", body, { timeoutMs: Math.min(timeoutMs, remaining), retry: false });
+        return await this.principal.request("runWorkflow", body, {
+          timeoutMs: Math.min(timeoutMs, remaining),
+          retry: false,
+        });
       } catch (e) {
         const err = toCdktrError(e);
         const left = deadline - Date.now();

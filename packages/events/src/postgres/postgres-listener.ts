@@ -125,7 +125,9 @@ export class PostgresListener extends EventListener {
         });
         const why = await Promise.race([lost, aborted]);
         if (signal.aborted) break;
-        log.warn("postgres connection lost; reconnecting (notifications sent meanwhile are not delivered)", { reason: why });
+        log.warn("postgres connection lost; reconnecting (notifications sent meanwhile are not delivered)", {
+          reason: why,
+        });
       } catch (e) {
         log.warn("postgres connection failed; retrying", { error: e instanceof Error ? e.message : String(e) });
       } finally {
@@ -160,7 +162,11 @@ export class PostgresListener extends EventListener {
       });
       if (result.success) {
         this.#stats.triggered += 1;
-        log.info("postgres notification triggered a run", { runId: result.runId, duplicate: result.duplicate, skipped: result.skipped });
+        log.info("postgres notification triggered a run", {
+          runId: result.runId,
+          duplicate: result.duplicate,
+          skipped: result.skipped,
+        });
         return;
       }
       const code = result.error?.code ?? "INTERNAL";
@@ -172,7 +178,11 @@ export class PostgresListener extends EventListener {
       const delay = backoffDelay(attempt, this.#backoff);
       if (signal.aborted || Date.now() + delay > giveUpAt) {
         this.#stats.dropped += 1;
-        log.error("postgres notification dropped: the principal stayed unavailable", { code, error: result.error?.message, idempotencyKey: key });
+        log.error("postgres notification dropped: the principal stayed unavailable", {
+          code,
+          error: result.error?.message,
+          idempotencyKey: key,
+        });
         return;
       }
       log.warn("principal unavailable; retrying the notification", { code, attempt, retryInMs: delay });

@@ -14,7 +14,11 @@ export interface BackoffOptions {
  * Delay before attempt `attempt` (1-based): `initialMs * factor^(attempt-1)` capped at `maxMs`,
  * then "equal jitter" (half fixed, half random) so a fleet of listeners does not retry in step.
  */
-export function backoffDelay(attempt: number, options: BackoffOptions = {}, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  options: BackoffOptions = {},
+  random: () => number = Math.random,
+): number {
   const initial = options.initialMs ?? 500;
   const max = options.maxMs ?? 30_000;
   const factor = options.factor ?? 2;

@@ -3,5 +3,10 @@
  * dependency `amqplib`.
  */
 export { RabbitMqListener, type RabbitMqListenerOptions, type RabbitMqListenerStats } from "./rabbitmq-listener.js";
-export { parseTriggerMessage, scopedIdempotencyKey, type TriggerMessage, type ParseTriggerResult } from "./trigger-message.js";
+export {
+  parseTriggerMessage,
+  scopedIdempotencyKey,
+  type TriggerMessage,
+  type ParseTriggerResult,
+} from "./trigger-message.js";
 export { backoffDelay, type BackoffOptions } from "./backoff.js";

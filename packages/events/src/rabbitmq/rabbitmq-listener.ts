@@ -71,7 +71,14 @@ export class RabbitMqListener extends EventListener {
   readonly #requireKey: boolean;
   readonly #timeout: number;
   readonly #backoff: BackoffOptions;
-  readonly #stats: RabbitMqListenerStats = { acked: 0, rejected: 0, requeued: 0, connections: 0, paused: false, consuming: false };
+  readonly #stats: RabbitMqListenerStats = {
+    acked: 0,
+    rejected: 0,
+    requeued: 0,
+    connections: 0,
+    paused: false,
+    consuming: false,
+  };
   #pauseAttempt = 0;
 
   constructor(options: RabbitMqListenerOptions) {
@@ -155,7 +162,10 @@ export class RabbitMqListener extends EventListener {
 
   /** Handle one delivery of `session`: trigger, then ack, reject or requeue-and-pause. */
   async #handle(session: ConsumerSession, msg: ConsumeMessage): Promise<void> {
-    const log = session.log.child({ deliveryTag: msg.fields.deliveryTag, messageId: msg.properties.messageId as unknown });
+    const log = session.log.child({
+      deliveryTag: msg.fields.deliveryTag,
+      messageId: msg.properties.messageId as unknown,
+    });
     const parsed = parseTriggerMessage(msg.content);
     if (!parsed.ok) {
       log.warn("rabbitmq message rejected", { error: parsed.error, redelivered: msg.fields.redelivered });
@@ -181,7 +191,12 @@ export class RabbitMqListener extends EventListener {
     if (result.success) {
       this.#pauseAttempt = 0;
       this.#stats.paused = false;
-      log.info("rabbitmq message triggered a run", { workflowId, runId: result.runId, duplicate: result.duplicate, skipped: result.skipped });
+      log.info("rabbitmq message triggered a run", {
+        workflowId,
+        runId: result.runId,
+        duplicate: result.duplicate,
+        skipped: result.skipped,
+      });
       if (session.settle(msg, "ack")) this.#stats.acked += 1;
       return;
     }
@@ -199,7 +214,12 @@ export class RabbitMqListener extends EventListener {
     if (!first) return;
     this.#pauseAttempt += 1;
     const delay = backoffDelay(this.#pauseAttempt, this.#backoff);
-    log.warn("principal unavailable; consumption paused, message left in the queue", { workflowId, code, error: result.error?.message, resumeInMs: delay });
+    log.warn("principal unavailable; consumption paused, message left in the queue", {
+      workflowId,
+      code,
+      error: result.error?.message,
+      resumeInMs: delay,
+    });
     await session.resumeAfter(delay);
   }
 }

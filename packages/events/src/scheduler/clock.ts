@@ -85,7 +85,11 @@ export class ManualClock implements Clock {
     for (;;) {
       let first: ManualTimer | undefined;
       for (const timer of this.#timers) {
-        if (timer.at <= target && (first === undefined || timer.at < first.at || (timer.at === first.at && timer.id < first.id))) first = timer;
+        if (
+          timer.at <= target &&
+          (first === undefined || timer.at < first.at || (timer.at === first.at && timer.id < first.id))
+        )
+          first = timer;
       }
       if (first === undefined) break;
       this.#timers = this.#timers.filter((x) => x !== first);

@@ -79,7 +79,10 @@ class FakePrincipal implements PrincipalRequester {
     return this.triggers.filter((t) => t.created && (workflowId === undefined || t.workflowId === workflowId));
   }
 
-  async request<V extends keyof ApiVerbs & string>(verb: V, body: RequestOf<ApiVerbs, V>): Promise<ReplyOf<ApiVerbs, V>> {
+  async request<V extends keyof ApiVerbs & string>(
+    verb: V,
+    body: RequestOf<ApiVerbs, V>,
+  ): Promise<ReplyOf<ApiVerbs, V>> {
     if (this.down) throw new CdktrError("TIMEOUT", "no reply from the principal");
     const reply = await this.#serve(verb, body as never);
     return reply as ReplyOf<ApiVerbs, V>;
@@ -92,7 +95,13 @@ class FakePrincipal implements PrincipalRequester {
         this.listCalls.push(req);
         const since = req.sinceVersion;
         if (since === undefined) {
-          return { version: this.version, full: true, workflows: [...this.workflows.values()], removed: [], errors: [] };
+          return {
+            version: this.version,
+            full: true,
+            workflows: [...this.workflows.values()],
+            removed: [],
+            errors: [],
+          };
         }
         return {
           version: this.version,
@@ -108,7 +117,19 @@ class FakePrincipal implements PrincipalRequester {
           .filter((r) => r.workflowId === req.workflowId && r.scheduledFor !== null)
           .sort((a, b) => (b.scheduledFor ?? "").localeCompare(a.scheduledFor ?? ""))
           .slice(0, req.limit ?? 100)
-          .map((r) => ({ ...r, status: "QUEUED", source: "scheduler", idempotencyKey: null, params: {}, createdAt: new Date().toISOString(), startedAt: null, finishedAt: null, agentId: null, reason: null, message: null }));
+          .map((r) => ({
+            ...r,
+            status: "QUEUED",
+            source: "scheduler",
+            idempotencyKey: null,
+            params: {},
+            createdAt: new Date().toISOString(),
+            startedAt: null,
+            finishedAt: null,
+            agentId: null,
+            reason: null,
+            message: null,
+          }));
         return { runs, nextCursor: null };
       }
       case "runWorkflow": {
@@ -117,12 +138,24 @@ class FakePrincipal implements PrincipalRequester {
         if (hold !== undefined) await hold;
         const err = this.failRun(req);
         if (err !== undefined) throw err;
-        if (!this.workflows.has(req.workflowId)) throw new CdktrError("WORKFLOW_NOT_FOUND", `no workflow ${req.workflowId}`);
+        if (!this.workflows.has(req.workflowId))
+          throw new CdktrError("WORKFLOW_NOT_FOUND", `no workflow ${req.workflowId}`);
         const key = req.idempotencyKey ?? "";
         const existing = this.runs.get(key);
-        this.triggers.push({ workflowId: req.workflowId, key, scheduledFor: req.scheduledFor, source: req.source, sentAt: this.clock.now(), created: existing === undefined });
+        this.triggers.push({
+          workflowId: req.workflowId,
+          key,
+          scheduledFor: req.scheduledFor,
+          source: req.source,
+          sentAt: this.clock.now(),
+          created: existing === undefined,
+        });
         if (existing !== undefined) return { runId: existing.runId, duplicate: true, skipped: false, status: "QUEUED" };
-        const run = { runId: `run-${this.runs.size + 1}`, workflowId: req.workflowId, scheduledFor: req.scheduledFor ?? null };
+        const run = {
+          runId: `run-${this.runs.size + 1}`,
+          workflowId: req.workflowId,
+          scheduledFor: req.scheduledFor ?? null,
+        };
         this.runs.set(key, run);
         return { runId: run.runId, duplicate: false, skipped: false, status: "QUEUED" };
       }
@@ -136,7 +169,9 @@ class FakePrincipal implements PrincipalRequester {
 
 const T0 = Date.parse("2026-11-28T10:00:00.000Z");
 
-async function setup(opts: Partial<CronSchedulerOptions> & { start?: number; principal?: FakePrincipal; clock?: ManualClock } = {}) {
+async function setup(
+  opts: Partial<CronSchedulerOptions> & { start?: number; principal?: FakePrincipal; clock?: ManualClock } = {},
+) {
   const clock = opts.clock ?? new ManualClock(opts.start ?? T0);
   const principal = opts.principal ?? new FakePrincipal(clock);
   const { start: _s, principal: _p, clock: _c, ...rest } = opts;
@@ -155,11 +190,24 @@ describe("CronScheduler (fake time)", () => {
     await scheduler.start();
     await clock.advance(10_000);
     const every = principal.created("every-sec");
-    assert.deepEqual(every.map((t) => t.scheduledFor), seconds(T0 + 1000, 10));
-    assert.deepEqual(every.map((t) => t.sentAt - Date.parse(t.scheduledFor ?? "")), Array(10).fill(0), "sent exactly at the occurrence");
-    assert.deepEqual(every.map((t) => t.key), every.map((t) => occurrenceKey("every-sec", Date.parse(t.scheduledFor ?? ""))));
+    assert.deepEqual(
+      every.map((t) => t.scheduledFor),
+      seconds(T0 + 1000, 10),
+    );
+    assert.deepEqual(
+      every.map((t) => t.sentAt - Date.parse(t.scheduledFor ?? "")),
+      Array(10).fill(0),
+      "sent exactly at the occurrence",
+    );
+    assert.deepEqual(
+      every.map((t) => t.key),
+      every.map((t) => occurrenceKey("every-sec", Date.parse(t.scheduledFor ?? ""))),
+    );
     assert.ok(every.every((t) => t.source === "scheduler"));
-    assert.deepEqual(principal.created("every-5").map((t) => t.scheduledFor), [isoSec(T0 + 5000), isoSec(T0 + 10_000)]);
+    assert.deepEqual(
+      principal.created("every-5").map((t) => t.scheduledFor),
+      [isoSec(T0 + 5000), isoSec(T0 + 10_000)],
+    );
     assert.equal(principal.triggers.length, 12, "no duplicate sends");
     assert.equal(scheduler.stats.triggered, 12);
     await scheduler.stop();
@@ -175,7 +223,10 @@ describe("CronScheduler (fake time)", () => {
     await clock.advanceTo(Date.parse("2026-12-31T23:59:59.000Z"));
     assert.equal(principal.triggers.length, 0);
     await clock.advanceTo(Date.parse("2027-01-01T00:00:00.000Z"));
-    assert.deepEqual(principal.created().map((t) => t.scheduledFor), ["2027-01-01T00:00:00.000Z"]);
+    assert.deepEqual(
+      principal.created().map((t) => t.scheduledFor),
+      ["2027-01-01T00:00:00.000Z"],
+    );
     await scheduler.stop();
     assert.equal(clock.pendingTimers, 0, "stop clears every timer");
   });
@@ -189,11 +240,20 @@ describe("CronScheduler (fake time)", () => {
     principal.put(wf("fast", "* * * * * *"));
     await scheduler.start();
     await clock.advance(3000);
-    assert.deepEqual(principal.created("fast").map((t) => t.scheduledFor), seconds(T0 + 1000, 3));
+    assert.deepEqual(
+      principal.created("fast").map((t) => t.scheduledFor),
+      seconds(T0 + 1000, 3),
+    );
     assert.equal(principal.created("slow").length, 0);
     release();
     await clock.settle();
-    assert.deepEqual(principal.created("slow").map((t) => t.scheduledFor).sort(), seconds(T0 + 1000, 3));
+    assert.deepEqual(
+      principal
+        .created("slow")
+        .map((t) => t.scheduledFor)
+        .sort(),
+      seconds(T0 + 1000, 3),
+    );
     await scheduler.stop();
   });
 
@@ -204,13 +264,14 @@ describe("CronScheduler (fake time)", () => {
     principal.put(wf("hourly", "0 30 * * * *", { timezone: "Europe/London" }));
     await scheduler.start();
     await clock.advanceTo(Date.parse("2026-10-25T03:00:00.000Z"));
-    assert.deepEqual(principal.created("fixed").map((t) => t.scheduledFor), ["2026-10-25T00:30:00.000Z"]);
-    assert.deepEqual(principal.created("hourly").map((t) => t.scheduledFor), [
-      "2026-10-24T23:30:00.000Z",
-      "2026-10-25T00:30:00.000Z",
-      "2026-10-25T01:30:00.000Z",
-      "2026-10-25T02:30:00.000Z",
-    ]);
+    assert.deepEqual(
+      principal.created("fixed").map((t) => t.scheduledFor),
+      ["2026-10-25T00:30:00.000Z"],
+    );
+    assert.deepEqual(
+      principal.created("hourly").map((t) => t.scheduledFor),
+      ["2026-10-24T23:30:00.000Z", "2026-10-25T00:30:00.000Z", "2026-10-25T01:30:00.000Z", "2026-10-25T02:30:00.000Z"],
+    );
     await scheduler.stop();
   });
 
@@ -219,7 +280,10 @@ describe("CronScheduler (fake time)", () => {
     principal.put(wf("later", "* * * * * *", { startTime: isoSec(T0 + 5000) }));
     await scheduler.start();
     await clock.advance(7000);
-    assert.deepEqual(principal.created().map((t) => t.scheduledFor), seconds(T0 + 5000, 3));
+    assert.deepEqual(
+      principal.created().map((t) => t.scheduledFor),
+      seconds(T0 + 5000, 3),
+    );
     await scheduler.stop();
   });
 
@@ -230,12 +294,30 @@ describe("CronScheduler (fake time)", () => {
     principal.put(wf("ny", "0 0 5 * * *", { timezone: "America/New_York" })); // 10:00 UTC
     await scheduler.start();
     await clock.advance(5000);
-    for (let i = 0; i < 300; i++) assert.deepEqual(principal.created(`s${i}`).map((t) => t.scheduledFor), seconds(T0 + 1000, 5), `s${i}`);
-    for (let i = 0; i < 50; i++) assert.deepEqual(principal.created(`e${i}`).map((t) => t.scheduledFor), [isoSec(T0 + 2000), isoSec(T0 + 4000)], `e${i}`);
+    for (let i = 0; i < 300; i++)
+      assert.deepEqual(
+        principal.created(`s${i}`).map((t) => t.scheduledFor),
+        seconds(T0 + 1000, 5),
+        `s${i}`,
+      );
+    for (let i = 0; i < 50; i++)
+      assert.deepEqual(
+        principal.created(`e${i}`).map((t) => t.scheduledFor),
+        [isoSec(T0 + 2000), isoSec(T0 + 4000)],
+        `e${i}`,
+      );
     assert.equal(principal.triggers.length, 300 * 5 + 50 * 2, "no duplicate sends");
-    assert.ok(principal.triggers.every((t) => t.sentAt === Date.parse(t.scheduledFor ?? "")), "every trigger sent at its instant");
+    assert.ok(
+      principal.triggers.every((t) => t.sentAt === Date.parse(t.scheduledFor ?? "")),
+      "every trigger sent at its instant",
+    );
     assert.deepEqual(scheduler.scheduled().find((e) => e.workflowId === "ny")?.next, "2026-11-29T10:00:00.000Z");
-    assert.ok(scheduler.scheduled().filter((e) => e.workflowId.startsWith("s")).every((e) => e.next === isoSec(T0 + 6000)));
+    assert.ok(
+      scheduler
+        .scheduled()
+        .filter((e) => e.workflowId.startsWith("s"))
+        .every((e) => e.next === isoSec(T0 + 6000)),
+    );
     await scheduler.stop();
   });
 
@@ -248,8 +330,14 @@ describe("CronScheduler (fake time)", () => {
     await clock.advance(1);
     await clock.advance(2000);
     const sent = principal.created("every-sec");
-    assert.deepEqual(sent.map((t) => t.scheduledFor), seconds(T0 + 1000, 3));
-    assert.deepEqual(sent.map((t) => t.sentAt - Date.parse(t.scheduledFor ?? "")), [0, 0, 0]);
+    assert.deepEqual(
+      sent.map((t) => t.scheduledFor),
+      seconds(T0 + 1000, 3),
+    );
+    assert.deepEqual(
+      sent.map((t) => t.sentAt - Date.parse(t.scheduledFor ?? "")),
+      [0, 0, 0],
+    );
     await scheduler.stop();
   });
 
@@ -260,7 +348,10 @@ describe("CronScheduler (fake time)", () => {
     await clock.advance(60_000 + 4_999);
     assert.equal(principal.triggers.length, 0);
     await clock.advance(1);
-    assert.deepEqual(principal.created().map((t) => [t.scheduledFor, t.sentAt - T0]), [[isoSec(T0 + 60_000), 65_000]]);
+    assert.deepEqual(
+      principal.created().map((t) => [t.scheduledFor, t.sentAt - T0]),
+      [[isoSec(T0 + 60_000), 65_000]],
+    );
     await scheduler.stop();
   });
 });
@@ -272,7 +363,8 @@ describe("CronScheduler catch-up after downtime", () => {
     const clock = new ManualClock(T0 + 30_000);
     const principal = new FakePrincipal(clock);
     principal.put(wf("ten", "0 */10 * * * *", { catchUp: { policy, max } }));
-    if (record) principal.runs.set("old", { runId: "run-old", workflowId: "ten", scheduledFor: "2026-11-28T09:00:00.000Z" });
+    if (record)
+      principal.runs.set("old", { runId: "run-old", workflowId: "ten", scheduledFor: "2026-11-28T09:00:00.000Z" });
     const { scheduler } = await setup({ clock, principal });
     const missed: string[] = [];
     scheduler.on("missed", (m) => missed.push(m.reason));
@@ -303,7 +395,10 @@ describe("CronScheduler catch-up after downtime", () => {
       "2026-11-28T10:00:00.000Z",
     ]);
     const { got, missed } = await downtime("all", 100);
-    assert.deepEqual(got, ["09:10", "09:20", "09:30", "09:40", "09:50", "10:00"].map((hm) => `2026-11-28T${hm}:00.000Z`));
+    assert.deepEqual(
+      got,
+      ["09:10", "09:20", "09:30", "09:40", "09:50", "10:00"].map((hm) => `2026-11-28T${hm}:00.000Z`),
+    );
     assert.equal(missed.length, 0);
   });
 
@@ -326,13 +421,20 @@ describe("CronScheduler failures", () => {
     await clock.advance(500 + 1000 + 1999);
     assert.equal(principal.triggers.length, 0, "backoff 500, 1000, 2000 ms");
     await clock.advance(1);
-    assert.deepEqual(principal.created().map((t) => [t.scheduledFor, t.sentAt - T0]), [[isoSec(T0 + 60_000), 63_500]]);
+    assert.deepEqual(
+      principal.created().map((t) => [t.scheduledFor, t.sentAt - T0]),
+      [[isoSec(T0 + 60_000), 63_500]],
+    );
     assert.equal(scheduler.stats.retries, 3);
     await scheduler.stop();
   });
 
   it("a trigger failing past the grace window is counted missed, and the loop goes on", async () => {
-    const { clock, principal, scheduler } = await setup({ missGraceMs: 10_000, retryInitialDelayMs: 1000, retryMaxDelayMs: 4000 });
+    const { clock, principal, scheduler } = await setup({
+      missGraceMs: 10_000,
+      retryInitialDelayMs: 1000,
+      retryMaxDelayMs: 4000,
+    });
     let broken = true;
     principal.failRun = () => (broken ? new CdktrError("UNAVAILABLE", "principal unreachable") : undefined);
     principal.put(wf("minutely", "0 * * * * *"));
@@ -344,7 +446,10 @@ describe("CronScheduler failures", () => {
     assert.equal(scheduler.stats.missed, 1);
     broken = false;
     await clock.advance(30_000);
-    assert.deepEqual(principal.created().map((t) => t.scheduledFor), [isoSec(T0 + 120_000)]);
+    assert.deepEqual(
+      principal.created().map((t) => t.scheduledFor),
+      [isoSec(T0 + 120_000)],
+    );
     await scheduler.stop();
   });
 
@@ -367,7 +472,10 @@ describe("CronScheduler failures", () => {
     scheduler.on("error", (e) => errors.push(e.message));
     await scheduler.start();
     await clock.advance(3000);
-    assert.deepEqual(principal.created("good").map((t) => t.scheduledFor), seconds(T0 + 1000, 3));
+    assert.deepEqual(
+      principal.created("good").map((t) => t.scheduledFor),
+      seconds(T0 + 1000, 3),
+    );
     assert.equal(errors.length, 1);
     assert.match(errors[0] ?? "", /workflow bad: invalid cron/);
     await scheduler.stop();
@@ -402,7 +510,10 @@ describe("CronScheduler exactly once", () => {
     await b.start();
     await clock.advance(3000);
     await b.stop();
-    const created = principal.created("w").map((t) => t.scheduledFor).sort();
+    const created = principal
+      .created("w")
+      .map((t) => t.scheduledFor)
+      .sort();
     assert.deepEqual(created, seconds(T0 + 1000, 10));
     assert.equal(principal.triggers.length, created.length, "the restart re-sent nothing");
   });
@@ -418,7 +529,13 @@ describe("CronScheduler exactly once", () => {
     await clock.advance(5000);
     await a.stop();
     await b.stop();
-    assert.deepEqual(principal.created().map((t) => t.scheduledFor).sort(), seconds(T0 + 1000, 5));
+    assert.deepEqual(
+      principal
+        .created()
+        .map((t) => t.scheduledFor)
+        .sort(),
+      seconds(T0 + 1000, 5),
+    );
     assert.equal(principal.triggers.length, 10);
     assert.equal(principal.triggers.filter((t) => !t.created).length, 5);
     assert.equal(a.stats.duplicates + b.stats.duplicates, 5);
@@ -434,16 +551,28 @@ describe("CronScheduler refresh", () => {
     principal.put(wf("w", "*/2 * * * * *"));
     await scheduler.refresh();
     await clock.advance(4000);
-    assert.deepEqual(principal.created("w").map((t) => t.scheduledFor), [isoSec(T0 + 6000), isoSec(T0 + 8000)]);
+    assert.deepEqual(
+      principal.created("w").map((t) => t.scheduledFor),
+      [isoSec(T0 + 6000), isoSec(T0 + 8000)],
+    );
     principal.put(wf("w", "*/3 * * * * *"));
     await scheduler.refresh();
     await clock.advance(6000);
-    assert.deepEqual(principal.created("w").map((t) => t.scheduledFor).slice(2), [isoSec(T0 + 12_000), isoSec(T0 + 15_000)]);
+    assert.deepEqual(
+      principal
+        .created("w")
+        .map((t) => t.scheduledFor)
+        .slice(2),
+      [isoSec(T0 + 12_000), isoSec(T0 + 15_000)],
+    );
     principal.remove("w");
     await scheduler.refresh();
     await clock.advance(6000);
     assert.equal(principal.created("w").length, 4);
-    assert.deepEqual(principal.listCalls.slice(1).map((r) => r.sinceVersion !== undefined), [true, true, true]);
+    assert.deepEqual(
+      principal.listCalls.slice(1).map((r) => r.sinceVersion !== undefined),
+      [true, true, true],
+    );
     await scheduler.stop();
   });
 
@@ -457,7 +586,10 @@ describe("CronScheduler refresh", () => {
     await scheduler.refresh();
     assert.deepEqual(scheduler.scheduled(), before);
     await clock.advance(59_000);
-    assert.deepEqual(principal.created().map((t) => t.scheduledFor), [isoSec(T0 + 60_000)]);
+    assert.deepEqual(
+      principal.created().map((t) => t.scheduledFor),
+      [isoSec(T0 + 60_000)],
+    );
     await scheduler.stop();
   });
 
@@ -474,7 +606,10 @@ describe("CronScheduler refresh", () => {
     principal.version = 1;
     principal.put(wf("new", "* * * * * *"));
     await scheduler.refresh();
-    assert.deepEqual(scheduler.scheduled().map((e) => e.workflowId), ["new"]);
+    assert.deepEqual(
+      scheduler.scheduled().map((e) => e.workflowId),
+      ["new"],
+    );
     await clock.advance(2000);
     assert.equal(principal.created("new").length, 2);
     assert.equal(scheduler.stats.version, 2);
@@ -488,7 +623,10 @@ describe("CronScheduler refresh", () => {
     principal.put(wf("late", "* * * * * *"));
     await clock.advance(30_000);
     await clock.advance(2000);
-    assert.deepEqual(principal.created("late").map((t) => t.scheduledFor), seconds(T0 + 61_000, 2));
+    assert.deepEqual(
+      principal.created("late").map((t) => t.scheduledFor),
+      seconds(T0 + 61_000, 2),
+    );
     await scheduler.stop();
   });
 });

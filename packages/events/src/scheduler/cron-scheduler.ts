@@ -9,12 +9,20 @@ import {
   type WorkflowDefinition,
 } from "@cdktr/protocol";
 import { CronSchedule } from "../cron/cron-schedule.js";
-import { EventListener, type EventListenerEvents, type EventListenerOptions, type TriggerResult } from "../listener/event-listener.js";
+import {
+  EventListener,
+  type EventListenerEvents,
+  type EventListenerOptions,
+  type TriggerResult,
+} from "../listener/event-listener.js";
 import { systemClock, type Clock, type TimerHandle } from "./clock.js";
 import { PriorityQueue } from "./priority-queue.js";
 
 /** The fields of a workflow definition the scheduler reads. */
-export type ScheduledWorkflow = Pick<WorkflowDefinition, "id" | "schedule" | "timezone" | "startTime" | "catchUp" | "jitterMs" | "hash">;
+export type ScheduledWorkflow = Pick<
+  WorkflowDefinition,
+  "id" | "schedule" | "timezone" | "startTime" | "catchUp" | "jitterMs" | "hash"
+>;
 
 /** Options of {@link CronScheduler}. */
 export interface CronSchedulerOptions extends EventListenerOptions {
@@ -154,7 +162,12 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
   readonly #earlyWakeMs: number;
 
   readonly #entries = new Map<string, Entry>();
-  readonly #queue = new PriorityQueue<QueueItem>((a, b) => a.at - b.at || a.scheduledFor - b.scheduledFor || (a.workflowId < b.workflowId ? -1 : a.workflowId > b.workflowId ? 1 : 0));
+  readonly #queue = new PriorityQueue<QueueItem>(
+    (a, b) =>
+      a.at - b.at ||
+      a.scheduledFor - b.scheduledFor ||
+      (a.workflowId < b.workflowId ? -1 : a.workflowId > b.workflowId ? 1 : 0),
+  );
   readonly #inflight = new Set<Promise<void>>();
   readonly #invalid = new Map<string, string>();
   readonly #loadErrors = new Set<string>();
@@ -172,7 +185,16 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
   readonly #lookahead = new Set<Entry>();
   #lastIso = { t: Number.NaN, iso: "" };
   #lookaheadHandle: ReturnType<typeof setImmediate> | null = null;
-  readonly #stats: CronSchedulerStats = { triggered: 0, duplicates: 0, skipped: 0, missed: 0, refused: 0, retries: 0, refreshes: 0, version: null };
+  readonly #stats: CronSchedulerStats = {
+    triggered: 0,
+    duplicates: 0,
+    skipped: 0,
+    missed: 0,
+    refused: 0,
+    retries: 0,
+    refreshes: 0,
+    version: null,
+  };
 
   constructor(options: CronSchedulerOptions = {}) {
     super({ source: "scheduler", ...options });
@@ -270,7 +292,11 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
         return;
       } catch (e) {
         const err = toCdktrError(e);
-        this.logger.warn("cannot load workflows from the principal; retrying", { code: err.code, error: err.message, retryInMs: delay });
+        this.logger.warn("cannot load workflows from the principal; retrying", {
+          code: err.code,
+          error: err.message,
+          retryInMs: delay,
+        });
         await this.#sleep(delay, signal);
         delay = Math.min(delay * 2, 10_000);
       }
@@ -321,7 +347,9 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
         endpoint = `tcp://${host}:${env.publishPort}`;
       }
     } catch (e) {
-      this.logger.warn("no workflow announcements: cannot work out the publish endpoint", { error: toCdktrError(e).message });
+      this.logger.warn("no workflow announcements: cannot work out the publish endpoint", {
+        error: toCdktrError(e).message,
+      });
       return;
     }
     const sub = new Subscriber({ endpoint, logger: this.logger });
@@ -341,15 +369,25 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
           // equal: already seen; lower: the principal restarted with a new store (reloaded below)
           if (this.#version !== null && parsed.data.version === this.#version) continue;
           this.#latestAnnounced = Math.max(this.#latestAnnounced, parsed.data.version);
-          this.logger.debug("workflows changed", { version: parsed.data.version, changed: parsed.data.changed, removed: parsed.data.removed });
+          this.logger.debug("workflows changed", {
+            version: parsed.data.version,
+            changed: parsed.data.changed,
+            removed: parsed.data.removed,
+          });
           if (!this.#loaded && this.#refreshing === null) continue; // the initial load's retry will see it
           this.refresh().catch((e: unknown) => {
             const err = toCdktrError(e);
-            this.logger.warn("refresh after announcement failed; the periodic refresh will retry", { code: err.code, error: err.message });
+            this.logger.warn("refresh after announcement failed; the periodic refresh will retry", {
+              code: err.code,
+              error: err.message,
+            });
           });
         }
       } catch (e) {
-        if (!signal.aborted) this.logger.warn("workflow announcements stopped; relying on periodic refresh", { error: toCdktrError(e).message });
+        if (!signal.aborted)
+          this.logger.warn("workflow announcements stopped; relying on periodic refresh", {
+            error: toCdktrError(e).message,
+          });
       }
     })();
   }
@@ -360,7 +398,10 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
     if (this.#signal?.aborted) return;
     if (this.#version !== null && reply.version < this.#version && !reply.full) {
       // the principal's store went back in time (a new database): reload everything
-      this.logger.warn("the principal's workflow version went backwards; reloading all workflows", { was: this.#version, now: reply.version });
+      this.logger.warn("the principal's workflow version went backwards; reloading all workflows", {
+        was: this.#version,
+        now: reply.version,
+      });
       this.#version = null;
       this.#latestAnnounced = -1;
       this.#refreshAgain = true;
@@ -385,7 +426,13 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
       const key = `${e.file}:${e.line ?? ""}:${e.column ?? ""}:${e.message}`;
       current.add(key);
       if (!this.#loadErrors.has(key)) {
-        this.logger.warn("a workflow file fails to load on the principal", { file: e.file, line: e.line, column: e.column, path: e.path, error: e.message });
+        this.logger.warn("a workflow file fails to load on the principal", {
+          file: e.file,
+          line: e.line,
+          column: e.column,
+          path: e.path,
+          error: e.message,
+        });
       }
     }
     this.#loadErrors.clear();
@@ -413,11 +460,18 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
     if (existing !== undefined && existing.def.hash === def.hash) return;
     let schedule: CronSchedule;
     try {
-      schedule = CronSchedule.parse({ schedule: def.schedule, timezone: def.timezone, startTime: def.startTime }, def.id);
+      schedule = CronSchedule.parse(
+        { schedule: def.schedule, timezone: def.timezone, startTime: def.startTime },
+        def.id,
+      );
     } catch (e) {
       if (this.#invalid.get(def.id) !== def.hash) {
         this.#invalid.set(def.id, def.hash);
-        this.logger.error("invalid schedule: workflow not scheduled", { workflowId: def.id, schedule: def.schedule, error: e instanceof Error ? e.message : String(e) });
+        this.logger.error("invalid schedule: workflow not scheduled", {
+          workflowId: def.id,
+          schedule: def.schedule,
+          error: e instanceof Error ? e.message : String(e),
+        });
         this.emit("error", e instanceof Error ? e : new Error(String(e)));
       }
       if (existing !== undefined) this.#remove(def.id, "invalid schedule");
@@ -425,7 +479,10 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
     }
     this.#invalid.delete(def.id);
     if (existing !== undefined) {
-      const same = existing.schedule.expression === schedule.expression && existing.schedule.timezone === schedule.timezone && existing.schedule.startTime === schedule.startTime;
+      const same =
+        existing.schedule.expression === schedule.expression &&
+        existing.schedule.timezone === schedule.timezone &&
+        existing.schedule.startTime === schedule.startTime;
       existing.def = def;
       if (same) return; // keeps its queued occurrence
       existing.schedule = schedule;
@@ -456,7 +513,11 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
       if (s !== undefined && s !== null) last = Date.parse(s);
     } catch (e) {
       const err = toCdktrError(e);
-      this.logger.warn("cannot read the last scheduled run; no catch-up for this workflow", { workflowId: entry.def.id, code: err.code, error: err.message });
+      this.logger.warn("cannot read the last scheduled run; no catch-up for this workflow", {
+        workflowId: entry.def.id,
+        code: err.code,
+        error: err.message,
+      });
     }
     if (this.#entries.get(entry.def.id) !== entry || entry.gen !== gen || this.#signal?.aborted) return;
     this.#planFrom(entry, last);
@@ -484,11 +545,24 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
           const from = new Date(firstMissed).toISOString();
           const until = new Date(firstFired === undefined ? graceEnd : firstFired - 1).toISOString();
           this.#stats.missed++;
-          this.logger.warn("occurrences missed while down were not caught up (catch-up policy)", { workflowId: id, policy, from, until });
-          this.emit("missed", { workflowId: id, scheduledFor: from, reason: `catch-up policy "${policy}": occurrences from ${from} to ${until} not run` });
+          this.logger.warn("occurrences missed while down were not caught up (catch-up policy)", {
+            workflowId: id,
+            policy,
+            from,
+            until,
+          });
+          this.emit("missed", {
+            workflowId: id,
+            scheduledFor: from,
+            reason: `catch-up policy "${policy}": occurrences from ${from} to ${until} not run`,
+          });
         }
         for (const t of fire) {
-          this.logger.info("catching up a missed occurrence", { workflowId: id, scheduledFor: new Date(t).toISOString(), policy });
+          this.logger.info("catching up a missed occurrence", {
+            workflowId: id,
+            scheduledFor: new Date(t).toISOString(),
+            policy,
+          });
           this.#launch(id, t, 1);
         }
       }
@@ -508,7 +582,15 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
       return;
     }
     const jitter = entry.def.jitterMs > 0 ? Math.floor(this.#random() * (entry.def.jitterMs + 1)) : 0;
-    this.#queue.push({ at: next + jitter, scheduledFor: next, workflowId: entry.def.id, kind: "fire", gen: entry.gen, attempt: 1, precise: jitter === 0 });
+    this.#queue.push({
+      at: next + jitter,
+      scheduledFor: next,
+      workflowId: entry.def.id,
+      kind: "fire",
+      gen: entry.gen,
+      attempt: 1,
+      precise: jitter === 0,
+    });
     this.#lookahead.add(entry);
   }
 
@@ -587,7 +669,8 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
     if (this.#signal?.aborted) return;
     let now = this.#clock.now();
     const first = this.#queue.peek();
-    if (first !== undefined && first.precise && first.at > now && first.at - now <= this.#earlyWakeMs) now = this.#spinUntil(first.at);
+    if (first !== undefined && first.precise && first.at > now && first.at - now <= this.#earlyWakeMs)
+      now = this.#spinUntil(first.at);
     const fired: { entry: Entry; item: QueueItem }[] = [];
     for (let head = this.#queue.peek(); head !== undefined && head.at <= now; head = this.#queue.peek()) {
       this.#queue.pop();
@@ -603,7 +686,11 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
       return;
     }
     const lead = (fired[0] as { item: QueueItem }).item;
-    this.logger.debug("occurrences sent", { count: fired.length, scheduledFor: new Date(lead.scheduledFor).toISOString(), lastSentAfterMs: this.#clock.now() - lead.at });
+    this.logger.debug("occurrences sent", {
+      count: fired.length,
+      scheduledFor: new Date(lead.scheduledFor).toISOString(),
+      lastSentAfterMs: this.#clock.now() - lead.at,
+    });
     const signal = this.#signal;
     setImmediate(() => this.#afterFire(fired, signal));
   }
@@ -616,7 +703,8 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
     if (signal !== this.#signal || signal?.aborted) return;
     const now = this.#clock.now();
     for (const { entry, item } of fired) {
-      if (this.#entries.get(entry.def.id) === entry && entry.gen === item.gen) this.#planAfterFire(entry, item.scheduledFor, now);
+      if (this.#entries.get(entry.def.id) === entry && entry.gen === item.gen)
+        this.#planAfterFire(entry, item.scheduledFor, now);
     }
     this.#arm();
     this.#scheduleLookahead();
@@ -671,7 +759,11 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
       } else {
         if (result.duplicate) this.#stats.duplicates++;
         else this.#stats.triggered++;
-        this.logger.info(result.duplicate ? "occurrence already triggered" : "triggered", { ...base, runId: result.runId, duplicate: result.duplicate });
+        this.logger.info(result.duplicate ? "occurrence already triggered" : "triggered", {
+          ...base,
+          runId: result.runId,
+          duplicate: result.duplicate,
+        });
       }
       return;
     }
@@ -687,13 +779,31 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
     const delay = Math.min(this.#retryMaxDelayMs, this.#retryInitialDelayMs * 2 ** (attempt - 1));
     if (now + delay - scheduledFor <= this.#missGraceMs) {
       this.#stats.retries++;
-      this.logger.warn("trigger failed; retrying", { ...base, code: error.code, error: error.message, retryInMs: delay });
-      this.#queue.push({ at: now + delay, scheduledFor, workflowId, kind: "retry", gen: 0, attempt: attempt + 1, precise: false });
+      this.logger.warn("trigger failed; retrying", {
+        ...base,
+        code: error.code,
+        error: error.message,
+        retryInMs: delay,
+      });
+      this.#queue.push({
+        at: now + delay,
+        scheduledFor,
+        workflowId,
+        kind: "retry",
+        gen: 0,
+        attempt: attempt + 1,
+        precise: false,
+      });
       this.#arm();
       return;
     }
     this.#stats.missed++;
-    this.logger.error("occurrence missed: trigger kept failing past the grace window", { ...base, code: error.code, error: error.message, missGraceMs: this.#missGraceMs });
+    this.logger.error("occurrence missed: trigger kept failing past the grace window", {
+      ...base,
+      code: error.code,
+      error: error.message,
+      missGraceMs: this.#missGraceMs,
+    });
     this.emit("missed", { workflowId, scheduledFor: iso, reason: `${error.code}: ${error.message}` });
   }
 }
@@ -703,4 +813,3 @@ function hostOf(endpoint: string | undefined): string | undefined {
   const m = /^tcp:\/\/(.+):(\d+)$/.exec(endpoint);
   return m?.[1];
 }
-

@@ -73,7 +73,10 @@ describe("EventListener with a real principal", () => {
       const { run } = await api.getRun(a.runId ?? "");
       assert.equal(run.source, "OnceListener");
       assert.equal(run.idempotencyKey, "k-1");
-      const labelled = await l.runWorkflow("hello", { source: "custom-source", scheduledFor: "2026-01-02T03:04:05.000Z" });
+      const labelled = await l.runWorkflow("hello", {
+        source: "custom-source",
+        scheduledFor: "2026-01-02T03:04:05.000Z",
+      });
       const rec = (await api.getRun(labelled.runId ?? "")).run;
       assert.equal(rec.source, "custom-source");
       assert.equal(rec.scheduledFor, "2026-01-02T03:04:05.000Z");

@@ -13,8 +13,15 @@ describe("file watcher listener", () => {
   let f: PrincipalFixture;
   const listeners: FileWatcherListener[] = [];
 
-  const start = async (opts: Omit<ConstructorParameters<typeof FileWatcherListener>[0], "principal">): Promise<FileWatcherListener> => {
-    const l = new FileWatcherListener({ principal: { host: "127.0.0.1", port: f.port }, debounceMs: 600, awaitWriteFinishMs: 100, ...opts });
+  const start = async (
+    opts: Omit<ConstructorParameters<typeof FileWatcherListener>[0], "principal">,
+  ): Promise<FileWatcherListener> => {
+    const l = new FileWatcherListener({
+      principal: { host: "127.0.0.1", port: f.port },
+      debounceMs: 600,
+      awaitWriteFinishMs: 100,
+      ...opts,
+    });
     listeners.push(l);
     await l.start();
     await l.whenReady();
@@ -22,7 +29,11 @@ describe("file watcher listener", () => {
   };
 
   before(async () => {
-    f = await principalFixture({ "fs1.yml": paramWorkflow("fs1"), "fs2.yml": paramWorkflow("fs2"), "fs3.yml": paramWorkflow("fs3", ["date"]) });
+    f = await principalFixture({
+      "fs1.yml": paramWorkflow("fs1"),
+      "fs2.yml": paramWorkflow("fs2"),
+      "fs3.yml": paramWorkflow("fs3", ["date"]),
+    });
     await f.start();
   });
   afterEach(async () => {
@@ -40,7 +51,13 @@ describe("file watcher listener", () => {
     // A quiet period long enough that a busy machine (new sub-directory watch, write-finish
     // polling) cannot split the burst; the settle time below is longer still, so a second run
     // would be seen.
-    const l = await start({ path: dir, workflow: "fs1", glob: "**/*.csv", params: { date: "static" }, debounceMs: 1500 });
+    const l = await start({
+      path: dir,
+      workflow: "fs1",
+      glob: "**/*.csv",
+      params: { date: "static" },
+      debounceMs: 1500,
+    });
     mkdirSync(join(dir, "sub"));
     writeFileSync(join(dir, "a.csv"), "1");
     writeFileSync(join(dir, "b.csv"), "2");
@@ -71,7 +88,11 @@ describe("file watcher listener", () => {
   });
 
   test("a missing path fails the start with a clear error", async () => {
-    const l = new FileWatcherListener({ principal: { host: "127.0.0.1", port: f.port }, path: join(makeTempDir("cdktr-watch-"), "nope"), workflow: "fs1" });
+    const l = new FileWatcherListener({
+      principal: { host: "127.0.0.1", port: f.port },
+      path: join(makeTempDir("cdktr-watch-"), "nope"),
+      workflow: "fs1",
+    });
     listeners.push(l);
     const errors: Error[] = [];
     l.on("error", (e) => errors.push(e));
@@ -88,10 +109,15 @@ describe("file watcher listener", () => {
     const undeclared = await start({ path: dir, workflow: "fs3" });
     const noPaths = await start({ path: dir, workflow: "fs3", pathsParam: null, params: { date: "d" } });
     writeFileSync(join(dir, "one"), "1");
-    await waitFor(() => unknown.stats.failed === 1 && undeclared.stats.failed === 1 && noPaths.stats.triggered === 1, { what: "each outcome" });
+    await waitFor(() => unknown.stats.failed === 1 && undeclared.stats.failed === 1 && noPaths.stats.triggered === 1, {
+      what: "each outcome",
+    });
     writeFileSync(join(dir, "two"), "2");
     await waitFor(() => unknown.stats.failed === 2 && noPaths.stats.triggered === 2, { what: "second burst" });
     const runs = await expectRunCount(f, "fs3", 2);
-    assert.deepEqual(runs.map((r) => r.params), [{ date: "d" }, { date: "d" }]);
+    assert.deepEqual(
+      runs.map((r) => r.params),
+      [{ date: "d" }, { date: "d" }],
+    );
   });
 });

@@ -104,15 +104,27 @@ export function reachable(port: number, timeoutMs = 1000): Promise<boolean> {
 export async function requireServer(name: string, port: number): Promise<string | undefined> {
   if (await reachable(port)) return undefined;
   const msg = `${name} is not reachable on 127.0.0.1:${port}`;
-  if (process.env.CI !== undefined && process.env.CI !== "") throw new Error(`${msg} (CI is set: the server is required)`);
+  if (process.env.CI !== undefined && process.env.CI !== "")
+    throw new Error(`${msg} (CI is set: the server is required)`);
   return `${msg}: skipped (start it, or set CI to make this a failure)`;
 }
 
 /** Wait until `workflowId` has exactly `n` runs, then (after a settle delay) check it still has `n`. */
-export async function expectRunCount(f: PrincipalFixture, workflowId: string, n: number, settleMs = 300): Promise<RunRecord[]> {
-  await waitFor(async () => (await f.runs(workflowId)).length >= n, { timeoutMs: 10_000, what: `${n} run(s) of ${workflowId}` });
+export async function expectRunCount(
+  f: PrincipalFixture,
+  workflowId: string,
+  n: number,
+  settleMs = 300,
+): Promise<RunRecord[]> {
+  await waitFor(async () => (await f.runs(workflowId)).length >= n, {
+    timeoutMs: 10_000,
+    what: `${n} run(s) of ${workflowId}`,
+  });
   await new Promise((r) => setTimeout(r, settleMs));
   const runs = await f.runs(workflowId);
-  if (runs.length !== n) throw new Error(`expected ${n} run(s) of ${workflowId}, got ${runs.length}: ${JSON.stringify(runs.map((r) => r.params))}`);
+  if (runs.length !== n)
+    throw new Error(
+      `expected ${n} run(s) of ${workflowId}, got ${runs.length}: ${JSON.stringify(runs.map((r) => r.params))}`,
+    );
   return runs;
 }

@@ -35,7 +35,11 @@ test("importing @cdktr/events and @cdktr/events/webhook loads none of amqplib, p
 test("each heavy subpath loads its own peer dependency (so the guard above can fail)", async () => {
   // file-watcher has two peers; ESM resolves a module's imports concurrently, so either one may be
   // the first refused.
-  for (const [s, deps] of [["@cdktr/events/rabbitmq", "amqplib"], ["@cdktr/events/postgres", "pg"], ["@cdktr/events/file-watcher", "chokidar|picomatch"]] as const) {
+  for (const [s, deps] of [
+    ["@cdktr/events/rabbitmq", "amqplib"],
+    ["@cdktr/events/postgres", "pg"],
+    ["@cdktr/events/file-watcher", "chokidar|picomatch"],
+  ] as const) {
     const r = await importGuarded(s);
     assert.equal(r.ok, false, s);
     assert.match(r.output, new RegExp(`LOADED (${deps})\\b`), `${s}: ${r.output}`);

@@ -8,7 +8,13 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { killAllServices, removeTempDirs, waitFor } from "@cdktr/test-utils";
 import { PostgresListener } from "../postgres/index.js";
-import { expectRunCount, paramWorkflow, principalFixture, requireServer, type PrincipalFixture } from "./listeners-harness.js";
+import {
+  expectRunCount,
+  paramWorkflow,
+  principalFixture,
+  requireServer,
+  type PrincipalFixture,
+} from "./listeners-harness.js";
 
 const PG_URL = process.env.CDKTR_TEST_PG_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
 const skip = await requireServer("PostgreSQL", 5432);
@@ -23,7 +29,11 @@ describe("postgres listener", { skip }, () => {
   const notify = async (channel: string, payload: string): Promise<void> => {
     await admin.query("SELECT pg_notify($1, $2)", [channel, payload]);
   };
-  const start = async (channel: string, extra: Partial<ConstructorParameters<typeof PostgresListener>[0]> = {}, port = f.port): Promise<PostgresListener> => {
+  const start = async (
+    channel: string,
+    extra: Partial<ConstructorParameters<typeof PostgresListener>[0]> = {},
+    port = f.port,
+  ): Promise<PostgresListener> => {
     const l = new PostgresListener({
       principal: { host: "127.0.0.1", port },
       connectionString: PG_URL,
@@ -40,7 +50,11 @@ describe("postgres listener", { skip }, () => {
   };
 
   before(async () => {
-    f = await principalFixture({ "pgw.yml": paramWorkflow("pgw"), "pgbad.yml": paramWorkflow("pgbad"), "pgre.yml": paramWorkflow("pgre") });
+    f = await principalFixture({
+      "pgw.yml": paramWorkflow("pgw"),
+      "pgbad.yml": paramWorkflow("pgbad"),
+      "pgre.yml": paramWorkflow("pgre"),
+    });
     await f.start();
     admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
@@ -59,8 +73,14 @@ describe("postgres listener", { skip }, () => {
     const channel = newChannel();
     const l = await start(channel);
     await notify(channel, "pgw");
-    await notify(channel, JSON.stringify({ workflow_id: "pgw", params: { date: "2026-11-28" }, idempotency_key: "row-7" }));
-    await notify(channel, JSON.stringify({ workflow_id: "pgw", params: { date: "2026-11-28" }, idempotency_key: "row-7" }));
+    await notify(
+      channel,
+      JSON.stringify({ workflow_id: "pgw", params: { date: "2026-11-28" }, idempotency_key: "row-7" }),
+    );
+    await notify(
+      channel,
+      JSON.stringify({ workflow_id: "pgw", params: { date: "2026-11-28" }, idempotency_key: "row-7" }),
+    );
     await waitFor(() => l.stats.triggered === 3, { what: "3 notifications handled" });
     const runs = await expectRunCount(f, "pgw", 2);
     const keyed = runs.find((r) => r.params.date === "2026-11-28");
@@ -72,7 +92,14 @@ describe("postgres listener", { skip }, () => {
   test("bad payloads are refused and logged; nothing runs; the listener keeps serving", async () => {
     const channel = newChannel();
     const l = await start(channel);
-    for (const p of ["", "not a workflow id!", "{bad json", JSON.stringify({ workflow_id: "no-such-workflow" }), JSON.stringify({ workflow_id: "pgbad", params: { undeclared: "x" } }), JSON.stringify({ id: "pgbad" })]) {
+    for (const p of [
+      "",
+      "not a workflow id!",
+      "{bad json",
+      JSON.stringify({ workflow_id: "no-such-workflow" }),
+      JSON.stringify({ workflow_id: "pgbad", params: { undeclared: "x" } }),
+      JSON.stringify({ id: "pgbad" }),
+    ]) {
       await notify(channel, p);
     }
     await waitFor(() => l.stats.rejected === 6, { what: "6 rejections" });
@@ -88,12 +115,21 @@ describe("postgres listener", { skip }, () => {
     const l = await start(channel, { applicationName: appName });
     await notify(channel, JSON.stringify({ workflow_id: "pgre", params: { n: "1" } }));
     await expectRunCount(f, "pgre", 1);
-    const killed = await admin.query("SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1", [appName]);
+    const killed = await admin.query(
+      "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1",
+      [appName],
+    );
     assert.equal(killed.rowCount, 1);
-    await waitFor(() => l.stats.connections === 2 && l.stats.listening, { what: "a second LISTEN session", timeoutMs: 10_000 });
+    await waitFor(() => l.stats.connections === 2 && l.stats.listening, {
+      what: "a second LISTEN session",
+      timeoutMs: 10_000,
+    });
     await notify(channel, JSON.stringify({ workflow_id: "pgre", params: { n: "2" } }));
     const runs = await expectRunCount(f, "pgre", 2);
-    assert.deepEqual(runs.map((r) => r.params.n), ["1", "2"]);
+    assert.deepEqual(
+      runs.map((r) => r.params.n),
+      ["1", "2"],
+    );
   });
 
   test("a notification is retried while the principal is down and triggers once it is up", async () => {
@@ -106,8 +142,14 @@ describe("postgres listener", { skip }, () => {
         if (!r.success) failures.push(r.error?.code ?? "?");
       });
       await notify(channel, JSON.stringify({ workflow_id: "pgdown", params: { date: "late" } }));
-      await waitFor(() => failures.length >= 2, { what: "failed attempts while the principal is down", timeoutMs: 10_000 });
-      assert.ok(failures.every((c) => c === "UNAVAILABLE" || c === "TIMEOUT"), failures.join(","));
+      await waitFor(() => failures.length >= 2, {
+        what: "failed attempts while the principal is down",
+        timeoutMs: 10_000,
+      });
+      assert.ok(
+        failures.every((c) => c === "UNAVAILABLE" || c === "TIMEOUT"),
+        failures.join(","),
+      );
       assert.equal(l.stats.dropped, 0);
       await down.start();
       await waitFor(() => l.stats.triggered === 1, { what: "the trigger once the principal is up", timeoutMs: 15_000 });

@@ -29,17 +29,30 @@ function python(script: string, args: string[], env: Record<string, string> = {}
   const file = join(dir, "script.py");
   writeFileSync(file, script);
   return new Promise((resolve, reject) => {
-    execFile(PYTHON, [file, ...args], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PYTHONPATH: CLIENT_DIR, PYTHONDONTWRITEBYTECODE: "1", ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      if (err !== null) {
-        reject(new Error(`python failed: ${err.message}\nstdout: ${stdout}\nstderr: ${stderr}`));
-        return;
-      }
-      try {
-        resolve(JSON.parse(stdout.trim().split("\n").pop() ?? "") as Record<string, unknown>);
-      } catch {
-        reject(new Error(`python printed no JSON: ${stdout}\nstderr: ${stderr}`));
-      }
-    });
+    execFile(
+      PYTHON,
+      [file, ...args],
+      {
+        env: {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+          PYTHONPATH: CLIENT_DIR,
+          PYTHONDONTWRITEBYTECODE: "1",
+          ...env,
+        },
+        timeout: 60_000,
+      },
+      (err, stdout, stderr) => {
+        if (err !== null) {
+          reject(new Error(`python failed: ${err.message}\nstdout: ${stdout}\nstderr: ${stderr}`));
+          return;
+        }
+        try {
+          resolve(JSON.parse(stdout.trim().split("\n").pop() ?? "") as Record<string, unknown>);
+        } catch {
+          reject(new Error(`python printed no JSON: ${stdout}\nstderr: ${stderr}`));
+        }
+      },
+    );
   });
 }
 

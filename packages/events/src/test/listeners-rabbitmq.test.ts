@@ -8,7 +8,13 @@ import { randomUUID } from "node:crypto";
 import { connect, type Channel, type ChannelModel, type Options } from "amqplib";
 import { killAllServices, removeTempDirs, waitFor } from "@cdktr/test-utils";
 import { RabbitMqListener, parseTriggerMessage, scopedIdempotencyKey } from "../rabbitmq/index.js";
-import { expectRunCount, paramWorkflow, principalFixture, requireServer, type PrincipalFixture } from "./listeners-harness.js";
+import {
+  expectRunCount,
+  paramWorkflow,
+  principalFixture,
+  requireServer,
+  type PrincipalFixture,
+} from "./listeners-harness.js";
 
 const AMQP_URL = "amqp://guest:guest@127.0.0.1:5672";
 const skip = await requireServer("RabbitMQ", 5672);
@@ -31,7 +37,11 @@ describe("rabbitmq listener", { skip }, () => {
     ch.sendToQueue(queue, content, { persistent: true, ...props });
   };
   const ready = async (queue: string): Promise<number> => (await ch.checkQueue(queue)).messageCount;
-  const start = async (queue: string, extra: Partial<ConstructorParameters<typeof RabbitMqListener>[0]> = {}, port = f.port): Promise<RabbitMqListener> => {
+  const start = async (
+    queue: string,
+    extra: Partial<ConstructorParameters<typeof RabbitMqListener>[0]> = {},
+    port = f.port,
+  ): Promise<RabbitMqListener> => {
     const l = new RabbitMqListener({
       principal: { host: "127.0.0.1", port },
       url: AMQP_URL,
@@ -47,7 +57,12 @@ describe("rabbitmq listener", { skip }, () => {
   };
 
   before(async () => {
-    f = await principalFixture({ "mq.yml": paramWorkflow("mq"), "mq2.yml": paramWorkflow("mq2"), "mqbad.yml": paramWorkflow("mqbad"), "mqdown.yml": paramWorkflow("mqdown") });
+    f = await principalFixture({
+      "mq.yml": paramWorkflow("mq"),
+      "mq2.yml": paramWorkflow("mq2"),
+      "mqbad.yml": paramWorkflow("mqbad"),
+      "mqdown.yml": paramWorkflow("mqdown"),
+    });
     await f.start();
     conn = await connect(AMQP_URL);
     ch = await conn.createChannel();
@@ -82,7 +97,11 @@ describe("rabbitmq listener", { skip }, () => {
     publish(queue, { workflow_id: "mq2", params: { n: "1" } }, { messageId: "same-id" });
     publish(queue, { workflow_id: "mq2", params: { n: "1" } }, { messageId: "same-id" });
     publish(queue, { workflow_id: "mq2", params: { n: "2" }, idempotency_key: "k-2" });
-    publish(queue, { workflow_id: "mq2", params: { n: "2" }, idempotency_key: "k-2" }, { messageId: "ignored-when-a-key-is-given" });
+    publish(
+      queue,
+      { workflow_id: "mq2", params: { n: "2" }, idempotency_key: "k-2" },
+      { messageId: "ignored-when-a-key-is-given" },
+    );
     await waitFor(() => l.stats.acked === 4, { what: "4 acks" });
     const runs = await expectRunCount(f, "mq2", 2);
     assert.deepEqual(runs.map((r) => r.params.n).sort(), ["1", "2"]);
@@ -95,15 +114,25 @@ describe("rabbitmq listener", { skip }, () => {
     publish(queue, { workflow_id: "mq2", params: { n: "3" } }, { messageId: "crash-before-ack" });
     // A first consumer takes the message and triggers the run (as the listener does)...
     const crashed = await conn.createChannel();
-    const taken = await waitFor(async () => (await crashed.get(queue, { noAck: false })) || undefined, { what: "the message" });
-    const first = await f.client.runWorkflow({ workflowId: "mq2", params: { n: "3" }, idempotencyKey: `amqp:${queue}:crash-before-ack`, source: "rabbitmq" });
+    const taken = await waitFor(async () => (await crashed.get(queue, { noAck: false })) || undefined, {
+      what: "the message",
+    });
+    const first = await f.client.runWorkflow({
+      workflowId: "mq2",
+      params: { n: "3" },
+      idempotencyKey: `amqp:${queue}:crash-before-ack`,
+      source: "rabbitmq",
+    });
     assert.equal(taken.fields.redelivered, false);
     // ...then dies before acknowledging: the broker redelivers the message to the listener.
     await crashed.close();
     const l = await start(queue);
     await waitFor(() => l.stats.acked === 1, { what: "the redelivered message acked" });
     const runs = (await f.runs("mq2")).filter((r) => r.params.n === "3");
-    assert.deepEqual(runs.map((r) => r.runId), [first.runId]);
+    assert.deepEqual(
+      runs.map((r) => r.runId),
+      [first.runId],
+    );
     assert.equal(await ready(queue), 0);
   });
 
@@ -143,7 +172,9 @@ describe("rabbitmq listener", { skip }, () => {
       const l = await start(queue, {}, down.port);
       publish(queue, { workflow_id: "mqdown", params: { date: "later" } }, { messageId: "while-down" });
       await waitFor(() => l.stats.requeued >= 1, { what: "a requeue", timeoutMs: 10_000 });
-      await waitFor(async () => (await ready(queue)) === 1 && l.stats.paused, { what: "the message back in the queue while paused" });
+      await waitFor(async () => (await ready(queue)) === 1 && l.stats.paused, {
+        what: "the message back in the queue while paused",
+      });
       assert.equal(l.stats.acked, 0);
       await down.start();
       await waitFor(() => l.stats.acked === 1, { what: "the ack once the principal is back", timeoutMs: 15_000 });
@@ -159,16 +190,24 @@ describe("rabbitmq listener", { skip }, () => {
     const queue = newQueue();
     const l = await start(queue);
     await ch.deleteQueue(queue);
-    await waitFor(() => l.stats.connections >= 2 && l.stats.consuming, { what: "a new connection and consumer", timeoutMs: 10_000 });
+    await waitFor(() => l.stats.connections >= 2 && l.stats.consuming, {
+      what: "a new connection and consumer",
+      timeoutMs: 10_000,
+    });
     publish(queue, { workflow_id: "mq", params: { date: "after-reconnect" } }, { messageId: "after" });
-    await waitFor(async () => (await f.runs("mq")).some((r) => r.params.date === "after-reconnect"), { what: "the run after reconnect" });
+    await waitFor(async () => (await f.runs("mq")).some((r) => r.params.date === "after-reconnect"), {
+      what: "the run after reconnect",
+    });
   });
 });
 
 describe("trigger message parsing", () => {
   test("accepts the documented shape and refuses anything else with a message naming the field", () => {
     const ok = parseTriggerMessage('{"workflow_id":"etl.daily","params":{"a":1,"b":true},"idempotency_key":"k"}');
-    assert.deepEqual(ok, { ok: true, message: { workflowId: "etl.daily", params: { a: 1, b: true }, idempotencyKey: "k" } });
+    assert.deepEqual(ok, {
+      ok: true,
+      message: { workflowId: "etl.daily", params: { a: 1, b: true }, idempotencyKey: "k" },
+    });
     const bare = parseTriggerMessage(" etl.daily\n", { allowBareWorkflowId: true });
     assert.deepEqual(bare, { ok: true, message: { workflowId: "etl.daily" } });
     const cases: [string, RegExp][] = [

@@ -16,18 +16,33 @@ interface Reply {
 }
 
 /** POST with node:http (so chunked/oversize bodies and raw headers are under control). */
-function post(url: string, body: string | Buffer | null, headers: Record<string, string> = {}, opts: { chunked?: boolean } = {}): Promise<Reply> {
+function post(
+  url: string,
+  body: string | Buffer | null,
+  headers: Record<string, string> = {},
+  opts: { chunked?: boolean } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const req = request(
-      { host: u.hostname, port: u.port, path: u.pathname, method: "POST", headers: { "content-type": "application/json", ...headers } },
+      {
+        host: u.hostname,
+        port: u.port,
+        path: u.pathname,
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {
           const text = Buffer.concat(chunks).toString("utf8");
           try {
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text) as Record<string, unknown> });
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: JSON.parse(text) as Record<string, unknown>,
+            });
           } catch {
             reject(new Error(`reply is not JSON: ${text}`));
           }
@@ -60,7 +75,11 @@ describe("webhook listener", () => {
   };
 
   before(async () => {
-    f = await principalFixture({ "wf.yml": paramWorkflow("wf"), "sig.yml": paramWorkflow("sig"), "bad.yml": paramWorkflow("bad") });
+    f = await principalFixture({
+      "wf.yml": paramWorkflow("wf"),
+      "sig.yml": paramWorkflow("sig"),
+      "bad.yml": paramWorkflow("bad"),
+    });
     await f.start();
   });
   afterEach(async () => {
@@ -109,7 +128,13 @@ describe("webhook listener", () => {
       { body: "[1,2]", status: 400, code: "BAD_REQUEST", match: /JSON object/ },
       { body: JSON.stringify({ date: { nested: true } }), status: 400, code: "BAD_REQUEST", match: /params\.date/ },
       { body: JSON.stringify({ undeclared: "x" }), status: 400, code: "INVALID_PARAMS", match: /undeclared/ },
-      { body: "{}", path: "/trigger/no-such-workflow", status: 404, code: "WORKFLOW_NOT_FOUND", match: /no-such-workflow/ },
+      {
+        body: "{}",
+        path: "/trigger/no-such-workflow",
+        status: 404,
+        code: "WORKFLOW_NOT_FOUND",
+        match: /no-such-workflow/,
+      },
       { body: "{}", path: "/trigger/bad%20id", status: 404, code: "WORKFLOW_NOT_FOUND", match: /bad id/ },
     ];
     for (const c of cases) {
@@ -157,7 +182,10 @@ describe("webhook listener", () => {
     assert.equal(missing.status, 401);
     assert.match(String(missing.body.message), /x-cdktr-timestamp/);
 
-    const wrong = await post(`${url}/trigger/sig`, body, { "x-cdktr-timestamp": String(now), "x-cdktr-signature": signWebhookBody("other", now, body) });
+    const wrong = await post(`${url}/trigger/sig`, body, {
+      "x-cdktr-timestamp": String(now),
+      "x-cdktr-signature": signWebhookBody("other", now, body),
+    });
     assert.equal(wrong.status, 401);
     assert.match(String(wrong.body.message), /does not match/);
 
@@ -165,7 +193,10 @@ describe("webhook listener", () => {
     assert.equal(tampered.status, 401, "the signature covers the body");
 
     const old = now - 10 * 60;
-    const stale = await post(`${url}/trigger/sig`, body, { "x-cdktr-timestamp": String(old), "x-cdktr-signature": signWebhookBody(secret, old, body) });
+    const stale = await post(`${url}/trigger/sig`, body, {
+      "x-cdktr-timestamp": String(old),
+      "x-cdktr-signature": signWebhookBody(secret, old, body),
+    });
     assert.equal(stale.status, 401);
     assert.match(String(stale.body.message), /more than 300 s/);
 
@@ -175,7 +206,11 @@ describe("webhook listener", () => {
 
   test("principal down: 503 with Retry-After within 5 s", async () => {
     const deadPort = await freePort();
-    const l = new WebhookListener({ principal: { host: "127.0.0.1", port: deadPort }, port: 0, triggerTimeoutMs: 1500 });
+    const l = new WebhookListener({
+      principal: { host: "127.0.0.1", port: deadPort },
+      port: 0,
+      triggerTimeoutMs: 1500,
+    });
     listeners.push(l);
     await l.start();
     const { url } = await l.listening();
@@ -193,15 +228,40 @@ describe("webhook signature helpers", () => {
   test("verify accepts its own signature and rejects a one-bit change, in either header", () => {
     const body = Buffer.from('{"a":1}');
     const sig = signWebhookBody("k", 1000, body);
-    assert.equal(verifyWebhookSignature({ secret: "k", timestamp: "1000", signature: sig, rawBody: body, nowMs: 1_000_000 }).ok, true);
-    assert.equal(verifyWebhookSignature({ secret: "k", timestamp: "1001", signature: sig, rawBody: body, nowMs: 1_000_000 }).ok, false);
+    assert.equal(
+      verifyWebhookSignature({ secret: "k", timestamp: "1000", signature: sig, rawBody: body, nowMs: 1_000_000 }).ok,
+      true,
+    );
+    assert.equal(
+      verifyWebhookSignature({ secret: "k", timestamp: "1001", signature: sig, rawBody: body, nowMs: 1_000_000 }).ok,
+      false,
+    );
     const flipped = sig.slice(0, -1) + (sig.endsWith("0") ? "1" : "0");
-    const r = verifyWebhookSignature({ secret: "k", timestamp: "1000", signature: flipped, rawBody: body, nowMs: 1_000_000 });
+    const r = verifyWebhookSignature({
+      secret: "k",
+      timestamp: "1000",
+      signature: flipped,
+      rawBody: body,
+      nowMs: 1_000_000,
+    });
     assert.equal(r.ok, false);
     assert.equal(r.ok ? null : r.reason, "bad_signature");
-    const late = verifyWebhookSignature({ secret: "k", timestamp: "1000", signature: sig, rawBody: body, nowMs: 1_000_000 + 301_000, toleranceMs: 300_000 });
+    const late = verifyWebhookSignature({
+      secret: "k",
+      timestamp: "1000",
+      signature: sig,
+      rawBody: body,
+      nowMs: 1_000_000 + 301_000,
+      toleranceMs: 300_000,
+    });
     assert.equal(late.ok ? null : late.reason, "stale_timestamp");
-    const garbage = verifyWebhookSignature({ secret: "k", timestamp: "1000", signature: "md5=abc", rawBody: body, nowMs: 1_000_000 });
+    const garbage = verifyWebhookSignature({
+      secret: "k",
+      timestamp: "1000",
+      signature: "md5=abc",
+      rawBody: body,
+      nowMs: 1_000_000,
+    });
     assert.equal(garbage.ok ? null : garbage.reason, "bad_signature");
   });
 });

@@ -21,7 +21,12 @@ const TSC = join(ROOT, "node_modules/typescript/bin/tsc");
 const HELLO = `name: Hello\ntasks:\n  hello:\n    name: Hello\n    config: !Subprocess\n      cmd: echo\n      args: ["hello"]\n`;
 
 function run(cmd: string, args: string[], cwd: string): string {
-  return execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" } });
+  return execFileSync(cmd, args, {
+    cwd,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" },
+  });
 }
 
 describe("the example listener, installed from packed tarballs", () => {
@@ -30,7 +35,8 @@ describe("the example listener, installed from packed tarballs", () => {
     const tmp = makeTempDir("cdktr-packed-");
     const tarballs = join(tmp, "tarballs");
     mkdirSync(tarballs);
-    for (const pkg of ["packages/protocol", "packages/events"]) run("npm", ["pack", "--pack-destination", tarballs], join(ROOT, pkg));
+    for (const pkg of ["packages/protocol", "packages/events"])
+      run("npm", ["pack", "--pack-destination", tarballs], join(ROOT, pkg));
     const files = readdirSync(tarballs).filter((f) => f.endsWith(".tgz"));
     const protocolTgz = files.find((f) => f.startsWith("cdktr-protocol-"));
     const eventsTgz = files.find((f) => f.startsWith("cdktr-events-"));
@@ -39,18 +45,32 @@ describe("the example listener, installed from packed tarballs", () => {
     const listing = run("tar", ["-tzf", join(tarballs, eventsTgz)], tmp);
     assert.ok(listing.includes("package/dist/index.js"));
     assert.ok(!/\.test\.js/.test(listing), "no compiled tests in the tarball");
-    const eventsPkg = JSON.parse(readFileSync(join(ROOT, "packages/events/package.json"), "utf8")) as { dependencies: Record<string, string> };
-    const protocolPkg = JSON.parse(readFileSync(join(ROOT, "packages/protocol/package.json"), "utf8")) as { version: string };
+    const eventsPkg = JSON.parse(readFileSync(join(ROOT, "packages/events/package.json"), "utf8")) as {
+      dependencies: Record<string, string>;
+    };
+    const protocolPkg = JSON.parse(readFileSync(join(ROOT, "packages/protocol/package.json"), "utf8")) as {
+      version: string;
+    };
     assert.equal(eventsPkg.dependencies["@cdktr/protocol"], protocolPkg.version);
 
     project = join(tmp, "project");
-    cpSync(EXAMPLE, project, { recursive: true, filter: (src) => !/node_modules|dist/.test(src.slice(EXAMPLE.length)) });
+    cpSync(EXAMPLE, project, {
+      recursive: true,
+      filter: (src) => !/node_modules|dist/.test(src.slice(EXAMPLE.length)),
+    });
     const pkg = JSON.parse(readFileSync(join(project, "package.json"), "utf8")) as Record<string, unknown>;
     // the local tarballs stand in for the registry; typescript comes from the workspace
-    pkg.dependencies = { "@cdktr/events": `file:../tarballs/${eventsTgz}`, "@cdktr/protocol": `file:../tarballs/${protocolTgz}` };
+    pkg.dependencies = {
+      "@cdktr/events": `file:../tarballs/${eventsTgz}`,
+      "@cdktr/protocol": `file:../tarballs/${protocolTgz}`,
+    };
     pkg.devDependencies = { "@types/node": (pkg.devDependencies as Record<string, string>)["@types/node"] ?? "^20" };
     writeFileSync(join(project, "package.json"), JSON.stringify(pkg, null, 2));
-    run("npm", ["install", "--prefer-offline", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], project);
+    run(
+      "npm",
+      ["install", "--prefer-offline", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+      project,
+    );
     run(process.execPath, [TSC, "-p", "tsconfig.json"], project);
   });
 
@@ -74,11 +94,21 @@ describe("the example listener, installed from packed tarballs", () => {
       CDKTR_DB_PATH: join(home, "cdktr.db"),
     };
     await spawnService({ script: PRINCIPAL_MAIN, name: "principal", cwd: home, env });
-    const listener = await spawnService({ script: join(project, "dist/main.js"), name: "http-trigger", cwd: project, env: { ...env, LISTENER_PORT: String(http) } });
+    const listener = await spawnService({
+      script: join(project, "dist/main.js"),
+      name: "http-trigger",
+      cwd: project,
+      env: { ...env, LISTENER_PORT: String(http) },
+    });
 
     const ok = await fetch(`http://127.0.0.1:${http}/trigger/hello`, { method: "POST" });
     assert.equal(ok.status, 200);
-    const result = (await ok.json()) as { success: boolean; runId: string | null; duplicate: boolean; skipped: boolean };
+    const result = (await ok.json()) as {
+      success: boolean;
+      runId: string | null;
+      duplicate: boolean;
+      skipped: boolean;
+    };
     assert.equal(result.success, true);
     assert.equal(typeof result.runId, "string");
     const principal = new PrincipalClient({ port: api });
@@ -92,7 +122,11 @@ describe("the example listener, installed from packed tarballs", () => {
 
     const missing = await fetch(`http://127.0.0.1:${http}/trigger/no-such-workflow`, { method: "POST" });
     assert.equal(missing.status, 404);
-    const refused = (await missing.json()) as { success: boolean; runId: string | null; error?: { code: string; message: string; retryable: boolean } };
+    const refused = (await missing.json()) as {
+      success: boolean;
+      runId: string | null;
+      error?: { code: string; message: string; retryable: boolean };
+    };
     assert.equal(refused.success, false);
     assert.equal(refused.runId, null);
     assert.equal(refused.error?.code, "WORKFLOW_NOT_FOUND");

@@ -24,7 +24,11 @@ export const DEFAULT_SIGNATURE_TOLERANCE_MS = 5 * 60_000;
  * fetch(url, { method: "POST", body, headers: {
  *   "x-cdktr-timestamp": String(ts), "x-cdktr-signature": signWebhookBody(secret, ts, body) } });
  */
-export function signWebhookBody(secret: string | Uint8Array, timestampS: number | string, rawBody: string | Uint8Array): string {
+export function signWebhookBody(
+  secret: string | Uint8Array,
+  timestampS: number | string,
+  rawBody: string | Uint8Array,
+): string {
   const mac = createHmac("sha256", secret);
   mac.update(`${String(timestampS)}.`);
   mac.update(rawBody);
@@ -66,10 +70,18 @@ const HEX_SIG = /^sha256=([0-9a-fA-F]{64})$/;
 export function verifyWebhookSignature(input: VerifySignatureInput): SignatureCheck {
   const tolerance = input.toleranceMs ?? DEFAULT_SIGNATURE_TOLERANCE_MS;
   if (input.timestamp === undefined || input.timestamp === "") {
-    return { ok: false, reason: "missing_timestamp", message: `missing ${TIMESTAMP_HEADER} header (Unix time in seconds)` };
+    return {
+      ok: false,
+      reason: "missing_timestamp",
+      message: `missing ${TIMESTAMP_HEADER} header (Unix time in seconds)`,
+    };
   }
   if (!/^\d{1,12}$/.test(input.timestamp)) {
-    return { ok: false, reason: "bad_timestamp", message: `${TIMESTAMP_HEADER} must be the Unix time in seconds, got ${JSON.stringify(input.timestamp.slice(0, 40))}` };
+    return {
+      ok: false,
+      reason: "bad_timestamp",
+      message: `${TIMESTAMP_HEADER} must be the Unix time in seconds, got ${JSON.stringify(input.timestamp.slice(0, 40))}`,
+    };
   }
   const timestampMs = Number(input.timestamp) * 1000;
   if (Math.abs(input.nowMs - timestampMs) > tolerance) {
@@ -80,15 +92,26 @@ export function verifyWebhookSignature(input: VerifySignatureInput): SignatureCh
     };
   }
   if (input.signature === undefined || input.signature === "") {
-    return { ok: false, reason: "missing_signature", message: `missing ${SIGNATURE_HEADER} header (sha256=<hex HMAC of "<timestamp>.<body>">)` };
+    return {
+      ok: false,
+      reason: "missing_signature",
+      message: `missing ${SIGNATURE_HEADER} header (sha256=<hex HMAC of "<timestamp>.<body>">)`,
+    };
   }
   const givenHex = HEX_SIG.exec(input.signature.trim())?.[1];
-  const expected = Buffer.from(signWebhookBody(input.secret, input.timestamp, input.rawBody).slice("sha256=".length), "hex");
+  const expected = Buffer.from(
+    signWebhookBody(input.secret, input.timestamp, input.rawBody).slice("sha256=".length),
+    "hex",
+  );
   // Compare even when malformed so timing does not reveal which check failed.
   const given = givenHex !== undefined ? Buffer.from(givenHex, "hex") : Buffer.alloc(expected.length);
   const equal = timingSafeEqual(given, expected);
   if (givenHex === undefined || !equal) {
-    return { ok: false, reason: "bad_signature", message: `${SIGNATURE_HEADER} does not match: expected sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>"> with the shared secret` };
+    return {
+      ok: false,
+      reason: "bad_signature",
+      message: `${SIGNATURE_HEADER} does not match: expected sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>"> with the shared secret`,
+    };
   }
   return { ok: true, timestampMs, signature: givenHex.toLowerCase() };
 }

@@ -119,7 +119,11 @@ export class WebhookListener extends EventListener {
     const server = createServer((req, res) => {
       this.#handle(req, res).catch((e: unknown) => {
         this.logger.error("webhook handler failed", { error: e instanceof Error ? e.message : String(e) });
-        if (!res.headersSent) send(res, { status: 500, body: errorBody("INTERNAL", "internal error in the webhook listener; see its logs") });
+        if (!res.headersSent)
+          send(res, {
+            status: 500,
+            body: errorBody("INTERNAL", "internal error in the webhook listener; see its logs"),
+          });
         else res.destroy();
       });
     });
@@ -164,26 +168,43 @@ export class WebhookListener extends EventListener {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname === "/healthz") {
       if (req.method !== "GET" && req.method !== "HEAD") {
-        return send(res, { status: 405, headers: { allow: "GET" }, body: errorBody("METHOD_NOT_ALLOWED", "use GET /healthz") });
+        return send(res, {
+          status: 405,
+          headers: { allow: "GET" },
+          body: errorBody("METHOD_NOT_ALLOWED", "use GET /healthz"),
+        });
       }
       return send(res, { status: 200, body: { status: "ok" } });
     }
     if (!url.pathname.startsWith(TRIGGER_PREFIX)) {
-      return send(res, { status: 404, body: errorBody("NOT_FOUND", `no route ${url.pathname}: use POST /trigger/<workflowId> or GET /healthz`) });
+      return send(res, {
+        status: 404,
+        body: errorBody("NOT_FOUND", `no route ${url.pathname}: use POST /trigger/<workflowId> or GET /healthz`),
+      });
     }
     if (req.method !== "POST") {
-      return send(res, { status: 405, headers: { allow: "POST" }, body: errorBody("METHOD_NOT_ALLOWED", "use POST /trigger/<workflowId>") });
+      return send(res, {
+        status: 405,
+        headers: { allow: "POST" },
+        body: errorBody("METHOD_NOT_ALLOWED", "use POST /trigger/<workflowId>"),
+      });
     }
     let workflowId: string;
     try {
       workflowId = decodeURIComponent(url.pathname.slice(TRIGGER_PREFIX.length));
     } catch {
-      return send(res, { status: 404, body: errorBody("WORKFLOW_NOT_FOUND", "the workflow id in the path is not valid percent-encoding") });
+      return send(res, {
+        status: 404,
+        body: errorBody("WORKFLOW_NOT_FOUND", "the workflow id in the path is not valid percent-encoding"),
+      });
     }
     const log = this.logger.child({ workflowId });
     if (!WorkflowIdSchema.safeParse(workflowId).success || (this.#allow !== null && !this.#allow.has(workflowId))) {
       log.warn("webhook refused: unknown workflow", { status: 404 });
-      return send(res, { status: 404, body: errorBody("WORKFLOW_NOT_FOUND", `no workflow ${JSON.stringify(workflowId)} can be triggered here`) });
+      return send(res, {
+        status: 404,
+        body: errorBody("WORKFLOW_NOT_FOUND", `no workflow ${JSON.stringify(workflowId)} can be triggered here`),
+      });
     }
 
     const declared = req.headers["content-length"];
@@ -219,7 +240,13 @@ export class WebhookListener extends EventListener {
       this.#pruneSignatures();
       if (this.#usedSignatures.has(check.signature)) {
         log.warn("webhook refused: replayed signature", { status: 401, reason: "replayed" });
-        return send(res, { status: 401, body: errorBody("UNAUTHORIZED", "this signature was already used: sign every request afresh (a new timestamp), and send an Idempotency-Key to make retries safe") });
+        return send(res, {
+          status: 401,
+          body: errorBody(
+            "UNAUTHORIZED",
+            "this signature was already used: sign every request afresh (a new timestamp), and send an Idempotency-Key to make retries safe",
+          ),
+        });
       }
       signature = check.signature;
       this.#usedSignatures.set(signature, check.timestampMs + this.#tolerance);
@@ -234,7 +261,10 @@ export class WebhookListener extends EventListener {
       }
       const key = header(req, "idempotency-key");
       if (key !== undefined && (key.length === 0 || key.length > MAX_KEY_LENGTH)) {
-        return send(res, { status: 400, body: errorBody("BAD_REQUEST", `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} characters`) });
+        return send(res, {
+          status: 400,
+          body: errorBody("BAD_REQUEST", `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} characters`),
+        });
       }
       const result = await this.runWorkflow(workflowId, {
         ...(params.params !== undefined ? { params: params.params } : {}),
@@ -245,7 +275,12 @@ export class WebhookListener extends EventListener {
       const reply = this.#replyFor(workflowId, result);
       accepted = reply.status === 202;
       if (accepted) log.info("webhook triggered", { runId: result.runId, duplicate: result.duplicate });
-      else log.warn("webhook trigger refused", { status: reply.status, code: result.error?.code, error: result.error?.message });
+      else
+        log.warn("webhook trigger refused", {
+          status: reply.status,
+          code: result.error?.code,
+          error: result.error?.message,
+        });
       return send(res, reply);
     } finally {
       // A signature is spent only once it triggered something; a 503 may be retried as is.
@@ -257,7 +292,13 @@ export class WebhookListener extends EventListener {
     if (result.success) {
       return {
         status: 202,
-        body: { status: "triggered", workflow: workflowId, runId: result.runId, duplicate: result.duplicate, skipped: result.skipped },
+        body: {
+          status: "triggered",
+          workflow: workflowId,
+          runId: result.runId,
+          duplicate: result.duplicate,
+          skipped: result.skipped,
+        },
       };
     }
     const code = result.error?.code ?? "INTERNAL";
@@ -278,10 +319,17 @@ export class WebhookListener extends EventListener {
         return {
           status: 503,
           headers: { "retry-after": String(this.#retryAfter) },
-          body: errorBody("UNAVAILABLE", `the cdktr principal is unavailable (${code}: ${message}); nothing was triggered, retry in ${this.#retryAfter} s`),
+          body: errorBody(
+            "UNAVAILABLE",
+            `the cdktr principal is unavailable (${code}: ${message}); nothing was triggered, retry in ${this.#retryAfter} s`,
+          ),
         };
       default:
-        return { status: result.error?.retryable === true ? 503 : 500, headers: { "retry-after": String(this.#retryAfter) }, body: errorBody(code, message) };
+        return {
+          status: result.error?.retryable === true ? 503 : 500,
+          headers: { "retry-after": String(this.#retryAfter) },
+          body: errorBody(code, message),
+        };
     }
   }
 
@@ -326,7 +374,11 @@ function refuseTooLarge(req: IncomingMessage, res: ServerResponse, limit: number
   // Stop reading: pause the stream (TCP flow control holds the sender back), answer, close.
   req.pause();
   res.shouldKeepAlive = false;
-  send(res, { status: 413, headers: { connection: "close" }, body: errorBody("PAYLOAD_TOO_LARGE", `request body exceeds ${limit} bytes; send a smaller JSON object of params`) });
+  send(res, {
+    status: 413,
+    headers: { connection: "close" },
+    body: errorBody("PAYLOAD_TOO_LARGE", `request body exceeds ${limit} bytes; send a smaller JSON object of params`),
+  });
   res.on("finish", () => {
     req.socket.end();
     setTimeout(() => req.socket.destroy(), 1000).unref();
@@ -372,14 +424,19 @@ function parseParams(raw: Buffer): { ok: true; params: Params | undefined } | { 
   try {
     json = JSON.parse(text);
   } catch (e) {
-    return { ok: false, error: `body is not valid JSON (${e instanceof Error ? e.message : String(e)}): send a JSON object of params, e.g. {"date": "2026-11-28"}` };
+    return {
+      ok: false,
+      error: `body is not valid JSON (${e instanceof Error ? e.message : String(e)}): send a JSON object of params, e.g. {"date": "2026-11-28"}`,
+    };
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     return { ok: false, error: 'body must be a JSON object of params, e.g. {"date": "2026-11-28"}' };
   }
   const parsed = ParamsSchema.safeParse(json);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `params.${i.path.join(".")}: param values must be strings, numbers or booleans`);
+    const problems = parsed.error.issues.map(
+      (i) => `params.${i.path.join(".")}: param values must be strings, numbers or booleans`,
+    );
     return { ok: false, error: problems.join("; ") };
   }
   return { ok: true, params: Object.keys(parsed.data).length > 0 ? parsed.data : undefined };

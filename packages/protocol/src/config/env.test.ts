@@ -31,7 +31,13 @@ describe("parseEnv", () => {
 
   it("applies defaults and coerces values", () => {
     const c = parseEnv(schema, { CDKTR_NAME: "x", CDKTR_DEBUG: "yes", CDKTR_PRINCIPAL_PORT: "", UNRELATED: "1" });
-    assert.deepEqual(c, { CDKTR_PRINCIPAL_PORT: 5561, CDKTR_AGENT_MAX_CONCURRENT: 4, CDKTR_DEBUG: true, CDKTR_MODE: "safe", CDKTR_NAME: "x" });
+    assert.deepEqual(c, {
+      CDKTR_PRINCIPAL_PORT: 5561,
+      CDKTR_AGENT_MAX_CONCURRENT: 4,
+      CDKTR_DEBUG: true,
+      CDKTR_MODE: "safe",
+      CDKTR_NAME: "x",
+    });
   });
 
   it("throws ConfigError with one readable line per bad variable", () => {
@@ -53,25 +59,33 @@ describe("parseEnv", () => {
   });
 
   it("rejects out-of-range and fractional ports", () => {
-    assert.deepEqual(problemsOf(() => parseEnv(z.object({ P: envPort(1) }), { P: "70000" })), [
-      'P: expected an integer from 1 to 65535, got "70000"',
-    ]);
-    assert.deepEqual(problemsOf(() => parseEnv(z.object({ P: envPort(1) }), { P: "1.5" })), [
-      'P: expected an integer from 1 to 65535, got "1.5"',
-    ]);
+    assert.deepEqual(
+      problemsOf(() => parseEnv(z.object({ P: envPort(1) }), { P: "70000" })),
+      ['P: expected an integer from 1 to 65535, got "70000"'],
+    );
+    assert.deepEqual(
+      problemsOf(() => parseEnv(z.object({ P: envPort(1) }), { P: "1.5" })),
+      ['P: expected an integer from 1 to 65535, got "1.5"'],
+    );
   });
 });
 
 describe("clientEnv", () => {
   it("reads the CDKTR_* client variables with defaults", () => {
     assert.deepEqual(clientEnv({}), { host: "127.0.0.1", port: 5561, logsPort: 5562, publishPort: 5563 });
-    assert.deepEqual(clientEnv({ CDKTR_PRINCIPAL_HOST: "10.0.0.5", CDKTR_PRINCIPAL_PORT: "6000", CDKTR_LOGS_PUBLISHING_PORT: "6003" }), {
-      host: "10.0.0.5",
-      port: 6000,
-      logsPort: 5562,
-      publishPort: 6003,
-    });
-    assert.throws(() => clientEnv({ CDKTR_LOGS_LISTENING_PORT: "x" }), /CDKTR_LOGS_LISTENING_PORT: expected an integer/);
+    assert.deepEqual(
+      clientEnv({ CDKTR_PRINCIPAL_HOST: "10.0.0.5", CDKTR_PRINCIPAL_PORT: "6000", CDKTR_LOGS_PUBLISHING_PORT: "6003" }),
+      {
+        host: "10.0.0.5",
+        port: 6000,
+        logsPort: 5562,
+        publishPort: 6003,
+      },
+    );
+    assert.throws(
+      () => clientEnv({ CDKTR_LOGS_LISTENING_PORT: "x" }),
+      /CDKTR_LOGS_LISTENING_PORT: expected an integer/,
+    );
   });
 });
 
@@ -109,7 +123,7 @@ describe("loadDotEnv", () => {
   });
 
   it("names file and line of malformed entries", () => {
-    const problems = problemsOf(() => parseDotEnv("A=1\nnot a pair\n1BAD=x\nQ=\"open", "conf/.env"));
+    const problems = problemsOf(() => parseDotEnv('A=1\nnot a pair\n1BAD=x\nQ="open', "conf/.env"));
     assert.deepEqual(problems, [
       "conf/.env:2: expected KEY=value",
       'conf/.env:3: "1BAD" is not a valid variable name',

@@ -7,7 +7,14 @@ function capture(): { stream: PassThrough; lines: () => string[] } {
   const stream = new PassThrough();
   const chunks: string[] = [];
   stream.on("data", (c: Buffer) => chunks.push(c.toString("utf8")));
-  return { stream, lines: () => chunks.join("").split("\n").filter((l) => l !== "") };
+  return {
+    stream,
+    lines: () =>
+      chunks
+        .join("")
+        .split("\n")
+        .filter((l) => l !== ""),
+  };
 }
 
 const tick = () => new Promise((r) => setImmediate(r));

@@ -43,10 +43,16 @@ describe("Publisher + Subscriber", () => {
     );
     // A final marker on the same topic proves everything before it was delivered in order.
     pub.publish(topics.logs("etl", "r1", "t"), { marker: true });
-    await waitFor(() => got.some((m) => (m.body as { marker?: boolean }).marker === true), { timeoutMs: 3000, what: "marker" });
+    await waitFor(() => got.some((m) => (m.body as { marker?: boolean }).marker === true), {
+      timeoutMs: 3000,
+      what: "marker",
+    });
     sub.close();
     await done;
-    assert.ok(got.every((m) => m.topic === "logs|etl|r1|t|"), `unexpected topics: ${got.map((m) => m.topic).join(", ")}`);
+    assert.ok(
+      got.every((m) => m.topic === "logs|etl|r1|t|"),
+      `unexpected topics: ${got.map((m) => m.topic).join(", ")}`,
+    );
     assert.ok(got.every((m) => (m.body as { wf?: string }).wf !== "etl2"));
   });
 
@@ -104,10 +110,16 @@ describe("Publisher + Subscriber", () => {
     const count = got.length;
     pub.publish(topics.runs("etl", "r1"), { phase: 2 });
     pub.publish(topics.workflows(), { marker: "end" });
-    await waitFor(() => got.some((m) => (m.body as { marker?: string }).marker === "end"), { timeoutMs: 3000, what: "end marker" });
+    await waitFor(() => got.some((m) => (m.body as { marker?: string }).marker === "end"), {
+      timeoutMs: 3000,
+      what: "end marker",
+    });
     sub.close();
     await done;
-    assert.ok(got.slice(count).every((m) => m.topic !== "runs|etl|r1|"), "no run event after unsubscribe");
+    assert.ok(
+      got.slice(count).every((m) => m.topic !== "runs|etl|r1|"),
+      "no run event after unsubscribe",
+    );
   });
 
   it("publish never throws, even for unserialisable bodies or after close", async () => {

@@ -15,7 +15,9 @@ export async function bindOrExplain(socket: Socket, endpoint: string): Promise<v
         : code === "EADDRNOTAVAIL"
           ? "no such local address: bind 127.0.0.1 or an address of this machine"
           : "check the host and port";
-    const err = new Error(`cannot bind ${endpoint}: ${e instanceof Error ? e.message : String(e)}; ${hint}`, { cause: e });
+    const err = new Error(`cannot bind ${endpoint}: ${e instanceof Error ? e.message : String(e)}; ${hint}`, {
+      cause: e,
+    });
     Object.assign(err, { code });
     throw err;
   }

@@ -91,9 +91,17 @@ describe("RpcServer under garbage", () => {
   });
 
   it("schema violation -> BAD_REQUEST naming the field", async () => {
-    const msg = await expectError([PROTOCOL, "id-4", now(), "getRun", JSON.stringify({ runId: 5 })], "BAD_REQUEST", "id-4");
+    const msg = await expectError(
+      [PROTOCOL, "id-4", now(), "getRun", JSON.stringify({ runId: 5 })],
+      "BAD_REQUEST",
+      "id-4",
+    );
     assert.match(msg, /body\.runId: .*expected string/);
-    const extra = await expectError([PROTOCOL, "id-4b", now(), "getRun", JSON.stringify({ runId: "r", x: 1 })], "BAD_REQUEST", "id-4b");
+    const extra = await expectError(
+      [PROTOCOL, "id-4b", now(), "getRun", JSON.stringify({ runId: "r", x: 1 })],
+      "BAD_REQUEST",
+      "id-4b",
+    );
     assert.match(extra, /x/);
   });
 
@@ -124,13 +132,20 @@ describe("RpcServer under garbage", () => {
   });
 
   it("wrong protocol version -> PROTOCOL_MISMATCH", async () => {
-    const msg = await expectError(["cdktr/2", "id-7", now(), "getRun", JSON.stringify({ runId: "r" })], "PROTOCOL_MISMATCH", "id-7");
+    const msg = await expectError(
+      ["cdktr/2", "id-7", now(), "getRun", JSON.stringify({ runId: "r" })],
+      "PROTOCOL_MISMATCH",
+      "id-7",
+    );
     assert.match(msg, /cdktr\/1.*cdktr\/2/);
   });
 
   it("random binary frames -> PROTOCOL_MISMATCH", async () => {
     await expectError([randomBytes(64)], "PROTOCOL_MISMATCH", "");
-    await expectError([randomBytes(3), randomBytes(16), randomBytes(8), randomBytes(5), randomBytes(100)], "PROTOCOL_MISMATCH");
+    await expectError(
+      [randomBytes(3), randomBytes(16), randomBytes(8), randomBytes(5), randomBytes(100)],
+      "PROTOCOL_MISMATCH",
+    );
     await expectError([Buffer.alloc(0)], "PROTOCOL_MISMATCH", "");
   });
 
@@ -141,7 +156,10 @@ describe("RpcServer under garbage", () => {
   it("a burst of mixed garbage and valid requests: every valid one is answered", async () => {
     for (let i = 0; i < 50; i++) await raw.send([randomBytes(1 + (i % 7))]);
     const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => valid.getRun(`burst-${i}`)));
-    assert.deepEqual(replies.map((r) => r.run.runId), Array.from({ length: 20 }, (_, i) => `burst-${i}`));
+    assert.deepEqual(
+      replies.map((r) => r.run.runId),
+      Array.from({ length: 20 }, (_, i) => `burst-${i}`),
+    );
     for (let i = 0; i < 50; i++) {
       const r = await raw.receive();
       assert.equal(String(r[2]), "error");

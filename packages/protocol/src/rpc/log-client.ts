@@ -64,7 +64,11 @@ export class LogClient {
   }
 
   /** Send any verb of the log channel. */
-  request<V extends keyof LogVerbs & string>(verb: V, body: RequestOf<LogVerbs, V>, opts?: RequestOptions): Promise<ReplyOf<LogVerbs, V>> {
+  request<V extends keyof LogVerbs & string>(
+    verb: V,
+    body: RequestOf<LogVerbs, V>,
+    opts?: RequestOptions,
+  ): Promise<ReplyOf<LogVerbs, V>> {
     return this.rpc.request(verb, body, opts);
   }
 

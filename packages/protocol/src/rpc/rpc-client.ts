@@ -117,14 +117,23 @@ export class RpcClient<T extends VerbTable> {
    *   (body fails the request schema, checked locally), `MESSAGE_TOO_LARGE`, `INTERNAL` (invalid
    *   reply) or the server's code.
    */
-  async request<V extends keyof T & string>(verb: V, body: RequestOf<T, V>, opts: RequestOptions = {}): Promise<ReplyOf<T, V>> {
+  async request<V extends keyof T & string>(
+    verb: V,
+    body: RequestOf<T, V>,
+    opts: RequestOptions = {},
+  ): Promise<ReplyOf<T, V>> {
     const spec = this.verbs[verb];
     if (spec === undefined) {
-      throw new CdktrError("UNKNOWN_VERB", `unknown verb ${JSON.stringify(verb)}; known: ${Object.keys(this.verbs).join(", ")}`);
+      throw new CdktrError(
+        "UNKNOWN_VERB",
+        `unknown verb ${JSON.stringify(verb)}; known: ${Object.keys(this.verbs).join(", ")}`,
+      );
     }
     const checked = spec.request.safeParse(body);
     if (!checked.success) {
-      throw new CdktrError("BAD_REQUEST", `invalid ${verb} request: ${formatZodIssues(checked.error, "body")}`, { retryable: false });
+      throw new CdktrError("BAD_REQUEST", `invalid ${verb} request: ${formatZodIssues(checked.error, "body")}`, {
+        retryable: false,
+      });
     }
     const text = JSON.stringify(body ?? {});
     const size = PROTOCOL.length + 36 + 16 + verb.length + Buffer.byteLength(text);
@@ -240,10 +249,14 @@ export class RpcClient<T extends VerbTable> {
           clearTimeout(p.timer);
           this.pending.delete(requestId);
           p.reject(
-            new CdktrError("UNAVAILABLE", `cannot send ${verb} to ${this.endpoint}: ${e instanceof Error ? e.message : String(e)}`, {
-              cause: e,
-              context: { verb, endpoint: this.endpoint },
-            }),
+            new CdktrError(
+              "UNAVAILABLE",
+              `cannot send ${verb} to ${this.endpoint}: ${e instanceof Error ? e.message : String(e)}`,
+              {
+                cause: e,
+                context: { verb, endpoint: this.endpoint },
+              },
+            ),
           );
         },
       );
@@ -276,14 +289,24 @@ export class RpcClient<T extends VerbTable> {
     const proto = frameText(frames[0]);
     if (proto !== PROTOCOL) {
       p.reject(
-        new CdktrError("PROTOCOL_MISMATCH", `${this.endpoint} replied with protocol ${JSON.stringify(proto.slice(0, 40))}, expected ${PROTOCOL}; upgrade the older side`, {
-          retryable: false,
-        }),
+        new CdktrError(
+          "PROTOCOL_MISMATCH",
+          `${this.endpoint} replied with protocol ${JSON.stringify(proto.slice(0, 40))}, expected ${PROTOCOL}; upgrade the older side`,
+          {
+            retryable: false,
+          },
+        ),
       );
       return;
     }
     if (frames.length !== 4) {
-      p.reject(new CdktrError("INTERNAL", `malformed ${p.verb} reply from ${this.endpoint}: ${frames.length} frames, expected 4`, { retryable: false }));
+      p.reject(
+        new CdktrError(
+          "INTERNAL",
+          `malformed ${p.verb} reply from ${this.endpoint}: ${frames.length} frames, expected 4`,
+          { retryable: false },
+        ),
+      );
       return;
     }
     const status = frameText(frames[2]);
@@ -291,7 +314,11 @@ export class RpcClient<T extends VerbTable> {
     try {
       json = JSON.parse(frameText(frames[3]));
     } catch {
-      p.reject(new CdktrError("INTERNAL", `malformed ${p.verb} reply from ${this.endpoint}: body is not JSON`, { retryable: false }));
+      p.reject(
+        new CdktrError("INTERNAL", `malformed ${p.verb} reply from ${this.endpoint}: body is not JSON`, {
+          retryable: false,
+        }),
+      );
       return;
     }
     if (status === "ok") {
@@ -301,10 +328,20 @@ export class RpcClient<T extends VerbTable> {
       p.reject(
         wire.success
           ? CdktrError.fromWire(wire.data)
-          : new CdktrError("INTERNAL", `malformed ${p.verb} error reply from ${this.endpoint}: ${JSON.stringify(json).slice(0, 200)}`, { retryable: false }),
+          : new CdktrError(
+              "INTERNAL",
+              `malformed ${p.verb} error reply from ${this.endpoint}: ${JSON.stringify(json).slice(0, 200)}`,
+              { retryable: false },
+            ),
       );
     } else {
-      p.reject(new CdktrError("INTERNAL", `malformed ${p.verb} reply from ${this.endpoint}: status ${JSON.stringify(status.slice(0, 20))}`, { retryable: false }));
+      p.reject(
+        new CdktrError(
+          "INTERNAL",
+          `malformed ${p.verb} reply from ${this.endpoint}: status ${JSON.stringify(status.slice(0, 20))}`,
+          { retryable: false },
+        ),
+      );
     }
   }
 }

@@ -162,7 +162,8 @@ export class RpcServer<T extends VerbTable> {
       return;
     }
     this.state = "closing";
-    for (const f of this.inFlight.values()) f.controller?.abort(new CdktrError("SHUTTING_DOWN", "the server is shutting down"));
+    for (const f of this.inFlight.values())
+      f.controller?.abort(new CdktrError("SHUTTING_DOWN", "the server is shutting down"));
     const pending = [...this.inFlight.values()].map((f) => f.done);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -219,8 +220,7 @@ export class RpcServer<T extends VerbTable> {
     const routingId = frames[0];
     if (routingId === undefined) return;
     const idFrame = frames[2];
-    const requestId =
-      idFrame !== undefined && idFrame.length <= MAX_REQUEST_ID_BYTES ? frameText(idFrame) : "";
+    const requestId = idFrame !== undefined && idFrame.length <= MAX_REQUEST_ID_BYTES ? frameText(idFrame) : "";
     const p: Parsed = { routingId, requestId };
     const peer = peerName(routingId);
     const fail = (code: ErrorCode, message: string): void => {
@@ -238,10 +238,7 @@ export class RpcServer<T extends VerbTable> {
       return;
     }
     if (frames.length !== 6) {
-      fail(
-        "BAD_REQUEST",
-        `expected 5 frames [${PROTOCOL}, requestId, deadline, verb, body], got ${frames.length - 1}`,
-      );
+      fail("BAD_REQUEST", `expected 5 frames [${PROTOCOL}, requestId, deadline, verb, body], got ${frames.length - 1}`);
       return;
     }
     const size = frameBytes(frames) - routingId.length;
@@ -258,19 +255,28 @@ export class RpcServer<T extends VerbTable> {
     }
     const deadlineText = frameText(frames[3]);
     if (!/^\d{1,16}$/.test(deadlineText)) {
-      fail("BAD_REQUEST", `deadline must be epoch milliseconds as a decimal string ("0" = none), got ${JSON.stringify(deadlineText.slice(0, 40))}`);
+      fail(
+        "BAD_REQUEST",
+        `deadline must be epoch milliseconds as a decimal string ("0" = none), got ${JSON.stringify(deadlineText.slice(0, 40))}`,
+      );
       return;
     }
     const deadlineNum = Number(deadlineText);
     const deadline = deadlineNum === 0 ? null : deadlineNum;
     if (deadline !== null && deadline <= Date.now()) {
-      fail("DEADLINE_EXCEEDED", `the request's deadline passed ${Date.now() - deadline} ms before it was handled; retry with a longer timeout`);
+      fail(
+        "DEADLINE_EXCEEDED",
+        `the request's deadline passed ${Date.now() - deadline} ms before it was handled; retry with a longer timeout`,
+      );
       return;
     }
     const verb = frameText(frames[4]);
     const spec = Object.prototype.hasOwnProperty.call(this.verbs, verb) ? this.verbs[verb] : undefined;
     if (spec === undefined) {
-      fail("UNKNOWN_VERB", `unknown verb ${JSON.stringify(verb.slice(0, 64))}; this server accepts: ${Object.keys(this.verbs).join(", ")}`);
+      fail(
+        "UNKNOWN_VERB",
+        `unknown verb ${JSON.stringify(verb.slice(0, 64))}; this server accepts: ${Object.keys(this.verbs).join(", ")}`,
+      );
       return;
     }
     let json: unknown;
@@ -303,7 +309,8 @@ export class RpcServer<T extends VerbTable> {
         if (this.state !== "running") {
           controller.abort(new CdktrError("SHUTTING_DOWN", "the server is shutting down"));
         } else if (base.deadline !== null) {
-          const passed = (): void => controller.abort(new CdktrError("DEADLINE_EXCEEDED", "the caller's deadline passed"));
+          const passed = (): void =>
+            controller.abort(new CdktrError("DEADLINE_EXCEEDED", "the caller's deadline passed"));
           const left = base.deadline - Date.now();
           if (left <= 0) passed();
           else flight.timer = setTimeout(passed, left);
@@ -330,7 +337,9 @@ export class RpcServer<T extends VerbTable> {
         } else if (verb === "ping") {
           reply = { principalId: this.serverId, version: this.version, time: new Date().toISOString() };
         } else {
-          throw new CdktrError("UNKNOWN_VERB", `verb ${verb} is not served here (no handler registered)`, { retryable: false });
+          throw new CdktrError("UNKNOWN_VERB", `verb ${verb} is not served here (no handler registered)`, {
+            retryable: false,
+          });
         }
         this.replyOk(p, verb, reply);
       } catch (e) {
@@ -338,7 +347,11 @@ export class RpcServer<T extends VerbTable> {
         if (err.code === "INTERNAL" && !(e instanceof CdktrError)) {
           this.logger.error(`handler of ${verb} failed`, { peer: base.peer, requestId: base.requestId, error: e });
         } else {
-          this.logger.debug(`handler of ${verb} refused`, { requestId: base.requestId, code: err.code, message: err.message });
+          this.logger.debug(`handler of ${verb} refused`, {
+            requestId: base.requestId,
+            code: err.code,
+            message: err.message,
+          });
         }
         this.replyError(p, err);
       } finally {
@@ -354,13 +367,20 @@ export class RpcServer<T extends VerbTable> {
     try {
       text = JSON.stringify(reply === undefined ? null : reply);
     } catch (e) {
-      this.replyError(p, new CdktrError("INTERNAL", `internal error: reply of ${verb} is not serialisable`, { cause: e }));
+      this.replyError(
+        p,
+        new CdktrError("INTERNAL", `internal error: reply of ${verb} is not serialisable`, { cause: e }),
+      );
       return;
     }
     if (Buffer.byteLength(text) > this.maxReplyBytes) {
       this.replyError(
         p,
-        new CdktrError("MESSAGE_TOO_LARGE", `reply of ${verb} exceeds ${this.maxReplyBytes} bytes; ask for a smaller page (limit)`, { retryable: false }),
+        new CdktrError(
+          "MESSAGE_TOO_LARGE",
+          `reply of ${verb} exceeds ${this.maxReplyBytes} bytes; ask for a smaller page (limit)`,
+          { retryable: false },
+        ),
       );
       return;
     }

@@ -14,7 +14,10 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()?.();
 });
 
-async function startServer(setup?: (s: RpcServer<ApiVerbs>) => void, endpoint = "tcp://127.0.0.1:0"): Promise<RpcServer<ApiVerbs>> {
+async function startServer(
+  setup?: (s: RpcServer<ApiVerbs>) => void,
+  endpoint = "tcp://127.0.0.1:0",
+): Promise<RpcServer<ApiVerbs>> {
   const server = new RpcServer({ endpoint, verbs: API_VERBS, serverId: "test-principal" });
   setup?.(server);
   await server.bind();
@@ -22,7 +25,10 @@ async function startServer(setup?: (s: RpcServer<ApiVerbs>) => void, endpoint = 
   return server;
 }
 
-function client(endpoint: string, opts: Partial<ConstructorParameters<typeof PrincipalClient>[0]> = {}): PrincipalClient {
+function client(
+  endpoint: string,
+  opts: Partial<ConstructorParameters<typeof PrincipalClient>[0]> = {},
+): PrincipalClient {
   const c = new PrincipalClient({ endpoint, timeoutMs: 2000, ...opts });
   cleanups.push(() => c.close());
   return c;
@@ -59,8 +65,18 @@ describe("RpcServer + RpcClient", () => {
     );
     const c = client(server.endpoint ?? "");
     const ids = Array.from({ length: 64 }, (_, i) => `wf-${i}`);
-    const results = await Promise.all(ids.map((id) => c.getWorkflow(id).then(() => "resolved", (e: CdktrError) => e.message)));
-    assert.deepEqual(results, ids.map((id) => `no workflow ${id}`));
+    const results = await Promise.all(
+      ids.map((id) =>
+        c.getWorkflow(id).then(
+          () => "resolved",
+          (e: CdktrError) => e.message,
+        ),
+      ),
+    );
+    assert.deepEqual(
+      results,
+      ids.map((id) => `no workflow ${id}`),
+    );
     assert.equal(order.length, 64);
     assert.notDeepEqual(order, ids, "handlers should have finished out of order (random sleeps)");
   });
@@ -159,9 +175,16 @@ describe("RpcServer + RpcClient", () => {
     await waitFor(() => received.length === 3, { timeoutMs: 2000, what: "3 heartbeat attempts" });
     assert.equal(new Set(received.map((r) => r.requestId)).size, 3, "each attempt has its own request id");
     received.length = 0;
-    assert.equal((await rejection(c.fetchWork({ agentId: "a1", waitMs: 0, freeSlots: 1 }, { timeoutMs: 200 }))).code, "TIMEOUT");
+    assert.equal(
+      (await rejection(c.fetchWork({ agentId: "a1", waitMs: 0, freeSlots: 1 }, { timeoutMs: 200 }))).code,
+      "TIMEOUT",
+    );
     await sleep(300);
-    assert.deepEqual(received.map((r) => r.verb), ["fetchWork"], "fetchWork is sent exactly once");
+    assert.deepEqual(
+      received.map((r) => r.verb),
+      ["fetchWork"],
+      "fetchWork is sent exactly once",
+    );
   });
 
   it("discards a late reply and matches the next reply to its own request", async () => {
@@ -225,12 +248,18 @@ describe("RpcServer + RpcClient", () => {
         return { runId: "run-1", duplicate: keys.length > 1, skipped: false, status: "QUEUED" };
       }),
     );
-    const c = client(server.endpoint ?? "", { timeoutMs: 500, retry: { attempts: 5, baseDelayMs: 10, maxDelayMs: 20 } });
+    const c = client(server.endpoint ?? "", {
+      timeoutMs: 500,
+      retry: { attempts: 5, baseDelayMs: 10, maxDelayMs: 20 },
+    });
     const reply = await c.runWorkflow({ workflowId: "etl", source: "test" });
     assert.equal(reply.runId, "run-1");
     assert.ok(keys.length >= 2, `expected a retry, the handler saw ${keys.length} request(s)`);
     assert.match(keys[0] ?? "", /^auto:[0-9a-f-]{36}$/);
-    assert.ok(keys.every((k) => k === keys[0]), `keys differ: ${keys.join(", ")}`);
+    assert.ok(
+      keys.every((k) => k === keys[0]),
+      `keys differ: ${keys.join(", ")}`,
+    );
     const n = keys.length;
     await c.runWorkflow({ workflowId: "etl", idempotencyKey: "mine" });
     assert.equal(keys[n], "mine", "a caller's key is sent as is");
@@ -242,13 +271,15 @@ describe("RpcServer + RpcClient", () => {
   it("aborts the handler's signal at the caller's deadline", async () => {
     let aborted: unknown;
     const server = await startServer((s) =>
-      s.handle("fetchWork", (_body, ctx) =>
-        new Promise((resolve) => {
-          ctx.signal.addEventListener("abort", () => {
-            aborted = ctx.signal.reason;
-            resolve({ assignment: null, cancel: [] });
-          });
-        }),
+      s.handle(
+        "fetchWork",
+        (_body, ctx) =>
+          new Promise((resolve) => {
+            ctx.signal.addEventListener("abort", () => {
+              aborted = ctx.signal.reason;
+              resolve({ assignment: null, cancel: [] });
+            });
+          }),
       ),
     );
     const c = client(server.endpoint ?? "");
@@ -271,9 +302,13 @@ describe("RpcServer + RpcClient", () => {
   it("answers SHUTTING_DOWN while closing and lets running handlers finish", async () => {
     let release: (() => void) | undefined;
     const server = await startServer((s) =>
-      s.handle("listAgents", () => new Promise((resolve) => {
-        release = () => resolve({ agents: [] });
-      })),
+      s.handle(
+        "listAgents",
+        () =>
+          new Promise((resolve) => {
+            release = () => resolve({ agents: [] });
+          }),
+      ),
     );
     const c = client(server.endpoint ?? "", { retry: { attempts: 1 } });
     const slow = c.listAgents();
@@ -288,9 +323,13 @@ describe("RpcServer + RpcClient", () => {
   it("drops a reply to a client that went away and keeps serving others", async () => {
     let release: (() => void) | undefined;
     const server = await startServer((s) =>
-      s.handle("listAgents", () => new Promise((resolve) => {
-        release = () => resolve({ agents: [] });
-      })),
+      s.handle(
+        "listAgents",
+        () =>
+          new Promise((resolve) => {
+            release = () => resolve({ agents: [] });
+          }),
+      ),
     );
     const gone = new PrincipalClient({ endpoint: server.endpoint ?? "", retry: { attempts: 1 } });
     const call = rejection(gone.listAgents());

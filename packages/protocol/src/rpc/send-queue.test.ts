@@ -39,7 +39,11 @@ describe("SendQueue", () => {
     const push = new Dealer({ linger: 0, sendTimeout: 0 });
     const queue = new SendQueue(push);
     // no peer: the first send fails (EAGAIN) and the rest wait behind it, then get rejected
-    const results = await Promise.allSettled([queue.push(["a"]), queue.push(["b"]), (queue.close(new Error("closed")), queue.push(["c"]))]);
+    const results = await Promise.allSettled([
+      queue.push(["a"]),
+      queue.push(["b"]),
+      (queue.close(new Error("closed")), queue.push(["c"])),
+    ]);
     assert.equal(results[2]?.status, "rejected");
     assert.equal(queue.size, 0);
     push.close();

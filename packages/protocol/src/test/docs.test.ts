@@ -47,7 +47,10 @@ describe("docs/protocol.md", () => {
       let value: unknown;
       assert.doesNotThrow(() => (value = JSON.parse(json)), `example "${label}" is not JSON`);
       const r = schemaFor(label).safeParse(value);
-      assert.ok(r.success, `example "${label}" does not match its schema: ${r.success ? "" : JSON.stringify(r.error.issues)}`);
+      assert.ok(
+        r.success,
+        `example "${label}" does not match its schema: ${r.success ? "" : JSON.stringify(r.error.issues)}`,
+      );
     }
   });
 

@@ -52,8 +52,12 @@ describe("normaliseCron", () => {
       assert.equal(r.schedule, expected);
       assert.deepEqual(r.warnings, []);
       const start = new Date("2026-01-01T00:00:00Z");
-      const ours = new Cron(r.schedule, { ...CRON_OPTIONS, timezone: "UTC" }).nextRuns(10, start).map((d) => d.toISOString());
-      const quartz = new Cron(input, { mode: "6-part", timezone: "UTC", alternativeWeekdays: true }).nextRuns(10, start).map((d) => d.toISOString());
+      const ours = new Cron(r.schedule, { ...CRON_OPTIONS, timezone: "UTC" })
+        .nextRuns(10, start)
+        .map((d) => d.toISOString());
+      const quartz = new Cron(input, { mode: "6-part", timezone: "UTC", alternativeWeekdays: true })
+        .nextRuns(10, start)
+        .map((d) => d.toISOString());
       assert.deepEqual(ours, quartz, `${input} -> ${expected}`);
     }
     const zero = normaliseCron("0 0 9 * * 0", { dialect: "cdktr" });

@@ -21,9 +21,7 @@ export const CRON_OPTIONS = {
 } as const;
 
 /** Result of {@link normaliseCron}. */
-export type NormaliseCronResult =
-  | { ok: true; schedule: string; warnings: string[] }
-  | { ok: false; error: string };
+export type NormaliseCronResult = { ok: true; schedule: string; warnings: string[] } | { ok: false; error: string };
 
 const DAY_NAMES = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"] as const;
 
@@ -41,9 +39,15 @@ const DAY_NAMES = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"] as const;
  *
  * @param timezone IANA zone the expression is checked in (an unknown zone is an error).
  */
-export function normaliseCron(expression: string, opts: { dialect?: CronDialect; timezone?: string } = {}): NormaliseCronResult {
+export function normaliseCron(
+  expression: string,
+  opts: { dialect?: CronDialect; timezone?: string } = {},
+): NormaliseCronResult {
   const dialect = opts.dialect ?? "standard";
-  const fields = expression.trim().split(/\s+/).filter((f) => f !== "");
+  const fields = expression
+    .trim()
+    .split(/\s+/)
+    .filter((f) => f !== "");
   const warnings: string[] = [];
   if (fields.length < 5 || fields.length > 7) {
     return {

@@ -85,7 +85,11 @@ describe("DagPlanner", () => {
 
   it("rejects unknown dependencies, cycles and invalid transitions", () => {
     assert.throws(() => new DagPlanner(deps({ a: ["ghost"] })), /unknown task `ghost`/);
-    assert.throws(() => new DagPlanner(deps({ a: ["c"], b: ["a"], c: ["b"] })), (e: unknown) => e instanceof DagError && /cycle: (a -> b -> c -> a|b -> c -> a -> b|c -> a -> b -> c)/.test(e.message));
+    assert.throws(
+      () => new DagPlanner(deps({ a: ["c"], b: ["a"], c: ["b"] })),
+      (e: unknown) =>
+        e instanceof DagError && /cycle: (a -> b -> c -> a|b -> c -> a -> b|c -> a -> b -> c)/.test(e.message),
+    );
     const p = new DagPlanner(deps({ a: [], b: ["a"] }));
     assert.throws(() => p.complete("b"), /not RUNNING/);
     assert.throws(() => p.stateOf("nope"), /unknown task/);

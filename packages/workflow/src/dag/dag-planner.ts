@@ -193,13 +193,27 @@ export class DagPlanner {
     };
     for (const s of this.#state.values()) {
       switch (s) {
-        case "PENDING": sum.pending++; break;
-        case "READY": sum.ready++; break;
-        case "RUNNING": sum.running++; break;
-        case "COMPLETED": sum.completed++; break;
-        case "FAILED": sum.failed++; break;
-        case "SKIPPED": sum.skipped++; break;
-        case "CANCELLED": sum.cancelled++; break;
+        case "PENDING":
+          sum.pending++;
+          break;
+        case "READY":
+          sum.ready++;
+          break;
+        case "RUNNING":
+          sum.running++;
+          break;
+        case "COMPLETED":
+          sum.completed++;
+          break;
+        case "FAILED":
+          sum.failed++;
+          break;
+        case "SKIPPED":
+          sum.skipped++;
+          break;
+        case "CANCELLED":
+          sum.cancelled++;
+          break;
       }
     }
     sum.finished = sum.pending + sum.ready + sum.running === 0;
@@ -210,7 +224,9 @@ export class DagPlanner {
   #finish(taskId: string, to: "COMPLETED" | "FAILED" | "CANCELLED"): void {
     const s = this.stateOf(taskId);
     if (s !== "RUNNING") {
-      throw new DagError(`task \`${taskId}\` cannot become ${to}: it is ${s}, not RUNNING (take it with takeReady() first)`);
+      throw new DagError(
+        `task \`${taskId}\` cannot become ${to}: it is ${s}, not RUNNING (take it with takeReady() first)`,
+      );
     }
     this.#state.set(taskId, to);
     this.#open--;

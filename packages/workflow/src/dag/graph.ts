@@ -17,7 +17,9 @@ export function findCycle(tasks: DagInput): string[] | null {
   for (const id of ids) {
     for (const dep of tasks[id]?.depends ?? []) children.get(dep)?.push(id);
   }
-  const WHITE = 0, GREY = 1, BLACK = 2;
+  const WHITE = 0,
+    GREY = 1,
+    BLACK = 2;
   const colour = new Map<string, number>(ids.map((id) => [id, WHITE]));
   for (const root of ids) {
     if (colour.get(root) !== WHITE) continue;
@@ -86,7 +88,8 @@ export function topoOrder(tasks: DagInput): string[] {
     if (heap.length > 0) {
       heap[0] = last;
       for (let p = 0; ; ) {
-        const l = 2 * p + 1, r = l + 1;
+        const l = 2 * p + 1,
+          r = l + 1;
         let m = p;
         if (l < heap.length && (heap[l] as number) < (heap[m] as number)) m = l;
         if (r < heap.length && (heap[r] as number) < (heap[m] as number)) m = r;

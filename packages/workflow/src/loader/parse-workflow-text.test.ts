@@ -109,7 +109,9 @@ describe("parseWorkflowText: valid files", () => {
   });
 
   it("accepts catch_up as a name with catch_up_max, and cron_dialect cdktr", () => {
-    const { workflow, warnings } = load(lines("name: C", 'cron: "0 0 9 * * 2-6"', "cron_dialect: cdktr", "catch_up: once", "catch_up_max: 3", ...TASK));
+    const { workflow, warnings } = load(
+      lines("name: C", 'cron: "0 0 9 * * 2-6"', "cron_dialect: cdktr", "catch_up: once", "catch_up_max: 3", ...TASK),
+    );
     assert.deepEqual(workflow.catchUp, { policy: "once", max: 3 });
     assert.equal(workflow.cron, "0 0 9 * * 2-6");
     assert.equal(workflow.schedule, "0 0 9 * * 1-5");
@@ -118,7 +120,16 @@ describe("parseWorkflowText: valid files", () => {
 
   it("keeps YAML anchors and aliases working", () => {
     const { workflow } = load(
-      lines("name: Anchors", "tasks:", "  a:", "    name: A", "    config: &echo !Subprocess {cmd: echo, args: [x]}", "  b:", "    name: B", "    config: *echo"),
+      lines(
+        "name: Anchors",
+        "tasks:",
+        "  a:",
+        "    name: A",
+        "    config: &echo !Subprocess {cmd: echo, args: [x]}",
+        "  b:",
+        "    name: B",
+        "    config: *echo",
+      ),
     );
     assert.deepEqual(workflow.tasks["b"]?.config, { type: "subprocess", cmd: "echo", args: ["x"] });
   });
@@ -133,7 +144,19 @@ describe("parseWorkflowText: valid files", () => {
 describe("parseWorkflowText: each error names file:line:column and the field", () => {
   it("unknown key with a suggestion (the original silently ignored `dependencies:`)", () => {
     assert.deepEqual(
-      errors(lines("name: X", "tasks:", "  a:", "    name: A", "    config: !Subprocess {cmd: echo}", "  b:", "    name: B", "    dependencies: [a]", "    config: !Subprocess {cmd: echo}")),
+      errors(
+        lines(
+          "name: X",
+          "tasks:",
+          "  a:",
+          "    name: A",
+          "    config: !Subprocess {cmd: echo}",
+          "  b:",
+          "    name: B",
+          "    dependencies: [a]",
+          "    config: !Subprocess {cmd: echo}",
+        ),
+      ),
       [
         "wf.yml:8:5: tasks.b.dependencies: unknown key `dependencies` (did you mean `depends`?); allowed here: name, description, depends, config, env, working_directory, timeout, retries",
       ],
@@ -141,7 +164,9 @@ describe("parseWorkflowText: each error names file:line:column and the field", (
     assert.deepEqual(errors(lines("name: X", "crom: '* * * * *'", ...TASK)), [
       "wf.yml:2:1: crom: unknown key `crom` (did you mean `cron`?); allowed here: name, description, cron, cron_dialect, timezone, start_time, params, max_active_runs, overlap, on_agent_lost, catch_up, catch_up_max, jitter, agent_labels, tasks",
     ]);
-    const inConfig = errors(lines("name: X", "tasks:", "  a:", "    name: A", "    config: !Subprocess {command: echo}"));
+    const inConfig = errors(
+      lines("name: X", "tasks:", "  a:", "    name: A", "    config: !Subprocess {command: echo}"),
+    );
     assert.deepEqual(inConfig, [
       "wf.yml:5:25: tasks.a.config.cmd: missing required field `cmd`",
       "wf.yml:5:26: tasks.a.config.command: unknown key `command` (did you mean `cmd`?); allowed here: cmd, args",
@@ -149,12 +174,18 @@ describe("parseWorkflowText: each error names file:line:column and the field", (
   });
 
   it("empty task map", () => {
-    assert.deepEqual(errors(lines("name: X", "tasks: {}")), ["wf.yml:2:8: tasks: the task map is empty: a workflow needs at least one task"]);
-    assert.deepEqual(errors(lines("name: X", "tasks:")), ["wf.yml:2:1: tasks: the task map is empty: a workflow needs at least one task"]);
+    assert.deepEqual(errors(lines("name: X", "tasks: {}")), [
+      "wf.yml:2:8: tasks: the task map is empty: a workflow needs at least one task",
+    ]);
+    assert.deepEqual(errors(lines("name: X", "tasks:")), [
+      "wf.yml:2:1: tasks: the task map is empty: a workflow needs at least one task",
+    ]);
   });
 
   it("missing required fields", () => {
-    assert.deepEqual(errors(lines("description: no name", ...TASK)), ["wf.yml:1:1: name: missing required field `name`"]);
+    assert.deepEqual(errors(lines("description: no name", ...TASK)), [
+      "wf.yml:1:1: name: missing required field `name`",
+    ]);
     assert.deepEqual(errors(lines("name: X")), ["wf.yml:1:1: tasks: missing required field `tasks`"]);
     assert.deepEqual(errors(lines("name: X", "tasks:", "  a:", "    name: A")), [
       "wf.yml:3:3: tasks.a: task `a` has no config: add `config: !Subprocess {cmd: ..., args: [...]}` or `config: !UvPython {script_path: ...}`",
@@ -163,8 +194,22 @@ describe("parseWorkflowText: each error names file:line:column and the field", (
 
   it("unknown dependency, with a suggestion", () => {
     assert.deepEqual(
-      errors(lines("name: X", "tasks:", "  extract:", "    name: E", "    config: !Subprocess {cmd: echo}", "  load:", "    name: L", "    depends: [extrct]", "    config: !Subprocess {cmd: echo}")),
-      ["wf.yml:8:15: tasks.load.depends[0]: task `load` depends on unknown task `extrct` (did you mean `extract`?); known tasks: extract, load"],
+      errors(
+        lines(
+          "name: X",
+          "tasks:",
+          "  extract:",
+          "    name: E",
+          "    config: !Subprocess {cmd: echo}",
+          "  load:",
+          "    name: L",
+          "    depends: [extrct]",
+          "    config: !Subprocess {cmd: echo}",
+        ),
+      ),
+      [
+        "wf.yml:8:15: tasks.load.depends[0]: task `load` depends on unknown task `extrct` (did you mean `extract`?); known tasks: extract, load",
+      ],
     );
   });
 
@@ -188,16 +233,28 @@ describe("parseWorkflowText: each error names file:line:column and the field", (
       ),
     );
     assert.deepEqual(errs, ["wf.yml:5:15: tasks.a.depends[0]: dependency cycle: a -> b -> c -> a"]);
-    assert.deepEqual(errors(lines("name: X", "tasks:", "  a:", "    name: A", "    depends: [a]", "    config: !Subprocess {cmd: echo}")), [
-      "wf.yml:5:15: tasks.a.depends[0]: task `a` depends on itself",
-    ]);
+    assert.deepEqual(
+      errors(
+        lines("name: X", "tasks:", "  a:", "    name: A", "    depends: [a]", "    config: !Subprocess {cmd: echo}"),
+      ),
+      ["wf.yml:5:15: tasks.a.depends[0]: task `a` depends on itself"],
+    );
   });
 
   it("bad cron, bad timezone, bad start_time", () => {
     assert.deepEqual(errors(lines("name: X", 'cron: "0 0 25 * * *"', ...TASK)).length, 1);
-    assert.match(errors(lines("name: X", 'cron: "0 0 25 * * *"', ...TASK))[0] ?? "", /^wf\.yml:2:7: cron: invalid cron `0 0 25 \* \* \*`/);
-    assert.match(errors(lines("name: X", 'cron: "* * *"', ...TASK))[0] ?? "", /^wf\.yml:2:7: cron: cron `\* \* \*` has 3 fields; use 5/);
-    assert.match(errors(lines("name: X", 'cron: "0 0 0 1 1 * 2030"', ...TASK))[0] ?? "", /^wf\.yml:2:7: cron: .*year field/);
+    assert.match(
+      errors(lines("name: X", 'cron: "0 0 25 * * *"', ...TASK))[0] ?? "",
+      /^wf\.yml:2:7: cron: invalid cron `0 0 25 \* \* \*`/,
+    );
+    assert.match(
+      errors(lines("name: X", 'cron: "* * *"', ...TASK))[0] ?? "",
+      /^wf\.yml:2:7: cron: cron `\* \* \*` has 3 fields; use 5/,
+    );
+    assert.match(
+      errors(lines("name: X", 'cron: "0 0 0 1 1 * 2030"', ...TASK))[0] ?? "",
+      /^wf\.yml:2:7: cron: .*year field/,
+    );
     assert.deepEqual(errors(lines("name: X", "timezone: Mars/Olympus", ...TASK)), [
       "wf.yml:2:11: timezone: unknown timezone `Mars/Olympus`: use an IANA name such as UTC, Europe/London or America/New_York",
     ]);
@@ -205,7 +262,11 @@ describe("parseWorkflowText: each error names file:line:column and the field", (
       'wf.yml:2:13: start_time: invalid start_time "2025-01-20": use an RFC 3339 date-time with an offset, e.g. 2025-01-20T12:30:00+00:00',
     ]);
     assert.equal(errors(lines("name: X", "start_time: 2025-02-30T00:00:00Z", ...TASK)).length, 1);
-    assert.equal(errors(lines("name: X", "start_time: 2025-01-20T12:30:00", ...TASK)).length, 1, "an offset is required");
+    assert.equal(
+      errors(lines("name: X", "start_time: 2025-01-20T12:30:00", ...TASK)).length,
+      1,
+      "an offset is required",
+    );
   });
 
   it("bad params", () => {
@@ -221,32 +282,65 @@ describe("parseWorkflowText: each error names file:line:column and the field", (
     assert.deepEqual(errors(lines("name: X", "params:", "  bad-name: string", ...TASK)), [
       "wf.yml:3:3: params.bad-name: param name `bad-name` is invalid: use letters, digits and '_', starting with a letter or '_'",
     ]);
-    assert.equal(errors(lines("name: X", "params:", "  r: {type: string, required: true, default: x}", ...TASK)).length, 1);
+    assert.equal(
+      errors(lines("name: X", "params:", "  r: {type: string, required: true, default: x}", ...TASK)).length,
+      1,
+    );
   });
 
   it("bad config tags and values", () => {
     assert.deepEqual(errors(lines("name: X", "tasks:", "  a:", "    name: A", "    config: {cmd: echo}")), [
       "wf.yml:5:13: tasks.a.config: config must be tagged `!Subprocess` (cmd, args) or `!UvPython` (script_path, ...); got an untagged value",
     ]);
-    assert.match(errors(lines("name: X", "tasks:", "  a:", "    name: A", "    config: !Shell {cmd: echo}"))[0] ?? "", /^wf\.yml:5:20: tasks\.a\.config: .*got tag `!Shell`/);
-    assert.match(errors(lines("name: X", "tasks:", "  a:", "    name: A", "    config: !Subprocess echo"))[0] ?? "", /^wf\.yml:5:25: `!Subprocess` must tag a map/);
-    assert.deepEqual(errors(lines("name: X", "tasks:", "  a:", "    name: A", "    timeout: soon", "    config: !Subprocess {cmd: echo}")), [
-      'wf.yml:5:14: tasks.a.timeout: invalid duration "soon"; use a number of seconds or a string such as "500ms", "30s", "5m", "1h30m"',
+    assert.match(
+      errors(lines("name: X", "tasks:", "  a:", "    name: A", "    config: !Shell {cmd: echo}"))[0] ?? "",
+      /^wf\.yml:5:20: tasks\.a\.config: .*got tag `!Shell`/,
+    );
+    assert.match(
+      errors(lines("name: X", "tasks:", "  a:", "    name: A", "    config: !Subprocess echo"))[0] ?? "",
+      /^wf\.yml:5:25: `!Subprocess` must tag a map/,
+    );
+    assert.deepEqual(
+      errors(
+        lines("name: X", "tasks:", "  a:", "    name: A", "    timeout: soon", "    config: !Subprocess {cmd: echo}"),
+      ),
+      [
+        'wf.yml:5:14: tasks.a.timeout: invalid duration "soon"; use a number of seconds or a string such as "500ms", "30s", "5m", "1h30m"',
+      ],
+    );
+    assert.deepEqual(errors(lines("name: X", "overlap: sometimes", ...TASK)), [
+      "wf.yml:2:10: overlap: overlap must be queue or skip",
     ]);
-    assert.deepEqual(errors(lines("name: X", "overlap: sometimes", ...TASK)), ["wf.yml:2:10: overlap: overlap must be queue or skip"]);
   });
 
   it("malformed YAML syntax", () => {
-    const errs = errors(lines("name: X", "tasks:", "  a:", "    name: [unclosed", "    config: !Subprocess {cmd: echo}"));
+    const errs = errors(
+      lines("name: X", "tasks:", "  a:", "    name: [unclosed", "    config: !Subprocess {cmd: echo}"),
+    );
     assert.ok(errs.length >= 1);
     assert.match(errs[0] ?? "", /^wf\.yml:\d+:\d+: YAML syntax error: /);
-    assert.match(errors(lines("name: X", "name: Y", ...TASK))[0] ?? "", /^wf\.yml:2:1: YAML syntax error: Map keys must be unique/);
-    assert.deepEqual(errors("", "empty.yml"), ["empty.yml:1:1: the file is empty: a workflow needs at least `name` and `tasks`"]);
+    assert.match(
+      errors(lines("name: X", "name: Y", ...TASK))[0] ?? "",
+      /^wf\.yml:2:1: YAML syntax error: Map keys must be unique/,
+    );
+    assert.deepEqual(errors("", "empty.yml"), [
+      "empty.yml:1:1: the file is empty: a workflow needs at least `name` and `tasks`",
+    ]);
     assert.match(errors("- a\n- b\n")[0] ?? "", /^wf\.yml:1:1: a workflow file must be a YAML map/);
   });
 
   it("reports several problems of one file at once", () => {
-    const errs = errors(lines("name: X", "timezone: Nowhere", "tasks:", "  a:", "    name: A", "    depends: [ghost]", "    config: !Subprocess {cmd: echo}"));
+    const errs = errors(
+      lines(
+        "name: X",
+        "timezone: Nowhere",
+        "tasks:",
+        "  a:",
+        "    name: A",
+        "    depends: [ghost]",
+        "    config: !Subprocess {cmd: echo}",
+      ),
+    );
     assert.equal(errs.length, 2);
   });
 

@@ -18,12 +18,7 @@ import { normaliseCron } from "../cron/normalise-cron.js";
 import { findCycle } from "../dag/graph.js";
 import { coerceParam } from "../params/resolve-params.js";
 import { suggestKey } from "./suggest.js";
-import {
-  KNOWN_KEYS,
-  SubprocessYamlSchema,
-  UvPythonYamlSchema,
-  WorkflowYamlSchema,
-} from "./yaml-schema.js";
+import { KNOWN_KEYS, SubprocessYamlSchema, UvPythonYamlSchema, WorkflowYamlSchema } from "./yaml-schema.js";
 import type { ParamYaml, TaskYaml, WorkflowYaml } from "./yaml-schema.js";
 
 /** Options of {@link parseWorkflowText}. */
@@ -133,7 +128,8 @@ class WorkflowFileParser {
 
   parse(): ParseWorkflowResult {
     const workflow = this.#parse();
-    const byPos = (a: WorkflowLoadError, b: WorkflowLoadError) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
+    const byPos = (a: WorkflowLoadError, b: WorkflowLoadError) =>
+      (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
     this.#errors.sort(byPos);
     this.#warnings.sort(byPos);
     return { workflow: this.#errors.length === 0 ? workflow : null, errors: this.#errors, warnings: this.#warnings };
@@ -150,13 +146,24 @@ class WorkflowFileParser {
         message: `workflow id \`${id}\` (from the file name) is invalid: ids use letters, digits, '_', '-' and '.', and start with a letter, digit or '_'; rename the file`,
       });
     }
-    const doc = parseDocument(this.text, { customTags: CUSTOM_TAGS, lineCounter: this.#lines, prettyErrors: false, uniqueKeys: true });
+    const doc = parseDocument(this.text, {
+      customTags: CUSTOM_TAGS,
+      lineCounter: this.#lines,
+      prettyErrors: false,
+      uniqueKeys: true,
+    });
     this.#doc = doc;
     for (const e of doc.errors) this.#errorAtOffset(e.pos[0], `YAML syntax error: ${firstLine(e.message)}`);
     for (const w of doc.warnings) this.#warnAtOffset(w.pos[0], `YAML: ${firstLine(w.message)}`);
     if (doc.errors.length > 0) return null;
     if (doc.contents === null) {
-      this.#errors.push({ file, line: 1, column: 1, path: null, message: "the file is empty: a workflow needs at least `name` and `tasks`" });
+      this.#errors.push({
+        file,
+        line: 1,
+        column: 1,
+        path: null,
+        message: "the file is empty: a workflow needs at least `name` and `tasks`",
+      });
       return null;
     }
 
@@ -193,7 +200,10 @@ class WorkflowFileParser {
       // `validate` also reports unknown dependencies, cycles and cron errors.
       if (!parsed.error.issues.every((i) => i.code === "unrecognized_keys")) return null;
       for (const issue of parsed.error.issues) {
-        const target = valueAt(plain, issue.path.filter((s): s is PathSeg => typeof s !== "symbol"));
+        const target = valueAt(
+          plain,
+          issue.path.filter((s): s is PathSeg => typeof s !== "symbol"),
+        );
         if (isPlainObject(target) && issue.code === "unrecognized_keys") for (const k of issue.keys) delete target[k];
       }
       parsed = WorkflowYamlSchema.safeParse(plain);
@@ -205,12 +215,18 @@ class WorkflowFileParser {
   #build(y: WorkflowYaml, configs: ReadonlyMap<string, TaskConfig>): WorkflowDefinition | null {
     const timezone = y.timezone ?? "UTC";
     if (!isValidTimezone(timezone)) {
-      this.#error(["timezone"], `unknown timezone \`${timezone}\`: use an IANA name such as UTC, Europe/London or America/New_York`);
+      this.#error(
+        ["timezone"],
+        `unknown timezone \`${timezone}\`: use an IANA name such as UTC, Europe/London or America/New_York`,
+      );
     }
 
     let schedule: string | null = null;
     if (y.cron !== undefined && y.cron !== null) {
-      const r = normaliseCron(y.cron, { dialect: y.cron_dialect ?? "standard", timezone: isValidTimezone(timezone) ? timezone : "UTC" });
+      const r = normaliseCron(y.cron, {
+        dialect: y.cron_dialect ?? "standard",
+        timezone: isValidTimezone(timezone) ? timezone : "UTC",
+      });
       if (r.ok) {
         schedule = r.schedule;
         for (const w of r.warnings) this.#warn(["cron"], w);
@@ -241,14 +257,21 @@ class WorkflowFileParser {
     for (const taskId of taskIds) {
       const t = y.tasks[taskId] as TaskYaml;
       if (!TASK_ID.test(taskId)) {
-        this.#error(["tasks", taskId], `task id \`${taskId}\` is invalid: use letters, digits, '_', '-' and '.', starting with a letter, digit or '_'`, true);
+        this.#error(
+          ["tasks", taskId],
+          `task id \`${taskId}\` is invalid: use letters, digits, '_', '-' and '.', starting with a letter, digit or '_'`,
+          true,
+        );
       }
       const depends = t.depends ?? [];
       const seen = new Set<string>();
       depends.forEach((dep, i) => {
         if (!Object.hasOwn(y.tasks, dep)) {
           const hint = suggestKey(dep, taskIds);
-          this.#error(["tasks", taskId, "depends", i], `task \`${taskId}\` depends on unknown task \`${dep}\`${hint === null ? "" : ` (did you mean \`${hint}\`?)`}; known tasks: ${taskIds.join(", ")}`);
+          this.#error(
+            ["tasks", taskId, "depends", i],
+            `task \`${taskId}\` depends on unknown task \`${dep}\`${hint === null ? "" : ` (did you mean \`${hint}\`?)`}; known tasks: ${taskIds.join(", ")}`,
+          );
         } else if (dep === taskId) {
           this.#error(["tasks", taskId, "depends", i], `task \`${taskId}\` depends on itself`);
         } else if (seen.has(dep)) {
@@ -261,8 +284,13 @@ class WorkflowFileParser {
       const retries =
         t.retries === undefined || t.retries === null
           ? { ...NO_RETRIES }
-          : { count: t.retries.count, backoffMs: t.retries.backoff ?? DEFAULT_BACKOFF_MS, factor: t.retries.factor ?? DEFAULT_BACKOFF_FACTOR };
-      if (t.timeout === 0) this.#error(["tasks", taskId, "timeout"], "timeout must be more than 0 (leave it out for no timeout)");
+          : {
+              count: t.retries.count,
+              backoffMs: t.retries.backoff ?? DEFAULT_BACKOFF_MS,
+              factor: t.retries.factor ?? DEFAULT_BACKOFF_FACTOR,
+            };
+      if (t.timeout === 0)
+        this.#error(["tasks", taskId, "timeout"], "timeout must be more than 0 (leave it out for no timeout)");
       tasks[taskId] = {
         id: taskId,
         name: t.name,
@@ -312,7 +340,11 @@ class WorkflowFileParser {
     const path = ["params", name];
     let ok = true;
     if (!PARAM_NAME.test(name)) {
-      this.#error(path, `param name \`${name}\` is invalid: use letters, digits and '_', starting with a letter or '_'`, true);
+      this.#error(
+        path,
+        `param name \`${name}\` is invalid: use letters, digits and '_', starting with a letter or '_'`,
+        true,
+      );
       ok = false;
     }
     if (p.type === "enum" && p.values === undefined) {
@@ -347,7 +379,10 @@ class WorkflowFileParser {
   #config(value: unknown, path: PathSeg[]): TaskConfig | null {
     if (!(value instanceof Tagged) || !(TAGS as readonly string[]).includes(value.tag)) {
       const got = value instanceof Tagged ? `tag \`${value.tag}\`` : "an untagged value";
-      this.#error(path, `config must be tagged \`!Subprocess\` (cmd, args) or \`!UvPython\` (script_path, ...); got ${got}`);
+      this.#error(
+        path,
+        `config must be tagged \`!Subprocess\` (cmd, args) or \`!UvPython\` (script_path, ...); got ${got}`,
+      );
       return null;
     }
     const tag = value.tag as ConfigTag;
@@ -374,7 +409,12 @@ class WorkflowFileParser {
     };
   }
 
-  #zodIssues(issues: readonly z.core.$ZodIssue[], base: PathSeg[], root: unknown, knownOverride?: readonly string[]): void {
+  #zodIssues(
+    issues: readonly z.core.$ZodIssue[],
+    base: PathSeg[],
+    root: unknown,
+    knownOverride?: readonly string[],
+  ): void {
     for (const issue of issues) {
       const path = [...base, ...issue.path.filter((s): s is PathSeg => typeof s !== "symbol")];
       const rel = issue.path.filter((s): s is PathSeg => typeof s !== "symbol");
@@ -475,7 +515,9 @@ function nodeAtPath(doc: Document.Parsed | null, path: readonly PathSeg[], atKey
     let next: unknown = undefined;
     let keyNode: unknown = undefined;
     if (isMap(cur)) {
-      const pair = (cur.items as Pair[]).find((p) => (isScalar(p.key) ? String((p.key as Scalar).value) : String(p.key)) === String(seg));
+      const pair = (cur.items as Pair[]).find(
+        (p) => (isScalar(p.key) ? String((p.key as Scalar).value) : String(p.key)) === String(seg),
+      );
       next = pair?.value;
       keyNode = pair?.key;
     } else if (isSeq(cur) && typeof seg === "number") {
@@ -507,11 +549,17 @@ function toPlain(node: unknown, doc: Document.Parsed, depth = 0): unknown {
       if (k === "__proto__") throw new NodeError(pair.key, "the key `__proto__` is not allowed");
       out[k] = toPlain(pair.value, doc, depth + 1);
     }
-    return isConfigTag || (tag !== undefined && tag.startsWith("!") && !tag.startsWith("!!")) ? new Tagged(tag as string, out) : out;
+    return isConfigTag || (tag !== undefined && tag.startsWith("!") && !tag.startsWith("!!"))
+      ? new Tagged(tag as string, out)
+      : out;
   }
   if (isSeq(node)) return node.items.map((n) => toPlain(n, doc, depth + 1));
   if (isScalar(node)) {
-    if (isConfigTag) throw new NodeError(node as YamlNode, `\`${tag}\` must tag a map, e.g. \`${tag} {${tag === "!Subprocess" ? "cmd: echo, args: [hi]" : "script_path: job.py"}}\``);
+    if (isConfigTag)
+      throw new NodeError(
+        node as YamlNode,
+        `\`${tag}\` must tag a map, e.g. \`${tag} {${tag === "!Subprocess" ? "cmd: echo, args: [hi]" : "script_path: job.py"}}\``,
+      );
     const v = node.value;
     if (typeof v === "bigint") return Number(v);
     if (v instanceof Date) return v.toISOString();

@@ -48,7 +48,8 @@ export function suggestKey(key: string, known: readonly string[]): string | null
     if (k === lower) return k;
     const d = editDistance(lower, k);
     const prefix = commonPrefix(lower, k);
-    const close = d <= Math.max(2, Math.floor(k.length / 3)) || (prefix >= 4 && prefix >= Math.min(lower.length, k.length) - 1);
+    const close =
+      d <= Math.max(2, Math.floor(k.length / 3)) || (prefix >= 4 && prefix >= Math.min(lower.length, k.length) - 1);
     const score = d - prefix / 10;
     if (close && score < bestScore) {
       best = k;

@@ -189,12 +189,19 @@ export class WorkflowDirectory {
     const removed = [...this.#workflows.keys()].filter((id) => !next.has(id)).sort();
     this.#workflows = next;
     if (changed.length > 0 || removed.length > 0) {
-      this.#logger?.info("workflows scanned", { dir: this.dir, workflows: next.size, changed: changed.length, removed: removed.length, errors: errors.length });
+      this.#logger?.info("workflows scanned", {
+        dir: this.dir,
+        workflows: next.size,
+        changed: changed.length,
+        removed: removed.length,
+        errors: errors.length,
+      });
     }
     // Log each problem once, when it appears, not on every re-scan.
     const keys = new Set(errors.map((e) => `${e.file}:${e.line}:${e.column}:${e.message}`));
     for (const e of errors) {
-      if (!this.#loggedErrors.has(`${e.file}:${e.line}:${e.column}:${e.message}`)) this.#logger?.warn("invalid workflow file", { ...e });
+      if (!this.#loggedErrors.has(`${e.file}:${e.line}:${e.column}:${e.message}`))
+        this.#logger?.warn("invalid workflow file", { ...e });
     }
     this.#loggedErrors = keys;
     const stats = { files: files.length, read: this.#read, parsed: this.#parsed };
@@ -214,7 +221,8 @@ export class WorkflowDirectory {
     // Trust mtime+size only for files not modified in the last seconds: a same-size edit within
     // the filesystem's mtime granularity would otherwise go unnoticed ("racy git" problem).
     const settled = Date.now() - st.mtimeMs > RACY_WINDOW_MS;
-    if (cached !== undefined && settled && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return cached.result;
+    if (cached !== undefined && settled && cached.mtimeMs === st.mtimeMs && cached.size === st.size)
+      return cached.result;
     let text: string;
     try {
       text = await readFile(abs, "utf8");
@@ -223,7 +231,15 @@ export class WorkflowDirectory {
       if ((e as { code?: unknown }).code === "ENOENT") return null;
       const result: ParseWorkflowResult = {
         workflow: null,
-        errors: [{ file: rel, line: null, column: null, path: null, message: `cannot read file: ${e instanceof Error ? e.message : String(e)}` }],
+        errors: [
+          {
+            file: rel,
+            line: null,
+            column: null,
+            path: null,
+            message: `cannot read file: ${e instanceof Error ? e.message : String(e)}`,
+          },
+        ],
         warnings: [],
       };
       return result;
@@ -250,7 +266,10 @@ export class WorkflowDirectory {
         entries = await readdir(dir, { withFileTypes: true });
       } catch (e: unknown) {
         if (dir === this.dir) throw e;
-        this.#logger?.warn("cannot read workflow sub-directory", { dir, error: e instanceof Error ? e.message : String(e) });
+        this.#logger?.warn("cannot read workflow sub-directory", {
+          dir,
+          error: e instanceof Error ? e.message : String(e),
+        });
         continue;
       }
       for (const entry of entries) {

@@ -31,7 +31,16 @@ export const StartTimeYamlSchema = z
     const m = RFC3339.exec(v.trim());
     const ms = Date.parse(v.trim());
     // Date.parse rolls 2025-02-30 over to March: check the calendar fields round-trip.
-    const valid = m !== null && Number.isFinite(ms) && Number(m[2]) >= 1 && Number(m[2]) <= 12 && Number(m[3]) >= 1 && Number(m[3]) <= daysIn(Number(m[1]), Number(m[2])) && Number(m[4]) < 24 && Number(m[5]) < 60 && Number(m[6]) < 60;
+    const valid =
+      m !== null &&
+      Number.isFinite(ms) &&
+      Number(m[2]) >= 1 &&
+      Number(m[2]) <= 12 &&
+      Number(m[3]) >= 1 &&
+      Number(m[3]) <= daysIn(Number(m[1]), Number(m[2])) &&
+      Number(m[4]) < 24 &&
+      Number(m[5]) < 60 &&
+      Number(m[6]) < 60;
     if (!valid) {
       ctx.addIssue({
         code: "custom",
@@ -74,7 +83,9 @@ export const RetriesYamlSchema = z.preprocess(
   ),
 );
 
-const EnvValue = z.union([z.string(), z.number(), z.boolean()], { error: "env values must be strings" }).transform(String);
+const EnvValue = z
+  .union([z.string(), z.number(), z.boolean()], { error: "env values must be strings" })
+  .transform(String);
 
 /** One task. `config` is checked separately: it is a tagged map (`!Subprocess` / `!UvPython`). */
 export const TaskYamlSchema = z.strictObject(
@@ -98,13 +109,21 @@ export const ParamYamlSchema = z.preprocess(
   (v) => (typeof v === "string" ? { type: v } : v),
   z.strictObject(
     {
-      type: z.enum(["string", "number", "boolean", "enum"], { error: "param type must be string, number, boolean or enum" }),
-      values: z.array(z.union([z.string(), z.number()]).transform(String)).min(1).optional(),
+      type: z.enum(["string", "number", "boolean", "enum"], {
+        error: "param type must be string, number, boolean or enum",
+      }),
+      values: z
+        .array(z.union([z.string(), z.number()]).transform(String))
+        .min(1)
+        .optional(),
       required: z.boolean().optional(),
       default: z.union([z.string(), z.number(), z.boolean()]).optional(),
       description: z.string().nullish(),
     },
-    { error: "a param must be a type name (string, number, boolean, enum) or a map {type, default, required, values, description}" },
+    {
+      error:
+        "a param must be a type name (string, number, boolean, enum) or a map {type, default, required, values, description}",
+    },
   ),
 );
 /** A param as validated from YAML (shorthand expanded). */
@@ -139,7 +158,10 @@ export const WorkflowYamlSchema = z.strictObject(
     catch_up_max: z.number().int().positive("catch_up_max must be a positive integer").optional(),
     jitter: duration("ms").nullish(),
     agent_labels: z.array(z.string().min(1)).nullish(),
-    tasks: z.preprocess((v) => (v === null ? {} : v), z.record(z.string(), TaskYamlSchema, { error: "tasks must be a map of task id -> task" })),
+    tasks: z.preprocess(
+      (v) => (v === null ? {} : v),
+      z.record(z.string(), TaskYamlSchema, { error: "tasks must be a map of task id -> task" }),
+    ),
   },
   { error: "a workflow file must be a YAML map with name and tasks" },
 );

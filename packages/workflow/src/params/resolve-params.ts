@@ -14,7 +14,10 @@ const FALSE = new Set(["false", "no", "off", "0"]);
  * Coerces one value to a parameter's type.
  * @returns the typed value, or an error message (without the parameter name).
  */
-export function coerceParam(def: ParamDefinition, value: unknown): { ok: true; value: ParamValue } | { ok: false; error: string } {
+export function coerceParam(
+  def: ParamDefinition,
+  value: unknown,
+): { ok: true; value: ParamValue } | { ok: false; error: string } {
   switch (def.type) {
     case "string":
       if (typeof value === "string") return { ok: true, value };
@@ -41,9 +44,17 @@ export function coerceParam(def: ParamDefinition, value: unknown): { ok: true; v
       return { ok: false, error: `expected a boolean (true/false), got ${describe(value)}` };
     case "enum": {
       const values = def.values ?? [];
-      const s = typeof value === "string" ? value : typeof value === "number" || typeof value === "boolean" ? String(value) : null;
+      const s =
+        typeof value === "string"
+          ? value
+          : typeof value === "number" || typeof value === "boolean"
+            ? String(value)
+            : null;
       if (s !== null && values.includes(s)) return { ok: true, value: s };
-      return { ok: false, error: `expected one of ${values.map((v) => JSON.stringify(v)).join(", ")}, got ${describe(value)}` };
+      return {
+        ok: false,
+        error: `expected one of ${values.map((v) => JSON.stringify(v)).join(", ")}, got ${describe(value)}`,
+      };
     }
   }
 }
@@ -58,7 +69,10 @@ export function coerceParam(def: ParamDefinition, value: unknown): { ok: true; v
  * resolveParams({ count: { type: "number", required: false, default: 1, description: null } }, { count: "3" })
  * // { ok: true, params: { count: 3 } }
  */
-export function resolveParams(defs: Readonly<Record<string, ParamDefinition>>, input: Readonly<Record<string, unknown>>): ResolveParamsResult {
+export function resolveParams(
+  defs: Readonly<Record<string, ParamDefinition>>,
+  input: Readonly<Record<string, unknown>>,
+): ResolveParamsResult {
   const errors: string[] = [];
   const params: Params = {};
   const known = Object.keys(defs);
@@ -76,7 +90,10 @@ export function resolveParams(defs: Readonly<Record<string, ParamDefinition>>, i
     const raw = Object.hasOwn(input, name) ? input[name] : undefined;
     if (raw === undefined || raw === null) {
       if (def.default !== undefined) params[name] = def.default;
-      else if (def.required) errors.push(`missing required param \`${name}\` (${def.type === "enum" ? `one of ${(def.values ?? []).join(", ")}` : def.type})`);
+      else if (def.required)
+        errors.push(
+          `missing required param \`${name}\` (${def.type === "enum" ? `one of ${(def.values ?? []).join(", ")}` : def.type})`,
+        );
       continue;
     }
     const r = coerceParam(def, raw);

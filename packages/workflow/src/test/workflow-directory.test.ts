@@ -31,7 +31,14 @@ describe("files shaped like the original's examples", () => {
   it("all load, with the original's 6-field crons, start_time, UvPython, fan-out and fan-in", async () => {
     const r = await loadWorkflowDir(join(FIXTURES, "original"));
     assert.deepEqual(r.errors.map(formatLoadError), []);
-    assert.deepEqual([...r.workflows.keys()].sort(), ["fan-in-no-start", "init-example", "multi-cmd", "no-cron", "simple-cmd", "simple-uvpy"]);
+    assert.deepEqual([...r.workflows.keys()].sort(), [
+      "fan-in-no-start",
+      "init-example",
+      "multi-cmd",
+      "no-cron",
+      "simple-cmd",
+      "simple-uvpy",
+    ]);
     for (const w of r.workflows.values()) WorkflowDefinitionSchema.parse(w);
 
     const simple = r.workflows.get("simple-cmd");
@@ -94,13 +101,23 @@ describe("WorkflowDirectory", () => {
   it("one bad file never stops the others, and its error names the file", async () => {
     const dir = makeTempDir();
     write(dir, "good.yml", wf("Good"));
-    write(dir, "bad.yml", "name: Bad\ntasks:\n  a:\n    name: A\n    depends: [b]\n    config: !Subprocess {cmd: echo}\n");
+    write(
+      dir,
+      "bad.yml",
+      "name: Bad\ntasks:\n  a:\n    name: A\n    depends: [b]\n    config: !Subprocess {cmd: echo}\n",
+    );
     write(dir, "broken.yml", "name: [unclosed\n");
     const r = await loadWorkflowDir(dir);
     assert.deepEqual([...r.workflows.keys()], ["good"]);
     const msgs = r.errors.map(formatLoadError);
-    assert.ok(msgs.some((m) => m.startsWith("bad.yml:5:15: tasks.a.depends[0]: task `a` depends on unknown task `b`")), msgs.join("\n"));
-    assert.ok(msgs.some((m) => /^broken\.yml:\d+:\d+: YAML syntax error/.test(m)), msgs.join("\n"));
+    assert.ok(
+      msgs.some((m) => m.startsWith("bad.yml:5:15: tasks.a.depends[0]: task `a` depends on unknown task `b`")),
+      msgs.join("\n"),
+    );
+    assert.ok(
+      msgs.some((m) => /^broken\.yml:\d+:\d+: YAML syntax error/.test(m)),
+      msgs.join("\n"),
+    );
   });
 
   it("two files mapping to one id is an error naming both", async () => {
@@ -133,7 +150,10 @@ describe("WorkflowDirectory", () => {
     write(dir, "bad.yml", "name: Bad\ntasks: {}\n", 60);
     const logged: Array<[string, string, object | undefined]> = [];
     const rec = (level: string) => (message: string, meta?: object) => void logged.push([level, message, meta]);
-    const wd = new WorkflowDirectory({ dir, logger: { debug: rec("debug"), info: rec("info"), warn: rec("warn"), error: rec("error") } });
+    const wd = new WorkflowDirectory({
+      dir,
+      logger: { debug: rec("debug"), info: rec("info"), warn: rec("warn"), error: rec("error") },
+    });
     await wd.scan();
     await wd.scan();
     const warns = logged.filter(([level]) => level === "warn");
@@ -174,7 +194,11 @@ describe("WorkflowDirectory", () => {
     write(dir, "c.yml", wf("C"));
     const edited = await wd.scan();
     assert.deepEqual(edited.changed.sort(), ["a", "c"]);
-    assert.deepEqual(edited.workflows.get("a")?.tasks["a"]?.config, { type: "subprocess", cmd: "echo", args: ["changed"] });
+    assert.deepEqual(edited.workflows.get("a")?.tasks["a"]?.config, {
+      type: "subprocess",
+      cmd: "echo",
+      args: ["changed"],
+    });
     const validHash = edited.workflows.get("a")?.hash;
 
     // Invalid edit: error reported, last valid definition kept, not "changed".

@@ -12,11 +12,15 @@ const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
  * @param numberUnit the unit of a bare number (or numeric string).
  * @returns the milliseconds, or an error message saying what is accepted.
  */
-export function parseDuration(value: unknown, numberUnit: "s" | "ms"): { ok: true; ms: number } | { ok: false; error: string } {
+export function parseDuration(
+  value: unknown,
+  numberUnit: "s" | "ms",
+): { ok: true; ms: number } | { ok: false; error: string } {
   const factor = numberUnit === "s" ? 1000 : 1;
   const hint = `use a number of ${numberUnit === "s" ? "seconds" : "milliseconds"} or a string such as "500ms", "30s", "5m", "1h30m"`;
   if (typeof value === "number") {
-    if (!Number.isFinite(value) || value < 0) return { ok: false, error: `duration must be a non-negative number; ${hint}` };
+    if (!Number.isFinite(value) || value < 0)
+      return { ok: false, error: `duration must be a non-negative number; ${hint}` };
     return { ok: true, ms: Math.round(value * factor) };
   }
   if (typeof value !== "string") return { ok: false, error: `expected a duration; ${hint}` };
@@ -28,7 +32,8 @@ export function parseDuration(value: unknown, numberUnit: "s" | "ms"): { ok: tru
   while (PART.lastIndex < s.length) {
     const start = PART.lastIndex;
     const m = PART.exec(s);
-    if (m === null || m.index !== start) return { ok: false, error: `invalid duration ${JSON.stringify(value)}; ${hint}` };
+    if (m === null || m.index !== start)
+      return { ok: false, error: `invalid duration ${JSON.stringify(value)}; ${hint}` };
     total += Number(m[1]) * (UNIT_MS[m[2] as string] ?? 0);
   }
   return { ok: true, ms: Math.round(total) };

@@ -29,13 +29,18 @@ function decodeCursor(cursor: string, kinds: readonly ("string" | "number")[]): 
     throw new BadCursorError("invalid cursor: pass back `nextCursor` from the previous reply unchanged");
   }
   if (!Array.isArray(value) || value.length !== kinds.length || value.some((v, i) => typeof v !== kinds[i])) {
-    throw new BadCursorError("invalid cursor: pass back `nextCursor` from the previous reply unchanged (with the same filters)");
+    throw new BadCursorError(
+      "invalid cursor: pass back `nextCursor` from the previous reply unchanged (with the same filters)",
+    );
   }
   return value as (string | number)[];
 }
 
 /** Answer `listRuns`. Newest first unless `order: "asc"`. */
-export function listRuns(db: Database.Database, req: ParsedRequestOf<ApiVerbs, "listRuns">): ReplyOf<ApiVerbs, "listRuns"> {
+export function listRuns(
+  db: Database.Database,
+  req: ParsedRequestOf<ApiVerbs, "listRuns">,
+): ReplyOf<ApiVerbs, "listRuns"> {
   const where: string[] = [];
   const args: (string | number)[] = [];
   if (req.workflowId !== undefined) {
@@ -88,7 +93,10 @@ export function listRuns(db: Database.Database, req: ParsedRequestOf<ApiVerbs, "
 }
 
 /** Answer `queryLogs`. Oldest first unless `order: "desc"`. */
-export function queryLogs(db: Database.Database, req: ParsedRequestOf<ApiVerbs, "queryLogs">): ReplyOf<ApiVerbs, "queryLogs"> {
+export function queryLogs(
+  db: Database.Database,
+  req: ParsedRequestOf<ApiVerbs, "queryLogs">,
+): ReplyOf<ApiVerbs, "queryLogs"> {
   const where: string[] = [];
   const args: (string | number)[] = [];
   if (req.runId !== undefined) {

@@ -1,4 +1,13 @@
-import type { LogLevel, LogLine, LogStream, Reason, RunRecord, RunStatus, TaskRunRecord, TaskStatus } from "@cdktr/protocol";
+import type {
+  LogLevel,
+  LogLine,
+  LogStream,
+  Reason,
+  RunRecord,
+  RunStatus,
+  TaskRunRecord,
+  TaskStatus,
+} from "@cdktr/protocol";
 import { LOG_LEVELS } from "@cdktr/protocol";
 
 /** A `runs` row. */

@@ -57,21 +57,40 @@ describe("SqliteStore", () => {
     const runId = ids.next();
     await store.createRun({ ...base, runId, workflow: wf, idempotencyKey: null });
     assert.ok(await store.assignRun(runId, "ag", "tok", clock.now() + 1000));
-    assert.equal(await store.assignRun(runId, "ag2", "tok2", clock.now() + 1000), null, "only a QUEUED run can be assigned");
-    await assert.rejects(store.confirmAssignment(runId, "ag", "wrong", ["only"]), (e: unknown) => isCdktrError(e, "STALE_ASSIGNMENT"));
+    assert.equal(
+      await store.assignRun(runId, "ag2", "tok2", clock.now() + 1000),
+      null,
+      "only a QUEUED run can be assigned",
+    );
+    await assert.rejects(store.confirmAssignment(runId, "ag", "wrong", ["only"]), (e: unknown) =>
+      isCdktrError(e, "STALE_ASSIGNMENT"),
+    );
     const { run, tasks } = await store.confirmAssignment(runId, "ag", "tok", ["only"]);
     assert.equal(run.status, "RUNNING");
-    assert.deepEqual(tasks.map((t) => t.status), ["PENDING"]);
+    assert.deepEqual(
+      tasks.map((t) => t.status),
+      ["PENDING"],
+    );
     const crash = await store.crashRun(runId, "agent_lost", "gone", null);
     assert.equal(crash?.run.status, "CRASHED");
-    assert.deepEqual(crash?.tasks.map((t) => t.status), ["CRASHED"]);
-    const late = await store.updateRunStatus({ agentId: "ag", runId, status: "COMPLETED", time: new Date(clock.now()).toISOString() });
+    assert.deepEqual(
+      crash?.tasks.map((t) => t.status),
+      ["CRASHED"],
+    );
+    const late = await store.updateRunStatus({
+      agentId: "ag",
+      runId,
+      status: "COMPLETED",
+      time: new Date(clock.now()).toISOString(),
+    });
     assert.equal(late.applied, false);
     assert.equal(late.run.status, "CRASHED");
     await store.close();
     const { path } = { path: (store as unknown as { path: string }).path };
     const db = new Database(path, { readonly: true });
-    const rows = db.prepare("SELECT from_status, to_status, applied FROM status_history WHERE task_id IS NULL ORDER BY id").all();
+    const rows = db
+      .prepare("SELECT from_status, to_status, applied FROM status_history WHERE task_id IS NULL ORDER BY id")
+      .all();
     assert.deepEqual(rows, [
       { from_status: null, to_status: "QUEUED", applied: 1 },
       { from_status: "QUEUED", to_status: "ASSIGNED", applied: 1 },
@@ -120,11 +139,16 @@ describe("SqliteStore", () => {
     const a = definition("same");
     const b = { ...a, id: "copy", path: "copy.yml" };
     const v2 = definition("same", "description: v2");
-    for (const wf of [a, b, v2]) await store.createRun({ ...base, runId: ids.next(), workflow: wf, idempotencyKey: null });
+    for (const wf of [a, b, v2])
+      await store.createRun({ ...base, runId: ids.next(), workflow: wf, idempotencyKey: null });
     const active = await store.loadActiveRuns();
     assert.deepEqual(
       active.map((x) => [x.run.workflowId, x.workflow.id, x.workflow.description]),
-      [["same", "same", null], ["copy", "copy", null], ["same", "same", "v2"]],
+      [
+        ["same", "same", null],
+        ["copy", "copy", null],
+        ["same", "same", "v2"],
+      ],
     );
     await store.close();
   });
@@ -135,7 +159,13 @@ describe("SqliteStore", () => {
     for (let i = 0; i < 25; i++) {
       const runId = ids.next();
       created.push(runId);
-      await store.createRun({ ...base, runId, workflow: wf, idempotencyKey: null, source: i % 2 === 0 ? "even" : "odd" });
+      await store.createRun({
+        ...base,
+        runId,
+        workflow: wf,
+        idempotencyKey: null,
+        source: i % 2 === 0 ? "even" : "odd",
+      });
     }
     const seen: string[] = [];
     let cursor: string | undefined;

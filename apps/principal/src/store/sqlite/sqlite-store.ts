@@ -140,7 +140,10 @@ export class SqliteStore implements Store {
   // -------------------------------------------------------------------------------------------
 
   private command<T>(fn: (now: number) => T): Promise<T> {
-    if (this.closed) return Promise.reject(new CdktrError("SHUTTING_DOWN", "the principal is shutting down: retry against the next one"));
+    if (this.closed)
+      return Promise.reject(
+        new CdktrError("SHUTTING_DOWN", "the principal is shutting down: retry against the next one"),
+      );
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
       this.scheduleFlush();
@@ -214,7 +217,10 @@ export class SqliteStore implements Store {
 
   private requireRun(runId: string): RunRow {
     const row = this.runRow(runId);
-    if (row === undefined) throw new CdktrError("RUN_NOT_FOUND", `no run \`${runId}\`: \`cdktr runs\` lists recent runs`, { context: { runId } });
+    if (row === undefined)
+      throw new CdktrError("RUN_NOT_FOUND", `no run \`${runId}\`: \`cdktr runs\` lists recent runs`, {
+        context: { runId },
+      });
     return row;
   }
 
@@ -240,20 +246,19 @@ export class SqliteStore implements Store {
     this.sql(
       `INSERT INTO status_history (run_id, task_id, attempt, from_status, to_status, time, recorded_at, applied, agent_id, reason, message)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-      .run(
-        h.runId,
-        h.taskId ?? null,
-        h.attempt ?? null,
-        h.from,
-        h.to,
-        h.time ?? now,
-        now,
-        h.applied === false ? 0 : 1,
-        h.agentId ?? null,
-        h.reason ?? null,
-        h.message ?? null,
-      );
+    ).run(
+      h.runId,
+      h.taskId ?? null,
+      h.attempt ?? null,
+      h.from,
+      h.to,
+      h.time ?? now,
+      now,
+      h.applied === false ? 0 : 1,
+      h.agentId ?? null,
+      h.reason ?? null,
+      h.message ?? null,
+    );
   }
 
   private insertRun(
@@ -276,8 +281,21 @@ export class SqliteStore implements Store {
       `INSERT INTO runs (run_id, workflow_id, workflow_hash, status, source, idempotency_key, params, scheduled_for,
                          created_at, finished_at, reason, message, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-      .run(r.runId, r.workflowId, r.hash, r.status, r.source, r.key, r.params, r.scheduledFor, now, r.finishedAt, r.reason, r.message, now);
+    ).run(
+      r.runId,
+      r.workflowId,
+      r.hash,
+      r.status,
+      r.source,
+      r.key,
+      r.params,
+      r.scheduledFor,
+      now,
+      r.finishedAt,
+      r.reason,
+      r.message,
+      now,
+    );
     this.history(now, { runId: r.runId, from: null, to: r.status, reason: r.reason, message: r.message });
     // The row just written (no need to read it back).
     return {
@@ -311,8 +329,7 @@ export class SqliteStore implements Store {
     const rows = this.sql(
       `SELECT r.*, s.definition AS definition FROM runs r JOIN workflow_snapshots s ON s.hash = r.workflow_hash
        WHERE r.status IN ('QUEUED', 'ASSIGNED', 'RUNNING') ORDER BY r.run_id`,
-    )
-      .all() as (RunRow & { definition: string })[];
+    ).all() as (RunRow & { definition: string })[];
     return rows.map((row) => ({
       run: runFromRow(row),
       workflow: this.snapshot(row.workflow_hash, row.definition),
@@ -357,20 +374,18 @@ export class SqliteStore implements Store {
       const snapKey = snapshotKey(wf);
       // Skipped once known to be stored: no need to serialise the definition on every trigger.
       if (!this.storedSnapshots.has(snapKey)) {
-        this.sql("INSERT OR IGNORE INTO workflow_snapshots (hash, workflow_id, definition, created_at) VALUES (?, ?, ?, ?)").run(
-          snapKey,
-          wf.id,
-          JSON.stringify(wf),
-          now,
-        );
+        this.sql(
+          "INSERT OR IGNORE INTO workflow_snapshots (hash, workflow_id, definition, created_at) VALUES (?, ?, ?, ?)",
+        ).run(snapKey, wf.id, JSON.stringify(wf), now);
       }
       let status = "QUEUED";
       let reason: string | null = null;
       let message = input.message ?? null;
       let finishedAt: number | null = null;
       if (wf.overlap === "skip" && wf.maxActiveRuns !== null) {
-        const { n } = this.sql("SELECT count(*) AS n FROM runs WHERE workflow_id = ? AND status IN ('QUEUED', 'ASSIGNED', 'RUNNING')")
-          .get(wf.id) as { n: number };
+        const { n } = this.sql(
+          "SELECT count(*) AS n FROM runs WHERE workflow_id = ? AND status IN ('QUEUED', 'ASSIGNED', 'RUNNING')",
+        ).get(wf.id) as { n: number };
         if (n >= wf.maxActiveRuns) {
           status = "SKIPPED";
           reason = "overlap_skip";
@@ -392,8 +407,9 @@ export class SqliteStore implements Store {
         message,
       });
       if (input.idempotencyKey !== null) {
-        this.sql("INSERT INTO idempotency_keys (key, run_id, workflow_id, params, created_at) VALUES (?, ?, ?, ?, ?)")
-          .run(input.idempotencyKey, input.runId, wf.id, requestParams, now);
+        this.sql(
+          "INSERT INTO idempotency_keys (key, run_id, workflow_id, params, created_at) VALUES (?, ?, ?, ?, ?)",
+        ).run(input.idempotencyKey, input.runId, wf.id, requestParams, now);
       }
       this.snapshotCache.set(snapKey, wf);
       this.storedSnapshots.add(snapKey);
@@ -406,8 +422,7 @@ export class SqliteStore implements Store {
       const res = this.sql(
         `UPDATE runs SET status = 'ASSIGNED', agent_id = ?, token = ?, lease_expires_at = ?, updated_at = ?
          WHERE run_id = ? AND status = 'QUEUED'`,
-      )
-        .run(agentId, token, leaseExpiresAt, now, runId);
+      ).run(agentId, token, leaseExpiresAt, now, runId);
       if (res.changes === 0) return null;
       this.history(now, { runId, from: "QUEUED", to: "ASSIGNED", agentId });
       return runFromRow(this.requireRun(runId));
@@ -420,15 +435,25 @@ export class SqliteStore implements Store {
       const res = this.sql(
         `UPDATE runs SET status = 'QUEUED', agent_id = NULL, token = NULL, lease_expires_at = NULL, updated_at = ?
          WHERE run_id = ? AND status = 'ASSIGNED' AND token = ?`,
-      )
-        .run(now, runId, token);
+      ).run(now, runId, token);
       if (res.changes === 0) return null;
-      this.history(now, { runId, from: "ASSIGNED", to: "QUEUED", agentId: before?.agent_id ?? null, message: "assignment lease expired before confirmation" });
+      this.history(now, {
+        runId,
+        from: "ASSIGNED",
+        to: "QUEUED",
+        agentId: before?.agent_id ?? null,
+        message: "assignment lease expired before confirmation",
+      });
       return runFromRow(this.requireRun(runId));
     });
   }
 
-  confirmAssignment(runId: string, agentId: string, token: string, taskIds: string[]): Promise<{ run: RunRecord; tasks: TaskRunRecord[] }> {
+  confirmAssignment(
+    runId: string,
+    agentId: string,
+    token: string,
+    taskIds: string[],
+  ): Promise<{ run: RunRecord; tasks: TaskRunRecord[] }> {
     return this.command((now) => {
       const row = this.requireRun(runId);
       if (row.status === "RUNNING" && row.token === token && row.agent_id === agentId) {
@@ -437,9 +462,15 @@ export class SqliteStore implements Store {
       if (row.status !== "ASSIGNED" || row.token !== token || row.agent_id !== agentId) {
         throw staleAssignment(runId, row.status);
       }
-      this.sql("UPDATE runs SET status = 'RUNNING', started_at = ?, updated_at = ? WHERE run_id = ?").run(now, now, runId);
+      this.sql("UPDATE runs SET status = 'RUNNING', started_at = ?, updated_at = ? WHERE run_id = ?").run(
+        now,
+        now,
+        runId,
+      );
       this.history(now, { runId, from: "ASSIGNED", to: "RUNNING", agentId });
-      const ins = this.sql("INSERT OR IGNORE INTO task_runs (run_id, task_id, status, attempt) VALUES (?, ?, 'PENDING', 0)");
+      const ins = this.sql(
+        "INSERT OR IGNORE INTO task_runs (run_id, task_id, status, attempt) VALUES (?, ?, 'PENDING', 0)",
+      );
       for (const taskId of taskIds) {
         ins.run(runId, taskId);
         this.history(now, { runId, taskId, attempt: 0, from: null, to: "PENDING", agentId });
@@ -454,7 +485,16 @@ export class SqliteStore implements Store {
       const time = Date.parse(u.time);
       const from = row.status as RunRecord["status"];
       const record = (applied: boolean): void =>
-        this.history(now, { runId: u.runId, from, to: u.status, time, applied, agentId: u.agentId, reason: u.reason ?? null, message: u.message ?? null });
+        this.history(now, {
+          runId: u.runId,
+          from,
+          to: u.status,
+          time,
+          applied,
+          agentId: u.agentId,
+          reason: u.reason ?? null,
+          message: u.message ?? null,
+        });
       if (isTerminalRun(from)) {
         if (from === "CRASHED" || from === u.status) {
           record(false);
@@ -463,26 +503,52 @@ export class SqliteStore implements Store {
         throw invalidTransition(u.runId, from, u.status);
       }
       if (row.agent_id !== u.agentId) {
-        throw new CdktrError("STALE_ASSIGNMENT", `run ${u.runId} is not held by agent \`${u.agentId}\`: stop working on it`, { context: { runId: u.runId } });
+        throw new CdktrError(
+          "STALE_ASSIGNMENT",
+          `run ${u.runId} is not held by agent \`${u.agentId}\`: stop working on it`,
+          { context: { runId: u.runId } },
+        );
       }
       if (from === "RUNNING" && u.status === "RUNNING") return { applied: true, run: runFromRow(row), tasks: [] };
       if (from !== "RUNNING" || !canTransitionRun(from, u.status)) throw invalidTransition(u.runId, from, u.status);
-      this.sql("UPDATE runs SET status = ?, finished_at = ?, reason = ?, message = ?, updated_at = ? WHERE run_id = ?")
-        .run(u.status, time, u.reason ?? null, u.message ?? null, now, u.runId);
+      this.sql(
+        "UPDATE runs SET status = ?, finished_at = ?, reason = ?, message = ?, updated_at = ? WHERE run_id = ?",
+      ).run(u.status, time, u.reason ?? null, u.message ?? null, now, u.runId);
       record(true);
       const tasks: TaskRunRecord[] = [];
-      if (u.status === "CANCELLED") tasks.push(...this.finishOpenTasks(now, u.runId, "CANCELLED", "cancelled", "run cancelled", u.agentId));
+      if (u.status === "CANCELLED")
+        tasks.push(...this.finishOpenTasks(now, u.runId, "CANCELLED", "cancelled", "run cancelled", u.agentId));
       return { applied: true, run: runFromRow(this.requireRun(u.runId)), tasks };
     });
   }
 
-  private finishOpenTasks(now: number, runId: string, status: string, reason: Reason, message: string, agentId: string | null): TaskRunRecord[] {
-    const open = this.taskRows(runId).filter((t) => !TERMINAL_TASK_STATUSES.includes(t.status as TaskRunRecord["status"]));
-    const upd = this.sql("UPDATE task_runs SET status = ?, finished_at = ?, reason = ?, message = ? WHERE run_id = ? AND task_id = ?");
+  private finishOpenTasks(
+    now: number,
+    runId: string,
+    status: string,
+    reason: Reason,
+    message: string,
+    agentId: string | null,
+  ): TaskRunRecord[] {
+    const open = this.taskRows(runId).filter(
+      (t) => !TERMINAL_TASK_STATUSES.includes(t.status as TaskRunRecord["status"]),
+    );
+    const upd = this.sql(
+      "UPDATE task_runs SET status = ?, finished_at = ?, reason = ?, message = ? WHERE run_id = ? AND task_id = ?",
+    );
     const out: TaskRunRecord[] = [];
     for (const t of open) {
       upd.run(status, now, reason, message, runId, t.task_id);
-      this.history(now, { runId, taskId: t.task_id, attempt: t.attempt, from: t.status, to: status, agentId, reason, message });
+      this.history(now, {
+        runId,
+        taskId: t.task_id,
+        attempt: t.attempt,
+        from: t.status,
+        to: status,
+        agentId,
+        reason,
+        message,
+      });
       out.push(taskFromRow({ ...t, status, finished_at: now, reason, message }));
     }
     return out;
@@ -492,7 +558,9 @@ export class SqliteStore implements Store {
     return this.command((now) => {
       const row = this.requireRun(u.runId);
       const time = Date.parse(u.time);
-      const task = this.sql("SELECT * FROM task_runs WHERE run_id = ? AND task_id = ?").get(u.runId, u.taskId) as TaskRow | undefined;
+      const task = this.sql("SELECT * FROM task_runs WHERE run_id = ? AND task_id = ?").get(u.runId, u.taskId) as
+        | TaskRow
+        | undefined;
       const record = (applied: boolean): void =>
         this.history(now, {
           runId: u.runId,
@@ -511,15 +579,27 @@ export class SqliteStore implements Store {
         return { applied: false, run: runFromRow(row), task: task === undefined ? null : taskFromRow(task) };
       }
       if (row.status !== "RUNNING") {
-        throw new CdktrError("INVALID_TRANSITION", `run ${u.runId} is ${row.status}: confirm the assignment before reporting task ${u.taskId}`, {
-          context: { runId: u.runId, taskId: u.taskId },
-        });
+        throw new CdktrError(
+          "INVALID_TRANSITION",
+          `run ${u.runId} is ${row.status}: confirm the assignment before reporting task ${u.taskId}`,
+          {
+            context: { runId: u.runId, taskId: u.taskId },
+          },
+        );
       }
       if (row.agent_id !== u.agentId) {
-        throw new CdktrError("STALE_ASSIGNMENT", `run ${u.runId} is not held by agent \`${u.agentId}\`: stop working on it`, { context: { runId: u.runId } });
+        throw new CdktrError(
+          "STALE_ASSIGNMENT",
+          `run ${u.runId} is not held by agent \`${u.agentId}\`: stop working on it`,
+          { context: { runId: u.runId } },
+        );
       }
       if (task === undefined) {
-        throw new CdktrError("INVALID_TRANSITION", `run ${u.runId} of \`${row.workflow_id}\` has no task \`${u.taskId}\``, { context: { runId: u.runId, taskId: u.taskId } });
+        throw new CdktrError(
+          "INVALID_TRANSITION",
+          `run ${u.runId} of \`${row.workflow_id}\` has no task \`${u.taskId}\``,
+          { context: { runId: u.runId, taskId: u.taskId } },
+        );
       }
       const check = taskTransition(task.status as TaskRunRecord["status"], task.attempt, u.status, u.attempt);
       if (check === "duplicate") return { applied: false, run: runFromRow(row), task: taskFromRow(task) };
@@ -535,10 +615,23 @@ export class SqliteStore implements Store {
       this.sql(
         `UPDATE task_runs SET status = ?, attempt = ?, started_at = ?, finished_at = ?, exit_code = ?, signal = ?, reason = ?, message = ?
          WHERE run_id = ? AND task_id = ?`,
-      )
-        .run(u.status, u.attempt, startedAt, terminal ? time : null, u.exitCode ?? null, u.signal ?? null, u.reason ?? null, u.message ?? null, u.runId, u.taskId);
+      ).run(
+        u.status,
+        u.attempt,
+        startedAt,
+        terminal ? time : null,
+        u.exitCode ?? null,
+        u.signal ?? null,
+        u.reason ?? null,
+        u.message ?? null,
+        u.runId,
+        u.taskId,
+      );
       record(true);
-      const updated = this.sql("SELECT * FROM task_runs WHERE run_id = ? AND task_id = ?").get(u.runId, u.taskId) as TaskRow;
+      const updated = this.sql("SELECT * FROM task_runs WHERE run_id = ? AND task_id = ?").get(
+        u.runId,
+        u.taskId,
+      ) as TaskRow;
       return { applied: true, run: runFromRow(row), task: taskFromRow(updated) };
     });
   }
@@ -551,13 +644,28 @@ export class SqliteStore implements Store {
       if (status === "RUNNING") {
         if (row.cancel_requested === 0) {
           this.sql("UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE run_id = ?").run(now, runId);
-          this.history(now, { runId, from: "RUNNING", to: "RUNNING", agentId: row.agent_id, reason: "cancelled", message: "cancel requested: waiting for the agent" });
+          this.history(now, {
+            runId,
+            from: "RUNNING",
+            to: "RUNNING",
+            agentId: row.agent_id,
+            reason: "cancelled",
+            message: "cancel requested: waiting for the agent",
+          });
         }
         return { run: runFromRow(row), cancelled: true, agentMustStop: true, tasks: [] };
       }
-      this.sql("UPDATE runs SET status = 'CANCELLED', finished_at = ?, reason = 'cancelled', message = ?, token = NULL, updated_at = ? WHERE run_id = ?")
-        .run(now, "cancelled by request", now, runId);
-      this.history(now, { runId, from: status, to: "CANCELLED", agentId: row.agent_id, reason: "cancelled", message: "cancelled by request" });
+      this.sql(
+        "UPDATE runs SET status = 'CANCELLED', finished_at = ?, reason = 'cancelled', message = ?, token = NULL, updated_at = ? WHERE run_id = ?",
+      ).run(now, "cancelled by request", now, runId);
+      this.history(now, {
+        runId,
+        from: status,
+        to: "CANCELLED",
+        agentId: row.agent_id,
+        reason: "cancelled",
+        message: "cancelled by request",
+      });
       return { run: runFromRow(this.requireRun(runId)), cancelled: true, agentMustStop: false, tasks: [] };
     });
   }
@@ -567,9 +675,17 @@ export class SqliteStore implements Store {
       const row = this.runRow(runId);
       if (row === undefined || (row.status !== "ASSIGNED" && row.status !== "RUNNING")) return null;
       const fullMessage = requeueRunId === null ? message : `${message}; requeued as run ${requeueRunId}`;
-      this.sql("UPDATE runs SET status = 'CRASHED', finished_at = ?, reason = ?, message = ?, updated_at = ? WHERE run_id = ?")
-        .run(now, reason, fullMessage, now, runId);
-      this.history(now, { runId, from: row.status, to: "CRASHED", agentId: row.agent_id, reason, message: fullMessage });
+      this.sql(
+        "UPDATE runs SET status = 'CRASHED', finished_at = ?, reason = ?, message = ?, updated_at = ? WHERE run_id = ?",
+      ).run(now, reason, fullMessage, now, runId);
+      this.history(now, {
+        runId,
+        from: row.status,
+        to: "CRASHED",
+        agentId: row.agent_id,
+        reason,
+        message: fullMessage,
+      });
       const tasks = this.finishOpenTasks(now, runId, "CRASHED", reason, message, row.agent_id);
       let requeued: RunRecord | null = null;
       if (requeueRunId !== null) {
@@ -600,8 +716,9 @@ export class SqliteStore implements Store {
 
   /** The definition a run executes (its snapshot), or null. */
   async getRunWorkflow(runId: string): Promise<WorkflowDefinition | null> {
-    const row = this.sql("SELECT s.hash, s.definition FROM runs r JOIN workflow_snapshots s ON s.hash = r.workflow_hash WHERE r.run_id = ?")
-      .get(runId) as { hash: string; definition: string } | undefined;
+    const row = this.sql(
+      "SELECT s.hash, s.definition FROM runs r JOIN workflow_snapshots s ON s.hash = r.workflow_hash WHERE r.run_id = ?",
+    ).get(runId) as { hash: string; definition: string } | undefined;
     return row === undefined ? null : this.snapshot(row.hash, row.definition);
   }
 
@@ -621,7 +738,16 @@ export class SqliteStore implements Store {
       const inserted: LogLine[] = [];
       let duplicates = 0;
       for (const l of lines) {
-        const res = ins.run(l.runId, l.workflowId, l.taskId, l.seq, Date.parse(l.time), levelNumber(l.level), l.stream, l.line);
+        const res = ins.run(
+          l.runId,
+          l.workflowId,
+          l.taskId,
+          l.seq,
+          Date.parse(l.time),
+          levelNumber(l.level),
+          l.stream,
+          l.line,
+        );
         if (res.changes === 1) inserted.push(l);
         else duplicates++;
       }
@@ -657,7 +783,9 @@ export class SqliteStore implements Store {
           if (logs === CHUNK) return false; // more log lines of these runs first
           this.db.prepare(`DELETE FROM task_runs WHERE run_id IN (${marks})`).run(...ids);
           this.db.prepare(`DELETE FROM status_history WHERE run_id IN (${marks})`).run(...ids);
-          out.idempotencyKeys += this.db.prepare(`DELETE FROM idempotency_keys WHERE run_id IN (${marks})`).run(...ids).changes;
+          out.idempotencyKeys += this.db
+            .prepare(`DELETE FROM idempotency_keys WHERE run_id IN (${marks})`)
+            .run(...ids).changes;
           out.runs += this.db.prepare(`DELETE FROM runs WHERE run_id IN (${marks})`).run(...ids).changes;
           return false;
         });
@@ -665,7 +793,9 @@ export class SqliteStore implements Store {
       }
       await this.command(() => {
         this.storedSnapshots.clear();
-        return this.db.prepare("DELETE FROM workflow_snapshots WHERE hash NOT IN (SELECT DISTINCT workflow_hash FROM runs)").run();
+        return this.db
+          .prepare("DELETE FROM workflow_snapshots WHERE hash NOT IN (SELECT DISTINCT workflow_hash FROM runs)")
+          .run();
       });
     }
     const chunked = async (sql: string, days: number, key: "logs" | "idempotencyKeys"): Promise<void> => {
@@ -676,7 +806,11 @@ export class SqliteStore implements Store {
       }
     };
     if (policy.logDays > 0) {
-      await chunked(`DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE time < ? LIMIT ${CHUNK})`, policy.logDays, "logs");
+      await chunked(
+        `DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE time < ? LIMIT ${CHUNK})`,
+        policy.logDays,
+        "logs",
+      );
     }
     if (policy.idempotencyDays > 0) {
       await chunked(
@@ -708,7 +842,8 @@ export class SqliteStore implements Store {
       this.scheduleFlush();
       await new Promise((r) => setImmediate(r));
     }
-    for (const [, r] of this.reads) r.reject(new CdktrError("SHUTTING_DOWN", "the principal is shutting down: retry against the next one"));
+    for (const [, r] of this.reads)
+      r.reject(new CdktrError("SHUTTING_DOWN", "the principal is shutting down: retry against the next one"));
     this.reads.clear();
     const workers = this.workers;
     this.workers = [];
@@ -722,7 +857,10 @@ export class SqliteStore implements Store {
   // -------------------------------------------------------------------------------------------
 
   private read(kind: "listRuns" | "queryLogs", req: unknown): Promise<unknown> {
-    if (this.closed) return Promise.reject(new CdktrError("SHUTTING_DOWN", "the principal is shutting down: retry against the next one"));
+    if (this.closed)
+      return Promise.reject(
+        new CdktrError("SHUTTING_DOWN", "the principal is shutting down: retry against the next one"),
+      );
     if (!this.useWorker) {
       return import("./read-queries.js").then((q) => {
         try {
@@ -754,14 +892,20 @@ export class SqliteStore implements Store {
     const worker = new Worker(new URL("./read-worker.js", import.meta.url), { workerData: { dbPath: this.path } });
     worker.unref();
     const slot: WorkerSlot = { worker, pending: 0 };
-    worker.on("message", (msg: { id: number; ok: boolean; value?: unknown; badRequest?: boolean; message?: string }) => {
-      const pending = this.reads.get(msg.id);
-      if (pending === undefined) return;
-      this.reads.delete(msg.id);
-      slot.pending--;
-      if (msg.ok) pending.resolve(msg.value);
-      else pending.reject(new CdktrError(msg.badRequest === true ? "BAD_REQUEST" : "INTERNAL", msg.message ?? "read failed"));
-    });
+    worker.on(
+      "message",
+      (msg: { id: number; ok: boolean; value?: unknown; badRequest?: boolean; message?: string }) => {
+        const pending = this.reads.get(msg.id);
+        if (pending === undefined) return;
+        this.reads.delete(msg.id);
+        slot.pending--;
+        if (msg.ok) pending.resolve(msg.value);
+        else
+          pending.reject(
+            new CdktrError(msg.badRequest === true ? "BAD_REQUEST" : "INTERNAL", msg.message ?? "read failed"),
+          );
+      },
+    );
     const fail = (why: string): void => {
       this.workers = this.workers.filter((w) => w !== slot);
       for (const [id, r] of this.reads) {
