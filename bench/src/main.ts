@@ -156,7 +156,7 @@ async function main(): Promise<number> {
     rows,
     scenarios: results,
   };
-  writeFileSync(join(RESULTS_DIR, "latest.json"), JSON.stringify(doc, null, 2) + "\n");
+  writeFileSync(join(RESULTS_DIR, "latest.json"), `${JSON.stringify(doc, null, 2)}\n`);
   writeFileSync(join(RESULTS_DIR, "latest.md"), `${header}\n\n${table}\n`);
   if (args.includes("--update-readme")) {
     const readme = join(BENCH_DIR, "README.md");

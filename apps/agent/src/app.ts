@@ -305,7 +305,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       }
       try {
         fetching++;
-        let reply;
+        let reply: Awaited<ReturnType<PrincipalClient["fetchWork"]>>;
         try {
           reply = await c.fetchWork({ agentId: config.agentId, waitMs: config.fetchWaitMs, freeSlots: free });
         } finally {

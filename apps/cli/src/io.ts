@@ -43,8 +43,16 @@ export function bufferIo(
   let out = "";
   let err = "";
   return {
-    stdout: { write: (t) => void (out += t) },
-    stderr: { write: (t) => void (err += t) },
+    stdout: {
+      write: (t) => {
+        out += t;
+      },
+    },
+    stderr: {
+      write: (t) => {
+        err += t;
+      },
+    },
     env: options.env ?? {},
     cwd: options.cwd ?? process.cwd(),
     isTTY: options.isTTY ?? false,

@@ -172,5 +172,5 @@ export function renderDotEnv(): string {
       out.push(`# ${s.name}=${s.default}`);
     }
   }
-  return out.join("\n") + "\n";
+  return `${out.join("\n")}\n`;
 }

@@ -225,13 +225,13 @@ export function parseListenersConfig(
     names.add(name);
     const fromEnv = (field: string, literal: string | undefined, envName: string | undefined): string | undefined => {
       if (literal !== undefined && envName !== undefined) {
-        problems.push(`${at(field + "_env")}: give either ${field} or ${field}_env, not both`);
+        problems.push(`${at(`${field}_env`)}: give either ${field} or ${field}_env, not both`);
         return undefined;
       }
       if (envName === undefined) return literal;
       const v = env[envName];
       if (v === undefined || v === "")
-        problems.push(`${at(field + "_env")}: environment variable ${envName} is not set`);
+        problems.push(`${at(`${field}_env`)}: environment variable ${envName} is not set`);
       return v;
     };
     switch (spec.type) {

@@ -78,7 +78,7 @@ function flush(): void {
 
 async function main(): Promise<void> {
   await socket.bind("tcp://127.0.0.1:*");
-  process.stdout.write(JSON.stringify({ message: "ready", endpoint: socket.lastEndpoint, mode }) + "\n");
+  process.stdout.write(`${JSON.stringify({ message: "ready", endpoint: socket.lastEndpoint, mode })}\n`);
   const stop = (): void => {
     socket.close();
     process.exit(0);

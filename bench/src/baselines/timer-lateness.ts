@@ -16,7 +16,7 @@ function arm(): void {
   setTimeout(() => {
     for (let i = 0; i < count; i++) lateness.push(Date.now() - target);
     if (--left > 0) arm();
-    else process.stdout.write(JSON.stringify({ message: "done", lateness }) + "\n");
+    else process.stdout.write(`${JSON.stringify({ message: "done", lateness })}\n`);
   }, target - now);
 }
 arm();

@@ -29,7 +29,7 @@ const walk = (d: string): void => {
 walk(dir);
 const loadMs = performance.now() - t0;
 process.stdout.write(
-  JSON.stringify({ message: "ready", files: docs.length, loadMs, rss: process.memoryUsage().rss }) + "\n",
+  `${JSON.stringify({ message: "ready", files: docs.length, loadMs, rss: process.memoryUsage().rss })}\n`,
 );
 process.on("SIGTERM", () => process.exit(0));
 setInterval(() => undefined, 1 << 30);

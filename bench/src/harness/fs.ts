@@ -41,7 +41,7 @@ export function workflowYaml(name: string, spec: WorkflowSpec): string {
     `      cmd: ${JSON.stringify(spec.cmd)}`,
     `      args: [${spec.args.map((a) => JSON.stringify(a)).join(", ")}]`,
   );
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** Write `<dir>/<id>.yml` (id may contain `/` for sub-directories). */

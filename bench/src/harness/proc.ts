@@ -110,7 +110,7 @@ export async function startProcess(opts: StartOptions): Promise<Proc> {
     if (tail.length > keep) tail.shift();
     // Parse only what is needed: services log a line per run at the default level.
     const json = opts.onLine !== undefined || line.includes('"ready"') ? parseJson(line) : undefined;
-    if (json !== undefined && json["message"] === "ready") readyResolve?.(json);
+    if (json !== undefined && json.message === "ready") readyResolve?.(json);
     opts.onLine?.(line, json, at);
   };
   if (child.stdout) createInterface({ input: child.stdout, crlfDelay: Infinity }).on("line", onLine);

@@ -25,7 +25,7 @@ function record(id: string, t: number): void {
     flushScheduled = true;
     setImmediate(() => {
       flushScheduled = false;
-      const text = out.join("\n") + "\n";
+      const text = `${out.join("\n")}\n`;
       out = [];
       process.stdout.write(text);
     });
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   } else {
     throw new Error(`unknown peer ${String(kind)}`);
   }
-  process.stdout.write(JSON.stringify({ message: "ready", kind, queue, concurrency }) + "\n");
+  process.stdout.write(`${JSON.stringify({ message: "ready", kind, queue, concurrency })}\n`);
   const stop = (): void => {
     void close().finally(() => process.exit(0));
     setTimeout(() => process.exit(0), 3000).unref();

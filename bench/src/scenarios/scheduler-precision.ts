@@ -25,7 +25,7 @@ async function timerBaseline(count: number, seconds: number): Promise<number[]> 
     waitReady: false,
     keepLines: 2,
     onLine: (_line, json) => {
-      if (json?.["message"] === "done") result = json["lateness"] as number[];
+      if (json?.message === "done") result = json.lateness as number[];
     },
   });
   await p.exited;
@@ -35,9 +35,9 @@ async function timerBaseline(count: number, seconds: number): Promise<number[]> 
 
 /** The send lateness of a scheduler `triggered` log record (`latenessMs`: send time - scheduledFor). */
 function sendLateness(json: LogRecord): { at: number; late: number } | undefined {
-  if (json["message"] !== "triggered") return undefined;
-  const v = json["latenessMs"];
-  const sf = json["scheduledFor"];
+  if (json.message !== "triggered") return undefined;
+  const v = json.latenessMs;
+  const sf = json.scheduledFor;
   return typeof v === "number" && typeof sf === "string" ? { at: Date.parse(sf), late: v } : undefined;
 }
 
@@ -76,7 +76,7 @@ export const schedulerPrecision: Scenario = {
             triggerLines++;
             sendLate.push(late);
           }
-          if (json["level"] === "error") errorLines++;
+          if (json.level === "error") errorLines++;
         },
       });
       try {

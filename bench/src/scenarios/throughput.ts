@@ -73,7 +73,7 @@ export const throughput: Scenario = {
       await principal.stop();
     }
     ctx.shared.set("throughput.perSecond", oursPerSec);
-    const completed = statuses["COMPLETED"] ?? 0;
+    const completed = statuses.COMPLETED ?? 0;
     return {
       rows: [
         row({

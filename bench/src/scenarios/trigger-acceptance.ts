@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { echoLoad } from "../baselines/echo-client.js";
 import { startPrincipal } from "../harness/cdktr.js";
 import { makeTempDir, writeWorkflow } from "../harness/fs.js";
-import { closedLoop } from "../harness/load.js";
+import { type ClosedLoopResult, closedLoop } from "../harness/load.js";
 import { startProcess } from "../harness/proc.js";
 import { row, type Row } from "../harness/result.js";
 import { summarize } from "../harness/stats.js";
@@ -22,7 +22,7 @@ async function baseline(mode: "echo" | "sqlite", durationMs: number): Promise<Re
   if (mode === "sqlite") args.push(join(makeTempDir("echo-db"), "echo.db"));
   const server = await startProcess({ name: `echo-${mode}`, args });
   try {
-    const endpoint = String(server.ready["endpoint"]);
+    const endpoint = String(server.ready.endpoint);
     await echoLoad(endpoint, CONCURRENCY, Math.min(500, durationMs / 3)); // warm-up
     return await echoLoad(endpoint, CONCURRENCY, durationMs);
   } finally {
@@ -49,7 +49,7 @@ export const triggerAcceptance: Scenario = {
       workflowDir: wfDir,
       ...profileFlags(ctx, "trigger", "principal"),
     });
-    let ours;
+    let ours: ClosedLoopResult;
     let stored = 0;
     try {
       await principal.client.ping();

@@ -75,7 +75,7 @@ export async function spawnService(options: SpawnServiceOptions): Promise<Servic
     const json = parseJson(line);
     for (let i = waiters.length - 1; i >= 0; i--) {
       const w = waiters[i];
-      if (w !== undefined && w.pred(line, json)) {
+      if (w?.pred(line, json)) {
         waiters.splice(i, 1);
         w.resolve(line);
       }

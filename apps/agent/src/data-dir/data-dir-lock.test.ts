@@ -12,7 +12,7 @@ after(removeTempDirs);
 test("the lock records the pid and is released", () => {
   const dir = join(makeTempDir("cdktr-lock-"), "nested", "data");
   const lock = acquireDataDirLock(dir, "a1");
-  assert.equal(JSON.parse(readFileSync(lock.path, "utf8")).pid, process.pid);
+  assert.equal((JSON.parse(readFileSync(lock.path, "utf8")) as { pid: number }).pid, process.pid);
   lock.release();
   lock.release();
   assert.equal(existsSync(lock.path), false);
@@ -44,7 +44,7 @@ test("a dead holder's lock is taken over", async () => {
   await new Promise((r) => child.on("exit", r));
   writeFileSync(join(dir, "agent.lock"), JSON.stringify({ pid, startTicks: null, agentId: "old" }));
   const lock = acquireDataDirLock(dir, "a3");
-  assert.equal(JSON.parse(readFileSync(lock.path, "utf8")).agentId, "a3");
+  assert.equal((JSON.parse(readFileSync(lock.path, "utf8")) as { agentId: string }).agentId, "a3");
   lock.release();
 });
 
@@ -75,7 +75,7 @@ test("takeover race: an agent that judged the holder dead never removes the lock
       e instanceof AgentStartError && e.code === "DATA_DIR_LOCKED" && e.message.includes(String(process.pid)),
   );
   assert.notEqual(winner, null);
-  assert.equal(JSON.parse(readFileSync(join(dir, "agent.lock"), "utf8")).agentId, "A");
+  assert.equal((JSON.parse(readFileSync(join(dir, "agent.lock"), "utf8")) as { agentId: string }).agentId, "A");
   (winner as unknown as { release(): void }).release();
   assert.equal(existsSync(join(dir, "agent.lock")), false);
 });
@@ -119,7 +119,7 @@ test("a takeover mutex left by an agent that died inside it does not block the n
   const old = new Date(Date.now() - 60_000);
   utimesSync(mutex, old, old);
   const lock = acquireDataDirLock(dir, "a5");
-  assert.equal(JSON.parse(readFileSync(lock.path, "utf8")).agentId, "a5");
+  assert.equal((JSON.parse(readFileSync(lock.path, "utf8")) as { agentId: string }).agentId, "a5");
   assert.equal(existsSync(mutex), false);
   lock.release();
 });

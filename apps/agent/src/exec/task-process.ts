@@ -1,7 +1,7 @@
 /**
  * Runs one attempt of a task as a process group and reports how it ended.
  */
-import { spawn } from "node:child_process";
+import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { statSync } from "node:fs";
 import type { Readable } from "node:stream";
 import type { Reason } from "@cdktr/protocol";
@@ -111,7 +111,7 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
   }
 
   return new Promise<AttemptResult>((resolve) => {
-    let child;
+    let child: ChildProcessByStdio<null, Readable, Readable>;
     try {
       child = spawn(command.cmd, command.args, {
         cwd: command.cwd ?? undefined,
@@ -158,7 +158,7 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
       stream.on("data", (chunk: Buffer) => {
         for (const line of splitter.push(chunk)) options.onLine(name, line);
         const flow = options.flow;
-        if (flow !== undefined && flow.shouldPause() && !stream.isPaused()) {
+        if (flow?.shouldPause() && !stream.isPaused()) {
           stream.pause();
           void flow.whenWritable().then(() => stream.resume());
         }

@@ -503,7 +503,7 @@ export class LogShipper {
       let bytes = 0;
       while (i < entries.length && (where === "front" || file.bytes + bytes < this.#o.spoolFileBytes)) {
         const e = entries[i++] as Entry;
-        const text = JSON.stringify({ o: e.ord, l: e.line }) + "\n";
+        const text = `${JSON.stringify({ o: e.ord, l: e.line })}\n`;
         chunk.push(text);
         bytes += Buffer.byteLength(text);
       }

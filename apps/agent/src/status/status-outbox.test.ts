@@ -1,6 +1,6 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { CdktrError, noopLogger } from "@cdktr/protocol";
 import { waitFor, makeTempDir, removeTempDirs } from "@cdktr/test-utils";

@@ -35,7 +35,7 @@ export function workflowYaml(tasks: Record<string, TaskSpec>, header: string[] =
       `      args: ${JSON.stringify(t.args ?? [])}`,
     );
   }
-  return out.join("\n") + "\n";
+  return `${out.join("\n")}\n`;
 }
 
 /** A task that appends its id to `file` (to count executions), then exits with `code`. */

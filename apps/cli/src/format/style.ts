@@ -56,7 +56,7 @@ export function createStyle(enabled: boolean): Style {
   return { enabled, bold, dim, red, green, yellow, blue, cyan, magenta, status };
 }
 
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escapes start with ESC
 const ANSI = /\u001b\[[0-9;]*m/g;
 
 /** `s` without ANSI escapes. */

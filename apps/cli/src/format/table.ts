@@ -32,5 +32,5 @@ export function renderTable(
     return parts.join("  ").trimEnd();
   };
   const out = [line(headers, options.header), ...rows.map((r) => line(r))];
-  return out.join("\n") + "\n";
+  return `${out.join("\n")}\n`;
 }

@@ -58,7 +58,7 @@ export class Supervisor {
     const color = COLORS[this.#children.length % COLORS.length] ?? "cyan";
     const proc = spawn(process.execPath, [CHILD_ENTRY, script], {
       cwd: this.#io.cwd,
-      env: { ...env, CDKTR_SUPERVISOR_PID: String(process.pid) } as NodeJS.ProcessEnv,
+      env: { ...env, CDKTR_SUPERVISOR_PID: String(process.pid) },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
@@ -86,7 +86,7 @@ export class Supervisor {
   #pretty(j: Record<string, unknown>): string {
     const { level, message, time, timestamp, component: _c, ...rest } = j;
     const t = typeof time === "string" ? time : typeof timestamp === "string" ? timestamp : "";
-    const lvl = String(level ?? "");
+    const lvl = typeof level === "string" ? level : "";
     const colored =
       lvl === "error" ? this.#style.red(lvl) : lvl === "warn" ? this.#style.yellow(lvl) : this.#style.dim(lvl);
     const extra = Object.keys(rest).length > 0 ? ` ${this.#style.dim(JSON.stringify(rest))}` : "";

@@ -49,7 +49,7 @@ async function schemas(): Promise<[string, z.ZodObject][]> {
 test("docs/operations.md lists every CDKTR_* setting of every app with its default", async () => {
   for (const [app, schema] of await schemas()) {
     const text = section(operations, app);
-    const defaults = schema.parse({}) as Record<string, unknown>;
+    const defaults = schema.parse({});
     const keys = Object.keys(schema.shape);
     assert.ok(keys.length > 0, `${app}: schema has keys`);
     for (const key of keys) {
@@ -60,8 +60,8 @@ test("docs/operations.md lists every CDKTR_* setting of every app with its defau
       if (actual === undefined) assert.match(documented, /^unset/, `${app}: ${key} has no default`);
       else
         assert.ok(
-          documented.includes(`\`${String(actual)}\``),
-          `${app}: ${key} default is \`${String(actual)}\`, docs say ${documented}`,
+          documented.includes(`\`${shown(actual)}\``),
+          `${app}: ${key} default is \`${shown(actual)}\`, docs say ${documented}`,
         );
     }
     // and nothing documented for the app that it does not read
@@ -76,14 +76,14 @@ test("docs/operations.md lists every CDKTR_* setting of every app with its defau
 test("cdktr init's .env names every setting of every app, with its real default", async () => {
   const all = new Map<string, unknown>();
   for (const [, schema] of await schemas()) {
-    const defaults = schema.parse({}) as Record<string, unknown>;
+    const defaults = schema.parse({});
     for (const key of Object.keys(schema.shape)) all.set(key, defaults[key]);
   }
   for (const group of SETTINGS) {
     for (const s of group.settings) {
       assert.ok(all.has(s.name), `${s.name} is read by some app`);
       const actual = all.get(s.name);
-      assert.equal(s.default, actual === undefined ? "" : String(actual), `${s.name} default`);
+      assert.equal(s.default, actual === undefined ? "" : shown(actual), `${s.name} default`);
     }
   }
   const listed = new Set(SETTINGS.flatMap((g) => g.settings.map((s) => s.name)));
@@ -125,3 +125,8 @@ test("docs/cli.md describes every command and option of `cdktr --help`", async (
     for (const opt of new Set(options)) assert.ok(text.includes(opt), `docs/cli.md section ${title} mentions ${opt}`);
   }
 });
+
+/** A default value as the docs print it. */
+function shown(v: unknown): string {
+  return typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? String(v) : JSON.stringify(v);
+}

@@ -106,7 +106,7 @@ test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", asy
   );
   const instants = scheduled.map((r) => r.scheduledFor);
   assert.ok(
-    instants.every((t) => t !== null && t.endsWith(".000Z")),
+    instants.every((t) => t?.endsWith(".000Z")),
     "scheduledFor on whole seconds",
   );
   assert.equal(new Set(instants).size, instants.length, "each occurrence once");

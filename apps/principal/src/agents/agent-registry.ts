@@ -65,7 +65,7 @@ export class AgentRegistry {
   /** A registered, not lost agent, or undefined. */
   active(agentId: string): AgentState | undefined {
     const a = this.agents.get(agentId);
-    return a !== undefined && a.registered && a.status === "ACTIVE" ? a : undefined;
+    return a?.registered && a.status === "ACTIVE" ? a : undefined;
   }
 
   /** Record that the agent was heard from. Returns false when it must register (again). */

@@ -1,7 +1,7 @@
 import { after, afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type LogLine } from "@cdktr/protocol";
+import type { LogLine } from "@cdktr/protocol";
 import { killAllServices, makeTempDir, removeTempDirs } from "@cdktr/test-utils";
 import { createPrincipal, type Principal } from "../app.js";
 import { loadConfig } from "../config.js";

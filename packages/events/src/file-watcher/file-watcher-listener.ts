@@ -128,7 +128,7 @@ export class FileWatcherListener extends EventListener {
       await stat(this.#root);
     } catch (e) {
       const err = new Error(
-        `file watcher: cannot watch ${this.#root}: ${(e as { code?: unknown }).code === "ENOENT" ? "it does not exist; create it or fix \`path\`" : e instanceof Error ? e.message : String(e)}`,
+        `file watcher: cannot watch ${this.#root}: ${(e as { code?: unknown }).code === "ENOENT" ? "it does not exist; create it or fix `path`" : e instanceof Error ? e.message : String(e)}`,
       );
       this.#ready.reject(err);
       this.#ready = deferred();

@@ -12,7 +12,7 @@ export class TypedEmitter<E extends object> {
       set = new Set();
       this.#handlers.set(event, set);
     }
-    set.add(handler as (payload: never) => void);
+    set.add(handler);
     return this;
   }
 
@@ -27,7 +27,7 @@ export class TypedEmitter<E extends object> {
 
   /** Remove a handler added with {@link on}. */
   off<K extends keyof E>(event: K, handler: (payload: E[K]) => void): this {
-    this.#handlers.get(event)?.delete(handler as (payload: never) => void);
+    this.#handlers.get(event)?.delete(handler);
     return this;
   }
 

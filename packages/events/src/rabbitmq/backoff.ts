@@ -22,6 +22,6 @@ export function backoffDelay(
   const initial = options.initialMs ?? 500;
   const max = options.maxMs ?? 30_000;
   const factor = options.factor ?? 2;
-  const base = Math.min(max, initial * Math.pow(factor, Math.max(0, attempt - 1)));
+  const base = Math.min(max, initial * factor ** Math.max(0, attempt - 1));
   return Math.round(base / 2 + (random() * base) / 2);
 }

@@ -82,7 +82,7 @@ function validate(json: unknown): ParseTriggerResult {
   if (params !== undefined && !params.success) {
     for (const i of params.error.issues)
       problems.push(
-        `params${i.path.length > 0 ? "." + i.path.join(".") : ""}: values must be strings, numbers or booleans`,
+        `params${i.path.length > 0 ? `.${i.path.join(".")}` : ""}: values must be strings, numbers or booleans`,
       );
   }
   const key = obj.idempotency_key;
@@ -92,7 +92,7 @@ function validate(json: unknown): ParseTriggerResult {
   if (problems.length > 0 || !id.success)
     return { ok: false, error: `invalid trigger message: ${problems.join("; ")}` };
   const message: TriggerMessage = { workflowId: id.data };
-  if (params?.success === true) message.params = params.data as Params;
+  if (params?.success === true) message.params = params.data;
   if (typeof key === "string") message.idempotencyKey = key;
   return { ok: true, message };
 }

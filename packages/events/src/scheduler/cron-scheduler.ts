@@ -669,8 +669,7 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
     if (this.#signal?.aborted) return;
     let now = this.#clock.now();
     const first = this.#queue.peek();
-    if (first !== undefined && first.precise && first.at > now && first.at - now <= this.#earlyWakeMs)
-      now = this.#spinUntil(first.at);
+    if (first?.precise && first.at > now && first.at - now <= this.#earlyWakeMs) now = this.#spinUntil(first.at);
     const fired: { entry: Entry; item: QueueItem }[] = [];
     for (let head = this.#queue.peek(); head !== undefined && head.at <= now; head = this.#queue.peek()) {
       this.#queue.pop();

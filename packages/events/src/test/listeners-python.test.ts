@@ -68,7 +68,7 @@ tasks:
 `;
 
 /** A listener written the way the seed's examples are: no super().__init__(), self.principal set. */
-const LISTENER_SCRIPT = String.raw`
+const LISTENER_SCRIPT = `
 import json, os, sys
 from cdktr import EventListener, Principal, Result
 
@@ -108,7 +108,7 @@ print(json.dumps({
 p.close()
 `;
 
-const DOWN_SCRIPT = String.raw`
+const DOWN_SCRIPT = `
 import json, sys, time
 from cdktr import EventListener, Principal
 

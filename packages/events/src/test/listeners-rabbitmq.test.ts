@@ -154,7 +154,9 @@ describe("rabbitmq listener", { skip }, () => {
       { workflow_id: "no-such-workflow" },
       { workflow_id: "mqbad", params: { undeclared: "x" } },
     ];
-    poison.forEach((p, i) => publish(queue, p, { messageId: `poison-${i}` }));
+    poison.forEach((p, i) => {
+      publish(queue, p, { messageId: `poison-${i}` });
+    });
     publish(queue, { workflow_id: "mqbad" }); // no message id, no key: refused by requireIdempotencyKey
     await waitFor(() => l.stats.rejected === poison.length + 1, { what: "every poison message rejected" });
     await waitFor(async () => (await ready(dlq)) === poison.length + 1, { what: "dead-lettered messages" });

@@ -1,7 +1,7 @@
 /**
  * A webhook event listener on node:http: `POST /trigger/<workflowId>` triggers a run.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { ParamsSchema, WorkflowIdSchema, type Params } from "@cdktr/protocol";
 import { EventListener, type EventListenerOptions, type TriggerResult } from "../listener/event-listener.js";
@@ -83,7 +83,6 @@ export class WebhookListener extends EventListener {
   readonly #now: () => number;
   /** Signatures that already triggered a run (or are in flight), with their expiry (epoch ms). */
   readonly #usedSignatures = new Map<string, number>();
-  #server: Server | null = null;
   #address: WebhookAddress | null = null;
   #listening: { promise: Promise<WebhookAddress>; resolve: (a: WebhookAddress) => void; reject: (e: unknown) => void };
 
@@ -129,7 +128,6 @@ export class WebhookListener extends EventListener {
     });
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
-    this.#server = server;
     try {
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
@@ -141,7 +139,6 @@ export class WebhookListener extends EventListener {
     } catch (e) {
       this.#listening.reject(e);
       this.#listening = deferred<WebhookAddress>();
-      this.#server = null;
       throw e;
     }
     const addr = server.address() as AddressInfo;
@@ -159,7 +156,6 @@ export class WebhookListener extends EventListener {
       // In-flight requests get a moment to finish; then every connection is cut.
       setTimeout(() => server.closeAllConnections(), 2000).unref();
     });
-    this.#server = null;
     this.#address = null;
     this.#listening = deferred<WebhookAddress>();
   }

@@ -160,7 +160,7 @@ export function parseDotEnv(text: string, file = ".env"): Record<string, string>
       let close = findClose(body, q);
       while (close < 0 && i + 1 < lines.length) {
         i++;
-        body += "\n" + (lines[i] ?? "");
+        body += `\n${lines[i] ?? ""}`;
         close = findClose(body, q);
       }
       if (close < 0) {

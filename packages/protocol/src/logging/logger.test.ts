@@ -36,7 +36,7 @@ describe("createLogger", () => {
     assert.match(String(recs[0]?.time), /^\d{4}-\d\d-\d\dT/);
     assert.equal(recs[1]?.runId, "r1");
     assert.equal(recs[1]?.level, "warn");
-    assert.equal((recs[2]?.error as { message?: string }).message, "boom");
+    assert.equal((recs[2]?.error as { message?: string } | undefined)?.message, "boom");
   });
 
   it("writes readable lines when pretty", async () => {

@@ -77,7 +77,7 @@ const prettyLine = winston.format.printf((info) => {
     .join(" ");
   const time = new Date().toISOString().slice(11, 23);
   const lvl = info.level.toUpperCase().padEnd(5);
-  return `${time} ${lvl} [${String(component ?? "-")}] ${String(info.message)}${extra === "" ? "" : ` ${extra}`}`;
+  return `${time} ${lvl} [${typeof component === "string" ? component : "-"}] ${String(info.message)}${extra === "" ? "" : ` ${extra}`}`;
 });
 
 class WinstonLogger implements Logger {
@@ -96,7 +96,7 @@ class WinstonLogger implements Logger {
     this.w.error(message, meta);
   }
   child(meta: object): Logger {
-    return new WinstonLogger(this.w.child(meta as Record<string, unknown>));
+    return new WinstonLogger(this.w.child(meta));
   }
 }
 

@@ -128,7 +128,7 @@ describe("Publisher + Subscriber", () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     pub.publish(topics.workflows(), cyclic);
-    pub.publish(topics.workflows(), 10n as unknown);
+    pub.publish(topics.workflows(), 10n);
     await pub.close();
     pub.publish(topics.workflows(), { after: "close" });
   });

@@ -121,7 +121,7 @@ export class RpcServer<T extends VerbTable> {
   /** Register the handler of `verb` (replacing any previous one). Returns `this` for chaining. */
   handle<V extends keyof T & string>(verb: V, handler: Handler<T, V>): this {
     if (!(verb in this.verbs)) throw new Error(`RpcServer.handle: ${verb} is not in the verb table`);
-    this.handlers.set(verb, handler as unknown as Handler<T, keyof T & string>);
+    this.handlers.set(verb, handler);
     return this;
   }
 
@@ -271,7 +271,7 @@ export class RpcServer<T extends VerbTable> {
       return;
     }
     const verb = frameText(frames[4]);
-    const spec = Object.prototype.hasOwnProperty.call(this.verbs, verb) ? this.verbs[verb] : undefined;
+    const spec = Object.hasOwn(this.verbs, verb) ? this.verbs[verb] : undefined;
     if (spec === undefined) {
       fail(
         "UNKNOWN_VERB",

@@ -42,7 +42,10 @@ describe("SendQueue", () => {
     const results = await Promise.allSettled([
       queue.push(["a"]),
       queue.push(["b"]),
-      (queue.close(new Error("closed")), queue.push(["c"])),
+      (() => {
+        queue.close(new Error("closed"));
+        return queue.push(["c"]);
+      })(),
     ]);
     assert.equal(results[2]?.status, "rejected");
     assert.equal(queue.size, 0);

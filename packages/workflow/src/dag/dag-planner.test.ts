@@ -98,7 +98,7 @@ describe("DagPlanner", () => {
   it("handles 10,000 parallel tasks fanning into one join", () => {
     const spec: Record<string, string[]> = {};
     for (let i = 0; i < 10_000; i++) spec[`p${i}`] = [];
-    spec["join"] = Object.keys(spec);
+    spec.join = Object.keys(spec);
     const p = new DagPlanner(deps(spec));
     const first = p.takeReady();
     assert.equal(first.length, 10_000);
@@ -184,7 +184,7 @@ describe("graph helpers", () => {
     const spec: Record<string, string[]> = { t0: [] };
     for (let i = 1; i < 20_000; i++) spec[`t${i}`] = [`t${i - 1}`];
     assert.equal(findCycle(deps(spec)), null);
-    spec["t0"] = ["t19999"];
+    spec.t0 = ["t19999"];
     assert.equal(findCycle(deps(spec))?.length, 20_001);
   });
 

@@ -68,7 +68,9 @@ export class DagPlanner {
    */
   constructor(tasks: DagInput) {
     this.#order = Object.keys(tasks);
-    this.#order.forEach((id, i) => this.#index.set(id, i));
+    this.#order.forEach((id, i) => {
+      this.#index.set(id, i);
+    });
     this.#open = this.#order.length;
     for (const id of this.#order) this.#dependents.set(id, []);
     for (const id of this.#order) {

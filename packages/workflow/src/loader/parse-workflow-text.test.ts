@@ -4,7 +4,7 @@ import { WorkflowDefinitionSchema } from "@cdktr/protocol";
 import { formatLoadError } from "./format-load-error.js";
 import { parseWorkflowText, workflowIdFromPath } from "./parse-workflow-text.js";
 
-const lines = (...ls: string[]): string => ls.join("\n") + "\n";
+const lines = (...ls: string[]): string => `${ls.join("\n")}\n`;
 
 function errors(text: string, file = "wf.yml"): string[] {
   const r = parseWorkflowText(text, { file, id: "wf" });
@@ -72,7 +72,7 @@ describe("parseWorkflowText: valid files", () => {
     assert.deepEqual(workflow.catchUp, { policy: "all", max: 5 });
     assert.equal(workflow.jitterMs, 5000);
     assert.deepEqual(workflow.agentLabels, ["gpu", "eu"]);
-    assert.deepEqual(workflow.tasks["a"], {
+    assert.deepEqual(workflow.tasks.a, {
       id: "a",
       name: "A",
       description: null,
@@ -83,9 +83,9 @@ describe("parseWorkflowText: valid files", () => {
       timeoutMs: 300_000,
       retries: { count: 3, backoffMs: 1000, factor: 2 },
     });
-    assert.equal(workflow.tasks["b"]?.timeoutMs, 30_000);
-    assert.deepEqual(workflow.tasks["b"]?.retries, { count: 2, backoffMs: 10_000, factor: 3 });
-    assert.deepEqual(workflow.tasks["b"]?.config, {
+    assert.equal(workflow.tasks.b?.timeoutMs, 30_000);
+    assert.deepEqual(workflow.tasks.b?.retries, { count: 2, backoffMs: 10_000, factor: 3 });
+    assert.deepEqual(workflow.tasks.b?.config, {
       type: "uvPython",
       scriptPath: "job.py",
       packages: [],
@@ -131,7 +131,7 @@ describe("parseWorkflowText: valid files", () => {
         "    config: *echo",
       ),
     );
-    assert.deepEqual(workflow.tasks["b"]?.config, { type: "subprocess", cmd: "echo", args: ["x"] });
+    assert.deepEqual(workflow.tasks.b?.config, { type: "subprocess", cmd: "echo", args: ["x"] });
   });
 
   it("warns (without rejecting) about a numeric day of week in 6 fields", () => {

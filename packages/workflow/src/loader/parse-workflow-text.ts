@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, YAMLMap } from "yaml";
-import type { Document, Node as YamlNode, Pair, ParsedNode, Scalar, Tags } from "yaml";
+import type { Document, Node as YamlNode, Pair, ParsedNode, Tags } from "yaml";
 import type { z } from "zod";
 import { WorkflowIdSchema } from "@cdktr/protocol";
 import type {
@@ -177,11 +177,11 @@ class WorkflowFileParser {
     }
 
     // Task configs are tagged maps: check them even when other fields are wrong.
-    const rawTasks = isPlainObject(plain) && isPlainObject(plain["tasks"]) ? plain["tasks"] : {};
+    const rawTasks = isPlainObject(plain) && isPlainObject(plain.tasks) ? plain.tasks : {};
     const configs = new Map<string, TaskConfig>();
     for (const [taskId, task] of Object.entries(rawTasks)) {
       if (!isPlainObject(task)) continue;
-      if (!("config" in task) || task["config"] === null) {
+      if (!("config" in task) || task.config === null) {
         this.#error(
           ["tasks", taskId],
           `task \`${taskId}\` has no config: add \`config: !Subprocess {cmd: ..., args: [...]}\` or \`config: !UvPython {script_path: ...}\``,
@@ -189,7 +189,7 @@ class WorkflowFileParser {
         );
         continue;
       }
-      const config = this.#config(task["config"], ["tasks", taskId, "config"]);
+      const config = this.#config(task.config, ["tasks", taskId, "config"]);
       if (config !== null) configs.set(taskId, config);
     }
 
@@ -512,12 +512,10 @@ function nodeAtPath(doc: Document.Parsed | null, path: readonly PathSeg[], atKey
   for (let i = 0; i < path.length; i++) {
     const seg = path[i] as PathSeg;
     if (isAlias(cur) && doc !== null) cur = cur.resolve(doc);
-    let next: unknown = undefined;
-    let keyNode: unknown = undefined;
+    let next: unknown;
+    let keyNode: unknown;
     if (isMap(cur)) {
-      const pair = (cur.items as Pair[]).find(
-        (p) => (isScalar(p.key) ? String((p.key as Scalar).value) : String(p.key)) === String(seg),
-      );
+      const pair = cur.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(seg));
       next = pair?.value;
       keyNode = pair?.key;
     } else if (isSeq(cur) && typeof seg === "number") {
@@ -544,20 +542,18 @@ function toPlain(node: unknown, doc: Document.Parsed, depth = 0): unknown {
   if (isMap(node)) {
     const out: Record<string, unknown> = {};
     for (const pair of node.items as Pair<ParsedNode, ParsedNode | null>[]) {
-      if (!isScalar(pair.key)) throw new NodeError(pair.key as YamlNode | null, "map keys must be plain strings");
+      if (!isScalar(pair.key)) throw new NodeError(pair.key, "map keys must be plain strings");
       const k = String(pair.key.value);
       if (k === "__proto__") throw new NodeError(pair.key, "the key `__proto__` is not allowed");
       out[k] = toPlain(pair.value, doc, depth + 1);
     }
-    return isConfigTag || (tag !== undefined && tag.startsWith("!") && !tag.startsWith("!!"))
-      ? new Tagged(tag as string, out)
-      : out;
+    return isConfigTag || (tag?.startsWith("!") && !tag.startsWith("!!")) ? new Tagged(tag, out) : out;
   }
   if (isSeq(node)) return node.items.map((n) => toPlain(n, doc, depth + 1));
   if (isScalar(node)) {
     if (isConfigTag)
       throw new NodeError(
-        node as YamlNode,
+        node,
         `\`${tag}\` must tag a map, e.g. \`${tag} {${tag === "!Subprocess" ? "cmd: echo, args: [hi]" : "script_path: job.py"}}\``,
       );
     const v = node.value;

@@ -4,6 +4,7 @@
  * unchanged files costs 10,000 `stat` calls.
  */
 import { createHash } from "node:crypto";
+import type { Dirent, Stats } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import type { WorkflowDefinition, WorkflowLoadError } from "@cdktr/protocol";
@@ -211,7 +212,7 @@ export class WorkflowDirectory {
   /** Loads one file through the cache; null when it disappeared. */
   async #load(rel: string): Promise<ParseWorkflowResult | null> {
     const abs = join(this.dir, rel);
-    let st;
+    let st: Stats;
     try {
       st = await stat(abs);
     } catch {
@@ -261,7 +262,7 @@ export class WorkflowDirectory {
     const queue: string[] = [this.dir];
     while (queue.length > 0) {
       const dir = queue.shift() as string;
-      let entries;
+      let entries: Dirent[];
       try {
         entries = await readdir(dir, { withFileTypes: true });
       } catch (e: unknown) {

@@ -44,15 +44,15 @@ describe("files shaped like the original's examples", () => {
     const simple = r.workflows.get("simple-cmd");
     assert.equal(simple?.schedule, "*/2 * * * * *");
     assert.equal(simple?.startTime, "2025-01-20T12:30:00.000Z");
-    assert.deepEqual(simple?.tasks["task1"]?.config, { type: "subprocess", cmd: "echo", args: ["Hello", "World"] });
+    assert.deepEqual(simple?.tasks.task1?.config, { type: "subprocess", cmd: "echo", args: ["Hello", "World"] });
 
     const multi = r.workflows.get("multi-cmd");
     assert.equal(multi?.schedule, "0 1 * * * *");
-    assert.deepEqual(multi?.tasks["task3"]?.depends, ["task2"]);
-    assert.deepEqual(multi?.tasks["task4"]?.depends, ["task2"]);
+    assert.deepEqual(multi?.tasks.task3?.depends, ["task2"]);
+    assert.deepEqual(multi?.tasks.task4?.depends, ["task2"]);
 
     const uv = r.workflows.get("simple-uvpy");
-    assert.deepEqual(uv?.tasks["pandas"]?.config, {
+    assert.deepEqual(uv?.tasks.pandas?.config, {
       type: "uvPython",
       scriptPath: "./scripts/pandas_example.py",
       packages: ["pandas"],
@@ -60,12 +60,12 @@ describe("files shaped like the original's examples", () => {
       workingDirectory: "/tmp",
       uvPath: "uv",
     });
-    assert.deepEqual(uv?.tasks["pandas"]?.depends, ["pwd"]);
+    assert.deepEqual(uv?.tasks.pandas?.depends, ["pwd"]);
 
     const fanIn = r.workflows.get("fan-in-no-start");
     assert.equal(fanIn?.startTime, null);
-    assert.deepEqual(fanIn?.tasks["extract"]?.config, { type: "subprocess", cmd: "true", args: [] });
-    assert.deepEqual(fanIn?.tasks["join"]?.depends, ["left", "right"]);
+    assert.deepEqual(fanIn?.tasks.extract?.config, { type: "subprocess", cmd: "true", args: [] });
+    assert.deepEqual(fanIn?.tasks.join?.depends, ["left", "right"]);
 
     assert.equal(r.workflows.get("no-cron")?.schedule, null);
   });
@@ -148,8 +148,9 @@ describe("WorkflowDirectory", () => {
   it("logs each problem once, when it appears, through the given logger", async () => {
     const dir = makeTempDir();
     write(dir, "bad.yml", "name: Bad\ntasks: {}\n", 60);
-    const logged: Array<[string, string, object | undefined]> = [];
-    const rec = (level: string) => (message: string, meta?: object) => void logged.push([level, message, meta]);
+    const logged: Array<[string, string, Record<string, unknown> | undefined]> = [];
+    const rec = (level: string) => (message: string, meta?: Record<string, unknown>) =>
+      void logged.push([level, message, meta]);
     const wd = new WorkflowDirectory({
       dir,
       logger: { debug: rec("debug"), info: rec("info"), warn: rec("warn"), error: rec("error") },
@@ -159,7 +160,7 @@ describe("WorkflowDirectory", () => {
     const warns = logged.filter(([level]) => level === "warn");
     assert.equal(warns.length, 1);
     assert.equal(warns[0]?.[1], "invalid workflow file");
-    assert.deepEqual((warns[0]?.[2] as { file?: string }).file, "bad.yml");
+    assert.deepEqual(warns[0]?.[2]?.file, "bad.yml");
   });
 
   it("a missing directory gives a clear error and no workflows", async () => {
@@ -194,7 +195,7 @@ describe("WorkflowDirectory", () => {
     write(dir, "c.yml", wf("C"));
     const edited = await wd.scan();
     assert.deepEqual(edited.changed.sort(), ["a", "c"]);
-    assert.deepEqual(edited.workflows.get("a")?.tasks["a"]?.config, {
+    assert.deepEqual(edited.workflows.get("a")?.tasks.a?.config, {
       type: "subprocess",
       cmd: "echo",
       args: ["changed"],
