@@ -18,7 +18,7 @@ import {
 } from "@cdktr/protocol";
 import { WorkflowDirectory, resolveParams } from "@cdktr/workflow";
 import { AgentRegistry } from "./agents/agent-registry.js";
-import { systemClock, type Clock } from "./clock.js";
+import { systemClock, type Clock } from "@cdktr/protocol";
 import type { PrincipalConfig } from "./config.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
 import { UlidGenerator } from "./ids.js";

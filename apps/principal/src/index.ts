@@ -28,4 +28,3 @@ export type {
 export { SqliteStore, type SqliteStoreOptions } from "./store/sqlite/sqlite-store.js";
 export { MIGRATIONS } from "./store/sqlite/migrations.js";
 export { UlidGenerator } from "./ids.js";
-export { systemClock, ManualClock, type Clock } from "./clock.js";

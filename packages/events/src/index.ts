@@ -29,7 +29,7 @@ export {
   type ScheduledEntry,
   type ScheduledWorkflow,
 } from "./scheduler/cron-scheduler.js";
-export { ManualClock, MAX_TIMER_DELAY_MS, systemClock, type Clock, type TimerHandle } from "./scheduler/clock.js";
+export { ManualClock, MAX_TIMER_DELAY_MS, systemClock, type Clock, type TimerHandle } from "@cdktr/protocol";
 export { InvalidScheduleError } from "./errors.js";
 // Re-exported so that a listener needs no other import than `@cdktr/events`.
 export { createLogger, noopLogger, type Logger } from "@cdktr/protocol";

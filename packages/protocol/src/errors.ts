@@ -56,22 +56,75 @@ export function isRetryableCode(code: ErrorCode): boolean {
   return RETRYABLE.has(code);
 }
 
-/** Base class of every cdktr error: a stable `code`, a message that says what to do. */
-export class CdktrError extends Error {
-  readonly code: ErrorCode;
-  readonly retryable: boolean;
+/** Options of {@link CodedError}. */
+export interface CodedErrorOptions {
+  /** The error this one wraps. */
+  cause?: unknown;
+  /** Ids and values that locate the failure (`workflowId`, `runId`, `file`...). */
+  context?: Record<string, unknown>;
+}
+
+/**
+ * Base class of every error cdktr raises: a stable `code` that guards compare (never
+ * `instanceof`: errors may come from another copy of a package), a message that says what to do,
+ * `context` fields naming the place, and the `cause`. Local errors (config, data directory, CLI
+ * usage, DAG plans) extend it with their own codes; errors that cross the wire are
+ * {@link CdktrError}s.
+ *
+ * @example
+ * class LockError extends CodedError<"DATA_DIR_LOCKED"> {}
+ * throw new LockError("DATA_DIR_LOCKED", "another agent holds /data: stop it or pick another dir", { context: { dir } });
+ */
+export class CodedError<C extends string = string> extends Error {
+  readonly code: C;
   readonly context: Readonly<Record<string, unknown>>;
+
+  constructor(code: C, message: string, options: CodedErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.context = options.context ?? {};
+  }
+}
+
+/**
+ * Anything caught, as an `Error`: errors pass through; other thrown values (strings, plain
+ * objects, `null`) become an `Error` whose message describes them. Use it in every
+ * `catch (e: unknown)` instead of `String(e)`.
+ */
+export function coerceError(e: unknown): Error {
+  if (e instanceof Error) return e;
+  if (typeof e === "object" && e !== null && typeof (e as { message?: unknown }).message === "string") {
+    const err = new Error((e as { message: string }).message, { cause: e });
+    const code = (e as { code?: unknown }).code;
+    if (code !== undefined) Object.assign(err, { code });
+    return err;
+  }
+  let text: string;
+  try {
+    text = typeof e === "string" ? e : (JSON.stringify(e) ?? typeof e);
+  } catch {
+    text = Object.prototype.toString.call(e);
+  }
+  return new Error(text, { cause: e });
+}
+
+/** The message of anything caught (see {@link coerceError}). */
+export function errorMessage(e: unknown): string {
+  return coerceError(e).message;
+}
+
+/** Error crossing the wire: a code of {@link ERROR_CODES}, `retryable`, `{ code, message, retryable }` on the wire. */
+export class CdktrError extends CodedError<ErrorCode> {
+  readonly retryable: boolean;
 
   constructor(
     code: ErrorCode,
     message: string,
     options: { cause?: unknown; retryable?: boolean; context?: Record<string, unknown> } = {},
   ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "CdktrError";
-    this.code = code;
+    super(code, message, options);
     this.retryable = options.retryable ?? isRetryableCode(code);
-    this.context = options.context ?? {};
   }
 
   /** The `{ code, message, retryable }` form sent on the wire. */
@@ -99,6 +152,5 @@ export function toCdktrError(e: unknown): CdktrError {
     const { code, message, retryable } = e as unknown as WireError;
     return new CdktrError(code, message, { retryable });
   }
-  const message = e instanceof Error ? e.message : String(e);
-  return new CdktrError("INTERNAL", `internal error: ${message}`, { cause: e });
+  return new CdktrError("INTERNAL", `internal error: ${errorMessage(e)}`, { cause: e });
 }

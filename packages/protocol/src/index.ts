@@ -25,6 +25,17 @@ export { Subscriber, type SubscriberOptions, type Published } from "./pubsub/sub
 export { createLogger, noopLogger, type Logger, type CreateLoggerOptions } from "./logging/logger.js";
 export { ConfigError } from "./config/config-error.js";
 export {
+  ManualClock,
+  MAX_TIMER_DELAY_MS,
+  isoTime,
+  systemClock,
+  type Clock,
+  type TimerHandle,
+} from "./time/clock.js";
+export { backoffDelay, type BackoffOptions } from "./util/backoff.js";
+export { DURATION_HINT, parseDurationText, parseDurationWithUnit } from "./util/duration.js";
+export { packageVersion } from "./util/package-version.js";
+export {
   parseEnv,
   loadDotEnv,
   parseDotEnv,

@@ -163,6 +163,22 @@ export const TaskStatusSchema = z.enum(TASK_STATUSES);
 /** Type of {@link TaskStatusSchema}. */
 export type TaskStatus = z.infer<typeof TaskStatusSchema>;
 
+/**
+ * Task states a task attempt ends in (a FAILED task may still get a new attempt: see the
+ * principal's state machine).
+ */
+export const TERMINAL_TASK_STATUSES: readonly TaskStatus[] = ["COMPLETED", "FAILED", "SKIPPED", "CRASHED", "CANCELLED"];
+
+/** Whether a run in this state never changes again. */
+export function isTerminalRunStatus(status: RunStatus): boolean {
+  return TERMINAL_RUN_STATUSES.includes(status);
+}
+
+/** Whether a task in this state has finished (see {@link TERMINAL_TASK_STATUSES}). */
+export function isTerminalTaskStatus(status: TaskStatus): boolean {
+  return TERMINAL_TASK_STATUSES.includes(status);
+}
+
 /** Why a task or run ended the way it did, when it is not a plain exit code. */
 export const ReasonSchema = z.enum([
   "exit_code",

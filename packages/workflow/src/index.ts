@@ -24,4 +24,5 @@ export type { DagInput, DagSummary, PlannedTaskState } from "./dag/dag-planner.j
 export { findCycle, topoOrder, renderDagTree } from "./dag/graph.js";
 export { normaliseCron, CRON_OPTIONS } from "./cron/normalise-cron.js";
 export type { CronDialect, NormaliseCronResult } from "./cron/normalise-cron.js";
-export { parseDuration } from "./util/duration.js";
+/** The duration grammar of workflow fields (one grammar for the whole project, from `@cdktr/protocol`). */
+export { parseDurationWithUnit as parseDuration } from "@cdktr/protocol";

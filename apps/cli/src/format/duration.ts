@@ -2,37 +2,15 @@
  * Durations and instants as users type them (`30s`, `5m`, `1h30m`, `2d`, ISO-8601) and as the
  * CLI prints them.
  */
+import { parseDurationText } from "@cdktr/protocol";
 import { CliError } from "../errors.js";
-
-const UNIT_MS: Readonly<Record<string, number>> = {
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-  w: 604_800_000,
-};
 
 /**
  * Milliseconds in a duration such as `500ms`, `30s`, `5m`, `1h`, `2d`, `1w` or a compound
- * `1h30m`. Returns undefined when `text` is not a duration.
+ * `1h30m` (the project's one grammar, `parseDurationText` of `@cdktr/protocol`). Returns
+ * undefined when `text` is not a duration.
  */
-export function tryParseDuration(text: string): number | undefined {
-  const s = text.trim().toLowerCase();
-  if (s === "") return undefined;
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/gy;
-  let total = 0;
-  let consumed = 0;
-  for (let m = re.exec(s); m !== null; m = re.exec(s)) {
-    const n = Number(m[1]);
-    const unit = UNIT_MS[m[2] ?? ""];
-    if (unit === undefined || !Number.isFinite(n)) return undefined;
-    total += n * unit;
-    consumed = re.lastIndex;
-  }
-  if (consumed !== s.length) return undefined;
-  return Math.round(total);
-}
+export const tryParseDuration: (text: string) => number | undefined = parseDurationText;
 
 /**
  * Like {@link tryParseDuration} but throws a usage error naming `what`.

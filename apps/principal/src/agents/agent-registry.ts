@@ -1,5 +1,5 @@
 import type { AgentRecord } from "@cdktr/protocol";
-import { iso, type Clock } from "../clock.js";
+import { isoTime as iso, type Clock } from "@cdktr/protocol";
 
 /** What the principal knows about one agent. */
 export interface AgentState {

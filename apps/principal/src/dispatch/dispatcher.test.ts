@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { isCdktrError, type RunRecord } from "@cdktr/protocol";
 import { makeTempDir, removeTempDirs } from "@cdktr/test-utils";
-import { ManualClock } from "../clock.js";
+import { ManualClock } from "@cdktr/protocol";
 import { UlidGenerator } from "../ids.js";
 import { SqliteStore } from "../store/sqlite/sqlite-store.js";
 import { definition } from "../test/workflow-fixture.js";
@@ -47,9 +47,9 @@ describe("Dispatcher (fake clock, real SQLite)", () => {
     const runId = await trigger(s);
     const a = await s.d.fetchWork(agent("a"), 0);
     assert.equal(a.assignment?.run.runId, runId);
-    s.clock.advance(1000);
+    await s.clock.advance(1000);
     assert.deepEqual(s.d.expireLeases(), [], "not before the lease is over");
-    s.clock.advance(1);
+    await s.clock.advance(1);
     assert.deepEqual(s.d.expireLeases(), [runId]);
     await s.store.drain();
     assert.equal((await s.store.getRun(runId))?.run.status, "QUEUED");
@@ -71,7 +71,7 @@ describe("Dispatcher (fake clock, real SQLite)", () => {
     const s = setup(500);
     const runId = await trigger(s);
     const a = await s.d.fetchWork(agent("a"), 0);
-    s.clock.advance(501);
+    await s.clock.advance(501);
     await assert.rejects(s.d.confirm("a", runId, a.assignment?.token ?? ""), (e: unknown) =>
       isCdktrError(e, "STALE_ASSIGNMENT"),
     );
@@ -128,7 +128,7 @@ describe("Dispatcher (fake clock, real SQLite)", () => {
     const a = await s.d.fetchWork(agent("a"), 0);
     assert.equal(a.assignment?.run.runId, r1);
     await s.store.drain();
-    s.clock.advance(5000); // the "principal was down" for longer than the lease
+    await s.clock.advance(5000); // the "principal was down" for longer than the lease
     const d2 = new Dispatcher({ store: s.store, clock: s.clock, leaseMs: 1000 });
     d2.load(await s.store.loadActiveRuns());
     assert.deepEqual(d2.expireLeases(), [], "fresh lease after a restart");

@@ -8,7 +8,7 @@ import {
   type TaskRunRecord,
   type WorkflowDefinition,
 } from "@cdktr/protocol";
-import { iso, type Clock } from "../clock.js";
+import { isoTime as iso, type Clock } from "@cdktr/protocol";
 import type { ActiveRun, Store } from "../store/store.js";
 
 /** A non-terminal run as the dispatcher tracks it in memory. */

@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { WorkflowDefinition, WorkflowsChangedEvent } from "@cdktr/protocol";
 import { waitFor } from "@cdktr/test-utils";
-import { ManualClock } from "../clock.js";
+import { ManualClock } from "@cdktr/protocol";
 import { definition } from "../test/workflow-fixture.js";
 import { WorkflowRegistry, type WorkflowScan } from "./workflow-registry.js";
 

@@ -8,7 +8,7 @@ import {
   type WorkflowLoadError,
   type WorkflowsChangedEvent,
 } from "@cdktr/protocol";
-import type { Clock } from "../clock.js";
+import type { Clock } from "@cdktr/protocol";
 
 /** The part of a directory scan the registry uses (`ScanResult` of `@cdktr/workflow`). */
 export interface WorkflowScan {

@@ -9,7 +9,7 @@ import { watch, type FSWatcher } from "chokidar";
 import picomatch from "picomatch";
 import type { Logger, Params } from "@cdktr/protocol";
 import { EventListener, sleep, type EventListenerOptions } from "../listener/event-listener.js";
-import { backoffDelay, type BackoffOptions } from "../rabbitmq/backoff.js";
+import { backoffDelay, type BackoffOptions } from "@cdktr/protocol";
 
 /** File events the watcher can react to. */
 export type FileEventKind = "add" | "change" | "unlink";

@@ -6,7 +6,7 @@ import pg from "pg";
 import type { Notification } from "pg";
 import type { Logger } from "@cdktr/protocol";
 import { EventListener, sleep, type EventListenerOptions } from "../listener/event-listener.js";
-import { backoffDelay, type BackoffOptions } from "../rabbitmq/backoff.js";
+import { backoffDelay, type BackoffOptions } from "@cdktr/protocol";
 import { parseTriggerMessage, scopedIdempotencyKey } from "../rabbitmq/trigger-message.js";
 
 /** Options of {@link PostgresListener}. */

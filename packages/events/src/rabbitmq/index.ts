@@ -9,4 +9,4 @@ export {
   type TriggerMessage,
   type ParseTriggerResult,
 } from "./trigger-message.js";
-export { backoffDelay, type BackoffOptions } from "./backoff.js";
+export { backoffDelay, type BackoffOptions } from "@cdktr/protocol";

@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { CdktrError, type ApiVerbs, type ReplyOf, type RequestOf, type WorkflowDefinition } from "@cdktr/protocol";
 import { CronScheduler, occurrenceKey, type CronSchedulerOptions } from "./cron-scheduler.js";
-import { ManualClock } from "./clock.js";
+import { ManualClock } from "@cdktr/protocol";
 import type { PrincipalRequester } from "../listener/event-listener.js";
 
 type Req<V extends keyof ApiVerbs> = RequestOf<ApiVerbs, V>;

@@ -15,7 +15,7 @@ import {
   type EventListenerOptions,
   type TriggerResult,
 } from "../listener/event-listener.js";
-import { systemClock, type Clock, type TimerHandle } from "./clock.js";
+import { systemClock, type Clock, type TimerHandle } from "@cdktr/protocol";
 import { PriorityQueue } from "./priority-queue.js";
 
 /** The fields of a workflow definition the scheduler reads. */

@@ -12,6 +12,7 @@ import {
   newRequestId,
 } from "./frames.js";
 import { SendQueue } from "./send-queue.js";
+import { backoffDelay } from "../util/backoff.js";
 
 /** Retry policy of idempotent verbs. */
 export interface RetryOptions {
@@ -194,8 +195,7 @@ export class RpcClient<T extends VerbTable> {
   }
 
   private backoff(attempt: number): number {
-    const cap = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1));
-    return Math.round(cap / 2 + Math.random() * (cap / 2));
+    return backoffDelay(attempt, { initialMs: this.baseDelayMs, maxMs: this.maxDelayMs });
   }
 
   private sleep(ms: number): Promise<void> {

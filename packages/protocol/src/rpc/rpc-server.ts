@@ -14,6 +14,9 @@ import {
 } from "./frames.js";
 import { SendQueue } from "./send-queue.js";
 import { bindOrExplain } from "./bind.js";
+import { packageVersion } from "../util/package-version.js";
+
+const PROTOCOL_PACKAGE_VERSION = packageVersion(import.meta.url);
 
 /** What a handler learns about the request besides its body. */
 export interface RequestContext {
@@ -46,7 +49,7 @@ export interface RpcServerOptions<T extends VerbTable> {
   logger?: Logger | undefined;
   /** Reported by the built-in `ping` handler as `principalId`. @default "cdktr" */
   serverId?: string | undefined;
-  /** Reported by the built-in `ping` handler as `version`. @default "0.1.0" */
+  /** Reported by the built-in `ping` handler as `version`. @default the version of `@cdktr/protocol` */
   version?: string | undefined;
   /** How long `close()` waits for running handlers before dropping their replies. @default 2000 */
   closeTimeoutMs?: number | undefined;
@@ -105,7 +108,7 @@ export class RpcServer<T extends VerbTable> {
     this.maxReplyBytes = opts.maxReplyBytes ?? 32 * 1024 * 1024;
     this.logger = opts.logger ?? noopLogger;
     this.serverId = opts.serverId ?? "cdktr";
-    this.version = opts.version ?? "0.1.0";
+    this.version = opts.version ?? PROTOCOL_PACKAGE_VERSION;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 2000;
     this.socket = new Router({
       linger: 0,

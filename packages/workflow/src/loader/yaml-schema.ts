@@ -5,7 +5,7 @@
  * `WorkflowDefinition` of `@cdktr/protocol`.
  */
 import { z } from "zod";
-import { parseDuration } from "../util/duration.js";
+import { parseDurationWithUnit } from "@cdktr/protocol";
 
 function duration(numberUnit: "s" | "ms") {
   return z
@@ -13,7 +13,7 @@ function duration(numberUnit: "s" | "ms") {
       error: `expected a duration: a number of ${numberUnit === "s" ? "seconds" : "milliseconds"} or a string such as "30s", "5m"`,
     })
     .transform((v, ctx) => {
-      const r = parseDuration(v, numberUnit);
+      const r = parseDurationWithUnit(v, numberUnit);
       if (!r.ok) {
         ctx.addIssue({ code: "custom", message: r.error });
         return z.NEVER;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { isCdktrError, type LogLine } from "@cdktr/protocol";
 import { makeTempDir, removeTempDirs } from "@cdktr/test-utils";
-import { ManualClock } from "../../clock.js";
+import { ManualClock } from "@cdktr/protocol";
 import { UlidGenerator } from "../../ids.js";
 import { definition } from "../../test/workflow-fixture.js";
 import { MIGRATIONS } from "./migrations.js";
@@ -119,11 +119,11 @@ describe("SqliteStore", () => {
       line: "x",
     });
     await store.insertLogs([line(oldRun, 1)]);
-    clock.advance(10 * day);
+    await clock.advance(10 * day);
     const activeRun = ids.next();
     await store.createRun({ ...base, runId: activeRun, workflow: wf, idempotencyKey: "recent" });
     await store.insertLogs([line(activeRun, 1)]);
-    clock.advance(25 * day); // old run finished 35 days ago, the active one was created 25 days ago
+    await clock.advance(25 * day); // old run finished 35 days ago, the active one was created 25 days ago
     const pruned = await store.prune({ runDays: 30, logDays: 30, idempotencyDays: 7 });
     assert.deepEqual(pruned, { runs: 1, logs: 1, idempotencyKeys: 2 });
     assert.equal(await store.getRun(oldRun), null);

@@ -15,7 +15,7 @@ import {
   type TaskRunRecord,
   type WorkflowDefinition,
 } from "@cdktr/protocol";
-import { systemClock, type Clock } from "../../clock.js";
+import { systemClock, type Clock } from "@cdktr/protocol";
 import { canTransitionRun, isTerminalRun, taskTransition, TERMINAL_TASK_STATUSES } from "../../runs/state-machine.js";
 import type {
   ActiveRun,

@@ -1,4 +1,7 @@
-/** Exponential backoff with jitter (shared by the built-in listeners). */
+/**
+ * Exponential backoff with jitter: the one delay rule of every retry loop in cdktr (clients, agents,
+ * the scheduler, the built-in listeners), so that a fleet never retries in lock-step.
+ */
 
 /** Backoff settings. */
 export interface BackoffOptions {

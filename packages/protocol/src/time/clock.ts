@@ -1,6 +1,7 @@
 /**
- * Time as the scheduler sees it. Injected so that cron, catch-up and retry logic can be tested
- * on fake time ({@link ManualClock}) without sleeping.
+ * Time as every cdktr process sees it: the current instant and one-shot timers. Injected (the
+ * scheduler's cron and catch-up, the principal's leases, heartbeats and long-polls) so that time
+ * logic is tested on fake time ({@link ManualClock}) without sleeping.
  */
 
 /** An opaque timer handle returned by {@link Clock.setTimer}. */
@@ -44,8 +45,8 @@ export class ManualClock implements Clock {
   #nextId = 1;
   #timers: ManualTimer[] = [];
 
-  /** @param start initial time, epoch ms or a Date */
-  constructor(start: number | Date) {
+  /** @param start initial time, epoch ms or a Date @default 2026-01-01T00:00:00Z */
+  constructor(start: number | Date = Date.UTC(2026, 0, 1)) {
     this.#now = typeof start === "number" ? start : start.getTime();
   }
 
@@ -71,6 +72,14 @@ export class ManualClock implements Clock {
   /** Let pending promise callbacks and immediates run (a few macrotask turns). */
   async settle(turns = 10): Promise<void> {
     for (let i = 0; i < turns; i++) await new Promise<void>((r) => setImmediate(r));
+  }
+
+  /**
+   * Jump to `t` (epoch ms or Date) at once, backwards too, like a wall clock being set; fires no
+   * timer (the next {@link advance} fires what is due by then).
+   */
+  setNow(t: number | Date): void {
+    this.#now = typeof t === "number" ? t : t.getTime();
   }
 
   /** Move time forward by `ms`, firing every timer that falls due, in order. */
@@ -100,4 +109,9 @@ export class ManualClock implements Clock {
     if (target > this.#now) this.#now = target;
     await this.settle();
   }
+}
+
+/** ISO-8601 UTC with milliseconds (the form of every instant on the wire) of epoch ms `ms`. */
+export function isoTime(ms: number): string {
+  return new Date(ms).toISOString();
 }
