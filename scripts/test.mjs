@@ -25,7 +25,7 @@ for (const g of groups) {
     if (existsSync(dist) && statSync(dist).isDirectory()) walk(dist);
   }
 }
-for (const extra of ["bench/dist"]) {
+for (const extra of ["bench/dist", "e2e/dist"]) {
   const d = join(root, extra);
   if (existsSync(d)) walk(d);
 }

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { PrincipalClient } from "@cdktr/protocol";
 import { freePorts, killAllServices, makeTempDir, removeTempDirs, spawnService } from "@cdktr/test-utils";
 
-const ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const PRINCIPAL_MAIN = join(ROOT, "apps/principal/dist/main.js");
 const EXAMPLE = join(ROOT, "examples/listeners/http-trigger");
 const TSC = join(ROOT, "node_modules/typescript/bin/tsc");
