@@ -4,14 +4,13 @@
  */
 export { createAgent, AGENT_VERSION, type Agent, type AgentDeps, type AgentReadyInfo } from "./app.js";
 export { loadConfig, AgentEnvSchema, type AgentConfig } from "./config.js";
-export { AgentStartError, type AgentStartErrorCode } from "./errors.js";
+export { AgentStartError, TaskCommandError, type AgentStartErrorCode } from "./errors.js";
 export { acquireDataDirLock, type DataDirLock } from "./data-dir/data-dir-lock.js";
 export {
   buildTaskCommand,
   buildTaskEnv,
   findExecutable,
   paramEnvName,
-  TaskCommandError,
   type TaskCommand,
   type TaskRunContext,
 } from "./exec/task-command.js";

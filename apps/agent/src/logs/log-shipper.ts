@@ -10,7 +10,7 @@
  */
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { isCdktrError, type LogLine, type Logger } from "@cdktr/protocol";
+import { errorMessage, isCdktrError, type LogLine, type Logger } from "@cdktr/protocol";
 import type { OutputFlowControl } from "../exec/task-process.js";
 
 /** Delivers one batch; resolves once the principal stored it (or already had it). */
@@ -302,7 +302,7 @@ export class LogShipper {
           this.#rejected(batch, e);
           continue;
         }
-        if (this.#connected) this.#o.logger.warn("cannot deliver log lines; holding them", { error: String(e) });
+        if (this.#connected) this.#o.logger.warn("cannot deliver log lines; holding them", { error: errorMessage(e) });
         this.#connected = false;
         this.#spillMemory();
         await this.#sleep(this.#retryDelay);
@@ -369,7 +369,7 @@ export class LogShipper {
     try {
       text = readFileSync(join(this.#o.spoolDir, file.name), "utf8");
     } catch (e: unknown) {
-      this.#o.logger.error("cannot read a log spool file; skipping it", { file: file.name, error: String(e) });
+      this.#o.logger.error("cannot read a log spool file; skipping it", { file: file.name, error: errorMessage(e) });
       return out;
     }
     for (const raw of text.split("\n")) {
@@ -447,7 +447,7 @@ export class LogShipper {
     }
     const line = batch.entries[0]?.line;
     this.#o.logger.error("the principal refused a log line; dropping it", {
-      error: String(e),
+      error: errorMessage(e),
       runId: line?.runId,
       taskId: line?.taskId,
       seq: line?.seq,
@@ -510,7 +510,7 @@ export class LogShipper {
       try {
         appendFileSync(join(this.#o.spoolDir, file.name), chunk.join(""));
       } catch (e: unknown) {
-        this.#o.logger.error("cannot write the log spool", { file: file.name, error: String(e) });
+        this.#o.logger.error("cannot write the log spool", { file: file.name, error: errorMessage(e) });
       }
       file.bytes += bytes;
       this.#spoolBytes += bytes;

@@ -3,7 +3,7 @@
  */
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { toCdktrError, type Logger, type RequestOf, type ApiVerbs } from "@cdktr/protocol";
+import { errorMessage, toCdktrError, type Logger, type RequestOf, type ApiVerbs } from "@cdktr/protocol";
 
 /** One status update, as sent. */
 export type StatusUpdate =
@@ -288,7 +288,7 @@ export class StatusOutbox {
       writeSync(this.#fd, `${JSON.stringify(entry)}\n`);
       this.#journalLines++;
     } catch (e: unknown) {
-      this.#o.logger.warn("cannot persist pending status updates", { error: String(e) });
+      this.#o.logger.warn("cannot persist pending status updates", { error: errorMessage(e) });
     }
   }
 
@@ -304,7 +304,7 @@ export class StatusOutbox {
       renameSync(tmp, this.#file);
       this.#journalLines = this.#queue.size;
     } catch (e: unknown) {
-      this.#o.logger.warn("cannot persist pending status updates", { error: String(e) });
+      this.#o.logger.warn("cannot persist pending status updates", { error: errorMessage(e) });
     }
   }
 
