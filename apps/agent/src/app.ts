@@ -2,27 +2,29 @@
  * Wiring of the agent: registration, heartbeats, the fetch loop, run executions, the log
  * shipper and the status outbox. No side effects at import; `main.ts` owns the process.
  */
-import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import {
+  errorMessage,
+  CdktrError,
   LogClient,
   PrincipalClient,
   isCdktrError,
   noopLogger,
+  packageVersion,
   toCdktrError,
   type Assignment,
   type Logger,
 } from "@cdktr/protocol";
 import type { AgentConfig } from "./config.js";
+import { AgentStateError } from "./errors.js";
 import { acquireDataDirLock, type DataDirLock } from "./data-dir/data-dir-lock.js";
 import { ProcessGroupRegistry } from "./exec/process-group-registry.js";
 import { LogShipper } from "./logs/log-shipper.js";
 import { RunExecution } from "./run/run-execution.js";
 import { StatusOutbox, type StatusUpdate } from "./status/status-outbox.js";
-import { killGroup } from "./exec/task-process.js";
 
 /** Version reported to the principal at registration. */
-export const AGENT_VERSION = "0.1.0";
+export const AGENT_VERSION: string = packageVersion(import.meta.url);
 
 /** Dependencies of {@link createAgent}. */
 export interface AgentDeps {
@@ -243,7 +245,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     reporting.add(runId);
     void exec
       .execute()
-      .catch((e: unknown) => logger.error("run execution failed unexpectedly", { runId, error: String(e) }))
+      .catch((e: unknown) => logger.error("run execution failed unexpectedly", { runId, error: errorMessage(e) }))
       .finally(() => {
         executions.delete(runId);
         wake.notify();
@@ -337,7 +339,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
 
   const sendStatus = async (u: StatusUpdate): Promise<void> => {
     const c = client;
-    if (c === null) throw new Error("agent stopped");
+    if (c === null)
+      throw new CdktrError("CLOSED", "the agent stopped: the update stays in the outbox for the next start");
     if (u.verb === "runStatus") await c.runStatus(u.body, { retry: false });
     else await c.taskStatus(u.body, { retry: false });
   };
@@ -364,7 +367,15 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     agentId: config.agentId,
 
     async start(): Promise<AgentReadyInfo> {
-      if (started) throw new Error("agent already started");
+      if (started) {
+        throw new AgentStateError(
+          "AGENT_ALREADY_STARTED",
+          "this agent was started already: create a new one with createAgent()",
+          {
+            context: { agentId: config.agentId },
+          },
+        );
+      }
       started = true;
       lock = acquireDataDirLock(config.dataDir, config.agentId);
       try {
@@ -465,15 +476,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     kill(): void {
       stopping = true;
       closing = true;
-      // Every live group is recorded in <dataDir>/pgids; a SIGKILL leaves nothing behind.
-      try {
-        for (const name of readdirSync(join(config.dataDir, "pgids"))) {
-          const pgid = Number(name);
-          if (Number.isInteger(pgid) && pgid > 1) killGroup(pgid, "SIGKILL");
-        }
-      } catch {
-        /* no records */
-      }
+      // Every live group is recorded by the registry; a SIGKILL leaves nothing behind.
+      groups?.killAll("SIGKILL");
     },
 
     runningRuns,
