@@ -8,7 +8,7 @@
  * spool is full) does every task with lines in memory wait. Spool files left by a previous agent
  * process are resent first.
  */
-import { errorMessage, isCdktrError, type LogLine, type Logger } from "@cdktr/protocol";
+import { backoffDelay, errorMessage, isCdktrError, type LogLine, type Logger } from "@cdktr/protocol";
 import type { OutputFlowControl } from "../exec/task-process.js";
 import { entryBytes, LogSpool, type SpoolBatch, type SpoolEntry } from "./log-spool.js";
 
@@ -38,8 +38,12 @@ export interface LogShipperOptions {
   taskMemoryHighBytes?: number;
   /** Largest spool file. @default 8 MiB */
   spoolFileBytes?: number;
-  /** Retry delays after a failed send. @default 100 .. 2000 ms */
+  /**
+   * First delay before resending after a failed send (then doubling, with jitter: `backoffDelay`).
+   * @default 100
+   */
   retryBaseMs?: number;
+  /** Largest delay between resends. @default 2000 */
   retryMaxMs?: number;
 }
 
@@ -77,7 +81,8 @@ export class LogShipper {
   readonly #taskBytes = new Map<string, number>();
   #taskWaiters: { key: string; resolve: () => void }[] = [];
   #ackWaiters: { ord: number; resolve: () => void }[] = [];
-  #retryDelay: number;
+  /** Failed sends in a row (the attempt of the next backoff). */
+  #failures = 0;
 
   constructor(options: LogShipperOptions) {
     this.#o = {
@@ -91,7 +96,6 @@ export class LogShipper {
       ...options,
       taskMemoryHighBytes: options.taskMemoryHighBytes ?? Math.floor((options.memoryHighBytes ?? 8 * 1024 * 1024) / 4),
     };
-    this.#retryDelay = this.#o.retryBaseMs;
     this.#spool = new LogSpool({
       dir: this.#o.spoolDir,
       maxBytes: this.#o.spoolMaxBytes,
@@ -248,7 +252,7 @@ export class LogShipper {
         this.#acked(batch);
         if (!this.#connected) this.#o.logger.info("log delivery resumed");
         this.#connected = true;
-        this.#retryDelay = this.#o.retryBaseMs;
+        this.#failures = 0;
       } catch (e: unknown) {
         if (isCdktrError(e) && !e.retryable && e.code !== "CLOSED") {
           this.#rejected(batch, e);
@@ -257,8 +261,9 @@ export class LogShipper {
         if (this.#connected) this.#o.logger.warn("cannot deliver log lines; holding them", { error: errorMessage(e) });
         this.#connected = false;
         this.#spillMemory();
-        await this.#sleep(this.#retryDelay);
-        this.#retryDelay = Math.min(this.#o.retryMaxMs, this.#retryDelay * 2);
+        await this.#sleep(
+          backoffDelay(++this.#failures, { initialMs: this.#o.retryBaseMs, maxMs: this.#o.retryMaxMs }),
+        );
       }
     }
   }
