@@ -1,28 +1,23 @@
 /**
- * Wiring of the agent: registration, heartbeats, the fetch loop, run executions, the log
- * shipper and the status outbox. No side effects at import; `main.ts` owns the process.
+ * Wiring of the agent: the data-directory lock, the process-group registry, the principal and
+ * log clients, the log shipper, the status outbox, the runs and the session with the principal
+ * (registration, heartbeats, fetch and confirm loops: `session/principal-session.ts`), started
+ * in order and stopped in reverse. No side effects at import; `main.ts` owns the process.
  */
-import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import {
-  LogClient,
-  PrincipalClient,
-  isCdktrError,
-  noopLogger,
-  toCdktrError,
-  type Assignment,
-  type Logger,
-} from "@cdktr/protocol";
+import { CdktrError, LogClient, PrincipalClient, noopLogger, packageVersion, type Logger } from "@cdktr/protocol";
 import type { AgentConfig } from "./config.js";
 import { acquireDataDirLock, type DataDirLock } from "./data-dir/data-dir-lock.js";
+import { AgentStateError } from "./errors.js";
 import { ProcessGroupRegistry } from "./exec/process-group-registry.js";
 import { LogShipper } from "./logs/log-shipper.js";
-import { RunExecution } from "./run/run-execution.js";
-import { StatusOutbox, type StatusUpdate } from "./status/status-outbox.js";
-import { killGroup } from "./exec/task-process.js";
+import { ActiveRuns } from "./run/active-runs.js";
+import { Notifier } from "./session/notifier.js";
+import { PrincipalSession } from "./session/principal-session.js";
+import { StatusOutbox } from "./status/status-outbox.js";
 
 /** Version reported to the principal at registration. */
-export const AGENT_VERSION = "0.1.0";
+export const AGENT_VERSION: string = packageVersion(import.meta.url);
 
 /** Dependencies of {@link createAgent}. */
 export interface AgentDeps {
@@ -54,6 +49,7 @@ export interface Agent {
    * log shipper and status outbox, register (once; retried in the background) and start
    * heartbeats and the fetch loop.
    * @throws AgentStartError `DATA_DIR_LOCKED` / `DATA_DIR_UNUSABLE`
+   * @throws AgentStateError `AGENT_ALREADY_STARTED` when called a second time
    */
   start(): Promise<AgentReadyInfo>;
   /**
@@ -68,29 +64,13 @@ export interface Agent {
   runningRuns(): string[];
 }
 
-/** Most fetchWork long-polls one agent keeps outstanding at a time. */
-const MAX_CONCURRENT_FETCHES = 4;
-
-/** A wake-up signal for loops: `wait(ms)` resolves early on `notify()`. */
-class Notifier {
-  #waiters: (() => void)[] = [];
-  notify(): void {
-    for (const w of this.#waiters.splice(0)) w();
-  }
-  wait(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(t);
-        resolve();
-      };
-      const t = setTimeout(() => {
-        const i = this.#waiters.indexOf(done);
-        if (i >= 0) this.#waiters.splice(i, 1);
-        resolve();
-      }, ms);
-      this.#waiters.push(done);
-    });
-  }
+/** What {@link Agent.start} builds; stopped in reverse order. */
+interface Parts {
+  groups: ProcessGroupRegistry;
+  shipper: LogShipper;
+  outbox: StatusOutbox;
+  runs: ActiveRuns;
+  session: PrincipalSession;
 }
 
 /**
@@ -105,251 +85,15 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   // key, and every task start copies this.
   const env: Readonly<Record<string, string | undefined>> = { ...(deps.env ?? process.env) };
   const now = deps.now ?? (() => new Date());
+  const wake = new Notifier();
 
   let lock: DataDirLock | null = null;
-  let groups: ProcessGroupRegistry | null = null;
   let client: PrincipalClient | null = null;
   let logClient: LogClient | null = null;
-  let shipper: LogShipper | null = null;
-  let outbox: StatusOutbox | null = null;
-
-  const executions = new Map<string, RunExecution>();
-  /** Runs whose final status is queued but not delivered yet. */
-  const reporting = new Set<string>();
-  let confirming = 0;
-  /** fetchWork requests outstanding: each holds one free slot. */
-  let fetching = 0;
-  let registered = false;
-  let registering: Promise<boolean> | null = null;
-  let heartbeatMs = config.heartbeatIntervalMs;
+  let parts: Parts | null = null;
   let stopping = false;
-  /** Set once shutdown is done with the principal: heartbeats go on until then. */
-  let closing = false;
   let started = false;
   let stopPromise: Promise<void> | null = null;
-  const wake = new Notifier();
-  const loops: Promise<void>[] = [];
-
-  const runningRuns = (): string[] => [
-    ...new Set([...executions.keys(), ...reporting, ...(outbox?.pendingRunIds() ?? [])]),
-  ];
-
-  const cancelRuns = (ids: readonly string[], from: string): void => {
-    for (const id of ids) {
-      const exec = executions.get(id);
-      if (exec !== undefined) {
-        logger.info("the principal asked to cancel a run", { runId: id, from });
-        exec.cancel("cancelled");
-      }
-    }
-  };
-
-  const register = async (): Promise<boolean> => {
-    const c = client;
-    if (c === null) return false;
-    try {
-      const reply = await c.registerAgent(
-        {
-          agentId: config.agentId,
-          host: config.host,
-          capacity: config.maxConcurrency,
-          labels: config.labels,
-          version: AGENT_VERSION,
-          runningRuns: runningRuns(),
-        },
-        { timeoutMs: 3000, retry: false },
-      );
-      heartbeatMs = Math.min(config.heartbeatIntervalMs, reply.heartbeatIntervalMs);
-      if (!registered)
-        logger.info("registered with the principal", {
-          principal: c.endpoint,
-          heartbeatMs,
-          runningRuns: runningRuns().length,
-        });
-      registered = true;
-      cancelRuns(reply.cancel, "registerAgent");
-      wake.notify();
-      return true;
-    } catch (e: unknown) {
-      logger.warn("cannot register with the principal; will retry", { error: toCdktrError(e).message });
-      return false;
-    }
-  };
-
-  /** Single-flight registration. */
-  const ensureRegistered = (): Promise<boolean> => {
-    if (registering === null) {
-      registering = register().finally(() => {
-        registering = null;
-      });
-    }
-    return registering;
-  };
-
-  const markUnregistered = (): void => {
-    if (registered) logger.warn("the principal does not know this agent; registering again");
-    registered = false;
-    void ensureRegistered();
-  };
-
-  const heartbeatLoop = async (): Promise<void> => {
-    let failing = false;
-    while (!closing) {
-      await wake.wait(heartbeatMs);
-      if (closing || client === null) break;
-      if (!registered) {
-        await ensureRegistered();
-        continue;
-      }
-      try {
-        const reply = await client.heartbeat(
-          { agentId: config.agentId, runningRuns: runningRuns() },
-          { timeoutMs: Math.max(1000, Math.min(heartbeatMs, 5000)), retry: false },
-        );
-        if (failing) logger.info("heartbeats reach the principal again");
-        failing = false;
-        if (reply.reregister) markUnregistered();
-        cancelRuns(reply.cancel, "heartbeat");
-      } catch (e: unknown) {
-        if (isCdktrError(e, "AGENT_NOT_REGISTERED")) {
-          markUnregistered();
-        } else {
-          if (!failing) logger.warn("heartbeat failed; running tasks go on", { error: toCdktrError(e).message });
-          failing = true;
-          // The principal may have restarted and forgotten us: registering again is harmless.
-          registered = false;
-        }
-      }
-    }
-  };
-
-  const startRun = (assignment: Assignment): void => {
-    const runId = assignment.run.runId;
-    const exec = new RunExecution({
-      agentId: config.agentId,
-      assignment,
-      baseEnv: env,
-      outbox: outbox as StatusOutbox,
-      shipper: shipper as LogShipper,
-      groups: groups as ProcessGroupRegistry,
-      killGraceMs: config.taskKillGraceMs,
-      logger,
-      now,
-      onReported: () => {
-        reporting.delete(runId);
-      },
-    });
-    executions.set(runId, exec);
-    reporting.add(runId);
-    void exec
-      .execute()
-      .catch((e: unknown) => logger.error("run execution failed unexpectedly", { runId, error: String(e) }))
-      .finally(() => {
-        executions.delete(runId);
-        wake.notify();
-      });
-  };
-
-  const confirmAndStart = async (assignment: Assignment): Promise<void> => {
-    const runId = assignment.run.runId;
-    const leaseEnd = Date.parse(assignment.leaseExpiresAt);
-    confirming++;
-    try {
-      for (let attempt = 1; ; attempt++) {
-        if (stopping) {
-          logger.info("shutting down: not confirming an assignment (its lease will expire)", { runId });
-          return;
-        }
-        try {
-          await (client as PrincipalClient).confirmAssignment({
-            agentId: config.agentId,
-            runId,
-            token: assignment.token,
-          });
-          break;
-        } catch (e: unknown) {
-          const err = toCdktrError(e);
-          if (!err.retryable || Date.now() >= leaseEnd) {
-            logger.warn("assignment not confirmed; dropping it without starting anything", {
-              runId,
-              code: err.code,
-              error: err.message,
-            });
-            return;
-          }
-          await wake.wait(Math.min(1000, 100 * attempt));
-        }
-      }
-      // Debug: "run started" follows at once at info with the same ids (one stdout line less per run).
-      logger.debug("run assigned", { runId, workflowId: assignment.workflow.id });
-      startRun(assignment);
-    } finally {
-      confirming--;
-    }
-  };
-
-  const fetchLoop = async (): Promise<void> => {
-    let failures = 0;
-    while (!stopping) {
-      const c = client;
-      if (c === null) break;
-      if (!registered) {
-        const ok = await ensureRegistered();
-        if (!ok) await wake.wait(Math.min(5000, 250 * 2 ** Math.min(failures++, 5)));
-        continue;
-      }
-      const free = config.maxConcurrency - executions.size - confirming - fetching;
-      if (free <= 0) {
-        await wake.wait(1000);
-        continue;
-      }
-      try {
-        fetching++;
-        let reply: Awaited<ReturnType<PrincipalClient["fetchWork"]>>;
-        try {
-          reply = await c.fetchWork({ agentId: config.agentId, waitMs: config.fetchWaitMs, freeSlots: free });
-        } finally {
-          fetching--;
-        }
-        failures = 0;
-        cancelRuns(reply.cancel, "fetchWork");
-        if (reply.assignment !== null) {
-          if (stopping) {
-            logger.info("shutting down: leaving an assignment unconfirmed (its lease will expire)", {
-              runId: reply.assignment.run.runId,
-            });
-          } else {
-            await confirmAndStart(reply.assignment);
-          }
-        }
-      } catch (e: unknown) {
-        if (stopping) break;
-        const err = toCdktrError(e);
-        if (err.code === "AGENT_NOT_REGISTERED") {
-          markUnregistered();
-          continue;
-        }
-        if (failures === 0) logger.warn("fetchWork failed; retrying", { code: err.code, error: err.message });
-        await wake.wait(Math.min(5000, 250 * 2 ** Math.min(failures++, 5)));
-      }
-    }
-  };
-
-  const sendStatus = async (u: StatusUpdate): Promise<void> => {
-    const c = client;
-    if (c === null) throw new Error("agent stopped");
-    if (u.verb === "runStatus") await c.runStatus(u.body, { retry: false });
-    else await c.taskStatus(u.body, { retry: false });
-  };
-
-  const waitFor = async (pred: () => boolean, timeoutMs: number): Promise<boolean> => {
-    const end = Date.now() + timeoutMs;
-    while (!pred()) {
-      if (Date.now() >= end) return false;
-      await wake.wait(Math.min(100, Math.max(1, end - Date.now())));
-    }
-    return true;
-  };
 
   const releaseAll = (): void => {
     client?.close();
@@ -360,61 +104,97 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     lock = null;
   };
 
+  /** Build every part (nothing runs yet); the clients are released by {@link releaseAll}. */
+  const build = (): Parts & { principal: PrincipalClient; logs: LogClient } => {
+    const groups = new ProcessGroupRegistry(config.dataDir, logger);
+    const principal = new PrincipalClient({
+      host: config.principalHost,
+      port: config.principalPort,
+      timeoutMs: 5000,
+      logger,
+      env: {},
+    });
+    client = principal;
+    const logs = new LogClient({
+      host: config.principalHost,
+      port: config.logsPort,
+      timeoutMs: 10_000,
+      logger,
+      env: {},
+    });
+    logClient = logs;
+    const shipper = new LogShipper({
+      sink: async (lines) => {
+        await logs.logBatch({ agentId: config.agentId, lines }, { retry: false });
+      },
+      spoolDir: join(config.dataDir, "spool"),
+      spoolMaxBytes: config.logSpoolMaxBytes,
+      logger,
+    });
+    const outbox = new StatusOutbox({
+      sink: async (u) => {
+        if (client === null) {
+          throw new CdktrError("CLOSED", "the agent stopped: the update stays in the outbox for the next start");
+        }
+        if (u.verb === "runStatus") await client.runStatus(u.body, { retry: false });
+        else await client.taskStatus(u.body, { retry: false });
+      },
+      dataDir: config.dataDir,
+      logger,
+      onNotRegistered: () => session.markUnregistered(),
+      whenLogsAcked: (mark) => shipper.whenAcked(mark),
+      whenPreviousLogsSent: () => shipper.whenPreviousSpoolSent(),
+    });
+    const runs = new ActiveRuns({
+      agentId: config.agentId,
+      baseEnv: env,
+      outbox,
+      shipper,
+      groups,
+      killGraceMs: config.taskKillGraceMs,
+      logger,
+      now,
+      onFinished: () => wake.notify(),
+    });
+    const session = new PrincipalSession({
+      config,
+      version: AGENT_VERSION,
+      client: principal,
+      runs,
+      wake,
+      logger,
+    });
+    return { groups, shipper, outbox, runs, session, principal, logs };
+  };
+
   return {
     agentId: config.agentId,
 
     async start(): Promise<AgentReadyInfo> {
-      if (started) throw new Error("agent already started");
+      if (started) {
+        throw new AgentStateError(
+          "AGENT_ALREADY_STARTED",
+          "this agent was started already: create a new one with createAgent()",
+          { context: { agentId: config.agentId } },
+        );
+      }
       started = true;
       lock = acquireDataDirLock(config.dataDir, config.agentId);
       try {
-        groups = new ProcessGroupRegistry(config.dataDir, logger);
+        const built = build();
+        parts = built;
+        const { groups, shipper, outbox, session } = built;
         const reaped = groups.reapOrphans();
-        client = new PrincipalClient({
-          host: config.principalHost,
-          port: config.principalPort,
-          timeoutMs: 5000,
-          logger,
-          env: {},
-        });
-        logClient = new LogClient({
-          host: config.principalHost,
-          port: config.logsPort,
-          timeoutMs: 10_000,
-          logger,
-          env: {},
-        });
-        const lc = logClient;
-        shipper = new LogShipper({
-          sink: async (lines) => {
-            await lc.logBatch({ agentId: config.agentId, lines }, { retry: false });
-          },
-          spoolDir: join(config.dataDir, "spool"),
-          spoolMaxBytes: config.logSpoolMaxBytes,
-          logger,
-        });
-        const sh = shipper;
-        outbox = new StatusOutbox({
-          sink: sendStatus,
-          dataDir: config.dataDir,
-          logger,
-          onNotRegistered: markUnregistered,
-          whenLogsAcked: (mark) => sh.whenAcked(mark),
-          whenPreviousLogsSent: () => sh.whenPreviousSpoolSent(),
-        });
         shipper.start();
         outbox.start();
-        const ok = await ensureRegistered();
-        // Several fetches in flight (each holding a free slot), so that the round trips and the
-        // principal's commits of consecutive assignments overlap instead of queueing one by one.
-        const fetchers = Math.min(config.maxConcurrency, MAX_CONCURRENT_FETCHES);
-        loops.push(heartbeatLoop(), ...Array.from({ length: fetchers }, () => fetchLoop()));
+        if (stopping) session.stopFetching();
+        const registered = await session.start();
         return {
           agentId: config.agentId,
-          principal: client.endpoint,
-          logs: logClient.endpoint,
+          principal: built.principal.endpoint,
+          logs: built.logs.endpoint,
           dataDir: config.dataDir,
-          registered: ok,
+          registered,
           reapedProcessGroups: reaped,
         };
       } catch (e: unknown) {
@@ -427,35 +207,32 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       if (stopPromise !== null) return stopPromise;
       stopPromise = (async () => {
         stopping = true;
-        wake.notify();
-        if (!started) return;
-        logger.info("shutting down", { runningRuns: executions.size, graceMs: config.shutdownGraceMs });
-        const allDone = await waitFor(() => executions.size === 0, config.shutdownGraceMs);
+        parts?.session.stopFetching();
+        if (!started || parts === null) return;
+        const { runs, shipper, outbox, session } = parts;
+        logger.info("shutting down", { runningRuns: runs.size, graceMs: config.shutdownGraceMs });
+        const allDone = await wake.until(() => runs.size === 0, config.shutdownGraceMs);
         if (!allDone) {
-          logger.warn("shutdown grace period over; cancelling the runs still going", { runs: [...executions.keys()] });
-          for (const exec of executions.values()) exec.cancel("agent_shutdown");
-          await waitFor(() => executions.size === 0, config.taskKillGraceMs + 5000);
+          logger.warn("shutdown grace period over; cancelling the runs still going", { runs: runs.executingIds() });
+          runs.cancelAll("agent_shutdown");
+          await wake.until(() => runs.size === 0, config.taskKillGraceMs + 5000);
         }
         const flushMs = Math.min(10_000, Math.max(1000, config.shutdownGraceMs));
-        const [logsFlushed, statusFlushed] = await Promise.all([
-          shipper?.flush(flushMs) ?? true,
-          outbox?.flush(flushMs) ?? true,
-        ]);
+        const [logsFlushed, statusFlushed] = await Promise.all([shipper.flush(flushMs), outbox.flush(flushMs)]);
         if (!logsFlushed || !statusFlushed) {
           logger.warn("the principal did not take everything before shutdown; the rest stays in the data directory", {
             logsFlushed,
             statusFlushed,
           });
         }
-        closing = true;
-        wake.notify();
+        session.close();
         // Stop first (what is unsent is kept on disk), then close the sockets so that a request
         // in flight ends now instead of at its timeout.
-        const stopped = Promise.all([outbox?.stop(), shipper?.stop()]);
+        const stopped = Promise.all([outbox.stop(), shipper.stop()]);
         client?.close();
         logClient?.close();
         await stopped;
-        await Promise.allSettled(loops);
+        await session.closed();
         releaseAll();
         logger.info("stopped");
       })();
@@ -464,18 +241,11 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
 
     kill(): void {
       stopping = true;
-      closing = true;
-      // Every live group is recorded in <dataDir>/pgids; a SIGKILL leaves nothing behind.
-      try {
-        for (const name of readdirSync(join(config.dataDir, "pgids"))) {
-          const pgid = Number(name);
-          if (Number.isInteger(pgid) && pgid > 1) killGroup(pgid, "SIGKILL");
-        }
-      } catch {
-        /* no records */
-      }
+      parts?.session.close();
+      // Every live group is recorded by the registry; a SIGKILL leaves nothing behind.
+      parts?.groups.killAll("SIGKILL");
     },
 
-    runningRuns,
+    runningRuns: () => parts?.runs.runningRuns() ?? [],
   };
 }

@@ -1,23 +1,26 @@
 /**
- * Errors of the agent process itself (wire errors use `CdktrError` from `@cdktr/protocol`).
+ * Errors of the agent process itself (wire errors use `CdktrError` from `@cdktr/protocol`). Every
+ * class extends `CodedError`: guards compare `code`, the message says what to do.
  */
+import { CodedError } from "@cdktr/protocol";
 
 /** Stable codes of {@link AgentStartError}. */
 export type AgentStartErrorCode = "DATA_DIR_LOCKED" | "DATA_DIR_UNUSABLE";
 
 /** The agent cannot start; `main` prints the message and exits with code 2. */
-export class AgentStartError extends Error {
-  readonly code: AgentStartErrorCode;
-  readonly context: Readonly<Record<string, unknown>>;
+export class AgentStartError extends CodedError<AgentStartErrorCode> {}
 
-  constructor(
-    code: AgentStartErrorCode,
-    message: string,
-    options: { cause?: unknown; context?: Record<string, unknown> } = {},
-  ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "AgentStartError";
-    this.code = code;
-    this.context = options.context ?? {};
-  }
-}
+/** Stable codes of {@link TaskCommandError}. */
+export type TaskCommandErrorCode = "UV_NOT_FOUND";
+
+/** A command could not be prepared: the task fails with `spawn_error` and this message. */
+export class TaskCommandError extends CodedError<TaskCommandErrorCode> {}
+
+/** Stable codes of {@link AgentStateError}. */
+export type AgentStateErrorCode = "AGENT_ALREADY_STARTED" | "TASK_PLAN_STUCK";
+
+/**
+ * The agent was used in a way its state does not allow (a programming error, not an outage):
+ * `start()` called twice, or a run's task plan with nothing running and nothing ready.
+ */
+export class AgentStateError extends CodedError<AgentStateErrorCode> {}

@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { errorMessage } from "@cdktr/protocol";
 import { AgentStartError } from "../errors.js";
 
 interface LockContent {
@@ -82,7 +83,7 @@ function lockedError(dir: string, holder: LockContent): AgentStartError {
 function unusable(path: string, e: unknown): AgentStartError {
   return new AgentStartError(
     "DATA_DIR_UNUSABLE",
-    `cannot write the lock file ${path}: ${String(e)}; set CDKTR_AGENT_DATA_DIR to a writable directory`,
+    `cannot write the lock file ${path}: ${errorMessage(e)}; set CDKTR_AGENT_DATA_DIR to a writable directory`,
     {
       cause: e,
     },
@@ -157,7 +158,7 @@ export function acquireDataDirLock(
   } catch (e: unknown) {
     throw new AgentStartError(
       "DATA_DIR_UNUSABLE",
-      `cannot create the agent data directory ${dir}: ${String(e)}; set CDKTR_AGENT_DATA_DIR to a writable directory`,
+      `cannot create the agent data directory ${dir}: ${errorMessage(e)}; set CDKTR_AGENT_DATA_DIR to a writable directory`,
       { cause: e },
     );
   }

@@ -54,3 +54,26 @@ test("a recorded pgid now used by an unrelated process group is left alone", asy
     process.kill(-pgid, "SIGKILL");
   }
 });
+
+test("killAll SIGKILLs every recorded group at once and leaves the records for the next start", async () => {
+  const dir = makeTempDir("cdktr-pg-");
+  const reg = new ProcessGroupRegistry(dir, noopLogger);
+  const pgids: number[] = [];
+  for (const taskId of ["t1", "t2"]) {
+    const child = spawn("sh", ["-c", "sleep 300 & sleep 300"], {
+      detached: true,
+      stdio: "ignore",
+      env: { PATH: process.env.PATH ?? "/bin", CDKTR_RUN_ID: "r1", CDKTR_TASK_ID: taskId },
+    });
+    const pgid = child.pid as number;
+    reg.recorderFor("r1", taskId).record(pgid);
+    pgids.push(pgid);
+  }
+  const killed = reg.killAll("SIGKILL");
+  assert.deepEqual([...killed].sort(), [...pgids].sort());
+  for (const pgid of pgids) await waitFor(() => !alive(pgid), { timeoutMs: 5000, what: `group ${pgid} gone` });
+  assert.deepEqual(readdirSync(join(dir, "pgids")).sort(), pgids.map(String).sort());
+  // The groups are gone: the next agent process only removes the records.
+  assert.deepEqual(new ProcessGroupRegistry(dir, noopLogger).reapOrphans(), []);
+  assert.deepEqual(readdirSync(join(dir, "pgids")), []);
+});

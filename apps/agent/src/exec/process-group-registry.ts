@@ -4,7 +4,7 @@
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "@cdktr/protocol";
+import { errorMessage, type Logger } from "@cdktr/protocol";
 import { killGroup, type GroupRecorder } from "./task-process.js";
 
 /** What a `pgids/<pgid>` file holds. */
@@ -64,7 +64,9 @@ function groupMembers(pgid: number): ProcInfo[] {
 
 /**
  * One file per live task process group under `<dataDir>/pgids/`, written right after spawn and
- * removed when the group is gone.
+ * removed when the group is gone. The only reader and writer of that directory: the next agent
+ * process reaps what a killed one left ({@link ProcessGroupRegistry.reapOrphans}), a forced stop
+ * kills every group at once ({@link ProcessGroupRegistry.killAll}).
  */
 export class ProcessGroupRegistry {
   readonly #dir: string;
@@ -84,13 +86,35 @@ export class ProcessGroupRegistry {
         try {
           writeFileSync(join(this.#dir, String(pgid)), JSON.stringify(rec));
         } catch (e: unknown) {
-          this.#logger.warn("cannot record task process group", { pgid, runId, taskId, error: String(e) });
+          this.#logger.warn("cannot record task process group", { pgid, runId, taskId, error: errorMessage(e) });
         }
       },
       release: (pgid) => {
         rmSync(join(this.#dir, String(pgid)), { force: true });
       },
     };
+  }
+
+  /**
+   * Send `signal` to every group recorded now, synchronously: the forced stop of a second
+   * SIGINT/SIGTERM. No ownership check (after {@link reapOrphans} at start every record is a
+   * group of this process); records stay until each task's own release, or the next agent
+   * process's {@link reapOrphans}, removes them.
+   * @returns the pgids that were signalled (groups already gone are skipped).
+   */
+  killAll(signal: NodeJS.Signals = "SIGKILL"): number[] {
+    const signalled: number[] = [];
+    let names: string[];
+    try {
+      names = readdirSync(this.#dir);
+    } catch {
+      return signalled; // no records
+    }
+    for (const name of names) {
+      const pgid = Number(name);
+      if (Number.isInteger(pgid) && pgid > 1 && killGroup(pgid, signal)) signalled.push(pgid);
+    }
+    return signalled;
   }
 
   /**

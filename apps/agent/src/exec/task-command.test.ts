@@ -4,7 +4,8 @@ import { makeTempDir, removeTempDirs } from "@cdktr/test-utils";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TaskDefinition } from "@cdktr/protocol";
-import { buildTaskCommand, buildTaskEnv, paramEnvName, TaskCommandError } from "./task-command.js";
+import { TaskCommandError } from "../errors.js";
+import { buildTaskCommand, buildTaskEnv, paramEnvName } from "./task-command.js";
 
 after(removeTempDirs);
 

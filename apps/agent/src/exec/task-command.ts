@@ -4,6 +4,7 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import type { Params, TaskDefinition } from "@cdktr/protocol";
+import { TaskCommandError } from "../errors.js";
 
 /** What to spawn for one task attempt. */
 export interface TaskCommand {
@@ -21,14 +22,6 @@ export interface TaskRunContext {
   workflowId: string;
   source: string;
   params: Params;
-}
-
-/** A command could not be prepared: the task fails with `spawn_error` and this message. */
-export class TaskCommandError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "TaskCommandError";
-  }
 }
 
 /**
@@ -90,7 +83,7 @@ export function findExecutable(name: string, pathVar: string | undefined, cwd: s
  * The command of a task. `!Subprocess` is its argv as written (never through a shell).
  * `!UvPython` is `<uvPath> run [--with <pkg>]... <scriptPath>` (no `--with` for a uv project),
  * run in its `workingDirectory` (else the task's).
- * @throws TaskCommandError when `uv` cannot be found (the message names it).
+ * @throws TaskCommandError `UV_NOT_FOUND` when `uv` cannot be found (the message names it).
  */
 export function buildTaskCommand(
   task: TaskDefinition,
@@ -108,7 +101,9 @@ export function buildTaskCommand(
     const where = config.uvPath.includes("/")
       ? `\`${config.uvPath}\` does not exist or is not executable`
       : `\`${config.uvPath}\` is not on PATH`;
-    throw new TaskCommandError(`uv not found: ${where}; install uv or set uv_path`);
+    throw new TaskCommandError("UV_NOT_FOUND", `uv not found: ${where}; install uv or set uv_path`, {
+      context: { uvPath: config.uvPath },
+    });
   }
   const args = ["run"];
   if (!config.isUvProject) for (const pkg of config.packages) args.push("--with", pkg);

@@ -4,7 +4,7 @@
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { statSync } from "node:fs";
 import type { Readable } from "node:stream";
-import type { Reason } from "@cdktr/protocol";
+import { errorMessage, type Reason } from "@cdktr/protocol";
 import { LineSplitter } from "./line-splitter.js";
 import type { TaskCommand } from "./task-command.js";
 
@@ -246,6 +246,6 @@ function spawnFailure(cmd: string, e: unknown): AttemptResult {
   let message: string;
   if (code === "ENOENT") message = `command not found: \`${cmd}\` (no such file, or not on PATH)`;
   else if (code === "EACCES") message = `cannot execute \`${cmd}\`: permission denied`;
-  else message = `cannot start \`${cmd}\`: ${e instanceof Error ? e.message : String(e)}`;
+  else message = `cannot start \`${cmd}\`: ${errorMessage(e)}`;
   return { ok: false, reason: "spawn_error", exitCode: null, signal: null, message, pid: null };
 }

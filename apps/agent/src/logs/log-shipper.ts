@@ -8,10 +8,9 @@
  * spool is full) does every task with lines in memory wait. Spool files left by a previous agent
  * process are resent first.
  */
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { isCdktrError, type LogLine, type Logger } from "@cdktr/protocol";
+import { backoffDelay, errorMessage, isCdktrError, type LogLine, type Logger } from "@cdktr/protocol";
 import type { OutputFlowControl } from "../exec/task-process.js";
+import { entryBytes, LogSpool, type SpoolBatch, type SpoolEntry } from "./log-spool.js";
 
 /** Delivers one batch; resolves once the principal stored it (or already had it). */
 export type LogSink = (lines: LogLine[]) => Promise<void>;
@@ -39,44 +38,24 @@ export interface LogShipperOptions {
   taskMemoryHighBytes?: number;
   /** Largest spool file. @default 8 MiB */
   spoolFileBytes?: number;
-  /** Retry delays after a failed send. @default 100 .. 2000 ms */
+  /**
+   * First delay before resending after a failed send (then doubling, with jitter: `backoffDelay`).
+   * @default 100
+   */
   retryBaseMs?: number;
+  /** Largest delay between resends. @default 2000 */
   retryMaxMs?: number;
 }
 
-interface Entry {
-  /** Ordinal in this process (1, 2, ...); 0 for lines read from a previous process's spool. */
-  ord: number;
-  bytes: number;
-  line: LogLine;
-}
-
-interface SpoolFile {
-  name: string;
-  bytes: number;
-  /** Written by this process (its ordinals are meaningful). */
-  ours: boolean;
-}
-
+/** The batch being sent. */
 interface Batch {
-  entries: Entry[];
-  /** Set when the batch came from a spool file: delete the file once this batch is acked. */
-  spoolFile: SpoolFile | null;
-  /** Lines left in that file after this batch (they follow in later batches). */
-  rest: Entry[];
+  entries: SpoolEntry[];
+  /** Set when the batch came from a spool file: the spool removes the file once it is all acked. */
+  spool: SpoolBatch | null;
 }
-
-/** Overhead of the record's other fields, in bytes, added to each line's length. */
-const LINE_OVERHEAD = 200;
-const NAME_DIGITS = 16;
-const FIRST_SEQ = 1_000_000_000_000;
 
 function taskKey(runId: string, taskId: string): string {
   return `${runId}\u0000${taskId}`;
-}
-
-function entryBytes(line: LogLine): number {
-  return Buffer.byteLength(line.line, "utf8") + LINE_OVERHEAD;
 }
 
 /**
@@ -85,15 +64,11 @@ function entryBytes(line: LogLine): number {
  */
 export class LogShipper {
   readonly #o: Required<Omit<LogShipperOptions, "sink" | "logger" | "spoolDir" | "spoolMaxBytes">> & LogShipperOptions;
-  readonly #memory: Entry[] = [];
+  readonly #memory: SpoolEntry[] = [];
   #memHead = 0;
   #memBytes = 0;
   #inflight: Batch | null = null;
-  /** Lines of the spool file being drained (oldest file), not yet in a batch. */
-  #spoolReading: { file: SpoolFile; entries: Entry[] } | null = null;
-  readonly #spoolFiles: SpoolFile[] = [];
-  #spoolBytes = 0;
-  #nextSeq = FIRST_SEQ;
+  readonly #spool: LogSpool;
   #appended = 0;
   #ackedThrough = 0;
   #connected = true;
@@ -106,7 +81,8 @@ export class LogShipper {
   readonly #taskBytes = new Map<string, number>();
   #taskWaiters: { key: string; resolve: () => void }[] = [];
   #ackWaiters: { ord: number; resolve: () => void }[] = [];
-  #retryDelay: number;
+  /** Failed sends in a row (the attempt of the next backoff). */
+  #failures = 0;
 
   constructor(options: LogShipperOptions) {
     this.#o = {
@@ -120,7 +96,12 @@ export class LogShipper {
       ...options,
       taskMemoryHighBytes: options.taskMemoryHighBytes ?? Math.floor((options.memoryHighBytes ?? 8 * 1024 * 1024) / 4),
     };
-    this.#retryDelay = this.#o.retryBaseMs;
+    this.#spool = new LogSpool({
+      dir: this.#o.spoolDir,
+      maxBytes: this.#o.spoolMaxBytes,
+      fileBytes: this.#o.spoolFileBytes,
+      logger: this.#o.logger,
+    });
   }
 
   /** Bytes of log lines held in memory (queued and in flight). */
@@ -130,7 +111,7 @@ export class LogShipper {
 
   /** Bytes of spool files on disk. */
   get spoolBytes(): number {
-    return this.#spoolBytes;
+    return this.#spool.bytes;
   }
 
   /** Whether the last send reached the principal. */
@@ -142,27 +123,7 @@ export class LogShipper {
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    mkdirSync(this.#o.spoolDir, { recursive: true });
-    const names = readdirSync(this.#o.spoolDir)
-      .filter((n) => /^\d+\.jsonl$/.test(n))
-      .sort();
-    for (const name of names) {
-      const bytes = statSync(join(this.#o.spoolDir, name)).size;
-      if (bytes === 0) {
-        rmSync(join(this.#o.spoolDir, name), { force: true });
-        continue;
-      }
-      this.#spoolFiles.push({ name, bytes, ours: false });
-      this.#spoolBytes += bytes;
-    }
-    const last = names.at(-1);
-    if (last !== undefined) this.#nextSeq = Math.max(FIRST_SEQ, Number.parseInt(last, 10) + 1);
-    if (this.#spoolFiles.length > 0) {
-      this.#o.logger.info("resending log lines spooled by a previous agent process", {
-        files: this.#spoolFiles.length,
-        bytes: this.#spoolBytes,
-      });
-    }
+    this.#spool.open();
     this.#loop = this.#run();
   }
 
@@ -236,7 +197,7 @@ export class LogShipper {
    * this shipper stopped).
    */
   async whenPreviousSpoolSent(): Promise<void> {
-    while (!this.#stopped && this.#spoolFiles.some((f) => !f.ours)) await new Promise((r) => setTimeout(r, 50));
+    while (!this.#stopped && this.#spool.hasPrevious) await new Promise((r) => setTimeout(r, 50));
   }
 
   /** Wait until everything (memory and spool) is acknowledged, at most `timeoutMs`. */
@@ -258,17 +219,17 @@ export class LogShipper {
     this.#stopped = true;
     this.#wake?.();
     await this.#loop;
-    const pending: Entry[] = [];
-    if (this.#inflight !== null && this.#inflight.spoolFile === null) pending.push(...this.#inflight.entries);
+    const pending: SpoolEntry[] = [];
+    if (this.#inflight !== null && this.#inflight.spool === null) pending.push(...this.#inflight.entries);
     const unsent = this.#takeMemory(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
     this.#release(unsent);
-    if (this.#inflight?.spoolFile === null) this.#release(this.#inflight.entries);
-    if (pending.length > 0) this.#writeSpool(pending, "front");
-    if (unsent.length > 0) this.#writeSpool(unsent, "back");
+    if (this.#inflight?.spool === null) this.#release(this.#inflight.entries);
+    if (pending.length > 0) this.#spool.write(pending, "front");
+    if (unsent.length > 0) this.#spool.write(unsent, "back");
     this.#inflight = null;
-    if (this.#spoolBytes > 0) {
+    if (this.#spool.bytes > 0) {
       this.#o.logger.warn("log lines not delivered yet were left in the spool; the next agent start resends them", {
-        bytes: this.#spoolBytes,
+        bytes: this.#spool.bytes,
       });
     }
     for (const w of this.#writableWaiters.splice(0)) w();
@@ -278,12 +239,7 @@ export class LogShipper {
   }
 
   #idle(): boolean {
-    return (
-      this.#memory.length - this.#memHead === 0 &&
-      this.#inflight === null &&
-      this.#spoolFiles.length === 0 &&
-      this.#spoolReading === null
-    );
+    return this.#memory.length - this.#memHead === 0 && this.#inflight === null && this.#spool.empty;
   }
 
   async #run(): Promise<void> {
@@ -296,25 +252,26 @@ export class LogShipper {
         this.#acked(batch);
         if (!this.#connected) this.#o.logger.info("log delivery resumed");
         this.#connected = true;
-        this.#retryDelay = this.#o.retryBaseMs;
+        this.#failures = 0;
       } catch (e: unknown) {
         if (isCdktrError(e) && !e.retryable && e.code !== "CLOSED") {
           this.#rejected(batch, e);
           continue;
         }
-        if (this.#connected) this.#o.logger.warn("cannot deliver log lines; holding them", { error: String(e) });
+        if (this.#connected) this.#o.logger.warn("cannot deliver log lines; holding them", { error: errorMessage(e) });
         this.#connected = false;
         this.#spillMemory();
-        await this.#sleep(this.#retryDelay);
-        this.#retryDelay = Math.min(this.#o.retryMaxMs, this.#retryDelay * 2);
+        await this.#sleep(
+          backoffDelay(++this.#failures, { initialMs: this.#o.retryBaseMs, maxMs: this.#o.retryMaxMs }),
+        );
       }
     }
   }
 
   /** The next batch: the oldest spooled lines first, then memory. Waits when there is none. */
   async #nextBatch(): Promise<Batch | null> {
-    const fromSpool = this.#spoolBatch();
-    if (fromSpool !== null) return fromSpool;
+    const fromSpool = this.#spool.nextBatch(this.#o.maxBatchLines, this.#o.maxBatchBytes);
+    if (fromSpool !== null) return { entries: fromSpool.entries, spool: fromSpool };
     if (this.#memory.length - this.#memHead === 0) {
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
@@ -327,69 +284,14 @@ export class LogShipper {
     }
     // Memory bytes are released on ack: they stay counted while in flight.
     const entries = this.#takeMemory(this.#o.maxBatchLines, this.#o.maxBatchBytes);
-    return { entries, spoolFile: null, rest: [] };
+    return { entries, spool: null };
   }
 
-  #spoolBatch(): Batch | null {
-    for (;;) {
-      if (this.#spoolFiles.length === 0 && this.#spoolReading === null) return null;
-      const batch = this.#spoolBatchOnce();
-      if (batch !== null) return batch;
-    }
-  }
-
-  #spoolBatchOnce(): Batch | null {
-    if (this.#spoolReading === null) {
-      const file = this.#spoolFiles[0];
-      if (file === undefined) return null;
-      this.#spoolReading = { file, entries: this.#readSpool(file) };
-    }
-    const reading = this.#spoolReading;
-    const entries: Entry[] = [];
-    let bytes = 0;
-    while (reading.entries.length > 0 && entries.length < this.#o.maxBatchLines) {
-      const next = reading.entries[0] as Entry;
-      if (entries.length > 0 && bytes + next.bytes > this.#o.maxBatchBytes) break;
-      entries.push(next);
-      bytes += next.bytes;
-      reading.entries.shift();
-    }
-    if (reading.entries.length === 0) this.#spoolReading = null;
-    if (entries.length === 0) {
-      this.#dropSpoolFile(reading.file);
-      return null;
-    }
-    return { entries, spoolFile: reading.file, rest: reading.entries };
-  }
-
-  #readSpool(file: SpoolFile): Entry[] {
-    // Never append to a file being drained: later spills start a new file.
-    const out: Entry[] = [];
-    let text: string;
-    try {
-      text = readFileSync(join(this.#o.spoolDir, file.name), "utf8");
-    } catch (e: unknown) {
-      this.#o.logger.error("cannot read a log spool file; skipping it", { file: file.name, error: String(e) });
-      return out;
-    }
-    for (const raw of text.split("\n")) {
-      if (raw === "") continue;
-      try {
-        const rec = JSON.parse(raw) as { o: number; l: LogLine };
-        out.push({ ord: file.ours ? rec.o : 0, bytes: entryBytes(rec.l), line: rec.l });
-      } catch {
-        // A torn last line of a file written when the agent was killed: the rest is intact.
-        this.#o.logger.warn("skipping a corrupt line in a log spool file", { file: file.name });
-      }
-    }
-    return out;
-  }
-
-  #takeMemory(maxLines: number, maxBytes: number): Entry[] {
-    const out: Entry[] = [];
+  #takeMemory(maxLines: number, maxBytes: number): SpoolEntry[] {
+    const out: SpoolEntry[] = [];
     let bytes = 0;
     while (this.#memHead < this.#memory.length && out.length < maxLines) {
-      const e = this.#memory[this.#memHead] as Entry;
+      const e = this.#memory[this.#memHead] as SpoolEntry;
       if (out.length > 0 && bytes + e.bytes > maxBytes) break;
       out.push(e);
       bytes += e.bytes;
@@ -402,7 +304,7 @@ export class LogShipper {
     return out;
   }
 
-  #release(entries: readonly Entry[]): void {
+  #release(entries: readonly SpoolEntry[]): void {
     for (const e of entries) {
       this.#memBytes -= e.bytes;
       const key = taskKey(e.line.runId, e.line.taskId);
@@ -417,11 +319,8 @@ export class LogShipper {
     this.#inflight = null;
     let maxOrd = 0;
     for (const e of batch.entries) if (e.ord > maxOrd) maxOrd = e.ord;
-    if (batch.spoolFile === null) {
-      this.#release(batch.entries);
-    } else if (batch.rest.length === 0 && this.#spoolReading?.file !== batch.spoolFile) {
-      this.#dropSpoolFile(batch.spoolFile);
-    }
+    if (batch.spool === null) this.#release(batch.entries);
+    else this.#spool.acked(batch.spool);
     if (maxOrd > this.#ackedThrough) this.#ackedThrough = maxOrd;
     const ready = this.#ackWaiters.filter((w) => w.ord <= this.#ackedThrough);
     this.#ackWaiters = this.#ackWaiters.filter((w) => w.ord > this.#ackedThrough);
@@ -435,19 +334,18 @@ export class LogShipper {
       const half = Math.ceil(batch.entries.length / 2);
       const first = batch.entries.slice(0, half);
       const second = batch.entries.slice(half);
-      if (batch.spoolFile === null) {
+      if (batch.spool === null) {
         this.#memory.splice(this.#memHead, 0, ...second);
-        this.#inflight = { entries: first, spoolFile: null, rest: [] };
+        this.#inflight = { entries: first, spool: null };
       } else {
-        batch.rest.unshift(...second);
-        if (this.#spoolReading === null) this.#spoolReading = { file: batch.spoolFile, entries: batch.rest };
-        this.#inflight = { entries: first, spoolFile: batch.spoolFile, rest: batch.rest };
+        this.#spool.putBack(batch.spool, second);
+        this.#inflight = { entries: first, spool: { ...batch.spool, entries: first } };
       }
       return;
     }
     const line = batch.entries[0]?.line;
     this.#o.logger.error("the principal refused a log line; dropping it", {
-      error: String(e),
+      error: errorMessage(e),
       runId: line?.runId,
       taskId: line?.taskId,
       seq: line?.seq,
@@ -458,12 +356,12 @@ export class LogShipper {
   /** Move queued (not in-flight) memory lines to the spool, if it has room. */
   #spillMemory(): void {
     if (this.#memory.length - this.#memHead === 0) return;
-    let room = this.#o.spoolMaxBytes - this.#spoolBytes;
+    let room = this.#spool.room;
     if (room <= 0) return;
-    const toSpill: Entry[] = [];
+    const toSpill: SpoolEntry[] = [];
     let i = this.#memHead;
     while (i < this.#memory.length) {
-      const e = this.#memory[i] as Entry;
+      const e = this.#memory[i] as SpoolEntry;
       if (e.bytes > room) break;
       room -= e.bytes;
       toSpill.push(e);
@@ -471,58 +369,8 @@ export class LogShipper {
     }
     if (toSpill.length === 0) return;
     this.#takeMemory(toSpill.length, Number.POSITIVE_INFINITY);
-    this.#writeSpool(toSpill, "back");
+    this.#spool.write(toSpill, "back");
     this.#release(toSpill);
-  }
-
-  #writeSpool(entries: Entry[], where: "front" | "back"): void {
-    let i = 0;
-    while (i < entries.length) {
-      let file: SpoolFile;
-      const last = this.#spoolFiles.at(-1);
-      if (
-        where === "back" &&
-        last !== undefined &&
-        last.ours &&
-        last.bytes < this.#o.spoolFileBytes &&
-        this.#spoolReading?.file !== last &&
-        this.#inflight?.spoolFile !== last
-      ) {
-        file = last;
-      } else {
-        const seq =
-          where === "front"
-            ? Math.min(this.#nextSeq, ...this.#spoolFiles.map((f) => Number.parseInt(f.name, 10))) - 1
-            : this.#nextSeq++;
-        file = { name: `${String(seq).padStart(NAME_DIGITS, "0")}.jsonl`, bytes: 0, ours: true };
-        writeFileSync(join(this.#o.spoolDir, file.name), "");
-        if (where === "front") this.#spoolFiles.unshift(file);
-        else this.#spoolFiles.push(file);
-      }
-      const chunk: string[] = [];
-      let bytes = 0;
-      while (i < entries.length && (where === "front" || file.bytes + bytes < this.#o.spoolFileBytes)) {
-        const e = entries[i++] as Entry;
-        const text = `${JSON.stringify({ o: e.ord, l: e.line })}\n`;
-        chunk.push(text);
-        bytes += Buffer.byteLength(text);
-      }
-      try {
-        appendFileSync(join(this.#o.spoolDir, file.name), chunk.join(""));
-      } catch (e: unknown) {
-        this.#o.logger.error("cannot write the log spool", { file: file.name, error: String(e) });
-      }
-      file.bytes += bytes;
-      this.#spoolBytes += bytes;
-    }
-  }
-
-  #dropSpoolFile(file: SpoolFile): void {
-    const i = this.#spoolFiles.indexOf(file);
-    if (i < 0) return;
-    this.#spoolFiles.splice(i, 1);
-    this.#spoolBytes -= file.bytes;
-    rmSync(join(this.#o.spoolDir, file.name), { force: true });
   }
 
   #notifyWritable(): void {

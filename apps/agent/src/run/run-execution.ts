@@ -3,17 +3,19 @@
  * cancellation), streams output to the log shipper and reports every transition.
  */
 import { DagPlanner } from "@cdktr/workflow";
-import type {
-  Assignment,
-  LogLevel,
-  LogStream,
-  Logger,
-  Reason,
-  RunStatus,
-  TaskDefinition,
-  TaskStatus,
+import {
+  errorMessage,
+  type Assignment,
+  type LogLevel,
+  type LogStream,
+  type Logger,
+  type Reason,
+  type RunStatus,
+  type TaskDefinition,
+  type TaskStatus,
 } from "@cdktr/protocol";
-import { buildTaskCommand, TaskCommandError, type TaskRunContext } from "../exec/task-command.js";
+import { AgentStateError, TaskCommandError } from "../errors.js";
+import { buildTaskCommand, type TaskRunContext } from "../exec/task-command.js";
 import { runTaskProcess, type AttemptResult } from "../exec/task-process.js";
 import type { ProcessGroupRegistry } from "../exec/process-group-registry.js";
 import type { LogShipper } from "../logs/log-shipper.js";
@@ -116,7 +118,9 @@ export class RunExecution {
         }
         if (running.size === 0) {
           if (planner.isFinished()) break;
-          throw new Error("the task plan is stuck: nothing runs and nothing is ready");
+          throw new AgentStateError("TASK_PLAN_STUCK", "the task plan is stuck: nothing runs and nothing is ready", {
+            context: { runId: this.runId, workflowId: this.workflowId },
+          });
         }
         const { id, outcome } = await Promise.race(running.values());
         running.delete(id);
@@ -159,7 +163,7 @@ export class RunExecution {
       }
     } catch (e: unknown) {
       // An error inside the agent: stop what runs and report honestly.
-      const text = e instanceof Error ? e.message : String(e);
+      const text = errorMessage(e);
       this.#logger.error("run aborted by an agent error", { error: text });
       if (!this.cancelled) this.#abort.abort("cancelled");
       await Promise.allSettled(running.values());
@@ -234,10 +238,7 @@ export class RunExecution {
           signal: this.#abort.signal,
         });
       } catch (e: unknown) {
-        const message =
-          e instanceof TaskCommandError
-            ? e.message
-            : `cannot prepare the command: ${e instanceof Error ? e.message : String(e)}`;
+        const message = e instanceof TaskCommandError ? e.message : `cannot prepare the command: ${errorMessage(e)}`;
         result = { ok: false, reason: "spawn_error", exitCode: null, signal: null, message, pid: null };
       }
       if (result.ok) {

@@ -3,7 +3,7 @@
  */
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { toCdktrError, type Logger, type RequestOf, type ApiVerbs } from "@cdktr/protocol";
+import { backoffDelay, errorMessage, toCdktrError, type Logger, type RequestOf, type ApiVerbs } from "@cdktr/protocol";
 
 /** One status update, as sent. */
 export type StatusUpdate =
@@ -25,9 +25,9 @@ export interface StatusOutboxOptions {
   whenLogsAcked?: (mark: number) => Promise<void>;
   /** Updates left by a previous process wait for this first (its spooled log lines resent). */
   whenPreviousLogsSent?: () => Promise<void>;
-  /** @default 100 */
+  /** First delay before resending an update (then doubling, with jitter: `backoffDelay`). @default 100 */
   retryBaseMs?: number;
-  /** @default 2000 */
+  /** Largest delay between resends of an update. @default 2000 */
   retryMaxMs?: number;
   /** Updates (of different runs) sent at the same time. @default 32 */
   maxInFlight?: number;
@@ -189,8 +189,8 @@ export class StatusOutbox {
       await Promise.race([this.#o.whenLogsAcked(item.afterLogMark), this.#stoppedSignal]);
       if (!this.#stopped) item.afterLogMark = 0;
     }
-    let delay = this.#o.retryBaseMs ?? 100;
-    while (!this.#stopped) {
+    const backoff = { initialMs: this.#o.retryBaseMs ?? 100, maxMs: this.#o.retryMaxMs ?? 2000 };
+    for (let attempt = 1; !this.#stopped; attempt++) {
       await this.#acquireSlot();
       if (this.#stopped) {
         this.#releaseSlot();
@@ -218,8 +218,7 @@ export class StatusOutbox {
       } finally {
         this.#releaseSlot();
       }
-      await this.#sleep(delay);
-      delay = Math.min(this.#o.retryMaxMs ?? 2000, delay * 2);
+      await this.#sleep(backoffDelay(attempt, backoff));
     }
   }
 
@@ -288,7 +287,7 @@ export class StatusOutbox {
       writeSync(this.#fd, `${JSON.stringify(entry)}\n`);
       this.#journalLines++;
     } catch (e: unknown) {
-      this.#o.logger.warn("cannot persist pending status updates", { error: String(e) });
+      this.#o.logger.warn("cannot persist pending status updates", { error: errorMessage(e) });
     }
   }
 
@@ -304,7 +303,7 @@ export class StatusOutbox {
       renameSync(tmp, this.#file);
       this.#journalLines = this.#queue.size;
     } catch (e: unknown) {
-      this.#o.logger.warn("cannot persist pending status updates", { error: String(e) });
+      this.#o.logger.warn("cannot persist pending status updates", { error: errorMessage(e) });
     }
   }
 

@@ -1,0 +1,116 @@
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { appendFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { noopLogger, type LogLine } from "@cdktr/protocol";
+import { makeTempDir, removeTempDirs } from "@cdktr/test-utils";
+import { entryBytes, LogSpool, type SpoolEntry } from "./log-spool.js";
+
+after(removeTempDirs);
+
+function entry(seq: number): SpoolEntry {
+  const line: LogLine = {
+    time: new Date().toISOString(),
+    runId: "r1",
+    workflowId: "wf",
+    taskId: "t",
+    stream: "stdout",
+    level: "info",
+    seq,
+    line: `line ${seq}`,
+  };
+  return { ord: seq, bytes: entryBytes(line), line };
+}
+
+const range = (n: number, from = 1): number[] => Array.from({ length: n }, (_, i) => i + from);
+
+function spool(dir: string, fileBytes = 1e9): LogSpool {
+  return new LogSpool({ dir, maxBytes: 1e9, fileBytes, logger: noopLogger });
+}
+
+/** Read everything back, acknowledging each batch; returns the sequence numbers and ordinals. */
+function drain(s: LogSpool, maxLines = 7): { seqs: number[]; ords: number[] } {
+  const seqs: number[] = [];
+  const ords: number[] = [];
+  for (let b = s.nextBatch(maxLines, 1e9); b !== null; b = s.nextBatch(maxLines, 1e9)) {
+    assert.ok(b.entries.length <= maxLines);
+    seqs.push(...b.entries.map((e) => e.line.seq));
+    ords.push(...b.entries.map((e) => e.ord));
+    s.acked(b);
+  }
+  return { seqs, ords };
+}
+
+test("lines spooled by one process are read back in order by the next; acked files are removed", () => {
+  const dir = makeTempDir("cdktr-spool-");
+  const a = spool(dir, 1000);
+  a.open();
+  a.write(range(30).map(entry), "back");
+  assert.ok(readdirSync(dir).length > 1, "small files: the lines span several files");
+  assert.ok(a.bytes > 0);
+
+  const b = spool(dir);
+  b.open();
+  assert.equal(b.hasPrevious, true);
+  const { seqs, ords } = drain(b);
+  assert.deepEqual(seqs, range(30));
+  assert.ok(
+    ords.every((o) => o === 0),
+    "ordinals of a previous process mean nothing here",
+  );
+  assert.equal(b.empty, true);
+  assert.equal(b.hasPrevious, false);
+  assert.equal(b.bytes, 0);
+  assert.deepEqual(readdirSync(dir), []);
+});
+
+test("a write at the front goes before every file; this process's ordinals are kept", () => {
+  const dir = makeTempDir("cdktr-spool-");
+  const s = spool(dir);
+  s.open();
+  s.write(range(5, 6).map(entry), "back");
+  s.write(range(5).map(entry), "front");
+  const { seqs, ords } = drain(s, 3);
+  assert.deepEqual(seqs, range(10));
+  assert.deepEqual(ords, range(10));
+});
+
+test("a file being read back is never appended to: later lines go to a new file, after it", () => {
+  const dir = makeTempDir("cdktr-spool-");
+  const s = spool(dir);
+  s.open();
+  s.write(range(10).map(entry), "back");
+  const first = s.nextBatch(4, 1e9);
+  assert.ok(first !== null);
+  s.write(range(5, 11).map(entry), "back");
+  assert.equal(readdirSync(dir).length, 2);
+  s.acked(first);
+  const { seqs } = drain(s);
+  assert.deepEqual([...first.entries.map((e) => e.line.seq), ...seqs], range(15));
+  assert.deepEqual(readdirSync(dir), []);
+});
+
+test("lines put back after a refused batch are read again before the rest of their file", () => {
+  const dir = makeTempDir("cdktr-spool-");
+  const s = spool(dir);
+  s.open();
+  s.write(range(10).map(entry), "back");
+  const batch = s.nextBatch(10, 1e9);
+  assert.ok(batch !== null);
+  s.putBack(batch, batch.entries.slice(5));
+  const { seqs } = drain(s);
+  assert.deepEqual(seqs, range(5, 6));
+});
+
+test("a torn last line (an agent killed mid-write) is skipped; the rest of the file is read", () => {
+  const dir = makeTempDir("cdktr-spool-");
+  const a = spool(dir);
+  a.open();
+  a.write(range(3).map(entry), "back");
+  const [name] = readdirSync(dir);
+  appendFileSync(join(dir, name as string), '{"o":4,"l":{"ti');
+  const b = spool(dir);
+  b.open();
+  assert.deepEqual(drain(b).seqs, range(3));
+  assert.deepEqual(readdirSync(dir), []);
+});

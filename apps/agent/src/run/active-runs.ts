@@ -1,0 +1,103 @@
+/**
+ * The runs of one agent process: those executing, and those finished whose final status is not
+ * delivered yet (the agent still reports them as running, so that the principal does not take
+ * them for lost).
+ */
+import { errorMessage, type Assignment, type Logger } from "@cdktr/protocol";
+import type { ProcessGroupRegistry } from "../exec/process-group-registry.js";
+import type { LogShipper } from "../logs/log-shipper.js";
+import type { StatusOutbox } from "../status/status-outbox.js";
+import { RunExecution, type CancelReason } from "./run-execution.js";
+
+/** Options of {@link ActiveRuns}. */
+export interface ActiveRunsOptions {
+  agentId: string;
+  /** Environment every task inherits (a copy of the agent's). */
+  baseEnv: Readonly<Record<string, string | undefined>>;
+  outbox: StatusOutbox;
+  shipper: LogShipper;
+  groups: ProcessGroupRegistry;
+  /** Between SIGTERM and SIGKILL to a task's process group. */
+  killGraceMs: number;
+  logger: Logger;
+  /** Clock of reported transition times. */
+  now: () => Date;
+  /** Called each time a run's execution ended (a slot is free again). */
+  onFinished: () => void;
+}
+
+/** Starts confirmed runs and keeps track of them until their final status is delivered. */
+export class ActiveRuns {
+  readonly #o: ActiveRunsOptions;
+  readonly #executions = new Map<string, RunExecution>();
+  /** Runs whose final status is queued but not delivered yet. */
+  readonly #reporting = new Set<string>();
+
+  constructor(options: ActiveRunsOptions) {
+    this.#o = options;
+  }
+
+  /** Runs executing now (each holds one slot). */
+  get size(): number {
+    return this.#executions.size;
+  }
+
+  /** Ids of the runs executing now. */
+  executingIds(): string[] {
+    return [...this.#executions.keys()];
+  }
+
+  /**
+   * Ids of runs executing, or finished but whose final status is not delivered yet (including
+   * those a previous agent process left in the outbox): what registration and heartbeats report.
+   */
+  runningRuns(): string[] {
+    return [...new Set([...this.#executions.keys(), ...this.#reporting, ...this.#o.outbox.pendingRunIds()])];
+  }
+
+  /** Execute a confirmed assignment in the background. */
+  start(assignment: Assignment): void {
+    const runId = assignment.run.runId;
+    const exec = new RunExecution({
+      agentId: this.#o.agentId,
+      assignment,
+      baseEnv: this.#o.baseEnv,
+      outbox: this.#o.outbox,
+      shipper: this.#o.shipper,
+      groups: this.#o.groups,
+      killGraceMs: this.#o.killGraceMs,
+      logger: this.#o.logger,
+      now: this.#o.now,
+      onReported: () => {
+        this.#reporting.delete(runId);
+      },
+    });
+    this.#executions.set(runId, exec);
+    this.#reporting.add(runId);
+    void exec
+      .execute()
+      .catch((e: unknown) =>
+        this.#o.logger.error("run execution failed unexpectedly", { runId, error: errorMessage(e) }),
+      )
+      .finally(() => {
+        this.#executions.delete(runId);
+        this.#o.onFinished();
+      });
+  }
+
+  /** Cancel the runs of `ids` executing here (others are ignored); `from` names the verb that asked. */
+  cancel(ids: readonly string[], from: string): void {
+    for (const id of ids) {
+      const exec = this.#executions.get(id);
+      if (exec !== undefined) {
+        this.#o.logger.info("the principal asked to cancel a run", { runId: id, from });
+        exec.cancel("cancelled");
+      }
+    }
+  }
+
+  /** Cancel every run executing now, for `reason`. */
+  cancelAll(reason: CancelReason): void {
+    for (const exec of this.#executions.values()) exec.cancel(reason);
+  }
+}

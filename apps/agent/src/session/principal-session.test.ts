@@ -1,0 +1,212 @@
+import { afterEach, test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  API_VERBS,
+  CdktrError,
+  noopLogger,
+  PrincipalClient,
+  RpcServer,
+  type ApiVerbs,
+  type Assignment,
+  type RunRecord,
+} from "@cdktr/protocol";
+import { waitFor } from "@cdktr/test-utils";
+import { Notifier } from "./notifier.js";
+import { PrincipalSession, type PrincipalSessionConfig } from "./principal-session.js";
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function runRecord(runId: string): RunRecord {
+  return {
+    runId,
+    workflowId: "wf",
+    status: "ASSIGNED",
+    source: "test",
+    idempotencyKey: null,
+    params: {},
+    scheduledFor: null,
+    createdAt: new Date().toISOString(),
+    startedAt: null,
+    finishedAt: null,
+    agentId: "a1",
+    reason: null,
+    message: null,
+  };
+}
+
+function assignment(runId: string, token: string): Assignment {
+  return {
+    run: runRecord(runId),
+    workflow: {
+      id: "wf",
+      name: "wf",
+      description: null,
+      path: "wf.yml",
+      cron: null,
+      schedule: null,
+      timezone: "UTC",
+      startTime: null,
+      params: {},
+      maxActiveRuns: null,
+      overlap: "queue",
+      onAgentLost: "fail",
+      catchUp: { policy: "skip", max: 1 },
+      jitterMs: 0,
+      agentLabels: [],
+      tasks: {},
+      hash: "h",
+    },
+    token,
+    leaseExpiresAt: new Date(Date.now() + 30_000).toISOString(),
+  };
+}
+
+/** The runs side of the session: records what it was asked to start and cancel. */
+function recordingRuns(running: string[] = [], onStart: (a: Assignment) => void = () => {}) {
+  const started: string[] = [];
+  const cancelled: { ids: readonly string[]; from: string }[] = [];
+  return {
+    size: 0,
+    started,
+    cancelled,
+    start: (a: Assignment) => {
+      onStart(a);
+      started.push(a.run.runId);
+    },
+    cancel: (ids: readonly string[], from: string) => {
+      if (ids.length > 0) cancelled.push({ ids, from });
+    },
+    runningRuns: () => running,
+  };
+}
+
+/** A real RpcServer standing in for the principal, a real client, and a session between them. */
+async function connect(
+  setup: (server: RpcServer<ApiVerbs>) => void,
+  runs: ReturnType<typeof recordingRuns>,
+  config: Partial<PrincipalSessionConfig> = {},
+): Promise<PrincipalSession> {
+  const server = new RpcServer({ endpoint: "tcp://127.0.0.1:0", verbs: API_VERBS });
+  setup(server);
+  const endpoint = await server.bind();
+  const client = new PrincipalClient({ endpoint, timeoutMs: 2000, env: {} });
+  const session = new PrincipalSession({
+    config: {
+      agentId: "a1",
+      host: "test-host",
+      labels: [],
+      maxConcurrency: 1,
+      heartbeatIntervalMs: 10_000,
+      fetchWaitMs: 50,
+      ...config,
+    },
+    version: "9.9.9",
+    client,
+    runs,
+    wake: new Notifier(),
+    logger: noopLogger,
+  });
+  cleanups.push(async () => {
+    session.close();
+    client.close();
+    await session.closed();
+    await server.close();
+  });
+  return session;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const registered = { heartbeatIntervalMs: 10_000, heartbeatTimeoutMs: 30_000, cancel: [] };
+
+test("an assignment starts only once the principal confirmed its token; a refused confirm starts nothing", async () => {
+  const queue = [assignment("r-good", "good"), assignment("r-stale", "stale")];
+  const confirmed: string[] = [];
+  const presented: string[] = [];
+  const confirmedAtStart: boolean[] = [];
+  const runs = recordingRuns([], (a) => confirmedAtStart.push(confirmed.includes(a.run.runId)));
+  const session = await connect((s) => {
+    s.handle("registerAgent", () => registered);
+    s.handle("fetchWork", async () => {
+      const next = queue.shift();
+      if (next === undefined) await sleep(20);
+      return { assignment: next ?? null, cancel: [] };
+    });
+    s.handle("confirmAssignment", ({ runId, token }) => {
+      presented.push(token);
+      if (token !== "good") throw new CdktrError("STALE_ASSIGNMENT", "the lease of this run expired");
+      confirmed.push(runId);
+      return { run: runRecord(runId) };
+    });
+  }, runs);
+  assert.equal(await session.start(), true);
+  await waitFor(() => presented.length === 2, { timeoutMs: 5000, what: "both tokens presented" });
+  await sleep(100);
+  assert.deepEqual(presented, ["good", "stale"]);
+  assert.deepEqual(confirmed, ["r-good"]);
+  assert.deepEqual(runs.started, ["r-good"]);
+  assert.deepEqual(confirmedAtStart, [true], "confirmed before it started");
+});
+
+test("a refused registration is retried after a backoff; heartbeats then report the running runs", async () => {
+  const registerAt: number[] = [];
+  const registerBodies: { version: string; runningRuns: string[] }[] = [];
+  const heartbeats: string[][] = [];
+  const runs = recordingRuns(["r-running"]);
+  const session = await connect((s) => {
+    s.handle("registerAgent", ({ runningRuns, version }) => {
+      registerAt.push(Date.now());
+      registerBodies.push({ version, runningRuns });
+      if (registerAt.length <= 3) throw new CdktrError("SHUTTING_DOWN", "principal restarting");
+      return { ...registered, heartbeatIntervalMs: 50 };
+    });
+    s.handle("heartbeat", ({ runningRuns }) => {
+      heartbeats.push(runningRuns);
+      return { cancel: [], reregister: false };
+    });
+    s.handle("fetchWork", async () => {
+      await sleep(20);
+      return { assignment: null, cancel: [] };
+    });
+  }, runs);
+  assert.equal(await session.start(), false, "the first registration failed");
+  await waitFor(() => session.registered, { timeoutMs: 10_000, what: "registered" });
+  assert.equal(registerAt.length, 4);
+  for (const body of registerBodies) assert.deepEqual(body, { version: "9.9.9", runningRuns: ["r-running"] });
+  // The fetch loop registers at once, then waits 250 ms (125..250 with jitter), then 500 ms (250..500).
+  const gaps = registerAt.slice(1).map((t, i) => t - (registerAt[i] as number));
+  assert.ok((gaps[1] ?? 0) >= 120, `first backoff ${gaps[1]} ms`);
+  assert.ok((gaps[2] ?? 0) >= 245, `second backoff ${gaps[2]} ms`);
+  await waitFor(() => heartbeats.length >= 2, { timeoutMs: 5000, what: "heartbeats at the principal's interval" });
+  assert.deepEqual(heartbeats[0], ["r-running"]);
+});
+
+test("a principal that forgot the agent gets a new registration; its cancel lists reach the runs", async () => {
+  let registrations = 0;
+  let beats = 0;
+  const runs = recordingRuns();
+  const session = await connect((s) => {
+    s.handle("registerAgent", () => {
+      registrations++;
+      return { ...registered, heartbeatIntervalMs: 50 };
+    });
+    s.handle("heartbeat", () => {
+      beats++;
+      return beats === 1 ? { cancel: ["r1"], reregister: true } : { cancel: [], reregister: false };
+    });
+    s.handle("fetchWork", async () => {
+      await sleep(20);
+      return { assignment: null, cancel: beats === 0 ? [] : ["r2"] };
+    });
+  }, runs);
+  assert.equal(await session.start(), true);
+  await waitFor(() => registrations >= 2, { timeoutMs: 5000, what: "registered again" });
+  await waitFor(() => runs.cancelled.some((c) => c.from === "fetchWork"), { timeoutMs: 5000, what: "fetch cancel" });
+  assert.deepEqual(
+    runs.cancelled.find((c) => c.from === "heartbeat"),
+    { ids: ["r1"], from: "heartbeat" },
+  );
+  assert.deepEqual(runs.cancelled.find((c) => c.from === "fetchWork")?.ids, ["r2"]);
+});
