@@ -11,6 +11,7 @@ import {
   RpcServer,
   endpointFor,
   noopLogger,
+  isTerminalRunStatus,
   topics,
   type Logger,
   type RunRecord,
@@ -22,7 +23,6 @@ import { systemClock, type Clock } from "@cdktr/protocol";
 import type { PrincipalConfig } from "./config.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
 import { UlidGenerator } from "./ids.js";
-import { isTerminalRun } from "./runs/state-machine.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
 import { WorkflowRegistry, type WorkflowScan } from "./workflows/workflow-registry.js";
@@ -326,7 +326,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
       .handle("runStatus", async (req) => {
         agents.touch(req.agentId);
         const res = await need(store).updateRunStatus(req);
-        if (res.applied && isTerminalRun(res.run.status)) {
+        if (res.applied && isTerminalRunStatus(res.run.status)) {
           need(dispatcher).remove(req.runId);
           logger.info("run finished", { runId: req.runId, workflowId: res.run.workflowId, status: res.run.status });
           publishRun(res.run);
