@@ -16,6 +16,12 @@ export type PrincipalStartErrorCode = "ALREADY_STARTED" | "DATABASE_UNAVAILABLE"
 export class PrincipalStartError extends CodedError<PrincipalStartErrorCode> {}
 
 /**
+ * The database file was written by a newer principal (its schema version is above the last
+ * migration this code knows): upgrade cdktr or point `CDKTR_DB_PATH` elsewhere.
+ */
+export class SchemaVersionError extends CodedError<"SCHEMA_TOO_NEW"> {}
+
+/**
  * A `listRuns`/`queryLogs` cursor could not be decoded (answered as `BAD_REQUEST`). Thrown in the
  * read worker too, so it carries nothing but its message.
  */

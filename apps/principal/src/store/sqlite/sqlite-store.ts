@@ -105,7 +105,8 @@ export class SqliteStore implements Store {
 
   /**
    * Open (creating and migrating) the database.
-   * @throws Error when the file cannot be opened or its schema is newer than this code.
+   * @throws SchemaVersionError when its schema is newer than this code; better-sqlite3's error
+   * when the file cannot be opened (`createPrincipal` wraps both in a PrincipalStartError).
    */
   static open(options: SqliteStoreOptions): SqliteStore {
     return new SqliteStore(options);
