@@ -136,4 +136,18 @@ describe("Dispatcher (fake clock, real SQLite)", () => {
     assert.equal((await d2.fetchWork(agent("b"), 0)).assignment?.run.runId, r2);
     await s.store.close();
   });
+
+  it("a parked fetchWork waits on the dispatcher's clock: answered empty after waitMs of fake time, not before", async () => {
+    const s = setup();
+    let answered = false;
+    const parked = s.d.fetchWork(agent("a"), 5_000).then((r) => {
+      answered = true;
+      return r;
+    });
+    await s.clock.advance(4_999);
+    assert.equal(answered, false);
+    await s.clock.advance(1);
+    assert.deepEqual(await parked, { assignment: null, cancel: [] });
+    await s.store.close();
+  });
 });

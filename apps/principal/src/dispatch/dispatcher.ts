@@ -1,14 +1,19 @@
 import { randomUUID } from "node:crypto";
 import {
   CdktrError,
+  errorMessage,
+  isoTime as iso,
   noopLogger,
   type Assignment,
+  type Clock,
   type Logger,
   type RunRecord,
   type TaskRunRecord,
+  type TimerHandle,
   type WorkflowDefinition,
 } from "@cdktr/protocol";
-import { isoTime as iso, type Clock } from "@cdktr/protocol";
+import { shuttingDown, staleAssignment } from "../errors.js";
+import { HELD_RUN_STATUSES } from "../runs/state-machine.js";
 import type { ActiveRun, Store } from "../store/store.js";
 
 /** A non-terminal run as the dispatcher tracks it in memory. */
@@ -29,6 +34,7 @@ export interface FetchResult {
 /** Options of {@link Dispatcher}. */
 export interface DispatcherOptions {
   store: Store;
+  /** Time of leases and of the `fetchWork` long-poll waits. */
   clock: Clock;
   /** How long an assignment may stay unconfirmed. */
   leaseMs: number;
@@ -43,7 +49,7 @@ interface Waiter {
   agentId: string;
   labels: readonly string[];
   resolve: (r: FetchResult) => void;
-  timer: NodeJS.Timeout | null;
+  timer: TimerHandle | null;
   done: boolean;
 }
 
@@ -105,16 +111,9 @@ export class Dispatcher {
     return this.entries.get(runId);
   }
 
-  /** Every tracked non-terminal run. */
-  all(): ActiveEntry[] {
-    return [...this.entries.values()];
-  }
-
   /** Runs an agent holds (ASSIGNED or RUNNING). */
   byAgent(agentId: string): ActiveEntry[] {
-    return this.all().filter(
-      (e) => e.run.agentId === agentId && (e.run.status === "ASSIGNED" || e.run.status === "RUNNING"),
-    );
+    return this.all().filter((e) => e.run.agentId === agentId && HELD_RUN_STATUSES.includes(e.run.status));
   }
 
   /** Number of QUEUED runs. */
@@ -139,12 +138,6 @@ export class Dispatcher {
     if (e.run.status === "QUEUED") removeSorted(this.queued, runId);
     this.pump();
     return e;
-  }
-
-  /** Update the record of a tracked run (after a committed change that keeps it active). */
-  update(run: RunRecord): void {
-    const e = this.entries.get(run.runId);
-    if (e !== undefined) e.run = run;
   }
 
   /** Flag a RUNNING run for cancellation and tell its agent now (pending fetchWork, if any). */
@@ -186,10 +179,7 @@ export class Dispatcher {
     waitMs: number,
     signal?: AbortSignal,
   ): Promise<FetchResult> {
-    if (this.closed)
-      return Promise.reject(
-        new CdktrError("SHUTTING_DOWN", "the principal is shutting down: fetch again from the next one"),
-      );
+    if (this.closed) return Promise.reject(shuttingDown("fetch again from the next one"));
     return new Promise<FetchResult>((resolve) => {
       const waiter: Waiter = { agentId: agent.agentId, labels: agent.labels, resolve, timer: null, done: false };
       // New cancel requests end the long-poll at once, each only once (heartbeats repeat them),
@@ -216,7 +206,7 @@ export class Dispatcher {
         this.finish(waiter, { assignment: null, cancel: [] });
         return;
       }
-      waiter.timer = setTimeout(() => {
+      waiter.timer = this.clock.setTimer(() => {
         this.finish(waiter, { assignment: null, cancel: this.cancelsFor(agent.agentId) });
         this.waiters = this.waiters.filter((w) => w !== waiter);
       }, waitMs);
@@ -243,7 +233,7 @@ export class Dispatcher {
     if (e !== undefined && e.run.status === "ASSIGNED" && e.token === token && e.run.agentId === agentId) {
       if (e.leaseExpiresAt !== null && now > e.leaseExpiresAt) {
         this.requeue(e);
-        throw stale(runId, "its lease expired");
+        throw staleAssignment(runId, "its lease expired");
       }
       e.run = { ...e.run, status: "RUNNING" };
       try {
@@ -253,7 +243,7 @@ export class Dispatcher {
         this.onTasksChanged(run.workflowId, tasks);
         return run;
       } catch (err) {
-        this.logger.warn("confirm refused by the store", { runId, error: String(err) });
+        this.logger.warn("confirm refused by the store", { runId, error: errorMessage(err) });
         this.remove(runId);
         throw err;
       }
@@ -264,9 +254,9 @@ export class Dispatcher {
     if (e === undefined) {
       const stored = await this.store.getRun(runId);
       if (stored === null) throw new CdktrError("RUN_NOT_FOUND", `no run \`${runId}\``, { context: { runId } });
-      throw stale(runId, `it is ${stored.run.status}`);
+      throw staleAssignment(runId, `it is ${stored.run.status}`);
     }
-    throw stale(
+    throw staleAssignment(
       runId,
       e.run.status === "QUEUED" ? "its lease expired and it went back to the queue" : "it was reassigned",
     );
@@ -286,16 +276,6 @@ export class Dispatcher {
     return expired;
   }
 
-  /** The earliest lease expiry, for scheduling the next check. */
-  nextLeaseExpiry(): number | null {
-    let min: number | null = null;
-    for (const e of this.entries.values()) {
-      if (e.run.status === "ASSIGNED" && e.leaseExpiresAt !== null && (min === null || e.leaseExpiresAt < min))
-        min = e.leaseExpiresAt;
-    }
-    return min;
-  }
-
   /** Answer every parked fetchWork with nothing and refuse new ones. */
   close(): void {
     this.closed = true;
@@ -304,6 +284,11 @@ export class Dispatcher {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  /** Every tracked non-terminal run. */
+  private all(): ActiveEntry[] {
+    return [...this.entries.values()];
+  }
 
   private requeue(e: ActiveEntry): void {
     const token = e.token;
@@ -321,7 +306,7 @@ export class Dispatcher {
           this.onRunChanged(run);
         },
         (err: unknown) =>
-          this.logger.error("could not persist a lease expiry", { runId: e.run.runId, error: String(err) }),
+          this.logger.error("could not persist a lease expiry", { runId: e.run.runId, error: errorMessage(err) }),
       );
     }
     this.pump();
@@ -335,7 +320,7 @@ export class Dispatcher {
       if (active === null) {
         const counts = new Map<string, number>();
         for (const e of this.entries.values()) {
-          if (e.run.status === "ASSIGNED" || e.run.status === "RUNNING")
+          if (HELD_RUN_STATUSES.includes(e.run.status))
             counts.set(e.run.workflowId, (counts.get(e.run.workflowId) ?? 0) + 1);
         }
         active = counts;
@@ -379,7 +364,7 @@ export class Dispatcher {
     e.token = token;
     e.leaseExpiresAt = lease;
     waiter.done = true;
-    if (waiter.timer !== null) clearTimeout(waiter.timer);
+    if (waiter.timer !== null) this.clock.clearTimer(waiter.timer);
     this.waiters = this.waiters.filter((w) => w !== waiter);
     // The reply does not wait for this commit: an assignment lost in a crash (or refused by the
     // store) is harmless, because the agent starts nothing before `confirm`, which is committed
@@ -397,7 +382,7 @@ export class Dispatcher {
         this.onRunChanged(run);
       },
       (err: unknown) => {
-        this.logger.error("could not persist an assignment", { runId: e.run.runId, error: String(err) });
+        this.logger.error("could not persist an assignment", { runId: e.run.runId, error: errorMessage(err) });
         if (this.entries.get(e.run.runId) === e && e.token === token) {
           e.run = { ...e.run, status: "QUEUED", agentId: null };
           e.token = null;
@@ -416,15 +401,9 @@ export class Dispatcher {
   private finish(w: Waiter, r: FetchResult): void {
     if (w.done) return;
     w.done = true;
-    if (w.timer !== null) clearTimeout(w.timer);
+    if (w.timer !== null) this.clock.clearTimer(w.timer);
     w.resolve(r);
   }
-}
-
-function stale(runId: string, why: string): CdktrError {
-  return new CdktrError("STALE_ASSIGNMENT", `assignment of run ${runId} is no longer valid (${why}): do not start it`, {
-    context: { runId },
-  });
 }
 
 /** Index of the first element of the sorted `arr` that is not below `id`. */

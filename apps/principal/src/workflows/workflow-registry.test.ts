@@ -58,14 +58,16 @@ describe("WorkflowRegistry", () => {
 
   it("the periodic scan picks up changes without any watch event", async () => {
     let wfs = new Map([["a", definition("a")]]);
+    const clock = new ManualClock();
     const r = new WorkflowRegistry({
       scan: async () => ({ workflows: wfs, errors: [], warnings: [] }),
-      clock: new ManualClock(),
+      clock,
       refreshMs: 30,
     });
     await r.start();
     const v = r.version;
     wfs = new Map([["b", definition("b")]]);
+    await clock.advance(30); // the scan period, on the registry's clock
     await waitFor(() => r.get("b") !== undefined, { timeoutMs: 3000, what: "periodic rescan" });
     assert.equal(r.version, v + 1);
     assert.deepEqual(r.list(v).removed, ["a"]);

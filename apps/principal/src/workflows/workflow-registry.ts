@@ -1,14 +1,17 @@
 import { watch, type FSWatcher } from "chokidar";
 import {
+  errorMessage,
   noopLogger,
+  type ApiVerbs,
+  type Clock,
   type Logger,
   type ReplyOf,
-  type ApiVerbs,
+  type TimerHandle,
   type WorkflowDefinition,
   type WorkflowLoadError,
   type WorkflowsChangedEvent,
 } from "@cdktr/protocol";
-import type { Clock } from "@cdktr/protocol";
+import { every, type RepeatingTimer } from "../time/every.js";
 
 /** The part of a directory scan the registry uses (`ScanResult` of `@cdktr/workflow`). */
 export interface WorkflowScan {
@@ -21,6 +24,7 @@ export interface WorkflowScan {
 export interface WorkflowRegistryOptions {
   /** Scans the directory (e.g. `WorkflowDirectory.scan`). Must not throw for bad files. */
   scan: () => Promise<WorkflowScan>;
+  /** The start version, and the time of the debounce and of the periodic scan. */
   clock: Clock;
   logger?: Logger;
   /** Called after each change with the event to publish on `topics.workflows()`. */
@@ -50,8 +54,8 @@ export class WorkflowRegistry {
   private versionNo: number;
   private readonly logger: Logger;
   private watcher: FSWatcher | null = null;
-  private debounce: NodeJS.Timeout | null = null;
-  private interval: NodeJS.Timeout | null = null;
+  private debounce: TimerHandle | null = null;
+  private interval: RepeatingTimer | null = null;
   private scanning: Promise<void> | null = null;
   private again = false;
   private stopped = false;
@@ -85,23 +89,23 @@ export class WorkflowRegistry {
         this.watcher = watch(this.opts.watchDir, { ignoreInitial: true, persistent: true });
         this.watcher.on("all", () => this.schedule());
         this.watcher.on("error", (e: unknown) =>
-          this.logger.warn("workflow watcher error (the periodic scan goes on)", { error: String(e) }),
+          this.logger.warn("workflow watcher error (the periodic scan goes on)", { error: errorMessage(e) }),
         );
       } catch (e) {
-        this.logger.warn("cannot watch the workflow directory (the periodic scan goes on)", { error: String(e) });
+        this.logger.warn("cannot watch the workflow directory (the periodic scan goes on)", {
+          error: errorMessage(e),
+        });
       }
     }
-    if ((this.opts.refreshMs ?? 0) > 0) {
-      this.interval = setInterval(() => void this.refresh(), this.opts.refreshMs);
-      this.interval.unref();
-    }
+    const refreshMs = this.opts.refreshMs ?? 0;
+    if (refreshMs > 0) this.interval = every(this.opts.clock, refreshMs, () => void this.refresh());
   }
 
   /** Stop watching and scanning. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.debounce !== null) clearTimeout(this.debounce);
-    if (this.interval !== null) clearInterval(this.interval);
+    if (this.debounce !== null) this.opts.clock.clearTimer(this.debounce);
+    this.interval?.stop();
     const w = this.watcher;
     this.watcher = null;
     if (w !== null) await w.close();
@@ -110,8 +114,8 @@ export class WorkflowRegistry {
 
   private schedule(): void {
     if (this.stopped) return;
-    if (this.debounce !== null) clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => {
+    if (this.debounce !== null) this.opts.clock.clearTimer(this.debounce);
+    this.debounce = this.opts.clock.setTimer(() => {
       this.debounce = null;
       void this.refresh();
     }, this.opts.debounceMs ?? 100);
@@ -130,7 +134,7 @@ export class WorkflowRegistry {
           this.apply(await this.opts.scan());
         } catch (e) {
           this.logger.error("workflow directory scan failed (keeping the current workflows)", {
-            error: e instanceof Error ? e.message : String(e),
+            error: errorMessage(e),
           });
         }
       } while (this.again && !this.stopped);

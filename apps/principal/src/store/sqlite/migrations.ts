@@ -1,4 +1,5 @@
 import type Database from "better-sqlite3";
+import { SchemaVersionError } from "../../errors.js";
 
 /**
  * Versioned schema migrations. Each entry upgrades from version `index` to `index + 1`; the
@@ -101,15 +102,20 @@ export const MIGRATIONS: readonly string[] = [
   `,
 ];
 
-/** Bring the database to the latest schema version, one transaction per migration. */
+/**
+ * Bring the database to the latest schema version, one transaction per migration.
+ * @throws SchemaVersionError when the file's schema is newer than this code.
+ */
 export function migrate(db: Database.Database): { from: number; to: number } {
   db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
   const row = db.prepare("SELECT version FROM schema_version").get() as { version: number } | undefined;
   if (row === undefined) db.prepare("INSERT INTO schema_version (version) VALUES (0)").run();
   const from = row?.version ?? 0;
   if (from > MIGRATIONS.length) {
-    throw new Error(
+    throw new SchemaVersionError(
+      "SCHEMA_TOO_NEW",
       `database schema version ${from} is newer than this principal understands (${MIGRATIONS.length}): upgrade cdktr or use another CDKTR_DB_PATH`,
+      { context: { found: from, supported: MIGRATIONS.length } },
     );
   }
   for (let v = from; v < MIGRATIONS.length; v++) {

@@ -5,6 +5,7 @@
  */
 import type Database from "better-sqlite3";
 import type { ApiVerbs, ParsedRequestOf, ReplyOf } from "@cdktr/protocol";
+import { BadCursorError } from "../../errors.js";
 import { levelNumber, logFromRow, runFromRow, type LogRow, type RunRow } from "./rows.js";
 
 /** Default page sizes. */
@@ -14,8 +15,20 @@ export const DEFAULT_LOG_PAGE = 1000;
 /** Upper bound of a log page in (worst-case UTF-8) bytes; the reply limit is 32 MiB. */
 export const MAX_LOG_PAGE_BYTES = 8 * 1024 * 1024;
 
-/** A cursor the caller sent could not be decoded. */
-export class BadCursorError extends Error {}
+/** The reads a read worker answers. */
+export type ReadKind = "listRuns" | "queryLogs";
+
+/** A message to a read worker. */
+export interface ReadRequest {
+  id: number;
+  kind: ReadKind;
+  req: unknown;
+}
+
+/** A read worker's answer to the {@link ReadRequest} with the same `id`. */
+export type ReadReply =
+  | { id: number; ok: true; value: unknown; badRequest?: undefined; message?: undefined }
+  | { id: number; ok: false; value?: undefined; badRequest: boolean; message: string };
 
 function encodeCursor(key: readonly (string | number)[]): string {
   return Buffer.from(JSON.stringify(key)).toString("base64url");

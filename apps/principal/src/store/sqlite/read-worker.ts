@@ -1,38 +1,31 @@
 /**
  * Worker thread answering the heavy reads with its own read-only WAL connection, so a log query
  * scanning millions of rows never delays pings, heartbeats or acks on the main event loop.
- * Messages: `{ id, kind: "listRuns" | "queryLogs", req }` -> `{ id, ok: true, value }` or
- * `{ id, ok: false, badRequest, message }`.
+ * Messages: {@link ReadRequest} `{ id, kind: "listRuns" | "queryLogs", req }` -> {@link ReadReply}
+ * `{ id, ok: true, value }` or `{ id, ok: false, badRequest, message }`. Started by `ReadPool`.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
-import { BadCursorError, listRuns, queryLogs } from "./read-queries.js";
-
-interface WorkerRequest {
-  id: number;
-  kind: "listRuns" | "queryLogs";
-  req: never;
-}
+import { errorMessage } from "@cdktr/protocol";
+import { isBadCursorError } from "../../errors.js";
+import { listRuns, queryLogs, type ReadReply, type ReadRequest } from "./read-queries.js";
 
 const { dbPath } = workerData as { dbPath: string };
 const db = new Database(dbPath, { readonly: true, fileMustExist: true });
 db.pragma("busy_timeout = 5000");
 
-parentPort?.on("message", (msg: WorkerRequest | { kind: "close" }) => {
+parentPort?.on("message", (msg: ReadRequest | { kind: "close" }) => {
   if (msg.kind === "close") {
     db.close();
     parentPort?.close();
     return;
   }
+  let reply: ReadReply;
   try {
-    const value = msg.kind === "listRuns" ? listRuns(db, msg.req) : queryLogs(db, msg.req);
-    parentPort?.postMessage({ id: msg.id, ok: true, value });
+    const value = msg.kind === "listRuns" ? listRuns(db, msg.req as never) : queryLogs(db, msg.req as never);
+    reply = { id: msg.id, ok: true, value };
   } catch (e) {
-    parentPort?.postMessage({
-      id: msg.id,
-      ok: false,
-      badRequest: e instanceof BadCursorError,
-      message: e instanceof Error ? e.message : String(e),
-    });
+    reply = { id: msg.id, ok: false, badRequest: isBadCursorError(e), message: errorMessage(e) };
   }
+  parentPort?.postMessage(reply);
 });

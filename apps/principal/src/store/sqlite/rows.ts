@@ -15,7 +15,7 @@ export interface RunRow {
   run_id: string;
   workflow_id: string;
   workflow_hash: string;
-  status: string;
+  status: RunStatus;
   source: string;
   idempotency_key: string | null;
   params: string;
@@ -36,7 +36,7 @@ export interface RunRow {
 export interface TaskRow {
   run_id: string;
   task_id: string;
-  status: string;
+  status: TaskStatus;
   attempt: number;
   started_at: number | null;
   finished_at: number | null;
@@ -66,7 +66,7 @@ export function runFromRow(r: RunRow): RunRecord {
   return {
     runId: r.run_id,
     workflowId: r.workflow_id,
-    status: r.status as RunStatus,
+    status: r.status,
     source: r.source,
     idempotencyKey: r.idempotency_key,
     params: JSON.parse(r.params) as RunRecord["params"],
@@ -85,7 +85,7 @@ export function taskFromRow(r: TaskRow): TaskRunRecord {
   return {
     runId: r.run_id,
     taskId: r.task_id,
-    status: r.status as TaskStatus,
+    status: r.status,
     attempt: r.attempt,
     startedAt: isoOrNull(r.started_at),
     finishedAt: isoOrNull(r.finished_at),

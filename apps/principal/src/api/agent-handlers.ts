@@ -1,0 +1,79 @@
+import { CdktrError, isTerminalRunStatus, type API_VERBS, type RpcServer } from "@cdktr/protocol";
+import type { ApiContext } from "./api-context.js";
+
+/**
+ * Register the agent protocol: `registerAgent` and `heartbeat` (reconciled by the agent-loss
+ * policy), `fetchWork` and `confirmAssignment` (the dispatcher), the `runStatus` and
+ * `taskStatus` reports (the store applies the state rules), and `listAgents`. Every agent
+ * message counts as a sign of life.
+ */
+export function registerAgentHandlers(server: RpcServer<typeof API_VERBS>, ctx: ApiContext): void {
+  const { agents, agentLoss, dispatcher, store, events, logger, config } = ctx;
+  server
+    .handle("registerAgent", (req) => {
+      agents.register(req);
+      const cancel = agentLoss.reconcile(req.agentId, req.runningRuns);
+      logger.info("agent registered", {
+        agentId: req.agentId,
+        host: req.host,
+        capacity: req.capacity,
+        labels: req.labels,
+        running: req.runningRuns.length,
+        cancel,
+      });
+      return {
+        heartbeatIntervalMs: config.heartbeatIntervalMs,
+        heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+        cancel,
+      };
+    })
+    .handle("heartbeat", ({ agentId, runningRuns }) => {
+      if (!agents.touch(agentId, runningRuns)) return { cancel: [], reregister: true };
+      return { cancel: agentLoss.reconcile(agentId, runningRuns), reregister: false };
+    })
+    .handle("fetchWork", async (req, rpc) => {
+      const agent = agents.active(req.agentId);
+      if (agent === undefined) {
+        throw new CdktrError(
+          "AGENT_NOT_REGISTERED",
+          `agent \`${req.agentId}\` is not registered (or was declared lost): call registerAgent, then fetch again`,
+        );
+      }
+      agents.touch(req.agentId);
+      let waitMs = req.waitMs;
+      // The request's deadline is wall-clock time on the wire (not the principal's clock).
+      if (rpc.deadline !== null) waitMs = Math.max(0, Math.min(waitMs, rpc.deadline - Date.now() - 100));
+      return dispatcher.fetchWork({ agentId: req.agentId, labels: agent.labels }, waitMs, rpc.signal);
+    })
+    .handle("confirmAssignment", async ({ agentId, runId, token }) => {
+      agents.touch(agentId);
+      const run = await dispatcher.confirm(agentId, runId, token);
+      logger.info("run started", { runId, agentId, workflowId: run.workflowId });
+      return { run };
+    })
+    .handle("runStatus", async (req) => {
+      agents.touch(req.agentId);
+      const res = await store.updateRunStatus(req);
+      if (res.applied && isTerminalRunStatus(res.run.status)) {
+        dispatcher.remove(req.runId);
+        logger.info("run finished", { runId: req.runId, workflowId: res.run.workflowId, status: res.run.status });
+        events.run(res.run);
+        events.tasks(res.run.workflowId, res.tasks);
+      } else if (!res.applied) {
+        logger.warn("late run report recorded only", {
+          runId: req.runId,
+          reported: req.status,
+          status: res.run.status,
+          agentId: req.agentId,
+        });
+      }
+      return { applied: res.applied, status: res.run.status };
+    })
+    .handle("taskStatus", async (req) => {
+      agents.touch(req.agentId);
+      const res = await store.updateTaskStatus(req);
+      if (res.applied && res.task !== null) events.tasks(res.run.workflowId, [res.task]);
+      return { applied: res.applied };
+    })
+    .handle("listAgents", () => ({ agents: agents.list() }));
+}

@@ -1,0 +1,25 @@
+import type { Logger } from "@cdktr/protocol";
+import type { AgentLoss } from "../agents/agent-loss.js";
+import type { AgentRegistry } from "../agents/agent-registry.js";
+import type { PrincipalConfig } from "../config.js";
+import type { Dispatcher } from "../dispatch/dispatcher.js";
+import type { UlidGenerator } from "../ids.js";
+import type { PrincipalEvents } from "../publish/principal-events.js";
+import type { Store } from "../store/store.js";
+import type { WorkflowRegistry } from "../workflows/workflow-registry.js";
+
+/**
+ * What the API handlers work with: the principal's started components. Built once by
+ * `createPrincipal` after start-up, before the sockets bind.
+ */
+export interface ApiContext {
+  config: PrincipalConfig;
+  logger: Logger;
+  ids: UlidGenerator;
+  store: Store;
+  workflows: WorkflowRegistry;
+  dispatcher: Dispatcher;
+  agents: AgentRegistry;
+  agentLoss: AgentLoss;
+  events: PrincipalEvents;
+}

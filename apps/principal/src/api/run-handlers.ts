@@ -1,0 +1,64 @@
+import { CdktrError, type API_VERBS, type RpcServer } from "@cdktr/protocol";
+import { resolveParams } from "@cdktr/workflow";
+import { runNotFound, workflowNotFound } from "../errors.js";
+import type { ApiContext } from "./api-context.js";
+
+/**
+ * Register the run verbs of clients: `runWorkflow` (validate params, create the run durably,
+ * publish it, queue it), `cancelRun`, `getRun` and `listRuns`.
+ */
+export function registerRunHandlers(server: RpcServer<typeof API_VERBS>, ctx: ApiContext): void {
+  const { store, dispatcher, workflows, events, logger } = ctx;
+  const debugLogging = ctx.config.logLevel === "debug";
+  server
+    .handle("runWorkflow", async (req) => {
+      const wf = workflows.get(req.workflowId);
+      if (wf === undefined) throw workflowNotFound(req.workflowId);
+      const requestParams = req.params ?? {};
+      const resolved = resolveParams(wf.params, requestParams);
+      if (!resolved.ok) {
+        throw new CdktrError(
+          "INVALID_PARAMS",
+          `invalid params for workflow \`${wf.id}\`:\n${resolved.errors.map((e) => `  - ${e}`).join("\n")}`,
+          { context: { workflowId: wf.id } },
+        );
+      }
+      const { run, duplicate } = await store.createRun({
+        runId: ctx.ids.next(),
+        workflow: wf,
+        params: resolved.params,
+        requestParams,
+        idempotencyKey: req.idempotencyKey ?? null,
+        source: req.source ?? "api",
+        scheduledFor: req.scheduledFor ?? null,
+      });
+      if (!duplicate) {
+        // Per trigger, so debug (a JSON line on stdout costs about a quarter of a trigger's time
+        // at full rate; the logger formats even filtered records, hence the level check); the
+        // run's start and end are logged at info, a skip is logged at info.
+        if (run.status === "SKIPPED" || debugLogging) {
+          const created = { runId: run.runId, workflowId: run.workflowId, status: run.status, source: run.source };
+          if (run.status === "SKIPPED") logger.info("run created", created);
+          else logger.debug("run created", created);
+        }
+        events.run(run);
+        if (run.status === "QUEUED") dispatcher.enqueue(run, wf);
+      }
+      return { runId: run.runId, duplicate, skipped: run.status === "SKIPPED", status: run.status };
+    })
+    .handle("cancelRun", async ({ runId }) => {
+      const entry = dispatcher.get(runId);
+      if (entry !== undefined && entry.run.status !== "RUNNING") dispatcher.remove(runId);
+      const res = await store.cancelRun(runId);
+      if (res.agentMustStop) dispatcher.requestCancel(runId);
+      else if (res.cancelled) events.run(res.run);
+      if (res.cancelled) logger.info("run cancel", { runId, status: res.run.status, agentMustStop: res.agentMustStop });
+      return { runId, status: res.run.status, cancelled: res.cancelled };
+    })
+    .handle("getRun", async ({ runId }) => {
+      const r = await store.getRun(runId);
+      if (r === null) throw runNotFound(runId);
+      return r;
+    })
+    .handle("listRuns", (req) => store.listRuns(req));
+}

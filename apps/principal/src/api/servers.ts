@@ -1,0 +1,41 @@
+import { API_VERBS, LOG_VERBS, RpcServer, endpointFor } from "@cdktr/protocol";
+import { registerAgentHandlers } from "./agent-handlers.js";
+import type { ApiContext } from "./api-context.js";
+import { registerLogIngestHandlers, registerLogQueryHandlers } from "./log-handlers.js";
+import { registerRunHandlers } from "./run-handlers.js";
+import { registerWorkflowHandlers } from "./workflow-handlers.js";
+
+/** What `ping` answers with on both servers. */
+export interface ServerIdentity {
+  serverId: string;
+  version: string;
+}
+
+/** The API ROUTER (every verb of `API_VERBS`) with its handlers registered; not bound yet. */
+export function createApiServer(ctx: ApiContext, id: ServerIdentity): RpcServer<typeof API_VERBS> {
+  const server = new RpcServer({
+    ...id,
+    endpoint: endpointFor(ctx.config.host, ctx.config.apiPort),
+    verbs: API_VERBS,
+    maxMessageBytes: ctx.config.maxMessageBytes,
+    logger: ctx.logger.child({ component: "api" }),
+  });
+  registerWorkflowHandlers(server, ctx);
+  registerRunHandlers(server, ctx);
+  registerLogQueryHandlers(server, ctx);
+  registerAgentHandlers(server, ctx);
+  return server;
+}
+
+/** The log-ingest ROUTER (`logBatch`) with its handler registered; not bound yet. */
+export function createLogServer(ctx: ApiContext, id: ServerIdentity): RpcServer<typeof LOG_VERBS> {
+  const server = new RpcServer({
+    ...id,
+    endpoint: endpointFor(ctx.config.host, ctx.config.logsPort),
+    verbs: LOG_VERBS,
+    maxMessageBytes: ctx.config.maxMessageBytes,
+    logger: ctx.logger.child({ component: "logs" }),
+  });
+  registerLogIngestHandlers(server, ctx);
+  return server;
+}

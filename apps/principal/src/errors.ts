@@ -1,0 +1,75 @@
+/**
+ * Errors of the principal. Local ones (start-up, cursors) are {@link CodedError} subclasses with
+ * stable codes; the wire errors the principal answers with are built here once so every place
+ * (API handlers, dispatcher, store, state rules) says the same thing.
+ */
+import { CdktrError, CodedError } from "@cdktr/protocol";
+
+/** Stable codes of {@link PrincipalStartError}. */
+export type PrincipalStartErrorCode = "ALREADY_STARTED" | "DATABASE_UNAVAILABLE" | "SOCKET_UNAVAILABLE";
+
+/**
+ * The principal cannot start: `start()` was called twice, the database cannot be opened, or a
+ * socket cannot be bound. The message names the setting to change (`CDKTR_DB_PATH`, the port
+ * variable); `main` logs it and exits 1.
+ */
+export class PrincipalStartError extends CodedError<PrincipalStartErrorCode> {}
+
+/**
+ * The database file was written by a newer principal (its schema version is above the last
+ * migration this code knows): upgrade cdktr or point `CDKTR_DB_PATH` elsewhere.
+ */
+export class SchemaVersionError extends CodedError<"SCHEMA_TOO_NEW"> {}
+
+/**
+ * A `listRuns`/`queryLogs` cursor could not be decoded (answered as `BAD_REQUEST`). Thrown in the
+ * read worker too, so it carries nothing but its message.
+ */
+export class BadCursorError extends CodedError<"BAD_CURSOR"> {
+  constructor(message: string) {
+    super("BAD_CURSOR", message);
+  }
+}
+
+/** Whether `e` is a {@link BadCursorError} (checked by code, not `instanceof`). */
+export function isBadCursorError(e: unknown): e is BadCursorError {
+  return e instanceof Error && (e as { code?: unknown }).code === "BAD_CURSOR";
+}
+
+/** `RUN_NOT_FOUND` for a run id nobody knows, pointing at `cdktr runs`. */
+export function runNotFound(runId: string): CdktrError {
+  return new CdktrError("RUN_NOT_FOUND", `no run \`${runId}\`: \`cdktr runs\` lists recent runs`, {
+    context: { runId },
+  });
+}
+
+/** `WORKFLOW_NOT_FOUND` for a workflow id that is not loaded, pointing at `cdktr workflows`. */
+export function workflowNotFound(workflowId: string): CdktrError {
+  return new CdktrError("WORKFLOW_NOT_FOUND", `no workflow \`${workflowId}\`: \`cdktr workflows\` lists the ids`, {
+    context: { workflowId },
+  });
+}
+
+/** `STALE_ASSIGNMENT`: the assignment an agent holds is no longer valid (`why` says how). */
+export function staleAssignment(runId: string, why: string): CdktrError {
+  return new CdktrError("STALE_ASSIGNMENT", `assignment of run ${runId} is no longer valid (${why}): do not start it`, {
+    context: { runId },
+  });
+}
+
+/** `STALE_ASSIGNMENT`: an agent reports on a run another agent (or none) holds. */
+export function notHeldBy(runId: string, agentId: string): CdktrError {
+  return new CdktrError("STALE_ASSIGNMENT", `run ${runId} is not held by agent \`${agentId}\`: stop working on it`, {
+    context: { runId },
+  });
+}
+
+/** `INVALID_TRANSITION`: a run report asks for a move the run state machine refuses. */
+export function invalidRunTransition(runId: string, from: string, to: string): CdktrError {
+  return new CdktrError("INVALID_TRANSITION", `run ${runId} cannot go from ${from} to ${to}`, { context: { runId } });
+}
+
+/** `SHUTTING_DOWN` from a component that is closing; `retry` says where to retry. */
+export function shuttingDown(retry: string): CdktrError {
+  return new CdktrError("SHUTTING_DOWN", `the principal is shutting down: ${retry}`);
+}

@@ -1,0 +1,74 @@
+/**
+ * The principal's start-up steps that depend on the environment (database file, ports), with
+ * errors that name the setting to fix, and the background retention job.
+ */
+import { errorMessage, type Clock, type Logger } from "@cdktr/protocol";
+import type { PrincipalConfig } from "./config.js";
+import { PrincipalStartError } from "./errors.js";
+import { SqliteStore } from "./store/sqlite/sqlite-store.js";
+import type { Store } from "./store/store.js";
+
+/**
+ * The injected store, or the SQLite file of the configuration (created and migrated).
+ * @throws PrincipalStartError DATABASE_UNAVAILABLE naming `CDKTR_DB_PATH`.
+ */
+export function openStore(config: PrincipalConfig, injected: Store | undefined, clock: Clock, logger: Logger): Store {
+  if (injected !== undefined) return injected;
+  try {
+    return SqliteStore.open({ path: config.dbPath, clock, logger: logger.child({ component: "store" }) });
+  } catch (e) {
+    throw new PrincipalStartError(
+      "DATABASE_UNAVAILABLE",
+      `cannot open the database ${config.dbPath}: ${errorMessage(e)} (set CDKTR_DB_PATH to a writable file)`,
+      { cause: e, context: { dbPath: config.dbPath } },
+    );
+  }
+}
+
+/** The principal's sockets, as named in errors, with their port settings. */
+const SOCKETS = {
+  api: { what: "API", variable: "CDKTR_PRINCIPAL_PORT", port: (c: PrincipalConfig) => c.apiPort },
+  logs: { what: "log-ingest", variable: "CDKTR_LOGS_LISTENING_PORT", port: (c: PrincipalConfig) => c.logsPort },
+  publish: { what: "publish", variable: "CDKTR_LOGS_PUBLISHING_PORT", port: (c: PrincipalConfig) => c.publishPort },
+} as const;
+
+/**
+ * Bind one of the principal's sockets, or explain which setting to change.
+ * @throws PrincipalStartError SOCKET_UNAVAILABLE naming the port variable.
+ */
+export async function bindOrExplain(
+  bind: () => Promise<string>,
+  config: PrincipalConfig,
+  socket: keyof typeof SOCKETS,
+): Promise<string> {
+  const { what, variable } = SOCKETS[socket];
+  const port = SOCKETS[socket].port(config);
+  try {
+    return await bind();
+  } catch (e) {
+    throw new PrincipalStartError(
+      "SOCKET_UNAVAILABLE",
+      `${what} socket (${variable}=${port}, host ${config.host}): ${errorMessage(e)}`,
+      { cause: e, context: { variable, port, host: config.host } },
+    );
+  }
+}
+
+/**
+ * Run the retention job once in the background (deleting what the configured retention allows),
+ * logging what it deleted or why it failed.
+ */
+export function pruneInBackground(store: Store, config: PrincipalConfig, logger: Logger): void {
+  store
+    .prune({
+      runDays: config.runRetentionDays,
+      logDays: config.logRetentionDays,
+      idempotencyDays: config.idempotencyRetentionDays,
+    })
+    .then(
+      (r) => {
+        if (r.runs + r.logs + r.idempotencyKeys > 0) logger.info("retention: old data deleted", { ...r });
+      },
+      (e: unknown) => logger.error("retention job failed", { error: errorMessage(e) }),
+    );
+}

@@ -1,0 +1,57 @@
+import { CdktrError } from "@cdktr/protocol";
+import type { RunRow } from "./rows.js";
+import type { Tables } from "./tables.js";
+
+/**
+ * The first run of an idempotency key, or null when the key is new (a key whose run was deleted
+ * is dropped and counts as new). Inside a command.
+ * @throws CdktrError IDEMPOTENCY_CONFLICT when the key was used for another workflow or other
+ * params (`requestParams` as {@link canonicalJson}).
+ */
+export function findIdempotentRun(
+  tables: Tables,
+  key: string,
+  workflowId: string,
+  requestParams: string,
+): RunRow | null {
+  const known = tables.sql("SELECT * FROM idempotency_keys WHERE key = ?").get(key) as
+    | { run_id: string; workflow_id: string; params: string }
+    | undefined;
+  if (known === undefined) return null;
+  const first = tables.runRow(known.run_id);
+  if (first === undefined) {
+    tables.sql("DELETE FROM idempotency_keys WHERE key = ?").run(key);
+    return null;
+  }
+  if (known.workflow_id !== workflowId || known.params !== requestParams) {
+    throw new CdktrError(
+      "IDEMPOTENCY_CONFLICT",
+      `idempotency key \`${key}\` was already used for run ${known.run_id} of workflow \`${known.workflow_id}\` with params ${known.params}: use a new key for a different trigger`,
+      { context: { idempotencyKey: key, runId: known.run_id } },
+    );
+  }
+  return first;
+}
+
+/** Record the key of a new run (`requestParams` as {@link canonicalJson}). Inside a command. */
+export function rememberIdempotencyKey(
+  tables: Tables,
+  now: number,
+  k: { key: string; runId: string; workflowId: string; requestParams: string },
+): void {
+  tables
+    .sql("INSERT INTO idempotency_keys (key, run_id, workflow_id, params, created_at) VALUES (?, ?, ?, ?, ?)")
+    .run(k.key, k.runId, k.workflowId, k.requestParams, now);
+}
+
+/** JSON with object keys sorted, so equal params compare equal as text. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}

@@ -1,0 +1,267 @@
+import { isTerminalRunStatus, type Reason, type RunRecord, type TaskRunRecord } from "@cdktr/protocol";
+import {
+  admitRun,
+  canTransitionRun,
+  cancelEffect,
+  checkConfirm,
+  checkRunReport,
+  type RunState,
+} from "../../runs/state-machine.js";
+import type {
+  CancelResult,
+  CrashResult,
+  CreateRunInput,
+  CreateRunResult,
+  RunStatusUpdate,
+  RunUpdateResult,
+} from "../store.js";
+import { findIdempotentRun, rememberIdempotencyKey } from "./idempotency.js";
+import { runFromRow, taskFromRow, type RunRow } from "./rows.js";
+import type { WorkflowSnapshots } from "./snapshots.js";
+import { activeRunCondition } from "./sql-lists.js";
+import type { Tables } from "./tables.js";
+import type { TaskWrites } from "./task-writes.js";
+
+/** The fields of a `runs` row the state machine looks at. */
+function stateOf(row: RunRow): RunState {
+  return { runId: row.run_id, status: row.status, agentId: row.agent_id };
+}
+
+/**
+ * Writes to `runs`, inside group-commit commands. Each reads the run, asks the state machine
+ * (`runs/state-machine.ts`) whether and how it moves, and persists the answer with a
+ * `status_history` line; nothing here decides a state rule on its own.
+ */
+export class RunWrites {
+  private readonly active = activeRunCondition();
+
+  constructor(
+    private readonly tables: Tables,
+    private readonly snapshots: WorkflowSnapshots,
+    private readonly tasks: TaskWrites,
+  ) {}
+
+  /**
+   * Create a run (QUEUED, or SKIPPED by the overlap policy), or return the first run of a known
+   * idempotency key. `requestParams` is the canonical JSON of the caller's params.
+   * @throws CdktrError IDEMPOTENCY_CONFLICT
+   */
+  create(now: number, input: CreateRunInput, requestParams: string): CreateRunResult {
+    const t = this.tables;
+    const wf = input.workflow;
+    const key = input.idempotencyKey;
+    if (key !== null) {
+      const first = findIdempotentRun(t, key, wf.id, requestParams);
+      if (first !== null) return { run: runFromRow(first), duplicate: true };
+    }
+    const snapshot = this.snapshots.write(t, wf, now);
+    const admission = admitRun(wf, () => {
+      const { n } = t
+        .sql(`SELECT count(*) AS n FROM runs WHERE workflow_id = ? AND ${this.active.sql}`)
+        .get(wf.id, ...this.active.params) as { n: number };
+      return n;
+    });
+    const row = t.insertRun(now, {
+      runId: input.runId,
+      workflowId: wf.id,
+      hash: snapshot,
+      status: admission.status,
+      source: input.source,
+      key,
+      params: JSON.stringify(input.params),
+      scheduledFor: input.scheduledFor === null ? null : Date.parse(input.scheduledFor),
+      finishedAt: isTerminalRunStatus(admission.status) ? now : null,
+      reason: admission.status === "SKIPPED" ? admission.reason : null,
+      message: admission.status === "SKIPPED" ? admission.message : (input.message ?? null),
+    });
+    if (key !== null) rememberIdempotencyKey(t, now, { key, runId: input.runId, workflowId: wf.id, requestParams });
+    this.snapshots.remember(snapshot, wf);
+    return { run: runFromRow(row), duplicate: false };
+  }
+
+  /** QUEUED -> ASSIGNED to `agentId` with a token and lease; null when the run cannot be assigned. */
+  assign(now: number, runId: string, agentId: string, token: string, leaseExpiresAt: number): RunRecord | null {
+    const t = this.tables;
+    const row = t.runRow(runId);
+    if (row === undefined || !canTransitionRun(row.status, "ASSIGNED")) return null;
+    t.sql(
+      "UPDATE runs SET status = ?, agent_id = ?, token = ?, lease_expires_at = ?, updated_at = ? WHERE run_id = ?",
+    ).run("ASSIGNED", agentId, token, leaseExpiresAt, now, runId);
+    t.history(now, { runId, from: row.status, to: "ASSIGNED", agentId });
+    return runFromRow(t.requireRun(runId));
+  }
+
+  /** ASSIGNED -> QUEUED after the lease expired; null when `token` is no longer the run's assignment. */
+  expire(now: number, runId: string, token: string): RunRecord | null {
+    const t = this.tables;
+    const row = t.runRow(runId);
+    if (row === undefined || row.token !== token || !canTransitionRun(row.status, "QUEUED")) return null;
+    t.sql(
+      "UPDATE runs SET status = ?, agent_id = NULL, token = NULL, lease_expires_at = NULL, updated_at = ? WHERE run_id = ?",
+    ).run("QUEUED", now, runId);
+    t.history(now, {
+      runId,
+      from: row.status,
+      to: "QUEUED",
+      agentId: row.agent_id,
+      message: "assignment lease expired before confirmation",
+    });
+    return runFromRow(t.requireRun(runId));
+  }
+
+  /**
+   * ASSIGNED -> RUNNING for the agent holding `token`, with a PENDING row per task; a resent
+   * confirmation returns the run as it is.
+   * @throws CdktrError RUN_NOT_FOUND, STALE_ASSIGNMENT
+   */
+  confirm(
+    now: number,
+    runId: string,
+    agentId: string,
+    token: string,
+    taskIds: readonly string[],
+  ): { run: RunRecord; tasks: TaskRunRecord[] } {
+    const t = this.tables;
+    const row = t.requireRun(runId);
+    if (checkConfirm({ ...stateOf(row), token: row.token }, agentId, token) === "already") {
+      return { run: runFromRow(row), tasks: t.taskRows(runId).map(taskFromRow) };
+    }
+    t.sql("UPDATE runs SET status = ?, started_at = ?, updated_at = ? WHERE run_id = ?").run(
+      "RUNNING",
+      now,
+      now,
+      runId,
+    );
+    t.history(now, { runId, from: row.status, to: "RUNNING", agentId });
+    const ins = t.sql("INSERT OR IGNORE INTO task_runs (run_id, task_id, status, attempt) VALUES (?, ?, ?, 0)");
+    for (const taskId of taskIds) {
+      ins.run(runId, taskId, "PENDING");
+      t.history(now, { runId, taskId, attempt: 0, from: null, to: "PENDING", agentId });
+    }
+    return { run: runFromRow(t.requireRun(runId)), tasks: t.taskRows(runId).map(taskFromRow) };
+  }
+
+  /**
+   * Apply an agent's run report (a late one is recorded in the history only). A CANCELLED run
+   * takes its unfinished tasks with it.
+   * @throws CdktrError RUN_NOT_FOUND, INVALID_TRANSITION, STALE_ASSIGNMENT
+   */
+  report(now: number, u: RunStatusUpdate): RunUpdateResult {
+    const t = this.tables;
+    const row = t.requireRun(u.runId);
+    const time = Date.parse(u.time);
+    const outcome = checkRunReport(stateOf(row), u);
+    if (outcome === "unchanged") return { applied: true, run: runFromRow(row), tasks: [] };
+    const record = (applied: boolean): void =>
+      t.history(now, {
+        runId: u.runId,
+        from: row.status,
+        to: u.status,
+        time,
+        applied,
+        agentId: u.agentId,
+        reason: u.reason ?? null,
+        message: u.message ?? null,
+      });
+    if (outcome === "late") {
+      record(false);
+      return { applied: false, run: runFromRow(row), tasks: [] };
+    }
+    t.sql("UPDATE runs SET status = ?, finished_at = ?, reason = ?, message = ?, updated_at = ? WHERE run_id = ?").run(
+      u.status,
+      time,
+      u.reason ?? null,
+      u.message ?? null,
+      now,
+      u.runId,
+    );
+    record(true);
+    const tasks =
+      u.status === "CANCELLED"
+        ? this.tasks.closeOpen(now, u.runId, "CANCELLED", "cancelled", "run cancelled", u.agentId)
+        : [];
+    return { applied: true, run: runFromRow(t.requireRun(u.runId)), tasks };
+  }
+
+  /**
+   * Cancel by request: a QUEUED/ASSIGNED run is CANCELLED now; a RUNNING one is flagged for its
+   * agent (once); a finished one is left alone.
+   * @throws CdktrError RUN_NOT_FOUND
+   */
+  cancel(now: number, runId: string): CancelResult {
+    const t = this.tables;
+    const row = t.requireRun(runId);
+    switch (cancelEffect(row.status)) {
+      case "none":
+        return { run: runFromRow(row), cancelled: false, agentMustStop: false, tasks: [] };
+      case "ask-agent":
+        if (row.cancel_requested === 0) {
+          t.sql("UPDATE runs SET cancel_requested = 1, updated_at = ? WHERE run_id = ?").run(now, runId);
+          t.history(now, {
+            runId,
+            from: row.status,
+            to: row.status,
+            agentId: row.agent_id,
+            reason: "cancelled",
+            message: "cancel requested: waiting for the agent",
+          });
+        }
+        return { run: runFromRow(row), cancelled: true, agentMustStop: true, tasks: [] };
+      case "cancel": {
+        const message = "cancelled by request";
+        t.sql(
+          "UPDATE runs SET status = ?, finished_at = ?, reason = ?, message = ?, token = NULL, updated_at = ? WHERE run_id = ?",
+        ).run("CANCELLED", now, "cancelled", message, now, runId);
+        t.history(now, {
+          runId,
+          from: row.status,
+          to: "CANCELLED",
+          agentId: row.agent_id,
+          reason: "cancelled",
+          message,
+        });
+        return { run: runFromRow(t.requireRun(runId)), cancelled: true, agentMustStop: false, tasks: [] };
+      }
+    }
+  }
+
+  /**
+   * ASSIGNED/RUNNING -> CRASHED with its unfinished tasks; with `requeueRunId`, a new QUEUED run
+   * with the same params (source `requeue`), each run's message naming the other. Null when the
+   * run cannot crash (unknown or not held by an agent).
+   */
+  crash(now: number, runId: string, reason: Reason, message: string, requeueRunId: string | null): CrashResult | null {
+    const t = this.tables;
+    const row = t.runRow(runId);
+    if (row === undefined || !canTransitionRun(row.status, "CRASHED")) return null;
+    const fullMessage = requeueRunId === null ? message : `${message}; requeued as run ${requeueRunId}`;
+    t.sql("UPDATE runs SET status = ?, finished_at = ?, reason = ?, message = ?, updated_at = ? WHERE run_id = ?").run(
+      "CRASHED",
+      now,
+      reason,
+      fullMessage,
+      now,
+      runId,
+    );
+    t.history(now, { runId, from: row.status, to: "CRASHED", agentId: row.agent_id, reason, message: fullMessage });
+    const tasks = this.tasks.closeOpen(now, runId, "CRASHED", reason, message, row.agent_id);
+    let requeued: RunRecord | null = null;
+    if (requeueRunId !== null) {
+      const newRow = t.insertRun(now, {
+        runId: requeueRunId,
+        workflowId: row.workflow_id,
+        hash: row.workflow_hash,
+        status: "QUEUED",
+        source: "requeue",
+        key: null,
+        params: row.params,
+        scheduledFor: row.scheduled_for,
+        finishedAt: null,
+        reason: null,
+        message: `requeue of run ${runId} (${message})`,
+      });
+      requeued = runFromRow(newRow);
+    }
+    return { run: runFromRow(t.requireRun(runId)), tasks, requeued };
+  }
+}

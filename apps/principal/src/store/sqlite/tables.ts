@@ -1,0 +1,147 @@
+import type Database from "better-sqlite3";
+import type { RunStatus, TaskStatus } from "@cdktr/protocol";
+import { runNotFound } from "../../errors.js";
+import type { RunRow, TaskRow } from "./rows.js";
+
+/** One line of the append-only `status_history` table. */
+export interface HistoryEntry {
+  runId: string;
+  taskId?: string | null;
+  attempt?: number | null;
+  from: RunStatus | TaskStatus | null;
+  to: RunStatus | TaskStatus;
+  /** When it happened (the agent's time for reports). @default the commit time */
+  time?: number;
+  /** False for a report recorded but not applied. @default true */
+  applied?: boolean;
+  agentId?: string | null;
+  reason?: string | null;
+  message?: string | null;
+}
+
+/** The columns of a new `runs` row that are not defaulted. */
+export interface NewRun {
+  runId: string;
+  workflowId: string;
+  hash: string;
+  status: RunStatus;
+  source: string;
+  key: string | null;
+  params: string;
+  scheduledFor: number | null;
+  finishedAt: number | null;
+  reason: string | null;
+  message: string | null;
+}
+
+/**
+ * Row access shared by the domain writes, on the writer connection: prepared statements cached
+ * by SQL text (preparing costs more than running most of them), run and task lookups, new runs
+ * and the history table. Used inside group-commit commands only.
+ */
+export class Tables {
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(readonly db: Database.Database) {}
+
+  /** The prepared statement of `text`, prepared once per connection. */
+  sql(text: string): Database.Statement {
+    let stmt = this.statements.get(text);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(text);
+      this.statements.set(text, stmt);
+    }
+    return stmt;
+  }
+
+  /** The `runs` row of `runId`, if any. */
+  runRow(runId: string): RunRow | undefined {
+    return this.sql("SELECT * FROM runs WHERE run_id = ?").get(runId) as RunRow | undefined;
+  }
+
+  /**
+   * The `runs` row of `runId`.
+   * @throws CdktrError RUN_NOT_FOUND
+   */
+  requireRun(runId: string): RunRow {
+    const row = this.runRow(runId);
+    if (row === undefined) throw runNotFound(runId);
+    return row;
+  }
+
+  /** The `task_runs` rows of a run, by task id. */
+  taskRows(runId: string): TaskRow[] {
+    return this.sql("SELECT * FROM task_runs WHERE run_id = ? ORDER BY task_id").all(runId) as TaskRow[];
+  }
+
+  /** The `task_runs` row of one task, if any. */
+  taskRow(runId: string, taskId: string): TaskRow | undefined {
+    return this.sql("SELECT * FROM task_runs WHERE run_id = ? AND task_id = ?").get(runId, taskId) as
+      | TaskRow
+      | undefined;
+  }
+
+  /** Append a line to `status_history` (recorded at `now`). */
+  history(now: number, h: HistoryEntry): void {
+    this.sql(
+      `INSERT INTO status_history (run_id, task_id, attempt, from_status, to_status, time, recorded_at, applied, agent_id, reason, message)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      h.runId,
+      h.taskId ?? null,
+      h.attempt ?? null,
+      h.from,
+      h.to,
+      h.time ?? now,
+      now,
+      h.applied === false ? 0 : 1,
+      h.agentId ?? null,
+      h.reason ?? null,
+      h.message ?? null,
+    );
+  }
+
+  /** Insert a run (and its first history line); returns the row as written, without reading it back. */
+  insertRun(now: number, r: NewRun): RunRow {
+    this.sql(
+      `INSERT INTO runs (run_id, workflow_id, workflow_hash, status, source, idempotency_key, params, scheduled_for,
+                         created_at, finished_at, reason, message, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      r.runId,
+      r.workflowId,
+      r.hash,
+      r.status,
+      r.source,
+      r.key,
+      r.params,
+      r.scheduledFor,
+      now,
+      r.finishedAt,
+      r.reason,
+      r.message,
+      now,
+    );
+    this.history(now, { runId: r.runId, from: null, to: r.status, reason: r.reason, message: r.message });
+    return {
+      run_id: r.runId,
+      workflow_id: r.workflowId,
+      workflow_hash: r.hash,
+      status: r.status,
+      source: r.source,
+      idempotency_key: r.key,
+      params: r.params,
+      scheduled_for: r.scheduledFor,
+      created_at: now,
+      started_at: null,
+      finished_at: r.finishedAt,
+      agent_id: null,
+      reason: r.reason,
+      message: r.message,
+      token: null,
+      lease_expires_at: null,
+      cancel_requested: 0,
+      updated_at: now,
+    };
+  }
+}
