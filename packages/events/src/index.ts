@@ -30,6 +30,6 @@ export {
   type ScheduledWorkflow,
 } from "./scheduler/cron-scheduler.js";
 export { ManualClock, MAX_TIMER_DELAY_MS, systemClock, type Clock, type TimerHandle } from "@cdktr/protocol";
-export { InvalidScheduleError } from "./errors.js";
+export { InvalidScheduleError, ListenerStartError } from "./errors.js";
 // Re-exported so that a listener needs no other import than `@cdktr/events`.
 export { createLogger, noopLogger, type Logger } from "@cdktr/protocol";

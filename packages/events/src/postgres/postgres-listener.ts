@@ -6,7 +6,7 @@ import pg from "pg";
 import type { Notification } from "pg";
 import type { Logger } from "@cdktr/protocol";
 import { EventListener, sleep, type EventListenerOptions } from "../listener/event-listener.js";
-import { backoffDelay, type BackoffOptions } from "@cdktr/protocol";
+import { backoffDelay, errorMessage, type BackoffOptions } from "@cdktr/protocol";
 import { parseTriggerMessage, scopedIdempotencyKey } from "../rabbitmq/trigger-message.js";
 
 /** Options of {@link PostgresListener}. */
@@ -129,7 +129,7 @@ export class PostgresListener extends EventListener {
           reason: why,
         });
       } catch (e) {
-        log.warn("postgres connection failed; retrying", { error: e instanceof Error ? e.message : String(e) });
+        log.warn("postgres connection failed; retrying", { error: errorMessage(e) });
       } finally {
         this.#stats.listening = false;
         if (keepalive !== undefined) clearInterval(keepalive);
