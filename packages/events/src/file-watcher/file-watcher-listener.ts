@@ -9,7 +9,7 @@ import { watch, type FSWatcher } from "chokidar";
 import picomatch from "picomatch";
 import type { Logger, Params } from "@cdktr/protocol";
 import { EventListener, sleep, type EventListenerOptions } from "../listener/event-listener.js";
-import { backoffDelay, errorMessage, type BackoffOptions } from "@cdktr/protocol";
+import { UsageError, backoffDelay, errorMessage, type BackoffOptions } from "@cdktr/protocol";
 import { ListenerStartError } from "../errors.js";
 
 /** File events the watcher can react to. */
@@ -91,7 +91,8 @@ export class FileWatcherListener extends EventListener {
 
   constructor(options: FileWatcherListenerOptions) {
     super({ ...options, source: options.source ?? "file-watcher" });
-    if (options.path === "") throw new TypeError("FileWatcherListener: `path` must be a file or directory");
+    if (options.path === "")
+      throw new UsageError("INVALID_ARGUMENT", "FileWatcherListener: `path` must be a file or directory");
     this.#root = resolve(options.path);
     this.#workflow = options.workflow;
     const globs =

@@ -4,7 +4,7 @@
 import { connect, type Channel, type ChannelModel, type ConsumeMessage } from "amqplib";
 import type { Logger } from "@cdktr/protocol";
 import { EventListener, sleep, type EventListenerOptions } from "../listener/event-listener.js";
-import { backoffDelay, errorMessage, type BackoffOptions } from "@cdktr/protocol";
+import { UsageError, backoffDelay, errorMessage, type BackoffOptions } from "@cdktr/protocol";
 import { parseTriggerMessage, scopedIdempotencyKey } from "./trigger-message.js";
 
 /** Options of {@link RabbitMqListener}. */
@@ -83,7 +83,8 @@ export class RabbitMqListener extends EventListener {
 
   constructor(options: RabbitMqListenerOptions) {
     super({ ...options, source: options.source ?? "rabbitmq" });
-    if (options.queue === "") throw new TypeError("RabbitMqListener: `queue` must be a non-empty queue name");
+    if (options.queue === "")
+      throw new UsageError("INVALID_ARGUMENT", "RabbitMqListener: `queue` must be a non-empty queue name");
     this.#url = options.url ?? "amqp://guest:guest@127.0.0.1:5672";
     this.#queue = options.queue;
     this.#prefetch = options.prefetch ?? 10;
