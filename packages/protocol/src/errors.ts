@@ -99,7 +99,8 @@ export class UsageError extends CodedError<"INVALID_ARGUMENT" | "INVALID_STATE">
 /**
  * What {@link coerceError} makes of a thrown value that is not an `Error` (a string, a plain
  * object, `null`...): its text as the message, the value itself as `cause`. The code is the
- * value's own `code` when it had one (`{ code: "ENOENT", message }`), else `THROWN_VALUE`.
+ * value's own `code` (a string or number) when it had one (`{ code: "ENOENT", message }`), else
+ * `THROWN_VALUE`.
  */
 export class ThrownValueError extends CodedError<string> {
   constructor(message: string, value: unknown, code = "THROWN_VALUE") {
