@@ -2,8 +2,8 @@
  * The `cdktr` command tree (commander). {@link runCli} parses argv, runs one command and returns
  * the exit code; it never throws and never prints a stack trace.
  */
-import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
+import { packageVersion } from "@cdktr/protocol";
 import { agentsCommand, pingCommand } from "./commands/agents.js";
 import { initCommand } from "./commands/init.js";
 import { logsCommand, type LogsOptions } from "./commands/logs.js";
@@ -17,14 +17,7 @@ import { describeError } from "./errors.js";
 import type { CliIo } from "./io.js";
 
 /** The CLI's version (that of the `@cdktr/cli` package). */
-export const CLI_VERSION: string = (() => {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: string };
-    return pkg.version ?? "0.0.0";
-  } catch {
-    return "0.0.0";
-  }
-})();
+export const CLI_VERSION: string = packageVersion(import.meta.url);
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

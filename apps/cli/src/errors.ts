@@ -1,15 +1,17 @@
 /**
  * Errors the CLI shows to people: always one line, never a stack trace.
  */
-import { isCdktrError } from "@cdktr/protocol";
+import { CodedError, errorMessage, isCdktrError } from "@cdktr/protocol";
+
+/** Codes of {@link CliError}: `CLI_USAGE` for exit code 2 (bad usage), `CLI_FAILED` otherwise. */
+export type CliErrorCode = "CLI_USAGE" | "CLI_FAILED";
 
 /** An error meant for the user, with the exit code the process should end with. */
-export class CliError extends Error {
-  /** 1 = the operation failed, 2 = bad usage (arguments, options, files). */
+export class CliError extends CodedError<CliErrorCode> {
+  /** 1 = the operation failed, 2 = bad usage (arguments, options, files), 130 = interrupted. */
   readonly exitCode: number;
   constructor(message: string, exitCode = 1, options: { cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "CliError";
+    super(exitCode === 2 ? "CLI_USAGE" : "CLI_FAILED", message, options);
     this.exitCode = exitCode;
   }
 }
@@ -29,7 +31,7 @@ export function describeError(e: unknown, ctx: ErrorContext = {}): { message: st
   if (e instanceof CliError) return { message: e.message, exitCode: e.exitCode };
   if (isCdktrError(e)) {
     const code = e.code;
-    const message = e instanceof Error ? e.message : String((e as { message?: unknown }).message);
+    const message = errorMessage(e);
     if (code === "TIMEOUT" || code === "UNAVAILABLE" || code === "CLOSED") {
       const where = ctx.principal ?? "the configured address";
       return {
@@ -40,7 +42,7 @@ export function describeError(e: unknown, ctx: ErrorContext = {}): { message: st
     return { message: firstLine(message), exitCode: code === "INVALID_PARAMS" || code === "BAD_REQUEST" ? 2 : 1 };
   }
   if (e instanceof Error) return { message: firstLine(e.message), exitCode: 1 };
-  return { message: String(e), exitCode: 1 };
+  return { message: errorMessage(e), exitCode: 1 };
 }
 
 function firstLine(s: string): string {

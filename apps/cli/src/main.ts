@@ -2,7 +2,7 @@
  * Process entry of the `cdktr` command (`bin/cdktr.js` imports it). The only file that touches
  * `process`: argv, the terminal, signals and the exit code.
  */
-import { ConfigError, loadDotEnv } from "@cdktr/protocol";
+import { ConfigError, errorMessage, loadDotEnv } from "@cdktr/protocol";
 import { runCli } from "./cli.js";
 import type { CliIo } from "./io.js";
 
@@ -61,7 +61,7 @@ try {
   loadDotEnv();
   code = await runCli(process.argv.slice(2), io);
 } catch (e) {
-  const message = e instanceof ConfigError ? e.problems.join("; ") : e instanceof Error ? e.message : String(e);
+  const message = e instanceof ConfigError ? e.problems.join("; ") : errorMessage(e);
   process.stderr.write(`error: ${message}\n`);
   code = 2;
 }

@@ -2,8 +2,8 @@
  * Wiring of the listeners runner: one shared principal connection, one built-in listener per
  * entry of the config file.
  */
-import { PrincipalClient, type Logger } from "@cdktr/protocol";
-import type { EventListener, PrincipalRequester } from "@cdktr/events";
+import { PrincipalClient, errorMessage, type Logger } from "@cdktr/protocol";
+import { ListenerStartError, type EventListener, type PrincipalRequester } from "@cdktr/events";
 import { WebhookListener } from "@cdktr/events/webhook";
 import { FileWatcherListener } from "@cdktr/events/file-watcher";
 import { RabbitMqListener } from "@cdktr/events/rabbitmq";
@@ -32,8 +32,8 @@ export interface ListenersApp {
   /**
    * Start every listener; resolves when webhooks are bound and file watchers have scanned.
    * RabbitMQ and PostgreSQL listeners connect (and reconnect) in the background.
-   * @throws Error when a webhook cannot bind its port or a watched path does not exist (the
-   *   listeners already started are stopped again)
+   * @throws ListenerStartError when a webhook cannot bind its port or a watched path does not
+   *   exist (the listeners already started are stopped again)
    */
   start(): Promise<void>;
   /** Stop every listener (in reverse order) and close the principal connection. Idempotent. */
@@ -77,8 +77,9 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
           else if (l instanceof FileWatcherListener) await l.whenReady();
         } catch (e) {
           await stop();
-          throw new Error(`listener ${r.name} cannot start: ${e instanceof Error ? e.message : String(e)}`, {
+          throw new ListenerStartError(`listener ${r.name} cannot start: ${errorMessage(e)}`, {
             cause: e,
+            context: { listener: r.name },
           });
         }
       }

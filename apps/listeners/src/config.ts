@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from "yaml";
 import { z } from "zod";
-import { ConfigError, ParamsSchema, WorkflowIdSchema, envPort, parseEnv } from "@cdktr/protocol";
+import { ConfigError, ParamsSchema, WorkflowIdSchema, envPort, errorMessage, parseEnv } from "@cdktr/protocol";
 
 /** Environment variables read by the runner. */
 export const ListenersEnvSchema = z.object({
@@ -160,15 +160,11 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    const why =
-      (err as { code?: unknown }).code === "ENOENT"
-        ? "file not found"
-        : err instanceof Error
-          ? err.message
-          : String(err);
+    const why = (err as { code?: unknown }).code === "ENOENT" ? "file not found" : errorMessage(err);
     throw new ConfigError(
       [`${file}: ${why}: set CDKTR_LISTENERS_CONFIG to your listeners YAML file`],
       "cannot read the listeners config",
+      { cause: err },
     );
   }
   return parseListenersConfig(text, file, env, { host: e.CDKTR_PRINCIPAL_HOST, port: e.CDKTR_PRINCIPAL_PORT });

@@ -2,17 +2,38 @@
  * Errors raised by `@cdktr/events` itself. Errors that come from the principal keep the wire
  * codes of `@cdktr/protocol` (`CdktrError`); these are local to a listener process.
  */
+import { CodedError } from "@cdktr/protocol";
 
-/** A cron expression, timezone or start time that cannot be scheduled. */
-export class InvalidScheduleError extends Error {
-  /** Stable code for guards: compare `code`, not `instanceof`. */
-  readonly code = "INVALID_SCHEDULE" as const;
+/** A cron expression, timezone or start time that cannot be scheduled (code `INVALID_SCHEDULE`). */
+export class InvalidScheduleError extends CodedError<"INVALID_SCHEDULE"> {
   /** The workflow the schedule belongs to, when known. */
   readonly workflowId: string | null;
 
   constructor(message: string, options: { workflowId?: string; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "InvalidScheduleError";
+    super("INVALID_SCHEDULE", message, {
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+      ...(options.workflowId === undefined ? {} : { context: { workflowId: options.workflowId } }),
+    });
     this.workflowId = options.workflowId ?? null;
+  }
+}
+
+/**
+ * A listener cannot start (code `LISTENER_START_FAILED`): a watched path that does not exist, a
+ * webhook port in use... The message names the listener and the resource and says what to fix.
+ */
+export class ListenerStartError extends CodedError<"LISTENER_START_FAILED"> {
+  constructor(message: string, options: { cause?: unknown; context?: Record<string, unknown> } = {}) {
+    super("LISTENER_START_FAILED", message, options);
+  }
+}
+
+/**
+ * A webhook request body larger than the listener's `maxBodyBytes` (code `PAYLOAD_TOO_LARGE`):
+ * the listener answers 413 and stops reading. Internal to the webhook listener.
+ */
+export class BodyTooLarge extends CodedError<"PAYLOAD_TOO_LARGE"> {
+  constructor(limit: number) {
+    super("PAYLOAD_TOO_LARGE", `request body exceeds ${limit} bytes`, { context: { limit } });
   }
 }

@@ -24,12 +24,14 @@ export {
   occurrenceKey,
   type CronSchedulerEvents,
   type CronSchedulerOptions,
-  type CronSchedulerStats,
-  type MissedOccurrence,
-  type ScheduledEntry,
-  type ScheduledWorkflow,
 } from "./scheduler/cron-scheduler.js";
+export type {
+  CronSchedulerStats,
+  MissedOccurrence,
+  ScheduledEntry,
+  ScheduledWorkflow,
+} from "./scheduler/scheduler-types.js";
 export { ManualClock, MAX_TIMER_DELAY_MS, systemClock, type Clock, type TimerHandle } from "@cdktr/protocol";
-export { InvalidScheduleError } from "./errors.js";
+export { InvalidScheduleError, ListenerStartError } from "./errors.js";
 // Re-exported so that a listener needs no other import than `@cdktr/events`.
 export { createLogger, noopLogger, type Logger } from "@cdktr/protocol";

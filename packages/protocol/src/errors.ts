@@ -1,5 +1,7 @@
 /**
- * Errors that cross process boundaries. On the wire an error is always
+ * The errors of cdktr: {@link CodedError}, the base of every error a cdktr package raises (a
+ * stable `code`, a message that says what to do, `context`, `cause`), and {@link CdktrError},
+ * the errors that cross process boundaries. On the wire an error is always
  * `{ code, message, retryable }`; code is stable, message says what to do.
  */
 import { z } from "zod";
@@ -88,17 +90,37 @@ export class CodedError<C extends string = string> extends Error {
 }
 
 /**
+ * A cdktr API called against its contract: a programming error, not a runtime failure.
+ * `INVALID_ARGUMENT` (e.g. a verb that is not in the table) or `INVALID_STATE` (e.g. binding a
+ * server twice); the message names the call.
+ */
+export class UsageError extends CodedError<"INVALID_ARGUMENT" | "INVALID_STATE"> {}
+
+/**
+ * What {@link coerceError} makes of a thrown value that is not an `Error` (a string, a plain
+ * object, `null`...): its text as the message, the value itself as `cause`. The code is the
+ * value's own `code` (a string or number) when it had one (`{ code: "ENOENT", message }`), else
+ * `THROWN_VALUE`.
+ */
+export class ThrownValueError extends CodedError<string> {
+  constructor(message: string, value: unknown, code = "THROWN_VALUE") {
+    super(code, message, { cause: value });
+  }
+}
+
+/**
  * Anything caught, as an `Error`: errors pass through; other thrown values (strings, plain
- * objects, `null`) become an `Error` whose message describes them. Use it in every
+ * objects, `null`) become a {@link ThrownValueError} whose message describes them. Use it in every
  * `catch (e: unknown)` instead of `String(e)`.
  */
 export function coerceError(e: unknown): Error {
   if (e instanceof Error) return e;
   if (typeof e === "object" && e !== null && typeof (e as { message?: unknown }).message === "string") {
-    const err = new Error((e as { message: string }).message, { cause: e });
     const code = (e as { code?: unknown }).code;
-    if (code !== undefined) Object.assign(err, { code });
-    return err;
+    const message = (e as { message: string }).message;
+    return typeof code === "string" || typeof code === "number"
+      ? new ThrownValueError(message, e, String(code))
+      : new ThrownValueError(message, e);
   }
   let text: string;
   try {
@@ -106,7 +128,7 @@ export function coerceError(e: unknown): Error {
   } catch {
     text = Object.prototype.toString.call(e);
   }
-  return new Error(text, { cause: e });
+  return new ThrownValueError(text, e);
 }
 
 /** The message of anything caught (see {@link coerceError}). */
@@ -132,6 +154,7 @@ export class CdktrError extends CodedError<ErrorCode> {
     return { code: this.code, message: this.message, retryable: this.retryable };
   }
 
+  /** The error a `{ code, message, retryable }` reply stands for. */
   static fromWire(error: WireError): CdktrError {
     return new CdktrError(error.code, error.message, { retryable: error.retryable });
   }

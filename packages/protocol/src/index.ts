@@ -18,6 +18,7 @@ export {
 } from "./rpc/frames.js";
 export { RpcClient, type RpcClientOptions, type RequestOptions, type RetryOptions } from "./rpc/rpc-client.js";
 export { RpcServer, type RpcServerOptions, type RequestContext, type Handler } from "./rpc/rpc-server.js";
+export { BindError } from "./rpc/bind.js";
 export { PrincipalClient, type PrincipalClientOptions } from "./rpc/principal-client.js";
 export { LogClient, type LogClientOptions } from "./rpc/log-client.js";
 export { Publisher, type PublisherOptions } from "./pubsub/publisher.js";

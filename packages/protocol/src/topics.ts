@@ -10,13 +10,14 @@
  * | `workflows|`                        | a {@link WorkflowsChangedEvent}       |
  */
 import { z } from "zod";
+import { UsageError } from "./errors.js";
 import { RunRecordSchema, TaskRunRecordSchema } from "./records.js";
 
 const SEP = "|";
 
 function join(parts: readonly string[]): string {
   for (const p of parts) {
-    if (p.includes(SEP)) throw new Error(`topic part ${JSON.stringify(p)} contains '|'`);
+    if (p.includes(SEP)) throw new UsageError("INVALID_ARGUMENT", `topic part ${JSON.stringify(p)} contains '|'`);
   }
   return parts.map((p) => p + SEP).join("");
 }

@@ -9,17 +9,14 @@
  */
 export { WorkflowDirectory, loadWorkflowDir, isWorkflowFile } from "./loader/workflow-directory.js";
 export type { ScanResult, WorkflowDirectoryOptions, WorkflowLogger } from "./loader/workflow-directory.js";
-export {
-  parseWorkflowText,
-  workflowIdFromPath,
-  formatFieldPath,
-  DEFAULT_CATCH_UP_MAX,
-} from "./loader/parse-workflow-text.js";
+export { parseWorkflowText, workflowIdFromPath, DEFAULT_CATCH_UP_MAX } from "./loader/parse-workflow-text.js";
+export { formatFieldPath } from "./loader/yaml-reader.js";
 export type { ParseWorkflowOptions, ParseWorkflowResult } from "./loader/parse-workflow-text.js";
 export { formatLoadError } from "./loader/format-load-error.js";
 export { resolveParams, coerceParam } from "./params/resolve-params.js";
 export type { ResolveParamsResult } from "./params/resolve-params.js";
-export { DagPlanner, DagError } from "./dag/dag-planner.js";
+export { DagPlanner } from "./dag/dag-planner.js";
+export { DagError, type DagErrorCode } from "./errors.js";
 export type { DagInput, DagSummary, PlannedTaskState } from "./dag/dag-planner.js";
 export { findCycle, topoOrder, renderDagTree } from "./dag/graph.js";
 export { normaliseCron, CRON_OPTIONS } from "./cron/normalise-cron.js";

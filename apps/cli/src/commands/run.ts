@@ -1,5 +1,6 @@
 import type { RunRecord, TaskRunRecord } from "@cdktr/protocol";
 import type { CommandContext } from "../context.js";
+import { CliError } from "../errors.js";
 import { elapsed, formatInstant } from "../format/duration.js";
 import { formatLogLine } from "../format/log-line.js";
 import { parseParamArgs } from "../params.js";
@@ -90,7 +91,7 @@ export async function runCommand(ctx: CommandContext, workflowId: string, opts: 
     }
     if (watcher === undefined) return 0;
     const abort = new AbortController();
-    void ctx.io.interrupted.then(() => abort.abort(new Error("interrupted")));
+    void ctx.io.interrupted.then(() => abort.abort(new CliError("interrupted", 130)));
     let final: RunRecord;
     try {
       final = await watcher.watch(reply.runId, abort.signal);

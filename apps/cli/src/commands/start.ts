@@ -1,4 +1,5 @@
 import { pathToFileURL } from "node:url";
+import { errorMessage } from "@cdktr/protocol";
 import type { CommandContext } from "../context.js";
 import { CliError } from "../errors.js";
 import { appMainPath, STARTABLE_APPS, type StartableApp } from "../start/apps.js";
@@ -85,7 +86,7 @@ async function startAll(ctx: CommandContext): Promise<number> {
     return 1;
   } catch (e) {
     if (sup.stopping) return await finish(sup, signals);
-    sup.say(style.red(e instanceof Error ? e.message : String(e)));
+    sup.say(style.red(errorMessage(e)));
     await sup.stopAll();
     return 1;
   } finally {

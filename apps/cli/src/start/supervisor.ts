@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { CliError } from "../errors.js";
 import type { CliIo } from "../io.js";
 import type { Style } from "../format/style.js";
 
@@ -98,7 +99,7 @@ export class Supervisor {
     if (child.ready !== undefined) return Promise.resolve(child.ready);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`${child.name} did not become ready within ${timeoutMs / 1000} s`)),
+        () => reject(new CliError(`${child.name} did not become ready within ${timeoutMs / 1000} s`)),
         timeoutMs,
       );
       child.readyWaiters.push((r) => {
@@ -107,7 +108,7 @@ export class Supervisor {
       });
       void child.exited.then(({ code, signal }) => {
         clearTimeout(timer);
-        reject(new Error(`${child.name} exited (${signal ?? `code ${code}`}) before it was ready`));
+        reject(new CliError(`${child.name} exited (${signal ?? `code ${code}`}) before it was ready`));
       });
     });
   }

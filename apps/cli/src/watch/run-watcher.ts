@@ -1,4 +1,5 @@
 import {
+  coerceError,
   isCdktrError,
   topics,
   type ApiVerbs,
@@ -8,6 +9,7 @@ import {
   type RunRecord,
   type TaskRunRecord,
 } from "@cdktr/protocol";
+import { CliError } from "../errors.js";
 import { LiveFeed, type FeedEvent } from "./live-feed.js";
 import { LogSequencer } from "./log-sequencer.js";
 import { isNewerRun, isNewerTask, isTerminalRun } from "./states.js";
@@ -152,7 +154,7 @@ export class RunWatcher {
         if (!isCdktrError(e) || !e.retryable || e.code === "CLOSED") throw e;
         if (failingSince === null) {
           failingSince = Date.now();
-          this.#o.onUnreachable?.(e instanceof Error ? e : new Error(String(e)));
+          this.#o.onUnreachable?.(coerceError(e));
         } else if (Date.now() - failingSince > giveUpMs) {
           throw e;
         }
@@ -162,7 +164,7 @@ export class RunWatcher {
     }
     if (this.#o.follow) await this.#finalLogs(signal);
     const run = this.#run;
-    if (run === undefined) throw new Error(`run ${runId} vanished`);
+    if (run === undefined) throw new CliError(`run ${runId} vanished`);
     return run;
   }
 
@@ -232,7 +234,7 @@ export class RunWatcher {
       const onAbort = (): void => {
         clearTimeout(timer);
         this.#wake = undefined;
-        reject(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
+        reject(signal?.reason instanceof Error ? signal.reason : new CliError("aborted", 130));
       };
       const timer = setTimeout(done, ms);
       this.#wake = done;

@@ -1,25 +1,8 @@
-import {
-  TERMINAL_RUN_STATUSES as FINAL_RUNS,
-  type RunRecord,
-  type RunStatus,
-  type TaskRunRecord,
-  type TaskStatus,
-} from "@cdktr/protocol";
+import { isTerminalRunStatus, type RunRecord, type RunStatus, type TaskRunRecord } from "@cdktr/protocol";
 
-const TERMINAL_RUN_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>(FINAL_RUNS);
-
-/** Task states after which the attempt is over. */
-export const TERMINAL_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set<TaskStatus>([
-  "COMPLETED",
-  "FAILED",
-  "SKIPPED",
-  "CRASHED",
-  "CANCELLED",
-]);
-
-/** Whether a run record is in a final state. */
+/** Whether a run record is in a final state (protocol's `TERMINAL_RUN_STATUSES`). */
 export function isTerminalRun(run: Pick<RunRecord, "status">): boolean {
-  return TERMINAL_RUN_STATUSES.has(run.status);
+  return isTerminalRunStatus(run.status);
 }
 
 function runRank(s: RunStatus): number {
@@ -46,7 +29,7 @@ function taskRank(t: Pick<TaskRunRecord, "status" | "attempt">): number {
  */
 export function isNewerRun(prev: RunRecord | undefined, next: RunRecord): boolean {
   if (prev === undefined) return true;
-  if (TERMINAL_RUN_STATUSES.has(prev.status)) return false;
+  if (isTerminalRunStatus(prev.status)) return false;
   return runRank(next.status) > runRank(prev.status);
 }
 

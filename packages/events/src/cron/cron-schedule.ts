@@ -1,4 +1,5 @@
 import { Cron } from "croner";
+import { errorMessage } from "@cdktr/protocol";
 import { InvalidScheduleError } from "../errors.js";
 import { HOUR_MS, firstTransition, isValidTimeZone, offsetMs } from "./time-zone.js";
 
@@ -30,13 +31,16 @@ interface NaiveMatcher {
 const matchers = new Map<string, NaiveMatcher>();
 const MAX_MATCHERS = 4096;
 
-/** The shared matcher of `expression`. @throws Error from croner when the pattern is invalid or never matches */
-function matcherOf(expression: string): NaiveMatcher {
+/**
+ * The shared matcher of `expression`, or null when it can never match (e.g. 30 February).
+ * @throws Error from croner when the pattern is invalid
+ */
+function matcherOf(expression: string): NaiveMatcher | null {
   let m = matchers.get(expression);
   if (m === undefined) {
     const cron = new Cron(expression, { utcOffset: 0, paused: true });
-    // An expression that can never match (e.g. 30 February) has no next run at all.
-    if (cron.nextRun(new Date(Date.UTC(2000, 0, 1))) === null) throw new Error("the expression never matches");
+    // An expression that can never match has no next run at all.
+    if (cron.nextRun(new Date(Date.UTC(2000, 0, 1))) === null) return null;
     if (matchers.size >= MAX_MATCHERS) matchers.clear();
     m = { cron, memoFrom: Number.NaN, memoNext: null };
     matchers.set(expression, m);
@@ -120,16 +124,20 @@ export class CronSchedule {
         opts,
       );
     }
-    let matcher: NaiveMatcher;
+    let matcher: NaiveMatcher | null;
     try {
       matcher = matcherOf(expression);
     } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      throw new InvalidScheduleError(`${where}invalid cron ${JSON.stringify(expression)}: ${msg}`, {
+      throw new InvalidScheduleError(`${where}invalid cron ${JSON.stringify(expression)}: ${errorMessage(e)}`, {
         ...opts,
         cause: e,
       });
     }
+    if (matcher === null)
+      throw new InvalidScheduleError(
+        `${where}invalid cron ${JSON.stringify(expression)}: the expression never matches`,
+        opts,
+      );
     const hour = fields.length === 6 ? fields[2] : fields[1];
     const fixedHour = hour !== undefined && !/[*?/]/.test(hour);
     return new CronSchedule(expression, timezone, startTime, matcher, fixedHour);

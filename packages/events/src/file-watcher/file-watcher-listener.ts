@@ -9,7 +9,8 @@ import { watch, type FSWatcher } from "chokidar";
 import picomatch from "picomatch";
 import type { Logger, Params } from "@cdktr/protocol";
 import { EventListener, sleep, type EventListenerOptions } from "../listener/event-listener.js";
-import { backoffDelay, type BackoffOptions } from "@cdktr/protocol";
+import { UsageError, backoffDelay, errorMessage, type BackoffOptions } from "@cdktr/protocol";
+import { ListenerStartError } from "../errors.js";
 
 /** File events the watcher can react to. */
 export type FileEventKind = "add" | "change" | "unlink";
@@ -90,7 +91,8 @@ export class FileWatcherListener extends EventListener {
 
   constructor(options: FileWatcherListenerOptions) {
     super({ ...options, source: options.source ?? "file-watcher" });
-    if (options.path === "") throw new TypeError("FileWatcherListener: `path` must be a file or directory");
+    if (options.path === "")
+      throw new UsageError("INVALID_ARGUMENT", "FileWatcherListener: `path` must be a file or directory");
     this.#root = resolve(options.path);
     this.#workflow = options.workflow;
     const globs =
@@ -115,7 +117,7 @@ export class FileWatcherListener extends EventListener {
 
   /**
    * Resolves once the watcher has scanned `path` and reports changes (after `start()`); rejects
-   * when `path` does not exist.
+   * with a {@link ListenerStartError} when `path` does not exist.
    */
   whenReady(): Promise<void> {
     return this.#ready.promise;
@@ -127,9 +129,12 @@ export class FileWatcherListener extends EventListener {
     try {
       await stat(this.#root);
     } catch (e) {
-      const err = new Error(
-        `file watcher: cannot watch ${this.#root}: ${(e as { code?: unknown }).code === "ENOENT" ? "it does not exist; create it or fix `path`" : e instanceof Error ? e.message : String(e)}`,
-      );
+      const why =
+        (e as { code?: unknown }).code === "ENOENT" ? "it does not exist; create it or fix `path`" : errorMessage(e);
+      const err = new ListenerStartError(`file watcher: cannot watch ${this.#root}: ${why}`, {
+        cause: e,
+        context: { path: this.#root },
+      });
       this.#ready.reject(err);
       this.#ready = deferred();
       throw err;
@@ -151,9 +156,7 @@ export class FileWatcherListener extends EventListener {
     watcher.on("add", onEvent("add"));
     watcher.on("change", onEvent("change"));
     watcher.on("unlink", onEvent("unlink"));
-    watcher.on("error", (e: unknown) =>
-      log.warn("file watcher error", { error: e instanceof Error ? e.message : String(e) }),
-    );
+    watcher.on("error", (e: unknown) => log.warn("file watcher error", { error: errorMessage(e) }));
     await new Promise<void>((res) => watcher.once("ready", () => res()));
     this.#stats.ready = true;
     this.#ready.resolve();

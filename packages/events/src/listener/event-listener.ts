@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import {
   CdktrError,
   PrincipalClient,
+  backoffDelay,
+  coerceError,
   noopLogger,
   toCdktrError,
   type ApiVerbs,
@@ -121,6 +123,9 @@ export interface EventListenerEvents {
 }
 
 type State = "idle" | "running" | "stopping";
+
+/** Backoff between the attempts of a trigger with a deadline: 200 ms doubling up to 2 s, with jitter. */
+const REQUEST_BACKOFF = { initialMs: 200, maxMs: 2000 } as const;
 
 function isRequester(p: PrincipalAddress | PrincipalRequester): p is PrincipalRequester {
   return typeof (p as { request?: unknown }).request === "function";
@@ -280,8 +285,7 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
     retry: boolean,
   ): Promise<ReplyOf<ApiVerbs, "runWorkflow">> {
     const deadline = typeof deadlineOption === "number" ? deadlineOption : deadlineOption.getTime();
-    let delay = 200;
-    for (;;) {
+    for (let attempt = 1; ; attempt++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
         throw new CdktrError(
@@ -297,9 +301,9 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
       } catch (e) {
         const err = toCdktrError(e);
         const left = deadline - Date.now();
+        const delay = backoffDelay(attempt, REQUEST_BACKOFF);
         if (!retry || !err.retryable || left <= delay) throw err;
         await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(2000, delay * 2);
       }
     }
   }
@@ -319,7 +323,7 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
         await this.startListening(controller.signal);
       } catch (e) {
         if (!controller.signal.aborted) {
-          error = e instanceof Error ? e : new Error(String(e));
+          error = coerceError(e);
           this.logger.error("listener failed", { error: error.message });
           this.emit("error", error);
         }

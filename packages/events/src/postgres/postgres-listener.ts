@@ -6,7 +6,7 @@ import pg from "pg";
 import type { Notification } from "pg";
 import type { Logger } from "@cdktr/protocol";
 import { EventListener, sleep, type EventListenerOptions } from "../listener/event-listener.js";
-import { backoffDelay, type BackoffOptions } from "@cdktr/protocol";
+import { UsageError, backoffDelay, errorMessage, type BackoffOptions } from "@cdktr/protocol";
 import { parseTriggerMessage, scopedIdempotencyKey } from "../rabbitmq/trigger-message.js";
 
 /** Options of {@link PostgresListener}. */
@@ -72,7 +72,8 @@ export class PostgresListener extends EventListener {
 
   constructor(options: PostgresListenerOptions) {
     super({ ...options, source: options.source ?? "postgres" });
-    if (options.channel === "") throw new TypeError("PostgresListener: `channel` must be a non-empty channel name");
+    if (options.channel === "")
+      throw new UsageError("INVALID_ARGUMENT", "PostgresListener: `channel` must be a non-empty channel name");
     this.#connectionString = options.connectionString;
     this.#channel = options.channel;
     this.#appName = options.applicationName ?? "cdktr-listener";
@@ -129,7 +130,7 @@ export class PostgresListener extends EventListener {
           reason: why,
         });
       } catch (e) {
-        log.warn("postgres connection failed; retrying", { error: e instanceof Error ? e.message : String(e) });
+        log.warn("postgres connection failed; retrying", { error: errorMessage(e) });
       } finally {
         this.#stats.listening = false;
         if (keepalive !== undefined) clearInterval(keepalive);

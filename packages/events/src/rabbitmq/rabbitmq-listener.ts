@@ -4,7 +4,7 @@
 import { connect, type Channel, type ChannelModel, type ConsumeMessage } from "amqplib";
 import type { Logger } from "@cdktr/protocol";
 import { EventListener, sleep, type EventListenerOptions } from "../listener/event-listener.js";
-import { backoffDelay, type BackoffOptions } from "@cdktr/protocol";
+import { UsageError, backoffDelay, errorMessage, type BackoffOptions } from "@cdktr/protocol";
 import { parseTriggerMessage, scopedIdempotencyKey } from "./trigger-message.js";
 
 /** Options of {@link RabbitMqListener}. */
@@ -83,7 +83,8 @@ export class RabbitMqListener extends EventListener {
 
   constructor(options: RabbitMqListenerOptions) {
     super({ ...options, source: options.source ?? "rabbitmq" });
-    if (options.queue === "") throw new TypeError("RabbitMqListener: `queue` must be a non-empty queue name");
+    if (options.queue === "")
+      throw new UsageError("INVALID_ARGUMENT", "RabbitMqListener: `queue` must be a non-empty queue name");
     this.#url = options.url ?? "amqp://guest:guest@127.0.0.1:5672";
     this.#queue = options.queue;
     this.#prefetch = options.prefetch ?? 10;
@@ -109,9 +110,9 @@ export class RabbitMqListener extends EventListener {
         const lost = new Promise<string>((resolve) => {
           conn?.once("close", (e?: unknown) => resolve(e instanceof Error ? e.message : "connection closed"));
         });
-        conn.on("error", (e: unknown) => log.warn("rabbitmq connection error", { error: errorText(e) }));
+        conn.on("error", (e: unknown) => log.warn("rabbitmq connection error", { error: errorMessage(e) }));
         const channel = await conn.createChannel();
-        channel.on("error", (e: unknown) => log.warn("rabbitmq channel error", { error: errorText(e) }));
+        channel.on("error", (e: unknown) => log.warn("rabbitmq channel error", { error: errorMessage(e) }));
         // A channel closed by the broker (e.g. queue deleted) recycles the whole connection.
         channel.once("close", () => void conn?.close().catch(() => undefined));
         if (this.#assert) {
@@ -149,7 +150,7 @@ export class RabbitMqListener extends EventListener {
         }
         log.warn("rabbitmq connection lost; reconnecting", { reason: why });
       } catch (e) {
-        log.warn("rabbitmq connection failed; retrying", { url: redact(this.#url), error: errorText(e) });
+        log.warn("rabbitmq connection failed; retrying", { url: redact(this.#url), error: errorMessage(e) });
       } finally {
         this.#stats.consuming = false;
         if (conn !== null) await conn.close().catch(() => undefined);
@@ -259,7 +260,7 @@ class ConsumerSession {
         return;
       }
       const p = this.#opts.onMessage(this, msg).catch((e: unknown) => {
-        this.log.error("rabbitmq message handling failed; requeueing", { error: errorText(e) });
+        this.log.error("rabbitmq message handling failed; requeueing", { error: errorMessage(e) });
         this.settle(msg, "requeue");
       });
       this.#inFlight.add(p);
@@ -293,7 +294,7 @@ class ConsumerSession {
       await this.consume();
       this.log.info("rabbitmq consumption resumed");
     } catch (e) {
-      this.log.warn("rabbitmq resume failed; the connection will be recycled", { error: errorText(e) });
+      this.log.warn("rabbitmq resume failed; the connection will be recycled", { error: errorMessage(e) });
       void this.channel.close().catch(() => undefined);
     }
   }
@@ -314,10 +315,6 @@ class ConsumerSession {
     if (this.#tag !== null) await this.channel.cancel(this.#tag).catch(() => undefined);
     await Promise.allSettled([...this.#inFlight]);
   }
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** The URL without its password, for logs. */

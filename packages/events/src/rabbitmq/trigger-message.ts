@@ -3,7 +3,7 @@
  * `{"workflow_id": "etl.daily", "params": {"date": "2026-11-28"}, "idempotency_key": "order-42"}`.
  */
 import { createHash } from "node:crypto";
-import { ParamsSchema, WorkflowIdSchema, type Params } from "@cdktr/protocol";
+import { ParamsSchema, WorkflowIdSchema, errorMessage, type Params } from "@cdktr/protocol";
 
 /** Longest idempotency key the principal accepts. */
 const MAX_KEY = 512;
@@ -52,10 +52,9 @@ export function parseTriggerMessage(
   try {
     json = JSON.parse(trimmed);
   } catch (e) {
-    const why = e instanceof Error ? e.message : String(e);
     return {
       ok: false,
-      error: `message body is not valid JSON (${why}): send {"workflow_id": ..., "params"?: {...}, "idempotency_key"?: ...}`,
+      error: `message body is not valid JSON (${errorMessage(e)}): send {"workflow_id": ..., "params"?: {...}, "idempotency_key"?: ...}`,
     };
   }
   return validate(json);

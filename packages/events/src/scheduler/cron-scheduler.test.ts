@@ -411,7 +411,8 @@ describe("CronScheduler catch-up after downtime", () => {
 
 describe("CronScheduler failures", () => {
   it("retries a failing trigger with backoff, with the same key, until it succeeds", async () => {
-    const { clock, principal, scheduler } = await setup({ retryInitialDelayMs: 500 });
+    // Retry delays have equal jitter drawn from `random`: near 1 picks the top of each range.
+    const { clock, principal, scheduler } = await setup({ retryInitialDelayMs: 500, random: () => 0.999_999 });
     let failures = 3;
     principal.failRun = () => (failures-- > 0 ? new CdktrError("TIMEOUT", "no reply") : undefined);
     principal.put(wf("flaky", "0 * * * * *"));
@@ -424,6 +425,23 @@ describe("CronScheduler failures", () => {
     assert.deepEqual(
       principal.created().map((t) => [t.scheduledFor, t.sentAt - T0]),
       [[isoSec(T0 + 60_000), 63_500]],
+    );
+    assert.equal(scheduler.stats.retries, 3);
+    await scheduler.stop();
+  });
+
+  it("retry delays are jittered down to half their size through the injected random source", async () => {
+    const { clock, principal, scheduler } = await setup({ retryInitialDelayMs: 500, random: () => 0 });
+    let failures = 3;
+    principal.failRun = () => (failures-- > 0 ? new CdktrError("TIMEOUT", "no reply") : undefined);
+    principal.put(wf("flaky", "0 * * * * *"));
+    await scheduler.start();
+    await clock.advance(60_000 + 250 + 500 + 999);
+    assert.equal(principal.created().length, 0, "backoff 250, 500, 1000 ms");
+    await clock.advance(1);
+    assert.deepEqual(
+      principal.created().map((t) => [t.key, t.sentAt - T0]),
+      [[occurrenceKey("flaky", T0 + 60_000), 61_750]],
     );
     assert.equal(scheduler.stats.retries, 3);
     await scheduler.stop();

@@ -3,7 +3,8 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { ParamsSchema, WorkflowIdSchema, type Params } from "@cdktr/protocol";
+import { WorkflowIdSchema, errorMessage } from "@cdktr/protocol";
+import { BodyTooLarge } from "../errors.js";
 import { EventListener, type EventListenerOptions, type TriggerResult } from "../listener/event-listener.js";
 import {
   DEFAULT_SIGNATURE_TOLERANCE_MS,
@@ -11,6 +12,7 @@ import {
   TIMESTAMP_HEADER,
   verifyWebhookSignature,
 } from "./signature.js";
+import { deferred, errorBody, header, parseParams, readBody, refuseTooLarge, send, type Reply } from "./http-io.js";
 
 /** Options of {@link WebhookListener}. */
 export interface WebhookListenerOptions extends EventListenerOptions {
@@ -44,15 +46,6 @@ export interface WebhookAddress {
   /** e.g. `http://127.0.0.1:8080` */
   url: string;
 }
-
-/** A JSON reply. */
-interface Reply {
-  status: number;
-  body: Record<string, unknown>;
-  headers?: Record<string, string>;
-}
-
-class BodyTooLarge extends Error {}
 
 const TRIGGER_PREFIX = "/trigger/";
 const MAX_KEY_LENGTH = 256;
@@ -117,7 +110,7 @@ export class WebhookListener extends EventListener {
     if (signal.aborted) return;
     const server = createServer((req, res) => {
       this.#handle(req, res).catch((e: unknown) => {
-        this.logger.error("webhook handler failed", { error: e instanceof Error ? e.message : String(e) });
+        this.logger.error("webhook handler failed", { error: errorMessage(e) });
         if (!res.headersSent)
           send(res, {
             status: 500,
@@ -333,107 +326,4 @@ export class WebhookListener extends EventListener {
     const now = this.#now();
     for (const [sig, expires] of this.#usedSignatures) if (expires < now) this.#usedSignatures.delete(sig);
   }
-}
-
-function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => undefined); // nobody may be waiting
-  return { promise, resolve, reject };
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function errorBody(code: string, message: string): Record<string, unknown> {
-  return { status: "error", code, message };
-}
-
-function send(res: ServerResponse, reply: Reply): void {
-  const body = JSON.stringify(reply.body);
-  res.writeHead(reply.status, {
-    "content-type": "application/json; charset=utf-8",
-    "content-length": Buffer.byteLength(body),
-    "cache-control": "no-store",
-    ...reply.headers,
-  });
-  res.end(body);
-}
-
-function refuseTooLarge(req: IncomingMessage, res: ServerResponse, limit: number): void {
-  // Stop reading: pause the stream (TCP flow control holds the sender back), answer, close.
-  req.pause();
-  res.shouldKeepAlive = false;
-  send(res, {
-    status: 413,
-    headers: { connection: "close" },
-    body: errorBody("PAYLOAD_TOO_LARGE", `request body exceeds ${limit} bytes; send a smaller JSON object of params`),
-  });
-  res.on("finish", () => {
-    req.socket.end();
-    setTimeout(() => req.socket.destroy(), 1000).unref();
-  });
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (e: Error): void => {
-      cleanup();
-      reject(e);
-    };
-    const cleanup = (): void => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onError);
-    };
-    req.on("data", onData);
-    req.on("end", onEnd);
-    req.on("error", onError);
-  });
-}
-
-function parseParams(raw: Buffer): { ok: true; params: Params | undefined } | { ok: false; error: string } {
-  const text = raw.toString("utf8").trim();
-  if (text === "") return { ok: true, params: undefined };
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    return {
-      ok: false,
-      error: `body is not valid JSON (${e instanceof Error ? e.message : String(e)}): send a JSON object of params, e.g. {"date": "2026-11-28"}`,
-    };
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    return { ok: false, error: 'body must be a JSON object of params, e.g. {"date": "2026-11-28"}' };
-  }
-  const parsed = ParamsSchema.safeParse(json);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map(
-      (i) => `params.${i.path.join(".")}: param values must be strings, numbers or booleans`,
-    );
-    return { ok: false, error: problems.join("; ") };
-  }
-  return { ok: true, params: Object.keys(parsed.data).length > 0 ? parsed.data : undefined };
 }

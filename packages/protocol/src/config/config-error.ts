@@ -1,15 +1,16 @@
+import { CodedError } from "../errors.js";
+
 /**
- * Invalid configuration: `problems` holds one readable line per bad setting
- * (`CDKTR_PRINCIPAL_PORT: expected an integer from 1 to 65535, got "abc"`), and the message lists
- * them all.
+ * Invalid configuration (code `CONFIG_INVALID`): `problems` holds one readable line per bad
+ * setting (`CDKTR_PRINCIPAL_PORT: expected an integer from 1 to 65535, got "abc"`), and the
+ * message lists them all under `heading`.
  */
-export class ConfigError extends Error {
-  readonly code = "CONFIG_INVALID";
+export class ConfigError extends CodedError<"CONFIG_INVALID"> {
+  /** One line per bad setting, each naming the setting (or `file:line:column` and field). */
   readonly problems: string[];
 
-  constructor(problems: string[], heading = "invalid configuration") {
-    super(`${heading}:\n${problems.map((p) => `  ${p}`).join("\n")}`);
-    this.name = "ConfigError";
+  constructor(problems: string[], heading = "invalid configuration", options: { cause?: unknown } = {}) {
+    super("CONFIG_INVALID", `${heading}:\n${problems.map((p) => `  ${p}`).join("\n")}`, options);
     this.problems = problems;
   }
 }

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { errorMessage } from "../errors.js";
 import { ConfigError } from "./config-error.js";
 
 function describeRaw(raw: string | undefined): string {
@@ -210,7 +211,7 @@ export function loadDotEnv(path = ".env", env: Record<string, string | undefined
   } catch (e) {
     const code = (e as { code?: unknown }).code;
     if (code === "ENOENT") return;
-    throw new ConfigError([`${path}: ${e instanceof Error ? e.message : String(e)}`], `cannot read ${path}`);
+    throw new ConfigError([`${path}: ${errorMessage(e)}`], `cannot read ${path}`, { cause: e });
   }
   for (const [k, v] of Object.entries(parseDotEnv(text, path))) {
     if (env[k] === undefined) env[k] = v;

@@ -1,4 +1,5 @@
 import { Publisher as ZmqPublisher } from "zeromq";
+import { CdktrError } from "../errors.js";
 import { noopLogger, type Logger } from "../logging/logger.js";
 import { SendQueue } from "../rpc/send-queue.js";
 import { bindOrExplain } from "../rpc/bind.js";
@@ -99,7 +100,7 @@ export class Publisher {
     ]);
     clearTimeout(timer);
     this.closed = true;
-    this.queue.close(new Error("publisher closed"));
+    this.queue.close(new CdktrError("CLOSED", "publisher closed", { retryable: false }));
     // Queued messages get a bounded time to leave (linger 0 would discard them).
     this.socket.linger = 500;
     this.socket.close();

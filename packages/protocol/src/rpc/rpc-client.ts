@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Dealer } from "zeromq";
-import { CdktrError, WireErrorSchema } from "../errors.js";
+import { CdktrError, WireErrorSchema, errorMessage } from "../errors.js";
 import type { ReplyOf, RequestOf, VerbTable } from "../messages.js";
 import { noopLogger, type Logger } from "../logging/logger.js";
 import {
@@ -160,7 +160,7 @@ export class RpcClient<T extends VerbTable> {
         }
         return parsed.data as ReplyOf<T, V>;
       } catch (e) {
-        const err = e instanceof CdktrError ? e : new CdktrError("INTERNAL", String(e), { cause: e });
+        const err = e instanceof CdktrError ? e : new CdktrError("INTERNAL", errorMessage(e), { cause: e });
         const unsent = err.context.unsent === true;
         if (attempt >= attempts || !err.retryable || unsent || this.closed) throw err;
         const delay = this.backoff(attempt);
@@ -249,14 +249,10 @@ export class RpcClient<T extends VerbTable> {
           clearTimeout(p.timer);
           this.pending.delete(requestId);
           p.reject(
-            new CdktrError(
-              "UNAVAILABLE",
-              `cannot send ${verb} to ${this.endpoint}: ${e instanceof Error ? e.message : String(e)}`,
-              {
-                cause: e,
-                context: { verb, endpoint: this.endpoint },
-              },
-            ),
+            new CdktrError("UNAVAILABLE", `cannot send ${verb} to ${this.endpoint}: ${errorMessage(e)}`, {
+              cause: e,
+              context: { verb, endpoint: this.endpoint },
+            }),
           );
         },
       );

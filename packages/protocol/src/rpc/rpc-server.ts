@@ -1,5 +1,5 @@
 import { Router } from "zeromq";
-import { CdktrError, toCdktrError, type ErrorCode, type WireError } from "../errors.js";
+import { CdktrError, UsageError, errorMessage, toCdktrError, type ErrorCode, type WireError } from "../errors.js";
 import type { ParsedRequestOf, ReplyOf, VerbTable } from "../messages.js";
 import { noopLogger, type Logger } from "../logging/logger.js";
 import {
@@ -123,7 +123,8 @@ export class RpcServer<T extends VerbTable> {
 
   /** Register the handler of `verb` (replacing any previous one). Returns `this` for chaining. */
   handle<V extends keyof T & string>(verb: V, handler: Handler<T, V>): this {
-    if (!(verb in this.verbs)) throw new Error(`RpcServer.handle: ${verb} is not in the verb table`);
+    if (!(verb in this.verbs))
+      throw new UsageError("INVALID_ARGUMENT", `RpcServer.handle: ${verb} is not in the verb table`);
     this.handlers.set(verb, handler);
     return this;
   }
@@ -136,10 +137,11 @@ export class RpcServer<T extends VerbTable> {
   /**
    * Bind the socket and start serving.
    * @returns the actual endpoint (with the chosen port when the requested one was 0)
-   * @throws Error when the address is in use or invalid
+   * @throws BindError when the address is in use or invalid (`code` `EADDRINUSE`, ...)
+   * @throws UsageError `INVALID_STATE` when already bound or closed
    */
   async bind(): Promise<string> {
-    if (this.state !== "new") throw new Error("RpcServer.bind: already bound or closed");
+    if (this.state !== "new") throw new UsageError("INVALID_STATE", "RpcServer.bind: already bound or closed");
     const ep = this.requestedEndpoint.replace(/:0$/, ":*");
     await bindOrExplain(this.socket, ep);
     this.bound = this.socket.lastEndpoint ?? this.requestedEndpoint;
@@ -191,7 +193,7 @@ export class RpcServer<T extends VerbTable> {
       });
     }
     this.state = "closed";
-    this.queue.close(new Error("server closed"));
+    this.queue.close(new CdktrError("CLOSED", "server closed", { retryable: false }));
     // send() resolves once libzmq queued a reply, not once it left: give queued replies a
     // bounded time to be transmitted instead of discarding them (linger 0).
     this.socket.linger = 1000;
@@ -286,7 +288,7 @@ export class RpcServer<T extends VerbTable> {
     try {
       json = JSON.parse(frameText(frames[5]));
     } catch (e) {
-      fail("BAD_REQUEST", `body of ${verb} is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+      fail("BAD_REQUEST", `body of ${verb} is not valid JSON (${errorMessage(e)})`);
       return;
     }
     const parsed = spec.request.safeParse(json);

@@ -1,4 +1,5 @@
 import type { Dealer, Publisher, Router } from "zeromq";
+import { CdktrError, CodedError } from "../errors.js";
 
 type SendSocket = Dealer | Router | Publisher;
 
@@ -12,13 +13,16 @@ interface Item {
   reject: (e: unknown) => void;
 }
 
-/** Raised by {@link SendQueue.push} when the item's deadline passed before it could be sent. */
-export class SendExpiredError extends Error {
-  readonly code = "EXPIRED";
+/** Raised by {@link SendQueue.push} when the item's deadline passed before it could be sent (code `EXPIRED`). */
+export class SendExpiredError extends CodedError<"EXPIRED"> {
   constructor() {
-    super("deadline passed before the message could be sent");
-    this.name = "SendExpiredError";
+    super("EXPIRED", "deadline passed before the message could be sent");
   }
+}
+
+/** The rejection of a send on a closed socket (code `CLOSED`). */
+function socketClosed(): CdktrError {
+  return new CdktrError("CLOSED", "socket closed", { retryable: false });
 }
 
 /**
@@ -37,7 +41,7 @@ export class SendQueue {
 
   /** Queue `frames`; resolves once libzmq accepted them, rejects with the send error. */
   push(frames: (Buffer | string)[], opts: { deadline?: number | null; sendTimeoutMs?: number } = {}): Promise<void> {
-    if (this.closed) return Promise.reject(new Error("socket closed"));
+    if (this.closed) return Promise.reject(socketClosed());
     return new Promise<void>((resolve, reject) => {
       this.items.push({
         frames,
@@ -104,7 +108,7 @@ export class SendQueue {
           timeout = timeout === null || timeout < 0 ? left : Math.min(timeout, left);
         }
         try {
-          if (this.socket.closed) throw new Error("socket closed");
+          if (this.socket.closed) throw socketClosed();
           if (timeout !== null && this.socket.sendTimeout !== timeout) this.socket.sendTimeout = timeout;
           await this.socket.send(item.frames);
           item.resolve();

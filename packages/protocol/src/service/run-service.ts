@@ -5,6 +5,7 @@
  */
 import { createLogger, type Logger } from "../logging/logger.js";
 import { loadDotEnv } from "../config/env.js";
+import { errorMessage } from "../errors.js";
 
 /** What {@link runService} needs from an app: `createX(...)` returns one. */
 export interface ServiceLifecycle<Started> {
@@ -77,10 +78,6 @@ export const SERVICE_EXIT = {
   forced: 130,
 } as const;
 
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
 function isConfigError(e: unknown): e is Error {
   return e instanceof Error && (e as { code?: unknown }).code === "CONFIG_INVALID";
 }
@@ -122,8 +119,8 @@ export async function runService<C, S extends ServiceLifecycle<Started>, Started
   try {
     service = opts.create(config, { logger });
   } catch (e) {
-    logger.error(`${opts.name} could not be created`, { error: errorText(e) });
-    process.stderr.write(`${prefix} failed to start: ${errorText(e)}\n`);
+    logger.error(`${opts.name} could not be created`, { error: errorMessage(e) });
+    process.stderr.write(`${prefix} failed to start: ${errorMessage(e)}\n`);
     process.exit(opts.startExitCode?.(e) ?? SERVICE_EXIT.failed);
   }
 
@@ -135,7 +132,7 @@ export async function runService<C, S extends ServiceLifecycle<Started>, Started
       try {
         opts.onForce?.(service, logger);
       } catch (e) {
-        logger.error("forced stop failed", { error: errorText(e) });
+        logger.error("forced stop failed", { error: errorMessage(e) });
       }
       process.exit(SERVICE_EXIT.forced);
     }
@@ -156,7 +153,7 @@ export async function runService<C, S extends ServiceLifecycle<Started>, Started
         process.exit(SERVICE_EXIT.ok);
       },
       (e: unknown) => {
-        logger.error("stop failed", { error: errorText(e) });
+        logger.error("stop failed", { error: errorMessage(e) });
         process.exit(SERVICE_EXIT.failed);
       },
     );
@@ -165,7 +162,7 @@ export async function runService<C, S extends ServiceLifecycle<Started>, Started
   process.on("SIGTERM", onSignal);
   const policy = opts.onUnhandledRejection ?? "log";
   process.on("unhandledRejection", (reason: unknown) => {
-    const error = reason instanceof Error ? (reason.stack ?? reason.message) : String(reason);
+    const error = reason instanceof Error ? (reason.stack ?? reason.message) : errorMessage(reason);
     if (policy === "exit") {
       logger.error("unhandled promise rejection: exiting", { error });
       process.exit(SERVICE_EXIT.failed);
@@ -180,8 +177,8 @@ export async function runService<C, S extends ServiceLifecycle<Started>, Started
     // A signal during start makes start() reject; the signal handler owns the exit then.
     if (signals > 0) return;
     const code = opts.startExitCode?.(e) ?? SERVICE_EXIT.failed;
-    logger.error(`${opts.name} failed to start`, { error: errorText(e) });
-    process.stderr.write(`${prefix} failed to start: ${errorText(e)}\n`);
+    logger.error(`${opts.name} failed to start`, { error: errorMessage(e) });
+    process.stderr.write(`${prefix} failed to start: ${errorMessage(e)}\n`);
     await service.stop().catch(() => undefined);
     process.exit(code);
   }

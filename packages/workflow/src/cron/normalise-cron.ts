@@ -3,6 +3,7 @@
  * form (seconds first, day of week 0-6 with Sunday 0) that the scheduler evaluates.
  */
 import { Cron } from "croner";
+import { errorMessage } from "@cdktr/protocol";
 
 /**
  * How the numbers of the day-of-week field are read:
@@ -94,7 +95,7 @@ export function normaliseCron(
     const cron = new Cron(schedule, { ...CRON_OPTIONS, timezone: opts.timezone ?? "UTC" });
     next = cron.nextRun();
   } catch (e: unknown) {
-    const msg = (e instanceof Error ? e.message : String(e)).replace(/^CronPattern:\s*/, "");
+    const msg = errorMessage(e).replace(/^CronPattern:\s*/, "");
     return { ok: false, error: `invalid cron \`${expression}\`: ${msg}` };
   }
   if (next === null) warnings.push(`cron \`${expression}\` never fires (e.g. a day that does not exist in that month)`);

@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { DagError, DagPlanner } from "./dag-planner.js";
+import { DagPlanner } from "./dag-planner.js";
+import { DagError } from "../errors.js";
 import type { DagInput } from "./dag-planner.js";
 import { findCycle, renderDagTree, topoOrder } from "./graph.js";
 

@@ -7,6 +7,7 @@
  * handed out by {@link DagPlanner.takeReady} exactly once, and a failure marks every
  * transitive dependent SKIPPED so the run always terminates.
  */
+import { DagError } from "../errors.js";
 import { findCycle } from "./graph.js";
 
 /** State of one task inside a {@link DagPlanner}. */
@@ -29,15 +30,6 @@ export interface DagSummary {
   finished: boolean;
   /** True when finished and every task COMPLETED. */
   succeeded: boolean;
-}
-
-/** Thrown by the {@link DagPlanner} constructor for an unknown dependency or a cycle, and by
- * its methods for a transition that breaks the plan (e.g. completing a task never started). */
-export class DagError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "DagError";
-  }
 }
 
 /**
@@ -175,7 +167,7 @@ export class DagPlanner {
    */
   stateOf(taskId: string): PlannedTaskState {
     const s = this.#state.get(taskId);
-    if (s === undefined) throw new DagError(`unknown task \`${taskId}\``);
+    if (s === undefined) throw new DagError(`unknown task \`${taskId}\``, "DAG_UNKNOWN_TASK");
     return s;
   }
 
@@ -228,6 +220,7 @@ export class DagPlanner {
     if (s !== "RUNNING") {
       throw new DagError(
         `task \`${taskId}\` cannot become ${to}: it is ${s}, not RUNNING (take it with takeReady() first)`,
+        "DAG_BAD_TRANSITION",
       );
     }
     this.#state.set(taskId, to);

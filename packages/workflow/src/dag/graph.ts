@@ -2,6 +2,7 @@
  * Graph helpers over `Record<taskId, { depends }>`: cycle detection with the cycle's path,
  * a deterministic topological order, and a text tree for `cdktr workflow show`.
  */
+import { DagError } from "../errors.js";
 import type { DagInput } from "./dag-planner.js";
 
 /**
@@ -54,7 +55,7 @@ export function findCycle(tasks: DagInput): string[] | null {
 /**
  * A topological order (dependencies first). Ties keep the input order, so the result is
  * deterministic.
- * @throws {Error} when the graph has a cycle or an unknown dependency.
+ * @throws {DagError} when the graph has a cycle or an unknown dependency.
  */
 export function topoOrder(tasks: DagInput): string[] {
   const ids = Object.keys(tasks);
@@ -67,7 +68,7 @@ export function topoOrder(tasks: DagInput): string[] {
     indeg.set(id, deps.length);
     for (const dep of deps) {
       const list = children.get(dep);
-      if (list === undefined) throw new Error(`task \`${id}\` depends on unknown task \`${dep}\``);
+      if (list === undefined) throw new DagError(`task \`${id}\` depends on unknown task \`${dep}\``);
       list.push(id);
     }
   }
@@ -115,7 +116,7 @@ export function topoOrder(tasks: DagInput): string[] {
   }
   if (out.length !== ids.length) {
     const cycle = findCycle(tasks);
-    throw new Error(`dependency cycle: ${cycle?.join(" -> ") ?? "unknown"}`);
+    throw new DagError(`dependency cycle: ${cycle?.join(" -> ") ?? "unknown"}`);
   }
   return out;
 }

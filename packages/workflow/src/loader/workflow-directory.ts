@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import type { Dirent, Stats } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
-import type { WorkflowDefinition, WorkflowLoadError } from "@cdktr/protocol";
+import { errorMessage, type WorkflowDefinition, type WorkflowLoadError } from "@cdktr/protocol";
 import { parseWorkflowText, workflowIdFromPath } from "./parse-workflow-text.js";
 import type { ParseWorkflowResult } from "./parse-workflow-text.js";
 
@@ -116,21 +116,13 @@ export class WorkflowDirectory {
   async #scan(): Promise<ScanResult> {
     const errors: WorkflowLoadError[] = [];
     const warnings: WorkflowLoadError[] = [];
-    let files: string[];
+    let files: string[] = [];
     try {
       const st = await stat(this.dir);
-      if (!st.isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" });
-      files = await this.#walk();
+      if (st.isDirectory()) files = await this.#walk();
+      else errors.push(this.#dirError("ENOTDIR", null));
     } catch (e: unknown) {
-      const code = (e as { code?: unknown }).code;
-      const message =
-        code === "ENOENT"
-          ? `workflow directory ${this.dir} does not exist: create it or point CDKTR_WORKFLOW_DIR at the folder holding your .yml files`
-          : code === "ENOTDIR"
-            ? `workflow directory ${this.dir} is not a directory: point CDKTR_WORKFLOW_DIR at a folder`
-            : `cannot read workflow directory ${this.dir}: ${e instanceof Error ? e.message : String(e)}`;
-      errors.push({ file: this.dir, line: null, column: null, path: null, message });
-      files = [];
+      errors.push(this.#dirError((e as { code?: unknown }).code, e));
     }
 
     // Group files by id: two files for one id is an error for both.
@@ -238,7 +230,7 @@ export class WorkflowDirectory {
             line: null,
             column: null,
             path: null,
-            message: `cannot read file: ${e instanceof Error ? e.message : String(e)}`,
+            message: `cannot read file: ${errorMessage(e)}`,
           },
         ],
         warnings: [],
@@ -256,6 +248,17 @@ export class WorkflowDirectory {
     return result;
   }
 
+  /** The load error of an unusable workflow directory (`code` from the file system). */
+  #dirError(code: unknown, e: unknown): WorkflowLoadError {
+    const message =
+      code === "ENOENT"
+        ? `workflow directory ${this.dir} does not exist: create it or point CDKTR_WORKFLOW_DIR at the folder holding your .yml files`
+        : code === "ENOTDIR"
+          ? `workflow directory ${this.dir} is not a directory: point CDKTR_WORKFLOW_DIR at a folder`
+          : `cannot read workflow directory ${this.dir}: ${errorMessage(e)}`;
+    return { file: this.dir, line: null, column: null, path: null, message };
+  }
+
   /** Every workflow file under the directory, relative, `/` separated, sorted. */
   async #walk(): Promise<string[]> {
     const out: string[] = [];
@@ -269,7 +272,7 @@ export class WorkflowDirectory {
         if (dir === this.dir) throw e;
         this.#logger?.warn("cannot read workflow sub-directory", {
           dir,
-          error: e instanceof Error ? e.message : String(e),
+          error: errorMessage(e),
         });
         continue;
       }

@@ -178,3 +178,13 @@ export const KNOWN_KEYS = {
   retries: ["count", "backoff", "factor"],
   catchUp: ["policy", "max"],
 } as const;
+
+/** The known keys of the map at `path` (for suggestions). */
+export function knownKeysAt(path: readonly (string | number)[]): readonly string[] {
+  if (path.length === 0) return KNOWN_KEYS.workflow;
+  if (path[0] === "tasks" && path.length === 2) return KNOWN_KEYS.task;
+  if (path[0] === "tasks" && path.length === 3 && path[2] === "retries") return KNOWN_KEYS.retries;
+  if (path[0] === "params" && path.length === 2) return KNOWN_KEYS.param;
+  if (path[0] === "catch_up" && path.length === 1) return KNOWN_KEYS.catchUp;
+  return [];
+}
