@@ -1,4 +1,19 @@
-export { makeTempDir, removeTempDirs } from "./temp-dir.js";
-export { freePort, freePorts } from "./ports.js";
-export { waitFor } from "./wait-for.js";
-export { spawnService, killAllServices, type ServiceHandle, type SpawnServiceOptions } from "./spawn-service.js";
+/** `@cdktr/test-utils`: test helpers of cdktr (re-exports `@cdktr/test-base`). */
+export {
+  makeTempDir,
+  removeTempDirs,
+  freePort,
+  freePorts,
+  waitFor,
+  spawnService,
+  killAllServices,
+  killAllServicesSync,
+  groupAlive,
+  killGroups,
+  processAlive,
+  type LineListener,
+  type ServiceExit,
+  type ServiceHandle,
+  type SpawnServiceOptions,
+  type WaitForOptions,
+} from "@cdktr/test-base";
