@@ -5,9 +5,9 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { killAllServices, makeTempDir, removeTempDirs, waitFor } from "@cdktr/test-utils";
-import { FileWatcherListener } from "../file-watcher/index.js";
-import { expectRunCount, paramWorkflow, principalFixture, type PrincipalFixture } from "./listeners-harness.js";
+import { FileWatcherListener } from "@cdktr/events/file-watcher";
+import { cleanup, makeTempDir, startPrincipal, waitFor, type PrincipalFixture } from "@cdktr/test-utils";
+import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflow } from "./helpers.js";
 
 describe("file watcher listener", () => {
   let f: PrincipalFixture;
@@ -17,7 +17,7 @@ describe("file watcher listener", () => {
     opts: Omit<ConstructorParameters<typeof FileWatcherListener>[0], "principal">,
   ): Promise<FileWatcherListener> => {
     const l = new FileWatcherListener({
-      principal: { host: "127.0.0.1", port: f.port },
+      principal: { host: "127.0.0.1", port: f.ports.api },
       debounceMs: 600,
       awaitWriteFinishMs: 100,
       ...opts,
@@ -29,21 +29,19 @@ describe("file watcher listener", () => {
   };
 
   before(async () => {
-    f = await principalFixture({
-      "fs1.yml": paramWorkflow("fs1"),
-      "fs2.yml": paramWorkflow("fs2"),
-      "fs3.yml": paramWorkflow("fs3", ["date"]),
+    f = await startPrincipal({
+      workflows: {
+        "fs1.yml": paramWorkflow("fs1"),
+        "fs2.yml": paramWorkflow("fs2"),
+        "fs3.yml": paramWorkflow("fs3", ["date"]),
+      },
+      clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
-    await f.start();
   });
   afterEach(async () => {
     await Promise.all(listeners.splice(0).map((l) => l.stop()));
   });
-  after(async () => {
-    await f.close();
-    await killAllServices();
-    removeTempDirs();
-  });
+  after(cleanup);
 
   test("a burst of matching files gives one run listing every changed path; other files are ignored", async () => {
     const dir = makeTempDir("cdktr-watch-");
@@ -89,7 +87,7 @@ describe("file watcher listener", () => {
 
   test("a missing path fails the start with a clear error", async () => {
     const l = new FileWatcherListener({
-      principal: { host: "127.0.0.1", port: f.port },
+      principal: { host: "127.0.0.1", port: f.ports.api },
       path: join(makeTempDir("cdktr-watch-"), "nope"),
       workflow: "fs1",
     });

@@ -6,15 +6,9 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { killAllServices, removeTempDirs, waitFor } from "@cdktr/test-utils";
-import { PostgresListener } from "../postgres/index.js";
-import {
-  expectRunCount,
-  paramWorkflow,
-  principalFixture,
-  requireServer,
-  type PrincipalFixture,
-} from "./listeners-harness.js";
+import { PostgresListener } from "@cdktr/events/postgres";
+import { cleanup, preparePrincipal, startPrincipal, waitFor, type PrincipalFixture } from "@cdktr/test-utils";
+import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflow, requireServer } from "./helpers.js";
 
 const PG_URL = process.env.CDKTR_TEST_PG_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
 const skip = await requireServer("PostgreSQL", 5432);
@@ -32,7 +26,7 @@ describe("postgres listener", { skip }, () => {
   const start = async (
     channel: string,
     extra: Partial<ConstructorParameters<typeof PostgresListener>[0]> = {},
-    port = f.port,
+    port = f.ports.api,
   ): Promise<PostgresListener> => {
     const l = new PostgresListener({
       principal: { host: "127.0.0.1", port },
@@ -50,12 +44,14 @@ describe("postgres listener", { skip }, () => {
   };
 
   before(async () => {
-    f = await principalFixture({
-      "pgw.yml": paramWorkflow("pgw"),
-      "pgbad.yml": paramWorkflow("pgbad"),
-      "pgre.yml": paramWorkflow("pgre"),
+    f = await startPrincipal({
+      workflows: {
+        "pgw.yml": paramWorkflow("pgw"),
+        "pgbad.yml": paramWorkflow("pgbad"),
+        "pgre.yml": paramWorkflow("pgre"),
+      },
+      clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
-    await f.start();
     admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
   });
@@ -64,9 +60,7 @@ describe("postgres listener", { skip }, () => {
   });
   after(async () => {
     await admin.end();
-    await f.close();
-    await killAllServices();
-    removeTempDirs();
+    await cleanup();
   });
 
   test("a workflow id or a JSON payload triggers exactly one run; a repeated key does not", async () => {
@@ -133,10 +127,15 @@ describe("postgres listener", { skip }, () => {
   });
 
   test("a notification is retried while the principal is down and triggers once it is up", async () => {
-    const down = await principalFixture({ "pgdown.yml": paramWorkflow("pgdown") });
+    // Ports picked up front: the listener is pointed at the principal before it runs.
+    const down = await preparePrincipal({
+      workflows: { "pgdown.yml": paramWorkflow("pgdown") },
+      ports: "reserved",
+      clientTimeoutMs: CLIENT_TIMEOUT_MS,
+    });
     try {
       const channel = newChannel();
-      const l = await start(channel, { retryForMs: 30_000 }, down.port);
+      const l = await start(channel, { retryForMs: 30_000 }, down.ports.api);
       const failures: string[] = [];
       l.on("triggered", (r) => {
         if (!r.success) failures.push(r.error?.code ?? "?");
@@ -156,7 +155,7 @@ describe("postgres listener", { skip }, () => {
       const runs = await expectRunCount(down, "pgdown", 1);
       assert.deepEqual(runs[0]?.params, { date: "late" });
     } finally {
-      await down.close();
+      await down.stop();
     }
   });
 });
