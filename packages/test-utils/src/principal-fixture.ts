@@ -3,7 +3,7 @@
  * chosen by the OS (read back from its `ready` line) or reserved up front, clients ready to use,
  * and restarts on the same ports and database.
  */
-import { cpSync } from "node:fs";
+import { cpSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { CodedError, LogClient, PrincipalClient, type LogLine, type RunRecord } from "@cdktr/protocol";
 import { freePorts, makeTempDir, spawnService, type ServiceExit, type ServiceHandle } from "@cdktr/test-base";
@@ -28,7 +28,10 @@ export interface PrincipalPorts {
 
 /** Options of {@link preparePrincipal} and {@link startPrincipal}. */
 export interface PrincipalOptions {
-  /** Workflow files written before the start: file name (may contain `/`) -> YAML. @default { "hello.yml": helloWorkflowYaml() } */
+  /**
+   * Workflow files written before the start: file name (may contain `/`) -> YAML.
+   * @default { "hello.yml": helloWorkflowYaml() }, or none with `copyWorkflowsFrom`
+   */
   workflows?: Readonly<Record<string, string>>;
   /** Copy this directory (e.g. examples/workflows) into the workflow directory first. */
   copyWorkflowsFrom?: string;
@@ -105,8 +108,10 @@ export class PrincipalFixture {
       ports = { api, logs, publish };
     }
     const f = new PrincipalFixture(options, home, ports);
+    mkdirSync(f.workflowDir, { recursive: true });
     if (options.copyWorkflowsFrom !== undefined) cpSync(options.copyWorkflowsFrom, f.workflowDir, { recursive: true });
-    writeWorkflows(f.workflowDir, options.workflows ?? { "hello.yml": helloWorkflowYaml() });
+    const defaults = options.copyWorkflowsFrom === undefined ? { "hello.yml": helloWorkflowYaml() } : {};
+    writeWorkflows(f.workflowDir, options.workflows ?? defaults);
     return f;
   }
 

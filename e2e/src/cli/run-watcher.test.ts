@@ -2,16 +2,14 @@
  * RunWatcher against a real principal, with this test acting as the agent (PrincipalClient +
  * LogClient), so the order and timing of transitions and log lines are under its control.
  */
-import { after, afterEach, test } from "node:test";
+import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
+import { RunWatcher } from "@cdktr/cli";
 import type { LogLine, RunRecord, TaskRunRecord } from "@cdktr/protocol";
-import { killAllServices, removeTempDirs, spawnService, waitFor } from "@cdktr/test-utils";
-import { RunWatcher } from "../watch/run-watcher.js";
+import { cleanup, cliBin, spawnService, waitFor } from "@cdktr/test-utils";
 import { setupFakeAgent as setup } from "./fake-agent.js";
-import { BIN } from "./helpers.js";
 
-afterEach(() => killAllServices());
-after(() => removeTempDirs());
+afterEach(cleanup);
 
 test("subscribed before the trigger: every transition once, log holes filled, per-task order", async () => {
   const h = await setup();
@@ -21,7 +19,7 @@ test("subscribed before the trigger: every transition once, log holes filled, pe
     const printed: LogLine[] = [];
     const watcher = new RunWatcher({
       client: h.client,
-      publishEndpoint: `tcp://127.0.0.1:${h.sb.ports.publish}`,
+      publishEndpoint: h.p.endpoints.publish,
       workflowId: "hello",
       follow: true,
       pollIntervalMs: 200,
@@ -82,7 +80,7 @@ test("lines stored before the watcher existed are read back, in order, once", as
     const printed: LogLine[] = [];
     const watcher = new RunWatcher({
       client: h.client,
-      publishEndpoint: `tcp://127.0.0.1:${h.sb.ports.publish}`,
+      publishEndpoint: h.p.endpoints.publish,
       workflowId: "hello",
       follow: true,
       pollIntervalMs: 200,
@@ -114,9 +112,9 @@ test("cdktr logs --follow --run: stored lines, then live ones in order, until SI
     await h.task(runId, "hello", "RUNNING");
     await h.send([h.line(runId, "hello", 1), h.line(runId, "hello", 2)]);
     const follow = await spawnService({
-      script: BIN,
+      script: cliBin(),
       args: ["logs", "--follow", "--run", runId],
-      env: h.sb.env,
+      env: h.p.env,
       name: "logs --follow",
       waitReady: false,
     });
@@ -143,7 +141,7 @@ test("the principal restarting during a run does not end the watch", async () =>
     let outages = 0;
     const watcher = new RunWatcher({
       client: h.client,
-      publishEndpoint: `tcp://127.0.0.1:${h.sb.ports.publish}`,
+      publishEndpoint: h.p.endpoints.publish,
       workflowId: "hello",
       follow: false,
       pollIntervalMs: 200,
