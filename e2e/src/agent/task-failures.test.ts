@@ -5,7 +5,15 @@ import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cleanup, groupAlive, taskStates, waitFor, workflowYaml, type PrincipalFixture } from "@cdktr/test-utils";
+import {
+  cleanup,
+  groupAlive,
+  taskStates,
+  waitFor,
+  workflowYaml,
+  type PrincipalFixture,
+  type TaskSpec,
+} from "@cdktr/test-utils";
 import { prepareCluster, readLines, startFastAgent } from "./helpers.js";
 
 afterEach(cleanup);
@@ -24,6 +32,19 @@ function fakeUv(home: string): string {
   writeFileSync(path, `#!/bin/sh\nprintf '%s\\n' "$@" > '${home}/uv-argv'\npwd > '${home}/uv-cwd'\n`);
   chmodSync(path, 0o755);
   return path;
+}
+
+/** A `!UvPython` task running `script` with `packages` (YAML list) through the `uv` at `uv`, in `home`. */
+function uvJob(home: string, uv: string, script: string, packages: string): TaskSpec {
+  return {
+    config: [
+      "!UvPython",
+      `script_path: ${script}`,
+      `packages: ${packages}`,
+      `uv_path: ${JSON.stringify(uv)}`,
+      `working_directory: ${JSON.stringify(home)}`,
+    ],
+  };
 }
 
 test("timeout: the task's whole process group is killed and the task FAILED with reason timeout", async () => {
@@ -98,15 +119,7 @@ test("!UvPython: the uv binary gets exactly `run --with <pkg>... <script>` in th
       "py.yml": workflowYaml({
         name: "Py",
         tasks: {
-          job: {
-            config: [
-              "!UvPython",
-              "script_path: scripts/job.py",
-              "packages: [pandas, 'requests>=2']",
-              `uv_path: ${JSON.stringify(uv)}`,
-              `working_directory: ${JSON.stringify(home)}`,
-            ],
-          },
+          job: uvJob(home, uv, "scripts/job.py", "[pandas, 'requests>=2']"),
           proj: {
             depends: ["job"],
             config: [
@@ -144,15 +157,7 @@ test("!UvPython with the plain argv recorded, and with uv absent the failure nam
       "py.yml": workflowYaml({
         name: "Py",
         tasks: {
-          job: {
-            config: [
-              "!UvPython",
-              "script_path: job.py",
-              "packages: [pandas, numpy]",
-              `uv_path: ${JSON.stringify(uv)}`,
-              `working_directory: ${JSON.stringify(home)}`,
-            ],
-          },
+          job: uvJob(home, uv, "job.py", "[pandas, numpy]"),
         },
       }),
       "nouv.yml": workflowYaml({

@@ -3,8 +3,12 @@
  * order and timing of transitions and log lines are under the test's control.
  */
 import assert from "node:assert/strict";
+import { RunWatcher, type RunWatcherOptions } from "@cdktr/cli";
 import type { LogLine } from "@cdktr/protocol";
 import { startPrincipal } from "@cdktr/test-utils";
+
+/** What a test chooses of a {@link RunWatcher} (the rest points it at the fake agent's `hello`). */
+type WatchOptions = Omit<RunWatcherOptions, "client" | "publishEndpoint" | "workflowId" | "pollIntervalMs">;
 
 const now = (): string => new Date().toISOString();
 
@@ -25,6 +29,18 @@ export async function setupFakeAgent() {
     seq,
     line: `${taskId} line ${seq}`,
   });
+  /** Trigger `hello`; resolves with the run id. */
+  const trigger = async (): Promise<string> =>
+    (await client.runWorkflow({ workflowId: "hello", source: "test" })).runId;
+  /** A RunWatcher of `hello` on this principal, polling every 200 ms. */
+  const watcher = (options: WatchOptions): RunWatcher =>
+    new RunWatcher({
+      client,
+      publishEndpoint: p.endpoints.publish,
+      workflowId: "hello",
+      pollIntervalMs: 200,
+      ...options,
+    });
   /** Take the queued run and start it as an agent would. */
   const startRun = async (runId: string): Promise<void> => {
     const { assignment } = await client.fetchWork({ agentId, waitMs: 5000, freeSlots: 1 });
@@ -52,5 +68,5 @@ export async function setupFakeAgent() {
     await p.start();
     await client.registerAgent({ agentId, host: "test", capacity: 1, labels: [], version: "0", runningRuns: [] });
   };
-  return { p, client, line, startRun, task, send, finish, close, restartPrincipal };
+  return { p, client, trigger, watcher, line, startRun, task, send, finish, close, restartPrincipal };
 }

@@ -4,7 +4,6 @@
  */
 import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
-import { RunWatcher } from "@cdktr/cli";
 import type { LogLine, RunRecord, TaskRunRecord } from "@cdktr/protocol";
 import { cleanup, cliBin, spawnService, waitFor } from "@cdktr/test-utils";
 import { setupFakeAgent as setup } from "./fake-agent.js";
@@ -17,17 +16,13 @@ test("subscribed before the trigger: every transition once, log holes filled, pe
     const runs: RunRecord[] = [];
     const tasks: TaskRunRecord[] = [];
     const printed: LogLine[] = [];
-    const watcher = new RunWatcher({
-      client: h.client,
-      publishEndpoint: h.p.endpoints.publish,
-      workflowId: "hello",
+    const watcher = h.watcher({
       follow: true,
-      pollIntervalMs: 200,
       onRun: (r) => runs.push(r),
       onTask: (t) => tasks.push(t),
       onLog: (l) => printed.push(l),
     });
-    const { runId } = await h.client.runWorkflow({ workflowId: "hello", source: "test" });
+    const runId = await h.trigger();
     const done = watcher.watch(runId);
     await h.startRun(runId);
     await h.task(runId, "hello", "RUNNING");
@@ -73,17 +68,13 @@ test("subscribed before the trigger: every transition once, log holes filled, pe
 test("lines stored before the watcher existed are read back, in order, once", async () => {
   const h = await setup();
   try {
-    const { runId } = await h.client.runWorkflow({ workflowId: "hello", source: "test" });
+    const runId = await h.trigger();
     await h.startRun(runId);
     await h.task(runId, "hello", "RUNNING");
     await h.send([1, 2, 3, 4, 5].map((s) => h.line(runId, "hello", s)));
     const printed: LogLine[] = [];
-    const watcher = new RunWatcher({
-      client: h.client,
-      publishEndpoint: h.p.endpoints.publish,
-      workflowId: "hello",
+    const watcher = h.watcher({
       follow: true,
-      pollIntervalMs: 200,
       onLog: (l) => printed.push(l),
     });
     const done = watcher.watch(runId);
@@ -107,7 +98,7 @@ test("lines stored before the watcher existed are read back, in order, once", as
 test("cdktr logs --follow --run: stored lines, then live ones in order, until SIGTERM", async () => {
   const h = await setup();
   try {
-    const { runId } = await h.client.runWorkflow({ workflowId: "hello", source: "test" });
+    const runId = await h.trigger();
     await h.startRun(runId);
     await h.task(runId, "hello", "RUNNING");
     await h.send([h.line(runId, "hello", 1), h.line(runId, "hello", 2)]);
@@ -139,15 +130,11 @@ test("the principal restarting during a run does not end the watch", async () =>
   const h = await setup();
   try {
     let outages = 0;
-    const watcher = new RunWatcher({
-      client: h.client,
-      publishEndpoint: h.p.endpoints.publish,
-      workflowId: "hello",
+    const watcher = h.watcher({
       follow: false,
-      pollIntervalMs: 200,
       onUnreachable: () => outages++,
     });
-    const { runId } = await h.client.runWorkflow({ workflowId: "hello", source: "test" });
+    const runId = await h.trigger();
     const done = watcher.watch(runId);
     await h.startRun(runId);
     await h.restartPrincipal(4000);

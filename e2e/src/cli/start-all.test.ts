@@ -36,6 +36,20 @@ async function makeSandbox(
   return { p, dir: p.home, env: { ...p.env, CDKTR_AGENT_DATA_DIR: join(p.home, "agent") } };
 }
 
+/** `cdktr start all` as a process (own group); resolves once it announced `[cdktr] ready`. */
+async function startAll(env: Record<string, string>, cwd: string): Promise<ServiceHandle> {
+  const handle = await spawnService({
+    script: cliBin(),
+    args: ["start", "all"],
+    env,
+    cwd,
+    name: "cdktr start all",
+    waitReady: false,
+  });
+  await handle.waitForLine((l) => /^\[cdktr\]\s+ready/.test(l), 60_000);
+  return handle;
+}
+
 let stack: ServiceHandle | undefined;
 afterEach(async () => {
   if (stack !== undefined) killGroups(announcedPids(stack.lines));
@@ -46,14 +60,7 @@ test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", asy
   const sb = await makeSandbox({ "tick.yml": TICK });
   // Relative workflow dir, as a user would write it in .env.
   const env = { ...sb.env, CDKTR_WORKFLOW_DIR: "workflows" };
-  stack = await spawnService({
-    script: cliBin(),
-    args: ["start", "all"],
-    env,
-    cwd: sb.dir,
-    name: "cdktr start all",
-    waitReady: false,
-  });
+  stack = await startAll(env, sb.dir);
   await stack.waitForLine((l) => /^\[cdktr\]\s+ready: principal at 127\.0\.0\.1:\d+/.test(l), 60_000);
   const pids = announcedPids(stack.lines);
   assert.equal(pids.length, 3, "principal, agent and scheduler announced");
@@ -123,15 +130,7 @@ test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", asy
 
 test("start all exits non-zero and stops the others when an app dies", async () => {
   const sb = await makeSandbox();
-  stack = await spawnService({
-    script: cliBin(),
-    args: ["start", "all"],
-    env: sb.env,
-    cwd: sb.dir,
-    name: "cdktr start all",
-    waitReady: false,
-  });
-  await stack.waitForLine((l) => /^\[cdktr\]\s+ready/.test(l), 60_000);
+  stack = await startAll(sb.env, sb.dir);
   const pids = announcedPids(stack.lines);
   const agentPid = pids[1];
   assert.ok(agentPid !== undefined);
@@ -147,15 +146,7 @@ test("start all exits non-zero and stops the others when an app dies", async () 
 
 test("start all: when the supervisor is SIGKILLed, its apps stop on their own", async () => {
   const sb = await makeSandbox();
-  stack = await spawnService({
-    script: cliBin(),
-    args: ["start", "all"],
-    env: sb.env,
-    cwd: sb.dir,
-    name: "cdktr start all",
-    waitReady: false,
-  });
-  await stack.waitForLine((l) => /^\[cdktr\]\s+ready/.test(l), 60_000);
+  stack = await startAll(sb.env, sb.dir);
   const pids = announcedPids(stack.lines);
   assert.equal(pids.length, 3);
   // Only the supervisor: its apps live in their own process groups, so nobody else signals them.

@@ -7,40 +7,35 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FileWatcherListener } from "@cdktr/events/file-watcher";
 import { cleanup, makeTempDir, startPrincipal, waitFor, type PrincipalFixture } from "@cdktr/test-utils";
-import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflow } from "./helpers.js";
+import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflow, paramWorkflows } from "./helpers.js";
+import { ListenerPool } from "./listener-pool.js";
 
 describe("file watcher listener", () => {
   let f: PrincipalFixture;
-  const listeners: FileWatcherListener[] = [];
+  const listeners = new ListenerPool<FileWatcherListener>();
 
   const start = async (
     opts: Omit<ConstructorParameters<typeof FileWatcherListener>[0], "principal">,
   ): Promise<FileWatcherListener> => {
-    const l = new FileWatcherListener({
-      principal: { host: "127.0.0.1", port: f.ports.api },
-      debounceMs: 600,
-      awaitWriteFinishMs: 100,
-      ...opts,
-    });
-    listeners.push(l);
-    await l.start();
+    const l = await listeners.start(
+      new FileWatcherListener({
+        principal: { host: "127.0.0.1", port: f.ports.api },
+        debounceMs: 600,
+        awaitWriteFinishMs: 100,
+        ...opts,
+      }),
+    );
     await l.whenReady();
     return l;
   };
 
   before(async () => {
     f = await startPrincipal({
-      workflows: {
-        "fs1.yml": paramWorkflow("fs1"),
-        "fs2.yml": paramWorkflow("fs2"),
-        "fs3.yml": paramWorkflow("fs3", ["date"]),
-      },
+      workflows: { ...paramWorkflows("fs1", "fs2"), "fs3.yml": paramWorkflow("fs3", ["date"]) },
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
   });
-  afterEach(async () => {
-    await Promise.all(listeners.splice(0).map((l) => l.stop()));
-  });
+  afterEach(() => listeners.stopAll());
   after(cleanup);
 
   test("a burst of matching files gives one run listing every changed path; other files are ignored", async () => {
@@ -91,7 +86,7 @@ describe("file watcher listener", () => {
       path: join(makeTempDir("cdktr-watch-"), "nope"),
       workflow: "fs1",
     });
-    listeners.push(l);
+    listeners.track(l);
     const errors: Error[] = [];
     l.on("error", (e) => errors.push(e));
     await l.start();

@@ -18,6 +18,11 @@ export function paramWorkflow(name: string, params: string[] = ["date", "paths",
   });
 }
 
+/** `<id>.yml` -> {@link paramWorkflow}(id) for each id. */
+export function paramWorkflows(...ids: string[]): Record<string, string> {
+  return Object.fromEntries(ids.map((id) => [`${id}.yml`, paramWorkflow(id)]));
+}
+
 /** Whether something accepts TCP connections on 127.0.0.1:`port`. */
 export function reachable(port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {

@@ -8,7 +8,8 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { PostgresListener } from "@cdktr/events/postgres";
 import { cleanup, preparePrincipal, startPrincipal, waitFor, type PrincipalFixture } from "@cdktr/test-utils";
-import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflow, requireServer } from "./helpers.js";
+import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflows, requireServer } from "./helpers.js";
+import { ListenerPool } from "./listener-pool.js";
 
 const PG_URL = process.env.CDKTR_TEST_PG_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
 const skip = await requireServer("PostgreSQL", 5432);
@@ -16,7 +17,7 @@ const skip = await requireServer("PostgreSQL", 5432);
 describe("postgres listener", { skip }, () => {
   let f: PrincipalFixture;
   let admin: pg.Client;
-  const listeners: PostgresListener[] = [];
+  const listeners = new ListenerPool<PostgresListener>();
 
   /** A channel name that needs quoting: spaces, capitals and a double quote. */
   const newChannel = (): string => `cdktr Test "${randomUUID().slice(0, 8)}"`;
@@ -28,36 +29,30 @@ describe("postgres listener", { skip }, () => {
     extra: Partial<ConstructorParameters<typeof PostgresListener>[0]> = {},
     port = f.ports.api,
   ): Promise<PostgresListener> => {
-    const l = new PostgresListener({
-      principal: { host: "127.0.0.1", port },
-      connectionString: PG_URL,
-      channel,
-      applicationName: `cdktr-test-${randomUUID().slice(0, 8)}`,
-      backoff: { initialMs: 200, maxMs: 1000 },
-      triggerTimeoutMs: 1000,
-      ...extra,
-    });
-    listeners.push(l);
-    await l.start();
+    const l = await listeners.start(
+      new PostgresListener({
+        principal: { host: "127.0.0.1", port },
+        connectionString: PG_URL,
+        channel,
+        applicationName: `cdktr-test-${randomUUID().slice(0, 8)}`,
+        backoff: { initialMs: 200, maxMs: 1000 },
+        triggerTimeoutMs: 1000,
+        ...extra,
+      }),
+    );
     await waitFor(() => l.stats.listening, { what: "LISTEN", timeoutMs: 10_000 });
     return l;
   };
 
   before(async () => {
     f = await startPrincipal({
-      workflows: {
-        "pgw.yml": paramWorkflow("pgw"),
-        "pgbad.yml": paramWorkflow("pgbad"),
-        "pgre.yml": paramWorkflow("pgre"),
-      },
+      workflows: paramWorkflows("pgw", "pgbad", "pgre"),
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
     admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
   });
-  afterEach(async () => {
-    await Promise.all(listeners.splice(0).map((l) => l.stop()));
-  });
+  afterEach(() => listeners.stopAll());
   after(async () => {
     await admin.end();
     await cleanup();
@@ -129,7 +124,7 @@ describe("postgres listener", { skip }, () => {
   test("a notification is retried while the principal is down and triggers once it is up", async () => {
     // Ports picked up front: the listener is pointed at the principal before it runs.
     const down = await preparePrincipal({
-      workflows: { "pgdown.yml": paramWorkflow("pgdown") },
+      workflows: paramWorkflows("pgdown"),
       ports: "reserved",
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });

@@ -8,7 +8,8 @@ import { randomUUID } from "node:crypto";
 import { connect, type Channel, type ChannelModel, type Options } from "amqplib";
 import { RabbitMqListener } from "@cdktr/events/rabbitmq";
 import { cleanup, preparePrincipal, startPrincipal, waitFor, type PrincipalFixture } from "@cdktr/test-utils";
-import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflow, requireServer } from "./helpers.js";
+import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflows, requireServer } from "./helpers.js";
+import { ListenerPool } from "./listener-pool.js";
 
 const AMQP_URL = "amqp://guest:guest@127.0.0.1:5672";
 const skip = await requireServer("RabbitMQ", 5672);
@@ -19,7 +20,7 @@ describe("rabbitmq listener", { skip }, () => {
   let ch: Channel;
   const queues: string[] = [];
   const exchanges: string[] = [];
-  const listeners: RabbitMqListener[] = [];
+  const listeners = new ListenerPool<RabbitMqListener>();
 
   const newQueue = (): string => {
     const q = `cdktr-test-${randomUUID()}`;
@@ -36,36 +37,29 @@ describe("rabbitmq listener", { skip }, () => {
     extra: Partial<ConstructorParameters<typeof RabbitMqListener>[0]> = {},
     port = f.ports.api,
   ): Promise<RabbitMqListener> => {
-    const l = new RabbitMqListener({
-      principal: { host: "127.0.0.1", port },
-      url: AMQP_URL,
-      queue,
-      backoff: { initialMs: 200, maxMs: 1000 },
-      triggerTimeoutMs: 1000,
-      ...extra,
-    });
-    listeners.push(l);
-    await l.start();
+    const l = await listeners.start(
+      new RabbitMqListener({
+        principal: { host: "127.0.0.1", port },
+        url: AMQP_URL,
+        queue,
+        backoff: { initialMs: 200, maxMs: 1000 },
+        triggerTimeoutMs: 1000,
+        ...extra,
+      }),
+    );
     await waitFor(() => l.stats.consuming, { what: "the consumer", timeoutMs: 10_000 });
     return l;
   };
 
   before(async () => {
     f = await startPrincipal({
-      workflows: {
-        "mq.yml": paramWorkflow("mq"),
-        "mq2.yml": paramWorkflow("mq2"),
-        "mqbad.yml": paramWorkflow("mqbad"),
-        "mqdown.yml": paramWorkflow("mqdown"),
-      },
+      workflows: paramWorkflows("mq", "mq2", "mqbad", "mqdown"),
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
     conn = await connect(AMQP_URL);
     ch = await conn.createChannel();
   });
-  afterEach(async () => {
-    await Promise.all(listeners.splice(0).map((l) => l.stop()));
-  });
+  afterEach(() => listeners.stopAll());
   after(async () => {
     for (const q of queues) await ch.deleteQueue(q).catch(() => undefined);
     for (const x of exchanges) await ch.deleteExchange(x).catch(() => undefined);
@@ -164,7 +158,7 @@ describe("rabbitmq listener", { skip }, () => {
   test("principal down: the message stays in the queue, then triggers exactly one run when it is back", async () => {
     // Ports picked up front: the listener is pointed at the principal before it runs.
     const down = await preparePrincipal({
-      workflows: { "mqdown.yml": paramWorkflow("mqdown") },
+      workflows: paramWorkflows("mqdown"),
       ports: "reserved",
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import { WebhookListener, signWebhookBody } from "@cdktr/events/webhook";
 import { cleanup, freePort, startPrincipal, type PrincipalFixture } from "@cdktr/test-utils";
-import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflow } from "./helpers.js";
+import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflows } from "./helpers.js";
+import { ListenerPool } from "./listener-pool.js";
 
 interface Reply {
   status: number;
@@ -65,28 +66,22 @@ function post(
 
 describe("webhook listener", () => {
   let f: PrincipalFixture;
-  const listeners: WebhookListener[] = [];
+  const listeners = new ListenerPool<WebhookListener>();
 
   const startListener = async (opts: ConstructorParameters<typeof WebhookListener>[0] = {}): Promise<string> => {
-    const l = new WebhookListener({ principal: { host: "127.0.0.1", port: f.ports.api }, port: 0, ...opts });
-    listeners.push(l);
-    await l.start();
+    const l = await listeners.start(
+      new WebhookListener({ principal: { host: "127.0.0.1", port: f.ports.api }, port: 0, ...opts }),
+    );
     return (await l.listening()).url;
   };
 
   before(async () => {
     f = await startPrincipal({
-      workflows: {
-        "wf.yml": paramWorkflow("wf"),
-        "sig.yml": paramWorkflow("sig"),
-        "bad.yml": paramWorkflow("bad"),
-      },
+      workflows: paramWorkflows("wf", "sig", "bad"),
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
   });
-  afterEach(async () => {
-    await Promise.all(listeners.splice(0).map((l) => l.stop()));
-  });
+  afterEach(() => listeners.stopAll());
   after(cleanup);
 
   test("POST /trigger/<id> triggers exactly one run with the body's params", async () => {
@@ -204,13 +199,13 @@ describe("webhook listener", () => {
 
   test("principal down: 503 with Retry-After within 5 s", async () => {
     const deadPort = await freePort();
-    const l = new WebhookListener({
-      principal: { host: "127.0.0.1", port: deadPort },
-      port: 0,
-      triggerTimeoutMs: 1500,
-    });
-    listeners.push(l);
-    await l.start();
+    const l = await listeners.start(
+      new WebhookListener({
+        principal: { host: "127.0.0.1", port: deadPort },
+        port: 0,
+        triggerTimeoutMs: 1500,
+      }),
+    );
     const { url } = await l.listening();
     const t0 = Date.now();
     const r = await post(`${url}/trigger/wf`, JSON.stringify({ date: "x" }));
