@@ -75,6 +75,7 @@ export class PrincipalFixture {
   /** The process running now, or null. */
   service: ServiceHandle | null = null;
   private readonly baseEnv: Record<string, string>;
+  private readonly settings: Readonly<Record<string, string>>;
   private known: PrincipalPorts | null;
   private readonly clientTimeoutMs: number;
   private readonly tuning: ServiceTuning;
@@ -94,8 +95,8 @@ export class PrincipalFixture {
       CDKTR_PRINCIPAL_HOST: "127.0.0.1",
       CDKTR_WORKFLOW_DIR: this.workflowDir,
       CDKTR_DB_PATH: this.dbPath,
-      ...options.env,
     };
+    this.settings = options.env ?? {};
     closeAtCleanup(() => this.closeClients());
   }
 
@@ -117,7 +118,7 @@ export class PrincipalFixture {
 
   /**
    * Environment of the principal process: HOME, ports (the real ones once known, else 0),
-   * workflow directory, database and the options' settings.
+   * workflow directory, database, then the options' settings (which win).
    */
   get env(): Record<string, string> {
     const p = this.known;
@@ -126,6 +127,7 @@ export class PrincipalFixture {
       CDKTR_PRINCIPAL_PORT: String(p?.api ?? 0),
       CDKTR_LOGS_LISTENING_PORT: String(p?.logs ?? 0),
       CDKTR_LOGS_PUBLISHING_PORT: String(p?.publish ?? 0),
+      ...this.settings,
     };
   }
 
