@@ -1,39 +1,76 @@
 #!/usr/bin/env node
-// Runs every compiled test of every workspace in ONE node:test invocation, so the output ends
-// with node's own summary (`# pass N` / `# fail N`). Files run one at a time: many suites start
-// real processes, and the machine has two cores.
-import { readdirSync, existsSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+// The one place that runs compiled tests, with one set of node:test flags (tap reporter, files
+// one at a time, 180 s per test: many suites start real processes, and the machine has two
+// cores).
+//
+//   node scripts/test.mjs                 every workspace (packages, apps, bench, e2e) in ONE
+//                                         node:test run, ending with node's own `# pass N` /
+//                                         `# fail N` summary (what `npm test` runs)
+//   node scripts/test.mjs --dir <ws>      one workspace (its `npm test`, and `turbo run test`)
+//   node scripts/test.mjs principal       only files whose path contains "principal"
+//
+// Only compiled tests whose source still exists run: `tsc` does not delete the output of a test
+// that was moved or removed, and such a leftover must not run twice or fail on its own.
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
 import { spawn } from "node:child_process";
 
 const root = new URL("..", import.meta.url).pathname;
-const groups = ["packages", "apps"];
-const files = [];
+const args = process.argv.slice(2);
+const dirAt = args.indexOf("--dir");
+const only = dirAt === -1 ? undefined : args[dirAt + 1];
+if (dirAt !== -1 && only === undefined) {
+  console.error("--dir needs a workspace directory, e.g. `node scripts/test.mjs --dir packages/workflow`");
+  process.exit(2);
+}
+const filters = args.filter((_, i) => dirAt === -1 || (i !== dirAt && i !== dirAt + 1));
 
-function walk(dir) {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name);
-    if (entry.isDirectory()) walk(p);
-    else if (entry.name.endsWith(".test.js")) files.push(p);
+/** Workspace directories, from the root package.json's `workspaces` globs (`dir/*` or `dir`). */
+function workspaces() {
+  const globs = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).workspaces ?? [];
+  const out = [];
+  for (const g of globs) {
+    if (!g.endsWith("/*")) {
+      out.push(join(root, g));
+      continue;
+    }
+    const parent = join(root, g.slice(0, -2));
+    if (!existsSync(parent)) continue;
+    for (const e of readdirSync(parent, { withFileTypes: true })) if (e.isDirectory()) out.push(join(parent, e.name));
   }
+  return out;
 }
-for (const g of groups) {
-  const gd = join(root, g);
-  if (!existsSync(gd)) continue;
-  for (const ws of readdirSync(gd)) {
-    const dist = join(gd, ws, "dist");
-    if (existsSync(dist) && statSync(dist).isDirectory()) walk(dist);
-  }
+
+/** Compiled tests of one workspace (`dist/**\/*.test.js` whose `src/**\/*.test.ts` exists). */
+function testsOf(ws) {
+  const dist = join(ws, "dist");
+  const found = [];
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (entry.name.endsWith(".test.js")) {
+        const source = join(ws, "src", relative(dist, p)).replace(/\.js$/, ".ts");
+        if (existsSync(source)) found.push(p);
+      }
+    }
+  };
+  if (existsSync(dist) && statSync(dist).isDirectory()) walk(dist);
+  return found;
 }
-for (const extra of ["bench/dist", "e2e/dist"]) {
-  const d = join(root, extra);
-  if (existsSync(d)) walk(d);
-}
-// Optional filter: `npm test -- principal` runs only files whose path contains "principal".
-const filters = process.argv.slice(2);
+
+const dirs = only === undefined ? workspaces() : [resolve(only)];
+const files = dirs.flatMap(testsOf);
 const selected = files.filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort();
 if (selected.length === 0) {
-  console.error("no test files found: run `npm run build` first");
+  // A built workspace without tests (test-base, test-utils) passes; nothing built is an error.
+  const built = dirs.some((d) => existsSync(join(d, "dist")));
+  if (only !== undefined && built && filters.length === 0) {
+    console.error(`no tests in ${relative(root, dirs[0]) || "."}`);
+    process.exit(0);
+  }
+  const why = files.length > 0 ? `none matches ${filters.join(", ")}` : "build first (`npm run build`)";
+  console.error(`no test files found in ${only ?? "any workspace"}: ${why}`);
   process.exit(1);
 }
 console.error(`running ${selected.length} test files:\n  ${selected.map((f) => relative(root, f)).join("\n  ")}`);

@@ -1,34 +1,41 @@
 /**
- * Starting our real built processes (apps/principal, apps/agent, apps/scheduler dist/main.js)
- * with their own temp HOME, data dirs, db and free ports, configured through CDKTR_* env vars.
+ * Our real built processes (`@cdktr/principal`, `@cdktr/agent`, `@cdktr/scheduler`) for the
+ * benchmarks, started through the test fixture (`@cdktr/test-utils`): each with temp HOME, data
+ * dir, db and OS-assigned ports, configured through CDKTR_* env vars; plus the figures a
+ * benchmark reads (spawn and ready times, memory).
  */
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { PrincipalClient, LogClient } from "@cdktr/protocol";
-import { freePort } from "@cdktr/test-utils";
-import { makeTempDir } from "./fs.js";
-import { startProcess, type LogRecord, type Proc } from "./proc.js";
+import type { PrincipalClient } from "@cdktr/protocol";
+import {
+  appMain,
+  preparePrincipal,
+  startAgent as startFixtureAgent,
+  startScheduler as startFixtureScheduler,
+  type PrincipalFixture,
+} from "@cdktr/test-utils";
+import { type LogRecord, type Proc, withMemory } from "./proc.js";
 
-/** The repository root (bench/dist/harness -> ../../..). */
-export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+/** The apps a scenario can need. */
+export type AppName = "principal" | "agent" | "scheduler";
 
-/** Entry points of our apps. */
-export const APP_MAIN = {
-  principal: join(REPO_ROOT, "apps/principal/dist/main.js"),
-  agent: join(REPO_ROOT, "apps/agent/dist/main.js"),
-  scheduler: join(REPO_ROOT, "apps/scheduler/dist/main.js"),
-} as const;
-export type AppName = keyof typeof APP_MAIN;
-
-/** Why the given apps cannot run yet (their dist/main.js is missing), or null. */
+/** Why the given apps cannot run yet (not built, or not resolvable), or null. */
 export function missingApps(...apps: AppName[]): string | null {
-  const missing = apps.filter((a) => !existsSync(APP_MAIN[a]));
+  const missing = apps.filter((a) => {
+    try {
+      appMain(a);
+      return false;
+    } catch {
+      return true;
+    }
+  });
   return missing.length === 0 ? null : `apps/${missing.join(", apps/")} dist/main.js not built`;
 }
 
-/** A running principal with clients connected to it. */
+/** Lines kept per process for error messages (services log a line per run). */
+const KEEP_LINES = 200;
+
+/** A running principal with a client connected to it. */
 export interface PrincipalHandle {
+  fixture: PrincipalFixture;
   proc: Proc;
   home: string;
   workflowDir: string;
@@ -36,10 +43,7 @@ export interface PrincipalHandle {
   apiPort: number;
   logsPort: number;
   publishPort: number;
-  /** Env that points a client process (agent, scheduler) at this principal. */
-  clientEnv: Record<string, string>;
   client: PrincipalClient;
-  logClient: LogClient;
   stop(): Promise<void>;
 }
 
@@ -56,84 +60,61 @@ export interface PrincipalOptions {
   clientTimeoutMs?: number;
 }
 
-/** Start apps/principal/dist/main.js and connect a PrincipalClient and a LogClient to it. */
+/** Start the principal on `workflowDir` and connect a PrincipalClient to it. */
 export async function startPrincipal(opts: PrincipalOptions): Promise<PrincipalHandle> {
-  const home = makeTempDir("principal-home");
-  const dbPath = opts.dbPath ?? join(makeTempDir("db"), "cdktr.db");
-  const [apiPort, logsPort, publishPort] = [await freePort(), await freePort(), await freePort()];
-  const env: Record<string, string> = {
-    HOME: home,
-    CDKTR_PRINCIPAL_HOST: "127.0.0.1",
-    CDKTR_PRINCIPAL_PORT: String(apiPort),
-    CDKTR_LOGS_LISTENING_PORT: String(logsPort),
-    CDKTR_LOGS_PUBLISHING_PORT: String(publishPort),
-    CDKTR_WORKFLOW_DIR: opts.workflowDir,
-    CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: "3600",
-    CDKTR_DB_PATH: dbPath,
-    ...opts.env,
-  };
-  const startOpts: Parameters<typeof startProcess>[0] = {
-    name: "principal",
-    args: [APP_MAIN.principal],
-    env,
-    cwd: home,
-    readyTimeoutMs: opts.readyTimeoutMs ?? 120_000,
-  };
-  if (opts.nodeFlags !== undefined) startOpts.nodeFlags = opts.nodeFlags;
-  if (opts.onLine !== undefined) startOpts.onLine = opts.onLine;
-  const proc = await startProcess(startOpts);
-  const clientEnv = {
-    CDKTR_PRINCIPAL_HOST: "127.0.0.1",
-    CDKTR_PRINCIPAL_PORT: String(apiPort),
-    CDKTR_LOGS_LISTENING_PORT: String(logsPort),
-    CDKTR_LOGS_PUBLISHING_PORT: String(publishPort),
-  };
-  const client = new PrincipalClient({ host: "127.0.0.1", port: apiPort, timeoutMs: opts.clientTimeoutMs ?? 30_000 });
-  const logClient = new LogClient({ endpoint: `tcp://127.0.0.1:${logsPort}` });
-  return {
-    proc,
-    home,
+  const fixture = await preparePrincipal({
     workflowDir: opts.workflowDir,
-    dbPath,
-    apiPort,
-    logsPort,
-    publishPort,
-    clientEnv,
-    client,
-    logClient,
+    workflows: {},
+    ...(opts.dbPath === undefined ? {} : { dbPath: opts.dbPath }),
+    env: { CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: "3600", ...opts.env },
+    clientTimeoutMs: opts.clientTimeoutMs ?? 30_000,
+    service: {
+      keepLines: KEEP_LINES,
+      readyTimeoutMs: opts.readyTimeoutMs ?? 120_000,
+      ...(opts.nodeFlags === undefined ? {} : { nodeFlags: opts.nodeFlags }),
+      ...(opts.onLine === undefined ? {} : { onLine: opts.onLine }),
+    },
+  });
+  const proc = withMemory(await fixture.start());
+  const { api, logs, publish } = fixture.ports;
+  return {
+    fixture,
+    proc,
+    home: fixture.home,
+    workflowDir: fixture.workflowDir,
+    dbPath: fixture.dbPath,
+    apiPort: api,
+    logsPort: logs,
+    publishPort: publish,
+    client: fixture.client,
     async stop() {
-      client.close();
-      logClient.close();
+      fixture.closeClients();
       await proc.stop("SIGTERM", 15_000);
     },
   };
 }
 
-/** Start apps/agent/dist/main.js against `principal`. */
+/** Start an agent against `principal`. */
 export async function startAgent(
   principal: PrincipalHandle,
   opts: { concurrency: number; id?: string; env?: Record<string, string>; nodeFlags?: string[] },
 ): Promise<Proc> {
-  const home = makeTempDir("agent-home");
-  const dataDir = join(home, "data");
-  mkdirSync(dataDir, { recursive: true });
-  return startProcess({
-    name: "agent",
-    ...(opts.nodeFlags !== undefined ? { nodeFlags: opts.nodeFlags } : {}),
-    args: [APP_MAIN.agent],
-    cwd: home,
+  const handle = await startFixtureAgent(principal.fixture, {
     env: {
-      HOME: home,
-      ...principal.clientEnv,
       CDKTR_AGENT_ID: opts.id ?? "bench-agent",
       CDKTR_AGENT_MAX_CONCURRENCY: String(opts.concurrency),
-      CDKTR_AGENT_DATA_DIR: dataDir,
       ...opts.env,
     },
+    service: {
+      keepLines: KEEP_LINES,
+      readyTimeoutMs: 60_000,
+      ...(opts.nodeFlags === undefined ? {} : { nodeFlags: opts.nodeFlags }),
+    },
   });
+  return withMemory(handle);
 }
 
-/** Start apps/scheduler/dist/main.js against `principal`. */
+/** Start a scheduler against `principal`. */
 export async function startScheduler(
   principal: PrincipalHandle,
   opts: {
@@ -142,19 +123,14 @@ export async function startScheduler(
     onLine?: (line: string, json: LogRecord | undefined, at: number) => void;
   },
 ): Promise<Proc> {
-  const home = makeTempDir("scheduler-home");
-  const startOpts: Parameters<typeof startProcess>[0] = {
-    name: "scheduler",
-    ...(opts.nodeFlags !== undefined ? { nodeFlags: opts.nodeFlags } : {}),
-    args: [APP_MAIN.scheduler],
-    cwd: home,
-    env: {
-      HOME: home,
-      ...principal.clientEnv,
-      CDKTR_SCHEDULER_REFRESH_S: "3600",
-      ...opts.env,
+  const handle = await startFixtureScheduler(principal.fixture, {
+    env: { CDKTR_SCHEDULER_REFRESH_S: "3600", ...opts.env },
+    service: {
+      keepLines: KEEP_LINES,
+      readyTimeoutMs: 60_000,
+      ...(opts.nodeFlags === undefined ? {} : { nodeFlags: opts.nodeFlags }),
+      ...(opts.onLine === undefined ? {} : { onLine: opts.onLine }),
     },
-  };
-  if (opts.onLine !== undefined) startOpts.onLine = opts.onLine;
-  return startProcess(startOpts);
+  });
+  return withMemory(handle);
 }

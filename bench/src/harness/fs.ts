@@ -1,22 +1,19 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+/**
+ * Temp directories and generated workflow files of the benchmarks, on top of the test fixture's
+ * (`@cdktr/test-utils`): the same temp-dir registry, the same workflow YAML builder.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { makeTempDir as makeFixtureTempDir, workflowYaml } from "@cdktr/test-utils";
 
-const made: string[] = [];
+export { removeTempDirs } from "@cdktr/test-utils";
 
-/** A fresh directory under the OS temp dir, removed by {@link removeTempDirs}. */
+/** A fresh directory under the OS temp dir, removed by `removeTempDirs`. */
 export function makeTempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `cdktr-bench-${prefix}-`));
-  made.push(dir);
-  return dir;
+  return makeFixtureTempDir(`cdktr-bench-${prefix}-`);
 }
 
-/** Remove every directory made by {@link makeTempDir}. */
-export function removeTempDirs(): void {
-  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-
-/** Options of a generated one-task (or n-task) workflow file. */
+/** Options of a generated one-task workflow file. */
 export interface WorkflowSpec {
   cron?: string;
   /** argv of the single task. */
@@ -27,27 +24,21 @@ export interface WorkflowSpec {
   description?: string;
 }
 
-/** YAML text of a one-task workflow. */
-export function workflowYaml(name: string, spec: WorkflowSpec): string {
-  const lines = [`name: ${JSON.stringify(name)}`];
-  if (spec.description !== undefined) lines.push(`description: ${JSON.stringify(spec.description)}`);
-  if (spec.cron !== undefined) lines.push(`cron: ${JSON.stringify(spec.cron)}`);
-  lines.push(...(spec.extra ?? []));
-  lines.push(
-    "tasks:",
-    "  t:",
-    "    name: t",
-    "    config: !Subprocess",
-    `      cmd: ${JSON.stringify(spec.cmd)}`,
-    `      args: [${spec.args.map((a) => JSON.stringify(a)).join(", ")}]`,
-  );
-  return `${lines.join("\n")}\n`;
+/** YAML text of a one-task workflow (task `t`) named `name`. */
+export function oneTaskWorkflow(name: string, spec: WorkflowSpec): string {
+  return workflowYaml({
+    name: JSON.stringify(name),
+    ...(spec.description === undefined ? {} : { description: spec.description }),
+    ...(spec.cron === undefined ? {} : { cron: spec.cron }),
+    ...(spec.extra === undefined ? {} : { header: spec.extra }),
+    tasks: { t: { cmd: spec.cmd, args: spec.args } },
+  });
 }
 
 /** Write `<dir>/<id>.yml` (id may contain `/` for sub-directories). */
 export function writeWorkflow(dir: string, id: string, spec: WorkflowSpec): string {
   const file = join(dir, `${id}.yml`);
-  mkdirSync(join(file, ".."), { recursive: true });
-  writeFileSync(file, workflowYaml(id, spec));
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, oneTaskWorkflow(id, spec));
   return file;
 }

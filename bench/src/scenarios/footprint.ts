@@ -9,7 +9,7 @@ import { watch, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startPrincipal } from "../harness/cdktr.js";
-import { makeTempDir, workflowYaml, writeWorkflow } from "../harness/fs.js";
+import { makeTempDir, oneTaskWorkflow, writeWorkflow } from "../harness/fs.js";
 import { runBounded } from "../harness/load.js";
 import { startProcess } from "../harness/proc.js";
 import { row } from "../harness/result.js";
@@ -101,7 +101,7 @@ export const footprint: Scenario = {
         const file = join(wfDir, `${fileId(i)}.yml`);
         const desc = `changed ${t} ${Date.now()}`;
         const t0 = nowMs();
-        writeFileSync(file, workflowYaml(id, { cmd: "sh", args: ["-c", `echo workflow ${i}`], description: desc }));
+        writeFileSync(file, oneTaskWorkflow(id, { cmd: "sh", args: ["-c", `echo workflow ${i}`], description: desc }));
         const deadline = Date.now() + 30_000;
         for (;;) {
           const { workflow } = await principal.client.getWorkflow(id);
@@ -117,7 +117,7 @@ export const footprint: Scenario = {
           await fsWatchPickup(
             scratch,
             join(scratch, "x.yml"),
-            workflowYaml(id, { cmd: "sh", args: [], description: desc }),
+            oneTaskWorkflow(id, { cmd: "sh", args: [], description: desc }),
           ),
         );
       }

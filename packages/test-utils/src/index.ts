@@ -1,4 +1,65 @@
-export { makeTempDir, removeTempDirs } from "./temp-dir.js";
-export { freePort, freePorts } from "./ports.js";
-export { waitFor } from "./wait-for.js";
-export { spawnService, killAllServices, type ServiceHandle, type SpawnServiceOptions } from "./spawn-service.js";
+/**
+ * `@cdktr/test-utils`: the fixture of cdktr's multi-process tests and benchmarks. Start a
+ * principal (`startPrincipal`, `preparePrincipal`), agents, a scheduler, listener runners or a
+ * whole stack as real processes on OS-assigned ports with temp directories; build workflow YAML
+ * with one builder; query runs and logs; and clean everything up with one `cleanup()` in
+ * `afterEach`. Apps are resolved at run time by package name (`@cdktr/<app>/main`): the test's
+ * workspace declares the apps it starts. Re-exports `@cdktr/test-base` (spawnService, ports,
+ * temp dirs, waitFor).
+ */
+export {
+  makeTempDir,
+  removeTempDirs,
+  freePort,
+  freePorts,
+  waitFor,
+  spawnService,
+  killAllServices,
+  killAllServicesSync,
+  groupAlive,
+  killGroups,
+  processAlive,
+  type LineListener,
+  type ServiceExit,
+  type ServiceHandle,
+  type SpawnServiceOptions,
+  type WaitForOptions,
+} from "@cdktr/test-base";
+export { workflowYaml, helloWorkflowYaml, writeWorkflows, type TaskSpec, type WorkflowSpec } from "./workflow-yaml.js";
+export {
+  appMain,
+  cliBin,
+  runCli,
+  AppNotBuiltError,
+  type AppName,
+  type CliResult,
+  type RunCliOptions,
+  type ServiceTuning,
+} from "./apps.js";
+export {
+  PrincipalFixture,
+  PrincipalFixtureError,
+  preparePrincipal,
+  startPrincipal,
+  type PrincipalOptions,
+  type PrincipalPorts,
+  type PrincipalStartOptions,
+} from "./principal-fixture.js";
+export {
+  startAgent,
+  startScheduler,
+  startListeners,
+  type AgentOptions,
+  type AppOptions,
+} from "./start-app.js";
+export { startStack, type Stack, type StackOptions } from "./stack.js";
+export {
+  triggerRun,
+  waitForRun,
+  runLogs,
+  workflowRuns,
+  taskStates,
+  type RunWithTasks,
+  type WorkflowRunsOptions,
+} from "./run-queries.js";
+export { cleanup, closeAtCleanup } from "./cleanup.js";

@@ -1,9 +1,9 @@
-import { after, afterEach, describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { isCdktrError } from "@cdktr/protocol";
-import { killAllServices, removeTempDirs, waitFor } from "@cdktr/test-utils";
+import { cleanup, preparePrincipal, startPrincipal, waitFor } from "@cdktr/test-utils";
 import Database from "better-sqlite3";
-import { clients, countRows, makeFixture, registerAgent, spawnPrincipal } from "./helpers.js";
+import { countRows, registerAgent } from "./helpers.js";
 
 function runIds(dbPath: string): string[] {
   const db = new Database(dbPath, { readonly: true });
@@ -14,22 +14,19 @@ function runIds(dbPath: string): string[] {
   }
 }
 
-afterEach(async () => {
-  await killAllServices();
-});
-after(() => removeTempDirs());
+afterEach(cleanup);
 
 describe("durability", () => {
   it("every acknowledged trigger survives SIGKILL right after its ack, and nothing extra appears", async () => {
-    const f = await makeFixture();
-    const svc = await spawnPrincipal(f);
-    const c = clients(f);
+    const p = await preparePrincipal();
+    const svc = await p.start();
+    const c = p.connect();
     const N = 200;
     let acked: string[] = [];
     try {
       const replies = await Promise.all(
         Array.from({ length: N }, (_, i) =>
-          c.api.runWorkflow({ workflowId: "hello", idempotencyKey: `k-${i}`, source: "durability" }),
+          c.runWorkflow({ workflowId: "hello", idempotencyKey: `k-${i}`, source: "durability" }),
         ),
       );
       acked = replies.map((r) => r.runId);
@@ -40,13 +37,13 @@ describe("durability", () => {
     }
     assert.equal(new Set(acked).size, N);
 
-    const svc2 = await spawnPrincipal(f);
-    const c2 = clients(f);
+    const svc2 = await p.start();
+    const c2 = p.connect();
     try {
       const seen: string[] = [];
       let cursor: string | undefined;
       do {
-        const page = await c2.api.listRuns({
+        const page = await c2.listRuns({
           workflowId: "hello",
           order: "asc",
           limit: 50,
@@ -60,20 +57,20 @@ describe("durability", () => {
       } while (cursor !== undefined);
       assert.deepEqual(seen, [...acked].sort(), "exactly the acknowledged runs, in id order");
       // The same keys still dedupe after the restart.
-      const dup = await c2.api.runWorkflow({ workflowId: "hello", idempotencyKey: "k-7", source: "durability" });
+      const dup = await c2.runWorkflow({ workflowId: "hello", idempotencyKey: "k-7", source: "durability" });
       assert.equal(dup.duplicate, true);
       assert.equal(dup.runId, acked[7]);
       assert.deepEqual(await svc2.stop(), { code: 0, signal: null });
     } finally {
       c2.close();
     }
-    assert.equal(countRows(f.dbPath, "runs"), N);
+    assert.equal(countRows(p.dbPath, "runs"), N);
   });
 
   it("SIGTERM in the middle of a burst of triggers: every acknowledged run is stored, the rest were refused, exit 0", async () => {
-    const f = await makeFixture();
-    const svc = await spawnPrincipal(f);
-    const c = clients(f, 3000);
+    const p = await preparePrincipal();
+    const svc = await p.start();
+    const c = p.connect({ timeoutMs: 3000 });
     const acked: string[] = [];
     let refused = 0;
     let i = 0;
@@ -82,7 +79,7 @@ describe("durability", () => {
       const fire = (): void => {
         for (let k = 0; k < 10; k++, i++) {
           burst.push(
-            c.api.runWorkflow({ workflowId: "hello", idempotencyKey: `burst-${i}` }, { retry: false }).then(
+            c.runWorkflow({ workflowId: "hello", idempotencyKey: `burst-${i}` }, { retry: false }).then(
               (r) => void acked.push(r.runId),
               () => void refused++,
             ),
@@ -101,53 +98,47 @@ describe("durability", () => {
     }
     assert.equal(acked.length + refused, i);
     if (process.env.CDKTR_TEST_VERBOSE) process.stderr.write(`acked ${acked.length}, refused ${refused}\n`);
-    const stored = new Set(runIds(f.dbPath));
+    const stored = new Set(runIds(p.dbPath));
     assert.ok(acked.length > 0);
     for (const runId of acked) assert.ok(stored.has(runId), `acknowledged run ${runId} stored`);
   });
 
   it("an unconfirmed assignment returns to the queue after its lease; the stale token is refused", async () => {
-    const f = await makeFixture(undefined, { CDKTR_ASSIGNMENT_LEASE_MS: "1000" });
-    await spawnPrincipal(f);
-    const c = clients(f);
-    try {
-      const { runId } = await c.api.runWorkflow({ workflowId: "hello" });
-      await registerAgent(c.api, "a1");
-      await registerAgent(c.api, "a2");
-      const first = await c.api.fetchWork({ agentId: "a1", waitMs: 0, freeSlots: 1 });
-      assert.equal(first.assignment?.run.runId, runId);
-      const none = await c.api.fetchWork({ agentId: "a2", waitMs: 0, freeSlots: 1 });
-      assert.equal(none.assignment, null, "an assigned run is not handed out twice");
+    const p = await startPrincipal({ env: { CDKTR_ASSIGNMENT_LEASE_MS: "1000" } });
+    const { runId } = await p.client.runWorkflow({ workflowId: "hello" });
+    await registerAgent(p.client, "a1");
+    await registerAgent(p.client, "a2");
+    const first = await p.client.fetchWork({ agentId: "a1", waitMs: 0, freeSlots: 1 });
+    assert.equal(first.assignment?.run.runId, runId);
+    const none = await p.client.fetchWork({ agentId: "a2", waitMs: 0, freeSlots: 1 });
+    assert.equal(none.assignment, null, "an assigned run is not handed out twice");
 
-      // The fetch reply does not wait for the assignment's commit: see it stored first, so that
-      // QUEUED below really is the lease expiry and not the moment before the assignment landed.
-      await waitFor(async () => (await c.api.getRun(runId)).run.status === "ASSIGNED", {
-        timeoutMs: 5000,
-        what: "assignment stored",
-      });
-      await waitFor(async () => (await c.api.getRun(runId)).run.status === "QUEUED", {
-        timeoutMs: 5000,
-        what: "lease expiry",
-      });
-      await assert.rejects(
-        c.api.confirmAssignment({ agentId: "a1", runId, token: first.assignment?.token ?? "" }),
-        (e: unknown) => isCdktrError(e, "STALE_ASSIGNMENT"),
-      );
-      const second = await c.api.fetchWork({ agentId: "a2", waitMs: 2000, freeSlots: 1 });
-      assert.equal(second.assignment?.run.runId, runId);
-      assert.notEqual(second.assignment?.token, first.assignment?.token);
-      const ok = await c.api.confirmAssignment({ agentId: "a2", runId, token: second.assignment?.token ?? "" });
-      assert.equal(ok.run.status, "RUNNING");
-      assert.equal(ok.run.agentId, "a2");
-      // The old holder still cannot take it over.
-      await assert.rejects(
-        c.api.confirmAssignment({ agentId: "a1", runId, token: first.assignment?.token ?? "" }),
-        (e: unknown) => isCdktrError(e, "STALE_ASSIGNMENT"),
-      );
-      const history = countRows(f.dbPath, "status_history", `WHERE run_id = '${runId}' AND task_id IS NULL`);
-      assert.equal(history, 5, "QUEUED, ASSIGNED, QUEUED (lease), ASSIGNED, RUNNING");
-    } finally {
-      c.close();
-    }
+    // The fetch reply does not wait for the assignment's commit: see it stored first, so that
+    // QUEUED below really is the lease expiry and not the moment before the assignment landed.
+    await waitFor(async () => (await p.client.getRun(runId)).run.status === "ASSIGNED", {
+      timeoutMs: 5000,
+      what: "assignment stored",
+    });
+    await waitFor(async () => (await p.client.getRun(runId)).run.status === "QUEUED", {
+      timeoutMs: 5000,
+      what: "lease expiry",
+    });
+    await assert.rejects(
+      p.client.confirmAssignment({ agentId: "a1", runId, token: first.assignment?.token ?? "" }),
+      (e: unknown) => isCdktrError(e, "STALE_ASSIGNMENT"),
+    );
+    const second = await p.client.fetchWork({ agentId: "a2", waitMs: 2000, freeSlots: 1 });
+    assert.equal(second.assignment?.run.runId, runId);
+    assert.notEqual(second.assignment?.token, first.assignment?.token);
+    const ok = await p.client.confirmAssignment({ agentId: "a2", runId, token: second.assignment?.token ?? "" });
+    assert.equal(ok.run.status, "RUNNING");
+    assert.equal(ok.run.agentId, "a2");
+    // The old holder still cannot take it over.
+    await assert.rejects(
+      p.client.confirmAssignment({ agentId: "a1", runId, token: first.assignment?.token ?? "" }),
+      (e: unknown) => isCdktrError(e, "STALE_ASSIGNMENT"),
+    );
+    const history = countRows(p.dbPath, "status_history", `WHERE run_id = '${runId}' AND task_id IS NULL`);
+    assert.equal(history, 5, "QUEUED, ASSIGNED, QUEUED (lease), ASSIGNED, RUNNING");
   });
 });

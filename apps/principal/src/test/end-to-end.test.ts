@@ -1,20 +1,16 @@
-import { after, afterEach, describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Subscriber, topics, type LogLine } from "@cdktr/protocol";
-import { killAllServices, removeTempDirs, waitFor } from "@cdktr/test-utils";
-import { clients, countRows, makeFixture, registerAgent, spawnPrincipal } from "./helpers.js";
+import { cleanup, preparePrincipal, waitFor } from "@cdktr/test-utils";
+import { countRows, registerAgent } from "./helpers.js";
 
-afterEach(async () => {
-  await killAllServices();
-});
-after(() => removeTempDirs());
+afterEach(cleanup);
 
 describe("principal end to end (spawned dist/main.js)", () => {
   it("trigger -> persisted -> fetched -> confirmed -> statuses -> queried back, logs stored and published live", async () => {
-    const f = await makeFixture();
-    const svc = await spawnPrincipal(f);
-    const c = clients(f);
-    const sub = new Subscriber({ endpoint: `tcp://127.0.0.1:${f.ports.publish}` });
+    const p = await preparePrincipal();
+    const svc = await p.start();
+    const sub = new Subscriber({ endpoint: `tcp://127.0.0.1:${p.ports.publish}` });
     try {
       sub.connect();
       sub.subscribe(topics.logs("hello"), topics.runs("hello"));
@@ -23,33 +19,33 @@ describe("principal end to end (spawned dist/main.js)", () => {
         for await (const m of sub) received.push(m);
       })();
 
-      const ping = await c.api.ping();
+      const ping = await p.client.ping();
       assert.match(ping.principalId, /principal/);
-      const wfs = await c.api.listWorkflows();
+      const wfs = await p.client.listWorkflows();
       assert.deepEqual(
         wfs.workflows.map((w) => w.id),
         ["hello"],
       );
 
-      const trig = await c.api.runWorkflow({ workflowId: "hello", source: "test" });
+      const trig = await p.client.runWorkflow({ workflowId: "hello", source: "test" });
       assert.equal(trig.status, "QUEUED");
       assert.equal(trig.duplicate, false);
-      assert.equal(countRows(f.dbPath, "runs", `WHERE run_id = '${trig.runId}'`), 1, "committed before the reply");
+      assert.equal(countRows(p.dbPath, "runs", `WHERE run_id = '${trig.runId}'`), 1, "committed before the reply");
 
-      await registerAgent(c.api, "agent-1");
-      const work = await c.api.fetchWork({ agentId: "agent-1", waitMs: 1000, freeSlots: 1 });
+      await registerAgent(p.client, "agent-1");
+      const work = await p.client.fetchWork({ agentId: "agent-1", waitMs: 1000, freeSlots: 1 });
       assert.ok(work.assignment !== null);
       assert.equal(work.assignment.run.runId, trig.runId);
       assert.equal(work.assignment.run.status, "ASSIGNED");
       assert.equal(work.assignment.workflow.id, "hello");
 
-      const confirmed = await c.api.confirmAssignment({
+      const confirmed = await p.client.confirmAssignment({
         agentId: "agent-1",
         runId: trig.runId,
         token: work.assignment.token,
       });
       assert.equal(confirmed.run.status, "RUNNING");
-      let run = await c.api.getRun(trig.runId);
+      let run = await p.client.getRun(trig.runId);
       assert.deepEqual(
         run.tasks.map((t) => [t.taskId, t.status]),
         [
@@ -60,7 +56,7 @@ describe("principal end to end (spawned dist/main.js)", () => {
 
       const t0 = Date.now();
       const at = (ms: number): string => new Date(t0 + ms).toISOString();
-      await c.api.taskStatus({
+      await p.client.taskStatus({
         agentId: "agent-1",
         runId: trig.runId,
         taskId: "hello",
@@ -78,11 +74,11 @@ describe("principal end to end (spawned dist/main.js)", () => {
         seq,
         line: `line ${seq}`,
       }));
-      const ack = await c.logs.logBatch({ agentId: "agent-1", lines });
+      const ack = await p.logClient.logBatch({ agentId: "agent-1", lines });
       assert.deepEqual(ack, { stored: 3, duplicates: 0 });
-      const again = await c.logs.logBatch({ agentId: "agent-1", lines: lines.slice(1) });
+      const again = await p.logClient.logBatch({ agentId: "agent-1", lines: lines.slice(1) });
       assert.deepEqual(again, { stored: 0, duplicates: 2 }, "resends are idempotent");
-      await c.api.taskStatus({
+      await p.client.taskStatus({
         agentId: "agent-1",
         runId: trig.runId,
         taskId: "hello",
@@ -91,7 +87,7 @@ describe("principal end to end (spawned dist/main.js)", () => {
         time: at(10),
         exitCode: 0,
       });
-      await c.api.taskStatus({
+      await p.client.taskStatus({
         agentId: "agent-1",
         runId: trig.runId,
         taskId: "goodbye",
@@ -99,7 +95,7 @@ describe("principal end to end (spawned dist/main.js)", () => {
         status: "RUNNING",
         time: at(11),
       });
-      await c.api.taskStatus({
+      await p.client.taskStatus({
         agentId: "agent-1",
         runId: trig.runId,
         taskId: "goodbye",
@@ -108,10 +104,15 @@ describe("principal end to end (spawned dist/main.js)", () => {
         time: at(12),
         exitCode: 0,
       });
-      const fin = await c.api.runStatus({ agentId: "agent-1", runId: trig.runId, status: "COMPLETED", time: at(13) });
+      const fin = await p.client.runStatus({
+        agentId: "agent-1",
+        runId: trig.runId,
+        status: "COMPLETED",
+        time: at(13),
+      });
       assert.deepEqual(fin, { applied: true, status: "COMPLETED" });
 
-      run = await c.api.getRun(trig.runId);
+      run = await p.client.getRun(trig.runId);
       assert.equal(run.run.status, "COMPLETED");
       assert.equal(run.run.agentId, "agent-1");
       assert.equal(run.run.source, "test");
@@ -124,29 +125,34 @@ describe("principal end to end (spawned dist/main.js)", () => {
         ],
       );
 
-      const listed = await c.api.listRuns({ workflowId: "hello" });
+      const listed = await p.client.listRuns({ workflowId: "hello" });
       assert.deepEqual(
         listed.runs.map((r) => [r.runId, r.status]),
         [[trig.runId, "COMPLETED"]],
       );
 
-      const logs = await c.api.queryLogs({ runId: trig.runId });
+      const logs = await p.client.queryLogs({ runId: trig.runId });
       assert.deepEqual(
         logs.lines.map((l) => l.line),
         ["line 1", "line 2", "line 3"],
       );
-      const errs = await c.api.queryLogs({ runId: trig.runId, level: "error" });
+      const errs = await p.client.queryLogs({ runId: trig.runId, level: "error" });
       assert.deepEqual(
         errs.lines.map((l) => l.line),
         ["line 3"],
       );
-      const page1 = await c.api.queryLogs({ workflowId: "hello", order: "desc", limit: 2 });
+      const page1 = await p.client.queryLogs({ workflowId: "hello", order: "desc", limit: 2 });
       assert.deepEqual(
         page1.lines.map((l) => l.seq),
         [3, 2],
       );
       assert.ok(page1.nextCursor !== null);
-      const page2 = await c.api.queryLogs({ workflowId: "hello", order: "desc", limit: 2, cursor: page1.nextCursor });
+      const page2 = await p.client.queryLogs({
+        workflowId: "hello",
+        order: "desc",
+        limit: 2,
+        cursor: page1.nextCursor,
+      });
       assert.deepEqual(
         page2.lines.map((l) => l.seq),
         [1],
@@ -180,7 +186,6 @@ describe("principal end to end (spawned dist/main.js)", () => {
       assert.deepEqual(stopped, { code: 0, signal: null });
     } finally {
       sub.close();
-      c.close();
     }
   });
 });

@@ -1,14 +1,11 @@
-import { after, afterEach, describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Dealer } from "zeromq";
-import { killAllServices, removeTempDirs } from "@cdktr/test-utils";
-import { clients, countRows, makeFixture, spawnPrincipal } from "./helpers.js";
+import { cleanup, startPrincipal } from "@cdktr/test-utils";
+import { countRows } from "./helpers.js";
 
-afterEach(async () => {
-  await killAllServices();
-});
-after(() => removeTempDirs());
+afterEach(cleanup);
 
 const TABLES = ["runs", "task_runs", "status_history", "logs", "idempotency_keys", "workflow_snapshots"];
 
@@ -63,16 +60,14 @@ function garbage(i: number, rnd: () => number): Buffer[] {
 
 describe("garbage on the API and log sockets", () => {
   it("1,000 garbage messages: each gets an error reply, valid requests are still answered, nothing is written", async () => {
-    const f = await makeFixture();
-    await spawnPrincipal(f);
-    const c = clients(f);
+    const p = await startPrincipal();
     const api = new Dealer({ linger: 0, receiveTimeout: 10_000 });
     const logs = new Dealer({ linger: 0, receiveTimeout: 10_000 });
     try {
-      await c.api.ping();
-      const before = TABLES.map((t) => countRows(f.dbPath, t));
-      api.connect(`tcp://127.0.0.1:${f.ports.api}`);
-      logs.connect(`tcp://127.0.0.1:${f.ports.logs}`);
+      await p.client.ping();
+      const before = TABLES.map((t) => countRows(p.dbPath, t));
+      api.connect(`tcp://127.0.0.1:${p.ports.api}`);
+      logs.connect(`tcp://127.0.0.1:${p.ports.logs}`);
       const rnd = prng(1234);
       const replies = { api: 0, logs: 0, errors: 0, ok: 0 };
       const N = 1000;
@@ -90,20 +85,19 @@ describe("garbage on the API and log sockets", () => {
       for (let i = 0; i < N; i++) {
         const sock = i < N - toLogs ? api : logs;
         await sock.send(garbage(i, rnd));
-        if (i % 50 === 0) pings.push(c.api.ping(), c.logs.ping(), c.api.listWorkflows());
+        if (i % 50 === 0) pings.push(p.client.ping(), p.logClient.ping(), p.client.listWorkflows());
       }
       const answered = await Promise.all(pings);
       assert.equal(answered.length, 60, "valid requests answered in the middle of the garbage");
       await collecting;
       assert.deepEqual(replies, { api: N - toLogs, logs: toLogs, errors: N, ok: 0 });
-      const after = TABLES.map((t) => countRows(f.dbPath, t));
+      const after = TABLES.map((t) => countRows(p.dbPath, t));
       assert.deepEqual(after, before, "no row written");
-      const wf = await c.api.runWorkflow({ workflowId: "hello" });
+      const wf = await p.client.runWorkflow({ workflowId: "hello" });
       assert.equal(wf.status, "QUEUED", "still fully working");
     } finally {
       api.close();
       logs.close();
-      c.close();
     }
   });
 });

@@ -1,23 +1,18 @@
-import { after, afterEach, describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { killAllServices, removeTempDirs, spawnService, waitFor } from "@cdktr/test-utils";
-import { clients, MAIN, makeFixture, registerAgent, spawnPrincipal } from "./helpers.js";
+import { cleanup, preparePrincipal, waitFor } from "@cdktr/test-utils";
+import { registerAgent } from "./helpers.js";
 
-afterEach(async () => {
-  await killAllServices();
-});
-after(() => removeTempDirs());
+afterEach(cleanup);
 
 describe("process lifecycle", () => {
   it("invalid configuration exits 2 with one readable line per problem", async () => {
-    const f = await makeFixture();
-    const svc = await spawnService({
-      script: MAIN,
-      cwd: f.home,
+    const p = await preparePrincipal();
+    const svc = await p.start({
       waitReady: false,
-      env: { ...f.env, CDKTR_PRINCIPAL_PORT: "abc", CDKTR_ASSIGNMENT_LEASE_MS: "-5", CDKTR_LOG_LEVEL: "loud" },
+      env: { CDKTR_PRINCIPAL_PORT: "abc", CDKTR_ASSIGNMENT_LEASE_MS: "-5", CDKTR_LOG_LEVEL: "loud" },
     });
     const exit = await svc.exited;
     assert.equal(exit.code, 2);
@@ -29,9 +24,9 @@ describe("process lifecycle", () => {
   });
 
   it("reads a .env file in the working directory without overriding the environment", async () => {
-    const f = await makeFixture();
-    writeFileSync(join(f.home, ".env"), `CDKTR_ASSIGNMENT_LEASE_MS=oops\nCDKTR_PRINCIPAL_PORT=1\n`);
-    const svc = await spawnService({ script: MAIN, cwd: f.home, waitReady: false, env: f.env });
+    const p = await preparePrincipal();
+    writeFileSync(join(p.home, ".env"), `CDKTR_ASSIGNMENT_LEASE_MS=oops\nCDKTR_PRINCIPAL_PORT=1\n`);
+    const svc = await p.start({ waitReady: false });
     const exit = await svc.exited;
     assert.equal(exit.code, 2);
     const text = svc.lines.join("\n");
@@ -40,12 +35,9 @@ describe("process lifecycle", () => {
   });
 
   it("SIGTERM answers a parked fetchWork and exits 0; the ready line shows the real endpoints", async () => {
-    const f = await makeFixture();
-    const svc = await spawnPrincipal(f, {
-      CDKTR_PRINCIPAL_PORT: "0",
-      CDKTR_LOGS_LISTENING_PORT: "0",
-      CDKTR_LOGS_PUBLISHING_PORT: "0",
-    });
+    const p = await preparePrincipal();
+    // The fixture starts the principal on port 0 (OS-assigned) and reads its ports from this line.
+    const svc = await p.start();
     const ready = svc.ready as {
       endpoints: { api: string; logs: string; publish: string };
       workflows: number;
@@ -54,81 +46,70 @@ describe("process lifecycle", () => {
     assert.match(ready.endpoints.api, /^tcp:\/\/127\.0\.0\.1:\d+$/);
     assert.notEqual(ready.endpoints.api, "tcp://127.0.0.1:0");
     assert.equal(ready.workflows, 1);
-    assert.equal(ready.dbPath, f.dbPath);
-    const port = Number(ready.endpoints.api.split(":").pop());
-    const c = clients({ ...f, ports: { ...f.ports, api: port } });
-    try {
-      await registerAgent(c.api, "a");
-      const parked = c.api.fetchWork({ agentId: "a", waitMs: 30_000, freeSlots: 1 }, { timeoutMs: 35_000 });
-      // Same connection, handled in arrival order: once this ping is answered, fetchWork is parked.
-      await c.api.ping();
-      const stopped = svc.stop("SIGTERM");
-      const reply = await parked;
-      assert.deepEqual(reply, { assignment: null, cancel: [] });
-      assert.deepEqual(await stopped, { code: 0, signal: null });
-    } finally {
-      c.close();
-    }
+    assert.equal(ready.dbPath, p.dbPath);
+    await registerAgent(p.client, "a");
+    const parked = p.client.fetchWork({ agentId: "a", waitMs: 30_000, freeSlots: 1 }, { timeoutMs: 35_000 });
+    // Same connection, handled in arrival order: once this ping is answered, fetchWork is parked.
+    await p.client.ping();
+    const stopped = svc.stop("SIGTERM");
+    const reply = await parked;
+    assert.deepEqual(reply, { assignment: null, cancel: [] });
+    assert.deepEqual(await stopped, { code: 0, signal: null });
   });
 
   it("after a restart, held runs get a fresh heartbeat deadline: a returning agent keeps its run, a vanished one's run crashes", async () => {
-    const f = await makeFixture(undefined, { CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: "3000" });
-    const svc = await spawnPrincipal(f);
-    const c = clients(f);
+    const p = await preparePrincipal({ env: { CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: "3000" } });
+    const svc = await p.start();
+    const kept = await p.client.runWorkflow({ workflowId: "hello" });
+    const lost = await p.client.runWorkflow({ workflowId: "hello" });
+    await registerAgent(p.client, "stays");
+    await registerAgent(p.client, "vanishes");
+    for (const [agentId, runId] of [
+      ["stays", kept.runId],
+      ["vanishes", lost.runId],
+    ] as const) {
+      const w = await p.client.fetchWork({ agentId, waitMs: 0, freeSlots: 1 });
+      assert.equal(w.assignment?.run.runId, runId);
+      await p.client.confirmAssignment({ agentId, runId, token: w.assignment?.token ?? "" });
+    }
+    await svc.kill();
+    // Longer than the timeout: stored heartbeats are stale, yet nothing may crash at start.
+    await new Promise((r) => setTimeout(r, 3300));
+    await p.start();
+    assert.equal((await p.client.getRun(kept.runId)).run.status, "RUNNING");
+    assert.equal((await p.client.getRun(lost.runId)).run.status, "RUNNING");
+    assert.deepEqual(await p.client.heartbeat({ agentId: "stays", runningRuns: [kept.runId] }), {
+      cancel: [],
+      reregister: true,
+    });
+    const reg = await p.client.registerAgent({
+      agentId: "stays",
+      host: "h",
+      capacity: 1,
+      labels: [],
+      version: "t",
+      runningRuns: [kept.runId],
+    });
+    assert.deepEqual(reg.cancel, []);
+    const beat = setInterval(
+      () => void p.client.heartbeat({ agentId: "stays", runningRuns: [kept.runId] }).catch(() => undefined),
+      200,
+    );
     try {
-      const kept = await c.api.runWorkflow({ workflowId: "hello" });
-      const lost = await c.api.runWorkflow({ workflowId: "hello" });
-      await registerAgent(c.api, "stays");
-      await registerAgent(c.api, "vanishes");
-      for (const [agentId, runId] of [
-        ["stays", kept.runId],
-        ["vanishes", lost.runId],
-      ] as const) {
-        const w = await c.api.fetchWork({ agentId, waitMs: 0, freeSlots: 1 });
-        assert.equal(w.assignment?.run.runId, runId);
-        await c.api.confirmAssignment({ agentId, runId, token: w.assignment?.token ?? "" });
-      }
-      await svc.kill();
-      // Longer than the timeout: stored heartbeats are stale, yet nothing may crash at start.
-      await new Promise((r) => setTimeout(r, 3300));
-      await spawnPrincipal(f);
-      assert.equal((await c.api.getRun(kept.runId)).run.status, "RUNNING");
-      assert.equal((await c.api.getRun(lost.runId)).run.status, "RUNNING");
-      assert.deepEqual(await c.api.heartbeat({ agentId: "stays", runningRuns: [kept.runId] }), {
-        cancel: [],
-        reregister: true,
+      await waitFor(async () => (await p.client.getRun(lost.runId)).run.status === "CRASHED", {
+        timeoutMs: 10_000,
+        what: "vanished agent's run CRASHED",
       });
-      const reg = await c.api.registerAgent({
+      assert.equal((await p.client.getRun(kept.runId)).run.status, "RUNNING");
+      const done = await p.client.runStatus({
         agentId: "stays",
-        host: "h",
-        capacity: 1,
-        labels: [],
-        version: "t",
-        runningRuns: [kept.runId],
+        runId: kept.runId,
+        status: "COMPLETED",
+        time: new Date().toISOString(),
       });
-      assert.deepEqual(reg.cancel, []);
-      const beat = setInterval(
-        () => void c.api.heartbeat({ agentId: "stays", runningRuns: [kept.runId] }).catch(() => undefined),
-        200,
-      );
-      try {
-        await waitFor(async () => (await c.api.getRun(lost.runId)).run.status === "CRASHED", {
-          timeoutMs: 10_000,
-          what: "vanished agent's run CRASHED",
-        });
-        assert.equal((await c.api.getRun(kept.runId)).run.status, "RUNNING");
-        const done = await c.api.runStatus({
-          agentId: "stays",
-          runId: kept.runId,
-          status: "COMPLETED",
-          time: new Date().toISOString(),
-        });
-        assert.deepEqual(done, { applied: true, status: "COMPLETED" });
-      } finally {
-        clearInterval(beat);
-      }
+      assert.deepEqual(done, { applied: true, status: "COMPLETED" });
     } finally {
-      c.close();
+      clearInterval(beat);
     }
   });
 });

@@ -1,26 +1,22 @@
-import { after, afterEach, describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { LogLine } from "@cdktr/protocol";
-import { killAllServices, makeTempDir, removeTempDirs } from "@cdktr/test-utils";
+import { PrincipalClient, type LogLine } from "@cdktr/protocol";
+import { cleanup, helloWorkflowYaml, makeTempDir, writeWorkflows } from "@cdktr/test-utils";
 import { createPrincipal, type Principal } from "../app.js";
 import { loadConfig } from "../config.js";
-import { clients, HELLO_YAML } from "./helpers.js";
-import { mkdirSync, writeFileSync } from "node:fs";
 
 let principal: Principal | null = null;
 afterEach(async () => {
   await principal?.stop();
   principal = null;
-  await killAllServices();
+  await cleanup();
 });
-after(() => removeTempDirs());
 
 describe("responsiveness", () => {
   it("a ping sent while a large log query scans is answered before that query's reply", async () => {
     const home = makeTempDir();
-    mkdirSync(join(home, "wf"));
-    writeFileSync(join(home, "wf", "hello.yml"), HELLO_YAML);
+    writeWorkflows(join(home, "wf"), { "hello.yml": helloWorkflowYaml() });
     const config = loadConfig(
       {
         HOME: home,
@@ -56,26 +52,26 @@ describe("responsiveness", () => {
       assert.equal(inserted.stored, 20_000);
     }
     const port = Number(new URL(ep.api.replace("tcp://", "http://")).port);
-    const c = clients({ ports: { api: port, logs: 0, publish: 0 } } as never, 30_000);
+    const api = new PrincipalClient({ port, timeoutMs: 30_000, env: {} });
     try {
-      await c.api.ping();
-      await Promise.all([c.api.listRuns({}), c.api.listRuns({})]); // read workers started
+      await api.ping();
+      await Promise.all([api.listRuns({}), api.listRuns({})]); // read workers started
       const order: string[] = [];
       // No task is called `absent`: the query walks all 500k rows in time order.
-      const query = c.api.queryLogs({ taskId: "absent", level: "error", limit: 1000 }).then((r) => {
+      const query = api.queryLogs({ taskId: "absent", level: "error", limit: 1000 }).then((r) => {
         order.push("query");
         return r;
       });
       await new Promise((r) => setTimeout(r, 5));
-      const pings = [c.api.ping(), c.api.ping(), c.api.ping()].map((p) => p.then(() => order.push("ping")));
+      const pings = [api.ping(), api.ping(), api.ping()].map((p) => p.then(() => order.push("ping")));
       const [result] = await Promise.all([query, ...pings]);
       assert.equal(result.lines.length, 0);
       assert.deepEqual(order, ["ping", "ping", "ping", "query"]);
-      const full = await c.api.queryLogs({ runId: "run-3", limit: 1000 });
+      const full = await api.queryLogs({ runId: "run-3", limit: 1000 });
       assert.equal(full.lines.length, 1000);
       assert.ok(full.nextCursor !== null);
     } finally {
-      c.close();
+      api.close();
     }
   });
 });

@@ -1,7 +1,7 @@
 /**
  * CronScheduler on fake time: a ManualClock and an in-memory principal (keeps idempotency keys
  * like the real one), so DST, catch-up, retries and restarts are tested without sleeping.
- * The real-process tests are in src/test/scheduler-processes.test.ts (apps/scheduler).
+ * The real-process tests are in e2e/src/scheduler/scheduler-processes.test.ts.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";

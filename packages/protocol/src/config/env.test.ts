@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { makeTempDir, removeTempDirs } from "@cdktr/test-utils";
+import { makeTempDir, removeTempDirs } from "@cdktr/test-base";
 import { ConfigError } from "./config-error.js";
 import { clientEnv, envBool, envInt, envPort, loadDotEnv, parseDotEnv, parseEnv } from "./env.js";
 

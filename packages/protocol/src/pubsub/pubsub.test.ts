@@ -1,7 +1,7 @@
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Publisher as ZmqPublisher } from "zeromq";
-import { waitFor } from "@cdktr/test-utils";
+import { waitFor } from "@cdktr/test-base";
 import { topics } from "../topics.js";
 import { Publisher } from "./publisher.js";
 import { Subscriber, type Published } from "./subscriber.js";

@@ -1,7 +1,7 @@
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Router } from "zeromq";
-import { freePort, waitFor } from "@cdktr/test-utils";
+import { freePort, waitFor } from "@cdktr/test-base";
 import { API_VERBS, type ApiVerbs } from "../messages.js";
 import { CdktrError, isCdktrError } from "../errors.js";
 import { PROTOCOL } from "./frames.js";

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { killAllServices, makeTempDir, removeTempDirs, spawnService, waitFor } from "@cdktr/test-utils";
+import { killAllServices, makeTempDir, removeTempDirs, spawnService, waitFor } from "@cdktr/test-base";
 
 const script = fileURLToPath(new URL("../test/fixtures/run-service-app.js", import.meta.url));
 

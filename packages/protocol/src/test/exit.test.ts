@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { freePort } from "@cdktr/test-utils";
+import { freePort } from "@cdktr/test-base";
 
 const fixture = fileURLToPath(new URL("./fixtures/close-exit.js", import.meta.url));
 

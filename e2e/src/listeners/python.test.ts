@@ -9,11 +9,12 @@ import { execFile } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, killAllServices, makeTempDir, removeTempDirs, spawnService } from "@cdktr/test-utils";
-import { AGENT_MAIN, principalFixture, type PrincipalFixture } from "./listeners-harness.js";
+import { cleanup, freePort, makeTempDir, startStack, workflowYaml, type PrincipalFixture } from "@cdktr/test-utils";
+import { CLIENT_TIMEOUT_MS } from "./helpers.js";
 
 const PYTHON = "/usr/bin/python3";
-const CLIENT_DIR = fileURLToPath(new URL("../../../../clients/python", import.meta.url));
+/** The Python client of the repository (not a workspace: e2e/dist/listeners -> clients/python). */
+const CLIENT_DIR = fileURLToPath(new URL("../../../clients/python", import.meta.url));
 
 /** A skip message when Python is missing; with `CI` set that is a failure instead. */
 function skipReason(): string | undefined {
@@ -56,16 +57,11 @@ function python(script: string, args: string[], env: Record<string, string> = {}
   });
 }
 
-const WORKFLOW = `name: Py
-params:
-  greeting: {type: string, default: "hi"}
-tasks:
-  say:
-    name: Say
-    config: !Subprocess
-      cmd: echo
-      args: ["hello"]
-`;
+const WORKFLOW = workflowYaml({
+  name: "Py",
+  header: ["params:", '  greeting: {type: string, default: "hi"}'],
+  tasks: { say: { name: "Say", cmd: "echo", args: ["hello"] } },
+});
 
 /** A listener written the way the seed's examples are: no super().__init__(), self.principal set. */
 const LISTENER_SCRIPT = `
@@ -126,33 +122,18 @@ describe("python client", { skip: skipReason() }, () => {
   let f: PrincipalFixture;
 
   before(async () => {
-    f = await principalFixture({ "py.yml": WORKFLOW });
-    await f.start();
     // The run must reach its final state: a missing agent build is a failure, not a skip.
-    if (!existsSync(AGENT_MAIN)) throw new Error(`build the agent first: ${AGENT_MAIN} is missing`);
-    const home = makeTempDir("cdktr-agent-");
-    await spawnService({
-      script: AGENT_MAIN,
-      name: "agent",
-      cwd: home,
-      env: {
-        HOME: home,
-        CDKTR_PRINCIPAL_PORT: String(f.port),
-        CDKTR_LOGS_LISTENING_PORT: f.env.CDKTR_LOGS_LISTENING_PORT ?? "",
-        CDKTR_AGENT_ID: "py-test-agent",
-        CDKTR_AGENT_DATA_DIR: join(home, "agent-data"),
-        CDKTR_AGENT_FETCH_WAIT_MS: "1000",
-      },
+    const stack = await startStack({
+      workflows: { "py.yml": WORKFLOW },
+      clientTimeoutMs: CLIENT_TIMEOUT_MS,
+      agent: { env: { CDKTR_AGENT_ID: "py-test-agent", CDKTR_AGENT_FETCH_WAIT_MS: "1000" } },
     });
+    f = stack.principal;
   });
-  after(async () => {
-    await f.close();
-    await killAllServices();
-    removeTempDirs();
-  });
+  after(cleanup);
 
   test("an EventListener subclass triggers a run, reads its final state and logs; a repeated key is a duplicate; an unknown workflow fails with the error", async () => {
-    const out = await python(LISTENER_SCRIPT, [String(f.port)]);
+    const out = await python(LISTENER_SCRIPT, [String(f.ports.api)]);
     assert.equal(out.isResult, true);
     const first = out.first as Record<string, unknown>;
     assert.equal(first.success, true, String(first.error));

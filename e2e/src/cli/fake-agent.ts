@@ -1,19 +1,22 @@
 /**
- * A real principal for the sandbox, with the test acting as its agent (PrincipalClient +
- * LogClient), so the order and timing of transitions and log lines are under the test's control.
+ * A real principal with the test acting as its agent (its PrincipalClient and LogClient), so the
+ * order and timing of transitions and log lines are under the test's control.
  */
 import assert from "node:assert/strict";
-import { LogClient, PrincipalClient, type LogLine } from "@cdktr/protocol";
-import { makeSandbox, startPrincipal } from "./helpers.js";
+import { RunWatcher, type RunWatcherOptions } from "@cdktr/cli";
+import type { LogLine } from "@cdktr/protocol";
+import { startPrincipal } from "@cdktr/test-utils";
+
+/** What a test chooses of a {@link RunWatcher} (the rest points it at the fake agent's `hello`). */
+type WatchOptions = Omit<RunWatcherOptions, "client" | "publishEndpoint" | "workflowId" | "pollIntervalMs">;
 
 const now = (): string => new Date().toISOString();
 
-/** Start a principal and register this test as its agent. */
+/** Start a principal (the `hello` workflow: tasks hello, then goodbye) and register this test as its agent. */
 export async function setupFakeAgent() {
-  const sb = await makeSandbox();
-  let principal = await startPrincipal(sb);
-  const client = new PrincipalClient({ host: "127.0.0.1", port: sb.ports.api, timeoutMs: 3000 });
-  const logs = new LogClient({ host: "127.0.0.1", port: sb.ports.logs, timeoutMs: 3000 });
+  const p = await startPrincipal({ clientTimeoutMs: 3000 });
+  const client = p.client;
+  const logs = p.logClient;
   const agentId = "test-agent";
   await client.registerAgent({ agentId, host: "test", capacity: 1, labels: [], version: "0", runningRuns: [] });
   const line = (runId: string, taskId: string, seq: number): LogLine => ({
@@ -26,6 +29,18 @@ export async function setupFakeAgent() {
     seq,
     line: `${taskId} line ${seq}`,
   });
+  /** Trigger `hello`; resolves with the run id. */
+  const trigger = async (): Promise<string> =>
+    (await client.runWorkflow({ workflowId: "hello", source: "test" })).runId;
+  /** A RunWatcher of `hello` on this principal, polling every 200 ms. */
+  const watcher = (options: WatchOptions): RunWatcher =>
+    new RunWatcher({
+      client,
+      publishEndpoint: p.endpoints.publish,
+      workflowId: "hello",
+      pollIntervalMs: 200,
+      ...options,
+    });
   /** Take the queued run and start it as an agent would. */
   const startRun = async (runId: string): Promise<void> => {
     const { assignment } = await client.fetchWork({ agentId, waitMs: 5000, freeSlots: 1 });
@@ -45,16 +60,13 @@ export async function setupFakeAgent() {
     });
   const send = (lines: LogLine[]) => logs.logBatch({ agentId, lines });
   const finish = (runId: string) => client.runStatus({ agentId, runId, status: "COMPLETED", time: now() });
-  const close = () => {
-    client.close();
-    logs.close();
-  };
+  const close = () => p.closeClients();
   /** SIGKILL the principal and start it again on the same database and ports. */
   const restartPrincipal = async (downMs: number): Promise<void> => {
-    await principal.kill();
+    await p.kill();
     await new Promise((r) => setTimeout(r, downMs));
-    principal = await startPrincipal(sb);
+    await p.start();
     await client.registerAgent({ agentId, host: "test", capacity: 1, labels: [], version: "0", runningRuns: [] });
   };
-  return { sb, client, line, startRun, task, send, finish, close, restartPrincipal };
+  return { p, client, trigger, watcher, line, startRun, task, send, finish, close, restartPrincipal };
 }

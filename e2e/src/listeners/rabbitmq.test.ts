@@ -6,15 +6,10 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { connect, type Channel, type ChannelModel, type Options } from "amqplib";
-import { killAllServices, removeTempDirs, waitFor } from "@cdktr/test-utils";
-import { RabbitMqListener, parseTriggerMessage, scopedIdempotencyKey } from "../rabbitmq/index.js";
-import {
-  expectRunCount,
-  paramWorkflow,
-  principalFixture,
-  requireServer,
-  type PrincipalFixture,
-} from "./listeners-harness.js";
+import { RabbitMqListener } from "@cdktr/events/rabbitmq";
+import { cleanup, preparePrincipal, startPrincipal, waitFor, type PrincipalFixture } from "@cdktr/test-utils";
+import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflows, requireServer } from "./helpers.js";
+import { ListenerPool } from "./listener-pool.js";
 
 const AMQP_URL = "amqp://guest:guest@127.0.0.1:5672";
 const skip = await requireServer("RabbitMQ", 5672);
@@ -25,7 +20,7 @@ describe("rabbitmq listener", { skip }, () => {
   let ch: Channel;
   const queues: string[] = [];
   const exchanges: string[] = [];
-  const listeners: RabbitMqListener[] = [];
+  const listeners = new ListenerPool<RabbitMqListener>();
 
   const newQueue = (): string => {
     const q = `cdktr-test-${randomUUID()}`;
@@ -40,43 +35,36 @@ describe("rabbitmq listener", { skip }, () => {
   const start = async (
     queue: string,
     extra: Partial<ConstructorParameters<typeof RabbitMqListener>[0]> = {},
-    port = f.port,
+    port = f.ports.api,
   ): Promise<RabbitMqListener> => {
-    const l = new RabbitMqListener({
-      principal: { host: "127.0.0.1", port },
-      url: AMQP_URL,
-      queue,
-      backoff: { initialMs: 200, maxMs: 1000 },
-      triggerTimeoutMs: 1000,
-      ...extra,
-    });
-    listeners.push(l);
-    await l.start();
+    const l = await listeners.start(
+      new RabbitMqListener({
+        principal: { host: "127.0.0.1", port },
+        url: AMQP_URL,
+        queue,
+        backoff: { initialMs: 200, maxMs: 1000 },
+        triggerTimeoutMs: 1000,
+        ...extra,
+      }),
+    );
     await waitFor(() => l.stats.consuming, { what: "the consumer", timeoutMs: 10_000 });
     return l;
   };
 
   before(async () => {
-    f = await principalFixture({
-      "mq.yml": paramWorkflow("mq"),
-      "mq2.yml": paramWorkflow("mq2"),
-      "mqbad.yml": paramWorkflow("mqbad"),
-      "mqdown.yml": paramWorkflow("mqdown"),
+    f = await startPrincipal({
+      workflows: paramWorkflows("mq", "mq2", "mqbad", "mqdown"),
+      clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
-    await f.start();
     conn = await connect(AMQP_URL);
     ch = await conn.createChannel();
   });
-  afterEach(async () => {
-    await Promise.all(listeners.splice(0).map((l) => l.stop()));
-  });
+  afterEach(() => listeners.stopAll());
   after(async () => {
     for (const q of queues) await ch.deleteQueue(q).catch(() => undefined);
     for (const x of exchanges) await ch.deleteExchange(x).catch(() => undefined);
     await conn.close();
-    await f.close();
-    await killAllServices();
-    removeTempDirs();
+    await cleanup();
   });
 
   test("a message triggers exactly one run with its params and is acknowledged", async () => {
@@ -168,10 +156,15 @@ describe("rabbitmq listener", { skip }, () => {
   });
 
   test("principal down: the message stays in the queue, then triggers exactly one run when it is back", async () => {
-    const down = await principalFixture({ "mqdown.yml": paramWorkflow("mqdown") });
+    // Ports picked up front: the listener is pointed at the principal before it runs.
+    const down = await preparePrincipal({
+      workflows: paramWorkflows("mqdown"),
+      ports: "reserved",
+      clientTimeoutMs: CLIENT_TIMEOUT_MS,
+    });
     try {
       const queue = newQueue();
-      const l = await start(queue, {}, down.port);
+      const l = await start(queue, {}, down.ports.api);
       publish(queue, { workflow_id: "mqdown", params: { date: "later" } }, { messageId: "while-down" });
       await waitFor(() => l.stats.requeued >= 1, { what: "a requeue", timeoutMs: 10_000 });
       await waitFor(async () => (await ready(queue)) === 1 && l.stats.paused, {
@@ -184,7 +177,7 @@ describe("rabbitmq listener", { skip }, () => {
       assert.deepEqual(runs[0]?.params, { date: "later" });
       assert.equal(await ready(queue), 0);
     } finally {
-      await down.close();
+      await down.stop();
     }
   });
 
@@ -200,40 +193,5 @@ describe("rabbitmq listener", { skip }, () => {
     await waitFor(async () => (await f.runs("mq")).some((r) => r.params.date === "after-reconnect"), {
       what: "the run after reconnect",
     });
-  });
-});
-
-describe("trigger message parsing", () => {
-  test("accepts the documented shape and refuses anything else with a message naming the field", () => {
-    const ok = parseTriggerMessage('{"workflow_id":"etl.daily","params":{"a":1,"b":true},"idempotency_key":"k"}');
-    assert.deepEqual(ok, {
-      ok: true,
-      message: { workflowId: "etl.daily", params: { a: 1, b: true }, idempotencyKey: "k" },
-    });
-    const bare = parseTriggerMessage(" etl.daily\n", { allowBareWorkflowId: true });
-    assert.deepEqual(bare, { ok: true, message: { workflowId: "etl.daily" } });
-    const cases: [string, RegExp][] = [
-      ["etl.daily", /not valid JSON/],
-      ["{}", /workflow_id: required/],
-      ['{"workflow_id":"a b"}', /workflow_id:/],
-      ['{"workflow_id":"a","params":[1]}', /params/],
-      ['{"workflow_id":"a","idempotency_key":""}', /idempotency_key/],
-      ['{"workflowId":"a"}', /workflowId: unknown key/],
-      ["[]", /JSON object/],
-    ];
-    for (const [raw, re] of cases) {
-      const r = parseTriggerMessage(raw);
-      assert.equal(r.ok, false, raw);
-      assert.match(r.ok ? "" : r.error, re, raw);
-    }
-    assert.equal(parseTriggerMessage("not an id!", { allowBareWorkflowId: true }).ok, false);
-  });
-
-  test("scoped idempotency keys stay within 512 characters and stay distinct", () => {
-    assert.equal(scopedIdempotencyKey("amqp:q:", "m1"), "amqp:q:m1");
-    const a = scopedIdempotencyKey("amqp:q:", "x".repeat(600));
-    const b = scopedIdempotencyKey("amqp:q:", "x".repeat(601));
-    assert.ok(a.length <= 512 && b.length <= 512);
-    assert.notEqual(a, b);
   });
 });

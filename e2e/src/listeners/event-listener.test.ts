@@ -1,17 +1,13 @@
 /**
- * EventListener against a real principal process (spawned from apps/principal/dist/main.js).
+ * EventListener against a real principal process.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { freePorts, killAllServices, makeTempDir, removeTempDirs, spawnService, waitFor } from "@cdktr/test-utils";
+import { EventListener, runListener, sleep, type TriggerResult } from "@cdktr/events";
 import { PrincipalClient } from "@cdktr/protocol";
-import { EventListener, runListener, sleep, type TriggerResult } from "../index.js";
+import { cleanup, freePorts, startPrincipal, waitFor, workflowYaml } from "@cdktr/test-utils";
 
-const PRINCIPAL_MAIN = fileURLToPath(new URL("../../../../apps/principal/dist/main.js", import.meta.url));
-const HELLO = `name: Hello\ntasks:\n  hello:\n    name: Hello\n    config: !Subprocess\n      cmd: echo\n      args: ["hello"]\n`;
+const HELLO = workflowYaml({ name: "Hello", tasks: { hello: { name: "Hello", cmd: "echo", args: ["hello"] } } });
 
 /** Triggers `hello` once when started, then waits for the stop signal. */
 class OnceListener extends EventListener {
@@ -31,29 +27,10 @@ class FailingListener extends EventListener {
 describe("EventListener with a real principal", () => {
   let port = 0;
   before(async () => {
-    const home = makeTempDir("cdktr-listener-");
-    mkdirSync(join(home, "workflows"));
-    writeFileSync(join(home, "workflows", "hello.yml"), HELLO);
-    const [api = 0, logs = 0, publish = 0] = await freePorts(3);
-    port = api;
-    await spawnService({
-      script: PRINCIPAL_MAIN,
-      name: "principal",
-      cwd: home,
-      env: {
-        HOME: home,
-        CDKTR_PRINCIPAL_PORT: String(api),
-        CDKTR_LOGS_LISTENING_PORT: String(logs),
-        CDKTR_LOGS_PUBLISHING_PORT: String(publish),
-        CDKTR_WORKFLOW_DIR: join(home, "workflows"),
-        CDKTR_DB_PATH: join(home, "cdktr.db"),
-      },
-    });
+    const principal = await startPrincipal({ workflows: { "hello.yml": HELLO } });
+    port = principal.ports.api;
   });
-  after(async () => {
-    await killAllServices();
-    removeTempDirs();
-  });
+  after(cleanup);
 
   it("runWorkflow works without start(): run id, idempotency key, source = class name", async () => {
     const l = new OnceListener({ principal: { host: "127.0.0.1", port } });

@@ -2,16 +2,13 @@
  * RunWatcher against a real principal, with this test acting as the agent (PrincipalClient +
  * LogClient), so the order and timing of transitions and log lines are under its control.
  */
-import { after, afterEach, test } from "node:test";
+import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import type { LogLine, RunRecord, TaskRunRecord } from "@cdktr/protocol";
-import { killAllServices, removeTempDirs, spawnService, waitFor } from "@cdktr/test-utils";
-import { RunWatcher } from "../watch/run-watcher.js";
+import { cleanup, cliBin, spawnService, waitFor } from "@cdktr/test-utils";
 import { setupFakeAgent as setup } from "./fake-agent.js";
-import { BIN } from "./helpers.js";
 
-afterEach(() => killAllServices());
-after(() => removeTempDirs());
+afterEach(cleanup);
 
 test("subscribed before the trigger: every transition once, log holes filled, per-task order", async () => {
   const h = await setup();
@@ -19,17 +16,13 @@ test("subscribed before the trigger: every transition once, log holes filled, pe
     const runs: RunRecord[] = [];
     const tasks: TaskRunRecord[] = [];
     const printed: LogLine[] = [];
-    const watcher = new RunWatcher({
-      client: h.client,
-      publishEndpoint: `tcp://127.0.0.1:${h.sb.ports.publish}`,
-      workflowId: "hello",
+    const watcher = h.watcher({
       follow: true,
-      pollIntervalMs: 200,
       onRun: (r) => runs.push(r),
       onTask: (t) => tasks.push(t),
       onLog: (l) => printed.push(l),
     });
-    const { runId } = await h.client.runWorkflow({ workflowId: "hello", source: "test" });
+    const runId = await h.trigger();
     const done = watcher.watch(runId);
     await h.startRun(runId);
     await h.task(runId, "hello", "RUNNING");
@@ -75,17 +68,13 @@ test("subscribed before the trigger: every transition once, log holes filled, pe
 test("lines stored before the watcher existed are read back, in order, once", async () => {
   const h = await setup();
   try {
-    const { runId } = await h.client.runWorkflow({ workflowId: "hello", source: "test" });
+    const runId = await h.trigger();
     await h.startRun(runId);
     await h.task(runId, "hello", "RUNNING");
     await h.send([1, 2, 3, 4, 5].map((s) => h.line(runId, "hello", s)));
     const printed: LogLine[] = [];
-    const watcher = new RunWatcher({
-      client: h.client,
-      publishEndpoint: `tcp://127.0.0.1:${h.sb.ports.publish}`,
-      workflowId: "hello",
+    const watcher = h.watcher({
       follow: true,
-      pollIntervalMs: 200,
       onLog: (l) => printed.push(l),
     });
     const done = watcher.watch(runId);
@@ -109,14 +98,14 @@ test("lines stored before the watcher existed are read back, in order, once", as
 test("cdktr logs --follow --run: stored lines, then live ones in order, until SIGTERM", async () => {
   const h = await setup();
   try {
-    const { runId } = await h.client.runWorkflow({ workflowId: "hello", source: "test" });
+    const runId = await h.trigger();
     await h.startRun(runId);
     await h.task(runId, "hello", "RUNNING");
     await h.send([h.line(runId, "hello", 1), h.line(runId, "hello", 2)]);
     const follow = await spawnService({
-      script: BIN,
+      script: cliBin(),
       args: ["logs", "--follow", "--run", runId],
-      env: h.sb.env,
+      env: h.p.env,
       name: "logs --follow",
       waitReady: false,
     });
@@ -141,15 +130,11 @@ test("the principal restarting during a run does not end the watch", async () =>
   const h = await setup();
   try {
     let outages = 0;
-    const watcher = new RunWatcher({
-      client: h.client,
-      publishEndpoint: `tcp://127.0.0.1:${h.sb.ports.publish}`,
-      workflowId: "hello",
+    const watcher = h.watcher({
       follow: false,
-      pollIntervalMs: 200,
       onUnreachable: () => outages++,
     });
-    const { runId } = await h.client.runWorkflow({ workflowId: "hello", source: "test" });
+    const runId = await h.trigger();
     const done = watcher.watch(runId);
     await h.startRun(runId);
     await h.restartPrincipal(4000);

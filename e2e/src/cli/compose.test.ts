@@ -4,22 +4,23 @@
  * processes (the built `cdktr` bin; service host names -> 127.0.0.1, ports -> free ports,
  * volumes -> a temp dir) and the stack runs a workflow end to end.
  */
-import { after, afterEach, test } from "node:test";
+import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { parse } from "yaml";
 import {
+  cleanup,
+  cliBin,
   freePorts,
-  killAllServices,
   makeTempDir,
-  removeTempDirs,
+  runCli,
   spawnService,
   waitFor,
   type ServiceHandle,
 } from "@cdktr/test-utils";
-import { assertRunOutput, BIN, REPO, lines, runBin } from "./helpers.js";
+import { assertRunOutput, REPO, lines } from "./helpers.js";
 
 interface ComposeService {
   build?: unknown;
@@ -41,8 +42,7 @@ interface ComposeFile {
 const COMPOSE_PATH = join(REPO, "docker-compose.yml");
 const compose = parse(readFileSync(COMPOSE_PATH, "utf8")) as ComposeFile;
 
-afterEach(() => killAllServices());
-after(() => removeTempDirs());
+afterEach(cleanup);
 
 function hasCommand(cmd: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
@@ -136,7 +136,7 @@ test("the compose services run a workflow end to end as local processes", async 
     const svc = compose.services[name];
     assert.ok(svc?.command !== undefined);
     return spawnService({
-      script: BIN,
+      script: cliBin(),
       args: svc.command,
       env: localEnv(name, replica),
       cwd: tmp,
@@ -149,16 +149,16 @@ test("the compose services run a workflow end to end as local processes", async 
   const principal = await start("principal");
   const health = compose.services.principal?.healthcheck?.test?.slice(1) ?? [];
   assert.equal(health[0], "cdktr");
-  const ping = await runBin(health.slice(1), { env: localEnv("agent") });
+  const ping = await runCli(health.slice(1), { env: localEnv("agent") });
   assert.equal(ping.code, 0, `healthcheck ${health.join(" ")}: ${ping.stderr}`);
 
   // Then the others, with two agent replicas (as `--scale agent=2`).
   const others = await Promise.all([start("agent", 0), start("agent", 1), start("scheduler"), start("listeners")]);
   const clientEnv = localEnv("agent");
-  const agents = JSON.parse((await runBin(["agents", "--json"], { env: clientEnv })).stdout) as { status: string }[];
+  const agents = JSON.parse((await runCli(["agents", "--json"], { env: clientEnv })).stdout) as { status: string }[];
   assert.equal(agents.filter((a) => a.status === "ACTIVE").length, 2, "both agent replicas registered");
 
-  const run = await runBin(["run", "hello", "--wait"], { env: clientEnv });
+  const run = await runCli(["run", "hello", "--wait"], { env: clientEnv });
   assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
   const runId = lines(run.stdout)[0] ?? "";
   await assertRunOutput(runId, clientEnv);
@@ -173,7 +173,7 @@ test("the compose services run a workflow end to end as local processes", async 
   const hook = (await res.json()) as { runId: string };
   const hookRun = await waitFor(
     async () => {
-      const r = await runBin(["runs", "show", hook.runId, "--json"], { env: clientEnv });
+      const r = await runCli(["runs", "show", hook.runId, "--json"], { env: clientEnv });
       const body = JSON.parse(r.stdout) as { run: { status: string; source: string } };
       return body.run.status === "COMPLETED" ? body.run : undefined;
     },

@@ -6,15 +6,10 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { killAllServices, removeTempDirs, waitFor } from "@cdktr/test-utils";
-import { PostgresListener } from "../postgres/index.js";
-import {
-  expectRunCount,
-  paramWorkflow,
-  principalFixture,
-  requireServer,
-  type PrincipalFixture,
-} from "./listeners-harness.js";
+import { PostgresListener } from "@cdktr/events/postgres";
+import { cleanup, preparePrincipal, startPrincipal, waitFor, type PrincipalFixture } from "@cdktr/test-utils";
+import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflows, requireServer } from "./helpers.js";
+import { ListenerPool } from "./listener-pool.js";
 
 const PG_URL = process.env.CDKTR_TEST_PG_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
 const skip = await requireServer("PostgreSQL", 5432);
@@ -22,7 +17,7 @@ const skip = await requireServer("PostgreSQL", 5432);
 describe("postgres listener", { skip }, () => {
   let f: PrincipalFixture;
   let admin: pg.Client;
-  const listeners: PostgresListener[] = [];
+  const listeners = new ListenerPool<PostgresListener>();
 
   /** A channel name that needs quoting: spaces, capitals and a double quote. */
   const newChannel = (): string => `cdktr Test "${randomUUID().slice(0, 8)}"`;
@@ -32,41 +27,35 @@ describe("postgres listener", { skip }, () => {
   const start = async (
     channel: string,
     extra: Partial<ConstructorParameters<typeof PostgresListener>[0]> = {},
-    port = f.port,
+    port = f.ports.api,
   ): Promise<PostgresListener> => {
-    const l = new PostgresListener({
-      principal: { host: "127.0.0.1", port },
-      connectionString: PG_URL,
-      channel,
-      applicationName: `cdktr-test-${randomUUID().slice(0, 8)}`,
-      backoff: { initialMs: 200, maxMs: 1000 },
-      triggerTimeoutMs: 1000,
-      ...extra,
-    });
-    listeners.push(l);
-    await l.start();
+    const l = await listeners.start(
+      new PostgresListener({
+        principal: { host: "127.0.0.1", port },
+        connectionString: PG_URL,
+        channel,
+        applicationName: `cdktr-test-${randomUUID().slice(0, 8)}`,
+        backoff: { initialMs: 200, maxMs: 1000 },
+        triggerTimeoutMs: 1000,
+        ...extra,
+      }),
+    );
     await waitFor(() => l.stats.listening, { what: "LISTEN", timeoutMs: 10_000 });
     return l;
   };
 
   before(async () => {
-    f = await principalFixture({
-      "pgw.yml": paramWorkflow("pgw"),
-      "pgbad.yml": paramWorkflow("pgbad"),
-      "pgre.yml": paramWorkflow("pgre"),
+    f = await startPrincipal({
+      workflows: paramWorkflows("pgw", "pgbad", "pgre"),
+      clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
-    await f.start();
     admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
   });
-  afterEach(async () => {
-    await Promise.all(listeners.splice(0).map((l) => l.stop()));
-  });
+  afterEach(() => listeners.stopAll());
   after(async () => {
     await admin.end();
-    await f.close();
-    await killAllServices();
-    removeTempDirs();
+    await cleanup();
   });
 
   test("a workflow id or a JSON payload triggers exactly one run; a repeated key does not", async () => {
@@ -133,10 +122,15 @@ describe("postgres listener", { skip }, () => {
   });
 
   test("a notification is retried while the principal is down and triggers once it is up", async () => {
-    const down = await principalFixture({ "pgdown.yml": paramWorkflow("pgdown") });
+    // Ports picked up front: the listener is pointed at the principal before it runs.
+    const down = await preparePrincipal({
+      workflows: paramWorkflows("pgdown"),
+      ports: "reserved",
+      clientTimeoutMs: CLIENT_TIMEOUT_MS,
+    });
     try {
       const channel = newChannel();
-      const l = await start(channel, { retryForMs: 30_000 }, down.port);
+      const l = await start(channel, { retryForMs: 30_000 }, down.ports.api);
       const failures: string[] = [];
       l.on("triggered", (r) => {
         if (!r.success) failures.push(r.error?.code ?? "?");
@@ -156,7 +150,7 @@ describe("postgres listener", { skip }, () => {
       const runs = await expectRunCount(down, "pgdown", 1);
       assert.deepEqual(runs[0]?.params, { date: "late" });
     } finally {
-      await down.close();
+      await down.stop();
     }
   });
 });

@@ -2,54 +2,65 @@
  * End to end with the real `cdktr` bin: `cdktr start all` (principal, agent, scheduler as
  * processes) in a temp directory with the examples plus a workflow firing every second.
  */
-import { after, afterEach, test } from "node:test";
+import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
-import { killAllServices, removeTempDirs, spawnService, waitFor, type ServiceHandle } from "@cdktr/test-utils";
-import { RunRecordSchema, type RunRecord } from "@cdktr/protocol";
 import { join } from "node:path";
+import { RunRecordSchema, type RunRecord } from "@cdktr/protocol";
 import {
-  alive,
-  announcedPids,
-  appMain,
-  assertRunOutput,
-  BIN,
+  cleanup,
+  cliBin,
   killGroups,
-  lines,
-  makeSandbox,
-  REPO,
-  runBin,
-} from "./helpers.js";
+  preparePrincipal,
+  processAlive,
+  runCli,
+  spawnService,
+  waitFor,
+  workflowYaml,
+  type PrincipalFixture,
+  type ServiceHandle,
+} from "@cdktr/test-utils";
+import { announcedPids, assertRunOutput, EXAMPLES, lines, REPO } from "./helpers.js";
 
-const TICK = `name: Tick
-description: fires every second
-cron: "* * * * * *"
-tasks:
-  tick:
-    name: tick
-    config: !Subprocess
-      cmd: echo
-      args: ["tick"]
-`;
+const TICK = workflowYaml({
+  name: "Tick",
+  description: "fires every second",
+  cron: "* * * * * *",
+  tasks: { tick: { cmd: "echo", args: ["tick"] } },
+});
+
+/** A local installation for `cdktr start all`: the examples plus `extra`, reserved ports, nothing started. */
+async function makeSandbox(
+  extra: Record<string, string> = {},
+): Promise<{ p: PrincipalFixture; dir: string; env: Record<string, string> }> {
+  const p = await preparePrincipal({ copyWorkflowsFrom: EXAMPLES, workflows: extra, ports: "reserved" });
+  return { p, dir: p.home, env: { ...p.env, CDKTR_AGENT_DATA_DIR: join(p.home, "agent") } };
+}
+
+/** `cdktr start all` as a process (own group); resolves once it announced `[cdktr] ready`. */
+async function startAll(env: Record<string, string>, cwd: string): Promise<ServiceHandle> {
+  const handle = await spawnService({
+    script: cliBin(),
+    args: ["start", "all"],
+    env,
+    cwd,
+    name: "cdktr start all",
+    waitReady: false,
+  });
+  await handle.waitForLine((l) => /^\[cdktr\]\s+ready/.test(l), 60_000);
+  return handle;
+}
 
 let stack: ServiceHandle | undefined;
 afterEach(async () => {
   if (stack !== undefined) killGroups(announcedPids(stack.lines));
-  await killAllServices();
+  await cleanup();
 });
-after(() => removeTempDirs());
 
 test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", async () => {
   const sb = await makeSandbox({ "tick.yml": TICK });
   // Relative workflow dir, as a user would write it in .env.
   const env = { ...sb.env, CDKTR_WORKFLOW_DIR: "workflows" };
-  stack = await spawnService({
-    script: BIN,
-    args: ["start", "all"],
-    env,
-    cwd: sb.dir,
-    name: "cdktr start all",
-    waitReady: false,
-  });
+  stack = await startAll(env, sb.dir);
   await stack.waitForLine((l) => /^\[cdktr\]\s+ready: principal at 127\.0\.0\.1:\d+/.test(l), 60_000);
   const pids = announcedPids(stack.lines);
   assert.equal(pids.length, 3, "principal, agent and scheduler announced");
@@ -62,27 +73,27 @@ test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", asy
     "agent output is prefixed",
   );
 
-  const hello = await runBin(["run", "hello", "--wait"], { env, cwd: sb.dir });
+  const hello = await runCli(["run", "hello", "--wait"], { env, cwd: sb.dir });
   assert.equal(hello.code, 0, `run hello --wait: ${hello.stdout}\n${hello.stderr}`);
   const helloId = lines(hello.stdout)[0] ?? "";
   assert.match(helloId, /^[0-9A-Z]{26}$/);
   assert.match(hello.stdout, new RegExp(`run ${helloId} COMPLETED`));
 
   // --follow streams every task's output lines, each once, tagged with its task.
-  const fan = await runBin(["run", "fan-in", "--wait", "--follow"], { env, cwd: sb.dir });
+  const fan = await runCli(["run", "fan-in", "--wait", "--follow"], { env, cwd: sb.dir });
   assert.equal(fan.code, 0, `run fan-in --wait --follow: ${fan.stdout}\n${fan.stderr}`);
   for (const task of ["extract", "left", "right", "join"]) {
     const shown = lines(fan.stdout).filter((l) => new RegExp(`  ${task}  ${task}$`).test(l));
     assert.equal(shown.length, 1, `the output line of ${task} is shown once:\n${fan.stdout}`);
   }
 
-  const fail = await runBin(["run", "fail", "--wait"], { env, cwd: sb.dir });
+  const fail = await runCli(["run", "fail", "--wait"], { env, cwd: sb.dir });
   assert.notEqual(fail.code, 0, `run fail --wait must not exit 0: ${fail.stdout}`);
   const failId = lines(fail.stdout)[0] ?? "";
   assert.match(fail.stdout, /task \S+ FAILED/);
   assert.match(fail.stdout, new RegExp(`run ${failId} FAILED`));
 
-  const list = await runBin(["runs", "--json", "--limit", "1000"], { env, cwd: sb.dir });
+  const list = await runCli(["runs", "--json", "--limit", "1000"], { env, cwd: sb.dir });
   assert.equal(list.code, 0, list.stderr);
   const runs = (JSON.parse(list.stdout) as unknown[]).map((r) => RunRecordSchema.parse(r));
   const byId = new Map(runs.map((r) => [r.runId, r]));
@@ -98,7 +109,7 @@ test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", asy
   // The per-second workflow is triggered by the scheduler, one run per second.
   const scheduled = await waitFor(
     async () => {
-      const r = await runBin(["runs", "--workflow", "tick", "--json", "--limit", "100"], { env, cwd: sb.dir });
+      const r = await runCli(["runs", "--workflow", "tick", "--json", "--limit", "100"], { env, cwd: sb.dir });
       const tickRuns = (JSON.parse(r.stdout) as RunRecord[]).filter((x) => x.source === "scheduler");
       return tickRuns.length >= 3 ? tickRuns : undefined;
     },
@@ -114,20 +125,12 @@ test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", asy
   // SIGTERM: every app stops cleanly, exit 0, nothing left behind.
   const result = await stack.stop("SIGTERM", 45_000);
   assert.equal(result.code, 0, stack.lines.slice(-20).join("\n"));
-  for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} is gone`);
+  for (const pid of pids) assert.equal(processAlive(pid), false, `pid ${pid} is gone`);
 });
 
 test("start all exits non-zero and stops the others when an app dies", async () => {
   const sb = await makeSandbox();
-  stack = await spawnService({
-    script: BIN,
-    args: ["start", "all"],
-    env: sb.env,
-    cwd: sb.dir,
-    name: "cdktr start all",
-    waitReady: false,
-  });
-  await stack.waitForLine((l) => /^\[cdktr\]\s+ready/.test(l), 60_000);
+  stack = await startAll(sb.env, sb.dir);
   const pids = announcedPids(stack.lines);
   const agentPid = pids[1];
   assert.ok(agentPid !== undefined);
@@ -138,20 +141,12 @@ test("start all exits non-zero and stops the others when an app dies", async () 
     stack.lines.some((l) => /agent exited \(SIGKILL\): stopping the others/.test(l)),
     stack.lines.join("\n"),
   );
-  for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} is gone`);
+  for (const pid of pids) assert.equal(processAlive(pid), false, `pid ${pid} is gone`);
 });
 
 test("start all: when the supervisor is SIGKILLed, its apps stop on their own", async () => {
   const sb = await makeSandbox();
-  stack = await spawnService({
-    script: BIN,
-    args: ["start", "all"],
-    env: sb.env,
-    cwd: sb.dir,
-    name: "cdktr start all",
-    waitReady: false,
-  });
-  await stack.waitForLine((l) => /^\[cdktr\]\s+ready/.test(l), 60_000);
+  stack = await startAll(sb.env, sb.dir);
   const pids = announcedPids(stack.lines);
   assert.equal(pids.length, 3);
   // Only the supervisor: its apps live in their own process groups, so nobody else signals them.
@@ -160,14 +155,14 @@ test("start all: when the supervisor is SIGKILLed, its apps stop on their own", 
   process.kill(supervisorPid, "SIGKILL");
   await stack.exited;
   for (const pid of pids) {
-    await waitFor(() => !alive(pid), {
+    await waitFor(() => !processAlive(pid), {
       timeoutMs: 30_000,
       intervalMs: 200,
       what: `app pid ${pid} to exit after its supervisor died`,
     });
   }
   // The principal stopped gracefully, so its port is free again: a new principal can bind it.
-  const again = await spawnService({ script: appMain("principal"), env: sb.env, cwd: sb.dir, name: "principal again" });
+  const again = await sb.p.start();
   await again.stop("SIGTERM", 15_000);
 });
 
@@ -187,7 +182,7 @@ test("npm start (scripts/start.mjs) builds, then runs start all on examples/work
   assert.ok(ready.includes(`workflows from ${join(REPO, "examples", "workflows")}`), ready);
   assert.ok(ready.includes(`data in ${join(sb.dir, ".cdktr", "cdktr.db")}`), ready);
   await stack.waitForLine((l) => l.includes("npx cdktr run hello --wait"), 5000); // how to trigger a run
-  const run = await runBin(["run", "hello", "--wait"], { env: sb.env });
+  const run = await runCli(["run", "hello", "--wait"], { env: sb.env });
   assert.equal(run.code, 0, run.stdout + run.stderr);
   const result = await stack.stop("SIGTERM", 45_000);
   assert.equal(result.code, 0);

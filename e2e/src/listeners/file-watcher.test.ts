@@ -5,45 +5,38 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { killAllServices, makeTempDir, removeTempDirs, waitFor } from "@cdktr/test-utils";
-import { FileWatcherListener } from "../file-watcher/index.js";
-import { expectRunCount, paramWorkflow, principalFixture, type PrincipalFixture } from "./listeners-harness.js";
+import { FileWatcherListener } from "@cdktr/events/file-watcher";
+import { cleanup, makeTempDir, startPrincipal, waitFor, type PrincipalFixture } from "@cdktr/test-utils";
+import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflow, paramWorkflows } from "./helpers.js";
+import { ListenerPool } from "./listener-pool.js";
 
 describe("file watcher listener", () => {
   let f: PrincipalFixture;
-  const listeners: FileWatcherListener[] = [];
+  const listeners = new ListenerPool<FileWatcherListener>();
 
   const start = async (
     opts: Omit<ConstructorParameters<typeof FileWatcherListener>[0], "principal">,
   ): Promise<FileWatcherListener> => {
-    const l = new FileWatcherListener({
-      principal: { host: "127.0.0.1", port: f.port },
-      debounceMs: 600,
-      awaitWriteFinishMs: 100,
-      ...opts,
-    });
-    listeners.push(l);
-    await l.start();
+    const l = await listeners.start(
+      new FileWatcherListener({
+        principal: { host: "127.0.0.1", port: f.ports.api },
+        debounceMs: 600,
+        awaitWriteFinishMs: 100,
+        ...opts,
+      }),
+    );
     await l.whenReady();
     return l;
   };
 
   before(async () => {
-    f = await principalFixture({
-      "fs1.yml": paramWorkflow("fs1"),
-      "fs2.yml": paramWorkflow("fs2"),
-      "fs3.yml": paramWorkflow("fs3", ["date"]),
+    f = await startPrincipal({
+      workflows: { ...paramWorkflows("fs1", "fs2"), "fs3.yml": paramWorkflow("fs3", ["date"]) },
+      clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
-    await f.start();
   });
-  afterEach(async () => {
-    await Promise.all(listeners.splice(0).map((l) => l.stop()));
-  });
-  after(async () => {
-    await f.close();
-    await killAllServices();
-    removeTempDirs();
-  });
+  afterEach(() => listeners.stopAll());
+  after(cleanup);
 
   test("a burst of matching files gives one run listing every changed path; other files are ignored", async () => {
     const dir = makeTempDir("cdktr-watch-");
@@ -89,11 +82,11 @@ describe("file watcher listener", () => {
 
   test("a missing path fails the start with a clear error", async () => {
     const l = new FileWatcherListener({
-      principal: { host: "127.0.0.1", port: f.port },
+      principal: { host: "127.0.0.1", port: f.ports.api },
       path: join(makeTempDir("cdktr-watch-"), "nope"),
       workflow: "fs1",
     });
-    listeners.push(l);
+    listeners.track(l);
     const errors: Error[] = [];
     l.on("error", (e) => errors.push(e));
     await l.start();

@@ -1,10 +1,21 @@
+/** Options of {@link waitFor}. */
+export interface WaitForOptions {
+  /** Give up after this long. @default 10000 */
+  timeoutMs?: number;
+  /** Pause between two calls. @default 50 */
+  intervalMs?: number;
+  /** What is awaited, for the timeout message. @default "condition" */
+  what?: string;
+}
+
 /**
  * Poll `fn` until it returns a value other than `undefined`/`false`, or throw after `timeoutMs`
  * with `what` in the message. Used to wait for data, never to assert on speed.
+ * @throws Error naming `what` (and the last error `fn` threw) when the time is up.
  */
 export async function waitFor<T>(
   fn: () => T | Promise<T>,
-  options: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+  options: WaitForOptions = {},
 ): Promise<Exclude<T, undefined | false>> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const intervalMs = options.intervalMs ?? 50;

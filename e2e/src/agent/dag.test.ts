@@ -5,16 +5,10 @@
 import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { killAllServices, removeTempDirs } from "@cdktr/test-utils";
-import { Cluster, countingTask, readLines, taskStates, workflowYaml } from "./helpers.js";
+import { cleanup, taskStates, workflowYaml, type PrincipalFixture } from "@cdktr/test-utils";
+import { countingTask, prepareCluster, readLines, startFastAgent } from "./helpers.js";
 
-let cluster: Cluster | null = null;
-afterEach(async () => {
-  cluster?.close();
-  cluster = null;
-  await killAllServices();
-  removeTempDirs();
-});
+afterEach(cleanup);
 
 function counts(file: string): Record<string, number> {
   const out: Record<string, number> = {};
@@ -25,43 +19,45 @@ function counts(file: string): Record<string, number> {
 /** Start a principal and an agent with one workflow per shape (files are in the home dir). */
 async function setup(
   build: (file: (name: string) => string) => Record<string, string>,
-): Promise<{ c: Cluster; file: (name: string) => string }> {
-  let home = "";
-  const file = (name: string): string => join(home, `${name}.count`);
+): Promise<{ c: PrincipalFixture; file: (name: string) => string }> {
   // The YAML needs the home path: create first, then write the workflows.
-  const c = await Cluster.create({});
-  home = c.home;
-  const { writeFileSync } = await import("node:fs");
-  for (const [name, yaml] of Object.entries(build(file))) writeFileSync(join(c.workflowDir, name), yaml);
-  cluster = c;
-  await c.startPrincipal();
-  await c.startAgent();
+  const c = await prepareCluster();
+  const file = (name: string): string => join(c.home, `${name}.count`);
+  c.writeWorkflows(build(file));
+  await c.start();
+  await startFastAgent(c);
   return { c, file };
 }
 
 test("linear, fan-out, fan-in: every task runs exactly once, in dependency order; runs COMPLETED", async () => {
   const { c, file } = await setup((f) => ({
     "linear.yml": workflowYaml({
-      a: countingTask(f("linear")),
-      b: countingTask(f("linear"), ["a"]),
-      c: countingTask(f("linear"), ["b"]),
+      tasks: {
+        a: countingTask(f("linear")),
+        b: countingTask(f("linear"), ["a"]),
+        c: countingTask(f("linear"), ["b"]),
+      },
     }),
     "fanout.yml": workflowYaml({
-      root: countingTask(f("fanout")),
-      x: countingTask(f("fanout"), ["root"]),
-      y: countingTask(f("fanout"), ["root"]),
-      z: countingTask(f("fanout"), ["root"]),
+      tasks: {
+        root: countingTask(f("fanout")),
+        x: countingTask(f("fanout"), ["root"]),
+        y: countingTask(f("fanout"), ["root"]),
+        z: countingTask(f("fanout"), ["root"]),
+      },
     }),
     "fanin.yml": workflowYaml({
-      // p2 is slow: the join must wait for it (the original started it after p1 alone).
-      p1: countingTask(f("fanin")),
-      p2: { cmd: "sh", args: ["-c", `sleep 1; echo "$CDKTR_TASK_ID" >> '${f("fanin")}'`] },
-      p3: countingTask(f("fanin")),
-      join: countingTask(f("fanin"), ["p1", "p2", "p3"]),
+      tasks: {
+        // p2 is slow: the join must wait for it (the original started it after p1 alone).
+        p1: countingTask(f("fanin")),
+        p2: { cmd: "sh", args: ["-c", `sleep 1; echo "$CDKTR_TASK_ID" >> '${f("fanin")}'`] },
+        p3: countingTask(f("fanin")),
+        join: countingTask(f("fanin"), ["p1", "p2", "p3"]),
+      },
     }),
   }));
   const runs = await Promise.all([c.run("linear"), c.run("fanout"), c.run("fanin")]);
-  const [linear, fanout, fanin] = await Promise.all(runs.map((r) => c.finished(r)));
+  const [linear, fanout, fanin] = await Promise.all(runs.map((r) => c.waitForRun(r)));
   assert.equal(linear?.run.status, "COMPLETED");
   assert.equal(fanout?.run.status, "COMPLETED");
   assert.equal(fanin?.run.status, "COMPLETED");
@@ -82,17 +78,19 @@ test("linear, fan-out, fan-in: every task runs exactly once, in dependency order
 test("diamond with a failure: dependents SKIPPED, the independent branch finishes, run FAILED", async () => {
   const { c, file } = await setup((f) => ({
     "diamond.yml": workflowYaml({
-      top: countingTask(f("d")),
-      left: countingTask(f("d"), ["top"], 7),
-      right: countingTask(f("d"), ["top"]),
-      bottom: countingTask(f("d"), ["left", "right"]),
-      after: countingTask(f("d"), ["bottom"]),
-      // an independent branch, slower than the failure
-      side: { cmd: "sh", args: ["-c", `sleep 1; echo side >> '${f("d")}'`] },
-      side2: countingTask(f("d"), ["side"]),
+      tasks: {
+        top: countingTask(f("d")),
+        left: countingTask(f("d"), ["top"], 7),
+        right: countingTask(f("d"), ["top"]),
+        bottom: countingTask(f("d"), ["left", "right"]),
+        after: countingTask(f("d"), ["bottom"]),
+        // an independent branch, slower than the failure
+        side: { cmd: "sh", args: ["-c", `sleep 1; echo side >> '${f("d")}'`] },
+        side2: countingTask(f("d"), ["side"]),
+      },
     }),
   }));
-  const r = await c.finished(await c.run("diamond"));
+  const r = await c.waitForRun(await c.run("diamond"));
   assert.equal(r.run.status, "FAILED");
   assert.match(r.run.message ?? "", /left/);
   assert.deepEqual(taskStates(r), {
@@ -113,8 +111,8 @@ test("diamond with a failure: dependents SKIPPED, the independent branch finishe
 
 test("task environment: run context, params and task env reach the process; output is stored per stream", async () => {
   const { c } = await setup(() => ({
-    "env.yml": workflowYaml(
-      {
+    "env.yml": workflowYaml({
+      tasks: {
         show: {
           cmd: "sh",
           args: [
@@ -124,11 +122,11 @@ test("task environment: run context, params and task env reach the process; outp
           extra: ["env: {GREETING: hi}"],
         },
       },
-      ["params:", "  batchSize: {type: number, default: 3}"],
-    ),
+      header: ["params:", "  batchSize: {type: number, default: 3}"],
+    }),
   }));
   const runId = await c.run("env", { batchSize: 42 });
-  const r = await c.finished(runId);
+  const r = await c.waitForRun(runId);
   assert.equal(r.run.status, "COMPLETED");
   const lines = await c.logs(runId, "show");
   const out = lines.filter((l) => l.stream === "stdout");
@@ -154,15 +152,17 @@ test("retries: each attempt is reported; the run completes when a later attempt 
   const { c, file } = await setup((f) => ({
     // fails twice, then succeeds (counts attempts in the file)
     "flaky.yml": workflowYaml({
-      flaky: {
-        cmd: "sh",
-        args: ["-c", `echo x >> '${f("flaky")}'; [ $(wc -l < '${f("flaky")}') -ge 3 ]`],
-        extra: ["retries: {count: 3, backoff: 100ms, factor: 2}"],
+      tasks: {
+        flaky: {
+          cmd: "sh",
+          args: ["-c", `echo x >> '${f("flaky")}'; [ $(wc -l < '${f("flaky")}') -ge 3 ]`],
+          extra: ["retries: {count: 3, backoff: 100ms, factor: 2}"],
+        },
       },
     }),
   }));
   const runId = await c.run("flaky");
-  const r = await c.finished(runId);
+  const r = await c.waitForRun(runId);
   assert.equal(r.run.status, "COMPLETED");
   assert.equal(readLines(file("flaky")).length, 3);
   const t = r.tasks[0];
@@ -174,15 +174,12 @@ test("retries: each attempt is reported; the run completes when a later attempt 
 });
 
 test("CDKTR_AGENT_MAX_CONCURRENCY: never more runs at once than slots; failed and completed runs both free their slot", async () => {
-  const c = await Cluster.create({});
-  cluster = c;
-  const { writeFileSync } = await import("node:fs");
+  const c = await prepareCluster();
   const trace = join(c.home, "trace");
-  writeFileSync(
-    join(c.workflowDir, "slot.yml"),
-    workflowYaml(
-      // odd runs exit 1; the `missing` workflow fails at spawn: every kind of end frees the slot
-      {
+  c.writeWorkflows({
+    // odd runs exit 1; the `missing` workflow fails at spawn: every kind of end frees the slot
+    "slot.yml": workflowYaml({
+      tasks: {
         work: {
           cmd: "sh",
           args: [
@@ -191,16 +188,16 @@ test("CDKTR_AGENT_MAX_CONCURRENCY: never more runs at once than slots; failed an
           ],
         },
       },
-      ["params:", "  code: {type: number, default: 0}"],
-    ),
-  );
-  writeFileSync(join(c.workflowDir, "missing.yml"), workflowYaml({ nope: { cmd: "/no/such/cdktr-binary" } }));
-  await c.startPrincipal();
-  await c.startAgent(undefined, { CDKTR_AGENT_MAX_CONCURRENCY: "2" });
+      header: ["params:", "  code: {type: number, default: 0}"],
+    }),
+    "missing.yml": workflowYaml({ tasks: { nope: { cmd: "/no/such/cdktr-binary" } } }),
+  });
+  await c.start();
+  await startFastAgent(c, { env: { CDKTR_AGENT_MAX_CONCURRENCY: "2" } });
   const runIds: string[] = [];
   for (const code of [0, 1, 0, 1, 0, 1]) runIds.push(await c.run("slot", { code }));
   const missing = [await c.run("missing"), await c.run("missing")];
-  const results = await Promise.all([...runIds, ...missing].map((id) => c.finished(id, 60_000)));
+  const results = await Promise.all([...runIds, ...missing].map((id) => c.waitForRun(id, 60_000)));
   assert.deepEqual(
     results.map((r) => r.run.status),
     ["COMPLETED", "FAILED", "COMPLETED", "FAILED", "COMPLETED", "FAILED", "FAILED", "FAILED"],

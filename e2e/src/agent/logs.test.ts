@@ -3,16 +3,10 @@
  */
 import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
-import { killAllServices, removeTempDirs } from "@cdktr/test-utils";
-import { Cluster, workflowYaml } from "./helpers.js";
+import { cleanup, workflowYaml } from "@cdktr/test-utils";
+import { prepareCluster, startFastAgent } from "./helpers.js";
 
-let cluster: Cluster | null = null;
-afterEach(async () => {
-  cluster?.close();
-  cluster = null;
-  await killAllServices();
-  removeTempDirs();
-});
+afterEach(cleanup);
 
 const N = 100_000;
 
@@ -21,14 +15,13 @@ test(`200,000 lines on stdout and stderr interleaved: all stored, order kept per
     `const o=[],e=[];for(let i=1;i<=${N};i++){process.stdout.write('out '+i+'\\n');process.stderr.write('err '+i+'\\n');}` +
     // a final line without a newline, and a very long line
     `process.stdout.write('L'.repeat(200000)+'\\n');process.stdout.write('tail-no-newline');`;
-  const c = await Cluster.create({
-    "loud.yml": workflowYaml({ loud: { cmd: process.execPath, args: ["-e", script] } }),
+  const c = await prepareCluster({
+    "loud.yml": workflowYaml({ tasks: { loud: { cmd: process.execPath, args: ["-e", script] } } }),
   });
-  cluster = c;
-  await c.startPrincipal();
-  await c.startAgent();
+  await c.start();
+  await startFastAgent(c);
   const runId = await c.run("loud");
-  const r = await c.finished(runId, 100_000);
+  const r = await c.waitForRun(runId, 100_000);
   assert.equal(r.run.status, "COMPLETED");
   // The run is reported only after its logs were acknowledged: everything is there now.
   const lines = await c.logs(runId, "loud");

@@ -5,34 +5,58 @@ import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { killAllServices, removeTempDirs, waitFor } from "@cdktr/test-utils";
-import { Cluster, groupAlive, readLines, taskStates, workflowYaml } from "./helpers.js";
+import {
+  cleanup,
+  groupAlive,
+  taskStates,
+  waitFor,
+  workflowYaml,
+  type PrincipalFixture,
+  type TaskSpec,
+} from "@cdktr/test-utils";
+import { prepareCluster, readLines, startFastAgent } from "./helpers.js";
 
-let cluster: Cluster | null = null;
-afterEach(async () => {
-  cluster?.close();
-  cluster = null;
-  await killAllServices();
-  removeTempDirs();
-});
+afterEach(cleanup);
 
-async function setup(build: (home: string) => Record<string, string>): Promise<Cluster> {
-  const c = await Cluster.create({});
-  cluster = c;
-  for (const [name, yaml] of Object.entries(build(c.home))) writeFileSync(join(c.workflowDir, name), yaml);
-  await c.startPrincipal();
-  await c.startAgent();
+async function setup(build: (home: string) => Record<string, string>): Promise<PrincipalFixture> {
+  const c = await prepareCluster();
+  c.writeWorkflows(build(c.home));
+  await c.start();
+  await startFastAgent(c);
   return c;
+}
+
+/** A stand-in `uv` in `home` that records its argv and working directory; returns its path. */
+function fakeUv(home: string): string {
+  const path = join(home, "fake-uv");
+  writeFileSync(path, `#!/bin/sh\nprintf '%s\\n' "$@" > '${home}/uv-argv'\npwd > '${home}/uv-cwd'\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+
+/** A `!UvPython` task running `script` with `packages` (YAML list) through the `uv` at `uv`, in `home`. */
+function uvJob(home: string, uv: string, script: string, packages: string): TaskSpec {
+  return {
+    config: [
+      "!UvPython",
+      `script_path: ${script}`,
+      `packages: ${packages}`,
+      `uv_path: ${JSON.stringify(uv)}`,
+      `working_directory: ${JSON.stringify(home)}`,
+    ],
+  };
 }
 
 test("timeout: the task's whole process group is killed and the task FAILED with reason timeout", async () => {
   const c = await setup((home) => ({
     "slow.yml": workflowYaml({
-      slow: { cmd: "sh", args: ["-c", `sleep 300 & echo $! > '${home}/bg.pid'; sleep 300`], extra: ["timeout: 1s"] },
-      next: { cmd: "true", depends: ["slow"] },
+      tasks: {
+        slow: { cmd: "sh", args: ["-c", `sleep 300 & echo $! > '${home}/bg.pid'; sleep 300`], extra: ["timeout: 1s"] },
+        next: { cmd: "true", depends: ["slow"] },
+      },
     }),
   }));
-  const r = await c.finished(await c.run("slow"));
+  const r = await c.waitForRun(await c.run("slow"));
   assert.equal(r.run.status, "FAILED");
   const slow = r.tasks.find((t) => t.taskId === "slow");
   assert.equal(slow?.status, "FAILED");
@@ -55,9 +79,9 @@ test("timeout: the task's whole process group is killed and the task FAILED with
 
 test("missing executable: FAILED with a message naming the command", async () => {
   const c = await setup(() => ({
-    "missing.yml": workflowYaml({ nope: { cmd: "no-such-command-cdktr", args: ["x"] } }),
+    "missing.yml": workflowYaml({ tasks: { nope: { cmd: "no-such-command-cdktr", args: ["x"] } } }),
   }));
-  const r = await c.finished(await c.run("missing"));
+  const r = await c.waitForRun(await c.run("missing"));
   assert.equal(r.run.status, "FAILED");
   const t = r.tasks[0];
   assert.equal(t?.status, "FAILED");
@@ -68,17 +92,19 @@ test("missing executable: FAILED with a message naming the command", async () =>
 test("cancel: running processes are killed, pending tasks and the run end CANCELLED", async () => {
   const c = await setup((home) => ({
     "long.yml": workflowYaml({
-      long: { cmd: "sh", args: ["-c", `echo $$ > '${home}/long.pid'; sleep 300 & sleep 300`] },
-      after: { cmd: "sh", args: ["-c", `echo ran >> '${home}/after.count'`], depends: ["long"] },
+      tasks: {
+        long: { cmd: "sh", args: ["-c", `echo $$ > '${home}/long.pid'; sleep 300 & sleep 300`] },
+        after: { cmd: "sh", args: ["-c", `echo ran >> '${home}/after.count'`], depends: ["long"] },
+      },
     }),
   }));
   const runId = await c.run("long");
   const pid = await waitFor(() => readLines(join(c.home, "long.pid"))[0], { timeoutMs: 15_000, what: "task started" });
   const pgid = Number(pid);
   assert.equal(groupAlive(pgid), true);
-  const reply = await c.api.cancelRun(runId);
+  const reply = await c.client.cancelRun(runId);
   assert.equal(reply.cancelled, true);
-  const r = await c.finished(runId);
+  const r = await c.waitForRun(runId);
   assert.equal(r.run.status, "CANCELLED");
   assert.deepEqual(taskStates(r), { long: "CANCELLED", after: "CANCELLED" });
   assert.equal(r.tasks.find((t) => t.taskId === "long")?.reason, "cancelled");
@@ -88,34 +114,28 @@ test("cancel: running processes are killed, pending tasks and the run end CANCEL
 
 test("!UvPython: the uv binary gets exactly `run --with <pkg>... <script>` in the working directory", async () => {
   const c = await setup((home) => {
-    const fakeUv = join(home, "fake-uv");
-    writeFileSync(fakeUv, `#!/bin/sh\nprintf '%s\\n' "$@" > '${home}/uv-argv'\npwd > '${home}/uv-cwd'\n`);
-    chmodSync(fakeUv, 0o755);
+    const uv = fakeUv(home);
     return {
-      "py.yml": [
-        "name: Py",
-        "tasks:",
-        "  job:",
-        "    name: job",
-        "    config: !UvPython",
-        "      script_path: scripts/job.py",
-        "      packages: [pandas, 'requests>=2']",
-        `      uv_path: ${JSON.stringify(fakeUv)}`,
-        `      working_directory: ${JSON.stringify(home)}`,
-        "  proj:",
-        "    name: proj",
-        "    depends: [job]",
-        "    config: !UvPython",
-        "      script_path: main.py",
-        "      packages: [ignored]",
-        "      is_uv_project: true",
-        `      uv_path: ${JSON.stringify(fakeUv)}`,
-        "",
-      ].join("\n"),
+      "py.yml": workflowYaml({
+        name: "Py",
+        tasks: {
+          job: uvJob(home, uv, "scripts/job.py", "[pandas, 'requests>=2']"),
+          proj: {
+            depends: ["job"],
+            config: [
+              "!UvPython",
+              "script_path: main.py",
+              "packages: [ignored]",
+              "is_uv_project: true",
+              `uv_path: ${JSON.stringify(uv)}`,
+            ],
+          },
+        },
+      }),
     };
   });
   const runId = await c.run("py");
-  const r = await c.finished(runId);
+  const r = await c.waitForRun(runId);
   assert.equal(r.run.status, "COMPLETED", JSON.stringify(r));
   // the second (uv project) task ran last and overwrote the record; the first is in its system log
   assert.deepEqual(readLines(join(c.home, "uv-argv")), ["run", "main.py"]);
@@ -132,39 +152,25 @@ test("!UvPython: the uv binary gets exactly `run --with <pkg>... <script>` in th
 
 test("!UvPython with the plain argv recorded, and with uv absent the failure names it", async () => {
   const c = await setup((home) => {
-    const fakeUv = join(home, "fake-uv");
-    writeFileSync(fakeUv, `#!/bin/sh\nprintf '%s\\n' "$@" > '${home}/uv-argv'\npwd > '${home}/uv-cwd'\n`);
-    chmodSync(fakeUv, 0o755);
+    const uv = fakeUv(home);
     return {
-      "py.yml": [
-        "name: Py",
-        "tasks:",
-        "  job:",
-        "    name: job",
-        "    config: !UvPython",
-        "      script_path: job.py",
-        "      packages: [pandas, numpy]",
-        `      uv_path: ${JSON.stringify(fakeUv)}`,
-        `      working_directory: ${JSON.stringify(home)}`,
-        "",
-      ].join("\n"),
-      "nouv.yml": [
-        "name: NoUv",
-        "tasks:",
-        "  job:",
-        "    name: job",
-        "    config: !UvPython",
-        "      script_path: job.py",
-        "      uv_path: uv-not-installed-here",
-        "",
-      ].join("\n"),
+      "py.yml": workflowYaml({
+        name: "Py",
+        tasks: {
+          job: uvJob(home, uv, "job.py", "[pandas, numpy]"),
+        },
+      }),
+      "nouv.yml": workflowYaml({
+        name: "NoUv",
+        tasks: { job: { config: ["!UvPython", "script_path: job.py", "uv_path: uv-not-installed-here"] } },
+      }),
     };
   });
-  const ok = await c.finished(await c.run("py"));
+  const ok = await c.waitForRun(await c.run("py"));
   assert.equal(ok.run.status, "COMPLETED");
   assert.deepEqual(readLines(join(c.home, "uv-argv")), ["run", "--with", "pandas", "--with", "numpy", "job.py"]);
   assert.deepEqual(readLines(join(c.home, "uv-cwd")), [c.home]);
-  const bad = await c.finished(await c.run("nouv"));
+  const bad = await c.waitForRun(await c.run("nouv"));
   assert.equal(bad.run.status, "FAILED");
   assert.equal(bad.tasks[0]?.reason, "spawn_error");
   assert.match(
