@@ -4,14 +4,16 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { allBlocks, assemble, docFiles, FENCE_LANGUAGES, parseBlocks, where } from "./markdown.js";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { allBlocks, assemble, docFiles, FENCE_LANGUAGES, parseBlocks, REPO_ROOT, where } from "./markdown.js";
 
 describe("documentation code blocks", () => {
   const blocks = allBlocks();
 
-  it("are found in docs/ and every README.md", () => {
+  it("are found in docs/, every README.md and the changelog", () => {
     const files = docFiles();
-    for (const f of ["README.md", "docs/protocol.md", "clients/python/README.md", "apps/cli/README.md"])
+    for (const f of ["README.md", "docs/protocol.md", "clients/python/README.md", "apps/cli/README.md", "CHANGELOG.md"])
       assert.ok(files.includes(f), `${f} is checked (found: ${files.join(", ")})`);
     assert.ok(blocks.length > 100, `only ${blocks.length} blocks found`);
   });
@@ -63,5 +65,20 @@ describe("documentation code blocks", () => {
     assert.equal(plain?.code, "const x = 1;\n");
     const [unmarked] = parseBlocks("t.md", "<!-- fragment -->\ntext between\n```sh\nls\n```\n");
     assert.equal(unmarked?.marker, undefined, "a marker applies only to the block right after it");
+  });
+
+  it("link and name only files that exist", () => {
+    const missing: string[] = [];
+    for (const f of docFiles()) {
+      const text = readFileSync(join(REPO_ROOT, f), "utf8");
+      // relative markdown links, resolved from the file's folder
+      for (const m of text.matchAll(/\]\(([^)#:\s]+)(#[^)]*)?\)/g))
+        if (m[1] !== undefined && !existsSync(join(REPO_ROOT, dirname(f), m[1]))) missing.push(`${f}: link ${m[1]}`);
+      // repository paths in backticks, from the root (generated bench results aside)
+      for (const m of text.matchAll(/`((?:apps|packages|e2e|docs|examples|clients|bench|scripts|deploy)\/[\w./-]+)`/g))
+        if (m[1] !== undefined && !m[1].startsWith("bench/results/") && !existsSync(join(REPO_ROOT, m[1])))
+          missing.push(`${f}: ${m[1]}`);
+    }
+    assert.deepEqual(missing, []);
   });
 });
