@@ -32,9 +32,6 @@ export const FENCE_LANGUAGES = {
   text: "nothing: output, diagrams and usage synopses",
 } as const;
 
-/** A language of {@link FENCE_LANGUAGES}. */
-export type FenceLanguage = keyof typeof FENCE_LANGUAGES;
-
 /** The marker comment before a block. */
 export type BlockMarker =
   | { kind: "fragment"; template: string | undefined }
