@@ -1,24 +1,61 @@
 /**
- * Proof that a project OUTSIDE this repository can use `@cdktr/events`: pack `@cdktr/protocol`
- * and `@cdktr/events` with `npm pack`, install the tarballs into a temp project holding
- * examples/listeners/http-trigger, compile it with the workspace's tsc, run it against a real
- * principal, and trigger runs over HTTP.
+ * Proof that the published packages work OUTSIDE this repository: every publishable workspace
+ * (not `private`) is packed with `npm pack` (by `npm run release:pack`, or by `.ci/run`'s packing
+ * step, which passes its directory as `CDKTR_PACK_DIR`), and ALL the tarballs are installed with
+ * one `npm install` into a temp copy of examples/listeners/http-trigger (so better-sqlite3 is
+ * compiled once). Then the installed `cdktr` reports its version, validates examples/workflows,
+ * runs a principal and an agent that complete a run, and the example listener, compiled with the
+ * workspace's tsc, triggers runs over HTTP against the installed principal.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { execFileSync, spawnSync } from "node:child_process";
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PrincipalClient } from "@cdktr/protocol";
 import { freePorts, killAllServices, makeTempDir, removeTempDirs, spawnService } from "@cdktr/test-utils";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const PRINCIPAL_MAIN = join(ROOT, "apps/principal/dist/main.js");
 const EXAMPLE = join(ROOT, "examples/listeners/http-trigger");
-const TSC = join(ROOT, "node_modules/typescript/bin/tsc");
+const TSC = join(dirname(createRequire(import.meta.url).resolve("typescript/package.json")), "bin", "tsc");
+
+/** What is published: the libraries and the apps (the CLI, which carries `cdktr`, needs them all). */
+const PUBLISHABLE = [
+  "@cdktr/agent",
+  "@cdktr/cli",
+  "@cdktr/events",
+  "@cdktr/listeners",
+  "@cdktr/principal",
+  "@cdktr/protocol",
+  "@cdktr/scheduler",
+  "@cdktr/workflow",
+];
 
 const HELLO = `name: Hello\ntasks:\n  hello:\n    name: Hello\n    config: !Subprocess\n      cmd: echo\n      args: ["hello"]\n`;
+
+interface Manifest {
+  name: string;
+  version: string;
+  private?: boolean;
+  dependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+  workspaces?: string[];
+  scripts?: Record<string, string>;
+}
+
+const readJson = (file: string): Manifest => JSON.parse(readFileSync(file, "utf8")) as Manifest;
+
+/** Every workspace of the root package.json: its folder and manifest. */
+function workspaces(): { dir: string; pkg: Manifest }[] {
+  const dirs = (readJson(join(ROOT, "package.json")).workspaces ?? []).flatMap((w) =>
+    w.endsWith("/*")
+      ? readdirSync(join(ROOT, w.slice(0, -2))).map((d) => join(ROOT, w.slice(0, -2), d))
+      : [join(ROOT, w)],
+  );
+  return dirs.map((dir) => ({ dir, pkg: readJson(join(dir, "package.json")) }));
+}
 
 function run(cmd: string, args: string[], cwd: string): string {
   return execFileSync(cmd, args, {
@@ -29,76 +66,147 @@ function run(cmd: string, args: string[], cwd: string): string {
   });
 }
 
-describe("the example listener, installed from packed tarballs", () => {
+describe("the published packages, packed and installed outside the repository", () => {
   let project = "";
-  before(() => {
-    const tmp = makeTempDir("cdktr-packed-");
-    const tarballs = join(tmp, "tarballs");
-    mkdirSync(tarballs);
-    for (const pkg of ["packages/protocol", "packages/events"])
-      run("npm", ["pack", "--pack-destination", tarballs], join(ROOT, pkg));
-    const files = readdirSync(tarballs).filter((f) => f.endsWith(".tgz"));
-    const protocolTgz = files.find((f) => f.startsWith("cdktr-protocol-"));
-    const eventsTgz = files.find((f) => f.startsWith("cdktr-events-"));
-    assert.ok(protocolTgz !== undefined && eventsTgz !== undefined, `tarballs: ${files.join(", ")}`);
-    // the events tarball carries no test files and pins @cdktr/protocol exactly
-    const listing = run("tar", ["-tzf", join(tarballs, eventsTgz)], tmp);
-    assert.ok(listing.includes("package/dist/index.js"));
-    assert.ok(!/\.test\.js/.test(listing), "no compiled tests in the tarball");
-    const eventsPkg = JSON.parse(readFileSync(join(ROOT, "packages/events/package.json"), "utf8")) as {
-      dependencies: Record<string, string>;
-    };
-    const protocolPkg = JSON.parse(readFileSync(join(ROOT, "packages/protocol/package.json"), "utf8")) as {
-      version: string;
-    };
-    assert.equal(eventsPkg.dependencies["@cdktr/protocol"], protocolPkg.version);
+  let cdktr = "";
+  const version = readJson(join(ROOT, "apps/cli/package.json")).version;
 
-    project = join(tmp, "project");
-    cpSync(EXAMPLE, project, {
-      recursive: true,
-      filter: (src) => !/node_modules|dist/.test(src.slice(EXAMPLE.length)),
-    });
-    const pkg = JSON.parse(readFileSync(join(project, "package.json"), "utf8")) as Record<string, unknown>;
-    // the local tarballs stand in for the registry; typescript comes from the workspace
-    pkg.dependencies = {
-      "@cdktr/events": `file:../tarballs/${eventsTgz}`,
-      "@cdktr/protocol": `file:../tarballs/${protocolTgz}`,
-    };
-    pkg.devDependencies = { "@types/node": (pkg.devDependencies as Record<string, string>)["@types/node"] ?? "^20" };
-    writeFileSync(join(project, "package.json"), JSON.stringify(pkg, null, 2));
-    run(
-      "npm",
-      ["install", "--prefer-offline", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-      project,
-    );
-    run(process.execPath, [TSC, "-p", "tsconfig.json"], project);
-  });
+  before(
+    () => {
+      const publishable = workspaces().filter((w) => w.pkg.private !== true);
+      assert.deepEqual(publishable.map((w) => w.pkg.name).sort(), PUBLISHABLE, "the workspaces not marked private");
+      const changesets = JSON.parse(readFileSync(join(ROOT, ".changeset/config.json"), "utf8")) as {
+        fixed: string[][];
+      };
+      assert.deepEqual([...(changesets.fixed[0] ?? [])].sort(), PUBLISHABLE, "one fixed changesets group, all of them");
+      const packScript = readJson(join(ROOT, "package.json")).scripts?.["release:pack"] ?? "";
+      assert.deepEqual(
+        [...packScript.matchAll(/-w (\S+)/g)].map((m) => m[1]).sort(),
+        PUBLISHABLE,
+        "npm run release:pack",
+      );
+
+      const tmp = makeTempDir("cdktr-packed-");
+      // .ci/run packs in its own step and says where; otherwise pack here
+      const packDir = process.env.CDKTR_PACK_DIR ?? "";
+      const tarballs = packDir === "" ? join(tmp, "tarballs") : resolve(packDir);
+      if (packDir === "") {
+        mkdirSync(tarballs);
+        run("npm", ["run", "release:pack", "--", "--pack-destination", tarballs], ROOT);
+      }
+      const files = readdirSync(tarballs).filter((f) => f.endsWith(".tgz"));
+      const versions = new Map(workspaces().map((w) => [w.pkg.name, w.pkg.version]));
+      const deps: Record<string, string> = {};
+      for (const { dir, pkg } of publishable) {
+        const tgz = `${pkg.name.replace("@", "").replace("/", "-")}-${pkg.version}.tgz`;
+        assert.ok(files.includes(tgz), `${tgz} in ${tarballs}: ${files.join(", ")}`);
+        deps[pkg.name] = `file:${join(tarballs, tgz)}`;
+        // each tarball carries its build and no compiled tests, and pins @cdktr/* exactly
+        const listing = run("tar", ["-tzf", join(tarballs, tgz)], tmp);
+        assert.ok(listing.includes("package/dist/index.js"), `${tgz} has dist/index.js`);
+        if (dir.includes("/apps/") && pkg.name !== "@cdktr/cli")
+          assert.ok(listing.includes("package/dist/main.js"), `${tgz} has dist/main.js`);
+        if (pkg.name === "@cdktr/cli") assert.ok(listing.includes("package/bin/cdktr.js"), `${tgz} has the cdktr bin`);
+        assert.ok(!/\.test\.js/.test(listing), `no compiled tests in ${tgz}`);
+        for (const [dep, range] of Object.entries(pkg.dependencies ?? {}))
+          if (dep.startsWith("@cdktr/")) assert.equal(range, versions.get(dep), `${pkg.name} pins ${dep} exactly`);
+      }
+
+      project = join(tmp, "project");
+      cpSync(EXAMPLE, project, {
+        recursive: true,
+        filter: (src) => !/node_modules|dist/.test(src.slice(EXAMPLE.length)),
+      });
+      const pkg = JSON.parse(readFileSync(join(project, "package.json"), "utf8")) as Record<string, unknown>;
+      // the local tarballs stand in for the registry (all of them, one install); typescript comes from the workspace
+      pkg.dependencies = deps;
+      pkg.devDependencies = { "@types/node": (pkg.devDependencies as Record<string, string>)["@types/node"] ?? "^20" };
+      writeFileSync(join(project, "package.json"), JSON.stringify(pkg, null, 2));
+      // install scripts run, as for a user: better-sqlite3 is built here
+      run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], project);
+      run(process.execPath, [TSC, "-p", "tsconfig.json"], project);
+      cdktr = join(project, "node_modules/@cdktr/cli/bin/cdktr.js");
+    },
+    { timeout: 600_000 },
+  );
 
   after(async () => {
     await killAllServices();
     removeTempDirs();
   });
 
-  it("triggers a run and gets a run id; an unknown workflow is success: false with a clear error", async () => {
+  /** Start an installed app with `cdktr start <app>` in its own temp HOME. */
+  async function startInstalled(app: "principal" | "agent", env: Record<string, string>) {
+    const home = makeTempDir(`cdktr-packed-${app}-`);
+    return spawnService({
+      script: cdktr,
+      args: ["start", app],
+      name: `installed ${app}`,
+      cwd: home,
+      env: { HOME: home, ...env },
+    });
+  }
+
+  async function installedPrincipal(): Promise<{ env: Record<string, string>; api: number }> {
     const home = makeTempDir("cdktr-packed-home-");
     const workflowDir = join(home, "workflows");
     mkdirSync(workflowDir);
     writeFileSync(join(workflowDir, "hello.yml"), HELLO);
-    const [api = 0, logs = 0, publish = 0, http = 0] = await freePorts(4);
+    const [api = 0, logs = 0, publish = 0] = await freePorts(3);
     const env = {
-      HOME: home,
       CDKTR_PRINCIPAL_PORT: String(api),
       CDKTR_LOGS_LISTENING_PORT: String(logs),
       CDKTR_LOGS_PUBLISHING_PORT: String(publish),
+    };
+    await startInstalled("principal", {
+      ...env,
       CDKTR_WORKFLOW_DIR: workflowDir,
       CDKTR_DB_PATH: join(home, "cdktr.db"),
-    };
-    await spawnService({ script: PRINCIPAL_MAIN, name: "principal", cwd: home, env });
+    });
+    return { env, api };
+  }
+
+  it("the installed cdktr prints the packages' version", () => {
+    assert.equal(run(process.execPath, [cdktr, "--version"], project).trim(), version);
+  });
+
+  it("the installed cdktr validate accepts examples/workflows and names file:line:column of a broken file", () => {
+    const examples = join(ROOT, "examples/workflows");
+    const count = readdirSync(examples).filter((f) => f.endsWith(".yml")).length;
+    assert.match(
+      run(process.execPath, [cdktr, "validate", examples], project),
+      new RegExp(`ok: ${count} workflows valid`),
+    );
+    const broken = makeTempDir("cdktr-packed-broken-");
+    writeFileSync(join(broken, "bad.yml"), "name: Bad\ntasks:\n  a:\n    name: A\n    dependencies: []\n");
+    const r = spawnSync(process.execPath, [cdktr, "validate", broken], { cwd: project, encoding: "utf8" });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /bad\.yml:5:5: .*unknown key `dependencies`/);
+  });
+
+  it("the installed principal and agent complete a run: cdktr run hello --wait exits 0", async () => {
+    const { env } = await installedPrincipal();
+    await startInstalled("agent", { ...env, CDKTR_AGENT_FETCH_WAIT_MS: "1000" });
+    const r = spawnSync(process.execPath, [cdktr, "run", "hello", "--wait"], {
+      cwd: project,
+      encoding: "utf8",
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /COMPLETED/);
+    await killAllServices();
+  });
+
+  it("triggers a run and gets a run id; an unknown workflow is success: false with a clear error", async () => {
+    const { env, api } = await installedPrincipal();
+    const [http = 0] = await freePorts(1);
+    const home = makeTempDir("cdktr-packed-listener-");
     const listener = await spawnService({
       script: join(project, "dist/main.js"),
       name: "http-trigger",
       cwd: project,
-      env: { ...env, LISTENER_PORT: String(http) },
+      env: { HOME: home, ...env, LISTENER_PORT: String(http) },
     });
 
     const ok = await fetch(`http://127.0.0.1:${http}/trigger/hello`, { method: "POST" });
