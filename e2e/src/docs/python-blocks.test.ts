@@ -9,10 +9,17 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, makeTempDir, removeTempDirs } from "@cdktr/test-utils";
+import {
+  cleanup,
+  freePort,
+  makeTempDir,
+  type PrincipalFixture,
+  removeTempDirs,
+  startAgent,
+  startPrincipal,
+} from "@cdktr/test-utils";
 import { allBlocks, type CodeBlock, isProgram, REPO_ROOT, where } from "./markdown.js";
 import { basePath, type Finished, runToEnd } from "./run-process.js";
-import { cleanUp, type DocPrincipal, startAgent, startPrincipal } from "./stack.js";
 
 const PYTHON = "/usr/bin/python3";
 const CLIENT_DIR = join(REPO_ROOT, "clients", "python");
@@ -60,7 +67,7 @@ interface Scenario {
   file: string;
   contains: string;
   title: string;
-  run(block: CodeBlock, principal: DocPrincipal): Promise<void>;
+  run(block: CodeBlock, principal: PrincipalFixture): Promise<void>;
 }
 
 const SCENARIOS: Scenario[] = [
@@ -69,7 +76,7 @@ const SCENARIOS: Scenario[] = [
     contains: "def call(verb, body",
     title: "docs/protocol.md section 7: triggers etl.daily and follows its events to COMPLETED",
     async run(block, principal) {
-      const out = ok(await python(block, principal.env))
+      const out = ok(await python(block, principal.clientEnv))
         .trim()
         .split("\n");
       assert.match(out[0] ?? "", /'principalId'/, "first the ping reply");
@@ -86,7 +93,7 @@ const SCENARIOS: Scenario[] = [
     contains: "with Principal() as p:",
     title: "clients/python/README.md: Principal triggers etl.daily with a date and waits for COMPLETED",
     async run(block, principal) {
-      const [first, status] = ok(await python(block, principal.env))
+      const [first, status] = ok(await python(block, principal.clientEnv))
         .trim()
         .split("\n");
       const [runId, duplicate] = (first ?? "").split(" ");
@@ -102,7 +109,7 @@ const SCENARIOS: Scenario[] = [
     contains: "class NewFiles(EventListener)",
     title: "clients/python/README.md: the EventListener starts one run per file named on stdin, once per file",
     async run(block, principal) {
-      const lines = ok(await python(block, principal.env, "in/a.csv\nin/b.csv\nin/a.csv\n"))
+      const lines = ok(await python(block, principal.clientEnv, "in/a.csv\nin/b.csv\nin/a.csv\n"))
         .trim()
         .split("\n");
       const ids = lines.map((l) => l.split(" ")[1] ?? "");
@@ -123,13 +130,13 @@ const SCENARIOS: Scenario[] = [
 const matches = (s: Scenario, b: CodeBlock): boolean => b.file === s.file && b.code.includes(s.contains);
 
 describe("Python blocks", { skip: skipReason() }, () => {
-  let principal: DocPrincipal;
+  let principal: PrincipalFixture;
   before(async () => {
-    principal = await startPrincipal({ "etl/daily.yml": ETL_DAILY });
+    principal = await startPrincipal({ workflows: { "etl/daily.yml": ETL_DAILY } });
     await startAgent(principal);
   });
   after(async () => {
-    await cleanUp();
+    await cleanup();
     removeTempDirs();
   });
 

@@ -9,10 +9,19 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RunRecord } from "@cdktr/protocol";
-import { freePorts, makeTempDir, removeTempDirs, spawnService, waitFor } from "@cdktr/test-utils";
+import {
+  cleanup,
+  freePorts,
+  makeTempDir,
+  type PrincipalFixture,
+  killAllServices,
+  spawnService,
+  startPrincipal,
+  waitFor,
+} from "@cdktr/test-utils";
 import { allBlocks, type CodeBlock, isProgram, where } from "./markdown.js";
 import { basePath, runToEnd } from "./run-process.js";
-import { cleanUp, type DocPrincipal, startPrincipal } from "./stack.js";
+
 import { type CompiledProject, compileBlocks } from "./ts-project.js";
 
 const blocks = allBlocks().filter((b) => b.lang === "ts");
@@ -31,8 +40,8 @@ function greetYaml(): string {
 }
 
 /** Start a listener program, wait for the run it triggers, then stop it with SIGTERM (exit 0). */
-async function listenerTriggers(js: string, principal: DocPrincipal, workflowId: string): Promise<RunRecord> {
-  const listener = await spawnService({ script: js, name: workflowId, env: principal.env, waitReady: false });
+async function listenerTriggers(js: string, principal: PrincipalFixture, workflowId: string): Promise<RunRecord> {
+  const listener = await spawnService({ script: js, name: workflowId, env: principal.clientEnv, waitReady: false });
   const run = await waitFor(async () => (await principal.client.listRuns({ workflowId })).runs[0], {
     timeoutMs: 20_000,
     what: `a run of ${workflowId}. Output:\n${listener.lines.join("\n")}`,
@@ -82,11 +91,11 @@ const SCENARIOS: Scenario[] = [
     contains: "class Every10s",
     title: "README.md: the tour's listener triggers the tour's greet workflow with who=timer",
     async run(js) {
-      const principal = await startPrincipal({ "greet.yml": greetYaml() });
+      const principal = await startPrincipal({ workflows: { "greet.yml": greetYaml() } });
       const run = await listenerTriggers(js, principal, "greet");
       assert.deepEqual(run.params, { who: "timer" });
       assert.equal(run.source, "Every10s");
-      await principal.stop();
+      assert.equal((await principal.stop()).code, 0);
     },
   },
   {
@@ -94,8 +103,8 @@ const SCENARIOS: Scenario[] = [
     contains: "class Every10Minutes",
     title: "docs/event-listeners.md: the smallest listener logs a refused trigger, then triggers reports.refresh",
     async run(js) {
-      const principal = await startPrincipal({ "hello.yml": HELLO });
-      const refused = await spawnService({ script: js, name: "refused", env: principal.env, waitReady: false });
+      const principal = await startPrincipal({ workflows: { "hello.yml": HELLO } });
+      const refused = await spawnService({ script: js, name: "refused", env: principal.clientEnv, waitReady: false });
       const warning = await refused.waitForLine((_l, j) => String(j?.message).startsWith("trigger failed"));
       assert.match(warning, /"component":"every-10-min"/);
       assert.match(warning, /"code":"WORKFLOW_NOT_FOUND"/);
@@ -106,7 +115,7 @@ const SCENARIOS: Scenario[] = [
       await waitFor(() => principal.client.getWorkflow("reports.refresh"), { what: "reports.refresh loaded" });
       const run = await listenerTriggers(js, principal, "reports.refresh");
       assert.equal(run.source, "Every10Minutes");
-      await principal.stop();
+      assert.equal((await principal.stop()).code, 0);
     },
   },
   {
@@ -114,11 +123,11 @@ const SCENARIOS: Scenario[] = [
     contains: "class Hourly",
     title: "packages/events/README.md: the Hourly listener triggers etl.hourly with full=false",
     async run(js) {
-      const principal = await startPrincipal({ "etl/hourly.yml": HOURLY });
+      const principal = await startPrincipal({ workflows: { "etl/hourly.yml": HOURLY } });
       const run = await listenerTriggers(js, principal, "etl.hourly");
       assert.deepEqual(run.params, { full: false });
       assert.equal(run.source, "Hourly");
-      await principal.stop();
+      assert.equal((await principal.stop()).code, 0);
     },
   },
   {
@@ -136,9 +145,9 @@ const SCENARIOS: Scenario[] = [
     contains: "createScheduler(loadConfig(process.env)",
     title: "apps/scheduler/README.md: embedding starts a scheduler against a principal and stops it",
     async run(js) {
-      const principal = await startPrincipal({ "hello.yml": HELLO });
-      await runsToExit0(js, principal.home, { PATH: basePath(), HOME: principal.home, ...principal.env });
-      await principal.stop();
+      const principal = await startPrincipal({ workflows: { "hello.yml": HELLO } });
+      await runsToExit0(js, principal.home, { PATH: basePath(), HOME: principal.home, ...principal.clientEnv });
+      assert.equal((await principal.stop()).code, 0);
     },
   },
   {
@@ -146,12 +155,12 @@ const SCENARIOS: Scenario[] = [
     contains: "createListeners(loadConfig(process.env)",
     title: "apps/listeners/README.md: embedding starts the listeners of a YAML file and stops them",
     async run(js) {
-      const principal = await startPrincipal({ "hello.yml": HELLO });
+      const principal = await startPrincipal({ workflows: { "hello.yml": HELLO } });
       const config = join(principal.home, "listeners.yml");
       writeFileSync(config, "listeners:\n  - type: webhook\n    port: 0\n");
-      const env = { PATH: basePath(), HOME: principal.home, ...principal.env, CDKTR_LISTENERS_CONFIG: config };
+      const env = { PATH: basePath(), HOME: principal.home, ...principal.clientEnv, CDKTR_LISTENERS_CONFIG: config };
       await runsToExit0(js, principal.home, env);
-      await principal.stop();
+      assert.equal((await principal.stop()).code, 0);
     },
   },
   {
@@ -185,6 +194,21 @@ const SCENARIOS: Scenario[] = [
       assert.equal(stopped.code, 0, service.lines.join("\n"));
     },
   },
+  {
+    file: "packages/test-utils/README.md",
+    contains: 'test("a run completes"',
+    title: "packages/test-utils/README.md: the fixture example is a node:test file that passes",
+    async run(js) {
+      const home = makeTempDir("cdktr-doc-fixture-");
+      const r = await runToEnd(process.execPath, ["--test", "--test-reporter=tap", js], {
+        env: { PATH: basePath(), HOME: home },
+        cwd: home,
+        timeoutMs: 60_000,
+      });
+      assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /^# pass 1$/m);
+    },
+  },
 ];
 
 const matches = (s: Scenario, b: CodeBlock): boolean => b.file === s.file && b.code.includes(s.contains);
@@ -194,8 +218,9 @@ describe("TypeScript and JavaScript blocks", () => {
   before(() => {
     project = compileBlocks(blocks);
   });
-  afterEach(() => cleanUp());
-  after(() => removeTempDirs());
+  // Each scenario's processes go after it; temp dirs (the compiled blocks among them) at the end.
+  afterEach(() => killAllServices());
+  after(() => cleanup());
 
   it("compile with the workspace's tsc against the real @cdktr packages", () => {
     assert.ok(blocks.length >= 10, `found ${blocks.length} TypeScript blocks`);
