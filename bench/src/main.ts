@@ -25,6 +25,7 @@ import { comparePeers, peers } from "./scenarios/peers.js";
 import { schedulerPrecision } from "./scenarios/scheduler-precision.js";
 import { throughput } from "./scenarios/throughput.js";
 import { triggerAcceptance } from "./scenarios/trigger-acceptance.js";
+import { coerceError, errorMessage } from "@cdktr/protocol";
 
 const SCENARIOS: Scenario[] = [
   triggerAcceptance,
@@ -96,7 +97,7 @@ async function main(): Promise<number> {
       const r = await s.run(ctx);
       results.push({ id: s.id, title: s.title, rows: r.rows, details: r.details, durationMs: nowMs() - t0 });
     } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
+      const msg = errorMessage(e);
       process.stderr.write(`  failed: ${msg}\n`);
       results.push({
         id: s.id,
@@ -189,7 +190,7 @@ main().then(
     setTimeout(() => process.exit(code), 200).unref();
   },
   (e: unknown) => {
-    process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.stderr.write(`bench failed: ${coerceError(e).stack ?? errorMessage(e)}\n`);
     killAllSync();
     process.exit(1);
   },

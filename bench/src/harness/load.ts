@@ -2,7 +2,7 @@
  * Load helpers: a closed loop keeping N async operations in flight, a bounded-concurrency
  * runner, and a watcher of run events published by the principal.
  */
-import { Subscriber, topics, type RunRecord } from "@cdktr/protocol";
+import { errorMessage, Subscriber, topics, type RunRecord } from "@cdktr/protocol";
 import { nowMs, sleep } from "./stats.js";
 
 /** Result of {@link closedLoop}. */
@@ -44,7 +44,7 @@ export async function closedLoop(
         end = Math.max(end, t);
       } catch (e) {
         errors++;
-        firstError ??= e instanceof Error ? e.message : String(e);
+        firstError ??= errorMessage(e);
         if (errors > 1000) return;
       }
     }

@@ -9,6 +9,7 @@
  */
 import { Worker } from "bullmq";
 import PgBoss from "pg-boss";
+import { coerceError, errorMessage } from "@cdktr/protocol";
 
 const [kind, queue = "bench", concArg = "1", pollArg = "0.5"] = process.argv.slice(2);
 const concurrency = Number(concArg);
@@ -55,7 +56,7 @@ async function main(): Promise<void> {
       schema: "pgboss_bench",
       max: concurrency + 2,
     });
-    boss.on("error", (e: unknown) => process.stderr.write(`pg-boss error: ${String(e)}\n`));
+    boss.on("error", (e: unknown) => process.stderr.write(`pg-boss error: ${errorMessage(e)}\n`));
     await boss.start();
     await boss.createQueue(queue).catch(() => undefined);
     for (let i = 0; i < concurrency; i++) {
@@ -78,6 +79,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`peer worker failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.stderr.write(`peer worker failed: ${coerceError(e).stack ?? errorMessage(e)}\n`);
   process.exit(1);
 });

@@ -16,6 +16,7 @@ import { startProcess, type Proc } from "../harness/proc.js";
 import { naRow, row, type Row } from "../harness/result.js";
 import { nowMs, sleep, summarize, type Summary } from "../harness/stats.js";
 import type { BenchContext, Scenario } from "../scenario.js";
+import { errorMessage } from "@cdktr/protocol";
 
 const WORKER = fileURLToPath(new URL("../peers/peer-worker.js", import.meta.url));
 const PG_URL = "postgres://postgres@127.0.0.1:5432/test";
@@ -186,7 +187,7 @@ export const peers: Scenario = {
         ctx.shared.set(`${key}.enqueuePerSecond`, f.enqueuePerSecond);
         ctx.shared.set(`${key}.e2ePerSecond`, f.e2ePerSecond);
       } catch (e) {
-        const msg = e instanceof Error ? e.message : String(e);
+        const msg = errorMessage(e);
         details[key] = { error: msg };
         rows.push(naRow("7 peers", key, msg.split("\n")[0] ?? msg));
       } finally {

@@ -26,6 +26,7 @@ export {
   type WaitForOptions,
 } from "@cdktr/test-base";
 export { workflowYaml, helloWorkflowYaml, writeWorkflows, type TaskSpec, type WorkflowSpec } from "./workflow-yaml.js";
+export { runRecord, workflowDefinition } from "./records.js";
 export {
   appMain,
   cliBin,

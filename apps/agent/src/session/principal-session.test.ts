@@ -8,9 +8,8 @@ import {
   RpcServer,
   type ApiVerbs,
   type Assignment,
-  type RunRecord,
 } from "@cdktr/protocol";
-import { waitFor } from "@cdktr/test-utils";
+import { runRecord, waitFor, workflowDefinition } from "@cdktr/test-utils";
 import { Notifier } from "./notifier.js";
 import { PrincipalSession, type PrincipalSessionConfig } from "./principal-session.js";
 
@@ -19,46 +18,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function runRecord(runId: string): RunRecord {
-  return {
-    runId,
-    workflowId: "wf",
-    status: "ASSIGNED",
-    source: "test",
-    idempotencyKey: null,
-    params: {},
-    scheduledFor: null,
-    createdAt: new Date().toISOString(),
-    startedAt: null,
-    finishedAt: null,
-    agentId: "a1",
-    reason: null,
-    message: null,
-  };
-}
-
 function assignment(runId: string, token: string): Assignment {
   return {
-    run: runRecord(runId),
-    workflow: {
-      id: "wf",
-      name: "wf",
-      description: null,
-      path: "wf.yml",
-      cron: null,
-      schedule: null,
-      timezone: "UTC",
-      startTime: null,
-      params: {},
-      maxActiveRuns: null,
-      overlap: "queue",
-      onAgentLost: "fail",
-      catchUp: { policy: "skip", max: 1 },
-      jitterMs: 0,
-      agentLabels: [],
-      tasks: {},
-      hash: "h",
-    },
+    run: runRecord({ runId, status: "ASSIGNED", agentId: "a1" }),
+    workflow: workflowDefinition({ id: "wf", hash: "h" }),
     token,
     leaseExpiresAt: new Date(Date.now() + 30_000).toISOString(),
   };
@@ -138,7 +101,7 @@ test("an assignment starts only once the principal confirmed its token; a refuse
       presented.push(token);
       if (token !== "good") throw new CdktrError("STALE_ASSIGNMENT", "the lease of this run expired");
       confirmed.push(runId);
-      return { run: runRecord(runId) };
+      return { run: runRecord({ runId, status: "ASSIGNED", agentId: "a1" }) };
     });
   }, runs);
   assert.equal(await session.start(), true);

@@ -7,7 +7,7 @@ import { Dispatcher } from "../dispatch/dispatcher.js";
 import { UlidGenerator } from "../ids.js";
 import type { PrincipalEvents } from "../publish/principal-events.js";
 import { SqliteStore } from "../store/sqlite/sqlite-store.js";
-import { definition } from "../test/workflow-fixture.js";
+import { definition, runInput } from "../test/workflow-fixture.js";
 import { AgentLoss } from "./agent-loss.js";
 import { AgentRegistry } from "./agent-registry.js";
 
@@ -50,15 +50,7 @@ function setup() {
   };
   const trigger = async (extra = ""): Promise<string> => {
     const wf = definition("wf", extra);
-    const { run } = await store.createRun({
-      runId: ids.next(),
-      workflow: wf,
-      params: {},
-      requestParams: {},
-      idempotencyKey: null,
-      source: "t",
-      scheduledFor: null,
-    });
+    const { run } = await store.createRun(runInput(ids.next(), wf));
     dispatcher.enqueue(run, wf);
     return run.runId;
   };

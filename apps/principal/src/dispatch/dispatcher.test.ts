@@ -6,7 +6,7 @@ import { makeTempDir, removeTempDirs } from "@cdktr/test-utils";
 import { ManualClock } from "@cdktr/protocol";
 import { UlidGenerator } from "../ids.js";
 import { SqliteStore } from "../store/sqlite/sqlite-store.js";
-import { definition } from "../test/workflow-fixture.js";
+import { definition, runInput } from "../test/workflow-fixture.js";
 import { Dispatcher } from "./dispatcher.js";
 
 after(() => removeTempDirs());
@@ -26,15 +26,7 @@ function setup(leaseMs = 1000): {
 }
 
 async function trigger(s: ReturnType<typeof setup>, wf = definition("wf")): Promise<string> {
-  const { run } = await s.store.createRun({
-    runId: s.ids.next(),
-    workflow: wf,
-    params: {},
-    requestParams: {},
-    idempotencyKey: null,
-    source: "t",
-    scheduledFor: null,
-  });
+  const { run } = await s.store.createRun(runInput(s.ids.next(), wf));
   s.d.enqueue(run, wf);
   return run.runId;
 }

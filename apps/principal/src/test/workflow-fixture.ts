@@ -1,4 +1,5 @@
 import type { WorkflowDefinition } from "@cdktr/protocol";
+import type { CreateRunInput } from "../store/store.js";
 import { workflowYaml } from "@cdktr/test-utils";
 import { parseWorkflowText } from "@cdktr/workflow";
 
@@ -8,4 +9,22 @@ export function definition(id: string, extra = "", tasks = ["only"]): WorkflowDe
   const r = parseWorkflowText(text, { file: `${id}.yml`, id });
   if (r.workflow === null) throw new Error(`fixture ${id} invalid: ${JSON.stringify(r.errors)}`);
   return r.workflow;
+}
+
+/** What `Store.createRun` needs for a plain trigger of `workflow` (no key, no params, source `t`). */
+export function runInput(
+  runId: string,
+  workflow: WorkflowDefinition,
+  fields: Partial<CreateRunInput> = {},
+): CreateRunInput {
+  return {
+    runId,
+    workflow,
+    params: {},
+    requestParams: {},
+    idempotencyKey: null,
+    source: "t",
+    scheduledFor: null,
+    ...fields,
+  };
 }

@@ -5,9 +5,16 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { CdktrError, type ApiVerbs, type ReplyOf, type RequestOf, type WorkflowDefinition } from "@cdktr/protocol";
+import {
+  CdktrError,
+  ManualClock,
+  type ApiVerbs,
+  type ReplyOf,
+  type RequestOf,
+  type WorkflowDefinition,
+} from "@cdktr/protocol";
+import { runRecord, workflowDefinition } from "@cdktr/test-utils";
 import { CronScheduler, occurrenceKey, type CronSchedulerOptions } from "./cron-scheduler.js";
-import { ManualClock } from "@cdktr/protocol";
 import type { PrincipalRequester } from "../listener/event-listener.js";
 
 type Req<V extends keyof ApiVerbs> = RequestOf<ApiVerbs, V>;
@@ -22,26 +29,14 @@ interface Trigger {
 }
 
 function wf(id: string, schedule: string | null, extra: Partial<WorkflowDefinition> = {}): WorkflowDefinition {
-  return {
+  return workflowDefinition({
     id,
-    name: id,
-    description: null,
-    path: `${id}.yml`,
     cron: schedule,
     schedule,
-    timezone: "UTC",
-    startTime: null,
-    params: {},
-    maxActiveRuns: null,
-    overlap: "queue",
-    onAgentLost: "fail",
     catchUp: { policy: "skip", max: 10 },
-    jitterMs: 0,
-    agentLabels: [],
-    tasks: {},
     hash: `${id}:${schedule}:${extra.timezone ?? "UTC"}:${JSON.stringify(extra)}`,
     ...extra,
-  };
+  });
 }
 
 /** An in-memory principal: workflows with a version, runs keyed by idempotency key. */
@@ -117,19 +112,7 @@ class FakePrincipal implements PrincipalRequester {
           .filter((r) => r.workflowId === req.workflowId && r.scheduledFor !== null)
           .sort((a, b) => (b.scheduledFor ?? "").localeCompare(a.scheduledFor ?? ""))
           .slice(0, req.limit ?? 100)
-          .map((r) => ({
-            ...r,
-            status: "QUEUED",
-            source: "scheduler",
-            idempotencyKey: null,
-            params: {},
-            createdAt: new Date().toISOString(),
-            startedAt: null,
-            finishedAt: null,
-            agentId: null,
-            reason: null,
-            message: null,
-          }));
+          .map((r) => runRecord({ ...r, source: "scheduler" }));
         return { runs, nextCursor: null };
       }
       case "runWorkflow": {
