@@ -28,7 +28,7 @@ import { Dispatcher } from "./dispatch/dispatcher.js";
 import { PrincipalStartError } from "./errors.js";
 import { UlidGenerator } from "./ids.js";
 import { createPrincipalEvents } from "./publish/principal-events.js";
-import { bindOrExplain, openStore, pruneInBackground } from "./start-up.js";
+import { bindNamingSetting, openStore, pruneInBackground } from "./start-up.js";
 import type { Store } from "./store/store.js";
 import { every, type RepeatingTimer } from "./time/every.js";
 import { WorkflowRegistry, type WorkflowScan } from "./workflows/workflow-registry.js";
@@ -135,7 +135,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     store = s;
     const pub = new Publisher({ endpoint: endpointFor(config.host, config.publishPort), logger });
     publisher = pub;
-    const publishEndpoint = await bindOrExplain(() => pub.bind(), config, "publish");
+    const publishEndpoint = await bindNamingSetting(() => pub.bind(), config, "publish");
 
     const dir = new WorkflowDirectory({ dir: config.workflowDir, logger: logger.child({ component: "workflows" }) });
     const wfs = new WorkflowRegistry({
@@ -180,8 +180,8 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     api = apiServer;
     const logServer = createLogServer(ctx, id);
     logs = logServer;
-    const apiEndpoint = await bindOrExplain(() => apiServer.bind(), config, "api");
-    const logsEndpoint = await bindOrExplain(() => logServer.bind(), config, "logs");
+    const apiEndpoint = await bindNamingSetting(() => apiServer.bind(), config, "api");
+    const logsEndpoint = await bindNamingSetting(() => logServer.bind(), config, "logs");
     abortIfStopping();
 
     const checkMs = Math.max(

@@ -36,7 +36,7 @@ const SOCKETS = {
  * Bind one of the principal's sockets, or explain which setting to change.
  * @throws PrincipalStartError SOCKET_UNAVAILABLE naming the port variable.
  */
-export async function bindOrExplain(
+export async function bindNamingSetting(
   bind: () => Promise<string>,
   config: PrincipalConfig,
   socket: keyof typeof SOCKETS,
