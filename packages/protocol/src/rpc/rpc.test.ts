@@ -277,7 +277,10 @@ describe("RpcServer + RpcClient", () => {
           new Promise((resolve) => {
             ctx.signal.addEventListener("abort", () => {
               aborted = ctx.signal.reason;
-              resolve({ assignment: null, cancel: [] });
+              // Reply later than the caller's own timer: the server's deadline timer and the
+              // client's fire in the same millisecond, and a reply that wins the race would
+              // resolve the call this test expects to time out.
+              setTimeout(() => resolve({ assignment: null, cancel: [] }), 200);
             });
           }),
       ),
