@@ -3,23 +3,11 @@
  * delivered yet (the agent still reports them as running, so that the principal does not take
  * them for lost).
  */
-import { errorMessage, type Assignment, type Logger } from "@cdktr/protocol";
-import type { ProcessGroupRegistry } from "../exec/process-group-registry.js";
-import type { LogShipper } from "../logs/log-shipper.js";
-import type { StatusOutbox } from "../status/status-outbox.js";
-import { RunExecution, type CancelReason } from "./run-execution.js";
+import { errorMessage, type Assignment } from "@cdktr/protocol";
+import { RunExecution, type CancelReason, type RunExecutionOptions } from "./run-execution.js";
 
-/** Options of {@link ActiveRuns}. */
-export interface ActiveRunsOptions {
-  agentId: string;
-  /** Environment every task inherits (a copy of the agent's). */
-  baseEnv: Readonly<Record<string, string | undefined>>;
-  outbox: StatusOutbox;
-  shipper: LogShipper;
-  groups: ProcessGroupRegistry;
-  /** Between SIGTERM and SIGKILL to a task's process group. */
-  killGraceMs: number;
-  logger: Logger;
+/** Options of {@link ActiveRuns}: what every {@link RunExecution} of this agent shares. */
+export interface ActiveRunsOptions extends Omit<RunExecutionOptions, "assignment" | "onReported" | "now"> {
   /** Clock of reported transition times. */
   now: () => Date;
   /** Called each time a run's execution ended (a slot is free again). */

@@ -33,8 +33,10 @@ export interface RunExecutionOptions {
   outbox: StatusOutbox;
   shipper: LogShipper;
   groups: ProcessGroupRegistry;
+  /** Between SIGTERM and SIGKILL to a task's process group. */
   killGraceMs: number;
   logger: Logger;
+  /** Clock of reported transition times. @default () => new Date() */
   now?: () => Date;
   /** Called once the run's final status was delivered to the principal (or refused for good). */
   onReported?: () => void;
