@@ -22,6 +22,9 @@ export const ERROR_CODES = [
   "STALE_ASSIGNMENT",
   "INVALID_TRANSITION",
   "AGENT_NOT_REGISTERED",
+  // security
+  "UNAUTHENTICATED",
+  "PERMISSION_DENIED",
   // server state
   "SHUTTING_DOWN",
   "INTERNAL",

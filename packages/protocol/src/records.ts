@@ -202,6 +202,8 @@ export const RunRecordSchema = z.object({
   status: RunStatusSchema,
   /** Who triggered it: `scheduler`, `cli`, `webhook`, ... free text chosen by the caller. */
   source: z.string(),
+  /** The name of the key that triggered it (null when authentication is off, or for a requeue of such a run). */
+  triggeredBy: z.string().nullable(),
   idempotencyKey: z.string().nullable(),
   params: ParamsSchema,
   /** The cron occurrence this run is for (scheduler triggers), else null. */
