@@ -10,6 +10,7 @@ import type { AgentConfig } from "./config.js";
 import { acquireDataDirLock, type DataDirLock } from "./data-dir/data-dir-lock.js";
 import { AgentStateError } from "./errors.js";
 import { ProcessGroupRegistry } from "./exec/process-group-registry.js";
+import type { TaskEnvSource } from "./exec/task-command.js";
 import { LogShipper } from "./logs/log-shipper.js";
 import { ActiveRuns } from "./run/active-runs.js";
 import { Notifier } from "./session/notifier.js";
@@ -23,8 +24,15 @@ export const AGENT_VERSION: string = packageVersion(import.meta.url);
 export interface AgentDeps {
   /** @default noopLogger */
   logger?: Logger;
-  /** Environment inherited by every task (copied at creation). @default process.env */
+  /**
+   * The agent's environment (copied at creation). Tasks get only a clean part of it: the base
+   * variables (PATH, HOME, locale, proxies, ...) and what `config.inheritEnv` or the workflow's
+   * `inherit_env` allows, never a `CDKTR_*` setting (docs/workflows.md, "Task environment").
+   * @default process.env
+   */
   env?: Readonly<Record<string, string | undefined>>;
+  /** Names of `env` that came from the agent's `.env` file: tasks get them only through an allow-list. @default none */
+  dotEnvNames?: Iterable<string>;
   /** Clock of reported transition times. @default () => new Date() */
   now?: () => Date;
 }
@@ -83,7 +91,11 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   const logger = (deps.logger ?? noopLogger).child({ agentId: config.agentId });
   // A plain copy, taken once: reading `process.env` goes through the C++ environment on every
   // key, and every task start copies this.
-  const env: Readonly<Record<string, string | undefined>> = { ...(deps.env ?? process.env) };
+  const taskEnv: TaskEnvSource = {
+    env: { ...(deps.env ?? process.env) },
+    fromDotEnv: new Set(deps.dotEnvNames ?? []),
+    inheritEnv: config.inheritEnv,
+  };
   const now = deps.now ?? (() => new Date());
   const wake = new Notifier();
 
@@ -147,7 +159,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     });
     const runs = new ActiveRuns({
       agentId: config.agentId,
-      baseEnv: env,
+      taskEnv,
       outbox,
       shipper,
       groups,

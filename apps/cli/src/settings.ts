@@ -103,6 +103,12 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         description: "Comma-separated labels; workflows with agent_labels only run on agents having them all",
       },
       {
+        name: "CDKTR_AGENT_INHERIT_ENV",
+        default: "",
+        description:
+          "Variables of the agent's environment every task gets besides PATH, HOME, locale, proxies and CA files (comma-separated names or prefixes: AWS_REGION,AWS_*)",
+      },
+      {
         name: "CDKTR_AGENT_DATA_DIR",
         default: "",
         description:

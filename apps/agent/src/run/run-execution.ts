@@ -15,7 +15,7 @@ import {
   type TaskStatus,
 } from "@cdktr/protocol";
 import { AgentStateError, TaskCommandError } from "../errors.js";
-import { buildTaskCommand, type TaskRunContext } from "../exec/task-command.js";
+import { buildTaskCommand, type TaskEnvSource, type TaskRunContext } from "../exec/task-command.js";
 import { runTaskProcess, type AttemptResult } from "../exec/task-process.js";
 import type { ProcessGroupRegistry } from "../exec/process-group-registry.js";
 import type { LogShipper } from "../logs/log-shipper.js";
@@ -28,8 +28,8 @@ export type CancelReason = "cancelled" | "agent_shutdown";
 export interface RunExecutionOptions {
   agentId: string;
   assignment: Pick<Assignment, "run" | "workflow">;
-  /** Environment every task inherits (usually the agent's). */
-  baseEnv: Readonly<Record<string, string | undefined>>;
+  /** The agent's side of every task's environment (what of it a task may get: `buildTaskEnv`). */
+  taskEnv: TaskEnvSource;
   outbox: StatusOutbox;
   shipper: LogShipper;
   groups: ProcessGroupRegistry;
@@ -224,7 +224,7 @@ export class RunExecution {
       this.#reportTask(taskId, { status: "RUNNING", attempt });
       let result: AttemptResult;
       try {
-        const command = buildTaskCommand(task, ctx, this.#o.baseEnv);
+        const command = buildTaskCommand(task, ctx, this.#o.taskEnv);
         this.#system(
           taskId,
           "info",
