@@ -317,6 +317,7 @@ describe("webhook listener", () => {
     assert.equal(r.headers["retry-after"], "7");
     assert.equal(r.body.code, "UNAVAILABLE");
     assert.match(String(r.body.message), /cannot record this signature in its replay cache.*nothing was triggered/);
+    assert.ok(!String(r.body.message).includes(stateDir), "no server path in the reply");
     assert.equal((await f.runs("full")).length, 0, "nothing was triggered");
     rmSync(join(cache, file ?? ""));
     const retried = await post(`${url}/trigger/full`, body, headers);

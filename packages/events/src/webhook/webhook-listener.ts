@@ -263,7 +263,8 @@ export class WebhookListener extends EventListener {
     const key = header(req, IDEMPOTENCY_KEY_HEADER);
     let signature: string | null = null;
     const replay = this.#replay;
-    if (this.#secret !== undefined && replay !== null) {
+    if (this.#secret !== undefined) {
+      if (replay === null) return send(res, this.#unrecordable());
       const check = verifyWebhookSignature({
         secret: this.#secret,
         timestamp: header(req, TIMESTAMP_HEADER),
@@ -298,18 +299,12 @@ export class WebhookListener extends EventListener {
         fresh = await replay.claim(check.signature, check.timestampMs + this.#tolerance);
       } catch (e) {
         if (!(e instanceof ReplayCacheError)) throw e;
+        // The details (a path, an errno) go to the log, not to the caller.
         log.error("webhook refused: the replay cache cannot record the signature", {
           status: 503,
           error: e.message,
         });
-        return send(res, {
-          status: 503,
-          headers: { "retry-after": String(this.#retryAfter) },
-          body: errorBody(
-            "UNAVAILABLE",
-            `the webhook listener cannot record this signature in its replay cache (${e.message}); nothing was triggered, retry in ${this.#retryAfter} s`,
-          ),
-        });
+        return send(res, this.#unrecordable());
       }
       if (!fresh) {
         log.warn("webhook refused: replayed signature", { status: 401, reason: "replayed" });
@@ -357,6 +352,18 @@ export class WebhookListener extends EventListener {
       // A signature is spent only once it triggered something; a 503 may be retried as is.
       if (signature !== null && !accepted) await replay?.release(signature);
     }
+  }
+
+  /** 503: a signature that could not be remembered across a restart is never acted on. */
+  #unrecordable(): Reply {
+    return {
+      status: 503,
+      headers: { "retry-after": String(this.#retryAfter) },
+      body: errorBody(
+        "UNAVAILABLE",
+        `the webhook listener cannot record this signature in its replay cache (full, or its disk cannot be written); nothing was triggered, retry in ${this.#retryAfter} s`,
+      ),
+    };
   }
 
   #replyFor(workflowId: string, result: TriggerResult): Reply {
