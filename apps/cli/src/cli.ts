@@ -14,6 +14,7 @@ import { validateCommand } from "./commands/validate.js";
 import { listWorkflowsCommand, showWorkflowCommand } from "./commands/workflows.js";
 import { createContext, type CommandContext } from "./context.js";
 import { describeError } from "./errors.js";
+import { escapeControl } from "./format/terminal-text.js";
 import type { CliIo } from "./io.js";
 
 /** The CLI's version (that of the `@cdktr/cli` package). */
@@ -192,7 +193,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       } catch (e) {
         const principal = safe(() => ctx.target().display);
         const d = describeError(e, principal === undefined ? {} : { principal });
-        io.stderr.write(`${ctx.style.red("error")}: ${d.message}\n`);
+        // An error's message can quote what the principal or an agent sent: escape it.
+        io.stderr.write(`${ctx.style.red("error")}: ${escapeControl(d.message)}\n`);
         code = d.exitCode;
       } finally {
         await ctx.close();
@@ -213,7 +215,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       return e.exitCode === 0 ? 0 : 2;
     }
     const d = describeError(e);
-    io.stderr.write(`error: ${d.message}\n`);
+    io.stderr.write(`error: ${escapeControl(d.message)}\n`);
     return d.exitCode;
   }
 }

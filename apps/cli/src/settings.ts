@@ -160,6 +160,11 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         default: "listeners.yml",
         description: "The listeners YAML file (webhook, file watcher, RabbitMQ, PostgreSQL)",
       },
+      {
+        name: "CDKTR_LISTENERS_STATE_DIR",
+        default: "",
+        description: "State kept across restarts: the webhooks' replay caches (default ~/.cdktr/listeners)",
+      },
     ],
   },
 ];

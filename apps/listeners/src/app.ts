@@ -49,7 +49,12 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
   const running: RunningListener[] = config.listeners.map((entry) => ({
     name: entry.name,
     type: entry.spec.type,
-    listener: build(entry, principal, deps.logger.child({ listener: entry.name, type: entry.spec.type })),
+    listener: build(
+      entry,
+      principal,
+      config.stateDir,
+      deps.logger.child({ listener: entry.name, type: entry.spec.type }),
+    ),
     url: null,
   }));
   let started = false;
@@ -88,7 +93,12 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
   };
 }
 
-function build(entry: ResolvedListener, principal: PrincipalRequester, logger: Logger): EventListener {
+function build(
+  entry: ResolvedListener,
+  principal: PrincipalRequester,
+  stateDir: string,
+  logger: Logger,
+): EventListener {
   const common = { principal, logger, ...(entry.spec.source !== undefined ? { source: entry.spec.source } : {}) };
   switch (entry.spec.type) {
     case "webhook": {
@@ -99,6 +109,7 @@ function build(entry: ResolvedListener, principal: PrincipalRequester, logger: L
         host: s.host,
         port: s.port,
         ...(secret !== undefined ? { secret } : {}),
+        stateDir,
         signatureToleranceMs: s.signature_tolerance_s * 1000,
         maxBodyBytes: s.max_body_bytes,
         triggerTimeoutMs: s.trigger_timeout_ms,
@@ -133,6 +144,7 @@ function build(entry: ResolvedListener, principal: PrincipalRequester, logger: L
         ...(s.dead_letter_exchange !== undefined ? { deadLetterExchange: s.dead_letter_exchange } : {}),
         requireIdempotencyKey: s.require_idempotency_key,
         triggerTimeoutMs: s.trigger_timeout_ms,
+        ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
       });
     }
     case "postgres": {
@@ -145,6 +157,7 @@ function build(entry: ResolvedListener, principal: PrincipalRequester, logger: L
         applicationName: s.application_name,
         triggerTimeoutMs: s.trigger_timeout_ms,
         retryForMs: s.retry_for_ms,
+        ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
       });
     }
   }

@@ -67,3 +67,43 @@ test("deploy/listeners.yml is a valid config", async () => {
     [["webhook", "0.0.0.0:8080"]],
   );
 });
+
+test("the state directory: CDKTR_LISTENERS_STATE_DIR (relative to the working directory), else ~/.cdktr/listeners", async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { loadConfig } = await import("./config.js");
+  const dir = mkdtempSync(join(tmpdir(), "cdktr-listeners-config-"));
+  try {
+    writeFileSync(join(dir, "listeners.yml"), "listeners:\n  - type: webhook\n");
+    assert.equal(loadConfig({ HOME: "/home/u" }, dir).stateDir, "/home/u/.cdktr/listeners");
+    assert.equal(loadConfig({ HOME: "/home/u", CDKTR_LISTENERS_STATE_DIR: "state" }, dir).stateDir, join(dir, "state"));
+    assert.equal(
+      parseListenersConfig("listeners:\n  - type: webhook\n", "l.yml", { HOME: "/h" }).stateDir,
+      "/h/.cdktr/listeners",
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("rabbitmq and postgres take a `workflows` allow-list like the webhook; a bad one names file, line and field", () => {
+  const c = parseListenersConfig(
+    `listeners:\n  - type: rabbitmq\n    queue: q\n    workflows: [etl.daily, deploy]\n  - type: postgres\n    channel: ch\n    workflows:\n      - etl.daily\n`,
+    "l.yml",
+    {},
+  );
+  const [mq, db] = c.listeners;
+  assert.deepEqual(mq?.spec.type === "rabbitmq" ? mq.spec.workflows : null, ["etl.daily", "deploy"]);
+  assert.deepEqual(db?.spec.type === "postgres" ? db.spec.workflows : null, ["etl.daily"]);
+  assert.deepEqual(
+    problems(
+      `listeners:\n  - type: rabbitmq\n    queue: q\n    workflows: [ok, "not ok"]\n  - type: postgres\n    channel: ch\n    workflows: []\n  - type: webhook\n    workflows: etl\n`,
+    ),
+    [
+      "l.yml:4:21: listeners[0].workflows[1]: workflow ids use letters, digits, '_', '-' and '.'",
+      "l.yml:7:16: listeners[1].workflows: list at least one workflow (or omit `workflows` to allow any)",
+      "l.yml:9:16: listeners[2].workflows: expected array, received string",
+    ],
+  );
+});

@@ -3,7 +3,8 @@
  * (`CDKTR_LISTENERS_CONFIG`, default `listeners.yml`) listing the listeners to run.
  */
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from "yaml";
 import { z } from "zod";
 import { ConfigError, ParamsSchema, WorkflowIdSchema, envPort, errorMessage, parseEnv } from "@cdktr/protocol";
@@ -16,11 +17,17 @@ export const ListenersEnvSchema = z.object({
   CDKTR_PRINCIPAL_HOST: z.string().min(1).default("127.0.0.1"),
   /** API port of the principal (the file's `principal.port` wins). */
   CDKTR_PRINCIPAL_PORT: envPort(5561),
+  /** Directory of the listeners' state (the webhooks' replay caches). Default `~/.cdktr/listeners`. */
+  CDKTR_LISTENERS_STATE_DIR: z.string().min(1).optional(),
 });
 
 const Port = z.number().int().min(0).max(65535);
 const PositiveMs = z.number().int().positive();
 const Name = z.string().min(1).max(128);
+/** A workflow allow-list: only these workflows may be triggered (omit the field to allow any). */
+const AllowList = z
+  .array(WorkflowIdSchema)
+  .min(1, { error: "list at least one workflow (or omit `workflows` to allow any)" });
 
 const Common = {
   /** Name used in logs. @default `<type>-<index>` */
@@ -49,7 +56,7 @@ const WebhookSpec = z
     trigger_timeout_ms: PositiveMs.default(3000),
     retry_after_s: z.number().int().positive().default(5),
     /** Only these workflows may be triggered (default: any). */
-    workflows: z.array(WorkflowIdSchema).optional(),
+    workflows: AllowList.optional(),
   })
   .strict();
 
@@ -87,6 +94,8 @@ const RabbitMqSpec = z
     dead_letter_exchange: z.string().min(1).optional(),
     require_idempotency_key: z.boolean().default(false),
     trigger_timeout_ms: PositiveMs.default(5000),
+    /** Only these workflows may be triggered; other messages are dead-lettered (default: any). */
+    workflows: AllowList.optional(),
   })
   .strict();
 
@@ -102,6 +111,8 @@ const PostgresSpec = z
     application_name: z.string().min(1).max(63).default("cdktr-listener"),
     trigger_timeout_ms: PositiveMs.default(5000),
     retry_for_ms: PositiveMs.default(60_000),
+    /** Only these workflows may be triggered; other notifications are logged and dropped (default: any). */
+    workflows: AllowList.optional(),
   })
   .strict();
 
@@ -146,6 +157,8 @@ export interface ListenersConfig {
   /** Absolute path of the YAML file. */
   file: string;
   principal: { host: string; port: number };
+  /** Absolute path of the listeners' state directory (the webhooks' replay caches). */
+  stateDir: string;
   listeners: ResolvedListener[];
 }
 
@@ -167,7 +180,18 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       { cause: err },
     );
   }
-  return parseListenersConfig(text, file, env, { host: e.CDKTR_PRINCIPAL_HOST, port: e.CDKTR_PRINCIPAL_PORT });
+  return parseListenersConfig(
+    text,
+    file,
+    env,
+    { host: e.CDKTR_PRINCIPAL_HOST, port: e.CDKTR_PRINCIPAL_PORT },
+    resolve(cwd, e.CDKTR_LISTENERS_STATE_DIR ?? defaultStateDir(env)),
+  );
+}
+
+/** `~/.cdktr/listeners`, HOME from `env`. */
+function defaultStateDir(env: Record<string, string | undefined>): string {
+  return join(env.HOME ?? homedir(), ".cdktr", "listeners");
 }
 
 /**
@@ -179,6 +203,7 @@ export function parseListenersConfig(
   file: string,
   env: Record<string, string | undefined>,
   principalDefault: { host: string; port: number } = { host: "127.0.0.1", port: 5561 },
+  stateDir: string = resolve(env.CDKTR_LISTENERS_STATE_DIR ?? defaultStateDir(env)),
 ): ListenersConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
@@ -260,6 +285,7 @@ export function parseListenersConfig(
       host: data.principal?.host ?? principalDefault.host,
       port: data.principal?.port ?? principalDefault.port,
     },
+    stateDir,
     listeners,
   };
 }

@@ -46,7 +46,7 @@ describe("postgres listener", { skip }, () => {
 
   before(async () => {
     f = await startPrincipal({
-      workflows: paramWorkflows("pgw", "pgbad", "pgre"),
+      workflows: paramWorkflows("pgw", "pgbad", "pgre", "pgok", "pgdenied"),
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
     admin = new pg.Client({ connectionString: PG_URL });
@@ -96,6 +96,21 @@ describe("postgres listener", { skip }, () => {
     await notify(channel, JSON.stringify({ workflow_id: "pgbad", params: { date: "ok" } }));
     const runs = await expectRunCount(f, "pgbad", 1);
     assert.deepEqual(runs[0]?.params, { date: "ok" });
+  });
+
+  test("with a `workflows` allow-list, a notification for another workflow is logged and dropped, never triggered", async () => {
+    const channel = newChannel();
+    const l = await start(channel, { workflows: ["pgok"] });
+    const sent: string[] = [];
+    l.on("triggered", (r) => sent.push(r.workflowId));
+    await notify(channel, "pgdenied");
+    await notify(channel, JSON.stringify({ workflow_id: "pgdenied", params: { date: "x" }, idempotency_key: "d-1" }));
+    await notify(channel, JSON.stringify({ workflow_id: "pgok", params: { date: "allowed" } }));
+    await waitFor(() => l.stats.rejected === 2 && l.stats.triggered === 1, { what: "2 refusals and 1 trigger" });
+    const runs = await expectRunCount(f, "pgok", 1);
+    assert.deepEqual(runs[0]?.params, { date: "allowed" });
+    assert.equal((await f.runs("pgdenied")).length, 0, "the principal never saw the refused workflow");
+    assert.deepEqual(sent, ["pgok"], "only the allowed workflow was sent to the principal");
   });
 
   test("reconnects and LISTENs again after its backend is terminated", async () => {

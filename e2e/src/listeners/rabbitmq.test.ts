@@ -53,7 +53,7 @@ describe("rabbitmq listener", { skip }, () => {
 
   before(async () => {
     f = await startPrincipal({
-      workflows: paramWorkflows("mq", "mq2", "mqbad", "mqdown"),
+      workflows: paramWorkflows("mq", "mq2", "mqbad", "mqdown", "mqok", "mqdenied"),
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
     conn = await connect(AMQP_URL);
@@ -153,6 +153,30 @@ describe("rabbitmq listener", { skip }, () => {
     publish(queue, { workflow_id: "mqbad", params: { date: "good" } }, { messageId: "good" });
     const runs = await expectRunCount(f, "mqbad", 1);
     assert.deepEqual(runs[0]?.params, { date: "good" });
+  });
+
+  test("with a `workflows` allow-list, a message for another workflow is dead-lettered and never triggered", async () => {
+    const queue = newQueue();
+    const dlx = `${queue}.dlx`;
+    const dlq = newQueue();
+    exchanges.push(dlx);
+    await ch.assertExchange(dlx, "fanout", { durable: false, autoDelete: false });
+    await ch.assertQueue(dlq, { durable: false });
+    await ch.bindQueue(dlq, dlx, "");
+    const l = await start(queue, { deadLetterExchange: dlx, workflows: ["mqok"] });
+    publish(queue, { workflow_id: "mqdenied", params: { date: "x" } }, { messageId: "denied-1" });
+    publish(queue, { workflow_id: "mqdenied", idempotency_key: "denied-2" });
+    publish(queue, { workflow_id: "mqok", params: { date: "allowed" } }, { messageId: "allowed-1" });
+    await waitFor(() => l.stats.rejected === 2 && l.stats.acked === 1, { what: "2 rejections and 1 ack" });
+    await waitFor(async () => (await ready(dlq)) === 2, { what: "the refused messages dead-lettered" });
+    const dead = await ch.get(dlq, { noAck: true });
+    assert.ok(dead !== false);
+    assert.equal((JSON.parse(dead.content.toString()) as { workflow_id: string }).workflow_id, "mqdenied");
+    assert.equal(dead.properties.messageId, "denied-1");
+    assert.equal(await ready(queue), 0);
+    const runs = await expectRunCount(f, "mqok", 1);
+    assert.deepEqual(runs[0]?.params, { date: "allowed" });
+    assert.equal((await f.runs("mqdenied")).length, 0, "the principal never saw the refused workflow");
   });
 
   test("principal down: the message stays in the queue, then triggers exactly one run when it is back", async () => {
