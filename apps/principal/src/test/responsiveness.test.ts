@@ -48,7 +48,7 @@ describe("responsiveness", () => {
           line: `line ${i} ${"x".repeat(60)}`,
         });
       }
-      const inserted: { stored: number } = await store.insertLogs(lines);
+      const inserted: { stored: number } = await store.insertLogs(lines, null);
       assert.equal(inserted.stored, 20_000);
     }
     const port = Number(new URL(ep.api.replace("tcp://", "http://")).port);

@@ -18,7 +18,14 @@ function open(clock = new ManualClock()): { store: SqliteStore; path: string; cl
 }
 
 const wf = definition("wf");
-const base = { params: {}, requestParams: {}, source: "test", scheduledFor: null };
+const base = {
+  params: {},
+  requestParams: {},
+  source: "test",
+  scheduledFor: null,
+  idempotencyScope: "",
+  triggeredBy: null,
+};
 
 describe("SqliteStore", () => {
   it("migrates once (schema_version) and reopens an existing file", async () => {
@@ -56,16 +63,16 @@ describe("SqliteStore", () => {
     const { store, ids, clock } = open();
     const runId = ids.next();
     await store.createRun({ ...base, runId, workflow: wf, idempotencyKey: null });
-    assert.ok(await store.assignRun(runId, "ag", "tok", clock.now() + 1000));
+    assert.ok(await store.assignRun(runId, "ag", "tok", clock.now() + 1000, null));
     assert.equal(
-      await store.assignRun(runId, "ag2", "tok2", clock.now() + 1000),
+      await store.assignRun(runId, "ag2", "tok2", clock.now() + 1000, null),
       null,
       "only a QUEUED run can be assigned",
     );
-    await assert.rejects(store.confirmAssignment(runId, "ag", "wrong", ["only"]), (e: unknown) =>
+    await assert.rejects(store.confirmAssignment(runId, "ag", "wrong", ["only"], null), (e: unknown) =>
       isCdktrError(e, "STALE_ASSIGNMENT"),
     );
-    const { run, tasks } = await store.confirmAssignment(runId, "ag", "tok", ["only"]);
+    const { run, tasks } = await store.confirmAssignment(runId, "ag", "tok", ["only"], null);
     assert.equal(run.status, "RUNNING");
     assert.deepEqual(
       tasks.map((t) => t.status),
@@ -77,12 +84,15 @@ describe("SqliteStore", () => {
       crash?.tasks.map((t) => t.status),
       ["CRASHED"],
     );
-    const late = await store.updateRunStatus({
-      agentId: "ag",
-      runId,
-      status: "COMPLETED",
-      time: new Date(clock.now()).toISOString(),
-    });
+    const late = await store.updateRunStatus(
+      {
+        agentId: "ag",
+        runId,
+        status: "COMPLETED",
+        time: new Date(clock.now()).toISOString(),
+      },
+      null,
+    );
     assert.equal(late.applied, false);
     assert.equal(late.run.status, "CRASHED");
     await store.close();
@@ -118,11 +128,11 @@ describe("SqliteStore", () => {
       seq,
       line: "x",
     });
-    await store.insertLogs([line(oldRun, 1)]);
+    await store.insertLogs([line(oldRun, 1)], null);
     await clock.advance(10 * day);
     const activeRun = ids.next();
     await store.createRun({ ...base, runId: activeRun, workflow: wf, idempotencyKey: "recent" });
-    await store.insertLogs([line(activeRun, 1)]);
+    await store.insertLogs([line(activeRun, 1)], null);
     await clock.advance(25 * day); // old run finished 35 days ago, the active one was created 25 days ago
     const pruned = await store.prune({ runDays: 30, logDays: 30, idempotencyDays: 7 });
     assert.deepEqual(pruned, { runs: 1, logs: 1, idempotencyKeys: 2 });
