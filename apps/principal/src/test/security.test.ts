@@ -174,7 +174,10 @@ describe("keys on first start", () => {
     const ok = await p.start();
     assert.equal(ok.ready.auth, "off");
     const warning = ok.lines.find((l) => l.includes("authentication is OFF"));
-    assert.ok(warning !== undefined && JSON.parse(warning).level === "warn", "warned at start");
+    assert.ok(
+      warning !== undefined && (JSON.parse(warning) as { level?: unknown }).level === "warn",
+      "warned at start",
+    );
     assert.deepEqual(readdirSync(p.home).includes(".cdktr"), false, "no keys made");
     assert.equal(p.key(), null);
     const { runId } = await p.client.runWorkflow({ workflowId: "hello" });
