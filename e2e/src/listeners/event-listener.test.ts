@@ -5,7 +5,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { EventListener, runListener, sleep, type TriggerResult } from "@cdktr/events";
 import { PrincipalClient } from "@cdktr/protocol";
-import { cleanup, freePorts, startPrincipal, waitFor, workflowYaml } from "@cdktr/test-utils";
+import { cleanup, freePorts, startPrincipal, waitFor, workflowYaml, type PrincipalFixture } from "@cdktr/test-utils";
 
 const HELLO = workflowYaml({ name: "Hello", tasks: { hello: { name: "Hello", cmd: "echo", args: ["hello"] } } });
 
@@ -26,14 +26,17 @@ class FailingListener extends EventListener {
 
 describe("EventListener with a real principal", () => {
   let port = 0;
+  let principal: PrincipalFixture;
+  /** The listeners' key, as the listeners app uses it (a trigger key made by the principal). */
+  const key = () => principal.key("local-listeners");
   before(async () => {
-    const principal = await startPrincipal({ workflows: { "hello.yml": HELLO } });
+    principal = await startPrincipal({ workflows: { "hello.yml": HELLO } });
     port = principal.ports.api;
   });
   after(cleanup);
 
   it("runWorkflow works without start(): run id, idempotency key, source = class name", async () => {
-    const l = new OnceListener({ principal: { host: "127.0.0.1", port } });
+    const l = new OnceListener({ principal: { host: "127.0.0.1", port }, key: key() });
     const seen: TriggerResult[] = [];
     l.on("triggered", (r) => seen.push(r));
     const a = await l.runWorkflow("hello", { idempotencyKey: "k-1" });
@@ -45,7 +48,7 @@ describe("EventListener with a real principal", () => {
     assert.equal(again.duplicate, true);
     assert.equal(seen.length, 2);
     // what the principal recorded: the listener's class name as source, the key sent
-    const api = new PrincipalClient({ port, env: {} });
+    const api = new PrincipalClient({ port, env: {}, key: principal.key() });
     try {
       const { run } = await api.getRun(a.runId ?? "");
       assert.equal(run.source, "OnceListener");
@@ -65,7 +68,7 @@ describe("EventListener with a real principal", () => {
 
   it("deadline: already past is DEADLINE_EXCEEDED; retries against a dead principal stop at the deadline", async () => {
     const [unused = 1] = await freePorts(1);
-    const l = new OnceListener({ principal: { port: unused }, timeoutMs: 5000 });
+    const l = new OnceListener({ principal: { port: unused }, timeoutMs: 5000, key: null });
     const past = await l.runWorkflow("hello", { deadline: Date.now() - 1 });
     assert.equal(past.success, false);
     assert.equal(past.error?.code, "DEADLINE_EXCEEDED");
@@ -99,7 +102,7 @@ describe("EventListener with a real principal", () => {
 
   it("a transport failure is success: false, retryable", async () => {
     const [unused = 1] = await freePorts(1);
-    const l = new OnceListener({ principal: { port: unused }, timeoutMs: 300 });
+    const l = new OnceListener({ principal: { port: unused }, timeoutMs: 300, key: null });
     const r = await l.runWorkflow("hello", { retry: false });
     assert.equal(r.success, false);
     assert.equal(r.error?.retryable, true);
@@ -108,7 +111,7 @@ describe("EventListener with a real principal", () => {
   });
 
   it("start/stop are idempotent; the loop gets an AbortSignal", async () => {
-    const l = new OnceListener({ principal: { port } });
+    const l = new OnceListener({ principal: { port }, key: key() });
     const stopped: unknown[] = [];
     l.on("stopped", (s) => stopped.push(s));
     await l.start();
@@ -124,7 +127,7 @@ describe("EventListener with a real principal", () => {
   });
 
   it("a failing loop emits `error` and done() resolves with it", async () => {
-    const l = new FailingListener({ principal: { port } });
+    const l = new FailingListener({ principal: { port }, key: key() });
     const errors: string[] = [];
     l.on("error", (e) => errors.push(e.message));
     await l.start();
@@ -135,7 +138,7 @@ describe("EventListener with a real principal", () => {
   });
 
   it("runListener: a signal stops the listener and exits 0; a second signal exits 130 at once", async () => {
-    const l = new OnceListener({ principal: { port } });
+    const l = new OnceListener({ principal: { port }, key: key() });
     const codes: number[] = [];
     await runListener(l, { signals: ["SIGUSR2"], exit: (c) => codes.push(c) });
     await waitFor(() => l.results.length === 1, { what: "the loop's trigger" });

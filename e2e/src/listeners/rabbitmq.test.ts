@@ -40,6 +40,7 @@ describe("rabbitmq listener", { skip }, () => {
     const l = await listeners.start(
       new RabbitMqListener({
         principal: { host: "127.0.0.1", port },
+        key: f.key("local-listeners"),
         url: AMQP_URL,
         queue,
         backoff: { initialMs: 200, maxMs: 1000 },
@@ -164,7 +165,7 @@ describe("rabbitmq listener", { skip }, () => {
     });
     try {
       const queue = newQueue();
-      const l = await start(queue, {}, down.ports.api);
+      const l = await start(queue, { key: down.key("local-listeners") }, down.ports.api);
       publish(queue, { workflow_id: "mqdown", params: { date: "later" } }, { messageId: "while-down" });
       await waitFor(() => l.stats.requeued >= 1, { what: "a requeue", timeoutMs: 10_000 });
       await waitFor(async () => (await ready(queue)) === 1 && l.stats.paused, {

@@ -70,7 +70,12 @@ describe("webhook listener", () => {
 
   const startListener = async (opts: ConstructorParameters<typeof WebhookListener>[0] = {}): Promise<string> => {
     const l = await listeners.start(
-      new WebhookListener({ principal: { host: "127.0.0.1", port: f.ports.api }, port: 0, ...opts }),
+      new WebhookListener({
+        principal: { host: "127.0.0.1", port: f.ports.api },
+        key: f.key("local-listeners"),
+        port: 0,
+        ...opts,
+      }),
     );
     return (await l.listening()).url;
   };
@@ -202,6 +207,7 @@ describe("webhook listener", () => {
     const l = await listeners.start(
       new WebhookListener({
         principal: { host: "127.0.0.1", port: deadPort },
+        key: null,
         port: 0,
         triggerTimeoutMs: 1500,
       }),
