@@ -3,6 +3,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { EventListener, runListener, sleep, type TriggerResult } from "@cdktr/events";
 import { PrincipalClient } from "@cdktr/protocol";
 import { cleanup, freePorts, startPrincipal, waitFor, workflowYaml, type PrincipalFixture } from "@cdktr/test-utils";
@@ -83,9 +84,11 @@ describe("EventListener with a real principal", () => {
     await l.stop();
   });
 
-  it("`new Listener()` reads CDKTR_PRINCIPAL_PORT; an unknown workflow is a result, not a throw", async () => {
+  it("`new Listener()` reads CDKTR_PRINCIPAL_PORT (and CDKTR_KEY_FILE); an unknown workflow is a result, not a throw", async () => {
     const saved = process.env.CDKTR_PRINCIPAL_PORT;
+    const savedKey = process.env.CDKTR_KEY_FILE;
     process.env.CDKTR_PRINCIPAL_PORT = String(port);
+    process.env.CDKTR_KEY_FILE = join(principal.keysDir, "local-listeners.json");
     try {
       const l = new OnceListener();
       const r = await l.runWorkflow("nope");
@@ -97,6 +100,8 @@ describe("EventListener with a real principal", () => {
     } finally {
       if (saved === undefined) delete process.env.CDKTR_PRINCIPAL_PORT;
       else process.env.CDKTR_PRINCIPAL_PORT = saved;
+      if (savedKey === undefined) delete process.env.CDKTR_KEY_FILE;
+      else process.env.CDKTR_KEY_FILE = savedKey;
     }
   });
 

@@ -101,12 +101,13 @@ describe("rabbitmq listener", { skip }, () => {
     const queue = newQueue();
     await ch.assertQueue(queue, { durable: true });
     publish(queue, { workflow_id: "mq2", params: { n: "3" } }, { messageId: "crash-before-ack" });
-    // A first consumer takes the message and triggers the run (as the listener does)...
+    // A first consumer takes the message and triggers the run (as the listener does, with the
+    // listeners' key: idempotency keys live in the scope of the key that sent them)...
     const crashed = await conn.createChannel();
     const taken = await waitFor(async () => (await crashed.get(queue, { noAck: false })) || undefined, {
       what: "the message",
     });
-    const first = await f.client.runWorkflow({
+    const first = await f.connect({ key: f.key("local-listeners") }).runWorkflow({
       workflowId: "mq2",
       params: { n: "3" },
       idempotencyKey: `amqp:${queue}:crash-before-ack`,

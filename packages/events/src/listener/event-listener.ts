@@ -196,7 +196,7 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
    * `CDKTR_KEY_FILE`) found from `env`, looked up once; null without one.
    * @throws KeyFileError when the key file named by `CDKTR_KEY_FILE`, or the local one, is unusable
    */
-  protected get key(): ClientKey | null {
+  protected get clientKey(): ClientKey | null {
     if (this.#key === undefined)
       this.#key = this.#keyOption !== undefined ? this.#keyOption : findClientKey(this.#keyName, this.#env);
     return this.#key;
@@ -230,7 +230,7 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
           timeoutMs: this.#timeoutMs,
           logger: this.logger,
           env: this.#env,
-          key: this.key,
+          key: this.clientKey,
         });
         this.#ownsClient = true;
       }

@@ -303,7 +303,7 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
       });
       return;
     }
-    const sub = new Subscriber({ endpoint, logger: this.logger, key: this.key });
+    const sub = new Subscriber({ endpoint, logger: this.logger, key: this.clientKey });
     this.#subscriber = sub;
     sub.connect();
     sub.subscribe(topics.workflows());
