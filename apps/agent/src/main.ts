@@ -31,6 +31,7 @@ await runService({
     dataDir: info.dataDir,
     registered: info.registered,
     reapedProcessGroups: info.reapedProcessGroups,
+    key: info.key,
   }),
   onForce: (agent, logger) => {
     logger.warn("second signal: killing every task process and exiting now");

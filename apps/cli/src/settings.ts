@@ -86,6 +86,16 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         description: "Largest request accepted on the API and log channels",
       },
       { name: "CDKTR_SHUTDOWN_GRACE_MS", default: "10000", description: "Bound on a graceful shutdown" },
+      {
+        name: "CDKTR_AUTH",
+        default: "on",
+        description: "on: enrolled CURVE keys and roles on every socket; off only on a loopback host",
+      },
+      {
+        name: "CDKTR_KEYS_DIR",
+        default: "~/.cdktr/keys",
+        description: "Key files: the principal's pair and the local-* client keys made on first start",
+      },
     ],
   },
   {

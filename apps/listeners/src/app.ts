@@ -3,7 +3,7 @@
  * entry of the config file.
  */
 import { PrincipalClient, errorMessage, type Logger } from "@cdktr/protocol";
-import { ListenerStartError, type EventListener, type PrincipalRequester } from "@cdktr/events";
+import { LISTENER_KEY_NAME, ListenerStartError, type EventListener, type PrincipalRequester } from "@cdktr/events";
 import { WebhookListener } from "@cdktr/events/webhook";
 import { FileWatcherListener } from "@cdktr/events/file-watcher";
 import { RabbitMqListener } from "@cdktr/events/rabbitmq";
@@ -45,7 +45,12 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
   const ownsClient = deps.principal === undefined;
   const principal: PrincipalRequester =
     deps.principal ??
-    new PrincipalClient({ host: config.principal.host, port: config.principal.port, logger: deps.logger });
+    new PrincipalClient({
+      host: config.principal.host,
+      port: config.principal.port,
+      logger: deps.logger,
+      keyName: LISTENER_KEY_NAME,
+    });
   const running: RunningListener[] = config.listeners.map((entry) => ({
     name: entry.name,
     type: entry.spec.type,

@@ -32,6 +32,7 @@ describe("postgres listener", { skip }, () => {
     const l = await listeners.start(
       new PostgresListener({
         principal: { host: "127.0.0.1", port },
+        key: f.key("local-listeners"),
         connectionString: PG_URL,
         channel,
         applicationName: `cdktr-test-${randomUUID().slice(0, 8)}`,
@@ -145,7 +146,7 @@ describe("postgres listener", { skip }, () => {
     });
     try {
       const channel = newChannel();
-      const l = await start(channel, { retryForMs: 30_000 }, down.ports.api);
+      const l = await start(channel, { retryForMs: 30_000, key: down.key("local-listeners") }, down.ports.api);
       const failures: string[] = [];
       l.on("triggered", (r) => {
         if (!r.success) failures.push(r.error?.code ?? "?");

@@ -40,6 +40,7 @@ describe("rabbitmq listener", { skip }, () => {
     const l = await listeners.start(
       new RabbitMqListener({
         principal: { host: "127.0.0.1", port },
+        key: f.key("local-listeners"),
         url: AMQP_URL,
         queue,
         backoff: { initialMs: 200, maxMs: 1000 },
@@ -100,12 +101,13 @@ describe("rabbitmq listener", { skip }, () => {
     const queue = newQueue();
     await ch.assertQueue(queue, { durable: true });
     publish(queue, { workflow_id: "mq2", params: { n: "3" } }, { messageId: "crash-before-ack" });
-    // A first consumer takes the message and triggers the run (as the listener does)...
+    // A first consumer takes the message and triggers the run (as the listener does, with the
+    // listeners' key: idempotency keys live in the scope of the key that sent them)...
     const crashed = await conn.createChannel();
     const taken = await waitFor(async () => (await crashed.get(queue, { noAck: false })) || undefined, {
       what: "the message",
     });
-    const first = await f.client.runWorkflow({
+    const first = await f.connect({ key: f.key("local-listeners") }).runWorkflow({
       workflowId: "mq2",
       params: { n: "3" },
       idempotencyKey: `amqp:${queue}:crash-before-ack`,
@@ -188,7 +190,7 @@ describe("rabbitmq listener", { skip }, () => {
     });
     try {
       const queue = newQueue();
-      const l = await start(queue, {}, down.ports.api);
+      const l = await start(queue, { key: down.key("local-listeners") }, down.ports.api);
       publish(queue, { workflow_id: "mqdown", params: { date: "later" } }, { messageId: "while-down" });
       await waitFor(() => l.stats.requeued >= 1, { what: "a requeue", timeoutMs: 10_000 });
       await waitFor(async () => (await ready(queue)) === 1 && l.stats.paused, {

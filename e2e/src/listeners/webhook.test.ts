@@ -95,6 +95,7 @@ describe("webhook listener", () => {
     const l = await listeners.start(
       new WebhookListener({
         principal: { host: "127.0.0.1", port: f.ports.api },
+        key: f.key("local-listeners"),
         port: 0,
         stateDir: makeTempDir("cdktr-webhook-state-"),
         ...opts,
@@ -342,6 +343,7 @@ describe("webhook listener", () => {
     const l = await listeners.start(
       new WebhookListener({
         principal: { host: "127.0.0.1", port: deadPort },
+        key: null,
         port: 0,
         triggerTimeoutMs: 1500,
       }),

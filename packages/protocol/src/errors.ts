@@ -25,6 +25,8 @@ export const ERROR_CODES = [
   // security
   "UNAUTHENTICATED",
   "PERMISSION_DENIED",
+  "KEY_IN_USE",
+  "KEY_NOT_FOUND",
   // server state
   "SHUTTING_DOWN",
   "INTERNAL",

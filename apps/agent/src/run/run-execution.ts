@@ -27,7 +27,8 @@ export type CancelReason = "cancelled" | "agent_shutdown";
 /** Dependencies of a {@link RunExecution}. */
 export interface RunExecutionOptions {
   agentId: string;
-  assignment: Pick<Assignment, "run" | "workflow">;
+  /** The confirmed assignment; its token goes with every status report and log line of the run. */
+  assignment: Pick<Assignment, "run" | "workflow" | "token">;
   /** The agent's side of every task's environment (what of it a task may get: `buildTaskEnv`). */
   taskEnv: TaskEnvSource;
   outbox: StatusOutbox;
@@ -190,6 +191,7 @@ export class RunExecution {
           body: {
             agentId: this.#o.agentId,
             runId: this.runId,
+            token: this.#o.assignment.token,
             status,
             time: this.#now().toISOString(),
             ...(reason === undefined ? {} : { reason }),
@@ -291,16 +293,19 @@ export class RunExecution {
   #line(taskId: string, stream: LogStream, level: LogLevel, line: string): void {
     const seq = (this.#seq.get(taskId) ?? 0) + 1;
     this.#seq.set(taskId, seq);
-    this.#o.shipper.append({
-      time: this.#now().toISOString(),
-      runId: this.runId,
-      workflowId: this.workflowId,
-      taskId,
-      stream,
-      level,
-      seq,
-      line,
-    });
+    this.#o.shipper.append(
+      {
+        time: this.#now().toISOString(),
+        runId: this.runId,
+        workflowId: this.workflowId,
+        taskId,
+        stream,
+        level,
+        seq,
+        line,
+      },
+      this.#o.assignment.token,
+    );
   }
 
   #system(taskId: string, level: LogLevel, line: string): void {
@@ -325,6 +330,7 @@ export class RunExecution {
       body: {
         agentId: this.#o.agentId,
         runId: this.runId,
+        token: this.#o.assignment.token,
         taskId,
         time: this.#now().toISOString(),
         ...rest,

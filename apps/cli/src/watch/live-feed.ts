@@ -3,6 +3,7 @@ import {
   RunEventSchema,
   Subscriber,
   TaskEventSchema,
+  type ClientKey,
   type LogLine,
   type Logger,
   type RunRecord,
@@ -29,8 +30,14 @@ export class LiveFeed {
     topics: readonly string[];
     onEvent: (e: FeedEvent) => void;
     logger?: Logger;
+    /** The subscriber's key; null for plaintext. @default the local operator key (or CDKTR_KEY_FILE) */
+    key?: ClientKey | null;
   }) {
-    const sub = new Subscriber({ endpoint: options.endpoint, ...(options.logger ? { logger: options.logger } : {}) });
+    const sub = new Subscriber({
+      endpoint: options.endpoint,
+      ...(options.logger ? { logger: options.logger } : {}),
+      ...(options.key === undefined ? {} : { key: options.key }),
+    });
     this.#sub = sub;
     sub.connect();
     if (options.topics.length > 0) sub.subscribe(...options.topics);

@@ -8,6 +8,7 @@ import {
   type RequestOf,
   type RunRecord,
   type TaskRunRecord,
+  type ClientKey,
 } from "@cdktr/protocol";
 import { CliError } from "../errors.js";
 import { LiveFeed, type FeedEvent } from "./live-feed.js";
@@ -46,6 +47,8 @@ export interface RunWatcherOptions {
   readonly onReachable?: () => void;
   /** Give up when the principal has not answered for this long. @default 60000 */
   readonly unreachableGiveUpMs?: number;
+  /** The key of the publish-channel subscription; null for plaintext. @default the local operator key (or CDKTR_KEY_FILE) */
+  readonly key?: ClientKey | null;
 }
 
 const PAGE = 1000;
@@ -77,6 +80,7 @@ export class RunWatcher {
       endpoint: options.publishEndpoint,
       topics: [topics.runs(wf), topics.tasks(wf), ...(options.follow ? [topics.logs(wf)] : [])],
       onEvent: (e) => this.#onEvent(e),
+      ...(options.key === undefined ? {} : { key: options.key }),
     });
   }
 
