@@ -13,11 +13,9 @@ import { prepareCluster, startFastAgent } from "./helpers.js";
 
 afterEach(cleanup);
 
-/** What the agent is started with on top of the fixture's settings. */
+/** What the agent is started with on top of the fixture's settings (and a real key file of its own). */
 const AGENT_EXTRA_ENV = {
   SECRET: "x",
-  CDKTR_KEY_FILE: "/some/path/agent.json",
-  CDKTR_KEYS_DIR: "/some/path",
   TZ: "Europe/London",
   LC_ALL: "C.UTF-8",
   https_proxy: "http://proxy.test:3128",
@@ -35,10 +33,15 @@ async function cluster(
 ): Promise<PrincipalFixture> {
   const c = await prepareCluster(workflows);
   await c.start();
+  // The agent's own key, given the way a remote agent gets it: a file named by CDKTR_KEY_FILE.
+  const { path: keyFile } = await c.createKey("env-agent", "agent");
   const cwd = join(c.home, "agent-cwd");
   mkdirSync(cwd);
   writeFileSync(join(cwd, ".env"), DOT_ENV);
-  await startFastAgent(c, { cwd, env: { ...AGENT_EXTRA_ENV, ...agentEnv } });
+  await startFastAgent(c, {
+    cwd,
+    env: { ...AGENT_EXTRA_ENV, CDKTR_KEY_FILE: keyFile, CDKTR_KEYS_DIR: c.keysDir, ...agentEnv },
+  });
   return c;
 }
 

@@ -81,5 +81,5 @@ export async function setupFakeAgent() {
     await p.start();
     await client.registerAgent({ agentId, host: "test", capacity: 1, labels: [], version: "0", runningRuns: [] });
   };
-  return { p, client, trigger, watcher, line, startRun, task, send, finish, close, restartPrincipal };
+  return { p, client, tokens, trigger, watcher, line, startRun, task, send, finish, close, restartPrincipal };
 }

@@ -2,8 +2,9 @@
  * The key files a principal makes on first start (authentication on), so that everything on one
  * machine works with no setting: the deployment's pair `principal.json`, and one client key per
  * local service (`local-operator` for the CLI, `local-agent`, `local-scheduler`,
- * `local-listeners`), each enrolled in the store unless the store knows that name already. Files
- * are never overwritten; secret halves stay in the files (never stored, listed or logged).
+ * `local-listeners`), each enrolled in the store unless the store knows that name already. A
+ * local file is never replaced: after a rotation of the principal pair, only its pinned
+ * `principalPublicKey` is updated. Secret halves stay in the files (never stored, listed or logged).
  */
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -115,13 +116,14 @@ export async function ensureLocalKeys(
     }));
     if (created) logger.info("created a local client key", { key: name, role, file: path });
     if (file.principalPublicKey !== principalPublicKey) {
-      logger.warn(
-        "a local key file pins another principal key: clients using it cannot connect (delete it to get a new one at the next start)",
-        {
-          key: name,
-          file: path,
-        },
-      );
+      // The principal pair was rotated (docs/security.md): the local files are this principal's
+      // own, so they follow; the clients' pairs stay, and so does their enrolment.
+      try {
+        writeKeyFile(path, { ...file, principalPublicKey }, { overwrite: true });
+      } catch (e) {
+        throw keysUnavailable(keysDir, `cannot update ${path}`, e);
+      }
+      logger.info("a local key file now pins the new principal key", { key: name, file: path });
     }
     const enrolled = known.get(name);
     if (enrolled !== undefined) {

@@ -6,12 +6,14 @@
  */
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Subscriber as ZmqSubscriber, type Dealer } from "zeromq";
 import {
   PROTOCOL,
   Subscriber,
+  clientKeyOf,
+  readKeyFile,
   generateKeyPair,
   helloProof,
   isCdktrError,
@@ -147,6 +149,29 @@ describe("keys on first start", () => {
     const secrets = files.map((f) => (JSON.parse(before[f] ?? "{}") as { secretKey: string }).secretKey);
     for (const line of [...first.lines, ...second.lines])
       for (const s of secrets) assert.ok(!line.includes(s), "no secret key in the principal's output");
+  });
+
+  it("rotating the principal pair: a new pair at the next start, the local key files pinned to it, their own pairs and enrolments kept", async () => {
+    const p = await preparePrincipal();
+    await p.start();
+    const principalPath = join(p.keysDir, "principal.json");
+    const oldPrincipal = readKeyFile(principalPath).publicKey;
+    const oldOperator = readKeyFile(join(p.keysDir, "local-operator.json"));
+    await p.stop();
+    renameSync(principalPath, `${principalPath}.old`);
+    const second = await p.start();
+    const rotated = readKeyFile(principalPath).publicKey;
+    assert.notEqual(rotated, oldPrincipal);
+    assert.equal(second.ready.publicKey, rotated);
+    const operator = readKeyFile(join(p.keysDir, "local-operator.json"));
+    assert.deepEqual(
+      [operator.principalPublicKey, operator.publicKey, operator.secretKey],
+      [rotated, oldOperator.publicKey, oldOperator.secretKey],
+    );
+    const fresh = p.connect({ key: clientKeyOf(operator) });
+    assert.equal((await fresh.request("listKeys", {})).keys.length, 4, "the same keys, still enrolled");
+    const stale = p.connect({ key: clientKeyOf(oldOperator), timeoutMs: 800 });
+    await refused(stale.ping({ retry: false }), "TIMEOUT");
   });
 
   it("a keys directory that cannot be made fails the start, naming the path and CDKTR_KEYS_DIR", async () => {
