@@ -245,7 +245,8 @@ class Principal:
         """Bind this connection to the key: ``hello`` returns a challenge, the second ``hello``
         carries an HMAC of it under the X25519 secret shared with the principal."""
         key = self.client_key
-        assert key is not None
+        if key is None:
+            raise CdktrError("INTERNAL", "hello without a key", False)
         first = self._attempt("hello", {"publicKey": key.public_key}, timeout_ms)
         challenge = first.get("challenge") if isinstance(first, dict) else None
         if not isinstance(challenge, str):
