@@ -65,6 +65,7 @@ test("task and run messages reported by an agent are shown escaped by `cdktr run
     await h.client.taskStatus({
       agentId: "test-agent",
       runId,
+      token: h.tokenOf(runId),
       taskId: "hello",
       attempt: 1,
       status: "FAILED",
@@ -72,7 +73,14 @@ test("task and run messages reported by an agent are shown escaped by `cdktr run
       signal: `SIG${ATTACK}`,
       message: `boom\r${ATTACK}\u009b2J`,
     });
-    await h.client.runStatus({ agentId: "test-agent", runId, status: "FAILED", time, message: `run ${ATTACK}` });
+    await h.client.runStatus({
+      agentId: "test-agent",
+      runId,
+      token: h.tokenOf(runId),
+      status: "FAILED",
+      time,
+      message: `run ${ATTACK}`,
+    });
     const env = h.p.env;
 
     const show = await runCli(["runs", "show", runId], { env });
