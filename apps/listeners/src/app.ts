@@ -78,6 +78,13 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
     async start() {
       if (started) return;
       started = true;
+      for (const entry of config.listeners) {
+        if (entry.spec.type === "webhook" && "secretFile" in entry && entry.secretFile?.created === true)
+          deps.logger.info("created a webhook secret: senders sign their requests with the content of this file", {
+            listener: entry.name,
+            file: entry.secretFile.path,
+          });
+      }
       for (const r of running) {
         const l = r.listener;
         l.on("error", (e) => deps.logger.error("listener failed", { listener: r.name, error: e.message }));

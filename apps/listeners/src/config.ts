@@ -2,9 +2,10 @@
  * Configuration of the listeners runner: a few `CDKTR_*` variables plus one YAML file
  * (`CDKTR_LISTENERS_CONFIG`, default `listeners.yml`) listing the listeners to run.
  */
-import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from "yaml";
 import { z } from "zod";
 import { ConfigError, ParamsSchema, WorkflowIdSchema, envPort, errorMessage, parseEnv } from "@cdktr/protocol";
@@ -47,6 +48,11 @@ const WebhookSpec = z
     secret: z.string().min(1).optional(),
     /** Name of the environment variable holding the shared secret. */
     secret_env: z.string().min(1).optional(),
+    /**
+     * File holding the shared secret (its content, trimmed), e.g. a Docker secret; created with a
+     * fresh random secret (mode 0600) when it does not exist. Relative to the working directory.
+     */
+    secret_file: z.string().min(1).optional(),
     signature_tolerance_s: z.number().int().positive().default(300),
     max_body_bytes: z
       .number()
@@ -145,9 +151,17 @@ export type RabbitMqSpec = z.output<typeof RabbitMqSpec>;
 /** A PostgreSQL entry. */
 export type PostgresSpec = z.output<typeof PostgresSpec>;
 
+/** A webhook's `secret_file`, once read (or created by {@link loadConfig}). */
+export interface SecretFile {
+  /** Absolute path. */
+  path: string;
+  /** Whether this start created it (with a fresh random secret). */
+  created: boolean;
+}
+
 /** A listener ready to build: its spec, its name and its secrets resolved from the environment. */
 export type ResolvedListener =
-  | { name: string; spec: WebhookSpec; secret: string | undefined }
+  | { name: string; spec: WebhookSpec; secret: string | undefined; secretFile?: SecretFile }
   | { name: string; spec: FileWatcherSpec }
   | { name: string; spec: RabbitMqSpec; url: string }
   | { name: string; spec: PostgresSpec; connectionString: string | undefined };
@@ -162,8 +176,46 @@ export interface ListenersConfig {
   listeners: ResolvedListener[];
 }
 
+/** Characters of a secret made for a `secret_file` (32 random bytes, base64url). */
+const SECRET_BYTES = 32;
+
 /**
- * Read the environment and the YAML file it names.
+ * The secret in `path`, or a fresh random one written there (mode 0600, its directory made 0700)
+ * when the file does not exist. Replicas starting together agree: the file is created exclusively
+ * and the loser reads the winner's.
+ * @throws ConfigError naming the field and the file when it cannot be read or written, or is empty
+ */
+export function readOrCreateSecretFile(path: string, field: string): { secret: string; created: boolean } {
+  const problem = (why: string, cause?: unknown): ConfigError =>
+    new ConfigError([`${field}: ${path}: ${why}`], "invalid listeners config", cause === undefined ? {} : { cause });
+  let created = false;
+  if (!existsSync(path)) {
+    try {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw problem(`cannot create the secret file's directory: ${errorMessage(err)}`, err);
+    }
+    try {
+      writeFileSync(path, `${randomBytes(SECRET_BYTES).toString("base64url")}\n`, { mode: 0o600, flag: "wx" });
+      created = true;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== "EEXIST")
+        throw problem(`cannot create the secret file: ${errorMessage(err)}`, err);
+    }
+  }
+  let secret: string;
+  try {
+    secret = readFileSync(path, "utf8").trim();
+  } catch (err) {
+    throw problem(`cannot read the secret file: ${errorMessage(err)}`, err);
+  }
+  if (secret === "") throw problem("the secret file is empty (delete it to get a generated secret)");
+  return { secret, created };
+}
+
+/**
+ * Read the environment and the YAML file it names; read each webhook's `secret_file` (creating
+ * it with a random secret when it does not exist).
  * @throws ConfigError with one line per problem, each naming `file:line:column` and the field
  */
 export function loadConfig(env: Record<string, string | undefined>, cwd: string = process.cwd()): ListenersConfig {
@@ -180,13 +232,20 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       { cause: err },
     );
   }
-  return parseListenersConfig(
+  const config = parseListenersConfig(
     text,
     file,
     env,
     { host: e.CDKTR_PRINCIPAL_HOST, port: e.CDKTR_PRINCIPAL_PORT },
     resolve(cwd, e.CDKTR_LISTENERS_STATE_DIR ?? defaultStateDir(env)),
   );
+  const listeners = config.listeners.map((entry, i): ResolvedListener => {
+    if (entry.spec.type !== "webhook" || entry.spec.secret_file === undefined) return entry;
+    const path = resolve(cwd, entry.spec.secret_file);
+    const { secret, created } = readOrCreateSecretFile(path, `${file}: listeners[${i}].secret_file`);
+    return { name: entry.name, spec: entry.spec, secret, secretFile: { path, created } };
+  });
+  return { ...config, listeners };
 }
 
 /** `~/.cdktr/listeners`, HOME from `env`. */
@@ -257,6 +316,8 @@ export function parseListenersConfig(
     };
     switch (spec.type) {
       case "webhook":
+        if (spec.secret_file !== undefined && (spec.secret !== undefined || spec.secret_env !== undefined))
+          problems.push(`${at("secret_file")}: give one of secret, secret_env and secret_file`);
         listeners.push({ name, spec, secret: fromEnv("secret", spec.secret, spec.secret_env) });
         break;
       case "file_watcher":
@@ -309,6 +370,7 @@ const KNOWN_FIELDS = [
   "port",
   "secret",
   "secret_env",
+  "secret_file",
   "signature_tolerance_s",
   "max_body_bytes",
   "trigger_timeout_ms",

@@ -73,6 +73,8 @@ export async function setupFakeAgent() {
     });
   const finish = (runId: string) =>
     client.runStatus({ agentId, runId, token: tokens.get(runId), status: "COMPLETED", time: now() });
+  /** The assignment token of a run this fake agent took (for reports a test sends itself). */
+  const tokenOf = (runId: string): string | undefined => tokens.get(runId);
   const close = () => p.closeClients();
   /** SIGKILL the principal and start it again on the same database and ports. */
   const restartPrincipal = async (downMs: number): Promise<void> => {
@@ -81,5 +83,5 @@ export async function setupFakeAgent() {
     await p.start();
     await client.registerAgent({ agentId, host: "test", capacity: 1, labels: [], version: "0", runningRuns: [] });
   };
-  return { p, client, tokens, trigger, watcher, line, startRun, task, send, finish, close, restartPrincipal };
+  return { p, client, trigger, watcher, line, startRun, task, send, finish, tokenOf, close, restartPrincipal };
 }

@@ -62,11 +62,10 @@ test("task and run messages reported by an agent are shown escaped by `cdktr run
     const runId = await h.trigger();
     await h.startRun(runId);
     const time = new Date().toISOString();
-    const token = h.tokens.get(runId);
     await h.client.taskStatus({
       agentId: "test-agent",
       runId,
-      token,
+      token: h.tokenOf(runId),
       taskId: "hello",
       attempt: 1,
       status: "FAILED",
@@ -74,7 +73,14 @@ test("task and run messages reported by an agent are shown escaped by `cdktr run
       signal: `SIG${ATTACK}`,
       message: `boom\r${ATTACK}\u009b2J`,
     });
-    await h.client.runStatus({ agentId: "test-agent", runId, token, status: "FAILED", time, message: `run ${ATTACK}` });
+    await h.client.runStatus({
+      agentId: "test-agent",
+      runId,
+      token: h.tokenOf(runId),
+      status: "FAILED",
+      time,
+      message: `run ${ATTACK}`,
+    });
     const env = h.p.env;
 
     const show = await runCli(["runs", "show", runId], { env });

@@ -52,11 +52,22 @@ export async function runCommand(ctx: CommandContext, workflowId: string, opts: 
   const params = parseParamArgs(opts.param ?? []);
   const watching = opts.wait === true || opts.follow === true;
   const client = ctx.client();
+  const key = ctx.key();
+  let subscribe: "workflow" | "run" = "workflow";
+  if (watching && key !== null) {
+    // The key's role says what it may receive: operator and reader keys every topic (subscribe to
+    // the workflow before triggering), trigger and scheduler keys only the runs they triggered.
+    await client.ping();
+    const role = client.identity?.role;
+    if (role !== "operator" && role !== "reader") subscribe = "run";
+  }
   const watcher = watching
     ? new RunWatcher({
         client,
         publishEndpoint: ctx.target().publishEndpoint,
         workflowId,
+        key,
+        subscribe,
         follow: opts.follow === true,
         onRun: (r) => ctx.out(runLine(ctx, r)),
         onTask: (t) => {

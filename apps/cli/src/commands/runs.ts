@@ -34,6 +34,7 @@ export function runRows(ctx: CommandContext, runs: readonly RunRecord[]): string
     r.workflowId,
     ctx.style.status(r.status),
     r.source,
+    r.triggeredBy ?? "-",
     formatInstant(r.createdAt),
     elapsed(r.startedAt, r.finishedAt),
     r.agentId ?? "-",
@@ -67,7 +68,7 @@ export async function listRunsCommand(
     return 0;
   }
   ctx.io.stdout.write(
-    renderTable(["RUN", "WORKFLOW", "STATUS", "SOURCE", "CREATED", "DURATION", "AGENT"], runRows(ctx, runs), {
+    renderTable(["RUN", "WORKFLOW", "STATUS", "SOURCE", "BY", "CREATED", "DURATION", "AGENT"], runRows(ctx, runs), {
       header: ctx.style.dim,
       empty: "no runs",
     }),
@@ -87,6 +88,7 @@ export async function showRunCommand(ctx: CommandContext, runId: string, opts: {
   const s = ctx.style;
   ctx.out(`${s.bold(run.runId)}  ${run.workflowId}  ${s.status(run.status)}`);
   ctx.out(`source:    ${run.source}${run.scheduledFor === null ? "" : ` (scheduled for ${run.scheduledFor})`}`);
+  ctx.out(`by key:    ${run.triggeredBy ?? "- (triggered with authentication off)"}`);
   ctx.out(`created:   ${formatInstant(run.createdAt)}`);
   ctx.out(`started:   ${formatInstant(run.startedAt)}`);
   ctx.out(`finished:  ${formatInstant(run.finishedAt)}  (${elapsed(run.startedAt, run.finishedAt)})`);

@@ -55,6 +55,11 @@ export class LiveFeed {
     })();
   }
 
+  /** Receive these topic prefixes too (from now on: what was published before is not replayed). */
+  subscribe(...topics: string[]): void {
+    if (!this.#closed && topics.length > 0) this.#sub.subscribe(...topics);
+  }
+
   /** Stop receiving. */
   async close(): Promise<void> {
     if (this.#closed) return;

@@ -5,6 +5,7 @@ import { clientEnv } from "../config/env.js";
 import { endpointFor } from "./frames.js";
 import { RpcClient, type RequestOptions, type RetryOptions } from "./rpc-client.js";
 import { findClientKey, type ClientKey } from "../security/key-file.js";
+import type { KeyIdentity } from "../security/identity.js";
 
 /** Options of {@link PrincipalClient}. */
 export interface PrincipalClientOptions {
@@ -66,6 +67,14 @@ export class PrincipalClient {
       ...(opts.retry === undefined ? {} : { retry: opts.retry }),
       ...(opts.logger === undefined ? {} : { logger: opts.logger }),
     });
+  }
+
+  /**
+   * Who the principal knows this client as: the identity `hello` proved (name, role, scope,
+   * workflows). Null before the first request, and without a key (plaintext).
+   */
+  get identity(): KeyIdentity | null {
+    return this.rpc.identity;
   }
 
   /** Send any verb (see {@link RpcClient.request}). */
