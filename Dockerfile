@@ -28,11 +28,14 @@ ENV NODE_ENV=production \
     CDKTR_DB_PATH=/data/cdktr.db
 WORKDIR /app
 COPY --from=build /app /app
-# /data holds the principal's database (a named volume inherits this ownership);
-# /workflows is where workflow files are mounted.
-RUN mkdir -p /data /workflows \
+# /data holds the principal's database, /keys the key files (CDKTR_KEYS_DIR, made by the
+# principal on first start: no key is ever part of the image), /state the listeners' state; a
+# named volume mounted there inherits this ownership and mode. /workflows is where workflow files
+# are mounted.
+RUN mkdir -p /data /keys /state /workflows \
  && cp -r /app/examples/workflows/. /workflows/ \
- && chown -R node:node /data
+ && chown -R node:node /data /keys /state \
+ && chmod 700 /keys /state
 USER node
 EXPOSE 5561 5562 5563
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 CMD ["cdktr", "ping"]

@@ -9,6 +9,7 @@
 //   node scripts/test.mjs --dir <ws>      one workspace (its `npm test`, and `turbo run test`)
 //   node scripts/test.mjs principal       only files whose path contains "principal"
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { spawn } from "node:child_process";
 
@@ -68,10 +69,15 @@ if (selected.length === 0) {
   process.exit(1);
 }
 console.error(`running ${selected.length} test files:\n  ${selected.map((f) => relative(root, f)).join("\n  ")}`);
+// No test may use the developer's real keys (~/.cdktr/keys) by accident: the runner's own keys
+// directory does not exist, and no key file is named. Tests take keys from the fixture.
+const env = { ...process.env, CDKTR_TEST: "1", CDKTR_KEYS_DIR: join(tmpdir(), `cdktr-test-no-keys-${process.pid}`) };
+delete env.CDKTR_KEY_FILE;
+delete env.CDKTR_AUTH;
 const child = spawn(
   process.execPath,
   ["--test", "--test-concurrency=1", "--test-timeout=180000", "--test-reporter=tap", ...selected],
-  { stdio: "inherit", env: { ...process.env, CDKTR_TEST: "1" } },
+  { stdio: "inherit", env },
 );
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 for (const s of ["SIGINT", "SIGTERM"]) process.on(s, () => child.kill(s));

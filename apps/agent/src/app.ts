@@ -5,11 +5,22 @@
  * in order and stopped in reverse. No side effects at import; `main.ts` owns the process.
  */
 import { join } from "node:path";
-import { CdktrError, LogClient, PrincipalClient, noopLogger, packageVersion, type Logger } from "@cdktr/protocol";
+import {
+  CdktrError,
+  LogClient,
+  PrincipalClient,
+  authDisabled,
+  findClientKey,
+  noopLogger,
+  packageVersion,
+  type ClientKey,
+  type Logger,
+} from "@cdktr/protocol";
 import type { AgentConfig } from "./config.js";
 import { acquireDataDirLock, type DataDirLock } from "./data-dir/data-dir-lock.js";
 import { AgentStateError } from "./errors.js";
 import { ProcessGroupRegistry } from "./exec/process-group-registry.js";
+import type { TaskEnvSource } from "./exec/task-command.js";
 import { LogShipper } from "./logs/log-shipper.js";
 import { ActiveRuns } from "./run/active-runs.js";
 import { Notifier } from "./session/notifier.js";
@@ -23,11 +34,27 @@ export const AGENT_VERSION: string = packageVersion(import.meta.url);
 export interface AgentDeps {
   /** @default noopLogger */
   logger?: Logger;
-  /** Environment inherited by every task (copied at creation). @default process.env */
+  /**
+   * The agent's environment (copied at creation). Tasks get only a clean part of it: the base
+   * variables (PATH, HOME, locale, proxies, ...) and what `config.inheritEnv` or the workflow's
+   * `inherit_env` allows, never a `CDKTR_*` setting (docs/workflows.md, "Task environment").
+   * @default process.env
+   */
   env?: Readonly<Record<string, string | undefined>>;
+  /** Names of `env` that came from the agent's `.env` file: tasks get them only through an allow-list. @default none */
+  dotEnvNames?: Iterable<string>;
   /** Clock of reported transition times. @default () => new Date() */
   now?: () => Date;
+  /**
+   * The agent's key (both connections); null for a principal running with `CDKTR_AUTH=off`.
+   * @default the file named by `CDKTR_KEY_FILE`, else `<CDKTR_KEYS_DIR or ~/.cdktr/keys>/local-agent.json`
+   *   (made by a principal started on this machine with the same HOME); read at `start()`
+   */
+  key?: ClientKey | null;
 }
+
+/** The local key an agent looks for when none is given. */
+export const AGENT_KEY_NAME = "local-agent";
 
 /** What {@link Agent.start} resolves with (logged in the `ready` line). */
 export interface AgentReadyInfo {
@@ -39,6 +66,8 @@ export interface AgentReadyInfo {
   registered: boolean;
   /** Process groups left by a previous agent process that were killed at start. */
   reapedProcessGroups: number[];
+  /** The name of the agent's key; null without one (plaintext, for `CDKTR_AUTH=off`). */
+  key: string | null;
 }
 
 /** A running agent. */
@@ -83,7 +112,11 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   const logger = (deps.logger ?? noopLogger).child({ agentId: config.agentId });
   // A plain copy, taken once: reading `process.env` goes through the C++ environment on every
   // key, and every task start copies this.
-  const env: Readonly<Record<string, string | undefined>> = { ...(deps.env ?? process.env) };
+  const taskEnv: TaskEnvSource = {
+    env: { ...(deps.env ?? process.env) },
+    fromDotEnv: new Set(deps.dotEnvNames ?? []),
+    inheritEnv: config.inheritEnv,
+  };
   const now = deps.now ?? (() => new Date());
   const wake = new Notifier();
 
@@ -91,6 +124,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   let client: PrincipalClient | null = null;
   let logClient: LogClient | null = null;
   let parts: Parts | null = null;
+  let keyName: string | null = null;
   let stopping = false;
   let started = false;
   let stopPromise: Promise<void> | null = null;
@@ -107,12 +141,21 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   /** Build every part (nothing runs yet); the clients are released by {@link releaseAll}. */
   const build = (): Parts & { principal: PrincipalClient; logs: LogClient } => {
     const groups = new ProcessGroupRegistry(config.dataDir, logger);
+    // Read here, not at import or creation: a bad CDKTR_KEY_FILE fails the start with its message.
+    const key = deps.key !== undefined ? deps.key : findClientKey(AGENT_KEY_NAME, process.env);
+    keyName = key?.name ?? null;
+    if (key === null && !authDisabled(process.env)) {
+      logger.warn(
+        `no key: connecting in plaintext, which only a principal with CDKTR_AUTH=off answers; set CDKTR_KEY_FILE, or start the principal on this machine first (it makes ${AGENT_KEY_NAME}.json in its keys directory)`,
+      );
+    }
     const principal = new PrincipalClient({
       host: config.principalHost,
       port: config.principalPort,
       timeoutMs: 5000,
       logger,
       env: {},
+      key,
     });
     client = principal;
     const logs = new LogClient({
@@ -121,11 +164,12 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       timeoutMs: 10_000,
       logger,
       env: {},
+      key,
     });
     logClient = logs;
     const shipper = new LogShipper({
-      sink: async (lines) => {
-        await logs.logBatch({ agentId: config.agentId, lines }, { retry: false });
+      sink: async (lines, tokens) => {
+        await logs.logBatch({ agentId: config.agentId, lines, tokens }, { retry: false });
       },
       spoolDir: join(config.dataDir, "spool"),
       spoolMaxBytes: config.logSpoolMaxBytes,
@@ -147,7 +191,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     });
     const runs = new ActiveRuns({
       agentId: config.agentId,
-      baseEnv: env,
+      taskEnv,
       outbox,
       shipper,
       groups,
@@ -196,6 +240,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
           dataDir: config.dataDir,
           registered,
           reapedProcessGroups: reaped,
+          key: keyName,
         };
       } catch (e: unknown) {
         releaseAll();

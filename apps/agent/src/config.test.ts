@@ -18,6 +18,7 @@ test("defaults: random id per start, data dir ~/.cdktr/agent/default", () => {
   assert.equal(a.taskKillGraceMs, 5000);
   assert.equal(a.logSpoolMaxBytes, 256 * 1024 * 1024);
   assert.deepEqual(a.labels, []);
+  assert.deepEqual(a.inheritEnv, []);
 });
 
 test("explicit id names the data dir; labels are split and trimmed", () => {
@@ -43,4 +44,26 @@ test("bad values give one readable line per variable", () => {
       return true;
     },
   );
+});
+
+test("CDKTR_AGENT_INHERIT_ENV is a comma-separated allow-list of names and prefixes", () => {
+  const c = loadConfig({ CDKTR_AGENT_INHERIT_ENV: " SECRET, AWS_*,,SECRET " }, { homedir: "/h" });
+  assert.deepEqual(c.inheritEnv, ["SECRET", "AWS_*"]);
+});
+
+test("CDKTR_AGENT_INHERIT_ENV refuses what is not a variable name and the agent's own CDKTR_* settings", () => {
+  for (const [value, problem] of [
+    ["SECRET,AWS-REGION", /CDKTR_AGENT_INHERIT_ENV: `AWS-REGION` is not a variable name: .*AWS_\*/],
+    ["*", /CDKTR_AGENT_INHERIT_ENV: `\*` is not a variable name/],
+    [
+      "PATH,CDKTR_KEY_FILE",
+      /CDKTR_AGENT_INHERIT_ENV: `CDKTR_KEY_FILE`: the agent's own CDKTR_\* settings never reach a task/,
+    ],
+  ] as const) {
+    assert.throws(
+      () => loadConfig({ CDKTR_AGENT_INHERIT_ENV: value }),
+      (e: unknown) => e instanceof ConfigError && problem.test(e.message),
+      value,
+    );
+  }
 });

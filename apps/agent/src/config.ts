@@ -5,9 +5,17 @@ import { randomBytes } from "node:crypto";
 import { homedir, hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
-import { envInt, envPort, parseEnv } from "@cdktr/protocol";
+import { InheritEnvEntrySchema, envInt, envPort, parseEnv } from "@cdktr/protocol";
 
 const MIB = 1024 * 1024;
+
+/** The entries of a comma-separated list, trimmed, without empty ones. */
+function commaList(value: string): string[] {
+  return value
+    .split(",")
+    .map((v) => v.trim())
+    .filter((v) => v !== "");
+}
 
 /**
  * The agent's environment variables, keyed by name. Parse with {@link loadConfig}.
@@ -28,6 +36,20 @@ export const AgentEnvSchema = z.object({
     .optional(),
   /** Labels this agent offers (comma-separated); workflows may require some. */
   CDKTR_AGENT_LABELS: z.string().default(""),
+  /**
+   * Variables of the agent's environment every task gets on top of the clean base
+   * (comma-separated names, or prefixes ending in `*`: `AWS_*`); never a `CDKTR_*` setting.
+   * See docs/workflows.md, "Task environment".
+   */
+  CDKTR_AGENT_INHERIT_ENV: z
+    .string()
+    .default("")
+    .superRefine((value, ctx) => {
+      for (const entry of commaList(value)) {
+        const r = InheritEnvEntrySchema.safeParse(entry);
+        if (!r.success) for (const issue of r.error.issues) ctx.addIssue({ code: "custom", message: issue.message });
+      }
+    }),
   /** How many runs this agent executes at once. */
   CDKTR_AGENT_MAX_CONCURRENCY: envInt({ min: 1, max: 1000, default: 5 }),
   /** Data directory (spool, process-group records, lock). Default `~/.cdktr/agent/<id or default>`. */
@@ -56,6 +78,8 @@ export interface AgentConfig {
   agentIdExplicit: boolean;
   host: string;
   labels: string[];
+  /** Allow-list of the agent's variables every task inherits (`CDKTR_AGENT_INHERIT_ENV`). */
+  inheritEnv: string[];
   maxConcurrency: number;
   dataDir: string;
   heartbeatIntervalMs: number;
@@ -81,9 +105,7 @@ export function loadConfig(
   const agentId = e.CDKTR_AGENT_ID ?? `${host.replace(/[^A-Za-z0-9_.:-]/g, "_")}-${randomBytes(4).toString("hex")}`;
   const home = deps.homedir ?? env.HOME ?? homedir();
   const dataDir = resolve(e.CDKTR_AGENT_DATA_DIR ?? join(home, ".cdktr", "agent", e.CDKTR_AGENT_ID ?? "default"));
-  const labels = e.CDKTR_AGENT_LABELS.split(",")
-    .map((l) => l.trim())
-    .filter((l) => l !== "");
+  const labels = commaList(e.CDKTR_AGENT_LABELS);
   return {
     principalHost: e.CDKTR_PRINCIPAL_HOST,
     principalPort: e.CDKTR_PRINCIPAL_PORT,
@@ -92,6 +114,7 @@ export function loadConfig(
     agentIdExplicit: e.CDKTR_AGENT_ID !== undefined,
     host,
     labels: [...new Set(labels)],
+    inheritEnv: [...new Set(commaList(e.CDKTR_AGENT_INHERIT_ENV))],
     maxConcurrency: e.CDKTR_AGENT_MAX_CONCURRENCY,
     dataDir,
     heartbeatIntervalMs: e.CDKTR_AGENT_HEARTBEAT_INTERVAL_MS,

@@ -10,10 +10,19 @@ import { createAgent, type AgentReadyInfo } from "./app.js";
 import { loadConfig } from "./config.js";
 import { AgentStartError } from "./errors.js";
 
+// runService merges `.env` into process.env without overriding what is set: the names it adds
+// are those missing now. Tasks get those only through an allow-list.
+const setBeforeDotEnv = new Set(Object.keys(process.env));
+
 await runService({
   name: "agent",
   loadConfig: (env) => loadConfig(env),
-  create: (config, { logger }) => createAgent(config, { logger, env: process.env }),
+  create: (config, { logger }) =>
+    createAgent(config, {
+      logger,
+      env: process.env,
+      dotEnvNames: Object.keys(process.env).filter((name) => !setBeforeDotEnv.has(name)),
+    }),
   logLevel: (config) => config.logLevel,
   ready: (info: AgentReadyInfo) => ({
     agentId: info.agentId,
@@ -22,6 +31,7 @@ await runService({
     dataDir: info.dataDir,
     registered: info.registered,
     reapedProcessGroups: info.reapedProcessGroups,
+    key: info.key,
   }),
   onForce: (agent, logger) => {
     logger.warn("second signal: killing every task process and exiting now");

@@ -3,9 +3,10 @@
  * the exit code; it never throws and never prints a stack trace.
  */
 import { Command, CommanderError, Option } from "commander";
-import { packageVersion } from "@cdktr/protocol";
+import { authDisabled, packageVersion } from "@cdktr/protocol";
 import { agentsCommand, pingCommand } from "./commands/agents.js";
 import { initCommand } from "./commands/init.js";
+import { keysCreateCommand, keysListCommand, keysRevokeCommand, type KeysCreateOptions } from "./commands/keys.js";
 import { logsCommand, type LogsOptions } from "./commands/logs.js";
 import { runCommand, type RunOptions } from "./commands/run.js";
 import { cancelCommand, listRunsCommand, showRunCommand } from "./commands/runs.js";
@@ -14,6 +15,7 @@ import { validateCommand } from "./commands/validate.js";
 import { listWorkflowsCommand, showWorkflowCommand } from "./commands/workflows.js";
 import { createContext, type CommandContext } from "./context.js";
 import { describeError } from "./errors.js";
+import { escapeControl } from "./format/terminal-text.js";
 import type { CliIo } from "./io.js";
 
 /** The CLI's version (that of the `@cdktr/cli` package). */
@@ -62,9 +64,11 @@ Examples:
   cdktr run hello --wait               trigger a run and wait for its result
   cdktr run etl -p date=2026-11-28 --follow
   cdktr logs --run <runId>             a run's output
+  cdktr keys create ci --role trigger  a key for another machine (CDKTR_KEY_FILE there)
   cdktr validate workflows             check workflow files (no principal needed)
 
-Environment: CDKTR_PRINCIPAL_HOST, CDKTR_PRINCIPAL_PORT, CDKTR_LOGS_PUBLISHING_PORT (see docs/operations.md).
+Environment: CDKTR_PRINCIPAL_HOST, CDKTR_PRINCIPAL_PORT, CDKTR_LOGS_PUBLISHING_PORT, and the key:
+CDKTR_KEY_FILE, else local-operator in CDKTR_KEYS_DIR (~/.cdktr/keys) (see docs/operations.md).
 Colour only on a terminal; NO_COLOR turns it off.`,
     );
 
@@ -150,6 +154,29 @@ Colour only on a terminal; NO_COLOR turns it off.`,
     .option("--json", "print one JSON array of AgentRecord records")
     .action(async (o: { json?: boolean }, cmd: Command) => hooks.run(cmd, (ctx) => agentsCommand(ctx, o)));
 
+  const keys = sub("keys", "client keys for other machines: create, list, revoke (needs an operator key)");
+  keys
+    .command("create")
+    .description("make a key pair, enrol its public half, write the key file and say how to use it elsewhere")
+    .argument("<name>", "the key's name (letters, digits, '_', '-', '.')")
+    .requiredOption("--role <role>", "operator | reader | scheduler | trigger | agent (docs/security.md)")
+    .option("--scope <scope>", "idempotency scope: keys with one scope dedupe each other (default: the name)")
+    .option("--workflows <ids>", "comma-separated workflows a trigger or scheduler key may run (default: any)")
+    .option("--out <file>", "where to write the key file (default <keys dir>/<name>.json; - = stdout)")
+    .action(async (name: string, o: KeysCreateOptions, cmd: Command) =>
+      hooks.run(cmd, (ctx) => keysCreateCommand(ctx, name, o)),
+    );
+  keys
+    .command("list")
+    .description("every enrolled key with its role, scope, workflows and state (never a secret)")
+    .option("--json", "print one JSON array of KeyRecord records")
+    .action(async (o: { json?: boolean }, cmd: Command) => hooks.run(cmd, (ctx) => keysListCommand(ctx, o)));
+  keys
+    .command("revoke")
+    .description("revoke a key: its requests are refused at once, its subscriptions end")
+    .argument("<name>", "the key's name (see `cdktr keys list`)")
+    .action(async (name: string, _o: unknown, cmd: Command) => hooks.run(cmd, (ctx) => keysRevokeCommand(ctx, name)));
+
   sub("ping", "check that the principal answers (gives up within 3 s; for healthchecks)")
     .option("--json", "print the reply as JSON")
     .action(async (o: { json?: boolean }, cmd: Command) => hooks.run(cmd, (ctx) => pingCommand(ctx, o)));
@@ -191,8 +218,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         code = await fn(ctx);
       } catch (e) {
         const principal = safe(() => ctx.target().display);
-        const d = describeError(e, principal === undefined ? {} : { principal });
-        io.stderr.write(`${ctx.style.red("error")}: ${d.message}\n`);
+        const key = authDisabled(io.env) ? undefined : safe(() => ctx.key());
+        const d = describeError(e, {
+          ...(principal === undefined ? {} : { principal }),
+          ...(key === undefined ? {} : { keyName: key?.name ?? null }),
+        });
+        // An error's message can quote what the principal or an agent sent: escape it.
+        io.stderr.write(`${ctx.style.red("error")}: ${escapeControl(d.message)}\n`);
         code = d.exitCode;
       } finally {
         await ctx.close();
@@ -213,7 +245,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       return e.exitCode === 0 ? 0 : 2;
     }
     const d = describeError(e);
-    io.stderr.write(`error: ${d.message}\n`);
+    io.stderr.write(`error: ${escapeControl(d.message)}\n`);
     return d.exitCode;
   }
 }

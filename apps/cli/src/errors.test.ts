@@ -29,6 +29,17 @@ describe("describeError", () => {
     assert.equal(d.exitCode, 1);
   });
 
+  it("says why an authenticated principal may not answer: no key at all, or a key it does not know", () => {
+    const timeout = new CdktrError("TIMEOUT", "no reply");
+    const keyless = describeError(timeout, { principal: "127.0.0.1:5561", keyName: null }).message;
+    assert.match(keyless, /^no principal at 127\.0\.0\.1:5561: start one/);
+    assert.match(keyless, /answers only enrolled keys, and this cdktr has none: .*CDKTR_KEY_FILE/);
+    const unknown = describeError(timeout, { principal: "127.0.0.1:5561", keyName: "ci" }).message;
+    assert.match(unknown, /it does not know key `ci` \(not enrolled, revoked, or made for another principal\)$/);
+    // authentication off (no key expected): no hint
+    assert.doesNotMatch(describeError(timeout, { principal: "127.0.0.1:5561" }).message, /key/);
+  });
+
   it("joins a multi-line server message into one line; bad input exits 2", () => {
     assert.deepEqual(describeError(new CdktrError("INVALID_PARAMS", "param date:\n  is required\n")), {
       message: "param date:; is required",

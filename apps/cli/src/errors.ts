@@ -20,6 +20,12 @@ export class CliError extends CodedError<CliErrorCode> {
 export interface ErrorContext {
   /** `host:port` of the principal's API. */
   principal?: string;
+  /**
+   * The name of the key the CLI spoke with; null when it found none although authentication is
+   * not off. A principal with authentication on never answers a client without an enrolled key,
+   * so unreachable errors then say so.
+   */
+  keyName?: string | null;
 }
 
 /**
@@ -35,7 +41,7 @@ export function describeError(e: unknown, ctx: ErrorContext = {}): { message: st
     if (code === "TIMEOUT" || code === "UNAVAILABLE" || code === "CLOSED") {
       const where = ctx.principal ?? "the configured address";
       return {
-        message: `no principal at ${where}: start one with \`cdktr start principal\` (or point at it with --principal host:port / CDKTR_PRINCIPAL_HOST, CDKTR_PRINCIPAL_PORT)`,
+        message: `no principal at ${where}: start one with \`cdktr start principal\` (or point at it with --principal host:port / CDKTR_PRINCIPAL_HOST, CDKTR_PRINCIPAL_PORT)${keyHint(ctx.keyName)}`,
         exitCode: 1,
       };
     }
@@ -43,6 +49,14 @@ export function describeError(e: unknown, ctx: ErrorContext = {}): { message: st
   }
   if (e instanceof Error) return { message: firstLine(e.message), exitCode: 1 };
   return { message: errorMessage(e), exitCode: 1 };
+}
+
+/** Why a principal may not answer: the CLI has no key, or one the principal does not know. */
+function keyHint(keyName: string | null | undefined): string {
+  if (keyName === undefined) return "";
+  if (keyName === null)
+    return "; a principal with authentication on answers only enrolled keys, and this cdktr has none: run it where the principal made its keys (same HOME or CDKTR_KEYS_DIR), or set CDKTR_KEY_FILE to a key file made with `cdktr keys create`";
+  return `; if one runs there, it does not know key \`${keyName}\` (not enrolled, revoked, or made for another principal)`;
 }
 
 function firstLine(s: string): string {

@@ -86,6 +86,16 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         description: "Largest request accepted on the API and log channels",
       },
       { name: "CDKTR_SHUTDOWN_GRACE_MS", default: "10000", description: "Bound on a graceful shutdown" },
+      {
+        name: "CDKTR_AUTH",
+        default: "on",
+        description: "on: enrolled CURVE keys and roles on every socket; off only on a loopback host",
+      },
+      {
+        name: "CDKTR_KEYS_DIR",
+        default: "~/.cdktr/keys",
+        description: "Key files: the principal's pair and the local-* client keys made on first start",
+      },
     ],
   },
   {
@@ -101,6 +111,12 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         name: "CDKTR_AGENT_LABELS",
         default: "",
         description: "Comma-separated labels; workflows with agent_labels only run on agents having them all",
+      },
+      {
+        name: "CDKTR_AGENT_INHERIT_ENV",
+        default: "",
+        description:
+          "Variables of the agent's environment every task gets besides PATH, HOME, locale, proxies and CA files (comma-separated names or prefixes: AWS_REGION,AWS_*)",
       },
       {
         name: "CDKTR_AGENT_DATA_DIR",
@@ -153,6 +169,11 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         name: "CDKTR_LISTENERS_CONFIG",
         default: "listeners.yml",
         description: "The listeners YAML file (webhook, file watcher, RabbitMQ, PostgreSQL)",
+      },
+      {
+        name: "CDKTR_LISTENERS_STATE_DIR",
+        default: "",
+        description: "State kept across restarts: the webhooks' replay caches (default ~/.cdktr/listeners)",
       },
     ],
   },

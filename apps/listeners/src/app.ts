@@ -3,7 +3,7 @@
  * entry of the config file.
  */
 import { PrincipalClient, errorMessage, type Logger } from "@cdktr/protocol";
-import { ListenerStartError, type EventListener, type PrincipalRequester } from "@cdktr/events";
+import { LISTENER_KEY_NAME, ListenerStartError, type EventListener, type PrincipalRequester } from "@cdktr/events";
 import { WebhookListener } from "@cdktr/events/webhook";
 import { FileWatcherListener } from "@cdktr/events/file-watcher";
 import { RabbitMqListener } from "@cdktr/events/rabbitmq";
@@ -45,11 +45,21 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
   const ownsClient = deps.principal === undefined;
   const principal: PrincipalRequester =
     deps.principal ??
-    new PrincipalClient({ host: config.principal.host, port: config.principal.port, logger: deps.logger });
+    new PrincipalClient({
+      host: config.principal.host,
+      port: config.principal.port,
+      logger: deps.logger,
+      keyName: LISTENER_KEY_NAME,
+    });
   const running: RunningListener[] = config.listeners.map((entry) => ({
     name: entry.name,
     type: entry.spec.type,
-    listener: build(entry, principal, deps.logger.child({ listener: entry.name, type: entry.spec.type })),
+    listener: build(
+      entry,
+      principal,
+      config.stateDir,
+      deps.logger.child({ listener: entry.name, type: entry.spec.type }),
+    ),
     url: null,
   }));
   let started = false;
@@ -68,6 +78,13 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
     async start() {
       if (started) return;
       started = true;
+      for (const entry of config.listeners) {
+        if (entry.spec.type === "webhook" && "secretFile" in entry && entry.secretFile?.created === true)
+          deps.logger.info("created a webhook secret: senders sign their requests with the content of this file", {
+            listener: entry.name,
+            file: entry.secretFile.path,
+          });
+      }
       for (const r of running) {
         const l = r.listener;
         l.on("error", (e) => deps.logger.error("listener failed", { listener: r.name, error: e.message }));
@@ -88,7 +105,12 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
   };
 }
 
-function build(entry: ResolvedListener, principal: PrincipalRequester, logger: Logger): EventListener {
+function build(
+  entry: ResolvedListener,
+  principal: PrincipalRequester,
+  stateDir: string,
+  logger: Logger,
+): EventListener {
   const common = { principal, logger, ...(entry.spec.source !== undefined ? { source: entry.spec.source } : {}) };
   switch (entry.spec.type) {
     case "webhook": {
@@ -99,6 +121,7 @@ function build(entry: ResolvedListener, principal: PrincipalRequester, logger: L
         host: s.host,
         port: s.port,
         ...(secret !== undefined ? { secret } : {}),
+        stateDir,
         signatureToleranceMs: s.signature_tolerance_s * 1000,
         maxBodyBytes: s.max_body_bytes,
         triggerTimeoutMs: s.trigger_timeout_ms,
@@ -133,6 +156,7 @@ function build(entry: ResolvedListener, principal: PrincipalRequester, logger: L
         ...(s.dead_letter_exchange !== undefined ? { deadLetterExchange: s.dead_letter_exchange } : {}),
         requireIdempotencyKey: s.require_idempotency_key,
         triggerTimeoutMs: s.trigger_timeout_ms,
+        ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
       });
     }
     case "postgres": {
@@ -145,6 +169,7 @@ function build(entry: ResolvedListener, principal: PrincipalRequester, logger: L
         applicationName: s.application_name,
         triggerTimeoutMs: s.trigger_timeout_ms,
         retryForMs: s.retry_for_ms,
+        ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
       });
     }
   }

@@ -1,7 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ConfigError } from "@cdktr/protocol";
-import { parseListenersConfig } from "./config.js";
+import { loadConfig, parseListenersConfig } from "./config.js";
 
 function problems(text: string, env: Record<string, string> = {}): string[] {
   try {
@@ -65,5 +68,97 @@ test("deploy/listeners.yml is a valid config", async () => {
   assert.deepEqual(
     c.listeners.map((l) => [l.spec.type, l.spec.type === "webhook" ? `${l.spec.host}:${l.spec.port}` : ""]),
     [["webhook", "0.0.0.0:8080"]],
+  );
+});
+
+test("the state directory: CDKTR_LISTENERS_STATE_DIR (relative to the working directory), else ~/.cdktr/listeners", async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { loadConfig } = await import("./config.js");
+  const dir = mkdtempSync(join(tmpdir(), "cdktr-listeners-config-"));
+  try {
+    writeFileSync(join(dir, "listeners.yml"), "listeners:\n  - type: webhook\n");
+    assert.equal(loadConfig({ HOME: "/home/u" }, dir).stateDir, "/home/u/.cdktr/listeners");
+    assert.equal(loadConfig({ HOME: "/home/u", CDKTR_LISTENERS_STATE_DIR: "state" }, dir).stateDir, join(dir, "state"));
+    assert.equal(
+      parseListenersConfig("listeners:\n  - type: webhook\n", "l.yml", { HOME: "/h" }).stateDir,
+      "/h/.cdktr/listeners",
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("rabbitmq and postgres take a `workflows` allow-list like the webhook; a bad one names file, line and field", () => {
+  const c = parseListenersConfig(
+    `listeners:\n  - type: rabbitmq\n    queue: q\n    workflows: [etl.daily, deploy]\n  - type: postgres\n    channel: ch\n    workflows:\n      - etl.daily\n`,
+    "l.yml",
+    {},
+  );
+  const [mq, db] = c.listeners;
+  assert.deepEqual(mq?.spec.type === "rabbitmq" ? mq.spec.workflows : null, ["etl.daily", "deploy"]);
+  assert.deepEqual(db?.spec.type === "postgres" ? db.spec.workflows : null, ["etl.daily"]);
+  assert.deepEqual(
+    problems(
+      `listeners:\n  - type: rabbitmq\n    queue: q\n    workflows: [ok, "not ok"]\n  - type: postgres\n    channel: ch\n    workflows: []\n  - type: webhook\n    workflows: etl\n`,
+    ),
+    [
+      "l.yml:4:21: listeners[0].workflows[1]: workflow ids use letters, digits, '_', '-' and '.'",
+      "l.yml:7:16: listeners[1].workflows: list at least one workflow (or omit `workflows` to allow any)",
+      "l.yml:9:16: listeners[2].workflows: expected array, received string",
+    ],
+  );
+});
+
+test("secret_file: read when it exists, created with a random secret (0600) when it does not, never with secret or secret_env", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "cdktr-listeners-config-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const config = join(dir, "listeners.yml");
+  writeFileSync(
+    config,
+    "listeners:\n  - {type: webhook, name: given, secret_file: given.secret}\n  - {type: webhook, name: made, port: 1, secret_file: state/made.secret}\n",
+  );
+  writeFileSync(join(dir, "given.secret"), "  s3cret \n");
+  const env = { CDKTR_LISTENERS_CONFIG: config, HOME: dir };
+  const first = loadConfig(env, dir);
+  const [given, made] = first.listeners;
+  assert.ok(given !== undefined && "secret" in given && made !== undefined && "secret" in made);
+  assert.equal(given.secret, "s3cret", "the content, trimmed");
+  assert.deepEqual(given.secretFile, { path: join(dir, "given.secret"), created: false });
+  assert.deepEqual(made.secretFile, { path: join(dir, "state", "made.secret"), created: true });
+  assert.match(made.secret ?? "", /^[A-Za-z0-9_-]{43}$/, "32 random bytes, base64url");
+  assert.equal(statSync(join(dir, "state", "made.secret")).mode & 0o777, 0o600);
+  assert.equal(statSync(join(dir, "state")).mode & 0o777, 0o700);
+  assert.equal(readFileSync(join(dir, "state", "made.secret"), "utf8").trim(), made.secret);
+  // The next start reads the same secret.
+  const second = loadConfig(env, dir).listeners[1];
+  assert.ok(second !== undefined && "secret" in second);
+  assert.deepEqual([second.secret, second.secretFile?.created], [made.secret, false]);
+
+  assert.deepEqual(problems(`listeners:\n  - type: webhook\n    secret: a\n    secret_file: /run/secrets/hook\n`), [
+    "l.yml:4:18: listeners[0].secret_file: give one of secret, secret_env and secret_file",
+  ]);
+  assert.deepEqual(problems(`listeners:\n  - type: webhook\n    secret_fil: x\n`), [
+    "l.yml:3:5: listeners[0].secret_fil: unknown field (did you mean `secret_file`?)",
+  ]);
+  writeFileSync(join(dir, "given.secret"), "\n");
+  assert.throws(
+    () => loadConfig(env, dir),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      e.problems[0] ===
+        `${config}: listeners[0].secret_file: ${join(dir, "given.secret")}: the secret file is empty (delete it to get a generated secret)`,
+  );
+  // A path it cannot create (a file where its directory should be): a config error naming the file, not a crash.
+  writeFileSync(config, "listeners:\n  - {type: webhook, secret_file: given.secret/hook.secret}\n");
+  writeFileSync(join(dir, "given.secret"), "s3cret\n");
+  assert.throws(
+    () => loadConfig(env, dir),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      /listeners\[0\]\.secret_file: .*hook\.secret: cannot create the secret file's directory/.test(
+        e.problems[0] ?? "",
+      ),
   );
 });

@@ -2,8 +2,10 @@
  * Configuration of the listeners runner: a few `CDKTR_*` variables plus one YAML file
  * (`CDKTR_LISTENERS_CONFIG`, default `listeners.yml`) listing the listeners to run.
  */
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from "yaml";
 import { z } from "zod";
 import { ConfigError, ParamsSchema, WorkflowIdSchema, envPort, errorMessage, parseEnv } from "@cdktr/protocol";
@@ -16,11 +18,17 @@ export const ListenersEnvSchema = z.object({
   CDKTR_PRINCIPAL_HOST: z.string().min(1).default("127.0.0.1"),
   /** API port of the principal (the file's `principal.port` wins). */
   CDKTR_PRINCIPAL_PORT: envPort(5561),
+  /** Directory of the listeners' state (the webhooks' replay caches). Default `~/.cdktr/listeners`. */
+  CDKTR_LISTENERS_STATE_DIR: z.string().min(1).optional(),
 });
 
 const Port = z.number().int().min(0).max(65535);
 const PositiveMs = z.number().int().positive();
 const Name = z.string().min(1).max(128);
+/** A workflow allow-list: only these workflows may be triggered (omit the field to allow any). */
+const AllowList = z
+  .array(WorkflowIdSchema)
+  .min(1, { error: "list at least one workflow (or omit `workflows` to allow any)" });
 
 const Common = {
   /** Name used in logs. @default `<type>-<index>` */
@@ -40,6 +48,11 @@ const WebhookSpec = z
     secret: z.string().min(1).optional(),
     /** Name of the environment variable holding the shared secret. */
     secret_env: z.string().min(1).optional(),
+    /**
+     * File holding the shared secret (its content, trimmed), e.g. a Docker secret; created with a
+     * fresh random secret (mode 0600) when it does not exist. Relative to the working directory.
+     */
+    secret_file: z.string().min(1).optional(),
     signature_tolerance_s: z.number().int().positive().default(300),
     max_body_bytes: z
       .number()
@@ -49,7 +62,7 @@ const WebhookSpec = z
     trigger_timeout_ms: PositiveMs.default(3000),
     retry_after_s: z.number().int().positive().default(5),
     /** Only these workflows may be triggered (default: any). */
-    workflows: z.array(WorkflowIdSchema).optional(),
+    workflows: AllowList.optional(),
   })
   .strict();
 
@@ -87,6 +100,8 @@ const RabbitMqSpec = z
     dead_letter_exchange: z.string().min(1).optional(),
     require_idempotency_key: z.boolean().default(false),
     trigger_timeout_ms: PositiveMs.default(5000),
+    /** Only these workflows may be triggered; other messages are dead-lettered (default: any). */
+    workflows: AllowList.optional(),
   })
   .strict();
 
@@ -102,6 +117,8 @@ const PostgresSpec = z
     application_name: z.string().min(1).max(63).default("cdktr-listener"),
     trigger_timeout_ms: PositiveMs.default(5000),
     retry_for_ms: PositiveMs.default(60_000),
+    /** Only these workflows may be triggered; other notifications are logged and dropped (default: any). */
+    workflows: AllowList.optional(),
   })
   .strict();
 
@@ -134,9 +151,17 @@ export type RabbitMqSpec = z.output<typeof RabbitMqSpec>;
 /** A PostgreSQL entry. */
 export type PostgresSpec = z.output<typeof PostgresSpec>;
 
+/** A webhook's `secret_file`, once read (or created by {@link loadConfig}). */
+export interface SecretFile {
+  /** Absolute path. */
+  path: string;
+  /** Whether this start created it (with a fresh random secret). */
+  created: boolean;
+}
+
 /** A listener ready to build: its spec, its name and its secrets resolved from the environment. */
 export type ResolvedListener =
-  | { name: string; spec: WebhookSpec; secret: string | undefined }
+  | { name: string; spec: WebhookSpec; secret: string | undefined; secretFile?: SecretFile }
   | { name: string; spec: FileWatcherSpec }
   | { name: string; spec: RabbitMqSpec; url: string }
   | { name: string; spec: PostgresSpec; connectionString: string | undefined };
@@ -146,11 +171,51 @@ export interface ListenersConfig {
   /** Absolute path of the YAML file. */
   file: string;
   principal: { host: string; port: number };
+  /** Absolute path of the listeners' state directory (the webhooks' replay caches). */
+  stateDir: string;
   listeners: ResolvedListener[];
 }
 
+/** Characters of a secret made for a `secret_file` (32 random bytes, base64url). */
+const SECRET_BYTES = 32;
+
 /**
- * Read the environment and the YAML file it names.
+ * The secret in `path`, or a fresh random one written there (mode 0600, its directory made 0700)
+ * when the file does not exist. Replicas starting together agree: the file is created exclusively
+ * and the loser reads the winner's.
+ * @throws ConfigError naming the field and the file when it cannot be read or written, or is empty
+ */
+export function readOrCreateSecretFile(path: string, field: string): { secret: string; created: boolean } {
+  const problem = (why: string, cause?: unknown): ConfigError =>
+    new ConfigError([`${field}: ${path}: ${why}`], "invalid listeners config", cause === undefined ? {} : { cause });
+  let created = false;
+  if (!existsSync(path)) {
+    try {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw problem(`cannot create the secret file's directory: ${errorMessage(err)}`, err);
+    }
+    try {
+      writeFileSync(path, `${randomBytes(SECRET_BYTES).toString("base64url")}\n`, { mode: 0o600, flag: "wx" });
+      created = true;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== "EEXIST")
+        throw problem(`cannot create the secret file: ${errorMessage(err)}`, err);
+    }
+  }
+  let secret: string;
+  try {
+    secret = readFileSync(path, "utf8").trim();
+  } catch (err) {
+    throw problem(`cannot read the secret file: ${errorMessage(err)}`, err);
+  }
+  if (secret === "") throw problem("the secret file is empty (delete it to get a generated secret)");
+  return { secret, created };
+}
+
+/**
+ * Read the environment and the YAML file it names; read each webhook's `secret_file` (creating
+ * it with a random secret when it does not exist).
  * @throws ConfigError with one line per problem, each naming `file:line:column` and the field
  */
 export function loadConfig(env: Record<string, string | undefined>, cwd: string = process.cwd()): ListenersConfig {
@@ -167,7 +232,25 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
       { cause: err },
     );
   }
-  return parseListenersConfig(text, file, env, { host: e.CDKTR_PRINCIPAL_HOST, port: e.CDKTR_PRINCIPAL_PORT });
+  const config = parseListenersConfig(
+    text,
+    file,
+    env,
+    { host: e.CDKTR_PRINCIPAL_HOST, port: e.CDKTR_PRINCIPAL_PORT },
+    resolve(cwd, e.CDKTR_LISTENERS_STATE_DIR ?? defaultStateDir(env)),
+  );
+  const listeners = config.listeners.map((entry, i): ResolvedListener => {
+    if (entry.spec.type !== "webhook" || entry.spec.secret_file === undefined) return entry;
+    const path = resolve(cwd, entry.spec.secret_file);
+    const { secret, created } = readOrCreateSecretFile(path, `${file}: listeners[${i}].secret_file`);
+    return { name: entry.name, spec: entry.spec, secret, secretFile: { path, created } };
+  });
+  return { ...config, listeners };
+}
+
+/** `~/.cdktr/listeners`, HOME from `env`. */
+function defaultStateDir(env: Record<string, string | undefined>): string {
+  return join(env.HOME ?? homedir(), ".cdktr", "listeners");
 }
 
 /**
@@ -179,6 +262,7 @@ export function parseListenersConfig(
   file: string,
   env: Record<string, string | undefined>,
   principalDefault: { host: string; port: number } = { host: "127.0.0.1", port: 5561 },
+  stateDir: string = resolve(env.CDKTR_LISTENERS_STATE_DIR ?? defaultStateDir(env)),
 ): ListenersConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
@@ -232,6 +316,8 @@ export function parseListenersConfig(
     };
     switch (spec.type) {
       case "webhook":
+        if (spec.secret_file !== undefined && (spec.secret !== undefined || spec.secret_env !== undefined))
+          problems.push(`${at("secret_file")}: give one of secret, secret_env and secret_file`);
         listeners.push({ name, spec, secret: fromEnv("secret", spec.secret, spec.secret_env) });
         break;
       case "file_watcher":
@@ -260,6 +346,7 @@ export function parseListenersConfig(
       host: data.principal?.host ?? principalDefault.host,
       port: data.principal?.port ?? principalDefault.port,
     },
+    stateDir,
     listeners,
   };
 }
@@ -283,6 +370,7 @@ const KNOWN_FIELDS = [
   "port",
   "secret",
   "secret_env",
+  "secret_file",
   "signature_tolerance_s",
   "max_body_bytes",
   "trigger_timeout_ms",

@@ -16,6 +16,7 @@ await runService({
   ready: (_started, app, config) => ({
     config: config.file,
     principal: `tcp://${config.principal.host}:${config.principal.port}`,
+    stateDir: config.stateDir,
     listeners: app.listeners.map((l) => ({ name: l.name, type: l.type, ...(l.url !== null ? { url: l.url } : {}) })),
   }),
 });

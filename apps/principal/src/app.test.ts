@@ -1,7 +1,7 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { isCdktrError, ManualClock, PrincipalClient } from "@cdktr/protocol";
+import { clientKeyOf, isCdktrError, ManualClock, PrincipalClient, readKeyFile } from "@cdktr/protocol";
 import { freePorts, makeTempDir, removeTempDirs } from "@cdktr/test-utils";
 import { createPrincipal } from "./app.js";
 import { loadConfig } from "./config.js";
@@ -65,7 +65,9 @@ describe("createPrincipal lifecycle", () => {
       scanWorkflows: async () => ({ workflows: new Map([["wf", wf]]), errors: [], warnings: [] }),
     });
     const ep = await p.start();
-    const api = new PrincipalClient({ endpoint: ep.api, timeoutMs: 5000 });
+    // The local operator key the principal made on its first start (authentication is on by default).
+    const key = clientKeyOf(readKeyFile(join(c.keysDir, "local-operator.json")));
+    const api = new PrincipalClient({ endpoint: ep.api, timeoutMs: 5000, key });
     const agent = (agentId: string) => ({ agentId, host: "h", capacity: 1, labels: [], version: "t", runningRuns: [] });
     const advance = async (ms: number): Promise<void> => {
       await clock.advance(ms); // fires the principal's periodic checks due by then

@@ -1,6 +1,7 @@
 /**
- * Wiring of the principal: store, workflow registry, dispatcher, agent registry and agent-loss
- * policy, the API handlers (`api/`), and the three sockets (API ROUTER, log-ingest ROUTER, PUB).
+ * Wiring of the principal: store, keys (`auth/`), workflow registry, dispatcher, agent registry
+ * and agent-loss policy, the API handlers (`api/`), and the three sockets (API ROUTER, log-ingest
+ * ROUTER, PUB; CURVE with enrolled keys only unless `CDKTR_AUTH=off`).
  * No side effects at import; see {@link createPrincipal}.
  */
 import { hostname } from "node:os";
@@ -17,12 +18,14 @@ import {
   systemClock,
   type Clock,
   type Logger,
+  type PublisherAuth,
 } from "@cdktr/protocol";
 import { WorkflowDirectory } from "@cdktr/workflow";
 import { AgentLoss } from "./agents/agent-loss.js";
 import { AgentRegistry } from "./agents/agent-registry.js";
 import type { ApiContext } from "./api/api-context.js";
 import { createApiServer, createLogServer } from "./api/servers.js";
+import { setUpAuth, type PrincipalAuth } from "./auth/principal-auth.js";
 import type { PrincipalConfig } from "./config.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
 import { PrincipalStartError } from "./errors.js";
@@ -82,6 +85,12 @@ export interface PrincipalReadyInfo {
   queued: number;
   /** Runs not yet finished (queued, assigned or running) found in the store. */
   activeRuns: number;
+  /** `CDKTR_AUTH`. */
+  auth: "on" | "off";
+  /** The keys directory (authentication on), else null. */
+  keysDir: string | null;
+  /** The principal's public key that clients pin (authentication on), else null. */
+  publicKey: string | null;
 }
 
 /**
@@ -118,6 +127,42 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     if (state !== "starting") throw new CdktrError("SHUTTING_DOWN", "the principal was stopped while starting");
   };
 
+  /** Publisher on `endpoint` (CURVE and proven subscriptions when `auth` is given). */
+  const newPublisher = (endpoint: string, auth: PublisherAuth | undefined): Publisher =>
+    new Publisher({ endpoint, logger, ...(auth === undefined ? {} : { auth }) });
+
+  /**
+   * Close the publish socket and bind a new one on the same port: every subscriber reconnects,
+   * and ZAP refuses the keys revoked meanwhile (ZeroMQ offers no way to drop one peer of a bound
+   * socket). Messages published in between are lost (delivery is best effort anyway).
+   */
+  let rebinding: Promise<void> = Promise.resolve();
+  const rebindPublisher = (auth: PublisherAuth | undefined): Promise<void> => {
+    rebinding = rebinding.then(async () => {
+      const old = publisher;
+      const endpoint = old?.endpoint;
+      if (old === null || endpoint === null || endpoint === undefined || state !== "running") return;
+      publisher = null;
+      await old.close();
+      for (let attempt = 1; state === "running"; attempt++) {
+        const next = newPublisher(endpoint, auth);
+        try {
+          await next.bind();
+          if (state === "running") publisher = next;
+          else await next.close();
+          logger.info("publish socket re-bound: subscribers reconnect and revoked keys are refused", { endpoint });
+          return;
+        } catch (e) {
+          await next.close();
+          if (attempt % 20 === 1)
+            logger.error("cannot re-bind the publish socket; retrying", { endpoint, error: errorMessage(e) });
+          await new Promise((r) => setTimeout(r, Math.min(1000, 25 * attempt)));
+        }
+      }
+    });
+    return rebinding;
+  };
+
   const start = async (): Promise<PrincipalEndpoints> => {
     if (state !== "new") throw new PrincipalStartError("ALREADY_STARTED", "principal already started");
     state = "starting";
@@ -133,7 +178,17 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
   const startInner = async (): Promise<PrincipalEndpoints> => {
     const s = openStore(config, deps.store, clock, logger);
     store = s;
-    const pub = new Publisher({ endpoint: endpointFor(config.host, config.publishPort), logger });
+    let auth: PrincipalAuth | null = null;
+    if (config.auth) {
+      auth = await setUpAuth(config.keysDir, s, logger.child({ component: "keys" }));
+      abortIfStopping();
+    } else {
+      logger.warn(
+        "authentication is OFF (CDKTR_AUTH=off): plaintext sockets, and anyone who can reach them may trigger, read, cancel and run work as an agent; allowed on a loopback address only",
+        { host: config.host },
+      );
+    }
+    const pub = newPublisher(endpointFor(config.host, config.publishPort), auth?.publisher);
     publisher = pub;
     const publishEndpoint = await bindNamingSetting(() => pub.bind(), config, "publish");
 
@@ -162,7 +217,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     const active = await s.loadActiveRuns();
     abortIfStopping();
     d.load(active);
-    for (const a of active) if (a.run.agentId !== null) agents.trackOrphan(a.run.agentId);
+    for (const a of active) if (a.run.agentId !== null) agents.trackOrphan(a.run.agentId, a.leaseKey);
     const agentLoss = new AgentLoss({
       clock,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
@@ -174,11 +229,23 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
       events,
     });
 
-    const ctx: ApiContext = { config, logger, ids, store: s, workflows: wfs, dispatcher: d, agents, agentLoss, events };
+    const ctx: ApiContext = {
+      config,
+      logger,
+      ids,
+      store: s,
+      workflows: wfs,
+      dispatcher: d,
+      agents,
+      agentLoss,
+      events,
+      keys: auth?.keys ?? null,
+      onKeyRevoked: () => rebindPublisher(auth?.publisher),
+    };
     const id = { serverId: principalId, version: PRINCIPAL_VERSION };
-    const apiServer = createApiServer(ctx, id);
+    const apiServer = createApiServer(ctx, id, auth?.server);
     api = apiServer;
-    const logServer = createLogServer(ctx, id);
+    const logServer = createLogServer(ctx, id, auth?.server);
     logs = logServer;
     const apiEndpoint = await bindNamingSetting(() => apiServer.bind(), config, "api");
     const logsEndpoint = await bindNamingSetting(() => logServer.bind(), config, "logs");
@@ -202,6 +269,9 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
       workflows: wfs.size,
       queued: d.queuedCount(),
       activeRuns: active.length,
+      auth: config.auth ? "on" : "off",
+      keysDir: config.auth ? config.keysDir : null,
+      publicKey: auth?.keyPair.publicKey ?? null,
     };
     logger.debug("started", { endpoints, ...readyInfo });
     return endpoints;
@@ -220,6 +290,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     for (const t of timers) t.stop();
     timers = [];
     dispatcher?.close();
+    await rebinding;
     const [a, l, w, st, p] = [api, logs, workflows, store, publisher];
     api = null;
     logs = null;

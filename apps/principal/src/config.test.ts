@@ -23,6 +23,8 @@ describe("loadConfig", () => {
       maxMessageBytes: 1_048_576,
       shutdownGraceMs: 10_000,
       logLevel: "info",
+      auth: true,
+      keysDir: "/home/u/.cdktr/keys",
     });
   });
 
@@ -58,6 +60,37 @@ describe("loadConfig", () => {
         assert.ok(e.problems.some((p) => p.startsWith("CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS:")));
         return true;
       },
+    );
+  });
+
+  it("CDKTR_AUTH=off is accepted on a loopback host only, and CDKTR_KEYS_DIR expands like the other paths", () => {
+    for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"]) {
+      const c = loadConfig(
+        { HOME: "/h", CDKTR_AUTH: "OFF", CDKTR_PRINCIPAL_HOST: host },
+        { cwd: "/srv", dotEnv: false },
+      );
+      assert.equal(c.auth, false, host);
+    }
+    assert.equal(loadConfig({ HOME: "/h", CDKTR_KEYS_DIR: "$HOME/k" }, { dotEnv: false }).keysDir, "/h/k");
+    assert.equal(
+      loadConfig({ HOME: "/h", CDKTR_KEYS_DIR: "keys" }, { cwd: "/srv", dotEnv: false }).keysDir,
+      "/srv/keys",
+    );
+    for (const host of ["0.0.0.0", "10.0.0.5", "cdktr.example", "128.0.0.1", "127.0.0.256"]) {
+      assert.throws(
+        () => loadConfig({ CDKTR_AUTH: "off", CDKTR_PRINCIPAL_HOST: host }, { dotEnv: false }),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError, host);
+          assert.match(e.message, /refusing to start without authentication on a non-loopback address/);
+          assert.match(e.problems[0] ?? "", new RegExp(`CDKTR_PRINCIPAL_HOST is "${host.replace(/\./g, "\\.")}"`));
+          assert.match(e.problems[0] ?? "", /Remove CDKTR_AUTH=off/);
+          return true;
+        },
+      );
+    }
+    assert.throws(
+      () => loadConfig({ CDKTR_AUTH: "maybe" }, { dotEnv: false }),
+      (e: unknown) => e instanceof ConfigError && /^CDKTR_AUTH: /.test(e.problems[0] ?? ""),
     );
   });
 });

@@ -5,7 +5,7 @@
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
-import { envInt, loadDotEnv, parseEnv } from "@cdktr/protocol";
+import { ConfigError, envInt, loadDotEnv, parseEnv } from "@cdktr/protocol";
 
 const portError = "expected an integer from 0 to 65535 (0 = any free port)";
 const port = (d: number) =>
@@ -50,6 +50,15 @@ export const PrincipalEnvSchema = z.object({
   CDKTR_SHUTDOWN_GRACE_MS: envInt({ min: 0, max: 600_000, default: 10_000 }),
   /** winston level of the principal's own log lines. */
   CDKTR_LOG_LEVEL: z.enum(["error", "warn", "info", "debug"]).default("info"),
+  /**
+   * Authentication: `on` (CURVE on all three sockets, enrolled keys only, roles) or `off`
+   * (plaintext, anyone may do anything; allowed only on a loopback `CDKTR_PRINCIPAL_HOST`).
+   */
+  CDKTR_AUTH: z
+    .preprocess((v) => (typeof v === "string" ? v.trim().toLowerCase() : v), z.enum(["on", "off"]))
+    .default("on"),
+  /** Directory of the key files (`principal.json` and the `local-*` client keys); `~` and `$HOME` are expanded. */
+  CDKTR_KEYS_DIR: z.string().min(1).default("~/.cdktr/keys"),
 });
 
 /** The principal's configuration, resolved. */
@@ -72,6 +81,21 @@ export interface PrincipalConfig {
   maxMessageBytes: number;
   shutdownGraceMs: number;
   logLevel: "error" | "warn" | "info" | "debug";
+  /** Whether the sockets require enrolled keys (`CDKTR_AUTH`). */
+  auth: boolean;
+  /** Absolute path of the keys directory (`CDKTR_KEYS_DIR`). */
+  keysDir: string;
+}
+
+/** Whether `host` names a loopback interface: 127.0.0.0/8, ::1 or localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, "$1");
+  if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
+  const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
+  return m?.slice(1).every((n) => Number(n) <= 255) ?? false;
 }
 
 /** Expand a leading `~` and `$HOME`/`${HOME}` in a path. */
@@ -98,6 +122,15 @@ export function loadConfig(
   const home = merged.HOME ?? homedir();
   const dbPath = expandHome(e.CDKTR_DB_PATH, home);
   const workflowDir = expandHome(e.CDKTR_WORKFLOW_DIR, home);
+  const keysDir = expandHome(e.CDKTR_KEYS_DIR, home);
+  if (e.CDKTR_AUTH === "off" && !isLoopbackHost(e.CDKTR_PRINCIPAL_HOST)) {
+    throw new ConfigError(
+      [
+        `CDKTR_AUTH: off is allowed only when the principal binds to a loopback address (127.0.0.1, ::1, localhost), but CDKTR_PRINCIPAL_HOST is ${JSON.stringify(e.CDKTR_PRINCIPAL_HOST)}: anyone who can reach it could run any command on every agent. Remove CDKTR_AUTH=off (authentication is on by default), or set CDKTR_PRINCIPAL_HOST=127.0.0.1`,
+      ],
+      "refusing to start without authentication on a non-loopback address",
+    );
+  }
   return {
     host: e.CDKTR_PRINCIPAL_HOST,
     apiPort: e.CDKTR_PRINCIPAL_PORT,
@@ -115,5 +148,7 @@ export function loadConfig(
     maxMessageBytes: e.CDKTR_MAX_MESSAGE_BYTES,
     shutdownGraceMs: e.CDKTR_SHUTDOWN_GRACE_MS,
     logLevel: e.CDKTR_LOG_LEVEL,
+    auth: e.CDKTR_AUTH === "on",
+    keysDir: isAbsolute(keysDir) ? keysDir : resolve(cwd, keysDir),
   };
 }

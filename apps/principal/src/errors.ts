@@ -3,15 +3,20 @@
  * stable codes; the wire errors the principal answers with are built here once so every place
  * (API handlers, dispatcher, store, state rules) says the same thing.
  */
-import { CdktrError, CodedError } from "@cdktr/protocol";
+import { CdktrError, CodedError, type KeyIdentity } from "@cdktr/protocol";
 
 /** Stable codes of {@link PrincipalStartError}. */
-export type PrincipalStartErrorCode = "ALREADY_STARTED" | "DATABASE_UNAVAILABLE" | "SOCKET_UNAVAILABLE";
+export type PrincipalStartErrorCode =
+  | "ALREADY_STARTED"
+  | "DATABASE_UNAVAILABLE"
+  | "SOCKET_UNAVAILABLE"
+  | "KEYS_UNAVAILABLE";
 
 /**
- * The principal cannot start: `start()` was called twice, the database cannot be opened, or a
- * socket cannot be bound. The message names the setting to change (`CDKTR_DB_PATH`, the port
- * variable); `main` logs it and exits 1.
+ * The principal cannot start: `start()` was called twice, the database cannot be opened, a
+ * socket cannot be bound, or the keys directory cannot be created, written or read. The message
+ * names the setting to change (`CDKTR_DB_PATH`, the port variable, `CDKTR_KEYS_DIR`); `main` logs
+ * it and exits 1.
  */
 export class PrincipalStartError extends CodedError<PrincipalStartErrorCode> {}
 
@@ -36,11 +41,16 @@ export function isBadCursorError(e: unknown): e is BadCursorError {
   return e instanceof Error && (e as { code?: unknown }).code === "BAD_CURSOR";
 }
 
-/** `RUN_NOT_FOUND` for a run id nobody knows, pointing at `cdktr runs`. */
-export function runNotFound(runId: string): CdktrError {
-  return new CdktrError("RUN_NOT_FOUND", `no run \`${runId}\`: \`cdktr runs\` lists recent runs`, {
-    context: { runId },
-  });
+/**
+ * `RUN_NOT_FOUND` for a run id nobody knows, pointing at `cdktr runs`; with `visibleTo`, for a run
+ * that key may not read (another key's run looks like no run at all: run ids are not an oracle).
+ */
+export function runNotFound(runId: string, visibleTo: KeyIdentity | null = null): CdktrError {
+  const message =
+    visibleTo === null
+      ? `no run \`${runId}\`: \`cdktr runs\` lists recent runs`
+      : `no run \`${runId}\` among the runs key \`${visibleTo.name}\` triggered (a ${visibleTo.role} key reads only its own runs): \`cdktr runs\` lists them`;
+  return new CdktrError("RUN_NOT_FOUND", message, { context: { runId } });
 }
 
 /** `WORKFLOW_NOT_FOUND` for a workflow id that is not loaded, pointing at `cdktr workflows`. */
@@ -72,4 +82,17 @@ export function invalidRunTransition(runId: string, from: string, to: string): C
 /** `SHUTTING_DOWN` from a component that is closing; `retry` says where to retry. */
 export function shuttingDown(retry: string): CdktrError {
   return new CdktrError("SHUTTING_DOWN", `the principal is shutting down: ${retry}`);
+}
+
+/** `PERMISSION_DENIED`: the caller's key may not do this (`why` says what and which key may). */
+export function permissionDenied(why: string, context: Record<string, unknown> = {}): CdktrError {
+  return new CdktrError("PERMISSION_DENIED", why, { context });
+}
+
+/** `PERMISSION_DENIED`: a report about a run from a key that does not hold its lease. */
+export function notLeasedTo(runId: string, keyName: string): CdktrError {
+  return permissionDenied(
+    `run ${runId} is not leased to key \`${keyName}\`: only the key that fetched it may report on it`,
+    { runId, key: keyName },
+  );
 }

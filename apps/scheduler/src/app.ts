@@ -2,8 +2,8 @@
  * Wiring of the scheduler process: a {@link CronScheduler} connected to the principal.
  * No side effects at import; `main.ts` owns the process.
  */
-import { CronScheduler, type Clock } from "@cdktr/events";
-import { PrincipalClient, type Logger } from "@cdktr/protocol";
+import { CronScheduler, SCHEDULER_KEY_NAME, type Clock } from "@cdktr/events";
+import { PrincipalClient, findClientKey, type ClientKey, type Logger } from "@cdktr/protocol";
 import type { SchedulerConfig } from "./config.js";
 
 /** What {@link createScheduler} needs besides the configuration. */
@@ -11,6 +11,11 @@ export interface SchedulerDeps {
   logger: Logger;
   /** @default the system clock */
   clock?: Clock;
+  /**
+   * The scheduler's key (API and publish connections); null for a principal with `CDKTR_AUTH=off`.
+   * @default the file named by `CDKTR_KEY_FILE`, else `<CDKTR_KEYS_DIR or ~/.cdktr/keys>/local-scheduler.json`
+   */
+  key?: ClientKey | null;
 }
 
 /** A running (or startable) scheduler service. */
@@ -28,13 +33,16 @@ export interface SchedulerService {
 export function createScheduler(config: SchedulerConfig, deps: SchedulerDeps): SchedulerService {
   const principalEndpoint = `tcp://${config.principalHost}:${config.principalPort}`;
   const publishEndpoint = `tcp://${config.principalHost}:${config.publishPort}`;
+  const key = deps.key !== undefined ? deps.key : findClientKey(SCHEDULER_KEY_NAME, process.env);
   const client = new PrincipalClient({
     endpoint: principalEndpoint,
     timeoutMs: config.triggerTimeoutMs,
     logger: deps.logger,
+    key,
   });
   const scheduler = new CronScheduler({
     principal: client,
+    key,
     logger: deps.logger,
     refreshIntervalMs: config.refreshIntervalMs,
     missGraceMs: config.missGraceMs,

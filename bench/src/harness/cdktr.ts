@@ -4,7 +4,7 @@
  * dir, db and OS-assigned ports, configured through CDKTR_* env vars; plus the figures a
  * benchmark reads (spawn and ready times, memory).
  */
-import type { PrincipalClient } from "@cdktr/protocol";
+import type { ClientKey, PrincipalClient } from "@cdktr/protocol";
 import {
   appMain,
   preparePrincipal,
@@ -36,6 +36,8 @@ const KEEP_LINES = 200;
 /** A running principal with a client connected to it. */
 export interface PrincipalHandle {
   fixture: PrincipalFixture;
+  /** The key of the bench's own clients (`local-operator`); null with `auth: "off"`. */
+  key: ClientKey | null;
   proc: Proc;
   home: string;
   workflowDir: string;
@@ -58,6 +60,13 @@ export interface PrincipalOptions {
   onLine?: (line: string, json: LogRecord | undefined, at: number) => void;
   /** Client request timeout. @default 30000 */
   clientTimeoutMs?: number;
+  /**
+   * `"on"`: CURVE and keys on every socket, as users run it (the principal makes its keys; the
+   * bench's clients and our other processes use them); `"off"`: `CDKTR_AUTH=off`, plaintext, to
+   * measure the cost of security in the same run.
+   * @default "on"
+   */
+  auth?: "on" | "off";
 }
 
 /** Start the principal on `workflowDir` and connect a PrincipalClient to it. */
@@ -68,6 +77,7 @@ export async function startPrincipal(opts: PrincipalOptions): Promise<PrincipalH
     ...(opts.dbPath === undefined ? {} : { dbPath: opts.dbPath }),
     env: { CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: "3600", ...opts.env },
     clientTimeoutMs: opts.clientTimeoutMs ?? 30_000,
+    auth: opts.auth ?? "on",
     service: {
       keepLines: KEEP_LINES,
       readyTimeoutMs: opts.readyTimeoutMs ?? 120_000,
@@ -79,6 +89,7 @@ export async function startPrincipal(opts: PrincipalOptions): Promise<PrincipalH
   const { api, logs, publish } = fixture.ports;
   return {
     fixture,
+    key: fixture.key(),
     proc,
     home: fixture.home,
     workflowDir: fixture.workflowDir,

@@ -2,7 +2,7 @@
  * Load helpers: a closed loop keeping N async operations in flight, a bounded-concurrency
  * runner, and a watcher of run events published by the principal.
  */
-import { errorMessage, Subscriber, topics, type RunRecord } from "@cdktr/protocol";
+import { errorMessage, Subscriber, topics, type ClientKey, type RunRecord } from "@cdktr/protocol";
 import { nowMs, sleep } from "./stats.js";
 
 /** Result of {@link closedLoop}. */
@@ -77,8 +77,12 @@ export class RunWatcher {
   private waiters: { pred: () => boolean; resolve: () => void }[] = [];
   private loop: Promise<void>;
 
-  constructor(publishPort: number, workflowId?: string) {
-    this.sub = new Subscriber({ endpoint: `tcp://127.0.0.1:${publishPort}` });
+  /**
+   * @param key the subscription's key (the principal's `local-operator`, `PrincipalHandle.key`),
+   *   null for a principal with authentication off; never looked up in the bench process's HOME
+   */
+  constructor(publishPort: number, key: ClientKey | null, workflowId?: string) {
+    this.sub = new Subscriber({ endpoint: `tcp://127.0.0.1:${publishPort}`, key });
     this.sub.connect();
     this.sub.subscribe(workflowId === undefined ? topics.runs() : topics.runs(workflowId));
     this.loop = this.consume();

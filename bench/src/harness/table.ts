@@ -13,6 +13,12 @@ export function fmt(v: number | null): string {
   return v.toFixed(2);
 }
 
+/** A relative change as `+4.2 %` (the cost of security is shown this way). */
+export function percent(x: number): string {
+  if (!Number.isFinite(x)) return "n/a";
+  return `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)} %`;
+}
+
 function ratioText(r: Row): string {
   if (r.ratio === null) return "";
   return `${r.ratio.toFixed(r.ratio >= 10 ? 1 : 2)}x`;

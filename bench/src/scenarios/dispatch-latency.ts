@@ -1,17 +1,18 @@
 /**
  * 2. Dispatch latency: an idle agent; trigger -> first task process started, where the task
  * records its own start (`sh -c 'date +%s%N >> F'`), one run at a time. Baseline: node spawning
- * the same command directly (detached, piped stdio, like the agent does).
+ * the same command directly (detached, piped stdio, like the agent does). The cost of security:
+ * the same with CURVE and keys (the default) and with `CDKTR_AUTH=off`, runs alternating.
  */
 import { spawn } from "node:child_process";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startAgent, startPrincipal } from "../harness/cdktr.js";
+import { startAgent, startPrincipal, type PrincipalHandle } from "../harness/cdktr.js";
 import { makeTempDir, writeWorkflow } from "../harness/fs.js";
 import { row } from "../harness/result.js";
-import { fmt } from "../harness/table.js";
+import { fmt, percent } from "../harness/table.js";
 import { nowMs, sleep, summarize } from "../harness/stats.js";
-import { profileFlags, type Scenario } from "../scenario.js";
+import { profileFlags, type BenchContext, type Scenario } from "../scenario.js";
 
 /** The last line of `file` once it has more than `size` bytes, as epoch ms. */
 async function waitStamp(file: string, size: number, timeoutMs: number): Promise<{ ms: number; size: number }> {
@@ -41,6 +42,84 @@ function spawnOnce(file: string): Promise<void> {
   });
 }
 
+const MODES = ["on", "off"] as const;
+
+/** A principal and one idle agent whose task stamps its start into `file`, and what was measured on it. */
+interface Stack {
+  principal: PrincipalHandle;
+  file: string;
+  size: number;
+  samples: number[];
+  ackMs: number[];
+  phases: { commit: number[]; confirm: number[]; spawn: number[]; taskReported: number[] };
+  stop(): Promise<void>;
+}
+
+async function startStack(ctx: BenchContext, dir: string, auth: "on" | "off"): Promise<Stack> {
+  const wfDir = makeTempDir(`wf-dispatch-${auth}`);
+  const file = join(dir, `ours-${auth}.txt`);
+  writeFileSync(file, "");
+  writeWorkflow(wfDir, "latency", { cmd: "sh", args: ["-c", `date +%s%N >> ${file}`] });
+  // Only the measured configuration (CURVE on) is profiled.
+  const profiled = (proc: string) => (auth === "on" ? profileFlags(ctx, "dispatch", proc) : {});
+  const principal = await startPrincipal({ workflowDir: wfDir, auth, ...profiled("principal") });
+  let agent: Awaited<ReturnType<typeof startAgent>>;
+  try {
+    agent = await startAgent(principal, { concurrency: 4, id: `bench-agent-${auth}`, ...profiled("agent") });
+  } catch (e) {
+    await principal.stop();
+    throw e;
+  }
+  return {
+    principal,
+    file,
+    size: 0,
+    samples: [],
+    ackMs: [],
+    phases: { commit: [], confirm: [], spawn: [], taskReported: [] },
+    async stop() {
+      await agent.stop();
+      await principal.stop();
+    },
+  };
+}
+
+/** One run on an idle stack: trigger -> the task's own start stamp; then wait until it finished. */
+async function oneRun(stack: Stack, record: boolean): Promise<void> {
+  const client = stack.principal.client;
+  const t0 = nowMs();
+  const reply = await client.runWorkflow({ workflowId: "latency", source: "bench" });
+  const t1 = nowMs();
+  const stamp = await waitStamp(stack.file, stack.size, 15_000);
+  stack.size = stamp.size;
+  if (record) {
+    stack.samples.push(stamp.ms - t0);
+    stack.ackMs.push(t1 - t0);
+  }
+  // idle again: wait for the run to finish before the next trigger
+  const end = Date.now() + 15_000;
+  for (;;) {
+    const { run, tasks } = await client.getRun(reply.runId);
+    if (run.status === "COMPLETED" || run.status === "FAILED" || run.status === "CRASHED") {
+      // Where the time goes (ms-resolution record times): trigger -> commit -> run RUNNING (confirmed) -> task stamp.
+      if (record && run.startedAt !== null) {
+        const created = Date.parse(run.createdAt);
+        const started = Date.parse(run.startedAt);
+        stack.phases.commit.push(created - t0);
+        stack.phases.confirm.push(started - created);
+        stack.phases.spawn.push(stamp.ms - started);
+        const taskStarted = tasks[0]?.startedAt;
+        if (taskStarted !== null && taskStarted !== undefined)
+          stack.phases.taskReported.push(Date.parse(taskStarted) - started);
+      }
+      break;
+    }
+    if (Date.now() > end) throw new Error(`run ${reply.runId} still ${run.status} after 15 s`);
+    await sleep(2);
+  }
+  await sleep(5);
+}
+
 export const dispatchLatency: Scenario = {
   id: "dispatch",
   title: "2. Dispatch latency (trigger -> task process started)",
@@ -63,68 +142,24 @@ export const dispatchLatency: Scenario = {
       if (i >= 10) base.push(stamp.ms - t0);
     }
 
-    ctx.log(`ours: ${n} runs one at a time`);
-    const wfDir = makeTempDir("wf-dispatch");
-    const oursFile = join(dir, "ours.txt");
-    writeFileSync(oursFile, "");
-    writeWorkflow(wfDir, "latency", { cmd: "sh", args: ["-c", `date +%s%N >> ${oursFile}`] });
-    const principal = await startPrincipal({
-      workflowDir: wfDir,
-      ...profileFlags(ctx, "dispatch", "principal"),
-    });
-    const ours: number[] = [];
-    const ackMs: number[] = [];
-    const phases = {
-      commit: [] as number[],
-      confirm: [] as number[],
-      spawn: [] as number[],
-      taskReported: [] as number[],
-    };
+    // Ours as users run it (CURVE and keys on) and with CDKTR_AUTH=off, for the cost of
+    // security: two stacks (principal + idle agent) up at once, runs alternating between them,
+    // one at a time, so that a drifting machine load weighs on both alike.
+    ctx.log(`ours: ${n} runs one at a time, CURVE on and off alternating`);
+    const stacks = { on: await startStack(ctx, dir, "on"), off: await startStack(ctx, dir, "off") };
     try {
-      const agent = await startAgent(principal, { concurrency: 4, ...profileFlags(ctx, "dispatch", "agent") });
-      try {
-        size = 0;
-        for (let i = 0; i < n + 10; i++) {
-          const t0 = nowMs();
-          const reply = await principal.client.runWorkflow({ workflowId: "latency", source: "bench" });
-          const t1 = nowMs();
-          const stamp = await waitStamp(oursFile, size, 15_000);
-          size = stamp.size;
-          if (i >= 10) {
-            ours.push(stamp.ms - t0);
-            ackMs.push(t1 - t0);
-          }
-          // idle again: wait for the run to finish before the next trigger
-          const end = Date.now() + 15_000;
-          for (;;) {
-            const { run, tasks } = await principal.client.getRun(reply.runId);
-            if (run.status === "COMPLETED" || run.status === "FAILED" || run.status === "CRASHED") {
-              // Where the time goes (ms-resolution record times): trigger -> commit -> run RUNNING (confirmed) -> task stamp.
-              if (i >= 10 && run.startedAt !== null) {
-                const created = Date.parse(run.createdAt);
-                const started = Date.parse(run.startedAt);
-                phases.commit.push(created - t0);
-                phases.confirm.push(started - created);
-                phases.spawn.push(stamp.ms - started);
-                const taskStarted = tasks[0]?.startedAt;
-                if (taskStarted !== null && taskStarted !== undefined)
-                  phases.taskReported.push(Date.parse(taskStarted) - started);
-              }
-              break;
-            }
-            if (Date.now() > end) throw new Error(`run ${reply.runId} still ${run.status} after 15 s`);
-            await sleep(2);
-          }
-          await sleep(5);
-        }
-      } finally {
-        await agent.stop();
+      for (let i = 0; i < n + 10; i++) {
+        for (const mode of i % 2 === 0 ? MODES : [...MODES].reverse()) await oneRun(stacks[mode], i >= 10);
       }
     } finally {
-      await principal.stop();
+      await Promise.all(MODES.map((m) => stacks[m].stop()));
     }
+    const ours = stacks.on.samples;
+    const phases = stacks.on.phases;
+    const ackMs = stacks.on.ackMs;
     const b = summarize(base);
     const o = summarize(ours);
+    const plain = summarize(stacks.off.samples);
     ctx.shared.set("dispatch.p50", o.p50);
     ctx.shared.set("dispatch.p99", o.p99);
     return {
@@ -153,11 +188,36 @@ export const dispatchLatency: Scenario = {
           pass: o.p99 - b.p99 <= 5,
           note: `overhead ${(o.p99 - b.p99).toFixed(2)} ms`,
         }),
+        row({
+          scenario: S,
+          metric: "cost of security: trigger -> task start p50 on vs off",
+          unit: "ms",
+          ours: o.p50,
+          baseline: plain.p50,
+          baselineName: "the same stack with CDKTR_AUTH=off",
+          better: "lower",
+          target: "cost < 15 %",
+          pass: o.p50 / plain.p50 - 1 < 0.15,
+          note: `cost ${percent(o.p50 / plain.p50 - 1)}; ${o.n} runs each, alternating`,
+        }),
+        row({
+          scenario: S,
+          metric: "cost of security: trigger -> task start p99 on vs off",
+          unit: "ms",
+          ours: o.p99,
+          baseline: plain.p99,
+          baselineName: "the same stack with CDKTR_AUTH=off",
+          better: "lower",
+          note: `cost ${percent(o.p99 / plain.p99 - 1)}`,
+        }),
       ],
       details: {
         n,
         baseline: b,
         ours: o,
+        authOff: plain,
+        authOffTriggerAck: summarize(stacks.off.ackMs),
+        costOfSecurityP50: o.p50 / plain.p50 - 1,
         triggerAck: summarize(ackMs),
         phases: {
           "trigger sent -> createdAt (commit)": summarize(phases.commit),

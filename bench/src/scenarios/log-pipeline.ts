@@ -57,7 +57,7 @@ export const logPipeline: Scenario = {
     let queryableMs = 0;
     try {
       const agent = await startAgent(principal, { concurrency: 1, ...profileFlags(ctx, "logs", "agent") });
-      const watcher = new RunWatcher(principal.publishPort, "logs");
+      const watcher = new RunWatcher(principal.publishPort, principal.key, "logs");
       try {
         await watcher.settle();
         const t0 = nowMs();

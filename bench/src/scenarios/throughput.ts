@@ -46,7 +46,7 @@ export const throughput: Scenario = {
     let triggerMs = 0;
     try {
       const agent = await startAgent(principal, { concurrency: 16, ...profileFlags(ctx, "throughput", "agent") });
-      const watcher = new RunWatcher(principal.publishPort, "tput");
+      const watcher = new RunWatcher(principal.publishPort, principal.key, "tput");
       try {
         await watcher.settle();
         const t0 = nowMs();

@@ -24,3 +24,14 @@ class CdktrError(Exception):
     def to_dict(self) -> dict:
         """The ``{code, message, retryable}`` wire form."""
         return {"code": self.code, "message": self.message, "retryable": self.retryable}
+
+
+class KeyFileError(CdktrError):
+    """A client key that cannot be used: ``KEY_FILE_MISSING``, ``KEY_FILE_UNSAFE`` (group or
+    others may read the file: ``chmod 600`` it) or ``KEY_FILE_INVALID`` (not JSON, a field wrong).
+
+    Raised by the constructors of the clients (a configuration error, never a Result).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message, retryable=False)

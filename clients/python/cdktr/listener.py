@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Union
 
+from .keys import LISTENER_KEY_NAME, KeyLike
 from .principal import Principal
 from .result import Result
 
@@ -15,20 +16,30 @@ class EventListener:
     ``self.principal = Principal(host=..., port=...)``), pass ``principal=`` to this constructor,
     or let the first ``run_workflow`` create one from ``CDKTR_PRINCIPAL_HOST``/``PORT``.
     Calling ``super().__init__()`` is optional.
+
+    The principal client this class creates uses ``key`` (a dict as in a key file, a key file's
+    path, or ``False`` for plaintext); by default the file named by ``CDKTR_KEY_FILE``, else the
+    local ``trigger`` key ``<CDKTR_KEYS_DIR or ~/.cdktr/keys>/local-listeners.json`` when it
+    exists. A ``Principal`` you create yourself finds its own key (``local-operator`` unless
+    you pass ``key=`` or ``key_name="local-listeners"``).
     """
 
     principal: Principal
 
-    def __init__(self, principal: Optional[Principal] = None, source: Optional[str] = None) -> None:
+    def __init__(
+        self, principal: Optional[Principal] = None, source: Optional[str] = None, key: KeyLike = None
+    ) -> None:
         if principal is not None:
             self.principal = principal
         if source is not None:
             self.source = source
+        # Not `self.key`: a subclass may well have its own.
+        self._cdktr_key = key
 
     def _principal(self) -> Principal:
         p = getattr(self, "principal", None)
         if p is None:
-            p = Principal()
+            p = Principal(key=getattr(self, "_cdktr_key", None), key_name=LISTENER_KEY_NAME)
             self.principal = p
         return p
 
@@ -43,6 +54,9 @@ class EventListener:
         Returns a :class:`Result`: ``.success``, ``.error`` (None on success), ``.run_id`` and
         ``.payload``. Never raises for a refusal or an unreachable principal. Pass the event's own
         id as ``idempotency_key`` to make a redelivered event map to the same run.
+
+        Raises:
+            KeyFileError: when it creates the principal client and the key file cannot be used.
         """
         source = getattr(self, "source", None) or type(self).__name__
         return self._principal().run_workflow(

@@ -3,7 +3,8 @@
 Wire format (see docs/protocol.md): a request is the multipart message
 ``[b"cdktr/1", request_id, deadline_ms, verb, json_body]`` and the reply
 ``[b"cdktr/1", request_id, b"ok" | b"error", json_body]``; an error body is
-``{"code", "message", "retryable"}``.
+``{"code", "message", "retryable"}``. With a key (section 2.1) the socket speaks CURVE to the
+pinned principal key and the connection is bound to the key by ``hello`` before its first request.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 import zmq
 
 from .errors import CdktrError
+from .keys import OPERATOR_KEY_NAME, ClientKey, KeyLike, resolve_key
 from .result import Result
 
 PROTOCOL = b"cdktr/1"
@@ -36,6 +38,7 @@ IDEMPOTENT_VERBS = frozenset(
         "listRuns",
         "queryLogs",
         "listAgents",
+        "hello",
     }
 )
 
@@ -75,6 +78,7 @@ def _present(**fields: Any) -> Dict[str, Any]:
     """The request body: the given fields, without those left as None."""
     return {k: v for k, v in fields.items() if v is not None}
 
+
 class Principal:
     """Client of one principal over a single persistent ZeroMQ DEALER socket.
 
@@ -86,11 +90,25 @@ class Principal:
         retries: extra attempts for idempotent verbs after TIMEOUT/UNAVAILABLE or a retryable
             error. Default 1. ``run_workflow`` reuses one idempotency key on every attempt, so a
             retry never starts a second run.
+        key: the client key: a dict (a key file's JSON), the path of a key file, or a
+            :class:`ClientKey`; ``False`` for plaintext. Default: the file named by
+            ``CDKTR_KEY_FILE``, else ``<CDKTR_KEYS_DIR or ~/.cdktr/keys>/<key_name>.json`` when it
+            exists, else plaintext; ``CDKTR_AUTH=off`` means plaintext.
+        key_name: the local key looked for when ``key`` is not given. Default ``local-operator``.
+
+    With a key the socket is CURVE-encrypted to the principal key the key file pins, and the
+    client proves its key with ``hello`` before its first request (and once more when the
+    principal answers ``UNAUTHENTICATED``, e.g. after it restarted). A principal answers nothing
+    to a key it does not know: that is a ``TIMEOUT`` whose message names the key.
 
     Every typed method returns a :class:`Result` and never raises for principal or transport
     errors; :meth:`request` is the raw call and raises :class:`CdktrError`.
     The object is thread-safe (one request at a time on its socket). Close it with
     :meth:`close` or use it as a context manager.
+
+    Raises:
+        KeyFileError: the key file (given, named by ``CDKTR_KEY_FILE``, or the local one) cannot
+            be used: missing, not a key, or readable by group or others (``chmod 600`` it).
     """
 
     def __init__(
@@ -100,7 +118,11 @@ class Principal:
         timeout_ms: int = 5000,
         retries: int = 1,
         context: Optional[zmq.Context] = None,
+        key: KeyLike = None,
+        key_name: str = OPERATOR_KEY_NAME,
     ) -> None:
+        #: The key of this client's connection, or None (plaintext).
+        self.client_key: Optional[ClientKey] = resolve_key(key, key_name)
         self.host = host if host is not None else _default_host()
         if self.host in ("0.0.0.0", "localhost", ""):
             # "0.0.0.0" was the original stub's default; it is a bind address, not a peer.
@@ -113,6 +135,21 @@ class Principal:
         self._sock: Optional[zmq.Socket] = None
         self._lock = threading.Lock()
         self._closed = False
+        self._identity: Optional[Dict[str, Any]] = None
+        k = self.client_key
+        self._hint = (
+            "is the principal running? (`cdktr start principal`); a principal with authentication on "
+            "answers only clients with a key (CDKTR_KEY_FILE)"
+            if k is None
+            else f"is the principal running, and is key `{k.name}` enrolled there with this principal's "
+            "public key pinned? (a principal answers nothing to a key it does not know)"
+        )
+
+    @property
+    def identity(self) -> Optional[Dict[str, Any]]:
+        """What ``hello`` proved (``name``, ``role``, ``scope``, ``workflows``, ``publicKey``);
+        None before the first request, and without a key."""
+        return self._identity
 
     # -- transport --------------------------------------------------------------------------
 
@@ -123,8 +160,11 @@ class Principal:
             # Queue nothing for an absent principal: a request sent while it is down must not run later.
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.ROUTING_ID, f"py-{uuid.uuid4().hex}".encode())
+            if self.client_key is not None:
+                self.client_key.curve(sock)
             sock.connect(self.endpoint)
             self._sock = sock
+            self._identity = None  # a new connection: prove the key again
         return self._sock
 
     def close(self) -> None:
@@ -163,10 +203,10 @@ class Principal:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLOUT)
         if not poller.poll(max(0, int(timeout_ms))):
+            # No connection at all: no principal, or one that refused our key in the handshake.
             raise CdktrError(
-                "UNAVAILABLE",
-                f"no connection to {self.endpoint} within {timeout_ms} ms: "
-                "is the principal running? (`cdktr start principal`)",
+                "TIMEOUT",
+                f"could not reach {self.endpoint} within {timeout_ms} ms to send {verb}: {self._hint}",
             )
         sock.send_multipart(frames, flags=zmq.NOBLOCK)
         poller = zmq.Poller()
@@ -176,8 +216,7 @@ class Principal:
             if remaining <= 0 or not poller.poll(remaining):
                 raise CdktrError(
                     "TIMEOUT",
-                    f"no reply from {self.endpoint} within {timeout_ms} ms: "
-                    "is the principal running? (`cdktr start principal`)",
+                    f"no reply from {self.endpoint} within {timeout_ms} ms to {verb}: {self._hint}",
                 )
             reply = sock.recv_multipart()
             if len(reply) != 4 or reply[1].decode(errors="replace") != request_id:
@@ -202,6 +241,38 @@ class Principal:
                 )
             raise CdktrError("INTERNAL", f"the principal sent an unknown reply status {status!r}")
 
+    def _hello(self, timeout_ms: int) -> Dict[str, Any]:
+        """Bind this connection to the key: ``hello`` returns a challenge, the second ``hello``
+        carries an HMAC of it under the X25519 secret shared with the principal."""
+        key = self.client_key
+        if key is None:
+            raise CdktrError("INTERNAL", "hello without a key", False)
+        first = self._attempt("hello", {"publicKey": key.public_key}, timeout_ms)
+        challenge = first.get("challenge") if isinstance(first, dict) else None
+        if not isinstance(challenge, str):
+            raise CdktrError(
+                "UNAUTHENTICATED",
+                f"{self.endpoint} runs without authentication (CDKTR_AUTH=off) but this client has key "
+                f"`{key.name}`: set CDKTR_AUTH=off here too",
+                False,
+            )
+        second = self._attempt(
+            "hello",
+            {"publicKey": key.public_key, "challenge": challenge, "proof": key.hello_proof(challenge)},
+            timeout_ms,
+        )
+        identity = second.get("identity") if isinstance(second, dict) else None
+        if not isinstance(identity, dict):
+            raise CdktrError("UNAUTHENTICATED", f"{self.endpoint} did not confirm key `{key.name}`", False)
+        self._identity = identity
+        return identity
+
+    def _proven_attempt(self, verb: str, body: Dict[str, Any], timeout_ms: int) -> Any:
+        """One attempt, after ``hello`` when the connection has not proven its key yet."""
+        if self.client_key is not None and verb != "hello" and self._identity is None:
+            self._hello(timeout_ms)
+        return self._attempt(verb, body, timeout_ms)
+
     def request(
         self,
         verb: str,
@@ -212,7 +283,9 @@ class Principal:
         """Send one request and return the reply body.
 
         Raises:
-            CdktrError: the principal's error (its code), or TIMEOUT / UNAVAILABLE / CLOSED.
+            CdktrError: the principal's error (its code: ``PERMISSION_DENIED`` when the key's role
+                may not call ``verb``, ``UNAUTHENTICATED`` when the key was revoked...), or
+                TIMEOUT / UNAVAILABLE / CLOSED.
         """
         body = {} if body is None else body
         timeout = self.timeout_ms if timeout_ms is None else int(timeout_ms)
@@ -220,9 +293,19 @@ class Principal:
         with self._lock:
             if self._closed:
                 raise CdktrError("CLOSED", "this Principal client was closed; create a new one")
+            rehello = self.client_key is not None and verb != "hello"
             for attempt in range(1, attempts + 1):
                 try:
-                    return self._attempt(verb, body, timeout)
+                    try:
+                        return self._proven_attempt(verb, body, timeout)
+                    except CdktrError as e:
+                        # A proven connection the principal no longer knows (it restarted): prove
+                        # the key again and resend, once per request, without counting an attempt.
+                        if not (rehello and e.code == "UNAUTHENTICATED" and self._identity is not None):
+                            raise
+                    rehello = False
+                    self._identity = None
+                    return self._proven_attempt(verb, body, timeout)
                 except CdktrError as e:
                     if attempt >= attempts or not e.retryable:
                         raise

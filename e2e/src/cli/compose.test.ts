@@ -2,14 +2,18 @@
  * docker-compose.yml must not rot although no Docker engine runs here: (a) `docker-compose
  * config -q` validates it; (b) each service's command and environment are run as local
  * processes (the built `cdktr` bin; service host names -> 127.0.0.1, ports -> free ports,
- * volumes -> a temp dir) and the stack runs a workflow end to end.
+ * volumes -> a temp dir, also where a mounted config file names a path in one) and the stack
+ * runs a workflow end to end, with the keys the principal makes in the shared keys volume, the
+ * webhook's generated secret, and the README's command that gives the host's CLI a key.
  */
 import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { parse } from "yaml";
+import { signWebhookRequest, webhookTriggerPath } from "@cdktr/events/webhook";
+import { readKeyFile } from "@cdktr/protocol";
 import {
   cleanup,
   cliBin,
@@ -71,6 +75,20 @@ test("compose services: cdktr start <app>, healthchecks, depends_on, scalable ag
     }
   }
   assert.equal(s.principal?.environment?.CDKTR_PRINCIPAL_HOST, "0.0.0.0");
+  // Keys: made by the principal in a named volume, mounted read-only by the others, each with its key.
+  assert.equal(s.principal?.environment?.CDKTR_AUTH, undefined, "authentication stays on (required on 0.0.0.0)");
+  assert.equal(s.principal?.environment?.CDKTR_KEYS_DIR, "/keys");
+  assert.ok(s.principal?.volumes?.includes("cdktr-keys:/keys"), "principal: the keys volume, writable");
+  assert.ok(compose.volumes !== undefined && "cdktr-keys" in compose.volumes, "cdktr-keys is a named volume");
+  const keyOf: Record<string, string> = {
+    agent: "local-agent",
+    scheduler: "local-scheduler",
+    listeners: "local-listeners",
+  };
+  for (const [name, key] of Object.entries(keyOf)) {
+    assert.ok(s[name]?.volumes?.includes("cdktr-keys:/keys:ro"), `${name}: the keys volume, read-only`);
+    assert.equal(s[name]?.environment?.CDKTR_KEY_FILE, `/keys/${key}.json`, `${name}: its own key`);
+  }
   assert.equal(s.agent?.container_name, undefined, "agent: no container_name (scalable)");
   assert.equal(s.agent?.ports, undefined, "agent: no fixed host ports (scalable)");
   const dockerfile = readFileSync(join(REPO, "Dockerfile"), "utf8");
@@ -78,6 +96,13 @@ test("compose services: cdktr start <app>, healthchecks, depends_on, scalable ag
   assert.match(dockerfile, /^ENTRYPOINT \["cdktr"\]$/m);
   assert.match(dockerfile, /^USER node$/m);
   assert.match(dockerfile, /npm prune --omit=dev/);
+  assert.doesNotMatch(dockerfile, /keys create|principal\.json|local-operator/, "no key is made at build time");
+  assert.match(dockerfile, /chown -R node:node [^\n]*\/keys/, "the keys volume is the node user's");
+  assert.match(
+    readFileSync(join(REPO, ".dockerignore"), "utf8"),
+    /^\*\*\/\.cdktr$/m,
+    "key directories stay out of the build context",
+  );
 });
 
 test("the compose services run a workflow end to end as local processes", async () => {
@@ -90,23 +115,28 @@ test("the compose services run a workflow end to end as local processes", async 
   };
   const serviceNames = new Set(Object.keys(compose.services));
 
+  /** Map a container path to the local directory of the mount it is in. */
+  const mapPath = (mounts: readonly [string, string][], v: string): string => {
+    for (const [target, local] of mounts) {
+      if (v === target || v.startsWith(`${target}/`)) return local + v.slice(target.length);
+    }
+    return v;
+  };
+
   /** The service's environment with container paths, host names and ports mapped to local ones. */
   const localEnv = (name: string, replica = 0): Record<string, string> => {
     const svc = compose.services[name];
     assert.ok(svc !== undefined);
     const mounts: [string, string][] = [];
+    const configs: [string, string][] = [];
     for (const v of svc.volumes ?? []) {
       const [source = "", target = ""] = v.split(":");
       let local: string;
       if (source.startsWith(".") || isAbsolute(source)) {
         local = resolve(REPO, source);
         if (target.endsWith(".yml")) {
-          // A listeners config: its webhook binds a free port on loopback here.
-          const text = readFileSync(local, "utf8")
-            .replace(/^(\s*)host: 0\.0\.0\.0$/m, "$1host: 127.0.0.1")
-            .replace(/^(\s*)port: 8080$/m, `$1port: ${webhook}`);
+          configs.push([local, target]);
           local = join(tmp, `${name}-${target.split("/").pop() ?? "config.yml"}`);
-          writeFileSync(local, text);
         }
       } else {
         local = join(tmp, "volumes", source);
@@ -115,19 +145,22 @@ test("the compose services run a workflow end to end as local processes", async 
       mounts.push([target, local]);
     }
     mounts.sort((a, b) => b[0].length - a[0].length);
+    for (const [source, target] of configs) {
+      // A listeners config: its webhook binds a free port on loopback here, and the paths it
+      // names in the container's volumes are those volumes' local directories.
+      const text = readFileSync(source, "utf8")
+        .replace(/^(\s*)host: 0\.0\.0\.0$/m, "$1host: 127.0.0.1")
+        .replace(/^(\s*)port: 8080$/m, `$1port: ${webhook}`)
+        .replace(/^(\s*\w+: )(\/\S+)$/gm, (_all, field: string, path: string) => field + mapPath(mounts, path));
+      writeFileSync(mapPath(mounts, target), text);
+    }
     const home = join(tmp, `home-${name}-${replica}`);
     mkdirSync(home, { recursive: true });
     const env: Record<string, string> = { HOME: home, ...portEnv };
     for (const [k, raw] of Object.entries(svc.environment ?? {})) {
       let v = String(raw);
       if (k === "CDKTR_PRINCIPAL_HOST" && (serviceNames.has(v) || v === "0.0.0.0")) v = "127.0.0.1";
-      for (const [target, local] of mounts) {
-        if (v === target || v.startsWith(`${target}/`)) {
-          v = local + v.slice(target.length);
-          break;
-        }
-      }
-      env[k] = v;
+      env[k] = mapPath(mounts, v);
     }
     return env;
   };
@@ -145,16 +178,32 @@ test("the compose services run a workflow end to end as local processes", async 
     });
   };
 
-  // The principal first (everything else depends on it being healthy).
+  // The principal first (everything else depends on it being healthy): it makes the keys.
   const principal = await start("principal");
+  const keysVolume = join(tmp, "volumes", "cdktr-keys");
+  assert.deepEqual(readdirSync(keysVolume).sort(), [
+    "local-agent.json",
+    "local-listeners.json",
+    "local-operator.json",
+    "local-scheduler.json",
+    "principal.json",
+  ]);
+  const principalKey = readKeyFile(join(keysVolume, "principal.json")).publicKey;
   const health = compose.services.principal?.healthcheck?.test?.slice(1) ?? [];
   assert.equal(health[0], "cdktr");
-  const ping = await runCli(health.slice(1), { env: localEnv("agent") });
-  assert.equal(ping.code, 0, `healthcheck ${health.join(" ")}: ${ping.stderr}`);
+  for (const name of serviceNames) {
+    const ping = await runCli(health.slice(1), { env: localEnv(name) });
+    assert.equal(ping.code, 0, `${name}'s healthcheck ${health.join(" ")}: ${ping.stderr}`);
+  }
 
-  // Then the others, with two agent replicas (as `--scale agent=2`).
+  // Then the others, with two agent replicas (as `--scale agent=2`) sharing the agent key.
   const others = await Promise.all([start("agent", 0), start("agent", 1), start("scheduler"), start("listeners")]);
-  const clientEnv = localEnv("agent");
+  assert.deepEqual(
+    others.slice(0, 2).map((a) => a.ready.key),
+    ["local-agent", "local-agent"],
+  );
+  // `docker compose exec principal cdktr ...`: the operator key of the keys volume.
+  const clientEnv = localEnv("principal");
   const agents = JSON.parse((await runCli(["agents", "--json"], { env: clientEnv })).stdout) as { status: string }[];
   assert.equal(agents.filter((a) => a.status === "ACTIVE").length, 2, "both agent replicas registered");
 
@@ -164,9 +213,26 @@ test("the compose services run a workflow end to end as local processes", async 
   await assertRunOutput(runId, clientEnv);
 
   // The webhook listener triggers runs through the same API; the run completes on an agent.
-  const res = await fetch(`http://127.0.0.1:${webhook}/trigger/hello`, {
+  // Its secret was generated on its first start in its state volume, and it requires it.
+  const secretFile = join(tmp, "volumes", "cdktr-listeners", "webhook.secret");
+  assert.equal(statSync(secretFile).mode & 0o777, 0o600);
+  const secret = readFileSync(secretFile, "utf8").trim();
+  assert.ok(secret.length >= 32, "a generated secret");
+  const route = webhookTriggerPath("hello");
+  const unsigned = await fetch(`http://127.0.0.1:${webhook}${route}`, {
     method: "POST",
     headers: { "content-type": "application/json" },
+    body: "{}",
+  });
+  assert.equal(unsigned.status, 401, "unsigned requests are refused");
+  const ts = Math.floor(Date.now() / 1000);
+  const res = await fetch(`http://127.0.0.1:${webhook}${route}`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-cdktr-timestamp": String(ts),
+      "x-cdktr-signature": signWebhookRequest(secret, ts, { method: "POST", path: route, body: "{}" }),
+    },
     body: "{}",
   });
   assert.equal(res.status, 202, await res.clone().text());
@@ -180,6 +246,23 @@ test("the compose services run a workflow end to end as local processes", async 
     { timeoutMs: 30_000, intervalMs: 300, what: "the webhook's run to complete" },
   );
   assert.notEqual(hookRun.source, "cli");
+
+  // README's one command for the host's CLI: a new operator key printed by the principal's
+  // container, kept in a 0600 file on the host, used from another HOME with CDKTR_KEY_FILE.
+  const readme = readFileSync(join(REPO, "README.md"), "utf8");
+  const command = /docker compose exec -T principal cdktr (keys create [^>)]+?) > (\S+)\)/.exec(readme);
+  assert.ok(command?.[1] !== undefined, "README shows the command giving the host's CLI a key");
+  const made = await runCli(command[1].trim().split(/\s+/), { env: clientEnv });
+  assert.equal(made.code, 0, made.stderr);
+  const hostHome = makeTempDir("cdktr-host-");
+  const hostKey = join(hostHome, "host-cli.json");
+  writeFileSync(hostKey, made.stdout, { mode: 0o600 });
+  assert.equal(readKeyFile(hostKey).principalPublicKey, principalKey, "it pins the compose principal's key");
+  const host = { HOME: hostHome, ...portEnv, CDKTR_KEY_FILE: hostKey };
+  const hostRuns = await runCli(["runs", "--json"], { env: host });
+  assert.equal(hostRuns.code, 0, hostRuns.stderr);
+  assert.ok((JSON.parse(hostRuns.stdout) as { runId: string }[]).some((r) => r.runId === runId));
+  assert.ok(!existsSync(join(keysVolume, "host-cli.json")), "--out - writes nothing in the keys volume");
 
   for (const h of [...others, principal]) {
     const r = await h.stop("SIGTERM", 40_000);

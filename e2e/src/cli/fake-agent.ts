@@ -8,7 +8,7 @@ import type { LogLine } from "@cdktr/protocol";
 import { startPrincipal } from "@cdktr/test-utils";
 
 /** What a test chooses of a {@link RunWatcher} (the rest points it at the fake agent's `hello`). */
-type WatchOptions = Omit<RunWatcherOptions, "client" | "publishEndpoint" | "workflowId" | "pollIntervalMs">;
+type WatchOptions = Omit<RunWatcherOptions, "client" | "publishEndpoint" | "workflowId" | "pollIntervalMs" | "key">;
 
 const now = (): string => new Date().toISOString();
 
@@ -18,6 +18,8 @@ export async function setupFakeAgent() {
   const client = p.client;
   const logs = p.logClient;
   const agentId = "test-agent";
+  /** The assignment token of each run this fake agent took (sent with its reports and log lines). */
+  const tokens = new Map<string, string>();
   await client.registerAgent({ agentId, host: "test", capacity: 1, labels: [], version: "0", runningRuns: [] });
   const line = (runId: string, taskId: string, seq: number): LogLine => ({
     time: now(),
@@ -37,6 +39,7 @@ export async function setupFakeAgent() {
     new RunWatcher({
       client,
       publishEndpoint: p.endpoints.publish,
+      key: p.key(),
       workflowId: "hello",
       pollIntervalMs: 200,
       ...options,
@@ -46,20 +49,32 @@ export async function setupFakeAgent() {
     const { assignment } = await client.fetchWork({ agentId, waitMs: 5000, freeSlots: 1 });
     assert.equal(assignment?.run.runId, runId);
     await client.confirmAssignment({ agentId, runId, token: assignment.token });
-    await client.runStatus({ agentId, runId, status: "RUNNING", time: now() });
+    tokens.set(runId, assignment.token);
+    await client.runStatus({ agentId, runId, token: assignment.token, status: "RUNNING", time: now() });
   };
   const task = (runId: string, taskId: string, status: "RUNNING" | "COMPLETED", attempt = 1) =>
     client.taskStatus({
       agentId,
       runId,
+      token: tokens.get(runId),
       taskId,
       attempt,
       status,
       time: now(),
       ...(status === "COMPLETED" ? { exitCode: 0 } : {}),
     });
-  const send = (lines: LogLine[]) => logs.logBatch({ agentId, lines });
-  const finish = (runId: string) => client.runStatus({ agentId, runId, status: "COMPLETED", time: now() });
+  const send = (lines: LogLine[]) =>
+    logs.logBatch({
+      agentId,
+      lines,
+      tokens: Object.fromEntries(
+        lines.flatMap((l) => (tokens.has(l.runId) ? [[l.runId, tokens.get(l.runId) ?? ""]] : [])),
+      ),
+    });
+  const finish = (runId: string) =>
+    client.runStatus({ agentId, runId, token: tokens.get(runId), status: "COMPLETED", time: now() });
+  /** The assignment token of a run this fake agent took (for reports a test sends itself). */
+  const tokenOf = (runId: string): string | undefined => tokens.get(runId);
   const close = () => p.closeClients();
   /** SIGKILL the principal and start it again on the same database and ports. */
   const restartPrincipal = async (downMs: number): Promise<void> => {
@@ -68,5 +83,5 @@ export async function setupFakeAgent() {
     await p.start();
     await client.registerAgent({ agentId, host: "test", capacity: 1, labels: [], version: "0", runningRuns: [] });
   };
-  return { p, client, trigger, watcher, line, startRun, task, send, finish, close, restartPrincipal };
+  return { p, client, trigger, watcher, line, startRun, task, send, finish, tokenOf, close, restartPrincipal };
 }

@@ -4,6 +4,7 @@
  */
 import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
+import { RunWatcher } from "@cdktr/cli";
 import type { LogLine, RunRecord, TaskRunRecord } from "@cdktr/protocol";
 import { cleanup, cliBin, spawnService, waitFor } from "@cdktr/test-utils";
 import { setupFakeAgent as setup } from "./fake-agent.js";
@@ -148,6 +149,65 @@ test("the principal restarting during a run does not end the watch", async () =>
     assert.equal(final.status, "COMPLETED");
     assert.equal(outages, 1, "the outage was reported once");
   } finally {
+    h.close();
+  }
+});
+
+test("a trigger key's watcher gets its run live from the run's own topics; the workflow's are refused to it", async () => {
+  const h = await setup();
+  const stop = new AbortController();
+  const watchers: RunWatcher[] = [];
+  try {
+    const ci = await h.p.createKey("ci", "trigger");
+    const client = h.p.connect({ key: ci.key });
+    const watch = (subscribe: "workflow" | "run") => {
+      const seen = { tasks: [] as string[], lines: [] as number[] };
+      const watcher = new RunWatcher({
+        client,
+        publishEndpoint: h.p.endpoints.publish,
+        key: ci.key,
+        workflowId: "hello",
+        follow: true,
+        subscribe,
+        // No poll before the run ends: what is seen until then came through the publish channel.
+        pollIntervalMs: 120_000,
+        onTask: (t) => {
+          if (t.status !== "PENDING") seen.tasks.push(`${t.taskId}:${t.status}`);
+        },
+        onLog: (l) => seen.lines.push(l.seq),
+      });
+      watchers.push(watcher);
+      return { watcher, seen };
+    };
+    const broad = watch("workflow");
+    const own = watch("run");
+    const { runId } = await client.runWorkflow({ workflowId: "hello", source: "test" });
+    void broad.watcher.watch(runId, stop.signal).catch(() => undefined);
+    const ownDone = own.watcher.watch(runId, stop.signal);
+    await new Promise((r) => setTimeout(r, 500)); // the run's subscription reaches the principal
+    await h.startRun(runId);
+    await h.task(runId, "hello", "RUNNING");
+    await h.send([h.line(runId, "hello", 1), h.line(runId, "hello", 2)]);
+    await waitFor(() => own.seen.lines.length >= 2, { timeoutMs: 5000, what: "the run's lines, live" });
+    assert.deepEqual(own.seen.tasks, ["hello:RUNNING"]);
+    assert.deepEqual(own.seen.lines, [1, 2]);
+    assert.deepEqual(broad.seen, { tasks: [], lines: [] }, "a trigger key receives nothing on the workflow's topics");
+    await h.task(runId, "hello", "COMPLETED");
+    await h.task(runId, "goodbye", "RUNNING");
+    await h.task(runId, "goodbye", "COMPLETED");
+    await h.finish(runId);
+    // The final run event ends the watch at once (the next poll is two minutes away).
+    const final = await Promise.race([
+      ownDone,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error("the final state never arrived live")), 15_000).unref(),
+      ),
+    ]);
+    assert.equal(final.status, "COMPLETED");
+    assert.deepEqual(own.seen.tasks, ["hello:RUNNING", "hello:COMPLETED", "goodbye:RUNNING", "goodbye:COMPLETED"]);
+  } finally {
+    stop.abort();
+    await Promise.all(watchers.map((w) => w.close()));
     h.close();
   }
 });

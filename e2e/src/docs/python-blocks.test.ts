@@ -79,7 +79,8 @@ const SCENARIOS: Scenario[] = [
       const out = ok(await python(block, principal.clientEnv))
         .trim()
         .split("\n");
-      assert.match(out[0] ?? "", /'principalId'/, "first the ping reply");
+      assert.match(out[0] ?? "", /^key: \{'name': 'local-operator', 'role': 'operator'/, "first the key hello proved");
+      assert.match(out[1] ?? "", /'principalId'/, "then the ping reply");
       const runId = /^run (\S+) COMPLETED$/.exec(out.at(-1) ?? "")?.[1];
       assert.ok(runId !== undefined, `last line: run <id> COMPLETED; got\n${out.join("\n")}`);
       // subscribed before triggering: the run's own events, up to the final one, arrived
@@ -102,6 +103,22 @@ const SCENARIOS: Scenario[] = [
       const { run } = await principal.client.getRun(runId ?? "");
       assert.deepEqual(run.params, { date: "2026-11-28" });
       assert.equal(run.idempotencyKey, "2026-11-28");
+    },
+  },
+  {
+    file: "clients/python/README.md",
+    contains: "with Principal() as p, Subscriber() as events:",
+    title: "clients/python/README.md: a Subscriber follows the run it triggered to COMPLETED through its events",
+    async run(block, principal) {
+      const lines = ok(await python(block, principal.clientEnv))
+        .trim()
+        .split("\n");
+      const [runId, status] = (lines.at(-1) ?? "").split(" ");
+      assert.equal(status, "COMPLETED", lines.join("\n"));
+      // subscribed before triggering: the final event itself arrived (printed before the last line)
+      assert.equal(lines.at(-2), "COMPLETED", `the COMPLETED event:\n${lines.join("\n")}`);
+      const { run } = await principal.client.getRun(runId ?? "");
+      assert.equal(run.triggeredBy, "local-operator");
     },
   },
   {
@@ -132,6 +149,8 @@ const matches = (s: Scenario, b: CodeBlock): boolean => b.file === s.file && b.c
 describe("Python blocks", { skip: skipReason() }, () => {
   let principal: PrincipalFixture;
   before(async () => {
+    // Authentication on: every block runs in the principal's HOME (clientEnv) and finds its
+    // local-operator key there, as on the machine where the principal runs.
     principal = await startPrincipal({ workflows: { "etl/daily.yml": ETL_DAILY } });
     await startAgent(principal);
   });
@@ -175,13 +194,18 @@ describe("Python blocks", { skip: skipReason() }, () => {
       const block = blocks.find((b) => matches(SCENARIOS[0] as Scenario, b));
       assert.ok(block !== undefined);
       const port = await freePort();
-      const r = await python(block, { CDKTR_PRINCIPAL_PORT: String(port), CDKTR_LOGS_PUBLISHING_PORT: "1" });
+      // with the local-operator key of the principal's HOME: its first send (hello) finds no peer
+      const r = await python(block, {
+        HOME: principal.home,
+        CDKTR_PRINCIPAL_PORT: String(port),
+        CDKTR_LOGS_PUBLISHING_PORT: "1",
+      });
       assert.equal(r.timedOut, false, "it does not hang");
       assert.equal(r.code, 1);
       assert.ok(r.ms < 15_000, `took ${r.ms} ms`);
       assert.equal(
         r.stderr,
-        `error: no principal at tcp://127.0.0.1:${port}: start one with \`cdktr start principal\`\n`,
+        `error: no principal at tcp://127.0.0.1:${port} (or it does not know this key): start one with \`cdktr start principal\`\n`,
       );
       assert.equal(r.stdout, "");
     });

@@ -3,9 +3,10 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { EventListener, runListener, sleep, type TriggerResult } from "@cdktr/events";
 import { PrincipalClient } from "@cdktr/protocol";
-import { cleanup, freePorts, startPrincipal, waitFor, workflowYaml } from "@cdktr/test-utils";
+import { cleanup, freePorts, startPrincipal, waitFor, workflowYaml, type PrincipalFixture } from "@cdktr/test-utils";
 
 const HELLO = workflowYaml({ name: "Hello", tasks: { hello: { name: "Hello", cmd: "echo", args: ["hello"] } } });
 
@@ -26,14 +27,17 @@ class FailingListener extends EventListener {
 
 describe("EventListener with a real principal", () => {
   let port = 0;
+  let principal: PrincipalFixture;
+  /** The listeners' key, as the listeners app uses it (a trigger key made by the principal). */
+  const key = () => principal.key("local-listeners");
   before(async () => {
-    const principal = await startPrincipal({ workflows: { "hello.yml": HELLO } });
+    principal = await startPrincipal({ workflows: { "hello.yml": HELLO } });
     port = principal.ports.api;
   });
   after(cleanup);
 
   it("runWorkflow works without start(): run id, idempotency key, source = class name", async () => {
-    const l = new OnceListener({ principal: { host: "127.0.0.1", port } });
+    const l = new OnceListener({ principal: { host: "127.0.0.1", port }, key: key() });
     const seen: TriggerResult[] = [];
     l.on("triggered", (r) => seen.push(r));
     const a = await l.runWorkflow("hello", { idempotencyKey: "k-1" });
@@ -45,7 +49,7 @@ describe("EventListener with a real principal", () => {
     assert.equal(again.duplicate, true);
     assert.equal(seen.length, 2);
     // what the principal recorded: the listener's class name as source, the key sent
-    const api = new PrincipalClient({ port, env: {} });
+    const api = new PrincipalClient({ port, env: {}, key: principal.key() });
     try {
       const { run } = await api.getRun(a.runId ?? "");
       assert.equal(run.source, "OnceListener");
@@ -65,7 +69,7 @@ describe("EventListener with a real principal", () => {
 
   it("deadline: already past is DEADLINE_EXCEEDED; retries against a dead principal stop at the deadline", async () => {
     const [unused = 1] = await freePorts(1);
-    const l = new OnceListener({ principal: { port: unused }, timeoutMs: 5000 });
+    const l = new OnceListener({ principal: { port: unused }, timeoutMs: 5000, key: null });
     const past = await l.runWorkflow("hello", { deadline: Date.now() - 1 });
     assert.equal(past.success, false);
     assert.equal(past.error?.code, "DEADLINE_EXCEEDED");
@@ -80,9 +84,11 @@ describe("EventListener with a real principal", () => {
     await l.stop();
   });
 
-  it("`new Listener()` reads CDKTR_PRINCIPAL_PORT; an unknown workflow is a result, not a throw", async () => {
+  it("`new Listener()` reads CDKTR_PRINCIPAL_PORT (and CDKTR_KEY_FILE); an unknown workflow is a result, not a throw", async () => {
     const saved = process.env.CDKTR_PRINCIPAL_PORT;
+    const savedKey = process.env.CDKTR_KEY_FILE;
     process.env.CDKTR_PRINCIPAL_PORT = String(port);
+    process.env.CDKTR_KEY_FILE = join(principal.keysDir, "local-listeners.json");
     try {
       const l = new OnceListener();
       const r = await l.runWorkflow("nope");
@@ -94,12 +100,14 @@ describe("EventListener with a real principal", () => {
     } finally {
       if (saved === undefined) delete process.env.CDKTR_PRINCIPAL_PORT;
       else process.env.CDKTR_PRINCIPAL_PORT = saved;
+      if (savedKey === undefined) delete process.env.CDKTR_KEY_FILE;
+      else process.env.CDKTR_KEY_FILE = savedKey;
     }
   });
 
   it("a transport failure is success: false, retryable", async () => {
     const [unused = 1] = await freePorts(1);
-    const l = new OnceListener({ principal: { port: unused }, timeoutMs: 300 });
+    const l = new OnceListener({ principal: { port: unused }, timeoutMs: 300, key: null });
     const r = await l.runWorkflow("hello", { retry: false });
     assert.equal(r.success, false);
     assert.equal(r.error?.retryable, true);
@@ -108,7 +116,7 @@ describe("EventListener with a real principal", () => {
   });
 
   it("start/stop are idempotent; the loop gets an AbortSignal", async () => {
-    const l = new OnceListener({ principal: { port } });
+    const l = new OnceListener({ principal: { port }, key: key() });
     const stopped: unknown[] = [];
     l.on("stopped", (s) => stopped.push(s));
     await l.start();
@@ -124,7 +132,7 @@ describe("EventListener with a real principal", () => {
   });
 
   it("a failing loop emits `error` and done() resolves with it", async () => {
-    const l = new FailingListener({ principal: { port } });
+    const l = new FailingListener({ principal: { port }, key: key() });
     const errors: string[] = [];
     l.on("error", (e) => errors.push(e.message));
     await l.start();
@@ -135,7 +143,7 @@ describe("EventListener with a real principal", () => {
   });
 
   it("runListener: a signal stops the listener and exits 0; a second signal exits 130 at once", async () => {
-    const l = new OnceListener({ principal: { port } });
+    const l = new OnceListener({ principal: { port }, key: key() });
     const codes: number[] = [];
     await runListener(l, { signals: ["SIGUSR2"], exit: (c) => codes.push(c) });
     await waitFor(() => l.results.length === 1, { what: "the loop's trigger" });

@@ -20,6 +20,7 @@ describe("file watcher listener", () => {
     const l = await listeners.start(
       new FileWatcherListener({
         principal: { host: "127.0.0.1", port: f.ports.api },
+        key: f.key("local-listeners"),
         debounceMs: 600,
         awaitWriteFinishMs: 100,
         ...opts,
@@ -83,6 +84,7 @@ describe("file watcher listener", () => {
   test("a missing path fails the start with a clear error", async () => {
     const l = new FileWatcherListener({
       principal: { host: "127.0.0.1", port: f.ports.api },
+      key: f.key("local-listeners"),
       path: join(makeTempDir("cdktr-watch-"), "nope"),
       workflow: "fs1",
     });

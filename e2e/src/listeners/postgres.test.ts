@@ -32,6 +32,7 @@ describe("postgres listener", { skip }, () => {
     const l = await listeners.start(
       new PostgresListener({
         principal: { host: "127.0.0.1", port },
+        key: f.key("local-listeners"),
         connectionString: PG_URL,
         channel,
         applicationName: `cdktr-test-${randomUUID().slice(0, 8)}`,
@@ -46,7 +47,7 @@ describe("postgres listener", { skip }, () => {
 
   before(async () => {
     f = await startPrincipal({
-      workflows: paramWorkflows("pgw", "pgbad", "pgre"),
+      workflows: paramWorkflows("pgw", "pgbad", "pgre", "pgok", "pgdenied"),
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
     admin = new pg.Client({ connectionString: PG_URL });
@@ -98,6 +99,21 @@ describe("postgres listener", { skip }, () => {
     assert.deepEqual(runs[0]?.params, { date: "ok" });
   });
 
+  test("with a `workflows` allow-list, a notification for another workflow is logged and dropped, never triggered", async () => {
+    const channel = newChannel();
+    const l = await start(channel, { workflows: ["pgok"] });
+    const sent: string[] = [];
+    l.on("triggered", (r) => sent.push(r.workflowId));
+    await notify(channel, "pgdenied");
+    await notify(channel, JSON.stringify({ workflow_id: "pgdenied", params: { date: "x" }, idempotency_key: "d-1" }));
+    await notify(channel, JSON.stringify({ workflow_id: "pgok", params: { date: "allowed" } }));
+    await waitFor(() => l.stats.rejected === 2 && l.stats.triggered === 1, { what: "2 refusals and 1 trigger" });
+    const runs = await expectRunCount(f, "pgok", 1);
+    assert.deepEqual(runs[0]?.params, { date: "allowed" });
+    assert.equal((await f.runs("pgdenied")).length, 0, "the principal never saw the refused workflow");
+    assert.deepEqual(sent, ["pgok"], "only the allowed workflow was sent to the principal");
+  });
+
   test("reconnects and LISTENs again after its backend is terminated", async () => {
     const channel = newChannel();
     const appName = `cdktr-term-${randomUUID().slice(0, 8)}`;
@@ -130,7 +146,7 @@ describe("postgres listener", { skip }, () => {
     });
     try {
       const channel = newChannel();
-      const l = await start(channel, { retryForMs: 30_000 }, down.ports.api);
+      const l = await start(channel, { retryForMs: 30_000, key: down.key("local-listeners") }, down.ports.api);
       const failures: string[] = [];
       l.on("triggered", (r) => {
         if (!r.success) failures.push(r.error?.code ?? "?");

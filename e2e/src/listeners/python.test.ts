@@ -1,15 +1,25 @@
 /**
  * The Python client (`clients/python`, package `cdktr` on pyzmq) against a real principal and
- * agent: scripts run with /usr/bin/python3 exactly as a user would write them (the seed's
- * EventListener style), and report what they saw as JSON on stdout.
+ * agent with authentication on: scripts run with /usr/bin/python3 exactly as a user would write
+ * them (the seed's EventListener style), find their key as every cdktr client does (the local
+ * keys of the principal's HOME, or CDKTR_KEY_FILE), and report what they saw as JSON on stdout.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cleanup, freePort, makeTempDir, startStack, workflowYaml, type PrincipalFixture } from "@cdktr/test-utils";
+import {
+  cleanup,
+  freePort,
+  makeTempDir,
+  startPrincipal,
+  startStack,
+  waitFor,
+  workflowYaml,
+  type PrincipalFixture,
+} from "@cdktr/test-utils";
 import { CLIENT_TIMEOUT_MS } from "./helpers.js";
 
 const PYTHON = "/usr/bin/python3";
@@ -24,7 +34,10 @@ function skipReason(): string | undefined {
   return msg;
 }
 
-/** Run a Python script; resolve with its stdout parsed as JSON. */
+/**
+ * Run a Python script; resolve with its stdout parsed as JSON. Its HOME is a fresh temp directory
+ * (no keys) unless `env` sets one: pass the principal's `home` for its local keys.
+ */
 function python(script: string, args: string[], env: Record<string, string> = {}): Promise<Record<string, unknown>> {
   const dir = makeTempDir("cdktr-py-");
   const file = join(dir, "script.py");
@@ -36,6 +49,7 @@ function python(script: string, args: string[], env: Record<string, string> = {}
       {
         env: {
           PATH: process.env.PATH ?? "/usr/bin:/bin",
+          HOME: dir,
           PYTHONPATH: CLIENT_DIR,
           PYTHONDONTWRITEBYTECODE: "1",
           ...env,
@@ -61,6 +75,15 @@ const WORKFLOW = workflowYaml({
   name: "Py",
   header: ["params:", '  greeting: {type: string, default: "hi"}'],
   tasks: { say: { name: "Say", cmd: "echo", args: ["hello"] } },
+});
+
+/** A run that lasts long enough for a subscription made after triggering it to see it end. */
+const SLOW_WORKFLOW = workflowYaml({
+  name: "Py slow",
+  tasks: {
+    wait: { name: "Wait", cmd: "sleep", args: ["1.5"] },
+    say: { cmd: "echo", args: ["done"], depends: ["wait"] },
+  },
 });
 
 /** A listener written the way the seed's examples are: no super().__init__(), self.principal set. */
@@ -118,6 +141,138 @@ r = l.run_workflow("anything")
 print(json.dumps({"success": r.success, "code": r.code, "error": r.error, "retryable": r.retryable, "seconds": time.time() - t0}))
 `;
 
+/**
+ * A trigger key from CDKTR_KEY_FILE, in a HOME with no keys: triggers the slow workflow, follows
+ * the run's events with a Subscriber (a trigger key may subscribe to its own runs, by run id),
+ * waits for the run and reads it, its logs and the runs it may list.
+ */
+const KEY_FILE_SCRIPT = `
+import json
+from cdktr import Principal, Subscriber
+
+p = Principal()
+r = p.run_workflow("py-slow", idempotency_key="ci-1")
+events = []
+with Subscriber() as sub:
+    sub.subscribe(f"runs|py-slow|{r.run_id}|")
+    while r.success and not any(e[1] == "COMPLETED" for e in events):
+        m = sub.receive(timeout_ms=20000)
+        if m is None:
+            break
+        events.append((m[0], m[1]["run"]["status"]))
+final = p.wait_for_run(r.run_id, timeout_s=30) if r.success else None
+logs = p.query_logs(run_id=r.run_id) if r.success else None
+runs = p.list_runs()
+print(json.dumps({
+    "key": {"name": p.client_key.name, "role": p.client_key.role},
+    "identity": p.identity,
+    "run": {"success": r.success, "error": r.error, "run_id": r.run_id},
+    "events": events,
+    "final": final.payload["run"]["status"] if final is not None and final.success else (final.error if final else None),
+    "logLines": [l["line"] for l in logs.payload["lines"]] if logs is not None and logs.success else (logs.error if logs else None),
+    "runs": [x["runId"] for x in runs.payload["runs"]] if runs.success else runs.error,
+}))
+p.close()
+`;
+
+/** An unenrolled key (argv[2]) and a trigger key (argv[3]) calling verbs of the operator. */
+const REFUSED_SCRIPT = `
+import json, sys, time
+from cdktr import CdktrError, Principal
+
+stranger = Principal(key=sys.argv[1], timeout_ms=500, retries=0)
+t0 = time.time()
+unknown = stranger.ping()
+seconds = time.time() - t0
+stranger.close()
+
+trigger = Principal(key=sys.argv[2])
+run = trigger.run_workflow("py")
+cancel = trigger.cancel_run(run.run_id)
+agents = trigger.list_agents()
+try:
+    trigger.request("listAgents")
+    raised = None
+except CdktrError as e:
+    raised = {"type": type(e).__name__, "code": e.code, "message": e.message, "retryable": e.retryable}
+print(json.dumps({
+    "unknown": {"success": unknown.success, "code": unknown.code, "error": unknown.error, "retryable": unknown.retryable},
+    "seconds": seconds,
+    "identity": stranger.identity,
+    "run": run.run_id,
+    "cancel": {"success": cancel.success, "code": cancel.code, "error": cancel.error, "retryable": cancel.retryable},
+    "agents": {"success": agents.success, "code": agents.code},
+    "raised": raised,
+}))
+trigger.close()
+`;
+
+/** Bad keys are refused before anything is sent; CDKTR_AUTH=off means no key. */
+const BAD_KEYS_SCRIPT = `
+import json, os, sys
+from cdktr import EventListener, KeyFileError, Principal, Subscriber
+
+def refused(make):
+    try:
+        make()
+        return None
+    except KeyFileError as e:
+        return {"code": e.code, "message": e.message, "retryable": e.retryable}
+
+unsafe, missing = sys.argv[1], sys.argv[2]
+out = {
+    "argument": refused(lambda: Principal(key=unsafe)),
+    "subscriber": refused(lambda: Subscriber(key=unsafe)),
+    "missing": refused(lambda: Principal(key=missing)),
+    "badDict": refused(lambda: Principal(key={"name": "x", "publicKey": "short", "secretKey": "s", "principalPublicKey": "p"})),
+}
+os.environ["CDKTR_KEY_FILE"] = unsafe
+out["env"] = refused(lambda: Principal())
+out["listener"] = refused(lambda: EventListener(principal=None).run_workflow("py"))
+os.environ["CDKTR_AUTH"] = "off"
+out["authOff"] = Principal().client_key is None
+print(json.dumps(out))
+`;
+
+/** An EventListener with no principal and no key: its own client finds local-listeners. */
+const LOCAL_LISTENER_SCRIPT = `
+import json
+from cdktr import EventListener
+
+class Files(EventListener):
+    def start_listening(self):
+        self.result = self.run_workflow("py", idempotency_key="file:a.csv")
+
+l = Files()
+l.start_listening()
+print(json.dumps({"run_id": l.result.run_id, "error": l.result.error, "identity": l.principal.identity}))
+l.principal.close()
+`;
+
+/** One client across a principal restart: ready, then (once the test restarted it) a second call. */
+const RESTART_SCRIPT = `
+import json, os, sys, time
+from cdktr import Principal
+
+class Counting(Principal):
+    hellos = 0
+    def _hello(self, timeout_ms):
+        Counting.hellos += 1
+        return super()._hello(timeout_ms)
+
+marker, go = sys.argv[1], sys.argv[2]
+p = Counting(timeout_ms=3000)
+first = p.list_workflows()
+open(marker, "w").close()
+end = time.time() + 60
+while not os.path.exists(go) and time.time() < end:
+    time.sleep(0.05)
+second = p.list_workflows()
+print(json.dumps({"first": first.success, "second": second.success, "error": second.error,
+                  "hellos": Counting.hellos, "identity": p.identity["name"] if p.identity else None}))
+p.close()
+`;
+
 describe("python client", { skip: skipReason() }, () => {
   let f: PrincipalFixture;
 
@@ -133,7 +288,8 @@ describe("python client", { skip: skipReason() }, () => {
   after(cleanup);
 
   test("an EventListener subclass triggers a run, reads its final state and logs; a repeated key is a duplicate; an unknown workflow fails with the error", async () => {
-    const out = await python(LISTENER_SCRIPT, [String(f.ports.api)]);
+    // The principal's HOME, hence its local-operator key; host and port come from the arguments.
+    const out = await python(LISTENER_SCRIPT, [String(f.ports.api)], { HOME: f.home });
     assert.equal(out.isResult, true);
     const first = out.first as Record<string, unknown>;
     assert.equal(first.success, true, String(first.error));
@@ -155,6 +311,7 @@ describe("python client", { skip: skipReason() }, () => {
     const run = await f.client.getRun(String(first.run_id));
     assert.deepEqual(run.run.params, { greeting: "bonjour" });
     assert.equal(run.run.source, "OneShotListener");
+    assert.equal(run.run.triggeredBy, "local-operator", "the client found the local operator key of its HOME");
     const final = out.final as Record<string, unknown>;
     assert.equal(final.status, "COMPLETED", JSON.stringify(final));
     assert.equal(final.runId, first.run_id);
@@ -169,5 +326,127 @@ describe("python client", { skip: skipReason() }, () => {
     assert.equal(out.retryable, true);
     assert.match(String(out.error), /is the principal running/);
     assert.ok(Number(out.seconds) < 5, `took ${String(out.seconds)} s with a 0.5 s timeout`);
+  });
+
+  test("the Python client with a key file triggers and reads a run end to end", async () => {
+    // A stack of its own: the suite's principal serves exactly the workflow "py".
+    const { principal: s } = await startStack({
+      workflows: { "py.yml": WORKFLOW, "py-slow.yml": SLOW_WORKFLOW },
+      clientTimeoutMs: CLIENT_TIMEOUT_MS,
+      agent: { env: { CDKTR_AGENT_FETCH_WAIT_MS: "1000" } },
+    });
+    const ci = await s.createKey("py-ci", "trigger", { workflows: ["py", "py-slow"] });
+    // Another HOME (no local keys): the key comes from CDKTR_KEY_FILE only.
+    const out = await python(KEY_FILE_SCRIPT, [], {
+      CDKTR_KEY_FILE: ci.path,
+      CDKTR_PRINCIPAL_PORT: String(s.ports.api),
+      CDKTR_LOGS_PUBLISHING_PORT: String(s.ports.publish),
+    });
+    assert.deepEqual(out.key, { name: "py-ci", role: "trigger" });
+    assert.deepEqual(out.identity, {
+      name: "py-ci",
+      role: "trigger",
+      scope: "py-ci",
+      workflows: ["py", "py-slow"],
+      publicKey: ci.key.publicKey,
+    });
+    const run = out.run as Record<string, unknown>;
+    assert.equal(run.success, true, String(run.error));
+    const runId = String(run.run_id);
+    // the proven subscription to its own run delivered the run's events, up to the final one
+    const events = out.events as [string, string][];
+    assert.ok(events.length > 0, "events of the run arrived");
+    for (const [topic] of events) assert.equal(topic, `runs|py-slow|${runId}|`);
+    assert.equal(events.at(-1)?.[1], "COMPLETED", JSON.stringify(events));
+    assert.equal(out.final, "COMPLETED");
+    assert.ok((out.logLines as string[]).includes("done"), JSON.stringify(out.logLines));
+    assert.deepEqual(out.runs, [runId], "a trigger key lists only the runs it triggered");
+    const { run: stored } = await s.client.getRun(runId);
+    assert.equal(stored.triggeredBy, "py-ci");
+    assert.equal(stored.idempotencyKey, "ci-1");
+  });
+
+  test("an unenrolled key gets a timeout whose hint names the key; a trigger key's operator calls get PERMISSION_DENIED", async () => {
+    const stranger = await f.createKey("py-stranger", "operator", { enroll: false });
+    const trigger = await f.createKey("py-trigger", "trigger");
+    const out = await python(REFUSED_SCRIPT, [stranger.path, trigger.path], {
+      CDKTR_PRINCIPAL_PORT: String(f.ports.api),
+    });
+    const unknown = out.unknown as Record<string, unknown>;
+    assert.equal(unknown.success, false);
+    assert.equal(unknown.code, "TIMEOUT");
+    assert.equal(unknown.retryable, true);
+    assert.match(String(unknown.error), /is the principal running, and is key `py-stranger` enrolled there/);
+    assert.ok(Number(out.seconds) < 5, `took ${String(out.seconds)} s with a 0.5 s timeout`);
+    assert.equal(out.identity, null, "no hello succeeded");
+
+    const cancel = out.cancel as Record<string, unknown>;
+    assert.equal(cancel.success, false);
+    assert.equal(cancel.code, "PERMISSION_DENIED");
+    assert.equal(cancel.retryable, false);
+    assert.match(String(cancel.error), /^PERMISSION_DENIED: .*py-trigger.*cancelRun/);
+    assert.deepEqual(out.agents, { success: false, code: "PERMISSION_DENIED" });
+    const raised = out.raised as Record<string, unknown>;
+    assert.equal(raised.type, "CdktrError");
+    assert.equal(raised.code, "PERMISSION_DENIED");
+    assert.equal(raised.retryable, false);
+    assert.match(String(raised.message), /listAgents/);
+    // the refused cancel did nothing: the run goes on to complete
+    const { run } = await f.waitForRun(String(out.run));
+    assert.equal(run.status, "COMPLETED");
+    assert.equal(run.triggeredBy, "py-trigger");
+  });
+
+  test("a key file readable by others is refused with `chmod 600 <path>`, a missing or malformed key names the problem, CDKTR_AUTH=off means no key", async () => {
+    const made = await f.createKey("py-unsafe", "trigger", { enroll: false });
+    const unsafe = join(makeTempDir("cdktr-py-key-"), "unsafe.json");
+    copyFileSync(made.path, unsafe);
+    chmodSync(unsafe, 0o644);
+    const missing = join(makeTempDir("cdktr-py-key-"), "none.json");
+    const out = await python(BAD_KEYS_SCRIPT, [unsafe, missing], { HOME: f.home });
+    for (const where of ["argument", "subscriber", "env", "listener"]) {
+      const e = out[where] as Record<string, unknown> | null;
+      assert.ok(e !== null, `${where}: refused`);
+      assert.equal(e.code, "KEY_FILE_UNSAFE", where);
+      assert.equal(e.retryable, false);
+      assert.equal(e.message, `key file ${unsafe} may be read by other users (mode 644): run \`chmod 600 ${unsafe}\``);
+    }
+    assert.deepEqual(out.missing, {
+      code: "KEY_FILE_MISSING",
+      message: `key file ${missing} does not exist: create one with \`cdktr keys create\` or fix CDKTR_KEY_FILE`,
+      retryable: false,
+    });
+    const bad = out.badDict as Record<string, unknown>;
+    assert.equal(bad.code, "KEY_FILE_INVALID");
+    assert.match(String(bad.message), /publicKey: expected a 40-character Z85 key/);
+    assert.equal(out.authOff, true, "CDKTR_AUTH=off: plaintext even with local keys in HOME");
+  });
+
+  test("an EventListener with no principal and no key triggers with the local-listeners key", async () => {
+    const out = await python(LOCAL_LISTENER_SCRIPT, [], { ...f.clientEnv });
+    assert.equal(out.error, null);
+    const identity = out.identity as Record<string, unknown>;
+    assert.equal(identity.name, "local-listeners");
+    assert.equal(identity.role, "trigger");
+    const { run } = await f.client.getRun(String(out.run_id));
+    assert.equal(run.triggeredBy, "local-listeners");
+    assert.equal(run.source, "Files");
+  });
+
+  test("after the principal restarts, the same Principal proves its key again (once) and its call succeeds", async () => {
+    const p = await startPrincipal({});
+    const dir = makeTempDir("cdktr-py-restart-");
+    const marker = join(dir, "proven");
+    const go = join(dir, "go");
+    const done = python(RESTART_SCRIPT, [marker, go], { ...p.clientEnv });
+    await waitFor(() => existsSync(marker), { timeoutMs: 30_000, what: "the first call" });
+    await p.stop();
+    await p.start();
+    writeFileSync(go, "");
+    const out = await done;
+    assert.equal(out.first, true);
+    assert.equal(out.second, true, String(out.error));
+    assert.equal(out.hellos, 2, "hello before the first call, again after UNAUTHENTICATED");
+    assert.equal(out.identity, "local-operator");
   });
 });

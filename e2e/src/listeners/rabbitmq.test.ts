@@ -40,6 +40,7 @@ describe("rabbitmq listener", { skip }, () => {
     const l = await listeners.start(
       new RabbitMqListener({
         principal: { host: "127.0.0.1", port },
+        key: f.key("local-listeners"),
         url: AMQP_URL,
         queue,
         backoff: { initialMs: 200, maxMs: 1000 },
@@ -53,7 +54,7 @@ describe("rabbitmq listener", { skip }, () => {
 
   before(async () => {
     f = await startPrincipal({
-      workflows: paramWorkflows("mq", "mq2", "mqbad", "mqdown"),
+      workflows: paramWorkflows("mq", "mq2", "mqbad", "mqdown", "mqok", "mqdenied"),
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
     conn = await connect(AMQP_URL);
@@ -100,12 +101,13 @@ describe("rabbitmq listener", { skip }, () => {
     const queue = newQueue();
     await ch.assertQueue(queue, { durable: true });
     publish(queue, { workflow_id: "mq2", params: { n: "3" } }, { messageId: "crash-before-ack" });
-    // A first consumer takes the message and triggers the run (as the listener does)...
+    // A first consumer takes the message and triggers the run (as the listener does, with the
+    // listeners' key: idempotency keys live in the scope of the key that sent them)...
     const crashed = await conn.createChannel();
     const taken = await waitFor(async () => (await crashed.get(queue, { noAck: false })) || undefined, {
       what: "the message",
     });
-    const first = await f.client.runWorkflow({
+    const first = await f.connect({ key: f.key("local-listeners") }).runWorkflow({
       workflowId: "mq2",
       params: { n: "3" },
       idempotencyKey: `amqp:${queue}:crash-before-ack`,
@@ -155,6 +157,30 @@ describe("rabbitmq listener", { skip }, () => {
     assert.deepEqual(runs[0]?.params, { date: "good" });
   });
 
+  test("with a `workflows` allow-list, a message for another workflow is dead-lettered and never triggered", async () => {
+    const queue = newQueue();
+    const dlx = `${queue}.dlx`;
+    const dlq = newQueue();
+    exchanges.push(dlx);
+    await ch.assertExchange(dlx, "fanout", { durable: false, autoDelete: false });
+    await ch.assertQueue(dlq, { durable: false });
+    await ch.bindQueue(dlq, dlx, "");
+    const l = await start(queue, { deadLetterExchange: dlx, workflows: ["mqok"] });
+    publish(queue, { workflow_id: "mqdenied", params: { date: "x" } }, { messageId: "denied-1" });
+    publish(queue, { workflow_id: "mqdenied", idempotency_key: "denied-2" });
+    publish(queue, { workflow_id: "mqok", params: { date: "allowed" } }, { messageId: "allowed-1" });
+    await waitFor(() => l.stats.rejected === 2 && l.stats.acked === 1, { what: "2 rejections and 1 ack" });
+    await waitFor(async () => (await ready(dlq)) === 2, { what: "the refused messages dead-lettered" });
+    const dead = await ch.get(dlq, { noAck: true });
+    assert.ok(dead !== false);
+    assert.equal((JSON.parse(dead.content.toString()) as { workflow_id: string }).workflow_id, "mqdenied");
+    assert.equal(dead.properties.messageId, "denied-1");
+    assert.equal(await ready(queue), 0);
+    const runs = await expectRunCount(f, "mqok", 1);
+    assert.deepEqual(runs[0]?.params, { date: "allowed" });
+    assert.equal((await f.runs("mqdenied")).length, 0, "the principal never saw the refused workflow");
+  });
+
   test("principal down: the message stays in the queue, then triggers exactly one run when it is back", async () => {
     // Ports picked up front: the listener is pointed at the principal before it runs.
     const down = await preparePrincipal({
@@ -164,7 +190,7 @@ describe("rabbitmq listener", { skip }, () => {
     });
     try {
       const queue = newQueue();
-      const l = await start(queue, {}, down.ports.api);
+      const l = await start(queue, { key: down.key("local-listeners") }, down.ports.api);
       publish(queue, { workflow_id: "mqdown", params: { date: "later" } }, { messageId: "while-down" });
       await waitFor(() => l.stats.requeued >= 1, { what: "a requeue", timeoutMs: 10_000 });
       await waitFor(async () => (await ready(queue)) === 1 && l.stats.paused, {

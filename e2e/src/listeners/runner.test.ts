@@ -1,19 +1,21 @@
 /**
  * The runner as a process: a YAML file with a webhook and a file watcher against a real
- * principal. (Its config errors, which need no principal, are tested in apps/listeners.)
+ * principal; a signed request replayed after the process restarted is refused (the replay cache
+ * in the default state directory). (Its config errors, which need no principal, are tested in
+ * apps/listeners.)
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { signWebhookBody } from "@cdktr/events/webhook";
+import { signWebhookRequest, webhookTriggerPath } from "@cdktr/events/webhook";
 import { cleanup, startListeners, startPrincipal, waitFor } from "@cdktr/test-utils";
 import { CLIENT_TIMEOUT_MS, paramWorkflow } from "./helpers.js";
 
 describe("listeners runner", () => {
   after(cleanup);
 
-  test("runs the listeners of a YAML file: a webhook triggers, a file watcher triggers, SIGTERM exits 0", async () => {
+  test("runs the listeners of a YAML file: a webhook triggers, a file watcher triggers, SIGTERM exits 0, a replay after the restart is refused", async () => {
     const p = await startPrincipal({
       workflows: { "hook.yml": paramWorkflow("Hook", ["date", "paths"]) },
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
@@ -49,11 +51,11 @@ describe("listeners runner", () => {
     assert.equal(unsigned.status, 401);
     const body = JSON.stringify({ date: "2026-11-28" });
     const ts = Math.floor(Date.now() / 1000);
-    const res = await fetch(`${url}/trigger/hook`, {
-      method: "POST",
-      body,
-      headers: { "x-cdktr-timestamp": String(ts), "x-cdktr-signature": signWebhookBody("k", ts, body) },
-    });
+    const headers = {
+      "x-cdktr-timestamp": String(ts),
+      "x-cdktr-signature": signWebhookRequest("k", ts, { method: "POST", path: webhookTriggerPath("hook"), body }),
+    };
+    const res = await fetch(`${url}/trigger/hook`, { method: "POST", body, headers });
     assert.equal(res.status, 202);
     const reply = (await res.json()) as { runId: string };
 
@@ -72,5 +74,18 @@ describe("listeners runner", () => {
       assert.deepEqual([runs[0]?.source, runs[1]?.source], ["webhook", "file-watcher"]);
     }
     assert.deepEqual(await good.stop("SIGTERM"), { code: 0, signal: null });
+
+    // The replay cache is in the default state directory, under the listeners' HOME.
+    const stateDir = join(home, ".cdktr", "listeners");
+    assert.ok(existsSync(stateDir), `${stateDir} exists`);
+    assert.match(readdirSync(stateDir).join(","), /webhook-replay-[0-9a-f]{16}/);
+    // Restarted (same HOME): the request captured above is refused, nothing new runs.
+    const again = await startListeners(p, "my-listeners.yml", { env: { TEST_HOOK_SECRET: "k" } });
+    const url2 = (again.ready.listeners as { url?: string }[])[0]?.url;
+    const replay = await fetch(`${url2}/trigger/hook`, { method: "POST", body, headers });
+    assert.equal(replay.status, 401);
+    assert.match(((await replay.json()) as { message: string }).message, /already used/);
+    assert.equal((await p.client.listRuns({ workflowId: "hook" })).runs.length, 2);
+    assert.deepEqual(await again.stop("SIGTERM"), { code: 0, signal: null });
   });
 });

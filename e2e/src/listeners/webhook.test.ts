@@ -1,12 +1,18 @@
 /**
  * The webhook listener against a real principal process: happy path, bad input of every kind,
- * signatures (bad, stale, replayed), oversize bodies, and a principal that is down.
+ * signatures (bad, stale, replayed, made for another workflow or key, replayed after a restart,
+ * the retired format), a replay cache that cannot be written, oversize bodies, and a principal
+ * that is down.
  */
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { appendFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { createHmac } from "node:crypto";
 import { request } from "node:http";
-import { WebhookListener, signWebhookBody } from "@cdktr/events/webhook";
-import { cleanup, freePort, startPrincipal, type PrincipalFixture } from "@cdktr/test-utils";
+import { join } from "node:path";
+import { ListenerStartError } from "@cdktr/events";
+import { WebhookListener, signWebhookRequest, webhookTriggerPath } from "@cdktr/events/webhook";
+import { cleanup, freePort, makeTempDir, startPrincipal, type PrincipalFixture } from "@cdktr/test-utils";
 import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflows } from "./helpers.js";
 import { ListenerPool } from "./listener-pool.js";
 
@@ -14,6 +20,22 @@ interface Reply {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: Record<string, unknown>;
+}
+
+/** The signature headers of a POST of `body` to `/trigger/<workflowId>`, signed now (or at `ts`). */
+function signed(
+  secret: string,
+  workflowId: string,
+  body: string,
+  key?: string,
+  ts = Math.floor(Date.now() / 1000),
+): Record<string, string> {
+  const path = webhookTriggerPath(workflowId);
+  return {
+    "x-cdktr-timestamp": String(ts),
+    "x-cdktr-signature": signWebhookRequest(secret, ts, { method: "POST", path, idempotencyKey: key, body }),
+    ...(key === undefined ? {} : { "idempotency-key": key }),
+  };
 }
 
 /** POST with node:http (so chunked/oversize bodies and raw headers are under control). */
@@ -68,16 +90,23 @@ describe("webhook listener", () => {
   let f: PrincipalFixture;
   const listeners = new ListenerPool<WebhookListener>();
 
+  /** A listener on a free port, with its replay cache in a fresh temp directory unless `stateDir` is given. */
   const startListener = async (opts: ConstructorParameters<typeof WebhookListener>[0] = {}): Promise<string> => {
     const l = await listeners.start(
-      new WebhookListener({ principal: { host: "127.0.0.1", port: f.ports.api }, port: 0, ...opts }),
+      new WebhookListener({
+        principal: { host: "127.0.0.1", port: f.ports.api },
+        key: f.key("local-listeners"),
+        port: 0,
+        stateDir: makeTempDir("cdktr-webhook-state-"),
+        ...opts,
+      }),
     );
     return (await l.listening()).url;
   };
 
   before(async () => {
     f = await startPrincipal({
-      workflows: paramWorkflows("wf", "sig", "bad"),
+      workflows: paramWorkflows("wf", "sig", "bad", "hookA", "hookB", "restart", "full"),
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
   });
@@ -162,12 +191,12 @@ describe("webhook listener", () => {
     const url = await startListener({ secret });
     const body = JSON.stringify({ date: "2026-11-28" });
     const now = Math.floor(Date.now() / 1000);
-    const signed = { "x-cdktr-timestamp": String(now), "x-cdktr-signature": signWebhookBody(secret, now, body) };
+    const headers = signed(secret, "sig", body, undefined, now);
 
-    const ok = await post(`${url}/trigger/sig`, body, signed);
+    const ok = await post(`${url}/trigger/sig`, body, headers);
     assert.equal(ok.status, 202, JSON.stringify(ok.body));
 
-    const replay = await post(`${url}/trigger/sig`, body, signed);
+    const replay = await post(`${url}/trigger/sig`, body, headers);
     assert.equal(replay.status, 401);
     assert.match(String(replay.body.message), /already used/);
 
@@ -175,21 +204,14 @@ describe("webhook listener", () => {
     assert.equal(missing.status, 401);
     assert.match(String(missing.body.message), /x-cdktr-timestamp/);
 
-    const wrong = await post(`${url}/trigger/sig`, body, {
-      "x-cdktr-timestamp": String(now),
-      "x-cdktr-signature": signWebhookBody("other", now, body),
-    });
+    const wrong = await post(`${url}/trigger/sig`, body, signed("other", "sig", body, undefined, now));
     assert.equal(wrong.status, 401);
     assert.match(String(wrong.body.message), /does not match/);
 
-    const tampered = await post(`${url}/trigger/sig`, JSON.stringify({ date: "2099-01-01" }), signed);
+    const tampered = await post(`${url}/trigger/sig`, JSON.stringify({ date: "2099-01-01" }), headers);
     assert.equal(tampered.status, 401, "the signature covers the body");
 
-    const old = now - 10 * 60;
-    const stale = await post(`${url}/trigger/sig`, body, {
-      "x-cdktr-timestamp": String(old),
-      "x-cdktr-signature": signWebhookBody(secret, old, body),
-    });
+    const stale = await post(`${url}/trigger/sig`, body, signed(secret, "sig", body, undefined, now - 10 * 60));
     assert.equal(stale.status, 401);
     assert.match(String(stale.body.message), /more than 300 s/);
 
@@ -197,11 +219,131 @@ describe("webhook listener", () => {
     assert.deepEqual(runs[0]?.params, { date: "2026-11-28" });
   });
 
+  test("a signature made for workflow A, or for one idempotency key, is refused on B or with another key", async () => {
+    const secret = "s3cr3t-for-tests";
+    const url = await startListener({ secret });
+    const body = JSON.stringify({ date: "for-A" });
+    const forA = signed(secret, "hookA", body, "order-1");
+
+    const toB = await post(`${url}/trigger/hookB`, body, forA);
+    assert.equal(toB.status, 401, "the path (the workflow) is signed");
+    assert.match(String(toB.body.message), /does not match this request/);
+
+    const otherKey = await post(`${url}/trigger/hookA`, body, { ...forA, "idempotency-key": "order-2" });
+    assert.equal(otherKey.status, 401, "the idempotency key is signed");
+    const noKey = await post(`${url}/trigger/hookA`, body, {
+      "x-cdktr-timestamp": forA["x-cdktr-timestamp"] ?? "",
+      "x-cdktr-signature": forA["x-cdktr-signature"] ?? "",
+    });
+    assert.equal(noKey.status, 401, "dropping the key breaks the signature");
+
+    const ok = await post(`${url}/trigger/hookA`, body, forA);
+    assert.equal(ok.status, 202, JSON.stringify(ok.body));
+    const again = await post(`${url}/trigger/hookB`, body, forA);
+    assert.equal(again.status, 401);
+    await expectRunCount(f, "hookA", 1);
+    assert.equal((await f.runs("hookB")).length, 0, "nothing ran on B");
+  });
+
+  test("the retired version 1 signature (sha256= over timestamp.body) gets 401 naming the v2 format", async () => {
+    const secret = "s3cr3t-for-tests";
+    const url = await startListener({ secret });
+    const body = JSON.stringify({ date: "v1" });
+    const ts = Math.floor(Date.now() / 1000);
+    const v1 = createHmac("sha256", secret).update(`${ts}.${body}`).digest("hex");
+    const r = await post(`${url}/trigger/hookB`, body, {
+      "x-cdktr-timestamp": String(ts),
+      "x-cdktr-signature": `sha256=${v1}`,
+    });
+    assert.equal(r.status, 401);
+    assert.equal(r.body.code, "UNAUTHORIZED");
+    assert.match(String(r.body.message), /retired version 1 format/);
+    assert.match(String(r.body.message), /v2=<hex HMAC-SHA256 of/);
+    assert.equal((await f.runs("hookB")).length, 0);
+  });
+
+  test("a signature accepted before a restart is refused after it; a damaged cache refuses requests signed before the restart", async () => {
+    const secret = "s3cr3t-for-tests";
+    const stateDir = makeTempDir("cdktr-webhook-state-");
+    const body = JSON.stringify({ date: "once" });
+    const headers = signed(secret, "restart", body);
+    const first = await startListener({ secret, stateDir });
+    assert.equal((await post(`${first}/trigger/restart`, body, headers)).status, 202);
+    await listeners.stopAll();
+
+    const second = await startListener({ secret, stateDir });
+    assert.notEqual(second, first, "a new listener (new port)");
+    const replay = await post(`${second}/trigger/restart`, body, headers);
+    assert.equal(replay.status, 401);
+    assert.match(String(replay.body.message), /already used/);
+    await expectRunCount(f, "restart", 1);
+    await listeners.stopAll();
+
+    // Damage the cache (a torn line): what was signed before the next start is refused.
+    const [cacheDir] = readdirSync(stateDir);
+    const cache = join(stateDir, cacheDir ?? "");
+    const [file] = readdirSync(cache);
+    appendFileSync(join(cache, file ?? ""), "\nuse 12 torn");
+    const signedBefore = signed(
+      secret,
+      "restart",
+      JSON.stringify({ date: "before" }),
+      undefined,
+      Math.floor(Date.now() / 1000) - 2,
+    );
+    const third = await startListener({ secret, stateDir });
+    const refused = await post(`${third}/trigger/restart`, JSON.stringify({ date: "before" }), signedBefore);
+    assert.equal(refused.status, 401);
+    assert.match(String(refused.body.message), /replay cache was damaged: sign it again/);
+    const after = JSON.stringify({ date: "after" });
+    const fresh = await post(`${third}/trigger/restart`, after, signed(secret, "restart", after));
+    assert.equal(fresh.status, 202, JSON.stringify(fresh.body));
+    const runs = await expectRunCount(f, "restart", 2);
+    assert.deepEqual(runs.map((r) => r.params.date).sort(), ["after", "once"]);
+  });
+
+  test("a replay cache that cannot be written (full disk): 503, nothing triggered; an unusable state dir: no start", async () => {
+    const secret = "s3cr3t-for-tests";
+    const stateDir = makeTempDir("cdktr-webhook-state-");
+    const url = await startListener({ secret, stateDir, retryAfterS: 7 });
+    const [cacheDir] = readdirSync(stateDir);
+    const cache = join(stateDir, cacheDir ?? "");
+    const [file] = readdirSync(cache);
+    rmSync(join(cache, file ?? ""));
+    symlinkSync("/dev/full", join(cache, file ?? ""));
+    const body = JSON.stringify({ date: "full" });
+    const headers = signed(secret, "full", body);
+    const r = await post(`${url}/trigger/full`, body, headers);
+    assert.equal(r.status, 503, JSON.stringify(r.body));
+    assert.equal(r.headers["retry-after"], "7");
+    assert.equal(r.body.code, "UNAVAILABLE");
+    assert.match(String(r.body.message), /cannot record this signature in its replay cache.*nothing was triggered/);
+    assert.ok(!String(r.body.message).includes(stateDir), "no server path in the reply");
+    assert.equal((await f.runs("full")).length, 0, "nothing was triggered");
+    rmSync(join(cache, file ?? ""));
+    const retried = await post(`${url}/trigger/full`, body, headers);
+    assert.equal(retried.status, 202, "the disk has room again: the same request goes through");
+    await expectRunCount(f, "full", 1);
+
+    const notADir = join(makeTempDir("cdktr-webhook-state-"), "file");
+    writeFileSync(notADir, "");
+    const l = listeners.track(
+      new WebhookListener({ principal: { host: "127.0.0.1", port: f.ports.api }, port: 0, secret, stateDir: notADir }),
+    );
+    await l.start();
+    await assert.rejects(l.listening(), (e: unknown) => {
+      assert.ok(e instanceof ListenerStartError, String(e));
+      assert.match(e.message, /cannot create the webhook replay cache directory/);
+      return true;
+    });
+  });
+
   test("principal down: 503 with Retry-After within 5 s", async () => {
     const deadPort = await freePort();
     const l = await listeners.start(
       new WebhookListener({
         principal: { host: "127.0.0.1", port: deadPort },
+        key: null,
         port: 0,
         triggerTimeoutMs: 1500,
       }),

@@ -14,7 +14,7 @@ import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "nod
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PrincipalClient } from "@cdktr/protocol";
+import { PrincipalClient, clientKeyOf, readKeyFile } from "@cdktr/protocol";
 import { freePorts, killAllServices, makeTempDir, removeTempDirs, spawnService } from "@cdktr/test-utils";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -147,23 +147,30 @@ describe("the published packages, packed and installed outside the repository", 
     });
   }
 
-  async function installedPrincipal(): Promise<{ env: Record<string, string>; api: number }> {
+  /**
+   * An installed principal in its own temp HOME; its keys directory is shared through
+   * `CDKTR_KEYS_DIR` in `env`, so that the installed agent, CLI and listener (each in its own
+   * HOME, like processes on other machines of one deployment) find their local keys.
+   */
+  async function installedPrincipal(): Promise<{ env: Record<string, string>; api: number; keysDir: string }> {
     const home = makeTempDir("cdktr-packed-home-");
     const workflowDir = join(home, "workflows");
     mkdirSync(workflowDir);
     writeFileSync(join(workflowDir, "hello.yml"), HELLO);
     const [api = 0, logs = 0, publish = 0] = await freePorts(3);
+    const keysDir = join(home, "keys");
     const env = {
       CDKTR_PRINCIPAL_PORT: String(api),
       CDKTR_LOGS_LISTENING_PORT: String(logs),
       CDKTR_LOGS_PUBLISHING_PORT: String(publish),
+      CDKTR_KEYS_DIR: keysDir,
     };
     await startInstalled("principal", {
       ...env,
       CDKTR_WORKFLOW_DIR: workflowDir,
       CDKTR_DB_PATH: join(home, "cdktr.db"),
     });
-    return { env, api };
+    return { env, api, keysDir };
   }
 
   it("the installed cdktr prints the packages' version", () => {
@@ -199,7 +206,7 @@ describe("the published packages, packed and installed outside the repository", 
   });
 
   it("triggers a run and gets a run id; an unknown workflow is success: false with a clear error", async () => {
-    const { env, api } = await installedPrincipal();
+    const { env, api, keysDir } = await installedPrincipal();
     const [http = 0] = await freePorts(1);
     const home = makeTempDir("cdktr-packed-listener-");
     const listener = await spawnService({
@@ -219,7 +226,8 @@ describe("the published packages, packed and installed outside the repository", 
     };
     assert.equal(result.success, true);
     assert.equal(typeof result.runId, "string");
-    const principal = new PrincipalClient({ port: api });
+    const key = clientKeyOf(readKeyFile(join(keysDir, "local-operator.json")));
+    const principal = new PrincipalClient({ port: api, key });
     try {
       const { run: record } = await principal.getRun(result.runId ?? "");
       assert.equal(record.workflowId, "hello");

@@ -37,3 +37,15 @@ export class BodyTooLarge extends CodedError<"PAYLOAD_TOO_LARGE"> {
     super("PAYLOAD_TOO_LARGE", `request body exceeds ${limit} bytes`, { context: { limit } });
   }
 }
+
+/**
+ * The webhook listener cannot record a signature in its replay cache (code
+ * `REPLAY_CACHE_UNAVAILABLE`): the cache file cannot be written (full disk, permissions) or holds
+ * its maximum of live signatures. The listener answers 503 and triggers nothing, rather than
+ * accept a signature it could not remember across a restart. Internal to the webhook listener.
+ */
+export class ReplayCacheError extends CodedError<"REPLAY_CACHE_UNAVAILABLE"> {
+  constructor(message: string, options: { cause?: unknown; context?: Record<string, unknown> } = {}) {
+    super("REPLAY_CACHE_UNAVAILABLE", message, options);
+  }
+}

@@ -6,6 +6,7 @@
  */
 export {
   EventListener,
+  LISTENER_KEY_NAME,
   sleep,
   type EventListenerEvents,
   type EventListenerOptions,
@@ -21,6 +22,7 @@ export { CronSchedule, nextOccurrences, type ScheduleSpec } from "./cron/cron-sc
 export { isValidTimeZone } from "./cron/time-zone.js";
 export {
   CronScheduler,
+  SCHEDULER_KEY_NAME,
   occurrenceKey,
   type CronSchedulerEvents,
   type CronSchedulerOptions,
@@ -35,3 +37,4 @@ export { ManualClock, MAX_TIMER_DELAY_MS, systemClock, type Clock, type TimerHan
 export { InvalidScheduleError, ListenerStartError } from "./errors.js";
 // Re-exported so that a listener needs no other import than `@cdktr/events`.
 export { createLogger, noopLogger, type Logger } from "@cdktr/protocol";
+export { readKeyFile, clientKeyOf, findClientKey, type ClientKey } from "@cdktr/protocol";

@@ -22,6 +22,11 @@ export const ERROR_CODES = [
   "STALE_ASSIGNMENT",
   "INVALID_TRANSITION",
   "AGENT_NOT_REGISTERED",
+  // security
+  "UNAUTHENTICATED",
+  "PERMISSION_DENIED",
+  "KEY_IN_USE",
+  "KEY_NOT_FOUND",
   // server state
   "SHUTTING_DOWN",
   "INTERNAL",

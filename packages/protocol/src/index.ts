@@ -36,6 +36,37 @@ export {
 export { backoffDelay, type BackoffOptions } from "./util/backoff.js";
 export { DURATION_HINT, parseDurationText, parseDurationWithUnit } from "./util/duration.js";
 export { packageVersion } from "./util/package-version.js";
+export { z85Decode, z85Encode, isZ85 } from "./security/z85.js";
+export {
+  KEY_ROLES,
+  KeyRoleSchema,
+  KeyNameSchema,
+  Z85KeySchema,
+  KeyIdentitySchema,
+  KeyRecordSchema,
+  type KeyRole,
+  type KeyIdentity,
+  type KeyRecord,
+} from "./security/identity.js";
+export {
+  PRINCIPAL_KEY_FILE,
+  KeyFileSchema,
+  KeyFileError,
+  authDisabled,
+  clientKeyOf,
+  defaultKeysDir,
+  findClientKey,
+  generateKeyPair,
+  readKeyFile,
+  writeKeyFile,
+  type ClientKey,
+  type KeyFile,
+  type KeyFileErrorCode,
+  type KeyPair,
+} from "./security/key-file.js";
+export { helloProof, sameProof, sharedSecret, subscribeProof } from "./security/proofs.js";
+export { ServerSessions, type ServerAuth, type HelloReply } from "./security/server-sessions.js";
+export { SUBSCRIPTION_AUTH_PREFIX, type PublisherAuth } from "./pubsub/subscription-gate.js";
 export {
   parseEnv,
   loadDotEnv,

@@ -17,6 +17,7 @@ import {
   WorkflowDefinitionSchema,
   WorkflowIdSchema,
 } from "./records.js";
+import { KeyIdentitySchema, KeyNameSchema, KeyRecordSchema, KeyRoleSchema, Z85KeySchema } from "./security/identity.js";
 
 /** Largest page a listing returns. */
 export const MAX_PAGE_SIZE = 1000;
@@ -33,6 +34,50 @@ export const PingReplySchema = z.object({
   version: z.string(),
   time: IsoTimeSchema,
 });
+
+/**
+ * Request body of `hello` (ports 5561 and 5562), the proof that binds a connection to its key:
+ * step 1 `{ publicKey }` returns a challenge; step 2 `{ publicKey, challenge, proof }` with
+ * `proof = base64(HMAC-SHA256(X25519(client secret, principal public), "cdktr-hello/1\n" +
+ * challenge + "\n" + publicKey + "\n" + principal public key))` returns the identity.
+ */
+export const HelloRequestSchema = z
+  .object({
+    publicKey: Z85KeySchema,
+    challenge: z.string().min(1).max(128).optional(),
+    proof: z.string().min(1).max(128).optional(),
+  })
+  .strict();
+/** Reply body of `hello`: the challenge (step 1) or the key's identity (step 2); both null when authentication is off. */
+export const HelloReplySchema = z.object({
+  challenge: z.string().nullable(),
+  identity: KeyIdentitySchema.nullable(),
+});
+
+// --- keys -------------------------------------------------------------------------------------
+
+/** Request body of `enrollKey` (port 5561, operator): enrol a public key made by the client (the secret half never leaves it). */
+export const EnrollKeyRequestSchema = z
+  .object({
+    name: KeyNameSchema,
+    role: KeyRoleSchema,
+    /** Idempotency scope. @default the name */
+    scope: KeyNameSchema.optional(),
+    /** Workflows a trigger or scheduler key may run; absent or null = any. */
+    workflows: z.array(WorkflowIdSchema).nullable().optional(),
+    publicKey: Z85KeySchema,
+  })
+  .strict();
+/** Reply body of `enrollKey`. */
+export const EnrollKeyReplySchema = z.object({ key: KeyRecordSchema });
+/** Request body of `listKeys` (port 5561, operator). */
+export const ListKeysRequestSchema = z.object({}).strict();
+/** Reply body of `listKeys`: every enrolled key, revoked ones included, never a secret. */
+export const ListKeysReplySchema = z.object({ keys: z.array(KeyRecordSchema) });
+/** Request body of `revokeKey` (port 5561, operator). */
+export const RevokeKeyRequestSchema = z.object({ name: KeyNameSchema }).strict();
+/** Reply body of `revokeKey`: the key, and whether this call revoked it (false: it was already). */
+export const RevokeKeyReplySchema = z.object({ key: KeyRecordSchema, revoked: z.boolean() });
 
 // --- workflows --------------------------------------------------------------------------------
 
@@ -168,6 +213,8 @@ export const LogBatchRequestSchema = z
   .object({
     agentId: z.string().min(1),
     lines: z.array(LogLineSchema).min(1).max(10_000),
+    /** The assignment token of each run the lines belong to (required when authentication is on). */
+    tokens: z.record(z.string().min(1), z.string().min(1).max(256)).optional(),
   })
   .strict();
 /** Reply body of `logBatch` (port 5562). */
@@ -256,6 +303,8 @@ export const RunStatusUpdateRequestSchema = z
   .object({
     agentId: AgentIdSchema,
     runId: z.string().min(1),
+    /** The run's assignment token (required when authentication is on). */
+    token: z.string().min(1).max(256).optional(),
     status: z.enum(["RUNNING", "COMPLETED", "FAILED", "CANCELLED"]),
     /** Agent-clock time of the transition. */
     time: IsoTimeSchema,
@@ -275,6 +324,8 @@ export const TaskStatusUpdateRequestSchema = z
   .object({
     agentId: AgentIdSchema,
     runId: z.string().min(1),
+    /** The run's assignment token (required when authentication is on). */
+    token: z.string().min(1).max(256).optional(),
     taskId: z.string().min(1),
     attempt: z.number().int().min(0),
     status: TaskStatusSchema,
@@ -315,6 +366,7 @@ function verb<Req extends z.ZodType, Rep extends z.ZodType>(
  */
 export const API_VERBS = {
   ping: verb(PingRequestSchema, PingReplySchema, true),
+  hello: verb(HelloRequestSchema, HelloReplySchema, true),
   listWorkflows: verb(ListWorkflowsRequestSchema, ListWorkflowsReplySchema, true),
   getWorkflow: verb(GetWorkflowRequestSchema, GetWorkflowReplySchema, true),
   runWorkflow: verb(RunWorkflowRequestSchema, RunWorkflowReplySchema, true),
@@ -330,11 +382,15 @@ export const API_VERBS = {
   runStatus: verb(RunStatusUpdateRequestSchema, RunStatusUpdateReplySchema, true),
   taskStatus: verb(TaskStatusUpdateRequestSchema, TaskStatusUpdateReplySchema, true),
   listAgents: verb(ListAgentsRequestSchema, ListAgentsReplySchema, true),
+  enrollKey: verb(EnrollKeyRequestSchema, EnrollKeyReplySchema, true),
+  listKeys: verb(ListKeysRequestSchema, ListKeysReplySchema, true),
+  revokeKey: verb(RevokeKeyRequestSchema, RevokeKeyReplySchema, true),
 } as const;
 
 /** Verbs served on the log-ingest channel (port 5562). */
 export const LOG_VERBS = {
   ping: verb(PingRequestSchema, PingReplySchema, true),
+  hello: verb(HelloRequestSchema, HelloReplySchema, true),
   logBatch: verb(LogBatchRequestSchema, LogBatchReplySchema, true),
 } as const;
 

@@ -62,6 +62,24 @@ export const RetryPolicySchema = z.object({
 /** Type of {@link RetryPolicySchema}. */
 export type RetryPolicy = z.infer<typeof RetryPolicySchema>;
 
+/**
+ * One entry of an `inherit_env` allow-list: a variable name (`AWS_REGION`), or a prefix ending in
+ * `*` (`AWS_*`) for every variable starting with it. Names are case-sensitive, as in the
+ * environment. Entries naming the agent's own `CDKTR_*` settings are refused: those never reach a
+ * task (a prefix such as `C*` still skips them), only the run variables (`CDKTR_RUN_ID`, ...) do.
+ */
+export const InheritEnvEntrySchema = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*\*?$/, {
+    error: (issue) =>
+      `\`${String(issue.input)}\` is not a variable name: use letters, digits and '_' (AWS_REGION), or a prefix ending in '*' (AWS_*)`,
+    abort: true,
+  })
+  .refine((v) => !v.startsWith("CDKTR"), {
+    error: (issue) =>
+      `\`${String(issue.input)}\`: the agent's own CDKTR_* settings never reach a task; put a value the task needs in its \`env\` (the run variables CDKTR_RUN_ID, CDKTR_WORKFLOW_ID, CDKTR_TASK_ID, CDKTR_TRIGGER_SOURCE and CDKTR_PARAM_* are always set)`,
+  });
+
 /** One task of a workflow, normalised from YAML (camelCase). */
 export const TaskDefinitionSchema = z.object({
   id: z.string().min(1),
@@ -69,7 +87,14 @@ export const TaskDefinitionSchema = z.object({
   description: z.string().nullable(),
   depends: z.array(z.string()),
   config: TaskConfigSchema,
+  /** Extra variables of the task: the workflow's `env`, then the task's (which wins). */
   env: z.record(z.string(), z.string()),
+  /**
+   * Variables of the agent's environment the task inherits on top of the clean base (see
+   * docs/workflows.md, "Task environment"): the workflow's and the task's `inherit_env`, in that
+   * order, without duplicates. Absent (sent by an older principal) means none.
+   */
+  inheritEnv: z.array(InheritEnvEntrySchema).optional(),
   workingDirectory: z.string().nullable(),
   timeoutMs: z.number().int().positive().nullable(),
   retries: RetryPolicySchema,
@@ -202,6 +227,8 @@ export const RunRecordSchema = z.object({
   status: RunStatusSchema,
   /** Who triggered it: `scheduler`, `cli`, `webhook`, ... free text chosen by the caller. */
   source: z.string(),
+  /** The name of the key that triggered it (null when authentication is off, or for a requeue of such a run). */
+  triggeredBy: z.string().nullable(),
   idempotencyKey: z.string().nullable(),
   params: ParamsSchema,
   /** The cron occurrence this run is for (scheduler triggers), else null. */

@@ -42,6 +42,8 @@ export {
   PrincipalFixtureError,
   preparePrincipal,
   startPrincipal,
+  type CreateKeyOptions,
+  type CreatedKey,
   type PrincipalOptions,
   type PrincipalPorts,
   type PrincipalStartOptions,

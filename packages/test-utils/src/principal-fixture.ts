@@ -1,11 +1,25 @@
 /**
  * A real principal process for a test: its own temp HOME, workflow directory and database, ports
- * chosen by the OS (read back from its `ready` line) or reserved up front, clients ready to use,
- * and restarts on the same ports and database.
+ * chosen by the OS (read back from its `ready` line) or reserved up front, clients ready to use
+ * (with the principal's `local-operator` key: authentication is on unless `auth: "off"`), extra
+ * keys of any role, and restarts on the same ports and database.
  */
-import { cpSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { CodedError, LogClient, PrincipalClient, type LogLine, type RunRecord } from "@cdktr/protocol";
+import { cpSync, existsSync, mkdirSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import {
+  CodedError,
+  LogClient,
+  PRINCIPAL_KEY_FILE,
+  PrincipalClient,
+  clientKeyOf,
+  generateKeyPair,
+  readKeyFile,
+  writeKeyFile,
+  type ClientKey,
+  type KeyRole,
+  type LogLine,
+  type RunRecord,
+} from "@cdktr/protocol";
 import { freePorts, makeTempDir, spawnService, type ServiceExit, type ServiceHandle } from "@cdktr/test-base";
 import { appMain, type ServiceTuning } from "./apps.js";
 import { closeAtCleanup } from "./cleanup.js";
@@ -51,7 +65,40 @@ export interface PrincipalOptions {
   clientTimeoutMs?: number;
   /** Process options (node flags, line listener, ready timeout, lines kept). */
   service?: ServiceTuning;
+  /**
+   * `"on"`: the principal makes its keys in `<home>/.cdktr/keys` on first start (with `ports:
+   * "reserved"` the fixture writes them up front instead, so that processes started before the
+   * principal find theirs) and the fixture's clients use `local-operator`; `"off"`: `CDKTR_AUTH=off`
+   * for the principal and every process and client of the fixture (plaintext).
+   * @default "on"
+   */
+  auth?: "on" | "off";
 }
+
+/** Options of {@link PrincipalFixture.createKey}. */
+export interface CreateKeyOptions {
+  /** Idempotency scope. @default the name */
+  scope?: string;
+  /** Workflows the key may trigger. @default any */
+  workflows?: string[];
+  /** Enrol it with the principal (which must be running). @default true */
+  enroll?: boolean;
+}
+
+/** A client key made by {@link PrincipalFixture.createKey}: its key file and the key itself. */
+export interface CreatedKey {
+  /** The key file (0600), for `CDKTR_KEY_FILE`. */
+  path: string;
+  key: ClientKey;
+}
+
+/** The client keys a principal makes on first start (apps/principal's `auth/local-keys.ts`). */
+const LOCAL_KEYS: readonly { name: string; role: KeyRole }[] = [
+  { name: "local-operator", role: "operator" },
+  { name: "local-agent", role: "agent" },
+  { name: "local-scheduler", role: "scheduler" },
+  { name: "local-listeners", role: "trigger" },
+];
 
 /** Options of one {@link PrincipalFixture.start}. */
 export interface PrincipalStartOptions {
@@ -62,7 +109,7 @@ export interface PrincipalStartOptions {
 }
 
 /** The principal cannot be used that way (not started yet, started twice). */
-export class PrincipalFixtureError extends CodedError<"PORTS_UNKNOWN" | "ALREADY_RUNNING"> {}
+export class PrincipalFixtureError extends CodedError<"PORTS_UNKNOWN" | "ALREADY_RUNNING" | "NO_KEY"> {}
 
 const portOf = (endpoint: unknown): number => Number(String(endpoint).split(":").pop());
 
@@ -81,7 +128,12 @@ export class PrincipalFixture {
   private readonly tuning: ServiceTuning;
   private apiClient: PrincipalClient | null = null;
   private logsClient: LogClient | null = null;
-  private readonly extraClients: PrincipalClient[] = [];
+  private readonly extraClients: (PrincipalClient | LogClient)[] = [];
+  /** Whether the principal runs with authentication (`auth` option). */
+  readonly auth: boolean;
+  /** The principal's keys directory (`CDKTR_KEYS_DIR` of its settings, else `<home>/.cdktr/keys`). */
+  readonly keysDir: string;
+  private readonly keys = new Map<string, ClientKey>();
 
   private constructor(options: PrincipalOptions, home: string, ports: PrincipalPorts | null) {
     this.home = home;
@@ -90,13 +142,24 @@ export class PrincipalFixture {
     this.known = ports;
     this.clientTimeoutMs = options.clientTimeoutMs ?? 5000;
     this.tuning = options.service ?? {};
+    this.auth = options.auth !== "off";
     this.baseEnv = {
       HOME: home,
       CDKTR_PRINCIPAL_HOST: "127.0.0.1",
       CDKTR_WORKFLOW_DIR: this.workflowDir,
       CDKTR_DB_PATH: this.dbPath,
+      ...(this.auth ? {} : { CDKTR_AUTH: "off" }),
     };
     this.settings = options.env ?? {};
+    const dir = this.settings.CDKTR_KEYS_DIR;
+    this.keysDir =
+      dir === undefined || dir === ""
+        ? join(home, ".cdktr", "keys")
+        : dir.startsWith("~/")
+          ? join(home, dir.slice(2))
+          : isAbsolute(dir)
+            ? dir
+            : join(home, dir);
     closeAtCleanup(() => this.closeClients());
   }
 
@@ -113,7 +176,98 @@ export class PrincipalFixture {
     if (options.copyWorkflowsFrom !== undefined) cpSync(options.copyWorkflowsFrom, f.workflowDir, { recursive: true });
     const defaults = options.copyWorkflowsFrom === undefined ? { "hello.yml": helloWorkflowYaml() } : {};
     writeWorkflows(f.workflowDir, options.workflows ?? defaults);
+    if (ports !== null && f.auth) f.provisionKeys();
     return f;
+  }
+
+  /**
+   * Write the key files the principal would make on its first start (its pair and the local
+   * client keys), so that processes started before it find their keys; the principal enrols the
+   * local keys when it starts. Files that exist are kept.
+   */
+  provisionKeys(): void {
+    const principalFile = join(this.keysDir, PRINCIPAL_KEY_FILE);
+    if (!existsSync(principalFile)) {
+      const pair = generateKeyPair();
+      writeKeyFile(principalFile, {
+        name: "principal",
+        role: "principal",
+        ...pair,
+        principalPublicKey: pair.publicKey,
+      });
+    }
+    const principal = readKeyFile(principalFile);
+    for (const { name, role } of LOCAL_KEYS) {
+      const path = join(this.keysDir, `${name}.json`);
+      if (existsSync(path)) continue;
+      writeKeyFile(path, {
+        name,
+        role,
+        scope: name,
+        workflows: null,
+        ...generateKeyPair(),
+        principalPublicKey: principal.publicKey,
+      });
+    }
+  }
+
+  /**
+   * The client key `name` of the principal's keys directory (`local-operator`, `local-agent`,
+   * `local-scheduler`, `local-listeners`, or one written there by a test); null with `auth: "off"`.
+   * @throws PrincipalFixtureError NO_KEY before the principal made its keys (start it first, or
+   *   prepare it with `ports: "reserved"`).
+   */
+  key(name = "local-operator"): ClientKey | null {
+    if (!this.auth) return null;
+    let key = this.keys.get(name);
+    if (key === undefined) {
+      const path = join(this.keysDir, `${name}.json`);
+      if (!existsSync(path)) {
+        throw new PrincipalFixtureError(
+          "NO_KEY",
+          `no key file ${path}: the principal makes its keys on first start (start it first, or prepare it with ports: "reserved")`,
+        );
+      }
+      key = clientKeyOf(readKeyFile(path));
+      this.keys.set(name, key);
+    }
+    return key;
+  }
+
+  /** The principal's public key (what every client pins); null with `auth: "off"`. */
+  get publicKey(): string | null {
+    return this.key()?.principalPublicKey ?? null;
+  }
+
+  /**
+   * Make a client key of `role`: a fresh pair written to a key file under `<home>/client-keys/`
+   * (pinning this principal's key) and, unless `enroll: false`, enrolled through the operator
+   * client. Resolves with the file's path (for `CDKTR_KEY_FILE`) and the key (for clients).
+   */
+  async createKey(name: string, role: KeyRole, options: CreateKeyOptions = {}): Promise<CreatedKey> {
+    const principalPublicKey = this.publicKey;
+    if (principalPublicKey === null)
+      throw new PrincipalFixtureError("NO_KEY", "this principal runs with auth: 'off': it has no keys");
+    const pair = generateKeyPair();
+    const path = join(this.home, "client-keys", `${name}.json`);
+    writeKeyFile(path, {
+      name,
+      role,
+      scope: options.scope ?? name,
+      workflows: options.workflows ?? null,
+      ...pair,
+      principalPublicKey,
+    });
+    if (options.enroll !== false) {
+      await this.client.request("enrollKey", {
+        name,
+        role,
+        publicKey: pair.publicKey,
+        ...(options.scope === undefined ? {} : { scope: options.scope }),
+        ...(options.workflows === undefined ? {} : { workflows: options.workflows }),
+      });
+    }
+    return { path, key: { name, ...pair, principalPublicKey } };
   }
 
   /**
@@ -151,36 +305,72 @@ export class PrincipalFixture {
     return { api: at(p.api), logs: at(p.logs), publish: at(p.publish) };
   }
 
-  /** Environment that points another process (agent, scheduler, listeners, the CLI) at this principal. */
+  /**
+   * Environment that points another process (agent, scheduler, listeners, the CLI) at this
+   * principal: its HOME (where the local keys are), its keys directory when set, its ports, and
+   * `CDKTR_AUTH=off` with `auth: "off"`.
+   */
   get clientEnv(): Record<string, string> {
     const p = this.ports;
+    const keysDir = this.settings.CDKTR_KEYS_DIR;
     return {
       HOME: this.home,
       CDKTR_PRINCIPAL_HOST: "127.0.0.1",
       CDKTR_PRINCIPAL_PORT: String(p.api),
       CDKTR_LOGS_LISTENING_PORT: String(p.logs),
       CDKTR_LOGS_PUBLISHING_PORT: String(p.publish),
+      ...(keysDir === undefined ? {} : { CDKTR_KEYS_DIR: this.keysDir }),
+      ...(this.auth ? {} : { CDKTR_AUTH: "off" }),
     };
   }
 
-  /** A `PrincipalClient` on the API port (one per fixture, closed at clean-up; it survives restarts). */
+  /**
+   * A `PrincipalClient` on the API port with the `local-operator` key (one per fixture, closed at
+   * clean-up; it survives restarts).
+   */
   get client(): PrincipalClient {
-    this.apiClient ??= new PrincipalClient({ port: this.ports.api, timeoutMs: this.clientTimeoutMs, env: {} });
+    this.apiClient ??= new PrincipalClient({
+      port: this.ports.api,
+      timeoutMs: this.clientTimeoutMs,
+      env: {},
+      key: this.key(),
+    });
     return this.apiClient;
   }
 
-  /** A `LogClient` on the log-ingest port (closed at clean-up), for tests acting as an agent. */
+  /** A `LogClient` on the log-ingest port with the `local-operator` key (closed at clean-up), for tests acting as an agent. */
   get logClient(): LogClient {
-    this.logsClient ??= new LogClient({ endpoint: this.endpoints.logs, timeoutMs: this.clientTimeoutMs });
+    this.logsClient ??= new LogClient({
+      endpoint: this.endpoints.logs,
+      timeoutMs: this.clientTimeoutMs,
+      env: {},
+      key: this.key(),
+    });
     return this.logsClient;
   }
 
-  /** Another `PrincipalClient` (own connection and timeout), closed at clean-up. */
-  connect(options: { timeoutMs?: number } = {}): PrincipalClient {
+  /**
+   * Another `PrincipalClient` (own connection and timeout), closed at clean-up; with
+   * `local-operator` unless `key` is given (null: plaintext).
+   */
+  connect(options: { timeoutMs?: number; key?: ClientKey | null } = {}): PrincipalClient {
     const c = new PrincipalClient({
       port: this.ports.api,
       timeoutMs: options.timeoutMs ?? this.clientTimeoutMs,
       env: {},
+      key: options.key !== undefined ? options.key : this.key(),
+    });
+    this.extraClients.push(c);
+    return c;
+  }
+
+  /** Another `LogClient` (own connection), closed at clean-up; with `local-operator` unless `key` is given. */
+  connectLogs(options: { timeoutMs?: number; key?: ClientKey | null } = {}): LogClient {
+    const c = new LogClient({
+      endpoint: this.endpoints.logs,
+      timeoutMs: options.timeoutMs ?? this.clientTimeoutMs,
+      env: {},
+      key: options.key !== undefined ? options.key : this.key(),
     });
     this.extraClients.push(c);
     return c;

@@ -10,6 +10,7 @@ export function runRecord(fields: Partial<RunRecord> & Pick<RunRecord, "runId">)
     workflowId: "wf",
     status: "QUEUED",
     source: "test",
+    triggeredBy: null,
     idempotencyKey: null,
     params: {},
     scheduledFor: null,

@@ -33,17 +33,73 @@ export function paramEnvName(name: string): string {
 }
 
 /**
- * The environment of a task process: the agent's environment, then the task's `env`, then the
- * run context (`CDKTR_RUN_ID`, `CDKTR_WORKFLOW_ID`, `CDKTR_TASK_ID`, `CDKTR_TRIGGER_SOURCE`,
- * one `CDKTR_PARAM_*` per run parameter). Later entries win.
+ * The clean base of every task's environment: these variables of the agent's environment, when
+ * set there (names, or prefixes ending in `*`). Anything else of the agent reaches a task only
+ * through an `inherit_env` allow-list.
+ */
+export const TASK_BASE_ENV: readonly string[] = [
+  "PATH",
+  "HOME",
+  "USER",
+  "LOGNAME",
+  "SHELL",
+  "LANG",
+  "LC_*",
+  "TZ",
+  "TMPDIR",
+  "HTTP_PROXY",
+  "http_proxy",
+  "HTTPS_PROXY",
+  "https_proxy",
+  "NO_PROXY",
+  "no_proxy",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "NODE_EXTRA_CA_CERTS",
+];
+
+/** The agent's side of a task's environment, taken once when the agent is created. */
+export interface TaskEnvSource {
+  /** The agent's environment (with its `.env` merged in). */
+  env: Readonly<Record<string, string | undefined>>;
+  /**
+   * Names set from the agent's `.env` file: they reach a task only through an allow-list, even
+   * when in {@link TASK_BASE_ENV}. @default none
+   */
+  fromDotEnv?: ReadonlySet<string>;
+  /** The agent's allow-list (`CDKTR_AGENT_INHERIT_ENV`): names, or prefixes ending in `*`. @default [] */
+  inheritEnv?: readonly string[];
+}
+
+/** Whether `name` is one of `patterns` (exact names, or prefixes ending in `*`; case-sensitive). */
+export function matchesEnvPattern(name: string, patterns: readonly string[]): boolean {
+  for (const p of patterns) {
+    if (p.endsWith("*") ? name.startsWith(p.slice(0, -1)) : name === p) return true;
+  }
+  return false;
+}
+
+/**
+ * The environment of a task process, later entries winning:
+ * 1. from the agent's environment, the {@link TASK_BASE_ENV} variables (unless they came from its
+ *    `.env`) and the variables allowed by the agent's `inheritEnv`, the workflow's and the task's
+ *    `inherit_env` (`task.inheritEnv`); never one of the agent's own `CDKTR_*` settings;
+ * 2. the task's `env` (the workflow's `env` merged with the task's by the loader);
+ * 3. the run variables: one `CDKTR_PARAM_*` per run parameter, `CDKTR_RUN_ID`,
+ *    `CDKTR_WORKFLOW_ID`, `CDKTR_TASK_ID`, `CDKTR_TRIGGER_SOURCE` (an `env` cannot override them).
  */
 export function buildTaskEnv(
-  base: Readonly<Record<string, string | undefined>>,
-  task: Pick<TaskDefinition, "id" | "env">,
+  source: TaskEnvSource,
+  task: Pick<TaskDefinition, "id" | "env" | "inheritEnv">,
   run: TaskRunContext,
 ): Record<string, string> {
+  const allowed = [...(source.inheritEnv ?? []), ...(task.inheritEnv ?? [])];
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v;
+  for (const [name, value] of Object.entries(source.env)) {
+    if (value === undefined || name.startsWith("CDKTR_")) continue;
+    const base = source.fromDotEnv?.has(name) !== true && matchesEnvPattern(name, TASK_BASE_ENV);
+    if (base || matchesEnvPattern(name, allowed)) env[name] = value;
+  }
   Object.assign(env, task.env);
   for (const [name, value] of Object.entries(run.params)) env[paramEnvName(name)] = String(value);
   env.CDKTR_RUN_ID = run.runId;
@@ -82,15 +138,12 @@ export function findExecutable(name: string, pathVar: string | undefined, cwd: s
 /**
  * The command of a task. `!Subprocess` is its argv as written (never through a shell).
  * `!UvPython` is `<uvPath> run [--with <pkg>]... <scriptPath>` (no `--with` for a uv project),
- * run in its `workingDirectory` (else the task's).
+ * run in its `workingDirectory` (else the task's). The environment is {@link buildTaskEnv}'s; `uv`
+ * is looked up on its PATH.
  * @throws TaskCommandError `UV_NOT_FOUND` when `uv` cannot be found (the message names it).
  */
-export function buildTaskCommand(
-  task: TaskDefinition,
-  run: TaskRunContext,
-  baseEnv: Readonly<Record<string, string | undefined>>,
-): TaskCommand {
-  const env = buildTaskEnv(baseEnv, task, run);
+export function buildTaskCommand(task: TaskDefinition, run: TaskRunContext, source: TaskEnvSource): TaskCommand {
+  const env = buildTaskEnv(source, task, run);
   const config = task.config;
   if (config.type === "subprocess") {
     return { cmd: config.cmd, args: [...config.args], cwd: task.workingDirectory, env };

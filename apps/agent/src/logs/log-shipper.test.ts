@@ -238,3 +238,31 @@ test("at the shared cap (principal away, spool full) every task holding lines is
   assert.deepEqual(got("u"), range(nb));
   await s.stop();
 });
+
+test("every batch carries the assignment token of each of its runs, also when resent from the spool by the next shipper", async () => {
+  const dir = makeTempDir("cdktr-spool-");
+  const sent: { lines: LogLine[]; tokens: Record<string, string> }[] = [];
+  let down = true;
+  const sink: LogSink = async (lines, tokens) => {
+    if (down) throw new CdktrError("UNAVAILABLE", "principal down");
+    sent.push({ lines, tokens });
+  };
+  const of = (runId: string, seq: number): LogLine => ({ ...line("t", seq), runId });
+  const a = new LogShipper({ sink, spoolDir: dir, spoolMaxBytes: 1e9, logger: noopLogger, retryBaseMs: 10 });
+  a.start();
+  a.append(of("r1", 1), "token-1");
+  a.append(of("r2", 1), "token-2");
+  await new Promise((r) => setTimeout(r, 100));
+  await a.stop();
+  assert.equal(sent.length, 0, "nothing delivered while the principal is down");
+  down = false;
+  const b = new LogShipper({ sink, spoolDir: dir, spoolMaxBytes: 1e9, logger: noopLogger });
+  b.start();
+  b.append(of("r3", 1), "token-3");
+  await b.whenAcked(b.mark());
+  assert.ok(await b.flush(5000));
+  const tokenOf = new Map<string, string | undefined>();
+  for (const batch of sent) for (const l of batch.lines) tokenOf.set(l.runId, batch.tokens[l.runId]);
+  assert.deepEqual(Object.fromEntries(tokenOf), { r1: "token-1", r2: "token-2", r3: "token-3" });
+  await b.stop();
+});

@@ -12,8 +12,11 @@ import { backoffDelay, errorMessage, isCdktrError, type LogLine, type Logger } f
 import type { OutputFlowControl } from "../exec/task-process.js";
 import { entryBytes, LogSpool, type SpoolBatch, type SpoolEntry } from "./log-spool.js";
 
-/** Delivers one batch; resolves once the principal stored it (or already had it). */
-export type LogSink = (lines: LogLine[]) => Promise<void>;
+/**
+ * Delivers one batch with the assignment token of each of its runs (runId -> token); resolves
+ * once the principal stored it (or already had it).
+ */
+export type LogSink = (lines: LogLine[], tokens: Record<string, string>) => Promise<void>;
 
 /** Options of {@link LogShipper}. */
 export interface LogShipperOptions {
@@ -56,6 +59,13 @@ interface Batch {
 
 function taskKey(runId: string, taskId: string): string {
   return `${runId}\u0000${taskId}`;
+}
+
+/** The token of each run of `entries` (runId -> token). */
+function tokensOf(entries: readonly SpoolEntry[]): Record<string, string> {
+  const tokens: Record<string, string> = {};
+  for (const e of entries) if (e.token !== undefined) tokens[e.line.runId] = e.token;
+  return tokens;
 }
 
 /**
@@ -127,10 +137,13 @@ export class LogShipper {
     this.#loop = this.#run();
   }
 
-  /** Queue one line. Never drops and never throws; callers pause on {@link shouldPause}. */
-  append(line: LogLine): void {
+  /**
+   * Queue one line of a run holding the assignment `token` (kept with the line, in memory and in
+   * the spool, and sent with it). Never drops and never throws; callers pause on {@link shouldPause}.
+   */
+  append(line: LogLine, token?: string): void {
     const bytes = entryBytes(line);
-    this.#memory.push({ ord: ++this.#appended, bytes, line });
+    this.#memory.push({ ord: ++this.#appended, bytes, line, ...(token === undefined ? {} : { token }) });
     this.#memBytes += bytes;
     const key = taskKey(line.runId, line.taskId);
     this.#taskBytes.set(key, (this.#taskBytes.get(key) ?? 0) + bytes);
@@ -248,7 +261,10 @@ export class LogShipper {
       if (batch === null) continue;
       this.#inflight = batch;
       try {
-        await this.#o.sink(batch.entries.map((e) => e.line));
+        await this.#o.sink(
+          batch.entries.map((e) => e.line),
+          tokensOf(batch.entries),
+        );
         this.#acked(batch);
         if (!this.#connected) this.#o.logger.info("log delivery resumed");
         this.#connected = true;

@@ -114,3 +114,20 @@ test("a torn last line (an agent killed mid-write) is skipped; the rest of the f
   assert.deepEqual(drain(b).seqs, range(3));
   assert.deepEqual(readdirSync(dir), []);
 });
+
+test("a line's run token is written with it and read back by the next process; older lines without one still read", () => {
+  const dir = makeTempDir("cdktr-spool-");
+  const a = spool(dir);
+  a.open();
+  a.write([{ ...entry(1), token: "tok" }, entry(2)], "back");
+  const b = spool(dir);
+  b.open();
+  const batch = b.nextBatch(10, 1e9);
+  assert.deepEqual(
+    batch?.entries.map((e) => [e.line.seq, e.token]),
+    [
+      [1, "tok"],
+      [2, undefined],
+    ],
+  );
+});

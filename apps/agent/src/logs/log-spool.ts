@@ -1,8 +1,10 @@
 /**
  * The on-disk half of log shipping: `<dataDir>/spool/<seq>.jsonl` files holding log lines the
  * principal has not acknowledged yet (spilled during an outage, or left at shutdown), read back
- * oldest first. One JSON record per line, `{"o":<ordinal>,"l":<LogLine>}`; file names are
- * zero-padded sequence numbers so that name order is delivery order.
+ * oldest first. One JSON record per line, `{"o":<ordinal>,"l":<LogLine>,"t":<run token>}` (the
+ * run's assignment token, which the principal checks when the line is finally delivered; older
+ * files have no `t`); file names are zero-padded sequence numbers so that name order is delivery
+ * order.
  */
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,6 +17,8 @@ export interface SpoolEntry {
   /** Approximate encoded size (see {@link entryBytes}). */
   bytes: number;
   line: LogLine;
+  /** The assignment token of the line's run (sent with the batch); absent in older spool files. */
+  token?: string | undefined;
 }
 
 /** One spool file, as the spool tracks it. */
@@ -164,7 +168,7 @@ export class LogSpool {
       let bytes = 0;
       while (i < entries.length && (where === "front" || file.bytes + bytes < this.#o.fileBytes)) {
         const e = entries[i++] as SpoolEntry;
-        const text = `${JSON.stringify({ o: e.ord, l: e.line })}\n`;
+        const text = `${JSON.stringify({ o: e.ord, l: e.line, ...(e.token === undefined ? {} : { t: e.token }) })}\n`;
         chunk.push(text);
         bytes += Buffer.byteLength(text);
       }
@@ -216,8 +220,13 @@ export class LogSpool {
     for (const raw of text.split("\n")) {
       if (raw === "") continue;
       try {
-        const rec = JSON.parse(raw) as { o: number; l: LogLine };
-        out.push({ ord: file.ours ? rec.o : 0, bytes: entryBytes(rec.l), line: rec.l });
+        const rec = JSON.parse(raw) as { o: number; l: LogLine; t?: unknown };
+        out.push({
+          ord: file.ours ? rec.o : 0,
+          bytes: entryBytes(rec.l),
+          line: rec.l,
+          ...(typeof rec.t === "string" ? { token: rec.t } : {}),
+        });
       } catch {
         // A torn last line of a file written when the agent was killed: the rest is intact.
         this.#o.logger.warn("skipping a corrupt line in a log spool file", { file: file.name });

@@ -49,7 +49,7 @@ export class ActiveRuns {
     const exec = new RunExecution({
       agentId: this.#o.agentId,
       assignment,
-      baseEnv: this.#o.baseEnv,
+      taskEnv: this.#o.taskEnv,
       outbox: this.#o.outbox,
       shipper: this.#o.shipper,
       groups: this.#o.groups,

@@ -15,7 +15,7 @@ import {
   type TaskStatus,
 } from "@cdktr/protocol";
 import { AgentStateError, TaskCommandError } from "../errors.js";
-import { buildTaskCommand, type TaskRunContext } from "../exec/task-command.js";
+import { buildTaskCommand, type TaskEnvSource, type TaskRunContext } from "../exec/task-command.js";
 import { runTaskProcess, type AttemptResult } from "../exec/task-process.js";
 import type { ProcessGroupRegistry } from "../exec/process-group-registry.js";
 import type { LogShipper } from "../logs/log-shipper.js";
@@ -27,9 +27,10 @@ export type CancelReason = "cancelled" | "agent_shutdown";
 /** Dependencies of a {@link RunExecution}. */
 export interface RunExecutionOptions {
   agentId: string;
-  assignment: Pick<Assignment, "run" | "workflow">;
-  /** Environment every task inherits (usually the agent's). */
-  baseEnv: Readonly<Record<string, string | undefined>>;
+  /** The confirmed assignment; its token goes with every status report and log line of the run. */
+  assignment: Pick<Assignment, "run" | "workflow" | "token">;
+  /** The agent's side of every task's environment (what of it a task may get: `buildTaskEnv`). */
+  taskEnv: TaskEnvSource;
   outbox: StatusOutbox;
   shipper: LogShipper;
   groups: ProcessGroupRegistry;
@@ -190,6 +191,7 @@ export class RunExecution {
           body: {
             agentId: this.#o.agentId,
             runId: this.runId,
+            token: this.#o.assignment.token,
             status,
             time: this.#now().toISOString(),
             ...(reason === undefined ? {} : { reason }),
@@ -224,7 +226,7 @@ export class RunExecution {
       this.#reportTask(taskId, { status: "RUNNING", attempt });
       let result: AttemptResult;
       try {
-        const command = buildTaskCommand(task, ctx, this.#o.baseEnv);
+        const command = buildTaskCommand(task, ctx, this.#o.taskEnv);
         this.#system(
           taskId,
           "info",
@@ -291,16 +293,19 @@ export class RunExecution {
   #line(taskId: string, stream: LogStream, level: LogLevel, line: string): void {
     const seq = (this.#seq.get(taskId) ?? 0) + 1;
     this.#seq.set(taskId, seq);
-    this.#o.shipper.append({
-      time: this.#now().toISOString(),
-      runId: this.runId,
-      workflowId: this.workflowId,
-      taskId,
-      stream,
-      level,
-      seq,
-      line,
-    });
+    this.#o.shipper.append(
+      {
+        time: this.#now().toISOString(),
+        runId: this.runId,
+        workflowId: this.workflowId,
+        taskId,
+        stream,
+        level,
+        seq,
+        line,
+      },
+      this.#o.assignment.token,
+    );
   }
 
   #system(taskId: string, level: LogLevel, line: string): void {
@@ -325,6 +330,7 @@ export class RunExecution {
       body: {
         agentId: this.#o.agentId,
         runId: this.runId,
+        token: this.#o.assignment.token,
         taskId,
         time: this.#now().toISOString(),
         ...rest,

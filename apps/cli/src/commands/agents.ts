@@ -1,6 +1,7 @@
 import type { CommandContext } from "../context.js";
 import { formatInstant } from "../format/duration.js";
 import { renderTable } from "../format/table.js";
+import { terminalSafe } from "../format/terminal-text.js";
 
 /** `cdktr agents`: every agent the principal knows. */
 export async function agentsCommand(ctx: CommandContext, opts: { json?: boolean }): Promise<number> {
@@ -12,7 +13,7 @@ export async function agentsCommand(ctx: CommandContext, opts: { json?: boolean 
   ctx.io.stdout.write(
     renderTable(
       ["AGENT", "HOST", "STATUS", "RUNNING", "LABELS", "VERSION", "LAST HEARTBEAT"],
-      agents.map((a) => [
+      terminalSafe(agents).map((a) => [
         a.agentId,
         a.host,
         ctx.style.status(a.status),
@@ -36,9 +37,11 @@ export async function pingCommand(ctx: CommandContext, opts: { json?: boolean })
   const reply = await ctx.client().request("ping", {}, { timeoutMs: PING_TIMEOUT_MS, retry: false });
   const ms = Date.now() - started;
   if (opts.json === true) ctx.out(JSON.stringify({ ...reply, address: ctx.target().display, roundTripMs: ms }));
-  else
+  else {
+    const r = terminalSafe(reply);
     ctx.out(
-      `principal ${reply.principalId} (cdktr ${reply.version}) at ${ctx.target().display}: ${ctx.style.green("ok")} in ${ms} ms`,
+      `principal ${r.principalId} (cdktr ${r.version}) at ${ctx.target().display}: ${ctx.style.green("ok")} in ${ms} ms`,
     );
+  }
   return 0;
 }

@@ -76,6 +76,7 @@ export async function logsCommand(ctx: CommandContext, opts: LogsOptions): Promi
           : topics.logs(workflowId, opts.run, opts.task);
     feed = new LiveFeed({
       endpoint: ctx.target().publishEndpoint,
+      key: ctx.key(),
       topics: [topic],
       onEvent: (e) => {
         if (e.kind !== "log" || !matches(e.line, filter)) return;

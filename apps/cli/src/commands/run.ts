@@ -3,6 +3,7 @@ import type { CommandContext } from "../context.js";
 import { CliError } from "../errors.js";
 import { elapsed, formatInstant } from "../format/duration.js";
 import { formatLogLine } from "../format/log-line.js";
+import { terminalSafe } from "../format/terminal-text.js";
 import { parseParamArgs } from "../params.js";
 import { RunWatcher } from "../watch/run-watcher.js";
 
@@ -15,7 +16,8 @@ export interface RunOptions {
   json?: boolean;
 }
 
-function taskLine(ctx: CommandContext, t: TaskRunRecord): string {
+function taskLine(ctx: CommandContext, raw: TaskRunRecord): string {
+  const t = terminalSafe(raw);
   const s = ctx.style;
   const time = s.dim(formatInstant(t.finishedAt ?? t.startedAt ?? new Date().toISOString()));
   const detail: string[] = [];
@@ -28,7 +30,8 @@ function taskLine(ctx: CommandContext, t: TaskRunRecord): string {
   return `${time}  task ${s.bold(t.taskId)} ${s.status(t.status)}${detail.length > 0 ? s.dim(` (${detail.join(", ")})`) : ""}`;
 }
 
-function runLine(ctx: CommandContext, r: RunRecord): string {
+function runLine(ctx: CommandContext, raw: RunRecord): string {
+  const r = terminalSafe(raw);
   const s = ctx.style;
   const time = s.dim(formatInstant(r.finishedAt ?? r.startedAt ?? r.createdAt));
   const detail: string[] = [];
@@ -49,11 +52,22 @@ export async function runCommand(ctx: CommandContext, workflowId: string, opts: 
   const params = parseParamArgs(opts.param ?? []);
   const watching = opts.wait === true || opts.follow === true;
   const client = ctx.client();
+  const key = ctx.key();
+  let subscribe: "workflow" | "run" = "workflow";
+  if (watching && key !== null) {
+    // The key's role says what it may receive: operator and reader keys every topic (subscribe to
+    // the workflow before triggering), trigger and scheduler keys only the runs they triggered.
+    await client.ping();
+    const role = client.identity?.role;
+    if (role !== "operator" && role !== "reader") subscribe = "run";
+  }
   const watcher = watching
     ? new RunWatcher({
         client,
         publishEndpoint: ctx.target().publishEndpoint,
         workflowId,
+        key,
+        subscribe,
         follow: opts.follow === true,
         onRun: (r) => ctx.out(runLine(ctx, r)),
         onTask: (t) => {
@@ -82,11 +96,15 @@ export async function runCommand(ctx: CommandContext, workflowId: string, opts: 
       ctx.out(JSON.stringify(reply));
       return 0;
     }
-    ctx.out(reply.runId);
+    ctx.out(terminalSafe(reply.runId));
     if (reply.duplicate)
-      ctx.err(ctx.style.dim(`(key ${opts.key ?? ""} was used before: this is that run, nothing new was started)`));
+      ctx.err(
+        ctx.style.dim(
+          `(key ${terminalSafe(opts.key ?? "")} was used before: this is that run, nothing new was started)`,
+        ),
+      );
     if (reply.skipped) {
-      ctx.err(`run ${reply.runId} SKIPPED: the workflow allows no more active runs (overlap: skip)`);
+      ctx.err(`run ${terminalSafe(reply.runId)} SKIPPED: the workflow allows no more active runs (overlap: skip)`);
       return watching ? 1 : 0;
     }
     if (watcher === undefined) return 0;
@@ -97,14 +115,15 @@ export async function runCommand(ctx: CommandContext, workflowId: string, opts: 
       final = await watcher.watch(reply.runId, abort.signal);
     } catch (e) {
       if (abort.signal.aborted) {
-        ctx.err(`stopped watching; run ${reply.runId} goes on (\`cdktr cancel ${reply.runId}\` stops it)`);
+        const id = terminalSafe(reply.runId);
+        ctx.err(`stopped watching; run ${id} goes on (\`cdktr cancel ${id}\` stops it)`);
         return 130;
       }
       throw e;
     }
     const ok = final.status === "COMPLETED";
     ctx.out(
-      `run ${final.runId} ${ctx.style.status(final.status)} in ${elapsed(final.startedAt ?? final.createdAt, final.finishedAt)}`,
+      `run ${terminalSafe(final.runId)} ${ctx.style.status(final.status)} in ${elapsed(final.startedAt ?? final.createdAt, final.finishedAt)}`,
     );
     return ok ? 0 : 1;
   } finally {

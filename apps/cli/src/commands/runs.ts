@@ -3,6 +3,7 @@ import type { CommandContext } from "../context.js";
 import { CliError } from "../errors.js";
 import { elapsed, formatInstant } from "../format/duration.js";
 import { renderTable } from "../format/table.js";
+import { terminalSafe } from "../format/terminal-text.js";
 
 /** Parse `--status FAILED,CRASHED` (case-insensitive). */
 export function parseStatuses(text: string): RunStatus[] {
@@ -26,13 +27,14 @@ export function parseCount(text: string, what: string, max = 100_000): number {
   return n;
 }
 
-/** One table row per run. */
+/** One table row per run (text from the principal shown with its control characters escaped). */
 export function runRows(ctx: CommandContext, runs: readonly RunRecord[]): string[][] {
-  return runs.map((r) => [
+  return terminalSafe(runs).map((r) => [
     r.runId,
     r.workflowId,
     ctx.style.status(r.status),
     r.source,
+    r.triggeredBy ?? "-",
     formatInstant(r.createdAt),
     elapsed(r.startedAt, r.finishedAt),
     r.agentId ?? "-",
@@ -66,7 +68,7 @@ export async function listRunsCommand(
     return 0;
   }
   ctx.io.stdout.write(
-    renderTable(["RUN", "WORKFLOW", "STATUS", "SOURCE", "CREATED", "DURATION", "AGENT"], runRows(ctx, runs), {
+    renderTable(["RUN", "WORKFLOW", "STATUS", "SOURCE", "BY", "CREATED", "DURATION", "AGENT"], runRows(ctx, runs), {
       header: ctx.style.dim,
       empty: "no runs",
     }),
@@ -76,14 +78,17 @@ export async function listRunsCommand(
 
 /** `cdktr runs show <runId>`: the run and each task's state, attempts, duration, exit code and reason. */
 export async function showRunCommand(ctx: CommandContext, runId: string, opts: { json?: boolean }): Promise<number> {
-  const { run, tasks } = await ctx.client().getRun(runId);
+  const reply = await ctx.client().getRun(runId);
   if (opts.json === true) {
-    ctx.out(JSON.stringify({ run, tasks }, null, 2));
+    ctx.out(JSON.stringify({ run: reply.run, tasks: reply.tasks }, null, 2));
     return 0;
   }
+  // Reasons and messages come from tasks and agents: printed with their control characters escaped.
+  const { run, tasks } = terminalSafe(reply);
   const s = ctx.style;
   ctx.out(`${s.bold(run.runId)}  ${run.workflowId}  ${s.status(run.status)}`);
   ctx.out(`source:    ${run.source}${run.scheduledFor === null ? "" : ` (scheduled for ${run.scheduledFor})`}`);
+  ctx.out(`by key:    ${run.triggeredBy ?? "- (triggered with authentication off)"}`);
   ctx.out(`created:   ${formatInstant(run.createdAt)}`);
   ctx.out(`started:   ${formatInstant(run.startedAt)}`);
   ctx.out(`finished:  ${formatInstant(run.finishedAt)}  (${elapsed(run.startedAt, run.finishedAt)})`);
@@ -113,7 +118,7 @@ export async function showRunCommand(ctx: CommandContext, runId: string, opts: {
 
 /** `cdktr cancel <runId>`. */
 export async function cancelCommand(ctx: CommandContext, runId: string): Promise<number> {
-  const reply = await ctx.client().cancelRun(runId);
+  const reply = terminalSafe(await ctx.client().cancelRun(runId));
   if (reply.cancelled) ctx.out(`run ${reply.runId}: cancel requested (${ctx.style.status(reply.status)})`);
   else ctx.out(`run ${reply.runId} already finished (${ctx.style.status(reply.status)}): nothing to cancel`);
   return 0;

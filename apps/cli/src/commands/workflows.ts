@@ -4,6 +4,7 @@ import { renderDagTree } from "@cdktr/workflow";
 import type { CommandContext } from "../context.js";
 import { formatDuration, formatInstant } from "../format/duration.js";
 import { renderTable } from "../format/table.js";
+import { escapeControl, terminalSafe } from "../format/terminal-text.js";
 
 /** The next occurrence of a workflow's schedule after `now`, or null (no cron, or invalid). */
 export function nextRun(wf: Pick<WorkflowDefinition, "schedule" | "timezone" | "startTime">, now: Date, n = 1): Date[] {
@@ -15,12 +16,15 @@ export function nextRun(wf: Pick<WorkflowDefinition, "schedule" | "timezone" | "
   }
 }
 
-/** `file:line:column: message` for a workflow load error (the form editors and CI understand). */
+/**
+ * `file:line:column: message` for a workflow load error (the form editors and CI understand),
+ * control characters escaped (a message can quote the file).
+ */
 export function formatLoadError(e: WorkflowLoadError, fileOverride?: string): string {
   const file = fileOverride ?? e.file;
   const where = e.line === null ? file : e.column === null ? `${file}:${e.line}` : `${file}:${e.line}:${e.column}`;
   const path = e.path !== null && e.path !== "" && !e.message.includes(e.path) ? `${e.path}: ` : "";
-  return `${where}: ${path}${e.message}`;
+  return escapeControl(`${where}: ${path}${e.message}`);
 }
 
 /** `cdktr workflows`: id, name, cron, timezone and next run of every workflow. */
@@ -32,14 +36,15 @@ export async function listWorkflowsCommand(ctx: CommandContext, opts: { json?: b
     return 0;
   }
   const now = new Date();
-  const rows = workflows.map((wf) => {
-    const next = nextRun(wf, now)[0];
+  const rows = workflows.map((raw) => {
+    const wf = terminalSafe(raw);
+    const next = nextRun(raw, now)[0];
     return [
       ctx.style.bold(wf.id),
       wf.name,
       wf.cron ?? "-",
       wf.cron === null ? "-" : wf.timezone,
-      next === undefined ? "-" : formatInstant(next.toISOString(), { timeZone: wf.timezone, withZone: true }),
+      next === undefined ? "-" : formatInstant(next.toISOString(), { timeZone: raw.timezone, withZone: true }),
     ];
   });
   ctx.io.stdout.write(
@@ -68,11 +73,12 @@ export async function showWorkflowCommand(
   workflowId: string,
   opts: { json?: boolean },
 ): Promise<number> {
-  const { workflow: wf } = await ctx.client().getWorkflow(workflowId);
+  const { workflow } = await ctx.client().getWorkflow(workflowId);
   if (opts.json === true) {
-    ctx.out(JSON.stringify(wf, null, 2));
+    ctx.out(JSON.stringify(workflow, null, 2));
     return 0;
   }
+  const wf = terminalSafe(workflow);
   const s = ctx.style;
   ctx.out(`${s.bold(wf.id)}  ${wf.name}`);
   if (wf.description !== null && wf.description !== "") ctx.out(s.dim(wf.description));
@@ -124,11 +130,11 @@ export async function showWorkflowCommand(
   if (wf.schedule === null) {
     ctx.out("- (no cron: runs only when triggered)");
   } else {
-    const next = nextRun(wf, new Date(), 5);
+    const next = nextRun(workflow, new Date(), 5);
     if (next.length === 0) ctx.out("- (no upcoming occurrence)");
     for (const d of next)
       ctx.out(
-        `${formatInstant(d.toISOString(), { timeZone: wf.timezone, withZone: true })}  ${s.dim(d.toISOString())}`,
+        `${formatInstant(d.toISOString(), { timeZone: workflow.timezone, withZone: true })}  ${s.dim(d.toISOString())}`,
       );
   }
   return 0;

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { CliError } from "../errors.js";
 import type { CliIo } from "../io.js";
 import type { Style } from "../format/style.js";
+import { escapeControl } from "../format/terminal-text.js";
 
 /** One app run by {@link Supervisor}. */
 interface Child {
@@ -76,7 +77,8 @@ export class Supervisor {
         child.ready = json;
         for (const w of child.readyWaiters.splice(0)) w(json);
       }
-      this.#io.stdout.write(`${prefix} ${this.#io.isTTY && json ? this.#pretty(json) : line}\n`);
+      // An app's output can carry a task's text: its control characters are shown escaped.
+      this.#io.stdout.write(`${prefix} ${this.#io.isTTY && json ? this.#pretty(json) : escapeControl(line)}\n`);
     };
     if (proc.stdout) createInterface({ input: proc.stdout }).on("line", onLine);
     if (proc.stderr) createInterface({ input: proc.stderr }).on("line", onLine);
@@ -87,11 +89,11 @@ export class Supervisor {
   #pretty(j: Record<string, unknown>): string {
     const { level, message, time, timestamp, component: _c, ...rest } = j;
     const t = typeof time === "string" ? time : typeof timestamp === "string" ? timestamp : "";
-    const lvl = typeof level === "string" ? level : "";
+    const lvl = escapeControl(typeof level === "string" ? level : "");
     const colored =
       lvl === "error" ? this.#style.red(lvl) : lvl === "warn" ? this.#style.yellow(lvl) : this.#style.dim(lvl);
-    const extra = Object.keys(rest).length > 0 ? ` ${this.#style.dim(JSON.stringify(rest))}` : "";
-    return `${this.#style.dim(t.slice(11, 23))} ${colored} ${String(message)}${extra}`;
+    const extra = Object.keys(rest).length > 0 ? ` ${this.#style.dim(escapeControl(JSON.stringify(rest)))}` : "";
+    return `${this.#style.dim(escapeControl(t.slice(11, 23)))} ${colored} ${escapeControl(String(message))}${extra}`;
   }
 
   /** Resolves with the child's `ready` record, or rejects when it exits first or `timeoutMs` passes. */

@@ -3,6 +3,7 @@ import {
   RunEventSchema,
   Subscriber,
   TaskEventSchema,
+  type ClientKey,
   type LogLine,
   type Logger,
   type RunRecord,
@@ -29,8 +30,14 @@ export class LiveFeed {
     topics: readonly string[];
     onEvent: (e: FeedEvent) => void;
     logger?: Logger;
+    /** The subscriber's key; null for plaintext. @default the local operator key (or CDKTR_KEY_FILE) */
+    key?: ClientKey | null;
   }) {
-    const sub = new Subscriber({ endpoint: options.endpoint, ...(options.logger ? { logger: options.logger } : {}) });
+    const sub = new Subscriber({
+      endpoint: options.endpoint,
+      ...(options.logger ? { logger: options.logger } : {}),
+      ...(options.key === undefined ? {} : { key: options.key }),
+    });
     this.#sub = sub;
     sub.connect();
     if (options.topics.length > 0) sub.subscribe(...options.topics);
@@ -46,6 +53,11 @@ export class LiveFeed {
         // the feed is best effort: polling reconciles whatever it misses
       }
     })();
+  }
+
+  /** Receive these topic prefixes too (from now on: what was published before is not replayed). */
+  subscribe(...topics: string[]): void {
+    if (!this.#closed && topics.length > 0) this.#sub.subscribe(...topics);
   }
 
   /** Stop receiving. */

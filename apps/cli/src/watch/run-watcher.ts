@@ -8,6 +8,7 @@ import {
   type RequestOf,
   type RunRecord,
   type TaskRunRecord,
+  type ClientKey,
 } from "@cdktr/protocol";
 import { CliError } from "../errors.js";
 import { LiveFeed, type FeedEvent } from "./live-feed.js";
@@ -46,6 +47,17 @@ export interface RunWatcherOptions {
   readonly onReachable?: () => void;
   /** Give up when the principal has not answered for this long. @default 60000 */
   readonly unreachableGiveUpMs?: number;
+  /** The key of the publish-channel subscription; null for plaintext. @default the local operator key (or CDKTR_KEY_FILE) */
+  readonly key?: ClientKey | null;
+  /**
+   * What to subscribe to. `"workflow"`: the workflow's topics at once, before the run exists
+   * (nothing is missed from the trigger on); for keys that may receive them (operator, reader,
+   * or no authentication). `"run"`: only the run's own topics, from the moment {@link watch}
+   * names it; for keys that may receive only the runs they triggered (trigger, scheduler: the
+   * principal refuses the workflow's topics), whatever came before is read by polling.
+   * @default "workflow"
+   */
+  readonly subscribe?: "workflow" | "run";
 }
 
 const PAGE = 1000;
@@ -54,7 +66,8 @@ const OVERLAP_MS = 2000;
 
 /**
  * Follows one run live without missing a transition or a line: subscribe first (before the run
- * exists: events are held until {@link watch} names the run), then read the current state, then
+ * exists: events are held until {@link watch} names the run; or, for a key that may only receive
+ * its own runs, to the run's topics once it is named), then read the current state, then
  * reconcile by polling; log lines are put back in per-task sequence order and holes are filled
  * by querying the principal.
  */
@@ -72,12 +85,18 @@ export class RunWatcher {
 
   constructor(options: RunWatcherOptions) {
     this.#o = options;
-    const wf = options.workflowId;
     this.#feed = new LiveFeed({
       endpoint: options.publishEndpoint,
-      topics: [topics.runs(wf), topics.tasks(wf), ...(options.follow ? [topics.logs(wf)] : [])],
+      topics: options.subscribe === "run" ? [] : this.#topics(),
       onEvent: (e) => this.#onEvent(e),
+      ...(options.key === undefined ? {} : { key: options.key }),
     });
+  }
+
+  /** The workflow's topics, or with a run id that run's. */
+  #topics(runId?: string): string[] {
+    const wf = this.#o.workflowId;
+    return [topics.runs(wf, runId), topics.tasks(wf, runId), ...(this.#o.follow ? [topics.logs(wf, runId)] : [])];
   }
 
   /** The latest state seen. */
@@ -139,6 +158,7 @@ export class RunWatcher {
    */
   async watch(runId: string, signal?: AbortSignal): Promise<RunRecord> {
     this.#runId = runId;
+    if (this.#o.subscribe === "run") this.#feed.subscribe(...this.#topics(runId));
     for (const e of this.#held.splice(0)) this.#apply(e);
     const pollMs = this.#o.pollIntervalMs ?? 1000;
     const giveUpMs = this.#o.unreachableGiveUpMs ?? 60_000;

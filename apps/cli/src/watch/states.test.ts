@@ -8,6 +8,7 @@ const run = (status: RunRecord["status"]): RunRecord => ({
   workflowId: "wf",
   status,
   source: "cli",
+  triggeredBy: null,
   idempotencyKey: null,
   params: {},
   scheduledFor: null,

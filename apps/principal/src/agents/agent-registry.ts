@@ -1,5 +1,6 @@
 import type { AgentRecord } from "@cdktr/protocol";
 import { isoTime as iso, type Clock } from "@cdktr/protocol";
+import { permissionDenied } from "../errors.js";
 
 /** What the principal knows about one agent. */
 export interface AgentState {
@@ -15,11 +16,19 @@ export interface AgentState {
   /** False for agents only known from runs found at start (they must register again). */
   registered: boolean;
   status: "ACTIVE" | "LOST";
+  /**
+   * The key this agent id speaks with (authentication on): while the agent is ACTIVE no other
+   * key may use its id. Null without authentication.
+   */
+  keyName: string | null;
 }
 
 /**
  * The in-memory agent registry. Deadlines use the principal's clock only, and restart when the
  * principal starts: an agent that held runs before a restart gets one full timeout to show up.
+ * With authentication, an agent id belongs to the key that registered it (or that holds its runs,
+ * after a restart) until the agent is lost, so one agent key cannot heartbeat or register in the
+ * name of another key's agent (and have its runs declared lost).
  */
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentState>();
@@ -29,8 +38,8 @@ export class AgentRegistry {
     private readonly timeoutMs: number,
   ) {}
 
-  /** Track an agent known only because stored runs name it (after a restart). */
-  trackOrphan(agentId: string): void {
+  /** Track an agent known only because stored runs name it (after a restart), with the key holding them. */
+  trackOrphan(agentId: string, keyName: string | null = null): void {
     if (this.agents.has(agentId)) return;
     const now = this.clock.now();
     this.agents.set(agentId, {
@@ -44,20 +53,42 @@ export class AgentRegistry {
       lastSeen: now,
       registered: false,
       status: "ACTIVE",
+      keyName,
     });
   }
 
-  /** (Re-)register an agent. */
-  register(a: {
-    agentId: string;
-    host: string;
-    capacity: number;
-    labels: string[];
-    version: string;
-    runningRuns: string[];
-  }): AgentState {
+  /**
+   * Check that the key `keyName` may speak for `agentId` (null: authentication off, always).
+   * @throws CdktrError PERMISSION_DENIED when the id is in use by an active agent of another key.
+   */
+  checkKey(agentId: string, keyName: string | null): void {
+    if (keyName === null) return;
+    const a = this.agents.get(agentId);
+    if (a === undefined || a.status !== "ACTIVE" || a.keyName === null || a.keyName === keyName) return;
+    throw permissionDenied(
+      `agent id \`${agentId}\` is in use by an agent of key \`${a.keyName}\`: give this agent another CDKTR_AGENT_ID`,
+      { agentId, key: keyName },
+    );
+  }
+
+  /**
+   * (Re-)register an agent speaking with the key `keyName` (null without authentication).
+   * @throws CdktrError PERMISSION_DENIED when the id is in use by an active agent of another key.
+   */
+  register(
+    a: {
+      agentId: string;
+      host: string;
+      capacity: number;
+      labels: string[];
+      version: string;
+      runningRuns: string[];
+    },
+    keyName: string | null = null,
+  ): AgentState {
+    this.checkKey(a.agentId, keyName);
     const now = this.clock.now();
-    const state: AgentState = { ...a, registeredAt: now, lastSeen: now, registered: true, status: "ACTIVE" };
+    const state: AgentState = { ...a, registeredAt: now, lastSeen: now, registered: true, status: "ACTIVE", keyName };
     this.agents.set(a.agentId, state);
     return state;
   }

@@ -1,4 +1,6 @@
-import type { Logger } from "@cdktr/protocol";
+import type { KeyIdentity, KeyRecord, Logger } from "@cdktr/protocol";
+import type { KeyRing } from "../auth/key-ring.js";
+import type { LeaseClaim } from "../runs/state-machine.js";
 import type { AgentLoss } from "../agents/agent-loss.js";
 import type { AgentRegistry } from "../agents/agent-registry.js";
 import type { PrincipalConfig } from "../config.js";
@@ -22,4 +24,13 @@ export interface ApiContext {
   agents: AgentRegistry;
   agentLoss: AgentLoss;
   events: PrincipalEvents;
+  /** Enrolled keys (updated by enrolments and revocations); null when authentication is off. */
+  keys: KeyRing | null;
+  /** Called once a revocation is committed (the principal re-binds its publish socket). */
+  onKeyRevoked: (key: KeyRecord) => Promise<void>;
+}
+
+/** The lease claim of an agent report: the caller's key and the token it sent (null: authentication off). */
+export function leaseClaim(identity: KeyIdentity | null, token: string | undefined): LeaseClaim | null {
+  return identity === null ? null : { keyName: identity.name, token };
 }

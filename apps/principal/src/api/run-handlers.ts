@@ -1,17 +1,37 @@
 import { CdktrError, type API_VERBS, type RpcServer } from "@cdktr/protocol";
 import { resolveParams } from "@cdktr/workflow";
-import { runNotFound, workflowNotFound } from "../errors.js";
+import { CRON_KEY_PREFIX, mayReadRun, mayTriggerWorkflow, mayUseIdempotencyKey, seesAllRuns } from "../auth/roles.js";
+import { permissionDenied, runNotFound, workflowNotFound } from "../errors.js";
 import type { ApiContext } from "./api-context.js";
 
 /**
  * Register the run verbs of clients: `runWorkflow` (validate params, create the run durably,
- * publish it, queue it), `cancelRun`, `getRun` and `listRuns`.
+ * publish it, queue it), `cancelRun`, `getRun` and `listRuns`. With authentication, a run records
+ * the key that triggered it, its idempotency key lives in that key's scope, and the role rules of
+ * `auth/roles.ts` decide which workflows, idempotency keys and runs a key may use or read.
  */
 export function registerRunHandlers(server: RpcServer<typeof API_VERBS>, ctx: ApiContext): void {
   const { store, dispatcher, workflows, events, logger } = ctx;
   const debugLogging = ctx.config.logLevel === "debug";
   server
-    .handle("runWorkflow", async (req) => {
+    .handle("runWorkflow", async (req, rpc) => {
+      const identity = rpc.identity;
+      if (identity !== null && !mayTriggerWorkflow(identity, req.workflowId)) {
+        throw permissionDenied(
+          `key \`${identity.name}\` may trigger only ${identity.workflows?.map((w) => `\`${w}\``).join(", ")}, not \`${req.workflowId}\``,
+          { key: identity.name, workflowId: req.workflowId },
+        );
+      }
+      if (
+        identity !== null &&
+        req.idempotencyKey !== undefined &&
+        !mayUseIdempotencyKey(identity, req.idempotencyKey)
+      ) {
+        throw permissionDenied(
+          `idempotency keys starting with \`${CRON_KEY_PREFIX}\` are reserved for the cron occurrences of scheduler keys; key \`${identity.name}\` (role ${identity.role}) must use another key`,
+          { key: identity.name, idempotencyKey: req.idempotencyKey },
+        );
+      }
       const wf = workflows.get(req.workflowId);
       if (wf === undefined) throw workflowNotFound(req.workflowId);
       const requestParams = req.params ?? {};
@@ -29,7 +49,9 @@ export function registerRunHandlers(server: RpcServer<typeof API_VERBS>, ctx: Ap
         params: resolved.params,
         requestParams,
         idempotencyKey: req.idempotencyKey ?? null,
+        idempotencyScope: identity?.scope ?? "",
         source: req.source ?? "api",
+        triggeredBy: identity?.name ?? null,
         scheduledFor: req.scheduledFor ?? null,
       });
       if (!duplicate) {
@@ -55,10 +77,16 @@ export function registerRunHandlers(server: RpcServer<typeof API_VERBS>, ctx: Ap
       if (res.cancelled) logger.info("run cancel", { runId, status: res.run.status, agentMustStop: res.agentMustStop });
       return { runId, status: res.run.status, cancelled: res.cancelled };
     })
-    .handle("getRun", async ({ runId }) => {
+    .handle("getRun", async ({ runId }, rpc) => {
       const r = await store.getRun(runId);
       if (r === null) throw runNotFound(runId);
+      if (!mayReadRun(rpc.identity, "getRun", r.run.triggeredBy)) throw runNotFound(runId, rpc.identity);
       return r;
     })
-    .handle("listRuns", (req) => store.listRuns(req));
+    .handle("listRuns", (req, rpc) => {
+      const identity = rpc.identity;
+      return identity === null || seesAllRuns(identity, "listRuns")
+        ? store.listRuns(req)
+        : store.listRuns(req, { triggeredBy: identity.name });
+    });
 }

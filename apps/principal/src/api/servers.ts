@@ -1,5 +1,6 @@
-import { API_VERBS, LOG_VERBS, RpcServer, endpointFor } from "@cdktr/protocol";
+import { API_VERBS, LOG_VERBS, RpcServer, endpointFor, type ServerAuth } from "@cdktr/protocol";
 import { registerAgentHandlers } from "./agent-handlers.js";
+import { registerKeyHandlers } from "./key-handlers.js";
 import type { ApiContext } from "./api-context.js";
 import { registerLogIngestHandlers, registerLogQueryHandlers } from "./log-handlers.js";
 import { registerRunHandlers } from "./run-handlers.js";
@@ -11,30 +12,44 @@ export interface ServerIdentity {
   version: string;
 }
 
-/** The API ROUTER (every verb of `API_VERBS`) with its handlers registered; not bound yet. */
-export function createApiServer(ctx: ApiContext, id: ServerIdentity): RpcServer<typeof API_VERBS> {
+/**
+ * The API ROUTER (every verb of `API_VERBS`) with its handlers registered; not bound yet. With
+ * `auth`: CURVE, enrolled keys only, `hello`, and the role matrix per verb.
+ */
+export function createApiServer(
+  ctx: ApiContext,
+  id: ServerIdentity,
+  auth: ServerAuth | undefined,
+): RpcServer<typeof API_VERBS> {
   const server = new RpcServer({
     ...id,
     endpoint: endpointFor(ctx.config.host, ctx.config.apiPort),
     verbs: API_VERBS,
     maxMessageBytes: ctx.config.maxMessageBytes,
     logger: ctx.logger.child({ component: "api" }),
+    auth,
   });
   registerWorkflowHandlers(server, ctx);
   registerRunHandlers(server, ctx);
   registerLogQueryHandlers(server, ctx);
   registerAgentHandlers(server, ctx);
+  registerKeyHandlers(server, ctx);
   return server;
 }
 
-/** The log-ingest ROUTER (`logBatch`) with its handler registered; not bound yet. */
-export function createLogServer(ctx: ApiContext, id: ServerIdentity): RpcServer<typeof LOG_VERBS> {
+/** The log-ingest ROUTER (`logBatch`) with its handler registered; not bound yet (same `auth` as the API). */
+export function createLogServer(
+  ctx: ApiContext,
+  id: ServerIdentity,
+  auth: ServerAuth | undefined,
+): RpcServer<typeof LOG_VERBS> {
   const server = new RpcServer({
     ...id,
     endpoint: endpointFor(ctx.config.host, ctx.config.logsPort),
     verbs: LOG_VERBS,
     maxMessageBytes: ctx.config.maxMessageBytes,
     logger: ctx.logger.child({ component: "logs" }),
+    auth,
   });
   registerLogIngestHandlers(server, ctx);
   return server;

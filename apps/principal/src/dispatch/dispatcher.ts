@@ -12,7 +12,7 @@ import {
   type TimerHandle,
   type WorkflowDefinition,
 } from "@cdktr/protocol";
-import { shuttingDown, staleAssignment } from "../errors.js";
+import { notLeasedTo, shuttingDown, staleAssignment } from "../errors.js";
 import { HELD_RUN_STATUSES } from "../runs/state-machine.js";
 import type { ActiveRun, Store } from "../store/store.js";
 
@@ -21,8 +21,18 @@ export interface ActiveEntry {
   run: RunRecord;
   workflow: WorkflowDefinition;
   token: string | null;
+  /** The key that fetched the current assignment (null: unassigned, or authentication off). */
+  leaseKey: string | null;
   leaseExpiresAt: number | null;
   cancelRequested: boolean;
+}
+
+/** An agent asking for work: its id, labels and (authentication on) the name of its key. */
+export interface WorkRequester {
+  agentId: string;
+  labels: readonly string[];
+  /** @default null */
+  keyName?: string | null;
 }
 
 /** What a `fetchWork` long-poll resolves to. */
@@ -48,6 +58,7 @@ export interface DispatcherOptions {
 interface Waiter {
   agentId: string;
   labels: readonly string[];
+  keyName: string | null;
   resolve: (r: FetchResult) => void;
   timer: TimerHandle | null;
   done: boolean;
@@ -124,7 +135,14 @@ export class Dispatcher {
   /** Track a newly committed QUEUED run and hand it out if someone waits. */
   enqueue(run: RunRecord, workflow: WorkflowDefinition): void {
     if (run.status !== "QUEUED" || this.entries.has(run.runId)) return;
-    this.entries.set(run.runId, { run, workflow, token: null, leaseExpiresAt: null, cancelRequested: false });
+    this.entries.set(run.runId, {
+      run,
+      workflow,
+      token: null,
+      leaseKey: null,
+      leaseExpiresAt: null,
+      cancelRequested: false,
+    });
     insertSorted(this.queued, run.runId);
     this.pump();
   }
@@ -174,14 +192,17 @@ export class Dispatcher {
    * Long-poll for work: resolves at once with the oldest eligible run (or pending cancels), else
    * when one becomes eligible, else `{assignment: null}` after `waitMs` or when `signal` aborts.
    */
-  fetchWork(
-    agent: { agentId: string; labels: readonly string[] },
-    waitMs: number,
-    signal?: AbortSignal,
-  ): Promise<FetchResult> {
+  fetchWork(agent: WorkRequester, waitMs: number, signal?: AbortSignal): Promise<FetchResult> {
     if (this.closed) return Promise.reject(shuttingDown("fetch again from the next one"));
     return new Promise<FetchResult>((resolve) => {
-      const waiter: Waiter = { agentId: agent.agentId, labels: agent.labels, resolve, timer: null, done: false };
+      const waiter: Waiter = {
+        agentId: agent.agentId,
+        labels: agent.labels,
+        keyName: agent.keyName ?? null,
+        resolve,
+        timer: null,
+        done: false,
+      };
       // New cancel requests end the long-poll at once, each only once (heartbeats repeat them),
       // so an agent busy stopping a run does not spin on fetchWork.
       const fresh = this.cancelsFor(agent.agentId).filter((id) => !this.cancelSentByFetch.has(id));
@@ -223,13 +244,18 @@ export class Dispatcher {
   }
 
   /**
-   * Confirm an assignment: ASSIGNED -> RUNNING (PENDING task rows created).
+   * Confirm an assignment: ASSIGNED -> RUNNING (PENDING task rows created). With `keyName`
+   * (authentication on), only the key that fetched it may confirm.
    * @throws CdktrError STALE_ASSIGNMENT when the token is not current (lease expired, cancelled,
-   * reassigned) or belongs to another agent; RUN_NOT_FOUND for unknown runs.
+   * reassigned) or belongs to another agent; PERMISSION_DENIED when another key fetched it;
+   * RUN_NOT_FOUND for unknown runs.
    */
-  async confirm(agentId: string, runId: string, token: string): Promise<RunRecord> {
+  async confirm(agentId: string, runId: string, token: string, keyName: string | null = null): Promise<RunRecord> {
     const e = this.entries.get(runId);
     const now = this.clock.now();
+    if (keyName !== null && e !== undefined && e.token === token && e.leaseKey !== keyName) {
+      throw notLeasedTo(runId, keyName);
+    }
     if (e !== undefined && e.run.status === "ASSIGNED" && e.token === token && e.run.agentId === agentId) {
       if (e.leaseExpiresAt !== null && now > e.leaseExpiresAt) {
         this.requeue(e);
@@ -237,7 +263,13 @@ export class Dispatcher {
       }
       e.run = { ...e.run, status: "RUNNING" };
       try {
-        const { run, tasks } = await this.store.confirmAssignment(runId, agentId, token, Object.keys(e.workflow.tasks));
+        const { run, tasks } = await this.store.confirmAssignment(
+          runId,
+          agentId,
+          token,
+          Object.keys(e.workflow.tasks),
+          keyName,
+        );
         if (this.entries.get(runId) === e) e.run = run;
         this.onRunChanged(run);
         this.onTasksChanged(run.workflowId, tasks);
@@ -249,7 +281,7 @@ export class Dispatcher {
       }
     }
     if (e !== undefined && e.run.status === "RUNNING" && e.token === token && e.run.agentId === agentId) {
-      return (await this.store.confirmAssignment(runId, agentId, token, Object.keys(e.workflow.tasks))).run;
+      return (await this.store.confirmAssignment(runId, agentId, token, Object.keys(e.workflow.tasks), keyName)).run;
     }
     if (e === undefined) {
       const stored = await this.store.getRun(runId);
@@ -295,6 +327,7 @@ export class Dispatcher {
     const agentId = e.run.agentId;
     e.run = { ...e.run, status: "QUEUED", agentId: null };
     e.token = null;
+    e.leaseKey = null;
     e.leaseExpiresAt = null;
     insertSorted(this.queued, e.run.runId);
     this.logger.info("assignment lease expired: run back in the queue", { runId: e.run.runId, agentId });
@@ -362,6 +395,7 @@ export class Dispatcher {
     removeSorted(this.queued, e.run.runId);
     e.run = { ...e.run, status: "ASSIGNED", agentId: waiter.agentId };
     e.token = token;
+    e.leaseKey = waiter.keyName;
     e.leaseExpiresAt = lease;
     waiter.done = true;
     if (waiter.timer !== null) this.clock.clearTimer(waiter.timer);
@@ -369,7 +403,7 @@ export class Dispatcher {
     // The reply does not wait for this commit: an assignment lost in a crash (or refused by the
     // store) is harmless, because the agent starts nothing before `confirm`, which is committed
     // after this write (same ordered command queue) and checks the token against the database.
-    this.store.assignRun(e.run.runId, waiter.agentId, token, lease).then(
+    this.store.assignRun(e.run.runId, waiter.agentId, token, lease, waiter.keyName).then(
       (run) => {
         if (run === null) {
           // The database says the run is no longer QUEUED (cancelled meanwhile): forget it; the
@@ -386,6 +420,7 @@ export class Dispatcher {
         if (this.entries.get(e.run.runId) === e && e.token === token) {
           e.run = { ...e.run, status: "QUEUED", agentId: null };
           e.token = null;
+          e.leaseKey = null;
           e.leaseExpiresAt = null;
           insertSorted(this.queued, e.run.runId);
           this.pump();

@@ -71,7 +71,7 @@ describe("run state machine", () => {
   });
 
   it("confirmations: only the holder of the current token starts an ASSIGNED run; a resend is harmless", () => {
-    const run = { runId: "r", status: "ASSIGNED" as const, agentId: "a", token: "t" };
+    const run = { runId: "r", status: "ASSIGNED" as const, agentId: "a", token: "t", leaseKey: null };
     assert.equal(checkConfirm(run, "a", "t"), "start");
     assert.equal(checkConfirm({ ...run, status: "RUNNING" }, "a", "t"), "already");
     for (const [r, agent, token] of [

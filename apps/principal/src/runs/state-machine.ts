@@ -11,7 +11,7 @@ import {
   type TaskStatus,
   type WorkflowDefinition,
 } from "@cdktr/protocol";
-import { invalidRunTransition, notHeldBy, staleAssignment } from "../errors.js";
+import { invalidRunTransition, notHeldBy, notLeasedTo, staleAssignment } from "../errors.js";
 
 /** Run states that count against `max_active_runs` and that an agent may hold. */
 export const ACTIVE_RUN_STATUSES: readonly RunStatus[] = ["QUEUED", "ASSIGNED", "RUNNING"];
@@ -65,14 +65,54 @@ export interface RunState {
   agentId: string | null;
 }
 
+/** The lease of a run as the rules see it: its current token and the key that fetched it. */
+export interface RunLease {
+  runId: string;
+  /** The assignment token (kept after confirmation and completion; cleared when the run is requeued). */
+  token: string | null;
+  /** The name of the key that fetched the assignment; null when leased without authentication. */
+  leaseKey: string | null;
+}
+
+/**
+ * What an agent presents with a report when authentication is on: the name of the key behind its
+ * connection and the run's assignment token (absent when the agent sent none).
+ */
+export interface LeaseClaim {
+  keyName: string;
+  token: string | undefined;
+}
+
+/**
+ * Check that a report (confirmation, run or task status, log lines) about a run comes from the
+ * key holding its lease, with the run's token. `claim` null (authentication off) passes.
+ * @throws CdktrError PERMISSION_DENIED when another key (or none) holds the lease;
+ * STALE_ASSIGNMENT when the token is missing or is not the run's.
+ */
+export function checkLeaseClaim(lease: RunLease, claim: LeaseClaim | null): void {
+  if (claim === null) return;
+  if (lease.leaseKey !== claim.keyName) throw notLeasedTo(lease.runId, claim.keyName);
+  if (claim.token === undefined) throw staleAssignment(lease.runId, "the report carries no assignment token");
+  if (lease.token !== claim.token) throw staleAssignment(lease.runId, "the token is not the run's assignment token");
+}
+
 /** What a confirmation does: `start` moves ASSIGNED -> RUNNING, `already` is a resend of one that did. */
 export type ConfirmOutcome = "start" | "already";
 
 /**
- * Check an agent's confirmation of an assignment against the stored run and its current token.
- * @throws CdktrError STALE_ASSIGNMENT when the run is not ASSIGNED to this agent with this token.
+ * Check an agent's confirmation of an assignment against the stored run, its current token and
+ * (authentication on: `keyName` not null) the key that fetched it.
+ * @throws CdktrError STALE_ASSIGNMENT when the run is not ASSIGNED to this agent with this token;
+ * PERMISSION_DENIED when another key fetched it.
  */
-export function checkConfirm(run: RunState & { token: string | null }, agentId: string, token: string): ConfirmOutcome {
+export function checkConfirm(
+  run: RunState & { token: string | null; leaseKey: string | null },
+  agentId: string,
+  token: string,
+  keyName: string | null = null,
+): ConfirmOutcome {
+  // The token names the lease; a current token presented by another key is refused outright.
+  if (keyName !== null && run.token === token && run.leaseKey !== keyName) throw notLeasedTo(run.runId, keyName);
   const holder = run.token === token && run.agentId === agentId;
   if (run.status === "RUNNING" && holder) return "already";
   if (!canTransitionRun(run.status, "RUNNING") || !holder) {

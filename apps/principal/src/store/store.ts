@@ -10,7 +10,10 @@
  * - state rules live in `../runs/state-machine.ts` and are checked inside the transaction, so the
  *   database stays the truth even when the in-memory queue is behind.
  */
+import type { LeaseClaim } from "../runs/state-machine.js";
 import type {
+  KeyRecord,
+  KeyRole,
   LogLine,
   Params,
   Reason,
@@ -33,7 +36,14 @@ export interface CreateRunInput {
   /** Parameters as the caller sent them: compared on idempotency key reuse. */
   requestParams: Record<string, unknown>;
   idempotencyKey: string | null;
+  /**
+   * The scope the idempotency key lives in: the caller key's scope, `""` without authentication.
+   * The same key in two scopes names two runs.
+   */
+  idempotencyScope: string;
   source: string;
+  /** Name of the key that triggered the run; null without authentication. */
+  triggeredBy: string | null;
   scheduledFor: string | null;
   /** Initial message (e.g. a requeued run names the crashed one). */
   message?: string | null;
@@ -51,9 +61,50 @@ export interface ActiveRun {
   run: RunRecord;
   workflow: WorkflowDefinition;
   token: string | null;
+  /** Name of the key that fetched the current assignment; null when unassigned or without authentication. */
+  leaseKey: string | null;
   /** Epoch ms. */
   leaseExpiresAt: number | null;
   cancelRequested: boolean;
+}
+
+/** A key to enrol (its public half only). */
+export interface NewKey {
+  name: string;
+  role: KeyRole;
+  scope: string;
+  /** Workflows a trigger or scheduler key may run; null = any. */
+  workflows: string[] | null;
+  publicKey: string;
+}
+
+/** Result of {@link Store.enrollKey}. */
+export interface EnrollKeyResult {
+  key: KeyRecord;
+  /** False when the same key was enrolled already (a resent request). */
+  created: boolean;
+}
+
+/** Result of {@link Store.revokeKey}. */
+export interface RevokeKeyResult {
+  key: KeyRecord;
+  /** False when it was revoked already. */
+  revoked: boolean;
+}
+
+/**
+ * Log lines and who sends them: with authentication on, the key behind the connection and the
+ * assignment token of each run (runId -> token).
+ */
+export interface LogClaim {
+  keyName: string;
+  tokens: Readonly<Record<string, string>>;
+}
+
+/** Extra conditions of a run listing that the caller's role imposes (not part of the request). */
+export interface RunListScope {
+  /** Only runs triggered by this key. */
+  triggeredBy?: string;
 }
 
 /** A status report from an agent about a run. */
@@ -130,24 +181,43 @@ export interface Store {
    * the workflow are active.
    */
   createRun(input: CreateRunInput): Promise<CreateRunResult>;
-  /** QUEUED -> ASSIGNED with a token and lease; null when the run is no longer QUEUED. */
-  assignRun(runId: string, agentId: string, token: string, leaseExpiresAt: number): Promise<RunRecord | null>;
-  /** ASSIGNED -> QUEUED when the lease expired; null when the token no longer matches. */
+  /**
+   * QUEUED -> ASSIGNED with a token and lease held by the key `leaseKey` (null without
+   * authentication); null when the run is no longer QUEUED.
+   */
+  assignRun(
+    runId: string,
+    agentId: string,
+    token: string,
+    leaseExpiresAt: number,
+    leaseKey: string | null,
+  ): Promise<RunRecord | null>;
+  /** ASSIGNED -> QUEUED when the lease expired (token and lease key cleared); null when the token no longer matches. */
   expireAssignment(runId: string, token: string): Promise<RunRecord | null>;
   /**
-   * ASSIGNED -> RUNNING for the agent holding `token`; creates a PENDING row per task.
-   * @throws CdktrError STALE_ASSIGNMENT when the token is not the current one.
+   * ASSIGNED -> RUNNING for the agent holding `token` (and, with authentication, the key
+   * `keyName` that fetched it); creates a PENDING row per task.
+   * @throws CdktrError STALE_ASSIGNMENT when the token is not the current one; PERMISSION_DENIED
+   * when another key fetched it.
    */
   confirmAssignment(
     runId: string,
     agentId: string,
     token: string,
     taskIds: string[],
+    keyName: string | null,
   ): Promise<{ run: RunRecord; tasks: TaskRunRecord[] }>;
-  /** Apply an agent's run report. @throws CdktrError RUN_NOT_FOUND, INVALID_TRANSITION */
-  updateRunStatus(update: RunStatusUpdate): Promise<RunUpdateResult>;
-  /** Apply an agent's task report. @throws CdktrError RUN_NOT_FOUND, INVALID_TRANSITION */
-  updateTaskStatus(update: TaskStatusUpdate): Promise<TaskUpdateResult>;
+  /**
+   * Apply an agent's run report; with `claim` (authentication on) only from the key holding the
+   * run's lease with its token (`checkLeaseClaim`).
+   * @throws CdktrError RUN_NOT_FOUND, INVALID_TRANSITION, STALE_ASSIGNMENT, PERMISSION_DENIED
+   */
+  updateRunStatus(update: RunStatusUpdate, claim: LeaseClaim | null): Promise<RunUpdateResult>;
+  /**
+   * Apply an agent's task report (same `claim` rule as {@link updateRunStatus}).
+   * @throws CdktrError RUN_NOT_FOUND, INVALID_TRANSITION, STALE_ASSIGNMENT, PERMISSION_DENIED
+   */
+  updateTaskStatus(update: TaskStatusUpdate, claim: LeaseClaim | null): Promise<TaskUpdateResult>;
   /** Cancel: QUEUED/ASSIGNED -> CANCELLED now; RUNNING -> flagged for the agent. @throws RUN_NOT_FOUND */
   cancelRun(runId: string): Promise<CancelResult>;
   /**
@@ -157,12 +227,28 @@ export interface Store {
   crashRun(runId: string, reason: Reason, message: string, requeueRunId: string | null): Promise<CrashResult | null>;
   /** A run and its tasks, or null. Sees every mutation whose promise has resolved. */
   getRun(runId: string): Promise<{ run: RunRecord; tasks: TaskRunRecord[] } | null>;
-  /** Paged run listing (answered off the main event loop by the SQLite store). */
-  listRuns(req: ParsedRequestOf<ApiVerbs, "listRuns">): Promise<ReplyOf<ApiVerbs, "listRuns">>;
+  /** Paged run listing (answered off the main event loop by the SQLite store), within `scope`. */
+  listRuns(req: ParsedRequestOf<ApiVerbs, "listRuns">, scope?: RunListScope): Promise<ReplyOf<ApiVerbs, "listRuns">>;
   /** Paged log query (answered off the main event loop by the SQLite store). */
   queryLogs(req: ParsedRequestOf<ApiVerbs, "queryLogs">): Promise<ReplyOf<ApiVerbs, "queryLogs">>;
-  /** Store log lines idempotently on (runId, taskId, seq). */
-  insertLogs(lines: LogLine[]): Promise<InsertLogsResult>;
+  /**
+   * Store log lines idempotently on (runId, taskId, seq). With `claim` (authentication on), every
+   * run of the batch must exist, be leased to `claim.keyName` and come with its token, and each
+   * line must name the run's workflow; otherwise nothing of the batch is stored.
+   * @throws CdktrError RUN_NOT_FOUND, PERMISSION_DENIED, STALE_ASSIGNMENT (with a claim only)
+   */
+  insertLogs(lines: LogLine[], claim: LogClaim | null): Promise<InsertLogsResult>;
+  /**
+   * Enrol a key. A name may be reused once its key was revoked (the revoked row is replaced);
+   * enrolling the same key again is a no-op (`created` false).
+   * @throws CdktrError KEY_IN_USE when the name belongs to another enrolled key, or the public key
+   * to another key (enrolled or revoked)
+   */
+  enrollKey(key: NewKey): Promise<EnrollKeyResult>;
+  /** Every key, revoked ones included, by name. */
+  listKeys(): Promise<KeyRecord[]>;
+  /** Revoke a key by name (idempotent); null when no key has that name. */
+  revokeKey(name: string): Promise<RevokeKeyResult | null>;
   /** Delete finished runs, logs and idempotency keys older than the policy allows. */
   prune(policy: RetentionPolicy): Promise<PruneResult>;
   /** Row count of every table. */

@@ -22,14 +22,17 @@ describe("agents and dispatch", () => {
     const plain = await p.client.runWorkflow({ workflowId: "plain" });
     const again = await p.client.runWorkflow({ workflowId: "again", params: { who: "me" } });
     await registerAgent(p.client, "doomed");
+    const tokens = new Map<string, string>();
     for (const expected of [plain.runId, again.runId]) {
       const w = await p.client.fetchWork({ agentId: "doomed", waitMs: 0, freeSlots: 2 });
       assert.equal(w.assignment?.run.runId, expected, "FIFO by run id");
       await p.client.confirmAssignment({ agentId: "doomed", runId: expected, token: w.assignment?.token ?? "" });
+      tokens.set(expected, w.assignment?.token ?? "");
     }
     await p.client.taskStatus({
       agentId: "doomed",
       runId: plain.runId,
+      token: tokens.get(plain.runId),
       taskId: "only",
       attempt: 1,
       status: "RUNNING",
@@ -74,6 +77,7 @@ describe("agents and dispatch", () => {
       const late = await p.client.runStatus({
         agentId: "doomed",
         runId: plain.runId,
+        token: tokens.get(plain.runId),
         status: "COMPLETED",
         time: now(),
       });
@@ -81,6 +85,7 @@ describe("agents and dispatch", () => {
       const lateTask = await p.client.taskStatus({
         agentId: "doomed",
         runId: plain.runId,
+        token: tokens.get(plain.runId),
         taskId: "only",
         attempt: 1,
         status: "COMPLETED",
@@ -123,7 +128,8 @@ describe("agents and dispatch", () => {
     const running = await p.client.runWorkflow({ workflowId: "hello" });
     const w = await p.client.fetchWork({ agentId: "a", waitMs: 0, freeSlots: 1 });
     assert.equal(w.assignment?.run.runId, running.runId);
-    await p.client.confirmAssignment({ agentId: "a", runId: running.runId, token: w.assignment?.token ?? "" });
+    const token = w.assignment?.token ?? "";
+    await p.client.confirmAssignment({ agentId: "a", runId: running.runId, token });
     const parked = p.client.fetchWork({ agentId: "a", waitMs: 20_000, freeSlots: 1 }, { timeoutMs: 25_000 });
     await new Promise((r) => setTimeout(r, 100));
     const cr = await p.client.cancelRun(running.runId);
@@ -135,6 +141,7 @@ describe("agents and dispatch", () => {
     await p.client.taskStatus({
       agentId: "a",
       runId: running.runId,
+      token,
       taskId: "hello",
       attempt: 1,
       status: "RUNNING",
@@ -143,6 +150,7 @@ describe("agents and dispatch", () => {
     await p.client.taskStatus({
       agentId: "a",
       runId: running.runId,
+      token,
       taskId: "hello",
       attempt: 1,
       status: "CANCELLED",
@@ -152,6 +160,7 @@ describe("agents and dispatch", () => {
     const done = await p.client.runStatus({
       agentId: "a",
       runId: running.runId,
+      token,
       status: "CANCELLED",
       time: now(),
       reason: "cancelled",
@@ -170,7 +179,7 @@ describe("agents and dispatch", () => {
     assert.equal(again.cancelled, false);
     await assert.rejects(p.client.cancelRun("nope"), (e: unknown) => isCdktrError(e, "RUN_NOT_FOUND"));
     await assert.rejects(
-      p.client.runStatus({ agentId: "a", runId: running.runId, status: "COMPLETED", time: now() }),
+      p.client.runStatus({ agentId: "a", runId: running.runId, token, status: "COMPLETED", time: now() }),
       (e: unknown) => isCdktrError(e, "INVALID_TRANSITION"),
     );
   });
@@ -206,7 +215,14 @@ describe("agents and dispatch", () => {
     );
     const parked = p.client.fetchWork({ agentId: "a", waitMs: 20_000, freeSlots: 1 }, { timeoutMs: 25_000 });
     await new Promise((r) => setTimeout(r, 100));
-    await p.client.runStatus({ agentId: "a", runId: q1.runId, status: "FAILED", time: now(), reason: "exit_code" });
+    await p.client.runStatus({
+      agentId: "a",
+      runId: q1.runId,
+      token: w1.assignment?.token,
+      status: "FAILED",
+      time: now(),
+      reason: "exit_code",
+    });
     const w2 = await parked;
     assert.equal(w2.assignment?.run.runId, q2.runId);
   });
@@ -216,10 +232,12 @@ describe("agents and dispatch", () => {
     await registerAgent(p.client, "a", [], 2);
     const r1 = await p.client.runWorkflow({ workflowId: "hello" });
     const r2 = await p.client.runWorkflow({ workflowId: "hello" });
+    const tokens = new Map<string, string>();
     for (const runId of [r1.runId, r2.runId]) {
       const w = await p.client.fetchWork({ agentId: "a", waitMs: 0, freeSlots: 1 });
       assert.equal(w.assignment?.run.runId, runId);
       await p.client.confirmAssignment({ agentId: "a", runId, token: w.assignment?.token ?? "" });
+      tokens.set(runId, w.assignment?.token ?? "");
     }
     // The agent finished r1 while the principal could not hear it, and re-registers first.
     const reg = await p.client.registerAgent({
@@ -231,7 +249,13 @@ describe("agents and dispatch", () => {
       runningRuns: [r2.runId],
     });
     assert.deepEqual(reg.cancel, []);
-    const late = await p.client.runStatus({ agentId: "a", runId: r1.runId, status: "COMPLETED", time: now() });
+    const late = await p.client.runStatus({
+      agentId: "a",
+      runId: r1.runId,
+      token: tokens.get(r1.runId),
+      status: "COMPLETED",
+      time: now(),
+    });
     assert.deepEqual(late, { applied: true, status: "COMPLETED" }, "queued final report still applies");
     // r2 is then never listed again although the agent keeps heartbeating.
     const beat = setInterval(

@@ -10,7 +10,7 @@ describe("principal end to end (spawned dist/main.js)", () => {
   it("trigger -> persisted -> fetched -> confirmed -> statuses -> queried back, logs stored and published live", async () => {
     const p = await preparePrincipal();
     const svc = await p.start();
-    const sub = new Subscriber({ endpoint: `tcp://127.0.0.1:${p.ports.publish}` });
+    const sub = new Subscriber({ endpoint: `tcp://127.0.0.1:${p.ports.publish}`, key: p.key() });
     try {
       sub.connect();
       sub.subscribe(topics.logs("hello"), topics.runs("hello"));
@@ -59,6 +59,7 @@ describe("principal end to end (spawned dist/main.js)", () => {
       await p.client.taskStatus({
         agentId: "agent-1",
         runId: trig.runId,
+        token: work.assignment.token,
         taskId: "hello",
         attempt: 1,
         status: "RUNNING",
@@ -74,13 +75,15 @@ describe("principal end to end (spawned dist/main.js)", () => {
         seq,
         line: `line ${seq}`,
       }));
-      const ack = await p.logClient.logBatch({ agentId: "agent-1", lines });
+      const tokens = { [trig.runId]: work.assignment.token };
+      const ack = await p.logClient.logBatch({ agentId: "agent-1", lines, tokens });
       assert.deepEqual(ack, { stored: 3, duplicates: 0 });
-      const again = await p.logClient.logBatch({ agentId: "agent-1", lines: lines.slice(1) });
+      const again = await p.logClient.logBatch({ agentId: "agent-1", lines: lines.slice(1), tokens });
       assert.deepEqual(again, { stored: 0, duplicates: 2 }, "resends are idempotent");
       await p.client.taskStatus({
         agentId: "agent-1",
         runId: trig.runId,
+        token: work.assignment.token,
         taskId: "hello",
         attempt: 1,
         status: "COMPLETED",
@@ -90,6 +93,7 @@ describe("principal end to end (spawned dist/main.js)", () => {
       await p.client.taskStatus({
         agentId: "agent-1",
         runId: trig.runId,
+        token: work.assignment.token,
         taskId: "goodbye",
         attempt: 1,
         status: "RUNNING",
@@ -98,6 +102,7 @@ describe("principal end to end (spawned dist/main.js)", () => {
       await p.client.taskStatus({
         agentId: "agent-1",
         runId: trig.runId,
+        token: work.assignment.token,
         taskId: "goodbye",
         attempt: 1,
         status: "COMPLETED",
@@ -107,6 +112,7 @@ describe("principal end to end (spawned dist/main.js)", () => {
       const fin = await p.client.runStatus({
         agentId: "agent-1",
         runId: trig.runId,
+        token: work.assignment.token,
         status: "COMPLETED",
         time: at(13),
       });

@@ -4,7 +4,8 @@
  * ports and clients come from `startPrincipal` in `@cdktr/test-utils`.
  */
 import Database from "better-sqlite3";
-import type { PrincipalClient } from "@cdktr/protocol";
+import { Dealer } from "zeromq";
+import type { ClientKey, PrincipalClient } from "@cdktr/protocol";
 
 /** Row counts straight from the database file (read-only connection). */
 export function countRows(dbPath: string, table: string, where = ""): number {
@@ -24,4 +25,19 @@ export async function registerAgent(
   capacity = 4,
 ): Promise<void> {
   await api.registerAgent({ agentId, host: "test", capacity, labels, version: "test", runningRuns: [] });
+}
+
+/**
+ * A raw DEALER that speaks frames by hand: CURVE to the principal's key with `key` (an enrolled
+ * key gets past ZAP; without `hello` only framing and validation errors come back), plaintext
+ * with null.
+ */
+export function rawDealer(key: ClientKey | null, options: { receiveTimeout?: number } = {}): Dealer {
+  const d = new Dealer({ linger: 0, receiveTimeout: options.receiveTimeout ?? 10_000 });
+  if (key !== null) {
+    d.curveServerKey = key.principalPublicKey;
+    d.curvePublicKey = key.publicKey;
+    d.curveSecretKey = key.secretKey;
+  }
+  return d;
 }

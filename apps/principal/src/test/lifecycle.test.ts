@@ -64,6 +64,7 @@ describe("process lifecycle", () => {
     const lost = await p.client.runWorkflow({ workflowId: "hello" });
     await registerAgent(p.client, "stays");
     await registerAgent(p.client, "vanishes");
+    const tokens = new Map<string, string>();
     for (const [agentId, runId] of [
       ["stays", kept.runId],
       ["vanishes", lost.runId],
@@ -71,6 +72,7 @@ describe("process lifecycle", () => {
       const w = await p.client.fetchWork({ agentId, waitMs: 0, freeSlots: 1 });
       assert.equal(w.assignment?.run.runId, runId);
       await p.client.confirmAssignment({ agentId, runId, token: w.assignment?.token ?? "" });
+      tokens.set(runId, w.assignment?.token ?? "");
     }
     await svc.kill();
     // Longer than the timeout: stored heartbeats are stale, yet nothing may crash at start.
@@ -104,6 +106,7 @@ describe("process lifecycle", () => {
       const done = await p.client.runStatus({
         agentId: "stays",
         runId: kept.runId,
+        token: tokens.get(kept.runId),
         status: "COMPLETED",
         time: new Date().toISOString(),
       });

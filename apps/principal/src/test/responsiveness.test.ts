@@ -1,7 +1,7 @@
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { PrincipalClient, type LogLine } from "@cdktr/protocol";
+import { PrincipalClient, clientKeyOf, readKeyFile, type LogLine } from "@cdktr/protocol";
 import { cleanup, helloWorkflowYaml, makeTempDir, writeWorkflows } from "@cdktr/test-utils";
 import { createPrincipal, type Principal } from "../app.js";
 import { loadConfig } from "../config.js";
@@ -48,11 +48,12 @@ describe("responsiveness", () => {
           line: `line ${i} ${"x".repeat(60)}`,
         });
       }
-      const inserted: { stored: number } = await store.insertLogs(lines);
+      const inserted: { stored: number } = await store.insertLogs(lines, null);
       assert.equal(inserted.stored, 20_000);
     }
     const port = Number(new URL(ep.api.replace("tcp://", "http://")).port);
-    const api = new PrincipalClient({ port, timeoutMs: 30_000, env: {} });
+    const key = clientKeyOf(readKeyFile(join(config.keysDir, "local-operator.json")));
+    const api = new PrincipalClient({ port, timeoutMs: 30_000, env: {}, key });
     try {
       await api.ping();
       await Promise.all([api.listRuns({}), api.listRuns({})]); // read workers started

@@ -23,7 +23,9 @@ export function runInput(
     params: {},
     requestParams: {},
     idempotencyKey: null,
+    idempotencyScope: "",
     source: "t",
+    triggeredBy: null,
     scheduledFor: null,
     ...fields,
   };

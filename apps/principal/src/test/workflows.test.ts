@@ -10,7 +10,7 @@ afterEach(cleanup);
 describe("workflow hot reload (watcher; periodic scan set to 3600 s)", () => {
   it("new file listable, broken edit keeps the last good version and reports file:line, removal announced", async () => {
     const p = await startPrincipal({ env: { CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: "3600" } });
-    const sub = new Subscriber({ endpoint: `tcp://127.0.0.1:${p.ports.publish}` });
+    const sub = new Subscriber({ endpoint: `tcp://127.0.0.1:${p.ports.publish}`, key: p.key() });
     const events: WorkflowsChangedEvent[] = [];
     try {
       sub.connect();

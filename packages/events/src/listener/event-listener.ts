@@ -4,9 +4,11 @@ import {
   PrincipalClient,
   backoffDelay,
   coerceError,
+  findClientKey,
   noopLogger,
   toCdktrError,
   type ApiVerbs,
+  type ClientKey,
   type Logger,
   type Params,
   type ReplyOf,
@@ -55,7 +57,19 @@ export interface EventListenerOptions {
   env?: Record<string, string | undefined>;
   /** How long {@link EventListener.stop} waits for `startListening` to return. @default 10000 */
   stopTimeoutMs?: number;
+  /**
+   * The listener's key (CURVE to the pinned principal key, proven with `hello`); null for a
+   * principal running with `CDKTR_AUTH=off`. Unused when `principal` is a client.
+   * @default the file named by `CDKTR_KEY_FILE`, else `<CDKTR_KEYS_DIR or ~/.cdktr/keys>/<keyName>.json`
+   *   (made by a principal started on this machine with the same HOME)
+   */
+  key?: ClientKey | null;
+  /** The local key looked for when `key` is not given. @default "local-listeners" (a `trigger` key) */
+  keyName?: string;
 }
+
+/** The local key an {@link EventListener} looks for when given none. */
+export const LISTENER_KEY_NAME = "local-listeners";
 
 /** Options of {@link EventListener.runWorkflow}. */
 export interface RunWorkflowOptions {
@@ -155,6 +169,9 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
   readonly #env: Record<string, string | undefined>;
   readonly #timeoutMs: number;
   readonly #stopTimeoutMs: number;
+  readonly #keyOption: ClientKey | null | undefined;
+  readonly #keyName: string;
+  #key: ClientKey | null | undefined;
   #client: PrincipalRequester | null = null;
   #ownsClient = false;
   #state: State = "idle";
@@ -170,6 +187,19 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
     this.#env = options.env ?? process.env;
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+    this.#keyOption = options.key;
+    this.#keyName = options.keyName ?? LISTENER_KEY_NAME;
+  }
+
+  /**
+   * The key of this listener's connections: the `key` option, else the local key `keyName` (or
+   * `CDKTR_KEY_FILE`) found from `env`, looked up once; null without one.
+   * @throws KeyFileError when the key file named by `CDKTR_KEY_FILE`, or the local one, is unusable
+   */
+  protected get clientKey(): ClientKey | null {
+    if (this.#key === undefined)
+      this.#key = this.#keyOption !== undefined ? this.#keyOption : findClientKey(this.#keyName, this.#env);
+    return this.#key;
   }
 
   /**
@@ -200,6 +230,7 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
           timeoutMs: this.#timeoutMs,
           logger: this.logger,
           env: this.#env,
+          key: this.clientKey,
         });
         this.#ownsClient = true;
       }

@@ -31,6 +31,11 @@ export interface PostgresListenerOptions extends EventListenerOptions {
   backoff?: BackoffOptions;
   /** Interval of a `SELECT 1` that detects a silently dead connection. @default 30000 */
   keepaliveMs?: number;
+  /**
+   * When set, only these workflow ids can be triggered: a notification for another workflow is
+   * logged and dropped, never sent to the principal.
+   */
+  workflows?: readonly string[];
 }
 
 /** Counters of a {@link PostgresListener}. */
@@ -41,7 +46,7 @@ export interface PostgresListenerStats {
   listening: boolean;
   /** Notifications that triggered (or matched, as duplicates) a run. */
   triggered: number;
-  /** Notifications refused (malformed payload, unknown workflow, invalid params). */
+  /** Notifications refused (malformed payload, not in `workflows`, unknown workflow, invalid params). */
   rejected: number;
   /** Notifications dropped after `retryForMs` of principal unavailability. */
   dropped: number;
@@ -58,6 +63,7 @@ const RETRYABLE = new Set(["TIMEOUT", "UNAVAILABLE", "SHUTTING_DOWN", "DEADLINE_
  * `pg_terminate_backend`). NOTIFY is fire-and-forget: notifications sent while this listener is
  * disconnected are NOT delivered to it later. With an `idempotency_key` the run's key is
  * `pg:<channel>:<key>`; otherwise each notification gets a fresh key, reused on its retries.
+ * With `workflows`, a notification for a workflow outside that list is logged and dropped.
  */
 export class PostgresListener extends EventListener {
   readonly #connectionString: string | undefined;
@@ -67,6 +73,7 @@ export class PostgresListener extends EventListener {
   readonly #retryFor: number;
   readonly #backoff: BackoffOptions;
   readonly #keepalive: number;
+  readonly #allow: ReadonlySet<string> | null;
   readonly #stats: PostgresListenerStats = { connections: 0, listening: false, triggered: 0, rejected: 0, dropped: 0 };
   readonly #inFlight = new Set<Promise<void>>();
 
@@ -81,6 +88,7 @@ export class PostgresListener extends EventListener {
     this.#retryFor = options.retryForMs ?? 60_000;
     this.#backoff = options.backoff ?? {};
     this.#keepalive = options.keepaliveMs ?? 30_000;
+    this.#allow = options.workflows !== undefined ? new Set(options.workflows) : null;
   }
 
   /** A snapshot of the counters. */
@@ -152,6 +160,11 @@ export class PostgresListener extends EventListener {
     }
     const { workflowId, params, idempotencyKey } = parsed.message;
     const log = parentLog.child({ workflowId });
+    if (this.#allow !== null && !this.#allow.has(workflowId)) {
+      this.#stats.rejected += 1;
+      log.warn("postgres notification dropped: workflow not allowed on this listener", { allowed: [...this.#allow] });
+      return;
+    }
     const key = scopedIdempotencyKey(`pg:${this.#channel}:`, idempotencyKey ?? `auto:${randomUUID()}`);
     const giveUpAt = Date.now() + this.#retryFor;
     for (let attempt = 1; ; attempt++) {

@@ -26,6 +26,11 @@ export interface RabbitMqListenerOptions extends EventListenerOptions {
   requireIdempotencyKey?: boolean;
   /** Deadline of each run request to the principal. @default 5000 */
   triggerTimeoutMs?: number;
+  /**
+   * When set, only these workflow ids can be triggered: a message for another workflow is
+   * rejected to the dead-letter exchange and never reaches the principal.
+   */
+  workflows?: readonly string[];
   /** Backoff of reconnects and of pauses while the principal is unavailable. @default {initialMs: 500, maxMs: 30000} */
   backoff?: BackoffOptions;
 }
@@ -34,7 +39,7 @@ export interface RabbitMqListenerOptions extends EventListenerOptions {
 export interface RabbitMqListenerStats {
   /** Messages acknowledged after the principal accepted the run (including duplicates). */
   acked: number;
-  /** Messages rejected without requeue (malformed, unknown workflow, invalid params, no key). */
+  /** Messages rejected without requeue (malformed, not in `workflows`, unknown workflow, invalid params, no key). */
   rejected: number;
   /** Messages put back in the queue because the principal was unavailable. */
   requeued: number;
@@ -56,8 +61,9 @@ const RETRYABLE = new Set(["TIMEOUT", "UNAVAILABLE", "SHUTTING_DOWN", "DEADLINE_
  * - A message is acknowledged only after the principal accepted the run.
  * - The body's `idempotency_key`, else `properties.messageId`, becomes the run's idempotency key
  *   `amqp:<queue>:<id>`, so a redelivered message never starts a second run.
- * - Malformed messages, unknown workflows and invalid params are rejected without requeue (to
- *   the queue's dead-letter exchange when it has one): a poison message cannot loop.
+ * - Malformed messages, workflows outside the `workflows` allow-list, unknown workflows and
+ *   invalid params are rejected without requeue (to the queue's dead-letter exchange when it has
+ *   one): a poison message cannot loop, and a refused workflow is never triggered.
  * - When the principal is unavailable the consumer is cancelled, the message is requeued, and
  *   consumption resumes after a growing backoff: messages wait in the queue, never in a hot loop.
  * - Connection loss: reconnect with backoff.
@@ -70,6 +76,7 @@ export class RabbitMqListener extends EventListener {
   readonly #dlx: string | undefined;
   readonly #requireKey: boolean;
   readonly #timeout: number;
+  readonly #allow: ReadonlySet<string> | null;
   readonly #backoff: BackoffOptions;
   readonly #stats: RabbitMqListenerStats = {
     acked: 0,
@@ -92,6 +99,7 @@ export class RabbitMqListener extends EventListener {
     this.#dlx = options.deadLetterExchange;
     this.#requireKey = options.requireIdempotencyKey ?? false;
     this.#timeout = options.triggerTimeoutMs ?? 5000;
+    this.#allow = options.workflows !== undefined ? new Set(options.workflows) : null;
     this.#backoff = options.backoff ?? {};
   }
 
@@ -175,6 +183,15 @@ export class RabbitMqListener extends EventListener {
       return;
     }
     const { workflowId, params, idempotencyKey } = parsed.message;
+    if (this.#allow !== null && !this.#allow.has(workflowId)) {
+      log.warn("rabbitmq message rejected: workflow not allowed on this listener", {
+        workflowId,
+        allowed: [...this.#allow],
+      });
+      session.settle(msg, "reject");
+      this.#stats.rejected += 1;
+      return;
+    }
     const messageId: unknown = msg.properties.messageId;
     const sourceId = idempotencyKey ?? (typeof messageId === "string" && messageId !== "" ? messageId : undefined);
     if (sourceId === undefined && this.#requireKey) {

@@ -65,6 +65,9 @@ export interface CronSchedulerEvents extends EventListenerEvents {
   refreshed: { version: number; full: boolean; scheduled: number };
 }
 
+/** The local key a {@link CronScheduler} looks for when given none (a `scheduler` key). */
+export const SCHEDULER_KEY_NAME = "local-scheduler";
+
 /** Backoff of the first load of definitions while the principal is unreachable. */
 const INITIAL_LOAD_BACKOFF = { initialMs: 500, maxMs: 10_000 } as const;
 
@@ -119,7 +122,7 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
   };
 
   constructor(options: CronSchedulerOptions = {}) {
-    super({ source: "scheduler", ...options });
+    super({ source: "scheduler", keyName: SCHEDULER_KEY_NAME, ...options });
     this.#clock = options.clock ?? systemClock;
     this.#refreshIntervalMs = options.refreshIntervalMs ?? 60_000;
     const missGraceMs = options.missGraceMs ?? 60_000;
@@ -300,7 +303,7 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
       });
       return;
     }
-    const sub = new Subscriber({ endpoint, logger: this.logger });
+    const sub = new Subscriber({ endpoint, logger: this.logger, key: this.clientKey });
     this.#subscriber = sub;
     sub.connect();
     sub.subscribe(topics.workflows());

@@ -3,11 +3,16 @@
  */
 export { WebhookListener, type WebhookListenerOptions, type WebhookAddress } from "./webhook-listener.js";
 export {
-  signWebhookBody,
+  signWebhookRequest,
   verifyWebhookSignature,
+  webhookSigningString,
+  webhookTriggerPath,
   SIGNATURE_HEADER,
+  SIGNATURE_VERSION,
   TIMESTAMP_HEADER,
+  IDEMPOTENCY_KEY_HEADER,
   DEFAULT_SIGNATURE_TOLERANCE_MS,
+  type SignedRequest,
   type SignatureCheck,
   type SignatureFailure,
   type VerifySignatureInput,

@@ -3,14 +3,19 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { WorkflowIdSchema, errorMessage } from "@cdktr/protocol";
-import { BodyTooLarge } from "../errors.js";
+import { BodyTooLarge, ReplayCacheError } from "../errors.js";
 import { EventListener, type EventListenerOptions, type TriggerResult } from "../listener/event-listener.js";
+import { ReplayCache, replayCacheDirName } from "./replay-cache.js";
 import {
   DEFAULT_SIGNATURE_TOLERANCE_MS,
+  IDEMPOTENCY_KEY_HEADER,
   SIGNATURE_HEADER,
   TIMESTAMP_HEADER,
   verifyWebhookSignature,
+  webhookTriggerPath,
 } from "./signature.js";
 import { deferred, errorBody, header, parseParams, readBody, refuseTooLarge, send, type Reply } from "./http-io.js";
 
@@ -22,11 +27,29 @@ export interface WebhookListenerOptions extends EventListenerOptions {
   port?: number;
   /**
    * Shared secret. When set, every trigger must carry `X-Cdktr-Timestamp` (Unix seconds) and
-   * `X-Cdktr-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`.
+   * `X-Cdktr-Signature: v2=<hex HMAC-SHA256 of "v2\n<timestamp>\n<METHOD>\n<path>\n<Idempotency-Key>\n<raw body>">`
+   * (see {@link signWebhookRequest}), and a signature is accepted once.
    */
   secret?: string;
   /** Largest accepted distance between the signed timestamp and now. @default 300000 */
   signatureToleranceMs?: number;
+  /**
+   * Directory of the replay cache (signatures accepted within the tolerance window), kept so that
+   * a captured request cannot be replayed after a restart. The cache is the subdirectory
+   * `webhook-replay-<id>`, `id` derived from the secret: listeners sharing a secret share it.
+   * @default `~/.cdktr/listeners` (HOME from `env`)
+   */
+  stateDir?: string;
+  /**
+   * `"file"` keeps the replay cache in {@link stateDir} (it survives restarts); `"memory"` keeps it
+   * in this process only (a restart forgets it: for tests and throw-away listeners). @default "file"
+   */
+  replayCache?: "file" | "memory";
+  /**
+   * Most signatures remembered at once (those of the last tolerance window); past it signed
+   * requests get 503 until older ones expire. @default 100000
+   */
+  maxReplayEntries?: number;
   /** Largest accepted body; larger requests get 413 and are not read further. @default 1048576 */
   maxBodyBytes?: number;
   /** Deadline of the run request to the principal; past it the caller gets 503. @default 3000 */
@@ -59,7 +82,9 @@ const MAX_KEY_LENGTH = 256;
  * - 400 malformed body or invalid params, 401 missing/bad/stale/replayed signature (when a
  *   secret is set), 404 unknown workflow or path, 405 wrong method, 409 idempotency key reused
  *   with other params, 413 body too large, 503 (with `Retry-After`) when the principal does not
- *   answer within `triggerTimeoutMs`.
+ *   answer within `triggerTimeoutMs` or the replay cache cannot record the signature (full disk).
+ * - With a secret, the signature covers method, path, idempotency key, timestamp and body, and
+ *   each one is accepted once: the replay cache in `stateDir` remembers them across restarts.
  * - `GET /healthz` answers `{status: "ok"}`.
  *
  * Every reply is JSON; errors are `{status: "error", code, message}`.
@@ -74,8 +99,11 @@ export class WebhookListener extends EventListener {
   readonly #retryAfter: number;
   readonly #allow: ReadonlySet<string> | null;
   readonly #now: () => number;
-  /** Signatures that already triggered a run (or are in flight), with their expiry (epoch ms). */
-  readonly #usedSignatures = new Map<string, number>();
+  readonly #stateDir: string;
+  readonly #replayMode: "file" | "memory";
+  readonly #maxReplayEntries: number;
+  /** Signatures that already triggered a run (or are in flight); open while listening with a secret. */
+  #replay: ReplayCache | null = null;
   #address: WebhookAddress | null = null;
   #listening: { promise: Promise<WebhookAddress>; resolve: (a: WebhookAddress) => void; reject: (e: unknown) => void };
 
@@ -90,6 +118,9 @@ export class WebhookListener extends EventListener {
     this.#retryAfter = options.retryAfterS ?? 5;
     this.#allow = options.workflows !== undefined ? new Set(options.workflows) : null;
     this.#now = options.now ?? Date.now;
+    this.#stateDir = options.stateDir ?? join(this.env.HOME ?? homedir(), ".cdktr", "listeners");
+    this.#replayMode = options.replayCache ?? "file";
+    this.#maxReplayEntries = options.maxReplayEntries ?? 100_000;
     this.#listening = deferred<WebhookAddress>();
   }
 
@@ -122,6 +153,15 @@ export class WebhookListener extends EventListener {
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
     try {
+      if (this.#secret !== undefined) {
+        this.#replay = await ReplayCache.open({
+          dir: this.#replayMode === "memory" ? null : join(this.#stateDir, replayCacheDirName(this.#secret)),
+          toleranceMs: this.#tolerance,
+          maxEntries: this.#maxReplayEntries,
+          now: this.#now,
+          logger: this.logger,
+        });
+      }
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
         server.listen(this.#port, this.#host, () => {
@@ -130,6 +170,8 @@ export class WebhookListener extends EventListener {
         });
       });
     } catch (e) {
+      this.#replay?.close();
+      this.#replay = null;
       this.#listening.reject(e);
       this.#listening = deferred<WebhookAddress>();
       throw e;
@@ -138,7 +180,11 @@ export class WebhookListener extends EventListener {
     const hostForUrl = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
     this.#address = { host: addr.address, port: addr.port, url: `http://${hostForUrl}:${addr.port}` };
     this.#listening.resolve(this.#address);
-    this.logger.info("webhook listening", { url: this.#address.url, signed: this.#secret !== undefined });
+    this.logger.info("webhook listening", {
+      url: this.#address.url,
+      signed: this.#secret !== undefined,
+      ...(this.#replay !== null ? { replayCache: this.#replay.dir ?? "memory" } : {}),
+    });
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
       else signal.addEventListener("abort", () => resolve(), { once: true });
@@ -149,6 +195,8 @@ export class WebhookListener extends EventListener {
       // In-flight requests get a moment to finish; then every connection is cut.
       setTimeout(() => server.closeAllConnections(), 2000).unref();
     });
+    this.#replay?.close();
+    this.#replay = null;
     this.#address = null;
     this.#listening = deferred<WebhookAddress>();
   }
@@ -212,12 +260,18 @@ export class WebhookListener extends EventListener {
       throw e;
     }
 
+    const key = header(req, IDEMPOTENCY_KEY_HEADER);
     let signature: string | null = null;
+    const replay = this.#replay;
     if (this.#secret !== undefined) {
+      if (replay === null) return send(res, this.#unrecordable());
       const check = verifyWebhookSignature({
         secret: this.#secret,
         timestamp: header(req, TIMESTAMP_HEADER),
         signature: header(req, SIGNATURE_HEADER),
+        method: req.method ?? "POST",
+        path: webhookTriggerPath(workflowId),
+        idempotencyKey: key,
         rawBody: raw,
         nowMs: this.#now(),
         toleranceMs: this.#tolerance,
@@ -226,8 +280,33 @@ export class WebhookListener extends EventListener {
         log.warn("webhook refused: signature", { status: 401, reason: check.reason });
         return send(res, { status: 401, body: errorBody("UNAUTHORIZED", check.message) });
       }
-      this.#pruneSignatures();
-      if (this.#usedSignatures.has(check.signature)) {
+      const lostAt = replay.lostAtMs;
+      if (lostAt !== null && check.timestampMs < Math.floor(lostAt / 1000) * 1000) {
+        log.warn("webhook refused: signed before a start that lost the replay cache", {
+          status: 401,
+          reason: "replay_cache_lost",
+        });
+        return send(res, {
+          status: 401,
+          body: errorBody(
+            "UNAUTHORIZED",
+            "this request was signed before the listener restarted, and its replay cache was damaged: sign it again (a new timestamp)",
+          ),
+        });
+      }
+      let fresh: boolean;
+      try {
+        fresh = await replay.claim(check.signature, check.timestampMs + this.#tolerance);
+      } catch (e) {
+        if (!(e instanceof ReplayCacheError)) throw e;
+        // The details (a path, an errno) go to the log, not to the caller.
+        log.error("webhook refused: the replay cache cannot record the signature", {
+          status: 503,
+          error: e.message,
+        });
+        return send(res, this.#unrecordable());
+      }
+      if (!fresh) {
         log.warn("webhook refused: replayed signature", { status: 401, reason: "replayed" });
         return send(res, {
           status: 401,
@@ -238,7 +317,6 @@ export class WebhookListener extends EventListener {
         });
       }
       signature = check.signature;
-      this.#usedSignatures.set(signature, check.timestampMs + this.#tolerance);
     }
 
     let accepted = false;
@@ -248,7 +326,6 @@ export class WebhookListener extends EventListener {
         log.warn("webhook refused: malformed body", { status: 400 });
         return send(res, { status: 400, body: errorBody("BAD_REQUEST", params.error) });
       }
-      const key = header(req, "idempotency-key");
       if (key !== undefined && (key.length === 0 || key.length > MAX_KEY_LENGTH)) {
         return send(res, {
           status: 400,
@@ -273,8 +350,20 @@ export class WebhookListener extends EventListener {
       return send(res, reply);
     } finally {
       // A signature is spent only once it triggered something; a 503 may be retried as is.
-      if (signature !== null && !accepted) this.#usedSignatures.delete(signature);
+      if (signature !== null && !accepted) await replay?.release(signature);
     }
+  }
+
+  /** 503: a signature that could not be remembered across a restart is never acted on. */
+  #unrecordable(): Reply {
+    return {
+      status: 503,
+      headers: { "retry-after": String(this.#retryAfter) },
+      body: errorBody(
+        "UNAVAILABLE",
+        `the webhook listener cannot record this signature in its replay cache (full, or its disk cannot be written); nothing was triggered, retry in ${this.#retryAfter} s`,
+      ),
+    };
   }
 
   #replyFor(workflowId: string, result: TriggerResult): Reply {
@@ -320,10 +409,5 @@ export class WebhookListener extends EventListener {
           body: errorBody(code, message),
         };
     }
-  }
-
-  #pruneSignatures(): void {
-    const now = this.#now();
-    for (const [sig, expires] of this.#usedSignatures) if (expires < now) this.#usedSignatures.delete(sig);
   }
 }

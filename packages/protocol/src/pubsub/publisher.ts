@@ -1,9 +1,13 @@
-import { Publisher as ZmqPublisher } from "zeromq";
+import { Publisher as ZmqPublisher, XPublisher } from "zeromq";
 import { CdktrError } from "../errors.js";
 import { noopLogger, type Logger } from "../logging/logger.js";
 import { SendQueue } from "../rpc/send-queue.js";
 import { bindOrExplain } from "../rpc/bind.js";
 import { ZMQ_MAX_MESSAGE_BYTES } from "../rpc/frames.js";
+import { registerZapDomain } from "../security/zap.js";
+import { SubscriptionGate, type PublisherAuth } from "./subscription-gate.js";
+
+export type { PublisherAuth } from "./subscription-gate.js";
 
 /** Options of {@link Publisher}. */
 export interface PublisherOptions {
@@ -13,6 +17,12 @@ export interface PublisherOptions {
   logger?: Logger | undefined;
   /** Messages buffered per slow subscriber before ZeroMQ drops new ones. @default 100000 */
   highWaterMark?: number | undefined;
+  /**
+   * CURVE, ZAP admission of enrolled keys, and subscriptions only to the topics each key may
+   * receive, each proven with the key (docs/protocol.md section 6). Absent: plaintext, anyone
+   * may subscribe to anything.
+   */
+  auth?: PublisherAuth | undefined;
 }
 
 /**
@@ -21,7 +31,9 @@ export interface PublisherOptions {
  * Delivery is best effort: subscribers that connect late or fall behind miss messages.
  */
 export class Publisher {
-  private readonly socket: ZmqPublisher;
+  private readonly socket: ZmqPublisher | XPublisher;
+  private readonly auth: PublisherAuth | undefined;
+  private releaseZap: (() => void) | null = null;
   private readonly queue: SendQueue;
   private readonly logger: Logger;
   private readonly requested: string;
@@ -34,11 +46,26 @@ export class Publisher {
   constructor(opts: PublisherOptions) {
     this.requested = opts.endpoint;
     this.logger = opts.logger ?? noopLogger;
-    this.socket = new ZmqPublisher({
+    this.auth = opts.auth;
+    const options = {
       linger: 0,
       sendHighWaterMark: opts.highWaterMark ?? 100_000,
       maxMessageSize: ZMQ_MAX_MESSAGE_BYTES,
-    });
+    };
+    if (this.auth === undefined) {
+      this.socket = new ZmqPublisher(options);
+    } else {
+      // Manual subscriptions: a subscriber gets only the topics this process subscribes it to,
+      // after checking its proof and its key's permissions.
+      this.socket = new XPublisher({
+        ...options,
+        manual: true,
+        curveServer: true,
+        curvePublicKey: this.auth.keyPair.publicKey,
+        curveSecretKey: this.auth.keyPair.secretKey,
+        zapEnforceDomain: true,
+      });
+    }
     this.queue = new SendQueue(this.socket);
   }
 
@@ -52,10 +79,28 @@ export class Publisher {
    * @returns the actual endpoint, e.g. `tcp://127.0.0.1:40124`
    */
   async bind(): Promise<string> {
-    await bindOrExplain(this.socket, this.requested.replace(/:0$/, ":*"));
+    const auth = this.auth;
+    if (auth !== undefined) {
+      const zap = await registerZapDomain((key) => auth.identify(key) !== undefined, this.logger);
+      this.releaseZap = zap.release;
+      this.socket.zapDomain = zap.domain;
+    }
+    try {
+      await bindOrExplain(this.socket, this.requested.replace(/:0$/, ":*"));
+    } catch (e) {
+      this.releaseZap?.();
+      this.releaseZap = null;
+      throw e;
+    }
     this.bound = this.socket.lastEndpoint ?? this.requested;
+    if (auth !== undefined && this.socket instanceof XPublisher) {
+      this.gate = new SubscriptionGate(this.socket, auth, this.logger);
+      this.gate.start();
+    }
     return this.bound;
   }
+
+  private gate: SubscriptionGate | null = null;
 
   /** Queue one message. Never throws: unserialisable bodies and send failures are logged. */
   publish(topic: string, body: unknown): void {
@@ -100,6 +145,8 @@ export class Publisher {
     ]);
     clearTimeout(timer);
     this.closed = true;
+    this.releaseZap?.();
+    this.releaseZap = null;
     this.queue.close(new CdktrError("CLOSED", "publisher closed", { retryable: false }));
     // Queued messages get a bounded time to leave (linger 0 would discard them).
     this.socket.linger = 500;

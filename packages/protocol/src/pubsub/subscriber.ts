@@ -1,6 +1,9 @@
 import { Subscriber as ZmqSubscriber } from "zeromq";
 import { noopLogger, type Logger } from "../logging/logger.js";
 import { ZMQ_MAX_MESSAGE_BYTES } from "../rpc/frames.js";
+import { findClientKey, type ClientKey } from "../security/key-file.js";
+import { sharedSecret, subscribeProof } from "../security/proofs.js";
+import { SUBSCRIPTION_AUTH_PREFIX } from "./subscription-gate.js";
 
 /** Options of {@link Subscriber}. */
 export interface SubscriberOptions {
@@ -8,6 +11,15 @@ export interface SubscriberOptions {
   endpoint: string;
   /** @default noopLogger */
   logger?: Logger | undefined;
+  /**
+   * The client's key: CURVE to the pinned principal key, and every subscription proven with the
+   * key (the principal subscribes the connection only to topics the key's role may receive).
+   * Null: plaintext, for a principal running with `CDKTR_AUTH=off`. Default: the file named by
+   * `CDKTR_KEY_FILE`, else `<CDKTR_KEYS_DIR>/<keyName>.json` when it exists.
+   */
+  key?: ClientKey | null | undefined;
+  /** The local key looked for when `key` is not given. @default "local-operator" */
+  keyName?: string | undefined;
 }
 
 /** One message of the publish channel. */
@@ -36,6 +48,8 @@ export class Subscriber {
   readonly endpoint: string;
   private closed = false;
   private connected = false;
+  private readonly key: ClientKey | null;
+  private readonly shared: Buffer | null;
 
   constructor(opts: SubscriberOptions) {
     this.endpoint = opts.endpoint;
@@ -47,6 +61,29 @@ export class Subscriber {
       reconnectInterval: 100,
       reconnectMaxInterval: 2000,
     });
+    this.key = opts.key !== undefined ? opts.key : findClientKey(opts.keyName ?? "local-operator");
+    this.shared = null;
+    if (this.key !== null) {
+      this.socket.curveServerKey = this.key.principalPublicKey;
+      this.socket.curvePublicKey = this.key.publicKey;
+      this.socket.curveSecretKey = this.key.secretKey;
+      this.shared = sharedSecret(this.key.secretKey, this.key.publicKey, this.key.principalPublicKey);
+    }
+  }
+
+  /**
+   * What is sent for each topic: the topic (this socket's own filter) and, with a key, the proof
+   * the publisher checks (ZeroMQ resends both after every reconnect).
+   */
+  private subscriptions(topicPrefixes: readonly string[]): string[] {
+    const prefixes = topicPrefixes.length === 0 ? [""] : [...topicPrefixes];
+    const key = this.key;
+    const shared = this.shared;
+    if (key === null || shared === null) return prefixes;
+    return prefixes.flatMap((t) => [
+      `${SUBSCRIPTION_AUTH_PREFIX}${key.publicKey} ${subscribeProof(shared, t)} ${t}`,
+      t,
+    ]);
   }
 
   /** Connect to the publisher (idempotent; reconnects by itself). */
@@ -59,13 +96,13 @@ export class Subscriber {
   /** Receive messages whose topic starts with one of `topicPrefixes` (`""` = everything). */
   subscribe(...topicPrefixes: string[]): void {
     if (this.closed) return;
-    this.socket.subscribe(...(topicPrefixes.length === 0 ? [""] : topicPrefixes));
+    this.socket.subscribe(...this.subscriptions(topicPrefixes));
   }
 
   /** Stop receiving the given prefixes. */
   unsubscribe(...topicPrefixes: string[]): void {
     if (this.closed) return;
-    this.socket.unsubscribe(...(topicPrefixes.length === 0 ? [""] : topicPrefixes));
+    this.socket.unsubscribe(...this.subscriptions(topicPrefixes));
   }
 
   /** Messages as they arrive; iterate at most once at a time. Ends after {@link close}. */

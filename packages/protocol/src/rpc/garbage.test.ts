@@ -29,6 +29,7 @@ describe("RpcServer under garbage", () => {
           workflowId: "etl",
           status: "QUEUED",
           source: "test",
+          triggeredBy: null,
           idempotencyKey: null,
           params: {},
           scheduledFor: null,

@@ -3,6 +3,7 @@ import type { Logger } from "../logging/logger.js";
 import { clientEnv } from "../config/env.js";
 import { endpointFor } from "./frames.js";
 import { RpcClient, type RequestOptions, type RetryOptions } from "./rpc-client.js";
+import { findClientKey, type ClientKey } from "../security/key-file.js";
 
 /** Options of {@link LogClient}. */
 export interface LogClientOptions {
@@ -22,6 +23,13 @@ export interface LogClientOptions {
   logger?: Logger | undefined;
   /** Where `CDKTR_*` variables are read. @default process.env */
   env?: Record<string, string | undefined> | undefined;
+  /**
+   * The client's key (see {@link RpcClientOptions.key}); null for plaintext. Default: the file
+   * named by `CDKTR_KEY_FILE`, else `<CDKTR_KEYS_DIR>/<keyName>.json` when it exists.
+   */
+  key?: ClientKey | null | undefined;
+  /** The local key looked for when `key` is not given. @default "local-operator" */
+  keyName?: string | undefined;
 }
 
 /**
@@ -45,6 +53,7 @@ export class LogClient {
     this.endpoint = endpoint;
     this.rpc = new RpcClient({
       endpoint,
+      key: opts.key !== undefined ? opts.key : findClientKey(opts.keyName ?? "local-operator", opts.env ?? process.env),
       verbs: LOG_VERBS,
       ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
       ...(opts.retry === undefined ? {} : { retry: opts.retry }),

@@ -4,6 +4,8 @@ import type { Logger } from "../logging/logger.js";
 import { clientEnv } from "../config/env.js";
 import { endpointFor } from "./frames.js";
 import { RpcClient, type RequestOptions, type RetryOptions } from "./rpc-client.js";
+import { findClientKey, type ClientKey } from "../security/key-file.js";
+import type { KeyIdentity } from "../security/identity.js";
 
 /** Options of {@link PrincipalClient}. */
 export interface PrincipalClientOptions {
@@ -21,6 +23,13 @@ export interface PrincipalClientOptions {
   logger?: Logger | undefined;
   /** Where `CDKTR_*` variables are read. @default process.env */
   env?: Record<string, string | undefined> | undefined;
+  /**
+   * The client's key (see {@link RpcClientOptions.key}); null for plaintext. Default: the file
+   * named by `CDKTR_KEY_FILE`, else `<CDKTR_KEYS_DIR>/<keyName>.json` when it exists.
+   */
+  key?: ClientKey | null | undefined;
+  /** The local key looked for when `key` is not given. @default "local-operator" */
+  keyName?: string | undefined;
 }
 
 type Req<V extends keyof ApiVerbs> = RequestOf<ApiVerbs, V>;
@@ -52,11 +61,20 @@ export class PrincipalClient {
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.rpc = new RpcClient({
       endpoint,
+      key: opts.key !== undefined ? opts.key : findClientKey(opts.keyName ?? "local-operator", opts.env ?? process.env),
       verbs: API_VERBS,
       timeoutMs: this.timeoutMs,
       ...(opts.retry === undefined ? {} : { retry: opts.retry }),
       ...(opts.logger === undefined ? {} : { logger: opts.logger }),
     });
+  }
+
+  /**
+   * Who the principal knows this client as: the identity `hello` proved (name, role, scope,
+   * workflows). Null before the first request, and without a key (plaintext).
+   */
+  get identity(): KeyIdentity | null {
+    return this.rpc.identity;
   }
 
   /** Send any verb (see {@link RpcClient.request}). */

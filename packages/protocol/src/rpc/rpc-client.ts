@@ -13,6 +13,10 @@ import {
 } from "./frames.js";
 import { SendQueue } from "./send-queue.js";
 import { backoffDelay } from "../util/backoff.js";
+import type { KeyIdentity } from "../security/identity.js";
+import type { ClientKey } from "../security/key-file.js";
+import { helloProof, sharedSecret } from "../security/proofs.js";
+import { HelloReplySchema } from "../messages.js";
 
 /** Retry policy of idempotent verbs. */
 export interface RetryOptions {
@@ -40,6 +44,12 @@ export interface RpcClientOptions<T extends VerbTable> {
   logger?: Logger | undefined;
   /** Appended to TIMEOUT messages. @default "is the principal running? (`cdktr start principal`)" */
   hint?: string | undefined;
+  /**
+   * The client's key: the connection is CURVE-encrypted to the pinned principal key, and `hello`
+   * binds it to this key before the first request (again after the server forgot it). Absent
+   * or null: plaintext, for a principal running with `CDKTR_AUTH=off`.
+   */
+  key?: ClientKey | null | undefined;
 }
 
 /** Per-call options of {@link RpcClient.request}. */
@@ -86,6 +96,10 @@ export class RpcClient<T extends VerbTable> {
   protected readonly logger: Logger;
   private readonly hint: string;
   private closed = false;
+  private readonly key: ClientKey | null;
+  private shared: Buffer | null = null;
+  private helloing: Promise<KeyIdentity> | null = null;
+  private proven: KeyIdentity | null = null;
 
   constructor(opts: RpcClientOptions<T>) {
     this.endpoint = opts.endpoint;
@@ -96,7 +110,12 @@ export class RpcClient<T extends VerbTable> {
     this.maxDelayMs = opts.retry?.maxDelayMs ?? 2000;
     this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.logger = opts.logger ?? noopLogger;
-    this.hint = opts.hint ?? "is the principal running? (`cdktr start principal`)";
+    this.key = opts.key ?? null;
+    this.hint =
+      opts.hint ??
+      (this.key === null
+        ? "is the principal running? (`cdktr start principal`); a principal with authentication on answers only clients with a key (CDKTR_KEY_FILE)"
+        : `is the principal running, and is key \`${this.key.name}\` enrolled there with this principal's public key pinned? (a principal answers nothing to a key it does not know)`);
     this.socket = new Dealer({
       routingId: `c-${randomBytes(12).toString("hex")}`,
       immediate: true,
@@ -107,6 +126,11 @@ export class RpcClient<T extends VerbTable> {
       sendHighWaterMark: 10_000,
       receiveHighWaterMark: 10_000,
     });
+    if (this.key !== null) {
+      this.socket.curveServerKey = this.key.principalPublicKey;
+      this.socket.curvePublicKey = this.key.publicKey;
+      this.socket.curveSecretKey = this.key.secretKey;
+    }
     this.socket.connect(this.endpoint);
     this.queue = new SendQueue(this.socket);
     void this.receiveLoop();
@@ -147,9 +171,20 @@ export class RpcClient<T extends VerbTable> {
     }
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     const attempts = spec.idempotent && opts.retry !== false ? this.attempts : 1;
+    let rehello = true;
     for (let attempt = 1; ; attempt++) {
       try {
-        const raw = await this.attempt(verb, text, timeoutMs);
+        if (this.key !== null && verb !== "hello") await this.hello(timeoutMs);
+        const raw = await this.attempt(verb, text, timeoutMs).catch((e: unknown) => {
+          // The server forgot this connection (it restarted, or evicted it): prove the key again
+          // and resend, once, without counting an attempt.
+          if (rehello && this.key !== null && (e as { code?: unknown }).code === "UNAUTHENTICATED") {
+            rehello = false;
+            this.proven = null;
+            return this.hello(timeoutMs).then(() => this.attempt(verb, text, timeoutMs));
+          }
+          throw e;
+        });
         const parsed = spec.reply.safeParse(raw);
         if (!parsed.success) {
           throw new CdktrError(
@@ -168,6 +203,59 @@ export class RpcClient<T extends VerbTable> {
         await this.sleep(delay);
       }
     }
+  }
+
+  /** The identity `hello` proved (null before the first request, and without a key). */
+  get identity(): KeyIdentity | null {
+    return this.proven;
+  }
+
+  /**
+   * Bind this connection to the key (single flight): `hello` returns a challenge, the client
+   * answers with an HMAC under the X25519 secret it shares with the principal.
+   */
+  private hello(timeoutMs: number): Promise<KeyIdentity> {
+    const key = this.key;
+    if (key === null) return Promise.reject(new CdktrError("INTERNAL", "hello without a key", { retryable: false }));
+    if (this.proven !== null) return Promise.resolve(this.proven);
+    this.helloing ??= (async () => {
+      try {
+        this.shared ??= sharedSecret(key.secretKey, key.publicKey, key.principalPublicKey);
+        const first = HelloReplySchema.parse(
+          await this.attempt("hello", JSON.stringify({ publicKey: key.publicKey }), timeoutMs),
+        );
+        if (first.challenge === null) {
+          throw new CdktrError(
+            "UNAUTHENTICATED",
+            `${this.endpoint} runs without authentication (CDKTR_AUTH=off) but this client has key \`${key.name}\`: set CDKTR_AUTH=off here too`,
+            { retryable: false },
+          );
+        }
+        const proof = helloProof(this.shared, first.challenge, key.publicKey, key.principalPublicKey);
+        const second = HelloReplySchema.parse(
+          await this.attempt(
+            "hello",
+            JSON.stringify({ publicKey: key.publicKey, challenge: first.challenge, proof }),
+            timeoutMs,
+          ),
+        );
+        if (second.identity === null) {
+          throw new CdktrError("UNAUTHENTICATED", `${this.endpoint} did not confirm key \`${key.name}\``, {
+            retryable: false,
+          });
+        }
+        this.proven = second.identity;
+        this.logger.debug("rpc client: key proven", {
+          endpoint: this.endpoint,
+          key: key.name,
+          role: second.identity.role,
+        });
+        return second.identity;
+      } finally {
+        this.helloing = null;
+      }
+    })();
+    return this.helloing;
   }
 
   /** Close the socket; pending calls reject with `CLOSED`. Idempotent. */

@@ -15,6 +15,10 @@ import {
 import { SendQueue } from "./send-queue.js";
 import { bindOrExplain } from "./bind.js";
 import { packageVersion } from "../util/package-version.js";
+import type { KeyIdentity } from "../security/identity.js";
+import { HelloRequestSchema } from "../messages.js";
+import { ServerSessions, type ServerAuth } from "../security/server-sessions.js";
+import { registerZapDomain } from "../security/zap.js";
 
 const PROTOCOL_PACKAGE_VERSION = packageVersion(import.meta.url);
 
@@ -27,6 +31,8 @@ export interface RequestContext {
   deadline: number | null;
   /** Aborted at the deadline and when the server closes. */
   signal: AbortSignal;
+  /** The key behind the connection (after `hello`); null when the server runs without authentication. */
+  identity: KeyIdentity | null;
 }
 
 /** A verb handler: return the reply body or throw a {@link CdktrError}. */
@@ -53,6 +59,11 @@ export interface RpcServerOptions<T extends VerbTable> {
   version?: string | undefined;
   /** How long `close()` waits for running handlers before dropping their replies. @default 2000 */
   closeTimeoutMs?: number | undefined;
+  /**
+   * CURVE encryption, ZAP admission of enrolled keys only, `hello` and per-verb permissions
+   * (docs/protocol.md section 2). Absent: plaintext, every verb allowed, `identity` null.
+   */
+  auth?: ServerAuth | undefined;
 }
 
 /** Pause before closing the socket when replies were sent during `close()`. */
@@ -100,6 +111,8 @@ export class RpcServer<T extends VerbTable> {
   private loop: Promise<void> | null = null;
   private seq = 0;
   private repliedWhileClosing = false;
+  private readonly sessions: ServerSessions | null;
+  private releaseZap: (() => void) | null = null;
 
   constructor(opts: RpcServerOptions<T>) {
     this.verbs = opts.verbs;
@@ -119,7 +132,17 @@ export class RpcServer<T extends VerbTable> {
       sendHighWaterMark: 10_000,
     });
     this.queue = new SendQueue(this.socket);
+    this.sessions = opts.auth === undefined ? null : new ServerSessions(opts.auth);
+    if (opts.auth !== undefined) {
+      this.socket.curveServer = true;
+      this.socket.curvePublicKey = opts.auth.keyPair.publicKey;
+      this.socket.curveSecretKey = opts.auth.keyPair.secretKey;
+      this.socket.zapEnforceDomain = true;
+    }
+    this.admit = opts.auth === undefined ? null : (key: string) => opts.auth?.identify(key) !== undefined;
   }
+
+  private readonly admit: ((publicKey: string) => boolean) | null;
 
   /** Register the handler of `verb` (replacing any previous one). Returns `this` for chaining. */
   handle<V extends keyof T & string>(verb: V, handler: Handler<T, V>): this {
@@ -143,7 +166,19 @@ export class RpcServer<T extends VerbTable> {
   async bind(): Promise<string> {
     if (this.state !== "new") throw new UsageError("INVALID_STATE", "RpcServer.bind: already bound or closed");
     const ep = this.requestedEndpoint.replace(/:0$/, ":*");
-    await bindOrExplain(this.socket, ep);
+    if (this.admit !== null) {
+      // ZAP first: a CURVE socket bound without its domain registered would refuse everyone.
+      const zap = await registerZapDomain(this.admit, this.logger);
+      this.releaseZap = zap.release;
+      this.socket.zapDomain = zap.domain;
+    }
+    try {
+      await bindOrExplain(this.socket, ep);
+    } catch (e) {
+      this.releaseZap?.();
+      this.releaseZap = null;
+      throw e;
+    }
     this.bound = this.socket.lastEndpoint ?? this.requestedEndpoint;
     this.state = "running";
     this.loop = this.receiveLoop();
@@ -166,6 +201,8 @@ export class RpcServer<T extends VerbTable> {
       this.socket.close();
       return;
     }
+    this.releaseZap?.();
+    this.releaseZap = null;
     this.state = "closing";
     for (const f of this.inFlight.values())
       f.controller?.abort(new CdktrError("SHUTTING_DOWN", "the server is shutting down"));
@@ -300,7 +337,40 @@ export class RpcServer<T extends VerbTable> {
       fail("SHUTTING_DOWN", "the server is shutting down; retry against the restarted server");
       return;
     }
-    this.run(p, verb, parsed.data, { peer, requestId, deadline });
+    let identity: KeyIdentity | null = null;
+    if (verb === "hello") {
+      this.hello(p, parsed.data);
+      return;
+    }
+    if (this.sessions !== null) {
+      const known = this.sessions.identityOf(routingId.toString("hex"));
+      if (known === undefined) {
+        fail("UNAUTHENTICATED", `send hello first: this connection is not bound to a key yet (${verb} refused)`);
+        return;
+      }
+      if (!this.sessions.permits(known, verb)) {
+        fail(
+          "PERMISSION_DENIED",
+          `key \`${known.name}\` (role ${known.role}) may not call ${verb}: use a key whose role allows it (docs/security.md)`,
+        );
+        return;
+      }
+      identity = known;
+    }
+    this.run(p, verb, parsed.data, { peer, requestId, deadline, identity });
+  }
+
+  /** `hello`, answered by the server itself (docs/protocol.md section 2). */
+  private hello(p: Parsed, body: unknown): void {
+    if (this.sessions === null) {
+      this.replyOk(p, "hello", { challenge: null, identity: null });
+      return;
+    }
+    try {
+      this.replyOk(p, "hello", this.sessions.hello(p.routingId.toString("hex"), HelloRequestSchema.parse(body)));
+    } catch (e) {
+      this.replyError(p, toCdktrError(e));
+    }
   }
 
   private run(p: Parsed, verb: string, body: unknown, base: Omit<RequestContext, "signal">): void {
@@ -328,6 +398,7 @@ export class RpcServer<T extends VerbTable> {
       peer: base.peer,
       requestId: base.requestId,
       deadline: base.deadline,
+      identity: base.identity,
       get signal() {
         return signal();
       },

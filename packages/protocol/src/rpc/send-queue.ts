@@ -1,7 +1,7 @@
-import type { Dealer, Publisher, Router } from "zeromq";
+import type { Dealer, Publisher, Router, XPublisher } from "zeromq";
 import { CdktrError, CodedError } from "../errors.js";
 
-type SendSocket = Dealer | Router | Publisher;
+type SendSocket = Dealer | Router | Publisher | XPublisher;
 
 interface Item {
   frames: (Buffer | string)[];

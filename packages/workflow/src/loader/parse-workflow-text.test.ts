@@ -134,6 +134,35 @@ describe("parseWorkflowText: valid files", () => {
     assert.deepEqual(workflow.tasks.b?.config, { type: "subprocess", cmd: "echo", args: ["x"] });
   });
 
+  it("merges the workflow's env and inherit_env into every task (the task's env wins)", () => {
+    const { workflow } = load(
+      lines(
+        "name: Env",
+        "env: {STAGE: prod, REGION: eu, RETRIES: 3}",
+        "inherit_env: [AWS_*, GOOGLE_APPLICATION_CREDENTIALS]",
+        "tasks:",
+        "  a:",
+        "    name: A",
+        "    env: {REGION: us, DEBUG: true}",
+        "    inherit_env: [DATABASE_URL, AWS_*]",
+        "    config: !Subprocess {cmd: echo}",
+        "  b:",
+        "    name: B",
+        "    config: !Subprocess {cmd: echo}",
+      ),
+    );
+    assert.deepEqual(workflow.tasks.a?.env, { STAGE: "prod", REGION: "us", RETRIES: "3", DEBUG: "true" });
+    assert.deepEqual(workflow.tasks.a?.inheritEnv, ["AWS_*", "GOOGLE_APPLICATION_CREDENTIALS", "DATABASE_URL"]);
+    assert.deepEqual(workflow.tasks.b?.env, { STAGE: "prod", REGION: "eu", RETRIES: "3" });
+    assert.deepEqual(workflow.tasks.b?.inheritEnv, ["AWS_*", "GOOGLE_APPLICATION_CREDENTIALS"]);
+  });
+
+  it("leaves inheritEnv out of tasks that inherit nothing (existing files normalise as before)", () => {
+    const { workflow } = load(lines("name: X", "inherit_env: []", ...TASK));
+    assert.equal(Object.hasOwn(workflow.tasks.a ?? {}, "inheritEnv"), false);
+    assert.deepEqual(workflow.tasks.a?.env, {});
+  });
+
   it("warns (without rejecting) about a numeric day of week in 6 fields", () => {
     const { warnings } = load(lines("name: W", 'cron: "0 0 9 * * 2-6"', ...TASK));
     assert.equal(warnings.length, 1);
@@ -158,11 +187,11 @@ describe("parseWorkflowText: each error names file:line:column and the field", (
         ),
       ),
       [
-        "wf.yml:8:5: tasks.b.dependencies: unknown key `dependencies` (did you mean `depends`?); allowed here: name, description, depends, config, env, working_directory, timeout, retries",
+        "wf.yml:8:5: tasks.b.dependencies: unknown key `dependencies` (did you mean `depends`?); allowed here: name, description, depends, config, env, inherit_env, working_directory, timeout, retries",
       ],
     );
     assert.deepEqual(errors(lines("name: X", "crom: '* * * * *'", ...TASK)), [
-      "wf.yml:2:1: crom: unknown key `crom` (did you mean `cron`?); allowed here: name, description, cron, cron_dialect, timezone, start_time, params, max_active_runs, overlap, on_agent_lost, catch_up, catch_up_max, jitter, agent_labels, tasks",
+      "wf.yml:2:1: crom: unknown key `crom` (did you mean `cron`?); allowed here: name, description, cron, cron_dialect, timezone, start_time, params, max_active_runs, overlap, on_agent_lost, catch_up, catch_up_max, jitter, agent_labels, env, inherit_env, tasks",
     ]);
     const inConfig = errors(
       lines("name: X", "tasks:", "  a:", "    name: A", "    config: !Subprocess {command: echo}"),
@@ -311,6 +340,39 @@ describe("parseWorkflowText: each error names file:line:column and the field", (
     assert.deepEqual(errors(lines("name: X", "overlap: sometimes", ...TASK)), [
       "wf.yml:2:10: overlap: overlap must be queue or skip",
     ]);
+  });
+
+  it("bad env and inherit_env: not variable names, the agent's CDKTR_* settings, not a list", () => {
+    const CDKTR =
+      "the agent's own CDKTR_* settings never reach a task; put a value the task needs in its `env` (the run variables CDKTR_RUN_ID, CDKTR_WORKFLOW_ID, CDKTR_TASK_ID, CDKTR_TRIGGER_SOURCE and CDKTR_PARAM_* are always set)";
+    const NOT_A_NAME =
+      "is not a variable name: use letters, digits and '_' (AWS_REGION), or a prefix ending in '*' (AWS_*)";
+    assert.deepEqual(
+      errors(
+        lines(
+          "name: X",
+          "inherit_env: [CDKTR_KEY_FILE, 'AWS-REGION', '*']",
+          "tasks:",
+          "  a:",
+          "    name: A",
+          "    inherit_env: SECRET",
+          "    config: !Subprocess {cmd: echo}",
+          "  b:",
+          "    name: B",
+          "    env: [X]",
+          "    inherit_env: [CDKTR_*, 'OK_*']",
+          "    config: !Subprocess {cmd: echo}",
+        ),
+      ),
+      [
+        `wf.yml:2:15: inherit_env[0]: \`CDKTR_KEY_FILE\`: ${CDKTR}`,
+        `wf.yml:2:31: inherit_env[1]: \`AWS-REGION\` ${NOT_A_NAME}`,
+        `wf.yml:2:45: inherit_env[2]: \`*\` ${NOT_A_NAME}`,
+        "wf.yml:6:18: tasks.a.inherit_env: inherit_env must be a list of variable names or prefixes ending in '*', e.g. [AWS_REGION, AWS_*]",
+        "wf.yml:10:10: tasks.b.env: env must be a map of variable name -> value",
+        `wf.yml:11:19: tasks.b.inherit_env[0]: \`CDKTR_*\`: ${CDKTR}`,
+      ],
+    );
   });
 
   it("malformed YAML syntax", () => {

@@ -242,13 +242,16 @@ class WorkflowFileParser {
             };
       if (t.timeout === 0)
         this.#problems.error(["tasks", taskId, "timeout"], "timeout must be more than 0 (leave it out for no timeout)");
+      // Left out when empty, so a workflow without inherit_env normalises exactly as before.
+      const inheritEnv = [...new Set([...(y.inherit_env ?? []), ...(t.inherit_env ?? [])])];
       tasks[taskId] = {
         id: taskId,
         name: t.name,
         description: t.description ?? null,
         depends: [...seen].filter((d) => Object.hasOwn(y.tasks, d) && d !== taskId),
         config,
-        env: t.env ?? {},
+        env: { ...y.env, ...t.env },
+        ...(inheritEnv.length === 0 ? {} : { inheritEnv }),
         workingDirectory: t.working_directory ?? null,
         timeoutMs: t.timeout === undefined || t.timeout === null || t.timeout === 0 ? null : t.timeout,
         retries,

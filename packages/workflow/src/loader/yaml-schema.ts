@@ -5,7 +5,7 @@
  * `WorkflowDefinition` of `@cdktr/protocol`.
  */
 import { z } from "zod";
-import { parseDurationWithUnit } from "@cdktr/protocol";
+import { InheritEnvEntrySchema, parseDurationWithUnit } from "@cdktr/protocol";
 
 function duration(numberUnit: "s" | "ms") {
   return z
@@ -87,6 +87,14 @@ const EnvValue = z
   .union([z.string(), z.number(), z.boolean()], { error: "env values must be strings" })
   .transform(String);
 
+/** `env`: variable name -> value (numbers and booleans become strings). */
+const EnvYamlSchema = z.record(z.string(), EnvValue, { error: "env must be a map of variable name -> value" });
+
+/** `inherit_env`: names (`AWS_REGION`) or prefixes (`AWS_*`) of the agent's variables the tasks get. */
+export const InheritEnvYamlSchema = z.array(InheritEnvEntrySchema, {
+  error: "inherit_env must be a list of variable names or prefixes ending in '*', e.g. [AWS_REGION, AWS_*]",
+});
+
 /** One task. `config` is checked separately: it is a tagged map (`!Subprocess` / `!UvPython`). */
 export const TaskYamlSchema = z.strictObject(
   {
@@ -94,7 +102,8 @@ export const TaskYamlSchema = z.strictObject(
     description: z.string().nullish(),
     depends: z.array(z.string()).nullish(),
     config: z.unknown().optional(),
-    env: z.record(z.string(), EnvValue).nullish(),
+    env: EnvYamlSchema.nullish(),
+    inherit_env: InheritEnvYamlSchema.nullish(),
     working_directory: z.string().min(1).nullish(),
     timeout: duration("s").nullish(),
     retries: RetriesYamlSchema.nullish(),
@@ -158,6 +167,8 @@ export const WorkflowYamlSchema = z.strictObject(
     catch_up_max: z.number().int().positive("catch_up_max must be a positive integer").optional(),
     jitter: duration("ms").nullish(),
     agent_labels: z.array(z.string().min(1)).nullish(),
+    env: EnvYamlSchema.nullish(),
+    inherit_env: InheritEnvYamlSchema.nullish(),
     tasks: z.preprocess(
       (v) => (v === null ? {} : v),
       z.record(z.string(), TaskYamlSchema, { error: "tasks must be a map of task id -> task" }),

@@ -208,7 +208,7 @@ describe("WorkflowDirectory", () => {
     assert.deepEqual(broken.changed, []);
     assert.equal(broken.workflows.get("a")?.hash, validHash);
     assert.deepEqual(broken.errors.map(formatLoadError), [
-      "a.yml:5:5: tasks.a.depnds: unknown key `depnds` (did you mean `depends`?); allowed here: name, description, depends, config, env, working_directory, timeout, retries",
+      "a.yml:5:5: tasks.a.depnds: unknown key `depnds` (did you mean `depends`?); allowed here: name, description, depends, config, env, inherit_env, working_directory, timeout, retries",
     ]);
     // The error stays reported on later scans while the file is still bad.
     assert.equal((await wd.scan()).errors.length, 1);

@@ -100,6 +100,40 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX logs_workflow_time ON logs(workflow_id, time, id);
   CREATE INDEX logs_time ON logs(time, id);
   `,
+  `
+  -- The secure wire (docs/security.md). Enrolled client keys: public halves only, never a secret.
+  CREATE TABLE keys (
+    name       TEXT PRIMARY KEY,
+    role       TEXT NOT NULL,
+    scope      TEXT NOT NULL,
+    public_key TEXT NOT NULL UNIQUE,
+    workflows  TEXT,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  );
+
+  -- Who triggered a run (a key name; NULL without authentication), and the key holding its lease.
+  ALTER TABLE runs ADD COLUMN triggered_by TEXT;
+  ALTER TABLE runs ADD COLUMN lease_key TEXT;
+  CREATE INDEX runs_triggered_by ON runs(triggered_by, run_id) WHERE triggered_by IS NOT NULL;
+
+  -- Idempotency keys live in the scope of the key that used them ('' = unauthenticated).
+  CREATE TABLE idempotency_keys_scoped (
+    scope       TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+  );
+  INSERT INTO idempotency_keys_scoped (scope, key, run_id, workflow_id, params, created_at)
+    SELECT '', key, run_id, workflow_id, params, created_at FROM idempotency_keys;
+  DROP TABLE idempotency_keys;
+  ALTER TABLE idempotency_keys_scoped RENAME TO idempotency_keys;
+  CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+  CREATE INDEX idempotency_keys_run ON idempotency_keys(run_id);
+  `,
 ];
 
 /**

@@ -49,13 +49,17 @@ function decodeCursor(cursor: string, kinds: readonly ("string" | "number")[]): 
   return value as (string | number)[];
 }
 
+/** A `listRuns` request, with the condition the caller's role adds (only the runs a key triggered). */
+export type RunListQuery = ParsedRequestOf<ApiVerbs, "listRuns"> & { triggeredBy?: string };
+
 /** Answer `listRuns`. Newest first unless `order: "asc"`. */
-export function listRuns(
-  db: Database.Database,
-  req: ParsedRequestOf<ApiVerbs, "listRuns">,
-): ReplyOf<ApiVerbs, "listRuns"> {
+export function listRuns(db: Database.Database, req: RunListQuery): ReplyOf<ApiVerbs, "listRuns"> {
   const where: string[] = [];
   const args: (string | number)[] = [];
+  if (req.triggeredBy !== undefined) {
+    where.push("triggered_by = ?");
+    args.push(req.triggeredBy);
+  }
   if (req.workflowId !== undefined) {
     where.push("workflow_id = ?");
     args.push(req.workflowId);

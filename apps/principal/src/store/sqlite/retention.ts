@@ -75,7 +75,7 @@ export async function pruneDatabase(
   }
   if (policy.idempotencyDays > 0) {
     await chunked(
-      `DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE created_at < ? LIMIT ${CHUNK})`,
+      `DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ${CHUNK})`,
       policy.idempotencyDays,
       "idempotencyKeys",
     );

@@ -1,4 +1,6 @@
 import type {
+  KeyRecord,
+  KeyRole,
   LogLevel,
   LogLine,
   LogStream,
@@ -30,6 +32,22 @@ export interface RunRow {
   lease_expires_at: number | null;
   cancel_requested: number;
   updated_at: number;
+  /** Name of the key that triggered the run; null without authentication. */
+  triggered_by: string | null;
+  /** Name of the key that fetched the current (or last) assignment; null without authentication. */
+  lease_key: string | null;
+}
+
+/** A `keys` row (public halves only). */
+export interface KeyRow {
+  name: string;
+  role: KeyRole;
+  scope: string;
+  public_key: string;
+  /** JSON array of workflow ids, or null for any. */
+  workflows: string | null;
+  created_at: number;
+  revoked_at: number | null;
 }
 
 /** A `task_runs` row. */
@@ -68,6 +86,7 @@ export function runFromRow(r: RunRow): RunRecord {
     workflowId: r.workflow_id,
     status: r.status,
     source: r.source,
+    triggeredBy: r.triggered_by,
     idempotencyKey: r.idempotency_key,
     params: JSON.parse(r.params) as RunRecord["params"],
     scheduledFor: isoOrNull(r.scheduled_for),
@@ -77,6 +96,19 @@ export function runFromRow(r: RunRow): RunRecord {
     agentId: r.agent_id,
     reason: r.reason as Reason | null,
     message: r.message,
+  };
+}
+
+/** Map a `keys` row to the wire record. */
+export function keyFromRow(r: KeyRow): KeyRecord {
+  return {
+    name: r.name,
+    role: r.role,
+    scope: r.scope,
+    workflows: r.workflows === null ? null : (JSON.parse(r.workflows) as string[]),
+    publicKey: r.public_key,
+    createdAt: new Date(r.created_at).toISOString(),
+    revokedAt: isoOrNull(r.revoked_at),
   };
 }
 

@@ -4,7 +4,10 @@ import {
   canTransitionRun,
   cancelEffect,
   checkConfirm,
+  checkLeaseClaim,
   checkRunReport,
+  type LeaseClaim,
+  type RunLease,
   type RunState,
 } from "../../runs/state-machine.js";
 import type {
@@ -25,6 +28,11 @@ import type { TaskWrites } from "./task-writes.js";
 /** The fields of a `runs` row the state machine looks at. */
 function stateOf(row: RunRow): RunState {
   return { runId: row.run_id, status: row.status, agentId: row.agent_id };
+}
+
+/** The lease of a `runs` row. */
+export function leaseOf(row: RunRow): RunLease {
+  return { runId: row.run_id, token: row.token, leaseKey: row.lease_key };
 }
 
 /**
@@ -51,7 +59,7 @@ export class RunWrites {
     const wf = input.workflow;
     const key = input.idempotencyKey;
     if (key !== null) {
-      const first = findIdempotentRun(t, key, wf.id, requestParams);
+      const first = findIdempotentRun(t, input.idempotencyScope, key, wf.id, requestParams);
       if (first !== null) return { run: runFromRow(first), duplicate: true };
     }
     const snapshot = this.snapshots.write(t, wf, now);
@@ -67,6 +75,7 @@ export class RunWrites {
       hash: snapshot,
       status: admission.status,
       source: input.source,
+      triggeredBy: input.triggeredBy,
       key,
       params: JSON.stringify(input.params),
       scheduledFor: input.scheduledFor === null ? null : Date.parse(input.scheduledFor),
@@ -74,19 +83,37 @@ export class RunWrites {
       reason: admission.status === "SKIPPED" ? admission.reason : null,
       message: admission.status === "SKIPPED" ? admission.message : (input.message ?? null),
     });
-    if (key !== null) rememberIdempotencyKey(t, now, { key, runId: input.runId, workflowId: wf.id, requestParams });
+    if (key !== null) {
+      rememberIdempotencyKey(t, now, {
+        scope: input.idempotencyScope,
+        key,
+        runId: input.runId,
+        workflowId: wf.id,
+        requestParams,
+      });
+    }
     this.snapshots.remember(snapshot, wf);
     return { run: runFromRow(row), duplicate: false };
   }
 
-  /** QUEUED -> ASSIGNED to `agentId` with a token and lease; null when the run cannot be assigned. */
-  assign(now: number, runId: string, agentId: string, token: string, leaseExpiresAt: number): RunRecord | null {
+  /**
+   * QUEUED -> ASSIGNED to `agentId` with a token and lease held by the key `leaseKey`; null when
+   * the run cannot be assigned.
+   */
+  assign(
+    now: number,
+    runId: string,
+    agentId: string,
+    token: string,
+    leaseExpiresAt: number,
+    leaseKey: string | null,
+  ): RunRecord | null {
     const t = this.tables;
     const row = t.runRow(runId);
     if (row === undefined || !canTransitionRun(row.status, "ASSIGNED")) return null;
     t.sql(
-      "UPDATE runs SET status = ?, agent_id = ?, token = ?, lease_expires_at = ?, updated_at = ? WHERE run_id = ?",
-    ).run("ASSIGNED", agentId, token, leaseExpiresAt, now, runId);
+      "UPDATE runs SET status = ?, agent_id = ?, token = ?, lease_key = ?, lease_expires_at = ?, updated_at = ? WHERE run_id = ?",
+    ).run("ASSIGNED", agentId, token, leaseKey, leaseExpiresAt, now, runId);
     t.history(now, { runId, from: row.status, to: "ASSIGNED", agentId });
     return runFromRow(t.requireRun(runId));
   }
@@ -97,7 +124,7 @@ export class RunWrites {
     const row = t.runRow(runId);
     if (row === undefined || row.token !== token || !canTransitionRun(row.status, "QUEUED")) return null;
     t.sql(
-      "UPDATE runs SET status = ?, agent_id = NULL, token = NULL, lease_expires_at = NULL, updated_at = ? WHERE run_id = ?",
+      "UPDATE runs SET status = ?, agent_id = NULL, token = NULL, lease_key = NULL, lease_expires_at = NULL, updated_at = ? WHERE run_id = ?",
     ).run("QUEUED", now, runId);
     t.history(now, {
       runId,
@@ -110,9 +137,9 @@ export class RunWrites {
   }
 
   /**
-   * ASSIGNED -> RUNNING for the agent holding `token`, with a PENDING row per task; a resent
-   * confirmation returns the run as it is.
-   * @throws CdktrError RUN_NOT_FOUND, STALE_ASSIGNMENT
+   * ASSIGNED -> RUNNING for the agent holding `token` (and the key `keyName` when not null), with
+   * a PENDING row per task; a resent confirmation returns the run as it is.
+   * @throws CdktrError RUN_NOT_FOUND, STALE_ASSIGNMENT, PERMISSION_DENIED
    */
   confirm(
     now: number,
@@ -120,10 +147,14 @@ export class RunWrites {
     agentId: string,
     token: string,
     taskIds: readonly string[],
+    keyName: string | null,
   ): { run: RunRecord; tasks: TaskRunRecord[] } {
     const t = this.tables;
     const row = t.requireRun(runId);
-    if (checkConfirm({ ...stateOf(row), token: row.token }, agentId, token) === "already") {
+    if (
+      checkConfirm({ ...stateOf(row), token: row.token, leaseKey: row.lease_key }, agentId, token, keyName) ===
+      "already"
+    ) {
       return { run: runFromRow(row), tasks: t.taskRows(runId).map(taskFromRow) };
     }
     t.sql("UPDATE runs SET status = ?, started_at = ?, updated_at = ? WHERE run_id = ?").run(
@@ -143,12 +174,14 @@ export class RunWrites {
 
   /**
    * Apply an agent's run report (a late one is recorded in the history only). A CANCELLED run
-   * takes its unfinished tasks with it.
-   * @throws CdktrError RUN_NOT_FOUND, INVALID_TRANSITION, STALE_ASSIGNMENT
+   * takes its unfinished tasks with it. With a `claim`, only the key holding the lease with the
+   * run's token may report.
+   * @throws CdktrError RUN_NOT_FOUND, INVALID_TRANSITION, STALE_ASSIGNMENT, PERMISSION_DENIED
    */
-  report(now: number, u: RunStatusUpdate): RunUpdateResult {
+  report(now: number, u: RunStatusUpdate, claim: LeaseClaim | null): RunUpdateResult {
     const t = this.tables;
     const row = t.requireRun(u.runId);
+    checkLeaseClaim(leaseOf(row), claim);
     const time = Date.parse(u.time);
     const outcome = checkRunReport(stateOf(row), u);
     if (outcome === "unchanged") return { applied: true, run: runFromRow(row), tasks: [] };
@@ -253,6 +286,7 @@ export class RunWrites {
         hash: row.workflow_hash,
         status: "QUEUED",
         source: "requeue",
+        triggeredBy: row.triggered_by,
         key: null,
         params: row.params,
         scheduledFor: row.scheduled_for,

@@ -18,7 +18,14 @@ function open(clock = new ManualClock()): { store: SqliteStore; path: string; cl
 }
 
 const wf = definition("wf");
-const base = { params: {}, requestParams: {}, source: "test", scheduledFor: null };
+const base = {
+  params: {},
+  requestParams: {},
+  source: "test",
+  scheduledFor: null,
+  idempotencyScope: "",
+  triggeredBy: null,
+};
 
 describe("SqliteStore", () => {
   it("migrates once (schema_version) and reopens an existing file", async () => {
@@ -56,16 +63,16 @@ describe("SqliteStore", () => {
     const { store, ids, clock } = open();
     const runId = ids.next();
     await store.createRun({ ...base, runId, workflow: wf, idempotencyKey: null });
-    assert.ok(await store.assignRun(runId, "ag", "tok", clock.now() + 1000));
+    assert.ok(await store.assignRun(runId, "ag", "tok", clock.now() + 1000, null));
     assert.equal(
-      await store.assignRun(runId, "ag2", "tok2", clock.now() + 1000),
+      await store.assignRun(runId, "ag2", "tok2", clock.now() + 1000, null),
       null,
       "only a QUEUED run can be assigned",
     );
-    await assert.rejects(store.confirmAssignment(runId, "ag", "wrong", ["only"]), (e: unknown) =>
+    await assert.rejects(store.confirmAssignment(runId, "ag", "wrong", ["only"], null), (e: unknown) =>
       isCdktrError(e, "STALE_ASSIGNMENT"),
     );
-    const { run, tasks } = await store.confirmAssignment(runId, "ag", "tok", ["only"]);
+    const { run, tasks } = await store.confirmAssignment(runId, "ag", "tok", ["only"], null);
     assert.equal(run.status, "RUNNING");
     assert.deepEqual(
       tasks.map((t) => t.status),
@@ -77,12 +84,15 @@ describe("SqliteStore", () => {
       crash?.tasks.map((t) => t.status),
       ["CRASHED"],
     );
-    const late = await store.updateRunStatus({
-      agentId: "ag",
-      runId,
-      status: "COMPLETED",
-      time: new Date(clock.now()).toISOString(),
-    });
+    const late = await store.updateRunStatus(
+      {
+        agentId: "ag",
+        runId,
+        status: "COMPLETED",
+        time: new Date(clock.now()).toISOString(),
+      },
+      null,
+    );
     assert.equal(late.applied, false);
     assert.equal(late.run.status, "CRASHED");
     await store.close();
@@ -118,11 +128,11 @@ describe("SqliteStore", () => {
       seq,
       line: "x",
     });
-    await store.insertLogs([line(oldRun, 1)]);
+    await store.insertLogs([line(oldRun, 1)], null);
     await clock.advance(10 * day);
     const activeRun = ids.next();
     await store.createRun({ ...base, runId: activeRun, workflow: wf, idempotencyKey: "recent" });
-    await store.insertLogs([line(activeRun, 1)]);
+    await store.insertLogs([line(activeRun, 1)], null);
     await clock.advance(25 * day); // old run finished 35 days ago, the active one was created 25 days ago
     const pruned = await store.prune({ runDays: 30, logDays: 30, idempotencyDays: 7 });
     assert.deepEqual(pruned, { runs: 1, logs: 1, idempotencyKeys: 2 });
@@ -179,6 +189,167 @@ describe("SqliteStore", () => {
     assert.equal(odd.runs.length, 12);
     await assert.rejects(store.listRuns({ cursor: "garbage!" }), (e: unknown) => isCdktrError(e, "BAD_REQUEST"));
     await assert.rejects(store.queryLogs({ cursor: "WyJ4Il0" }), (e: unknown) => isCdktrError(e, "BAD_REQUEST"));
+    await store.close();
+  });
+
+  it("a version-1 database migrates: its idempotency keys move to the unauthenticated scope '', runs gain triggered_by and lease_key", async () => {
+    const path = join(makeTempDir(), "v1.db");
+    const v1 = new Database(path);
+    v1.exec(MIGRATIONS[0] ?? "");
+    v1.exec("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1)");
+    v1.prepare("INSERT INTO workflow_snapshots VALUES (?, ?, ?, 0)").run("wf@h", "wf", JSON.stringify(wf));
+    v1.prepare(
+      "INSERT INTO runs (run_id, workflow_id, workflow_hash, status, source, idempotency_key, params, created_at, updated_at) VALUES ('r0', 'wf', 'wf@h', 'QUEUED', 'old', 'k', '{}', 0, 0)",
+    ).run();
+    v1.prepare("INSERT INTO idempotency_keys VALUES ('k', 'r0', 'wf', '{}', 0)").run();
+    v1.close();
+    const clock = new ManualClock();
+    const store = SqliteStore.open({ path, clock });
+    const ids = new UlidGenerator(clock);
+    const old = await store.getRun("r0");
+    assert.equal(old?.run.triggeredBy, null);
+    const again = await store.createRun({ ...base, runId: ids.next(), workflow: wf, idempotencyKey: "k" });
+    assert.deepEqual(
+      [again.duplicate, again.run.runId],
+      [true, "r0"],
+      "the old key still dedupes unauthenticated triggers",
+    );
+    const scoped = await store.createRun({
+      ...base,
+      runId: ids.next(),
+      workflow: wf,
+      idempotencyKey: "k",
+      idempotencyScope: "ops",
+      triggeredBy: "ops",
+    });
+    assert.equal(scoped.duplicate, false, "another scope, another run");
+    assert.equal(scoped.run.triggeredBy, "ops");
+    await store.close();
+  });
+
+  it("idempotency keys are per scope; a run records who triggered it and a requeue keeps it", async () => {
+    const { store, ids } = open();
+    const trig = (scope: string, by: string | null) =>
+      store.createRun({
+        ...base,
+        runId: ids.next(),
+        workflow: wf,
+        idempotencyKey: "same",
+        idempotencyScope: scope,
+        triggeredBy: by,
+      });
+    const a = await trig("sched", "sched-1");
+    const b = await trig("sched", "sched-2");
+    const c = await trig("hooks", "hook-1");
+    assert.deepEqual([a.duplicate, b.duplicate, c.duplicate], [false, true, false]);
+    assert.equal(b.run.runId, a.run.runId, "two keys of one scope dedupe");
+    assert.equal(a.run.triggeredBy, "sched-1");
+    assert.equal(b.run.triggeredBy, "sched-1", "the duplicate is the first run");
+    await store.assignRun(a.run.runId, "ag", "tok", Date.now() + 10_000, "local-agent");
+    await store.confirmAssignment(a.run.runId, "ag", "tok", ["only"], "local-agent");
+    const crash = await store.crashRun(a.run.runId, "agent_lost", "gone", ids.next());
+    assert.equal(crash?.requeued?.triggeredBy, "sched-1");
+    const mine = await store.listRuns({}, { triggeredBy: "hook-1" });
+    assert.deepEqual(
+      mine.runs.map((r) => r.runId),
+      [c.run.runId],
+    );
+    await store.close();
+  });
+
+  it("a run's lease belongs to the key that fetched it: reports need that key and the run's token, also after the run ended", async () => {
+    const { store, ids, clock } = open();
+    const runId = ids.next();
+    await store.createRun({ ...base, runId, workflow: wf, idempotencyKey: null });
+    await store.assignRun(runId, "ag", "tok", clock.now() + 10_000, "agent-a");
+    await assert.rejects(store.confirmAssignment(runId, "ag", "tok", ["only"], "agent-b"), (e: unknown) =>
+      isCdktrError(e, "PERMISSION_DENIED"),
+    );
+    await store.confirmAssignment(runId, "ag", "tok", ["only"], "agent-a");
+    const time = new Date(clock.now()).toISOString();
+    const task = { agentId: "ag", runId, taskId: "only", attempt: 1, status: "RUNNING" as const, time };
+    await assert.rejects(
+      store.updateTaskStatus({ ...task, token: "tok" }, { keyName: "agent-b", token: "tok" }),
+      (e: unknown) => isCdktrError(e, "PERMISSION_DENIED"),
+    );
+    await assert.rejects(store.updateTaskStatus(task, { keyName: "agent-a", token: undefined }), (e: unknown) =>
+      isCdktrError(e, "STALE_ASSIGNMENT"),
+    );
+    await assert.rejects(store.updateTaskStatus(task, { keyName: "agent-a", token: "old" }), (e: unknown) =>
+      isCdktrError(e, "STALE_ASSIGNMENT"),
+    );
+    assert.equal((await store.updateTaskStatus(task, { keyName: "agent-a", token: "tok" })).applied, true);
+    const line: LogLine = {
+      time,
+      runId,
+      workflowId: "wf",
+      taskId: "only",
+      stream: "stdout",
+      level: "info",
+      seq: 1,
+      line: "x",
+    };
+    await assert.rejects(store.insertLogs([line], { keyName: "agent-b", tokens: { [runId]: "tok" } }), (e: unknown) =>
+      isCdktrError(e, "PERMISSION_DENIED"),
+    );
+    await assert.rejects(store.insertLogs([line], { keyName: "agent-a", tokens: {} }), (e: unknown) =>
+      isCdktrError(e, "STALE_ASSIGNMENT"),
+    );
+    await assert.rejects(
+      store.insertLogs([{ ...line, workflowId: "other" }], { keyName: "agent-a", tokens: { [runId]: "tok" } }),
+      (e: unknown) => isCdktrError(e, "PERMISSION_DENIED"),
+    );
+    await assert.rejects(
+      store.insertLogs([line, { ...line, runId: "nope" }], {
+        keyName: "agent-a",
+        tokens: { [runId]: "tok", nope: "tok" },
+      }),
+      (e: unknown) => isCdktrError(e, "RUN_NOT_FOUND"),
+    );
+    assert.equal((await store.counts()).logs, 0, "a refused batch stores nothing, not even its good lines");
+    assert.equal((await store.insertLogs([line], { keyName: "agent-a", tokens: { [runId]: "tok" } })).stored, 1);
+    const done = { agentId: "ag", runId, status: "COMPLETED" as const, time };
+    assert.equal((await store.updateRunStatus(done, { keyName: "agent-a", token: "tok" })).applied, true);
+    const late = await store.insertLogs([{ ...line, seq: 2 }], { keyName: "agent-a", tokens: { [runId]: "tok" } });
+    assert.equal(late.stored, 1, "the token still checks after the run ended (spooled lines)");
+    await store.close();
+  });
+
+  it("keys: enrol (a resend is a no-op), names unique among keys not revoked, a revoked pair never again, list and revoke", async () => {
+    const { store } = open();
+    const k = (name: string, publicKey: string, role: "agent" | "trigger" = "agent") => ({
+      name,
+      role,
+      scope: name,
+      workflows: null,
+      publicKey,
+    });
+    const pk = (c: string) => c.repeat(40);
+    const first = await store.enrollKey(k("a", pk("A")));
+    assert.equal(first.created, true);
+    assert.deepEqual(await store.enrollKey(k("a", pk("A"))), { key: first.key, created: false });
+    await assert.rejects(store.enrollKey(k("a", pk("B"))), (e: unknown) => isCdktrError(e, "KEY_IN_USE"));
+    await assert.rejects(store.enrollKey(k("a", pk("A"), "trigger")), (e: unknown) => isCdktrError(e, "KEY_IN_USE"));
+    await assert.rejects(store.enrollKey(k("b", pk("A"))), (e: unknown) => isCdktrError(e, "KEY_IN_USE"));
+    const revoked = await store.revokeKey("a");
+    assert.equal(revoked?.revoked, true);
+    assert.ok(revoked?.key.revokedAt !== null);
+    assert.equal((await store.revokeKey("a"))?.revoked, false, "idempotent");
+    assert.equal(await store.revokeKey("nobody"), null);
+    await assert.rejects(store.enrollKey(k("a", pk("A"))), (e: unknown) => isCdktrError(e, "KEY_IN_USE"));
+    await assert.rejects(store.enrollKey(k("c", pk("A"))), (e: unknown) => isCdktrError(e, "KEY_IN_USE"));
+    const reused = await store.enrollKey(k("a", pk("C")));
+    assert.deepEqual([reused.created, reused.key.revokedAt, reused.key.publicKey], [true, null, pk("C")]);
+    await store.enrollKey({ ...k("t", pk("D"), "trigger"), scope: "hooks", workflows: ["etl"] });
+    const listed = await store.listKeys();
+    assert.deepEqual(
+      listed.map((x) => [x.name, x.role, x.scope, x.workflows, x.revokedAt === null]),
+      [
+        ["a", "agent", "a", null, true],
+        ["t", "trigger", "hooks", ["etl"], true],
+      ],
+    );
+    assert.ok(listed.every((x) => !("secretKey" in x)));
     await store.close();
   });
 });

@@ -5,6 +5,7 @@ import {
   systemClock,
   type ApiVerbs,
   type Clock,
+  type KeyRecord,
   type LogLine,
   type Logger,
   type ParsedRequestOf,
@@ -14,13 +15,19 @@ import {
   type TaskRunRecord,
 } from "@cdktr/protocol";
 import { shuttingDown } from "../../errors.js";
+import type { LeaseClaim } from "../../runs/state-machine.js";
 import type {
   ActiveRun,
   CancelResult,
   CrashResult,
   CreateRunInput,
   CreateRunResult,
+  EnrollKeyResult,
   InsertLogsResult,
+  LogClaim,
+  NewKey,
+  RevokeKeyResult,
+  RunListScope,
   PruneResult,
   RetentionPolicy,
   RunStatusUpdate,
@@ -32,6 +39,7 @@ import type {
 } from "../store.js";
 import { GroupCommit } from "./group-commit.js";
 import { canonicalJson } from "./idempotency.js";
+import { KeyWrites } from "./key-writes.js";
 import { insertLogLines } from "./log-writes.js";
 import { migrate } from "./migrations.js";
 import { ReadPool } from "./read-pool.js";
@@ -57,7 +65,15 @@ export interface SqliteStoreOptions {
   readWorker?: boolean;
 }
 
-const TABLES = ["workflow_snapshots", "runs", "idempotency_keys", "task_runs", "status_history", "logs"] as const;
+const TABLES = [
+  "workflow_snapshots",
+  "runs",
+  "idempotency_keys",
+  "task_runs",
+  "status_history",
+  "logs",
+  "keys",
+] as const;
 
 /**
  * SQLite implementation of {@link Store} over better-sqlite3 (WAL, `synchronous=FULL`), put
@@ -77,6 +93,7 @@ export class SqliteStore implements Store {
   private readonly snapshots = new WorkflowSnapshots();
   private readonly runs: RunWrites;
   private readonly tasks: TaskWrites;
+  private readonly keys: KeyWrites;
   private closed = false;
 
   private constructor(options: SqliteStoreOptions) {
@@ -101,6 +118,7 @@ export class SqliteStore implements Store {
     this.reads = new ReadPool({ path: options.path, db: this.db, useWorkers: options.readWorker ?? true, logger });
     this.tasks = new TaskWrites(this.tables);
     this.runs = new RunWrites(this.tables, this.snapshots, this.tasks);
+    this.keys = new KeyWrites(this.tables);
   }
 
   /**
@@ -125,6 +143,7 @@ export class SqliteStore implements Store {
       run: runFromRow(row),
       workflow: this.snapshots.parse(row.workflow_hash, row.definition),
       token: row.token,
+      leaseKey: row.lease_key,
       leaseExpiresAt: row.lease_expires_at,
       cancelRequested: row.cancel_requested === 1,
     }));
@@ -135,8 +154,14 @@ export class SqliteStore implements Store {
     return this.commit.command((now) => this.runs.create(now, input, requestParams));
   }
 
-  assignRun(runId: string, agentId: string, token: string, leaseExpiresAt: number): Promise<RunRecord | null> {
-    return this.commit.command((now) => this.runs.assign(now, runId, agentId, token, leaseExpiresAt));
+  assignRun(
+    runId: string,
+    agentId: string,
+    token: string,
+    leaseExpiresAt: number,
+    leaseKey: string | null,
+  ): Promise<RunRecord | null> {
+    return this.commit.command((now) => this.runs.assign(now, runId, agentId, token, leaseExpiresAt, leaseKey));
   }
 
   expireAssignment(runId: string, token: string): Promise<RunRecord | null> {
@@ -148,16 +173,17 @@ export class SqliteStore implements Store {
     agentId: string,
     token: string,
     taskIds: string[],
+    keyName: string | null,
   ): Promise<{ run: RunRecord; tasks: TaskRunRecord[] }> {
-    return this.commit.command((now) => this.runs.confirm(now, runId, agentId, token, taskIds));
+    return this.commit.command((now) => this.runs.confirm(now, runId, agentId, token, taskIds, keyName));
   }
 
-  updateRunStatus(u: RunStatusUpdate): Promise<RunUpdateResult> {
-    return this.commit.command((now) => this.runs.report(now, u));
+  updateRunStatus(u: RunStatusUpdate, claim: LeaseClaim | null): Promise<RunUpdateResult> {
+    return this.commit.command((now) => this.runs.report(now, u, claim));
   }
 
-  updateTaskStatus(u: TaskStatusUpdate): Promise<TaskUpdateResult> {
-    return this.commit.command((now) => this.tasks.report(now, u));
+  updateTaskStatus(u: TaskStatusUpdate, claim: LeaseClaim | null): Promise<TaskUpdateResult> {
+    return this.commit.command((now) => this.tasks.report(now, u, claim));
   }
 
   cancelRun(runId: string): Promise<CancelResult> {
@@ -174,16 +200,33 @@ export class SqliteStore implements Store {
     return { run: runFromRow(row), tasks: this.tables.taskRows(runId).map(taskFromRow) };
   }
 
-  listRuns(req: ParsedRequestOf<ApiVerbs, "listRuns">): Promise<ReplyOf<ApiVerbs, "listRuns">> {
-    return this.read("listRuns", req) as Promise<ReplyOf<ApiVerbs, "listRuns">>;
+  listRuns(
+    req: ParsedRequestOf<ApiVerbs, "listRuns">,
+    scope: RunListScope = {},
+  ): Promise<ReplyOf<ApiVerbs, "listRuns">> {
+    const query = scope.triggeredBy === undefined ? req : { ...req, triggeredBy: scope.triggeredBy };
+    return this.read("listRuns", query) as Promise<ReplyOf<ApiVerbs, "listRuns">>;
   }
 
   queryLogs(req: ParsedRequestOf<ApiVerbs, "queryLogs">): Promise<ReplyOf<ApiVerbs, "queryLogs">> {
     return this.read("queryLogs", req) as Promise<ReplyOf<ApiVerbs, "queryLogs">>;
   }
 
-  insertLogs(lines: LogLine[]): Promise<InsertLogsResult> {
-    return this.commit.command(() => insertLogLines(this.tables, lines));
+  insertLogs(lines: LogLine[], claim: LogClaim | null): Promise<InsertLogsResult> {
+    return this.commit.command(() => insertLogLines(this.tables, lines, claim));
+  }
+
+  enrollKey(key: NewKey): Promise<EnrollKeyResult> {
+    return this.commit.command((now) => this.keys.enroll(now, key));
+  }
+
+  async listKeys(): Promise<KeyRecord[]> {
+    await this.drain();
+    return this.keys.list();
+  }
+
+  revokeKey(name: string): Promise<RevokeKeyResult | null> {
+    return this.commit.command((now) => this.keys.revoke(now, name));
   }
 
   prune(policy: RetentionPolicy): Promise<PruneResult> {

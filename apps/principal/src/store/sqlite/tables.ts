@@ -26,6 +26,8 @@ export interface NewRun {
   hash: string;
   status: RunStatus;
   source: string;
+  /** Name of the key that triggered it (null without authentication). */
+  triggeredBy: string | null;
   key: string | null;
   params: string;
   scheduledFor: number | null;
@@ -104,15 +106,16 @@ export class Tables {
   /** Insert a run (and its first history line); returns the row as written, without reading it back. */
   insertRun(now: number, r: NewRun): RunRow {
     this.sql(
-      `INSERT INTO runs (run_id, workflow_id, workflow_hash, status, source, idempotency_key, params, scheduled_for,
-                         created_at, finished_at, reason, message, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO runs (run_id, workflow_id, workflow_hash, status, source, triggered_by, idempotency_key, params,
+                         scheduled_for, created_at, finished_at, reason, message, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       r.runId,
       r.workflowId,
       r.hash,
       r.status,
       r.source,
+      r.triggeredBy,
       r.key,
       r.params,
       r.scheduledFor,
@@ -142,6 +145,8 @@ export class Tables {
       lease_expires_at: null,
       cancel_requested: 0,
       updated_at: now,
+      triggered_by: r.triggeredBy,
+      lease_key: null,
     };
   }
 }

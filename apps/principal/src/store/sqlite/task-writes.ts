@@ -1,5 +1,5 @@
 import { isTerminalTaskStatus, type Reason, type TaskRunRecord } from "@cdktr/protocol";
-import { checkTaskReport } from "../../runs/state-machine.js";
+import { checkLeaseClaim, checkTaskReport, type LeaseClaim } from "../../runs/state-machine.js";
 import type { TaskStatusUpdate, TaskUpdateResult } from "../store.js";
 import { runFromRow, taskFromRow } from "./rows.js";
 import type { Tables } from "./tables.js";
@@ -14,11 +14,13 @@ export class TaskWrites {
 
   /**
    * Apply an agent's task report; a report about a finished run is recorded in the history only.
-   * @throws CdktrError RUN_NOT_FOUND, INVALID_TRANSITION, STALE_ASSIGNMENT
+   * With a `claim`, only the key holding the run's lease with its token may report.
+   * @throws CdktrError RUN_NOT_FOUND, INVALID_TRANSITION, STALE_ASSIGNMENT, PERMISSION_DENIED
    */
-  report(now: number, u: TaskStatusUpdate): TaskUpdateResult {
+  report(now: number, u: TaskStatusUpdate, claim: LeaseClaim | null): TaskUpdateResult {
     const t = this.tables;
     const row = t.requireRun(u.runId);
+    checkLeaseClaim({ runId: row.run_id, token: row.token, leaseKey: row.lease_key }, claim);
     const time = Date.parse(u.time);
     const task = t.taskRow(u.runId, u.taskId);
     const outcome = checkTaskReport(

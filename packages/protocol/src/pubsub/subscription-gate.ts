@@ -1,0 +1,110 @@
+/**
+ * The publish channel's door keeper (docs/protocol.md section 6). The XPUB socket runs in manual
+ * mode: a subscriber's own subscription messages do nothing by themselves. A subscriber proves
+ * each topic with its key (`"!auth " + publicKey + " " + proof + " " + topic`), and only then
+ * does this gate subscribe that connection (libzmq applies it to the peer whose message was read
+ * last) to that topic, when the key's role allows it.
+ */
+import type { XPublisher } from "zeromq";
+import type { Logger } from "../logging/logger.js";
+import type { KeyIdentity } from "../security/identity.js";
+import type { KeyPair } from "../security/key-file.js";
+import { sameProof, sharedSecret, subscribeProof } from "../security/proofs.js";
+
+/** What a secure publisher needs to know about keys and topics. */
+export interface PublisherAuth {
+  /** The server's CURVE pair. */
+  keyPair: KeyPair;
+  /** The identity of an enrolled, not revoked public key (Z85). */
+  identify(publicKey: string): KeyIdentity | undefined;
+  /** Whether `identity` may receive the topics starting with `topic`. */
+  permitsTopic(identity: KeyIdentity, topic: string): boolean | Promise<boolean>;
+}
+
+/** Prefix of a proven subscription (a topic never starts with `!`). */
+export const SUBSCRIPTION_AUTH_PREFIX = "!auth ";
+
+/** ZMQ_SUBSCRIBE / ZMQ_UNSUBSCRIBE: on an XPUB in manual mode they apply to the last peer read. */
+const ZMQ_SUBSCRIBE = 6;
+const ZMQ_UNSUBSCRIBE = 7;
+/** Shared secrets kept (one X25519 per key, not per subscription). */
+const MAX_SECRETS = 10_000;
+
+interface ManualXPub {
+  setStringOption(option: number, value: string | null): void;
+}
+
+/** Reads subscription messages of one XPUB and subscribes peers to what they may receive. */
+export class SubscriptionGate {
+  readonly #socket: XPublisher;
+  readonly #auth: PublisherAuth;
+  readonly #logger: Logger;
+  readonly #secrets = new Map<string, Buffer>();
+
+  constructor(socket: XPublisher, auth: PublisherAuth, logger: Logger) {
+    this.#socket = socket;
+    this.#auth = auth;
+    this.#logger = logger;
+  }
+
+  /** Start reading subscription messages until the socket closes. */
+  start(): void {
+    void this.#loop();
+  }
+
+  async #loop(): Promise<void> {
+    for (;;) {
+      let frames: Buffer[];
+      try {
+        frames = await this.#socket.receive();
+      } catch {
+        if (this.#socket.closed) return;
+        continue;
+      }
+      const message = frames[0];
+      if (frames.length !== 1 || message === undefined || message.length < 2) continue;
+      const subscribe = message[0] === 1;
+      if (!subscribe && message[0] !== 0) continue;
+      try {
+        // Awaited before the next receive: "the last peer read" must still be this one.
+        await this.#handle(message.subarray(1).toString("utf8"), subscribe);
+      } catch (e) {
+        this.#logger.warn("publish: a subscription could not be checked; ignored", { error: e });
+      }
+    }
+  }
+
+  async #handle(text: string, subscribe: boolean): Promise<void> {
+    // A plain topic (the subscriber's local filter) does nothing: only proven ones count.
+    if (!text.startsWith(SUBSCRIPTION_AUTH_PREFIX)) return;
+    const [publicKey = "", proof = "", ...rest] = text.slice(SUBSCRIPTION_AUTH_PREFIX.length).split(" ");
+    const topic = rest.join(" ");
+    const identity = this.#auth.identify(publicKey);
+    if (identity === undefined) return;
+    if (!sameProof(subscribeProof(this.#secret(publicKey), topic), proof)) {
+      this.#logger.warn("publish: subscription with a wrong proof ignored", { key: identity.name });
+      return;
+    }
+    const xpub = this.#socket as unknown as ManualXPub;
+    if (!subscribe) {
+      xpub.setStringOption(ZMQ_UNSUBSCRIBE, topic);
+      return;
+    }
+    if (!(await this.#auth.permitsTopic(identity, topic))) {
+      this.#logger.info("publish: subscription refused", { key: identity.name, role: identity.role, topic });
+      return;
+    }
+    xpub.setStringOption(ZMQ_SUBSCRIBE, topic);
+  }
+
+  #secret(publicKey: string): Buffer {
+    let secret = this.#secrets.get(publicKey);
+    if (secret === undefined) {
+      const { secretKey, publicKey: own } = this.#auth.keyPair;
+      secret = sharedSecret(secretKey, own, publicKey);
+      if (this.#secrets.size >= MAX_SECRETS) this.#secrets.clear();
+      this.#secrets.set(publicKey, secret);
+    }
+    return secret;
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * The proofs of key possession of the secure wire (docs/protocol.md section 2): a client shows it
+ * holds the secret half of its enrolled CURVE key with an HMAC keyed by the X25519 shared secret
+ * of its key and the principal's key, which only the two of them can compute.
+ */
+import { createHmac, createPrivateKey, createPublicKey, diffieHellman, timingSafeEqual } from "node:crypto";
+import { z85Decode } from "./z85.js";
+
+/** Label of the `hello` proof (part of the MAC input, so a proof is never valid elsewhere). */
+export const HELLO_PROOF_LABEL = "cdktr-hello/1";
+/** Label of a subscription proof on the publish channel. */
+export const SUBSCRIBE_PROOF_LABEL = "cdktr-subscribe/1";
+
+const b64url = (b: Buffer): string => b.toString("base64url");
+
+/**
+ * The X25519 shared secret of our key pair and a peer's public key (all Z85): the same value on
+ * both sides (`sharedSecret(a.secret, a.public, b.public) = sharedSecret(b.secret, b.public, a.public)`).
+ */
+export function sharedSecret(secretKey: string, publicKey: string, peerPublicKey: string): Buffer {
+  const privateKey = createPrivateKey({
+    key: { kty: "OKP", crv: "X25519", d: b64url(z85Decode(secretKey)), x: b64url(z85Decode(publicKey)) },
+    format: "jwk",
+  });
+  const peer = createPublicKey({
+    key: { kty: "OKP", crv: "X25519", x: b64url(z85Decode(peerPublicKey)) },
+    format: "jwk",
+  });
+  return diffieHellman({ privateKey, publicKey: peer });
+}
+
+/** HMAC-SHA256 (base64) of the newline-joined `parts` under `secret`. */
+function mac(secret: Buffer, parts: readonly string[]): string {
+  return createHmac("sha256", secret).update(parts.join("\n")).digest("base64");
+}
+
+/**
+ * The `hello` proof: `base64(HMAC-SHA256(shared, "cdktr-hello/1\n" + challenge + "\n" +
+ * clientPublicKey + "\n" + principalPublicKey))`.
+ */
+export function helloProof(
+  shared: Buffer,
+  challenge: string,
+  clientPublicKey: string,
+  principalPublicKey: string,
+): string {
+  return mac(shared, [HELLO_PROOF_LABEL, challenge, clientPublicKey, principalPublicKey]);
+}
+
+/** A subscription proof: `base64(HMAC-SHA256(shared, "cdktr-subscribe/1\n" + topic))`. */
+export function subscribeProof(shared: Buffer, topic: string): string {
+  return mac(shared, [SUBSCRIBE_PROOF_LABEL, topic]);
+}
+
+/** Compare two proofs in constant time. */
+export function sameProof(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
