@@ -33,7 +33,9 @@ export async function registerAgent(
  * with null.
  */
 export function rawDealer(key: ClientKey | null, options: { receiveTimeout?: number } = {}): Dealer {
-  const d = new Dealer({ linger: 0, receiveTimeout: options.receiveTimeout ?? 10_000 });
+  // A refused CURVE handshake terminates the connection's pipe, and a DEALER with no pipe waits
+  // forever to send: the send timeout turns that into an error the caller can see.
+  const d = new Dealer({ linger: 0, sendTimeout: 2000, receiveTimeout: options.receiveTimeout ?? 10_000 });
   if (key !== null) {
     d.curveServerKey = key.principalPublicKey;
     d.curvePublicKey = key.publicKey;

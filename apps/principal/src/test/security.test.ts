@@ -34,6 +34,7 @@ import {
 } from "@cdktr/test-utils";
 import { countRows, rawDealer, registerAgent } from "./helpers.js";
 
+// A suite that hangs fails on its own after 90 s, naming the test it was in, instead of the whole file.
 afterEach(cleanup);
 
 const now = (): string => new Date().toISOString();
@@ -56,8 +57,8 @@ async function rawCall(
   verb: string,
   body: unknown,
 ): Promise<{ status: string; body: unknown } | "no reply"> {
-  await d.send([PROTOCOL, `r${Math.random()}`, "0", verb, JSON.stringify(body)]);
   try {
+    await d.send([PROTOCOL, `r${Math.random()}`, "0", verb, JSON.stringify(body)]);
     const [, , status, reply] = await d.receive();
     return { status: String(status), body: JSON.parse(String(reply)) as unknown };
   } catch {
@@ -65,10 +66,13 @@ async function rawCall(
   }
 }
 
-/** Send requests by hand without waiting; then resolve with the first reply, or "no reply" in time. */
+/**
+ * Send requests by hand without waiting; then resolve with the first reply, or "no reply" in time.
+ * A send that times out (the refused handshake dropped the connection) is "no reply" too.
+ */
 async function sendAllThenListen(d: Dealer, calls: readonly [string, unknown][]): Promise<unknown> {
-  for (const [verb, body] of calls) await d.send([PROTOCOL, `r${Math.random()}`, "0", verb, JSON.stringify(body)]);
   try {
+    for (const [verb, body] of calls) await d.send([PROTOCOL, `r${Math.random()}`, "0", verb, JSON.stringify(body)]);
     return (await d.receive()).map(String);
   } catch {
     return "no reply";
@@ -112,7 +116,7 @@ async function triggerUntilSeen(client: PrincipalClient, ...got: (readonly strin
   return runs;
 }
 
-describe("keys on first start", () => {
+describe("keys on first start", { timeout: 90_000 }, () => {
   it("the principal makes its pair and the local client keys (0600 in a 0700 directory), enrols them, never overwrites them, never logs a secret", async () => {
     const p = await preparePrincipal();
     const first = await p.start();
@@ -215,7 +219,7 @@ describe("keys on first start", () => {
   });
 });
 
-describe("no enrolled key, no access", () => {
+describe("no enrolled key, no access", { timeout: 90_000 }, () => {
   it("a plaintext DEALER and an unenrolled CURVE key get no reply on the API and log ports and write nothing", async () => {
     const p = await startPrincipal();
     const before = rowCounts(p);
@@ -344,7 +348,7 @@ describe("no enrolled key, no access", () => {
   });
 });
 
-describe("roles", () => {
+describe("roles", { timeout: 90_000 }, () => {
   it("a trigger key triggers and follows its own runs only: no agent verbs, no logs, no cancel, no other key's runs", async () => {
     const p = await startPrincipal();
     const hook = p.connect({ key: (await p.createKey("hook", "trigger")).key });
@@ -453,7 +457,7 @@ describe("roles", () => {
   });
 });
 
-describe("leases bound to keys", () => {
+describe("leases bound to keys", { timeout: 90_000 }, () => {
   it("agent key A cannot confirm, report or send logs for a run leased to agent key B; a stale or missing token is refused", async () => {
     const p = await startPrincipal({ env: { CDKTR_ASSIGNMENT_LEASE_MS: "1500" } });
     const keyA = (await p.createKey("agents-a", "agent")).key;
@@ -546,7 +550,7 @@ describe("leases bound to keys", () => {
   });
 });
 
-describe("keys verbs and revocation", () => {
+describe("keys verbs and revocation", { timeout: 90_000 }, () => {
   it("enrollKey, listKeys and revokeKey are an operator's; names and public keys are unique", async () => {
     const p = await startPrincipal();
     const pair = generateKeyPair();

@@ -76,7 +76,13 @@ async function rejection(p: Promise<unknown>): Promise<{ code: string; message: 
 
 /** A raw DEALER speaking the frames by hand (CURVE when given a key). */
 function rawDealer(endpoint: string, key: ClientKey | null): Dealer {
-  const d = new Dealer({ linger: 0, receiveTimeout: 800, routingId: `raw-${Math.random().toString(36).slice(2)}` });
+  // sendTimeout: a refused handshake drops the pipe, and a DEALER with none waits forever to send.
+  const d = new Dealer({
+    linger: 0,
+    sendTimeout: 2000,
+    receiveTimeout: 800,
+    routingId: `raw-${Math.random().toString(36).slice(2)}`,
+  });
   if (key !== null) {
     d.curveServerKey = key.principalPublicKey;
     d.curvePublicKey = key.publicKey;
@@ -92,8 +98,8 @@ async function rawCall(
   verb: string,
   body: unknown,
 ): Promise<{ status: string; body: unknown } | "no reply"> {
-  await d.send([PROTOCOL, "r1", "0", verb, JSON.stringify(body)]);
   try {
+    await d.send([PROTOCOL, "r1", "0", verb, JSON.stringify(body)]);
     const [, , status, reply] = await d.receive();
     return { status: String(status), body: JSON.parse(String(reply)) as unknown };
   } catch {
