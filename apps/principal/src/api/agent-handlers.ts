@@ -49,7 +49,11 @@ export function registerAgentHandlers(server: RpcServer<typeof API_VERBS>, ctx: 
       let waitMs = req.waitMs;
       // The request's deadline is wall-clock time on the wire (not the principal's clock).
       if (rpc.deadline !== null) waitMs = Math.max(0, Math.min(waitMs, rpc.deadline - Date.now() - 100));
-      return dispatcher.fetchWork({ agentId: req.agentId, labels: agent.labels, keyName }, waitMs, rpc.signal);
+      return dispatcher.fetchWork(
+        { agentId: req.agentId, labels: agent.labels, keyName, capacity: agent.capacity },
+        waitMs,
+        rpc.signal,
+      );
     })
     .handle("confirmAssignment", async ({ agentId, runId, token }, rpc) => {
       const keyName = rpc.identity?.name ?? null;
