@@ -1,4 +1,10 @@
-import { CdktrError, isTerminalRunStatus, type API_VERBS, type RpcServer } from "@cdktr/protocol";
+import {
+  CdktrError,
+  DEFAULT_AGENT_PAGE_SIZE,
+  isTerminalRunStatus,
+  type API_VERBS,
+  type RpcServer,
+} from "@cdktr/protocol";
 import { leaseClaim, type ApiContext } from "./api-context.js";
 
 /**
@@ -89,5 +95,12 @@ export function registerAgentHandlers(server: RpcServer<typeof API_VERBS>, ctx: 
       if (res.applied && res.task !== null) events.tasks(res.run.workflowId, [res.task]);
       return { applied: res.applied };
     })
-    .handle("listAgents", () => ({ agents: agents.list() }));
+    .handle("listAgents", (req) =>
+      // Half the message limit per page: a page always fits, whatever the agents carry.
+      agents.page({
+        limit: req.limit ?? DEFAULT_AGENT_PAGE_SIZE,
+        cursor: req.cursor,
+        maxBytes: Math.floor(config.maxMessageBytes / 2),
+      }),
+    );
 }
