@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { z } from "zod";
-import { API_VERBS, RpcClient, isCdktrError, type PrincipalClient } from "@cdktr/protocol";
+import { API_VERBS, RpcClient, isCdktrError } from "@cdktr/protocol";
 import { cleanup, spawnService, startPrincipal, waitFor, type PrincipalFixture } from "@cdktr/test-utils";
 
 afterEach(cleanup);
