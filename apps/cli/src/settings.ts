@@ -61,6 +61,11 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         description: "Heartbeat period told to agents (agents read it too)",
       },
       {
+        name: "CDKTR_AGENT_GC_AFTER_MS",
+        default: "3600000",
+        description: "A lost agent stays in `cdktr agents` this long, then is forgotten",
+      },
+      {
         name: "CDKTR_ASSIGNMENT_LEASE_MS",
         default: "10000",
         description: "An assignment not confirmed within this goes back to the queue",

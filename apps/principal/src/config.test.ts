@@ -16,6 +16,7 @@ describe("loadConfig", () => {
       dbPath: "/home/u/.cdktr/cdktr.db",
       heartbeatTimeoutMs: 30_000,
       heartbeatIntervalMs: 5_000,
+      agentGcAfterMs: 3_600_000,
       leaseMs: 10_000,
       idempotencyRetentionDays: 7,
       runRetentionDays: 30,

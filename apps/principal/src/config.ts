@@ -34,6 +34,8 @@ export const PrincipalEnvSchema = z.object({
   CDKTR_DB_PATH: z.string().min(1).default("~/.cdktr/cdktr.db"),
   /** An agent silent for longer than this loses its runs (CRASHED). */
   CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: envInt({ min: 100, max: 86_400_000, default: 30_000 }),
+  /** A lost agent stays in `listAgents` (status LOST) this long, then is forgotten. */
+  CDKTR_AGENT_GC_AFTER_MS: envInt({ min: 100, max: 2_592_000_000, default: 3_600_000 }),
   /** Heartbeat interval told to agents at registration. */
   CDKTR_AGENT_HEARTBEAT_INTERVAL_MS: envInt({ min: 50, max: 3_600_000, default: 5_000 }),
   /** An assignment not confirmed within this goes back to the queue. */
@@ -74,6 +76,8 @@ export interface PrincipalConfig {
   dbPath: string;
   heartbeatTimeoutMs: number;
   heartbeatIntervalMs: number;
+  /** How long a lost agent is listed before it is forgotten (`CDKTR_AGENT_GC_AFTER_MS`). */
+  agentGcAfterMs: number;
   leaseMs: number;
   idempotencyRetentionDays: number;
   runRetentionDays: number;
@@ -141,6 +145,7 @@ export function loadConfig(
     dbPath: isAbsolute(dbPath) ? dbPath : resolve(cwd, dbPath),
     heartbeatTimeoutMs: e.CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS,
     heartbeatIntervalMs: e.CDKTR_AGENT_HEARTBEAT_INTERVAL_MS,
+    agentGcAfterMs: e.CDKTR_AGENT_GC_AFTER_MS,
     leaseMs: e.CDKTR_ASSIGNMENT_LEASE_MS,
     idempotencyRetentionDays: e.CDKTR_IDEMPOTENCY_RETENTION_DAYS,
     runRetentionDays: e.CDKTR_RUN_RETENTION_DAYS,

@@ -428,9 +428,30 @@ class Principal:
         )
         return self._call("queryLogs", body)
 
-    def list_agents(self) -> Result:
-        """Registered agents. payload: ``{agents}``."""
-        return self._call("listAgents")
+    def list_agents(self, limit: Optional[int] = None, cursor: Optional[str] = None) -> Result:
+        """Registered agents. payload: ``{agents, nextCursor}``.
+
+        Without ``limit`` and ``cursor``: every agent (the pages of ``listAgents`` followed,
+        ``nextCursor`` None). With either: that one page; pass its ``nextCursor`` as ``cursor``
+        for the next one.
+        """
+        if limit is not None or cursor is not None:
+            body: Dict[str, Any] = {}
+            if limit is not None:
+                body["limit"] = int(limit)
+            if cursor is not None:
+                body["cursor"] = cursor
+            return self._call("listAgents", body)
+        agents: List[Any] = []
+        page_cursor: Optional[str] = None
+        while True:
+            page = self._call("listAgents", {} if page_cursor is None else {"cursor": page_cursor})
+            if not page.success:
+                return page
+            agents.extend(page.payload.get("agents", []))
+            page_cursor = page.payload.get("nextCursor")
+            if page_cursor is None or not page.payload.get("agents"):
+                return Result.ok({"agents": agents, "nextCursor": None})
 
     def get_registered_agents(self) -> Result:
         """Alias of :meth:`list_agents` (the original client's name)."""

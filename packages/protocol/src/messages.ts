@@ -230,16 +230,43 @@ export const LogBatchReplySchema = z.object({
 /** An agent id (1-256 characters), chosen by the agent and stable across its restarts. */
 export const AgentIdSchema = z.string().min(1).max(256);
 
-/** Request body of `registerAgent` (port 5561). */
+/** Most labels one agent may register (`CDKTR_AGENT_LABELS`). */
+export const MAX_AGENT_LABELS = 64;
+/** Longest label, in characters. */
+export const MAX_AGENT_LABEL_LENGTH = 128;
+/** Largest `capacity` of an agent (the agent's `CDKTR_AGENT_MAX_CONCURRENCY` goes up to it). */
+export const MAX_AGENT_CAPACITY = 1000;
+/** Most runs an agent may list as running in `registerAgent` and `heartbeat`. */
+export const MAX_AGENT_RUNNING_RUNS = 1000;
+
+const AgentLabelsSchema = z
+  .array(
+    z
+      .string()
+      .max(
+        MAX_AGENT_LABEL_LENGTH,
+        `a label has at most ${MAX_AGENT_LABEL_LENGTH} characters: shorten it in CDKTR_AGENT_LABELS`,
+      ),
+  )
+  .max(MAX_AGENT_LABELS, `an agent has at most ${MAX_AGENT_LABELS} labels: remove some from CDKTR_AGENT_LABELS`);
+const RunningRunsSchema = z
+  .array(z.string().max(128, "a run id has at most 128 characters"))
+  .max(MAX_AGENT_RUNNING_RUNS, `an agent lists at most ${MAX_AGENT_RUNNING_RUNS} running runs`);
+
+/** Request body of `registerAgent` (port 5561). Labels, host, version and running runs are bounded (listAgents pages must fit a message). */
 export const RegisterAgentRequestSchema = z
   .object({
     agentId: AgentIdSchema,
-    host: z.string(),
-    capacity: z.number().int().positive(),
-    labels: z.array(z.string()),
-    version: z.string(),
+    host: z.string().max(255, "a host name has at most 255 characters"),
+    capacity: z
+      .number()
+      .int()
+      .positive()
+      .max(MAX_AGENT_CAPACITY, `capacity is at most ${MAX_AGENT_CAPACITY}: lower CDKTR_AGENT_MAX_CONCURRENCY`),
+    labels: AgentLabelsSchema,
+    version: z.string().max(128, "a version has at most 128 characters"),
     /** Runs this agent process is executing right now (after a principal restart, say). */
-    runningRuns: z.array(z.string()),
+    runningRuns: RunningRunsSchema,
   })
   .strict();
 /** Reply body of `registerAgent` (port 5561). */
@@ -254,7 +281,7 @@ export const RegisterAgentReplySchema = z.object({
 export const HeartbeatRequestSchema = z
   .object({
     agentId: AgentIdSchema,
-    runningRuns: z.array(z.string()),
+    runningRuns: RunningRunsSchema,
   })
   .strict();
 /** Reply body of `heartbeat` (port 5561). */
@@ -339,10 +366,24 @@ export const TaskStatusUpdateRequestSchema = z
 /** Reply body of `taskStatus` (port 5561). */
 export const TaskStatusUpdateReplySchema = z.object({ applied: z.boolean() });
 
-/** Request body of `listAgents` (port 5561). */
-export const ListAgentsRequestSchema = z.object({}).strict();
-/** Reply body of `listAgents` (port 5561). */
-export const ListAgentsReplySchema = z.object({ agents: z.array(AgentRecordSchema) });
+/** Agents per `listAgents` page when the request names no `limit`. */
+export const DEFAULT_AGENT_PAGE_SIZE = 100;
+/**
+ * Request body of `listAgents` (port 5561): one page of agents in id order, at most `limit`
+ * (default {@link DEFAULT_AGENT_PAGE_SIZE}) and at most half the message size limit; pass the
+ * reply's `nextCursor` as `cursor` for the next page. `{}` is the first page.
+ */
+export const ListAgentsRequestSchema = z
+  .object({
+    limit: Limit.optional(),
+    cursor: Cursor.optional(),
+  })
+  .strict();
+/** Reply body of `listAgents` (port 5561); `nextCursor` is null on the last page (and absent from principals before paging). */
+export const ListAgentsReplySchema = z.object({
+  agents: z.array(AgentRecordSchema),
+  nextCursor: z.string().nullable().default(null),
+});
 
 // --- the verb table ---------------------------------------------------------------------------
 

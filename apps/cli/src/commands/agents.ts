@@ -3,9 +3,9 @@ import { formatInstant } from "../format/duration.js";
 import { renderTable } from "../format/table.js";
 import { terminalSafe } from "../format/terminal-text.js";
 
-/** `cdktr agents`: every agent the principal knows. */
+/** `cdktr agents`: every agent the principal knows (following the pages of `listAgents`). */
 export async function agentsCommand(ctx: CommandContext, opts: { json?: boolean }): Promise<number> {
-  const { agents } = await ctx.client().listAgents();
+  const agents = await ctx.client().allAgents();
   if (opts.json === true) {
     ctx.out(JSON.stringify(agents, null, 2));
     return 0;

@@ -34,6 +34,10 @@ export interface AgentLossOptions {
 export class AgentLoss {
   /** RUNNING runs their agent stopped listing, and since when (principal clock). */
   private readonly unreported = new Map<string, number>();
+  /** Runs whose CRASHED commit failed, tried again at every {@link check}. */
+  private readonly retry = new Map<string, { agentId: string; why: string }>();
+  /** Runs whose CRASHED commit is in flight. */
+  private readonly crashing = new Set<string>();
 
   constructor(private readonly opts: AgentLossOptions) {}
 
@@ -74,6 +78,17 @@ export class AgentLoss {
           logger.error("could not handle a lost agent", { agentId: agent.agentId, error: errorMessage(e) }),
       );
     }
+    for (const agentId of agents.collect()) {
+      logger.info("lost agent forgotten (CDKTR_AGENT_GC_AFTER_MS)", { agentId });
+    }
+    for (const [runId, { agentId, why }] of this.retry) {
+      const e = d.get(runId);
+      if (e === undefined || e.run.agentId !== agentId) this.retry.delete(runId);
+      else
+        this.crashRuns(agentId, [runId], why).catch((err: unknown) =>
+          logger.error("could not crash a run", { runId, error: errorMessage(err) }),
+        );
+    }
     const now = this.opts.clock.now();
     for (const [runId, since] of this.unreported) {
       const e = d.get(runId);
@@ -102,11 +117,15 @@ export class AgentLoss {
     const { dispatcher: d, store, ids, logger, events } = this.opts;
     await Promise.all(
       runIds.map(async (runId) => {
-        const entry = d.remove(runId);
-        if (entry === undefined) return;
+        const entry = d.get(runId);
+        if (entry === undefined || this.crashing.has(runId)) return;
         const requeueId = entry.workflow.onAgentLost === "requeue" ? ids.next() : null;
+        this.crashing.add(runId);
         try {
+          // Commit first, then memory: a failed commit leaves the run tracked, and tried again.
           const res = await store.crashRun(runId, "agent_lost", why, requeueId);
+          this.retry.delete(runId);
+          if (d.get(runId) === entry) d.remove(runId);
           if (res === null) return;
           logger.warn("run crashed: agent lost", {
             runId,
@@ -121,7 +140,14 @@ export class AgentLoss {
             d.enqueue(res.requeued, entry.workflow);
           }
         } catch (e) {
-          logger.error("could not mark a run CRASHED", { runId, agentId, error: errorMessage(e) });
+          logger.error("could not mark a run CRASHED (tried again at the next check)", {
+            runId,
+            agentId,
+            error: errorMessage(e),
+          });
+          this.retry.set(runId, { agentId, why });
+        } finally {
+          this.crashing.delete(runId);
         }
       }),
     );

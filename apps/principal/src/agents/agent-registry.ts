@@ -16,6 +16,8 @@ export interface AgentState {
   /** False for agents only known from runs found at start (they must register again). */
   registered: boolean;
   status: "ACTIVE" | "LOST";
+  /** Principal-clock time it was declared lost (null while ACTIVE). */
+  lostAt: number | null;
   /**
    * The key this agent id speaks with (authentication on): while the agent is ACTIVE no other
    * key may use its id. Null without authentication.
@@ -29,13 +31,21 @@ export interface AgentState {
  * With authentication, an agent id belongs to the key that registered it (or that holds its runs,
  * after a restart) until the agent is lost, so one agent key cannot heartbeat or register in the
  * name of another key's agent (and have its runs declared lost).
+ *
+ * Lost agents are listed (status LOST) for `gcAfterMs`, then forgotten ({@link collect}), so
+ * agents that come and go never pile up. `listAgents` reads it in pages ({@link page}).
  */
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentState>();
 
+  /**
+   * @param timeoutMs an agent silent this long is lost
+   * @param gcAfterMs a lost agent is forgotten this long after it was lost
+   */
   constructor(
     private readonly clock: Clock,
     private readonly timeoutMs: number,
+    private readonly gcAfterMs: number = DEFAULT_AGENT_GC_AFTER_MS,
   ) {}
 
   /** Track an agent known only because stored runs name it (after a restart), with the key holding them. */
@@ -53,6 +63,7 @@ export class AgentRegistry {
       lastSeen: now,
       registered: false,
       status: "ACTIVE",
+      lostAt: null,
       keyName,
     });
   }
@@ -88,7 +99,15 @@ export class AgentRegistry {
   ): AgentState {
     this.checkKey(a.agentId, keyName);
     const now = this.clock.now();
-    const state: AgentState = { ...a, registeredAt: now, lastSeen: now, registered: true, status: "ACTIVE", keyName };
+    const state: AgentState = {
+      ...a,
+      registeredAt: now,
+      lastSeen: now,
+      registered: true,
+      status: "ACTIVE",
+      lostAt: null,
+      keyName,
+    };
     this.agents.set(a.agentId, state);
     return state;
   }
@@ -115,26 +134,78 @@ export class AgentRegistry {
     for (const a of this.agents.values()) {
       if (a.status === "ACTIVE" && now - a.lastSeen > this.timeoutMs) {
         a.status = "LOST";
+        a.lostAt = now;
         lost.push(a);
       }
     }
     return lost;
   }
 
-  /** Agents as `listAgents` shows them (orphans that never registered are left out). */
-  list(): AgentRecord[] {
-    return [...this.agents.values()]
-      .filter((a) => a.registered)
-      .map((a) => ({
-        agentId: a.agentId,
-        host: a.host,
-        capacity: a.capacity,
-        labels: a.labels,
-        version: a.version,
-        runningRuns: a.runningRuns,
-        registeredAt: iso(a.registeredAt),
-        lastHeartbeatAt: iso(a.lastSeen),
-        status: a.status,
-      }));
+  /** Forget agents lost for longer than `gcAfterMs`; returns their ids. */
+  collect(): string[] {
+    const now = this.clock.now();
+    const gone: string[] = [];
+    for (const a of this.agents.values()) {
+      if (a.status === "LOST" && a.lostAt !== null && now - a.lostAt > this.gcAfterMs) gone.push(a.agentId);
+    }
+    for (const id of gone) this.agents.delete(id);
+    return gone;
   }
+
+  /** Number of agents tracked (registered, orphans and lost ones not yet collected). */
+  size(): number {
+    return this.agents.size;
+  }
+
+  /**
+   * One page of `listAgents`, in agent id order: the agents after `cursor` (an agent id), at most
+   * `limit` of them and at most `maxBytes` of JSON (at least one agent per page, so a listing
+   * always moves on). `nextCursor` is null on the last page. Orphans that never registered are
+   * left out.
+   */
+  page(opts: { limit: number; cursor?: string | undefined; maxBytes: number }): {
+    agents: AgentRecord[];
+    nextCursor: string | null;
+  } {
+    const ids = [...this.agents.values()]
+      .filter((a) => a.registered && (opts.cursor === undefined || a.agentId > opts.cursor))
+      .map((a) => a.agentId)
+      .sort();
+    const agents: AgentRecord[] = [];
+    let bytes = 0;
+    for (const id of ids) {
+      const a = this.agents.get(id);
+      if (a === undefined) continue;
+      const record = recordOf(a);
+      const size = Buffer.byteLength(JSON.stringify(record)) + 1;
+      if (agents.length > 0 && (agents.length >= opts.limit || bytes + size > opts.maxBytes)) {
+        return { agents, nextCursor: agents[agents.length - 1]?.agentId ?? null };
+      }
+      agents.push(record);
+      bytes += size;
+    }
+    return { agents, nextCursor: null };
+  }
+
+  /** Every agent as `listAgents` shows it, unpaged (orphans that never registered are left out). */
+  list(): AgentRecord[] {
+    return [...this.agents.values()].filter((a) => a.registered).map(recordOf);
+  }
+}
+
+/** Default of `CDKTR_AGENT_GC_AFTER_MS`: lost agents are listed for an hour. */
+export const DEFAULT_AGENT_GC_AFTER_MS = 3_600_000;
+
+function recordOf(a: AgentState): AgentRecord {
+  return {
+    agentId: a.agentId,
+    host: a.host,
+    capacity: a.capacity,
+    labels: a.labels,
+    version: a.version,
+    runningRuns: a.runningRuns,
+    registeredAt: iso(a.registeredAt),
+    lastHeartbeatAt: iso(a.lastSeen),
+    status: a.status,
+  };
 }

@@ -1,4 +1,10 @@
-import { CdktrError, isTerminalRunStatus, type API_VERBS, type RpcServer } from "@cdktr/protocol";
+import {
+  CdktrError,
+  DEFAULT_AGENT_PAGE_SIZE,
+  isTerminalRunStatus,
+  type API_VERBS,
+  type RpcServer,
+} from "@cdktr/protocol";
 import { leaseClaim, type ApiContext } from "./api-context.js";
 
 /**
@@ -49,7 +55,11 @@ export function registerAgentHandlers(server: RpcServer<typeof API_VERBS>, ctx: 
       let waitMs = req.waitMs;
       // The request's deadline is wall-clock time on the wire (not the principal's clock).
       if (rpc.deadline !== null) waitMs = Math.max(0, Math.min(waitMs, rpc.deadline - Date.now() - 100));
-      return dispatcher.fetchWork({ agentId: req.agentId, labels: agent.labels, keyName }, waitMs, rpc.signal);
+      return dispatcher.fetchWork(
+        { agentId: req.agentId, labels: agent.labels, keyName, capacity: agent.capacity },
+        waitMs,
+        rpc.signal,
+      );
     })
     .handle("confirmAssignment", async ({ agentId, runId, token }, rpc) => {
       const keyName = rpc.identity?.name ?? null;
@@ -85,5 +95,12 @@ export function registerAgentHandlers(server: RpcServer<typeof API_VERBS>, ctx: 
       if (res.applied && res.task !== null) events.tasks(res.run.workflowId, [res.task]);
       return { applied: res.applied };
     })
-    .handle("listAgents", () => ({ agents: agents.list() }));
+    .handle("listAgents", (req) =>
+      // Half the message limit per page: a page always fits, whatever the agents carry.
+      agents.page({
+        limit: req.limit ?? DEFAULT_AGENT_PAGE_SIZE,
+        cursor: req.cursor,
+        maxBytes: Math.floor(config.maxMessageBytes / 2),
+      }),
+    );
 }

@@ -1,4 +1,4 @@
-import { CdktrError, type API_VERBS, type RpcServer } from "@cdktr/protocol";
+import { CdktrError, isTerminalRunStatus, type API_VERBS, type RpcServer } from "@cdktr/protocol";
 import { resolveParams } from "@cdktr/workflow";
 import { CRON_KEY_PREFIX, mayReadRun, mayTriggerWorkflow, mayUseIdempotencyKey, seesAllRuns } from "../auth/roles.js";
 import { permissionDenied, runNotFound, workflowNotFound } from "../errors.js";
@@ -69,11 +69,13 @@ export function registerRunHandlers(server: RpcServer<typeof API_VERBS>, ctx: Ap
       return { runId: run.runId, duplicate, skipped: run.status === "SKIPPED", status: run.status };
     })
     .handle("cancelRun", async ({ runId }) => {
-      const entry = dispatcher.get(runId);
-      if (entry !== undefined && entry.run.status !== "RUNNING") dispatcher.remove(runId);
+      // Commit first, then memory: a failed commit leaves the run queued (and cancellable). A
+      // fetch meanwhile may hand the run out, but its assignment is written after this cancel
+      // (one ordered commit queue), is refused by the database and forgotten, as is its confirm.
       const res = await store.cancelRun(runId);
       if (res.agentMustStop) dispatcher.requestCancel(runId);
-      else if (res.cancelled) events.run(res.run);
+      else if (isTerminalRunStatus(res.run.status)) dispatcher.remove(runId);
+      if (res.cancelled && !res.agentMustStop) events.run(res.run);
       if (res.cancelled) logger.info("run cancel", { runId, status: res.run.status, agentMustStop: res.agentMustStop });
       return { runId, status: res.run.status, cancelled: res.cancelled };
     })

@@ -67,7 +67,11 @@ describe("Dispatcher (fake clock, real SQLite)", () => {
     await assert.rejects(s.d.confirm("a", runId, a.assignment?.token ?? ""), (e: unknown) =>
       isCdktrError(e, "STALE_ASSIGNMENT"),
     );
+    // Back in the queue once the expiry is committed (memory follows the commit).
+    for (let i = 0; i < 100 && s.d.get(runId)?.run.status !== "QUEUED"; i++)
+      await new Promise((r) => setTimeout(r, 10));
     assert.equal(s.d.get(runId)?.run.status, "QUEUED");
+    assert.equal((await s.store.getRun(runId))?.run.status, "QUEUED");
     await s.store.close();
   });
 

@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import {
   CdktrError,
   errorMessage,
+  isCdktrError,
+  isTerminalRunStatus,
   isoTime as iso,
   noopLogger,
   type Assignment,
@@ -15,6 +17,14 @@ import {
 import { notLeasedTo, shuttingDown, staleAssignment } from "../errors.js";
 import { HELD_RUN_STATUSES } from "../runs/state-machine.js";
 import type { ActiveRun, Store } from "../store/store.js";
+
+/** Codes with which the store refuses a confirmation (the database disagrees: not a failed commit). */
+const STORE_REFUSALS: ReadonlySet<string> = new Set([
+  "STALE_ASSIGNMENT",
+  "PERMISSION_DENIED",
+  "RUN_NOT_FOUND",
+  "INVALID_TRANSITION",
+]);
 
 /** A non-terminal run as the dispatcher tracks it in memory. */
 export interface ActiveEntry {
@@ -33,6 +43,11 @@ export interface WorkRequester {
   labels: readonly string[];
   /** @default null */
   keyName?: string | null;
+  /**
+   * Runs the agent may hold at once (its registered capacity): its parked long-polls plus the
+   * runs it holds never exceed it. @default Infinity
+   */
+  capacity?: number;
 }
 
 /** What a `fetchWork` long-poll resolves to. */
@@ -57,6 +72,8 @@ export interface DispatcherOptions {
 
 interface Waiter {
   agentId: string;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | null;
   labels: readonly string[];
   keyName: string | null;
   resolve: (r: FetchResult) => void;
@@ -74,14 +91,31 @@ interface Waiter {
  *   finishing, a lease expiring), never by polling.
  * - Each assignment gets a random token and a lease; {@link expireLeases} puts unconfirmed runs
  *   back in the queue, after which the old token is refused (`STALE_ASSIGNMENT`).
- * Reservations are made synchronously in memory before the store write, so two concurrent
- * fetches can never take the same run.
+ * - Parked long-polls are stored with O(1) removal (insertion-ordered sets, per agent too); an
+ *   agent parks at most its free slots (capacity - runs it holds - polls already parked): a poll
+ *   beyond them is answered at once with no assignment.
+ *
+ * Memory follows the database: a state change is applied here only once its commit succeeded
+ * (lease expiry, confirmation, and, in the callers, cancel, crash and finish). The one exception
+ * is the assignment, reserved in memory before its write so two concurrent fetches can never take
+ * the same run, and rolled back if the write fails (the agent starts nothing before `confirm`,
+ * which is committed after it and checks the token).
  */
 export class Dispatcher {
   private readonly entries = new Map<string, ActiveEntry>();
   /** Ids of QUEUED runs, sorted ascending. */
   private queued: string[] = [];
-  private waiters: Waiter[] = [];
+  /** Parked long-polls in arrival order (answered first come, first served). */
+  private readonly waiters = new Set<Waiter>();
+  /** The same long-polls per agent id. */
+  private readonly waitersByAgent = new Map<string, Set<Waiter>>();
+  /** Ids of the runs each agent holds (ASSIGNED or RUNNING), and the reverse index. */
+  private readonly heldRuns = new Map<string, Set<string>>();
+  private readonly heldBy = new Map<string, string>();
+  /** Runs whose confirmation is being committed (their lease cannot expire meanwhile). */
+  private readonly confirming = new Set<string>();
+  /** Runs whose lease expiry is being committed. */
+  private readonly expiring = new Set<string>();
   /** Cancel requests already delivered by ending a fetchWork early. */
   private readonly cancelSentByFetch = new Set<string>();
   private readonly store: Store;
@@ -112,6 +146,7 @@ export class Dispatcher {
       if (entry.run.status === "ASSIGNED")
         entry.leaseExpiresAt = Math.max(entry.leaseExpiresAt ?? 0, now + this.leaseMs);
       this.entries.set(a.run.runId, entry);
+      this.reindex(entry);
       if (a.run.status === "QUEUED") this.queued.push(a.run.runId);
     }
     this.queued.sort();
@@ -124,7 +159,19 @@ export class Dispatcher {
 
   /** Runs an agent holds (ASSIGNED or RUNNING). */
   byAgent(agentId: string): ActiveEntry[] {
-    return this.all().filter((e) => e.run.agentId === agentId && HELD_RUN_STATUSES.includes(e.run.status));
+    const ids = this.heldRuns.get(agentId);
+    if (ids === undefined) return [];
+    const held: ActiveEntry[] = [];
+    for (const id of ids) {
+      const e = this.entries.get(id);
+      if (e !== undefined) held.push(e);
+    }
+    return held;
+  }
+
+  /** Number of `fetchWork` long-polls parked now (all agents, or one). */
+  parkedCount(agentId?: string): number {
+    return agentId === undefined ? this.waiters.size : (this.waitersByAgent.get(agentId)?.size ?? 0);
   }
 
   /** Number of QUEUED runs. */
@@ -152,51 +199,55 @@ export class Dispatcher {
     const e = this.entries.get(runId);
     if (e === undefined) return undefined;
     this.entries.delete(runId);
+    this.reindex(e);
     this.cancelSentByFetch.delete(runId);
     if (e.run.status === "QUEUED") removeSorted(this.queued, runId);
     this.pump();
     return e;
   }
 
-  /** Flag a RUNNING run for cancellation and tell its agent now (pending fetchWork, if any). */
+  /**
+   * Flag a run its agent holds for cancellation (its cancel is committed) and, once it is
+   * RUNNING, tell its agent now (parked fetchWork, if any).
+   */
   requestCancel(runId: string): void {
     const e = this.entries.get(runId);
-    if (e === undefined || e.run.status !== "RUNNING") return;
+    if (e === undefined || !HELD_RUN_STATUSES.includes(e.run.status)) return;
     e.cancelRequested = true;
     const agentId = e.run.agentId;
-    if (agentId === null) return;
+    if (agentId === null || e.run.status !== "RUNNING") return;
     const cancel = this.cancelsFor(agentId);
-    for (const w of this.waiters) {
-      if (w.agentId === agentId && !w.done) {
-        this.cancelSentByFetch.add(runId);
-        this.finish(w, { assignment: null, cancel });
-      }
+    for (const w of [...(this.waitersByAgent.get(agentId) ?? [])]) {
+      this.cancelSentByFetch.add(runId);
+      this.finish(w, { assignment: null, cancel });
     }
-    this.waiters = this.waiters.filter((w) => !w.done);
   }
 
   /** Answer an agent's parked fetchWork calls with nothing (it was declared lost). */
   dropWaiters(agentId: string): void {
-    for (const w of this.waiters) if (w.agentId === agentId) this.finish(w, { assignment: null, cancel: [] });
-    this.waiters = this.waiters.filter((w) => !w.done);
+    for (const w of [...(this.waitersByAgent.get(agentId) ?? [])]) this.finish(w, { assignment: null, cancel: [] });
   }
 
   /** Runs this agent must stop: RUNNING on it with a cancel requested. */
   cancelsFor(agentId: string): string[] {
-    return this.all()
-      .filter((e) => e.run.agentId === agentId && e.run.status === "RUNNING" && e.cancelRequested)
+    return this.byAgent(agentId)
+      .filter((e) => e.run.status === "RUNNING" && e.cancelRequested)
       .map((e) => e.run.runId);
   }
 
   /**
    * Long-poll for work: resolves at once with the oldest eligible run (or pending cancels), else
    * when one becomes eligible, else `{assignment: null}` after `waitMs` or when `signal` aborts.
+   * An agent without a free slot (its `capacity` taken by the runs it holds and its parked
+   * polls) gets `{assignment: null}` at once.
    */
   fetchWork(agent: WorkRequester, waitMs: number, signal?: AbortSignal): Promise<FetchResult> {
     if (this.closed) return Promise.reject(shuttingDown("fetch again from the next one"));
     return new Promise<FetchResult>((resolve) => {
       const waiter: Waiter = {
         agentId: agent.agentId,
+        signal,
+        onAbort: null,
         labels: agent.labels,
         keyName: agent.keyName ?? null,
         resolve,
@@ -208,6 +259,15 @@ export class Dispatcher {
       const fresh = this.cancelsFor(agent.agentId).filter((id) => !this.cancelSentByFetch.has(id));
       for (const id of fresh) this.cancelSentByFetch.add(id);
       const cancel = fresh.length > 0 ? this.cancelsFor(agent.agentId) : [];
+      const free =
+        (agent.capacity ?? Number.POSITIVE_INFINITY) -
+        (this.heldRuns.get(agent.agentId)?.size ?? 0) -
+        this.parkedCount(agent.agentId);
+      if (free <= 0) {
+        // Every slot is taken: neither a run nor a parked poll more (the agent asks again later).
+        this.finish(waiter, { assignment: null, cancel });
+        return;
+      }
       if (cancel.length > 0) {
         // Cancels first; the agent fetches again right after.
         const entry = this.pick(agent.labels);
@@ -227,19 +287,18 @@ export class Dispatcher {
         this.finish(waiter, { assignment: null, cancel: [] });
         return;
       }
+      if (signal?.aborted === true) {
+        this.finish(waiter, { assignment: null, cancel: [] });
+        return;
+      }
       waiter.timer = this.clock.setTimer(() => {
         this.finish(waiter, { assignment: null, cancel: this.cancelsFor(agent.agentId) });
-        this.waiters = this.waiters.filter((w) => w !== waiter);
       }, waitMs);
-      signal?.addEventListener(
-        "abort",
-        () => {
-          this.finish(waiter, { assignment: null, cancel: [] });
-          this.waiters = this.waiters.filter((w) => w !== waiter);
-        },
-        { once: true },
-      );
-      this.waiters.push(waiter);
+      if (signal !== undefined) {
+        waiter.onAbort = () => this.finish(waiter, { assignment: null, cancel: [] });
+        signal.addEventListener("abort", waiter.onAbort, { once: true });
+      }
+      this.park(waiter);
     });
   }
 
@@ -257,11 +316,13 @@ export class Dispatcher {
       throw notLeasedTo(runId, keyName);
     }
     if (e !== undefined && e.run.status === "ASSIGNED" && e.token === token && e.run.agentId === agentId) {
-      if (e.leaseExpiresAt !== null && now > e.leaseExpiresAt) {
-        this.requeue(e);
+      if (this.expiring.has(runId) || (e.leaseExpiresAt !== null && now > e.leaseExpiresAt)) {
+        this.expire(e);
         throw staleAssignment(runId, "its lease expired");
       }
-      e.run = { ...e.run, status: "RUNNING" };
+      // The run stays ASSIGNED in memory until the commit says RUNNING; meanwhile its lease
+      // cannot expire (expireLeases skips it), so it is never handed out twice.
+      this.confirming.add(runId);
       try {
         const { run, tasks } = await this.store.confirmAssignment(
           runId,
@@ -270,14 +331,23 @@ export class Dispatcher {
           Object.keys(e.workflow.tasks),
           keyName,
         );
-        if (this.entries.get(runId) === e) e.run = run;
+        if (this.entries.get(runId) === e) this.setRun(e, run);
         this.onRunChanged(run);
         this.onTasksChanged(run.workflowId, tasks);
         return run;
       } catch (err) {
-        this.logger.warn("confirm refused by the store", { runId, error: errorMessage(err) });
-        this.remove(runId);
+        if (isCdktrError(err) && STORE_REFUSALS.has(err.code)) {
+          // The database says this assignment is not current: memory forgets it.
+          this.logger.warn("confirm refused by the store", { runId, error: errorMessage(err) });
+          this.remove(runId);
+        } else {
+          // The commit failed: nothing changed, the run stays ASSIGNED (confirm again, or its
+          // lease expires and it goes back to the queue).
+          this.logger.error("could not commit a confirmation", { runId, error: errorMessage(err) });
+        }
         throw err;
+      } finally {
+        this.confirming.delete(runId);
       }
     }
     if (e !== undefined && e.run.status === "RUNNING" && e.token === token && e.run.agentId === agentId) {
@@ -294,7 +364,10 @@ export class Dispatcher {
     );
   }
 
-  /** Put every ASSIGNED run whose lease has passed back in the queue. Returns their ids. */
+  /**
+   * Put every ASSIGNED run whose lease has passed back in the queue, each once its expiry is
+   * committed (a failed commit is tried again at the next call). Returns the ids being expired.
+   */
   expireLeases(): string[] {
     const now = this.clock.now();
     const expired: string[] = [];
@@ -303,7 +376,7 @@ export class Dispatcher {
     }
     for (const id of expired) {
       const e = this.entries.get(id);
-      if (e !== undefined) this.requeue(e);
+      if (e !== undefined) this.expire(e);
     }
     return expired;
   }
@@ -311,38 +384,103 @@ export class Dispatcher {
   /** Answer every parked fetchWork with nothing and refuse new ones. */
   close(): void {
     this.closed = true;
-    for (const w of this.waiters) this.finish(w, { assignment: null, cancel: [] });
-    this.waiters = [];
+    for (const w of [...this.waiters]) this.finish(w, { assignment: null, cancel: [] });
   }
 
   // -------------------------------------------------------------------------------------------
 
-  /** Every tracked non-terminal run. */
-  private all(): ActiveEntry[] {
-    return [...this.entries.values()];
+  /**
+   * Commit the expiry of an ASSIGNED run's lease, then put it back in the queue (memory follows
+   * the commit). Nothing happens while its confirmation or expiry is being committed.
+   */
+  private expire(e: ActiveEntry): void {
+    const runId = e.run.runId;
+    const token = e.token;
+    if (token === null || this.confirming.has(runId) || this.expiring.has(runId)) return;
+    this.expiring.add(runId);
+    const current = (): boolean => this.entries.get(runId) === e && e.token === token && e.run.status === "ASSIGNED";
+    const agentId = e.run.agentId;
+    this.store
+      .expireAssignment(runId, token)
+      .then(async (run) => {
+        // Null: the token is no longer the stored one (confirmed, cancelled or crashed meanwhile).
+        const stored = run ?? (await this.store.getRun(runId))?.run ?? null;
+        if (!current()) return;
+        if (stored === null || isTerminalRunStatus(stored.status)) {
+          this.remove(runId);
+          return;
+        }
+        if (stored.status !== "QUEUED") return;
+        this.requeue(e, stored);
+        this.logger.info("assignment lease expired: run back in the queue", { runId, agentId });
+        if (run !== null) this.onRunChanged(run);
+      })
+      .catch((err: unknown) =>
+        this.logger.error("could not commit a lease expiry (tried again at the next check)", {
+          runId,
+          error: errorMessage(err),
+        }),
+      )
+      .finally(() => this.expiring.delete(runId));
   }
 
-  private requeue(e: ActiveEntry): void {
-    const token = e.token;
-    const agentId = e.run.agentId;
-    e.run = { ...e.run, status: "QUEUED", agentId: null };
+  /** Back in the queue in memory (its QUEUED state is committed). */
+  private requeue(e: ActiveEntry, run: RunRecord): void {
     e.token = null;
     e.leaseKey = null;
     e.leaseExpiresAt = null;
-    insertSorted(this.queued, e.run.runId);
-    this.logger.info("assignment lease expired: run back in the queue", { runId: e.run.runId, agentId });
-    if (token !== null) {
-      this.store.expireAssignment(e.run.runId, token).then(
-        (run) => {
-          if (run === null) return;
-          if (this.entries.get(run.runId) === e && e.run.status === "QUEUED") e.run = run;
-          this.onRunChanged(run);
-        },
-        (err: unknown) =>
-          this.logger.error("could not persist a lease expiry", { runId: e.run.runId, error: errorMessage(err) }),
-      );
-    }
+    this.setRun(e, { ...run, status: "QUEUED", agentId: null });
+    insertSorted(this.queued, run.runId);
     this.pump();
+  }
+
+  /** Set an entry's run and keep the per-agent index of held runs in step. */
+  private setRun(e: ActiveEntry, run: RunRecord): void {
+    e.run = run;
+    this.reindex(e);
+  }
+
+  /** Index the entry under the agent holding it (ASSIGNED/RUNNING and tracked), or under none. */
+  private reindex(e: ActiveEntry): void {
+    const id = e.run.runId;
+    const holder =
+      this.entries.get(id) === e && e.run.agentId !== null && HELD_RUN_STATUSES.includes(e.run.status)
+        ? e.run.agentId
+        : null;
+    const had = this.heldBy.get(id) ?? null;
+    if (had === holder) return;
+    if (had !== null) {
+      const ids = this.heldRuns.get(had);
+      ids?.delete(id);
+      if (ids?.size === 0) this.heldRuns.delete(had);
+      this.heldBy.delete(id);
+    }
+    if (holder !== null) {
+      let ids = this.heldRuns.get(holder);
+      if (ids === undefined) {
+        ids = new Set();
+        this.heldRuns.set(holder, ids);
+      }
+      ids.add(id);
+      this.heldBy.set(id, holder);
+    }
+  }
+
+  private park(w: Waiter): void {
+    this.waiters.add(w);
+    let mine = this.waitersByAgent.get(w.agentId);
+    if (mine === undefined) {
+      mine = new Set();
+      this.waitersByAgent.set(w.agentId, mine);
+    }
+    mine.add(w);
+  }
+
+  private unpark(w: Waiter): void {
+    this.waiters.delete(w);
+    const mine = this.waitersByAgent.get(w.agentId);
+    mine?.delete(w);
+    if (mine?.size === 0) this.waitersByAgent.delete(w.agentId);
   }
 
   private pick(labels: readonly string[]): ActiveEntry | undefined {
@@ -379,27 +517,25 @@ export class Dispatcher {
   }
 
   private pump(): void {
-    if (this.waiters.length === 0 || this.queued.length === 0) return;
+    if (this.waiters.size === 0 || this.queued.length === 0) return;
     for (const w of [...this.waiters]) {
+      if (this.queued.length === 0) return;
       if (w.done) continue;
       const e = this.pick(w.labels);
       if (e === undefined) continue;
       this.assign(w, e);
     }
-    this.waiters = this.waiters.filter((w) => !w.done);
   }
 
   private assign(waiter: Waiter, e: ActiveEntry): void {
     const token = randomUUID();
     const lease = this.clock.now() + this.leaseMs;
     removeSorted(this.queued, e.run.runId);
-    e.run = { ...e.run, status: "ASSIGNED", agentId: waiter.agentId };
     e.token = token;
     e.leaseKey = waiter.keyName;
     e.leaseExpiresAt = lease;
-    waiter.done = true;
-    if (waiter.timer !== null) this.clock.clearTimer(waiter.timer);
-    this.waiters = this.waiters.filter((w) => w !== waiter);
+    this.setRun(e, { ...e.run, status: "ASSIGNED", agentId: waiter.agentId });
+    this.settle(waiter);
     // The reply does not wait for this commit: an assignment lost in a crash (or refused by the
     // store) is harmless, because the agent starts nothing before `confirm`, which is committed
     // after this write (same ordered command queue) and checks the token against the database.
@@ -409,22 +545,15 @@ export class Dispatcher {
           // The database says the run is no longer QUEUED (cancelled meanwhile): forget it; the
           // agent's confirm will be refused.
           this.logger.warn("run vanished from the queue before assignment", { runId: e.run.runId });
-          if (this.entries.get(e.run.runId) === e && e.token === token) this.entries.delete(e.run.runId);
+          if (this.entries.get(e.run.runId) === e && e.token === token) this.remove(e.run.runId);
           return;
         }
-        if (this.entries.get(run.runId) === e && e.token === token) e.run = run;
+        if (this.entries.get(run.runId) === e && e.token === token) this.setRun(e, run);
         this.onRunChanged(run);
       },
       (err: unknown) => {
         this.logger.error("could not persist an assignment", { runId: e.run.runId, error: errorMessage(err) });
-        if (this.entries.get(e.run.runId) === e && e.token === token) {
-          e.run = { ...e.run, status: "QUEUED", agentId: null };
-          e.token = null;
-          e.leaseKey = null;
-          e.leaseExpiresAt = null;
-          insertSorted(this.queued, e.run.runId);
-          this.pump();
-        }
+        if (this.entries.get(e.run.runId) === e && e.token === token) this.requeue(e, e.run);
       },
     );
     waiter.resolve({
@@ -435,9 +564,18 @@ export class Dispatcher {
 
   private finish(w: Waiter, r: FetchResult): void {
     if (w.done) return;
-    w.done = true;
-    if (w.timer !== null) this.clock.clearTimer(w.timer);
+    this.settle(w);
     w.resolve(r);
+  }
+
+  /** Mark a long-poll answered: unparked, its timer and abort listener gone. */
+  private settle(w: Waiter): void {
+    w.done = true;
+    this.unpark(w);
+    if (w.timer !== null) this.clock.clearTimer(w.timer);
+    w.timer = null;
+    if (w.onAbort !== null) w.signal?.removeEventListener("abort", w.onAbort);
+    w.onAbort = null;
   }
 }
 

@@ -161,9 +161,21 @@ export class PrincipalClient {
     return this.rpc.request("taskStatus", req, opts);
   }
 
-  /** Registered agents. */
-  listAgents(opts?: RequestOptions): Promise<Rep<"listAgents">> {
-    return this.rpc.request("listAgents", {}, opts);
+  /** One page of the registered agents (`{}`: the first); follow `nextCursor` for the others. */
+  listAgents(req: Req<"listAgents"> = {}, opts?: RequestOptions): Promise<Rep<"listAgents">> {
+    return this.rpc.request("listAgents", req, opts);
+  }
+
+  /** Every registered agent, following the pages of {@link listAgents}. */
+  async allAgents(opts?: RequestOptions): Promise<Rep<"listAgents">["agents"]> {
+    const agents: Rep<"listAgents">["agents"] = [];
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await this.listAgents(cursor === undefined ? {} : { cursor }, opts);
+      agents.push(...page.agents);
+      if (page.nextCursor === null || page.agents.length === 0) return agents;
+      cursor = page.nextCursor;
+    }
   }
 
   /** Close the socket; pending calls reject with `CLOSED`. Idempotent. */

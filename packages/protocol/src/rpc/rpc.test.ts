@@ -309,7 +309,7 @@ describe("RpcServer + RpcClient", () => {
         "listAgents",
         () =>
           new Promise((resolve) => {
-            release = () => resolve({ agents: [] });
+            release = () => resolve({ agents: [], nextCursor: null });
           }),
       ),
     );
@@ -320,7 +320,7 @@ describe("RpcServer + RpcClient", () => {
     const refused = await rejection(c.ping());
     assert.equal(refused.code, "SHUTTING_DOWN");
     release?.();
-    assert.deepEqual(await slow, { agents: [] });
+    assert.deepEqual(await slow, { agents: [], nextCursor: null });
     await closing;
   });
   it("drops a reply to a client that went away and keeps serving others", async () => {
@@ -330,7 +330,7 @@ describe("RpcServer + RpcClient", () => {
         "listAgents",
         () =>
           new Promise((resolve) => {
-            release = () => resolve({ agents: [] });
+            release = () => resolve({ agents: [], nextCursor: null });
           }),
       ),
     );

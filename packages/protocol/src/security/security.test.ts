@@ -197,10 +197,10 @@ describe("RpcServer with CURVE, ZAP and hello", () => {
     const server = await secureServer(keys);
     server.handle("listAgents", (_b, ctx) => {
       seen.push(ctx.identity?.name);
-      return { agents: [] };
+      return { agents: [], nextCursor: null };
     });
     const c = rpcClient(server.endpoint ?? "", keys.client("ops"));
-    assert.deepEqual(await c.request("listAgents", {}), { agents: [] });
+    assert.deepEqual(await c.request("listAgents", {}), { agents: [], nextCursor: null });
     await c.request("listAgents", {});
     assert.deepEqual(seen, ["ops", "ops"]);
     assert.equal(c.identity?.role, "operator");
@@ -212,7 +212,7 @@ describe("RpcServer with CURVE, ZAP and hello", () => {
     const server = await secureServer(keys);
     server.handle("listAgents", () => {
       handled++;
-      return { agents: [] };
+      return { agents: [], nextCursor: null };
     });
     const ep = server.endpoint ?? "";
     assert.equal(await rawCall(rawDealer(ep, null), "ping", {}), "no reply");
@@ -254,7 +254,7 @@ describe("RpcServer with CURVE, ZAP and hello", () => {
   it("a verb the key's role may not call is PERMISSION_DENIED", async () => {
     const keys = new Keys();
     const server = await secureServer(keys, (identity, verb) => identity.role === "operator" || verb === "ping");
-    server.handle("listAgents", () => ({ agents: [] }));
+    server.handle("listAgents", () => ({ agents: [], nextCursor: null }));
     const c = rpcClient(server.endpoint ?? "", keys.client("reader", "reader"));
     assert.equal((await c.request("ping", {})).principalId, "secure");
     const err = await rejection(c.request("listAgents", {}));
@@ -265,7 +265,7 @@ describe("RpcServer with CURVE, ZAP and hello", () => {
   it("a revoked key is refused at once on its open connection", async () => {
     const keys = new Keys();
     const server = await secureServer(keys);
-    server.handle("listAgents", () => ({ agents: [] }));
+    server.handle("listAgents", () => ({ agents: [], nextCursor: null }));
     const key = keys.client("ops");
     const c = rpcClient(server.endpoint ?? "", key);
     await c.request("listAgents", {});
