@@ -28,6 +28,12 @@ const CONFIRM_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 1000, factor: 2
 const REGISTER_TIMEOUT_MS = 3000;
 /** Wait of a fetch loop while every slot is taken (a finished run wakes it earlier). */
 const FULL_WAIT_MS = 1000;
+/**
+ * Waits of a fetch loop after empty replies that came back at once (the principal parks at most
+ * the agent's free slots as it counts them, and answers a poll beyond them without waiting): 50 ms
+ * doubling to 1 s, so a disagreement about free slots never becomes a busy loop.
+ */
+const EMPTY_BACKOFF: BackoffOptions = { initialMs: 50, maxMs: 1000, factor: 2 };
 
 /** The settings a {@link PrincipalSession} uses. */
 export type PrincipalSessionConfig = Pick<
@@ -201,6 +207,7 @@ export class PrincipalSession {
   async #fetchLoop(): Promise<void> {
     const { config, client, runs, wake } = this.#o;
     let failures = 0;
+    let quickEmpty = 0;
     while (!this.#stopping) {
       if (!this.#registered) {
         const ok = await this.register();
@@ -215,6 +222,7 @@ export class PrincipalSession {
       try {
         this.#fetching++;
         let reply: Awaited<ReturnType<PrincipalClient["fetchWork"]>>;
+        const asked = performance.now();
         try {
           reply = await client.fetchWork({ agentId: config.agentId, waitMs: config.fetchWaitMs, freeSlots: free });
         } finally {
@@ -222,6 +230,12 @@ export class PrincipalSession {
         }
         failures = 0;
         runs.cancel(reply.cancel, "fetchWork");
+        const answeredAtOnce = performance.now() - asked < Math.min(100, config.fetchWaitMs / 2);
+        if (reply.assignment === null && reply.cancel.length === 0 && answeredAtOnce) {
+          await wake.wait(backoffDelay(++quickEmpty, EMPTY_BACKOFF));
+        } else {
+          quickEmpty = 0;
+        }
         if (reply.assignment !== null) {
           if (this.#stopping) {
             this.#logger.info("shutting down: leaving an assignment unconfirmed (its lease will expire)", {
