@@ -173,3 +173,23 @@ test("a principal that forgot the agent gets a new registration; its cancel list
   );
   assert.deepEqual(runs.cancelled.find((c) => c.from === "fetchWork")?.ids, ["r2"]);
 });
+
+test("empty fetchWork replies that come back at once are followed by growing waits, not a busy loop", async () => {
+  let fetches = 0;
+  const runs = recordingRuns();
+  const session = await connect(
+    (s) => {
+      s.handle("registerAgent", () => registered);
+      s.handle("fetchWork", () => {
+        fetches++;
+        return { assignment: null, cancel: [] };
+      });
+    },
+    runs,
+    { fetchWaitMs: 20_000 },
+  );
+  assert.equal(await session.start(), true);
+  await sleep(1500);
+  // 50 ms doubling to 1 s (jittered): about 6 fetches in 1.5 s; without the waits, thousands.
+  assert.ok(fetches >= 2 && fetches <= 40, `${fetches} fetches in 1.5 s`);
+});
