@@ -66,6 +66,11 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         description: "A lost agent stays in `cdktr agents` this long, then is forgotten",
       },
       {
+        name: "CDKTR_MAX_AGENTS_PER_KEY",
+        default: "256",
+        description: "Agent ids one key may hold at once (a new one forgets the key's longest-lost agent)",
+      },
+      {
         name: "CDKTR_ASSIGNMENT_LEASE_MS",
         default: "10000",
         description: "An assignment not confirmed within this goes back to the queue",

@@ -114,7 +114,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
   let timers: RepeatingTimer[] = [];
   let state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   let stopping: Promise<void> | null = null;
-  const agents = new AgentRegistry(clock, config.heartbeatTimeoutMs, config.agentGcAfterMs);
+  const agents = new AgentRegistry(clock, config.heartbeatTimeoutMs, config.agentGcAfterMs, config.maxAgentsPerKey);
   const events = createPrincipalEvents(() => publisher, logger);
 
   /** Run `fn` every `ms` on the clock while the principal is running. */

@@ -17,6 +17,7 @@ describe("loadConfig", () => {
       heartbeatTimeoutMs: 30_000,
       heartbeatIntervalMs: 5_000,
       agentGcAfterMs: 3_600_000,
+      maxAgentsPerKey: 256,
       leaseMs: 10_000,
       idempotencyRetentionDays: 7,
       runRetentionDays: 30,

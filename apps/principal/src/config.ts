@@ -36,6 +36,7 @@ export const PrincipalEnvSchema = z.object({
   CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: envInt({ min: 100, max: 86_400_000, default: 30_000 }),
   /** A lost agent stays in `listAgents` (status LOST) this long, then is forgotten. */
   CDKTR_AGENT_GC_AFTER_MS: envInt({ min: 100, max: 2_592_000_000, default: 3_600_000 }),
+  CDKTR_MAX_AGENTS_PER_KEY: envInt({ min: 1, max: 100_000, default: 256 }),
   /** Heartbeat interval told to agents at registration. */
   CDKTR_AGENT_HEARTBEAT_INTERVAL_MS: envInt({ min: 50, max: 3_600_000, default: 5_000 }),
   /** An assignment not confirmed within this goes back to the queue. */
@@ -78,6 +79,8 @@ export interface PrincipalConfig {
   heartbeatIntervalMs: number;
   /** How long a lost agent is listed before it is forgotten (`CDKTR_AGENT_GC_AFTER_MS`). */
   agentGcAfterMs: number;
+  /** Agent ids one key may hold in the registry (`CDKTR_MAX_AGENTS_PER_KEY`). */
+  maxAgentsPerKey: number;
   leaseMs: number;
   idempotencyRetentionDays: number;
   runRetentionDays: number;
@@ -146,6 +149,7 @@ export function loadConfig(
     heartbeatTimeoutMs: e.CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS,
     heartbeatIntervalMs: e.CDKTR_AGENT_HEARTBEAT_INTERVAL_MS,
     agentGcAfterMs: e.CDKTR_AGENT_GC_AFTER_MS,
+    maxAgentsPerKey: e.CDKTR_MAX_AGENTS_PER_KEY,
     leaseMs: e.CDKTR_ASSIGNMENT_LEASE_MS,
     idempotencyRetentionDays: e.CDKTR_IDEMPOTENCY_RETENTION_DAYS,
     runRetentionDays: e.CDKTR_RUN_RETENTION_DAYS,

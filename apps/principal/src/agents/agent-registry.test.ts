@@ -40,4 +40,35 @@ describe("AgentRegistry (fake clock)", () => {
       ["ghost"],
     );
   });
+
+  it("one key holds at most maxPerKey agent ids: a new one forgets the key's longest-lost, or is refused", async () => {
+    const clock = new ManualClock();
+    const r = new AgentRegistry(clock, 1000, 3_600_000, 3);
+    for (const id of ["a1", "a2", "a3"]) r.register({ agentId: id, ...reg }, "k");
+    r.register({ agentId: "b1", ...reg }, "other");
+    assert.throws(
+      () => r.register({ agentId: "a4", ...reg }, "k"),
+      (e: unknown) =>
+        (e as { code?: string }).code === "PERMISSION_DENIED" && /CDKTR_MAX_AGENTS_PER_KEY/.test(String(e)),
+    );
+    r.register({ agentId: "a2", ...reg }, "k");
+    await clock.advance(600);
+    r.touch("a1");
+    r.touch("a2");
+    r.touch("b1");
+    await clock.advance(600);
+    assert.deepEqual(
+      r.expire().map((a) => a.agentId),
+      ["a3"],
+    );
+    r.register({ agentId: "a4", ...reg }, "k");
+    assert.deepEqual(
+      r
+        .list()
+        .map((a) => a.agentId)
+        .sort(),
+      ["a1", "a2", "a4", "b1"],
+      "a3 (lost) forgotten for a4; the other key untouched",
+    );
+  });
 });

@@ -41,11 +41,13 @@ export class AgentRegistry {
   /**
    * @param timeoutMs an agent silent this long is lost
    * @param gcAfterMs a lost agent is forgotten this long after it was lost
+   * @param maxPerKey agents one key may have in the registry at once (active or lost)
    */
   constructor(
     private readonly clock: Clock,
     private readonly timeoutMs: number,
     private readonly gcAfterMs: number = DEFAULT_AGENT_GC_AFTER_MS,
+    private readonly maxPerKey: number = DEFAULT_MAX_AGENTS_PER_KEY,
   ) {}
 
   /** Track an agent known only because stored runs name it (after a restart), with the key holding them. */
@@ -70,7 +72,10 @@ export class AgentRegistry {
 
   /**
    * Check that the key `keyName` may speak for `agentId` (null: authentication off, always).
-   * @throws CdktrError PERMISSION_DENIED when the id is in use by an active agent of another key.
+   * A key holds at most `maxPerKey` agent ids (active or lost): registering one more forgets the
+   * key's longest-lost agent, and is refused while all of them are active.
+   * @throws CdktrError PERMISSION_DENIED when the id is in use by an active agent of another key,
+   *   or when the key already has `maxPerKey` active agents.
    */
   checkKey(agentId: string, keyName: string | null): void {
     if (keyName === null) return;
@@ -84,7 +89,10 @@ export class AgentRegistry {
 
   /**
    * (Re-)register an agent speaking with the key `keyName` (null without authentication).
-   * @throws CdktrError PERMISSION_DENIED when the id is in use by an active agent of another key.
+   * A key holds at most `maxPerKey` agent ids (active or lost): registering one more forgets the
+   * key's longest-lost agent, and is refused while all of them are active.
+   * @throws CdktrError PERMISSION_DENIED when the id is in use by an active agent of another key,
+   *   or when the key already has `maxPerKey` active agents.
    */
   register(
     a: {
@@ -98,6 +106,7 @@ export class AgentRegistry {
     keyName: string | null = null,
   ): AgentState {
     this.checkKey(a.agentId, keyName);
+    if (keyName !== null) this.makeRoomFor(a.agentId, keyName);
     const now = this.clock.now();
     const state: AgentState = {
       ...a,
@@ -110,6 +119,27 @@ export class AgentRegistry {
     };
     this.agents.set(a.agentId, state);
     return state;
+  }
+
+  /** Forget the key's longest-lost agent when a new id would exceed `maxPerKey`; refuse if none is lost. */
+  private makeRoomFor(agentId: string, keyName: string): void {
+    if (this.agents.get(agentId)?.keyName === keyName) return;
+    let count = 0;
+    let oldestLost: AgentState | undefined;
+    for (const s of this.agents.values()) {
+      if (s.keyName !== keyName) continue;
+      count++;
+      if (s.status === "LOST" && (oldestLost === undefined || (s.lostAt ?? 0) < (oldestLost.lostAt ?? 0)))
+        oldestLost = s;
+    }
+    if (count < this.maxPerKey) return;
+    if (oldestLost === undefined) {
+      throw permissionDenied(
+        `key \`${keyName}\` already has ${count} active agents (CDKTR_MAX_AGENTS_PER_KEY): give more agents keys of their own, or raise the limit`,
+        { agentId, key: keyName },
+      );
+    }
+    this.agents.delete(oldestLost.agentId);
   }
 
   /** A registered, not lost agent, or undefined. */
@@ -192,6 +222,9 @@ export class AgentRegistry {
     return [...this.agents.values()].filter((a) => a.registered).map(recordOf);
   }
 }
+
+/** Default of `CDKTR_MAX_AGENTS_PER_KEY`. */
+export const DEFAULT_MAX_AGENTS_PER_KEY = 256;
 
 /** Default of `CDKTR_AGENT_GC_AFTER_MS`: lost agents are listed for an hour. */
 export const DEFAULT_AGENT_GC_AFTER_MS = 3_600_000;
