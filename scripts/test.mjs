@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The one place that runs compiled tests, with one set of node:test flags (tap reporter, files
-// one at a time, 180 s per test: many suites start real processes, and the machine has two
-// cores).
+// one at a time, 300 s per test file and per test: many suites start real processes, the machine
+// has two cores, and the release test compiles better-sqlite3 from source in its npm install).
 //
 //   node scripts/test.mjs                 every workspace (packages, apps, bench, e2e) in ONE
 //                                         node:test run, ending with node's own `# pass N` /
@@ -76,7 +76,7 @@ delete env.CDKTR_KEY_FILE;
 delete env.CDKTR_AUTH;
 const child = spawn(
   process.execPath,
-  ["--test", "--test-concurrency=1", "--test-timeout=180000", "--test-reporter=tap", ...selected],
+  ["--test", "--test-concurrency=1", "--test-timeout=300000", "--test-reporter=tap", ...selected],
   { stdio: "inherit", env },
 );
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
