@@ -18,6 +18,7 @@ import {
 } from "@cdktr/protocol";
 import type { AgentConfig } from "./config.js";
 import { acquireDataDirLock, type DataDirLock } from "./data-dir/data-dir-lock.js";
+import { noSyncOps, realSyncOps, SyncBatch } from "./data-dir/sync-batch.js";
 import { AgentStateError } from "./errors.js";
 import { ProcessGroupRegistry } from "./exec/process-group-registry.js";
 import type { TaskEnvSource } from "./exec/task-command.js";
@@ -140,7 +141,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
 
   /** Build every part (nothing runs yet); the clients are released by {@link releaseAll}. */
   const build = (): Parts & { principal: PrincipalClient; logs: LogClient } => {
-    const groups = new ProcessGroupRegistry(config.dataDir, logger);
+    // One group commit for every record of the data directory: one fsync per file per turn.
+    const sync = new SyncBatch({ ops: config.fsync ? realSyncOps : noSyncOps, logger });
+    const groups = new ProcessGroupRegistry(config.dataDir, logger, sync);
     // Read here, not at import or creation: a bad CDKTR_KEY_FILE fails the start with its message.
     const key = deps.key !== undefined ? deps.key : findClientKey(AGENT_KEY_NAME, process.env);
     keyName = key?.name ?? null;
@@ -174,6 +177,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       spoolDir: join(config.dataDir, "spool"),
       spoolMaxBytes: config.logSpoolMaxBytes,
       logger,
+      sync,
     });
     const outbox = new StatusOutbox({
       sink: async (u) => {
@@ -188,6 +192,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       onNotRegistered: () => session.markUnregistered(),
       whenLogsAcked: (mark) => shipper.whenAcked(mark),
       whenPreviousLogsSent: () => shipper.whenPreviousSpoolSent(),
+      sync,
     });
     const runs = new ActiveRuns({
       agentId: config.agentId,
@@ -207,6 +212,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       runs,
       wake,
       logger,
+      problems: () => [shipper.problem, outbox.problem, groups.problem].filter((p): p is string => p !== null),
     });
     return { groups, shipper, outbox, runs, session, principal, logs };
   };
