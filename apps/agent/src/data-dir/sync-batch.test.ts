@@ -22,7 +22,7 @@ function recording(): SyncOps & { calls: string[] } {
   };
 }
 
-test("one fsync per file and per directory per turn of the event loop, files before directories", async () => {
+test("one fsync per file and per directory per batch (a turn of the event loop), files before directories", async () => {
   const ops = recording();
   const b = new SyncBatch({ ops, logger: noopLogger });
   for (let i = 0; i < 1000; i++) {
@@ -64,4 +64,40 @@ test("the real path is the default: files and directories are fsynced, a removed
   b.file(join(dir, "rec", "not-a-dir"));
   b.now();
   assert.equal(b.counts.failures, 1, "ENOTDIR is a failure (logged), not a throw");
+});
+
+test("group commit: what is marked while a batch syncs waits for the next batch, once per file", async () => {
+  const calls: string[] = [];
+  let release: () => void = () => undefined;
+  const blocked = new Promise<void>((r) => {
+    release = r;
+  });
+  const ops: SyncOps = {
+    syncFile: () => assert.fail("the batches run off the event loop"),
+    syncDir: () => assert.fail("the batches run off the event loop"),
+    syncFileAsync: async (p) => {
+      calls.push(p);
+      if (calls.length === 1) await blocked;
+    },
+    syncDirAsync: async (p) => {
+      calls.push(`dir ${p}`);
+    },
+  };
+  const b = new SyncBatch({ ops, logger: noopLogger });
+  b.file("/a");
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(calls, ["/a"], "the first batch is syncing (blocked)");
+  for (let turn = 0; turn < 5; turn++) {
+    for (let i = 0; i < 100; i++) {
+      b.file("/a");
+      b.file("/b");
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.deepEqual(calls, ["/a"], "nothing more while it syncs");
+  const done = b.synced();
+  release();
+  await done;
+  assert.deepEqual(calls, ["/a", "/a", "/b"], "5 turns of 200 marks: one more batch, one fsync per file");
+  assert.equal(b.counts.batches, 2);
 });
