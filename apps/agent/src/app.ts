@@ -96,6 +96,8 @@ export interface Agent {
 
 /** What {@link Agent.start} builds; stopped in reverse order. */
 interface Parts {
+  /** The group commit of the data directory's records. */
+  sync: SyncBatch;
   groups: ProcessGroupRegistry;
   shipper: LogShipper;
   outbox: StatusOutbox;
@@ -214,7 +216,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       logger,
       problems: () => [shipper.problem, outbox.problem, groups.problem].filter((p): p is string => p !== null),
     });
-    return { groups, shipper, outbox, runs, session, principal, logs };
+    return { sync, groups, shipper, outbox, runs, session, principal, logs };
   };
 
   return {
@@ -260,7 +262,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         stopping = true;
         parts?.session.stopFetching();
         if (!started || parts === null) return;
-        const { runs, shipper, outbox, session } = parts;
+        const { runs, shipper, outbox, session, sync } = parts;
         logger.info("shutting down", { runningRuns: runs.size, graceMs: config.shutdownGraceMs });
         const allDone = await wake.until(() => runs.size === 0, config.shutdownGraceMs);
         if (!allDone) {
@@ -283,6 +285,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         client?.close();
         logClient?.close();
         await stopped;
+        // What the outbox and the spool wrote last is on the disk before the process exits.
+        await sync.synced();
         await session.closed();
         releaseAll();
         logger.info("stopped");
