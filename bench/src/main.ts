@@ -19,6 +19,7 @@ import { nowMs } from "./harness/stats.js";
 import { renderTable } from "./harness/table.js";
 import type { BenchContext, Scenario } from "./scenario.js";
 import { abusePolls } from "./scenarios/abuse-polls.js";
+import { agentFsync } from "./scenarios/agent-fsync.js";
 import { dispatchLatency } from "./scenarios/dispatch-latency.js";
 import { footprint } from "./scenarios/footprint.js";
 import { logPipeline } from "./scenarios/log-pipeline.js";
@@ -37,6 +38,7 @@ const SCENARIOS: Scenario[] = [
   footprint,
   peers,
   abusePolls,
+  agentFsync,
 ];
 const BENCH_DIR = fileURLToPath(new URL("../", import.meta.url));
 const RESULTS_DIR = join(BENCH_DIR, "results");

@@ -18,6 +18,7 @@ import {
 } from "@cdktr/protocol";
 import type { AgentConfig } from "./config.js";
 import { acquireDataDirLock, type DataDirLock } from "./data-dir/data-dir-lock.js";
+import { noSyncOps, realSyncOps, SyncBatch } from "./data-dir/sync-batch.js";
 import { AgentStateError } from "./errors.js";
 import { ProcessGroupRegistry } from "./exec/process-group-registry.js";
 import type { TaskEnvSource } from "./exec/task-command.js";
@@ -95,6 +96,8 @@ export interface Agent {
 
 /** What {@link Agent.start} builds; stopped in reverse order. */
 interface Parts {
+  /** The group commit of the data directory's records. */
+  sync: SyncBatch;
   groups: ProcessGroupRegistry;
   shipper: LogShipper;
   outbox: StatusOutbox;
@@ -140,7 +143,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
 
   /** Build every part (nothing runs yet); the clients are released by {@link releaseAll}. */
   const build = (): Parts & { principal: PrincipalClient; logs: LogClient } => {
-    const groups = new ProcessGroupRegistry(config.dataDir, logger);
+    // One group commit for every record of the data directory: one fsync per file per turn.
+    const sync = new SyncBatch({ ops: config.fsync ? realSyncOps : noSyncOps, logger });
+    const groups = new ProcessGroupRegistry(config.dataDir, logger, sync);
     // Read here, not at import or creation: a bad CDKTR_KEY_FILE fails the start with its message.
     const key = deps.key !== undefined ? deps.key : findClientKey(AGENT_KEY_NAME, process.env);
     keyName = key?.name ?? null;
@@ -174,6 +179,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       spoolDir: join(config.dataDir, "spool"),
       spoolMaxBytes: config.logSpoolMaxBytes,
       logger,
+      sync,
     });
     const outbox = new StatusOutbox({
       sink: async (u) => {
@@ -188,6 +194,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       onNotRegistered: () => session.markUnregistered(),
       whenLogsAcked: (mark) => shipper.whenAcked(mark),
       whenPreviousLogsSent: () => shipper.whenPreviousSpoolSent(),
+      sync,
     });
     const runs = new ActiveRuns({
       agentId: config.agentId,
@@ -207,8 +214,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       runs,
       wake,
       logger,
+      problems: () => [shipper.problem, outbox.problem, groups.problem].filter((p): p is string => p !== null),
     });
-    return { groups, shipper, outbox, runs, session, principal, logs };
+    return { sync, groups, shipper, outbox, runs, session, principal, logs };
   };
 
   return {
@@ -254,7 +262,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         stopping = true;
         parts?.session.stopFetching();
         if (!started || parts === null) return;
-        const { runs, shipper, outbox, session } = parts;
+        const { runs, shipper, outbox, session, sync } = parts;
         logger.info("shutting down", { runningRuns: runs.size, graceMs: config.shutdownGraceMs });
         const allDone = await wake.until(() => runs.size === 0, config.shutdownGraceMs);
         if (!allDone) {
@@ -277,6 +285,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         client?.close();
         logClient?.close();
         await stopped;
+        // What the outbox and the spool wrote last is on the disk before the process exits.
+        await sync.synced();
         await session.closed();
         releaseAll();
         logger.info("stopped");

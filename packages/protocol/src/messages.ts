@@ -282,6 +282,11 @@ export const HeartbeatRequestSchema = z
   .object({
     agentId: AgentIdSchema,
     runningRuns: RunningRunsSchema,
+    /**
+     * What keeps the agent from working normally right now (for instance `"disk full: log spool
+     * (...)"`); absent or empty when all is well. `listAgents` shows the last reported list.
+     */
+    problems: z.array(z.string().max(1000)).max(20).optional(),
   })
   .strict();
 /** Reply body of `heartbeat` (port 5561). */

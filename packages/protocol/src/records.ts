@@ -309,6 +309,8 @@ export const AgentRecordSchema = z.object({
   registeredAt: IsoTimeSchema,
   lastHeartbeatAt: IsoTimeSchema,
   status: z.enum(["ACTIVE", "LOST"]),
+  /** The problems of the agent's last heartbeat (disk full...); empty when all is well. */
+  problems: z.array(z.string()).optional(),
 });
 /** Type of {@link AgentRecordSchema}. */
 export type AgentRecord = z.infer<typeof AgentRecordSchema>;

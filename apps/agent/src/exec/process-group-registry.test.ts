@@ -1,10 +1,11 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readdirSync, writeFileSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { noopLogger } from "@cdktr/protocol";
 import { waitFor, makeTempDir, removeTempDirs } from "@cdktr/test-utils";
+import { SyncBatch } from "../data-dir/sync-batch.js";
 import { ProcessGroupRegistry } from "./process-group-registry.js";
 
 after(removeTempDirs);
@@ -76,4 +77,35 @@ test("killAll SIGKILLs every recorded group at once and leaves the records for t
   // The groups are gone: the next agent process only removes the records.
   assert.deepEqual(new ProcessGroupRegistry(dir, noopLogger).reapOrphans(), []);
   assert.deepEqual(readdirSync(join(dir, "pgids")), []);
+});
+
+test("records are fsynced with their directory, batched per turn; a record that cannot be written is a problem, not a throw", async () => {
+  const calls: string[] = [];
+  const sync = new SyncBatch({
+    ops: { syncFile: (p) => calls.push(`file ${p}`), syncDir: (p) => calls.push(`dir ${p}`) },
+    logger: noopLogger,
+  });
+  const dir = makeTempDir("cdktr-pg-");
+  const reg = new ProcessGroupRegistry(dir, noopLogger, sync);
+  const rec = reg.recorderFor("r1", "t1");
+  // Pids that are no process here: only the records matter.
+  rec.record(999_991);
+  rec.record(999_992);
+  await sync.synced();
+  const pgids = join(dir, "pgids");
+  assert.deepEqual(calls, [`file ${join(pgids, "999991")}`, `file ${join(pgids, "999992")}`, `dir ${pgids}`]);
+  rec.release(999_991);
+  rec.release(999_992);
+  await sync.synced();
+  assert.deepEqual(calls.slice(3), [`dir ${pgids}`], "removals: one directory fsync for both");
+
+  // The records' directory replaced by a file: recording fails, the task is not stopped by it.
+  rmSync(pgids, { recursive: true });
+  writeFileSync(pgids, "");
+  assert.doesNotThrow(() => rec.record(999_993));
+  assert.match(reg.problem ?? "", /process-group records/);
+  rmSync(pgids);
+  rec.record(999_994);
+  assert.equal(reg.problem, null);
+  assert.deepEqual(readdirSync(pgids), ["999994"]);
 });

@@ -5,6 +5,8 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { errorMessage, type Logger } from "@cdktr/protocol";
+import { SyncBatch } from "../data-dir/sync-batch.js";
+import { writeProblem } from "../data-dir/write-problem.js";
 import { killGroup, type GroupRecorder } from "./task-process.js";
 
 /** What a `pgids/<pgid>` file holds. */
@@ -66,16 +68,49 @@ function groupMembers(pgid: number): ProcInfo[] {
  * One file per live task process group under `<dataDir>/pgids/`, written right after spawn and
  * removed when the group is gone. The only reader and writer of that directory: the next agent
  * process reaps what a killed one left ({@link ProcessGroupRegistry.reapOrphans}), a forced stop
- * kills every group at once ({@link ProcessGroupRegistry.killAll}).
+ * kills every group at once ({@link ProcessGroupRegistry.killAll}). Records and the directory
+ * are fsynced once per turn of the event loop (`sync`). A record that cannot be written (disk
+ * full) does not stop the task: it is a {@link ProcessGroupRegistry.problem} until a later record
+ * is written.
  */
 export class ProcessGroupRegistry {
   readonly #dir: string;
   readonly #logger: Logger;
+  readonly #sync: SyncBatch;
+  #problem: string | null = null;
 
-  constructor(dataDir: string, logger: Logger) {
+  constructor(dataDir: string, logger: Logger, sync?: SyncBatch) {
     this.#dir = join(dataDir, "pgids");
     this.#logger = logger;
-    mkdirSync(this.#dir, { recursive: true });
+    this.#sync = sync ?? new SyncBatch({ logger });
+    this.#ensureDir();
+  }
+
+  /**
+   * Why the last process group could not be recorded (disk full...), or null: a task started
+   * meanwhile is not reaped if this agent process is killed.
+   */
+  get problem(): string | null {
+    return this.#problem;
+  }
+
+  #ensureDir(): boolean {
+    try {
+      mkdirSync(this.#dir, { recursive: true });
+      return true;
+    } catch (e: unknown) {
+      this.#failed(this.#dir, e);
+      return false;
+    }
+  }
+
+  #failed(path: string, e: unknown): void {
+    this.#problem = writeProblem(
+      "process-group records",
+      path,
+      e,
+      "tasks started now are not killed by the next agent if this one is killed",
+    );
   }
 
   /** A recorder that tags the groups it records with this run and task. */
@@ -83,14 +118,38 @@ export class ProcessGroupRegistry {
     return {
       record: (pgid) => {
         const rec: GroupRecord = { pgid, runId, taskId, startTicks: readProcStat(pgid)?.startTicks ?? null };
+        const file = join(this.#dir, String(pgid));
+        const write = (): void => writeFileSync(file, JSON.stringify(rec));
         try {
-          writeFileSync(join(this.#dir, String(pgid)), JSON.stringify(rec));
+          try {
+            write();
+          } catch (e: unknown) {
+            // The directory went away (or was never made): make it and try once more.
+            if ((e as { code?: unknown }).code !== "ENOENT" || !this.#ensureDir()) throw e;
+            write();
+          }
+          this.#sync.file(file);
+          this.#sync.dir(this.#dir);
+          this.#problem = null;
         } catch (e: unknown) {
+          // A partly written record is worse than none (the next agent skips unreadable ones anyway).
+          try {
+            rmSync(file, { force: true });
+          } catch {
+            /* nothing there to remove */
+          }
+          this.#ensureDir();
+          this.#failed(file, e);
           this.#logger.warn("cannot record task process group", { pgid, runId, taskId, error: errorMessage(e) });
         }
       },
       release: (pgid) => {
-        rmSync(join(this.#dir, String(pgid)), { force: true });
+        try {
+          rmSync(join(this.#dir, String(pgid)), { force: true });
+          this.#sync.dir(this.#dir);
+        } catch (e: unknown) {
+          this.#logger.warn("cannot remove a task process group record", { pgid, error: errorMessage(e) });
+        }
       },
     };
   }

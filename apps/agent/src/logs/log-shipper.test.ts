@@ -1,8 +1,10 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { CdktrError, noopLogger, type LogLine } from "@cdktr/protocol";
 import { waitFor, makeTempDir, removeTempDirs } from "@cdktr/test-utils";
+import { fillDisk, mountTmpfs } from "../test/tmpfs.js";
 import { LogShipper, type LogSink } from "./log-shipper.js";
 
 after(removeTempDirs);
@@ -265,4 +267,108 @@ test("every batch carries the assignment token of each of its runs, also when re
   for (const batch of sent) for (const l of batch.lines) tokenOf.set(l.runId, batch.tokens[l.runId]);
   assert.deepEqual(Object.fromEntries(tokenOf), { r1: "token-1", r2: "token-2", r3: "token-3" });
   await b.stop();
+});
+
+test("spool directory not creatable (file creation fails) during an outage: flush() is false, lines held, nothing lost", async () => {
+  const p = fakePrincipal();
+  p.down = true;
+  const base = makeTempDir("cdktr-spool-");
+  writeFileSync(join(base, "data"), "a file where the data directory should be");
+  const s = new LogShipper({
+    sink: p.sink,
+    spoolDir: join(base, "data", "spool"),
+    spoolMaxBytes: 1e9,
+    logger: noopLogger,
+    maxBatchLines: 100,
+    retryBaseMs: 10,
+    retryMaxMs: 50,
+  });
+  s.start(); // does not throw
+  for (let i = 1; i <= 2000; i++) s.append(line("t", i));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(await s.flush(200), false, "flush() never claims lines it does not hold");
+  assert.match(s.problem ?? "", /cannot write log spool/);
+  assert.ok(s.memoryBytes > 0, "the lines the spool did not take are still in memory");
+  p.down = false;
+  assert.equal(await s.flush(10_000), true);
+  assert.deepEqual(seqs(p.stored), range(2000), "every line once, in order");
+  rmSync(join(base, "data"));
+  assert.equal(s.problem, null, "the path is usable again");
+  await s.stop();
+});
+
+test("full spool disk (tmpfs) during an outage: the task pauses, flush() is false, problem reported; all lines arrive once after", async (t) => {
+  const mnt = mountTmpfs(t, 1024 * 1024);
+  if (mnt === null) return;
+  const p = fakePrincipal();
+  p.down = true;
+  const s = new LogShipper({
+    sink: p.sink,
+    spoolDir: join(mnt, "spool"),
+    spoolMaxBytes: 1e9,
+    logger: noopLogger,
+    retryBaseMs: 10,
+    retryMaxMs: 50,
+    memoryHighBytes: 4 * 1024 * 1024,
+    spoolFileBytes: 128 * 1024,
+  });
+  s.start();
+  const flow = s.flowFor("r1", "t");
+  const N = 20_000;
+  let written = 0;
+  // A task writing as fast as backpressure lets it: it stops at the first pause.
+  const writer = (async () => {
+    while (written < N) {
+      if (flow.shouldPause()) await flow.whenWritable();
+      written++;
+      const l = line("t", written);
+      l.line = `line ${written} ${"y".repeat(80)}`;
+      s.append(l);
+      if (written % 100 === 0) await new Promise((r) => setImmediate(r));
+    }
+  })();
+  await waitFor(() => s.problem?.startsWith("disk full: log spool") === true, { timeoutMs: 10_000, what: "disk full" });
+  await new Promise((r) => setTimeout(r, 500));
+  const stuckAt = written;
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(written, stuckAt, "the writer is paused (backpressure), not dropping");
+  assert.ok(written < N, `paused before the end (${written} of ${N})`);
+  assert.equal(await s.flush(100), false, "flush() never claims lines it does not hold");
+  p.down = false;
+  await writer;
+  assert.equal(await s.flush(30_000), true);
+  assert.deepEqual(seqs(p.stored), range(N), "every line exactly once, in order");
+  assert.equal(s.problem, null, "cleared once the spool drained");
+  await s.stop();
+});
+
+test("full spool disk with the principal still down: the spool takes lines again by itself when space returns", async (t) => {
+  const mnt = mountTmpfs(t, 512 * 1024);
+  if (mnt === null) return;
+  const filler = fillDisk(mnt);
+  const p = fakePrincipal();
+  p.down = true;
+  const s = new LogShipper({
+    sink: p.sink,
+    spoolDir: join(mnt, "spool"),
+    spoolMaxBytes: 1e9,
+    logger: noopLogger,
+    maxBatchLines: 100,
+    retryBaseMs: 10,
+    retryMaxMs: 50,
+  });
+  s.start();
+  for (let i = 1; i <= 500; i++) s.append(line("t", i));
+  await waitFor(() => s.problem !== null, { timeoutMs: 5000, what: "problem reported" });
+  assert.ok(s.memoryBytes > 0);
+  rmSync(filler);
+  await waitFor(() => s.memoryBytes === 0 || s.spoolBytes > 0, {
+    timeoutMs: 5000,
+    what: "spooled after space returned",
+  });
+  await waitFor(() => s.problem === null, { timeoutMs: 5000, what: "problem cleared" });
+  p.down = false;
+  assert.equal(await s.flush(10_000), true);
+  assert.deepEqual(seqs(p.stored), range(500));
+  await s.stop();
 });

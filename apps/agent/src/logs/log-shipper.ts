@@ -9,6 +9,7 @@
  * process are resent first.
  */
 import { backoffDelay, errorMessage, isCdktrError, type LogLine, type Logger } from "@cdktr/protocol";
+import type { SyncBatch } from "../data-dir/sync-batch.js";
 import type { OutputFlowControl } from "../exec/task-process.js";
 import { entryBytes, LogSpool, type SpoolBatch, type SpoolEntry } from "./log-spool.js";
 
@@ -48,6 +49,8 @@ export interface LogShipperOptions {
   retryBaseMs?: number;
   /** Largest delay between resends. @default 2000 */
   retryMaxMs?: number;
+  /** Where spool files are fsynced (batched with the agent's other records). @default one of its own */
+  sync?: SyncBatch;
 }
 
 /** The batch being sent. */
@@ -73,7 +76,8 @@ function tokensOf(entries: readonly SpoolEntry[]): Record<string, string> {
  * principal in the order they were appended (after any older spooled lines).
  */
 export class LogShipper {
-  readonly #o: Required<Omit<LogShipperOptions, "sink" | "logger" | "spoolDir" | "spoolMaxBytes">> & LogShipperOptions;
+  readonly #o: Required<Omit<LogShipperOptions, "sink" | "logger" | "spoolDir" | "spoolMaxBytes" | "sync">> &
+    LogShipperOptions;
   readonly #memory: SpoolEntry[] = [];
   #memHead = 0;
   #memBytes = 0;
@@ -111,7 +115,23 @@ export class LogShipper {
       maxBytes: this.#o.spoolMaxBytes,
       fileBytes: this.#o.spoolFileBytes,
       logger: this.#o.logger,
+      ...(options.sync === undefined ? {} : { sync: options.sync }),
     });
+  }
+
+  /**
+   * Why log lines cannot leave memory now, for the agent's heartbeat: the spool cannot be
+   * written (disk full...), or it is at its cap while the principal is unreachable. Null when
+   * all is well. A spool problem is cleared by the next write that works, or once the disk has
+   * room again.
+   */
+  get problem(): string | null {
+    this.#spool.recheck();
+    if (this.#spool.problem !== null) return this.#spool.problem;
+    if (!this.#connected && this.#spool.room <= 0 && this.#memory.length - this.#memHead > 0) {
+      return `log spool full (CDKTR_AGENT_LOG_SPOOL_MAX_BYTES=${this.#o.spoolMaxBytes}) while the principal is unreachable: task output pauses at the memory cap`;
+    }
+    return null;
   }
 
   /** Bytes of log lines held in memory (queued and in flight). */
@@ -213,7 +233,11 @@ export class LogShipper {
     while (!this.#stopped && this.#spool.hasPrevious) await new Promise((r) => setTimeout(r, 50));
   }
 
-  /** Wait until everything (memory and spool) is acknowledged, at most `timeoutMs`. */
+  /**
+   * Wait until everything (memory and spool) is acknowledged, at most `timeoutMs`. True only when
+   * no line is left anywhere: a line the spool could not take is still held (in memory), and
+   * counts.
+   */
   async flush(timeoutMs: number): Promise<boolean> {
     const end = Date.now() + timeoutMs;
     while (Date.now() < end) {
@@ -237,9 +261,17 @@ export class LogShipper {
     const unsent = this.#takeMemory(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
     this.#release(unsent);
     if (this.#inflight?.spool === null) this.#release(this.#inflight.entries);
-    if (pending.length > 0) this.#spool.write(pending, "front");
-    if (unsent.length > 0) this.#spool.write(unsent, "back");
+    let lost = 0;
+    if (pending.length > 0) lost += pending.length - this.#spool.write(pending, "front");
+    if (unsent.length > 0) lost += unsent.length - this.#spool.write(unsent, "back");
+    this.#spool.syncNow();
     this.#inflight = null;
+    if (lost > 0) {
+      this.#o.logger.error("log lines not delivered could not be saved in the spool and are lost with this process", {
+        lines: lost,
+        problem: this.#spool.problem,
+      });
+    }
     if (this.#spool.bytes > 0) {
       this.#o.logger.warn("log lines not delivered yet were left in the spool; the next agent start resends them", {
         bytes: this.#spool.bytes,
@@ -257,30 +289,39 @@ export class LogShipper {
 
   async #run(): Promise<void> {
     while (!this.#stopped) {
-      const batch = this.#inflight ?? (await this.#nextBatch());
-      if (batch === null) continue;
-      this.#inflight = batch;
       try {
-        await this.#o.sink(
-          batch.entries.map((e) => e.line),
-          tokensOf(batch.entries),
-        );
-        this.#acked(batch);
-        if (!this.#connected) this.#o.logger.info("log delivery resumed");
-        this.#connected = true;
-        this.#failures = 0;
+        await this.#step();
       } catch (e: unknown) {
-        if (isCdktrError(e) && !e.retryable && e.code !== "CLOSED") {
-          this.#rejected(batch, e);
-          continue;
-        }
-        if (this.#connected) this.#o.logger.warn("cannot deliver log lines; holding them", { error: errorMessage(e) });
-        this.#connected = false;
-        this.#spillMemory();
-        await this.#sleep(
-          backoffDelay(++this.#failures, { initialMs: this.#o.retryBaseMs, maxMs: this.#o.retryMaxMs }),
-        );
+        // A bug, not an outage: log it and go on (the lines stay held).
+        this.#o.logger.error("log shipping step failed; retrying", { error: errorMessage(e) });
+        await this.#sleep(this.#o.retryMaxMs);
       }
+    }
+  }
+
+  /** Send one batch (or wait for one); on failure spill what memory holds and back off. */
+  async #step(): Promise<void> {
+    const batch = this.#inflight ?? (await this.#nextBatch());
+    if (batch === null) return;
+    this.#inflight = batch;
+    try {
+      await this.#o.sink(
+        batch.entries.map((e) => e.line),
+        tokensOf(batch.entries),
+      );
+      this.#acked(batch);
+      if (!this.#connected) this.#o.logger.info("log delivery resumed");
+      this.#connected = true;
+      this.#failures = 0;
+    } catch (e: unknown) {
+      if (isCdktrError(e) && !e.retryable && e.code !== "CLOSED") {
+        this.#rejected(batch, e);
+        return;
+      }
+      if (this.#connected) this.#o.logger.warn("cannot deliver log lines; holding them", { error: errorMessage(e) });
+      this.#connected = false;
+      this.#spillMemory();
+      await this.#sleep(backoffDelay(++this.#failures, { initialMs: this.#o.retryBaseMs, maxMs: this.#o.retryMaxMs }));
     }
   }
 
@@ -369,7 +410,10 @@ export class LogShipper {
     this.#acked(batch);
   }
 
-  /** Move queued (not in-flight) memory lines to the spool, if it has room. */
+  /**
+   * Move queued (not in-flight) memory lines to the spool, if it has room. Only the lines the
+   * spool wrote leave memory; the rest stay (and hold the task readers' backpressure).
+   */
   #spillMemory(): void {
     if (this.#memory.length - this.#memHead === 0) return;
     let room = this.#spool.room;
@@ -384,9 +428,10 @@ export class LogShipper {
       i++;
     }
     if (toSpill.length === 0) return;
-    this.#takeMemory(toSpill.length, Number.POSITIVE_INFINITY);
-    this.#spool.write(toSpill, "back");
-    this.#release(toSpill);
+    const held = this.#spool.write(toSpill, "back");
+    if (held === 0) return;
+    const spilled = this.#takeMemory(held, Number.POSITIVE_INFINITY);
+    this.#release(spilled);
   }
 
   #notifyWritable(): void {

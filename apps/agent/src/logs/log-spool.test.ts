@@ -1,9 +1,11 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { appendFileSync, readdirSync } from "node:fs";
+import { appendFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { noopLogger, type LogLine } from "@cdktr/protocol";
 import { makeTempDir, removeTempDirs } from "@cdktr/test-utils";
+import { SyncBatch } from "../data-dir/sync-batch.js";
+import { fillDisk, mountTmpfs } from "../test/tmpfs.js";
 import { entryBytes, LogSpool, type SpoolEntry } from "./log-spool.js";
 
 after(removeTempDirs);
@@ -130,4 +132,74 @@ test("a line's run token is written with it and read back by the next process; o
       [2, undefined],
     ],
   );
+});
+
+test("a spool directory that cannot be created: write holds nothing and says why; it works once the path is fixed", () => {
+  const base = makeTempDir("cdktr-spool-");
+  writeFileSync(join(base, "data"), "a file where the data directory should be");
+  const dir = join(base, "data", "spool");
+  const s = spool(dir);
+  s.open(); // never throws
+  assert.match(s.problem ?? "", /cannot write log spool .*data\/spool/);
+  assert.equal(s.write(range(10).map(entry), "back"), 0, "nothing is held: the caller keeps the lines");
+  assert.equal(s.empty, true);
+  assert.equal(s.bytes, 0);
+  rmSync(join(base, "data"));
+  assert.equal(s.write(range(10).map(entry), "back"), 10);
+  assert.equal(s.problem, null);
+  assert.deepEqual(drain(s).seqs, range(10));
+});
+
+test("writes are fsynced once per file per turn, the directory once when a file is created", async () => {
+  const calls: string[] = [];
+  const sync = new SyncBatch({
+    ops: { syncFile: (p) => calls.push(`file ${p}`), syncDir: (p) => calls.push(`dir ${p}`) },
+    logger: noopLogger,
+  });
+  const dir = makeTempDir("cdktr-spool-");
+  const s = new LogSpool({ dir, maxBytes: 1e9, fileBytes: 1e9, logger: noopLogger, sync });
+  s.open();
+  await sync.synced();
+  calls.length = 0;
+  // 5,000 lines in 50 writes during one turn: one fsync of the file, one of the directory.
+  for (let w = 0; w < 50; w++) s.write(range(100, w * 100 + 1).map(entry), "back");
+  assert.equal(calls.length, 0);
+  await sync.synced();
+  assert.equal(calls.filter((c) => c.startsWith("file ")).length, 1, calls.join(", "));
+  assert.deepEqual(
+    calls.filter((c) => c.startsWith("dir ")),
+    [`dir ${dir}`],
+  );
+  assert.equal(drain(s, 5000).seqs.length, 5000);
+});
+
+test("full disk (tmpfs): write holds an exact prefix, leaves no torn line, and takes the rest once space returns", async (t) => {
+  const mnt = mountTmpfs(t, 256 * 1024);
+  if (mnt === null) return;
+  const dir = join(mnt, "spool");
+  const s = spool(dir, 64 * 1024);
+  s.open();
+  const all = range(5000).map((i) => {
+    const e = entry(i);
+    e.line.line = `line ${i} ${"x".repeat(100)}`;
+    return e;
+  });
+  const held = s.write(all, "back");
+  assert.ok(held > 0 && held < all.length, `a prefix is held (${held} of ${all.length})`);
+  assert.match(s.problem ?? "", /^disk full: log spool/);
+  // What the spool counts is exactly what is on disk, whole lines only.
+  const again = spool(dir);
+  again.open();
+  assert.deepEqual(drain(again, 1e6).seqs, range(held), "the files hold exactly the prefix, no torn line");
+  // The first spool's files were read and acked by the second: start over with what is left.
+  const filler = fillDisk(mnt);
+  const s2 = spool(dir, 64 * 1024);
+  s2.open();
+  assert.equal(s2.write(all.slice(held), "back"), 0, "the disk is full");
+  rmSync(filler);
+  s2.recheck();
+  assert.equal(s2.problem, null, "room again");
+  const rest = all.slice(held).slice(0, 500);
+  assert.equal(s2.write(rest, "back"), rest.length);
+  assert.deepEqual(drain(s2, 1e6).seqs, range(500, held + 1));
 });

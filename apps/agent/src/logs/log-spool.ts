@@ -6,9 +6,21 @@
  * files have no `t`); file names are zero-padded sequence numbers so that name order is delivery
  * order.
  */
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { errorMessage, type LogLine, type Logger } from "@cdktr/protocol";
+import { SyncBatch } from "../data-dir/sync-batch.js";
+import { writeProblem } from "../data-dir/write-problem.js";
 
 /** One log line on its way to the principal. */
 export interface SpoolEntry {
@@ -48,7 +60,17 @@ export interface LogSpoolOptions {
   /** Largest spool file (a write at the front may exceed it). */
   fileBytes: number;
   logger: Logger;
+  /** Where written files and the directory are fsynced (batched). @default a real `SyncBatch` of its own */
+  sync?: SyncBatch;
+  /**
+   * Free space (bytes, from `statfs`) at which a spool that could not be written counts as
+   * writable again when nothing was written since. @default 65536
+   */
+  probeFreeBytes?: number;
 }
+
+/** Largest single append: after a failure, every chunk before it is held on disk. */
+const CHUNK_BYTES = 64 * 1024;
 
 /** Overhead of the record's other fields, in bytes, added to each line's length. */
 const LINE_OVERHEAD = 200;
@@ -73,9 +95,38 @@ export class LogSpool {
   #reading: { file: SpoolFile; entries: SpoolEntry[] } | null = null;
   #bytes = 0;
   #nextSeq = FIRST_SEQ;
+  readonly #sync: SyncBatch;
+  /** The directory exists (created, or found, by this process). */
+  #dirReady = false;
+  /** Why the last write failed (cleared by a write that works, or {@link recheck}). */
+  #problem: string | null = null;
 
   constructor(options: LogSpoolOptions) {
     this.#o = options;
+    this.#sync = options.sync ?? new SyncBatch({ logger: options.logger });
+  }
+
+  /**
+   * Why the spool cannot take lines now (the last write failed: disk full, directory not
+   * creatable...), or null. Lines it did not take stay with the caller.
+   */
+  get problem(): string | null {
+    return this.#problem;
+  }
+
+  /**
+   * With a {@link problem} and nothing written since: clear it when the disk has room again
+   * (`statfs` says at least `probeFreeBytes` are free), so a problem does not outlive its cause
+   * when the spool is not needed (the principal is back). The next write decides for good.
+   */
+  recheck(): void {
+    if (this.#problem === null || !this.#ensureDir()) return;
+    try {
+      const st = statfsSync(this.#o.dir);
+      if (st.bavail * st.bsize >= (this.#o.probeFreeBytes ?? CHUNK_BYTES)) this.#ok();
+    } catch {
+      /* still unusable */
+    }
   }
 
   /** Bytes of spool files on disk. */
@@ -98,16 +149,31 @@ export class LogSpool {
     return this.#files.some((f) => !f.ours);
   }
 
-  /** Create the directory and pick up the files of a previous process (empty ones are removed). */
+  /**
+   * Create the directory and pick up the files of a previous process (empty ones are removed).
+   * Never throws: a directory that cannot be created or read is a {@link problem} (writes try
+   * again).
+   */
   open(): void {
-    mkdirSync(this.#o.dir, { recursive: true });
-    const names = readdirSync(this.#o.dir)
-      .filter((n) => /^\d+\.jsonl$/.test(n))
-      .sort();
+    if (!this.#ensureDir()) return;
+    let names: string[];
+    try {
+      names = readdirSync(this.#o.dir)
+        .filter((n) => /^\d+\.jsonl$/.test(n))
+        .sort();
+    } catch (e: unknown) {
+      this.#failed(this.#o.dir, e);
+      return;
+    }
     for (const name of names) {
-      const bytes = statSync(join(this.#o.dir, name)).size;
+      let bytes: number;
+      try {
+        bytes = statSync(join(this.#o.dir, name)).size;
+      } catch {
+        continue;
+      }
       if (bytes === 0) {
-        rmSync(join(this.#o.dir, name), { force: true });
+        this.#remove(name);
         continue;
       }
       this.#files.push({ name, bytes, ours: false, draining: false });
@@ -146,11 +212,19 @@ export class LogSpool {
     if (this.#reading === null) this.#reading = { file: batch.file, entries: batch.rest };
   }
 
-  /** Append `entries` (in order) at the `"back"` of the spool, or before every file at the `"front"`. */
-  write(entries: readonly SpoolEntry[], where: "front" | "back"): void {
+  /**
+   * Append `entries` (in order) at the `"back"` of the spool, or before every file at the
+   * `"front"`. Never throws: returns how many of them (a prefix) are held on disk; a write that
+   * fails (disk full, file not creatable) stops there, leaves the files as they were before it
+   * and sets {@link problem}. Written files and new names are fsynced at the end of the turn.
+   */
+  write(entries: readonly SpoolEntry[], where: "front" | "back"): number {
     let i = 0;
+    if (entries.length === 0) return 0;
+    if (!this.#ensureDir()) return 0;
     while (i < entries.length) {
       let file: SpoolFile;
+      let created = false;
       const last = this.#files.at(-1);
       if (where === "back" && last !== undefined && last.ours && last.bytes < this.#o.fileBytes && !last.draining) {
         file = last;
@@ -160,25 +234,109 @@ export class LogSpool {
             ? Math.min(this.#nextSeq, ...this.#files.map((f) => Number.parseInt(f.name, 10))) - 1
             : this.#nextSeq++;
         file = { name: `${String(seq).padStart(NAME_DIGITS, "0")}.jsonl`, bytes: 0, ours: true, draining: false };
-        writeFileSync(join(this.#o.dir, file.name), "");
+        try {
+          writeFileSync(join(this.#o.dir, file.name), "", { flag: "wx" });
+        } catch (e: unknown) {
+          this.#failed(join(this.#o.dir, file.name), e);
+          return i;
+        }
+        created = true;
         if (where === "front") this.#files.unshift(file);
         else this.#files.push(file);
+        this.#sync.dir(this.#o.dir);
       }
-      const chunk: string[] = [];
-      let bytes = 0;
-      while (i < entries.length && (where === "front" || file.bytes + bytes < this.#o.fileBytes)) {
-        const e = entries[i++] as SpoolEntry;
-        const text = `${JSON.stringify({ o: e.ord, l: e.line, ...(e.token === undefined ? {} : { t: e.token }) })}\n`;
-        chunk.push(text);
-        bytes += Buffer.byteLength(text);
+      // Fill this file (a front file takes everything), one bounded append at a time.
+      while (i < entries.length && (where === "front" || created || file.bytes < this.#o.fileBytes)) {
+        const chunk: string[] = [];
+        let bytes = 0;
+        let j = i;
+        while (j < entries.length && (chunk.length === 0 || bytes < CHUNK_BYTES)) {
+          if (where === "back" && chunk.length > 0 && file.bytes + bytes >= this.#o.fileBytes) break;
+          const e = entries[j++] as SpoolEntry;
+          const text = `${JSON.stringify({ o: e.ord, l: e.line, ...(e.token === undefined ? {} : { t: e.token }) })}\n`;
+          chunk.push(text);
+          bytes += Buffer.byteLength(text);
+        }
+        const path = join(this.#o.dir, file.name);
+        try {
+          appendFileSync(path, chunk.join(""));
+        } catch (e: unknown) {
+          this.#undo(file, path);
+          this.#failed(path, e);
+          return i;
+        }
+        file.bytes += bytes;
+        this.#bytes += bytes;
+        i = j;
+        created = false;
+        this.#sync.file(path);
+        if (where === "back" && file.bytes >= this.#o.fileBytes) break;
       }
-      try {
-        appendFileSync(join(this.#o.dir, file.name), chunk.join(""));
-      } catch (e: unknown) {
-        this.#o.logger.error("cannot write the log spool", { file: file.name, error: errorMessage(e) });
+    }
+    this.#ok();
+    return i;
+  }
+
+  /** Sync what was written in this turn now (at shutdown). */
+  syncNow(): void {
+    this.#sync.now();
+  }
+
+  /** A failed append may have left part of its chunk: cut the file back to what is counted. */
+  #undo(file: SpoolFile, path: string): void {
+    try {
+      if (file.bytes === 0) {
+        this.#files.splice(this.#files.indexOf(file), 1);
+        rmSync(path, { force: true });
+        this.#sync.dir(this.#o.dir);
+      } else {
+        truncateSync(path, file.bytes);
       }
-      file.bytes += bytes;
-      this.#bytes += bytes;
+    } catch (e: unknown) {
+      // Never append after a torn line: later lines start a new file (the reader skips the torn one).
+      file.draining = true;
+      this.#o.logger.warn("cannot cut a log spool file back after a failed write", {
+        file: file.name,
+        error: errorMessage(e),
+      });
+    }
+  }
+
+  #ensureDir(): boolean {
+    if (this.#dirReady) return true;
+    try {
+      mkdirSync(this.#o.dir, { recursive: true });
+      this.#dirReady = true;
+      this.#sync.dir(join(this.#o.dir, ".."));
+      return true;
+    } catch (e: unknown) {
+      this.#failed(this.#o.dir, e);
+      return false;
+    }
+  }
+
+  #failed(path: string, e: unknown): void {
+    const problem = writeProblem(
+      "log spool",
+      path,
+      e,
+      "log lines wait in memory and task output pauses at the memory cap until they can be sent or spooled",
+    );
+    if (problem !== this.#problem) this.#o.logger.error("cannot write the log spool", { path, error: errorMessage(e) });
+    this.#problem = problem;
+  }
+
+  #ok(): void {
+    if (this.#problem !== null) this.#o.logger.info("the log spool can be written again", { dir: this.#o.dir });
+    this.#problem = null;
+  }
+
+  #remove(name: string): void {
+    try {
+      rmSync(join(this.#o.dir, name), { force: true });
+      this.#sync.dir(this.#o.dir);
+    } catch (e: unknown) {
+      this.#o.logger.warn("cannot remove a log spool file", { file: name, error: errorMessage(e) });
     }
   }
 
@@ -240,6 +398,6 @@ export class LogSpool {
     if (i < 0) return;
     this.#files.splice(i, 1);
     this.#bytes -= file.bytes;
-    rmSync(join(this.#o.dir, file.name), { force: true });
+    this.#remove(file.name);
   }
 }

@@ -54,6 +54,11 @@ export interface PrincipalSessionOptions {
   logger: Logger;
   /** Lease checks. @default systemClock */
   clock?: Clock;
+  /**
+   * What keeps the agent from working normally now (disk full...), sent with every heartbeat
+   * (`listAgents` shows it). @default none
+   */
+  problems?: () => string[];
 }
 
 /**
@@ -79,6 +84,8 @@ export class PrincipalSession {
   /** Done with the principal: heartbeats go on until then. */
   #closing = false;
   readonly #loops: Promise<void>[] = [];
+  /** The problems of the last heartbeat, joined (to log changes once). */
+  #lastProblems = "";
 
   constructor(options: PrincipalSessionOptions) {
     this.#o = options;
@@ -183,8 +190,9 @@ export class PrincipalSession {
         continue;
       }
       try {
+        const problems = this.#problems();
         const reply = await client.heartbeat(
-          { agentId: config.agentId, runningRuns: runs.runningRuns() },
+          { agentId: config.agentId, runningRuns: runs.runningRuns(), ...(problems.length > 0 ? { problems } : {}) },
           { timeoutMs: Math.max(1000, Math.min(this.#heartbeatMs, 5000)), retry: false },
         );
         if (failing) this.#logger.info("heartbeats reach the principal again");
@@ -202,6 +210,23 @@ export class PrincipalSession {
         }
       }
     }
+  }
+
+  /** The current problems (at most 20 of at most 1000 characters, as the heartbeat allows); logged when they change. */
+  #problems(): string[] {
+    let problems: string[] = [];
+    try {
+      problems = (this.#o.problems?.() ?? []).slice(0, 20).map((p) => (p.length > 1000 ? `${p.slice(0, 997)}...` : p));
+    } catch (e: unknown) {
+      problems = [`cannot check the agent's problems: ${toCdktrError(e).message}`.slice(0, 1000)];
+    }
+    const key = problems.join("\n");
+    if (key !== this.#lastProblems) {
+      if (problems.length > 0) this.#logger.warn("reporting problems in heartbeats", { problems });
+      else this.#logger.info("no problems to report any more");
+      this.#lastProblems = key;
+    }
+    return problems;
   }
 
   async #fetchLoop(): Promise<void> {

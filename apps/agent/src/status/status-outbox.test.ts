@@ -1,9 +1,11 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { CdktrError, noopLogger } from "@cdktr/protocol";
 import { waitFor, makeTempDir, removeTempDirs } from "@cdktr/test-utils";
+import { SyncBatch } from "../data-dir/sync-batch.js";
+import { fillDisk, mountTmpfs } from "../test/tmpfs.js";
 import { StatusOutbox, type StatusUpdate } from "./status-outbox.js";
 
 after(removeTempDirs);
@@ -103,4 +105,88 @@ test("a refused update is dropped; AGENT_NOT_REGISTERED triggers re-registration
   assert.deepEqual(got, ["t2", "t3"]);
   assert.equal(reregistered, 1);
   await box.stop();
+});
+
+/** An outbox whose principal is down: every send fails (retryable). */
+function downOutbox(dataDir: string, extra: { sync?: SyncBatch } = {}): StatusOutbox {
+  return new StatusOutbox({
+    dataDir,
+    logger: noopLogger,
+    retryBaseMs: 5,
+    retryMaxMs: 20,
+    rewriteMs: 20,
+    ...extra,
+    sink: async () => {
+      throw new CdktrError("UNAVAILABLE", "down");
+    },
+  });
+}
+
+/** The task ids the next agent process delivers from `dataDir`. */
+async function deliveredByNext(dataDir: string): Promise<string[]> {
+  const got: string[] = [];
+  const b = new StatusOutbox({
+    dataDir,
+    logger: noopLogger,
+    sink: async (u) => void got.push((u.body as { taskId: string }).taskId),
+  });
+  b.start();
+  assert.ok(await b.flush(5000));
+  await b.stop();
+  return got;
+}
+
+test("journal not writable: the problem is reported, and the updates are written in order once it is", async () => {
+  const dir = makeTempDir("cdktr-outbox-");
+  mkdirSync(join(dir, "outbox.json")); // opening it for append fails (EISDIR)
+  const box = downOutbox(dir);
+  box.start();
+  for (let i = 1; i <= 5; i++) box.push(update("r", i));
+  assert.match(box.problem ?? "", /^cannot write status outbox/);
+  assert.equal(box.pending, 5, "still delivered from memory");
+  rmSync(join(dir, "outbox.json"), { recursive: true });
+  await waitFor(() => box.problem === null, { timeoutMs: 5000, what: "journal written again" });
+  box.push(update("r", 6));
+  await box.stop();
+  assert.deepEqual(await deliveredByNext(dir), ["t1", "t2", "t3", "t4", "t5", "t6"]);
+});
+
+test("journal writes are fsynced once per turn (file and directory), not per update", async () => {
+  const calls: string[] = [];
+  const sync = new SyncBatch({
+    ops: { syncFile: (p) => calls.push(`file ${p}`), syncDir: (p) => calls.push(`dir ${p}`) },
+    logger: noopLogger,
+  });
+  const dir = makeTempDir("cdktr-outbox-");
+  const box = downOutbox(dir, { sync });
+  box.start();
+  await sync.synced();
+  calls.length = 0;
+  for (let i = 1; i <= 200; i++) box.push(update(`r${i}`, i));
+  await sync.synced();
+  assert.deepEqual(calls, [`file ${join(dir, "outbox.json")}`, `dir ${dir}`]);
+  await box.stop();
+});
+
+test("full disk (tmpfs): a torn journal line is cut back; once space returns every update is on disk, in order", async (t) => {
+  const mnt = mountTmpfs(t, 256 * 1024);
+  if (mnt === null) return;
+  const dir = join(mnt, "agent");
+  mkdirSync(dir);
+  const box = downOutbox(dir);
+  box.start();
+  box.push(update("r", 1));
+  const filler = fillDisk(mnt);
+  // Large enough to fill the rest of the journal's last page and fail half way.
+  const big = update("r", 2);
+  (big.body as { message?: string }).message = "m".repeat(20_000);
+  box.push(big);
+  box.push(update("r", 3));
+  assert.match(box.problem ?? "", /^disk full: status outbox/);
+  const text = readFileSync(join(dir, "outbox.json"), "utf8");
+  assert.ok(text.endsWith("\n"), "no torn line left in the journal");
+  rmSync(filler);
+  await waitFor(() => box.problem === null, { timeoutMs: 5000, what: "journal written again" });
+  await box.stop();
+  assert.deepEqual(await deliveredByNext(dir), ["t1", "t2", "t3"]);
 });

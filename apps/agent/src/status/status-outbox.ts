@@ -1,9 +1,21 @@
 /**
  * Ordered, persistent queue of run and task status updates for the principal.
  */
-import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { backoffDelay, errorMessage, toCdktrError, type Logger, type RequestOf, type ApiVerbs } from "@cdktr/protocol";
+import { SyncBatch } from "../data-dir/sync-batch.js";
+import { writeProblem } from "../data-dir/write-problem.js";
 
 /** One status update, as sent. */
 export type StatusUpdate =
@@ -31,6 +43,10 @@ export interface StatusOutboxOptions {
   retryMaxMs?: number;
   /** Updates (of different runs) sent at the same time. @default 32 */
   maxInFlight?: number;
+  /** Where the journal is fsynced (batched with the agent's other records). @default one of its own */
+  sync?: SyncBatch;
+  /** Wait before writing the journal again after a failed write. @default 1000 */
+  rewriteMs?: number;
 }
 
 interface Item {
@@ -60,7 +76,10 @@ const COMPACT_LINES = 1000;
  * The pending queue is persisted in the data directory as an append-only journal
  * (`outbox.json`, one JSON line per queued or delivered update, removed when nothing is
  * pending), written before an update is sent and after it was acknowledged, so updates queued by
- * an agent process that died are delivered by the next one.
+ * an agent process that died are delivered by the next one. Journal writes are fsynced once per
+ * turn of the event loop (a `SyncBatch`), the directory too when the file is created, replaced
+ * or removed. A write that fails (disk full) is cut back and tried again in order every
+ * `rewriteMs` until it works; meanwhile {@link problem} says so and delivery goes on from memory.
  */
 export class StatusOutbox {
   readonly #o: StatusOutboxOptions;
@@ -70,6 +89,13 @@ export class StatusOutbox {
   #nextId = 1;
   #fd: number | null = null;
   #journalLines = 0;
+  /** Bytes of the journal file written by this process so far (a failed write is cut back to it). */
+  #journalBytes = 0;
+  /** Journal lines not written yet (a write failed): written first, in order. */
+  #unwritten: string[] = [];
+  #rewriteTimer: NodeJS.Timeout | null = null;
+  #problem: string | null = null;
+  readonly #sync: SyncBatch;
   #started = false;
   #stopped = false;
   #stoppedSignal: Promise<void>;
@@ -85,9 +111,18 @@ export class StatusOutbox {
     this.#o = options;
     this.#file = join(options.dataDir, "outbox.json");
     this.#maxInFlight = Math.max(1, options.maxInFlight ?? 32);
+    this.#sync = options.sync ?? new SyncBatch({ logger: options.logger });
     this.#stoppedSignal = new Promise<void>((resolve) => {
       this.#signalStopped = resolve;
     });
+  }
+
+  /**
+   * Why pending updates are not all on disk (the journal cannot be written: disk full...), or
+   * null. They are still delivered from memory, but would be lost if the agent stopped now.
+   */
+  get problem(): string | null {
+    return this.#problem;
   }
 
   /** Updates waiting to be delivered. */
@@ -112,7 +147,7 @@ export class StatusOutbox {
       for (const update of left) this.#add(update, 0, null, true);
       this.#compact();
     } else {
-      rmSync(this.#file, { force: true });
+      this.#removeJournal();
     }
     this.#schedulePump();
   }
@@ -143,7 +178,17 @@ export class StatusOutbox {
       for (const wake of this.#slotWaiters.splice(0)) wake();
     }
     while (this.#deliveries.size > 0) await Promise.allSettled([...this.#deliveries]);
+    if (this.#rewriteTimer !== null) clearTimeout(this.#rewriteTimer);
+    this.#rewriteTimer = null;
+    this.#writeJournal();
+    if (this.#unwritten.length > 0) {
+      this.#o.logger.error("status updates could not be saved in the outbox and are lost with this process", {
+        journalLines: this.#unwritten.length,
+        problem: this.#problem,
+      });
+    }
     this.#closeJournal();
+    this.#sync.now();
   }
 
   #add(update: StatusUpdate, afterLogMark: number, onDone: (() => void) | null, legacy: boolean): Item {
@@ -244,7 +289,7 @@ export class StatusOutbox {
     if (!this.#queue.delete(item.id)) return;
     if (this.#queue.size === 0) {
       this.#closeJournal();
-      rmSync(this.#file, { force: true });
+      this.#removeJournal();
     } else {
       this.#journal({ d: item.id });
       if (this.#journalLines >= COMPACT_LINES && this.#journalLines >= 4 * this.#queue.size) this.#compact();
@@ -267,6 +312,8 @@ export class StatusOutbox {
       /* a journal */
     }
     const left = new Map<number, StatusUpdate>();
+    // Ids grow in a journal; a line rewritten after a failed write may come after later ones.
+    const order: number[] = [];
     for (const line of text.split("\n")) {
       if (line.trim() === "") continue;
       let entry: JournalEntry;
@@ -275,35 +322,108 @@ export class StatusOutbox {
       } catch {
         continue; // a line cut short by a crash mid-write
       }
-      if ("a" in entry) left.set(entry.a, entry.u);
-      else if ("d" in entry) left.delete(entry.d);
+      if ("a" in entry) {
+        left.set(entry.a, entry.u);
+        order.push(entry.a);
+      } else if ("d" in entry) left.delete(entry.d);
     }
-    return [...left.values()];
+    return order
+      .sort((a, b) => a - b)
+      .filter((id) => left.has(id))
+      .map((id) => left.get(id) as StatusUpdate);
   }
 
   #journal(entry: JournalEntry): void {
+    this.#unwritten.push(`${JSON.stringify(entry)}\n`);
+    this.#journalLines++;
+    this.#writeJournal();
+  }
+
+  /** Write the journal lines not written yet, in order; on failure cut the file back and retry later. */
+  #writeJournal(): void {
+    if (this.#unwritten.length === 0) return;
     try {
-      if (this.#fd === null) this.#fd = openSync(this.#file, "a");
-      writeSync(this.#fd, `${JSON.stringify(entry)}\n`);
-      this.#journalLines++;
+      if (this.#fd === null) {
+        this.#fd = openSync(this.#file, "a");
+        this.#journalBytes = fstatSync(this.#fd).size;
+        this.#sync.dir(this.#o.dataDir);
+      }
+      while (this.#unwritten.length > 0) {
+        const buf = Buffer.from(this.#unwritten[0] as string);
+        const bytes = buf.length;
+        try {
+          // A short write (the disk filled up mid-line) is followed by one that fails.
+          for (let off = 0; off < bytes; ) off += writeSync(this.#fd, buf, off, bytes - off);
+        } catch (e: unknown) {
+          // A short write must not glue the next line to a torn one.
+          try {
+            ftruncateSync(this.#fd, this.#journalBytes);
+          } catch {
+            this.#unwritten[0] = `\n${buf.toString()}`;
+          }
+          throw e;
+        }
+        this.#journalBytes += bytes;
+        this.#unwritten.shift();
+      }
+      this.#sync.file(this.#file);
+      if (this.#problem !== null) this.#o.logger.info("pending status updates are saved on disk again");
+      this.#problem = null;
     } catch (e: unknown) {
-      this.#o.logger.warn("cannot persist pending status updates", { error: errorMessage(e) });
+      const problem = writeProblem(
+        "status outbox",
+        this.#file,
+        e,
+        "status updates wait in memory only (lost if the agent stops) until it can be written",
+      );
+      if (problem !== this.#problem) {
+        this.#o.logger.error("cannot persist pending status updates; retrying", { error: errorMessage(e) });
+      }
+      this.#problem = problem;
+      if (this.#rewriteTimer === null && !this.#stopped) {
+        this.#rewriteTimer = setTimeout(() => {
+          this.#rewriteTimer = null;
+          this.#writeJournal();
+        }, this.#o.rewriteMs ?? 1000);
+        this.#rewriteTimer.unref();
+      }
     }
   }
 
-  /** Rewrite the journal with only the pending updates. */
+  /** Rewrite the journal with only the pending updates (fsynced before the rename). */
   #compact(): void {
+    const tmp = `${this.#file}.tmp`;
     try {
-      const tmp = `${this.#file}.tmp`;
       writeFileSync(
         tmp,
         [...this.#queue.values()].map((i) => `${JSON.stringify({ a: i.id, u: i.update })}\n`).join(""),
       );
+      this.#sync.file(tmp);
+      this.#sync.now();
       this.#closeJournal();
       renameSync(tmp, this.#file);
+      this.#sync.dir(this.#o.dataDir);
       this.#journalLines = this.#queue.size;
+      // Lines not written yet are in the new file already (it holds every pending update).
+      this.#unwritten = [];
+      if (this.#problem !== null) this.#o.logger.info("pending status updates are saved on disk again");
+      this.#problem = null;
     } catch (e: unknown) {
-      this.#o.logger.warn("cannot persist pending status updates", { error: errorMessage(e) });
+      rmSync(tmp, { force: true });
+      this.#o.logger.warn("cannot compact the status outbox journal; appending to it as before", {
+        error: errorMessage(e),
+      });
+    }
+  }
+
+  #removeJournal(): void {
+    this.#unwritten = [];
+    this.#problem = null;
+    try {
+      rmSync(this.#file, { force: true });
+      this.#sync.dir(this.#o.dataDir);
+    } catch (e: unknown) {
+      this.#o.logger.warn("cannot remove the status outbox journal", { error: errorMessage(e) });
     }
   }
 

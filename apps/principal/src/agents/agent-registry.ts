@@ -23,6 +23,8 @@ export interface AgentState {
    * key may use its id. Null without authentication.
    */
   keyName: string | null;
+  /** The problems of the agent's last heartbeat (empty when all is well). */
+  problems?: string[];
 }
 
 /**
@@ -149,11 +151,13 @@ export class AgentRegistry {
   }
 
   /** Record that the agent was heard from. Returns false when it must register (again). */
-  touch(agentId: string, runningRuns?: string[]): boolean {
+  touch(agentId: string, runningRuns?: string[], problems?: string[]): boolean {
     const a = this.agents.get(agentId);
     if (a === undefined || a.status === "LOST") return false;
     a.lastSeen = this.clock.now();
     if (runningRuns !== undefined) a.runningRuns = runningRuns;
+    // A heartbeat (the only caller with runningRuns) without problems says all is well.
+    if (runningRuns !== undefined) a.problems = problems ?? [];
     return a.registered;
   }
 
@@ -240,5 +244,6 @@ function recordOf(a: AgentState): AgentRecord {
     registeredAt: iso(a.registeredAt),
     lastHeartbeatAt: iso(a.lastSeen),
     status: a.status,
+    problems: a.problems ?? [],
   };
 }

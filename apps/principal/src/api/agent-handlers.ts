@@ -36,9 +36,9 @@ export function registerAgentHandlers(server: RpcServer<typeof API_VERBS>, ctx: 
         cancel,
       };
     })
-    .handle("heartbeat", ({ agentId, runningRuns }, rpc) => {
+    .handle("heartbeat", ({ agentId, runningRuns, problems }, rpc) => {
       agents.checkKey(agentId, rpc.identity?.name ?? null);
-      if (!agents.touch(agentId, runningRuns)) return { cancel: [], reregister: true };
+      if (!agents.touch(agentId, runningRuns, problems)) return { cancel: [], reregister: true };
       return { cancel: agentLoss.reconcile(agentId, runningRuns), reregister: false };
     })
     .handle("fetchWork", async (req, rpc) => {
