@@ -22,7 +22,7 @@ const FAN_WIDTH = 20;
 
 export const agentFsync: Scenario = {
   id: "fsync",
-  title: "8. Agent fsync cost (outbox, spool and process-group records)",
+  title: "9. Agent fsync cost (outbox, spool and process-group records)",
   needs: ["principal", "agent"],
   async run(ctx) {
     const S = "8 fsync";

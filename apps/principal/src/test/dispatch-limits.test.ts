@@ -171,7 +171,9 @@ describe("dispatcher limits", { timeout: 90_000 }, () => {
 
   it("a cancel, confirm, lease expiry or crash whose commit fails changes nothing in memory: the run stays dispatchable", async () => {
     const p = await startPrincipal({
-      env: { CDKTR_ASSIGNMENT_LEASE_MS: "300", CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: "1500" },
+      // A lease long enough for a loaded machine to confirm within it, a heartbeat timeout far
+      // above the 200 ms heartbeats: only the injected faults may refuse anything.
+      env: { CDKTR_ASSIGNMENT_LEASE_MS: "1000", CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: "5000" },
     });
     const agent = p.connect({ key: p.key("local-agent"), timeoutMs: 3000 });
     await agent.registerAgent({ agentId: "a", host: "h", capacity: 4, labels: [], version: "t", runningRuns: [] });
@@ -201,7 +203,7 @@ describe("dispatcher limits", { timeout: 90_000 }, () => {
       const r3 = (await p.client.runWorkflow({ workflowId: "hello" })).runId;
       heal = fault(p, "OLD.status = 'ASSIGNED' AND NEW.status = 'QUEUED'");
       assert.equal((await agent.fetchWork({ agentId: "a", waitMs: 0, freeSlots: 1 })).assignment?.run.runId, r3);
-      await new Promise((r) => setTimeout(r, 1500)); // several lease checks, each refused
+      await new Promise((r) => setTimeout(r, 3000)); // several lease checks, each refused
       assert.equal((await p.client.getRun(r3)).run.status, "ASSIGNED");
       assert.equal((await agent.fetchWork({ agentId: "a", waitMs: 0, freeSlots: 1 })).assignment, null);
       heal();
@@ -212,7 +214,7 @@ describe("dispatcher limits", { timeout: 90_000 }, () => {
       clearInterval(beat);
       heal = fault(p, "NEW.status = 'CRASHED'");
       await waitFor(() => p.service?.lines.some((l) => l.includes("could not mark a run CRASHED")), {
-        timeoutMs: 10_000,
+        timeoutMs: 20_000,
         what: "a failed crash commit",
       });
       assert.equal((await p.client.getRun(r2)).run.status, "RUNNING");
