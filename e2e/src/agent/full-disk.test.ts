@@ -10,7 +10,7 @@ import { execFileSync } from "node:child_process";
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cleanup, waitFor, workflowYaml } from "@cdktr/test-utils";
+import { cleanup, runCli, waitFor, workflowYaml } from "@cdktr/test-utils";
 import { prepareCluster, startFastAgent } from "./helpers.js";
 
 afterEach(cleanup);
@@ -123,6 +123,8 @@ test("full spool disk during an outage: output pauses, listAgents shows the prob
       problems.some((p) => p.includes(join(mnt, "agent"))),
       `the problem names the place: ${JSON.stringify(problems)}`,
     );
+    const table = await runCli(["agents"], { env: c.env });
+    assert.match(table.stdout, /disk-agent .*disk full: /, `cdktr agents shows the problem:\n${table.stdout}`);
     // With the principal back, the lines held in memory flow to it directly: the task goes on.
     await waitFor(() => existsSync(join(c.home, "done")), { timeoutMs: 60_000, what: "task done" });
   } finally {

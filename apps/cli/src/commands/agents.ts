@@ -12,7 +12,7 @@ export async function agentsCommand(ctx: CommandContext, opts: { json?: boolean 
   }
   ctx.io.stdout.write(
     renderTable(
-      ["AGENT", "HOST", "STATUS", "RUNNING", "LABELS", "VERSION", "LAST HEARTBEAT"],
+      ["AGENT", "HOST", "STATUS", "RUNNING", "LABELS", "VERSION", "LAST HEARTBEAT", "PROBLEMS"],
       terminalSafe(agents).map((a) => [
         a.agentId,
         a.host,
@@ -21,6 +21,7 @@ export async function agentsCommand(ctx: CommandContext, opts: { json?: boolean 
         a.labels.length === 0 ? "-" : a.labels.join(","),
         a.version,
         formatInstant(a.lastHeartbeatAt),
+        (a.problems ?? []).length === 0 ? "-" : (a.problems ?? []).join("; "),
       ]),
       { header: ctx.style.dim, empty: "no agents: start one with `cdktr start agent`" },
     ),
