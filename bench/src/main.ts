@@ -18,6 +18,7 @@ import { naRow, row, type Row, type ScenarioResult } from "./harness/result.js";
 import { nowMs } from "./harness/stats.js";
 import { renderTable } from "./harness/table.js";
 import type { BenchContext, Scenario } from "./scenario.js";
+import { abuseFrames } from "./scenarios/abuse-frames.js";
 import { dispatchLatency } from "./scenarios/dispatch-latency.js";
 import { footprint } from "./scenarios/footprint.js";
 import { logPipeline } from "./scenarios/log-pipeline.js";
@@ -35,6 +36,7 @@ const SCENARIOS: Scenario[] = [
   logPipeline,
   footprint,
   peers,
+  abuseFrames,
 ];
 const BENCH_DIR = fileURLToPath(new URL("../", import.meta.url));
 const RESULTS_DIR = join(BENCH_DIR, "results");
