@@ -184,6 +184,10 @@ describe("wire limits of the principal", { timeout: 90_000 }, () => {
       assert.match(reply.body.message ?? "", /got 1000005/);
       assert.ok(growth < 1536 * MiB, `peak RSS growth ${(growth / MiB).toFixed(0)} MiB`);
       process.stdout.write(`1M empty frames: peak RSS growth ${(growth / MiB).toFixed(0)} MiB\n`);
+      // The principal names the sender's key, so that an operator can revoke it.
+      const warned = await p.service?.waitForLine((line) => line.includes("abusive number of frames"), 10_000);
+      assert.match(warned ?? "", /"key":"local-operator"/);
+      assert.match(warned ?? "", /"frames":1000005/);
       // Everyone else (and the sender itself) is served afterwards.
       const pong = await p.client.ping();
       assert.equal(typeof pong.principalId, "string");

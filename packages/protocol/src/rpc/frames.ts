@@ -34,10 +34,12 @@ export const FRAME_OVERHEAD_BYTES = 64;
  * `ZMQ_MAXMSGSIZE` of a server socket whose requests are limited to `maxMessageBytes` (all frames
  * together): a single frame larger than the whole request limit can never be part of a valid
  * request, so libzmq refuses it as soon as its size header arrives, before buffering any of it,
- * and drops the connection (the peer reconnects by itself; no reply is possible).
+ * and drops the connection (the peer reconnects by itself; no reply is possible). Never below
+ * {@link DEFAULT_MAX_MESSAGE_BYTES}: a client with the default limit talking to a server set
+ * lower still gets `MESSAGE_TOO_LARGE` rather than a dropped connection.
  */
 export function serverFrameLimit(maxMessageBytes: number): number {
-  return maxMessageBytes + FRAME_OVERHEAD_BYTES;
+  return Math.max(maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES) + FRAME_OVERHEAD_BYTES;
 }
 
 /**

@@ -90,6 +90,9 @@ interface Parsed {
   rawRequestId: Buffer | string;
 }
 
+/** A message with more frames than this is logged at warn, naming its sender's key. */
+const MANY_FRAMES = 64;
+
 /** The request frames after the routing id, by index of `frames`, for error messages. */
 const FRAME_NAMES = ["routing id", "protocol", "requestId", "deadline", "verb", "body"] as const;
 
@@ -294,6 +297,15 @@ export class RpcServer<T extends VerbTable> {
       return;
     }
     if (frames.length !== 6) {
+      if (frames.length > MANY_FRAMES) {
+        // No socket option bounds a frame count (docs/operations.md, "Wire limits"): name the
+        // sender so that an operator can revoke its key.
+        this.logger.warn("rpc message with an abusive number of frames refused", {
+          peer,
+          key: this.sessions?.identityOf(routingId.toString("hex"))?.name ?? null,
+          frames: frames.length - 1,
+        });
+      }
       fail("BAD_REQUEST", `expected 5 frames [${PROTOCOL}, requestId, deadline, verb, body], got ${frames.length - 1}`);
       return;
     }
