@@ -132,7 +132,7 @@ describe("wire limits of the principal", { timeout: 90_000 }, () => {
       const byId = await rawCall(api, [PROTOCOL, badId, "0", "runWorkflow", JSON.stringify({ workflowId: "hello" })]);
       assert.ok(byId !== "no reply");
       assert.deepEqual([byId.id, byId.status, byId.body.code], [badId, "error", "BAD_REQUEST"]);
-      assert.match(byId.body.message ?? "", /frame 2 \(requestId\) is not valid UTF-8/);
+      assert.match(byId.body.message ?? "", /frame 1 \(requestId\) is not valid UTF-8/);
 
       const badBody = Buffer.concat([
         Buffer.from('{"workflowId":"hello","idempotencyKey":"k'),
@@ -142,13 +142,13 @@ describe("wire limits of the principal", { timeout: 90_000 }, () => {
       const byBody = await rawCall(api, [PROTOCOL, "body-1", "0", "runWorkflow", badBody]);
       assert.ok(byBody !== "no reply");
       assert.deepEqual([byBody.id.toString(), byBody.status, byBody.body.code], ["body-1", "error", "BAD_REQUEST"]);
-      assert.match(byBody.body.message ?? "", /frame 5 \(body\) is not valid UTF-8/);
+      assert.match(byBody.body.message ?? "", /frame 4 \(body\) is not valid UTF-8/);
 
       const logBody = Buffer.from('{"agentId":"a\xff","lines":[]}', "latin1");
       const byLog = await rawCall(logs, [PROTOCOL, "log-1", "0", "logBatch", logBody]);
       assert.ok(byLog !== "no reply");
       assert.deepEqual([byLog.status, byLog.body.code], ["error", "BAD_REQUEST"]);
-      assert.match(byLog.body.message ?? "", /frame 5 \(body\) is not valid UTF-8/);
+      assert.match(byLog.body.message ?? "", /frame 4 \(body\) is not valid UTF-8/);
 
       // The same connection is served with valid frames, and only that request ran.
       const ok = await rawCall(api, [PROTOCOL, "ok-1", "0", "runWorkflow", JSON.stringify({ workflowId: "hello" })]);

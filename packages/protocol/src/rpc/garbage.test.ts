@@ -160,7 +160,7 @@ describe("RpcServer under garbage", () => {
     assert.equal(String(reply[2]), "error");
     const body = WireErrorSchema.parse(JSON.parse(String(reply[3])));
     assert.equal(body.code, "BAD_REQUEST");
-    assert.match(body.message, /frame 2 \(requestId\) is not valid UTF-8/);
+    assert.match(body.message, /frame 1 \(requestId\) is not valid UTF-8/);
     assert.equal(handled, before, "never executed");
   });
 
@@ -168,19 +168,19 @@ describe("RpcServer under garbage", () => {
     const before = handled;
     const badBody = Buffer.concat([Buffer.from('{"runId":"r'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]);
     const body = await expectError([PROTOCOL, "id-9a", now(), "getRun", badBody], "BAD_REQUEST", "id-9a");
-    assert.match(body, /frame 5 \(body\) is not valid UTF-8/);
+    assert.match(body, /frame 4 \(body\) is not valid UTF-8/);
     const verb = await expectError(
       [PROTOCOL, "id-9b", now(), Buffer.from([0x67, 0x65, 0x74, 0x80]), "{}"],
       "BAD_REQUEST",
       "id-9b",
     );
-    assert.match(verb, /frame 4 \(verb\) is not valid UTF-8/);
+    assert.match(verb, /frame 3 \(verb\) is not valid UTF-8/);
     const overlong = await expectError(
       [PROTOCOL, "id-9c", Buffer.from([0x31, 0xc0, 0xb1]), "getRun", "{}"],
       "BAD_REQUEST",
       "id-9c",
     );
-    assert.match(overlong, /frame 3 \(deadline\) is not valid UTF-8/);
+    assert.match(overlong, /frame 2 \(deadline\) is not valid UTF-8/);
     // expectError itself runs one valid getRun after each: three, and none of the garbage.
     assert.equal(handled, before + 3);
   });

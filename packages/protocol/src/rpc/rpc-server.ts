@@ -50,8 +50,8 @@ export interface RpcServerOptions<T extends VerbTable> {
   verbs: T;
   /**
    * Requests larger than this (all frames) get `MESSAGE_TOO_LARGE`; a single frame larger than
-   * this (plus {@link FRAME_OVERHEAD_BYTES}) is refused by libzmq before it is buffered, and the
-   * connection is dropped without a reply. @default 1048576 (1 MiB)
+   * this (at least 1 MiB, plus {@link FRAME_OVERHEAD_BYTES}) is refused by libzmq before it is
+   * buffered, and the connection is dropped without a reply. @default 1048576 (1 MiB)
    */
   maxMessageBytes?: number | undefined;
   /** Replies larger than this are replaced by a `MESSAGE_TOO_LARGE` error. @default 33554432 (32 MiB) */
@@ -93,7 +93,10 @@ interface Parsed {
 /** A message with more frames than this is logged at warn, naming its sender's key. */
 const MANY_FRAMES = 64;
 
-/** The request frames after the routing id, by index of `frames`, for error messages. */
+/**
+ * Names of the frames by index of `frames` (the routing id first), for error messages; those
+ * name a frame by its number in docs/protocol.md (protocol = 0), one less than the index.
+ */
 const FRAME_NAMES = ["routing id", "protocol", "requestId", "deadline", "verb", "body"] as const;
 
 /**
@@ -326,7 +329,7 @@ export class RpcServer<T extends VerbTable> {
       if (!isUtf8Frame(frames[i])) {
         fail(
           "BAD_REQUEST",
-          `frame ${i} (${FRAME_NAMES[i] ?? "?"}) is not valid UTF-8; every frame of a request is UTF-8 text (docs/protocol.md)`,
+          `frame ${i - 1} (${FRAME_NAMES[i] ?? "?"}) is not valid UTF-8; every frame of a request is UTF-8 text (docs/protocol.md)`,
         );
         return;
       }
