@@ -7,6 +7,7 @@ import { WireErrorSchema, type ErrorCode } from "../errors.js";
 import { DEFAULT_MAX_MESSAGE_BYTES, FRAME_OVERHEAD_BYTES, PROTOCOL } from "./frames.js";
 import { PrincipalClient } from "./principal-client.js";
 import { RpcServer } from "./rpc-server.js";
+import type { Logger } from "../logging/logger.js";
 
 /**
  * Garbage of every kind sent with a raw DEALER: each routable message gets the right error code
@@ -230,6 +231,39 @@ describe("RpcServer under garbage", () => {
     for (let i = 0; i < 50; i++) {
       const r = await raw.receive();
       assert.equal(String(r[2]), "error");
+    }
+  });
+});
+
+describe("RpcServer: messages with many frames", () => {
+  it("each gets BAD_REQUEST; the first is logged at warn with its frame count, a flood of them is not", async () => {
+    const warnings: { message: string; meta: Record<string, unknown> }[] = [];
+    const logger: Logger = {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (message, meta) => warnings.push({ message, meta: { ...meta } }),
+      error: () => undefined,
+      child: () => logger,
+    };
+    const server = new RpcServer({ endpoint: "tcp://127.0.0.1:0", verbs: API_VERBS, logger });
+    const endpoint = await server.bind();
+    const d = new Dealer({ linger: 0, sendTimeout: 3000, receiveTimeout: 3000 });
+    try {
+      d.connect(endpoint);
+      for (let i = 0; i < 5; i++) {
+        await d.send([PROTOCOL, `many-${i}`, "0", "ping", "{}", ...new Array<Buffer>(100).fill(Buffer.alloc(0))]);
+        const reply = await d.receive();
+        assert.equal(String(reply[1]), `many-${i}`);
+        const body = WireErrorSchema.parse(JSON.parse(String(reply[3])));
+        assert.equal(body.code, "BAD_REQUEST");
+        assert.match(body.message, /got 105/);
+      }
+      assert.equal(warnings.length, 1, "one warning for five such messages within 10 s");
+      assert.equal(warnings[0]?.message, "rpc message with an abusive number of frames refused");
+      assert.equal(warnings[0]?.meta.frames, 105);
+    } finally {
+      d.close();
+      await server.close();
     }
   });
 });

@@ -92,6 +92,8 @@ interface Parsed {
 
 /** A message with more frames than this is logged at warn, naming its sender's key. */
 const MANY_FRAMES = 64;
+/** Shortest interval between two of those warnings. */
+const MANY_FRAMES_WARN_MS = 10_000;
 
 /**
  * Names of the frames by index of `frames` (the routing id first), for error messages; those
@@ -130,6 +132,8 @@ export class RpcServer<T extends VerbTable> {
   private repliedWhileClosing = false;
   private readonly sessions: ServerSessions | null;
   private releaseZap: (() => void) | null = null;
+  private manyFramesWarnedAt = 0;
+  private manyFramesUnlogged = 0;
 
   constructor(opts: RpcServerOptions<T>) {
     this.verbs = opts.verbs;
@@ -300,15 +304,7 @@ export class RpcServer<T extends VerbTable> {
       return;
     }
     if (frames.length !== 6) {
-      if (frames.length > MANY_FRAMES) {
-        // No socket option bounds a frame count (docs/operations.md, "Wire limits"): name the
-        // sender so that an operator can revoke its key.
-        this.logger.warn("rpc message with an abusive number of frames refused", {
-          peer,
-          key: this.sessions?.identityOf(routingId.toString("hex"))?.name ?? null,
-          frames: frames.length - 1,
-        });
-      }
+      if (frames.length > MANY_FRAMES) this.warnManyFrames(routingId, peer, frames.length - 1);
       fail("BAD_REQUEST", `expected 5 frames [${PROTOCOL}, requestId, deadline, verb, body], got ${frames.length - 1}`);
       return;
     }
@@ -397,6 +393,27 @@ export class RpcServer<T extends VerbTable> {
       identity = known;
     }
     this.run(p, verb, parsed.data, { peer, requestId, deadline, identity });
+  }
+
+  /**
+   * No socket option bounds a frame count (docs/operations.md, "Wire limits"): name the sender
+   * so that an operator can revoke its key. At most one line per {@link MANY_FRAMES_WARN_MS}, with
+   * the number of such messages left unlogged, so that a flood cannot fill the log.
+   */
+  private warnManyFrames(routingId: Buffer, peer: string, frames: number): void {
+    const now = Date.now();
+    if (now - this.manyFramesWarnedAt < MANY_FRAMES_WARN_MS) {
+      this.manyFramesUnlogged++;
+      return;
+    }
+    this.manyFramesWarnedAt = now;
+    this.logger.warn("rpc message with an abusive number of frames refused", {
+      peer,
+      key: this.sessions?.identityOf(routingId.toString("hex"))?.name ?? null,
+      frames,
+      unloggedSinceLast: this.manyFramesUnlogged,
+    });
+    this.manyFramesUnlogged = 0;
   }
 
   /** `hello`, answered by the server itself (docs/protocol.md section 2). */
