@@ -18,6 +18,7 @@ import { naRow, row, type Row, type ScenarioResult } from "./harness/result.js";
 import { nowMs } from "./harness/stats.js";
 import { renderTable } from "./harness/table.js";
 import type { BenchContext, Scenario } from "./scenario.js";
+import { abuseFrames } from "./scenarios/abuse-frames.js";
 import { abusePolls } from "./scenarios/abuse-polls.js";
 import { agentFsync } from "./scenarios/agent-fsync.js";
 import { dispatchLatency } from "./scenarios/dispatch-latency.js";
@@ -39,6 +40,7 @@ const SCENARIOS: Scenario[] = [
   peers,
   abusePolls,
   agentFsync,
+  abuseFrames,
 ];
 const BENCH_DIR = fileURLToPath(new URL("../", import.meta.url));
 const RESULTS_DIR = join(BENCH_DIR, "results");

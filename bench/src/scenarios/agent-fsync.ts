@@ -25,7 +25,7 @@ export const agentFsync: Scenario = {
   title: "9. Agent fsync cost (outbox, spool and process-group records)",
   needs: ["principal", "agent"],
   async run(ctx) {
-    const S = "8 fsync";
+    const S = "9 fsync";
     const lines = ctx.quick ? 50_000 : 300_000;
     const fanRuns = ctx.quick ? 5 : 20;
     const wfDir = makeTempDir("wf-fsync");

@@ -33,13 +33,14 @@ function garbage(i: number, rnd: () => number): Buffer[] {
       );
     case 3: // unknown verb
       return ["cdktr/1", id, far, `dropTables${i}`, "{}"].map((s) => Buffer.from(s));
-    case 4: // oversize
+    case 4: // oversize in total, each frame under libzmq's frame limit (1 MiB + 64 bytes): a larger
+      // frame drops the connection without a reply (wire-limits.test.ts)
       return [
         "cdktr/1",
         id,
         far,
         "runWorkflow",
-        JSON.stringify({ workflowId: "hello", source: "x".repeat(1_100_000) }),
+        JSON.stringify({ workflowId: "hello", source: "x".repeat(1_048_560) }),
       ].map((s) => Buffer.from(s));
     case 5: // wrong protocol version
       return ["cdktr/0", id, far, "ping", "{}"].map((s) => Buffer.from(s));

@@ -3,7 +3,7 @@ import { CdktrError } from "../errors.js";
 import { noopLogger, type Logger } from "../logging/logger.js";
 import { SendQueue } from "../rpc/send-queue.js";
 import { bindOrExplain } from "../rpc/bind.js";
-import { ZMQ_MAX_MESSAGE_BYTES } from "../rpc/frames.js";
+import { MAX_SUBSCRIPTION_BYTES } from "../rpc/frames.js";
 import { registerZapDomain } from "../security/zap.js";
 import { SubscriptionGate, type PublisherAuth } from "./subscription-gate.js";
 
@@ -50,7 +50,8 @@ export class Publisher {
     const options = {
       linger: 0,
       sendHighWaterMark: opts.highWaterMark ?? 100_000,
-      maxMessageSize: ZMQ_MAX_MESSAGE_BYTES,
+      // Inbound only: what subscribers send are subscriptions, a few hundred bytes each.
+      maxMessageSize: MAX_SUBSCRIPTION_BYTES,
     };
     if (this.auth === undefined) {
       this.socket = new ZmqPublisher(options);

@@ -1,6 +1,7 @@
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Publisher as ZmqPublisher } from "zeromq";
+import { Publisher as ZmqPublisher, Subscriber as ZmqSubscriber } from "zeromq";
+import { MAX_SUBSCRIPTION_BYTES } from "../rpc/frames.js";
 import { waitFor } from "@cdktr/test-base";
 import { topics } from "../topics.js";
 import { Publisher } from "./publisher.js";
@@ -131,5 +132,34 @@ describe("Publisher + Subscriber", () => {
     pub.publish(topics.workflows(), 10n);
     await pub.close();
     pub.publish(topics.workflows(), { after: "close" });
+  });
+});
+
+describe("Publisher: subscription size", () => {
+  it("a subscription above 64 KiB is refused by libzmq (the peer never gets that topic) while others keep receiving", async () => {
+    // Old behaviour: the publish socket accepted subscription frames up to 64 MiB.
+    const pub = new Publisher({ endpoint: "tcp://127.0.0.1:0" });
+    const endpoint = await pub.bind();
+    cleanups.push(() => pub.close());
+    const huge = `logs|${"h".repeat(MAX_SUBSCRIPTION_BYTES)}|`;
+    const abuser = new ZmqSubscriber({ linger: 0, receiveTimeout: 1500 });
+    cleanups.push(() => abuser.close());
+    abuser.connect(endpoint);
+    abuser.subscribe(huge);
+    const sub = new Subscriber({ endpoint });
+    cleanups.push(() => sub.close());
+    sub.connect();
+    sub.subscribe(topics.logs());
+    const { got, done } = collect(sub);
+    await waitFor(
+      () => {
+        pub.publish(`${huge}r|t|`, { big: true });
+        return got.length >= 3;
+      },
+      { timeoutMs: 5000, intervalMs: 50, what: "3 messages to the normal subscriber" },
+    );
+    await assert.rejects(abuser.receive(), (e: unknown) => (e as { code?: unknown }).code === "EAGAIN");
+    sub.close();
+    await done;
   });
 });

@@ -7,6 +7,7 @@
  * `deadline` is epoch milliseconds as a decimal string, `"0"` for none. An error body is
  * `{ code, message, retryable }`.
  */
+import { isUtf8 } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import type { z } from "zod";
 
@@ -17,10 +18,35 @@ export const PROTOCOL = "cdktr/1";
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 
 /**
- * libzmq's own limit (`ZMQ_MAXMSGSIZE`). Kept far above the application limit: libzmq silently
- * disconnects a peer that exceeds it, whereas the application limit answers `MESSAGE_TOO_LARGE`.
+ * libzmq's limit on one frame (`ZMQ_MAXMSGSIZE`) on the sockets that receive from the principal
+ * (clients, subscribers): replies are at most 32 MiB. The principal's own sockets use
+ * {@link serverFrameLimit} instead.
  */
 export const ZMQ_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * What CURVE adds to one frame on the wire (`"\x07MESSAGE"`, nonce, MAC and flags: 33 bytes),
+ * rounded up. libzmq checks `ZMQ_MAXMSGSIZE` against the encrypted frame.
+ */
+export const FRAME_OVERHEAD_BYTES = 64;
+
+/**
+ * `ZMQ_MAXMSGSIZE` of a server socket whose requests are limited to `maxMessageBytes` (all frames
+ * together): a single frame larger than the whole request limit can never be part of a valid
+ * request, so libzmq refuses it as soon as its size header arrives, before buffering any of it,
+ * and drops the connection (the peer reconnects by itself; no reply is possible). Never below
+ * {@link DEFAULT_MAX_MESSAGE_BYTES}: a client with the default limit talking to a server set
+ * lower still gets `MESSAGE_TOO_LARGE` rather than a dropped connection.
+ */
+export function serverFrameLimit(maxMessageBytes: number): number {
+  return Math.max(maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES) + FRAME_OVERHEAD_BYTES;
+}
+
+/**
+ * `ZMQ_MAXMSGSIZE` of the publisher's XPUB socket, which receives only subscription messages
+ * (`"!auth " + key + proof + topic`, a few hundred bytes).
+ */
+export const MAX_SUBSCRIPTION_BYTES = 64 * 1024;
 
 /** Longest request id a server echoes back. */
 export const MAX_REQUEST_ID_BYTES = 128;
@@ -36,7 +62,12 @@ export function endpointFor(host: string, port: number): string {
   return `tcp://${h}:${port}`;
 }
 
-/** Decode a frame as UTF-8 text. */
+/** Whether `frame` is valid UTF-8 (an absent frame counts as empty, so valid). */
+export function isUtf8Frame(frame: Buffer | undefined): boolean {
+  return frame === undefined || isUtf8(frame);
+}
+
+/** Decode a frame as UTF-8 text (invalid sequences become U+FFFD: check {@link isUtf8Frame} first). */
 export function frameText(frame: Buffer | undefined): string {
   return frame === undefined ? "" : frame.toString("utf8");
 }

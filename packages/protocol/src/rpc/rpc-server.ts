@@ -6,11 +6,12 @@ import {
   DEFAULT_MAX_MESSAGE_BYTES,
   MAX_REQUEST_ID_BYTES,
   PROTOCOL,
-  ZMQ_MAX_MESSAGE_BYTES,
   formatZodIssues,
   frameBytes,
   frameText,
+  isUtf8Frame,
   peerName,
+  serverFrameLimit,
 } from "./frames.js";
 import { SendQueue } from "./send-queue.js";
 import { bindOrExplain } from "./bind.js";
@@ -47,7 +48,11 @@ export interface RpcServerOptions<T extends VerbTable> {
   endpoint: string;
   /** The verb table served (`API_VERBS` or `LOG_VERBS`). */
   verbs: T;
-  /** Requests larger than this (all frames) get `MESSAGE_TOO_LARGE`. @default 1048576 (1 MiB) */
+  /**
+   * Requests larger than this (all frames) get `MESSAGE_TOO_LARGE`; a single frame larger than
+   * this (at least 1 MiB, plus {@link FRAME_OVERHEAD_BYTES}) is refused by libzmq before it is
+   * buffered, and the connection is dropped without a reply. @default 1048576 (1 MiB)
+   */
   maxMessageBytes?: number | undefined;
   /** Replies larger than this are replaced by a `MESSAGE_TOO_LARGE` error. @default 33554432 (32 MiB) */
   maxReplyBytes?: number | undefined;
@@ -79,8 +84,22 @@ interface InFlight {
 
 interface Parsed {
   routingId: Buffer;
+  /** The request id as text (for handlers and logs). */
   requestId: string;
+  /** The request id exactly as the client sent it, echoed in the reply so that it can match it. */
+  rawRequestId: Buffer | string;
 }
+
+/** A message with more frames than this is logged at warn, naming its sender's key. */
+const MANY_FRAMES = 64;
+/** Shortest interval between two of those warnings. */
+const MANY_FRAMES_WARN_MS = 10_000;
+
+/**
+ * Names of the frames by index of `frames` (the routing id first), for error messages; those
+ * name a frame by its number in docs/protocol.md (protocol = 0), one less than the index.
+ */
+const FRAME_NAMES = ["routing id", "protocol", "requestId", "deadline", "verb", "body"] as const;
 
 /**
  * The server half of the request/reply channel: a ROUTER socket that validates every request
@@ -113,6 +132,8 @@ export class RpcServer<T extends VerbTable> {
   private repliedWhileClosing = false;
   private readonly sessions: ServerSessions | null;
   private releaseZap: (() => void) | null = null;
+  private manyFramesWarnedAt = 0;
+  private manyFramesUnlogged = 0;
 
   constructor(opts: RpcServerOptions<T>) {
     this.verbs = opts.verbs;
@@ -127,7 +148,9 @@ export class RpcServer<T extends VerbTable> {
       linger: 0,
       mandatory: true,
       sendTimeout: 0,
-      maxMessageSize: Math.max(ZMQ_MAX_MESSAGE_BYTES, this.maxMessageBytes * 2),
+      // One frame above the whole request limit is refused as its size header arrives: an 80 MiB
+      // frame is never buffered (docs/operations.md, "Wire limits").
+      maxMessageSize: serverFrameLimit(this.maxMessageBytes),
       receiveHighWaterMark: 10_000,
       sendHighWaterMark: 10_000,
     });
@@ -262,8 +285,9 @@ export class RpcServer<T extends VerbTable> {
     const routingId = frames[0];
     if (routingId === undefined) return;
     const idFrame = frames[2];
-    const requestId = idFrame !== undefined && idFrame.length <= MAX_REQUEST_ID_BYTES ? frameText(idFrame) : "";
-    const p: Parsed = { routingId, requestId };
+    const echoId = idFrame !== undefined && idFrame.length <= MAX_REQUEST_ID_BYTES;
+    const requestId = echoId ? frameText(idFrame) : "";
+    const p: Parsed = { routingId, requestId, rawRequestId: echoId ? idFrame : "" };
     const peer = peerName(routingId);
     const fail = (code: ErrorCode, message: string): void => {
       this.logger.debug("rpc request refused", { peer, requestId, code, message });
@@ -280,6 +304,7 @@ export class RpcServer<T extends VerbTable> {
       return;
     }
     if (frames.length !== 6) {
+      if (frames.length > MANY_FRAMES) this.warnManyFrames(routingId, peer, frames.length - 1);
       fail("BAD_REQUEST", `expected 5 frames [${PROTOCOL}, requestId, deadline, verb, body], got ${frames.length - 1}`);
       return;
     }
@@ -294,6 +319,16 @@ export class RpcServer<T extends VerbTable> {
     if (requestId === "") {
       fail("BAD_REQUEST", `requestId must be 1 to ${MAX_REQUEST_ID_BYTES} bytes`);
       return;
+    }
+    // Frames are UTF-8 text: invalid bytes are refused, never repaired into U+FFFD and executed.
+    for (let i = 2; i < frames.length; i++) {
+      if (!isUtf8Frame(frames[i])) {
+        fail(
+          "BAD_REQUEST",
+          `frame ${i - 1} (${FRAME_NAMES[i] ?? "?"}) is not valid UTF-8; every frame of a request is UTF-8 text (docs/protocol.md)`,
+        );
+        return;
+      }
     }
     const deadlineText = frameText(frames[3]);
     if (!/^\d{1,16}$/.test(deadlineText)) {
@@ -358,6 +393,27 @@ export class RpcServer<T extends VerbTable> {
       identity = known;
     }
     this.run(p, verb, parsed.data, { peer, requestId, deadline, identity });
+  }
+
+  /**
+   * No socket option bounds a frame count (docs/operations.md, "Wire limits"): name the sender
+   * so that an operator can revoke its key. At most one line per {@link MANY_FRAMES_WARN_MS}, with
+   * the number of such messages left unlogged, so that a flood cannot fill the log.
+   */
+  private warnManyFrames(routingId: Buffer, peer: string, frames: number): void {
+    const now = Date.now();
+    if (now - this.manyFramesWarnedAt < MANY_FRAMES_WARN_MS) {
+      this.manyFramesUnlogged++;
+      return;
+    }
+    this.manyFramesWarnedAt = now;
+    this.logger.warn("rpc message with an abusive number of frames refused", {
+      peer,
+      key: this.sessions?.identityOf(routingId.toString("hex"))?.name ?? null,
+      frames,
+      unloggedSinceLast: this.manyFramesUnlogged,
+    });
+    this.manyFramesUnlogged = 0;
   }
 
   /** `hello`, answered by the server itself (docs/protocol.md section 2). */
@@ -471,7 +527,7 @@ export class RpcServer<T extends VerbTable> {
   private send(p: Parsed, status: "ok" | "error", body: string): void {
     if (this.state === "closed") return;
     if (this.state === "closing") this.repliedWhileClosing = true;
-    this.queue.push([p.routingId, PROTOCOL, p.requestId, status, body]).catch((e: unknown) => {
+    this.queue.push([p.routingId, PROTOCOL, p.rawRequestId, status, body]).catch((e: unknown) => {
       const code = (e as { code?: unknown }).code;
       // EHOSTUNREACH: the peer is gone (mandatory ROUTER); EAGAIN: its queue is full. Drop.
       this.logger.debug("rpc reply dropped", { peer: peerName(p.routingId), requestId: p.requestId, code, error: e });
