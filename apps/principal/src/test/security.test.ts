@@ -507,6 +507,8 @@ describe("leases bound to keys", { timeout: 90_000 }, () => {
     const first = await b.fetchWork({ agentId: "b1", waitMs: 1000, freeSlots: 1 });
     assert.equal(first.assignment?.run.runId, second);
     const stale = first.assignment?.token ?? "";
+    // fetchWork answers before the assignment's commit: see it ASSIGNED first, then QUEUED again.
+    await waitFor(async () => (await p.client.getRun(second)).run.status === "ASSIGNED", { what: "assignment" });
     await waitFor(async () => (await p.client.getRun(second)).run.status === "QUEUED", { what: "lease expiry" });
     const again = await b.fetchWork({ agentId: "b1", waitMs: 1000, freeSlots: 1 });
     assert.equal(again.assignment?.run.runId, second);
