@@ -133,7 +133,9 @@ export function checkSoak(o: SoakObservations): SoakResult {
       }
       const unexpected = [...got.values()].reduce((a, b) => a + b, 0);
       if (lost + dup + unexpected > 0)
-        logProblems.push(`${run.runId}/${t.taskId}: ${lost} lost, ${dup} duplicated, ${unexpected} unexpected`);
+        logProblems.push(
+          `${run.runId}/${t.taskId} (${run.workflowId} run ${run.status} on ${run.agentId ?? "no agent"}, task finished ${t.finishedAt ?? "?"}): ${lost} lost, ${dup} duplicated, ${unexpected} unexpected`,
+        );
       logLinesLost += lost;
       logLinesDuplicated += dup;
       logLinesUnexpected += unexpected;
@@ -217,7 +219,7 @@ export function checkSoak(o: SoakObservations): SoakResult {
       occurrencesFrom: first === null ? null : new Date(first).toISOString(),
       occurrencesUntil: new Date(o.occurrencesUntilMs).toISOString(),
       executions: o.effects.filter((l) => l.trim() !== "").length,
-      unexpectedExits: o.unexpectedExits,
+      unexpectedExits: [...o.unexpectedExits],
     },
   };
 }

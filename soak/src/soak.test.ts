@@ -24,7 +24,7 @@ test(`60 s soak, seed ${SEED}: every fault kind injected, every invariant holds`
     },
   });
   const table = renderTable(report);
-  t.diagnostic(table.replaceAll("\n", "\n# "));
+  for (const line of table.split("\n")) t.diagnostic(line);
   const why = `${table}\n\nprogress:\n${progress.join("\n")}\n\ndetails: ${JSON.stringify(report.details, null, 2)}`;
   const diskSkipped = report.faults.some((f) => f.kind === "fill-spool" && f.note.startsWith("skipped"));
   if (diskSkipped) t.diagnostic(`spool disk fault skipped: ${String(report.details.spoolDisk)}`);

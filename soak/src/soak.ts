@@ -19,6 +19,7 @@ import {
 } from "@cdktr/protocol";
 import {
   cleanup,
+  killAllServicesSync,
   preparePrincipal,
   runLogs,
   startAgent,
@@ -56,7 +57,9 @@ export interface SoakOptions {
 
 /** A fault as it was executed. */
 export interface ExecutedFault extends PlannedFault {
+  /** When it started: ms after the soak's start, and the wall-clock time. */
   atMs: number;
+  at: string;
   /** What happened (restart time, bytes filled, skip reason). */
   note: string;
 }
@@ -107,7 +110,10 @@ class Supervised {
   private watch(h: ServiceHandle): void {
     void h.exited.then(async (exit) => {
       if (this.handle !== h || this.down) return;
-      const tail = h.lines.slice(-3).join(" | ");
+      const tail = h.lines
+        .slice(-3)
+        .map((l) => l.slice(0, 300))
+        .join(" | ");
       this.onUnexpectedExit(`${this.name} exited (code ${exit.code}, signal ${exit.signal}): ${tail}`);
       this.log(`${this.name}: exited on its own (code ${exit.code}, signal ${exit.signal}); restarting`);
       await sleep(500);
@@ -197,6 +203,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const disk = SpoolDisk.mount(2 * 1024 * 1024);
   if (disk.unavailable !== null) say(`spool disk fault will be skipped: ${disk.unavailable}`);
   else say(`agent-1's data directory is a 2 MiB tmpfs at ${disk.dir}`);
+  // Interrupted (Ctrl-C): kill every process group started and unmount the disk before exiting.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    for (const s of supervised) s.down = true;
+    killAllServicesSync();
+    disk.dispose();
+    process.stderr.write(`soak interrupted by ${signal}: processes killed, spool disk unmounted\n`);
+    process.exit(130);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
 
   try {
     const p: PrincipalFixture = await preparePrincipal({
@@ -369,13 +385,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     });
     const faults: ExecutedFault[] = [];
     const recoveriesMs: number[] = [];
-    let diskTask: Promise<void> = Promise.resolve();
+    const chaosProblems: string[] = [];
+    /** Ping until the principal answers (at most 60 s, then the soak records it and goes on). */
     const firstPing = async (): Promise<void> => {
+      const giveUpAt = Date.now() + 60_000;
       for (;;) {
         try {
           await probe.ping({ retry: false });
           return;
-        } catch {
+        } catch (e) {
+          if (Date.now() > giveUpAt) {
+            chaosProblems.push(`the restarted principal did not answer a ping within 60 s: ${errorMessage(e)}`);
+            return;
+          }
           await sleep(20);
         }
       }
@@ -385,7 +407,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       if (Date.now() >= endAt) break;
       const atMs = Date.now() - t0;
       let note = "";
-      say(`fault ${f.n}: ${f.kind}${f.kind.includes("agent") ? ` agent-${f.agent + 1}` : ""} for ${f.downMs} ms`);
+      say(
+        `fault ${f.n} at ${new Date().toISOString()}: ${f.kind}${f.kind.includes("agent") ? ` agent-${f.agent + 1}` : ""} for ${f.downMs} ms`,
+      );
       switch (f.kind) {
         case "kill-principal": {
           await principal.kill();
@@ -420,27 +444,33 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
             note = `skipped: ${disk.unavailable}`;
             break;
           }
-          await diskTask;
+          // The spool is written while the principal is away: with the disk full, the principal
+          // is killed for half of the time, so agent 1's tasks write output it cannot spool.
           const bytes = disk.fill();
-          note = `filled ${bytes} bytes, freed after ${f.downMs} ms`;
-          // The disk stays full while the next faults go on.
-          diskTask = sleep(f.downMs).then(() => {
-            disk.free();
-            say(`fault ${f.n}: spool disk freed`);
-          });
+          const awayMs = Math.round(f.downMs / 2);
+          await sleep(300);
+          await principal.kill();
+          await sleep(awayMs);
+          const restartAt = Date.now();
+          await principal.start();
+          await firstPing();
+          const ms = Date.now() - restartAt;
+          recoveriesMs.push(ms);
+          await sleep(Math.max(0, f.downMs - awayMs - 300));
+          disk.free();
+          note = `filled ${bytes} bytes; principal away ${awayMs} ms meanwhile (first ping ${ms} ms after its restart); disk freed after ${f.downMs} ms`;
           break;
         }
       }
       if (note !== "") say(`fault ${f.n}: ${note}`);
-      faults.push({ ...f, atMs, note });
+      faults.push({ ...f, atMs, at: new Date(t0 + atMs).toISOString(), note });
     }
-    await diskTask;
     const chaosEnd = Date.now();
     say(`chaos over after ${faults.length} faults; stopping the load`);
     loadStop = true;
     await loadLoop;
-    const waitInflight = Promise.all([...inflight]);
-    await Promise.race([waitInflight, sleep(130_000)]);
+    // Every trigger in flight gives up 120 s after it started at the latest.
+    await Promise.all([...inflight]);
     say(`load stopped: ${acked.size} triggers acknowledged`);
 
     // ---- quiescence ----
@@ -489,6 +519,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       result.violations.push(
         `${neverAcked.length} trigger(s) never acknowledged in 120 s: ${neverAcked.slice(0, 5).join("; ")}`,
       );
+    result.violations.push(...chaosProblems);
     result.invariantsHeld = result.violations.length === 0;
     for (const s of supervised) s.down = true;
     const faultsByKind = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
@@ -508,6 +539,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     };
     return { ...result, faults, faultsByKind, durationMs: Date.now() - t0 };
   } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     for (const s of supervised) s.down = true;
     await cleanup();
     disk.dispose();
