@@ -112,6 +112,8 @@ export function checkSoak(o: SoakObservations): SoakResult {
   let logLinesUnexpected = 0;
   let completedTasks = 0;
   const logProblems: string[] = [];
+  /** Lost lines by the status of their run (a CRASHED run's agent was lost while it ran). */
+  const lostByRunStatus: Record<string, number> = {};
   for (const run of o.runs) {
     const counts = o.lineCounts[run.workflowId];
     if (counts === undefined) continue;
@@ -136,6 +138,7 @@ export function checkSoak(o: SoakObservations): SoakResult {
         logProblems.push(
           `${run.runId}/${t.taskId} (${run.workflowId} run ${run.status} on ${run.agentId ?? "no agent"}, task finished ${t.finishedAt ?? "?"}): ${lost} lost, ${dup} duplicated, ${unexpected} unexpected`,
         );
+      lostByRunStatus[run.status] = (lostByRunStatus[run.status] ?? 0) + lost;
       logLinesLost += lost;
       logLinesDuplicated += dup;
       logLinesUnexpected += unexpected;
@@ -215,6 +218,8 @@ export function checkSoak(o: SoakObservations): SoakResult {
       stuckRuns: stuck.length,
       completedTasksChecked: completedTasks,
       logLinesUnexpected,
+      logLinesLostByRunStatus: lostByRunStatus,
+      logProblems: logProblems.slice(0, 100),
       expectedOccurrences,
       occurrencesFrom: first === null ? null : new Date(first).toISOString(),
       occurrencesUntil: new Date(o.occurrencesUntilMs).toISOString(),
