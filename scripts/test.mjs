@@ -3,7 +3,7 @@
 // one at a time, 300 s per test file and per test: many suites start real processes, the machine
 // has two cores, and the release test compiles better-sqlite3 from source in its npm install).
 //
-//   node scripts/test.mjs                 every workspace (packages, apps, bench, e2e) in ONE
+//   node scripts/test.mjs                 every workspace (packages, apps, bench, soak, e2e) in ONE
 //                                         node:test run, ending with node's own `# pass N` /
 //                                         `# fail N` summary (what `npm test` runs)
 //   node scripts/test.mjs --dir <ws>      one workspace (its `npm test`, and `turbo run test`)

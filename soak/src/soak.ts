@@ -1,0 +1,548 @@
+/**
+ * The fault-injection soak: a principal, two agents, the scheduler (a workflow every second) and
+ * a webhook listener under steady mixed load, while a seeded chaos loop kills -9 the principal,
+ * an agent or the scheduler and restarts it, SIGSTOPs an agent past the heartbeat timeout, and
+ * fills then frees the first agent's spool disk. Then the load stops, the system is left to
+ * quiesce (bounded), and {@link checkSoak} checks what the principal stored.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { signWebhookRequest, webhookTriggerPath } from "@cdktr/events/webhook";
+import {
+  CodedError,
+  errorMessage,
+  isCdktrError,
+  type LogLine,
+  type PrincipalClient,
+  type RunRecord,
+  type TaskRunRecord,
+} from "@cdktr/protocol";
+import {
+  cleanup,
+  killAllServicesSync,
+  preparePrincipal,
+  runLogs,
+  startAgent,
+  startListeners,
+  startScheduler,
+  type PrincipalFixture,
+  type ServiceHandle,
+  type ServiceTuning,
+} from "@cdktr/test-utils";
+import { checkSoak, type SoakResult } from "./checks.js";
+import { FAULT_KINDS, Prng, planChaos, type FaultKind, type PlannedFault } from "./prng.js";
+import { SpoolDisk } from "./spool-disk.js";
+import { LINE_COUNTS, soakWorkflows } from "./workflows.js";
+
+/** The soak could not run at all (a process never started). */
+export class SoakError extends CodedError<"START_FAILED" | "BAD_OPTION"> {}
+
+/** Options of {@link runSoak}. */
+export interface SoakOptions {
+  /** How long load and chaos run (ms); quiescence and checks come on top. */
+  durationMs: number;
+  /** Seed of the chaos plan and of the load's choices. */
+  seed: number;
+  /** Progress lines (stderr by default). */
+  log?: (line: string) => void;
+  /** The principal's agent heartbeat timeout (ms). @default 3000 */
+  heartbeatTimeoutMs?: number;
+  /** Shortest and longest pause between two faults (ms). @default [2000, 6000] */
+  gapMs?: readonly [number, number];
+  /** How long the stack runs calmly after the chaos before the scheduler stops (ms). @default 15000 */
+  settleMs?: number;
+  /** Bound on waiting for every run to be terminal (ms). @default 120000 */
+  quiesceMs?: number;
+}
+
+/** A fault as it was executed. */
+export interface ExecutedFault extends PlannedFault {
+  /** When it started: ms after the soak's start, and the wall-clock time. */
+  atMs: number;
+  at: string;
+  /** What happened (restart time, bytes filled, skip reason). */
+  note: string;
+}
+
+/** {@link SoakResult} plus the faults executed. */
+export interface SoakReport extends SoakResult {
+  faults: ExecutedFault[];
+  faultsByKind: Record<FaultKind, number>;
+  durationMs: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A process the soak keeps alive: restarted when it exits without being told to. */
+class Supervised {
+  handle: ServiceHandle | null = null;
+  /** Down on purpose (chaos or final stop): an exit is expected. */
+  down = false;
+  startFailures = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly starter: () => Promise<ServiceHandle>,
+    private readonly onUnexpectedExit: (what: string) => void,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Start (again), retrying a failed start for up to 60 s. */
+  async start(): Promise<ServiceHandle> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        const h = await this.starter();
+        this.handle = h;
+        this.down = false;
+        this.watch(h);
+        return h;
+      } catch (e) {
+        this.startFailures++;
+        this.log(`${this.name}: start failed (${errorMessage(e).split("\n")[0] ?? ""}); retrying`);
+        if (Date.now() > deadline)
+          throw new SoakError("START_FAILED", `${this.name} did not start within 60 s: ${errorMessage(e)}`);
+        await sleep(1000);
+      }
+    }
+  }
+
+  private watch(h: ServiceHandle): void {
+    void h.exited.then(async (exit) => {
+      if (this.handle !== h || this.down) return;
+      const tail = h.lines
+        .slice(-3)
+        .map((l) => l.slice(0, 300))
+        .join(" | ");
+      this.onUnexpectedExit(`${this.name} exited (code ${exit.code}, signal ${exit.signal}): ${tail}`);
+      this.log(`${this.name}: exited on its own (code ${exit.code}, signal ${exit.signal}); restarting`);
+      await sleep(500);
+      if (this.handle === h && !this.down) await this.start().catch((e: unknown) => this.log(errorMessage(e)));
+    });
+  }
+
+  /** SIGKILL its process group (a crash). */
+  async kill(): Promise<void> {
+    this.down = true;
+    await this.handle?.kill();
+  }
+
+  /** Graceful stop (SIGTERM). */
+  async stop(): Promise<void> {
+    this.down = true;
+    await this.handle?.stop("SIGTERM", 15_000);
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    const pid = this.handle?.pid;
+    if (pid !== undefined) process.kill(-pid, signal);
+  }
+}
+
+/** Pages of listRuns (every run of every workflow). */
+async function allRuns(client: PrincipalClient): Promise<RunRecord[]> {
+  const out: RunRecord[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await client.listRuns({ order: "asc", limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+    out.push(...page.runs);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor !== undefined);
+  return out;
+}
+
+/** Run `fn` over `items` with at most `n` at once. */
+async function pool<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: n }, worker));
+}
+
+/** One trigger of the load: sent until acknowledged (same key each time). */
+interface Trigger {
+  key: string;
+  workflowId: string;
+  via: "api" | "webhook";
+}
+
+/** Run the soak and check it; the caller prints and stores the report. */
+export async function runSoak(options: SoakOptions): Promise<SoakReport> {
+  const t0 = Date.now();
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const say = (line: string): void => log(`[soak +${((Date.now() - t0) / 1000).toFixed(1)}s] ${line}`);
+  const hbTimeoutMs = options.heartbeatTimeoutMs ?? 3000;
+  const gapMs = options.gapMs ?? [2000, 6000];
+  const settleMs = options.settleMs ?? 15_000;
+  const quiesceMs = options.quiesceMs ?? 120_000;
+  if (!(options.durationMs > 0)) throw new SoakError("BAD_OPTION", "the soak's duration must be positive");
+
+  const unexpectedExits: string[] = [];
+  // Error and warning lines of every process, by process: counts and the first distinct messages.
+  const problems = new Map<string, { errors: number; warnings: number; messages: Set<string> }>();
+  const tuning = (name: string): ServiceTuning => ({
+    keepLines: 200,
+    onLine: (_line, json) => {
+      const level = json?.level;
+      if (level !== "error" && level !== "warn") return;
+      let p = problems.get(name);
+      if (p === undefined) {
+        p = { errors: 0, warnings: 0, messages: new Set() };
+        problems.set(name, p);
+      }
+      if (level === "error") p.errors++;
+      else p.warnings++;
+      if (p.messages.size < 12) p.messages.add(`${level}: ${String(json?.message)}`);
+    },
+  });
+  const supervised: Supervised[] = [];
+  const disk = SpoolDisk.mount(2 * 1024 * 1024);
+  if (disk.unavailable !== null) say(`spool disk fault will be skipped: ${disk.unavailable}`);
+  else say(`agent-1's data directory is a 2 MiB tmpfs at ${disk.dir}`);
+  // Interrupted (Ctrl-C): kill every process group started and unmount the disk before exiting.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    for (const s of supervised) s.down = true;
+    killAllServicesSync();
+    disk.dispose();
+    process.stderr.write(`soak interrupted by ${signal}: processes killed, spool disk unmounted\n`);
+    process.exit(130);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
+  try {
+    const p: PrincipalFixture = await preparePrincipal({
+      ports: "reserved",
+      workflows: {},
+      clientTimeoutMs: 5000,
+      env: {
+        CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: String(hbTimeoutMs),
+        CDKTR_AGENT_HEARTBEAT_INTERVAL_MS: "500",
+        CDKTR_ASSIGNMENT_LEASE_MS: "4000",
+        CDKTR_SHUTDOWN_GRACE_MS: "3000",
+      },
+      service: tuning("principal"),
+    });
+    const effects = join(p.home, "effects.log");
+    writeFileSync(effects, "");
+    p.writeWorkflows(soakWorkflows(effects));
+
+    const onExit = (what: string): void => {
+      unexpectedExits.push(what);
+    };
+    const principal = new Supervised(
+      "principal",
+      async () => {
+        await p.start();
+        if (p.service === null) throw new SoakError("START_FAILED", "principal: no process");
+        return p.service;
+      },
+      onExit,
+      say,
+    );
+    await principal.start();
+    supervised.push(principal);
+
+    const agentDirs = [disk.dir, join(p.home, "agent-2-data")];
+    mkdirSync(agentDirs[1] as string, { recursive: true });
+    const agents = agentDirs.map(
+      (dataDir, i) =>
+        new Supervised(
+          `agent-${i + 1}`,
+          () =>
+            startAgent(p, {
+              name: `agent-${i + 1}`,
+              dataDir,
+              env: {
+                CDKTR_AGENT_ID: `soak-agent-${i + 1}`,
+                CDKTR_AGENT_MAX_CONCURRENCY: "4",
+                CDKTR_AGENT_HEARTBEAT_INTERVAL_MS: "500",
+                CDKTR_AGENT_FETCH_WAIT_MS: "2000",
+                CDKTR_TASK_KILL_GRACE_MS: "1000",
+                CDKTR_AGENT_SHUTDOWN_GRACE_MS: "2000",
+              },
+              service: tuning(`agent-${i + 1}`),
+            }),
+          onExit,
+          say,
+        ),
+    );
+    const scheduler = new Supervised(
+      "scheduler",
+      () => startScheduler(p, { service: tuning("scheduler") }),
+      onExit,
+      say,
+    );
+    const secret = `soak-${options.seed}-secret`;
+    writeFileSync(
+      join(p.home, "soak-listeners.yml"),
+      "listeners:\n  - type: webhook\n    name: hooks\n    port: 0\n    secret_env: SOAK_HOOK_SECRET\n",
+    );
+    const listeners = new Supervised(
+      "listeners",
+      () =>
+        startListeners(p, "soak-listeners.yml", { env: { SOAK_HOOK_SECRET: secret }, service: tuning("listeners") }),
+      onExit,
+      say,
+    );
+    supervised.push(...agents, scheduler, listeners);
+    await Promise.all([...agents.map((a) => a.start()), scheduler.start(), listeners.start()]);
+    const hookUrl = () => String((listeners.handle?.ready.listeners as { url?: string }[] | undefined)?.[0]?.url);
+    say(`stack up: principal on ${p.ports.api}, webhook at ${hookUrl()}`);
+
+    const loadKey = await p.createKey("soak-load", "trigger");
+    const loadClient = p.connect({ timeoutMs: 3000, key: loadKey.key });
+    const probe = p.connect({ timeoutMs: 500 });
+
+    // ---- load ----
+    const acked = new Map<string, string>();
+    const refused: string[] = [];
+    const neverAcked: string[] = [];
+    const inflight = new Set<Promise<void>>();
+    let loadStop = false;
+    const sendOnce = async (t: Trigger): Promise<string | "retry" | { refused: string }> => {
+      if (t.via === "api") {
+        try {
+          const r = await loadClient.runWorkflow(
+            { workflowId: t.workflowId, params: { key: t.key }, idempotencyKey: t.key, source: "soak" },
+            { retry: false },
+          );
+          return r.runId;
+        } catch (e) {
+          if (isCdktrError(e) && !e.retryable) return { refused: `${e.code}: ${e.message}` };
+          return "retry";
+        }
+      }
+      const body = JSON.stringify({ key: t.key });
+      const path = webhookTriggerPath(t.workflowId);
+      const ts = Math.floor(Date.now() / 1000);
+      try {
+        const res = await fetch(`${hookUrl()}${path}`, {
+          method: "POST",
+          body,
+          signal: AbortSignal.timeout(8000),
+          headers: {
+            "content-type": "application/json",
+            "idempotency-key": t.key,
+            "x-cdktr-timestamp": String(ts),
+            "x-cdktr-signature": signWebhookRequest(secret, ts, { method: "POST", path, idempotencyKey: t.key, body }),
+          },
+        });
+        const reply = (await res.json()) as { runId?: string; message?: string; code?: string };
+        if (res.status === 202 && typeof reply.runId === "string") return reply.runId;
+        if (res.status === 503) return "retry";
+        return { refused: `HTTP ${res.status} ${reply.code ?? ""}: ${reply.message ?? ""}` };
+      } catch {
+        return "retry";
+      }
+    };
+    const fire = (t: Trigger): void => {
+      const task = (async () => {
+        const giveUpAt = Date.now() + 120_000;
+        for (;;) {
+          const r = await sendOnce(t);
+          if (typeof r === "string" && r !== "retry") {
+            acked.set(t.key, r);
+            return;
+          }
+          if (typeof r === "object") {
+            refused.push(`${t.via} ${t.workflowId} ${t.key}: ${r.refused}`);
+            return;
+          }
+          if (Date.now() > giveUpAt) {
+            neverAcked.push(`${t.via} ${t.workflowId} ${t.key}`);
+            return;
+          }
+          // A webhook signature is per second: a retry signs again with a new timestamp.
+          await sleep(t.via === "webhook" ? 1100 : 400);
+        }
+      })();
+      inflight.add(task);
+      void task.finally(() => inflight.delete(task));
+    };
+    const loadRng = new Prng(options.seed ^ 0x5eed);
+    let n = 0;
+    const loadLoop = (async () => {
+      while (!loadStop) {
+        n++;
+        const roll = loadRng.next();
+        const workflowId = roll < 0.6 ? "fan" : roll < 0.8 ? "flaky" : "slow";
+        const via = loadRng.next() < 0.3 ? "webhook" : "api";
+        fire({ key: `soak-${options.seed}-${n}`, workflowId, via });
+        await sleep(loadRng.int(300, 1200));
+      }
+    })();
+
+    // ---- chaos ----
+    const endAt = t0 + options.durationMs;
+    const plan = planChaos(options.seed, Math.ceil(options.durationMs / gapMs[0]) + 5, {
+      gapMs,
+      heartbeatTimeoutMs: hbTimeoutMs,
+    });
+    const faults: ExecutedFault[] = [];
+    const recoveriesMs: number[] = [];
+    const chaosProblems: string[] = [];
+    /** Ping until the principal answers (at most 60 s, then the soak records it and goes on). */
+    const firstPing = async (): Promise<void> => {
+      const giveUpAt = Date.now() + 60_000;
+      for (;;) {
+        try {
+          await probe.ping({ retry: false });
+          return;
+        } catch (e) {
+          if (Date.now() > giveUpAt) {
+            chaosProblems.push(`the restarted principal did not answer a ping within 60 s: ${errorMessage(e)}`);
+            return;
+          }
+          await sleep(20);
+        }
+      }
+    };
+    for (const f of plan) {
+      await sleep(f.gapMs);
+      if (Date.now() >= endAt) break;
+      const atMs = Date.now() - t0;
+      let note = "";
+      say(
+        `fault ${f.n} at ${new Date().toISOString()}: ${f.kind}${f.kind.includes("agent") ? ` agent-${f.agent + 1}` : ""} for ${f.downMs} ms`,
+      );
+      switch (f.kind) {
+        case "kill-principal": {
+          await principal.kill();
+          await sleep(f.downMs);
+          const restartAt = Date.now();
+          const h = await principal.start();
+          await firstPing();
+          const ms = Date.now() - restartAt;
+          recoveriesMs.push(ms);
+          note = `ready after ${Math.round(h.readyAt - h.spawnedAt)} ms, first ping answered ${ms} ms after the restart`;
+          break;
+        }
+        case "kill-agent":
+        case "kill-scheduler": {
+          const target = f.kind === "kill-scheduler" ? scheduler : (agents[f.agent] as Supervised);
+          await target.kill();
+          await sleep(f.downMs);
+          await target.start();
+          note = "restarted";
+          break;
+        }
+        case "stop-agent": {
+          const target = agents[f.agent] as Supervised;
+          target.signal("SIGSTOP");
+          await sleep(f.downMs);
+          target.signal("SIGCONT");
+          note = "resumed";
+          break;
+        }
+        case "fill-spool": {
+          if (disk.unavailable !== null) {
+            note = `skipped: ${disk.unavailable}`;
+            break;
+          }
+          // The spool is written while the principal is away: with the disk full, the principal
+          // is killed for half of the time, so agent 1's tasks write output it cannot spool.
+          const bytes = disk.fill();
+          const awayMs = Math.round(f.downMs / 2);
+          await sleep(300);
+          await principal.kill();
+          await sleep(awayMs);
+          const restartAt = Date.now();
+          await principal.start();
+          await firstPing();
+          const ms = Date.now() - restartAt;
+          recoveriesMs.push(ms);
+          await sleep(Math.max(0, f.downMs - awayMs - 300));
+          disk.free();
+          note = `filled ${bytes} bytes; principal away ${awayMs} ms meanwhile (first ping ${ms} ms after its restart); disk freed after ${f.downMs} ms`;
+          break;
+        }
+      }
+      if (note !== "") say(`fault ${f.n}: ${note}`);
+      faults.push({ ...f, atMs, at: new Date(t0 + atMs).toISOString(), note });
+    }
+    const chaosEnd = Date.now();
+    say(`chaos over after ${faults.length} faults; stopping the load`);
+    loadStop = true;
+    await loadLoop;
+    // Every trigger in flight gives up 120 s after it started at the latest.
+    await Promise.all([...inflight]);
+    say(`load stopped: ${acked.size} triggers acknowledged`);
+
+    // ---- quiescence ----
+    const settleLeft = chaosEnd + settleMs - Date.now();
+    if (settleLeft > 0) await sleep(settleLeft);
+    const schedulerStopAt = Date.now();
+    await scheduler.stop();
+    const occurrencesUntilMs = Math.floor(schedulerStopAt / 1000) * 1000 - 3000;
+    say("scheduler stopped; waiting for every run to be terminal");
+    const client = p.connect({ timeoutMs: 10_000 });
+    const quiesceEnd = Date.now() + quiesceMs;
+    let open = -1;
+    while (Date.now() < quiesceEnd) {
+      const page = await client.listRuns({ status: ["QUEUED", "ASSIGNED", "RUNNING"], limit: 1000 });
+      open = page.runs.length;
+      if (open === 0) break;
+      await sleep(1000);
+    }
+    say(open === 0 ? "quiescent" : `still ${open} open run(s) after ${quiesceMs} ms: checking anyway`);
+
+    // ---- checks ----
+    const runs = await allRuns(client);
+    const tasks = new Map<string, readonly TaskRunRecord[]>();
+    const logs = new Map<string, readonly LogLine[]>();
+    await pool(runs, 8, async (r) => {
+      tasks.set(r.runId, (await client.getRun(r.runId)).tasks);
+      logs.set(r.runId, await runLogs(client, r.runId));
+    });
+    const effectLines = readFileSync(effects, "utf8").split("\n");
+    const result = checkSoak({
+      seed: options.seed,
+      acked,
+      runs,
+      tasks,
+      logs,
+      effects: effectLines,
+      lineCounts: LINE_COUNTS,
+      cronWorkflow: "tick",
+      occurrencesUntilMs,
+      recoveriesMs,
+      unexpectedExits,
+    });
+    if (refused.length > 0)
+      result.violations.push(`${refused.length} trigger(s) refused: ${refused.slice(0, 5).join("; ")}`);
+    if (neverAcked.length > 0)
+      result.violations.push(
+        `${neverAcked.length} trigger(s) never acknowledged in 120 s: ${neverAcked.slice(0, 5).join("; ")}`,
+      );
+    result.violations.push(...chaosProblems);
+    result.invariantsHeld = result.violations.length === 0;
+    for (const s of supervised) s.down = true;
+    const faultsByKind = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
+    for (const f of faults) if (!f.note.startsWith("skipped")) faultsByKind[f.kind]++;
+    result.details = {
+      ...result.details,
+      triggersSent: n,
+      triggersRefused: refused.length,
+      triggersNeverAcked: neverAcked.length,
+      startFailures: Object.fromEntries(
+        [principal, ...agents, scheduler, listeners].map((s) => [s.name, s.startFailures]),
+      ),
+      spoolDisk: disk.unavailable ?? "2 MiB tmpfs",
+      processProblems: Object.fromEntries(
+        [...problems].map(([name, p]) => [name, { errors: p.errors, warnings: p.warnings, messages: [...p.messages] }]),
+      ),
+    };
+    return { ...result, faults, faultsByKind, durationMs: Date.now() - t0 };
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    for (const s of supervised) s.down = true;
+    await cleanup();
+    disk.dispose();
+  }
+}
