@@ -19,6 +19,7 @@ import {
 import type { AgentConfig } from "./config.js";
 import { acquireDataDirLock, type DataDirLock } from "./data-dir/data-dir-lock.js";
 import { AgentStateError } from "./errors.js";
+import { Containment } from "./exec/containment.js";
 import { ProcessGroupRegistry } from "./exec/process-group-registry.js";
 import type { TaskEnvSource } from "./exec/task-command.js";
 import { LogShipper } from "./logs/log-shipper.js";
@@ -66,6 +67,10 @@ export interface AgentReadyInfo {
   registered: boolean;
   /** Process groups left by a previous agent process that were killed at start. */
   reapedProcessGroups: number[];
+  /** How escaped task processes are found: `cgroup` (v2 subtree per task) or `proc` (environment marker). */
+  containment: "cgroup" | "proc";
+  /** Processes of a previous agent process's tasks found by that mechanism and killed at start. */
+  reapedProcesses: number;
   /** The name of the agent's key; null without one (plaintext, for `CDKTR_AUTH=off`). */
   key: string | null;
 }
@@ -96,6 +101,7 @@ export interface Agent {
 /** What {@link Agent.start} builds; stopped in reverse order. */
 interface Parts {
   groups: ProcessGroupRegistry;
+  containment: Containment;
   shipper: LogShipper;
   outbox: StatusOutbox;
   runs: ActiveRuns;
@@ -141,6 +147,12 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   /** Build every part (nothing runs yet); the clients are released by {@link releaseAll}. */
   const build = (): Parts & { principal: PrincipalClient; logs: LogClient } => {
     const groups = new ProcessGroupRegistry(config.dataDir, logger);
+    const containment = Containment.create({
+      mode: config.containment,
+      cgroupBase: config.cgroupBase,
+      dataDir: config.dataDir,
+      logger,
+    });
     // Read here, not at import or creation: a bad CDKTR_KEY_FILE fails the start with its message.
     const key = deps.key !== undefined ? deps.key : findClientKey(AGENT_KEY_NAME, process.env);
     keyName = key?.name ?? null;
@@ -195,6 +207,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       outbox,
       shipper,
       groups,
+      containment,
       killGraceMs: config.taskKillGraceMs,
       logger,
       now,
@@ -208,7 +221,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       wake,
       logger,
     });
-    return { groups, shipper, outbox, runs, session, principal, logs };
+    return { groups, containment, shipper, outbox, runs, session, principal, logs };
   };
 
   return {
@@ -227,8 +240,10 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       try {
         const built = build();
         parts = built;
-        const { groups, shipper, outbox, session } = built;
+        const { groups, containment, shipper, outbox, session } = built;
         const reaped = groups.reapOrphans();
+        const reapedProcesses = containment.reapOrphans();
+        logger.info("task containment", { mechanism: containment.mechanism, why: containment.why });
         shipper.start();
         outbox.start();
         if (stopping) session.stopFetching();
@@ -240,6 +255,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
           dataDir: config.dataDir,
           registered,
           reapedProcessGroups: reaped,
+          containment: containment.mechanism,
+          reapedProcesses,
           key: keyName,
         };
       } catch (e: unknown) {
@@ -278,6 +295,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         logClient?.close();
         await stopped;
         await session.closed();
+        parts.containment.close();
         releaseAll();
         logger.info("stopped");
       })();
@@ -289,6 +307,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       parts?.session.close();
       // Every live group is recorded by the registry; a SIGKILL leaves nothing behind.
       parts?.groups.killAll("SIGKILL");
+      parts?.containment.killAll();
     },
 
     runningRuns: () => parts?.runs.runningRuns() ?? [],
