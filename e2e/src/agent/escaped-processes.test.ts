@@ -91,9 +91,9 @@ for (const containment of ["cgroup", "proc"] as const) {
     assert.ok(elapsed < BOUND_MS, `the run took ${elapsed} ms`);
     assert.equal(r.run.status, "FAILED");
     assert.equal(r.tasks.find((t) => t.taskId === "after")?.status, "SKIPPED");
-    const escape = r.tasks.find((t) => t.taskId === "escape");
-    assert.equal(escape?.status, "FAILED");
-    assert.equal(escape?.reason, "timeout");
+    const task = r.tasks.find((t) => t.taskId === "escape");
+    assert.equal(task?.status, "FAILED");
+    assert.equal(task?.reason, "timeout");
     const { pid, cgroup } = await escapedPid(c, runId);
     expectMechanism(containment, cgroup);
     await waitFor(() => processGone(pid), { timeoutMs: 5000, what: `escaped pid ${pid} killed` });

@@ -32,7 +32,12 @@ function processGone(pid: number): boolean {
   }
 }
 
-const cgroupProbe = Containment.create({ mode: "auto", cgroupBase: null, dataDir: `/nonexistent/probe-${process.pid}`, logger: noopLogger });
+const cgroupProbe = Containment.create({
+  mode: "auto",
+  cgroupBase: null,
+  dataDir: `/nonexistent/probe-${process.pid}`,
+  logger: noopLogger,
+});
 cgroupProbe.close();
 const noCgroup = cgroupProbe.mechanism === "cgroup" ? false : `no usable cgroup v2 here (${cgroupProbe.why})`;
 
@@ -79,7 +84,9 @@ for (const mode of ["cgroup", "proc"] as const) {
     await waitFor(() => processGone(r.pid), { timeoutMs: 5000, what: "escaped child killed" });
   });
 
-  test(`${mode}: on cancel, a double-forked child that ignores SIGTERM is killed after the grace`, { skip }, async () => {
+  test(`${mode}: on cancel, a double-forked child that ignores SIGTERM is killed after the grace`, {
+    skip,
+  }, async () => {
     const c = containment(mode);
     const abort = new AbortController();
     setTimeout(() => abort.abort("cancelled"), 500).unref();
@@ -91,7 +98,9 @@ for (const mode of ["cgroup", "proc"] as const) {
     await waitFor(() => processGone(r.pid), { timeoutMs: 5000, what: "escaped child killed" });
   });
 
-  test(`${mode}: a task that exits 0 leaving a setsid child completes at once and the child is killed`, { skip }, async () => {
+  test(`${mode}: a task that exits 0 leaving a setsid child completes at once and the child is killed`, {
+    skip,
+  }, async () => {
     const c = containment(mode);
     const r = await run(c, "setsid sleep 97 & echo escaped=$!");
     assert.deepEqual(r.result, { ok: true, exitCode: 0 });
@@ -108,7 +117,9 @@ for (const mode of ["cgroup", "proc"] as const) {
     }
   });
 
-  test(`${mode}: at start-up, the escaped processes an agent with the same data directory left are killed`, { skip }, async () => {
+  test(`${mode}: at start-up, the escaped processes an agent with the same data directory left are killed`, {
+    skip,
+  }, async () => {
     const dataDir = makeTempDir("cdktr-containment-");
     const first = containment(mode, dataDir);
     const task = first.forTask();
@@ -120,7 +131,9 @@ for (const mode of ["cgroup", "proc"] as const) {
         detached: true,
       }),
     );
-    const line = await new Promise<string>((resolve) => child.stdout.once("data", (b: Buffer) => resolve(b.toString())));
+    const line = await new Promise<string>((resolve) =>
+      child.stdout.once("data", (b: Buffer) => resolve(b.toString())),
+    );
     const pid = Number(line.trim().slice("escaped=".length));
     escaped.push(pid);
     await new Promise((resolve) => child.once("exit", resolve));
@@ -132,7 +145,11 @@ for (const mode of ["cgroup", "proc"] as const) {
     const second = containment(mode, dataDir);
     assert.ok(second.reapOrphans() >= 1);
     await waitFor(() => processGone(pid), { timeoutMs: 5000, what: "orphan killed" });
-    if (second.cgroupDir !== null) assert.deepEqual(readdirSync(second.cgroupDir).filter((n) => n.startsWith("task-")), []);
+    if (second.cgroupDir !== null)
+      assert.deepEqual(
+        readdirSync(second.cgroupDir).filter((n) => n.startsWith("task-")),
+        [],
+      );
     second.close();
     other.close();
   });

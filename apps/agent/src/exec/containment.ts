@@ -141,7 +141,11 @@ export class Containment {
     return new Containment("proc", `no usable cgroup v2 (${probe}): /proc environment marker`, key, null, options);
   }
 
-  static #probeCgroup(options: ContainmentOptions, key: string, procRoot: string): { dir: string; mount: string } | string {
+  static #probeCgroup(
+    options: ContainmentOptions,
+    key: string,
+    procRoot: string,
+  ): { dir: string; mount: string } | string {
     const own = ownCgroup(procRoot);
     if (typeof own === "string") return own;
     const base = options.cgroupBase ?? join(own.mount, own.path);
@@ -429,7 +433,9 @@ class CgroupTask implements TaskContainment {
     const retry = (): void => {
       if (tryRmdir(this.#dir)) return;
       if (++tries >= 50) {
-        this.#owner.logger.warn("cannot remove a task's cgroup: the next agent start removes it", { cgroup: this.#dir });
+        this.#owner.logger.warn("cannot remove a task's cgroup: the next agent start removes it", {
+          cgroup: this.#dir,
+        });
         return;
       }
       this.#owner.killCgroup(this.#dir, "SIGKILL");
