@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { errorMessage, type Logger } from "@cdktr/protocol";
 import { AgentStartError } from "../errors.js";
@@ -44,8 +45,11 @@ export interface TaskContainment {
    * process of the task is ever outside it (no race with a fast fork).
    */
   spawnInside<T>(spawn: () => T): T;
-  /** Send `signal` to every process of the task found now; returns how many were signalled. */
-  signal(signal: NodeJS.Signals): number;
+  /**
+   * Send `signal` to every process of the task found now (never rejects); resolves with how many
+   * were signalled. The `/proc` scan runs off the event loop.
+   */
+  signal(signal: NodeJS.Signals): Promise<number>;
   /** Kill what is left and remove the task's cgroup (in the background when it is still busy). */
   release(): void;
 }
@@ -224,21 +228,67 @@ export class Containment {
     const seen = new Set<number>();
     // Repeat while new processes turn up: one may fork while we kill its parent.
     for (let round = 0; round < 10; round++) {
-      const found = this.#findMarked(entry, prefix).filter((p) => !seen.has(p) || signal === "SIGKILL");
-      let fresh = 0;
-      for (const pid of found) {
-        if (!seen.has(pid)) fresh++;
-        seen.add(pid);
-        try {
-          process.kill(pid, signal);
-        } catch {
-          /* gone meanwhile */
-        }
-      }
+      const found = this.#findMarked(entry, prefix);
+      const fresh = this.#signalFound(found, seen, signal);
       total += fresh;
       if (fresh === 0 || signal !== "SIGKILL") break;
     }
     return total;
+  }
+
+  /** {@link killMarked} for an exact entry, reading `/proc` asynchronously; never rejects. */
+  async killMarkedAsync(entry: string, signal: NodeJS.Signals): Promise<number> {
+    let total = 0;
+    const seen = new Set<number>();
+    for (let round = 0; round < 10; round++) {
+      const found = await this.#findMarkedAsync(entry);
+      const fresh = this.#signalFound(found, seen, signal);
+      total += fresh;
+      if (fresh === 0 || signal !== "SIGKILL") break;
+    }
+    return total;
+  }
+
+  /** Signal `found` (SIGKILL again to those seen before, other signals once); returns how many are new. */
+  #signalFound(pids: number[], seen: Set<number>, signal: NodeJS.Signals): number {
+    let fresh = 0;
+    for (const pid of pids) {
+      if (seen.has(pid) && signal !== "SIGKILL") continue;
+      if (!seen.has(pid)) fresh++;
+      seen.add(pid);
+      try {
+        process.kill(pid, signal);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    return fresh;
+  }
+
+  async #findMarkedAsync(entry: string): Promise<number[]> {
+    const uid = process.getuid?.();
+    let names: string[];
+    try {
+      names = (await readdir(this.#procRoot)).filter((n) => PID_NAME.test(n) && Number(n) !== process.pid);
+    } catch {
+      return [];
+    }
+    const out: number[] = [];
+    // A few at a time: the thread pool also serves the spool and the outbox.
+    for (let i = 0; i < names.length; i += 16) {
+      await Promise.all(
+        names.slice(i, i + 16).map(async (name) => {
+          try {
+            if (uid !== undefined && (await stat(join(this.#procRoot, name))).uid !== uid) return;
+            const env = (await readFile(join(this.#procRoot, name, "environ"), "latin1")).split("\0");
+            if (env.includes(entry)) out.push(Number(name));
+          } catch {
+            /* gone, or not readable: not ours */
+          }
+        }),
+      );
+    }
+    return out;
   }
 
   #findMarked(entry: string, prefix: boolean): number[] {
@@ -382,12 +432,22 @@ class MarkerTask implements TaskContainment {
     return spawn();
   }
 
-  signal(signal: NodeJS.Signals): number {
-    return this.#owner.killMarked(this.#entry, signal);
+  /** Sweeps run one after the other. */
+  #queue: Promise<number> = Promise.resolve(0);
+  /** The last SIGKILL sweep found no process: none is left that could start another. */
+  #clean = false;
+
+  signal(signal: NodeJS.Signals): Promise<number> {
+    this.#queue = this.#queue.then(async () => {
+      const n = await this.#owner.killMarkedAsync(this.#entry, signal);
+      if (signal === "SIGKILL") this.#clean = n === 0;
+      return n;
+    });
+    return this.#queue;
   }
 
   release(): void {
-    this.#owner.killMarked(this.#entry, "SIGKILL");
+    void this.#queue.then(() => (this.#clean ? 0 : this.signal("SIGKILL")));
   }
 }
 
@@ -421,12 +481,13 @@ class CgroupTask implements TaskContainment {
     }
   }
 
-  signal(signal: NodeJS.Signals): number {
-    return this.#owner.killCgroup(this.#dir, signal) + (this.#fallback?.signal(signal) ?? 0);
+  async signal(signal: NodeJS.Signals): Promise<number> {
+    return this.#owner.killCgroup(this.#dir, signal) + ((await this.#fallback?.signal(signal)) ?? 0);
   }
 
   release(): void {
-    this.signal("SIGKILL");
+    this.#owner.killCgroup(this.#dir, "SIGKILL");
+    this.#fallback?.release();
     if (tryRmdir(this.#dir)) return;
     // Killed processes leave the cgroup a moment later: retry in the background.
     let tries = 0;

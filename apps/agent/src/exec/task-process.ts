@@ -164,10 +164,10 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
       if (terminating !== null || pid === undefined) return;
       terminating = why;
       killGroup(pid, "SIGTERM");
-      jail?.signal("SIGTERM");
+      void jail?.signal("SIGTERM");
       killTimer = setTimeout(() => {
         killGroup(pid, "SIGKILL");
-        jail?.signal("SIGKILL");
+        void jail?.signal("SIGKILL");
       }, options.killGraceMs);
       killTimer.unref();
     };
@@ -253,7 +253,7 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
       exited = { code, sig };
       // The leader is gone: kill what it left, in its group and outside, so the pipes can close.
       if (pid !== undefined && !killGroup(pid, "SIGKILL")) groupGone = true;
-      jail?.signal("SIGKILL");
+      void jail?.signal("SIGKILL");
       clearTimeout(timeoutTimer);
       if (pid !== undefined) armDrain();
     });
