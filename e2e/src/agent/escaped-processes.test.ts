@@ -6,6 +6,7 @@
 import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { accessSync, constants, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { cleanup, waitFor, workflowYaml, type PrincipalFixture, type TaskSpec } from "@cdktr/test-utils";
 import { prepareCluster, startFastAgent } from "./helpers.js";
 
@@ -44,12 +45,16 @@ function processGone(pid: number): boolean {
   }
 }
 
-async function cluster(containment: "cgroup" | "proc", tasks: Record<string, TaskSpec>) {
+async function cluster(containment: "cgroup" | "proc", tasks: Record<string, TaskSpec>, dataDir?: string) {
   const c = await prepareCluster();
   c.writeWorkflows({ "escape.yml": workflowYaml({ tasks }) });
   await c.start();
-  await startFastAgent(c, { env: { CDKTR_AGENT_CONTAINMENT: containment } });
-  return c;
+  const agent = await startFastAgent(c, {
+    env: { CDKTR_AGENT_CONTAINMENT: containment },
+    ...(dataDir === undefined ? {} : { dataDir: join(c.home, dataDir) }),
+  });
+  assert.equal(agent.ready.containment, containment);
+  return Object.assign(c, { agent });
 }
 
 /** The pid the task printed as `escaped=<pid>`, and the task's `/proc/self/cgroup` line. */
@@ -136,3 +141,43 @@ for (const containment of ["cgroup", "proc"] as const) {
     await waitFor(() => processGone(pid), { timeoutMs: 5000, what: `escaped pid ${pid} killed` });
   });
 }
+
+for (const containment of ["cgroup", "proc"] as const) {
+  const skip = containment === "cgroup" ? (cgroupProblem() ?? false) : false;
+
+  test(`${containment}: an agent SIGKILLed while a task's escaped child runs; the next agent on its data directory kills that child`, {
+    skip,
+  }, async () => {
+    const c = await cluster(
+      containment,
+      { escape: { cmd: "sh", args: ["-c", `grep '^0::' /proc/self/cgroup; ${ESCAPE}; sleep 1000`] } },
+      "agent-data",
+    );
+    const runId = await c.run("escape");
+    const { pid } = await escapedPid(c, runId);
+    await c.agent.kill();
+    assert.equal(processGone(pid), false, "the escaped child survived its agent");
+    const next = await startFastAgent(c, {
+      dataDir: join(c.home, "agent-data"),
+      env: { CDKTR_AGENT_CONTAINMENT: containment },
+    });
+    assert.equal(next.ready.containment, containment);
+    // The task's group leader and its `sleep 1000`, and the escaped child: at least the child.
+    assert.ok(Number(next.ready.reapedProcesses) >= 1, JSON.stringify(next.ready));
+    await waitFor(() => processGone(pid), { timeoutMs: 5000, what: `escaped pid ${pid} killed at start` });
+  });
+}
+
+test("CDKTR_AGENT_CONTAINMENT=cgroup where no cgroup can be made: the agent exits 2 naming the setting", async () => {
+  const c = await prepareCluster();
+  await c.start();
+  const bad = await startFastAgent(c, {
+    env: { CDKTR_AGENT_CONTAINMENT: "cgroup", CDKTR_AGENT_CGROUP_BASE: join(c.home, "not-a-cgroup") },
+    waitReady: false,
+  });
+  assert.equal((await bad.exited).code, 2);
+  assert.ok(
+    bad.lines.some((l) => l.includes("CDKTR_AGENT_CONTAINMENT=cgroup") && l.includes("not-a-cgroup")),
+    bad.lines.join("\n"),
+  );
+});
