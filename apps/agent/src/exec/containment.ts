@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { errorMessage, type Logger } from "@cdktr/protocol";
 import { AgentStartError } from "../errors.js";
@@ -121,12 +122,13 @@ export class Containment {
 
   /**
    * Pick the mechanism: with mode `auto` or `cgroup`, create `<base>/cdktr-agent-<key>` (key: a
-   * hash of the data directory) and check that the agent can move itself into a child of it and
-   * back; with `auto`, fall back to the proc marker when it cannot.
+   * hash of the host name and the data directory) and check that the agent can move itself into
+   * a child of it and back; with `auto`, fall back to the proc marker when it cannot.
    * @throws AgentStartError `CONTAINMENT_UNAVAILABLE` with mode `cgroup` when cgroup v2 cannot be used
    */
   static create(options: ContainmentOptions): Containment {
-    const key = createHash("sha256").update(options.dataDir).digest("hex").slice(0, 16);
+    // Host and data directory: one agent process at a time (the data directory lock) has this key.
+    const key = createHash("sha256").update(`${hostname()}\0${options.dataDir}`).digest("hex").slice(0, 16);
     const procRoot = options.procRoot ?? "/proc";
     if (options.mode === "proc") {
       return new Containment("proc", "CDKTR_AGENT_CONTAINMENT=proc", key, null, options);
@@ -154,9 +156,14 @@ export class Containment {
     if (typeof own === "string") return own;
     const base = options.cgroupBase ?? join(own.mount, own.path);
     const dir = join(base, `cdktr-agent-${key}`);
+    // Never create the base: a wrong path must not litter another file system with directories.
+    if (!existsSync(join(base, "cgroup.procs"))) return `${base} is not a directory of a cgroup v2 file system`;
+    let created = false;
     try {
-      mkdirSync(dir, { recursive: true });
-      if (!existsSync(join(dir, "cgroup.procs"))) return `${base} is not in a cgroup v2 file system`;
+      if (!existsSync(dir)) {
+        mkdirSync(dir);
+        created = true;
+      }
       const probe = join(dir, `probe-${process.pid}`);
       mkdirSync(probe, { recursive: true });
       try {
@@ -167,6 +174,7 @@ export class Containment {
       }
       return { dir, mount: own.mount };
     } catch (e: unknown) {
+      if (created) tryRmdir(dir);
       return `cannot create and join a cgroup under ${base}: ${errorMessage(e)}`;
     }
   }
