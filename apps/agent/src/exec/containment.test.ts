@@ -187,3 +187,50 @@ test("CDKTR_AGENT_CONTAINMENT=cgroup without a usable cgroup v2 refuses to start
   assert.equal(auto.mechanism, "proc");
   assert.match(auto.why, /no usable cgroup v2/);
 });
+
+test("cgroup: an attempt that never starts (missing working directory, command not found) leaves no cgroup behind", {
+  skip: noCgroup,
+}, async () => {
+  const c = containment("cgroup");
+  const dir = c.cgroupDir ?? "";
+  const base = { timeoutMs: null, killGraceMs: 100, onLine: () => {} };
+  const missingCwd = await runTaskProcess({
+    ...base,
+    command: { cmd: "true", args: [], cwd: "/nonexistent/cdktr", env: {} },
+    containment: c.forTask(),
+  });
+  assert.equal(missingCwd.ok ? null : missingCwd.reason, "spawn_error");
+  const notFound = await runTaskProcess({
+    ...base,
+    command: { cmd: "no-such-command-cdktr", args: [], cwd: null, env: { PATH: "/nonexistent" } },
+    containment: c.forTask(),
+  });
+  assert.equal(notFound.ok ? null : notFound.reason, "spawn_error");
+  await waitFor(() => readdirSync(dir).filter((n) => n.startsWith("task-")).length === 0, {
+    timeoutMs: 5000,
+    what: "no task cgroup left",
+  });
+  c.close();
+});
+
+test("cgroup: an agent starting removes the empty subtrees of agents gone for good; a live agent whose subtree went makes it again", {
+  skip: noCgroup,
+}, async () => {
+  const goneDir = containment("cgroup").cgroupDir ?? "";
+  assert.equal(existsSync(goneDir), true);
+  const live = containment("cgroup"); // starting, it prunes the (empty) subtree of the first
+  const liveDir = live.cgroupDir ?? "";
+  assert.equal(existsSync(goneDir), false);
+  assert.equal(existsSync(liveDir), true);
+  containment("cgroup").close(); // a third agent starting prunes the live one's while it is empty
+  assert.equal(existsSync(liveDir), false);
+  const r = await run(live, "setsid sleep 97 & echo escaped=$!; sleep 1000", { timeoutMs: 300 });
+  assert.equal(r.result.ok ? null : r.result.reason, "timeout");
+  assert.equal(existsSync(liveDir), true, "made again for the task");
+  await waitFor(() => processGone(r.pid), { timeoutMs: 5000, what: "escaped child killed" });
+  await waitFor(() => readdirSync(liveDir).filter((n) => n.startsWith("task-")).length === 0, {
+    timeoutMs: 5000,
+    what: "the task's cgroup removed",
+  });
+  live.close();
+});

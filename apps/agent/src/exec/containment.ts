@@ -7,7 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { errorMessage, type Logger } from "@cdktr/protocol";
 import { AgentStartError } from "../errors.js";
 
@@ -135,6 +135,7 @@ export class Containment {
     }
     const probe = Containment.#probeCgroup(options, key, procRoot);
     if (typeof probe !== "string") {
+      pruneEmptySiblings(probe.dir);
       return new Containment("cgroup", `cgroup v2 subtree ${probe.dir}`, key, probe, options);
     }
     if (options.mode === "cgroup") {
@@ -184,14 +185,19 @@ export class Containment {
     const marker = `${this.#key}.${randomBytes(16).toString("hex")}`;
     if (this.cgroupDir !== null) {
       const dir = join(this.cgroupDir, `task-${randomBytes(8).toString("hex")}`);
-      try {
-        mkdirSync(dir);
-        return new CgroupTask(this, dir, marker);
-      } catch (e: unknown) {
-        this.#logger.warn("cannot create the task's cgroup: using the /proc marker for this task", {
-          cgroup: dir,
-          error: errorMessage(e),
-        });
+      for (let attempt = 1; ; attempt++) {
+        try {
+          mkdirSync(dir);
+          return new CgroupTask(this, dir, marker);
+        } catch (e: unknown) {
+          // Another agent starting may have pruned our subtree while it was empty: make it again.
+          if ((e as { code?: unknown }).code === "ENOENT" && attempt < 3 && tryMkdir(this.cgroupDir)) continue;
+          this.#logger.warn("cannot create the task's cgroup: using the /proc marker for this task", {
+            cgroup: dir,
+            error: errorMessage(e),
+          });
+          break;
+        }
       }
     }
     return new MarkerTask(this, marker);
@@ -409,6 +415,51 @@ function cgroupPids(dir: string): number[] {
       .split("\n")
       .filter((l) => l !== "")
       .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function tryMkdir(dir: string): boolean {
+  try {
+    mkdirSync(dir);
+    return true;
+  } catch (e: unknown) {
+    return (e as { code?: unknown }).code === "EEXIST";
+  }
+}
+
+/** A task cgroup empty and older than this belongs to no live attempt (one is filled at its spawn). */
+const STALE_TASK_CGROUP_MS = 60_000;
+
+/**
+ * Remove the empty `cdktr-agent-*` directories next to `dir` and their empty task cgroups older
+ * than a minute (agents killed, or whose data directory is gone, leave them). A cgroup with a
+ * process or a child cannot be removed, so nothing in use goes; a live agent whose directory went
+ * makes it again at its next task.
+ */
+function pruneEmptySiblings(dir: string): void {
+  const parent = dirname(dir);
+  for (const name of safeReaddir(parent)) {
+    const sibling = join(parent, name);
+    if (!name.startsWith("cdktr-agent-") || sibling === dir) continue;
+    for (const child of safeReaddir(sibling)) {
+      if (!child.startsWith("task-") && !child.startsWith("probe-")) continue;
+      const task = join(sibling, child);
+      try {
+        const empty = readFileSync(join(task, "cgroup.events"), "utf8").includes("populated 0");
+        if (empty && Date.now() - statSync(task).ctimeMs > STALE_TASK_CGROUP_MS) tryRmdir(task);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    tryRmdir(sibling);
+  }
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
   } catch {
     return [];
   }

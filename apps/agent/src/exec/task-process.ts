@@ -96,6 +96,7 @@ export function killGroup(pgid: number, sig: NodeJS.Signals): boolean {
 export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptResult> {
   const { command, signal } = options;
   if (signal?.aborted === true) {
+    options.containment?.release();
     const reason = abortReason(signal);
     return Promise.resolve({
       ok: false,
@@ -114,6 +115,7 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
       isDir = false;
     }
     if (!isDir) {
+      options.containment?.release();
       return Promise.resolve({
         ok: false,
         reason: "spawn_error",
