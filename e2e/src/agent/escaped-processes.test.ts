@@ -80,7 +80,7 @@ for (const containment of ["cgroup", "proc"] as const) {
 
   test(`${containment}: a timed-out task whose child escaped with setsid ends at its timeout, the run moves on, the child is killed`, {
     skip,
-  }, async () => {
+  }, async (t) => {
     const c = await cluster(containment, {
       escape: {
         cmd: "sh",
@@ -93,6 +93,7 @@ for (const containment of ["cgroup", "proc"] as const) {
     const runId = await c.run("escape");
     const r = await c.waitForRun(runId);
     const elapsed = Date.now() - started;
+    t.diagnostic(`run ended ${elapsed} ms after the trigger`);
     assert.ok(elapsed < BOUND_MS, `the run took ${elapsed} ms`);
     assert.equal(r.run.status, "FAILED");
     assert.equal(r.tasks.find((t) => t.taskId === "after")?.status, "SKIPPED");
@@ -106,7 +107,7 @@ for (const containment of ["cgroup", "proc"] as const) {
 
   test(`${containment}: a cancelled task whose child escaped with setsid ends CANCELLED at once, the child is killed`, {
     skip,
-  }, async () => {
+  }, async (t) => {
     const c = await cluster(containment, {
       escape: { cmd: "sh", args: ["-c", `grep '^0::' /proc/self/cgroup; ${ESCAPE}; sleep 1000`] },
     });
@@ -118,6 +119,7 @@ for (const containment of ["cgroup", "proc"] as const) {
     assert.equal((await c.client.cancelRun(runId)).cancelled, true);
     const r = await c.waitForRun(runId);
     const elapsed = Date.now() - cancelledAt;
+    t.diagnostic(`run ended ${elapsed} ms after the cancel`);
     assert.ok(elapsed < BOUND_MS, `the cancel took ${elapsed} ms`);
     assert.equal(r.run.status, "CANCELLED");
     assert.equal(r.tasks.find((t) => t.taskId === "escape")?.status, "CANCELLED");
@@ -126,7 +128,7 @@ for (const containment of ["cgroup", "proc"] as const) {
 
   test(`${containment}: a task that exits 0 leaving an escaped child completes at once, the child is killed`, {
     skip,
-  }, async () => {
+  }, async (t) => {
     const c = await cluster(containment, {
       escape: { cmd: "sh", args: ["-c", `grep '^0::' /proc/self/cgroup; ${ESCAPE}`] },
     });
@@ -134,6 +136,7 @@ for (const containment of ["cgroup", "proc"] as const) {
     const runId = await c.run("escape");
     const r = await c.waitForRun(runId);
     const elapsed = Date.now() - started;
+    t.diagnostic(`run ended ${elapsed} ms after the trigger`);
     assert.ok(elapsed < BOUND_MS, `the run took ${elapsed} ms`);
     assert.equal(r.run.status, "COMPLETED");
     const { pid, cgroup } = await escapedPid(c, runId);
@@ -147,7 +150,7 @@ for (const containment of ["cgroup", "proc"] as const) {
 
   test(`${containment}: an agent SIGKILLed while a task's escaped child runs; the next agent on its data directory kills that child`, {
     skip,
-  }, async () => {
+  }, async (t) => {
     const c = await cluster(
       containment,
       { escape: { cmd: "sh", args: ["-c", `grep '^0::' /proc/self/cgroup; ${ESCAPE}; sleep 1000`] } },
