@@ -150,7 +150,7 @@ for (const containment of ["cgroup", "proc"] as const) {
 
   test(`${containment}: an agent SIGKILLed while a task's escaped child runs; the next agent on its data directory kills that child`, {
     skip,
-  }, async (t) => {
+  }, async () => {
     const c = await cluster(
       containment,
       { escape: { cmd: "sh", args: ["-c", `grep '^0::' /proc/self/cgroup; ${ESCAPE}; sleep 1000`] } },
