@@ -20,6 +20,7 @@ import type { AgentConfig } from "./config.js";
 import { acquireDataDirLock, type DataDirLock } from "./data-dir/data-dir-lock.js";
 import { noSyncOps, realSyncOps, SyncBatch } from "./data-dir/sync-batch.js";
 import { AgentStateError } from "./errors.js";
+import { Containment } from "./exec/containment.js";
 import { ProcessGroupRegistry } from "./exec/process-group-registry.js";
 import type { TaskEnvSource } from "./exec/task-command.js";
 import { LogShipper } from "./logs/log-shipper.js";
@@ -67,6 +68,10 @@ export interface AgentReadyInfo {
   registered: boolean;
   /** Process groups left by a previous agent process that were killed at start. */
   reapedProcessGroups: number[];
+  /** How escaped task processes are found: `cgroup` (v2 subtree per task) or `proc` (environment marker). */
+  containment: "cgroup" | "proc";
+  /** Processes of a previous agent process's tasks found by that mechanism and killed at start. */
+  reapedProcesses: number;
   /** The name of the agent's key; null without one (plaintext, for `CDKTR_AUTH=off`). */
   key: string | null;
 }
@@ -99,6 +104,7 @@ interface Parts {
   /** The group commit of the data directory's records. */
   sync: SyncBatch;
   groups: ProcessGroupRegistry;
+  containment: Containment;
   shipper: LogShipper;
   outbox: StatusOutbox;
   runs: ActiveRuns;
@@ -146,6 +152,12 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     // One group commit for every record of the data directory: one fsync per file per turn.
     const sync = new SyncBatch({ ops: config.fsync ? realSyncOps : noSyncOps, logger });
     const groups = new ProcessGroupRegistry(config.dataDir, logger, sync);
+    const containment = Containment.create({
+      mode: config.containment,
+      cgroupBase: config.cgroupBase,
+      dataDir: config.dataDir,
+      logger,
+    });
     // Read here, not at import or creation: a bad CDKTR_KEY_FILE fails the start with its message.
     const key = deps.key !== undefined ? deps.key : findClientKey(AGENT_KEY_NAME, process.env);
     keyName = key?.name ?? null;
@@ -202,6 +214,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       outbox,
       shipper,
       groups,
+      containment,
       killGraceMs: config.taskKillGraceMs,
       logger,
       now,
@@ -216,7 +229,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       logger,
       problems: () => [shipper.problem, outbox.problem, groups.problem].filter((p): p is string => p !== null),
     });
-    return { sync, groups, shipper, outbox, runs, session, principal, logs };
+    return { sync, groups, containment, shipper, outbox, runs, session, principal, logs };
   };
 
   return {
@@ -235,8 +248,10 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       try {
         const built = build();
         parts = built;
-        const { groups, shipper, outbox, session } = built;
+        const { groups, containment, shipper, outbox, session } = built;
         const reaped = groups.reapOrphans();
+        const reapedProcesses = containment.reapOrphans();
+        logger.info("task containment", { mechanism: containment.mechanism, why: containment.why });
         shipper.start();
         outbox.start();
         if (stopping) session.stopFetching();
@@ -248,6 +263,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
           dataDir: config.dataDir,
           registered,
           reapedProcessGroups: reaped,
+          containment: containment.mechanism,
+          reapedProcesses,
           key: keyName,
         };
       } catch (e: unknown) {
@@ -288,6 +305,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         // What the outbox and the spool wrote last is on the disk before the process exits.
         await sync.synced();
         await session.closed();
+        parts.containment.close();
         releaseAll();
         logger.info("stopped");
       })();
@@ -299,6 +317,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       parts?.session.close();
       // Every live group is recorded by the registry; a SIGKILL leaves nothing behind.
       parts?.groups.killAll("SIGKILL");
+      parts?.containment.killAll();
     },
 
     runningRuns: () => parts?.runs.runningRuns() ?? [],

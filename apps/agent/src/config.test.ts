@@ -67,3 +67,25 @@ test("CDKTR_AGENT_INHERIT_ENV refuses what is not a variable name and the agent'
     );
   }
 });
+
+test("containment: auto and the agent's own cgroup by default; cgroup, proc and a base path when set; bad ones named", () => {
+  const d = loadConfig({}, { homedir: "/h" });
+  assert.equal(d.containment, "auto");
+  assert.equal(d.cgroupBase, null);
+  const c = loadConfig(
+    { CDKTR_AGENT_CONTAINMENT: "proc", CDKTR_AGENT_CGROUP_BASE: "/sys/fs/cgroup/cdktr" },
+    { homedir: "/h" },
+  );
+  assert.equal(c.containment, "proc");
+  assert.equal(c.cgroupBase, "/sys/fs/cgroup/cdktr");
+  assert.throws(
+    () => loadConfig({ CDKTR_AGENT_CONTAINMENT: "docker", CDKTR_AGENT_CGROUP_BASE: "cdktr" }),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.equal(e.problems.length, 2);
+      assert.match(e.message, /CDKTR_AGENT_CONTAINMENT/);
+      assert.match(e.message, /CDKTR_AGENT_CGROUP_BASE.*absolute path/);
+      return true;
+    },
+  );
+});

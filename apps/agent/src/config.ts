@@ -62,6 +62,22 @@ export const AgentEnvSchema = z.object({
   CDKTR_AGENT_SHUTDOWN_GRACE_MS: envInt({ min: 0, max: 86_400_000, default: 30_000 }),
   /** Between SIGTERM and SIGKILL to a task's process group (timeout, cancel), in ms. */
   CDKTR_TASK_KILL_GRACE_MS: envInt({ min: 0, max: 3_600_000, default: 5000 }),
+  /**
+   * How a task's processes that left its process group (`setsid`) are found and killed on
+   * timeout, cancel and exit: `cgroup` (a cgroup v2 subtree per task; the agent refuses to start
+   * without one), `proc` (a marker in the environment, found in `/proc/<pid>/environ`), `auto`
+   * (cgroup when usable, else proc).
+   */
+  CDKTR_AGENT_CONTAINMENT: z.enum(["auto", "cgroup", "proc"]).default("auto"),
+  /**
+   * A cgroup v2 directory where the agent creates its subtree `cdktr-agent-<hash>/task-<id>`;
+   * default: the agent's own cgroup.
+   */
+  CDKTR_AGENT_CGROUP_BASE: z
+    .string()
+    .min(1)
+    .refine((v) => v.startsWith("/"), "use an absolute path (for instance /sys/fs/cgroup/cdktr)")
+    .optional(),
   /** Cap of the on-disk log spool used while the principal is unreachable, in bytes. */
   CDKTR_AGENT_LOG_SPOOL_MAX_BYTES: envInt({ min: 1024, default: 256 * MIB }),
   /**
@@ -95,6 +111,10 @@ export interface AgentConfig {
   logSpoolMaxBytes: number;
   /** fsync the agent's records (`CDKTR_AGENT_FSYNC`). */
   fsync: boolean;
+  /** `CDKTR_AGENT_CONTAINMENT`. */
+  containment: "auto" | "cgroup" | "proc";
+  /** `CDKTR_AGENT_CGROUP_BASE`, or null for the agent's own cgroup. */
+  cgroupBase: string | null;
   logLevel: "error" | "warn" | "info" | "debug";
 }
 
@@ -131,6 +151,8 @@ export function loadConfig(
     taskKillGraceMs: e.CDKTR_TASK_KILL_GRACE_MS,
     logSpoolMaxBytes: e.CDKTR_AGENT_LOG_SPOOL_MAX_BYTES,
     fsync: e.CDKTR_AGENT_FSYNC,
+    containment: e.CDKTR_AGENT_CONTAINMENT,
+    cgroupBase: e.CDKTR_AGENT_CGROUP_BASE ?? null,
     logLevel: e.CDKTR_LOG_LEVEL,
   };
 }

@@ -5,7 +5,7 @@
 import { CodedError } from "@cdktr/protocol";
 
 /** Stable codes of {@link AgentStartError}. */
-export type AgentStartErrorCode = "DATA_DIR_LOCKED" | "DATA_DIR_UNUSABLE";
+export type AgentStartErrorCode = "DATA_DIR_LOCKED" | "DATA_DIR_UNUSABLE" | "CONTAINMENT_UNAVAILABLE";
 
 /** The agent cannot start; `main` prints the message and exits with code 2. */
 export class AgentStartError extends CodedError<AgentStartErrorCode> {}

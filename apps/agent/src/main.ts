@@ -31,6 +31,8 @@ await runService({
     dataDir: info.dataDir,
     registered: info.registered,
     reapedProcessGroups: info.reapedProcessGroups,
+    containment: info.containment,
+    reapedProcesses: info.reapedProcesses,
     key: info.key,
   }),
   onForce: (agent, logger) => {

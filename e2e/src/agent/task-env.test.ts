@@ -74,6 +74,7 @@ test("a task of an agent started with SECRET=x, a key file and a .env sees only 
   assert.deepEqual(Object.keys(env).sort(), [
     "CDKTR_RUN_ID",
     "CDKTR_TASK_ID",
+    "CDKTR_TASK_MARKER",
     "CDKTR_TRIGGER_SOURCE",
     "CDKTR_WORKFLOW_ID",
     "HOME",
@@ -91,6 +92,8 @@ test("a task of an agent started with SECRET=x, a key file and a .env sees only 
   assert.equal(env.NODE_EXTRA_CA_CERTS, "/some/ca.pem");
   assert.equal(env.CDKTR_WORKFLOW_ID, "printenv");
   assert.equal(env.CDKTR_TASK_ID, "show");
+  // The agent's tag for finding the task's escaped processes (docs/operations.md): random per attempt.
+  assert.match(env.CDKTR_TASK_MARKER ?? "", /^[0-9a-f]{16}\.[0-9a-f]{32}$/);
 });
 
 test("CDKTR_AGENT_INHERIT_ENV passes the variables it names, from the environment and the .env, and never a CDKTR_* setting", async () => {
@@ -107,7 +110,7 @@ test("CDKTR_AGENT_INHERIT_ENV passes the variables it names, from the environmen
     Object.keys(env)
       .filter((k) => k.startsWith("CDKTR_"))
       .sort(),
-    ["CDKTR_RUN_ID", "CDKTR_TASK_ID", "CDKTR_TRIGGER_SOURCE", "CDKTR_WORKFLOW_ID"],
+    ["CDKTR_RUN_ID", "CDKTR_TASK_ID", "CDKTR_TASK_MARKER", "CDKTR_TRIGGER_SOURCE", "CDKTR_WORKFLOW_ID"],
   );
 });
 

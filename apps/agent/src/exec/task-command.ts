@@ -87,6 +87,8 @@ export function matchesEnvPattern(name: string, patterns: readonly string[]): bo
  * 2. the task's `env` (the workflow's `env` merged with the task's by the loader);
  * 3. the run variables: one `CDKTR_PARAM_*` per run parameter, `CDKTR_RUN_ID`,
  *    `CDKTR_WORKFLOW_ID`, `CDKTR_TASK_ID`, `CDKTR_TRIGGER_SOURCE` (an `env` cannot override them).
+ *
+ * At spawn the agent adds `CDKTR_TASK_MARKER` over all of these (see `containment.ts`).
  */
 export function buildTaskEnv(
   source: TaskEnvSource,

@@ -5,6 +5,7 @@ import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { statSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { errorMessage, type Reason } from "@cdktr/protocol";
+import type { TaskContainment } from "./containment.js";
 import { LineSplitter } from "./line-splitter.js";
 import type { TaskCommand } from "./task-command.js";
 
@@ -44,6 +45,18 @@ export interface RunTaskProcessOptions {
   signal?: AbortSignal;
   /** Longest line kept in one piece. @default 65536 */
   maxLineBytes?: number;
+  /**
+   * Finds the task's processes that left its process group (`setsid`, double fork): signalled
+   * with the group on timeout and cancel, and killed when the leader exits. Without it only the
+   * group is killed.
+   */
+  containment?: TaskContainment;
+  /**
+   * Once the leader exited and every process found was killed, how long the output pipes may stay
+   * open (held by a process that escaped every mechanism) before they are closed unread and the
+   * attempt ends; time while the log pipeline pauses reading does not count. @default 2000
+   */
+  pipeDrainMs?: number;
 }
 
 /** How one attempt ended. */
@@ -76,11 +89,14 @@ export function killGroup(pgid: number, sig: NodeJS.Signals): boolean {
  * Spawn the command directly (no shell) as the leader of a new process group, read stdout and
  * stderr concurrently line by line, and resolve when the process exited and both pipes closed.
  * Never rejects: spawn failures resolve with reason `spawn_error` and a message naming the
- * command. Whatever happens, the group is killed before this resolves (no stragglers).
+ * command. Whatever happens, the group and every process the containment finds are killed
+ * before this resolves (no stragglers); a pipe still held open `pipeDrainMs` after that (by a
+ * process out of reach) is closed unread, so a timeout or cancel always ends the attempt.
  */
 export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptResult> {
   const { command, signal } = options;
   if (signal?.aborted === true) {
+    options.containment?.release();
     const reason = abortReason(signal);
     return Promise.resolve({
       ok: false,
@@ -99,6 +115,7 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
       isDir = false;
     }
     if (!isDir) {
+      options.containment?.release();
       return Promise.resolve({
         ok: false,
         reason: "spawn_error",
@@ -111,17 +128,21 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
   }
 
   return new Promise<AttemptResult>((resolve) => {
+    const jail = options.containment;
     let child: ChildProcessByStdio<null, Readable, Readable>;
     try {
-      child = spawn(command.cmd, command.args, {
-        cwd: command.cwd ?? undefined,
-        env: command.env,
-        detached: true,
-        stdio: ["ignore", "pipe", "pipe"],
-        shell: false,
-        windowsHide: true,
-      });
+      const start = (): ChildProcessByStdio<null, Readable, Readable> =>
+        spawn(command.cmd, command.args, {
+          cwd: command.cwd ?? undefined,
+          env: jail === undefined ? command.env : { ...command.env, ...jail.env },
+          detached: true,
+          stdio: ["ignore", "pipe", "pipe"],
+          shell: false,
+          windowsHide: true,
+        });
+      child = jail === undefined ? start() : jail.spawnInside(start);
     } catch (e: unknown) {
+      jail?.release();
       resolve(spawnFailure(command.cmd, e));
       return;
     }
@@ -135,13 +156,40 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
     let spawnError: unknown;
     /** The group had no process left when the leader exited (its id may be reused from then on). */
     let groupGone = false;
+    /** How the leader exited, once it did. */
+    let exited: { code: number | null; sig: NodeJS.Signals | null } | null = null;
+    let drainTimer: NodeJS.Timeout | undefined;
+    const pipeDrainMs = options.pipeDrainMs ?? 2000;
+    const streams: { stream: Readable; close(): void }[] = [];
 
     const terminate = (why: "timeout" | "cancelled" | "agent_shutdown"): void => {
       if (terminating !== null || pid === undefined) return;
       terminating = why;
       killGroup(pid, "SIGTERM");
-      killTimer = setTimeout(() => killGroup(pid, "SIGKILL"), options.killGraceMs);
+      void jail?.signal("SIGTERM");
+      killTimer = setTimeout(() => {
+        killGroup(pid, "SIGKILL");
+        void jail?.signal("SIGKILL");
+      }, options.killGraceMs);
       killTimer.unref();
+    };
+    /**
+     * The leader exited and everything found was killed: if the pipes are still open after
+     * `pipeDrainMs` (not counting time paused by the log pipeline), a process out of reach holds
+     * them: stop reading and end the attempt.
+     */
+    const armDrain = (): void => {
+      drainTimer = setTimeout(() => {
+        if (settled) return;
+        if (streams.some((s) => s.stream.isPaused() && !s.stream.destroyed)) return armDrain();
+        options.onLine(
+          "stderr",
+          `[cdktr] output pipes still open ${pipeDrainMs} ms after the task's processes were killed: held by a process out of the agent's reach; stopped reading`,
+        );
+        for (const s of streams) s.close();
+        if (exited !== null) settle(exited.code, exited.sig);
+      }, pipeDrainMs);
+      drainTimer.unref();
     };
     const onAbort = (): void => {
       if (signal !== undefined) terminate(abortReason(signal));
@@ -163,11 +211,22 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
           void flow.whenWritable().then(() => stream.resume());
         }
       });
-      stream.on("end", () => {
+      let ended = false;
+      const end = (): void => {
+        if (ended) return;
+        ended = true;
         for (const line of splitter.end()) options.onLine(name, line);
-      });
+      };
+      stream.on("end", end);
       stream.on("error", () => {
         /* the pipe broke: close/exit still report the outcome */
+      });
+      streams.push({
+        stream,
+        close: () => {
+          end();
+          stream.destroy();
+        },
       });
     };
     readLines(child.stdout, "stdout");
@@ -178,11 +237,13 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
       settled = true;
       clearTimeout(timeoutTimer);
       clearTimeout(killTimer);
+      clearTimeout(drainTimer);
       signal?.removeEventListener("abort", onAbort);
       if (pid !== undefined) {
         if (!groupGone) killGroup(pid, "SIGKILL");
         options.groups?.release(pid);
       }
+      jail?.release();
       resolve(result);
     };
 
@@ -190,13 +251,19 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
       spawnError = e;
       if (pid === undefined) finish(spawnFailure(command.cmd, e));
     });
-    child.on("exit", () => {
-      // The leader is gone: kill what it left in its group so the pipes can close.
+    child.on("exit", (code, sig) => {
+      exited = { code, sig };
+      // The leader is gone: kill what it left, in its group and outside, so the pipes can close.
       if (pid !== undefined && !killGroup(pid, "SIGKILL")) groupGone = true;
+      void jail?.signal("SIGKILL");
       clearTimeout(timeoutTimer);
+      if (pid !== undefined) armDrain();
     });
     child.on("close", (code, sig) => {
       if (spawnError !== undefined && pid === undefined) return finish(spawnFailure(command.cmd, spawnError));
+      settle(code, sig);
+    });
+    function settle(code: number | null, sig: NodeJS.Signals | null): void {
       const p = pid ?? null;
       if (terminating === "timeout") {
         finish({
@@ -237,7 +304,7 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
           pid: p,
         });
       }
-    });
+    }
   });
 }
 

@@ -53,6 +53,7 @@ export class ActiveRuns {
       outbox: this.#o.outbox,
       shipper: this.#o.shipper,
       groups: this.#o.groups,
+      ...(this.#o.containment === undefined ? {} : { containment: this.#o.containment }),
       killGraceMs: this.#o.killGraceMs,
       logger: this.#o.logger,
       now: this.#o.now,

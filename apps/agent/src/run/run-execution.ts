@@ -17,6 +17,7 @@ import {
 import { AgentStateError, TaskCommandError } from "../errors.js";
 import { buildTaskCommand, type TaskEnvSource, type TaskRunContext } from "../exec/task-command.js";
 import { runTaskProcess, type AttemptResult } from "../exec/task-process.js";
+import type { Containment } from "../exec/containment.js";
 import type { ProcessGroupRegistry } from "../exec/process-group-registry.js";
 import type { LogShipper } from "../logs/log-shipper.js";
 import type { StatusOutbox } from "../status/status-outbox.js";
@@ -34,6 +35,8 @@ export interface RunExecutionOptions {
   outbox: StatusOutbox;
   shipper: LogShipper;
   groups: ProcessGroupRegistry;
+  /** Finds the processes of a task that left its process group; without it only the group is killed. */
+  containment?: Containment;
   /** Between SIGTERM and SIGKILL to a task's process group. */
   killGraceMs: number;
   logger: Logger;
@@ -240,6 +243,7 @@ export class RunExecution {
           flow: this.#o.shipper.flowFor(run.runId, taskId),
           groups: this.#o.groups.recorderFor(run.runId, taskId),
           signal: this.#abort.signal,
+          ...(this.#o.containment === undefined ? {} : { containment: this.#o.containment.forTask() }),
         });
       } catch (e: unknown) {
         const message = e instanceof TaskCommandError ? e.message : `cannot prepare the command: ${errorMessage(e)}`;

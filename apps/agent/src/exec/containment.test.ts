@@ -1,0 +1,236 @@
+import { after, afterEach, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { noopLogger } from "@cdktr/protocol";
+import { makeTempDir, removeTempDirs, waitFor } from "@cdktr/test-utils";
+import { Containment, type ContainmentMode } from "./containment.js";
+import { runTaskProcess, type OutputStream } from "./task-process.js";
+
+after(removeTempDirs);
+
+/** Pids the tests saw escape: killed at the end whatever happened (pids found, never a pattern). */
+const escaped: number[] = [];
+afterEach(() => {
+  for (const pid of escaped.splice(0)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+});
+
+/** Gone, or a zombie (runs nothing, holds no pipe; reaped by whoever is PID 1). */
+function processGone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
+  }
+}
+
+const cgroupProbe = Containment.create({
+  mode: "auto",
+  cgroupBase: null,
+  dataDir: `/nonexistent/probe-${process.pid}`,
+  logger: noopLogger,
+});
+cgroupProbe.close();
+const noCgroup = cgroupProbe.mechanism === "cgroup" ? false : `no usable cgroup v2 here (${cgroupProbe.why})`;
+
+function containment(mode: ContainmentMode, dataDir = makeTempDir("cdktr-containment-")): Containment {
+  const c = Containment.create({ mode, cgroupBase: null, dataDir, logger: noopLogger });
+  assert.equal(c.mechanism, mode);
+  return c;
+}
+
+/** Run `script` with `sh -c` under `c`; collects the escaped pid the script prints as `escaped=<pid>`. */
+async function run(
+  c: Containment,
+  script: string,
+  options: { timeoutMs?: number; signal?: AbortSignal; pipeDrainMs?: number } = {},
+) {
+  const lines: { stream: OutputStream; line: string }[] = [];
+  const started = Date.now();
+  const result = await runTaskProcess({
+    command: { cmd: "sh", args: ["-c", script], cwd: null, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } },
+    timeoutMs: options.timeoutMs ?? null,
+    killGraceMs: 300,
+    onLine: (stream, line) => {
+      lines.push({ stream, line });
+      if (line.startsWith("escaped=")) escaped.push(Number(line.slice("escaped=".length)));
+    },
+    containment: c.forTask(),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(options.pipeDrainMs === undefined ? {} : { pipeDrainMs: options.pipeDrainMs }),
+  });
+  const pid = escaped.at(-1);
+  assert.ok(pid !== undefined, `the script printed no pid: ${JSON.stringify(lines)}`);
+  return { result, lines, pid, elapsed: Date.now() - started };
+}
+
+for (const mode of ["cgroup", "proc"] as const) {
+  const skip = mode === "cgroup" ? noCgroup : false;
+
+  test(`${mode}: on timeout, a setsid child is killed and the attempt ends at the timeout`, { skip }, async () => {
+    const c = containment(mode);
+    const r = await run(c, "setsid sleep 97 & echo escaped=$!; sleep 1000", { timeoutMs: 300 });
+    assert.equal(r.result.ok, false);
+    assert.equal(r.result.ok ? null : r.result.reason, "timeout");
+    assert.ok(r.elapsed < 10_000, `took ${r.elapsed} ms`);
+    await waitFor(() => processGone(r.pid), { timeoutMs: 5000, what: "escaped child killed" });
+  });
+
+  test(`${mode}: on cancel, a double-forked child that ignores SIGTERM is killed after the grace`, {
+    skip,
+  }, async () => {
+    const c = containment(mode);
+    const abort = new AbortController();
+    setTimeout(() => abort.abort("cancelled"), 500).unref();
+    const r = await run(c, "(trap '' TERM; setsid sh -c 'trap \"\" TERM; sleep 97' & echo escaped=$!) ; sleep 1000", {
+      signal: abort.signal,
+    });
+    assert.equal(r.result.ok ? null : r.result.reason, "cancelled");
+    assert.ok(r.elapsed < 10_000, `took ${r.elapsed} ms`);
+    await waitFor(() => processGone(r.pid), { timeoutMs: 5000, what: "escaped child killed" });
+  });
+
+  test(`${mode}: a task that exits 0 leaving a setsid child completes at once and the child is killed`, {
+    skip,
+  }, async () => {
+    const c = containment(mode);
+    const r = await run(c, "setsid sleep 97 & echo escaped=$!");
+    assert.deepEqual(r.result, { ok: true, exitCode: 0 });
+    assert.ok(r.elapsed < 10_000, `took ${r.elapsed} ms`);
+    await waitFor(() => processGone(r.pid), { timeoutMs: 5000, what: "escaped child killed" });
+    if (c.cgroupDir !== null) {
+      const dir = c.cgroupDir;
+      await waitFor(() => readdirSync(dir).filter((n) => n.startsWith("task-")).length === 0, {
+        timeoutMs: 5000,
+        what: "the task's cgroup removed",
+      });
+      c.close();
+      assert.equal(existsSync(dir), false);
+    }
+  });
+
+  test(`${mode}: at start-up, the escaped processes an agent with the same data directory left are killed`, {
+    skip,
+  }, async () => {
+    const dataDir = makeTempDir("cdktr-containment-");
+    const first = containment(mode, dataDir);
+    const task = first.forTask();
+    // A task process of an agent that then died: spawned inside, never released.
+    const child = task.spawnInside(() =>
+      spawn("sh", ["-c", "setsid sleep 97 & echo escaped=$!"], {
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...task.env },
+        stdio: ["ignore", "pipe", "ignore"],
+        detached: true,
+      }),
+    );
+    const line = await new Promise<string>((resolve) =>
+      child.stdout.once("data", (b: Buffer) => resolve(b.toString())),
+    );
+    const pid = Number(line.trim().slice("escaped=".length));
+    escaped.push(pid);
+    await new Promise((resolve) => child.once("exit", resolve));
+    assert.equal(processGone(pid), false);
+    // Another agent's processes are left alone: a different data directory, a different key.
+    const other = containment(mode);
+    assert.equal(other.reapOrphans(), 0);
+    assert.equal(processGone(pid), false);
+    const second = containment(mode, dataDir);
+    assert.ok(second.reapOrphans() >= 1);
+    await waitFor(() => processGone(pid), { timeoutMs: 5000, what: "orphan killed" });
+    if (second.cgroupDir !== null)
+      assert.deepEqual(
+        readdirSync(second.cgroupDir).filter((n) => n.startsWith("task-")),
+        [],
+      );
+    second.close();
+    other.close();
+  });
+}
+
+test("cgroup: a child that clears its environment and escapes is still killed", { skip: noCgroup }, async () => {
+  const c = containment("cgroup");
+  const r = await run(c, "setsid env -i sleep 97 & echo escaped=$!; sleep 1000", { timeoutMs: 300 });
+  assert.equal(r.result.ok ? null : r.result.reason, "timeout");
+  await waitFor(() => processGone(r.pid), { timeoutMs: 5000, what: "escaped child killed" });
+});
+
+test("proc (residual risk): a child that clears its environment survives, but the attempt still ends after the drain time", async () => {
+  const c = containment("proc");
+  const r = await run(c, "setsid env -i sleep 97 & echo escaped=$!; sleep 1000", { timeoutMs: 300, pipeDrainMs: 500 });
+  assert.equal(r.result.ok ? null : r.result.reason, "timeout");
+  assert.ok(r.elapsed < 10_000, `took ${r.elapsed} ms`);
+  assert.ok(
+    r.lines.some((l) => l.stream === "stderr" && /output pipes still open 500 ms after/.test(l.line)),
+    JSON.stringify(r.lines),
+  );
+  assert.equal(processGone(r.pid), false, "out of reach of the marker: documented residual risk");
+});
+
+test("CDKTR_AGENT_CONTAINMENT=cgroup without a usable cgroup v2 refuses to start, naming the setting; auto falls back to proc", () => {
+  const base = join(makeTempDir("cdktr-containment-"), "not-a-cgroup");
+  assert.throws(
+    () => Containment.create({ mode: "cgroup", cgroupBase: base, dataDir: "/x", logger: noopLogger }),
+    (e: unknown) =>
+      (e as { code?: string }).code === "CONTAINMENT_UNAVAILABLE" &&
+      /CDKTR_AGENT_CGROUP_BASE/.test((e as Error).message) &&
+      (e as Error).message.includes(base),
+  );
+  const auto = Containment.create({ mode: "auto", cgroupBase: base, dataDir: "/x", logger: noopLogger });
+  assert.equal(auto.mechanism, "proc");
+  assert.match(auto.why, /no usable cgroup v2/);
+});
+
+test("cgroup: an attempt that never starts (missing working directory, command not found) leaves no cgroup behind", {
+  skip: noCgroup,
+}, async () => {
+  const c = containment("cgroup");
+  const dir = c.cgroupDir ?? "";
+  const base = { timeoutMs: null, killGraceMs: 100, onLine: () => {} };
+  const missingCwd = await runTaskProcess({
+    ...base,
+    command: { cmd: "true", args: [], cwd: "/nonexistent/cdktr", env: {} },
+    containment: c.forTask(),
+  });
+  assert.equal(missingCwd.ok ? null : missingCwd.reason, "spawn_error");
+  const notFound = await runTaskProcess({
+    ...base,
+    command: { cmd: "no-such-command-cdktr", args: [], cwd: null, env: { PATH: "/nonexistent" } },
+    containment: c.forTask(),
+  });
+  assert.equal(notFound.ok ? null : notFound.reason, "spawn_error");
+  await waitFor(() => readdirSync(dir).filter((n) => n.startsWith("task-")).length === 0, {
+    timeoutMs: 5000,
+    what: "no task cgroup left",
+  });
+  c.close();
+});
+
+test("cgroup: an agent starting removes the empty subtrees of agents gone for good; a live agent whose subtree went makes it again", {
+  skip: noCgroup,
+}, async () => {
+  const goneDir = containment("cgroup").cgroupDir ?? "";
+  assert.equal(existsSync(goneDir), true);
+  const live = containment("cgroup"); // starting, it prunes the (empty) subtree of the first
+  const liveDir = live.cgroupDir ?? "";
+  assert.equal(existsSync(goneDir), false);
+  assert.equal(existsSync(liveDir), true);
+  containment("cgroup").close(); // a third agent starting prunes the live one's while it is empty
+  assert.equal(existsSync(liveDir), false);
+  const r = await run(live, "setsid sleep 97 & echo escaped=$!; sleep 1000", { timeoutMs: 300 });
+  assert.equal(r.result.ok ? null : r.result.reason, "timeout");
+  assert.equal(existsSync(liveDir), true, "made again for the task");
+  await waitFor(() => processGone(r.pid), { timeoutMs: 5000, what: "escaped child killed" });
+  await waitFor(() => readdirSync(liveDir).filter((n) => n.startsWith("task-")).length === 0, {
+    timeoutMs: 5000,
+    what: "the task's cgroup removed",
+  });
+  live.close();
+});

@@ -1,0 +1,566 @@
+/**
+ * Finds and kills every process a task started, including those that left its process group
+ * (`setsid`, double forks): a cgroup v2 subtree per task where the agent can create one,
+ * otherwise a per-task marker in the environment found by scanning `/proc/<pid>/environ`.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { hostname } from "node:os";
+import { dirname, join } from "node:path";
+import { errorMessage, type Logger } from "@cdktr/protocol";
+import { AgentStartError } from "../errors.js";
+
+/** `CDKTR_AGENT_CONTAINMENT`: which mechanism to use; `auto` is cgroup v2 when usable, else proc. */
+export type ContainmentMode = "auto" | "cgroup" | "proc";
+
+/** The mechanism that finds a task's processes. */
+export type ContainmentMechanism = "cgroup" | "proc";
+
+/** Name of the environment variable that tags every process of a task. */
+export const TASK_MARKER_ENV = "CDKTR_TASK_MARKER";
+
+/** Options of {@link Containment.create}. */
+export interface ContainmentOptions {
+  mode: ContainmentMode;
+  /**
+   * A cgroup v2 directory the agent may create subdirectories in (`CDKTR_AGENT_CGROUP_BASE`);
+   * null = the agent's own cgroup (from `/proc/self/cgroup` and `/proc/self/mountinfo`).
+   */
+  cgroupBase: string | null;
+  /** The agent's data directory: one agent process at a time owns it, and the subtree named after it. */
+  dataDir: string;
+  logger: Logger;
+  /** Root of the proc file system (tests). @default "/proc" */
+  procRoot?: string;
+}
+
+/** The processes of one task attempt, from its spawn to its release. */
+export interface TaskContainment {
+  readonly mechanism: ContainmentMechanism;
+  /** Variables to add to the task's environment (the marker), last so that nothing overrides them. */
+  readonly env: Readonly<Record<string, string>>;
+  /**
+   * Run `spawn` (which must fork synchronously, as `child_process.spawn` does) so that the child
+   * starts inside the task's cgroup: the agent moves itself into it, forks, and moves back, so no
+   * process of the task is ever outside it (no race with a fast fork).
+   */
+  spawnInside<T>(spawn: () => T): T;
+  /**
+   * Send `signal` to every process of the task found now (never rejects); resolves with how many
+   * were signalled. The `/proc` scan runs off the event loop.
+   */
+  signal(signal: NodeJS.Signals): Promise<number>;
+  /** Kill what is left and remove the task's cgroup (in the background when it is still busy). */
+  release(): void;
+}
+
+/** A process directory name in `/proc`. */
+const PID_NAME = /^\d+$/;
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Where cgroup v2 is mounted and the agent's own cgroup path in it, or why not. */
+function ownCgroup(procRoot: string): { mount: string; path: string } | string {
+  let mountinfo: string;
+  let cgroup: string;
+  try {
+    mountinfo = readFileSync(join(procRoot, "self/mountinfo"), "utf8");
+    cgroup = readFileSync(join(procRoot, "self/cgroup"), "utf8");
+  } catch (e: unknown) {
+    return `cannot read ${procRoot}/self/mountinfo or cgroup: ${errorMessage(e)}`;
+  }
+  // mountinfo: "id parent major:minor root mountpoint options ... - fstype source superoptions"
+  const line = mountinfo.split("\n").find((l) => l.split(" - ")[1]?.startsWith("cgroup2 "));
+  if (line === undefined) return "no cgroup2 file system is mounted (cgroup v1 only, or none)";
+  const fields = line.split(" ");
+  const root = fields[3] ?? "/";
+  const mount = (fields[4] ?? "").replace(/\\040/g, " ");
+  const own = cgroup.split("\n").find((l) => l.startsWith("0::"));
+  if (own === undefined) return "the agent has no cgroup v2 path in /proc/self/cgroup";
+  let path = own.slice(3);
+  // A bind mount of a subtree (mount root not "/"): the path is relative to that root.
+  if (root !== "/" && path.startsWith(root)) path = path.slice(root.length);
+  return { mount, path: path === "" ? "/" : path };
+}
+
+/**
+ * The agent's way of finding every process of a task. Create one per agent process with
+ * {@link Containment.create}; {@link forTask} for each attempt; {@link reapOrphans} once at
+ * start-up, before the first task.
+ */
+export class Containment {
+  readonly mechanism: ContainmentMechanism;
+  /** Why this mechanism (for the start-up log line). */
+  readonly why: string;
+  /** The agent's subtree (`<base>/cdktr-agent-<key>`) under cgroup v2, or null. */
+  readonly cgroupDir: string | null;
+  readonly #key: string;
+  readonly #logger: Logger;
+  readonly #procRoot: string;
+  readonly #cgroupMount: string | null;
+  readonly #hasKill: boolean;
+
+  private constructor(
+    mechanism: ContainmentMechanism,
+    why: string,
+    key: string,
+    cgroup: { dir: string; mount: string } | null,
+    options: ContainmentOptions,
+  ) {
+    this.mechanism = mechanism;
+    this.why = why;
+    this.#key = key;
+    this.cgroupDir = cgroup?.dir ?? null;
+    this.#cgroupMount = cgroup?.mount ?? null;
+    this.#logger = options.logger;
+    this.#procRoot = options.procRoot ?? "/proc";
+    this.#hasKill = cgroup !== null && existsSync(join(cgroup.dir, "cgroup.kill"));
+  }
+
+  /**
+   * Pick the mechanism: with mode `auto` or `cgroup`, create `<base>/cdktr-agent-<key>` (key: a
+   * hash of the host name and the data directory) and check that the agent can move itself into
+   * a child of it and back; with `auto`, fall back to the proc marker when it cannot.
+   * @throws AgentStartError `CONTAINMENT_UNAVAILABLE` with mode `cgroup` when cgroup v2 cannot be used
+   */
+  static create(options: ContainmentOptions): Containment {
+    // Host and data directory: one agent process at a time (the data directory lock) has this key.
+    const key = createHash("sha256").update(`${hostname()}\0${options.dataDir}`).digest("hex").slice(0, 16);
+    const procRoot = options.procRoot ?? "/proc";
+    if (options.mode === "proc") {
+      return new Containment("proc", "CDKTR_AGENT_CONTAINMENT=proc", key, null, options);
+    }
+    const probe = Containment.#probeCgroup(options, key, procRoot);
+    if (typeof probe !== "string") {
+      pruneEmptySiblings(probe.dir);
+      return new Containment("cgroup", `cgroup v2 subtree ${probe.dir}`, key, probe, options);
+    }
+    if (options.mode === "cgroup") {
+      throw new AgentStartError(
+        "CONTAINMENT_UNAVAILABLE",
+        `CDKTR_AGENT_CONTAINMENT=cgroup but cgroup v2 cannot be used: ${probe}; give the agent a writable cgroup v2 subtree (CDKTR_AGENT_CGROUP_BASE, systemd Delegate=yes, or a container with --cgroupns=private and a writable /sys/fs/cgroup), or set CDKTR_AGENT_CONTAINMENT=auto`,
+        { context: { dataDir: options.dataDir } },
+      );
+    }
+    return new Containment("proc", `no usable cgroup v2 (${probe}): /proc environment marker`, key, null, options);
+  }
+
+  static #probeCgroup(
+    options: ContainmentOptions,
+    key: string,
+    procRoot: string,
+  ): { dir: string; mount: string } | string {
+    const own = ownCgroup(procRoot);
+    if (typeof own === "string") return own;
+    const base = options.cgroupBase ?? join(own.mount, own.path);
+    const dir = join(base, `cdktr-agent-${key}`);
+    // Never create the base: a wrong path must not litter another file system with directories.
+    if (!existsSync(join(base, "cgroup.procs"))) return `${base} is not a directory of a cgroup v2 file system`;
+    let created = false;
+    try {
+      if (!existsSync(dir)) {
+        mkdirSync(dir);
+        created = true;
+      }
+      const probe = join(dir, `probe-${process.pid}`);
+      mkdirSync(probe, { recursive: true });
+      try {
+        writeFileSync(join(probe, "cgroup.procs"), String(process.pid));
+      } finally {
+        writeFileSync(join(own.mount, own.path, "cgroup.procs"), String(process.pid));
+        rmdirSync(probe);
+      }
+      return { dir, mount: own.mount };
+    } catch (e: unknown) {
+      if (created) tryRmdir(dir);
+      return `cannot create and join a cgroup under ${base}: ${errorMessage(e)}`;
+    }
+  }
+
+  /** The containment of one task attempt (a fresh marker, and a fresh cgroup when in use). */
+  forTask(): TaskContainment {
+    const marker = `${this.#key}.${randomBytes(16).toString("hex")}`;
+    if (this.cgroupDir !== null) {
+      const dir = join(this.cgroupDir, `task-${randomBytes(8).toString("hex")}`);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          mkdirSync(dir);
+          return new CgroupTask(this, dir, marker);
+        } catch (e: unknown) {
+          // Another agent starting may have pruned our subtree while it was empty: make it again.
+          if ((e as { code?: unknown }).code === "ENOENT" && attempt < 3 && tryMkdir(this.cgroupDir)) continue;
+          this.#logger.warn("cannot create the task's cgroup: using the /proc marker for this task", {
+            cgroup: dir,
+            error: errorMessage(e),
+          });
+          break;
+        }
+      }
+    }
+    return new MarkerTask(this, marker);
+  }
+
+  /**
+   * Kill what an agent process with this data directory left (see {@link killAll}); call once at
+   * start-up, before the first task. Returns how many processes were signalled.
+   */
+  reapOrphans(): number {
+    const killed = this.killAll();
+    if (killed > 0) this.#logger.warn("killed task processes left by a previous agent process", { processes: killed });
+    return killed;
+  }
+
+  /**
+   * SIGKILL every process of every task of this agent (any marker of its key, every task cgroup
+   * of its subtree, then removed), synchronously: start-up reaping and the forced stop.
+   * Returns how many processes were signalled.
+   */
+  killAll(): number {
+    let killed = this.killMarked(`${TASK_MARKER_ENV}=${this.#key}.`, "SIGKILL", true);
+    if (this.cgroupDir !== null) {
+      let names: string[] = [];
+      try {
+        names = readdirSync(this.cgroupDir).filter((n) => n.startsWith("task-") || n.startsWith("probe-"));
+      } catch {
+        names = [];
+      }
+      for (const name of names) {
+        const dir = join(this.cgroupDir, name);
+        killed += this.killCgroup(dir, "SIGKILL");
+        for (let i = 0; i < 20 && !tryRmdir(dir); i++) sleepSync(25);
+      }
+    }
+    return killed;
+  }
+
+  /** Signal every process of this uid whose environment holds `entry` (or an entry starting with it). */
+  killMarked(entry: string, signal: NodeJS.Signals, prefix = false): number {
+    let total = 0;
+    const seen = new Set<number>();
+    // Repeat while new processes turn up: one may fork while we kill its parent.
+    for (let round = 0; round < 10; round++) {
+      const found = this.#findMarked(entry, prefix);
+      const fresh = this.#signalFound(found, seen, signal);
+      total += fresh;
+      if (fresh === 0 || signal !== "SIGKILL") break;
+    }
+    return total;
+  }
+
+  /** {@link killMarked} for an exact entry, reading `/proc` asynchronously; never rejects. */
+  async killMarkedAsync(entry: string, signal: NodeJS.Signals): Promise<number> {
+    let total = 0;
+    const seen = new Set<number>();
+    for (let round = 0; round < 10; round++) {
+      const found = await this.#findMarkedAsync(entry);
+      const fresh = this.#signalFound(found, seen, signal);
+      total += fresh;
+      if (fresh === 0 || signal !== "SIGKILL") break;
+    }
+    return total;
+  }
+
+  /** Signal `found` (SIGKILL again to those seen before, other signals once); returns how many are new. */
+  #signalFound(pids: number[], seen: Set<number>, signal: NodeJS.Signals): number {
+    let fresh = 0;
+    for (const pid of pids) {
+      if (seen.has(pid) && signal !== "SIGKILL") continue;
+      if (!seen.has(pid)) fresh++;
+      seen.add(pid);
+      try {
+        process.kill(pid, signal);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    return fresh;
+  }
+
+  async #findMarkedAsync(entry: string): Promise<number[]> {
+    const uid = process.getuid?.();
+    let names: string[];
+    try {
+      names = (await readdir(this.#procRoot)).filter((n) => PID_NAME.test(n) && Number(n) !== process.pid);
+    } catch {
+      return [];
+    }
+    const out: number[] = [];
+    // A few at a time: the thread pool also serves the spool and the outbox.
+    for (let i = 0; i < names.length; i += 16) {
+      await Promise.all(
+        names.slice(i, i + 16).map(async (name) => {
+          try {
+            if (uid !== undefined && (await stat(join(this.#procRoot, name))).uid !== uid) return;
+            const env = (await readFile(join(this.#procRoot, name, "environ"), "latin1")).split("\0");
+            if (env.includes(entry)) out.push(Number(name));
+          } catch {
+            /* gone, or not readable: not ours */
+          }
+        }),
+      );
+    }
+    return out;
+  }
+
+  #findMarked(entry: string, prefix: boolean): number[] {
+    const uid = process.getuid?.();
+    let names: string[];
+    try {
+      names = readdirSync(this.#procRoot);
+    } catch {
+      return [];
+    }
+    const out: number[] = [];
+    for (const name of names) {
+      if (!PID_NAME.test(name)) continue;
+      const pid = Number(name);
+      if (pid === process.pid) continue;
+      try {
+        if (uid !== undefined && statSync(join(this.#procRoot, name)).uid !== uid) continue;
+        const env = readFileSync(join(this.#procRoot, name, "environ"), "latin1").split("\0");
+        if (prefix ? env.some((e) => e.startsWith(entry)) : env.includes(entry)) out.push(pid);
+      } catch {
+        /* gone, or not readable: not ours */
+      }
+    }
+    return out;
+  }
+
+  /** Signal every process in cgroup `dir` (SIGKILL through `cgroup.kill` when the kernel has it). */
+  killCgroup(dir: string, signal: NodeJS.Signals): number {
+    const pids = cgroupPids(dir);
+    if (pids.includes(process.pid)) {
+      // Never signal the agent itself (it failed to move back after a spawn): one pid at a time.
+      this.#logger.error("the agent is inside a task's cgroup: killing the task's processes one by one", {
+        cgroup: dir,
+      });
+    } else if (signal === "SIGKILL" && this.#hasKill) {
+      try {
+        writeFileSync(join(dir, "cgroup.kill"), "1");
+        return pids.length;
+      } catch {
+        /* fall through to one by one */
+      }
+    }
+    let total = 0;
+    const seen = new Set<number>();
+    for (let round = 0; round < 10; round++) {
+      const left = cgroupPids(dir).filter((p) => p !== process.pid && (signal === "SIGKILL" || !seen.has(p)));
+      let fresh = 0;
+      for (const pid of left) {
+        if (!seen.has(pid)) fresh++;
+        seen.add(pid);
+        try {
+          process.kill(pid, signal);
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+      total += fresh;
+      if (left.length === 0 || signal !== "SIGKILL") break;
+    }
+    return total;
+  }
+
+  /**
+   * Move the agent into cgroup `dir`; returns the cgroup it left (to go back to with
+   * {@link leaveCgroup}), or null when it could not move.
+   */
+  joinCgroup(dir: string): string | null {
+    const home = this.#homeCgroup();
+    if (home === null) return null;
+    try {
+      writeFileSync(join(dir, "cgroup.procs"), String(process.pid));
+      return home;
+    } catch (e: unknown) {
+      this.#logger.warn("cannot join a task's cgroup: using the /proc marker for this task", {
+        cgroup: dir,
+        error: errorMessage(e),
+      });
+      return null;
+    }
+  }
+
+  /** Move the agent back to `home` (from {@link joinCgroup}). */
+  leaveCgroup(home: string): void {
+    try {
+      writeFileSync(join(home, "cgroup.procs"), String(process.pid));
+    } catch (e: unknown) {
+      this.#logger.error("cannot move the agent back to its cgroup", { cgroup: home, error: errorMessage(e) });
+    }
+  }
+
+  #homeCgroup(): string | null {
+    const own = ownCgroup(this.#procRoot);
+    if (typeof own === "string" || this.#cgroupMount === null) return null;
+    return join(this.#cgroupMount, own.path);
+  }
+
+  /** Remove the agent's (empty) subtree at a clean stop; left in place when something is still in it. */
+  close(): void {
+    if (this.cgroupDir !== null) tryRmdir(this.cgroupDir);
+  }
+
+  get logger(): Logger {
+    return this.#logger;
+  }
+}
+
+function cgroupPids(dir: string): number[] {
+  try {
+    return readFileSync(join(dir, "cgroup.procs"), "utf8")
+      .split("\n")
+      .filter((l) => l !== "")
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function tryMkdir(dir: string): boolean {
+  try {
+    mkdirSync(dir);
+    return true;
+  } catch (e: unknown) {
+    return (e as { code?: unknown }).code === "EEXIST";
+  }
+}
+
+/** A task cgroup empty and older than this belongs to no live attempt (one is filled at its spawn). */
+const STALE_TASK_CGROUP_MS = 60_000;
+
+/**
+ * Remove the empty `cdktr-agent-*` directories next to `dir` and their empty task cgroups older
+ * than a minute (agents killed, or whose data directory is gone, leave them). A cgroup with a
+ * process or a child cannot be removed, so nothing in use goes; a live agent whose directory went
+ * makes it again at its next task.
+ */
+function pruneEmptySiblings(dir: string): void {
+  const parent = dirname(dir);
+  for (const name of safeReaddir(parent)) {
+    const sibling = join(parent, name);
+    if (!name.startsWith("cdktr-agent-") || sibling === dir) continue;
+    for (const child of safeReaddir(sibling)) {
+      if (!child.startsWith("task-") && !child.startsWith("probe-")) continue;
+      const task = join(sibling, child);
+      try {
+        const empty = readFileSync(join(task, "cgroup.events"), "utf8").includes("populated 0");
+        if (empty && Date.now() - statSync(task).ctimeMs > STALE_TASK_CGROUP_MS) tryRmdir(task);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    tryRmdir(sibling);
+  }
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function tryRmdir(dir: string): boolean {
+  try {
+    rmdirSync(dir);
+    return true;
+  } catch (e: unknown) {
+    return (e as { code?: unknown }).code === "ENOENT";
+  }
+}
+
+/** The `/proc` marker: the task's processes are those whose environment carries its marker. */
+class MarkerTask implements TaskContainment {
+  readonly mechanism: ContainmentMechanism = "proc";
+  readonly env: Readonly<Record<string, string>>;
+  readonly #owner: Containment;
+  readonly #entry: string;
+
+  constructor(owner: Containment, marker: string) {
+    this.#owner = owner;
+    this.env = { [TASK_MARKER_ENV]: marker };
+    this.#entry = `${TASK_MARKER_ENV}=${marker}`;
+  }
+
+  spawnInside<T>(spawn: () => T): T {
+    return spawn();
+  }
+
+  /** Sweeps run one after the other. */
+  #queue: Promise<number> = Promise.resolve(0);
+  /** The last SIGKILL sweep found no process: none is left that could start another. */
+  #clean = false;
+
+  signal(signal: NodeJS.Signals): Promise<number> {
+    this.#queue = this.#queue.then(async () => {
+      const n = await this.#owner.killMarkedAsync(this.#entry, signal);
+      if (signal === "SIGKILL") this.#clean = n === 0;
+      return n;
+    });
+    return this.#queue;
+  }
+
+  release(): void {
+    void this.#queue.then(() => (this.#clean ? 0 : this.signal("SIGKILL")));
+  }
+}
+
+/** A cgroup v2 directory per task, holding every process the task ever starts. */
+class CgroupTask implements TaskContainment {
+  readonly mechanism: ContainmentMechanism = "cgroup";
+  readonly env: Readonly<Record<string, string>>;
+  readonly #owner: Containment;
+  readonly #dir: string;
+  readonly #marker: MarkerTask;
+  /** The spawn happened outside the cgroup (the agent could not join it): use the marker too. */
+  #fallback: MarkerTask | null = null;
+
+  constructor(owner: Containment, dir: string, marker: string) {
+    this.#owner = owner;
+    this.#dir = dir;
+    this.#marker = new MarkerTask(owner, marker);
+    this.env = this.#marker.env;
+  }
+
+  spawnInside<T>(spawn: () => T): T {
+    const home = this.#owner.joinCgroup(this.#dir);
+    if (home === null) {
+      this.#fallback = this.#marker;
+      return spawn();
+    }
+    try {
+      return spawn();
+    } finally {
+      this.#owner.leaveCgroup(home);
+    }
+  }
+
+  async signal(signal: NodeJS.Signals): Promise<number> {
+    return this.#owner.killCgroup(this.#dir, signal) + ((await this.#fallback?.signal(signal)) ?? 0);
+  }
+
+  release(): void {
+    this.#owner.killCgroup(this.#dir, "SIGKILL");
+    this.#fallback?.release();
+    if (tryRmdir(this.#dir)) return;
+    // Killed processes leave the cgroup a moment later: retry in the background.
+    let tries = 0;
+    const retry = (): void => {
+      if (tryRmdir(this.#dir)) return;
+      if (++tries >= 50) {
+        this.#owner.logger.warn("cannot remove a task's cgroup: the next agent start removes it", {
+          cgroup: this.#dir,
+        });
+        return;
+      }
+      this.#owner.killCgroup(this.#dir, "SIGKILL");
+      setTimeout(retry, 100).unref();
+    };
+    setTimeout(retry, 20).unref();
+  }
+}
