@@ -205,6 +205,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       logger,
       onNotRegistered: () => session.markUnregistered(),
       whenLogsAcked: (mark) => shipper.whenAcked(mark),
+      whenLogsDurable: (mark) => shipper.whenDurable(mark),
       whenPreviousLogsSent: () => shipper.whenPreviousSpoolSent(),
       sync,
     });
@@ -298,7 +299,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         session.close();
         // Stop first (what is unsent is kept on disk), then close the sockets so that a request
         // in flight ends now instead of at its timeout.
-        const stopped = Promise.all([outbox.stop(), shipper.stop()]);
+        // The shipper first: the lines it spools let the outbox journal the statuses waiting on them.
+        const stopped = shipper.stop().then(() => outbox.stop());
         client?.close();
         logClient?.close();
         await stopped;

@@ -372,3 +372,39 @@ test("full spool disk with the principal still down: the spool takes lines again
   assert.deepEqual(seqs(p.stored), range(500));
   await s.stop();
 });
+
+test("whenDurable: lines only in memory keep it waiting; acknowledged or spooled (a failed send spools its batch) they resolve it", async () => {
+  const p = fakePrincipal();
+  let hold: () => void = () => undefined;
+  const holding = { on: true };
+  const s = new LogShipper({
+    sink: async (lines, tokens) => {
+      if (holding.on) await new Promise<void>((r) => (hold = r));
+      await p.sink(lines, tokens);
+    },
+    spoolDir: makeTempDir("cdktr-spool-"),
+    spoolMaxBytes: 1e9,
+    logger: noopLogger,
+    lingerMs: 0,
+  });
+  s.start();
+  for (let i = 1; i <= 10; i++) s.append(line("t", i));
+  let durable = false;
+  void s.whenDurable(s.mark()).then(() => (durable = true));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(durable, false, "in flight from memory: not durable");
+  // The principal goes away: the failed batch goes to the spool, and is durable there.
+  p.down = true;
+  holding.on = false;
+  hold();
+  await waitFor(() => durable, { timeoutMs: 5000, what: "durable once spooled" });
+  assert.ok(s.spoolBytes > 0, "the batch is in the spool");
+  p.down = false;
+  await s.whenAcked(s.mark());
+  assert.deepEqual(seqs(p.stored), range(10), "sent once from the spool");
+  // With the principal up, an acknowledgement makes lines durable.
+  s.append(line("t", 11));
+  await s.whenDurable(s.mark());
+  assert.deepEqual(seqs(p.stored), range(11));
+  await s.stop();
+});

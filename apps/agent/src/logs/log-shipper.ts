@@ -95,6 +95,7 @@ export class LogShipper {
   readonly #taskBytes = new Map<string, number>();
   #taskWaiters: { key: string; resolve: () => void }[] = [];
   #ackWaiters: { ord: number; resolve: () => void }[] = [];
+  #durableWaiters: { ord: number; resolve: () => void }[] = [];
   /** Failed sends in a row (the attempt of the next backoff). */
   #failures = 0;
 
@@ -226,6 +227,39 @@ export class LogShipper {
   }
 
   /**
+   * Resolves once every line up to `mark` would survive a crash of this process: acknowledged by
+   * the principal, or written to the spool and fsynced. The status outbox journals a task's or a
+   * run's final status only then, so a status on disk never outlives the lines it reports on
+   * (a line the spool could not take stays in memory, and keeps the status waiting).
+   */
+  whenDurable(mark: number): Promise<void> {
+    if (mark < this.#lowestVolatile()) return this.#spool.synced();
+    return new Promise((resolve) => this.#durableWaiters.push({ ord: mark, resolve }));
+  }
+
+  /** The lowest ordinal held only in memory (queued, or in flight from memory); Infinity when none. */
+  #lowestVolatile(): number {
+    let low = Number.POSITIVE_INFINITY;
+    if (this.#inflight !== null && this.#inflight.spool === null) {
+      for (const e of this.#inflight.entries) if (e.ord < low) low = e.ord;
+    }
+    const head = this.#memory[this.#memHead];
+    if (head !== undefined && head.ord < low) low = head.ord;
+    return low;
+  }
+
+  /** Resolve the durability waiters whose lines all left memory (once the spool is fsynced). */
+  #checkDurable(): void {
+    if (this.#durableWaiters.length === 0) return;
+    const low = this.#lowestVolatile();
+    const ready = this.#durableWaiters.filter((w) => w.ord < low);
+    if (ready.length === 0) return;
+    this.#durableWaiters = this.#durableWaiters.filter((w) => w.ord >= low);
+    const synced = this.#spool.synced();
+    for (const w of ready) void synced.then(w.resolve);
+  }
+
+  /**
    * Resolves once the spool files left by a previous agent process were all acknowledged (or
    * this shipper stopped).
    */
@@ -261,11 +295,18 @@ export class LogShipper {
     const unsent = this.#takeMemory(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
     this.#release(unsent);
     if (this.#inflight?.spool === null) this.#release(this.#inflight.entries);
-    let lost = 0;
-    if (pending.length > 0) lost += pending.length - this.#spool.write(pending, "front");
-    if (unsent.length > 0) lost += unsent.length - this.#spool.write(unsent, "back");
+    // The spool stores a prefix of each write; what it could not take is lost with this process.
+    const lostLines: SpoolEntry[] = [];
+    if (pending.length > 0) lostLines.push(...pending.slice(this.#spool.write(pending, "front")));
+    if (unsent.length > 0) lostLines.push(...unsent.slice(this.#spool.write(unsent, "back")));
+    const lost = lostLines.length;
     this.#spool.syncNow();
     this.#inflight = null;
+    // Waiters whose lines are all on disk resolve; those of lost lines never do (their statuses
+    // are never journaled: no run is reported final over lines it lost).
+    let lowestLost = Number.POSITIVE_INFINITY;
+    for (const e of lostLines) if (e.ord < lowestLost) lowestLost = e.ord;
+    for (const w of this.#durableWaiters.splice(0)) if (w.ord < lowestLost) w.resolve();
     if (lost > 0) {
       this.#o.logger.error("log lines not delivered could not be saved in the spool and are lost with this process", {
         lines: lost,
@@ -320,6 +361,7 @@ export class LogShipper {
       }
       if (this.#connected) this.#o.logger.warn("cannot deliver log lines; holding them", { error: errorMessage(e) });
       this.#connected = false;
+      this.#spillInflight(batch);
       this.#spillMemory();
       await this.#sleep(backoffDelay(++this.#failures, { initialMs: this.#o.retryBaseMs, maxMs: this.#o.retryMaxMs }));
     }
@@ -379,6 +421,7 @@ export class LogShipper {
     if (batch.spool === null) this.#release(batch.entries);
     else this.#spool.acked(batch.spool);
     if (maxOrd > this.#ackedThrough) this.#ackedThrough = maxOrd;
+    this.#checkDurable();
     const ready = this.#ackWaiters.filter((w) => w.ord <= this.#ackedThrough);
     this.#ackWaiters = this.#ackWaiters.filter((w) => w.ord > this.#ackedThrough);
     for (const w of ready) w.resolve();
@@ -432,6 +475,24 @@ export class LogShipper {
     if (held === 0) return;
     const spilled = this.#takeMemory(held, Number.POSITIVE_INFINITY);
     this.#release(spilled);
+    this.#checkDurable();
+  }
+
+  /**
+   * A batch from memory that could not be sent goes to the front of the spool (it is older than
+   * anything queued), so an outage does not leave it in memory only; the next batch is then read
+   * from the spool. When the spool cannot take all of it, it stays in flight (a prefix the spool
+   * took is sent twice: the principal stores a line once).
+   */
+  #spillInflight(batch: Batch): void {
+    if (batch.spool !== null || this.#inflight !== batch) return;
+    let bytes = 0;
+    for (const e of batch.entries) bytes += e.bytes;
+    if (bytes > this.#spool.room) return;
+    if (this.#spool.write(batch.entries, "front") < batch.entries.length) return;
+    this.#inflight = null;
+    this.#release(batch.entries);
+    this.#checkDurable();
   }
 
   #notifyWritable(): void {

@@ -277,6 +277,11 @@ export class LogSpool {
     return i;
   }
 
+  /** Resolves once what was written so far is fsynced. */
+  synced(): Promise<void> {
+    return this.#sync.synced();
+  }
+
   /** Sync what was written in this turn now (at shutdown). */
   syncNow(): void {
     this.#sync.now();

@@ -329,18 +329,24 @@ export class RunExecution {
   ): void {
     if (update.status !== "RUNNING") this.#final.set(taskId, update.status);
     const { message, ...rest } = update;
-    this.#o.outbox.push({
-      verb: "taskStatus",
-      body: {
-        agentId: this.#o.agentId,
-        runId: this.runId,
-        token: this.#o.assignment.token,
-        taskId,
-        time: this.#now().toISOString(),
-        ...rest,
-        ...(message === undefined ? {} : { message: clip(message) }),
+    // A task's end is reported (and journaled) only once its log lines are safe: a task never
+    // shows COMPLETED over lines a crash of the agent lost.
+    const afterLogs = update.status === "RUNNING" ? {} : { afterLogMark: this.#o.shipper.mark() };
+    this.#o.outbox.push(
+      {
+        verb: "taskStatus",
+        body: {
+          agentId: this.#o.agentId,
+          runId: this.runId,
+          token: this.#o.assignment.token,
+          taskId,
+          time: this.#now().toISOString(),
+          ...rest,
+          ...(message === undefined ? {} : { message: clip(message) }),
+        },
       },
-    });
+      afterLogs,
+    );
   }
 
   #sleep(ms: number): Promise<void> {

@@ -190,3 +190,40 @@ test("full disk (tmpfs): a torn journal line is cut back; once space returns eve
   await box.stop();
   assert.deepEqual(await deliveredByNext(dir), ["t1", "t2", "t3"]);
 });
+
+test("an update waiting on log lines is journaled only once they are durable: a crash before leaves no final status on disk", async () => {
+  const dir = makeTempDir("cdktr-outbox-");
+  let makeDurable: () => void = () => undefined;
+  const durable = new Promise<void>((resolve) => {
+    makeDurable = resolve;
+  });
+  const a = new StatusOutbox({
+    dataDir: dir,
+    logger: noopLogger,
+    retryBaseMs: 5,
+    sink: async () => {
+      throw new CdktrError("TIMEOUT", "principal away");
+    },
+    whenLogsAcked: () => new Promise(() => undefined),
+    whenLogsDurable: () => durable,
+  });
+  a.start();
+  a.push(update("r", 1));
+  const completed: StatusUpdate = {
+    verb: "taskStatus",
+    body: { agentId: "a", runId: "r", taskId: "t2", attempt: 1, status: "COMPLETED", time: new Date(2).toISOString() },
+  };
+  a.push(completed, { afterLogMark: 7 });
+  await new Promise((r) => setTimeout(r, 50));
+  // What a kill -9 now would leave: the RUNNING update only.
+  const journal = (): string[] =>
+    readFileSync(join(dir, "outbox.json"), "utf8")
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => (JSON.parse(l) as { u?: { body: { status: string } } }).u?.body.status ?? "d");
+  assert.deepEqual(journal(), ["RUNNING"]);
+  makeDurable();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(journal(), ["RUNNING", "COMPLETED"]);
+  await a.stop();
+});

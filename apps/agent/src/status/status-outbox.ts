@@ -35,6 +35,12 @@ export interface StatusOutboxOptions {
   onNotRegistered?: () => void;
   /** Waits for log lines up to a mark to be acknowledged (see `LogShipper.whenAcked`). */
   whenLogsAcked?: (mark: number) => Promise<void>;
+  /**
+   * Waits for log lines up to a mark to survive a crash (acknowledged, or spooled and fsynced:
+   * `LogShipper.whenDurable`). An update pushed with a mark is journaled only then, so a final
+   * status on disk never outlives the lines it reports on. Absent: journaled at once.
+   */
+  whenLogsDurable?: (mark: number) => Promise<void>;
   /** Updates left by a previous process wait for this first (its spooled log lines resent). */
   whenPreviousLogsSent?: () => Promise<void>;
   /** First delay before resending an update (then doubling, with jitter: `backoffDelay`). @default 100 */
@@ -59,6 +65,8 @@ interface Item {
   legacy: boolean;
   /** A delivery of this item is under way (waiting, sending or backing off). */
   busy: boolean;
+  /** Its `a` line is in the journal (or queued to be written). */
+  journaled: boolean;
 }
 
 /** Journal lines: `{"a":id,"u":update}` queues an update, `{"d":id}` marks it delivered. */
@@ -157,8 +165,20 @@ export class StatusOutbox {
    * @param afterLogMark deliver only after log lines up to this mark were acknowledged
    */
   push(update: StatusUpdate, options: { afterLogMark?: number; onDone?: () => void } = {}): void {
-    const item = this.#add(update, options.afterLogMark ?? 0, options.onDone ?? null, false);
-    this.#journal({ a: item.id, u: update });
+    const mark = options.afterLogMark ?? 0;
+    const item = this.#add(update, mark, options.onDone ?? null, false);
+    const durable = this.#o.whenLogsDurable;
+    if (mark > 0 && durable !== undefined) {
+      item.journaled = false;
+      void durable(mark).then(() => {
+        // Delivered meanwhile (the principal acknowledged its lines and the update): nothing to keep.
+        if (item.journaled || !this.#queue.has(item.id)) return;
+        item.journaled = true;
+        this.#journal({ a: item.id, u: update });
+      });
+    } else {
+      this.#journal({ a: item.id, u: update });
+    }
     this.#schedulePump();
   }
 
@@ -192,7 +212,7 @@ export class StatusOutbox {
   }
 
   #add(update: StatusUpdate, afterLogMark: number, onDone: (() => void) | null, legacy: boolean): Item {
-    const item: Item = { id: this.#nextId++, update, afterLogMark, onDone, legacy, busy: false };
+    const item: Item = { id: this.#nextId++, update, afterLogMark, onDone, legacy, busy: false, journaled: true };
     this.#queue.set(item.id, item);
     return item;
   }
@@ -287,10 +307,12 @@ export class StatusOutbox {
 
   #done(item: Item): void {
     if (!this.#queue.delete(item.id)) return;
+    const journaled = item.journaled;
+    item.journaled = true;
     if (this.#queue.size === 0) {
       this.#closeJournal();
       this.#removeJournal();
-    } else {
+    } else if (journaled) {
       this.#journal({ d: item.id });
       if (this.#journalLines >= COMPACT_LINES && this.#journalLines >= 4 * this.#queue.size) this.#compact();
     }
@@ -396,7 +418,10 @@ export class StatusOutbox {
     try {
       writeFileSync(
         tmp,
-        [...this.#queue.values()].map((i) => `${JSON.stringify({ a: i.id, u: i.update })}\n`).join(""),
+        [...this.#queue.values()]
+          .filter((i) => i.journaled)
+          .map((i) => `${JSON.stringify({ a: i.id, u: i.update })}\n`)
+          .join(""),
       );
       this.#sync.file(tmp);
       this.#sync.now();
