@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import {
   CdktrError,
   errorMessage,
+  isCdktrError,
   isoTime as iso,
   noopLogger,
   type Assignment,
@@ -275,6 +276,12 @@ export class Dispatcher {
         this.onTasksChanged(run.workflowId, tasks);
         return run;
       } catch (err) {
+        if (isCdktrError(err) && err.retryable) {
+          // Not stored (full disk, shutdown): the database still says ASSIGNED, so does memory;
+          // the agent sends the confirm again.
+          if (this.entries.get(runId) === e && e.run.status === "RUNNING") e.run = { ...e.run, status: "ASSIGNED" };
+          throw err;
+        }
         this.logger.warn("confirm refused by the store", { runId, error: errorMessage(err) });
         this.remove(runId);
         throw err;

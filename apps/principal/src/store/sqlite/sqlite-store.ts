@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import {
@@ -65,8 +65,13 @@ export interface SqliteStoreOptions {
   readWorker?: boolean;
 }
 
-/** While the disk is full, how often a one-row write checks whether space is back. */
+/** While the disk is full, how often the store checks whether space is back. */
 const FULL_DISK_PROBE_MS = 1000;
+/**
+ * Free space the database's file system needs before the probe tries a write again: a tiny write
+ * may fit in the WAL's slack on a disk that is still full, which would say "healthy" too early.
+ */
+const FULL_DISK_PROBE_FREE_BYTES = 1024 * 1024;
 
 const TABLES = [
   "workflow_snapshots",
@@ -269,17 +274,25 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * While the disk is full, write one row (the schema version, unchanged) every second so the
-   * store notices free space by itself, even when no client writes (ping turns `ok` again).
+   * While the disk is full, check every second whether its file system has 1 MiB free again and
+   * then write one row (the schema version, unchanged): the store notices free space by itself,
+   * even when no client writes (ping turns `ok` again).
    */
   private probeUntilWritable(): void {
     if (this.probe !== null || this.closed) return;
     const write = this.db.prepare("UPDATE schema_version SET version = version");
+    const dir = dirname(this.path);
     this.probe = setInterval(() => {
       if (!this.commit.storageFull || this.closed) {
         if (this.probe !== null) clearInterval(this.probe);
         this.probe = null;
         return;
+      }
+      try {
+        const fs = statfsSync(dir);
+        if (fs.bavail * fs.bsize < FULL_DISK_PROBE_FREE_BYTES) return;
+      } catch {
+        // No statfs here: let the write decide.
       }
       this.commit.command(() => write.run()).catch(() => undefined);
     }, FULL_DISK_PROBE_MS);
