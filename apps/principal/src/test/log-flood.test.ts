@@ -1,5 +1,6 @@
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { isCdktrError, type LogClient, type LogLine } from "@cdktr/protocol";
 import { cleanup, startPrincipal, type PrincipalFixture } from "@cdktr/test-utils";
 import { countRows, registerAgent } from "./helpers.js";
@@ -46,6 +47,8 @@ async function offer(logs: LogClient, agentId: string, lines: LogLine[], tokens:
 describe("log flood (issue 13: triggers never wait behind logs)", () => {
   it("a runWorkflow during 200 x 5,000 queued log lines is acknowledged within 5 s, and every line is stored once", async () => {
     const p = await startPrincipal({ clientTimeoutMs: 120_000 });
+    const pid = p.service?.child.pid;
+    assert.ok(pid !== undefined);
     const agentId = "flooder";
     const { runId, token } = await leasedRun(p, agentId);
     const logs = p.connectLogs({ timeoutMs: 120_000 });
@@ -69,7 +72,11 @@ describe("log flood (issue 13: triggers never wait behind logs)", () => {
       refusals++;
       while (!(await offer(logs, agentId, batchOf(runId, b), tokens))) await new Promise((r) => setTimeout(r, 50));
     }
+    assert.ok(refusals > 0, "the agent's ingest bound pushed back on the flood");
     assert.equal(countRows(p.dbPath, "logs", `WHERE run_id = '${runId}'`), BATCHES * LINES_PER_BATCH, "every line stored once");
-    process.stderr.write(`# trigger during the flood: ${Math.round(triggerMs)} ms; ${refusals} refused batches resent\n`);
+    const peakMb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN) / 1024;
+    process.stderr.write(
+      `# trigger during the flood: ${Math.round(triggerMs)} ms; ${refusals} refused batches resent; principal peak RSS ${Math.round(peakMb)} MB\n`,
+    );
   });
 });
