@@ -20,6 +20,7 @@ import { renderTable } from "./harness/table.js";
 import type { BenchContext, Scenario } from "./scenario.js";
 import { dispatchLatency } from "./scenarios/dispatch-latency.js";
 import { footprint } from "./scenarios/footprint.js";
+import { logFlood } from "./scenarios/log-flood.js";
 import { logPipeline } from "./scenarios/log-pipeline.js";
 import { comparePeers, peers } from "./scenarios/peers.js";
 import { schedulerPrecision } from "./scenarios/scheduler-precision.js";
@@ -35,6 +36,7 @@ const SCENARIOS: Scenario[] = [
   logPipeline,
   footprint,
   peers,
+  logFlood,
 ];
 const BENCH_DIR = fileURLToPath(new URL("../", import.meta.url));
 const RESULTS_DIR = join(BENCH_DIR, "results");
