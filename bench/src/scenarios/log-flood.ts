@@ -66,7 +66,16 @@ async function flood(
     for (let first = 0; first < perSender; first += LINES_PER_BATCH) {
       const lines: LogLine[] = [];
       for (let s = first + 1; s <= Math.min(perSender, first + LINES_PER_BATCH); s++) {
-        lines.push({ time, runId, workflowId: "bench", taskId: "flood", stream: "stdout", level: "info", seq: s, line: `flood line ${s}` });
+        lines.push({
+          time,
+          runId,
+          workflowId: "bench",
+          taskId: "flood",
+          stream: "stdout",
+          level: "info",
+          seq: s,
+          line: `flood line ${s}`,
+        });
       }
       for (let attempt = 1; ; attempt++) {
         try {

@@ -103,7 +103,10 @@ describe("principal on a full disk (issue 13)", () => {
         refusal = e;
       }
     }
-    assert.ok(isCdktrError(refusal, "STORAGE_FULL"), `a trigger on a full disk fails with STORAGE_FULL, got ${String(refusal)}`);
+    assert.ok(
+      isCdktrError(refusal, "STORAGE_FULL"),
+      `a trigger on a full disk fails with STORAGE_FULL, got ${String(refusal)}`,
+    );
     assert.equal(refusal.retryable, true);
     assert.match(refusal.message, /disk is full/);
     // Still refused, with the same code, while the disk stays full (no INTERNAL, no crash).

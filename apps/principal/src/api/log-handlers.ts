@@ -100,7 +100,10 @@ export function registerLogIngestHandlers(server: RpcServer<typeof LOG_VERBS>, c
     const release = budget.take(owner, lines);
     let res: Awaited<ReturnType<typeof ctx.store.insertLogs>>;
     try {
-      res = await ctx.store.insertLogs(lines, identity === null ? null : { keyName: identity.name, tokens: tokens ?? {} });
+      res = await ctx.store.insertLogs(
+        lines,
+        identity === null ? null : { keyName: identity.name, tokens: tokens ?? {} },
+      );
     } finally {
       release();
     }

@@ -26,13 +26,27 @@ function batchOf(runId: string, b: number): LogLine[] {
   const lines: LogLine[] = [];
   for (let i = 0; i < LINES_PER_BATCH; i++) {
     const seq = b * LINES_PER_BATCH + i + 1;
-    lines.push({ time, runId, workflowId: "hello", taskId: "hello", stream: "stdout", level: "info", seq, line: `l${seq}` });
+    lines.push({
+      time,
+      runId,
+      workflowId: "hello",
+      taskId: "hello",
+      stream: "stdout",
+      level: "info",
+      seq,
+      line: `l${seq}`,
+    });
   }
   return lines;
 }
 
 /** Send one batch; true when stored, false when refused by the per-agent ingest bound (retryable). */
-async function offer(logs: LogClient, agentId: string, lines: LogLine[], tokens: Record<string, string>): Promise<boolean> {
+async function offer(
+  logs: LogClient,
+  agentId: string,
+  lines: LogLine[],
+  tokens: Record<string, string>,
+): Promise<boolean> {
   try {
     const ack = await logs.logBatch({ agentId, lines, tokens }, { retry: false });
     assert.equal(ack.stored + ack.duplicates, lines.length);
@@ -63,7 +77,10 @@ describe("log flood (issue 13: triggers never wait behind logs)", () => {
     const trig = await api.runWorkflow({ workflowId: "hello", source: "test" });
     const triggerMs = performance.now() - t0;
     assert.equal(trig.status, "QUEUED");
-    assert.ok(triggerMs < 5000, `the trigger waited ${Math.round(triggerMs)} ms behind the log flood (bound 5 s; 21.9 s before)`);
+    assert.ok(
+      triggerMs < 5000,
+      `the trigger waited ${Math.round(triggerMs)} ms behind the log flood (bound 5 s; 21.9 s before)`,
+    );
     const outcome = await Promise.all(sends);
     // Then what was refused, one batch at a time with a pause after a refusal, as the shipper does.
     let refusals = 0;
@@ -73,8 +90,13 @@ describe("log flood (issue 13: triggers never wait behind logs)", () => {
       while (!(await offer(logs, agentId, batchOf(runId, b), tokens))) await new Promise((r) => setTimeout(r, 50));
     }
     assert.ok(refusals > 0, "the agent's ingest bound pushed back on the flood");
-    assert.equal(countRows(p.dbPath, "logs", `WHERE run_id = '${runId}'`), BATCHES * LINES_PER_BATCH, "every line stored once");
-    const peakMb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN) / 1024;
+    assert.equal(
+      countRows(p.dbPath, "logs", `WHERE run_id = '${runId}'`),
+      BATCHES * LINES_PER_BATCH,
+      "every line stored once",
+    );
+    const peakMb =
+      Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN) / 1024;
     process.stderr.write(
       `# trigger during the flood: ${Math.round(triggerMs)} ms; ${refusals} refused batches resent; principal peak RSS ${Math.round(peakMb)} MB\n`,
     );

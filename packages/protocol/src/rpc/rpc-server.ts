@@ -419,7 +419,13 @@ export class RpcServer<T extends VerbTable> {
           reply = await handler(body as never, ctx);
         } else if (verb === "ping") {
           const { health, problems } = this.health();
-          reply = { principalId: this.serverId, version: this.version, time: new Date().toISOString(), health, problems };
+          reply = {
+            principalId: this.serverId,
+            version: this.version,
+            time: new Date().toISOString(),
+            health,
+            problems,
+          };
         } else {
           throw new CdktrError("UNKNOWN_VERB", `verb ${verb} is not served here (no handler registered)`, {
             retryable: false,

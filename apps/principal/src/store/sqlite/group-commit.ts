@@ -176,15 +176,19 @@ export class GroupCommit {
       const err = isSqliteFull(e) ? this.opts.storageFull(e) : toCdktrError(e);
       if (isSqliteFull(e) && !this.full) {
         this.full = true;
-        this.opts.logger?.error("the database disk is full: writes are refused with STORAGE_FULL until space is freed", {
-          error: errorMessage(e),
-        });
+        this.opts.logger?.error(
+          "the database disk is full: writes are refused with STORAGE_FULL until space is freed",
+          {
+            error: errorMessage(e),
+          },
+        );
       }
       // Every command that ran is rejected (its writes are gone); the one that threw counts too.
       // A failure before any command ran (BEGIN) costs the first one, so the queue never loops.
       if (count.control + count.bulk === 0) count[this.lanes.control.length > 0 ? "control" : "bulk"] = 1;
       const failed = [...this.lanes.control.splice(0, count.control), ...this.lanes.bulk.splice(0, count.bulk)];
-      if (!isSqliteFull(e)) this.opts.logger?.error("store commit failed", { error: err.message, commands: failed.length });
+      if (!isSqliteFull(e))
+        this.opts.logger?.error("store commit failed", { error: err.message, commands: failed.length });
       for (const cmd of failed) cmd.reject(err);
       this.scheduleFlush();
       return;
@@ -198,4 +202,3 @@ export class GroupCommit {
     }
   }
 }
-
