@@ -81,11 +81,6 @@ export class GroupCommit {
     return this.full;
   }
 
-  /** Commands waiting, per lane. */
-  get queued(): Record<CommitLane, number> {
-    return { control: this.lanes.control.length, bulk: this.lanes.bulk.length };
-  }
-
   /**
    * Queue `fn` for the next batch in `lane`; resolves with its result once the batch has
    * committed. `fn` runs synchronously inside the transaction with the batch's `now`; if it
@@ -104,8 +99,10 @@ export class GroupCommit {
   /** Resolves once every command queued so far (both lanes) is committed. */
   drain(): Promise<void> {
     if (this.pending() === 0 || this.closed) return Promise.resolve();
-    // Bulk runs after every control command queued before it.
-    return this.command(() => undefined, "bulk");
+    // Each lane keeps its order: a no-op at the end of each is committed after what is before it.
+    return Promise.all([this.command(() => undefined, "control"), this.command(() => undefined, "bulk")]).then(
+      () => undefined,
+    );
   }
 
   /** Refuse new commands and wait until the queued ones have committed. Idempotent. */
