@@ -29,19 +29,23 @@ describe("GroupCommit lanes", () => {
     const bulk: Promise<void>[] = [];
     for (let i = 0; i < 200; i++) {
       bulk.push(
-        commit.command(() => {
-          for (let k = 0; k < 500; k++) ins.run("bulk", i, "x".repeat(100));
-        }, "bulk").then(() => {
-          order.push(`bulk ${i}`);
-        }),
+        commit
+          .command(() => {
+            for (let k = 0; k < 500; k++) ins.run("bulk", i, "x".repeat(100));
+          }, "bulk")
+          .then(() => {
+            order.push(`bulk ${i}`);
+          }),
       );
     }
     const control: Promise<void>[] = [];
     for (let i = 0; i < 3; i++) {
       control.push(
-        commit.command(() => ins.run("control", i, "")).then(() => {
-          order.push(`control ${i}`);
-        }),
+        commit
+          .command(() => ins.run("control", i, ""))
+          .then(() => {
+            order.push(`control ${i}`);
+          }),
       );
     }
     await Promise.all([...bulk, ...control]);
