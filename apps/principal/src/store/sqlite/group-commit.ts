@@ -7,8 +7,8 @@ const FLUSH_SLICE_MS = 25;
 
 /**
  * The queue a command waits in. `control`: triggers, status reports, dispatch, keys (small and
- * latency-sensitive); `bulk`: log lines and retention (large). Every flush takes the control
- * lane first, then bulk commands while the time slice lasts (at least one, so bulk always moves).
+ * latency-sensitive); `bulk`: log lines and retention (large). A flush commits commands of one
+ * lane: control first, alternating with bulk while both wait (so bulk always moves).
  */
 export type CommitLane = "control" | "bulk";
 
@@ -46,8 +46,10 @@ export function isSqliteFull(e: unknown): boolean {
  * `BEGIN IMMEDIATE` transaction, each in its own savepoint so one refused command does not undo
  * the others, with a single fsync; every promise settles only after that COMMIT. A batch is
  * time-sliced: commands left over after 25 ms go to the next flush (next event-loop turn), so
- * pings and acks are never starved by a burst. Commands run in call order within their
- * {@link CommitLane}; a control command never waits behind more than one flush of bulk ones.
+ * pings and acks are never starved by a burst. Each transaction takes one {@link CommitLane}:
+ * control when it has commands, except that when both lanes wait they alternate; commands run in
+ * call order within their lane, and a control command waits behind at most one flush of bulk ones
+ * (never inside a commit that writes log lines).
  *
  * When SQLite reports a full disk (`SQLITE_FULL`, which rolls back the whole transaction), every
  * command of that batch rejects with the `storageFull` error and {@link storageFull} stays true
@@ -58,6 +60,8 @@ export class GroupCommit {
   private flushScheduled = false;
   private closed = false;
   private full = false;
+  /** The lane of the last flush: when both lanes wait, flushes alternate. */
+  private lastLane: CommitLane = "bulk";
   private readonly db: Database.Database;
   private readonly statements: Record<
     "begin" | "savepoint" | "release" | "rollbackTo" | "commit" | "changes",
@@ -137,24 +141,30 @@ export class GroupCommit {
     try {
       begin.run();
       changedBefore = (changes.get() as { n: number }).n;
-      for (const lane of ["control", "bulk"] as const) {
-        for (const cmd of this.lanes[lane]) {
-          // The first command of each lane always runs: bulk moves even under a stream of control.
-          if (count[lane] > 0 && performance.now() - started > FLUSH_SLICE_MS) break;
-          count[lane]++;
-          savepoint.run();
-          try {
-            const value = cmd.fn(now);
-            release.run();
-            taken.push({ cmd, result: { ok: true, value } });
-            ok++;
-          } catch (error) {
-            // A full disk (and other I/O errors) roll back the whole transaction: the batch fails.
-            if (isSqliteFull(error) || !this.db.inTransaction) throw error;
-            rollbackTo.run();
-            release.run();
-            taken.push({ cmd, result: { ok: false, error } });
-          }
+      // One lane per transaction: a trigger's ack never waits for log lines to be written in its
+      // commit. Control goes first, but when both wait the lanes alternate, so each waits at most
+      // one flush of the other.
+      const lane: CommitLane =
+        this.lanes.control.length > 0 && (this.lastLane === "bulk" || this.lanes.bulk.length === 0)
+          ? "control"
+          : "bulk";
+      this.lastLane = lane;
+      for (const cmd of this.lanes[lane]) {
+        // The first command always runs, however long it takes.
+        if (count[lane] > 0 && performance.now() - started > FLUSH_SLICE_MS) break;
+        count[lane]++;
+        savepoint.run();
+        try {
+          const value = cmd.fn(now);
+          release.run();
+          taken.push({ cmd, result: { ok: true, value } });
+          ok++;
+        } catch (error) {
+          // A full disk (and other I/O errors) roll back the whole transaction: the batch fails.
+          if (isSqliteFull(error) || !this.db.inTransaction) throw error;
+          rollbackTo.run();
+          release.run();
+          taken.push({ cmd, result: { ok: false, error } });
         }
       }
       const wrote = ok > 0 && (changes.get() as { n: number }).n > changedBefore;
