@@ -23,6 +23,7 @@ import { abusePolls } from "./scenarios/abuse-polls.js";
 import { agentFsync } from "./scenarios/agent-fsync.js";
 import { dispatchLatency } from "./scenarios/dispatch-latency.js";
 import { footprint } from "./scenarios/footprint.js";
+import { logFlood } from "./scenarios/log-flood.js";
 import { logPipeline } from "./scenarios/log-pipeline.js";
 import { comparePeers, peers } from "./scenarios/peers.js";
 import { schedulerPrecision } from "./scenarios/scheduler-precision.js";
@@ -41,6 +42,7 @@ const SCENARIOS: Scenario[] = [
   abusePolls,
   agentFsync,
   abuseFrames,
+  logFlood,
 ];
 const BENCH_DIR = fileURLToPath(new URL("../", import.meta.url));
 const RESULTS_DIR = join(BENCH_DIR, "results");

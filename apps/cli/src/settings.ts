@@ -95,6 +95,16 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         default: "1048576",
         description: "Largest request accepted on the API and log channels",
       },
+      {
+        name: "CDKTR_LOG_INGEST_MAX_PENDING_LINES",
+        default: "20000",
+        description: "Log lines of one agent waiting to be stored; beyond it a batch is refused (retryable)",
+      },
+      {
+        name: "CDKTR_LOG_INGEST_MAX_PENDING_BYTES",
+        default: "16777216",
+        description: "The same bound in bytes",
+      },
       { name: "CDKTR_SHUTDOWN_GRACE_MS", default: "10000", description: "Bound on a graceful shutdown" },
       {
         name: "CDKTR_AUTH",

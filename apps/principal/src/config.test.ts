@@ -23,6 +23,8 @@ describe("loadConfig", () => {
       runRetentionDays: 30,
       logRetentionDays: 30,
       maxMessageBytes: 1_048_576,
+      logIngestMaxPendingLines: 20_000,
+      logIngestMaxPendingBytes: 16 * 1024 * 1024,
       shutdownGraceMs: 10_000,
       logLevel: "info",
       auth: true,

@@ -49,6 +49,13 @@ export const PrincipalEnvSchema = z.object({
   CDKTR_LOG_RETENTION_DAYS: envInt({ min: 0, max: 36_500, default: 30 }),
   /** Largest request accepted on the API and log channels. */
   CDKTR_MAX_MESSAGE_BYTES: envInt({ min: 1024, max: 64 * 1024 * 1024, default: 1_048_576 }),
+  /**
+   * Log lines of one agent the principal holds received but not yet stored; a `logBatch` beyond
+   * it gets the retryable `RESOURCE_EXHAUSTED` (a batch arriving when none is pending is always taken).
+   */
+  CDKTR_LOG_INGEST_MAX_PENDING_LINES: envInt({ min: 1, max: 10_000_000, default: 20_000 }),
+  /** The same bound in bytes (approximate: the text of the lines plus 64 bytes each). */
+  CDKTR_LOG_INGEST_MAX_PENDING_BYTES: envInt({ min: 1024, max: 4 * 1024 * 1024 * 1024, default: 16 * 1024 * 1024 }),
   /** Bound on a graceful shutdown before the process exits anyway. */
   CDKTR_SHUTDOWN_GRACE_MS: envInt({ min: 0, max: 600_000, default: 10_000 }),
   /** winston level of the principal's own log lines. */
@@ -86,6 +93,10 @@ export interface PrincipalConfig {
   runRetentionDays: number;
   logRetentionDays: number;
   maxMessageBytes: number;
+  /** `CDKTR_LOG_INGEST_MAX_PENDING_LINES`. */
+  logIngestMaxPendingLines: number;
+  /** `CDKTR_LOG_INGEST_MAX_PENDING_BYTES`. */
+  logIngestMaxPendingBytes: number;
   shutdownGraceMs: number;
   logLevel: "error" | "warn" | "info" | "debug";
   /** Whether the sockets require enrolled keys (`CDKTR_AUTH`). */
@@ -155,6 +166,8 @@ export function loadConfig(
     runRetentionDays: e.CDKTR_RUN_RETENTION_DAYS,
     logRetentionDays: e.CDKTR_LOG_RETENTION_DAYS,
     maxMessageBytes: e.CDKTR_MAX_MESSAGE_BYTES,
+    logIngestMaxPendingLines: e.CDKTR_LOG_INGEST_MAX_PENDING_LINES,
+    logIngestMaxPendingBytes: e.CDKTR_LOG_INGEST_MAX_PENDING_BYTES,
     shutdownGraceMs: e.CDKTR_SHUTDOWN_GRACE_MS,
     logLevel: e.CDKTR_LOG_LEVEL,
     auth: e.CDKTR_AUTH === "on",

@@ -96,3 +96,28 @@ export function notLeasedTo(runId: string, keyName: string): CdktrError {
     { runId, key: keyName },
   );
 }
+
+/**
+ * `STORAGE_FULL` (retryable): the disk of the database is full, so nothing of the request was
+ * stored; it succeeds again once space is freed there (the principal notices by itself).
+ */
+export function storageFull(dbPath: string, cause?: unknown): CdktrError {
+  return new CdktrError(
+    "STORAGE_FULL",
+    `the principal's disk is full (database ${dbPath}): nothing of this request was stored; free space on that file system (or move CDKTR_DB_PATH) and retry`,
+    { retryable: true, cause, context: { dbPath } },
+  );
+}
+
+/**
+ * `RESOURCE_EXHAUSTED` (retryable): an agent already has as many log lines (or bytes) waiting to
+ * be stored as the principal holds for one agent; the batch was not taken: send it again after a
+ * pause.
+ */
+export function logIngestBusy(agentId: string, pending: { lines: number; bytes: number }, limit: string): CdktrError {
+  return new CdktrError(
+    "RESOURCE_EXHAUSTED",
+    `agent \`${agentId}\` has ${pending.lines} log lines (${pending.bytes} bytes) waiting to be stored, the most the principal holds per agent (${limit}): send this batch again after a pause`,
+    { retryable: true, context: { agentId } },
+  );
+}

@@ -29,6 +29,8 @@ export const ERROR_CODES = [
   "KEY_NOT_FOUND",
   // server state
   "SHUTTING_DOWN",
+  "RESOURCE_EXHAUSTED",
+  "STORAGE_FULL",
   "INTERNAL",
   // client side only: never sent by a server
   "TIMEOUT",
@@ -53,6 +55,8 @@ export type WireError = z.infer<typeof WireErrorSchema>;
 const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "DEADLINE_EXCEEDED",
   "SHUTTING_DOWN",
+  "RESOURCE_EXHAUSTED",
+  "STORAGE_FULL",
   "INTERNAL",
   "TIMEOUT",
   "UNAVAILABLE",

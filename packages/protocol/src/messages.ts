@@ -33,7 +33,20 @@ export const PingReplySchema = z.object({
   principalId: z.string(),
   version: z.string(),
   time: IsoTimeSchema,
+  /**
+   * `degraded` when the server answers but cannot do its job fully (see `problems`); absent from
+   * servers older than this field (treat as `ok`).
+   */
+  health: z.enum(["ok", "degraded"]).optional(),
+  /** What is wrong when `health` is `degraded`, e.g. `"disk full"`; empty when ok. */
+  problems: z.array(z.string()).optional(),
 });
+
+/** The health a server reports in its `ping` reply. */
+export interface ServerHealth {
+  health: "ok" | "degraded";
+  problems: string[];
+}
 
 /**
  * Request body of `hello` (ports 5561 and 5562), the proof that binds a connection to its key:

@@ -408,3 +408,43 @@ test("whenDurable: lines only in memory keep it waiting; acknowledged or spooled
   assert.deepEqual(seqs(p.stored), range(11));
   await s.stop();
 });
+
+test("a batch the principal refuses as busy (RESOURCE_EXHAUSTED) is kept in memory and resent: every line arrives once, in order, nothing spooled", async () => {
+  const stored: LogLine[] = [];
+  let refusals = 0;
+  let sends = 0;
+  let spooled = 0;
+  let wentOffline = false;
+  const sink: LogSink = async (lines) => {
+    await new Promise((r) => setTimeout(r, 1));
+    spooled = Math.max(spooled, s.spoolBytes);
+    if (!s.connected) wentOffline = true;
+    // Every other send is refused, the first ten times.
+    if (++sends % 2 === 1 && refusals < 10) {
+      refusals++;
+      throw new CdktrError("RESOURCE_EXHAUSTED", "agent has 20000 log lines waiting", { retryable: true });
+    }
+    stored.push(...lines);
+  };
+  const dir = makeTempDir("cdktr-spool-");
+  const s = new LogShipper({
+    sink,
+    spoolDir: dir,
+    spoolMaxBytes: 1e9,
+    logger: noopLogger,
+    maxBatchLines: 200,
+    retryBaseMs: 1,
+    retryMaxMs: 5,
+  });
+  s.start();
+  for (let i = 1; i <= 3000; i++) s.append(line("t", i));
+  await s.whenAcked(s.mark());
+  assert.deepEqual(seqs(stored), range(3000));
+  assert.equal(refusals, 10);
+  assert.equal(s.refusedBatches, 10);
+  assert.equal(wentOffline, false, "a busy principal is not an outage");
+  assert.equal(spooled, 0, "nothing went to the spool");
+  assert.deepEqual(readdirSync(dir), []);
+  assert.equal(await s.flush(1000), true);
+  await s.stop();
+});

@@ -6,7 +6,8 @@
  * more than its share of unacknowledged lines in memory is paused alone, so one noisy task does
  * not stall the others; only when the shared memory cap is reached (the principal is away and the
  * spool is full) does every task with lines in memory wait. Spool files left by a previous agent
- * process are resent first.
+ * process are resent first. A batch the principal refuses as busy (`RESOURCE_EXHAUSTED`: it holds
+ * as many of this agent's lines as it takes) is kept and resent after a backoff.
  */
 import { backoffDelay, errorMessage, isCdktrError, type LogLine, type Logger } from "@cdktr/protocol";
 import type { SyncBatch } from "../data-dir/sync-batch.js";
@@ -98,6 +99,10 @@ export class LogShipper {
   #durableWaiters: { ord: number; resolve: () => void }[] = [];
   /** Failed sends in a row (the attempt of the next backoff). */
   #failures = 0;
+  /** `RESOURCE_EXHAUSTED` refusals since the last acknowledged batch. */
+  #busyRefusals = 0;
+  /** `RESOURCE_EXHAUSTED` refusals in total (the batch was resent each time). */
+  #refusedBatches = 0;
 
   constructor(options: LogShipperOptions) {
     this.#o = {
@@ -143,6 +148,11 @@ export class LogShipper {
   /** Bytes of spool files on disk. */
   get spoolBytes(): number {
     return this.#spool.bytes;
+  }
+
+  /** Batches the principal refused as busy (`RESOURCE_EXHAUSTED`) and that were sent again. */
+  get refusedBatches(): number {
+    return this.#refusedBatches;
   }
 
   /** Whether the last send reached the principal. */
@@ -351,12 +361,28 @@ export class LogShipper {
         tokensOf(batch.entries),
       );
       this.#acked(batch);
+      this.#busyRefusals = 0;
       if (!this.#connected) this.#o.logger.info("log delivery resumed");
       this.#connected = true;
       this.#failures = 0;
     } catch (e: unknown) {
       if (isCdktrError(e) && !e.retryable && e.code !== "CLOSED") {
         this.#rejected(batch, e);
+        return;
+      }
+      if (isCdktrError(e, "RESOURCE_EXHAUSTED")) {
+        // The principal holds as many of this agent's lines as it takes: keep the batch (and
+        // everything behind it in memory: per-task backpressure pauses the tasks) and resend it
+        // after a pause. The principal is there: nothing goes to the spool.
+        this.#refusedBatches++;
+        if (this.#busyRefusals++ === 0) {
+          this.#o.logger.info("the principal is busy storing this agent's log lines; resending after a pause", {
+            error: errorMessage(e),
+          });
+        }
+        await this.#sleep(
+          backoffDelay(++this.#failures, { initialMs: this.#o.retryBaseMs, maxMs: this.#o.retryMaxMs }),
+        );
         return;
       }
       if (this.#connected) this.#o.logger.warn("cannot deliver log lines; holding them", { error: errorMessage(e) });

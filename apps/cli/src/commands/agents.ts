@@ -32,17 +32,24 @@ export async function agentsCommand(ctx: CommandContext, opts: { json?: boolean 
 /** How long `cdktr ping` waits for the principal. */
 export const PING_TIMEOUT_MS = 2000;
 
-/** `cdktr ping`: one request, no retry, gives up within 3 s (used by container healthchecks). */
+/**
+ * `cdktr ping`: one request, no retry, gives up within 3 s (used by container healthchecks).
+ * Exit 0 when the principal answers healthy; 1 when it does not answer, or answers `degraded`
+ * (its `problems` are printed, e.g. "disk full"). A principal older than the `health` field is
+ * taken as healthy.
+ */
 export async function pingCommand(ctx: CommandContext, opts: { json?: boolean }): Promise<number> {
   const started = Date.now();
   const reply = await ctx.client().request("ping", {}, { timeoutMs: PING_TIMEOUT_MS, retry: false });
   const ms = Date.now() - started;
+  const degraded = reply.health === "degraded";
   if (opts.json === true) ctx.out(JSON.stringify({ ...reply, address: ctx.target().display, roundTripMs: ms }));
   else {
     const r = terminalSafe(reply);
-    ctx.out(
-      `principal ${r.principalId} (cdktr ${r.version}) at ${ctx.target().display}: ${ctx.style.green("ok")} in ${ms} ms`,
-    );
+    const state = degraded
+      ? ctx.style.red(`degraded (${(r.problems ?? []).join(", ") || "no reason given"})`)
+      : ctx.style.green("ok");
+    ctx.out(`principal ${r.principalId} (cdktr ${r.version}) at ${ctx.target().display}: ${state} in ${ms} ms`);
   }
-  return 0;
+  return degraded ? 1 : 0;
 }

@@ -1,5 +1,5 @@
-import type { API_VERBS, LOG_VERBS, RpcServer } from "@cdktr/protocol";
-import { runNotFound } from "../errors.js";
+import type { API_VERBS, LOG_VERBS, LogLine, RpcServer } from "@cdktr/protocol";
+import { logIngestBusy, runNotFound } from "../errors.js";
 import { mayReadRun, seesAllRuns } from "../auth/roles.js";
 import { permissionDenied } from "../errors.js";
 import type { ApiContext } from "./api-context.js";
@@ -25,21 +25,88 @@ export function registerLogQueryHandlers(server: RpcServer<typeof API_VERBS>, ct
   });
 }
 
+/** Approximate bytes the principal holds for a line: its text and ids, plus 64 for the rest. */
+function lineBytes(l: LogLine): number {
+  return l.line.length + l.runId.length + l.taskId.length + l.workflowId.length + 64;
+}
+
+/**
+ * Log lines (and bytes) received per agent and not yet stored: the principal's bound on what one
+ * agent can make it hold (agent ids nobody registered share one budget per key). A batch that would go beyond either bound is refused, except when the
+ * agent has nothing pending (so any batch the message size allows gets through on its own).
+ */
+export class LogIngestBudget {
+  private readonly pending = new Map<string, { lines: number; bytes: number }>();
+
+  constructor(
+    private readonly maxLines: number,
+    private readonly maxBytes: number,
+  ) {}
+
+  /**
+   * Reserve room for `lines` of `agentId`; returns the release function (call it once the
+   * batch is stored or failed).
+   * @throws CdktrError RESOURCE_EXHAUSTED (retryable) when the agent's bound is reached.
+   */
+  take(agentId: string, lines: readonly LogLine[]): () => void {
+    let bytes = 0;
+    for (const l of lines) bytes += lineBytes(l);
+    const now = this.pending.get(agentId);
+    if (now !== undefined && (now.lines + lines.length > this.maxLines || now.bytes + bytes > this.maxBytes)) {
+      throw logIngestBusy(
+        agentId,
+        now,
+        `CDKTR_LOG_INGEST_MAX_PENDING_LINES=${this.maxLines}, CDKTR_LOG_INGEST_MAX_PENDING_BYTES=${this.maxBytes}`,
+      );
+    }
+    const entry = now ?? { lines: 0, bytes: 0 };
+    entry.lines += lines.length;
+    entry.bytes += bytes;
+    this.pending.set(agentId, entry);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      entry.lines -= lines.length;
+      entry.bytes -= bytes;
+      if (entry.lines <= 0) this.pending.delete(agentId);
+    };
+  }
+
+  /** Lines pending for `agentId` (tests, diagnostics). */
+  pendingLines(agentId: string): number {
+    return this.pending.get(agentId)?.lines ?? 0;
+  }
+}
+
 /**
  * Register `logBatch` on the log-ingest server: store the lines idempotently (acknowledged after
  * the commit), publish the new ones, and count the batch as a sign of life of its agent. With
  * authentication, a batch is stored only when the caller's key holds the lease of every run in it
- * and sent each run's token (`tokens`).
+ * and sent each run's token (`tokens`). At most `CDKTR_LOG_INGEST_MAX_PENDING_LINES` /
+ * `_BYTES` of one agent wait to be stored ({@link LogIngestBudget}); beyond that a batch gets the
+ * retryable `RESOURCE_EXHAUSTED` and the agent sends it again later. Lines go in the store's bulk
+ * lane, so they never delay triggers and status reports.
  */
 export function registerLogIngestHandlers(server: RpcServer<typeof LOG_VERBS>, ctx: ApiContext): void {
+  const budget = new LogIngestBudget(ctx.config.logIngestMaxPendingLines, ctx.config.logIngestMaxPendingBytes);
   server.handle("logBatch", async ({ agentId, lines, tokens }, rpc) => {
     const identity = rpc.identity;
     ctx.agents.checkKey(agentId, identity?.name ?? null);
     ctx.agents.touch(agentId);
-    const res = await ctx.store.insertLogs(
-      lines,
-      identity === null ? null : { keyName: identity.name, tokens: tokens ?? {} },
-    );
+    // Unregistered agent ids share one budget per key: inventing ids buys no extra room.
+    const owner =
+      ctx.agents.active(agentId) !== undefined ? agentId : `(unregistered agent ids of key ${identity?.name ?? "-"})`;
+    const release = budget.take(owner, lines);
+    let res: Awaited<ReturnType<typeof ctx.store.insertLogs>>;
+    try {
+      res = await ctx.store.insertLogs(
+        lines,
+        identity === null ? null : { keyName: identity.name, tokens: tokens ?? {} },
+      );
+    } finally {
+      release();
+    }
     for (const l of res.inserted) ctx.events.log(l);
     return { stored: res.stored, duplicates: res.duplicates };
   });

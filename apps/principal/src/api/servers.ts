@@ -1,4 +1,4 @@
-import { API_VERBS, LOG_VERBS, RpcServer, endpointFor, type ServerAuth } from "@cdktr/protocol";
+import { API_VERBS, LOG_VERBS, RpcServer, endpointFor, type ServerAuth, type ServerHealth } from "@cdktr/protocol";
 import { registerAgentHandlers } from "./agent-handlers.js";
 import { registerKeyHandlers } from "./key-handlers.js";
 import type { ApiContext } from "./api-context.js";
@@ -10,6 +10,15 @@ import { registerWorkflowHandlers } from "./workflow-handlers.js";
 export interface ServerIdentity {
   serverId: string;
   version: string;
+}
+
+/**
+ * The health `ping` reports on both servers: `degraded` with the store's problems (e.g. `"disk
+ * full"`) while it has any.
+ */
+export function principalHealth(ctx: ApiContext): ServerHealth {
+  const problems = ctx.store.problems();
+  return { health: problems.length === 0 ? "ok" : "degraded", problems };
 }
 
 /**
@@ -27,6 +36,7 @@ export function createApiServer(
     verbs: API_VERBS,
     maxMessageBytes: ctx.config.maxMessageBytes,
     logger: ctx.logger.child({ component: "api" }),
+    health: () => principalHealth(ctx),
     auth,
   });
   registerWorkflowHandlers(server, ctx);
@@ -49,6 +59,7 @@ export function createLogServer(
     verbs: LOG_VERBS,
     maxMessageBytes: ctx.config.maxMessageBytes,
     logger: ctx.logger.child({ component: "logs" }),
+    health: () => principalHealth(ctx),
     auth,
   });
   registerLogIngestHandlers(server, ctx);

@@ -22,11 +22,24 @@ export interface PrincipalEvents {
 }
 
 /**
+ * Publications waiting in the publisher beyond which live log lines are not published (they are
+ * stored; readers fill such gaps with `queryLogs`). Run, task and workflow events are always
+ * queued. Keeps a log flood from growing the principal by a queued message per line.
+ */
+export const LOG_PUBLISH_MAX_BACKLOG = 20_000;
+
+/** Least time between two warnings about log lines not published live. */
+const DROP_WARN_EVERY_MS = 10_000;
+
+/**
  * The principal's events over the publisher `current()` returns (null before start and after
  * stop: events are then dropped). An id that cannot be part of a topic (it contains `|`) is
- * logged and skipped, never thrown at the caller.
+ * logged and skipped, never thrown at the caller. Log lines are not published live while the
+ * publisher holds {@link LOG_PUBLISH_MAX_BACKLOG} messages (counted, warned about every 10 s).
  */
 export function createPrincipalEvents(current: () => Publisher | null, logger: Logger): PrincipalEvents {
+  let skippedLogs = 0;
+  let lastDropWarning = 0;
   const publish = (topic: () => string, body: unknown): void => {
     try {
       current()?.publish(topic(), body);
@@ -39,7 +52,23 @@ export function createPrincipalEvents(current: () => Publisher | null, logger: L
     tasks: (workflowId, tasks) => {
       for (const task of tasks) publish(() => topics.tasks(workflowId, task.runId), { workflowId, task });
     },
-    log: (l) => publish(() => topics.logs(l.workflowId, l.runId, l.taskId), l),
+    log: (l) => {
+      const p = current();
+      if (p !== null && p.backlog >= LOG_PUBLISH_MAX_BACKLOG) {
+        skippedLogs++;
+        const now = Date.now();
+        if (now - lastDropWarning >= DROP_WARN_EVERY_MS) {
+          lastDropWarning = now;
+          logger.warn("log lines not published live: the publish queue is full (they are stored: query them)", {
+            skipped: skippedLogs,
+            backlog: p.backlog,
+          });
+          skippedLogs = 0;
+        }
+        return;
+      }
+      publish(() => topics.logs(l.workflowId, l.runId, l.taskId), l);
+    },
     workflows: (event) => publish(() => topics.workflows(), event),
   };
 }

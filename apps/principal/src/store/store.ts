@@ -5,8 +5,11 @@
  *
  * Contract for implementations:
  * - every mutating call is durable when its promise resolves (the API replies only after it);
- * - mutations are applied in call order (the SQLite store groups the calls of one event-loop
- *   tick into one transaction, each call in its own savepoint);
+ * - mutations are applied in call order, except that log lines (`insertLogs`) and retention
+ *   (`prune`) may be applied after control mutations (runs, tasks, keys) called later: they have a
+ *   lane of their own so a log flood never delays a trigger (the SQLite store groups the calls of
+ *   one event-loop tick into one transaction, each call in its own savepoint);
+ * - a full disk fails a mutation with the retryable `STORAGE_FULL` and shows in {@link Store.problems};
  * - state rules live in `../runs/state-machine.ts` and are checked inside the transaction, so the
  *   database stays the truth even when the in-memory queue is behind.
  */
@@ -253,6 +256,11 @@ export interface Store {
   prune(policy: RetentionPolicy): Promise<PruneResult>;
   /** Row count of every table. */
   counts(): Promise<TableCounts>;
+  /**
+   * What is wrong with the storage right now, for the health of `ping` (e.g. `"disk full"`);
+   * empty when it works. Clears by itself once writes succeed again.
+   */
+  problems(): string[];
   /** Wait for pending writes, stop workers, close connections. Idempotent. */
   close(): Promise<void>;
 }

@@ -70,6 +70,14 @@ export class Publisher {
     this.queue = new SendQueue(this.socket);
   }
 
+  /**
+   * Messages published and not yet handed to ZeroMQ (serialised, waiting in this process): what a
+   * caller checks before publishing what it may drop under load.
+   */
+  get backlog(): number {
+    return this.pending.length + this.queue.size;
+  }
+
   /** The bound endpoint (after {@link bind}). */
   get endpoint(): string | null {
     return this.bound;

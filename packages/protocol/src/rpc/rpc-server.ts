@@ -1,6 +1,6 @@
 import { Router } from "zeromq";
 import { CdktrError, UsageError, errorMessage, toCdktrError, type ErrorCode, type WireError } from "../errors.js";
-import type { ParsedRequestOf, ReplyOf, VerbTable } from "../messages.js";
+import type { ParsedRequestOf, ReplyOf, ServerHealth, VerbTable } from "../messages.js";
 import { noopLogger, type Logger } from "../logging/logger.js";
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -65,6 +65,11 @@ export interface RpcServerOptions<T extends VerbTable> {
   /** How long `close()` waits for running handlers before dropping their replies. @default 2000 */
   closeTimeoutMs?: number | undefined;
   /**
+   * The `health` and `problems` of the built-in `ping` reply, asked on every ping (keep it cheap).
+   * @default always `{ health: "ok", problems: [] }`
+   */
+  health?: (() => ServerHealth) | undefined;
+  /**
    * CURVE encryption, ZAP admission of enrolled keys only, `hello` and per-verb permissions
    * (docs/protocol.md section 2). Absent: plaintext, every verb allowed, `identity` null.
    */
@@ -124,6 +129,7 @@ export class RpcServer<T extends VerbTable> {
   private readonly serverId: string;
   private readonly version: string;
   private readonly closeTimeoutMs: number;
+  private readonly health: () => ServerHealth;
   private readonly requestedEndpoint: string;
   private bound: string | null = null;
   private state: "new" | "running" | "closing" | "closed" = "new";
@@ -144,6 +150,7 @@ export class RpcServer<T extends VerbTable> {
     this.serverId = opts.serverId ?? "cdktr";
     this.version = opts.version ?? PROTOCOL_PACKAGE_VERSION;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 2000;
+    this.health = opts.health ?? (() => ({ health: "ok", problems: [] }));
     this.socket = new Router({
       linger: 0,
       mandatory: true,
@@ -467,7 +474,14 @@ export class RpcServer<T extends VerbTable> {
         if (handler !== undefined) {
           reply = await handler(body as never, ctx);
         } else if (verb === "ping") {
-          reply = { principalId: this.serverId, version: this.version, time: new Date().toISOString() };
+          const { health, problems } = this.health();
+          reply = {
+            principalId: this.serverId,
+            version: this.version,
+            time: new Date().toISOString(),
+            health,
+            problems,
+          };
         } else {
           throw new CdktrError("UNKNOWN_VERB", `verb ${verb} is not served here (no handler registered)`, {
             retryable: false,

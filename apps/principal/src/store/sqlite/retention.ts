@@ -13,7 +13,8 @@ const RUNS_PER_COMMAND = 200;
  * Retention in bounded chunks, one small group-commit command each, so deleting millions of old
  * log lines never blocks the event loop for long. Finished runs (terminal states, from the state
  * machine's list) go with their logs, tasks, history and idempotency keys; then snapshots no run
- * uses; then old log lines and old idempotency keys on their own. `onSnapshotsPruned` is called
+ * uses; then old log lines and old idempotency keys on their own. Every command goes in the
+ * bulk lane: retention never delays a trigger. `onSnapshotsPruned` is called
  * when `workflow_snapshots` rows may have been deleted (to drop caches of them).
  */
 export async function pruneDatabase(
@@ -49,7 +50,7 @@ export async function pruneDatabase(
           .run(...ids).changes;
         out.runs += db.prepare(`DELETE FROM runs WHERE run_id IN (${marks})`).run(...ids).changes;
         return false;
-      });
+      }, "bulk");
       if (done) break;
     }
     await commit.command(() => {
@@ -57,11 +58,11 @@ export async function pruneDatabase(
       return db
         .prepare("DELETE FROM workflow_snapshots WHERE hash NOT IN (SELECT DISTINCT workflow_hash FROM runs)")
         .run();
-    });
+    }, "bulk");
   }
   const chunked = async (sql: string, days: number, key: "logs" | "idempotencyKeys"): Promise<void> => {
     for (;;) {
-      const n = await commit.command((now) => db.prepare(sql).run(now - days * DAY_MS).changes);
+      const n = await commit.command((now) => db.prepare(sql).run(now - days * DAY_MS).changes, "bulk");
       out[key] += n;
       if (n < CHUNK) break;
     }

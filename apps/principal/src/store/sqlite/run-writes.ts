@@ -109,7 +109,18 @@ export class RunWrites {
     leaseKey: string | null,
   ): RunRecord | null {
     const t = this.tables;
-    const row = t.runRow(runId);
+    let row = t.runRow(runId);
+    // A lease that ran out but whose expiry was never stored (its commit failed, e.g. on a full
+    // disk, while the dispatcher had already put the run back in its queue): expire it first.
+    if (
+      row?.status === "ASSIGNED" &&
+      row.token !== null &&
+      row.lease_expires_at !== null &&
+      row.lease_expires_at < now
+    ) {
+      this.expire(now, runId, row.token);
+      row = t.runRow(runId);
+    }
     if (row === undefined || !canTransitionRun(row.status, "ASSIGNED")) return null;
     t.sql(
       "UPDATE runs SET status = ?, agent_id = ?, token = ?, lease_key = ?, lease_expires_at = ?, updated_at = ? WHERE run_id = ?",

@@ -59,6 +59,23 @@ describe("SqliteStore", () => {
     await store.close();
   });
 
+  it("assigning a run whose lease ran out but whose expiry was never stored (a failed commit) expires it first", async () => {
+    const { store, ids, clock } = open();
+    const runId = ids.next();
+    await store.createRun({ ...base, runId, workflow: wf, idempotencyKey: null });
+    assert.ok(await store.assignRun(runId, "ag", "tok", clock.now() + 1000, null));
+    // The dispatcher put it back in its queue when the lease ran out, but that expiry was not stored.
+    await clock.advance(1001);
+    const again = await store.assignRun(runId, "ag2", "tok2", clock.now() + 1000, null);
+    assert.equal(again?.status, "ASSIGNED");
+    assert.equal(again?.agentId, "ag2");
+    await assert.rejects(store.confirmAssignment(runId, "ag", "tok", ["only"], null), (e: unknown) =>
+      isCdktrError(e, "STALE_ASSIGNMENT"),
+    );
+    assert.equal((await store.confirmAssignment(runId, "ag2", "tok2", ["only"], null)).run.status, "RUNNING");
+    await store.close();
+  });
+
   it("the history table is an append-only record of every transition, including refused late reports", async () => {
     const { store, ids, clock } = open();
     const runId = ids.next();

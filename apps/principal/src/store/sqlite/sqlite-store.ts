@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import {
@@ -14,7 +14,7 @@ import {
   type RunRecord,
   type TaskRunRecord,
 } from "@cdktr/protocol";
-import { shuttingDown } from "../../errors.js";
+import { shuttingDown, storageFull } from "../../errors.js";
 import type { LeaseClaim } from "../../runs/state-machine.js";
 import type {
   ActiveRun,
@@ -65,6 +65,14 @@ export interface SqliteStoreOptions {
   readWorker?: boolean;
 }
 
+/** While the disk is full, how often the store checks whether space is back. */
+const FULL_DISK_PROBE_MS = 1000;
+/**
+ * Free space the database's file system needs before the probe tries a write again: a tiny write
+ * may fit in the WAL's slack on a disk that is still full, which would say "healthy" too early.
+ */
+const FULL_DISK_PROBE_FREE_BYTES = 1024 * 1024;
+
 const TABLES = [
   "workflow_snapshots",
   "runs",
@@ -95,6 +103,7 @@ export class SqliteStore implements Store {
   private readonly tasks: TaskWrites;
   private readonly keys: KeyWrites;
   private closed = false;
+  private probe: NodeJS.Timeout | null = null;
 
   private constructor(options: SqliteStoreOptions) {
     const logger = options.logger;
@@ -114,6 +123,10 @@ export class SqliteStore implements Store {
       logger,
       // Snapshots inserted by a rolled-back batch are gone with it.
       onRollback: () => this.snapshots.forgetStored(),
+      storageFull: (cause) => {
+        this.probeUntilWritable();
+        return storageFull(options.path, cause);
+      },
     });
     this.reads = new ReadPool({ path: options.path, db: this.db, useWorkers: options.readWorker ?? true, logger });
     this.tasks = new TaskWrites(this.tables);
@@ -213,7 +226,7 @@ export class SqliteStore implements Store {
   }
 
   insertLogs(lines: LogLine[], claim: LogClaim | null): Promise<InsertLogsResult> {
-    return this.commit.command(() => insertLogLines(this.tables, lines, claim));
+    return this.commit.command(() => insertLogLines(this.tables, lines, claim), "bulk");
   }
 
   enrollKey(key: NewKey): Promise<EnrollKeyResult> {
@@ -240,6 +253,10 @@ export class SqliteStore implements Store {
     return out;
   }
 
+  problems(): string[] {
+    return this.commit.storageFull ? ["disk full"] : [];
+  }
+
   /** Resolves once every command queued so far is committed. */
   drain(): Promise<void> {
     return this.commit.drain();
@@ -248,10 +265,38 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true; // refuse new reads; the commit queue refuses new commands, then commits the queued ones
+    if (this.probe !== null) clearInterval(this.probe);
+    this.probe = null;
     await this.commit.close();
     await this.reads.close();
     this.db.pragma("wal_checkpoint(TRUNCATE)");
     this.db.close();
+  }
+
+  /**
+   * While the disk is full, check every second whether its file system has 1 MiB free again and
+   * then write one row (the schema version, unchanged): the store notices free space by itself,
+   * even when no client writes (ping turns `ok` again).
+   */
+  private probeUntilWritable(): void {
+    if (this.probe !== null || this.closed) return;
+    const write = this.db.prepare("UPDATE schema_version SET version = version");
+    const dir = dirname(this.path);
+    this.probe = setInterval(() => {
+      if (!this.commit.storageFull || this.closed) {
+        if (this.probe !== null) clearInterval(this.probe);
+        this.probe = null;
+        return;
+      }
+      try {
+        const fs = statfsSync(dir);
+        if (fs.bavail * fs.bsize < FULL_DISK_PROBE_FREE_BYTES) return;
+      } catch {
+        // No statfs here: let the write decide.
+      }
+      this.commit.command(() => write.run()).catch(() => undefined);
+    }, FULL_DISK_PROBE_MS);
+    this.probe.unref();
   }
 
   private read(kind: "listRuns" | "queryLogs", req: unknown): Promise<unknown> {
