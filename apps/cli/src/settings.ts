@@ -164,6 +164,21 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         default: "268435456",
         description: "Disk spool for task output while the principal is unreachable (256 MiB)",
       },
+      {
+        name: "CDKTR_AGENT_FSYNC",
+        default: "true",
+        description: "fsync the status outbox, log spool and process-group records (batched)",
+      },
+      {
+        name: "CDKTR_AGENT_CONTAINMENT",
+        default: "auto",
+        description: "How escaped task processes are found and killed: auto, cgroup or proc",
+      },
+      {
+        name: "CDKTR_AGENT_CGROUP_BASE",
+        default: "",
+        description: "A cgroup v2 directory for the agent's task cgroups (unset: the agent's own cgroup)",
+      },
     ],
   },
   {
