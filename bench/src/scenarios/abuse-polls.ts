@@ -6,8 +6,8 @@
  * (same run), and the principal's RSS growth (peak during the flood minus idle). Targets: ping
  * p99 < 100 ms, RSS growth < 200 MB.
  */
-import { fileURLToPath } from "node:url";
 import { join } from "node:path";
+import { POLL_FLOOD_SCRIPT } from "@cdktr/test-utils";
 import { startPrincipal } from "../harness/cdktr.js";
 import { makeTempDir, writeWorkflow } from "../harness/fs.js";
 import { startProcess } from "../harness/proc.js";
@@ -15,7 +15,6 @@ import { row } from "../harness/result.js";
 import { nowMs, sleep, summarize } from "../harness/stats.js";
 import { profileFlags, type Scenario } from "../scenario.js";
 
-const POLL_FLOOD = fileURLToPath(new URL("../baselines/poll-flood.js", import.meta.url));
 const MB = 1024 * 1024;
 
 /** Ping every `everyMs` until `until()` says stop; the latencies in ms. */
@@ -51,7 +50,7 @@ export const abusePolls: Scenario = {
       let done = false;
       const flood = await startProcess({
         name: "poll-flood",
-        args: [POLL_FLOOD],
+        args: [POLL_FLOOD_SCRIPT],
         waitReady: false,
         env: {
           FLOOD_AGENT: "greedy",
@@ -62,7 +61,7 @@ export const abusePolls: Scenario = {
           FLOOD_KEY_FILE: join(principal.fixture.keysDir, "local-agent.json"),
         },
         onLine: (_line, json) => {
-          if (json?.["message"] === "done") done = true;
+          if (json?.["message"] === "status" && json["answered"] === N) done = true;
         },
       });
       const t0 = nowMs();

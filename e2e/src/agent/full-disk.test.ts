@@ -4,57 +4,14 @@
  * pipe, nothing is dropped), the heartbeat reports the problem (`listAgents` shows it while the
  * disk stays full), and once space returns every line reaches the principal exactly once.
  */
-import { afterEach, test, type TestContext } from "node:test";
+import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync, statfsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cleanup, runCli, waitFor, workflowYaml } from "@cdktr/test-utils";
+import { cleanup, fillDisk, mountTmpfs, runCli, waitFor, workflowYaml } from "@cdktr/test-utils";
 import { prepareCluster, startFastAgent } from "./helpers.js";
 
 afterEach(cleanup);
-
-/**
- * Mount a tmpfs of `bytes` (root only; skipped otherwise, failing when CI is set), unmounted and
- * removed at the end (not a fixture temp dir: the fixture's cleanup may run while it is mounted).
- */
-function mountTmpfs(t: TestContext, bytes: number): string | null {
-  const dir = mkdtempSync(join(tmpdir(), "cdktr-e2e-tmpfs-"));
-  let why: string | null = process.getuid?.() === 0 ? null : "needs root to mount a tmpfs";
-  if (why === null) {
-    try {
-      execFileSync("mount", ["-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", dir], { stdio: "pipe" });
-    } catch (e: unknown) {
-      why = `cannot mount a tmpfs: ${String((e as { stderr?: unknown }).stderr ?? e)}`;
-    }
-  }
-  if (why !== null) {
-    rmSync(dir, { recursive: true, force: true });
-    if (process.env.CI) throw new Error(`full-disk test: ${why} (CI is set: not skipping)`);
-    t.skip(`full-disk test skipped: ${why}`);
-    return null;
-  }
-  t.after(() => {
-    execFileSync("umount", ["-l", dir], { stdio: "pipe" });
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
-
-/** Append to `path` until the file system is full (to the last byte). */
-function fill(path: string): void {
-  for (const size of [64 * 1024, 4096, 256, 1]) {
-    const chunk = Buffer.alloc(size, 120);
-    for (;;) {
-      try {
-        appendFileSync(path, chunk);
-      } catch {
-        break;
-      }
-    }
-  }
-}
 
 const freeBytes = (dir: string): number => {
   const s = statfsSync(dir);
@@ -106,9 +63,8 @@ test("full spool disk during an outage: output pauses, listAgents shows the prob
   assert.equal(existsSync(join(c.home, "done")), false, "the task has not finished");
 
   // Keep the disk full while the principal is back, so that the problem stays to be seen.
-  const filler = join(mnt, "filler");
-  fill(filler);
-  const hog = setInterval(() => fill(filler), 20);
+  const filler = fillDisk(mnt);
+  const hog = setInterval(() => fillDisk(mnt), 20);
   try {
     await c.start();
     const problems = await waitFor(

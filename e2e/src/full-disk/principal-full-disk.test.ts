@@ -1,86 +1,20 @@
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { isCdktrError } from "@cdktr/protocol";
-import { cleanup, runCli, startAgent, startPrincipal, waitFor } from "@cdktr/test-utils";
+import { cleanup, fillDisk, mountTmpfs, runCli, startAgent, startPrincipal, waitFor } from "@cdktr/test-utils";
 
 /** Size of the file system the database lives on. */
-const DISK = "16m";
+const DISK_BYTES = 16 * 1024 * 1024;
 
-let mounted: string | null = null;
-afterEach(async () => {
-  await cleanup(); // the principal first: it holds files on the mount
-  if (mounted !== null) {
-    execFileSync("umount", ["-l", mounted]);
-    rmSync(mounted, { recursive: true, force: true });
-    mounted = null;
-  }
-});
-
-/**
- * A small tmpfs to fill, or null (with the reason) when this process may not mount one: the test
- * then skips, except with CI set, where it fails.
- */
-function mountSmallDisk(): { dir: string } | { skip: string } {
-  const dir = mkdtempSync(join(tmpdir(), "cdktr-full-disk-"));
-  let why: string | null = null;
-  if (process.getuid?.() !== 0) why = "mounting a tmpfs needs root";
-  else {
-    try {
-      execFileSync("mount", ["-t", "tmpfs", "-o", `size=${DISK}`, "tmpfs", dir], { stdio: "pipe" });
-      mounted = dir;
-      return { dir };
-    } catch (e) {
-      why = `mount -t tmpfs failed: ${String((e as { stderr?: Buffer }).stderr ?? e).trim()}`;
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-  const msg = `${why}: the full-disk test needs a small file system of its own (run as root, or in a container with CAP_SYS_ADMIN)`;
-  if (process.env.CI !== undefined && process.env.CI !== "") throw new Error(`${msg}; CI is set: it is required`);
-  return { skip: msg };
-}
-
-/** Write zeros into `path` until the file system has no room left; returns the bytes written. */
-function fill(path: string): number {
-  const fd = openSync(path, "w");
-  const chunk = Buffer.alloc(64 * 1024);
-  let written = 0;
-  try {
-    for (;;) {
-      try {
-        written += writeSync(fd, chunk);
-      } catch (e) {
-        if ((e as { code?: string }).code === "ENOSPC") break;
-        throw e;
-      }
-    }
-    // The last partial page too.
-    for (;;) {
-      try {
-        const n = writeSync(fd, chunk, 0, 512);
-        if (n === 0) break;
-        written += n;
-      } catch {
-        break;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return written;
-}
+afterEach(cleanup);
 
 describe("principal on a full disk (issue 13)", () => {
   it("refuses triggers with a retryable STORAGE_FULL, ping and `cdktr ping` say degraded, and it recovers by itself when space returns, losing nothing acknowledged", async (t) => {
-    const disk = mountSmallDisk();
-    if ("skip" in disk) {
-      t.skip(disk.skip);
-      return;
-    }
-    const p = await startPrincipal({ dbPath: join(disk.dir, "cdktr.db") });
+    const dir = mountTmpfs(t, DISK_BYTES);
+    if (dir === null) return;
+    const p = await startPrincipal({ dbPath: join(dir, "cdktr.db") });
     const acked = new Set<string>();
     let n = 0;
     const trigger = async (): Promise<void> => {
@@ -92,8 +26,7 @@ describe("principal on a full disk (issue 13)", () => {
     assert.equal(healthy.health, "ok");
     assert.deepEqual(healthy.problems, []);
 
-    const filler = join(disk.dir, "filler");
-    fill(filler);
+    const filler = fillDisk(dir);
     // The WAL may still have room for a few commits; then the disk is full.
     let refusal: unknown = null;
     for (let i = 0; i < 2000 && refusal === null; i++) {

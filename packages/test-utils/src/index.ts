@@ -7,6 +7,8 @@
  * workspace declares the apps it starts. Re-exports `@cdktr/test-base` (spawnService, ports,
  * temp dirs, waitFor).
  */
+import { fileURLToPath } from "node:url";
+
 export {
   makeTempDir,
   removeTempDirs,
@@ -66,3 +68,9 @@ export {
   type WorkflowRunsOptions,
 } from "./run-queries.js";
 export { cleanup, closeAtCleanup } from "./cleanup.js";
+export { fillDisk, mountTmpfs, tryMountTmpfs, type TmpfsMount } from "./tmpfs.js";
+/**
+ * A hostile agent as a node script (`fixtures/poll-flood.js`): registers `FLOOD_AGENT` with the
+ * key file `FLOOD_KEY_FILE` and pipelines `FLOOD_COUNT` fetchWork polls (see the script's header).
+ */
+export const POLL_FLOOD_SCRIPT = fileURLToPath(new URL("./fixtures/poll-flood.js", import.meta.url));

@@ -3,8 +3,7 @@ import assert from "node:assert/strict";
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CdktrError, noopLogger, type LogLine } from "@cdktr/protocol";
-import { waitFor, makeTempDir, removeTempDirs } from "@cdktr/test-utils";
-import { fillDisk, mountTmpfs } from "../test/tmpfs.js";
+import { fillDisk, makeTempDir, mountTmpfs, removeTempDirs, waitFor } from "@cdktr/test-utils";
 import { LogShipper, type LogSink } from "./log-shipper.js";
 
 after(removeTempDirs);

@@ -3,9 +3,8 @@ import assert from "node:assert/strict";
 import { appendFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { noopLogger, type LogLine } from "@cdktr/protocol";
-import { makeTempDir, removeTempDirs } from "@cdktr/test-utils";
+import { fillDisk, makeTempDir, mountTmpfs, removeTempDirs } from "@cdktr/test-utils";
 import { SyncBatch } from "../data-dir/sync-batch.js";
-import { fillDisk, mountTmpfs } from "../test/tmpfs.js";
 import { entryBytes, LogSpool, type SpoolEntry } from "./log-spool.js";
 
 after(removeTempDirs);

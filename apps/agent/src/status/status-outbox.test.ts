@@ -3,9 +3,8 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { CdktrError, noopLogger } from "@cdktr/protocol";
-import { waitFor, makeTempDir, removeTempDirs } from "@cdktr/test-utils";
+import { fillDisk, makeTempDir, mountTmpfs, removeTempDirs, waitFor } from "@cdktr/test-utils";
 import { SyncBatch } from "../data-dir/sync-batch.js";
-import { fillDisk, mountTmpfs } from "../test/tmpfs.js";
 import { StatusOutbox, type StatusUpdate } from "./status-outbox.js";
 
 after(removeTempDirs);

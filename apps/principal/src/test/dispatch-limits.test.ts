@@ -6,16 +6,21 @@
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { z } from "zod";
 import { API_VERBS, RpcClient, isCdktrError } from "@cdktr/protocol";
-import { cleanup, spawnService, startPrincipal, waitFor, type PrincipalFixture } from "@cdktr/test-utils";
+import {
+  POLL_FLOOD_SCRIPT,
+  cleanup,
+  spawnService,
+  startPrincipal,
+  waitFor,
+  type PrincipalFixture,
+} from "@cdktr/test-utils";
 
 afterEach(cleanup);
 
 const POLLS = 60_000;
-const FLOOD = fileURLToPath(new URL("./fixtures/poll-flood.js", import.meta.url));
 
 interface FloodStatus {
   answered: number;
@@ -40,7 +45,7 @@ describe("dispatcher limits", { timeout: 90_000 }, () => {
     // here do not queue behind the flood's own work in this process.
     let status: FloodStatus = { answered: 0, assigned: [], errors: 0 };
     const flood = await spawnService({
-      script: FLOOD,
+      script: POLL_FLOOD_SCRIPT,
       name: "poll-flood",
       env: {
         FLOOD_PORT: String(p.ports.api),
