@@ -7,18 +7,23 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { hostname } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { errorMessage, type Logger } from "@cdktr/protocol";
 import { AgentStartError } from "../errors.js";
+import { cgroupPids, ownCgroup, pruneEmptySiblings, tryMkdir, tryRmdir } from "./cgroup-fs.js";
+import {
+  CgroupTask,
+  MarkerTask,
+  TASK_MARKER_ENV,
+  type ContainmentMechanism,
+  type ContainmentOwner,
+  type TaskContainment,
+} from "./task-containment.js";
+
+export { TASK_MARKER_ENV, type ContainmentMechanism, type TaskContainment } from "./task-containment.js";
 
 /** `CDKTR_AGENT_CONTAINMENT`: which mechanism to use; `auto` is cgroup v2 when usable, else proc. */
 export type ContainmentMode = "auto" | "cgroup" | "proc";
-
-/** The mechanism that finds a task's processes. */
-export type ContainmentMechanism = "cgroup" | "proc";
-
-/** Name of the environment variable that tags every process of a task. */
-export const TASK_MARKER_ENV = "CDKTR_TASK_MARKER";
 
 /** Options of {@link Containment.create}. */
 export interface ContainmentOptions {
@@ -35,26 +40,6 @@ export interface ContainmentOptions {
   procRoot?: string;
 }
 
-/** The processes of one task attempt, from its spawn to its release. */
-export interface TaskContainment {
-  readonly mechanism: ContainmentMechanism;
-  /** Variables to add to the task's environment (the marker), last so that nothing overrides them. */
-  readonly env: Readonly<Record<string, string>>;
-  /**
-   * Run `spawn` (which must fork synchronously, as `child_process.spawn` does) so that the child
-   * starts inside the task's cgroup: the agent moves itself into it, forks, and moves back, so no
-   * process of the task is ever outside it (no race with a fast fork).
-   */
-  spawnInside<T>(spawn: () => T): T;
-  /**
-   * Send `signal` to every process of the task found now (never rejects); resolves with how many
-   * were signalled. The `/proc` scan runs off the event loop.
-   */
-  signal(signal: NodeJS.Signals): Promise<number>;
-  /** Kill what is left and remove the task's cgroup (in the background when it is still busy). */
-  release(): void;
-}
-
 /** A process directory name in `/proc`. */
 const PID_NAME = /^\d+$/;
 
@@ -62,36 +47,12 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-/** Where cgroup v2 is mounted and the agent's own cgroup path in it, or why not. */
-function ownCgroup(procRoot: string): { mount: string; path: string } | string {
-  let mountinfo: string;
-  let cgroup: string;
-  try {
-    mountinfo = readFileSync(join(procRoot, "self/mountinfo"), "utf8");
-    cgroup = readFileSync(join(procRoot, "self/cgroup"), "utf8");
-  } catch (e: unknown) {
-    return `cannot read ${procRoot}/self/mountinfo or cgroup: ${errorMessage(e)}`;
-  }
-  // mountinfo: "id parent major:minor root mountpoint options ... - fstype source superoptions"
-  const line = mountinfo.split("\n").find((l) => l.split(" - ")[1]?.startsWith("cgroup2 "));
-  if (line === undefined) return "no cgroup2 file system is mounted (cgroup v1 only, or none)";
-  const fields = line.split(" ");
-  const root = fields[3] ?? "/";
-  const mount = (fields[4] ?? "").replace(/\\040/g, " ");
-  const own = cgroup.split("\n").find((l) => l.startsWith("0::"));
-  if (own === undefined) return "the agent has no cgroup v2 path in /proc/self/cgroup";
-  let path = own.slice(3);
-  // A bind mount of a subtree (mount root not "/"): the path is relative to that root.
-  if (root !== "/" && path.startsWith(root)) path = path.slice(root.length);
-  return { mount, path: path === "" ? "/" : path };
-}
-
 /**
  * The agent's way of finding every process of a task. Create one per agent process with
  * {@link Containment.create}; {@link forTask} for each attempt; {@link reapOrphans} once at
  * start-up, before the first task.
  */
-export class Containment {
+export class Containment implements ContainmentOwner {
   readonly mechanism: ContainmentMechanism;
   /** Why this mechanism (for the start-up log line). */
   readonly why: string;
@@ -406,161 +367,5 @@ export class Containment {
 
   get logger(): Logger {
     return this.#logger;
-  }
-}
-
-function cgroupPids(dir: string): number[] {
-  try {
-    return readFileSync(join(dir, "cgroup.procs"), "utf8")
-      .split("\n")
-      .filter((l) => l !== "")
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-
-function tryMkdir(dir: string): boolean {
-  try {
-    mkdirSync(dir);
-    return true;
-  } catch (e: unknown) {
-    return (e as { code?: unknown }).code === "EEXIST";
-  }
-}
-
-/** A task cgroup empty and older than this belongs to no live attempt (one is filled at its spawn). */
-const STALE_TASK_CGROUP_MS = 60_000;
-
-/**
- * Remove the empty `cdktr-agent-*` directories next to `dir` and their empty task cgroups older
- * than a minute (agents killed, or whose data directory is gone, leave them). A cgroup with a
- * process or a child cannot be removed, so nothing in use goes; a live agent whose directory went
- * makes it again at its next task.
- */
-function pruneEmptySiblings(dir: string): void {
-  const parent = dirname(dir);
-  for (const name of safeReaddir(parent)) {
-    const sibling = join(parent, name);
-    if (!name.startsWith("cdktr-agent-") || sibling === dir) continue;
-    for (const child of safeReaddir(sibling)) {
-      if (!child.startsWith("task-") && !child.startsWith("probe-")) continue;
-      const task = join(sibling, child);
-      try {
-        const empty = readFileSync(join(task, "cgroup.events"), "utf8").includes("populated 0");
-        if (empty && Date.now() - statSync(task).ctimeMs > STALE_TASK_CGROUP_MS) tryRmdir(task);
-      } catch {
-        /* gone meanwhile */
-      }
-    }
-    tryRmdir(sibling);
-  }
-}
-
-function safeReaddir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}
-
-function tryRmdir(dir: string): boolean {
-  try {
-    rmdirSync(dir);
-    return true;
-  } catch (e: unknown) {
-    return (e as { code?: unknown }).code === "ENOENT";
-  }
-}
-
-/** The `/proc` marker: the task's processes are those whose environment carries its marker. */
-class MarkerTask implements TaskContainment {
-  readonly mechanism: ContainmentMechanism = "proc";
-  readonly env: Readonly<Record<string, string>>;
-  readonly #owner: Containment;
-  readonly #entry: string;
-
-  constructor(owner: Containment, marker: string) {
-    this.#owner = owner;
-    this.env = { [TASK_MARKER_ENV]: marker };
-    this.#entry = `${TASK_MARKER_ENV}=${marker}`;
-  }
-
-  spawnInside<T>(spawn: () => T): T {
-    return spawn();
-  }
-
-  /** Sweeps run one after the other. */
-  #queue: Promise<number> = Promise.resolve(0);
-  /** The last SIGKILL sweep found no process: none is left that could start another. */
-  #clean = false;
-
-  signal(signal: NodeJS.Signals): Promise<number> {
-    this.#queue = this.#queue.then(async () => {
-      const n = await this.#owner.killMarkedAsync(this.#entry, signal);
-      if (signal === "SIGKILL") this.#clean = n === 0;
-      return n;
-    });
-    return this.#queue;
-  }
-
-  release(): void {
-    void this.#queue.then(() => (this.#clean ? 0 : this.signal("SIGKILL")));
-  }
-}
-
-/** A cgroup v2 directory per task, holding every process the task ever starts. */
-class CgroupTask implements TaskContainment {
-  readonly mechanism: ContainmentMechanism = "cgroup";
-  readonly env: Readonly<Record<string, string>>;
-  readonly #owner: Containment;
-  readonly #dir: string;
-  readonly #marker: MarkerTask;
-  /** The spawn happened outside the cgroup (the agent could not join it): use the marker too. */
-  #fallback: MarkerTask | null = null;
-
-  constructor(owner: Containment, dir: string, marker: string) {
-    this.#owner = owner;
-    this.#dir = dir;
-    this.#marker = new MarkerTask(owner, marker);
-    this.env = this.#marker.env;
-  }
-
-  spawnInside<T>(spawn: () => T): T {
-    const home = this.#owner.joinCgroup(this.#dir);
-    if (home === null) {
-      this.#fallback = this.#marker;
-      return spawn();
-    }
-    try {
-      return spawn();
-    } finally {
-      this.#owner.leaveCgroup(home);
-    }
-  }
-
-  async signal(signal: NodeJS.Signals): Promise<number> {
-    return this.#owner.killCgroup(this.#dir, signal) + ((await this.#fallback?.signal(signal)) ?? 0);
-  }
-
-  release(): void {
-    this.#owner.killCgroup(this.#dir, "SIGKILL");
-    this.#fallback?.release();
-    if (tryRmdir(this.#dir)) return;
-    // Killed processes leave the cgroup a moment later: retry in the background.
-    let tries = 0;
-    const retry = (): void => {
-      if (tryRmdir(this.#dir)) return;
-      if (++tries >= 50) {
-        this.#owner.logger.warn("cannot remove a task's cgroup: the next agent start removes it", {
-          cgroup: this.#dir,
-        });
-        return;
-      }
-      this.#owner.killCgroup(this.#dir, "SIGKILL");
-      setTimeout(retry, 100).unref();
-    };
-    setTimeout(retry, 20).unref();
   }
 }

@@ -1,0 +1,136 @@
+/**
+ * One task attempt's processes, as the two mechanisms of {@link Containment} find them: a cgroup
+ * v2 directory per attempt, or the attempt's marker in the environment of its processes.
+ */
+import type { Logger } from "@cdktr/protocol";
+import { tryRmdir } from "./cgroup-fs.js";
+
+/** The mechanism that finds a task's processes. */
+export type ContainmentMechanism = "cgroup" | "proc";
+
+/** Name of the environment variable that tags every process of a task. */
+export const TASK_MARKER_ENV = "CDKTR_TASK_MARKER";
+
+/** The processes of one task attempt, from its spawn to its release. */
+export interface TaskContainment {
+  readonly mechanism: ContainmentMechanism;
+  /** Variables to add to the task's environment (the marker), last so that nothing overrides them. */
+  readonly env: Readonly<Record<string, string>>;
+  /**
+   * Run `spawn` (which must fork synchronously, as `child_process.spawn` does) so that the child
+   * starts inside the task's cgroup: the agent moves itself into it, forks, and moves back, so no
+   * process of the task is ever outside it (no race with a fast fork).
+   */
+  spawnInside<T>(spawn: () => T): T;
+  /**
+   * Send `signal` to every process of the task found now (never rejects); resolves with how many
+   * were signalled. The `/proc` scan runs off the event loop.
+   */
+  signal(signal: NodeJS.Signals): Promise<number>;
+  /** Kill what is left and remove the task's cgroup (in the background when it is still busy). */
+  release(): void;
+}
+
+/** What a task's containment asks of the agent's {@link Containment} (which implements it). */
+export interface ContainmentOwner {
+  readonly logger: Logger;
+  /** Signal every process whose environment holds `entry` (`NAME=value`); resolves with how many. */
+  killMarkedAsync(entry: string, signal: NodeJS.Signals): Promise<number>;
+  /** Signal every process of the cgroup `dir`; returns how many. */
+  killCgroup(dir: string, signal: NodeJS.Signals): number;
+  /** Move the agent into the cgroup `dir`; returns the cgroup to go back to, or null when it cannot. */
+  joinCgroup(dir: string): string | null;
+  /** Move the agent back to `home`. */
+  leaveCgroup(home: string): void;
+}
+
+/** The `/proc` marker: the task's processes are those whose environment carries its marker. */
+export class MarkerTask implements TaskContainment {
+  readonly mechanism: ContainmentMechanism = "proc";
+  readonly env: Readonly<Record<string, string>>;
+  readonly #owner: ContainmentOwner;
+  readonly #entry: string;
+
+  constructor(owner: ContainmentOwner, marker: string) {
+    this.#owner = owner;
+    this.env = { [TASK_MARKER_ENV]: marker };
+    this.#entry = `${TASK_MARKER_ENV}=${marker}`;
+  }
+
+  spawnInside<T>(spawn: () => T): T {
+    return spawn();
+  }
+
+  /** Sweeps run one after the other. */
+  #queue: Promise<number> = Promise.resolve(0);
+  /** The last SIGKILL sweep found no process: none is left that could start another. */
+  #clean = false;
+
+  signal(signal: NodeJS.Signals): Promise<number> {
+    this.#queue = this.#queue.then(async () => {
+      const n = await this.#owner.killMarkedAsync(this.#entry, signal);
+      if (signal === "SIGKILL") this.#clean = n === 0;
+      return n;
+    });
+    return this.#queue;
+  }
+
+  release(): void {
+    void this.#queue.then(() => (this.#clean ? 0 : this.signal("SIGKILL")));
+  }
+}
+
+/** A cgroup v2 directory per task, holding every process the task ever starts. */
+export class CgroupTask implements TaskContainment {
+  readonly mechanism: ContainmentMechanism = "cgroup";
+  readonly env: Readonly<Record<string, string>>;
+  readonly #owner: ContainmentOwner;
+  readonly #dir: string;
+  readonly #marker: MarkerTask;
+  /** The spawn happened outside the cgroup (the agent could not join it): use the marker too. */
+  #fallback: MarkerTask | null = null;
+
+  constructor(owner: ContainmentOwner, dir: string, marker: string) {
+    this.#owner = owner;
+    this.#dir = dir;
+    this.#marker = new MarkerTask(owner, marker);
+    this.env = this.#marker.env;
+  }
+
+  spawnInside<T>(spawn: () => T): T {
+    const home = this.#owner.joinCgroup(this.#dir);
+    if (home === null) {
+      this.#fallback = this.#marker;
+      return spawn();
+    }
+    try {
+      return spawn();
+    } finally {
+      this.#owner.leaveCgroup(home);
+    }
+  }
+
+  async signal(signal: NodeJS.Signals): Promise<number> {
+    return this.#owner.killCgroup(this.#dir, signal) + ((await this.#fallback?.signal(signal)) ?? 0);
+  }
+
+  release(): void {
+    this.#owner.killCgroup(this.#dir, "SIGKILL");
+    this.#fallback?.release();
+    if (tryRmdir(this.#dir)) return;
+    // Killed processes leave the cgroup a moment later: retry in the background.
+    let tries = 0;
+    const retry = (): void => {
+      if (tryRmdir(this.#dir)) return;
+      if (++tries >= 50) {
+        this.#owner.logger.warn("cannot remove a task's cgroup: the next agent start removes it", {
+          cgroup: this.#dir,
+        });
+        return;
+      }
+      this.#owner.killCgroup(this.#dir, "SIGKILL");
+      setTimeout(retry, 100).unref();
+    };
+    setTimeout(retry, 20).unref();
+  }
+}
