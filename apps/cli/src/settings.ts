@@ -96,6 +96,11 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         description: "Largest request accepted on the API and log channels",
       },
       {
+        name: "CDKTR_MAX_REQUESTS_IN_FLIGHT",
+        default: "1000",
+        description: "Requests one connection may have running at once (one more: RESOURCE_EXHAUSTED)",
+      },
+      {
         name: "CDKTR_LOG_INGEST_MAX_PENDING_LINES",
         default: "20000",
         description: "Log lines of one agent waiting to be stored; beyond it a batch is refused (retryable)",

@@ -49,6 +49,7 @@ export const PrincipalEnvSchema = z.object({
   CDKTR_LOG_RETENTION_DAYS: envInt({ min: 0, max: 36_500, default: 30 }),
   /** Largest request accepted on the API and log channels. */
   CDKTR_MAX_MESSAGE_BYTES: envInt({ min: 1024, max: 64 * 1024 * 1024, default: 1_048_576 }),
+  CDKTR_MAX_REQUESTS_IN_FLIGHT: envInt({ min: 1, max: 1_000_000, default: 1000 }),
   /**
    * Log lines of one agent the principal holds received but not yet stored; a `logBatch` beyond
    * it gets the retryable `RESOURCE_EXHAUSTED` (a batch arriving when none is pending is always taken).
@@ -93,6 +94,8 @@ export interface PrincipalConfig {
   runRetentionDays: number;
   logRetentionDays: number;
   maxMessageBytes: number;
+  /** Requests one connection may have running at once (`CDKTR_MAX_REQUESTS_IN_FLIGHT`). */
+  maxRequestsInFlight: number;
   /** `CDKTR_LOG_INGEST_MAX_PENDING_LINES`. */
   logIngestMaxPendingLines: number;
   /** `CDKTR_LOG_INGEST_MAX_PENDING_BYTES`. */
@@ -166,6 +169,7 @@ export function loadConfig(
     runRetentionDays: e.CDKTR_RUN_RETENTION_DAYS,
     logRetentionDays: e.CDKTR_LOG_RETENTION_DAYS,
     maxMessageBytes: e.CDKTR_MAX_MESSAGE_BYTES,
+    maxRequestsInFlight: e.CDKTR_MAX_REQUESTS_IN_FLIGHT,
     logIngestMaxPendingLines: e.CDKTR_LOG_INGEST_MAX_PENDING_LINES,
     logIngestMaxPendingBytes: e.CDKTR_LOG_INGEST_MAX_PENDING_BYTES,
     shutdownGraceMs: e.CDKTR_SHUTDOWN_GRACE_MS,

@@ -20,7 +20,13 @@ export {
   formatZodIssues,
 } from "./rpc/frames.js";
 export { RpcClient, type RpcClientOptions, type RequestOptions, type RetryOptions } from "./rpc/rpc-client.js";
-export { RpcServer, type RpcServerOptions, type RequestContext, type Handler } from "./rpc/rpc-server.js";
+export {
+  DEFAULT_MAX_IN_FLIGHT_PER_PEER,
+  RpcServer,
+  type RpcServerOptions,
+  type RequestContext,
+  type Handler,
+} from "./rpc/rpc-server.js";
 export { BindError } from "./rpc/bind.js";
 export { PrincipalClient, type PrincipalClientOptions } from "./rpc/principal-client.js";
 export { LogClient, type LogClientOptions } from "./rpc/log-client.js";

@@ -56,6 +56,12 @@ export interface RpcServerOptions<T extends VerbTable> {
   maxMessageBytes?: number | undefined;
   /** Replies larger than this are replaced by a `MESSAGE_TOO_LARGE` error. @default 33554432 (32 MiB) */
   maxReplyBytes?: number | undefined;
+  /**
+   * Requests one connection may have running at once; one more is answered at once with a
+   * retryable `RESOURCE_EXHAUSTED` (a client pipelining without reading replies cannot pile up
+   * handlers). @default 1000
+   */
+  maxInFlightPerPeer?: number | undefined;
   /** @default noopLogger */
   logger?: Logger | undefined;
   /** Reported by the built-in `ping` handler as `principalId`. @default "cdktr" */
@@ -75,6 +81,9 @@ export interface RpcServerOptions<T extends VerbTable> {
    */
   auth?: ServerAuth | undefined;
 }
+
+/** Default of {@link RpcServerOptions.maxInFlightPerPeer}. */
+export const DEFAULT_MAX_IN_FLIGHT_PER_PEER = 1000;
 
 /** Pause before closing the socket when replies were sent during `close()`. */
 const CLOSE_GRACE_MS = 100;
@@ -125,6 +134,9 @@ export class RpcServer<T extends VerbTable> {
   private readonly verbs: T;
   private readonly maxMessageBytes: number;
   private readonly maxReplyBytes: number;
+  private readonly maxInFlightPerPeer: number;
+  /** Requests running per connection (routing id, hex). */
+  private readonly inFlightByPeer = new Map<string, number>();
   private readonly logger: Logger;
   private readonly serverId: string;
   private readonly version: string;
@@ -146,6 +158,7 @@ export class RpcServer<T extends VerbTable> {
     this.requestedEndpoint = opts.endpoint;
     this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.maxReplyBytes = opts.maxReplyBytes ?? 32 * 1024 * 1024;
+    this.maxInFlightPerPeer = Math.max(1, opts.maxInFlightPerPeer ?? DEFAULT_MAX_IN_FLIGHT_PER_PEER);
     this.logger = opts.logger ?? noopLogger;
     this.serverId = opts.serverId ?? "cdktr";
     this.version = opts.version ?? PROTOCOL_PACKAGE_VERSION;
@@ -437,6 +450,20 @@ export class RpcServer<T extends VerbTable> {
   }
 
   private run(p: Parsed, verb: string, body: unknown, base: Omit<RequestContext, "signal">): void {
+    const connection = p.routingId.toString("hex");
+    const running = this.inFlightByPeer.get(connection) ?? 0;
+    if (running >= this.maxInFlightPerPeer) {
+      this.replyError(
+        p,
+        new CdktrError(
+          "RESOURCE_EXHAUSTED",
+          `${running} requests of this connection are running (at most ${this.maxInFlightPerPeer}): wait for their replies before sending more`,
+          { retryable: true },
+        ),
+      );
+      return;
+    }
+    this.inFlightByPeer.set(connection, running + 1);
     // Most handlers never look at their signal: the AbortController and the deadline timer are
     // only created when `ctx.signal` is read (with the same meaning as if made up front).
     const flight: InFlight = { controller: null, timer: undefined, done: Promise.resolve() };
@@ -503,6 +530,9 @@ export class RpcServer<T extends VerbTable> {
       } finally {
         clearTimeout(flight.timer);
         this.inFlight.delete(key);
+        const left = (this.inFlightByPeer.get(connection) ?? 1) - 1;
+        if (left > 0) this.inFlightByPeer.set(connection, left);
+        else this.inFlightByPeer.delete(connection);
       }
     })();
     flight.done = done;

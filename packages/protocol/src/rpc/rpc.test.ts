@@ -81,6 +81,41 @@ describe("RpcServer + RpcClient", () => {
     assert.notDeepEqual(order, ids, "handlers should have finished out of order (random sleeps)");
   });
 
+  it("at most maxInFlightPerPeer requests of one connection run at once; one more gets RESOURCE_EXHAUSTED at once", async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let started = 0;
+    const server = new RpcServer({ endpoint: "tcp://127.0.0.1:0", verbs: API_VERBS, maxInFlightPerPeer: 10 });
+    server.handle("getWorkflow", async ({ workflowId }) => {
+      started++;
+      await held;
+      throw new CdktrError("WORKFLOW_NOT_FOUND", `no workflow ${workflowId}`);
+    });
+    await server.bind();
+    cleanups.push(() => server.close());
+    const c = client(server.endpoint ?? "", { timeoutMs: 5000, retry: { attempts: 1 } });
+    const other = client(server.endpoint ?? "", { timeoutMs: 5000, retry: { attempts: 1 } });
+    const outcome = (id: string, via = c): Promise<string> =>
+      via.getWorkflow(id).then(
+        () => "resolved",
+        (e: CdktrError) => e.code,
+      );
+    const first = Array.from({ length: 10 }, (_, i) => outcome(`wf-${i}`));
+    await waitFor(() => started === 10, { what: "ten handlers running" });
+    // One more from the same connection is refused at once; another connection is not held back.
+    assert.equal(await outcome("wf-10"), "RESOURCE_EXHAUSTED");
+    const fromOther = outcome("wf-other", other);
+    await waitFor(() => started === 11, { what: "the other connection's handler running" });
+    release();
+    assert.deepEqual(await Promise.all(first), Array(10).fill("WORKFLOW_NOT_FOUND"));
+    assert.equal(await fromOther, "WORKFLOW_NOT_FOUND");
+    // Once replied, the connection may send again.
+    assert.equal(await outcome("wf-11"), "WORKFLOW_NOT_FOUND");
+    assert.equal(started, 12);
+  });
+
   it("passes the parsed body and a context, and returns the handler's reply", async () => {
     let seen: { peer: string; requestId: string; deadline: number | null } | undefined;
     const server = await startServer((s) =>
