@@ -7,7 +7,7 @@ import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { accessSync, constants, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { cleanup, waitFor, workflowYaml, type PrincipalFixture, type TaskSpec } from "@cdktr/test-utils";
+import { cleanup, processGone, waitFor, workflowYaml, type PrincipalFixture, type TaskSpec } from "@cdktr/test-utils";
 import { prepareCluster, startFastAgent } from "./helpers.js";
 
 afterEach(cleanup);
@@ -32,16 +32,6 @@ function cgroupProblem(): string | null {
     return null;
   } catch (e: unknown) {
     return `cgroup v2 not writable here: ${String(e)}`;
-  }
-}
-
-/** Whether `pid` is gone (a zombie counts as gone: it runs nothing and holds no pipe). */
-function processGone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return true;
   }
 }
 

@@ -17,4 +17,4 @@ export {
   type ServiceHandle,
   type SpawnServiceOptions,
 } from "./spawn-service.js";
-export { groupAlive, killGroups, processAlive } from "./processes.js";
+export { groupAlive, killGroups, processAlive, processGone } from "./processes.js";

@@ -2,6 +2,7 @@
  * Checks and clean-up of processes by pid: tests that start process trees (a supervisor and its
  * apps, an agent and its task groups) use them to assert that nothing is left behind.
  */
+import { readFileSync } from "node:fs";
 
 /** Whether a process with this pid exists (signal 0 is a permission check, nothing is sent). */
 export function processAlive(pid: number): boolean {
@@ -10,6 +11,19 @@ export function processAlive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * Whether `pid` is gone for good: no such process, or a zombie (it runs nothing and holds no
+ * pipe; whoever is its parent, or PID 1, reaps it). Reads `/proc` (Linux).
+ */
+export function processGone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
   }
 }
 

@@ -21,6 +21,7 @@ export {
   groupAlive,
   killGroups,
   processAlive,
+  processGone,
   type LineListener,
   type ServiceExit,
   type ServiceHandle,

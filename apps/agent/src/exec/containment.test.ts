@@ -1,10 +1,10 @@
 import { after, afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { noopLogger } from "@cdktr/protocol";
-import { makeTempDir, removeTempDirs, waitFor } from "@cdktr/test-utils";
+import { makeTempDir, processGone, removeTempDirs, waitFor } from "@cdktr/test-utils";
 import { Containment, type ContainmentMode } from "./containment.js";
 import { runTaskProcess, type OutputStream } from "./task-process.js";
 
@@ -21,16 +21,6 @@ afterEach(() => {
     }
   }
 });
-
-/** Gone, or a zombie (runs nothing, holds no pipe; reaped by whoever is PID 1). */
-function processGone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return true;
-  }
-}
 
 const cgroupProbe = Containment.create({
   mode: "auto",

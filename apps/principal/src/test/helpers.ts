@@ -43,3 +43,25 @@ export function rawDealer(key: ClientKey | null, options: { receiveTimeout?: num
   }
   return d;
 }
+
+/** A reply read by hand: the request id frame as sent back, the status and the parsed body. */
+export interface RawReply {
+  id: Buffer;
+  status: string;
+  body: { code?: string; message?: string } & Record<string, unknown>;
+}
+
+/**
+ * Send `frames` on a raw dealer and read one reply; "no reply" when none comes within the
+ * dealer's receive timeout (or the send times out: a refused handshake leaves no pipe).
+ */
+export async function rawRequest(d: Dealer, frames: (string | Buffer)[]): Promise<RawReply | "no reply"> {
+  try {
+    await d.send(frames);
+    const [, id, status, body] = await d.receive();
+    if (id === undefined) return "no reply";
+    return { id, status: String(status), body: JSON.parse(String(body)) as RawReply["body"] };
+  } catch {
+    return "no reply";
+  }
+}

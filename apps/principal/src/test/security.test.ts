@@ -32,7 +32,7 @@ import {
   workflowYaml,
   type PrincipalFixture,
 } from "@cdktr/test-utils";
-import { countRows, rawDealer, registerAgent } from "./helpers.js";
+import { countRows, rawDealer, rawRequest, registerAgent, type RawReply } from "./helpers.js";
 
 // A suite that hangs fails on its own after 90 s, naming the test it was in, instead of the whole file.
 afterEach(cleanup);
@@ -52,18 +52,8 @@ async function refused(p: Promise<unknown>, code: string, message?: RegExp): Pro
 }
 
 /** Send one request by hand; resolves with the reply, or "no reply" when none comes in time. */
-async function rawCall(
-  d: Dealer,
-  verb: string,
-  body: unknown,
-): Promise<{ status: string; body: unknown } | "no reply"> {
-  try {
-    await d.send([PROTOCOL, `r${Math.random()}`, "0", verb, JSON.stringify(body)]);
-    const [, , status, reply] = await d.receive();
-    return { status: String(status), body: JSON.parse(String(reply)) as unknown };
-  } catch {
-    return "no reply";
-  }
+function rawCall(d: Dealer, verb: string, body: unknown): Promise<RawReply | "no reply"> {
+  return rawRequest(d, [PROTOCOL, `r${Math.random()}`, "0", verb, JSON.stringify(body)]);
 }
 
 /**

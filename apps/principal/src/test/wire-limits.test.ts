@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import type { Dealer } from "zeromq";
 import { PROTOCOL, helloProof, sharedSecret, type ClientKey } from "@cdktr/protocol";
 import { cleanup, helloWorkflowYaml, startPrincipal, type PrincipalFixture } from "@cdktr/test-utils";
-import { countRows, rawDealer } from "./helpers.js";
+import { countRows, rawDealer, rawRequest } from "./helpers.js";
 
 afterEach(cleanup);
 
@@ -48,29 +48,14 @@ function pidOf(p: PrincipalFixture): number {
   return pid;
 }
 
-/** Send one request by hand; resolves with [status, body] of the reply, or "no reply" in time. */
-async function rawCall(
-  d: Dealer,
-  frames: (string | Buffer)[],
-): Promise<{ id: Buffer; status: string; body: { code?: string; message?: string } } | "no reply"> {
-  try {
-    await d.send(frames);
-    const [, id, status, body] = await d.receive();
-    assert.ok(id !== undefined);
-    return { id, status: String(status), body: JSON.parse(String(body)) as { code?: string; message?: string } };
-  } catch {
-    return "no reply";
-  }
-}
-
 /** `hello` with the key's proof on a raw dealer: binds the connection to the key. */
 async function hello(d: Dealer, key: ClientKey): Promise<void> {
-  const step1 = await rawCall(d, [PROTOCOL, "h1", "0", "hello", JSON.stringify({ publicKey: key.publicKey })]);
+  const step1 = await rawRequest(d, [PROTOCOL, "h1", "0", "hello", JSON.stringify({ publicKey: key.publicKey })]);
   assert.ok(step1 !== "no reply");
   const challenge = (step1.body as { challenge: string }).challenge;
   const shared = sharedSecret(key.secretKey, key.publicKey, key.principalPublicKey);
   const proof = helloProof(shared, challenge, key.publicKey, key.principalPublicKey);
-  const step2 = await rawCall(d, [
+  const step2 = await rawRequest(d, [
     PROTOCOL,
     "h2",
     "0",
@@ -94,7 +79,7 @@ describe("wire limits of the principal", { timeout: 90_000 }, () => {
       d.connect(p.endpoints.api);
       await hello(d, key);
       const { growth, result: reply } = await peakGrowth(pidOf(p), () =>
-        rawCall(d, [Buffer.alloc(40 * MiB, 0x61), Buffer.alloc(40 * MiB, 0x62)]),
+        rawRequest(d, [Buffer.alloc(40 * MiB, 0x61), Buffer.alloc(40 * MiB, 0x62)]),
       );
       assert.ok(
         growth < 40 * MiB,
@@ -105,9 +90,9 @@ describe("wire limits of the principal", { timeout: 90_000 }, () => {
       const pong = await p.client.ping();
       assert.equal(typeof pong.principalId, "string");
       // The refused peer reconnects by itself and is answered again (after a new hello).
-      let again: Awaited<ReturnType<typeof rawCall>> = "no reply";
+      let again: Awaited<ReturnType<typeof rawRequest>> = "no reply";
       for (let i = 0; i < 10 && again === "no reply"; i++) {
-        again = await rawCall(d, [PROTOCOL, `again-${i}`, "0", "ping", "{}"]);
+        again = await rawRequest(d, [PROTOCOL, `again-${i}`, "0", "ping", "{}"]);
       }
       assert.ok(again !== "no reply", "the same dealer is served after reconnecting");
     } finally {
@@ -129,7 +114,13 @@ describe("wire limits of the principal", { timeout: 90_000 }, () => {
       await hello(api, key);
       await hello(logs, key);
       const badId = Buffer.from([0x72, 0x75, 0x6e, 0xff, 0x31]);
-      const byId = await rawCall(api, [PROTOCOL, badId, "0", "runWorkflow", JSON.stringify({ workflowId: "hello" })]);
+      const byId = await rawRequest(api, [
+        PROTOCOL,
+        badId,
+        "0",
+        "runWorkflow",
+        JSON.stringify({ workflowId: "hello" }),
+      ]);
       assert.ok(byId !== "no reply");
       assert.deepEqual([byId.id, byId.status, byId.body.code], [badId, "error", "BAD_REQUEST"]);
       assert.match(byId.body.message ?? "", /frame 1 \(requestId\) is not valid UTF-8/);
@@ -139,19 +130,19 @@ describe("wire limits of the principal", { timeout: 90_000 }, () => {
         Buffer.from([0xed, 0xa0, 0x80]), // a UTF-16 surrogate encoded as UTF-8: invalid
         Buffer.from('"}'),
       ]);
-      const byBody = await rawCall(api, [PROTOCOL, "body-1", "0", "runWorkflow", badBody]);
+      const byBody = await rawRequest(api, [PROTOCOL, "body-1", "0", "runWorkflow", badBody]);
       assert.ok(byBody !== "no reply");
       assert.deepEqual([byBody.id.toString(), byBody.status, byBody.body.code], ["body-1", "error", "BAD_REQUEST"]);
       assert.match(byBody.body.message ?? "", /frame 4 \(body\) is not valid UTF-8/);
 
       const logBody = Buffer.from('{"agentId":"a\xff","lines":[]}', "latin1");
-      const byLog = await rawCall(logs, [PROTOCOL, "log-1", "0", "logBatch", logBody]);
+      const byLog = await rawRequest(logs, [PROTOCOL, "log-1", "0", "logBatch", logBody]);
       assert.ok(byLog !== "no reply");
       assert.deepEqual([byLog.status, byLog.body.code], ["error", "BAD_REQUEST"]);
       assert.match(byLog.body.message ?? "", /frame 4 \(body\) is not valid UTF-8/);
 
       // The same connection is served with valid frames, and only that request ran.
-      const ok = await rawCall(api, [PROTOCOL, "ok-1", "0", "runWorkflow", JSON.stringify({ workflowId: "hello" })]);
+      const ok = await rawRequest(api, [PROTOCOL, "ok-1", "0", "runWorkflow", JSON.stringify({ workflowId: "hello" })]);
       assert.ok(ok !== "no reply");
       assert.equal(ok.status, "ok", JSON.stringify(ok.body));
       assert.equal(countRows(p.dbPath, "runs"), 1, "only the valid request created a run");
@@ -177,7 +168,7 @@ describe("wire limits of the principal", { timeout: 90_000 }, () => {
       await hello(d, key);
       const empty = Buffer.alloc(0);
       const { growth, result: reply } = await peakGrowth(pidOf(p), () =>
-        rawCall(d, [PROTOCOL, "frames-1", "0", "ping", "{}", ...new Array<Buffer>(1_000_000).fill(empty)]),
+        rawRequest(d, [PROTOCOL, "frames-1", "0", "ping", "{}", ...new Array<Buffer>(1_000_000).fill(empty)]),
       );
       assert.ok(reply !== "no reply");
       assert.deepEqual([reply.status, reply.body.code], ["error", "BAD_REQUEST"]);
@@ -191,7 +182,7 @@ describe("wire limits of the principal", { timeout: 90_000 }, () => {
       // Everyone else (and the sender itself) is served afterwards.
       const pong = await p.client.ping();
       assert.equal(typeof pong.principalId, "string");
-      const again = await rawCall(d, [PROTOCOL, "after-1", "0", "ping", "{}"]);
+      const again = await rawRequest(d, [PROTOCOL, "after-1", "0", "ping", "{}"]);
       assert.ok(again !== "no reply" && again.status === "ok");
     } finally {
       d.close();
