@@ -32,8 +32,9 @@ function lineBytes(l: LogLine): number {
 
 /**
  * Log lines (and bytes) received per agent and not yet stored: the principal's bound on what one
- * agent can make it hold (agent ids nobody registered share one budget per key). A batch that would go beyond either bound is refused, except when the
- * agent has nothing pending (so any batch the message size allows gets through on its own).
+ * agent can make it hold (agent ids nobody registered share one budget per key). A batch that
+ * would go beyond either bound is refused, except when the agent has nothing pending (so any
+ * batch the message size allows gets through on its own).
  */
 export class LogIngestBudget {
   private readonly pending = new Map<string, { lines: number; bytes: number }>();
