@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { CdktrError, noopLogger } from "@cdktr/protocol";
 import { fillDisk, makeTempDir, mountTmpfs, removeTempDirs, waitFor } from "@cdktr/test-utils";
 import { SyncBatch } from "../data-dir/sync-batch.js";
-import { StatusOutbox, type StatusUpdate } from "./status-outbox.js";
+import { StatusOutbox } from "./status-outbox.js";
+import type { StatusUpdate } from "./status-update.js";
 
 after(removeTempDirs);
 
