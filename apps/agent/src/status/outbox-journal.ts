@@ -10,6 +10,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statfsSync,
   writeFileSync,
   writeSync,
 } from "node:fs";
@@ -33,12 +34,22 @@ export interface OutboxJournalOptions {
   pending: () => Iterable<{ id: number; update: StatusUpdate }>;
   /** Wait before writing the journal again after a failed write. @default 1000 */
   rewriteMs?: number;
+  /**
+   * Free space (bytes, from `statfs`) at which a journal that could not be written counts as
+   * writable again when it has nothing left to write. @default 65536
+   */
+  probeFreeBytes?: number;
+  /** Called each time the journal can be written again after a {@link OutboxJournal.problem}. */
+  onWritable?: () => void;
 }
 
 /**
  * Journal lines are written in order; a write that fails (disk full) is cut back (no torn line
  * is left) and tried again, in order, every `rewriteMs` until it works; meanwhile {@link problem}
- * says so.
+ * says so and {@link writable} is false. The problem outlives the lines it was about: when
+ * nothing is left to write (every update delivered), it clears once `statfs` shows
+ * `probeFreeBytes` free (checked every `rewriteMs`), or at the next write that works, so the
+ * agent's push back does not flap on a disk that is still full.
  */
 export class OutboxJournal {
   readonly #o: OutboxJournalOptions;
@@ -53,6 +64,7 @@ export class OutboxJournal {
   #rewriteTimer: NodeJS.Timeout | null = null;
   #problem: string | null = null;
   #stopped = false;
+  #writableWaiters: (() => void)[] = [];
 
   constructor(options: OutboxJournalOptions) {
     this.#o = options;
@@ -62,6 +74,17 @@ export class OutboxJournal {
   /** Why journal lines are not all on disk (disk full...), or null. */
   get problem(): string | null {
     return this.#problem;
+  }
+
+  /** Whether the journal can be written (as far as the last write, or the free space, said). */
+  get writable(): boolean {
+    return this.#problem === null;
+  }
+
+  /** Resolves once the journal is {@link writable} (at once when it is), or once it stopped. */
+  whenWritable(): Promise<void> {
+    if (this.#problem === null || this.#stopped) return Promise.resolve();
+    return new Promise((resolve) => this.#writableWaiters.push(resolve));
   }
 
   /** Lines in the journal (written or waiting to be), since it was last compacted or created. */
@@ -151,20 +174,40 @@ export class OutboxJournal {
         "status outbox",
         this.file,
         e,
-        "status updates wait in memory only (lost if the agent stops) until it can be written",
+        "status updates wait in memory only (lost if the agent stops); task output is paused and no new work is taken until it can be written",
       );
       if (problem !== this.#problem) {
         this.#o.logger.error("cannot persist pending status updates; retrying", { error: errorMessage(e) });
       }
       this.#problem = problem;
-      if (this.#rewriteTimer === null && !this.#stopped) {
-        this.#rewriteTimer = setTimeout(() => {
-          this.#rewriteTimer = null;
-          this.#write();
-        }, this.#o.rewriteMs ?? 1000);
-        this.#rewriteTimer.unref();
-      }
+      this.#retryLater();
     }
+  }
+
+  /** Try again in `rewriteMs`: the lines not written, or else whether the disk has room again. */
+  #retryLater(): void {
+    if (this.#rewriteTimer !== null || this.#stopped) return;
+    this.#rewriteTimer = setTimeout(() => {
+      this.#rewriteTimer = null;
+      if (this.#unwritten.length > 0) this.#write();
+      else this.#probe();
+    }, this.#o.rewriteMs ?? 1000);
+    this.#rewriteTimer.unref();
+  }
+
+  /** With a problem and nothing to write: clear it once the file system has room, else look again later. */
+  #probe(): void {
+    if (this.#problem === null) return;
+    try {
+      const st = statfsSync(this.#o.dataDir);
+      if (st.bavail * st.bsize >= (this.#o.probeFreeBytes ?? 64 * 1024)) {
+        this.#written();
+        return;
+      }
+    } catch {
+      /* still unusable */
+    }
+    this.#retryLater();
   }
 
   /** Rewrite the journal with only the pending updates (fsynced before the rename). */
@@ -190,11 +233,14 @@ export class OutboxJournal {
     }
   }
 
-  /** Nothing is pending: close and delete the journal (lines not written yet are not needed any more). */
+  /**
+   * Nothing is pending: close and delete the journal (lines not written yet are not needed any
+   * more). A {@link problem} stays until the disk has room again.
+   */
   remove(): void {
     this.#close();
     this.#unwritten = [];
-    this.#problem = null;
+    if (this.#problem !== null) this.#retryLater();
     try {
       rmSync(this.file, { force: true });
       this.#o.sync.dir(this.#o.dataDir);
@@ -216,11 +262,15 @@ export class OutboxJournal {
       });
     }
     this.#close();
+    for (const w of this.#writableWaiters.splice(0)) w();
   }
 
   #written(): void {
-    if (this.#problem !== null) this.#o.logger.info("pending status updates are saved on disk again");
+    if (this.#problem === null) return;
+    this.#o.logger.info("the status outbox can be written again");
     this.#problem = null;
+    for (const w of this.#writableWaiters.splice(0)) w();
+    this.#o.onWritable?.();
   }
 
   #close(): void {

@@ -34,6 +34,10 @@ export interface StatusOutboxOptions {
   sync?: SyncBatch;
   /** Wait before writing the journal again after a failed write. @default 1000 */
   rewriteMs?: number;
+  /** Free space at which a journal with nothing left to write counts as writable again. @default 65536 */
+  probeFreeBytes?: number;
+  /** Called each time the journal can be written again after a {@link StatusOutbox.problem} (the agent fetches again). */
+  onWritable?: () => void;
 }
 
 interface Item {
@@ -64,8 +68,9 @@ const COMPACT_LINES = 1000;
  * pending), written before an update is sent and after it was acknowledged, so updates queued by
  * an agent process that died are delivered by the next one. Journal writes are fsynced once per
  * turn of the event loop (a `SyncBatch`), the directory too when the file is created, replaced
- * or removed (`OutboxJournal`). A write that fails (disk full) is cut back and tried again in order every
- * `rewriteMs` until it works; meanwhile {@link problem} says so and delivery goes on from memory.
+ * or removed (`OutboxJournal`). A write that fails (disk full) is cut back and tried again in
+ * order every `rewriteMs` until it works; meanwhile {@link problem} says so, {@link writable} is
+ * false (the agent pushes back) and delivery goes on from memory, in order.
  */
 export class StatusOutbox {
   readonly #o: StatusOutboxOptions;
@@ -95,6 +100,8 @@ export class StatusOutbox {
       sync: this.#sync,
       pending: () => [...this.#queue.values()].filter((i) => i.journaled),
       ...(options.rewriteMs === undefined ? {} : { rewriteMs: options.rewriteMs }),
+      ...(options.probeFreeBytes === undefined ? {} : { probeFreeBytes: options.probeFreeBytes }),
+      ...(options.onWritable === undefined ? {} : { onWritable: options.onWritable }),
     });
     this.#stoppedSignal = new Promise<void>((resolve) => {
       this.#signalStopped = resolve;
@@ -107,6 +114,20 @@ export class StatusOutbox {
    */
   get problem(): string | null {
     return this.#journal.problem;
+  }
+
+  /**
+   * False from the first journal write that fails until the journal can be written again. The
+   * agent pushes back meanwhile: its tasks' output readers pause, no task attempt starts and no
+   * new run is fetched, so that no more transitions pile up in memory only.
+   */
+  get writable(): boolean {
+    return this.#journal.writable;
+  }
+
+  /** Resolves once {@link writable} (at once when it is), or once the outbox stopped. */
+  whenWritable(): Promise<void> {
+    return this.#journal.whenWritable();
   }
 
   /** Updates waiting to be delivered. */
