@@ -7,35 +7,25 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { signWebhookRequest, webhookTriggerPath } from "@cdktr/events/webhook";
-import {
-  CodedError,
-  errorMessage,
-  isCdktrError,
-  type LogLine,
-  type PrincipalClient,
-  type RunRecord,
-  type TaskRunRecord,
-} from "@cdktr/protocol";
+import { errorMessage } from "@cdktr/protocol";
 import {
   cleanup,
   killAllServicesSync,
   preparePrincipal,
-  runLogs,
   startAgent,
   startListeners,
   startScheduler,
   type PrincipalFixture,
-  type ServiceHandle,
   type ServiceTuning,
 } from "@cdktr/test-utils";
 import { checkSoak, type SoakResult } from "./checks.js";
-import { FAULT_KINDS, Prng, planChaos, type FaultKind, type PlannedFault } from "./prng.js";
+import { SoakError } from "./errors.js";
+import { FAULT_KINDS, planChaos, type FaultKind, type PlannedFault } from "./prng.js";
 import { SpoolDisk } from "./spool-disk.js";
+import { readStored } from "./stored.js";
+import { Supervised, sleep } from "./supervised.js";
+import { TriggerLoad } from "./trigger-load.js";
 import { LINE_COUNTS, soakWorkflows } from "./workflows.js";
-
-/** The soak could not run at all (a process never started). */
-export class SoakError extends CodedError<"START_FAILED" | "BAD_OPTION"> {}
 
 /** Options of {@link runSoak}. */
 export interface SoakOptions {
@@ -69,105 +59,6 @@ export interface SoakReport extends SoakResult {
   faults: ExecutedFault[];
   faultsByKind: Record<FaultKind, number>;
   durationMs: number;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** A process the soak keeps alive: restarted when it exits without being told to. */
-class Supervised {
-  handle: ServiceHandle | null = null;
-  /** Down on purpose (chaos or final stop): an exit is expected. */
-  down = false;
-  startFailures = 0;
-
-  constructor(
-    readonly name: string,
-    private readonly starter: () => Promise<ServiceHandle>,
-    private readonly onUnexpectedExit: (what: string) => void,
-    private readonly log: (line: string) => void,
-  ) {}
-
-  /** Start (again), retrying a failed start for up to 60 s. */
-  async start(): Promise<ServiceHandle> {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        const h = await this.starter();
-        this.handle = h;
-        this.down = false;
-        this.watch(h);
-        return h;
-      } catch (e) {
-        this.startFailures++;
-        this.log(`${this.name}: start failed (${errorMessage(e).split("\n")[0] ?? ""}); retrying`);
-        if (Date.now() > deadline)
-          throw new SoakError("START_FAILED", `${this.name} did not start within 60 s: ${errorMessage(e)}`);
-        await sleep(1000);
-      }
-    }
-  }
-
-  private watch(h: ServiceHandle): void {
-    void h.exited.then(async (exit) => {
-      if (this.handle !== h || this.down) return;
-      const tail = h.lines
-        .slice(-3)
-        .map((l) => l.slice(0, 300))
-        .join(" | ");
-      this.onUnexpectedExit(`${this.name} exited (code ${exit.code}, signal ${exit.signal}): ${tail}`);
-      this.log(`${this.name}: exited on its own (code ${exit.code}, signal ${exit.signal}); restarting`);
-      await sleep(500);
-      if (this.handle === h && !this.down) await this.start().catch((e: unknown) => this.log(errorMessage(e)));
-    });
-  }
-
-  /** SIGKILL its process group (a crash). */
-  async kill(): Promise<void> {
-    this.down = true;
-    await this.handle?.kill();
-  }
-
-  /** Graceful stop (SIGTERM). */
-  async stop(): Promise<void> {
-    this.down = true;
-    await this.handle?.stop("SIGTERM", 15_000);
-  }
-
-  signal(signal: NodeJS.Signals): void {
-    const pid = this.handle?.pid;
-    if (pid !== undefined) process.kill(-pid, signal);
-  }
-}
-
-/** Pages of listRuns (every run of every workflow). */
-async function allRuns(client: PrincipalClient): Promise<RunRecord[]> {
-  const out: RunRecord[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await client.listRuns({ order: "asc", limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
-    out.push(...page.runs);
-    cursor = page.nextCursor ?? undefined;
-  } while (cursor !== undefined);
-  return out;
-}
-
-/** Run `fn` over `items` with at most `n` at once. */
-async function pool<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: n }, worker));
-}
-
-/** One trigger of the load: sent until acknowledged (same key each time). */
-interface Trigger {
-  key: string;
-  workflowId: string;
-  via: "api" | "webhook";
 }
 
 /** Run the soak and check it; the caller prints and stores the report. */
@@ -299,83 +190,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const probe = p.connect({ timeoutMs: 500 });
 
     // ---- load ----
-    const acked = new Map<string, string>();
-    const refused: string[] = [];
-    const neverAcked: string[] = [];
-    const inflight = new Set<Promise<void>>();
-    let loadStop = false;
-    const sendOnce = async (t: Trigger): Promise<string | "retry" | { refused: string }> => {
-      if (t.via === "api") {
-        try {
-          const r = await loadClient.runWorkflow(
-            { workflowId: t.workflowId, params: { key: t.key }, idempotencyKey: t.key, source: "soak" },
-            { retry: false },
-          );
-          return r.runId;
-        } catch (e) {
-          if (isCdktrError(e) && !e.retryable) return { refused: `${e.code}: ${e.message}` };
-          return "retry";
-        }
-      }
-      const body = JSON.stringify({ key: t.key });
-      const path = webhookTriggerPath(t.workflowId);
-      const ts = Math.floor(Date.now() / 1000);
-      try {
-        const res = await fetch(`${hookUrl()}${path}`, {
-          method: "POST",
-          body,
-          signal: AbortSignal.timeout(8000),
-          headers: {
-            "content-type": "application/json",
-            "idempotency-key": t.key,
-            "x-cdktr-timestamp": String(ts),
-            "x-cdktr-signature": signWebhookRequest(secret, ts, { method: "POST", path, idempotencyKey: t.key, body }),
-          },
-        });
-        const reply = (await res.json()) as { runId?: string; message?: string; code?: string };
-        if (res.status === 202 && typeof reply.runId === "string") return reply.runId;
-        if (res.status === 503) return "retry";
-        return { refused: `HTTP ${res.status} ${reply.code ?? ""}: ${reply.message ?? ""}` };
-      } catch {
-        return "retry";
-      }
-    };
-    const fire = (t: Trigger): void => {
-      const task = (async () => {
-        const giveUpAt = Date.now() + 120_000;
-        for (;;) {
-          const r = await sendOnce(t);
-          if (typeof r === "string" && r !== "retry") {
-            acked.set(t.key, r);
-            return;
-          }
-          if (typeof r === "object") {
-            refused.push(`${t.via} ${t.workflowId} ${t.key}: ${r.refused}`);
-            return;
-          }
-          if (Date.now() > giveUpAt) {
-            neverAcked.push(`${t.via} ${t.workflowId} ${t.key}`);
-            return;
-          }
-          // A webhook signature is per second: a retry signs again with a new timestamp.
-          await sleep(t.via === "webhook" ? 1100 : 400);
-        }
-      })();
-      inflight.add(task);
-      void task.finally(() => inflight.delete(task));
-    };
-    const loadRng = new Prng(options.seed ^ 0x5eed);
-    let n = 0;
-    const loadLoop = (async () => {
-      while (!loadStop) {
-        n++;
-        const roll = loadRng.next();
-        const workflowId = roll < 0.6 ? "fan" : roll < 0.8 ? "flaky" : "slow";
-        const via = loadRng.next() < 0.3 ? "webhook" : "api";
-        fire({ key: `soak-${options.seed}-${n}`, workflowId, via });
-        await sleep(loadRng.int(300, 1200));
-      }
-    })();
+    const load = new TriggerLoad({ seed: options.seed, client: loadClient, hookUrl, secret });
+    load.start();
 
     // ---- chaos ----
     const endAt = t0 + options.durationMs;
@@ -467,11 +283,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     }
     const chaosEnd = Date.now();
     say(`chaos over after ${faults.length} faults; stopping the load`);
-    loadStop = true;
-    await loadLoop;
-    // Every trigger in flight gives up 120 s after it started at the latest.
-    await Promise.all([...inflight]);
-    say(`load stopped: ${acked.size} triggers acknowledged`);
+    await load.stop();
+    say(`load stopped: ${load.acked.size} triggers acknowledged`);
 
     // ---- quiescence ----
     const settleLeft = chaosEnd + settleMs - Date.now();
@@ -492,17 +305,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     say(open === 0 ? "quiescent" : `still ${open} open run(s) after ${quiesceMs} ms: checking anyway`);
 
     // ---- checks ----
-    const runs = await allRuns(client);
-    const tasks = new Map<string, readonly TaskRunRecord[]>();
-    const logs = new Map<string, readonly LogLine[]>();
-    await pool(runs, 8, async (r) => {
-      tasks.set(r.runId, (await client.getRun(r.runId)).tasks);
-      logs.set(r.runId, await runLogs(client, r.runId));
-    });
+    const { runs, tasks, logs } = await readStored(client);
     const effectLines = readFileSync(effects, "utf8").split("\n");
     const result = checkSoak({
       seed: options.seed,
-      acked,
+      acked: load.acked,
       runs,
       tasks,
       logs,
@@ -513,6 +320,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       recoveriesMs,
       unexpectedExits,
     });
+    const { refused, neverAcked } = load;
     if (refused.length > 0)
       result.violations.push(`${refused.length} trigger(s) refused: ${refused.slice(0, 5).join("; ")}`);
     if (neverAcked.length > 0)
@@ -526,7 +334,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     for (const f of faults) if (!f.note.startsWith("skipped")) faultsByKind[f.kind]++;
     result.details = {
       ...result.details,
-      triggersSent: n,
+      triggersSent: load.sent,
       triggersRefused: refused.length,
       triggersNeverAcked: neverAcked.length,
       startFailures: Object.fromEntries(

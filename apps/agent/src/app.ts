@@ -208,6 +208,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       whenLogsDurable: (mark) => shipper.whenDurable(mark),
       whenPreviousLogsSent: () => shipper.whenPreviousSpoolSent(),
       sync,
+      // The fetch loops and the tasks waiting to start go on at once.
+      onWritable: () => wake.notify(),
     });
     const runs = new ActiveRuns({
       agentId: config.agentId,
@@ -229,6 +231,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       wake,
       logger,
       problems: () => [shipper.problem, outbox.problem, groups.problem].filter((p): p is string => p !== null),
+      holdWork: () => (outbox.writable ? null : "the status outbox cannot be written (see the agent's problems)"),
     });
     return { sync, groups, containment, shipper, outbox, runs, session, principal, logs };
   };

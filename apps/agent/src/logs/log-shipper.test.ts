@@ -4,7 +4,8 @@ import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CdktrError, noopLogger, type LogLine } from "@cdktr/protocol";
 import { fillDisk, makeTempDir, mountTmpfs, removeTempDirs, waitFor } from "@cdktr/test-utils";
-import { LogShipper, type LogSink } from "./log-shipper.js";
+import type { LogSink } from "./log-shipper-options.js";
+import { LogShipper } from "./log-shipper.js";
 
 after(removeTempDirs);
 

@@ -9,60 +9,18 @@
  * process are resent first. A batch the principal refuses as busy (`RESOURCE_EXHAUSTED`: it holds
  * as many of this agent's lines as it takes) is kept and resent after a backoff.
  */
-import { backoffDelay, errorMessage, isCdktrError, type LogLine, type Logger } from "@cdktr/protocol";
-import type { SyncBatch } from "../data-dir/sync-batch.js";
+import { backoffDelay, errorMessage, isCdktrError, type LogLine } from "@cdktr/protocol";
 import type { OutputFlowControl } from "../exec/task-process.js";
+import { DeliveryMarks } from "./delivery-marks.js";
+import { withDefaults, type LogShipperOptions, type ResolvedLogShipperOptions } from "./log-shipper-options.js";
 import { entryBytes, LogSpool, type SpoolBatch, type SpoolEntry } from "./log-spool.js";
-
-/**
- * Delivers one batch with the assignment token of each of its runs (runId -> token); resolves
- * once the principal stored it (or already had it).
- */
-export type LogSink = (lines: LogLine[], tokens: Record<string, string>) => Promise<void>;
-
-/** Options of {@link LogShipper}. */
-export interface LogShipperOptions {
-  sink: LogSink;
-  /** Directory of the spool files (created if needed). */
-  spoolDir: string;
-  /** Cap of the spool files' total size. */
-  spoolMaxBytes: number;
-  logger: Logger;
-  /** @default 2000 */
-  maxBatchLines?: number;
-  /** Approximate cap of one batch's encoded size. @default 524288 */
-  maxBatchBytes?: number;
-  /** How long to wait for more lines before sending a small batch. @default 50 */
-  lingerMs?: number;
-  /** In-memory bytes (all tasks) at which every task with lines in memory is paused. @default 8 MiB */
-  memoryHighBytes?: number;
-  /**
-   * In-memory bytes of one task (run, task) at which that task alone is paused; it resumes below
-   * half of it. @default memoryHighBytes / 4
-   */
-  taskMemoryHighBytes?: number;
-  /** Largest spool file. @default 8 MiB */
-  spoolFileBytes?: number;
-  /**
-   * First delay before resending after a failed send (then doubling, with jitter: `backoffDelay`).
-   * @default 100
-   */
-  retryBaseMs?: number;
-  /** Largest delay between resends. @default 2000 */
-  retryMaxMs?: number;
-  /** Where spool files are fsynced (batched with the agent's other records). @default one of its own */
-  sync?: SyncBatch;
-}
+import { MemoryQueue } from "./memory-queue.js";
 
 /** The batch being sent. */
 interface Batch {
   entries: SpoolEntry[];
   /** Set when the batch came from a spool file: the spool removes the file once it is all acked. */
   spool: SpoolBatch | null;
-}
-
-function taskKey(runId: string, taskId: string): string {
-  return `${runId}\u0000${taskId}`;
 }
 
 /** The token of each run of `entries` (runId -> token). */
@@ -77,26 +35,19 @@ function tokensOf(entries: readonly SpoolEntry[]): Record<string, string> {
  * principal in the order they were appended (after any older spooled lines).
  */
 export class LogShipper {
-  readonly #o: Required<Omit<LogShipperOptions, "sink" | "logger" | "spoolDir" | "spoolMaxBytes" | "sync">> &
-    LogShipperOptions;
-  readonly #memory: SpoolEntry[] = [];
-  #memHead = 0;
-  #memBytes = 0;
+  readonly #o: ResolvedLogShipperOptions;
+  /** Lines in memory (queued, and in flight from memory), with the task readers' backpressure. */
+  readonly #memory: MemoryQueue;
   #inflight: Batch | null = null;
   readonly #spool: LogSpool;
   #appended = 0;
-  #ackedThrough = 0;
+  /** The acknowledged and durable marks, and their waiters. */
+  readonly #marks = new DeliveryMarks();
   #connected = true;
   #running = false;
   #stopped = false;
   #loop: Promise<void> | null = null;
   #wake: (() => void) | null = null;
-  #writableWaiters: (() => void)[] = [];
-  /** In-memory bytes per task (queued and in flight, not spooled), by {@link taskKey}. */
-  readonly #taskBytes = new Map<string, number>();
-  #taskWaiters: { key: string; resolve: () => void }[] = [];
-  #ackWaiters: { ord: number; resolve: () => void }[] = [];
-  #durableWaiters: { ord: number; resolve: () => void }[] = [];
   /** Failed sends in a row (the attempt of the next backoff). */
   #failures = 0;
   /** `RESOURCE_EXHAUSTED` refusals since the last acknowledged batch. */
@@ -105,17 +56,11 @@ export class LogShipper {
   #refusedBatches = 0;
 
   constructor(options: LogShipperOptions) {
-    this.#o = {
-      maxBatchLines: 2000,
-      maxBatchBytes: 512 * 1024,
-      lingerMs: 50,
-      memoryHighBytes: 8 * 1024 * 1024,
-      spoolFileBytes: 8 * 1024 * 1024,
-      retryBaseMs: 100,
-      retryMaxMs: 2000,
-      ...options,
-      taskMemoryHighBytes: options.taskMemoryHighBytes ?? Math.floor((options.memoryHighBytes ?? 8 * 1024 * 1024) / 4),
-    };
+    this.#o = withDefaults(options);
+    this.#memory = new MemoryQueue({
+      memoryHighBytes: this.#o.memoryHighBytes,
+      taskMemoryHighBytes: this.#o.taskMemoryHighBytes,
+    });
     this.#spool = new LogSpool({
       dir: this.#o.spoolDir,
       maxBytes: this.#o.spoolMaxBytes,
@@ -134,7 +79,7 @@ export class LogShipper {
   get problem(): string | null {
     this.#spool.recheck();
     if (this.#spool.problem !== null) return this.#spool.problem;
-    if (!this.#connected && this.#spool.room <= 0 && this.#memory.length - this.#memHead > 0) {
+    if (!this.#connected && this.#spool.room <= 0 && this.#memory.length > 0) {
       return `log spool full (CDKTR_AGENT_LOG_SPOOL_MAX_BYTES=${this.#o.spoolMaxBytes}) while the principal is unreachable: task output pauses at the memory cap`;
     }
     return null;
@@ -142,7 +87,7 @@ export class LogShipper {
 
   /** Bytes of log lines held in memory (queued and in flight). */
   get memoryBytes(): number {
-    return this.#memBytes;
+    return this.#memory.bytes;
   }
 
   /** Bytes of spool files on disk. */
@@ -175,9 +120,6 @@ export class LogShipper {
   append(line: LogLine, token?: string): void {
     const bytes = entryBytes(line);
     this.#memory.push({ ord: ++this.#appended, bytes, line, ...(token === undefined ? {} : { token }) });
-    this.#memBytes += bytes;
-    const key = taskKey(line.runId, line.taskId);
-    this.#taskBytes.set(key, (this.#taskBytes.get(key) ?? 0) + bytes);
     this.#wake?.();
   }
 
@@ -186,13 +128,12 @@ export class LogShipper {
    * instead; this is the all-tasks view.
    */
   shouldPause(): boolean {
-    return this.#memBytes >= this.#o.memoryHighBytes;
+    return this.#memory.shouldPause();
   }
 
   /** Resolves when memory use fell below half the high-water mark. */
   whenWritable(): Promise<void> {
-    if (this.#memBytes < this.#o.memoryHighBytes / 2) return Promise.resolve();
-    return new Promise((resolve) => this.#writableWaiters.push(resolve));
+    return this.#memory.whenWritable();
   }
 
   /**
@@ -202,27 +143,12 @@ export class LogShipper {
    * fell below half).
    */
   flowFor(runId: string, taskId: string): OutputFlowControl {
-    const key = taskKey(runId, taskId);
-    return {
-      shouldPause: () => {
-        const own = this.#taskBytes.get(key) ?? 0;
-        return own >= this.#o.taskMemoryHighBytes || (own > 0 && this.#memBytes >= this.#o.memoryHighBytes);
-      },
-      whenWritable: () => {
-        if (this.#stopped || this.#taskWritable(key)) return Promise.resolve();
-        return new Promise((resolve) => this.#taskWaiters.push({ key, resolve }));
-      },
-    };
+    return this.#memory.flowFor(runId, taskId);
   }
 
   /** Bytes of one task's lines held in memory (queued and in flight). */
   taskMemoryBytes(runId: string, taskId: string): number {
-    return this.#taskBytes.get(taskKey(runId, taskId)) ?? 0;
-  }
-
-  #taskWritable(key: string): boolean {
-    const own = this.#taskBytes.get(key) ?? 0;
-    return own < this.#o.taskMemoryHighBytes / 2 && (own === 0 || this.#memBytes < this.#o.memoryHighBytes / 2);
+    return this.#memory.taskBytes(runId, taskId);
   }
 
   /** The ordinal of the last line appended so far (for {@link whenAcked}). */
@@ -232,8 +158,7 @@ export class LogShipper {
 
   /** Resolves once every line up to `mark` was acknowledged by the principal. */
   whenAcked(mark: number): Promise<void> {
-    if (this.#ackedThrough >= mark) return Promise.resolve();
-    return new Promise((resolve) => this.#ackWaiters.push({ ord: mark, resolve }));
+    return this.#marks.whenAcked(mark);
   }
 
   /**
@@ -243,8 +168,7 @@ export class LogShipper {
    * (a line the spool could not take stays in memory, and keeps the status waiting).
    */
   whenDurable(mark: number): Promise<void> {
-    if (mark < this.#lowestVolatile()) return this.#spool.synced();
-    return new Promise((resolve) => this.#durableWaiters.push({ ord: mark, resolve }));
+    return this.#marks.whenDurable(mark, this.#lowestVolatile(), () => this.#spool.synced());
   }
 
   /** The lowest ordinal held only in memory (queued, or in flight from memory); Infinity when none. */
@@ -253,20 +177,17 @@ export class LogShipper {
     if (this.#inflight !== null && this.#inflight.spool === null) {
       for (const e of this.#inflight.entries) if (e.ord < low) low = e.ord;
     }
-    const head = this.#memory[this.#memHead];
+    const head = this.#memory.head();
     if (head !== undefined && head.ord < low) low = head.ord;
     return low;
   }
 
   /** Resolve the durability waiters whose lines all left memory (once the spool is fsynced). */
   #checkDurable(): void {
-    if (this.#durableWaiters.length === 0) return;
-    const low = this.#lowestVolatile();
-    const ready = this.#durableWaiters.filter((w) => w.ord < low);
-    if (ready.length === 0) return;
-    this.#durableWaiters = this.#durableWaiters.filter((w) => w.ord >= low);
-    const synced = this.#spool.synced();
-    for (const w of ready) void synced.then(w.resolve);
+    this.#marks.checkDurable(
+      () => this.#lowestVolatile(),
+      () => this.#spool.synced(),
+    );
   }
 
   /**
@@ -298,13 +219,14 @@ export class LogShipper {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#memory.close();
     this.#wake?.();
     await this.#loop;
     const pending: SpoolEntry[] = [];
     if (this.#inflight !== null && this.#inflight.spool === null) pending.push(...this.#inflight.entries);
-    const unsent = this.#takeMemory(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
-    this.#release(unsent);
-    if (this.#inflight?.spool === null) this.#release(this.#inflight.entries);
+    const unsent = this.#memory.take(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
+    this.#memory.release(unsent);
+    if (this.#inflight?.spool === null) this.#memory.release(this.#inflight.entries);
     // The spool stores a prefix of each write; what it could not take is lost with this process.
     const lostLines: SpoolEntry[] = [];
     if (pending.length > 0) lostLines.push(...pending.slice(this.#spool.write(pending, "front")));
@@ -312,11 +234,10 @@ export class LogShipper {
     const lost = lostLines.length;
     this.#spool.syncNow();
     this.#inflight = null;
-    // Waiters whose lines are all on disk resolve; those of lost lines never do (their statuses
-    // are never journaled: no run is reported final over lines it lost).
+    // Waiters whose lines are all on disk resolve; those of lost lines never do.
     let lowestLost = Number.POSITIVE_INFINITY;
     for (const e of lostLines) if (e.ord < lowestLost) lowestLost = e.ord;
-    for (const w of this.#durableWaiters.splice(0)) if (w.ord < lowestLost) w.resolve();
+    this.#marks.stopped(lowestLost);
     if (lost > 0) {
       this.#o.logger.error("log lines not delivered could not be saved in the spool and are lost with this process", {
         lines: lost,
@@ -328,14 +249,13 @@ export class LogShipper {
         bytes: this.#spool.bytes,
       });
     }
-    for (const w of this.#writableWaiters.splice(0)) w();
-    for (const w of this.#taskWaiters.splice(0)) w.resolve();
+    this.#memory.releaseWaiters();
     // Nothing more will be acknowledged by this process; what is left is in the spool.
-    for (const w of this.#ackWaiters.splice(0)) w.resolve();
+    this.#marks.releaseAckWaiters();
   }
 
   #idle(): boolean {
-    return this.#memory.length - this.#memHead === 0 && this.#inflight === null && this.#spool.empty;
+    return this.#memory.length === 0 && this.#inflight === null && this.#spool.empty;
   }
 
   async #run(): Promise<void> {
@@ -397,7 +317,7 @@ export class LogShipper {
   async #nextBatch(): Promise<Batch | null> {
     const fromSpool = this.#spool.nextBatch(this.#o.maxBatchLines, this.#o.maxBatchBytes);
     if (fromSpool !== null) return { entries: fromSpool.entries, spool: fromSpool };
-    if (this.#memory.length - this.#memHead === 0) {
+    if (this.#memory.length === 0) {
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
       });
@@ -408,49 +328,18 @@ export class LogShipper {
       return null;
     }
     // Memory bytes are released on ack: they stay counted while in flight.
-    const entries = this.#takeMemory(this.#o.maxBatchLines, this.#o.maxBatchBytes);
+    const entries = this.#memory.take(this.#o.maxBatchLines, this.#o.maxBatchBytes);
     return { entries, spool: null };
-  }
-
-  #takeMemory(maxLines: number, maxBytes: number): SpoolEntry[] {
-    const out: SpoolEntry[] = [];
-    let bytes = 0;
-    while (this.#memHead < this.#memory.length && out.length < maxLines) {
-      const e = this.#memory[this.#memHead] as SpoolEntry;
-      if (out.length > 0 && bytes + e.bytes > maxBytes) break;
-      out.push(e);
-      bytes += e.bytes;
-      this.#memHead++;
-    }
-    if (this.#memHead > 4096 && this.#memHead * 2 > this.#memory.length) {
-      this.#memory.splice(0, this.#memHead);
-      this.#memHead = 0;
-    }
-    return out;
-  }
-
-  #release(entries: readonly SpoolEntry[]): void {
-    for (const e of entries) {
-      this.#memBytes -= e.bytes;
-      const key = taskKey(e.line.runId, e.line.taskId);
-      const left = (this.#taskBytes.get(key) ?? 0) - e.bytes;
-      if (left > 0) this.#taskBytes.set(key, left);
-      else this.#taskBytes.delete(key);
-    }
-    this.#notifyWritable();
   }
 
   #acked(batch: Batch): void {
     this.#inflight = null;
     let maxOrd = 0;
     for (const e of batch.entries) if (e.ord > maxOrd) maxOrd = e.ord;
-    if (batch.spool === null) this.#release(batch.entries);
+    if (batch.spool === null) this.#memory.release(batch.entries);
     else this.#spool.acked(batch.spool);
-    if (maxOrd > this.#ackedThrough) this.#ackedThrough = maxOrd;
     this.#checkDurable();
-    const ready = this.#ackWaiters.filter((w) => w.ord <= this.#ackedThrough);
-    this.#ackWaiters = this.#ackWaiters.filter((w) => w.ord > this.#ackedThrough);
-    for (const w of ready) w.resolve();
+    this.#marks.acked(maxOrd);
   }
 
   /** The principal refused the batch for good (not a connectivity problem). */
@@ -461,7 +350,7 @@ export class LogShipper {
       const first = batch.entries.slice(0, half);
       const second = batch.entries.slice(half);
       if (batch.spool === null) {
-        this.#memory.splice(this.#memHead, 0, ...second);
+        this.#memory.unshift(second);
         this.#inflight = { entries: first, spool: null };
       } else {
         this.#spool.putBack(batch.spool, second);
@@ -484,23 +373,19 @@ export class LogShipper {
    * spool wrote leave memory; the rest stay (and hold the task readers' backpressure).
    */
   #spillMemory(): void {
-    if (this.#memory.length - this.#memHead === 0) return;
+    if (this.#memory.length === 0) return;
     let room = this.#spool.room;
     if (room <= 0) return;
     const toSpill: SpoolEntry[] = [];
-    let i = this.#memHead;
-    while (i < this.#memory.length) {
-      const e = this.#memory[i] as SpoolEntry;
+    for (const e of this.#memory.queued()) {
       if (e.bytes > room) break;
       room -= e.bytes;
       toSpill.push(e);
-      i++;
     }
     if (toSpill.length === 0) return;
     const held = this.#spool.write(toSpill, "back");
     if (held === 0) return;
-    const spilled = this.#takeMemory(held, Number.POSITIVE_INFINITY);
-    this.#release(spilled);
+    this.#memory.release(this.#memory.take(held, Number.POSITIVE_INFINITY));
     this.#checkDurable();
   }
 
@@ -517,21 +402,8 @@ export class LogShipper {
     if (bytes > this.#spool.room) return;
     if (this.#spool.write(batch.entries, "front") < batch.entries.length) return;
     this.#inflight = null;
-    this.#release(batch.entries);
+    this.#memory.release(batch.entries);
     this.#checkDurable();
-  }
-
-  #notifyWritable(): void {
-    if (this.#memBytes < this.#o.memoryHighBytes / 2 && this.#writableWaiters.length > 0) {
-      for (const w of this.#writableWaiters.splice(0)) w();
-    }
-    if (this.#taskWaiters.length > 0) {
-      const ready = this.#taskWaiters.filter((w) => this.#taskWritable(w.key));
-      if (ready.length > 0) {
-        this.#taskWaiters = this.#taskWaiters.filter((w) => !ready.includes(w));
-        for (const w of ready) w.resolve();
-      }
-    }
   }
 
   #sleep(ms: number): Promise<void> {

@@ -15,6 +15,7 @@ import {
   type TaskStatus,
 } from "@cdktr/protocol";
 import { AgentStateError, TaskCommandError } from "../errors.js";
+import { allFlows } from "../exec/output-flow.js";
 import { buildTaskCommand, type TaskEnvSource, type TaskRunContext } from "../exec/task-command.js";
 import { runTaskProcess, type AttemptResult } from "../exec/task-process.js";
 import type { Containment } from "../exec/containment.js";
@@ -225,7 +226,23 @@ export class RunExecution {
       params: run.params,
     };
     const attempts = task.retries.count + 1;
+    // While the status outbox cannot be written (full disk), the task's output readers pause too.
+    const outbox = this.#o.outbox;
+    const flow = allFlows(this.#o.shipper.flowFor(run.runId, taskId), {
+      shouldPause: () => !outbox.writable,
+      whenWritable: () => outbox.whenWritable(),
+    });
     for (let attempt = 1; ; attempt++) {
+      // No attempt starts while its RUNNING could not be journaled: wait for the outbox.
+      if (!(await this.#untilOutboxWritable(taskId))) {
+        this.#reportTask(taskId, {
+          status: "CANCELLED",
+          attempt: attempt - 1,
+          reason: this.#cancelReason(),
+          message: this.#cancelMessage,
+        });
+        return { ok: false, cancelled: true };
+      }
       this.#reportTask(taskId, { status: "RUNNING", attempt });
       let result: AttemptResult;
       try {
@@ -240,7 +257,7 @@ export class RunExecution {
           timeoutMs: task.timeoutMs,
           killGraceMs: this.#o.killGraceMs,
           onLine: (stream, line) => this.#line(taskId, stream, stream === "stdout" ? "info" : "error", line),
-          flow: this.#o.shipper.flowFor(run.runId, taskId),
+          flow,
           groups: this.#o.groups.recorderFor(run.runId, taskId),
           signal: this.#abort.signal,
           ...(this.#o.containment === undefined ? {} : { containment: this.#o.containment.forTask() }),
@@ -292,6 +309,26 @@ export class RunExecution {
         return { ok: false, cancelled: true };
       }
     }
+  }
+
+  /**
+   * Resolves true once the status outbox can be written (at once when it can), false when the run
+   * was cancelled first.
+   */
+  async #untilOutboxWritable(taskId: string): Promise<boolean> {
+    const outbox = this.#o.outbox;
+    if (!outbox.writable && !this.cancelled) {
+      this.#logger.info("the status outbox cannot be written: the task starts once it can", { taskId });
+      const signal = this.#abort.signal;
+      let onAbort = (): void => undefined;
+      const aborted = new Promise<void>((resolve) => {
+        onAbort = resolve;
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      await Promise.race([outbox.whenWritable(), aborted]);
+      signal.removeEventListener("abort", onAbort);
+    }
+    return !this.cancelled;
   }
 
   #line(taskId: string, stream: LogStream, level: LogLevel, line: string): void {

@@ -59,6 +59,13 @@ export interface PrincipalSessionOptions {
    * (`listAgents` shows it). @default none
    */
   problems?: () => string[];
+  /**
+   * Why the agent takes no new work now (its status outbox cannot be written...), or null. While
+   * it says so no `fetchWork` is sent, and an assignment that a poll already in flight brings is
+   * left unconfirmed (its lease expires and the principal queues the run again); notify `wake`
+   * when it clears. @default never
+   */
+  holdWork?: () => string | null;
 }
 
 /**
@@ -86,6 +93,8 @@ export class PrincipalSession {
   readonly #loops: Promise<void>[] = [];
   /** The problems of the last heartbeat, joined (to log changes once). */
   #lastProblems = "";
+  /** Why the fetch loops hold (as last logged), or null. */
+  #holding: string | null = null;
 
   constructor(options: PrincipalSessionOptions) {
     this.#o = options;
@@ -239,6 +248,10 @@ export class PrincipalSession {
         if (!ok) await wake.wait(backoffDelay(++failures, FETCH_BACKOFF));
         continue;
       }
+      if (this.#held() !== null) {
+        await wake.wait(FULL_WAIT_MS);
+        continue;
+      }
       const free = config.maxConcurrency - runs.size - this.#confirming - this.#fetching;
       if (free <= 0) {
         await wake.wait(FULL_WAIT_MS);
@@ -283,6 +296,17 @@ export class PrincipalSession {
     }
   }
 
+  /** Why no new work is taken now (logged when it changes), or null. */
+  #held(): string | null {
+    const why = this.#o.holdWork?.() ?? null;
+    if (why !== this.#holding) {
+      if (why !== null) this.#logger.warn("taking no new work", { why });
+      else this.#logger.info("taking new work again");
+      this.#holding = why;
+    }
+    return why;
+  }
+
   /** Confirm with the token (retrying while the lease lasts), then start the run; a refusal starts nothing. */
   async #confirmAndStart(assignment: Assignment): Promise<void> {
     const { config, client, runs, wake } = this.#o;
@@ -290,6 +314,14 @@ export class PrincipalSession {
     const leaseEnd = Date.parse(assignment.leaseExpiresAt);
     this.#confirming++;
     try {
+      const held = this.#held();
+      if (held !== null) {
+        this.#logger.warn("not taking an assignment now (its lease will expire and the run is queued again)", {
+          runId,
+          why: held,
+        });
+        return;
+      }
       for (let attempt = 1; ; attempt++) {
         if (this.#stopping) {
           this.#logger.info("shutting down: not confirming an assignment (its lease will expire)", { runId });

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { CdktrError, noopLogger } from "@cdktr/protocol";
 import { fillDisk, makeTempDir, mountTmpfs, removeTempDirs, waitFor } from "@cdktr/test-utils";
 import { SyncBatch } from "../data-dir/sync-batch.js";
-import { StatusOutbox, type StatusUpdate } from "./status-outbox.js";
+import { StatusOutbox } from "./status-outbox.js";
+import type { StatusUpdate } from "./status-update.js";
 
 after(removeTempDirs);
 
@@ -225,4 +226,65 @@ test("an update waiting on log lines is journaled only once they are durable: a 
   await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(journal(), ["RUNNING", "COMPLETED"]);
   await a.stop();
+});
+
+test("full disk (tmpfs): not writable from the first failed write until space returns, even once every update was delivered", async (t) => {
+  const mnt = mountTmpfs(t, 256 * 1024);
+  if (mnt === null) return;
+  const dir = join(mnt, "agent");
+  mkdirSync(dir);
+  const got: string[] = [];
+  let writableAgain = 0;
+  const box = new StatusOutbox({
+    dataDir: dir,
+    logger: noopLogger,
+    rewriteMs: 20,
+    sink: async (u) => {
+      got.push((u.body as { taskId: string }).taskId);
+    },
+    onWritable: () => writableAgain++,
+  });
+  box.start();
+  assert.equal(box.writable, true);
+  const filler = fillDisk(mnt);
+  box.push(update("r", 1));
+  assert.equal(box.writable, false, "the journal line could not be written");
+  let resumed = false;
+  void box.whenWritable().then(() => (resumed = true));
+  // Delivered from memory: nothing is pending, and still the disk is full.
+  assert.ok(await box.flush(5000));
+  assert.deepEqual(got, ["t1"]);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(box.writable, false, "a problem stays while the disk has no room (no flapping)");
+  assert.match(box.problem ?? "", /^disk full: status outbox .*task output is paused and no new work is taken/);
+  assert.equal(resumed, false);
+  rmSync(filler);
+  await waitFor(() => resumed, { timeoutMs: 5000, what: "whenWritable resolved once space returned" });
+  assert.equal(box.writable, true);
+  assert.equal(box.problem, null);
+  assert.equal(writableAgain, 1);
+  await box.stop();
+});
+
+test("whenWritable resolves at stop even while the journal cannot be written", async (t) => {
+  const mnt = mountTmpfs(t, 256 * 1024);
+  if (mnt === null) return;
+  const dir = join(mnt, "agent");
+  mkdirSync(dir);
+  const box = new StatusOutbox({
+    dataDir: dir,
+    logger: noopLogger,
+    rewriteMs: 20,
+    sink: async () => {
+      throw new CdktrError("TIMEOUT", "principal away");
+    },
+  });
+  box.start();
+  const filler = fillDisk(mnt);
+  box.push(update("r", 1));
+  assert.equal(box.writable, false);
+  const waiting = box.whenWritable();
+  await box.stop();
+  await waiting;
+  rmSync(filler);
 });

@@ -1,29 +1,10 @@
 /**
  * Ordered, persistent queue of run and task status updates for the principal.
  */
-import {
-  closeSync,
-  fstatSync,
-  ftruncateSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
-import { join } from "node:path";
-import { backoffDelay, errorMessage, toCdktrError, type Logger, type RequestOf, type ApiVerbs } from "@cdktr/protocol";
+import { backoffDelay, toCdktrError, type Logger } from "@cdktr/protocol";
 import { SyncBatch } from "../data-dir/sync-batch.js";
-import { writeProblem } from "../data-dir/write-problem.js";
-
-/** One status update, as sent. */
-export type StatusUpdate =
-  | { verb: "runStatus"; body: RequestOf<ApiVerbs, "runStatus"> }
-  | { verb: "taskStatus"; body: RequestOf<ApiVerbs, "taskStatus"> };
-
-/** Sends one update; rejects with a `CdktrError` on failure. */
-export type StatusSink = (update: StatusUpdate) => Promise<void>;
+import { OutboxJournal } from "./outbox-journal.js";
+import type { StatusSink, StatusUpdate } from "./status-update.js";
 
 /** Options of {@link StatusOutbox}. */
 export interface StatusOutboxOptions {
@@ -53,6 +34,10 @@ export interface StatusOutboxOptions {
   sync?: SyncBatch;
   /** Wait before writing the journal again after a failed write. @default 1000 */
   rewriteMs?: number;
+  /** Free space at which a journal with nothing left to write counts as writable again. @default 65536 */
+  probeFreeBytes?: number;
+  /** Called each time the journal can be written again after a {@link StatusOutbox.problem} (the agent fetches again). */
+  onWritable?: () => void;
 }
 
 interface Item {
@@ -69,9 +54,6 @@ interface Item {
   journaled: boolean;
 }
 
-/** Journal lines: `{"a":id,"u":update}` queues an update, `{"d":id}` marks it delivered. */
-type JournalEntry = { a: number; u: StatusUpdate } | { d: number };
-
 /** Rewrite the journal once it holds this many lines and four times the pending updates. */
 const COMPACT_LINES = 1000;
 
@@ -86,23 +68,16 @@ const COMPACT_LINES = 1000;
  * pending), written before an update is sent and after it was acknowledged, so updates queued by
  * an agent process that died are delivered by the next one. Journal writes are fsynced once per
  * turn of the event loop (a `SyncBatch`), the directory too when the file is created, replaced
- * or removed. A write that fails (disk full) is cut back and tried again in order every
- * `rewriteMs` until it works; meanwhile {@link problem} says so and delivery goes on from memory.
+ * or removed (`OutboxJournal`). A write that fails (disk full) is cut back and tried again in
+ * order every `rewriteMs` until it works; meanwhile {@link problem} says so, {@link writable} is
+ * false (the agent pushes back) and delivery goes on from memory, in order.
  */
 export class StatusOutbox {
   readonly #o: StatusOutboxOptions;
-  readonly #file: string;
   /** Pending updates by id, in queue order. */
   readonly #queue = new Map<number, Item>();
   #nextId = 1;
-  #fd: number | null = null;
-  #journalLines = 0;
-  /** Bytes of the journal file written by this process so far (a failed write is cut back to it). */
-  #journalBytes = 0;
-  /** Journal lines not written yet (a write failed): written first, in order. */
-  #unwritten: string[] = [];
-  #rewriteTimer: NodeJS.Timeout | null = null;
-  #problem: string | null = null;
+  readonly #journal: OutboxJournal;
   readonly #sync: SyncBatch;
   #started = false;
   #stopped = false;
@@ -117,9 +92,17 @@ export class StatusOutbox {
 
   constructor(options: StatusOutboxOptions) {
     this.#o = options;
-    this.#file = join(options.dataDir, "outbox.json");
     this.#maxInFlight = Math.max(1, options.maxInFlight ?? 32);
     this.#sync = options.sync ?? new SyncBatch({ logger: options.logger });
+    this.#journal = new OutboxJournal({
+      dataDir: options.dataDir,
+      logger: options.logger,
+      sync: this.#sync,
+      pending: () => [...this.#queue.values()].filter((i) => i.journaled),
+      ...(options.rewriteMs === undefined ? {} : { rewriteMs: options.rewriteMs }),
+      ...(options.probeFreeBytes === undefined ? {} : { probeFreeBytes: options.probeFreeBytes }),
+      ...(options.onWritable === undefined ? {} : { onWritable: options.onWritable }),
+    });
     this.#stoppedSignal = new Promise<void>((resolve) => {
       this.#signalStopped = resolve;
     });
@@ -130,7 +113,21 @@ export class StatusOutbox {
    * null. They are still delivered from memory, but would be lost if the agent stopped now.
    */
   get problem(): string | null {
-    return this.#problem;
+    return this.#journal.problem;
+  }
+
+  /**
+   * False from the first journal write that fails until the journal can be written again. The
+   * agent pushes back meanwhile: its tasks' output readers pause, no task attempt starts and no
+   * new run is fetched, so that no more transitions pile up in memory only.
+   */
+  get writable(): boolean {
+    return this.#journal.writable;
+  }
+
+  /** Resolves once {@link writable} (at once when it is), or once the outbox stopped. */
+  whenWritable(): Promise<void> {
+    return this.#journal.whenWritable();
   }
 
   /** Updates waiting to be delivered. */
@@ -149,13 +146,13 @@ export class StatusOutbox {
   start(): void {
     if (this.#started) return;
     this.#started = true;
-    const left = this.#load();
+    const left = this.#journal.load();
     if (left.length > 0) {
       this.#o.logger.info("delivering status updates left by a previous agent process", { updates: left.length });
       for (const update of left) this.#add(update, 0, null, true);
-      this.#compact();
+      this.#journal.compact();
     } else {
-      this.#removeJournal();
+      this.#journal.remove();
     }
     this.#schedulePump();
   }
@@ -174,10 +171,10 @@ export class StatusOutbox {
         // Delivered meanwhile (the principal acknowledged its lines and the update): nothing to keep.
         if (item.journaled || !this.#queue.has(item.id)) return;
         item.journaled = true;
-        this.#journal({ a: item.id, u: update });
+        this.#journal.append({ a: item.id, u: update });
       });
     } else {
-      this.#journal({ a: item.id, u: update });
+      this.#journal.append({ a: item.id, u: update });
     }
     this.#schedulePump();
   }
@@ -198,16 +195,7 @@ export class StatusOutbox {
       for (const wake of this.#slotWaiters.splice(0)) wake();
     }
     while (this.#deliveries.size > 0) await Promise.allSettled([...this.#deliveries]);
-    if (this.#rewriteTimer !== null) clearTimeout(this.#rewriteTimer);
-    this.#rewriteTimer = null;
-    this.#writeJournal();
-    if (this.#unwritten.length > 0) {
-      this.#o.logger.error("status updates could not be saved in the outbox and are lost with this process", {
-        journalLines: this.#unwritten.length,
-        problem: this.#problem,
-      });
-    }
-    this.#closeJournal();
+    this.#journal.stop();
     this.#sync.now();
   }
 
@@ -310,158 +298,13 @@ export class StatusOutbox {
     const journaled = item.journaled;
     item.journaled = true;
     if (this.#queue.size === 0) {
-      this.#closeJournal();
-      this.#removeJournal();
+      this.#journal.remove();
     } else if (journaled) {
-      this.#journal({ d: item.id });
-      if (this.#journalLines >= COMPACT_LINES && this.#journalLines >= 4 * this.#queue.size) this.#compact();
+      this.#journal.append({ d: item.id });
+      const lines = this.#journal.lines;
+      if (lines >= COMPACT_LINES && lines >= 4 * this.#queue.size) this.#journal.compact();
     }
     item.onDone?.();
-  }
-
-  /** Pending updates found in the journal (or the single JSON array of older versions). */
-  #load(): StatusUpdate[] {
-    let text: string;
-    try {
-      text = readFileSync(this.#file, "utf8");
-    } catch {
-      return []; // no file, or unreadable: nothing to resend
-    }
-    try {
-      const all = JSON.parse(text) as unknown;
-      if (Array.isArray(all)) return all as StatusUpdate[];
-    } catch {
-      /* a journal */
-    }
-    const left = new Map<number, StatusUpdate>();
-    // Ids grow in a journal; a line rewritten after a failed write may come after later ones.
-    const order: number[] = [];
-    for (const line of text.split("\n")) {
-      if (line.trim() === "") continue;
-      let entry: JournalEntry;
-      try {
-        entry = JSON.parse(line) as JournalEntry;
-      } catch {
-        continue; // a line cut short by a crash mid-write
-      }
-      if ("a" in entry) {
-        left.set(entry.a, entry.u);
-        order.push(entry.a);
-      } else if ("d" in entry) left.delete(entry.d);
-    }
-    return order
-      .sort((a, b) => a - b)
-      .filter((id) => left.has(id))
-      .map((id) => left.get(id) as StatusUpdate);
-  }
-
-  #journal(entry: JournalEntry): void {
-    this.#unwritten.push(`${JSON.stringify(entry)}\n`);
-    this.#journalLines++;
-    this.#writeJournal();
-  }
-
-  /** Write the journal lines not written yet, in order; on failure cut the file back and retry later. */
-  #writeJournal(): void {
-    if (this.#unwritten.length === 0) return;
-    try {
-      if (this.#fd === null) {
-        this.#fd = openSync(this.#file, "a");
-        this.#journalBytes = fstatSync(this.#fd).size;
-        this.#sync.dir(this.#o.dataDir);
-      }
-      while (this.#unwritten.length > 0) {
-        const buf = Buffer.from(this.#unwritten[0] as string);
-        const bytes = buf.length;
-        try {
-          // A short write (the disk filled up mid-line) is followed by one that fails.
-          for (let off = 0; off < bytes; ) off += writeSync(this.#fd, buf, off, bytes - off);
-        } catch (e: unknown) {
-          // A short write must not glue the next line to a torn one.
-          try {
-            ftruncateSync(this.#fd, this.#journalBytes);
-          } catch {
-            this.#unwritten[0] = `\n${buf.toString()}`;
-          }
-          throw e;
-        }
-        this.#journalBytes += bytes;
-        this.#unwritten.shift();
-      }
-      this.#sync.file(this.#file);
-      if (this.#problem !== null) this.#o.logger.info("pending status updates are saved on disk again");
-      this.#problem = null;
-    } catch (e: unknown) {
-      const problem = writeProblem(
-        "status outbox",
-        this.#file,
-        e,
-        "status updates wait in memory only (lost if the agent stops) until it can be written",
-      );
-      if (problem !== this.#problem) {
-        this.#o.logger.error("cannot persist pending status updates; retrying", { error: errorMessage(e) });
-      }
-      this.#problem = problem;
-      if (this.#rewriteTimer === null && !this.#stopped) {
-        this.#rewriteTimer = setTimeout(() => {
-          this.#rewriteTimer = null;
-          this.#writeJournal();
-        }, this.#o.rewriteMs ?? 1000);
-        this.#rewriteTimer.unref();
-      }
-    }
-  }
-
-  /** Rewrite the journal with only the pending updates (fsynced before the rename). */
-  #compact(): void {
-    const tmp = `${this.#file}.tmp`;
-    try {
-      writeFileSync(
-        tmp,
-        [...this.#queue.values()]
-          .filter((i) => i.journaled)
-          .map((i) => `${JSON.stringify({ a: i.id, u: i.update })}\n`)
-          .join(""),
-      );
-      this.#sync.file(tmp);
-      this.#sync.now();
-      this.#closeJournal();
-      renameSync(tmp, this.#file);
-      this.#sync.dir(this.#o.dataDir);
-      this.#journalLines = this.#queue.size;
-      // Lines not written yet are in the new file already (it holds every pending update).
-      this.#unwritten = [];
-      if (this.#problem !== null) this.#o.logger.info("pending status updates are saved on disk again");
-      this.#problem = null;
-    } catch (e: unknown) {
-      rmSync(tmp, { force: true });
-      this.#o.logger.warn("cannot compact the status outbox journal; appending to it as before", {
-        error: errorMessage(e),
-      });
-    }
-  }
-
-  #removeJournal(): void {
-    this.#unwritten = [];
-    this.#problem = null;
-    try {
-      rmSync(this.#file, { force: true });
-      this.#sync.dir(this.#o.dataDir);
-    } catch (e: unknown) {
-      this.#o.logger.warn("cannot remove the status outbox journal", { error: errorMessage(e) });
-    }
-  }
-
-  #closeJournal(): void {
-    if (this.#fd !== null) {
-      try {
-        closeSync(this.#fd);
-      } catch {
-        /* already closed */
-      }
-    }
-    this.#fd = null;
-    this.#journalLines = 0;
   }
 
   #sleep(ms: number): Promise<void> {

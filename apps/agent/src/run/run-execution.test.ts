@@ -1,0 +1,126 @@
+import { after, test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { noopLogger, type TaskDefinition } from "@cdktr/protocol";
+import { fillDisk, makeTempDir, mountTmpfs, removeTempDirs, waitFor } from "@cdktr/test-utils";
+import { ProcessGroupRegistry } from "../exec/process-group-registry.js";
+import { LogShipper } from "../logs/log-shipper.js";
+import { StatusOutbox } from "../status/status-outbox.js";
+import type { StatusUpdate } from "../status/status-update.js";
+import { RunExecution, type RunExecutionOptions } from "./run-execution.js";
+
+after(removeTempDirs);
+
+/** A run of one task that touches `marker` (outside the tmpfs), with the agent's parts on a full tmpfs. */
+async function blockedRun(t: TestContext): Promise<{
+  exec: RunExecution;
+  sent: StatusUpdate[];
+  marker: string;
+  free: () => void;
+  stop: () => Promise<void>;
+} | null> {
+  const mnt = mountTmpfs(t, 256 * 1024);
+  if (mnt === null) return null;
+  const dir = join(mnt, "agent");
+  mkdirSync(dir);
+  const marker = join(makeTempDir("cdktr-run-"), "ran");
+  const sent: StatusUpdate[] = [];
+  const outbox = new StatusOutbox({
+    dataDir: dir,
+    logger: noopLogger,
+    rewriteMs: 20,
+    sink: async (u) => {
+      sent.push(u);
+    },
+  });
+  const shipper = new LogShipper({
+    sink: async () => undefined,
+    spoolDir: join(dir, "spool"),
+    spoolMaxBytes: 1024 * 1024,
+    logger: noopLogger,
+  });
+  outbox.start();
+  shipper.start();
+  const filler = fillDisk(mnt);
+  // A transition the journal cannot take: the outbox is not writable from now on.
+  outbox.push({
+    verb: "runStatus",
+    body: { agentId: "a", runId: "other", token: "k", status: "COMPLETED", time: new Date(0).toISOString() },
+  });
+  assert.equal(outbox.writable, false);
+  const task: TaskDefinition = {
+    id: "t",
+    name: "t",
+    description: null,
+    depends: [],
+    config: { type: "subprocess", cmd: "touch", args: [marker] },
+    env: {},
+    workingDirectory: null,
+    timeoutMs: null,
+    retries: { count: 0, backoffMs: 0, factor: 1 },
+  };
+  const exec = new RunExecution({
+    agentId: "a",
+    assignment: {
+      token: "k",
+      run: { runId: "r1", source: "test", params: {} },
+      workflow: { id: "wf", tasks: { t: task } },
+    } as unknown as RunExecutionOptions["assignment"],
+    taskEnv: { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } },
+    outbox,
+    shipper,
+    groups: new ProcessGroupRegistry(makeTempDir("cdktr-pgids-"), noopLogger),
+    killGraceMs: 500,
+    logger: noopLogger,
+  });
+  return {
+    exec,
+    sent,
+    marker,
+    free: () => rmSync(filler),
+    stop: async () => {
+      await shipper.stop();
+      await outbox.stop();
+    },
+  };
+}
+
+const taskStatuses = (sent: StatusUpdate[]): string[] =>
+  sent.filter((u) => u.verb === "taskStatus" && u.body.runId === "r1").map((u) => `${u.body.status}`);
+
+test("no task attempt starts while the status outbox cannot be written; it starts once space returns", async (t) => {
+  const b = await blockedRun(t);
+  if (b === null) return;
+  const done = b.exec.execute();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(existsSync(b.marker), false, "the task did not start");
+  assert.deepEqual(taskStatuses(b.sent), [], "no RUNNING reported");
+  b.free();
+  // (The outbox's retry timer does not keep a process alive: waitFor does.)
+  let status = "";
+  void done.then((s) => (status = s));
+  await waitFor(() => status !== "", { timeoutMs: 5000, what: "the run finished" });
+  assert.equal(status, "COMPLETED");
+  assert.ok(existsSync(b.marker), "the task ran");
+  await waitFor(() => taskStatuses(b.sent).length === 2, { timeoutMs: 5000, what: "both statuses delivered" });
+  assert.deepEqual(taskStatuses(b.sent), ["RUNNING", "COMPLETED"]);
+  await b.stop();
+});
+
+test("a run cancelled while its task waits for the status outbox ends CANCELLED without starting it", async (t) => {
+  const b = await blockedRun(t);
+  if (b === null) return;
+  const done = b.exec.execute();
+  await new Promise((r) => setTimeout(r, 100));
+  b.exec.cancel("cancelled");
+  assert.equal(await done, "CANCELLED");
+  assert.equal(existsSync(b.marker), false, "the task never started");
+  b.free();
+  await waitFor(() => taskStatuses(b.sent).length === 1, { timeoutMs: 5000, what: "the task's status delivered" });
+  const u = b.sent.find((x) => x.verb === "taskStatus" && x.body.runId === "r1");
+  assert.ok(u !== undefined && u.verb === "taskStatus");
+  assert.equal(u.body.status, "CANCELLED");
+  assert.equal(u.body.attempt, 0, "attempt 0: never started");
+  await b.stop();
+});
