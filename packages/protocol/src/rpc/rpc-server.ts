@@ -85,6 +85,13 @@ export interface RpcServerOptions<T extends VerbTable> {
 /** Default of {@link RpcServerOptions.maxInFlightPerPeer}. */
 export const DEFAULT_MAX_IN_FLIGHT_PER_PEER = 1000;
 
+/**
+ * Longest the receive loop dispatches queued requests before it lets the event loop run: zeromq.js
+ * resolves a receive synchronously while messages are queued (up to 512 in a row), and a 2,000-line
+ * log batch takes milliseconds to parse, so a flood on one socket would hold up every other socket.
+ */
+const RECEIVE_SLICE_MS = 1;
+
 /** Pause before closing the socket when replies were sent during `close()`. */
 const CLOSE_GRACE_MS = 100;
 
@@ -283,7 +290,13 @@ export class RpcServer<T extends VerbTable> {
   }
 
   private async receiveLoop(): Promise<void> {
+    /** Time spent dispatching since the last turn of the event loop (waiting does not count). */
+    let busy = 0;
     while (this.state === "running" || this.state === "closing") {
+      if (busy >= RECEIVE_SLICE_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        busy = 0;
+      }
       let frames: Buffer[];
       try {
         frames = await this.socket.receive();
@@ -292,11 +305,13 @@ export class RpcServer<T extends VerbTable> {
         this.logger.warn("rpc receive failed", { error: e });
         continue;
       }
+      const started = performance.now();
       try {
         this.dispatch(frames);
       } catch (e) {
         this.logger.error("rpc dispatch failed", { error: e });
       }
+      busy += performance.now() - started;
     }
   }
 
