@@ -40,7 +40,7 @@ import type {
 import { GroupCommit } from "./group-commit.js";
 import { canonicalJson } from "./idempotency.js";
 import { KeyWrites } from "./key-writes.js";
-import { insertLogLines } from "./log-writes.js";
+import { insertLogLinesInPieces } from "./log-writes.js";
 import { migrate } from "./migrations.js";
 import { ReadPool } from "./read-pool.js";
 import { pruneDatabase } from "./retention.js";
@@ -226,7 +226,7 @@ export class SqliteStore implements Store {
   }
 
   insertLogs(lines: LogLine[], claim: LogClaim | null): Promise<InsertLogsResult> {
-    return this.commit.command(() => insertLogLines(this.tables, lines, claim), "bulk");
+    return this.commit.commandInPieces(insertLogLinesInPieces(this.tables, lines, claim), "bulk");
   }
 
   enrollKey(key: NewKey): Promise<EnrollKeyResult> {
