@@ -26,6 +26,7 @@ export {
   type RpcServerOptions,
   type RequestContext,
   type Handler,
+  type Precheck,
 } from "./rpc/rpc-server.js";
 export { BindError } from "./rpc/bind.js";
 export { PrincipalClient, type PrincipalClientOptions } from "./rpc/principal-client.js";
