@@ -24,10 +24,8 @@ export {
   DEFAULT_MAX_IN_FLIGHT_PER_PEER,
   RpcServer,
   type RpcServerOptions,
-  type RequestContext,
-  type Handler,
-  type Precheck,
 } from "./rpc/rpc-server.js";
+export type { Handler, Precheck, RequestContext } from "./rpc/handler.js";
 export { BindError } from "./rpc/bind.js";
 export { PrincipalClient, type PrincipalClientOptions } from "./rpc/principal-client.js";
 export { LogClient, type LogClientOptions } from "./rpc/log-client.js";
