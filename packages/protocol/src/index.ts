@@ -22,6 +22,7 @@ export {
 export { RpcClient, type RpcClientOptions, type RequestOptions, type RetryOptions } from "./rpc/rpc-client.js";
 export {
   DEFAULT_MAX_IN_FLIGHT_PER_PEER,
+  DEFAULT_MAX_IN_FLIGHT_PER_KEY,
   RpcServer,
   type RpcServerOptions,
 } from "./rpc/rpc-server.js";

@@ -10,34 +10,47 @@ export interface InFlight {
   end(): void;
 }
 
+/** Why {@link InFlightRequests.begin} refused a request: its connection's or its key's bound. */
+export interface InFlightRefusal {
+  bound: "connection" | "key";
+  running: number;
+  max: number;
+}
+
 /**
- * The requests an RPC server is running, per connection too: at most `maxPerConnection` at once
- * for one connection (a client pipelining without reading replies cannot pile up handlers); and
- * what closing needs, aborting them all and waiting for their replies.
+ * The requests an RPC server is running, per connection and per key too: at most
+ * `maxPerConnection` at once for one connection (a client pipelining without reading replies
+ * cannot pile up handlers), and at most `maxPerKey` for one key over all its connections (opening
+ * more connections buys no more); and what closing needs, aborting them all and waiting for their
+ * replies.
  */
 export class InFlightRequests {
   private readonly running = new Set<{ controller: AbortController | null; done: Promise<void> }>();
   private readonly byConnection = new Map<string, number>();
+  private readonly byKey = new Map<string, number>();
 
   /**
    * @param maxPerConnection requests one connection may have running
+   * @param maxPerKey requests one key may have running over all its connections
    * @param closing true once the server is closing: a signal made then is aborted at once
    */
   constructor(
-    readonly maxPerConnection: number,
+    private readonly maxPerConnection: number,
+    private readonly maxPerKey: number,
     private readonly closing: () => boolean,
   ) {}
 
-  /** Requests running for `connection`. */
-  count(connection: string): number {
-    return this.byConnection.get(connection) ?? 0;
-  }
-
-  /** Start tracking a request of `connection`; null when the connection has its bound running. */
-  begin(connection: string, deadline: number | null): InFlight | null {
-    const running = this.count(connection);
-    if (running >= this.maxPerConnection) return null;
+  /**
+   * Start tracking a request of `connection`, sent with the key named `key` (null without
+   * authentication); the refusal when the connection or the key has its bound running.
+   */
+  begin(connection: string, key: string | null, deadline: number | null): InFlight | InFlightRefusal {
+    const running = this.byConnection.get(connection) ?? 0;
+    if (running >= this.maxPerConnection) return { bound: "connection", running, max: this.maxPerConnection };
+    const keyRunning = key === null ? 0 : (this.byKey.get(key) ?? 0);
+    if (key !== null && keyRunning >= this.maxPerKey) return { bound: "key", running: keyRunning, max: this.maxPerKey };
     this.byConnection.set(connection, running + 1);
+    if (key !== null) this.byKey.set(key, keyRunning + 1);
     const entry = { controller: null as AbortController | null, done: Promise.resolve() };
     let timer: NodeJS.Timeout | undefined;
     this.running.add(entry);
@@ -70,9 +83,8 @@ export class InFlightRequests {
       end: () => {
         clearTimeout(timer);
         this.running.delete(entry);
-        const left = this.count(connection) - 1;
-        if (left > 0) this.byConnection.set(connection, left);
-        else this.byConnection.delete(connection);
+        decrement(this.byConnection, connection);
+        if (key !== null) decrement(this.byKey, key);
       },
     };
   }
@@ -86,4 +98,21 @@ export class InFlightRequests {
   pending(): Promise<void>[] {
     return [...this.running].map((f) => f.done);
   }
+}
+
+/** The retryable `RESOURCE_EXHAUSTED` answering a request refused by `r` (sent with the key `keyName`). */
+export function refusalError(r: InFlightRefusal, keyName: string | null): CdktrError {
+  const who = r.bound === "key" ? `of key \`${keyName ?? ""}\` (all its connections)` : "of this connection";
+  return new CdktrError(
+    "RESOURCE_EXHAUSTED",
+    `${r.running} requests ${who} are running (at most ${r.max}): wait for their replies before sending more`,
+    { retryable: true },
+  );
+}
+
+/** One less for `name` (the entry goes at zero). */
+function decrement(counts: Map<string, number>, name: string): void {
+  const left = (counts.get(name) ?? 1) - 1;
+  if (left > 0) counts.set(name, left);
+  else counts.delete(name);
 }

@@ -11,7 +11,7 @@ import {
   serverFrameLimit,
 } from "./frames.js";
 import type { Handler, Precheck, RequestContext } from "./handler.js";
-import { InFlightRequests } from "./in-flight.js";
+import { InFlightRequests, refusalError } from "./in-flight.js";
 import { MANY_FRAMES, ManyFramesWarning } from "./many-frames-warning.js";
 import { Replies, type ReplyTarget } from "./replies.js";
 import { checkRequestFrames } from "./request-check.js";
@@ -45,6 +45,12 @@ export interface RpcServerOptions<T extends VerbTable> {
    * handlers). @default 1000
    */
   maxInFlightPerPeer?: number | undefined;
+  /**
+   * Requests one key may have running at once over all its connections (with `auth`); one more
+   * is answered at once with a retryable `RESOURCE_EXHAUSTED` (more connections buy no more).
+   * @default 5000
+   */
+  maxInFlightPerKey?: number | undefined;
   /** @default noopLogger */
   logger?: Logger | undefined;
   /** Reported by the built-in `ping` handler as `principalId`. @default "cdktr" */
@@ -67,6 +73,8 @@ export interface RpcServerOptions<T extends VerbTable> {
 
 /** Default of {@link RpcServerOptions.maxInFlightPerPeer}. */
 export const DEFAULT_MAX_IN_FLIGHT_PER_PEER = 1000;
+/** Default of {@link RpcServerOptions.maxInFlightPerKey}. */
+export const DEFAULT_MAX_IN_FLIGHT_PER_KEY = 5000;
 
 /**
  * Longest the receive loop dispatches queued requests before it lets the event loop run: zeromq.js
@@ -117,6 +125,7 @@ export class RpcServer<T extends VerbTable> {
     this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.inFlight = new InFlightRequests(
       Math.max(1, opts.maxInFlightPerPeer ?? DEFAULT_MAX_IN_FLIGHT_PER_PEER),
+      Math.max(1, opts.maxInFlightPerKey ?? DEFAULT_MAX_IN_FLIGHT_PER_KEY),
       () => this.state !== "running",
     );
     this.logger = opts.logger ?? noopLogger;
@@ -373,17 +382,9 @@ export class RpcServer<T extends VerbTable> {
 
   private run(p: ReplyTarget, verb: string, body: unknown, base: Omit<RequestContext, "signal">): void {
     const connection = p.routingId.toString("hex");
-    const flight = this.inFlight.begin(connection, base.deadline);
-    if (flight === null) {
-      const max = this.inFlight.maxPerConnection;
-      this.replies.error(
-        p,
-        new CdktrError(
-          "RESOURCE_EXHAUSTED",
-          `${this.inFlight.count(connection)} requests of this connection are running (at most ${max}): wait for their replies before sending more`,
-          { retryable: true },
-        ),
-      );
+    const flight = this.inFlight.begin(connection, base.identity?.name ?? null, base.deadline);
+    if ("bound" in flight) {
+      this.replies.error(p, refusalError(flight, base.identity?.name ?? null));
       return;
     }
     const ctx: RequestContext = {
