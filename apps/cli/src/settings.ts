@@ -101,6 +101,12 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         description: "Requests one connection may have running at once (one more: RESOURCE_EXHAUSTED)",
       },
       {
+        name: "CDKTR_MAX_REQUESTS_IN_FLIGHT_PER_KEY",
+        default: "5000",
+        description:
+          "Requests one key may have running at once over all its connections, per port (one more: RESOURCE_EXHAUSTED)",
+      },
+      {
         name: "CDKTR_LOG_INGEST_MAX_PENDING_LINES",
         default: "20000",
         description: "Log lines of one agent waiting to be stored; beyond it a batch is refused (retryable)",

@@ -24,6 +24,7 @@ describe("loadConfig", () => {
       logRetentionDays: 30,
       maxMessageBytes: 1_048_576,
       maxRequestsInFlight: 1000,
+      maxRequestsInFlightPerKey: 5000,
       logIngestMaxPendingLines: 20_000,
       logIngestMaxPendingBytes: 16 * 1024 * 1024,
       shutdownGraceMs: 10_000,

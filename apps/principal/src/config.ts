@@ -50,6 +50,8 @@ export const PrincipalEnvSchema = z.object({
   /** Largest request accepted on the API and log channels. */
   CDKTR_MAX_MESSAGE_BYTES: envInt({ min: 1024, max: 64 * 1024 * 1024, default: 1_048_576 }),
   CDKTR_MAX_REQUESTS_IN_FLIGHT: envInt({ min: 1, max: 1_000_000, default: 1000 }),
+  /** Requests one key may have running at once over all its connections (per port); with authentication. */
+  CDKTR_MAX_REQUESTS_IN_FLIGHT_PER_KEY: envInt({ min: 1, max: 1_000_000, default: 5000 }),
   /**
    * Log lines of one agent the principal holds received but not yet stored; a `logBatch` beyond
    * it gets the retryable `RESOURCE_EXHAUSTED` (a batch arriving when none is pending is always taken).
@@ -96,6 +98,8 @@ export interface PrincipalConfig {
   maxMessageBytes: number;
   /** Requests one connection may have running at once (`CDKTR_MAX_REQUESTS_IN_FLIGHT`). */
   maxRequestsInFlight: number;
+  /** Requests one key may have running at once over all its connections, per port (`CDKTR_MAX_REQUESTS_IN_FLIGHT_PER_KEY`). */
+  maxRequestsInFlightPerKey: number;
   /** `CDKTR_LOG_INGEST_MAX_PENDING_LINES`. */
   logIngestMaxPendingLines: number;
   /** `CDKTR_LOG_INGEST_MAX_PENDING_BYTES`. */
@@ -170,6 +174,7 @@ export function loadConfig(
     logRetentionDays: e.CDKTR_LOG_RETENTION_DAYS,
     maxMessageBytes: e.CDKTR_MAX_MESSAGE_BYTES,
     maxRequestsInFlight: e.CDKTR_MAX_REQUESTS_IN_FLIGHT,
+    maxRequestsInFlightPerKey: e.CDKTR_MAX_REQUESTS_IN_FLIGHT_PER_KEY,
     logIngestMaxPendingLines: e.CDKTR_LOG_INGEST_MAX_PENDING_LINES,
     logIngestMaxPendingBytes: e.CDKTR_LOG_INGEST_MAX_PENDING_BYTES,
     shutdownGraceMs: e.CDKTR_SHUTDOWN_GRACE_MS,

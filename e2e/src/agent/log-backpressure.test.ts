@@ -15,20 +15,41 @@ const AGENT_ID = "bp-agent";
 
 test(`while its ingest budget is taken, a real agent's refused log batches are resent: all ${N} lines stored once`, async () => {
   const c = await prepareCluster(
-    { "chatty.yml": workflowYaml({ tasks: { chatty: { cmd: "seq", args: ["1", String(N)] } } }) },
+    {
+      "chatty.yml": workflowYaml({ tasks: { chatty: { cmd: "seq", args: ["1", String(N)] } } }),
+      // Run only by the flood's own agent id (the real agent does not carry the label).
+      "hold.yml": workflowYaml({ name: "Hold", header: ["agent_labels: [flood]"] }),
+    },
     // Small enough that any batch pending under the agent's id makes the next one wait.
     { env: { CDKTR_LOG_INGEST_MAX_PENDING_LINES: "100" } },
   );
   await c.start();
   const agent = await startFastAgent(c, { env: { CDKTR_AGENT_ID: AGENT_ID } });
-  // Someone with the agent's key keeps the agent's budget busy: batches for a run that does not
-  // exist (each is refused at commit, but holds the budget until then).
-  const flood = c.connectLogs({ key: c.key("local-agent"), timeoutMs: 30_000 });
+  // Someone with the agent's key keeps the agent's budget busy: 2,000-line batches, sent under
+  // the agent's id, for a run of its own lease. Each is written in pieces over several turns of
+  // the principal's event loop (a batch refused at once would free the budget before the next
+  // request is even read), so the agent's batches arriving meanwhile are refused as busy.
+  const agentKey = c.key("local-agent");
+  const api = c.connect({ key: agentKey });
+  await api.registerAgent({
+    agentId: "bp-flood",
+    host: "test",
+    capacity: 1,
+    labels: ["flood"],
+    version: "t",
+    runningRuns: [],
+  });
+  const holdRun = await c.run("hold");
+  const work = await api.fetchWork({ agentId: "bp-flood", waitMs: 5000, freeSlots: 1 });
+  assert.equal(work.assignment?.run.runId, holdRun);
+  const token = work.assignment?.token ?? "";
+  await api.confirmAssignment({ agentId: "bp-flood", runId: holdRun, token });
+  const flood = c.connectLogs({ key: agentKey, timeoutMs: 30_000 });
   const junk: LogLine[] = Array.from({ length: 2000 }, (_, i) => ({
     time: new Date().toISOString(),
-    runId: "no-such-run",
-    workflowId: "chatty",
-    taskId: "x",
+    runId: holdRun,
+    workflowId: "hold",
+    taskId: "only",
     stream: "stdout",
     level: "info",
     seq: i + 1,
@@ -39,10 +60,10 @@ test(`while its ingest budget is taken, a real agent's refused log batches are r
   const flooder = async (): Promise<void> => {
     while (flooding) {
       try {
-        await flood.logBatch({ agentId: AGENT_ID, lines: junk, tokens: { "no-such-run": "t" } }, { retry: false });
+        await flood.logBatch({ agentId: AGENT_ID, lines: junk, tokens: { [holdRun]: token } }, { retry: false });
       } catch (e) {
         if (isCdktrError(e, "RESOURCE_EXHAUSTED")) floodRefusedBusy++;
-        else if (!isCdktrError(e, "RUN_NOT_FOUND")) throw e;
+        else throw e;
       }
       // Busy part of the time, not all of it (a flood holding it always would starve the agent).
       await new Promise((r) => setTimeout(r, 15));

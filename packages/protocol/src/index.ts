@@ -22,11 +22,11 @@ export {
 export { RpcClient, type RpcClientOptions, type RequestOptions, type RetryOptions } from "./rpc/rpc-client.js";
 export {
   DEFAULT_MAX_IN_FLIGHT_PER_PEER,
+  DEFAULT_MAX_IN_FLIGHT_PER_KEY,
   RpcServer,
   type RpcServerOptions,
-  type RequestContext,
-  type Handler,
 } from "./rpc/rpc-server.js";
+export type { Handler, Precheck, RequestContext } from "./rpc/handler.js";
 export { BindError } from "./rpc/bind.js";
 export { PrincipalClient, type PrincipalClientOptions } from "./rpc/principal-client.js";
 export { LogClient, type LogClientOptions } from "./rpc/log-client.js";

@@ -74,6 +74,23 @@ export class LogIngestBudget {
     };
   }
 
+  /**
+   * Refuse at once a batch of `lineCount` lines that {@link take} would refuse for its lines alone
+   * (checked on the request's JSON, before its lines are validated: a peer resending refused
+   * batches costs little).
+   * @throws CdktrError RESOURCE_EXHAUSTED (retryable) when the agent's line bound is reached.
+   */
+  precheck(agentId: string, lineCount: number): void {
+    const now = this.pending.get(agentId);
+    if (now !== undefined && now.lines + lineCount > this.maxLines) {
+      throw logIngestBusy(
+        agentId,
+        now,
+        `CDKTR_LOG_INGEST_MAX_PENDING_LINES=${this.maxLines}, CDKTR_LOG_INGEST_MAX_PENDING_BYTES=${this.maxBytes}`,
+      );
+    }
+  }
+
   /** Lines pending for `agentId` (tests, diagnostics). */
   pendingLines(agentId: string): number {
     return this.pending.get(agentId)?.lines ?? 0;
@@ -86,19 +103,32 @@ export class LogIngestBudget {
  * authentication, a batch is stored only when the caller's key holds the lease of every run in it
  * and sent each run's token (`tokens`). At most `CDKTR_LOG_INGEST_MAX_PENDING_LINES` /
  * `_BYTES` of one agent wait to be stored ({@link LogIngestBudget}); beyond that a batch gets the
- * retryable `RESOURCE_EXHAUSTED` and the agent sends it again later. Lines go in the store's bulk
- * lane, so they never delay triggers and status reports.
+ * retryable `RESOURCE_EXHAUSTED` and the agent sends it again later; a batch beyond the line bound
+ * is refused from its JSON, before its lines are validated. Lines go in the store's bulk lane, so
+ * they never delay triggers and status reports.
  */
 export function registerLogIngestHandlers(server: RpcServer<typeof LOG_VERBS>, ctx: ApiContext): void {
   const budget = new LogIngestBudget(ctx.config.logIngestMaxPendingLines, ctx.config.logIngestMaxPendingBytes);
+  // Unregistered agent ids share one budget per key: inventing ids buys no extra room.
+  const ownerOf = (agentId: string, keyName: string | null): string =>
+    ctx.agents.active(agentId) !== undefined ? agentId : `(unregistered agent ids of key ${keyName ?? "-"})`;
+  server.precheck("logBatch", (json, rpc) => {
+    const { agentId, lines } = (typeof json === "object" && json !== null ? json : {}) as Record<string, unknown>;
+    if (typeof agentId !== "string" || !Array.isArray(lines)) return; // the schema answers that
+    const keyName = rpc.identity?.name ?? null;
+    try {
+      ctx.agents.checkKey(agentId, keyName);
+    } catch {
+      return; // the handler answers that, after the schema
+    }
+    ctx.agents.touch(agentId);
+    budget.precheck(ownerOf(agentId, keyName), lines.length);
+  });
   server.handle("logBatch", async ({ agentId, lines, tokens }, rpc) => {
     const identity = rpc.identity;
     ctx.agents.checkKey(agentId, identity?.name ?? null);
     ctx.agents.touch(agentId);
-    // Unregistered agent ids share one budget per key: inventing ids buys no extra room.
-    const owner =
-      ctx.agents.active(agentId) !== undefined ? agentId : `(unregistered agent ids of key ${identity?.name ?? "-"})`;
-    const release = budget.take(owner, lines);
+    const release = budget.take(ownerOf(agentId, identity?.name ?? null), lines);
     let res: Awaited<ReturnType<typeof ctx.store.insertLogs>>;
     try {
       res = await ctx.store.insertLogs(

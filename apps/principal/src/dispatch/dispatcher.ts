@@ -6,17 +6,17 @@ import {
   isTerminalRunStatus,
   isoTime as iso,
   noopLogger,
-  type Assignment,
   type Clock,
   type Logger,
   type RunRecord,
   type TaskRunRecord,
-  type TimerHandle,
   type WorkflowDefinition,
 } from "@cdktr/protocol";
 import { notLeasedTo, shuttingDown, staleAssignment } from "../errors.js";
 import { HELD_RUN_STATUSES } from "../runs/state-machine.js";
 import type { ActiveRun, Store } from "../store/store.js";
+import { ActiveRuns, type ActiveEntry } from "./active-runs.js";
+import { ParkedPolls, type FetchResult, type Waiter } from "./parked-polls.js";
 
 /** Codes with which the store refuses a confirmation (the database disagrees: not a failed commit). */
 const STORE_REFUSALS: ReadonlySet<string> = new Set([
@@ -25,17 +25,6 @@ const STORE_REFUSALS: ReadonlySet<string> = new Set([
   "RUN_NOT_FOUND",
   "INVALID_TRANSITION",
 ]);
-
-/** A non-terminal run as the dispatcher tracks it in memory. */
-export interface ActiveEntry {
-  run: RunRecord;
-  workflow: WorkflowDefinition;
-  token: string | null;
-  /** The key that fetched the current assignment (null: unassigned, or authentication off). */
-  leaseKey: string | null;
-  leaseExpiresAt: number | null;
-  cancelRequested: boolean;
-}
 
 /** An agent asking for work: its id, labels and (authentication on) the name of its key. */
 export interface WorkRequester {
@@ -50,12 +39,6 @@ export interface WorkRequester {
   capacity?: number;
 }
 
-/** What a `fetchWork` long-poll resolves to. */
-export interface FetchResult {
-  assignment: Assignment | null;
-  cancel: string[];
-}
-
 /** Options of {@link Dispatcher}. */
 export interface DispatcherOptions {
   store: Store;
@@ -68,17 +51,6 @@ export interface DispatcherOptions {
   onRunChanged?: (run: RunRecord) => void;
   /** Called after task rows changed (to publish them). */
   onTasksChanged?: (workflowId: string, tasks: TaskRunRecord[]) => void;
-}
-
-interface Waiter {
-  agentId: string;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | null;
-  labels: readonly string[];
-  keyName: string | null;
-  resolve: (r: FetchResult) => void;
-  timer: TimerHandle | null;
-  done: boolean;
 }
 
 /**
@@ -102,16 +74,9 @@ interface Waiter {
  * which is committed after it and checks the token).
  */
 export class Dispatcher {
-  private readonly entries = new Map<string, ActiveEntry>();
-  /** Ids of QUEUED runs, sorted ascending. */
-  private queued: string[] = [];
-  /** Parked long-polls in arrival order (answered first come, first served). */
-  private readonly waiters = new Set<Waiter>();
-  /** The same long-polls per agent id. */
-  private readonly waitersByAgent = new Map<string, Set<Waiter>>();
-  /** Ids of the runs each agent holds (ASSIGNED or RUNNING), and the reverse index. */
-  private readonly heldRuns = new Map<string, Set<string>>();
-  private readonly heldBy = new Map<string, string>();
+  private readonly runs = new ActiveRuns();
+  /** Parked long-polls in arrival order (answered first come, first served), and per agent. */
+  private readonly parked: ParkedPolls;
   /** Runs whose confirmation is being committed (their lease cannot expire meanwhile). */
   private readonly confirming = new Set<string>();
   /** Runs whose lease expiry is being committed. */
@@ -133,6 +98,7 @@ export class Dispatcher {
     this.logger = opts.logger ?? noopLogger;
     this.onRunChanged = opts.onRunChanged ?? (() => undefined);
     this.onTasksChanged = opts.onTasksChanged ?? (() => undefined);
+    this.parked = new ParkedPolls(this.clock);
   }
 
   /**
@@ -140,68 +106,39 @@ export class Dispatcher {
    * that got the assignment just before a restart may still confirm it.
    */
   load(active: readonly ActiveRun[]): void {
-    const now = this.clock.now();
-    for (const a of active) {
-      const entry: ActiveEntry = { ...a };
-      if (entry.run.status === "ASSIGNED")
-        entry.leaseExpiresAt = Math.max(entry.leaseExpiresAt ?? 0, now + this.leaseMs);
-      this.entries.set(a.run.runId, entry);
-      this.reindex(entry);
-      if (a.run.status === "QUEUED") this.queued.push(a.run.runId);
-    }
-    this.queued.sort();
+    this.runs.load(active, this.clock.now(), this.leaseMs);
   }
 
   /** The tracked entry of a non-terminal run. */
   get(runId: string): ActiveEntry | undefined {
-    return this.entries.get(runId);
+    return this.runs.get(runId);
   }
 
   /** Runs an agent holds (ASSIGNED or RUNNING). */
   byAgent(agentId: string): ActiveEntry[] {
-    const ids = this.heldRuns.get(agentId);
-    if (ids === undefined) return [];
-    const held: ActiveEntry[] = [];
-    for (const id of ids) {
-      const e = this.entries.get(id);
-      if (e !== undefined) held.push(e);
-    }
-    return held;
+    return this.runs.byAgent(agentId);
   }
 
   /** Number of `fetchWork` long-polls parked now (all agents, or one). */
   parkedCount(agentId?: string): number {
-    return agentId === undefined ? this.waiters.size : (this.waitersByAgent.get(agentId)?.size ?? 0);
+    return this.parked.count(agentId);
   }
 
   /** Number of QUEUED runs. */
   queuedCount(): number {
-    return this.queued.length;
+    return this.runs.queuedCount();
   }
 
   /** Track a newly committed QUEUED run and hand it out if someone waits. */
   enqueue(run: RunRecord, workflow: WorkflowDefinition): void {
-    if (run.status !== "QUEUED" || this.entries.has(run.runId)) return;
-    this.entries.set(run.runId, {
-      run,
-      workflow,
-      token: null,
-      leaseKey: null,
-      leaseExpiresAt: null,
-      cancelRequested: false,
-    });
-    insertSorted(this.queued, run.runId);
-    this.pump();
+    if (this.runs.add(run, workflow)) this.pump();
   }
 
   /** Stop tracking a run (it became terminal) and use the freed slot. */
   remove(runId: string): ActiveEntry | undefined {
-    const e = this.entries.get(runId);
+    const e = this.runs.delete(runId);
     if (e === undefined) return undefined;
-    this.entries.delete(runId);
-    this.reindex(e);
     this.cancelSentByFetch.delete(runId);
-    if (e.run.status === "QUEUED") removeSorted(this.queued, runId);
     this.pump();
     return e;
   }
@@ -211,21 +148,21 @@ export class Dispatcher {
    * RUNNING, tell its agent now (parked fetchWork, if any).
    */
   requestCancel(runId: string): void {
-    const e = this.entries.get(runId);
+    const e = this.runs.get(runId);
     if (e === undefined || !HELD_RUN_STATUSES.includes(e.run.status)) return;
     e.cancelRequested = true;
     const agentId = e.run.agentId;
     if (agentId === null || e.run.status !== "RUNNING") return;
     const cancel = this.cancelsFor(agentId);
-    for (const w of [...(this.waitersByAgent.get(agentId) ?? [])]) {
+    for (const w of this.parked.ofAgent(agentId)) {
       this.cancelSentByFetch.add(runId);
-      this.finish(w, { assignment: null, cancel });
+      this.parked.finish(w, { assignment: null, cancel });
     }
   }
 
   /** Answer an agent's parked fetchWork calls with nothing (it was declared lost). */
   dropWaiters(agentId: string): void {
-    for (const w of [...(this.waitersByAgent.get(agentId) ?? [])]) this.finish(w, { assignment: null, cancel: [] });
+    for (const w of this.parked.ofAgent(agentId)) this.parked.finish(w, { assignment: null, cancel: [] });
   }
 
   /** Runs this agent must stop: RUNNING on it with a cancel requested. */
@@ -261,44 +198,44 @@ export class Dispatcher {
       const cancel = fresh.length > 0 ? this.cancelsFor(agent.agentId) : [];
       const free =
         (agent.capacity ?? Number.POSITIVE_INFINITY) -
-        (this.heldRuns.get(agent.agentId)?.size ?? 0) -
+        this.runs.heldCount(agent.agentId) -
         this.parkedCount(agent.agentId);
       if (free <= 0) {
         // Every slot is taken: neither a run nor a parked poll more (the agent asks again later).
-        this.finish(waiter, { assignment: null, cancel });
+        this.parked.finish(waiter, { assignment: null, cancel });
         return;
       }
       if (cancel.length > 0) {
         // Cancels first; the agent fetches again right after.
-        const entry = this.pick(agent.labels);
+        const entry = this.runs.pick(agent.labels);
         if (entry === undefined) {
-          this.finish(waiter, { assignment: null, cancel });
+          this.parked.finish(waiter, { assignment: null, cancel });
           return;
         }
         this.assign(waiter, entry);
         return;
       }
-      const entry = this.pick(agent.labels);
+      const entry = this.runs.pick(agent.labels);
       if (entry !== undefined) {
         this.assign(waiter, entry);
         return;
       }
       if (waitMs <= 0) {
-        this.finish(waiter, { assignment: null, cancel: [] });
+        this.parked.finish(waiter, { assignment: null, cancel: [] });
         return;
       }
       if (signal?.aborted === true) {
-        this.finish(waiter, { assignment: null, cancel: [] });
+        this.parked.finish(waiter, { assignment: null, cancel: [] });
         return;
       }
       waiter.timer = this.clock.setTimer(() => {
-        this.finish(waiter, { assignment: null, cancel: this.cancelsFor(agent.agentId) });
+        this.parked.finish(waiter, { assignment: null, cancel: this.cancelsFor(agent.agentId) });
       }, waitMs);
       if (signal !== undefined) {
-        waiter.onAbort = () => this.finish(waiter, { assignment: null, cancel: [] });
+        waiter.onAbort = () => this.parked.finish(waiter, { assignment: null, cancel: [] });
         signal.addEventListener("abort", waiter.onAbort, { once: true });
       }
-      this.park(waiter);
+      this.parked.park(waiter);
     });
   }
 
@@ -310,7 +247,7 @@ export class Dispatcher {
    * RUN_NOT_FOUND for unknown runs.
    */
   async confirm(agentId: string, runId: string, token: string, keyName: string | null = null): Promise<RunRecord> {
-    const e = this.entries.get(runId);
+    const e = this.runs.get(runId);
     const now = this.clock.now();
     if (keyName !== null && e !== undefined && e.token === token && e.leaseKey !== keyName) {
       throw notLeasedTo(runId, keyName);
@@ -331,7 +268,7 @@ export class Dispatcher {
           Object.keys(e.workflow.tasks),
           keyName,
         );
-        if (this.entries.get(runId) === e) this.setRun(e, run);
+        if (this.runs.isCurrent(e)) this.runs.setRun(e, run);
         this.onRunChanged(run);
         this.onTasksChanged(run.workflowId, tasks);
         return run;
@@ -371,11 +308,11 @@ export class Dispatcher {
   expireLeases(): string[] {
     const now = this.clock.now();
     const expired: string[] = [];
-    for (const e of this.entries.values()) {
+    for (const e of this.runs.all()) {
       if (e.run.status === "ASSIGNED" && e.leaseExpiresAt !== null && now > e.leaseExpiresAt) expired.push(e.run.runId);
     }
     for (const id of expired) {
-      const e = this.entries.get(id);
+      const e = this.runs.get(id);
       if (e !== undefined) this.expire(e);
     }
     return expired;
@@ -384,7 +321,7 @@ export class Dispatcher {
   /** Answer every parked fetchWork with nothing and refuse new ones. */
   close(): void {
     this.closed = true;
-    for (const w of [...this.waiters]) this.finish(w, { assignment: null, cancel: [] });
+    for (const w of this.parked.all()) this.parked.finish(w, { assignment: null, cancel: [] });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -398,7 +335,7 @@ export class Dispatcher {
     const token = e.token;
     if (token === null || this.confirming.has(runId) || this.expiring.has(runId)) return;
     this.expiring.add(runId);
-    const current = (): boolean => this.entries.get(runId) === e && e.token === token && e.run.status === "ASSIGNED";
+    const current = (): boolean => this.runs.isCurrent(e) && e.token === token && e.run.status === "ASSIGNED";
     const agentId = e.run.agentId;
     this.store
       .expireAssignment(runId, token)
@@ -426,102 +363,16 @@ export class Dispatcher {
 
   /** Back in the queue in memory (its QUEUED state is committed). */
   private requeue(e: ActiveEntry, run: RunRecord): void {
-    e.token = null;
-    e.leaseKey = null;
-    e.leaseExpiresAt = null;
-    this.setRun(e, { ...run, status: "QUEUED", agentId: null });
-    insertSorted(this.queued, run.runId);
+    this.runs.requeue(e, run);
     this.pump();
   }
 
-  /** Set an entry's run and keep the per-agent index of held runs in step. */
-  private setRun(e: ActiveEntry, run: RunRecord): void {
-    e.run = run;
-    this.reindex(e);
-  }
-
-  /** Index the entry under the agent holding it (ASSIGNED/RUNNING and tracked), or under none. */
-  private reindex(e: ActiveEntry): void {
-    const id = e.run.runId;
-    const holder =
-      this.entries.get(id) === e && e.run.agentId !== null && HELD_RUN_STATUSES.includes(e.run.status)
-        ? e.run.agentId
-        : null;
-    const had = this.heldBy.get(id) ?? null;
-    if (had === holder) return;
-    if (had !== null) {
-      const ids = this.heldRuns.get(had);
-      ids?.delete(id);
-      if (ids?.size === 0) this.heldRuns.delete(had);
-      this.heldBy.delete(id);
-    }
-    if (holder !== null) {
-      let ids = this.heldRuns.get(holder);
-      if (ids === undefined) {
-        ids = new Set();
-        this.heldRuns.set(holder, ids);
-      }
-      ids.add(id);
-      this.heldBy.set(id, holder);
-    }
-  }
-
-  private park(w: Waiter): void {
-    this.waiters.add(w);
-    let mine = this.waitersByAgent.get(w.agentId);
-    if (mine === undefined) {
-      mine = new Set();
-      this.waitersByAgent.set(w.agentId, mine);
-    }
-    mine.add(w);
-  }
-
-  private unpark(w: Waiter): void {
-    this.waiters.delete(w);
-    const mine = this.waitersByAgent.get(w.agentId);
-    mine?.delete(w);
-    if (mine?.size === 0) this.waitersByAgent.delete(w.agentId);
-  }
-
-  private pick(labels: readonly string[]): ActiveEntry | undefined {
-    if (this.queued.length === 0) return undefined;
-    // Active counts are only needed for workflows with max_active_runs: computed on first use.
-    let active: Map<string, number> | null = null;
-    const activeOf = (wf: string): number => {
-      if (active === null) {
-        const counts = new Map<string, number>();
-        for (const e of this.entries.values()) {
-          if (HELD_RUN_STATUSES.includes(e.run.status))
-            counts.set(e.run.workflowId, (counts.get(e.run.workflowId) ?? 0) + 1);
-        }
-        active = counts;
-      }
-      return active.get(wf) ?? 0;
-    };
-    const blocked = new Set<string>();
-    for (const id of this.queued) {
-      const e = this.entries.get(id);
-      if (e === undefined) continue;
-      const wf = e.run.workflowId;
-      if (blocked.has(wf)) continue;
-      const max = e.workflow.maxActiveRuns;
-      if (max !== null && activeOf(wf) >= max) {
-        // FIFO within a workflow: later runs of it wait behind this one.
-        blocked.add(wf);
-        continue;
-      }
-      if (!e.workflow.agentLabels.every((l) => labels.includes(l))) continue;
-      return e;
-    }
-    return undefined;
-  }
-
   private pump(): void {
-    if (this.waiters.size === 0 || this.queued.length === 0) return;
-    for (const w of [...this.waiters]) {
-      if (this.queued.length === 0) return;
+    if (this.parked.count() === 0 || this.runs.queuedCount() === 0) return;
+    for (const w of this.parked.all()) {
+      if (this.runs.queuedCount() === 0) return;
       if (w.done) continue;
-      const e = this.pick(w.labels);
+      const e = this.runs.pick(w.labels);
       if (e === undefined) continue;
       this.assign(w, e);
     }
@@ -530,12 +381,8 @@ export class Dispatcher {
   private assign(waiter: Waiter, e: ActiveEntry): void {
     const token = randomUUID();
     const lease = this.clock.now() + this.leaseMs;
-    removeSorted(this.queued, e.run.runId);
-    e.token = token;
-    e.leaseKey = waiter.keyName;
-    e.leaseExpiresAt = lease;
-    this.setRun(e, { ...e.run, status: "ASSIGNED", agentId: waiter.agentId });
-    this.settle(waiter);
+    this.runs.assign(e, waiter.agentId, token, waiter.keyName, lease);
+    this.parked.settle(waiter);
     // The reply does not wait for this commit: an assignment lost in a crash (or refused by the
     // store) is harmless, because the agent starts nothing before `confirm`, which is committed
     // after this write (same ordered command queue) and checks the token against the database.
@@ -545,15 +392,15 @@ export class Dispatcher {
           // The database says the run is no longer QUEUED (cancelled meanwhile): forget it; the
           // agent's confirm will be refused.
           this.logger.warn("run vanished from the queue before assignment", { runId: e.run.runId });
-          if (this.entries.get(e.run.runId) === e && e.token === token) this.remove(e.run.runId);
+          if (this.runs.isCurrent(e) && e.token === token) this.remove(e.run.runId);
           return;
         }
-        if (this.entries.get(run.runId) === e && e.token === token) this.setRun(e, run);
+        if (this.runs.isCurrent(e) && e.token === token) this.runs.setRun(e, run);
         this.onRunChanged(run);
       },
       (err: unknown) => {
         this.logger.error("could not persist an assignment", { runId: e.run.runId, error: errorMessage(err) });
-        if (this.entries.get(e.run.runId) === e && e.token === token) this.requeue(e, e.run);
+        if (this.runs.isCurrent(e) && e.token === token) this.requeue(e, e.run);
       },
     );
     waiter.resolve({
@@ -561,42 +408,4 @@ export class Dispatcher {
       cancel: this.cancelsFor(waiter.agentId),
     });
   }
-
-  private finish(w: Waiter, r: FetchResult): void {
-    if (w.done) return;
-    this.settle(w);
-    w.resolve(r);
-  }
-
-  /** Mark a long-poll answered: unparked, its timer and abort listener gone. */
-  private settle(w: Waiter): void {
-    w.done = true;
-    this.unpark(w);
-    if (w.timer !== null) this.clock.clearTimer(w.timer);
-    w.timer = null;
-    if (w.onAbort !== null) w.signal?.removeEventListener("abort", w.onAbort);
-    w.onAbort = null;
-  }
-}
-
-/** Index of the first element of the sorted `arr` that is not below `id`. */
-function lowerBound(arr: readonly string[], id: string): number {
-  let lo = 0;
-  let hi = arr.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if ((arr[mid] ?? "") < id) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-function insertSorted(arr: string[], id: string): void {
-  const i = lowerBound(arr, id);
-  if (arr[i] !== id) arr.splice(i, 0, id);
-}
-
-function removeSorted(arr: string[], id: string): void {
-  const i = lowerBound(arr, id);
-  if (arr[i] === id) arr.splice(i, 1);
 }

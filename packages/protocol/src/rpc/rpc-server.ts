@@ -1,18 +1,20 @@
 import { Router } from "zeromq";
-import { CdktrError, UsageError, errorMessage, toCdktrError, type ErrorCode, type WireError } from "../errors.js";
-import type { ParsedRequestOf, ReplyOf, ServerHealth, VerbTable } from "../messages.js";
+import { CdktrError, UsageError, toCdktrError, type ErrorCode } from "../errors.js";
+import type { ServerHealth, VerbTable } from "../messages.js";
 import { noopLogger, type Logger } from "../logging/logger.js";
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   MAX_REQUEST_ID_BYTES,
-  PROTOCOL,
   formatZodIssues,
-  frameBytes,
   frameText,
-  isUtf8Frame,
   peerName,
   serverFrameLimit,
 } from "./frames.js";
+import type { Handler, Precheck, RequestContext } from "./handler.js";
+import { InFlightRequests, refusalError } from "./in-flight.js";
+import { MANY_FRAMES, ManyFramesWarning } from "./many-frames-warning.js";
+import { Replies, type ReplyTarget } from "./replies.js";
+import { checkRequestFrames } from "./request-check.js";
 import { SendQueue } from "./send-queue.js";
 import { bindOrExplain } from "./bind.js";
 import { packageVersion } from "../util/package-version.js";
@@ -22,25 +24,6 @@ import { ServerSessions, type ServerAuth } from "../security/server-sessions.js"
 import { registerZapDomain } from "../security/zap.js";
 
 const PROTOCOL_PACKAGE_VERSION = packageVersion(import.meta.url);
-
-/** What a handler learns about the request besides its body. */
-export interface RequestContext {
-  /** The caller's routing id (printable form). */
-  peer: string;
-  requestId: string;
-  /** Epoch ms after which the caller no longer waits; null when it sent none. */
-  deadline: number | null;
-  /** Aborted at the deadline and when the server closes. */
-  signal: AbortSignal;
-  /** The key behind the connection (after `hello`); null when the server runs without authentication. */
-  identity: KeyIdentity | null;
-}
-
-/** A verb handler: return the reply body or throw a {@link CdktrError}. */
-export type Handler<T extends VerbTable, V extends keyof T & string> = (
-  body: ParsedRequestOf<T, V>,
-  ctx: RequestContext,
-) => ReplyOf<T, V> | Promise<ReplyOf<T, V>>;
 
 /** Options of {@link RpcServer}. */
 export interface RpcServerOptions<T extends VerbTable> {
@@ -62,6 +45,12 @@ export interface RpcServerOptions<T extends VerbTable> {
    * handlers). @default 1000
    */
   maxInFlightPerPeer?: number | undefined;
+  /**
+   * Requests one key may have running at once over all its connections (with `auth`); one more
+   * is answered at once with a retryable `RESOURCE_EXHAUSTED` (more connections buy no more).
+   * @default 5000
+   */
+  maxInFlightPerKey?: number | undefined;
   /** @default noopLogger */
   logger?: Logger | undefined;
   /** Reported by the built-in `ping` handler as `principalId`. @default "cdktr" */
@@ -84,36 +73,18 @@ export interface RpcServerOptions<T extends VerbTable> {
 
 /** Default of {@link RpcServerOptions.maxInFlightPerPeer}. */
 export const DEFAULT_MAX_IN_FLIGHT_PER_PEER = 1000;
+/** Default of {@link RpcServerOptions.maxInFlightPerKey}. */
+export const DEFAULT_MAX_IN_FLIGHT_PER_KEY = 5000;
+
+/**
+ * Longest the receive loop dispatches queued requests before it lets the event loop run: zeromq.js
+ * resolves a receive synchronously while messages are queued (up to 512 in a row), and a 2,000-line
+ * log batch takes milliseconds to parse, so a flood on one socket would hold up every other socket.
+ */
+const RECEIVE_SLICE_MS = 1;
 
 /** Pause before closing the socket when replies were sent during `close()`. */
 const CLOSE_GRACE_MS = 100;
-
-/** A running handler. Its abort controller (and deadline timer) exist once it reads `ctx.signal`. */
-interface InFlight {
-  controller: AbortController | null;
-  timer: NodeJS.Timeout | undefined;
-  /** Settles once the reply was queued. */
-  done: Promise<void>;
-}
-
-interface Parsed {
-  routingId: Buffer;
-  /** The request id as text (for handlers and logs). */
-  requestId: string;
-  /** The request id exactly as the client sent it, echoed in the reply so that it can match it. */
-  rawRequestId: Buffer | string;
-}
-
-/** A message with more frames than this is logged at warn, naming its sender's key. */
-const MANY_FRAMES = 64;
-/** Shortest interval between two of those warnings. */
-const MANY_FRAMES_WARN_MS = 10_000;
-
-/**
- * Names of the frames by index of `frames` (the routing id first), for error messages; those
- * name a frame by its number in docs/protocol.md (protocol = 0), one less than the index.
- */
-const FRAME_NAMES = ["routing id", "protocol", "requestId", "deadline", "verb", "body"] as const;
 
 /**
  * The server half of the request/reply channel: a ROUTER socket that validates every request
@@ -130,13 +101,11 @@ export class RpcServer<T extends VerbTable> {
   private readonly socket: Router;
   private readonly queue: SendQueue;
   private readonly handlers = new Map<string, Handler<T, keyof T & string>>();
-  private readonly inFlight = new Map<string, InFlight>();
+  private readonly prechecks = new Map<string, Precheck>();
+  private readonly inFlight: InFlightRequests;
   private readonly verbs: T;
   private readonly maxMessageBytes: number;
-  private readonly maxReplyBytes: number;
-  private readonly maxInFlightPerPeer: number;
-  /** Requests running per connection (routing id, hex). */
-  private readonly inFlightByPeer = new Map<string, number>();
+  private readonly replies: Replies;
   private readonly logger: Logger;
   private readonly serverId: string;
   private readonly version: string;
@@ -146,20 +115,21 @@ export class RpcServer<T extends VerbTable> {
   private bound: string | null = null;
   private state: "new" | "running" | "closing" | "closed" = "new";
   private loop: Promise<void> | null = null;
-  private seq = 0;
-  private repliedWhileClosing = false;
   private readonly sessions: ServerSessions | null;
   private releaseZap: (() => void) | null = null;
-  private manyFramesWarnedAt = 0;
-  private manyFramesUnlogged = 0;
+  private readonly manyFrames: ManyFramesWarning;
 
   constructor(opts: RpcServerOptions<T>) {
     this.verbs = opts.verbs;
     this.requestedEndpoint = opts.endpoint;
     this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    this.maxReplyBytes = opts.maxReplyBytes ?? 32 * 1024 * 1024;
-    this.maxInFlightPerPeer = Math.max(1, opts.maxInFlightPerPeer ?? DEFAULT_MAX_IN_FLIGHT_PER_PEER);
+    this.inFlight = new InFlightRequests(
+      Math.max(1, opts.maxInFlightPerPeer ?? DEFAULT_MAX_IN_FLIGHT_PER_PEER),
+      Math.max(1, opts.maxInFlightPerKey ?? DEFAULT_MAX_IN_FLIGHT_PER_KEY),
+      () => this.state !== "running",
+    );
     this.logger = opts.logger ?? noopLogger;
+    this.manyFrames = new ManyFramesWarning(this.logger);
     this.serverId = opts.serverId ?? "cdktr";
     this.version = opts.version ?? PROTOCOL_PACKAGE_VERSION;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 2000;
@@ -175,6 +145,7 @@ export class RpcServer<T extends VerbTable> {
       sendHighWaterMark: 10_000,
     });
     this.queue = new SendQueue(this.socket);
+    this.replies = new Replies(this.queue, opts.maxReplyBytes ?? 32 * 1024 * 1024, this.logger, () => this.state);
     this.sessions = opts.auth === undefined ? null : new ServerSessions(opts.auth);
     if (opts.auth !== undefined) {
       this.socket.curveServer = true;
@@ -192,6 +163,17 @@ export class RpcServer<T extends VerbTable> {
     if (!(verb in this.verbs))
       throw new UsageError("INVALID_ARGUMENT", `RpcServer.handle: ${verb} is not in the verb table`);
     this.handlers.set(verb, handler);
+    return this;
+  }
+
+  /**
+   * Register the {@link Precheck} of `verb` (replacing any previous one). Returns `this`.
+   * @throws UsageError INVALID_ARGUMENT when `verb` is not in the verb table
+   */
+  precheck<V extends keyof T & string>(verb: V, check: Precheck): this {
+    if (!(verb in this.verbs))
+      throw new UsageError("INVALID_ARGUMENT", `RpcServer.precheck: ${verb} is not in the verb table`);
+    this.prechecks.set(verb, check);
     return this;
   }
 
@@ -247,9 +229,8 @@ export class RpcServer<T extends VerbTable> {
     this.releaseZap?.();
     this.releaseZap = null;
     this.state = "closing";
-    for (const f of this.inFlight.values())
-      f.controller?.abort(new CdktrError("SHUTTING_DOWN", "the server is shutting down"));
-    const pending = [...this.inFlight.values()].map((f) => f.done);
+    this.inFlight.abortAll(new CdktrError("SHUTTING_DOWN", "the server is shutting down"));
+    const pending = this.inFlight.pending();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.allSettled(pending),
@@ -265,7 +246,7 @@ export class RpcServer<T extends VerbTable> {
       }),
     ]);
     clearTimeout(timer);
-    if (this.repliedWhileClosing) {
+    if (this.replies.repliedWhileClosing) {
       // With `immediate` set, a DEALER drops replies it had received but not yet read when the
       // connection goes away. Give clients a moment to read the final replies.
       await new Promise<void>((r) => {
@@ -283,7 +264,13 @@ export class RpcServer<T extends VerbTable> {
   }
 
   private async receiveLoop(): Promise<void> {
+    /** Time spent dispatching since the last turn of the event loop (waiting does not count). */
+    let busy = 0;
     while (this.state === "running" || this.state === "closing") {
+      if (busy >= RECEIVE_SLICE_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        busy = 0;
+      }
       let frames: Buffer[];
       try {
         frames = await this.socket.receive();
@@ -292,11 +279,13 @@ export class RpcServer<T extends VerbTable> {
         this.logger.warn("rpc receive failed", { error: e });
         continue;
       }
+      const started = performance.now();
       try {
         this.dispatch(frames);
       } catch (e) {
         this.logger.error("rpc dispatch failed", { error: e });
       }
+      busy += performance.now() - started;
     }
   }
 
@@ -307,82 +296,27 @@ export class RpcServer<T extends VerbTable> {
     const idFrame = frames[2];
     const echoId = idFrame !== undefined && idFrame.length <= MAX_REQUEST_ID_BYTES;
     const requestId = echoId ? frameText(idFrame) : "";
-    const p: Parsed = { routingId, requestId, rawRequestId: echoId ? idFrame : "" };
+    const p: ReplyTarget = { routingId, requestId, rawRequestId: echoId ? idFrame : "" };
     const peer = peerName(routingId);
     const fail = (code: ErrorCode, message: string): void => {
       this.logger.debug("rpc request refused", { peer, requestId, code, message });
-      this.replyError(p, new CdktrError(code, message));
+      this.replies.error(p, new CdktrError(code, message));
     };
 
-    const proto = frameText(frames[1]);
-    if (frames.length < 2 || proto !== PROTOCOL) {
-      const got = frames.length < 2 ? "no frames" : JSON.stringify(proto.slice(0, 40));
-      fail(
-        "PROTOCOL_MISMATCH",
-        `this server speaks ${PROTOCOL}; the first frame was ${got}. Use a client of protocol ${PROTOCOL} (see docs/protocol.md)`,
-      );
-      return;
-    }
-    if (frames.length !== 6) {
-      if (frames.length > MANY_FRAMES) this.warnManyFrames(routingId, peer, frames.length - 1);
-      fail("BAD_REQUEST", `expected 5 frames [${PROTOCOL}, requestId, deadline, verb, body], got ${frames.length - 1}`);
-      return;
-    }
-    const size = frameBytes(frames) - routingId.length;
-    if (size > this.maxMessageBytes) {
-      fail(
-        "MESSAGE_TOO_LARGE",
-        `request of ${size} bytes exceeds the limit of ${this.maxMessageBytes} bytes; send smaller batches`,
-      );
-      return;
-    }
-    if (requestId === "") {
-      fail("BAD_REQUEST", `requestId must be 1 to ${MAX_REQUEST_ID_BYTES} bytes`);
-      return;
-    }
-    // Frames are UTF-8 text: invalid bytes are refused, never repaired into U+FFFD and executed.
-    for (let i = 2; i < frames.length; i++) {
-      if (!isUtf8Frame(frames[i])) {
-        fail(
-          "BAD_REQUEST",
-          `frame ${i - 1} (${FRAME_NAMES[i] ?? "?"}) is not valid UTF-8; every frame of a request is UTF-8 text (docs/protocol.md)`,
-        );
-        return;
+    const checked = checkRequestFrames(frames, routingId, requestId, this.verbs, this.maxMessageBytes);
+    if (!checked.ok) {
+      const frameCount = checked.wrongFrameCount ?? 0;
+      if (frameCount > MANY_FRAMES) {
+        const key = (): string | null => this.sessions?.identityOf(routingId.toString("hex"))?.name ?? null;
+        this.manyFrames.note(peer, key, frameCount);
       }
-    }
-    const deadlineText = frameText(frames[3]);
-    if (!/^\d{1,16}$/.test(deadlineText)) {
-      fail(
-        "BAD_REQUEST",
-        `deadline must be epoch milliseconds as a decimal string ("0" = none), got ${JSON.stringify(deadlineText.slice(0, 40))}`,
-      );
+      fail(checked.code, checked.message);
       return;
     }
-    const deadlineNum = Number(deadlineText);
-    const deadline = deadlineNum === 0 ? null : deadlineNum;
-    if (deadline !== null && deadline <= Date.now()) {
-      fail(
-        "DEADLINE_EXCEEDED",
-        `the request's deadline passed ${Date.now() - deadline} ms before it was handled; retry with a longer timeout`,
-      );
-      return;
-    }
-    const verb = frameText(frames[4]);
-    const spec = Object.hasOwn(this.verbs, verb) ? this.verbs[verb] : undefined;
-    if (spec === undefined) {
-      fail(
-        "UNKNOWN_VERB",
-        `unknown verb ${JSON.stringify(verb.slice(0, 64))}; this server accepts: ${Object.keys(this.verbs).join(", ")}`,
-      );
-      return;
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(frameText(frames[5]));
-    } catch (e) {
-      fail("BAD_REQUEST", `body of ${verb} is not valid JSON (${errorMessage(e)})`);
-      return;
-    }
+    const { verb, deadline, json } = checked;
+    const spec = this.verbs[verb] as T[string];
+    const check = this.prechecks.get(verb);
+    if (check !== undefined && !this.passesPrecheck(p, verb, json, check)) return;
     const parsed = spec.request.safeParse(json);
     if (!parsed.success) {
       fail("BAD_REQUEST", `invalid ${verb} request: ${formatZodIssues(parsed.error, "body")}`);
@@ -415,87 +349,55 @@ export class RpcServer<T extends VerbTable> {
     this.run(p, verb, parsed.data, { peer, requestId, deadline, identity });
   }
 
-  /**
-   * No socket option bounds a frame count (docs/operations.md, "Wire limits"): name the sender
-   * so that an operator can revoke its key. At most one line per {@link MANY_FRAMES_WARN_MS}, with
-   * the number of such messages left unlogged, so that a flood cannot fill the log.
-   */
-  private warnManyFrames(routingId: Buffer, peer: string, frames: number): void {
-    const now = Date.now();
-    if (now - this.manyFramesWarnedAt < MANY_FRAMES_WARN_MS) {
-      this.manyFramesUnlogged++;
-      return;
+  /** Run `check` for a connection that may call `verb`; false when it refused (and was answered). */
+  private passesPrecheck(p: ReplyTarget, verb: string, json: unknown, check: Precheck): boolean {
+    let identity: KeyIdentity | null = null;
+    if (this.sessions !== null) {
+      const known = this.sessions.identityOf(p.routingId.toString("hex"));
+      // Not allowed to call it: the usual checks answer that, after the schema.
+      if (known === undefined || !this.sessions.permits(known, verb)) return true;
+      identity = known;
     }
-    this.manyFramesWarnedAt = now;
-    this.logger.warn("rpc message with an abusive number of frames refused", {
-      peer,
-      key: this.sessions?.identityOf(routingId.toString("hex"))?.name ?? null,
-      frames,
-      unloggedSinceLast: this.manyFramesUnlogged,
-    });
-    this.manyFramesUnlogged = 0;
+    try {
+      check(json, { peer: peerName(p.routingId), identity });
+      return true;
+    } catch (e) {
+      this.replies.error(p, toCdktrError(e));
+      return false;
+    }
   }
 
   /** `hello`, answered by the server itself (docs/protocol.md section 2). */
-  private hello(p: Parsed, body: unknown): void {
+  private hello(p: ReplyTarget, body: unknown): void {
     if (this.sessions === null) {
-      this.replyOk(p, "hello", { challenge: null, identity: null });
+      this.replies.ok(p, "hello", { challenge: null, identity: null });
       return;
     }
     try {
-      this.replyOk(p, "hello", this.sessions.hello(p.routingId.toString("hex"), HelloRequestSchema.parse(body)));
+      this.replies.ok(p, "hello", this.sessions.hello(p.routingId.toString("hex"), HelloRequestSchema.parse(body)));
     } catch (e) {
-      this.replyError(p, toCdktrError(e));
+      this.replies.error(p, toCdktrError(e));
     }
   }
 
-  private run(p: Parsed, verb: string, body: unknown, base: Omit<RequestContext, "signal">): void {
+  private run(p: ReplyTarget, verb: string, body: unknown, base: Omit<RequestContext, "signal">): void {
     const connection = p.routingId.toString("hex");
-    const running = this.inFlightByPeer.get(connection) ?? 0;
-    if (running >= this.maxInFlightPerPeer) {
-      this.replyError(
-        p,
-        new CdktrError(
-          "RESOURCE_EXHAUSTED",
-          `${running} requests of this connection are running (at most ${this.maxInFlightPerPeer}): wait for their replies before sending more`,
-          { retryable: true },
-        ),
-      );
+    const flight = this.inFlight.begin(connection, base.identity?.name ?? null, base.deadline);
+    if ("bound" in flight) {
+      this.replies.error(p, refusalError(flight, base.identity?.name ?? null));
       return;
     }
-    this.inFlightByPeer.set(connection, running + 1);
-    // Most handlers never look at their signal: the AbortController and the deadline timer are
-    // only created when `ctx.signal` is read (with the same meaning as if made up front).
-    const flight: InFlight = { controller: null, timer: undefined, done: Promise.resolve() };
-    const signal = (): AbortSignal => {
-      if (flight.controller === null) {
-        const controller = new AbortController();
-        flight.controller = controller;
-        if (this.state !== "running") {
-          controller.abort(new CdktrError("SHUTTING_DOWN", "the server is shutting down"));
-        } else if (base.deadline !== null) {
-          const passed = (): void =>
-            controller.abort(new CdktrError("DEADLINE_EXCEEDED", "the caller's deadline passed"));
-          const left = base.deadline - Date.now();
-          if (left <= 0) passed();
-          else flight.timer = setTimeout(passed, left);
-        }
-      }
-      return flight.controller.signal;
-    };
-    const key = `${++this.seq}`;
     const ctx: RequestContext = {
       peer: base.peer,
       requestId: base.requestId,
       deadline: base.deadline,
       identity: base.identity,
       get signal() {
-        return signal();
+        return flight.signal();
       },
     };
     const handler = this.handlers.get(verb);
-    this.inFlight.set(key, flight);
-    const done = (async () => {
+    flight.done = (async () => {
       try {
         let reply: unknown;
         if (handler !== undefined) {
@@ -514,67 +416,12 @@ export class RpcServer<T extends VerbTable> {
             retryable: false,
           });
         }
-        this.replyOk(p, verb, reply);
+        this.replies.ok(p, verb, reply);
       } catch (e) {
-        const err = toCdktrError(e);
-        if (err.code === "INTERNAL" && !(e instanceof CdktrError)) {
-          this.logger.error(`handler of ${verb} failed`, { peer: base.peer, requestId: base.requestId, error: e });
-        } else {
-          this.logger.debug(`handler of ${verb} refused`, {
-            requestId: base.requestId,
-            code: err.code,
-            message: err.message,
-          });
-        }
-        this.replyError(p, err);
+        this.replies.thrown(p, verb, base.peer, e);
       } finally {
-        clearTimeout(flight.timer);
-        this.inFlight.delete(key);
-        const left = (this.inFlightByPeer.get(connection) ?? 1) - 1;
-        if (left > 0) this.inFlightByPeer.set(connection, left);
-        else this.inFlightByPeer.delete(connection);
+        flight.end();
       }
     })();
-    flight.done = done;
-  }
-
-  private replyOk(p: Parsed, verb: string, reply: unknown): void {
-    let text: string;
-    try {
-      text = JSON.stringify(reply === undefined ? null : reply);
-    } catch (e) {
-      this.replyError(
-        p,
-        new CdktrError("INTERNAL", `internal error: reply of ${verb} is not serialisable`, { cause: e }),
-      );
-      return;
-    }
-    if (Buffer.byteLength(text) > this.maxReplyBytes) {
-      this.replyError(
-        p,
-        new CdktrError(
-          "MESSAGE_TOO_LARGE",
-          `reply of ${verb} exceeds ${this.maxReplyBytes} bytes; ask for a smaller page (limit)`,
-          { retryable: false },
-        ),
-      );
-      return;
-    }
-    this.send(p, "ok", text);
-  }
-
-  private replyError(p: Parsed, err: CdktrError): void {
-    const wire: WireError = err.toWire();
-    this.send(p, "error", JSON.stringify(wire));
-  }
-
-  private send(p: Parsed, status: "ok" | "error", body: string): void {
-    if (this.state === "closed") return;
-    if (this.state === "closing") this.repliedWhileClosing = true;
-    this.queue.push([p.routingId, PROTOCOL, p.rawRequestId, status, body]).catch((e: unknown) => {
-      const code = (e as { code?: unknown }).code;
-      // EHOSTUNREACH: the peer is gone (mandatory ROUTER); EAGAIN: its queue is full. Drop.
-      this.logger.debug("rpc reply dropped", { peer: peerName(p.routingId), requestId: p.requestId, code, error: e });
-    });
   }
 }

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Dealer, Router } from "zeromq";
+import { Dealer, Publisher, Router } from "zeromq";
 import { SendQueue } from "./send-queue.js";
 
 describe("SendQueue", () => {
@@ -50,5 +50,22 @@ describe("SendQueue", () => {
     assert.equal(results[2]?.status, "rejected");
     assert.equal(queue.size, 0);
     push.close();
+  });
+
+  it("lets the event loop run while it works through a long backlog (replies and pings are not starved)", async () => {
+    // A PUB socket without subscribers takes every message at once, and with `sendTimeout` 0
+    // (as the RPC server's ROUTER) zeromq.js resolves every send synchronously: without yielding,
+    // the whole backlog would go out in one microtask chain before any I/O or timer.
+    const pub = new Publisher({ linger: 0, sendHighWaterMark: 0, sendTimeout: 0 });
+    await pub.bind("tcp://127.0.0.1:*");
+    const queue = new SendQueue(pub);
+    const n = 200_000;
+    const sent: Promise<void>[] = [];
+    for (let i = 0; i < n; i++) sent.push(queue.push(["topic|", String(i)]));
+    const leftWhenLoopRan = await new Promise<number>((r) => setImmediate(() => r(queue.size)));
+    await Promise.all(sent);
+    assert.ok(leftWhenLoopRan > 0, "the event loop ran before the backlog was sent");
+    assert.equal(queue.size, 0);
+    pub.close();
   });
 });

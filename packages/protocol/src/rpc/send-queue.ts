@@ -3,6 +3,14 @@ import { CdktrError, CodedError } from "../errors.js";
 
 type SendSocket = Dealer | Router | Publisher | XPublisher;
 
+/**
+ * Longest the pump hands messages to libzmq before it lets the event loop run. zeromq.js resolves
+ * a send that libzmq takes at once synchronously (always with `sendTimeout` 0, otherwise for 512
+ * sends in a row), so a long backlog would otherwise run as one microtask chain and hold up
+ * every request, reply and timer of the process.
+ */
+const PUMP_SLICE_MS = 1;
+
 interface Item {
   frames: (Buffer | string)[];
   /** Epoch ms after which the item is not sent at all; null = no limit. */
@@ -26,8 +34,9 @@ function socketClosed(): CdktrError {
 }
 
 /**
- * Serialises sends on one socket: zeromq.js rejects a `send()` while another is pending.
- * Internal to `@cdktr/protocol`.
+ * Serialises sends on one socket: zeromq.js rejects a `send()` while another is pending. Yields
+ * to the event loop after every millisecond of sending, so a backlog (a log flood republished
+ * line by line) never starves the process's other I/O. Internal to `@cdktr/protocol`.
  */
 export class SendQueue {
   /** Queued items from index `head` on (a head index: `shift()` is O(n) on large arrays). */
@@ -94,8 +103,13 @@ export class SendQueue {
 
   private async pump(): Promise<void> {
     this.pumping = true;
+    let sliceStart = performance.now();
     try {
       for (;;) {
+        if (performance.now() - sliceStart >= PUMP_SLICE_MS) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          sliceStart = performance.now();
+        }
         const item = this.next();
         if (item === undefined) break;
         let timeout = item.sendTimeoutMs;

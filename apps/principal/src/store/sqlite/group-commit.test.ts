@@ -4,7 +4,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { CdktrError, systemClock } from "@cdktr/protocol";
 import { makeTempDir, removeTempDirs } from "@cdktr/test-utils";
-import { GroupCommit } from "./group-commit.js";
+import { GroupCommit, MORE_PIECES } from "./group-commit.js";
 
 after(removeTempDirs);
 
@@ -72,6 +72,63 @@ describe("GroupCommit lanes", () => {
     void commit.command(() => ins.run("control", 0));
     await commit.drain();
     assert.equal((db.prepare("SELECT count(*) AS n FROM t").get() as { n: number }).n, 21);
+    await commit.close();
+    db.close();
+  });
+
+  it("a command in pieces commits piece by piece: a control command queued behind it waits for one piece, and the bulk lane keeps its order", async () => {
+    const { db, commit } = open();
+    const ins = db.prepare("INSERT INTO t VALUES (?, ?, ?)");
+    const rows = (): number => (db.prepare("SELECT count(*) AS n FROM t WHERE lane = 'bulk'").get() as { n: number }).n;
+    const total = 200_000;
+    let written = 0;
+    let pieces = 0;
+    const order: string[] = [];
+    const big = commit
+      .commandInPieces((_now, inTime) => {
+        pieces++;
+        do ins.run("bulk", ++written, "x".repeat(100));
+        while (written < total && inTime());
+        return written < total ? MORE_PIECES : written;
+      })
+      .then((n) => {
+        order.push("big");
+        return n;
+      });
+    const after = commit.command(() => ins.run("bulk", 0, "after"), "bulk").then(() => order.push("after"));
+    // Queued once the first piece committed: it waits behind one more piece at most.
+    await new Promise((r) => setImmediate(r));
+    const committedBefore = rows();
+    const control = await commit.command(() => {
+      ins.run("control", 0, "");
+      return rows();
+    });
+    assert.ok(committedBefore > 0 && committedBefore < total, "the first piece committed on its own");
+    assert.ok(control < total, `the control command ran after ${control} of ${total} rows, not after all of them`);
+    assert.equal(await big, total);
+    await after;
+    assert.deepEqual(order, ["big", "after"]);
+    assert.ok(pieces > 2, `written in ${pieces} pieces`);
+    assert.equal(rows(), total + 1);
+    await commit.close();
+    db.close();
+  });
+
+  it("a piece that throws rejects its command, keeps what earlier pieces committed, and the queue goes on", async () => {
+    const { db, commit } = open();
+    const ins = db.prepare("INSERT INTO t VALUES (?, ?, '')");
+    let step = 0;
+    const failing = commit.commandInPieces(() => {
+      step++;
+      ins.run("bulk", step);
+      if (step === 3) throw new CdktrError("STALE_ASSIGNMENT", "lease lost");
+      return MORE_PIECES;
+    });
+    const next = commit.command(() => ins.run("bulk", 99), "bulk");
+    await assert.rejects(failing, (e: unknown) => e instanceof CdktrError && e.code === "STALE_ASSIGNMENT");
+    await next;
+    const ns = (db.prepare("SELECT n FROM t ORDER BY rowid").all() as { n: number }[]).map((r) => r.n);
+    assert.deepEqual(ns, [1, 2, 99]);
     await commit.close();
     db.close();
   });

@@ -2,26 +2,22 @@ import type { LogLine } from "@cdktr/protocol";
 import { permissionDenied } from "../../errors.js";
 import { checkLeaseClaim } from "../../runs/state-machine.js";
 import type { InsertLogsResult, LogClaim } from "../store.js";
+import { MORE_PIECES, type PieceStep } from "./group-commit.js";
 import { levelNumber } from "./rows.js";
 import type { Tables } from "./tables.js";
 
 /**
- * Check a batch against its claim before anything is stored: every run it names exists, is
+ * Check a batch against its claim before anything of it is stored: every run it names exists, is
  * leased to the claim's key and comes with its token, and every line names its run's workflow.
- * Inside a group-commit command.
+ * Inside a group-commit command. Returns the batch's run ids, for {@link checkLeases}.
  * @throws CdktrError RUN_NOT_FOUND, PERMISSION_DENIED, STALE_ASSIGNMENT
  */
-function checkLogClaim(tables: Tables, lines: readonly LogLine[], claim: LogClaim): void {
+function checkLogClaim(tables: Tables, lines: readonly LogLine[], claim: LogClaim): string[] {
   const workflows = new Map<string, string>();
   for (const l of lines) {
     let workflowId = workflows.get(l.runId);
     if (workflowId === undefined) {
-      const row = tables.requireRun(l.runId);
-      checkLeaseClaim(
-        { runId: row.run_id, token: row.token, leaseKey: row.lease_key },
-        { keyName: claim.keyName, token: Object.hasOwn(claim.tokens, l.runId) ? claim.tokens[l.runId] : undefined },
-      );
-      workflowId = row.workflow_id;
+      workflowId = checkLease(tables, l.runId, claim);
       workflows.set(l.runId, workflowId);
     }
     if (l.workflowId !== workflowId) {
@@ -33,33 +29,69 @@ function checkLogClaim(tables: Tables, lines: readonly LogLine[], claim: LogClai
       );
     }
   }
+  return [...workflows.keys()];
 }
 
 /**
- * Store log lines idempotently on (run, task, seq): a line resent after a lost ack is counted as
- * a duplicate, not stored twice. With a claim (authentication on), the whole batch is refused
- * unless the caller's key holds the lease of every run in it. Inside a group-commit command.
+ * The run exists, is leased to the claim's key and the claim has its token; returns its workflow.
+ * @throws CdktrError RUN_NOT_FOUND, PERMISSION_DENIED, STALE_ASSIGNMENT
  */
-export function insertLogLines(tables: Tables, lines: readonly LogLine[], claim: LogClaim | null): InsertLogsResult {
-  if (claim !== null) checkLogClaim(tables, lines, claim);
-  const ins = tables.sql(
-    "INSERT OR IGNORE INTO logs (run_id, workflow_id, task_id, seq, time, level, stream, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+function checkLease(tables: Tables, runId: string, claim: LogClaim): string {
+  const row = tables.requireRun(runId);
+  checkLeaseClaim(
+    { runId: row.run_id, token: row.token, leaseKey: row.lease_key },
+    { keyName: claim.keyName, token: Object.hasOwn(claim.tokens, runId) ? claim.tokens[runId] : undefined },
   );
+  return row.workflow_id;
+}
+
+/** Lines between two looks at the clock while a piece inserts. */
+const LINES_PER_CLOCK_CHECK = 16;
+
+/**
+ * Store log lines idempotently on (run, task, seq), in pieces ({@link GroupCommit.commandInPieces}):
+ * each call of the returned step inserts lines while its flush has time, so a 2,000-line batch
+ * never holds the main thread (or a trigger's commit) for more than one short piece. A line
+ * resent after a lost ack is counted as a duplicate, not stored twice. With a claim
+ * (authentication on), the whole batch is checked before its first line is stored, and the
+ * leases of its runs again before every later piece: a lease lost in the middle of a batch
+ * refuses the rest of it (the lines stored before were sent under the lease).
+ */
+export function insertLogLinesInPieces(
+  tables: Tables,
+  lines: readonly LogLine[],
+  claim: LogClaim | null,
+): PieceStep<InsertLogsResult> {
   const inserted: LogLine[] = [];
   let duplicates = 0;
-  for (const l of lines) {
-    const res = ins.run(
-      l.runId,
-      l.workflowId,
-      l.taskId,
-      l.seq,
-      Date.parse(l.time),
-      levelNumber(l.level),
-      l.stream,
-      l.line,
+  let next = 0;
+  let runIds: string[] | null = null;
+  return (_now, inTime) => {
+    if (claim !== null) {
+      if (runIds === null) runIds = checkLogClaim(tables, lines, claim);
+      else for (const runId of runIds) checkLease(tables, runId, claim);
+    }
+    const ins = tables.sql(
+      "INSERT OR IGNORE INTO logs (run_id, workflow_id, task_id, seq, time, level, stream, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
-    if (res.changes === 1) inserted.push(l);
-    else duplicates++;
-  }
-  return { stored: inserted.length, duplicates, inserted };
+    const first = next;
+    while (next < lines.length && (next === first || (next - first) % LINES_PER_CLOCK_CHECK !== 0 || inTime())) {
+      const l = lines[next] as LogLine;
+      next++;
+      const res = ins.run(
+        l.runId,
+        l.workflowId,
+        l.taskId,
+        l.seq,
+        Date.parse(l.time),
+        levelNumber(l.level),
+        l.stream,
+        l.line,
+      );
+      if (res.changes === 1) inserted.push(l);
+      else duplicates++;
+    }
+    if (next < lines.length) return MORE_PIECES;
+    return { stored: inserted.length, duplicates, inserted };
+  };
 }

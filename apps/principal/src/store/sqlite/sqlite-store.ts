@@ -40,7 +40,7 @@ import type {
 import { GroupCommit } from "./group-commit.js";
 import { canonicalJson } from "./idempotency.js";
 import { KeyWrites } from "./key-writes.js";
-import { insertLogLines } from "./log-writes.js";
+import { insertLogLinesInPieces } from "./log-writes.js";
 import { migrate } from "./migrations.js";
 import { ReadPool } from "./read-pool.js";
 import { pruneDatabase } from "./retention.js";
@@ -85,11 +85,12 @@ const TABLES = [
 
 /**
  * SQLite implementation of {@link Store} over better-sqlite3 (WAL, `synchronous=FULL`), put
- * together from its parts: the write path is a {@link GroupCommit} (one transaction and one
- * fsync per event-loop turn, a savepoint per command; every promise settles after the COMMIT),
- * the domain writes ({@link RunWrites}, {@link TaskWrites}, log lines, idempotency keys) run
- * inside its commands and ask the state machine for every status change, heavy reads go to a
- * {@link ReadPool} of worker threads, and retention deletes in small chunks (`retention.ts`).
+ * together from its parts: the write path is a {@link GroupCommit} (one transaction per
+ * event-loop turn, a savepoint per command, in a control and a bulk lane; every promise settles
+ * after its COMMIT is durable), the domain writes ({@link RunWrites}, {@link TaskWrites}, log
+ * lines in ~2 ms pieces, idempotency keys) run inside its commands and ask the state machine for
+ * every status change, heavy reads go to a {@link ReadPool} of worker threads, and retention
+ * deletes in small chunks (`retention.ts`).
  */
 export class SqliteStore implements Store {
   /** Path of the database file. */
@@ -226,7 +227,7 @@ export class SqliteStore implements Store {
   }
 
   insertLogs(lines: LogLine[], claim: LogClaim | null): Promise<InsertLogsResult> {
-    return this.commit.command(() => insertLogLines(this.tables, lines, claim), "bulk");
+    return this.commit.commandInPieces(insertLogLinesInPieces(this.tables, lines, claim), "bulk");
   }
 
   enrollKey(key: NewKey): Promise<EnrollKeyResult> {
