@@ -3,6 +3,7 @@ import { CdktrError } from "../errors.js";
 import { noopLogger, type Logger } from "../logging/logger.js";
 import { SendQueue } from "../rpc/send-queue.js";
 import { bindOrExplain } from "../rpc/bind.js";
+import { settleWithin } from "../util/settle-within.js";
 import { MAX_SUBSCRIPTION_BYTES } from "../rpc/frames.js";
 import { registerZapDomain } from "../security/zap.js";
 import { SubscriptionGate, type PublisherAuth } from "./subscription-gate.js";
@@ -39,6 +40,8 @@ export class Publisher {
   private readonly requested: string;
   private bound: string | null = null;
   private closed = false;
+  /** The {@link bind} in progress: {@link close} waits for it (see there). */
+  private binding: Promise<string> | null = null;
   /** Serialised messages waiting for the next event-loop turn. */
   private pending: [string, string][] = [];
   private flushScheduled = false;
@@ -87,7 +90,12 @@ export class Publisher {
    * Bind the socket.
    * @returns the actual endpoint, e.g. `tcp://127.0.0.1:40124`
    */
-  async bind(): Promise<string> {
+  bind(): Promise<string> {
+    this.binding ??= this.bindOnce();
+    return this.binding;
+  }
+
+  private async bindOnce(): Promise<string> {
     const auth = this.auth;
     if (auth !== undefined) {
       const zap = await registerZapDomain((key) => auth.identify(key) !== undefined, this.logger);
@@ -141,18 +149,17 @@ export class Publisher {
     }
   }
 
-  /** Send what is queued (bounded wait), then close the socket. Idempotent. */
+  /**
+   * Send what is queued (bounded wait), then close the socket. Idempotent. A {@link bind} in
+   * progress is waited for first: closing a zeromq.js socket while its bind is still running can
+   * leave the port bound and the process unable to exit.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.binding?.catch(() => undefined);
+    if (this.closed) return;
     this.flush();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.queue.drain(),
-      new Promise<void>((r) => {
-        timer = setTimeout(r, 500);
-      }),
-    ]);
-    clearTimeout(timer);
+    await settleWithin(this.queue.drain(), 500);
     this.closed = true;
     this.releaseZap?.();
     this.releaseZap = null;

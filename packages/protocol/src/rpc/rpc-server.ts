@@ -17,6 +17,7 @@ import { Replies, type ReplyTarget } from "./replies.js";
 import { checkRequestFrames } from "./request-check.js";
 import { SendQueue } from "./send-queue.js";
 import { bindOrExplain } from "./bind.js";
+import { settleWithin } from "../util/settle-within.js";
 import { packageVersion } from "../util/package-version.js";
 import type { KeyIdentity } from "../security/identity.js";
 import { HelloRequestSchema } from "../messages.js";
@@ -115,6 +116,8 @@ export class RpcServer<T extends VerbTable> {
   private bound: string | null = null;
   private state: "new" | "running" | "closing" | "closed" = "new";
   private loop: Promise<void> | null = null;
+  /** The {@link bind} in progress or done: {@link close} lets it settle first. */
+  private binding: Promise<string> | null = null;
   private readonly sessions: ServerSessions | null;
   private releaseZap: (() => void) | null = null;
   private readonly manyFrames: ManyFramesWarning;
@@ -188,8 +191,15 @@ export class RpcServer<T extends VerbTable> {
    * @throws BindError when the address is in use or invalid (`code` `EADDRINUSE`, ...)
    * @throws UsageError `INVALID_STATE` when already bound or closed
    */
-  async bind(): Promise<string> {
-    if (this.state !== "new") throw new UsageError("INVALID_STATE", "RpcServer.bind: already bound or closed");
+  bind(): Promise<string> {
+    if (this.state !== "new" || this.binding !== null) {
+      return Promise.reject(new UsageError("INVALID_STATE", "RpcServer.bind: already bound or closed"));
+    }
+    this.binding = this.bindOnce();
+    return this.binding;
+  }
+
+  private async bindOnce(): Promise<string> {
     const ep = this.requestedEndpoint.replace(/:0$/, ":*");
     if (this.admit !== null) {
       // ZAP first: a CURVE socket bound without its domain registered would refuse everyone.
@@ -217,6 +227,9 @@ export class RpcServer<T extends VerbTable> {
    * Idempotent.
    */
   async close(): Promise<void> {
+    // Closing a zeromq.js socket while its bind is still running can leave the port bound and
+    // the process unable to exit: let the bind settle first.
+    if (this.state === "new") await this.binding?.catch(() => undefined);
     if (this.state === "closed" || this.state === "closing") {
       if (this.loop !== null) await this.loop;
       return;
@@ -230,28 +243,12 @@ export class RpcServer<T extends VerbTable> {
     this.releaseZap = null;
     this.state = "closing";
     this.inFlight.abortAll(new CdktrError("SHUTTING_DOWN", "the server is shutting down"));
-    const pending = this.inFlight.pending();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled(pending),
-      new Promise<void>((r) => {
-        timer = setTimeout(r, this.closeTimeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    await Promise.race([
-      this.queue.drain(),
-      new Promise<void>((r) => {
-        timer = setTimeout(r, 500);
-      }),
-    ]);
-    clearTimeout(timer);
+    await settleWithin(Promise.allSettled(this.inFlight.pending()), this.closeTimeoutMs);
+    await settleWithin(this.queue.drain(), 500);
     if (this.replies.repliedWhileClosing) {
       // With `immediate` set, a DEALER drops replies it had received but not yet read when the
       // connection goes away. Give clients a moment to read the final replies.
-      await new Promise<void>((r) => {
-        timer = setTimeout(r, CLOSE_GRACE_MS);
-      });
+      await new Promise<void>((r) => setTimeout(r, CLOSE_GRACE_MS));
     }
     this.state = "closed";
     this.queue.close(new CdktrError("CLOSED", "server closed", { retryable: false }));
