@@ -34,7 +34,7 @@ export class PgTables {
 
   /** The `task_runs` rows of a run, by task id. */
   taskRows(runId: string): Promise<TaskRow[]> {
-    return this.sql.rows<TaskRow>("SELECT * FROM task_runs WHERE run_id = $1 ORDER BY task_id", [runId]);
+    return this.sql.rows<TaskRow>("SELECT * FROM task_runs WHERE run_id = $1 ORDER BY task_id COLLATE \"C\"", [runId]);
   }
 
   /** The `task_runs` row of one task, if any. */
