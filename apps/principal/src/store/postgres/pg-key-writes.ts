@@ -39,5 +39,5 @@ export async function revokePgKey(sql: Sql, now: number, name: string): Promise<
 
 /** Every key by name. */
 export async function listPgKeys(sql: Sql): Promise<KeyRecord[]> {
-  return (await sql.rows<KeyRow>("SELECT * FROM keys ORDER BY name COLLATE \"C\"")).map(keyFromRow);
+  return (await sql.rows<KeyRow>('SELECT * FROM keys ORDER BY name COLLATE "C"')).map(keyFromRow);
 }

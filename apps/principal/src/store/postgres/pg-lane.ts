@@ -2,18 +2,21 @@ import type pg from "pg";
 import { backoffDelay, errorMessage, toCdktrError, type Clock, type Logger } from "@cdktr/protocol";
 import { shuttingDown } from "../../errors.js";
 import { isConnectionError, sqlOn, type Sql } from "./sql.js";
+import { TxSql } from "./tx-sql.js";
 
 /**
- * Most commands in one transaction. Each runs in a savepoint (a subtransaction); PostgreSQL keeps
- * the ids of 64 of them per transaction in shared memory and beyond that every other session's
- * snapshot gets slower, so a batch stays under it.
+ * Most commands in one transaction. When a batch is run again with a savepoint per command (a
+ * subtransaction), PostgreSQL keeps the ids of 64 of them per transaction in shared memory and
+ * beyond that every other session's snapshot gets slower, so a batch stays within it.
  */
-const MAX_BATCH = 60;
+const MAX_BATCH = 64;
 /** Reconnection backoff (`backoffDelay`): first delay and cap. */
 const RECONNECT = { initialMs: 100, maxMs: 5_000 } as const;
 
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
 interface PendingCommand {
-  fn: (sql: Sql, now: number) => Promise<unknown>;
+  fn: (sql: TxSql, now: number) => Promise<unknown>;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
@@ -44,9 +47,9 @@ export interface PgLaneOptions {
 /**
  * One write lane of the PostgreSQL store: its own connection and group commit. Commands queued in
  * the same event-loop turn, or while the previous transaction commits, run in one transaction
- * (`BEGIN` ... `COMMIT`, up to {@link MAX_BATCH}), each in a savepoint so one refused command
- * does not undo the others; every promise settles after the COMMIT, so a resolved write is
- * durable. Commands of a lane run in call order. The store has two lanes (control and bulk) on two
+ * (`BEGIN` ... `COMMIT`, up to {@link MAX_BATCH}) in which one refused command does not undo the
+ * others (see {@link transaction}: savepoints only when a refused command had written); every
+ * promise settles after the COMMIT, so a resolved write is durable. Commands of a lane run in call order. The store has two lanes (control and bulk) on two
  * connections, so log lines and retention never hold up a trigger.
  *
  * When the connection fails (refused, reset, server shut down), the batch's commands reject with
@@ -84,7 +87,7 @@ export class PgLane {
    * @throws CdktrError SHUTTING_DOWN after {@link close}; the `unavailable` error while the
    * database cannot be reached (both as rejections).
    */
-  command<T>(fn: (sql: Sql, now: number) => Promise<T>): Promise<T> {
+  command<T>(fn: (sql: TxSql, now: number) => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(shuttingDown("retry against the next one"));
     if (this.down) return Promise.reject(this.opts.unavailable(null));
     return new Promise<T>((resolve, reject) => {
@@ -141,24 +144,16 @@ export class PgLane {
     }
     const sql = sqlOn(client);
     const now = this.opts.clock.now();
-    const results: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    let results: Outcome[] | "again";
     try {
-      await sql.run("BEGIN");
-      if (this.opts.fence !== undefined) await this.opts.fence(sql);
-      for (const cmd of batch) {
-        await sql.run("SAVEPOINT cmd");
-        try {
-          const value = await cmd.fn(sql, now);
-          await sql.run("RELEASE SAVEPOINT cmd");
-          results.push({ ok: true, value });
-        } catch (error) {
-          if (isConnectionError(error)) throw error;
-          await sql.run("ROLLBACK TO SAVEPOINT cmd");
-          await sql.run("RELEASE SAVEPOINT cmd");
-          results.push({ ok: false, error });
-        }
+      results = await this.transaction(sql, client, batch, now, false);
+      if (results === "again") {
+        // A command was refused after it wrote (or a statement failed): undo the whole batch and
+        // run it again with a savepoint per command, so only the refused one is undone.
+        await sql.run("ROLLBACK");
+        this.opts.onRollback?.();
+        results = await this.transaction(sql, client, batch, now, true);
       }
-      await sql.run("COMMIT");
     } catch (e) {
       this.opts.onRollback?.();
       let err: unknown;
@@ -176,10 +171,63 @@ export class PgLane {
       return;
     }
     batch.forEach((cmd, i) => {
-      const r = results[i];
+      const r = (results as Outcome[])[i];
       if (r?.ok === true) cmd.resolve(r.value);
       else cmd.reject(r?.error);
     });
+  }
+
+  /**
+   * One transaction of `batch`, committed unless it returns `"again"`. First without savepoints
+   * (`safe` false): a command refused before it wrote anything needs no undo, which is the common
+   * case (the state rules refuse before writing); a command refused after writing, or a failed
+   * statement, returns `"again"` with the transaction still open. With `safe`, each command runs
+   * in a savepoint and a refused one is rolled back to it.
+   */
+  private async transaction(
+    sql: Sql,
+    client: pg.Client,
+    batch: readonly PendingCommand[],
+    now: number,
+    safe: boolean,
+  ): Promise<Outcome[] | "again"> {
+    const begin = async (): Promise<void> => {
+      await sql.run("BEGIN");
+      if (this.opts.fence !== undefined) await this.opts.fence(sql);
+    };
+    // With savepoints the transaction is opened now; without, before its first statement (a
+    // batch of plain triggers is then a single statement that commits on its own).
+    if (safe) await begin();
+    const tx = new TxSql(client, { defer: !safe, begin: safe ? null : begin });
+    const results: Outcome[] = [];
+    for (const cmd of batch) {
+      const mark = tx.mark();
+      if (safe) await sql.run("SAVEPOINT cmd");
+      try {
+        const value = await cmd.fn(tx, now);
+        if (safe) await sql.run("RELEASE SAVEPOINT cmd");
+        results.push({ ok: true, value });
+      } catch (error) {
+        if (isConnectionError(error)) throw error;
+        if (!safe && tx.changedSince(mark)) return "again";
+        if (safe) {
+          await sql.run("ROLLBACK TO SAVEPOINT cmd");
+          await sql.run("RELEASE SAVEPOINT cmd");
+        }
+        tx.dropHistorySince(mark);
+        results.push({ ok: false, error });
+      }
+    }
+    let committed: boolean;
+    try {
+      committed = await tx.finish(this.opts.fence === undefined);
+    } catch (e) {
+      // Held-back rows the server refused: find the command at fault with a savepoint each.
+      if (!safe && !isConnectionError(e)) return "again";
+      throw e;
+    }
+    if (!committed) await sql.run("COMMIT");
+    return results;
   }
 
   /** Route a connection's own errors (it broke while idle) to {@link lost}. */

@@ -23,7 +23,7 @@ import type {
 import type { PgSnapshots } from "./pg-snapshots.js";
 import { PgTables } from "./pg-tables.js";
 import { PgTaskWrites } from "./pg-task-writes.js";
-import type { Sql } from "./sql.js";
+import type { TxSql } from "./tx-sql.js";
 
 const stateOf = (row: RunRow) => ({ runId: row.run_id, status: row.status, agentId: row.agent_id });
 
@@ -42,7 +42,7 @@ export class PgRunWrites {
    * idempotency key. `requestParams` is the canonical JSON of the caller's params.
    * @throws CdktrError IDEMPOTENCY_CONFLICT
    */
-  async create(sql: Sql, now: number, input: CreateRunInput, requestParams: string): Promise<CreateRunResult> {
+  async create(sql: TxSql, now: number, input: CreateRunInput, requestParams: string): Promise<CreateRunResult> {
     const t = new PgTables(sql);
     const wf = input.workflow;
     const key = input.idempotencyKey;
@@ -62,33 +62,31 @@ export class PgRunWrites {
           )?.n ?? 0)
         : 0;
     const admission = admitRun(wf, () => active);
-    const row = await t.insertRun(now, {
-      runId: input.runId,
-      workflowId: wf.id,
-      hash: snapshot,
-      status: admission.status,
-      source: input.source,
-      triggeredBy: input.triggeredBy,
-      key,
-      params: JSON.stringify(input.params),
-      scheduledFor: input.scheduledFor === null ? null : Date.parse(input.scheduledFor),
-      finishedAt: isTerminalRunStatus(admission.status) ? now : null,
-      reason: admission.status === "SKIPPED" ? admission.reason : null,
-      message: admission.status === "SKIPPED" ? admission.message : (input.message ?? null),
-    });
-    if (key !== null) {
-      await sql.run(
-        "INSERT INTO idempotency_keys (scope, key, run_id, workflow_id, params, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        [input.idempotencyScope, key, input.runId, wf.id, requestParams, now],
-      );
-    }
+    const row = await t.insertRun(
+      now,
+      {
+        runId: input.runId,
+        workflowId: wf.id,
+        hash: snapshot,
+        status: admission.status,
+        source: input.source,
+        triggeredBy: input.triggeredBy,
+        key,
+        params: JSON.stringify(input.params),
+        scheduledFor: input.scheduledFor === null ? null : Date.parse(input.scheduledFor),
+        finishedAt: isTerminalRunStatus(admission.status) ? now : null,
+        reason: admission.status === "SKIPPED" ? admission.reason : null,
+        message: admission.status === "SKIPPED" ? admission.message : (input.message ?? null),
+      },
+      { scope: input.idempotencyScope, params: requestParams },
+    );
     this.snapshots.remember(snapshot, wf);
     return { run: runFromRow(row), duplicate: false };
   }
 
   /** QUEUED -> ASSIGNED with a token and lease held by `leaseKey`; null when it cannot be assigned. */
   async assign(
-    sql: Sql,
+    sql: TxSql,
     now: number,
     runId: string,
     agentId: string,
@@ -114,12 +112,12 @@ export class PgRunWrites {
        WHERE run_id = $7 RETURNING *`,
       ["ASSIGNED", agentId, token, leaseKey, leaseExpiresAt, now, runId],
     );
-    await t.history(now, { runId, from: row.status, to: "ASSIGNED", agentId });
+    t.history(now, { runId, from: row.status, to: "ASSIGNED", agentId });
     return runFromRow(updated as RunRow);
   }
 
   /** ASSIGNED -> QUEUED after the lease expired; null when `token` is no longer the run's assignment. */
-  async expire(sql: Sql, now: number, runId: string, token: string): Promise<RunRecord | null> {
+  async expire(sql: TxSql, now: number, runId: string, token: string): Promise<RunRecord | null> {
     const t = new PgTables(sql);
     const row = await t.lockRun(runId);
     if (row === undefined || row.token !== token || !canTransitionRun(row.status, "QUEUED")) return null;
@@ -128,7 +126,7 @@ export class PgRunWrites {
        WHERE run_id = $3 RETURNING *`,
       ["QUEUED", now, runId],
     );
-    await t.history(now, {
+    t.history(now, {
       runId,
       from: row.status,
       to: "QUEUED",
@@ -144,7 +142,7 @@ export class PgRunWrites {
    * @throws CdktrError RUN_NOT_FOUND, STALE_ASSIGNMENT, PERMISSION_DENIED
    */
   async confirm(
-    sql: Sql,
+    sql: TxSql,
     now: number,
     runId: string,
     agentId: string,
@@ -164,13 +162,13 @@ export class PgRunWrites {
       "UPDATE runs SET status = $1, started_at = $2, updated_at = $2 WHERE run_id = $3 RETURNING *",
       ["RUNNING", now, runId],
     );
-    await t.history(now, { runId, from: row.status, to: "RUNNING", agentId });
+    t.history(now, { runId, from: row.status, to: "RUNNING", agentId });
     for (const taskId of taskIds) {
       await sql.run(
         "INSERT INTO task_runs (run_id, task_id, status, attempt) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
         [runId, taskId, "PENDING"],
       );
-      await t.history(now, { runId, taskId, attempt: 0, from: null, to: "PENDING", agentId });
+      t.history(now, { runId, taskId, attempt: 0, from: null, to: "PENDING", agentId });
     }
     return { run: runFromRow(updated as RunRow), tasks: (await t.taskRows(runId)).map(taskFromRow) };
   }
@@ -180,14 +178,14 @@ export class PgRunWrites {
    * takes its unfinished tasks with it. With a `claim`, only the key holding the lease may report.
    * @throws CdktrError RUN_NOT_FOUND, INVALID_TRANSITION, STALE_ASSIGNMENT, PERMISSION_DENIED
    */
-  async report(sql: Sql, now: number, u: RunStatusUpdate, claim: LeaseClaim | null): Promise<RunUpdateResult> {
+  async report(sql: TxSql, now: number, u: RunStatusUpdate, claim: LeaseClaim | null): Promise<RunUpdateResult> {
     const t = new PgTables(sql);
     const row = await t.requireRun(u.runId);
     checkLeaseClaim(leaseOf(row), claim);
     const time = Date.parse(u.time);
     const outcome = checkRunReport(stateOf(row), u);
     if (outcome === "unchanged") return { applied: true, run: runFromRow(row), tasks: [] };
-    const record = (applied: boolean): Promise<void> =>
+    const record = (applied: boolean): void =>
       t.history(now, {
         runId: u.runId,
         from: row.status,
@@ -199,14 +197,14 @@ export class PgRunWrites {
         message: u.message ?? null,
       });
     if (outcome === "late") {
-      await record(false);
+      record(false);
       return { applied: false, run: runFromRow(row), tasks: [] };
     }
     const updated = await sql.one<RunRow>(
       "UPDATE runs SET status = $1, finished_at = $2, reason = $3, message = $4, updated_at = $5 WHERE run_id = $6 RETURNING *",
       [u.status, time, u.reason ?? null, u.message ?? null, now, u.runId],
     );
-    await record(true);
+    record(true);
     const tasks =
       u.status === "CANCELLED"
         ? await this.tasks.closeOpen(t, now, u.runId, "CANCELLED", "cancelled", "run cancelled", u.agentId)
@@ -219,7 +217,7 @@ export class PgRunWrites {
    * agent (once); a finished one is left alone.
    * @throws CdktrError RUN_NOT_FOUND
    */
-  async cancel(sql: Sql, now: number, runId: string): Promise<CancelResult> {
+  async cancel(sql: TxSql, now: number, runId: string): Promise<CancelResult> {
     const t = new PgTables(sql);
     const row = await t.requireRun(runId);
     switch (cancelEffect(row.status)) {
@@ -228,7 +226,7 @@ export class PgRunWrites {
       case "ask-agent":
         if (row.cancel_requested === 0) {
           await sql.run("UPDATE runs SET cancel_requested = 1, updated_at = $1 WHERE run_id = $2", [now, runId]);
-          await t.history(now, {
+          t.history(now, {
             runId,
             from: row.status,
             to: row.status,
@@ -245,7 +243,7 @@ export class PgRunWrites {
            WHERE run_id = $5 RETURNING *`,
           ["CANCELLED", now, "cancelled", message, runId],
         );
-        await t.history(now, {
+        t.history(now, {
           runId,
           from: row.status,
           to: "CANCELLED",
@@ -263,7 +261,7 @@ export class PgRunWrites {
    * with the same params (source `requeue`). Null when the run cannot crash.
    */
   async crash(
-    sql: Sql,
+    sql: TxSql,
     now: number,
     runId: string,
     reason: Reason,
@@ -278,7 +276,7 @@ export class PgRunWrites {
       "UPDATE runs SET status = $1, finished_at = $2, reason = $3, message = $4, updated_at = $2 WHERE run_id = $5 RETURNING *",
       ["CRASHED", now, reason, fullMessage, runId],
     );
-    await t.history(now, {
+    t.history(now, {
       runId,
       from: row.status,
       to: "CRASHED",
@@ -325,18 +323,21 @@ export class PgRunWrites {
     workflowId: string,
     requestParams: string,
   ): Promise<RunRow | null> {
-    const known = await t.sql.one<{ run_id: string; workflow_id: string; params: string }>(
-      "SELECT run_id, workflow_id, params FROM idempotency_keys WHERE scope = $1 AND key = $2",
+    // A key held back in this transaction must be inserted before the lookup; any other is not affected by it.
+    const lookup = t.sql.holdsKey(scope, key) ? t.sql.one.bind(t.sql) : t.sql.oneBeforeRuns.bind(t.sql);
+    const known = await lookup<RunRow & { k_run_id: string; k_workflow_id: string; k_params: string }>(
+      `SELECT k.run_id AS k_run_id, k.workflow_id AS k_workflow_id, k.params AS k_params, r.*
+       FROM idempotency_keys k LEFT JOIN runs r ON r.run_id = k.run_id WHERE k.scope = $1 AND k.key = $2`,
       [scope, key],
     );
     if (known === undefined) return null;
-    const first = await t.runRow(known.run_id);
-    if (first === undefined) {
+    if (known.run_id === null) {
       await t.sql.run("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2", [scope, key]);
       return null;
     }
-    if (known.workflow_id !== workflowId || known.params !== requestParams) {
-      throw idempotencyConflict(key, known.run_id, known.workflow_id, known.params);
+    const { k_run_id: firstRunId, k_workflow_id: firstWorkflowId, k_params: firstParams, ...first } = known;
+    if (firstWorkflowId !== workflowId || firstParams !== requestParams) {
+      throw idempotencyConflict(key, firstRunId, firstWorkflowId, firstParams);
     }
     return first;
   }

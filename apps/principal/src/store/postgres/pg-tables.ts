@@ -1,7 +1,7 @@
 import { runNotFound } from "../../errors.js";
 import type { RunRow, TaskRow } from "../sqlite/rows.js";
 import type { HistoryEntry, NewRun } from "../sqlite/tables.js";
-import type { Sql } from "./sql.js";
+import type { TxSql } from "./tx-sql.js";
 
 /**
  * Row access shared by the PostgreSQL domain writes, inside a lane's transaction: run and task
@@ -9,7 +9,7 @@ import type { Sql } from "./sql.js";
  * (`../sqlite/rows.ts`), so both stores map them to wire records with the same functions.
  */
 export class PgTables {
-  constructor(readonly sql: Sql) {}
+  constructor(readonly sql: TxSql) {}
 
   /** The `runs` row of `runId`, if any. */
   runRow(runId: string): Promise<RunRow | undefined> {
@@ -34,7 +34,7 @@ export class PgTables {
 
   /** The `task_runs` rows of a run, by task id. */
   taskRows(runId: string): Promise<TaskRow[]> {
-    return this.sql.rows<TaskRow>("SELECT * FROM task_runs WHERE run_id = $1 ORDER BY task_id COLLATE \"C\"", [runId]);
+    return this.sql.rows<TaskRow>('SELECT * FROM task_runs WHERE run_id = $1 ORDER BY task_id COLLATE "C"', [runId]);
   }
 
   /** The `task_runs` row of one task, if any. */
@@ -42,51 +42,19 @@ export class PgTables {
     return this.sql.one<TaskRow>("SELECT * FROM task_runs WHERE run_id = $1 AND task_id = $2", [runId, taskId]);
   }
 
-  /** Append a line to `status_history` (recorded at `now`). */
-  async history(now: number, h: HistoryEntry): Promise<void> {
-    await this.sql.run(
-      `INSERT INTO status_history (run_id, task_id, attempt, from_status, to_status, time, recorded_at, applied, agent_id, reason, message)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-      [
-        h.runId,
-        h.taskId ?? null,
-        h.attempt ?? null,
-        h.from,
-        h.to,
-        h.time ?? now,
-        now,
-        h.applied === false ? 0 : 1,
-        h.agentId ?? null,
-        h.reason ?? null,
-        h.message ?? null,
-      ],
-    );
+  /** Append a line to `status_history` (recorded at `now`; written with the transaction's others before its COMMIT). */
+  history(now: number, h: HistoryEntry): void {
+    this.sql.addHistory(now, h);
   }
 
-  /** Insert a run and its first history line; returns the row as written. */
-  async insertRun(now: number, r: NewRun): Promise<RunRow> {
-    const row = await this.sql.one<RunRow>(
-      `INSERT INTO runs (run_id, workflow_id, workflow_hash, status, source, triggered_by, idempotency_key, params,
-                         scheduled_for, created_at, finished_at, reason, message, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $10)
-       RETURNING *`,
-      [
-        r.runId,
-        r.workflowId,
-        r.hash,
-        r.status,
-        r.source,
-        r.triggeredBy,
-        r.key,
-        r.params,
-        r.scheduledFor,
-        now,
-        r.finishedAt,
-        r.reason,
-        r.message,
-      ],
-    );
-    await this.history(now, { runId: r.runId, from: null, to: r.status, reason: r.reason, message: r.message });
-    return row as RunRow;
+  /**
+   * Insert a run, its first history line, and with `idempotency` (scope and canonical request
+   * params) its idempotency key; returns the row as written (the insert may be held back until
+   * the transaction's next statement, see {@link TxSql.insertRun}).
+   */
+  async insertRun(now: number, r: NewRun, idempotency?: { scope: string; params: string }): Promise<RunRow> {
+    const row = await this.sql.insertRun(now, r, idempotency);
+    this.history(now, { runId: r.runId, from: null, to: r.status, reason: r.reason, message: r.message });
+    return row;
   }
 }

@@ -3,7 +3,7 @@ import { checkLeaseClaim, checkTaskReport, type LeaseClaim } from "../../runs/st
 import { runFromRow, taskFromRow } from "../sqlite/rows.js";
 import type { TaskStatusUpdate, TaskUpdateResult } from "../store.js";
 import { PgTables } from "./pg-tables.js";
-import type { Sql } from "./sql.js";
+import type { TxSql } from "./tx-sql.js";
 
 /**
  * Writes to `task_runs` on PostgreSQL, inside a lane's commands: agents' task reports (checked by
@@ -14,7 +14,7 @@ export class PgTaskWrites {
    * Apply an agent's task report; a report about a finished run is recorded in the history only.
    * @throws CdktrError RUN_NOT_FOUND, INVALID_TRANSITION, STALE_ASSIGNMENT, PERMISSION_DENIED
    */
-  async report(sql: Sql, now: number, u: TaskStatusUpdate, claim: LeaseClaim | null): Promise<TaskUpdateResult> {
+  async report(sql: TxSql, now: number, u: TaskStatusUpdate, claim: LeaseClaim | null): Promise<TaskUpdateResult> {
     const t = new PgTables(sql);
     const row = await t.requireRun(u.runId);
     checkLeaseClaim({ runId: row.run_id, token: row.token, leaseKey: row.lease_key }, claim);
@@ -26,7 +26,7 @@ export class PgTaskWrites {
       u,
     );
     if (outcome === "late" || outcome === "duplicate" || task === undefined) {
-      if (outcome === "late") await this.record(t, now, u, task?.status ?? null, time, false);
+      if (outcome === "late") this.record(t, now, u, task?.status ?? null, time, false);
       return { applied: false, run: runFromRow(row), task: task === undefined ? null : taskFromRow(task) };
     }
     await sql.run(
@@ -45,7 +45,7 @@ export class PgTaskWrites {
         u.taskId,
       ],
     );
-    await this.record(t, now, u, task.status, time, true);
+    this.record(t, now, u, task.status, time, true);
     const updated = (await t.taskRow(u.runId, u.taskId)) ?? task;
     return { applied: true, run: runFromRow(row), task: taskFromRow(updated) };
   }
@@ -67,7 +67,7 @@ export class PgTaskWrites {
         "UPDATE task_runs SET status = $1, finished_at = $2, reason = $3, message = $4 WHERE run_id = $5 AND task_id = $6",
         [status, now, reason, message, runId, task.task_id],
       );
-      await t.history(now, {
+      t.history(now, {
         runId,
         taskId: task.task_id,
         attempt: task.attempt,
@@ -89,8 +89,8 @@ export class PgTaskWrites {
     from: TaskRunRecord["status"] | null,
     time: number,
     applied: boolean,
-  ): Promise<void> {
-    return t.history(now, {
+  ): void {
+    t.history(now, {
       runId: u.runId,
       taskId: u.taskId,
       attempt: u.attempt,

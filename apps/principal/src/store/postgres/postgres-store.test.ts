@@ -104,7 +104,7 @@ describe("PostgresStore", async () => {
   );
 
   it(
-    "the calls of one event-loop turn commit in one transaction, each in a savepoint; a refused one undoes nothing else",
+    "the calls of one event-loop turn commit in one transaction; a refused one undoes nothing else",
     opts,
     async () => {
       const schema = await newSchema();
@@ -141,6 +141,39 @@ describe("PostgresStore", async () => {
         assert.equal(results.filter((r) => r.status === "fulfilled").length, 39);
         assert.ok(results[20]?.status === "rejected" && isCdktrError(results[20].reason, "IDEMPOTENCY_CONFLICT"));
         assert.equal((await store.counts()).runs, 39);
+      } finally {
+        await store.close();
+      }
+    },
+  );
+
+  it(
+    "a call that fails after it wrote (a statement the server refuses) is undone alone: the batch runs again with a savepoint per call",
+    opts,
+    async () => {
+      const schema = await newSchema();
+      const clock = new ManualClock();
+      const store = await PostgresStore.open({ url: schema.url, clock });
+      try {
+        const ids = new UlidGenerator(clock);
+        const taken = ids.next();
+        await store.createRun({ ...baseTrigger, runId: taken, workflow: wf, idempotencyKey: null });
+        const results = await Promise.allSettled(
+          Array.from({ length: 10 }, (_, i) =>
+            store.createRun({
+              ...baseTrigger,
+              runId: i === 5 ? taken : ids.next(),
+              workflow: wf,
+              idempotencyKey: null,
+            }),
+          ),
+        );
+        assert.deepEqual(
+          results.map((r) => r.status),
+          results.map((_, i) => (i === 5 ? "rejected" : "fulfilled")),
+        );
+        assert.equal((await store.counts()).runs, 10);
+        assert.deepEqual(await schema.query("SELECT count(*)::int AS n FROM status_history"), [{ n: 10 }]);
       } finally {
         await store.close();
       }
