@@ -177,7 +177,9 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
   };
 
   const startInner = async (): Promise<PrincipalEndpoints> => {
-    const s = await openStore(config, deps.store, clock, logger);
+    // SQLite opens synchronously (nothing can stop this start in between); PostgreSQL connects.
+    const opening = openStore(config, deps.store, clock, logger);
+    const s = opening instanceof Promise ? await opening : opening;
     store = s;
     abortIfStopping();
     let auth: PrincipalAuth | null = null;

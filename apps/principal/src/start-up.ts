@@ -16,35 +16,18 @@ export function databaseOf(config: PrincipalConfig): string {
 
 /**
  * The injected store, or the store of the configuration: PostgreSQL at `CDKTR_DATABASE_URL`
- * when set (connected and migrated; `pg` is loaded only then), else the SQLite file of
- * `CDKTR_DB_PATH` (created and migrated).
+ * when set (a promise: connected and migrated; `pg` is loaded only then), else the SQLite file
+ * of `CDKTR_DB_PATH` (created and migrated, synchronously).
  * @throws PrincipalStartError DATABASE_UNAVAILABLE naming the setting to fix.
  */
-export async function openStore(
+export function openStore(
   config: PrincipalConfig,
   injected: Store | undefined,
   clock: Clock,
   logger: Logger,
-): Promise<Store> {
+): Store | Promise<Store> {
   if (injected !== undefined) return injected;
-  if (config.databaseUrl !== null) {
-    const url = config.databaseUrl;
-    try {
-      const { PostgresStore } = await import("./store/postgres/postgres-store.js");
-      return await PostgresStore.open({
-        url,
-        clock,
-        logger: logger.child({ component: "store" }),
-        readConnections: config.databaseReadConnections,
-      });
-    } catch (e) {
-      throw new PrincipalStartError(
-        "DATABASE_UNAVAILABLE",
-        `cannot open the PostgreSQL database ${redactUrl(url)}: ${errorMessage(e)} (check that it is reachable and CDKTR_DATABASE_URL is right)`,
-        { cause: e, context: { database: redactUrl(url) } },
-      );
-    }
-  }
+  if (config.databaseUrl !== null) return openPostgres(config.databaseUrl, config, clock, logger);
   try {
     return SqliteStore.open({ path: config.dbPath, clock, logger: logger.child({ component: "store" }) });
   } catch (e) {
@@ -52,6 +35,28 @@ export async function openStore(
       "DATABASE_UNAVAILABLE",
       `cannot open the database ${config.dbPath}: ${errorMessage(e)} (set CDKTR_DB_PATH to a writable file)`,
       { cause: e, context: { dbPath: config.dbPath } },
+    );
+  }
+}
+
+/**
+ * The PostgreSQL store at `url` (connected and migrated; `pg` is loaded only here).
+ * @throws PrincipalStartError DATABASE_UNAVAILABLE naming `CDKTR_DATABASE_URL`.
+ */
+async function openPostgres(url: string, config: PrincipalConfig, clock: Clock, logger: Logger): Promise<Store> {
+  try {
+    const { PostgresStore } = await import("./store/postgres/postgres-store.js");
+    return await PostgresStore.open({
+      url,
+      clock,
+      logger: logger.child({ component: "store" }),
+      readConnections: config.databaseReadConnections,
+    });
+  } catch (e) {
+    throw new PrincipalStartError(
+      "DATABASE_UNAVAILABLE",
+      `cannot open the PostgreSQL database ${redactUrl(url)}: ${errorMessage(e)} (check that it is reachable and CDKTR_DATABASE_URL is right)`,
+      { cause: e, context: { database: redactUrl(url) } },
     );
   }
 }

@@ -53,6 +53,11 @@ function held(table: string, columns: readonly (readonly [string, string])[]): H
   return { table, columns: columns.map((c) => c[0]), types: columns.map((c) => c[1]), values: columns.map(() => []) };
 }
 
+/** Append one row (a value per column) to `rows`. */
+function push(rows: HeldRows, row: readonly unknown[]): void {
+  for (let i = 0; i < row.length; i++) rows.values[i]?.push(row[i]);
+}
+
 /**
  * One statement inserting every row held in `parts` (data-modifying CTEs when there are several),
  * each table with `INSERT ... SELECT * FROM unnest($1::type[], ...)`; null when nothing is held.
@@ -176,10 +181,13 @@ export class TxSql implements Sql {
       triggered_by: r.triggeredBy,
       lease_key: null,
     };
-    this.runs.columns.forEach((c, i) => this.runs.values[i]?.push(row[c as keyof RunRow]));
+    push(
+      this.runs,
+      this.runs.columns.map((c) => row[c as keyof RunRow]),
+    );
     if (idempotency !== undefined && r.key !== null) {
       const key = [idempotency.scope, r.key, r.runId, r.workflowId, idempotency.params, now];
-      key.forEach((v, i) => this.keys.values[i]?.push(v));
+      push(this.keys, key);
       this.heldKeys.add(`${idempotency.scope}\0${r.key}`);
     }
     this.written++;
@@ -202,7 +210,7 @@ export class TxSql implements Sql {
       h.reason ?? null,
       h.message ?? null,
     ];
-    line.forEach((v, i) => this.history.values[i]?.push(v));
+    push(this.history, line);
   }
 
   /** Where the transaction is now, to tell later what one command did. */
