@@ -51,6 +51,16 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
       },
       { name: "CDKTR_DB_PATH", default: "~/.cdktr/cdktr.db", description: "SQLite database file" },
       {
+        name: "CDKTR_DATABASE_URL",
+        default: "",
+        description: "PostgreSQL instead of SQLite: postgres://user:password@host:5432/database",
+      },
+      {
+        name: "CDKTR_DATABASE_READ_CONNECTIONS",
+        default: "4",
+        description: "Connections of the PostgreSQL read pool, besides the two write connections",
+      },
+      {
         name: "CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS",
         default: "30000",
         description: "An agent silent this long is lost; its runs become CRASHED",

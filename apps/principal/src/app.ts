@@ -31,7 +31,7 @@ import { Dispatcher } from "./dispatch/dispatcher.js";
 import { PrincipalStartError } from "./errors.js";
 import { UlidGenerator } from "./ids.js";
 import { createPrincipalEvents } from "./publish/principal-events.js";
-import { bindNamingSetting, openStore, pruneInBackground } from "./start-up.js";
+import { bindNamingSetting, databaseOf, openStore, pruneInBackground } from "./start-up.js";
 import type { Store } from "./store/store.js";
 import { every, type RepeatingTimer } from "./time/every.js";
 import { WorkflowRegistry, type WorkflowScan } from "./workflows/workflow-registry.js";
@@ -48,7 +48,7 @@ export interface PrincipalDeps {
   logger?: Logger;
   /** Time of runs, leases, heartbeats, long-polls and periodic jobs. @default systemClock */
   clock?: Clock;
-  /** @default a SqliteStore at `config.dbPath` */
+  /** @default a PostgresStore at `config.databaseUrl` when set, else a SqliteStore at `config.dbPath` */
   store?: Store;
   /** @default a WorkflowDirectory scan of `config.workflowDir` */
   scanWorkflows?: () => Promise<WorkflowScan>;
@@ -78,6 +78,7 @@ export interface Principal {
 /** State found at start, logged with the endpoints in the `ready` line. */
 export interface PrincipalReadyInfo {
   workflowDir: string;
+  /** The SQLite file, or the PostgreSQL URL with its password hidden. */
   dbPath: string;
   /** Valid workflows loaded. */
   workflows: number;
@@ -176,8 +177,11 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
   };
 
   const startInner = async (): Promise<PrincipalEndpoints> => {
-    const s = openStore(config, deps.store, clock, logger);
+    // SQLite opens synchronously (nothing can stop this start in between); PostgreSQL connects.
+    const opening = openStore(config, deps.store, clock, logger);
+    const s = opening instanceof Promise ? await opening : opening;
     store = s;
+    abortIfStopping();
     let auth: PrincipalAuth | null = null;
     if (config.auth) {
       auth = await setUpAuth(config.keysDir, s, logger.child({ component: "keys" }));
@@ -265,7 +269,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     endpoints = { api: apiEndpoint, logs: logsEndpoint, publish: publishEndpoint };
     readyInfo = {
       workflowDir: config.workflowDir,
-      dbPath: config.dbPath,
+      dbPath: databaseOf(config),
       workflows: wfs.size,
       queued: d.queuedCount(),
       activeRuns: active.length,

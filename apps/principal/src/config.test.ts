@@ -14,6 +14,8 @@ describe("loadConfig", () => {
       workflowDir: "/srv/workflows",
       workflowRefreshMs: 60_000,
       dbPath: "/home/u/.cdktr/cdktr.db",
+      databaseUrl: null,
+      databaseReadConnections: 4,
       heartbeatTimeoutMs: 30_000,
       heartbeatIntervalMs: 5_000,
       agentGcAfterMs: 3_600_000,
@@ -49,6 +51,20 @@ describe("loadConfig", () => {
     assert.equal(c.dbPath, "/h/x/db.sqlite");
     assert.equal(c.workflowDir, "/abs/wf");
     assert.equal(c.logLevel, "info");
+  });
+
+  it("CDKTR_DATABASE_URL selects PostgreSQL (empty = SQLite) and must be a postgres:// URL", () => {
+    const url = "postgres://cdktr:secret@db.example:5432/cdktr";
+    const c = loadConfig({ CDKTR_DATABASE_URL: url, CDKTR_DATABASE_READ_CONNECTIONS: "8" }, { dotEnv: false });
+    assert.deepEqual([c.databaseUrl, c.databaseReadConnections], [url, 8]);
+    assert.equal(loadConfig({ CDKTR_DATABASE_URL: "" }, { dotEnv: false }).databaseUrl, null);
+    assert.throws(
+      () => loadConfig({ CDKTR_DATABASE_URL: "mysql://x/y", CDKTR_DATABASE_READ_CONNECTIONS: "0" }, { dotEnv: false }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.problems.some((p) => p.startsWith("CDKTR_DATABASE_URL: expected a postgres://")) &&
+        e.problems.some((p) => p.startsWith("CDKTR_DATABASE_READ_CONNECTIONS:")),
+    );
   });
 
   it("lists every invalid variable, one readable line each", () => {

@@ -32,6 +32,16 @@ export const PrincipalEnvSchema = z.object({
   CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: envInt({ min: 1, max: 86_400, default: 60 }),
   /** SQLite database file; `~` and `$HOME` are expanded; the directory is created. */
   CDKTR_DB_PATH: z.string().min(1).default("~/.cdktr/cdktr.db"),
+  /**
+   * PostgreSQL instead of SQLite: `postgres://user:password@host:5432/database`; unset or empty =
+   * the SQLite file of `CDKTR_DB_PATH`.
+   */
+  CDKTR_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, { error: "expected a postgres:// or postgresql:// URL" })
+    .optional(),
+  /** Connections of the PostgreSQL read pool (listings, log queries), besides the two write connections. */
+  CDKTR_DATABASE_READ_CONNECTIONS: envInt({ min: 1, max: 100, default: 4 }),
   /** An agent silent for longer than this loses its runs (CRASHED). */
   CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: envInt({ min: 100, max: 86_400_000, default: 30_000 }),
   /** A lost agent stays in `listAgents` (status LOST) this long, then is forgotten. */
@@ -83,8 +93,12 @@ export interface PrincipalConfig {
   /** Absolute path. */
   workflowDir: string;
   workflowRefreshMs: number;
-  /** Absolute path. */
+  /** Absolute path of the SQLite file (unused when `databaseUrl` is set). */
   dbPath: string;
+  /** PostgreSQL URL (`CDKTR_DATABASE_URL`), or null for SQLite. */
+  databaseUrl: string | null;
+  /** `CDKTR_DATABASE_READ_CONNECTIONS`. */
+  databaseReadConnections: number;
   heartbeatTimeoutMs: number;
   heartbeatIntervalMs: number;
   /** How long a lost agent is listed before it is forgotten (`CDKTR_AGENT_GC_AFTER_MS`). */
@@ -164,6 +178,8 @@ export function loadConfig(
     workflowDir: isAbsolute(workflowDir) ? workflowDir : resolve(cwd, workflowDir),
     workflowRefreshMs: e.CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S * 1000,
     dbPath: isAbsolute(dbPath) ? dbPath : resolve(cwd, dbPath),
+    databaseUrl: e.CDKTR_DATABASE_URL ?? null,
+    databaseReadConnections: e.CDKTR_DATABASE_READ_CONNECTIONS,
     heartbeatTimeoutMs: e.CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS,
     heartbeatIntervalMs: e.CDKTR_AGENT_HEARTBEAT_INTERVAL_MS,
     agentGcAfterMs: e.CDKTR_AGENT_GC_AFTER_MS,

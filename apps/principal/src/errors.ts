@@ -21,10 +21,12 @@ export type PrincipalStartErrorCode =
 export class PrincipalStartError extends CodedError<PrincipalStartErrorCode> {}
 
 /**
- * The database file was written by a newer principal (its schema version is above the last
- * migration this code knows): upgrade cdktr or point `CDKTR_DB_PATH` elsewhere.
+ * The database was written by a newer principal (`SCHEMA_TOO_NEW`: its schema version is above
+ * the last migration this code knows): upgrade cdktr or point `CDKTR_DB_PATH` /
+ * `CDKTR_DATABASE_URL` elsewhere; or (PostgreSQL, `NO_SCHEMA`) the schema the connection's
+ * `search_path` names does not exist.
  */
-export class SchemaVersionError extends CodedError<"SCHEMA_TOO_NEW"> {}
+export class SchemaVersionError extends CodedError<"SCHEMA_TOO_NEW" | "NO_SCHEMA"> {}
 
 /**
  * A `listRuns`/`queryLogs` cursor could not be decoded (answered as `BAD_REQUEST`). Thrown in the
@@ -58,6 +60,18 @@ export function workflowNotFound(workflowId: string): CdktrError {
   return new CdktrError("WORKFLOW_NOT_FOUND", `no workflow \`${workflowId}\`: \`cdktr workflows\` lists the ids`, {
     context: { workflowId },
   });
+}
+
+/**
+ * `IDEMPOTENCY_CONFLICT`: an idempotency key reused for another workflow or other params
+ * (`params` as canonical JSON), naming the run that has it.
+ */
+export function idempotencyConflict(key: string, runId: string, workflowId: string, params: string): CdktrError {
+  return new CdktrError(
+    "IDEMPOTENCY_CONFLICT",
+    `idempotency key \`${key}\` was already used for run ${runId} of workflow \`${workflowId}\` with params ${params}: use a new key for a different trigger`,
+    { context: { idempotencyKey: key, runId } },
+  );
 }
 
 /** `STALE_ASSIGNMENT`: the assignment an agent holds is no longer valid (`why` says how). */
@@ -106,6 +120,19 @@ export function storageFull(dbPath: string, cause?: unknown): CdktrError {
     "STORAGE_FULL",
     `the principal's disk is full (database ${dbPath}): nothing of this request was stored; free space on that file system (or move CDKTR_DB_PATH) and retry`,
     { retryable: true, cause, context: { dbPath } },
+  );
+}
+
+/**
+ * `STORAGE_UNAVAILABLE` (retryable): the principal cannot reach its PostgreSQL database, so
+ * nothing of the request was stored (or, when the connection broke during the commit, it may have
+ * been: every write is idempotent, so a retry is safe); it reconnects by itself with backoff.
+ */
+export function storageUnavailable(database: string, cause?: unknown): CdktrError {
+  return new CdktrError(
+    "STORAGE_UNAVAILABLE",
+    `the principal cannot reach its database (${database}): the request was not acknowledged; retry (the principal reconnects by itself; \`cdktr ping\` says degraded meanwhile)`,
+    { retryable: true, cause, context: { database } },
   );
 }
 

@@ -5,15 +5,29 @@
 import { errorMessage, type Clock, type Logger } from "@cdktr/protocol";
 import type { PrincipalConfig } from "./config.js";
 import { PrincipalStartError } from "./errors.js";
+import { redactUrl } from "./store/postgres/database-url.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
 
+/** Where the configured data lives, for the `ready` line and errors: the SQLite file, or the PostgreSQL URL without its password. */
+export function databaseOf(config: PrincipalConfig): string {
+  return config.databaseUrl === null ? config.dbPath : redactUrl(config.databaseUrl);
+}
+
 /**
- * The injected store, or the SQLite file of the configuration (created and migrated).
- * @throws PrincipalStartError DATABASE_UNAVAILABLE naming `CDKTR_DB_PATH`.
+ * The injected store, or the store of the configuration: PostgreSQL at `CDKTR_DATABASE_URL`
+ * when set (a promise: connected and migrated; `pg` is loaded only then), else the SQLite file
+ * of `CDKTR_DB_PATH` (created and migrated, synchronously).
+ * @throws PrincipalStartError DATABASE_UNAVAILABLE naming the setting to fix.
  */
-export function openStore(config: PrincipalConfig, injected: Store | undefined, clock: Clock, logger: Logger): Store {
+export function openStore(
+  config: PrincipalConfig,
+  injected: Store | undefined,
+  clock: Clock,
+  logger: Logger,
+): Store | Promise<Store> {
   if (injected !== undefined) return injected;
+  if (config.databaseUrl !== null) return openPostgres(config.databaseUrl, config, clock, logger);
   try {
     return SqliteStore.open({ path: config.dbPath, clock, logger: logger.child({ component: "store" }) });
   } catch (e) {
@@ -21,6 +35,28 @@ export function openStore(config: PrincipalConfig, injected: Store | undefined, 
       "DATABASE_UNAVAILABLE",
       `cannot open the database ${config.dbPath}: ${errorMessage(e)} (set CDKTR_DB_PATH to a writable file)`,
       { cause: e, context: { dbPath: config.dbPath } },
+    );
+  }
+}
+
+/**
+ * The PostgreSQL store at `url` (connected and migrated; `pg` is loaded only here).
+ * @throws PrincipalStartError DATABASE_UNAVAILABLE naming `CDKTR_DATABASE_URL`.
+ */
+async function openPostgres(url: string, config: PrincipalConfig, clock: Clock, logger: Logger): Promise<Store> {
+  try {
+    const { PostgresStore } = await import("./store/postgres/postgres-store.js");
+    return await PostgresStore.open({
+      url,
+      clock,
+      logger: logger.child({ component: "store" }),
+      readConnections: config.databaseReadConnections,
+    });
+  } catch (e) {
+    throw new PrincipalStartError(
+      "DATABASE_UNAVAILABLE",
+      `cannot open the PostgreSQL database ${redactUrl(url)}: ${errorMessage(e)} (check that it is reachable and CDKTR_DATABASE_URL is right)`,
+      { cause: e, context: { database: redactUrl(url) } },
     );
   }
 }

@@ -1,8 +1,9 @@
 /**
  * 1. Trigger acceptance: 64 `runWorkflow` requests kept in flight (an ack means the run is
  * committed) against (a) a bare DEALER -> ROUTER echo and (b) the echo plus the same SQLite
- * group commit per batch, each server in its own process; and the cost of security: the same
- * load on a principal with CURVE and keys (the default) and on one with `CDKTR_AUTH=off`.
+ * group commit per batch, each server in its own process; the cost of security: the same
+ * load on a principal with CURVE and keys (the default) and on one with `CDKTR_AUTH=off`; and
+ * the same load on a principal whose store is the machine's PostgreSQL (`CDKTR_DATABASE_URL`).
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,6 +11,7 @@ import { echoLoad } from "../baselines/echo-client.js";
 import type { PrincipalClient } from "@cdktr/protocol";
 import { startPrincipal, type PrincipalHandle } from "../harness/cdktr.js";
 import { makeTempDir, writeWorkflow } from "../harness/fs.js";
+import { createBenchSchema, type BenchSchema } from "../harness/postgres.js";
 import { type ClosedLoopResult, closedLoop } from "../harness/load.js";
 import { startProcess } from "../harness/proc.js";
 import { row, type Row } from "../harness/result.js";
@@ -33,15 +35,19 @@ async function baseline(mode: "echo" | "sqlite", durationMs: number): Promise<Re
   }
 }
 
-/** A principal on a one-workflow directory, with authentication `auth`. */
-async function startOurs(ctx: BenchContext, auth: "on" | "off"): Promise<PrincipalHandle> {
-  const wfDir = makeTempDir(`wf-trigger-${auth}`);
+/** The principals measured: SQLite with CURVE on (as users run it) and off, PostgreSQL with CURVE on. */
+type Mode = "on" | "off" | "pg";
+
+/** A principal on a one-workflow directory, with authentication `auth` (and PostgreSQL at `databaseUrl`). */
+async function startOurs(ctx: BenchContext, auth: "on" | "off", databaseUrl?: string): Promise<PrincipalHandle> {
+  const wfDir = makeTempDir(`wf-trigger-${databaseUrl === undefined ? auth : "pg"}`);
   writeWorkflow(wfDir, "bench", { cmd: "true", args: [] });
-  // Only the measured configuration (CURVE on) is profiled.
+  // Only the measured configuration (CURVE on, SQLite) is profiled.
   return startPrincipal({
     workflowDir: wfDir,
     auth,
-    ...(auth === "on" ? profileFlags(ctx, "trigger", "principal") : {}),
+    ...(databaseUrl === undefined ? {} : { env: { CDKTR_DATABASE_URL: databaseUrl } }),
+    ...(auth === "on" && databaseUrl === undefined ? profileFlags(ctx, "trigger", "principal") : {}),
   });
 }
 
@@ -71,6 +77,39 @@ function combine(results: readonly ClosedLoopResult[]): ClosedLoopResult {
   };
 }
 
+/** The rows comparing the principal on PostgreSQL with the same principal on SQLite (both CURVE on). */
+function postgresRows(S: string, sqlite: ClosedLoopResult, onPg: ClosedLoopResult, stored: number): Row[] {
+  const pgLat = summarize(onPg.latencies);
+  const sqliteLat = summarize(sqlite.latencies);
+  return [
+    row({
+      scenario: S,
+      metric: "triggers/s on PostgreSQL vs SQLite",
+      unit: "/s",
+      ours: onPg.perSecond,
+      baseline: sqlite.perSecond,
+      baselineName: "the same principal on SQLite (CURVE on)",
+      better: "higher",
+      target: "ratio >= 0.50",
+      pass: onPg.perSecond / sqlite.perSecond >= 0.5,
+      note:
+        onPg.errors > 0
+          ? `${onPg.errors} errors: ${onPg.firstError ?? ""}`
+          : `CDKTR_DATABASE_URL on 127.0.0.1:5432; ${onPg.completed} acked, ${stored} stored`,
+    }),
+    row({
+      scenario: S,
+      metric: "ack latency p50 on PostgreSQL vs SQLite",
+      unit: "ms",
+      ours: pgLat.p50,
+      baseline: sqliteLat.p50,
+      baselineName: "the same principal on SQLite (CURVE on)",
+      better: "lower",
+      note: `p99 ${fmt(pgLat.p99)} vs ${fmt(sqliteLat.p99)} ms`,
+    }),
+  ];
+}
+
 export const triggerAcceptance: Scenario = {
   id: "trigger",
   title: "1. Trigger acceptance (64 in flight)",
@@ -86,12 +125,17 @@ export const triggerAcceptance: Scenario = {
     // Ours, as users run it (CURVE and keys on), and with CDKTR_AUTH=off for the cost of
     // security: two principals up at once, measured in alternating rounds (on, off, off, on, ...)
     // so that a drifting machine load weighs on both alike.
-    ctx.log("ours: principal runWorkflow, CURVE on and off in alternating rounds");
-    const modes = ["on", "off"] as const;
-    const principals = { on: await startOurs(ctx, "on"), off: await startOurs(ctx, "off") };
+    ctx.log("ours: principal runWorkflow, CURVE on and off, and on PostgreSQL, in alternating rounds");
+    const modes: readonly Mode[] = ["on", "off", "pg"];
+    const schema: BenchSchema = await createBenchSchema("cdktr_bench_trigger");
+    const principals: Record<Mode, PrincipalHandle> = {
+      on: await startOurs(ctx, "on"),
+      off: await startOurs(ctx, "off"),
+      pg: await startOurs(ctx, "on", schema.url),
+    };
     const rounds = ctx.quick ? 2 : 4;
-    const measured = { on: [] as ClosedLoopResult[], off: [] as ClosedLoopResult[] };
-    const stored = { on: 0, off: 0 };
+    const measured: Record<Mode, ClosedLoopResult[]> = { on: [], off: [], pg: [] };
+    const stored: Record<Mode, number> = { on: 0, off: 0, pg: 0 };
     try {
       for (const mode of modes) {
         const client = principals[mode].client;
@@ -114,9 +158,11 @@ export const triggerAcceptance: Scenario = {
       for (const mode of modes) stored[mode] = await countRuns(principals[mode].client, "bench");
     } finally {
       await Promise.all(modes.map((m) => principals[m].stop()));
+      await schema.drop();
     }
     const ours = combine(measured.on);
     const plain = combine(measured.off);
+    const onPg = combine(measured.pg);
     const lat = summarize(ours.latencies);
     ctx.shared.set("trigger.perSecond", ours.perSecond);
     ctx.shared.set("trigger.p50", lat.p50);
@@ -195,13 +241,14 @@ export const triggerAcceptance: Scenario = {
         note: `p99 ${fmt(lat.p99)} vs ${fmt(plainLat.p99)} ms`,
       }),
     );
+    rows.push(...postgresRows(S, ours, onPg, stored.pg));
     for (const mode of modes) {
-      const acked = (mode === "on" ? ours : plain).completed;
+      const acked = { on: ours, off: plain, pg: onPg }[mode].completed;
       if (stored[mode] !== acked) {
         rows.push(
           row({
             scenario: S,
-            metric: `acked but not stored (CURVE ${mode})`,
+            metric: `acked but not stored (${mode === "pg" ? "PostgreSQL" : `CURVE ${mode}`})`,
             unit: "runs",
             ours: acked - stored[mode],
             better: "lower",
@@ -238,6 +285,15 @@ export const triggerAcceptance: Scenario = {
           rounds: measured.off.map((m) => m.perSecond),
         },
         costOfSecurity: cost,
+        postgres: {
+          perSecond: onPg.perSecond,
+          completed: onPg.completed,
+          stored: stored.pg,
+          errors: onPg.errors,
+          firstError: onPg.firstError,
+          latency: summarize(onPg.latencies),
+          rounds: measured.pg.map((m) => m.perSecond),
+        },
       },
     };
   },

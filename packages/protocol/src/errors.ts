@@ -31,6 +31,7 @@ export const ERROR_CODES = [
   "SHUTTING_DOWN",
   "RESOURCE_EXHAUSTED",
   "STORAGE_FULL",
+  "STORAGE_UNAVAILABLE",
   "INTERNAL",
   // client side only: never sent by a server
   "TIMEOUT",
@@ -57,6 +58,7 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "SHUTTING_DOWN",
   "RESOURCE_EXHAUSTED",
   "STORAGE_FULL",
+  "STORAGE_UNAVAILABLE",
   "INTERNAL",
   "TIMEOUT",
   "UNAVAILABLE",

@@ -1,0 +1,84 @@
+/**
+ * The principal on PostgreSQL (`CDKTR_DATABASE_URL`), as real processes: a workflow runs on a
+ * real agent, the principal is SIGKILLed mid-run and restarted, and the runs are there (in the
+ * database, not in a SQLite file). Needs the machine's PostgreSQL on 127.0.0.1:5432 (a schema of
+ * its own, dropped at the end); skips without it, fails with `CI` set.
+ */
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import pg from "pg";
+import { cleanup, taskStates, waitFor, workflowYaml } from "@cdktr/test-utils";
+import { prepareCluster, startFastAgent } from "../agent/helpers.js";
+import { requireServer } from "../listeners/helpers.js";
+
+const BASE_URL = "postgres://postgres@127.0.0.1:5432/test";
+
+describe("principal on PostgreSQL", async () => {
+  const skip = await requireServer("PostgreSQL", 5432);
+  const schema = `cdktr_e2e_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = new pg.Client({ connectionString: BASE_URL });
+  if (skip === undefined) {
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA ${schema}`);
+  }
+  after(async () => {
+    await cleanup();
+    if (skip !== undefined) return;
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.end();
+  });
+
+  it("runs a workflow on a real agent and survives a principal SIGKILL and restart with its runs and logs", {
+    skip: skip ?? false,
+  }, async () => {
+    const url = `${BASE_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    const c = await prepareCluster(
+      {
+        "quick.yml": workflowYaml({ tasks: { hello: { cmd: "sh", args: ["-c", "echo one; echo two"] } } }),
+        "slow.yml": workflowYaml({
+          tasks: { wait: { cmd: "sh", args: ["-c", "echo start; sleep 4; echo end"] } },
+        }),
+      },
+      { env: { CDKTR_DATABASE_URL: url } },
+    );
+    const first = await c.start();
+    assert.match(
+      String(first.ready.dbPath),
+      /^postgres:\/\/postgres@127\.0\.0\.1:5432\/test/,
+      "the ready line names the database",
+    );
+    await startFastAgent(c);
+    const quick = await c.run("quick");
+    const done = await c.waitForRun(quick, 30_000);
+    assert.equal(done.run.status, "COMPLETED");
+    assert.deepEqual(
+      (await c.logs(quick, "hello")).filter((l) => l.stream === "stdout").map((l) => l.line),
+      ["one", "two"],
+    );
+
+    const slow = await c.run("slow");
+    await waitFor(async () => (await c.logs(slow, "wait")).some((l) => l.line === "start"), {
+      timeoutMs: 20_000,
+      what: "the slow task to start",
+    });
+    await c.kill();
+    const restarted = await c.start();
+    assert.equal(restarted.ready.activeRuns, 1, "the RUNNING run is found in the database");
+    const slowDone = await c.waitForRun(slow, 60_000);
+    assert.equal(slowDone.run.status, "COMPLETED", JSON.stringify(slowDone.run));
+    assert.deepEqual(taskStates(slowDone), { wait: "COMPLETED" });
+    assert.deepEqual(
+      (await c.logs(slow, "wait")).filter((l) => l.stream === "stdout").map((l) => l.line),
+      ["start", "end"],
+    );
+    assert.equal((await c.waitForRun(quick, 5_000)).run.status, "COMPLETED", "the first run is still there");
+
+    const rows = await admin.query(`SELECT run_id, status FROM ${schema}.runs ORDER BY run_id`);
+    assert.deepEqual(rows.rows, [
+      { run_id: quick, status: "COMPLETED" },
+      { run_id: slow, status: "COMPLETED" },
+    ]);
+    assert.equal(existsSync(c.dbPath), false, "no SQLite file was made");
+  });
+});
