@@ -1,6 +1,6 @@
 import type { KeyRecord } from "@cdktr/protocol";
 import { decideEnrollment } from "../../auth/enrollment.js";
-import { keyFromRow, type KeyRow } from "../sqlite/rows.js";
+import { keyFromRow, type KeyRow } from "../rows.js";
 import type { EnrollKeyResult, NewKey, RevokeKeyResult } from "../store.js";
 import type { Sql } from "./sql.js";
 

@@ -1,7 +1,7 @@
 import type { LogLine } from "@cdktr/protocol";
 import { permissionDenied, runNotFound } from "../../errors.js";
 import { checkLeaseClaim } from "../../runs/state-machine.js";
-import { levelNumber } from "../sqlite/rows.js";
+import { levelNumber } from "../rows.js";
 import type { InsertLogsResult, LogClaim } from "../store.js";
 import type { Sql } from "./sql.js";
 

@@ -5,8 +5,8 @@
  */
 import type { ApiVerbs, ParsedRequestOf, ReplyOf } from "@cdktr/protocol";
 import { BadCursorError } from "../../errors.js";
-import { DEFAULT_LOG_PAGE, DEFAULT_RUN_PAGE, MAX_LOG_PAGE_BYTES, type RunListQuery } from "../sqlite/read-queries.js";
-import { levelNumber, logFromRow, runFromRow, type LogRow, type RunRow } from "../sqlite/rows.js";
+import { DEFAULT_LOG_PAGE, DEFAULT_RUN_PAGE, MAX_LOG_PAGE_BYTES, type RunListQuery } from "../rows.js";
+import { levelNumber, logFromRow, runFromRow, type LogRow, type RunRow } from "../rows.js";
 import type { Sql } from "./sql.js";
 
 function encodeCursor(key: readonly (string | number)[]): string {

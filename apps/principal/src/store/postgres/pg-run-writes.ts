@@ -10,8 +10,7 @@ import {
   checkRunReport,
   type LeaseClaim,
 } from "../../runs/state-machine.js";
-import { leaseOf } from "../sqlite/run-writes.js";
-import { runFromRow, taskFromRow, type RunRow } from "../sqlite/rows.js";
+import { leaseOf, runFromRow, taskFromRow, type RunRow } from "../rows.js";
 import type {
   CancelResult,
   CrashResult,

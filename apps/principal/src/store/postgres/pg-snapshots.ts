@@ -1,10 +1,10 @@
 import type { WorkflowDefinition } from "@cdktr/protocol";
-import { WorkflowSnapshots } from "../sqlite/snapshots.js";
+import { snapshotKey } from "../rows.js";
 import type { Sql } from "./sql.js";
 
 /**
  * The `workflow_snapshots` table on PostgreSQL: each run executes the definition it was triggered
- * with, stored once per key (`WorkflowSnapshots.key`). Keys known to be committed are remembered
+ * with, stored once per key (`snapshotKey` in `../rows.ts`). Keys known to be committed are remembered
  * so a trigger does not send the definition again; parsed definitions are cached by key.
  */
 export class PgSnapshots {
@@ -14,7 +14,7 @@ export class PgSnapshots {
 
   /** Insert the snapshot of `wf` unless it is known to be stored; returns its key. Inside a command. */
   async write(sql: Sql, wf: WorkflowDefinition, now: number): Promise<string> {
-    const key = WorkflowSnapshots.key(wf);
+    const key = snapshotKey(wf);
     if (!this.stored.has(key)) {
       await sql.run(
         `INSERT INTO workflow_snapshots (hash, workflow_id, definition, created_at) VALUES ($1, $2, $3, $4)

@@ -1,12 +1,12 @@
 import { runNotFound } from "../../errors.js";
-import type { RunRow, TaskRow } from "../sqlite/rows.js";
-import type { HistoryEntry, NewRun } from "../sqlite/tables.js";
+import type { RunRow, TaskRow } from "../rows.js";
+import type { HistoryEntry, NewRun } from "../rows.js";
 import type { TxSql } from "./tx-sql.js";
 
 /**
  * Row access shared by the PostgreSQL domain writes, inside a lane's transaction: run and task
  * lookups, new runs and the insert-only history table. The rows have the SQLite store's shape
- * (`../sqlite/rows.ts`), so both stores map them to wire records with the same functions.
+ * (`../rows.ts`), so both stores map them to wire records with the same functions.
  */
 export class PgTables {
   constructor(readonly sql: TxSql) {}

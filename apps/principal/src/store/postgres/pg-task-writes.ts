@@ -1,6 +1,6 @@
 import { isTerminalTaskStatus, type Reason, type TaskRunRecord } from "@cdktr/protocol";
 import { checkLeaseClaim, checkTaskReport, type LeaseClaim } from "../../runs/state-machine.js";
-import { runFromRow, taskFromRow } from "../sqlite/rows.js";
+import { runFromRow, taskFromRow } from "../rows.js";
 import type { TaskStatusUpdate, TaskUpdateResult } from "../store.js";
 import { PgTables } from "./pg-tables.js";
 import type { TxSql } from "./tx-sql.js";

@@ -15,8 +15,7 @@ import {
 } from "@cdktr/protocol";
 import { isBadCursorError, shuttingDown, storageUnavailable } from "../../errors.js";
 import { ACTIVE_RUN_STATUSES, type LeaseClaim } from "../../runs/state-machine.js";
-import { canonicalJson } from "../sqlite/idempotency.js";
-import { runFromRow, taskFromRow, type RunRow, type TaskRow } from "../sqlite/rows.js";
+import { canonicalJson, runFromRow, taskFromRow, type RunRow, type TaskRow } from "../rows.js";
 import type {
   ActiveRun,
   CancelResult,

@@ -1,6 +1,6 @@
 import type pg from "pg";
-import type { RunRow } from "../sqlite/rows.js";
-import type { HistoryEntry, NewRun } from "../sqlite/tables.js";
+import type { RunRow } from "../rows.js";
+import type { HistoryEntry, NewRun } from "../rows.js";
 import { sqlOn, type Sql } from "./sql.js";
 
 /** Rows held back for one table: its columns, their SQL types, and one array of values per column. */

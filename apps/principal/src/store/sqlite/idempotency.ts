@@ -1,5 +1,5 @@
 import { CdktrError } from "@cdktr/protocol";
-import type { RunRow } from "./rows.js";
+import type { RunRow } from "../rows.js";
 import type { Tables } from "./tables.js";
 
 /**
@@ -44,16 +44,4 @@ export function rememberIdempotencyKey(
   tables
     .sql("INSERT INTO idempotency_keys (scope, key, run_id, workflow_id, params, created_at) VALUES (?, ?, ?, ?, ?, ?)")
     .run(k.scope, k.key, k.runId, k.workflowId, k.requestParams, now);
-}
-
-/** JSON with object keys sorted, so equal params compare equal as text. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value) ?? "null";
 }

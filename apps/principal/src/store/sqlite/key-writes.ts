@@ -1,7 +1,7 @@
 import type { KeyRecord } from "@cdktr/protocol";
 import { decideEnrollment } from "../../auth/enrollment.js";
 import type { EnrollKeyResult, NewKey, RevokeKeyResult } from "../store.js";
-import { keyFromRow, type KeyRow } from "./rows.js";
+import { keyFromRow, type KeyRow } from "../rows.js";
 import type { Tables } from "./tables.js";
 
 /**

@@ -3,7 +3,7 @@ import { permissionDenied } from "../../errors.js";
 import { checkLeaseClaim } from "../../runs/state-machine.js";
 import type { InsertLogsResult, LogClaim } from "../store.js";
 import { MORE_PIECES, type PieceStep } from "./group-commit.js";
-import { levelNumber } from "./rows.js";
+import { levelNumber } from "../rows.js";
 import type { Tables } from "./tables.js";
 
 /**

@@ -6,14 +6,17 @@
 import type Database from "better-sqlite3";
 import type { ApiVerbs, ParsedRequestOf, ReplyOf } from "@cdktr/protocol";
 import { BadCursorError } from "../../errors.js";
-import { levelNumber, logFromRow, runFromRow, type LogRow, type RunRow } from "./rows.js";
-
-/** Default page sizes. */
-export const DEFAULT_RUN_PAGE = 100;
-/** Default `queryLogs` page size (oldest first). */
-export const DEFAULT_LOG_PAGE = 1000;
-/** Upper bound of a log page in (worst-case UTF-8) bytes; the reply limit is 32 MiB. */
-export const MAX_LOG_PAGE_BYTES = 8 * 1024 * 1024;
+import {
+  DEFAULT_LOG_PAGE,
+  DEFAULT_RUN_PAGE,
+  MAX_LOG_PAGE_BYTES,
+  levelNumber,
+  logFromRow,
+  runFromRow,
+  type LogRow,
+  type RunListQuery,
+  type RunRow,
+} from "../rows.js";
 
 /** The reads a read worker answers. */
 export type ReadKind = "listRuns" | "queryLogs";
@@ -48,9 +51,6 @@ function decodeCursor(cursor: string, kinds: readonly ("string" | "number")[]): 
   }
   return value as (string | number)[];
 }
-
-/** A `listRuns` request, with the condition the caller's role adds (only the runs a key triggered). */
-export type RunListQuery = ParsedRequestOf<ApiVerbs, "listRuns"> & { triggeredBy?: string };
 
 /** Answer `listRuns`. Newest first unless `order: "asc"`. */
 export function listRuns(db: Database.Database, req: RunListQuery): ReplyOf<ApiVerbs, "listRuns"> {

@@ -7,7 +7,6 @@ import {
   checkLeaseClaim,
   checkRunReport,
   type LeaseClaim,
-  type RunLease,
   type RunState,
 } from "../../runs/state-machine.js";
 import type {
@@ -19,7 +18,7 @@ import type {
   RunUpdateResult,
 } from "../store.js";
 import { findIdempotentRun, rememberIdempotencyKey } from "./idempotency.js";
-import { runFromRow, taskFromRow, type RunRow } from "./rows.js";
+import { leaseOf, runFromRow, taskFromRow, type RunRow } from "../rows.js";
 import type { WorkflowSnapshots } from "./snapshots.js";
 import { activeRunCondition } from "./sql-lists.js";
 import type { Tables } from "./tables.js";
@@ -28,11 +27,6 @@ import type { TaskWrites } from "./task-writes.js";
 /** The fields of a `runs` row the state machine looks at. */
 function stateOf(row: RunRow): RunState {
   return { runId: row.run_id, status: row.status, agentId: row.agent_id };
-}
-
-/** The lease of a `runs` row. */
-export function leaseOf(row: RunRow): RunLease {
-  return { runId: row.run_id, token: row.token, leaseKey: row.lease_key };
 }
 
 /**

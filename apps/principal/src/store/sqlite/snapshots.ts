@@ -1,4 +1,5 @@
 import type { WorkflowDefinition } from "@cdktr/protocol";
+import { snapshotKey } from "../rows.js";
 import type { Tables } from "./tables.js";
 
 /**
@@ -11,17 +12,9 @@ export class WorkflowSnapshots {
   /** Snapshot keys known to be committed (cleared whenever that is unsure). */
   private readonly stored = new Set<string>();
 
-  /**
-   * Key of a definition snapshot: the content hash alone is not enough, two files with the same
-   * text are two workflows.
-   */
-  static key(wf: WorkflowDefinition): string {
-    return `${wf.id}@${wf.hash}`;
-  }
-
   /** Insert the snapshot of `wf` unless it is known to be stored; returns its key. Inside a command. */
   write(tables: Tables, wf: WorkflowDefinition, now: number): string {
-    const key = WorkflowSnapshots.key(wf);
+    const key = snapshotKey(wf);
     if (!this.stored.has(key)) {
       tables
         .sql("INSERT OR IGNORE INTO workflow_snapshots (hash, workflow_id, definition, created_at) VALUES (?, ?, ?, ?)")

@@ -38,13 +38,13 @@ import type {
   TaskUpdateResult,
 } from "../store.js";
 import { GroupCommit } from "./group-commit.js";
-import { canonicalJson } from "./idempotency.js";
+import { canonicalJson } from "../rows.js";
 import { KeyWrites } from "./key-writes.js";
 import { insertLogLinesInPieces } from "./log-writes.js";
 import { migrate } from "./migrations.js";
 import { ReadPool } from "./read-pool.js";
 import { pruneDatabase } from "./retention.js";
-import { runFromRow, taskFromRow, type RunRow } from "./rows.js";
+import { runFromRow, taskFromRow, type RunRow } from "../rows.js";
 import { RunWrites } from "./run-writes.js";
 import { WorkflowSnapshots } from "./snapshots.js";
 import { activeRunCondition } from "./sql-lists.js";

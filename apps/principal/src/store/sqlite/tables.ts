@@ -1,40 +1,6 @@
 import type Database from "better-sqlite3";
-import type { RunStatus, TaskStatus } from "@cdktr/protocol";
 import { runNotFound } from "../../errors.js";
-import type { RunRow, TaskRow } from "./rows.js";
-
-/** One line of the append-only `status_history` table. */
-export interface HistoryEntry {
-  runId: string;
-  taskId?: string | null;
-  attempt?: number | null;
-  from: RunStatus | TaskStatus | null;
-  to: RunStatus | TaskStatus;
-  /** When it happened (the agent's time for reports). @default the commit time */
-  time?: number;
-  /** False for a report recorded but not applied. @default true */
-  applied?: boolean;
-  agentId?: string | null;
-  reason?: string | null;
-  message?: string | null;
-}
-
-/** The columns of a new `runs` row that are not defaulted. */
-export interface NewRun {
-  runId: string;
-  workflowId: string;
-  hash: string;
-  status: RunStatus;
-  source: string;
-  /** Name of the key that triggered it (null without authentication). */
-  triggeredBy: string | null;
-  key: string | null;
-  params: string;
-  scheduledFor: number | null;
-  finishedAt: number | null;
-  reason: string | null;
-  message: string | null;
-}
+import type { HistoryEntry, NewRun, RunRow, TaskRow } from "../rows.js";
 
 /**
  * Row access shared by the domain writes, on the writer connection: prepared statements cached

@@ -1,7 +1,7 @@
 import { isTerminalTaskStatus, type Reason, type TaskRunRecord } from "@cdktr/protocol";
 import { checkLeaseClaim, checkTaskReport, type LeaseClaim } from "../../runs/state-machine.js";
 import type { TaskStatusUpdate, TaskUpdateResult } from "../store.js";
-import { runFromRow, taskFromRow } from "./rows.js";
+import { runFromRow, taskFromRow } from "../rows.js";
 import type { Tables } from "./tables.js";
 
 /**

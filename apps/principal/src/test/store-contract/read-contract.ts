@@ -7,7 +7,7 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { LOG_LEVELS, ManualClock, isCdktrError, type LogLine } from "@cdktr/protocol";
 import { UlidGenerator } from "../../ids.js";
-import { DEFAULT_LOG_PAGE, DEFAULT_RUN_PAGE, MAX_LOG_PAGE_BYTES } from "../../store/sqlite/read-queries.js";
+import { DEFAULT_LOG_PAGE, DEFAULT_RUN_PAGE, MAX_LOG_PAGE_BYTES } from "../../store/rows.js";
 import type { Store } from "../../store/store.js";
 import { definition } from "../workflow-fixture.js";
 import { baseTrigger } from "./contract.js";

@@ -1,3 +1,7 @@
+/**
+ * What the SQLite and PostgreSQL stores share: the row shapes and their mapping to wire records,
+ * the inputs of a few writes, page sizes, and the canonical text of params.
+ */
 import type {
   KeyRecord,
   KeyRole,
@@ -10,7 +14,8 @@ import type {
   TaskRunRecord,
   TaskStatus,
 } from "@cdktr/protocol";
-import { LOG_LEVELS } from "@cdktr/protocol";
+import { LOG_LEVELS, type ApiVerbs, type ParsedRequestOf } from "@cdktr/protocol";
+import type { RunLease } from "../runs/state-machine.js";
 
 /** A `runs` row. */
 export interface RunRow {
@@ -145,4 +150,72 @@ export function logFromRow(r: LogRow): LogLine {
     seq: r.seq,
     line: r.line,
   };
+}
+
+/** One line of the append-only `status_history` table. */
+export interface HistoryEntry {
+  runId: string;
+  taskId?: string | null;
+  attempt?: number | null;
+  from: RunStatus | TaskStatus | null;
+  to: RunStatus | TaskStatus;
+  /** When it happened (the agent's time for reports). @default the commit time */
+  time?: number;
+  /** False for a report recorded but not applied. @default true */
+  applied?: boolean;
+  agentId?: string | null;
+  reason?: string | null;
+  message?: string | null;
+}
+
+/** The columns of a new `runs` row that are not defaulted. */
+export interface NewRun {
+  runId: string;
+  workflowId: string;
+  hash: string;
+  status: RunStatus;
+  source: string;
+  /** Name of the key that triggered it (null without authentication). */
+  triggeredBy: string | null;
+  key: string | null;
+  params: string;
+  scheduledFor: number | null;
+  finishedAt: number | null;
+  reason: string | null;
+  message: string | null;
+}
+
+/** The lease of a `runs` row. */
+export function leaseOf(row: RunRow): RunLease {
+  return { runId: row.run_id, token: row.token, leaseKey: row.lease_key };
+}
+
+/** JSON with object keys sorted, so equal params compare equal as text. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+/** Default page sizes. */
+export const DEFAULT_RUN_PAGE = 100;
+/** Default `queryLogs` page size (oldest first). */
+export const DEFAULT_LOG_PAGE = 1000;
+/** Upper bound of a log page in (worst-case UTF-8) bytes; the reply limit is 32 MiB. */
+export const MAX_LOG_PAGE_BYTES = 8 * 1024 * 1024;
+
+/** A `listRuns` request, with the condition the caller's role adds (only the runs a key triggered). */
+export type RunListQuery = ParsedRequestOf<ApiVerbs, "listRuns"> & { triggeredBy?: string };
+
+/**
+ * Key of a definition snapshot: the content hash alone is not enough, two files with the same
+ * text are two workflows.
+ */
+export function snapshotKey(wf: { id: string; hash: string }): string {
+  return `${wf.id}@${wf.hash}`;
 }
