@@ -2,13 +2,16 @@
  * Configuration of the listeners runner: a few `CDKTR_*` variables plus one YAML file
  * (`CDKTR_LISTENERS_CONFIG`, default `listeners.yml`) listing the listeners to run.
  */
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from "yaml";
+import { join, resolve } from "node:path";
+import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
-import { ConfigError, ParamsSchema, WorkflowIdSchema, envPort, errorMessage, parseEnv } from "@cdktr/protocol";
+import { ConfigError, envPort, errorMessage, parseEnv } from "@cdktr/protocol";
+import type { FileWatcherSpec, PostgresSpec, RabbitMqSpec, WebhookSpec } from "./listener-specs.js";
+import { ListenersFileSchema } from "./listener-specs.js";
+import { readOrCreateSecretFile, type SecretFile } from "./secret-file.js";
+import { fieldName, issueMessage, keyOffset, suggest, valueOffset } from "./yaml-locations.js";
 
 /** Environment variables read by the runner. */
 export const ListenersEnvSchema = z.object({
@@ -21,143 +24,6 @@ export const ListenersEnvSchema = z.object({
   /** Directory of the listeners' state (the webhooks' replay caches). Default `~/.cdktr/listeners`. */
   CDKTR_LISTENERS_STATE_DIR: z.string().min(1).optional(),
 });
-
-const Port = z.number().int().min(0).max(65535);
-const PositiveMs = z.number().int().positive();
-const Name = z.string().min(1).max(128);
-/** A workflow allow-list: only these workflows may be triggered (omit the field to allow any). */
-const AllowList = z
-  .array(WorkflowIdSchema)
-  .min(1, { error: "list at least one workflow (or omit `workflows` to allow any)" });
-
-const Common = {
-  /** Name used in logs. @default `<type>-<index>` */
-  name: Name.optional(),
-  /** `source` recorded on the runs. @default the listener type */
-  source: z.string().min(1).max(128).optional(),
-};
-
-/** `type: webhook` */
-const WebhookSpec = z
-  .object({
-    type: z.literal("webhook"),
-    ...Common,
-    host: z.string().min(1).default("127.0.0.1"),
-    port: Port.default(8080),
-    /** Shared secret, literally (prefer `secret_env`). */
-    secret: z.string().min(1).optional(),
-    /** Name of the environment variable holding the shared secret. */
-    secret_env: z.string().min(1).optional(),
-    /**
-     * File holding the shared secret (its content, trimmed), e.g. a Docker secret; created with a
-     * fresh random secret (mode 0600) when it does not exist. Relative to the working directory.
-     */
-    secret_file: z.string().min(1).optional(),
-    signature_tolerance_s: z.number().int().positive().default(300),
-    max_body_bytes: z
-      .number()
-      .int()
-      .positive()
-      .default(1024 * 1024),
-    trigger_timeout_ms: PositiveMs.default(3000),
-    retry_after_s: z.number().int().positive().default(5),
-    /** Only these workflows may be triggered (default: any). */
-    workflows: AllowList.optional(),
-  })
-  .strict();
-
-const FileEvent = z.enum(["add", "change", "unlink"]);
-
-/** `type: file_watcher` */
-const FileWatcherSpec = z
-  .object({
-    type: z.literal("file_watcher"),
-    ...Common,
-    path: z.string().min(1),
-    workflow: WorkflowIdSchema,
-    glob: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
-    events: z.array(FileEvent).min(1).optional(),
-    debounce_ms: z.number().int().min(0).default(500),
-    max_wait_ms: PositiveMs.default(10_000),
-    paths_param: z.union([z.string().min(1), z.null()]).default("paths"),
-    params: ParamsSchema.optional(),
-    await_write_finish_ms: z.union([z.number().int().min(0), z.literal(false)]).default(200),
-    use_polling: z.boolean().default(false),
-  })
-  .strict();
-
-/** `type: rabbitmq` */
-const RabbitMqSpec = z
-  .object({
-    type: z.literal("rabbitmq"),
-    ...Common,
-    url: z.string().min(1).optional(),
-    /** Name of the environment variable holding the AMQP URL (with credentials). */
-    url_env: z.string().min(1).optional(),
-    queue: z.string().min(1).max(255),
-    prefetch: z.number().int().min(1).max(65535).default(10),
-    assert_queue: z.boolean().default(true),
-    dead_letter_exchange: z.string().min(1).optional(),
-    require_idempotency_key: z.boolean().default(false),
-    trigger_timeout_ms: PositiveMs.default(5000),
-    /** Only these workflows may be triggered; other messages are dead-lettered (default: any). */
-    workflows: AllowList.optional(),
-  })
-  .strict();
-
-/** `type: postgres` */
-const PostgresSpec = z
-  .object({
-    type: z.literal("postgres"),
-    ...Common,
-    connection_string: z.string().min(1).optional(),
-    /** Name of the environment variable holding the connection string. */
-    connection_string_env: z.string().min(1).optional(),
-    channel: z.string().min(1).max(63),
-    application_name: z.string().min(1).max(63).default("cdktr-listener"),
-    trigger_timeout_ms: PositiveMs.default(5000),
-    retry_for_ms: PositiveMs.default(60_000),
-    /** Only these workflows may be triggered; other notifications are logged and dropped (default: any). */
-    workflows: AllowList.optional(),
-  })
-  .strict();
-
-const ListenerSpec = z.discriminatedUnion("type", [WebhookSpec, FileWatcherSpec, RabbitMqSpec, PostgresSpec], {
-  error: (issue) =>
-    issue.code === "invalid_union"
-      ? 'expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres"'
-      : undefined,
-});
-
-/** Schema of the YAML file. */
-export const ListenersFileSchema = z
-  .object({
-    principal: z
-      .object({ host: z.string().min(1).optional(), port: z.number().int().min(1).max(65535).optional() })
-      .strict()
-      .optional(),
-    listeners: z.array(ListenerSpec).min(1, { error: "list at least one listener" }),
-  })
-  .strict();
-
-/** One listener entry as written in the file (after defaults). */
-export type ListenerSpec = z.output<typeof ListenerSpec>;
-/** A webhook entry. */
-export type WebhookSpec = z.output<typeof WebhookSpec>;
-/** A file watcher entry. */
-export type FileWatcherSpec = z.output<typeof FileWatcherSpec>;
-/** A RabbitMQ entry. */
-export type RabbitMqSpec = z.output<typeof RabbitMqSpec>;
-/** A PostgreSQL entry. */
-export type PostgresSpec = z.output<typeof PostgresSpec>;
-
-/** A webhook's `secret_file`, once read (or created by {@link loadConfig}). */
-export interface SecretFile {
-  /** Absolute path. */
-  path: string;
-  /** Whether this start created it (with a fresh random secret). */
-  created: boolean;
-}
 
 /** A listener ready to build: its spec, its name and its secrets resolved from the environment. */
 export type ResolvedListener =
@@ -174,43 +40,6 @@ export interface ListenersConfig {
   /** Absolute path of the listeners' state directory (the webhooks' replay caches). */
   stateDir: string;
   listeners: ResolvedListener[];
-}
-
-/** Characters of a secret made for a `secret_file` (32 random bytes, base64url). */
-const SECRET_BYTES = 32;
-
-/**
- * The secret in `path`, or a fresh random one written there (mode 0600, its directory made 0700)
- * when the file does not exist. Replicas starting together agree: the file is created exclusively
- * and the loser reads the winner's.
- * @throws ConfigError naming the field and the file when it cannot be read or written, or is empty
- */
-export function readOrCreateSecretFile(path: string, field: string): { secret: string; created: boolean } {
-  const problem = (why: string, cause?: unknown): ConfigError =>
-    new ConfigError([`${field}: ${path}: ${why}`], "invalid listeners config", cause === undefined ? {} : { cause });
-  let created = false;
-  if (!existsSync(path)) {
-    try {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    } catch (err) {
-      throw problem(`cannot create the secret file's directory: ${errorMessage(err)}`, err);
-    }
-    try {
-      writeFileSync(path, `${randomBytes(SECRET_BYTES).toString("base64url")}\n`, { mode: 0o600, flag: "wx" });
-      created = true;
-    } catch (err) {
-      if ((err as { code?: unknown }).code !== "EEXIST")
-        throw problem(`cannot create the secret file: ${errorMessage(err)}`, err);
-    }
-  }
-  let secret: string;
-  try {
-    secret = readFileSync(path, "utf8").trim();
-  } catch (err) {
-    throw problem(`cannot read the secret file: ${errorMessage(err)}`, err);
-  }
-  if (secret === "") throw problem("the secret file is empty (delete it to get a generated secret)");
-  return { secret, created };
 }
 
 /**
@@ -290,7 +119,9 @@ export function parseListenersConfig(
         continue;
       }
       const missing = issue.code === "invalid_type" && !doc.hasIn(path);
-      problems.push(`${where(valueOffset(doc, path))}: ${fieldName(path)}: ${missing ? "required" : message(issue)}`);
+      problems.push(
+        `${where(valueOffset(doc, path))}: ${fieldName(path)}: ${missing ? "required" : issueMessage(issue)}`,
+      );
     }
     throw new ConfigError(problems, "invalid listeners config");
   }
@@ -349,103 +180,4 @@ export function parseListenersConfig(
     stateDir,
     listeners,
   };
-}
-
-/** `listeners[0].port` */
-function fieldName(path: readonly (string | number)[]): string {
-  let out = "";
-  for (const p of path) out += typeof p === "number" ? `[${p}]` : out === "" ? p : `.${p}`;
-  return out === "" ? "(file)" : out;
-}
-
-function message(issue: z.core.$ZodIssue): string {
-  return issue.message.replace(/^Invalid input:\s*/i, "");
-}
-
-const KNOWN_FIELDS = [
-  "type",
-  "name",
-  "source",
-  "host",
-  "port",
-  "secret",
-  "secret_env",
-  "secret_file",
-  "signature_tolerance_s",
-  "max_body_bytes",
-  "trigger_timeout_ms",
-  "retry_after_s",
-  "workflows",
-  "path",
-  "workflow",
-  "glob",
-  "events",
-  "debounce_ms",
-  "max_wait_ms",
-  "paths_param",
-  "params",
-  "await_write_finish_ms",
-  "use_polling",
-  "url",
-  "url_env",
-  "queue",
-  "prefetch",
-  "assert_queue",
-  "dead_letter_exchange",
-  "require_idempotency_key",
-  "connection_string",
-  "connection_string_env",
-  "channel",
-  "application_name",
-  "retry_for_ms",
-  "principal",
-  "listeners",
-];
-
-function suggest(key: string): string {
-  let best: string | null = null;
-  let bestD = 3;
-  for (const k of KNOWN_FIELDS) {
-    const d = distance(key.toLowerCase().replace(/-/g, "_"), k);
-    if (d < bestD) {
-      bestD = d;
-      best = k;
-    }
-  }
-  return best !== null && best !== key ? ` (did you mean \`${best}\`?)` : "";
-}
-
-function distance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0] ?? 0;
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j] ?? 0;
-      dp[j] = Math.min((dp[j] ?? 0) + 1, (dp[j - 1] ?? 0) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length] ?? 0;
-}
-
-/** Offset of the value at `path`, or of its nearest existing ancestor. */
-function valueOffset(doc: Document, path: readonly (string | number)[]): number | undefined {
-  for (let n = path.length; n >= 0; n--) {
-    const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
-    const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
-    if (range !== undefined) return range[0];
-  }
-  return undefined;
-}
-
-/** Offset of the key `key` in the map at `path`. */
-function keyOffset(doc: Document, path: readonly (string | number)[], key: string): number | undefined {
-  const node: unknown = path.length === 0 ? doc.contents : doc.getIn(path, true);
-  if (isMap(node)) {
-    for (const pair of node.items) {
-      if (isPair(pair) && isScalar(pair.key) && pair.key.value === key) return pair.key.range?.[0];
-    }
-  }
-  return valueOffset(doc, path);
 }

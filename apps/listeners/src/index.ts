@@ -6,12 +6,14 @@ export {
   loadConfig,
   parseListenersConfig,
   ListenersEnvSchema,
-  ListenersFileSchema,
   type ListenersConfig,
-  type ListenerSpec,
   type ResolvedListener,
+} from "./config.js";
+export {
+  ListenersFileSchema,
+  type ListenerSpec,
   type WebhookSpec,
   type FileWatcherSpec,
   type RabbitMqSpec,
   type PostgresSpec,
-} from "./config.js";
+} from "./listener-specs.js";

@@ -5,6 +5,7 @@
  */
 export * from "./records.js";
 export * from "./messages.js";
+export * from "./agent-messages.js";
 export * from "./errors.js";
 export * from "./topics.js";
 

@@ -1,19 +1,32 @@
 /**
  * Every verb of the principal's API: request and reply schemas, and whether a client may retry
- * it blindly. `docs/protocol.md` documents each with JSON examples.
+ * it blindly (the verb tables `API_VERBS` and `LOG_VERBS`). The schemas of the agents' verbs are
+ * in `agent-messages.ts`. `docs/protocol.md` documents each with JSON examples.
  */
 import { z } from "zod";
+import {
+  ConfirmAssignmentReplySchema,
+  ConfirmAssignmentRequestSchema,
+  FetchWorkReplySchema,
+  FetchWorkRequestSchema,
+  HeartbeatReplySchema,
+  HeartbeatRequestSchema,
+  RegisterAgentReplySchema,
+  RegisterAgentRequestSchema,
+  RunStatusUpdateReplySchema,
+  RunStatusUpdateRequestSchema,
+  TaskStatusUpdateReplySchema,
+  TaskStatusUpdateRequestSchema,
+} from "./agent-messages.js";
 import {
   AgentRecordSchema,
   IsoTimeSchema,
   LogLevelSchema,
   LogLineSchema,
   ParamsSchema,
-  ReasonSchema,
   RunRecordSchema,
   RunStatusSchema,
   TaskRunRecordSchema,
-  TaskStatusSchema,
   WorkflowDefinitionSchema,
   WorkflowIdSchema,
 } from "./records.js";
@@ -238,151 +251,7 @@ export const LogBatchReplySchema = z.object({
   duplicates: z.number().int().min(0),
 });
 
-// --- agents -----------------------------------------------------------------------------------
-
-/** An agent id (1-256 characters), chosen by the agent and stable across its restarts. */
-export const AgentIdSchema = z.string().min(1).max(256);
-
-/** Most labels one agent may register (`CDKTR_AGENT_LABELS`). */
-export const MAX_AGENT_LABELS = 64;
-/** Longest label, in characters. */
-export const MAX_AGENT_LABEL_LENGTH = 128;
-/** Largest `capacity` of an agent (the agent's `CDKTR_AGENT_MAX_CONCURRENCY` goes up to it). */
-export const MAX_AGENT_CAPACITY = 1000;
-/** Most runs an agent may list as running in `registerAgent` and `heartbeat`. */
-export const MAX_AGENT_RUNNING_RUNS = 1000;
-
-const AgentLabelsSchema = z
-  .array(
-    z
-      .string()
-      .max(
-        MAX_AGENT_LABEL_LENGTH,
-        `a label has at most ${MAX_AGENT_LABEL_LENGTH} characters: shorten it in CDKTR_AGENT_LABELS`,
-      ),
-  )
-  .max(MAX_AGENT_LABELS, `an agent has at most ${MAX_AGENT_LABELS} labels: remove some from CDKTR_AGENT_LABELS`);
-const RunningRunsSchema = z
-  .array(z.string().max(128, "a run id has at most 128 characters"))
-  .max(MAX_AGENT_RUNNING_RUNS, `an agent lists at most ${MAX_AGENT_RUNNING_RUNS} running runs`);
-
-/** Request body of `registerAgent` (port 5561). Labels, host, version and running runs are bounded (listAgents pages must fit a message). */
-export const RegisterAgentRequestSchema = z
-  .object({
-    agentId: AgentIdSchema,
-    host: z.string().max(255, "a host name has at most 255 characters"),
-    capacity: z
-      .number()
-      .int()
-      .positive()
-      .max(MAX_AGENT_CAPACITY, `capacity is at most ${MAX_AGENT_CAPACITY}: lower CDKTR_AGENT_MAX_CONCURRENCY`),
-    labels: AgentLabelsSchema,
-    version: z.string().max(128, "a version has at most 128 characters"),
-    /** Runs this agent process is executing right now (after a principal restart, say). */
-    runningRuns: RunningRunsSchema,
-  })
-  .strict();
-/** Reply body of `registerAgent` (port 5561). */
-export const RegisterAgentReplySchema = z.object({
-  heartbeatIntervalMs: z.number().int().positive(),
-  heartbeatTimeoutMs: z.number().int().positive(),
-  /** Of the reported running runs, those the agent must stop (cancelled or already CRASHED). */
-  cancel: z.array(z.string()),
-});
-
-/** Request body of `heartbeat` (port 5561). */
-export const HeartbeatRequestSchema = z
-  .object({
-    agentId: AgentIdSchema,
-    runningRuns: RunningRunsSchema,
-    /**
-     * What keeps the agent from working normally right now (for instance `"disk full: log spool
-     * (...)"`); absent or empty when all is well. `listAgents` shows the last reported list.
-     */
-    problems: z.array(z.string().max(1000)).max(20).optional(),
-  })
-  .strict();
-/** Reply body of `heartbeat` (port 5561). */
-export const HeartbeatReplySchema = z.object({
-  /** Runs the agent must cancel. */
-  cancel: z.array(z.string()),
-  /** The principal does not know this agent (it restarted): register again. */
-  reregister: z.boolean(),
-});
-
-/** Request body of `fetchWork` (port 5561). */
-export const FetchWorkRequestSchema = z
-  .object({
-    agentId: AgentIdSchema,
-    /** How long the principal may hold the request when nothing is eligible. */
-    waitMs: z.number().int().min(0).max(60_000),
-    freeSlots: z.number().int().min(1),
-  })
-  .strict();
-/** A run handed to an agent by `fetchWork`: the run, its workflow definition, the assignment token to confirm with and the lease expiry. */
-export const AssignmentSchema = z.object({
-  run: RunRecordSchema,
-  workflow: WorkflowDefinitionSchema,
-  /** Present it in `confirmAssignment`; a stale token is refused. */
-  token: z.string(),
-  /** Confirm before this instant or the run goes back to the queue. */
-  leaseExpiresAt: IsoTimeSchema,
-});
-/** Type of {@link AssignmentSchema}. */
-export type Assignment = z.infer<typeof AssignmentSchema>;
-/** Reply body of `fetchWork` (port 5561). */
-export const FetchWorkReplySchema = z.object({
-  assignment: AssignmentSchema.nullable(),
-  cancel: z.array(z.string()),
-});
-
-/** Request body of `confirmAssignment` (port 5561). */
-export const ConfirmAssignmentRequestSchema = z
-  .object({ agentId: AgentIdSchema, runId: z.string().min(1), token: z.string().min(1) })
-  .strict();
-/** Reply body of `confirmAssignment` (port 5561). */
-export const ConfirmAssignmentReplySchema = z.object({ run: RunRecordSchema });
-
-/** Request body of `runStatus` (port 5561). */
-export const RunStatusUpdateRequestSchema = z
-  .object({
-    agentId: AgentIdSchema,
-    runId: z.string().min(1),
-    /** The run's assignment token (required when authentication is on). */
-    token: z.string().min(1).max(256).optional(),
-    status: z.enum(["RUNNING", "COMPLETED", "FAILED", "CANCELLED"]),
-    /** Agent-clock time of the transition. */
-    time: IsoTimeSchema,
-    reason: ReasonSchema.optional(),
-    message: z.string().max(8192).optional(),
-  })
-  .strict();
-/** Reply body of `runStatus` (port 5561). */
-export const RunStatusUpdateReplySchema = z.object({
-  /** False when the update was only recorded in history (e.g. the run is already CRASHED). */
-  applied: z.boolean(),
-  status: RunStatusSchema,
-});
-
-/** Request body of `taskStatus` (port 5561). */
-export const TaskStatusUpdateRequestSchema = z
-  .object({
-    agentId: AgentIdSchema,
-    runId: z.string().min(1),
-    /** The run's assignment token (required when authentication is on). */
-    token: z.string().min(1).max(256).optional(),
-    taskId: z.string().min(1),
-    attempt: z.number().int().min(0),
-    status: TaskStatusSchema,
-    time: IsoTimeSchema,
-    exitCode: z.number().int().optional(),
-    signal: z.string().optional(),
-    reason: ReasonSchema.optional(),
-    message: z.string().max(8192).optional(),
-  })
-  .strict();
-/** Reply body of `taskStatus` (port 5561). */
-export const TaskStatusUpdateReplySchema = z.object({ applied: z.boolean() });
+// --- agents (the schemas of their own verbs: agent-messages.ts) -------------------------------
 
 /** Agents per `listAgents` page when the request names no `limit`. */
 export const DEFAULT_AGENT_PAGE_SIZE = 100;

@@ -40,17 +40,15 @@ export {
   type RunCliOptions,
   type ServiceTuning,
 } from "./apps.js";
+export { PrincipalFixture, preparePrincipal, startPrincipal } from "./principal-fixture.js";
 export {
-  PrincipalFixture,
   PrincipalFixtureError,
-  preparePrincipal,
-  startPrincipal,
   type CreateKeyOptions,
   type CreatedKey,
   type PrincipalOptions,
   type PrincipalPorts,
   type PrincipalStartOptions,
-} from "./principal-fixture.js";
+} from "./principal-options.js";
 export {
   startAgent,
   startScheduler,

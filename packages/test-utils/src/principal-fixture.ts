@@ -4,17 +4,11 @@
  * (with the principal's `local-operator` key: authentication is on unless `auth: "off"`), extra
  * keys of any role, and restarts on the same ports and database.
  */
-import { cpSync, existsSync, mkdirSync } from "node:fs";
-import { isAbsolute, join } from "node:path";
+import { cpSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import {
-  CodedError,
   LogClient,
-  PRINCIPAL_KEY_FILE,
   PrincipalClient,
-  clientKeyOf,
-  generateKeyPair,
-  readKeyFile,
-  writeKeyFile,
   type ClientKey,
   type KeyRole,
   type LogLine,
@@ -23,6 +17,15 @@ import {
 import { freePorts, makeTempDir, spawnService, type ServiceExit, type ServiceHandle } from "@cdktr/test-base";
 import { appMain, type ServiceTuning } from "./apps.js";
 import { closeAtCleanup } from "./cleanup.js";
+import { keysDirOf, provisionLocalKeys, readClientKey, writeClientKey } from "./principal-keys.js";
+import {
+  PrincipalFixtureError,
+  type CreateKeyOptions,
+  type CreatedKey,
+  type PrincipalOptions,
+  type PrincipalPorts,
+  type PrincipalStartOptions,
+} from "./principal-options.js";
 import {
   runLogs,
   triggerRun,
@@ -32,84 +35,6 @@ import {
   type WorkflowRunsOptions,
 } from "./run-queries.js";
 import { helloWorkflowYaml, writeWorkflows } from "./workflow-yaml.js";
-
-/** The principal's three ports. */
-export interface PrincipalPorts {
-  api: number;
-  logs: number;
-  publish: number;
-}
-
-/** Options of {@link preparePrincipal} and {@link startPrincipal}. */
-export interface PrincipalOptions {
-  /**
-   * Workflow files written before the start: file name (may contain `/`) -> YAML.
-   * @default { "hello.yml": helloWorkflowYaml() }, or none with `copyWorkflowsFrom`
-   */
-  workflows?: Readonly<Record<string, string>>;
-  /** Copy this directory (e.g. examples/workflows) into the workflow directory first. */
-  copyWorkflowsFrom?: string;
-  /** Use this existing directory as the workflow directory. @default `<home>/workflows` */
-  workflowDir?: string;
-  /** Database file (reuse one to measure a restart). @default `<home>/data/cdktr.db` */
-  dbPath?: string;
-  /** Settings of the process (`CDKTR_*`), over the fixture's. */
-  env?: Readonly<Record<string, string>>;
-  /**
-   * `"os"`: port 0, the OS picks and the `ready` line tells; `"reserved"`: free ports picked now,
-   * for tests that point agents, schedulers or listeners at the principal before it runs.
-   * @default "os"
-   */
-  ports?: "os" | "reserved";
-  /** Request timeout of {@link PrincipalFixture.client}. @default 5000 */
-  clientTimeoutMs?: number;
-  /** Process options (node flags, line listener, ready timeout, lines kept). */
-  service?: ServiceTuning;
-  /**
-   * `"on"`: the principal makes its keys in `<home>/.cdktr/keys` on first start (with `ports:
-   * "reserved"` the fixture writes them up front instead, so that processes started before the
-   * principal find theirs) and the fixture's clients use `local-operator`; `"off"`: `CDKTR_AUTH=off`
-   * for the principal and every process and client of the fixture (plaintext).
-   * @default "on"
-   */
-  auth?: "on" | "off";
-}
-
-/** Options of {@link PrincipalFixture.createKey}. */
-export interface CreateKeyOptions {
-  /** Idempotency scope. @default the name */
-  scope?: string;
-  /** Workflows the key may trigger. @default any */
-  workflows?: string[];
-  /** Enrol it with the principal (which must be running). @default true */
-  enroll?: boolean;
-}
-
-/** A client key made by {@link PrincipalFixture.createKey}: its key file and the key itself. */
-export interface CreatedKey {
-  /** The key file (0600), for `CDKTR_KEY_FILE`. */
-  path: string;
-  key: ClientKey;
-}
-
-/** The client keys a principal makes on first start (apps/principal's `auth/local-keys.ts`). */
-const LOCAL_KEYS: readonly { name: string; role: KeyRole }[] = [
-  { name: "local-operator", role: "operator" },
-  { name: "local-agent", role: "agent" },
-  { name: "local-scheduler", role: "scheduler" },
-  { name: "local-listeners", role: "trigger" },
-];
-
-/** Options of one {@link PrincipalFixture.start}. */
-export interface PrincipalStartOptions {
-  /** Settings for this start only (e.g. an invalid value), over the fixture's. */
-  env?: Readonly<Record<string, string>>;
-  /** Return at once instead of waiting for `ready` (a start expected to fail). @default true */
-  waitReady?: boolean;
-}
-
-/** The principal cannot be used that way (not started yet, started twice). */
-export class PrincipalFixtureError extends CodedError<"PORTS_UNKNOWN" | "ALREADY_RUNNING" | "NO_KEY"> {}
 
 const portOf = (endpoint: unknown): number => Number(String(endpoint).split(":").pop());
 
@@ -151,15 +76,7 @@ export class PrincipalFixture {
       ...(this.auth ? {} : { CDKTR_AUTH: "off" }),
     };
     this.settings = options.env ?? {};
-    const dir = this.settings.CDKTR_KEYS_DIR;
-    this.keysDir =
-      dir === undefined || dir === ""
-        ? join(home, ".cdktr", "keys")
-        : dir.startsWith("~/")
-          ? join(home, dir.slice(2))
-          : isAbsolute(dir)
-            ? dir
-            : join(home, dir);
+    this.keysDir = keysDirOf(home, this.settings.CDKTR_KEYS_DIR);
     closeAtCleanup(() => this.closeClients());
   }
 
@@ -186,29 +103,7 @@ export class PrincipalFixture {
    * local keys when it starts. Files that exist are kept.
    */
   provisionKeys(): void {
-    const principalFile = join(this.keysDir, PRINCIPAL_KEY_FILE);
-    if (!existsSync(principalFile)) {
-      const pair = generateKeyPair();
-      writeKeyFile(principalFile, {
-        name: "principal",
-        role: "principal",
-        ...pair,
-        principalPublicKey: pair.publicKey,
-      });
-    }
-    const principal = readKeyFile(principalFile);
-    for (const { name, role } of LOCAL_KEYS) {
-      const path = join(this.keysDir, `${name}.json`);
-      if (existsSync(path)) continue;
-      writeKeyFile(path, {
-        name,
-        role,
-        scope: name,
-        workflows: null,
-        ...generateKeyPair(),
-        principalPublicKey: principal.publicKey,
-      });
-    }
+    provisionLocalKeys(this.keysDir);
   }
 
   /**
@@ -221,14 +116,7 @@ export class PrincipalFixture {
     if (!this.auth) return null;
     let key = this.keys.get(name);
     if (key === undefined) {
-      const path = join(this.keysDir, `${name}.json`);
-      if (!existsSync(path)) {
-        throw new PrincipalFixtureError(
-          "NO_KEY",
-          `no key file ${path}: the principal makes its keys on first start (start it first, or prepare it with ports: "reserved")`,
-        );
-      }
-      key = clientKeyOf(readKeyFile(path));
+      key = readClientKey(this.keysDir, name);
       this.keys.set(name, key);
     }
     return key;
@@ -248,26 +136,17 @@ export class PrincipalFixture {
     const principalPublicKey = this.publicKey;
     if (principalPublicKey === null)
       throw new PrincipalFixtureError("NO_KEY", "this principal runs with auth: 'off': it has no keys");
-    const pair = generateKeyPair();
-    const path = join(this.home, "client-keys", `${name}.json`);
-    writeKeyFile(path, {
-      name,
-      role,
-      scope: options.scope ?? name,
-      workflows: options.workflows ?? null,
-      ...pair,
-      principalPublicKey,
-    });
+    const created = writeClientKey(this.home, name, role, options, principalPublicKey);
     if (options.enroll !== false) {
       await this.client.request("enrollKey", {
         name,
         role,
-        publicKey: pair.publicKey,
+        publicKey: created.key.publicKey,
         ...(options.scope === undefined ? {} : { scope: options.scope }),
         ...(options.workflows === undefined ? {} : { workflows: options.workflows }),
       });
     }
-    return { path, key: { name, ...pair, principalPublicKey } };
+    return created;
   }
 
   /**

@@ -3,7 +3,8 @@
  * all real processes on the principal's ports.
  */
 import type { ServiceHandle } from "@cdktr/test-base";
-import { startPrincipal, type PrincipalFixture, type PrincipalOptions } from "./principal-fixture.js";
+import { startPrincipal, type PrincipalFixture } from "./principal-fixture.js";
+import type { PrincipalOptions } from "./principal-options.js";
 import { startAgent, startScheduler, type AgentOptions, type AppOptions } from "./start-app.js";
 
 /** Options of {@link startStack}. */

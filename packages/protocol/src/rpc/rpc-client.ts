@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Dealer } from "zeromq";
-import { CdktrError, WireErrorSchema, errorMessage } from "../errors.js";
+import { CdktrError, errorMessage } from "../errors.js";
 import type { ReplyOf, RequestOf, VerbTable } from "../messages.js";
 import { noopLogger, type Logger } from "../logging/logger.js";
 import {
@@ -11,6 +11,7 @@ import {
   frameText,
   newRequestId,
 } from "./frames.js";
+import { decodeReply } from "./reply-frames.js";
 import { SendQueue } from "./send-queue.js";
 import { backoffDelay } from "../util/backoff.js";
 import type { KeyIdentity } from "../security/identity.js";
@@ -370,62 +371,8 @@ export class RpcClient<T extends VerbTable> {
     }
     this.pending.delete(requestId);
     clearTimeout(p.timer);
-    const proto = frameText(frames[0]);
-    if (proto !== PROTOCOL) {
-      p.reject(
-        new CdktrError(
-          "PROTOCOL_MISMATCH",
-          `${this.endpoint} replied with protocol ${JSON.stringify(proto.slice(0, 40))}, expected ${PROTOCOL}; upgrade the older side`,
-          {
-            retryable: false,
-          },
-        ),
-      );
-      return;
-    }
-    if (frames.length !== 4) {
-      p.reject(
-        new CdktrError(
-          "INTERNAL",
-          `malformed ${p.verb} reply from ${this.endpoint}: ${frames.length} frames, expected 4`,
-          { retryable: false },
-        ),
-      );
-      return;
-    }
-    const status = frameText(frames[2]);
-    let json: unknown;
-    try {
-      json = JSON.parse(frameText(frames[3]));
-    } catch {
-      p.reject(
-        new CdktrError("INTERNAL", `malformed ${p.verb} reply from ${this.endpoint}: body is not JSON`, {
-          retryable: false,
-        }),
-      );
-      return;
-    }
-    if (status === "ok") {
-      p.resolve(json);
-    } else if (status === "error") {
-      const wire = WireErrorSchema.safeParse(json);
-      p.reject(
-        wire.success
-          ? CdktrError.fromWire(wire.data)
-          : new CdktrError(
-              "INTERNAL",
-              `malformed ${p.verb} error reply from ${this.endpoint}: ${JSON.stringify(json).slice(0, 200)}`,
-              { retryable: false },
-            ),
-      );
-    } else {
-      p.reject(
-        new CdktrError(
-          "INTERNAL",
-          `malformed ${p.verb} reply from ${this.endpoint}: status ${JSON.stringify(status.slice(0, 20))}`,
-          { retryable: false },
-        ),
-      );
-    }
+    const reply = decodeReply(frames, p.verb, this.endpoint);
+    if (reply.ok) p.resolve(reply.json);
+    else p.reject(reply.error);
   }
 }
