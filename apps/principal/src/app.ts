@@ -130,12 +130,17 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
 
   /** Publisher on `endpoint` (CURVE and proven subscriptions when `auth` is given). */
   const newPublisher = (endpoint: string, auth: PublisherAuth | undefined): Publisher =>
-    new Publisher({ endpoint, logger, ...(auth === undefined ? {} : { auth }) });
+    new Publisher({
+      endpoint,
+      logger,
+      ...(auth === undefined ? {} : { auth, onUntrustedUpstream: () => void rebindPublisher(auth) }),
+    });
 
   /**
    * Close the publish socket and bind a new one on the same port: every subscriber reconnects,
    * and ZAP refuses the keys revoked meanwhile (ZeroMQ offers no way to drop one peer of a bound
-   * socket). Messages published in between are lost (delivery is best effort anyway).
+   * socket); also when the subscription gate can no longer tell which connection a subscription
+   * came from. Messages published in between are lost (delivery is best effort anyway).
    */
   let rebinding: Promise<void> = Promise.resolve();
   const rebindPublisher = (auth: PublisherAuth | undefined): Promise<void> => {

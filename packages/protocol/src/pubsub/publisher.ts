@@ -24,6 +24,14 @@ export interface PublisherOptions {
    * may subscribe to anything.
    */
   auth?: PublisherAuth | undefined;
+  /**
+   * With `auth`: called when a peer sent something upstream that is not a subscription (a user
+   * message from an XSUB, several frames, an empty message). libzmq then no longer knows which
+   * peer a later subscription came from, so the gate applies none until the socket is replaced:
+   * the owner should close this publisher and bind a new one on the same port (every subscriber
+   * reconnects and proves its topics again).
+   */
+  onUntrustedUpstream?: (() => void) | undefined;
 }
 
 /**
@@ -34,6 +42,7 @@ export interface PublisherOptions {
 export class Publisher {
   private readonly socket: ZmqPublisher | XPublisher;
   private readonly auth: PublisherAuth | undefined;
+  private readonly onUntrustedUpstream: (() => void) | undefined;
   private releaseZap: (() => void) | null = null;
   private readonly queue: SendQueue;
   private readonly logger: Logger;
@@ -50,6 +59,7 @@ export class Publisher {
     this.requested = opts.endpoint;
     this.logger = opts.logger ?? noopLogger;
     this.auth = opts.auth;
+    this.onUntrustedUpstream = opts.onUntrustedUpstream;
     const options = {
       linger: 0,
       sendHighWaterMark: opts.highWaterMark ?? 100_000,
@@ -111,7 +121,7 @@ export class Publisher {
     }
     this.bound = this.socket.lastEndpoint ?? this.requested;
     if (auth !== undefined && this.socket instanceof XPublisher) {
-      this.gate = new SubscriptionGate(this.socket, auth, this.logger);
+      this.gate = new SubscriptionGate(this.socket, auth, this.logger, () => this.onUntrustedUpstream?.());
       this.gate.start();
     }
     return this.bound;

@@ -34,17 +34,28 @@ interface ManualXPub {
   setStringOption(option: number, value: string | null): void;
 }
 
-/** Reads subscription messages of one XPUB and subscribes peers to what they may receive. */
+/**
+ * Reads subscription messages of one XPUB and subscribes peers to what they may receive. libzmq
+ * remembers the sending peer only of subscription messages: once anything else was read (a user
+ * message from an XSUB, several frames, an empty frame) the gate applies no more subscriptions
+ * and calls `onUntrusted`, whose owner replaces the socket (every subscriber reconnects and
+ * proves its topics again).
+ */
 export class SubscriptionGate {
   readonly #socket: XPublisher;
   readonly #auth: PublisherAuth;
   readonly #logger: Logger;
   readonly #secrets = new Map<string, Buffer>();
 
-  constructor(socket: XPublisher, auth: PublisherAuth, logger: Logger) {
+  readonly #onUntrusted: () => void;
+  /** A message that is not a subscription was read: no subscription is attributable any more. */
+  #untrusted = false;
+
+  constructor(socket: XPublisher, auth: PublisherAuth, logger: Logger, onUntrusted: () => void = () => undefined) {
     this.#socket = socket;
     this.#auth = auth;
     this.#logger = logger;
+    this.#onUntrusted = onUntrusted;
   }
 
   /** Start reading subscription messages until the socket closes. */
@@ -62,9 +73,19 @@ export class SubscriptionGate {
         continue;
       }
       const message = frames[0];
-      if (frames.length !== 1 || message === undefined || message.length < 2) continue;
+      if (
+        frames.length !== 1 ||
+        message === undefined ||
+        message.length === 0 ||
+        (message[0] !== 0 && message[0] !== 1)
+      ) {
+        // Not a subscription: libzmq queued it without its peer, so "the last peer read" is off
+        // by one for every subscription behind it (it would land on another connection).
+        this.#distrust(frames.length);
+        continue;
+      }
+      if (this.#untrusted || message.length < 2) continue;
       const subscribe = message[0] === 1;
-      if (!subscribe && message[0] !== 0) continue;
       try {
         // Awaited before the next receive: "the last peer read" must still be this one.
         await this.#handle(message.subarray(1).toString("utf8"), subscribe);
@@ -95,6 +116,17 @@ export class SubscriptionGate {
       return;
     }
     xpub.setStringOption(ZMQ_SUBSCRIBE, topic);
+  }
+
+  /** From now on apply no subscription, and ask for a fresh socket (once). */
+  #distrust(frames: number): void {
+    if (this.#untrusted) return;
+    this.#untrusted = true;
+    this.#logger.warn(
+      "publish: a peer sent something upstream that is not a subscription; subscriptions can no longer be attributed to their connection, so none is applied until the publish socket is replaced",
+      { frames },
+    );
+    this.#onUntrusted();
   }
 
   #secret(publicKey: string): Buffer {
