@@ -67,7 +67,10 @@ describe("garbage on the API and log sockets", () => {
     const api = rawDealer(p.key());
     const logs = rawDealer(p.key());
     try {
+      // Both clients connected and proven first: under this flood the principal's main thread
+      // (which answers ZAP) can take longer than a client's timeout to admit a NEW connection.
       await p.client.ping();
+      await p.logClient.ping();
       const before = TABLES.map((t) => countRows(p.dbPath, t));
       api.connect(`tcp://127.0.0.1:${p.ports.api}`);
       logs.connect(`tcp://127.0.0.1:${p.ports.logs}`);
