@@ -4,29 +4,10 @@
  * value is a bound parameter; cursors are opaque base64url JSON of the last row's sort key.
  */
 import type { ApiVerbs, ParsedRequestOf, ReplyOf } from "@cdktr/protocol";
-import { BadCursorError } from "../../errors.js";
+import { decodeCursor, encodeCursor } from "../cursor.js";
 import { DEFAULT_LOG_PAGE, DEFAULT_RUN_PAGE, MAX_LOG_PAGE_BYTES, type RunListQuery } from "../rows.js";
 import { levelNumber, logFromRow, runFromRow, type LogRow, type RunRow } from "../rows.js";
 import type { Sql } from "./sql.js";
-
-function encodeCursor(key: readonly (string | number)[]): string {
-  return Buffer.from(JSON.stringify(key)).toString("base64url");
-}
-
-function decodeCursor(cursor: string, kinds: readonly ("string" | "number")[]): (string | number)[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-  } catch {
-    throw new BadCursorError("invalid cursor: pass back `nextCursor` from the previous reply unchanged");
-  }
-  if (!Array.isArray(value) || value.length !== kinds.length || value.some((v, i) => typeof v !== kinds[i])) {
-    throw new BadCursorError(
-      "invalid cursor: pass back `nextCursor` from the previous reply unchanged (with the same filters)",
-    );
-  }
-  return value as (string | number)[];
-}
 
 /** A WHERE clause under construction: `add` binds each value as the next `$n`. */
 class Where {

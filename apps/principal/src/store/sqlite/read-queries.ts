@@ -5,7 +5,7 @@
  */
 import type Database from "better-sqlite3";
 import type { ApiVerbs, ParsedRequestOf, ReplyOf } from "@cdktr/protocol";
-import { BadCursorError } from "../../errors.js";
+import { decodeCursor, encodeCursor } from "../cursor.js";
 import {
   DEFAULT_LOG_PAGE,
   DEFAULT_RUN_PAGE,
@@ -32,25 +32,6 @@ export interface ReadRequest {
 export type ReadReply =
   | { id: number; ok: true; value: unknown; badRequest?: undefined; message?: undefined }
   | { id: number; ok: false; value?: undefined; badRequest: boolean; message: string };
-
-function encodeCursor(key: readonly (string | number)[]): string {
-  return Buffer.from(JSON.stringify(key)).toString("base64url");
-}
-
-function decodeCursor(cursor: string, kinds: readonly ("string" | "number")[]): (string | number)[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-  } catch {
-    throw new BadCursorError("invalid cursor: pass back `nextCursor` from the previous reply unchanged");
-  }
-  if (!Array.isArray(value) || value.length !== kinds.length || value.some((v, i) => typeof v !== kinds[i])) {
-    throw new BadCursorError(
-      "invalid cursor: pass back `nextCursor` from the previous reply unchanged (with the same filters)",
-    );
-  }
-  return value as (string | number)[];
-}
 
 /** Answer `listRuns`. Newest first unless `order: "asc"`. */
 export function listRuns(db: Database.Database, req: RunListQuery): ReplyOf<ApiVerbs, "listRuns"> {
