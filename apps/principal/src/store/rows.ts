@@ -219,3 +219,29 @@ export type RunListQuery = ParsedRequestOf<ApiVerbs, "listRuns"> & { triggeredBy
 export function snapshotKey(wf: { id: string; hash: string }): string {
   return `${wf.id}@${wf.hash}`;
 }
+
+/** The `runs` row a new run starts as (written by both stores' insertRun). */
+export function newRunRow(now: number, r: NewRun): RunRow {
+  return {
+    run_id: r.runId,
+    workflow_id: r.workflowId,
+    workflow_hash: r.hash,
+    status: r.status,
+    source: r.source,
+    idempotency_key: r.key,
+    params: r.params,
+    scheduled_for: r.scheduledFor,
+    created_at: now,
+    started_at: null,
+    finished_at: r.finishedAt,
+    agent_id: null,
+    reason: r.reason,
+    message: r.message,
+    token: null,
+    lease_expires_at: null,
+    cancel_requested: 0,
+    updated_at: now,
+    triggered_by: r.triggeredBy,
+    lease_key: null,
+  };
+}

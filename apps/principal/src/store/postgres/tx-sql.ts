@@ -1,6 +1,6 @@
 import type pg from "pg";
 import type { RunRow } from "../rows.js";
-import type { HistoryEntry, NewRun } from "../rows.js";
+import { newRunRow, type HistoryEntry, type NewRun } from "../rows.js";
 import { sqlOn, type Sql } from "./sql.js";
 
 /** Rows held back for one table: its columns, their SQL types, and one array of values per column. */
@@ -159,28 +159,7 @@ export class TxSql implements Sql {
    * the row as written, without reading it back.
    */
   async insertRun(now: number, r: NewRun, idempotency?: { scope: string; params: string }): Promise<RunRow> {
-    const row: RunRow = {
-      run_id: r.runId,
-      workflow_id: r.workflowId,
-      workflow_hash: r.hash,
-      status: r.status,
-      source: r.source,
-      idempotency_key: r.key,
-      params: r.params,
-      scheduled_for: r.scheduledFor,
-      created_at: now,
-      started_at: null,
-      finished_at: r.finishedAt,
-      agent_id: null,
-      reason: r.reason,
-      message: r.message,
-      token: null,
-      lease_expires_at: null,
-      cancel_requested: 0,
-      updated_at: now,
-      triggered_by: r.triggeredBy,
-      lease_key: null,
-    };
+    const row = newRunRow(now, r);
     push(
       this.runs,
       this.runs.columns.map((c) => row[c as keyof RunRow]),

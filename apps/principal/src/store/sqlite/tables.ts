@@ -1,6 +1,6 @@
 import type Database from "better-sqlite3";
 import { runNotFound } from "../../errors.js";
-import type { HistoryEntry, NewRun, RunRow, TaskRow } from "../rows.js";
+import { newRunRow, type HistoryEntry, type NewRun, type RunRow, type TaskRow } from "../rows.js";
 
 /**
  * Row access shared by the domain writes, on the writer connection: prepared statements cached
@@ -92,27 +92,6 @@ export class Tables {
       now,
     );
     this.history(now, { runId: r.runId, from: null, to: r.status, reason: r.reason, message: r.message });
-    return {
-      run_id: r.runId,
-      workflow_id: r.workflowId,
-      workflow_hash: r.hash,
-      status: r.status,
-      source: r.source,
-      idempotency_key: r.key,
-      params: r.params,
-      scheduled_for: r.scheduledFor,
-      created_at: now,
-      started_at: null,
-      finished_at: r.finishedAt,
-      agent_id: null,
-      reason: r.reason,
-      message: r.message,
-      token: null,
-      lease_expires_at: null,
-      cancel_requested: 0,
-      updated_at: now,
-      triggered_by: r.triggeredBy,
-      lease_key: null,
-    };
+    return newRunRow(now, r);
   }
 }
