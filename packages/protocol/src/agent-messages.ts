@@ -5,6 +5,7 @@
  * documents each with JSON examples.
  */
 import { z } from "zod";
+import { PrincipalEndpointsSchema } from "./errors.js";
 import {
   IsoTimeSchema,
   ReasonSchema,
@@ -62,6 +63,8 @@ export const RegisterAgentReplySchema = z.object({
   heartbeatTimeoutMs: z.number().int().positive(),
   /** Of the reported running runs, those the agent must stop (cancelled or already CRASHED). */
   cancel: z.array(z.string()),
+  /** The leader's endpoints: the agent ships its log batches to `leader.logs`. Absent from older servers. */
+  leader: PrincipalEndpointsSchema.optional(),
 });
 
 /** Request body of `heartbeat` (port 5561). */

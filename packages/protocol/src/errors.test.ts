@@ -1,6 +1,14 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { CdktrError, CodedError, ThrownValueError, coerceError, errorMessage, isCdktrError } from "./errors.js";
+import {
+  CdktrError,
+  CodedError,
+  ThrownValueError,
+  WireErrorSchema,
+  coerceError,
+  errorMessage,
+  isCdktrError,
+} from "./errors.js";
 import { ConfigError } from "./config/config-error.js";
 
 describe("coded errors", () => {
@@ -50,5 +58,17 @@ describe("coerceError", () => {
     assert.equal(e.message, "no such file");
     assert.equal((e as ThrownValueError).code, "ENOENT");
     assert.equal((coerceError({ message: "plain" }) as ThrownValueError).code, "THROWN_VALUE");
+  });
+});
+
+describe("NOT_LEADER on the wire", () => {
+  it("carries the leader's endpoints both ways, is retryable, and stays absent on other errors", () => {
+    const leader = { api: "tcp://10.0.0.2:5561", logs: "tcp://10.0.0.2:5562", publish: "tcp://10.0.0.2:5563" };
+    const e = new CdktrError("NOT_LEADER", "this principal is a standby: send writes to the leader", { leader });
+    assert.equal(e.retryable, true);
+    const wire = WireErrorSchema.parse(JSON.parse(JSON.stringify(e.toWire())));
+    assert.deepEqual(wire.leader, leader);
+    assert.deepEqual(CdktrError.fromWire(wire).leader, leader);
+    assert.equal("leader" in new CdktrError("INTERNAL", "x").toWire(), false);
   });
 });

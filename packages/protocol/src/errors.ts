@@ -32,6 +32,7 @@ export const ERROR_CODES = [
   "RESOURCE_EXHAUSTED",
   "STORAGE_FULL",
   "STORAGE_UNAVAILABLE",
+  "NOT_LEADER",
   "INTERNAL",
   // client side only: never sent by a server
   "TIMEOUT",
@@ -43,11 +44,29 @@ export const ErrorCodeSchema = z.enum(ERROR_CODES);
 /** Type of {@link ErrorCodeSchema}. */
 export type ErrorCode = z.infer<typeof ErrorCodeSchema>;
 
-/** An error reply body: `{ code, message, retryable }`. */
+/**
+ * The three endpoints of a principal as its clients reach them (`tcp://host:port`): the API
+ * (5561), log ingest (5562) and publish (5563). Advertised by every principal for the current
+ * leader in `ping`, `registerAgent` and `NOT_LEADER` replies, so a client that knows only a list
+ * of API endpoints finds the other two.
+ */
+export const PrincipalEndpointsSchema = z.object({
+  api: z.string().min(1).max(512),
+  logs: z.string().min(1).max(512),
+  publish: z.string().min(1).max(512),
+});
+/** Type of {@link PrincipalEndpointsSchema}. */
+export type AdvertisedEndpoints = z.infer<typeof PrincipalEndpointsSchema>;
+
+/**
+ * An error reply body: `{ code, message, retryable }`, plus `leader` on a `NOT_LEADER` error
+ * (the current leader's endpoints, absent while no principal leads).
+ */
 export const WireErrorSchema = z.object({
   code: ErrorCodeSchema,
   message: z.string(),
   retryable: z.boolean(),
+  leader: PrincipalEndpointsSchema.optional(),
 });
 /** Type of {@link WireErrorSchema}. */
 export type WireError = z.infer<typeof WireErrorSchema>;
@@ -59,6 +78,7 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "RESOURCE_EXHAUSTED",
   "STORAGE_FULL",
   "STORAGE_UNAVAILABLE",
+  "NOT_LEADER",
   "INTERNAL",
   "TIMEOUT",
   "UNAVAILABLE",
@@ -150,24 +170,34 @@ export function errorMessage(e: unknown): string {
 /** Error crossing the wire: a code of {@link ERROR_CODES}, `retryable`, `{ code, message, retryable }` on the wire. */
 export class CdktrError extends CodedError<ErrorCode> {
   readonly retryable: boolean;
+  /** On `NOT_LEADER`: the leader's endpoints, when a leader is known. */
+  readonly leader: AdvertisedEndpoints | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { cause?: unknown; retryable?: boolean; context?: Record<string, unknown> } = {},
+    options: {
+      cause?: unknown;
+      retryable?: boolean;
+      context?: Record<string, unknown>;
+      leader?: AdvertisedEndpoints | undefined;
+    } = {},
   ) {
     super(code, message, options);
     this.retryable = options.retryable ?? isRetryableCode(code);
+    this.leader = options.leader;
   }
 
-  /** The `{ code, message, retryable }` form sent on the wire. */
+  /** The `{ code, message, retryable, leader? }` form sent on the wire. */
   toWire(): WireError {
-    return { code: this.code, message: this.message, retryable: this.retryable };
+    const wire: WireError = { code: this.code, message: this.message, retryable: this.retryable };
+    if (this.leader !== undefined) wire.leader = this.leader;
+    return wire;
   }
 
-  /** The error a `{ code, message, retryable }` reply stands for. */
+  /** The error a `{ code, message, retryable, leader? }` reply stands for. */
   static fromWire(error: WireError): CdktrError {
-    return new CdktrError(error.code, error.message, { retryable: error.retryable });
+    return new CdktrError(error.code, error.message, { retryable: error.retryable, leader: error.leader });
   }
 }
 

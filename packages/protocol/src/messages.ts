@@ -4,6 +4,7 @@
  * in `agent-messages.ts`. `docs/protocol.md` documents each with JSON examples.
  */
 import { z } from "zod";
+import { PrincipalEndpointsSchema } from "./errors.js";
 import {
   ConfirmAssignmentReplySchema,
   ConfirmAssignmentRequestSchema,
@@ -53,6 +54,21 @@ export const PingReplySchema = z.object({
   health: z.enum(["ok", "degraded"]).optional(),
   /** What is wrong when `health` is `degraded`, e.g. `"disk full"`; empty when ok. */
   problems: z.array(z.string()).optional(),
+  /**
+   * With several principals on one database (PostgreSQL): whether this one leads. Only the leader
+   * dispatches, accepts triggers and ingests logs; a standby answers reads and refuses writes with
+   * `NOT_LEADER`. A lone principal (SQLite) is always `leader`. Absent from older servers (leader).
+   */
+  role: z.enum(["leader", "standby"]).optional(),
+  /** The current leader's endpoints (this principal's own when it leads); null while none leads. */
+  leader: PrincipalEndpointsSchema.nullable().optional(),
+  /** The leader's fencing epoch (increases at every change of leader); absent for SQLite. */
+  epoch: z.number().int().nonnegative().optional(),
+  /**
+   * Hash of the loaded workflow set (ids and definitions, order-independent): principals sharing a
+   * database must load the same workflows, and report a mismatch loudly.
+   */
+  workflowHash: z.string().optional(),
 });
 
 /** The health a server reports in its `ping` reply. */

@@ -72,7 +72,13 @@ describe("parseEnv", () => {
 
 describe("clientEnv", () => {
   it("reads the CDKTR_* client variables with defaults", () => {
-    assert.deepEqual(clientEnv({}), { host: "127.0.0.1", port: 5561, logsPort: 5562, publishPort: 5563 });
+    assert.deepEqual(clientEnv({}), {
+      host: "127.0.0.1",
+      port: 5561,
+      logsPort: 5562,
+      publishPort: 5563,
+      endpoints: ["tcp://127.0.0.1:5561"],
+    });
     assert.deepEqual(
       clientEnv({ CDKTR_PRINCIPAL_HOST: "10.0.0.5", CDKTR_PRINCIPAL_PORT: "6000", CDKTR_LOGS_PUBLISHING_PORT: "6003" }),
       {
@@ -80,12 +86,26 @@ describe("clientEnv", () => {
         port: 6000,
         logsPort: 5562,
         publishPort: 6003,
+        endpoints: ["tcp://10.0.0.5:6000"],
       },
     );
     assert.throws(
       () => clientEnv({ CDKTR_LOGS_LISTENING_PORT: "x" }),
       /CDKTR_LOGS_LISTENING_PORT: expected an integer/,
     );
+  });
+
+  it("reads CDKTR_PRINCIPAL_ENDPOINTS as a list of API endpoints, deduplicated, and names a bad item", () => {
+    assert.deepEqual(
+      clientEnv({ CDKTR_PRINCIPAL_ENDPOINTS: "host1:5561, tcp://host2:6000,[::1]:5561,host1:5561" }).endpoints,
+      ["tcp://host1:5561", "tcp://host2:6000", "tcp://[::1]:5561"],
+    );
+    assert.throws(
+      () => clientEnv({ CDKTR_PRINCIPAL_ENDPOINTS: "host1:5561,host2" }),
+      /CDKTR_PRINCIPAL_ENDPOINTS: expected host:port items separated by commas \("host2" is not one\)/,
+    );
+    assert.throws(() => clientEnv({ CDKTR_PRINCIPAL_ENDPOINTS: "host1:70000" }), /CDKTR_PRINCIPAL_ENDPOINTS/);
+    assert.throws(() => clientEnv({ CDKTR_PRINCIPAL_ENDPOINTS: " , " }), /CDKTR_PRINCIPAL_ENDPOINTS: expected 1 to 16/);
   });
 });
 

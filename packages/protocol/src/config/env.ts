@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { errorMessage } from "../errors.js";
+import { endpointFor } from "../rpc/frames.js";
 import { ConfigError } from "./config-error.js";
 
 function describeRaw(raw: string | undefined): string {
@@ -101,6 +102,11 @@ export const ClientEnvSchema = z.object({
   CDKTR_LOGS_LISTENING_PORT: envPort(5562),
   /** Port where the principal publishes logs and events. */
   CDKTR_LOGS_PUBLISHING_PORT: envPort(5563),
+  /**
+   * API endpoints of several principals sharing one database (`host1:5561,host2:5561`, or
+   * `tcp://host:port` items); clients move to whichever leads. Overrides host and port.
+   */
+  CDKTR_PRINCIPAL_ENDPOINTS: envEndpointList(),
 });
 
 /** Where the principal is, as read by {@link clientEnv}. */
@@ -109,11 +115,65 @@ export interface ClientEnv {
   port: number;
   logsPort: number;
   publishPort: number;
+  /**
+   * The API endpoints to try (`tcp://host:port`): `CDKTR_PRINCIPAL_ENDPOINTS` when set, else the
+   * one of `CDKTR_PRINCIPAL_HOST` and `CDKTR_PRINCIPAL_PORT`.
+   */
+  endpoints: string[];
+}
+
+/** Most endpoints in `CDKTR_PRINCIPAL_ENDPOINTS`. */
+export const MAX_PRINCIPAL_ENDPOINTS = 16;
+
+/**
+ * Parse one item of an endpoint list: `host:port`, `[v6]:port` or `tcp://host:port`.
+ * @returns the `tcp://host:port` form, or null when the item is not one of those
+ */
+export function parseEndpointItem(item: string): string | null {
+  const m = /^(?:tcp:\/\/)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+|\*):(\d{1,5})$/.exec(item.trim());
+  if (m === null) return null;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return null;
+  return `tcp://${m[1]}:${port}`;
+}
+
+/** An env var holding a comma-separated list of `host:port` endpoints (absent: undefined). */
+export function envEndpointList() {
+  return z
+    .string()
+    .transform((s, ctx) => {
+      const items = s
+        .split(",")
+        .map((x) => x.trim())
+        .filter((x) => x !== "");
+      const out: string[] = [];
+      for (const item of items) {
+        const e = parseEndpointItem(item);
+        if (e === null) {
+          ctx.addIssue({
+            code: "custom",
+            message: `expected host:port items separated by commas (${JSON.stringify(item)} is not one)`,
+          });
+          return z.NEVER;
+        }
+        if (!out.includes(e)) out.push(e);
+      }
+      if (out.length === 0 || out.length > MAX_PRINCIPAL_ENDPOINTS) {
+        ctx.addIssue({
+          code: "custom",
+          message: `expected 1 to ${MAX_PRINCIPAL_ENDPOINTS} host:port items separated by commas`,
+        });
+        return z.NEVER;
+      }
+      return out;
+    })
+    .optional();
 }
 
 /**
  * The principal's address from `CDKTR_PRINCIPAL_HOST` (127.0.0.1), `CDKTR_PRINCIPAL_PORT` (5561),
- * `CDKTR_LOGS_LISTENING_PORT` (5562) and `CDKTR_LOGS_PUBLISHING_PORT` (5563).
+ * `CDKTR_LOGS_LISTENING_PORT` (5562), `CDKTR_LOGS_PUBLISHING_PORT` (5563) and
+ * `CDKTR_PRINCIPAL_ENDPOINTS` (several principals, see {@link ClientEnv.endpoints}).
  * @throws ConfigError when a variable is invalid
  */
 export function clientEnv(env: Record<string, string | undefined>): ClientEnv {
@@ -123,6 +183,7 @@ export function clientEnv(env: Record<string, string | undefined>): ClientEnv {
     port: c.CDKTR_PRINCIPAL_PORT,
     logsPort: c.CDKTR_LOGS_LISTENING_PORT,
     publishPort: c.CDKTR_LOGS_PUBLISHING_PORT,
+    endpoints: c.CDKTR_PRINCIPAL_ENDPOINTS ?? [endpointFor(c.CDKTR_PRINCIPAL_HOST, c.CDKTR_PRINCIPAL_PORT)],
   };
 }
 
