@@ -76,10 +76,13 @@ describe("GroupCommit lanes", () => {
     db.close();
   });
 
-  it("a command in pieces commits piece by piece: a control command queued behind it waits for one piece, and the bulk lane keeps its order", async () => {
+  it("a command in pieces runs a piece per turn, its pieces share a transaction while only bulk work waits, and a control command queued between pieces commits what ran first and waits for one piece at most", async () => {
     const { db, commit } = open();
+    const reader = new Database(db.name, { readonly: true });
     const ins = db.prepare("INSERT INTO t VALUES (?, ?, ?)");
-    const rows = (): number => (db.prepare("SELECT count(*) AS n FROM t WHERE lane = 'bulk'").get() as { n: number }).n;
+    const count = "SELECT count(*) AS n FROM t WHERE lane = 'bulk'";
+    const rows = (): number => (db.prepare(count).get() as { n: number }).n;
+    const committed = (): number => (reader.prepare(count).get() as { n: number }).n;
     const total = 200_000;
     let written = 0;
     let pieces = 0;
@@ -96,20 +99,49 @@ describe("GroupCommit lanes", () => {
         return n;
       });
     const after = commit.command(() => ins.run("bulk", 0, "after"), "bulk").then(() => order.push("after"));
-    // Queued once the first piece committed: it waits behind one more piece at most.
     await new Promise((r) => setImmediate(r));
-    const committedBefore = rows();
+    await new Promise((r) => setImmediate(r));
+    const piecesBefore = pieces;
+    assert.ok(piecesBefore >= 1 && written < total, `${piecesBefore} pieces ran, ${written} rows`);
+    assert.equal(committed(), 0, "the pieces so far are in one open transaction");
     const control = await commit.command(() => {
       ins.run("control", 0, "");
       return rows();
     });
-    assert.ok(committedBefore > 0 && committedBefore < total, "the first piece committed on its own");
-    assert.ok(control < total, `the control command ran after ${control} of ${total} rows, not after all of them`);
+    assert.ok(control > 0 && control < total, `the control command ran after ${control} of ${total} rows`);
+    assert.ok(committed() >= control - 1, "the open bulk transaction was committed before the control command");
     assert.equal(await big, total);
     await after;
     assert.deepEqual(order, ["big", "after"]);
     assert.ok(pieces > 2, `written in ${pieces} pieces`);
-    assert.equal(rows(), total + 1);
+    assert.equal(committed(), total + 1);
+    reader.close();
+    await commit.close();
+    db.close();
+  });
+
+  it("a failed bulk transaction rejects every command that wrote in it, including a command in pieces, and the lanes go on", async () => {
+    const { db, commit } = open();
+    const ins = db.prepare("INSERT INTO t VALUES (?, ?, '')");
+    let step = 0;
+    const small = commit.command(() => ins.run("bulk", 1000), "bulk");
+    const pieces = commit.commandInPieces(() => {
+      step++;
+      ins.run("bulk", step);
+      if (step === 3) {
+        // What SQLite does on a full disk: the whole transaction is rolled back.
+        db.exec("ROLLBACK");
+        throw Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
+      }
+      return MORE_PIECES;
+    });
+    const later = commit.command(() => ins.run("bulk", 99), "bulk");
+    await assert.rejects(small, (e: unknown) => e instanceof CdktrError && e.code === "STORAGE_FULL");
+    await assert.rejects(pieces, (e: unknown) => e instanceof CdktrError && e.code === "STORAGE_FULL");
+    await later;
+    const ns = (db.prepare("SELECT n FROM t ORDER BY rowid").all() as { n: number }[]).map((r) => r.n);
+    assert.deepEqual(ns, [99]);
+    assert.equal(commit.storageFull, false, "a later commit that wrote clears the full flag");
     await commit.close();
     db.close();
   });
