@@ -62,6 +62,33 @@ test("docker-compose config -q accepts docker-compose.yml", (t) => {
   assert.equal(r.status, 0, `docker-compose config -q failed:\n${r.stderr}`);
 });
 
+test("docker-compose config -q accepts the HA override (PostgreSQL, two principals) on top of docker-compose.yml", (t) => {
+  if (!hasCommand("docker-compose")) {
+    if (process.env.CI) assert.fail("docker-compose is not installed but CI is set: .ci/run must install it");
+    t.skip("docker-compose not installed (apt-get install docker-compose); CI runs this check");
+    return;
+  }
+  const r = spawnSync(
+    "docker-compose",
+    ["-f", COMPOSE_PATH, "-f", join(REPO, "deploy", "docker-compose.ha.yml"), "config"],
+    { cwd: REPO, encoding: "utf8" },
+  );
+  assert.equal(r.status, 0, `docker-compose config failed:\n${r.stderr}`);
+  const merged = parse(r.stdout) as ComposeFile;
+  const s = merged.services;
+  for (const name of ["principal", "principal-2"]) {
+    assert.match(String(s[name]?.environment?.CDKTR_DATABASE_URL), /^postgres:\/\/cdktr@postgres:5432\/cdktr$/, name);
+    assert.equal(s[name]?.environment?.CDKTR_ADVERTISE_HOST, name, `${name} advertises its service name`);
+  }
+  assert.ok(
+    s["principal-2"]?.volumes?.some((v) => String(v).startsWith("cdktr-keys:/keys")),
+    "one shared key pair",
+  );
+  assert.equal(s["principal-2"]?.depends_on?.principal?.condition, "service_healthy", "principal-2 waits for the keys");
+  for (const name of ["agent", "scheduler", "listeners"])
+    assert.equal(s[name]?.environment?.CDKTR_PRINCIPAL_ENDPOINTS, "principal:5561,principal-2:5561", name);
+});
+
 test("compose services: cdktr start <app>, healthchecks, depends_on, scalable agent", () => {
   const s = compose.services;
   assert.deepEqual(Object.keys(s).sort(), ["agent", "listeners", "principal", "scheduler"]);
