@@ -2,13 +2,15 @@
  * 2. Dispatch latency: an idle agent; trigger -> first task process started, where the task
  * records its own start (`sh -c 'date +%s%N >> F'`), one run at a time. Baseline: node spawning
  * the same command directly (detached, piped stdio, like the agent does). The cost of security:
- * the same with CURVE and keys (the default) and with `CDKTR_AUTH=off`, runs alternating.
+ * the same with CURVE and keys (the default) and with `CDKTR_AUTH=off`, and the store's share: the
+ * same on PostgreSQL (`CDKTR_DATABASE_URL`), runs rotating among the three stacks.
  */
 import { spawn } from "node:child_process";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startAgent, startPrincipal, type PrincipalHandle } from "../harness/cdktr.js";
 import { makeTempDir, writeWorkflow } from "../harness/fs.js";
+import { createBenchSchema, type BenchSchema } from "../harness/postgres.js";
 import { row } from "../harness/result.js";
 import { fmt, percent } from "../harness/table.js";
 import { nowMs, sleep, summarize } from "../harness/stats.js";
@@ -42,7 +44,9 @@ function spawnOnce(file: string): Promise<void> {
   });
 }
 
-const MODES = ["on", "off"] as const;
+/** CURVE on (as users run it), CDKTR_AUTH=off, and CURVE on with the PostgreSQL store. */
+const MODES = ["on", "off", "pg"] as const;
+type Mode = (typeof MODES)[number];
 
 /** A principal and one idle agent whose task stamps its start into `file`, and what was measured on it. */
 interface Stack {
@@ -55,17 +59,23 @@ interface Stack {
   stop(): Promise<void>;
 }
 
-async function startStack(ctx: BenchContext, dir: string, auth: "on" | "off"): Promise<Stack> {
-  const wfDir = makeTempDir(`wf-dispatch-${auth}`);
-  const file = join(dir, `ours-${auth}.txt`);
+async function startStack(ctx: BenchContext, dir: string, mode: Mode, databaseUrl: string): Promise<Stack> {
+  const auth = mode === "off" ? "off" : "on";
+  const wfDir = makeTempDir(`wf-dispatch-${mode}`);
+  const file = join(dir, `ours-${mode}.txt`);
   writeFileSync(file, "");
   writeWorkflow(wfDir, "latency", { cmd: "sh", args: ["-c", `date +%s%N >> ${file}`] });
   // Only the measured configuration (CURVE on) is profiled.
-  const profiled = (proc: string) => (auth === "on" ? profileFlags(ctx, "dispatch", proc) : {});
-  const principal = await startPrincipal({ workflowDir: wfDir, auth, ...profiled("principal") });
+  const profiled = (proc: string) => (mode === "on" ? profileFlags(ctx, "dispatch", proc) : {});
+  const principal = await startPrincipal({
+    workflowDir: wfDir,
+    auth,
+    ...(mode === "pg" ? { env: { CDKTR_DATABASE_URL: databaseUrl } } : {}),
+    ...profiled("principal"),
+  });
   let agent: Awaited<ReturnType<typeof startAgent>>;
   try {
-    agent = await startAgent(principal, { concurrency: 4, id: `bench-agent-${auth}`, ...profiled("agent") });
+    agent = await startAgent(principal, { concurrency: 4, id: `bench-agent-${mode}`, ...profiled("agent") });
   } catch (e) {
     await principal.stop();
     throw e;
@@ -145,14 +155,21 @@ export const dispatchLatency: Scenario = {
     // Ours as users run it (CURVE and keys on) and with CDKTR_AUTH=off, for the cost of
     // security: two stacks (principal + idle agent) up at once, runs alternating between them,
     // one at a time, so that a drifting machine load weighs on both alike.
-    ctx.log(`ours: ${n} runs one at a time, CURVE on and off alternating`);
-    const stacks = { on: await startStack(ctx, dir, "on"), off: await startStack(ctx, dir, "off") };
+    ctx.log(`ours: ${n} runs one at a time, CURVE on, off, and on PostgreSQL, rotating`);
+    const schema: BenchSchema = await createBenchSchema("cdktr_bench_dispatch");
+    const stacks: Record<Mode, Stack> = {
+      on: await startStack(ctx, dir, "on", schema.url),
+      off: await startStack(ctx, dir, "off", schema.url),
+      pg: await startStack(ctx, dir, "pg", schema.url),
+    };
     try {
       for (let i = 0; i < n + 10; i++) {
-        for (const mode of i % 2 === 0 ? MODES : [...MODES].reverse()) await oneRun(stacks[mode], i >= 10);
+        const order = [...MODES.slice(i % MODES.length), ...MODES.slice(0, i % MODES.length)];
+        for (const mode of order) await oneRun(stacks[mode], i >= 10);
       }
     } finally {
       await Promise.all(MODES.map((m) => stacks[m].stop()));
+      await schema.drop();
     }
     const ours = stacks.on.samples;
     const phases = stacks.on.phases;
@@ -160,6 +177,7 @@ export const dispatchLatency: Scenario = {
     const b = summarize(base);
     const o = summarize(ours);
     const plain = summarize(stacks.off.samples);
+    const onPg = summarize(stacks.pg.samples);
     ctx.shared.set("dispatch.p50", o.p50);
     ctx.shared.set("dispatch.p99", o.p99);
     return {
@@ -210,12 +228,23 @@ export const dispatchLatency: Scenario = {
           better: "lower",
           note: `cost ${percent(o.p99 / plain.p99 - 1)}`,
         }),
+        row({
+          scenario: S,
+          metric: "trigger -> task start p50 on PostgreSQL vs SQLite",
+          unit: "ms",
+          ours: onPg.p50,
+          baseline: o.p50,
+          baselineName: "the same stack on SQLite (CURVE on)",
+          better: "lower",
+          note: `p99 ${fmt(onPg.p99)} vs ${fmt(o.p99)} ms; PostgreSQL on 127.0.0.1:5432, ${onPg.n} runs`,
+        }),
       ],
       details: {
         n,
         baseline: b,
         ours: o,
         authOff: plain,
+        postgres: onPg,
         authOffTriggerAck: summarize(stacks.off.ackMs),
         costOfSecurityP50: o.p50 / plain.p50 - 1,
         triggerAck: summarize(ackMs),

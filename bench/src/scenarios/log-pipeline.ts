@@ -2,16 +2,18 @@
  * 5. Log pipeline: one task writes N lines (`seq 1 N`); lines per second from the trigger until
  * the last line is queryable, then every line is read back page by page and checked (lost and
  * duplicated lines must be 0). Baseline: the same lines inserted straight into SQLite
- * (WAL, synchronous=FULL) in transactions of 2,000 lines, the agent's batch size.
+ * (WAL, synchronous=FULL) in transactions of 2,000 lines, the agent's batch size. The same run is
+ * then measured with the principal on PostgreSQL (`CDKTR_DATABASE_URL`).
  */
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { startAgent, startPrincipal } from "../harness/cdktr.js";
 import { makeTempDir, writeWorkflow } from "../harness/fs.js";
+import { createBenchSchema } from "../harness/postgres.js";
 import { RunWatcher } from "../harness/load.js";
 import { row } from "../harness/result.js";
 import { nowMs, sleep } from "../harness/stats.js";
-import { profileFlags, type Scenario } from "../scenario.js";
+import { profileFlags, type BenchContext, type Scenario } from "../scenario.js";
 
 function sqliteBaseline(n: number, batch: number): number {
   const db = new Database(join(makeTempDir("log-db"), "logs.db"));
@@ -31,6 +33,96 @@ function sqliteBaseline(n: number, batch: number): number {
   return (n * 1000) / ms;
 }
 
+/** What one pipeline run measured. */
+interface PipelineRun {
+  perSec: number;
+  runStatus: string;
+  lost: number;
+  duplicated: number;
+  foreign: number;
+  queryableMs: number;
+  verifyMs: number;
+}
+
+/** A task printing `n` lines on a fresh principal (on PostgreSQL at `databaseUrl` when given): until queryable, then verified. */
+async function pipelineRun(ctx: BenchContext, n: number, databaseUrl?: string): Promise<PipelineRun> {
+  const wfDir = makeTempDir(databaseUrl === undefined ? "wf-logs" : "wf-logs-pg");
+  writeWorkflow(wfDir, "logs", { cmd: "seq", args: ["1", String(n)] });
+  const profiled = databaseUrl === undefined;
+  const principal = await startPrincipal({
+    workflowDir: wfDir,
+    ...(databaseUrl === undefined ? {} : { env: { CDKTR_DATABASE_URL: databaseUrl } }),
+    ...(profiled ? profileFlags(ctx, "logs", "principal") : {}),
+  });
+  const out: PipelineRun = {
+    perSec: Number.NaN,
+    runStatus: "?",
+    lost: n,
+    duplicated: 0,
+    foreign: 0,
+    queryableMs: 0,
+    verifyMs: 0,
+  };
+  try {
+    const agent = await startAgent(principal, {
+      concurrency: 1,
+      ...(profiled ? profileFlags(ctx, "logs", "agent") : {}),
+    });
+    const watcher = new RunWatcher(principal.publishPort, principal.key, "logs");
+    try {
+      await watcher.settle();
+      const t0 = nowMs();
+      const { runId } = await principal.client.runWorkflow({ workflowId: "logs", source: "bench" });
+      await watcher.waitUntil(() => watcher.finished.has(runId), 600_000, "the log run to finish");
+      out.runStatus = watcher.finished.get(runId)?.status ?? "?";
+      // Until the last stdout line is queryable.
+      const last = String(n);
+      const deadline = Date.now() + 300_000;
+      for (;;) {
+        const page = await principal.client.queryLogs({ runId, order: "desc", limit: 20 });
+        if (page.lines.some((l) => l.stream === "stdout" && l.line === last)) break;
+        if (Date.now() > deadline) throw new Error("the last line never became queryable");
+        await sleep(5);
+      }
+      out.queryableMs = nowMs() - t0;
+      out.perSec = (n * 1000) / out.queryableMs;
+      // Read everything back and check each number 1..n exactly once.
+      ctx.log("verifying every line");
+      const v0 = nowMs();
+      const seen = new Uint8Array(n + 1);
+      let cursor: string | undefined;
+      do {
+        const page = await principal.client.queryLogs({
+          runId,
+          order: "asc",
+          limit: 1000,
+          ...(cursor !== undefined ? { cursor } : {}),
+        });
+        for (const l of page.lines) {
+          if (l.stream !== "stdout") continue;
+          const v = Number(l.line);
+          if (!Number.isInteger(v) || v < 1 || v > n) {
+            out.foreign++;
+            continue;
+          }
+          if (seen[v] === 1) out.duplicated++;
+          seen[v] = 1;
+        }
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor !== undefined);
+      out.lost = 0;
+      for (let v = 1; v <= n; v++) if (seen[v] !== 1) out.lost++;
+      out.verifyMs = nowMs() - v0;
+    } finally {
+      watcher.close();
+      await agent.stop();
+    }
+  } finally {
+    await principal.stop();
+  }
+  return out;
+}
+
 export const logPipeline: Scenario = {
   id: "logs",
   title: "5. Log pipeline (one task, many lines)",
@@ -40,100 +132,52 @@ export const logPipeline: Scenario = {
     const S = "5 logs";
     ctx.log(`baseline: ${n} lines into SQLite`);
     const basePerSec = sqliteBaseline(n, 2000);
-
     ctx.log(`ours: a task printing ${n} lines`);
-    const wfDir = makeTempDir("wf-logs");
-    writeWorkflow(wfDir, "logs", { cmd: "seq", args: ["1", String(n)] });
-    const principal = await startPrincipal({
-      workflowDir: wfDir,
-      ...profileFlags(ctx, "logs", "principal"),
-    });
-    let oursPerSec = Number.NaN;
-    let runStatus = "?";
-    let lost = n;
-    let duplicated = 0;
-    let extra = 0;
-    let verifyMs = 0;
-    let queryableMs = 0;
+    const ours = await pipelineRun(ctx, n);
+    ctx.log(`ours on PostgreSQL: a task printing ${n} lines`);
+    const schema = await createBenchSchema("cdktr_bench_logs");
+    let onPg: PipelineRun;
     try {
-      const agent = await startAgent(principal, { concurrency: 1, ...profileFlags(ctx, "logs", "agent") });
-      const watcher = new RunWatcher(principal.publishPort, principal.key, "logs");
-      try {
-        await watcher.settle();
-        const t0 = nowMs();
-        const { runId } = await principal.client.runWorkflow({ workflowId: "logs", source: "bench" });
-        await watcher.waitUntil(() => watcher.finished.has(runId), 600_000, "the log run to finish");
-        runStatus = watcher.finished.get(runId)?.status ?? "?";
-        // Until the last stdout line is queryable.
-        const last = String(n);
-        const deadline = Date.now() + 300_000;
-        for (;;) {
-          const page = await principal.client.queryLogs({ runId, order: "desc", limit: 20 });
-          if (page.lines.some((l) => l.stream === "stdout" && l.line === last)) break;
-          if (Date.now() > deadline) throw new Error("the last line never became queryable");
-          await sleep(5);
-        }
-        queryableMs = nowMs() - t0;
-        oursPerSec = (n * 1000) / queryableMs;
-        // Read everything back and check each number 1..n exactly once.
-        ctx.log("verifying every line");
-        const v0 = nowMs();
-        const seen = new Uint8Array(n + 1);
-        let cursor: string | undefined;
-        do {
-          const page = await principal.client.queryLogs({
-            runId,
-            order: "asc",
-            limit: 1000,
-            ...(cursor !== undefined ? { cursor } : {}),
-          });
-          for (const l of page.lines) {
-            if (l.stream !== "stdout") continue;
-            const v = Number(l.line);
-            if (!Number.isInteger(v) || v < 1 || v > n) {
-              extra++;
-              continue;
-            }
-            if (seen[v] === 1) duplicated++;
-            seen[v] = 1;
-          }
-          cursor = page.nextCursor ?? undefined;
-        } while (cursor !== undefined);
-        lost = 0;
-        for (let v = 1; v <= n; v++) if (seen[v] !== 1) lost++;
-        verifyMs = nowMs() - v0;
-      } finally {
-        watcher.close();
-        await agent.stop();
-      }
+      onPg = await pipelineRun(ctx, n, schema.url);
     } finally {
-      await principal.stop();
+      await schema.drop();
     }
-    ctx.shared.set("logs.perSecond", oursPerSec);
+    ctx.shared.set("logs.perSecond", ours.perSec);
+    const intact = (r: PipelineRun): boolean => r.lost === 0 && r.duplicated === 0;
     return {
       rows: [
         row({
           scenario: S,
           metric: "lines/s until all queryable",
           unit: "/s",
-          ours: oursPerSec,
+          ours: ours.perSec,
           baseline: basePerSec,
           baselineName: "SQLite inserts, 2,000-line transactions",
           better: "higher",
-          note: `${n} lines, run ${runStatus}`,
+          note: `${n} lines, run ${ours.runStatus}`,
         }),
         row({
           scenario: S,
           metric: "lines lost / duplicated",
           unit: "lines",
-          ours: lost + duplicated,
+          ours: ours.lost + ours.duplicated + onPg.lost + onPg.duplicated,
           better: "lower",
           target: "= 0",
-          pass: lost === 0 && duplicated === 0,
-          note: `lost ${lost}, duplicated ${duplicated}, foreign ${extra}`,
+          pass: intact(ours) && intact(onPg),
+          note: `SQLite: lost ${ours.lost}, duplicated ${ours.duplicated}, foreign ${ours.foreign}; PostgreSQL: lost ${onPg.lost}, duplicated ${onPg.duplicated}, foreign ${onPg.foreign}`,
+        }),
+        row({
+          scenario: S,
+          metric: "lines/s until all queryable on PostgreSQL vs SQLite",
+          unit: "/s",
+          ours: onPg.perSec,
+          baseline: ours.perSec,
+          baselineName: "the same pipeline on SQLite",
+          better: "higher",
+          note: `${n} lines, run ${onPg.runStatus}; PostgreSQL on 127.0.0.1:5432`,
         }),
       ],
-      details: { n, basePerSec, oursPerSec, queryableMs, runStatus, lost, duplicated, foreign: extra, verifyMs },
+      details: { n, basePerSec, sqlite: ours, postgres: onPg },
     };
   },
 };
