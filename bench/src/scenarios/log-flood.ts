@@ -5,17 +5,22 @@
  * agent's log shipper (its own agent id and run, one 2,000-line `logBatch` in flight), send
  * 1,000,000 lines (quick: 200,000) as fast as the principal takes them. Batches refused by the
  * per-agent ingest bound (`RESOURCE_EXHAUSTED`) are resent after the shipper's backoff. Every
- * line is counted back. Trigger and ping latencies are both reported: ping touches no store, so
+ * line is counted back. The senders run in their own process (`baselines/log-flooder.ts`), so their
+ * work never delays the replies this process times. Trigger and ping latencies are both reported: ping touches no store, so
  * the part of a trigger's wait that is the event loop (parsing, publishing) shows apart from the
  * commit lanes. Target: trigger ack p99 under the flood < 2x the p99 without.
  */
-import { backoffDelay, isCdktrError, type LogClient, type LogLine, type PrincipalClient } from "@cdktr/protocol";
-import { startPrincipal } from "../harness/cdktr.js";
+import { fileURLToPath } from "node:url";
+import type { PrincipalClient } from "@cdktr/protocol";
+import { startPrincipal, type PrincipalHandle } from "../harness/cdktr.js";
+import { startProcess } from "../harness/proc.js";
 import { makeTempDir, writeWorkflow } from "../harness/fs.js";
 import { row } from "../harness/result.js";
 import { nowMs, sleep, summarize } from "../harness/stats.js";
 import { fmt } from "../harness/table.js";
 import { profileFlags, type Scenario } from "../scenario.js";
+
+const FLOODER = fileURLToPath(new URL("../baselines/log-flooder.js", import.meta.url));
 
 /** Senders, each as an agent's log shipper: its own agent id and run, one batch in flight. */
 const SENDERS = 4;
@@ -51,47 +56,32 @@ async function leasedRun(client: PrincipalClient, agentId: string): Promise<Send
 }
 
 /**
- * `perSender` lines from each sender, one batch in flight each (as the agent's shipper sends);
- * a batch refused as busy is resent after the shipper's backoff. Resolves with the refusals.
+ * Start the flood in its own process ({@link FLOODER}): `perSender` lines from each sender.
+ * Resolves once it is connected and sending, with the promise of its result.
  */
-async function flood(
-  logs: LogClient,
+async function startFlood(
+  principal: PrincipalHandle,
   senders: readonly Sender[],
   perSender: number,
-): Promise<{ refused: number; stored: number }> {
-  let refused = 0;
-  let stored = 0;
-  const time = new Date().toISOString();
-  const send = async ({ agentId, runId, token }: Sender): Promise<void> => {
-    for (let first = 0; first < perSender; first += LINES_PER_BATCH) {
-      const lines: LogLine[] = [];
-      for (let s = first + 1; s <= Math.min(perSender, first + LINES_PER_BATCH); s++) {
-        lines.push({
-          time,
-          runId,
-          workflowId: "bench",
-          taskId: "flood",
-          stream: "stdout",
-          level: "info",
-          seq: s,
-          line: `flood line ${s}`,
-        });
-      }
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const ack = await logs.logBatch({ agentId, lines, tokens: { [runId]: token } }, { retry: false });
-          stored += ack.stored;
-          break;
-        } catch (e) {
-          if (!isCdktrError(e, "RESOURCE_EXHAUSTED")) throw e;
-          refused++;
-          await sleep(backoffDelay(attempt, { initialMs: 100, maxMs: 2000 }));
-        }
-      }
-    }
+): Promise<{ result: Promise<{ refused: number; stored: number }> }> {
+  const spec = {
+    endpoint: `tcp://127.0.0.1:${principal.logsPort}`,
+    key: principal.key,
+    senders,
+    perSender,
+    linesPerBatch: LINES_PER_BATCH,
   };
-  await Promise.all(senders.map(send));
-  return { refused, stored };
+  const flooder = await startProcess({
+    name: "log-flooder",
+    args: [FLOODER],
+    env: { FLOODER_SPEC: JSON.stringify(spec) },
+  });
+  const result = (async () => {
+    const line = await flooder.waitForLine((_l, json) => json?.message === "done", 600_000);
+    await flooder.exited;
+    return JSON.parse(line) as { refused: number; stored: number };
+  })();
+  return { result };
 }
 
 export const logFlood: Scenario = {
@@ -112,7 +102,6 @@ export const logFlood: Scenario = {
       const client = principal.client;
       const senders: Sender[] = [];
       for (let i = 1; i <= SENDERS; i++) senders.push(await leasedRun(client, `bench-flood-${i}`));
-      const logs = principal.fixture.connectLogs({ timeoutMs: 120_000 });
       ctx.log("triggers without a flood");
       await triggerLatencies(client, 50, () => true); // warm-up
       const quiet = summarize(await triggerLatencies(client, ctx.quick ? 200 : 500, () => true));
@@ -120,7 +109,7 @@ export const logFlood: Scenario = {
       ctx.log(`triggers during a flood of ${total} log lines`);
       let done = false;
       const t0 = nowMs();
-      const flooding = flood(logs, senders, total / SENDERS).finally(() => {
+      const flooding = (await startFlood(principal, senders, total / SENDERS)).result.finally(() => {
         done = true;
       });
       const pingClient = principal.fixture.connect({ timeoutMs: 120_000 });

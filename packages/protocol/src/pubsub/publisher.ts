@@ -129,6 +129,15 @@ export class Publisher {
 
   private gate: SubscriptionGate | null = null;
 
+  /**
+   * Whether publishing on `topic` can reach anyone: with `auth`, false until some connection
+   * proved a subscription to a prefix of it (see {@link SubscriptionGate.mayHaveSubscribers});
+   * without, always true (a plain PUB does not tell). Callers skip building messages nobody gets.
+   */
+  wants(topic: string): boolean {
+    return this.gate === null || this.gate.mayHaveSubscribers(topic);
+  }
+
   /** Queue one message. Never throws: unserialisable bodies and send failures are logged. */
   publish(topic: string, body: unknown): void {
     if (this.closed) return;

@@ -149,4 +149,44 @@ describe("SubscriptionGate", () => {
     );
     assert.equal(desynced, 0);
   });
+
+  it("publisher.wants: false for a topic no connection proved a prefix of, true once one did and after it left; an unproven subscription does not count", async () => {
+    const server = generateKeyPair();
+    const olivia: ClientKey = { name: "olivia", ...generateKeyPair(), principalPublicKey: server.publicKey };
+    const pub = new Publisher({
+      endpoint: "tcp://127.0.0.1:0",
+      auth: {
+        keyPair: server,
+        identify: (k) =>
+          k === olivia.publicKey
+            ? { name: "olivia", role: "operator", scope: "olivia", workflows: null, publicKey: k }
+            : undefined,
+        permitsTopic: (_identity, topic) => topic !== "logs|secret|",
+      },
+    });
+    const endpoint = await pub.bind();
+    cleanups.push(() => pub.close());
+    const line = "logs|etl|run-1|extract|";
+    assert.equal(pub.wants(line), false, "nobody subscribed yet");
+    // A raw XSUB's plain subscription (no proof) is not applied, so it wants nothing either.
+    const raw = new XSubscriber({
+      linger: 0,
+      curveServerKey: server.publicKey,
+      curvePublicKey: olivia.publicKey,
+      curveSecretKey: olivia.secretKey,
+    });
+    cleanups.push(() => raw.close());
+    raw.connect(endpoint);
+    await raw.send(Buffer.from("\x01logs|", "latin1"));
+    const sub = new Subscriber({ endpoint, key: olivia });
+    sub.connect();
+    sub.subscribe("logs|secret|", "logs|etl|");
+    await waitFor(() => pub.wants(line), { timeoutMs: 5000, what: "the proven subscription to logs|etl|" });
+    assert.equal(pub.wants("logs|etl2|run-1|t|"), false, "a prefix ends at a separator");
+    assert.equal(pub.wants("logs|secret|r|t|"), false, "a refused subscription is not applied");
+    assert.equal(pub.wants("logs|other|r|t|"), false);
+    sub.close();
+    await sleep(200);
+    assert.equal(pub.wants(line), true, "kept after the subscriber left");
+  });
 });

@@ -29,6 +29,8 @@ const ZMQ_SUBSCRIBE = 6;
 const ZMQ_UNSUBSCRIBE = 7;
 /** Shared secrets kept (one X25519 per key, not per subscription). */
 const MAX_SECRETS = 10_000;
+/** Distinct proven topics remembered; beyond, every topic counts as wanted. */
+const MAX_PROVEN_TOPICS = 10_000;
 
 interface ManualXPub {
   setStringOption(option: number, value: string | null): void;
@@ -50,12 +52,44 @@ export class SubscriptionGate {
   readonly #onUntrusted: () => void;
   /** A message that is not a subscription was read: no subscription is attributable any more. */
   #untrusted = false;
+  /** Topics applied to some connection since the socket was bound (ending with `|`). */
+  readonly #proven = new Set<string>();
+  /** Applied topics that do not end with `|` (`""`, `"lo"`...): matched with `startsWith`. */
+  readonly #provenIrregular: string[] = [];
+  /** More distinct topics than {@link MAX_PROVEN_TOPICS} were applied: assume every topic is wanted. */
+  #provenAll = false;
 
   constructor(socket: XPublisher, auth: PublisherAuth, logger: Logger, onUntrusted: () => void = () => undefined) {
     this.#socket = socket;
     this.#auth = auth;
     this.#logger = logger;
     this.#onUntrusted = onUntrusted;
+  }
+
+  /**
+   * Whether a message on `topic` may reach anyone: false when no connection of this socket has
+   * been subscribed, since it was bound, to a prefix of it (so publishing it is wasted work). Never
+   * forgets: a subscriber that went away still counts (the unsubscriptions libzmq reports on a
+   * disconnect cannot be told from ones any peer may send, and must not silence a watcher).
+   */
+  mayHaveSubscribers(topic: string): boolean {
+    if (this.#provenAll) return true;
+    for (const p of this.#provenIrregular) if (topic.startsWith(p)) return true;
+    for (let i = topic.indexOf("|"); i >= 0; i = topic.indexOf("|", i + 1)) {
+      if (this.#proven.has(topic.slice(0, i + 1))) return true;
+    }
+    return false;
+  }
+
+  /** Remember that `topic` was applied to a connection. */
+  #remember(topic: string): void {
+    if (this.#provenAll || this.#proven.has(topic) || this.#provenIrregular.includes(topic)) return;
+    if (this.#proven.size + this.#provenIrregular.length >= MAX_PROVEN_TOPICS) {
+      this.#provenAll = true;
+      return;
+    }
+    if (topic.endsWith("|")) this.#proven.add(topic);
+    else this.#provenIrregular.push(topic);
   }
 
   /** Start reading subscription messages until the socket closes. */
@@ -116,6 +150,7 @@ export class SubscriptionGate {
       return;
     }
     xpub.setStringOption(ZMQ_SUBSCRIBE, topic);
+    this.#remember(topic);
   }
 
   /** From now on apply no subscription, and ask for a fresh socket (once). */

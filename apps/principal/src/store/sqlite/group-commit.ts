@@ -227,7 +227,7 @@ export class GroupCommit {
       this.scheduleFlush();
       return;
     }
-    const { begin, savepoint, release, rollbackTo, commit, changes } = this.statements;
+    const { begin, savepoint, release, rollbackTo, commit } = this.statements;
     const now = this.opts.clock.now();
     const taken: Taken[] = [];
     let count = 0;
