@@ -16,7 +16,7 @@ const line: LogLine = {
 
 test("live log lines are skipped while the publisher holds LOG_PUBLISH_MAX_BACKLOG messages; run events never are", () => {
   const sent: string[] = [];
-  const publisher = { backlog: 0, publish: (topic: string) => sent.push(topic) };
+  const publisher = { backlog: 0, publish: (topic: string) => sent.push(topic), wants: () => true };
   const events = createPrincipalEvents(() => publisher as unknown as Publisher, noopLogger);
   events.log(line);
   assert.deepEqual(sent, ["logs|wf|r1|t|"]);
@@ -27,4 +27,23 @@ test("live log lines are skipped while the publisher holds LOG_PUBLISH_MAX_BACKL
   publisher.backlog = LOG_PUBLISH_MAX_BACKLOG - 1;
   events.log(line);
   assert.equal(sent.length, 3);
+});
+
+test("a log line nobody subscribed to is not published (Publisher.wants), run events always are", () => {
+  const sent: string[] = [];
+  const asked: string[] = [];
+  const publisher = {
+    backlog: 0,
+    publish: (topic: string) => sent.push(topic),
+    wants: (topic: string) => {
+      asked.push(topic);
+      return topic.startsWith("logs|other|");
+    },
+  };
+  const events = createPrincipalEvents(() => publisher as unknown as Publisher, noopLogger);
+  events.log(line);
+  events.run({ runId: "r1", workflowId: "wf" } as RunRecord);
+  events.log({ ...line, workflowId: "other" });
+  assert.deepEqual(asked, ["logs|wf|r1|t|", "logs|other|r1|t|"]);
+  assert.deepEqual(sent, ["runs|wf|r1|", "logs|other|r1|t|"]);
 });
