@@ -89,6 +89,7 @@ export {
   envPort,
   envInt,
   envBool,
+  envEndpointList,
   type ClientEnv,
 } from "./config/env.js";
 export {
