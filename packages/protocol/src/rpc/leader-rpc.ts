@@ -151,6 +151,9 @@ export class LeaderRpc<T extends VerbTable> {
     }
     if (err.code !== "TIMEOUT" && err.code !== "UNAVAILABLE") return null;
     if (this.#endpoints.length < 2) return null;
+    // The silent one may have been the leader: unknown until a reply says (the configured
+    // single principal stays the best guess).
+    if (this.#current === endpoint) this.#o.watch.set(null);
     this.#next(endpoint);
     if (!resendable && err.context.unsent !== true) return null;
     return hop % this.#endpoints.length === 0 ? this.#backoff(rounds) : 0;

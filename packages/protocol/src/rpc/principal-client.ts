@@ -82,6 +82,8 @@ export class PrincipalClient {
   private readonly rpc: LeaderRpc<ApiVerbs>;
   private readonly timeoutMs: number;
   private readonly advertised: (api: string) => AdvertisedEndpoints;
+  /** When the last `ping` asking for an unknown leader was sent (ms since epoch). */
+  private askedLeaderAt = 0;
 
   /** @throws ConfigError when `CDKTR_PRINCIPAL_*` variables are invalid */
   constructor(opts: PrincipalClientOptions = {}) {
@@ -291,6 +293,14 @@ export class PrincipalClient {
     } else if (verb === "registerAgent") {
       // Only the leader registers agents.
       this.leaderWatch.set((reply as Rep<"registerAgent">).leader ?? this.advertised(endpoint));
+    } else if (this.leaderWatch.leader === null && this.rpc.endpoints.length > 1) {
+      // Reads are answered by standbys too, so a client that only reads would never hear of a
+      // new leader: ask (at most once a second) while none is known.
+      const now = Date.now();
+      if (now - this.askedLeaderAt >= 1000) {
+        this.askedLeaderAt = now;
+        this.ping().catch(() => undefined);
+      }
     }
   }
 }
