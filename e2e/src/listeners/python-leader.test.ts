@@ -4,7 +4,6 @@
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { Router } from "zeromq";
 import { API_VERBS, CdktrError, RpcServer, type AdvertisedEndpoints, type ApiVerbs } from "@cdktr/protocol";
 import { python, skipReason } from "./python-helpers.js";
 
@@ -52,21 +51,17 @@ async function principal(leader: () => AdvertisedEndpoints | null | undefined) {
   return { ends, done, refused };
 }
 
-/** Takes requests and never answers. */
+/** Takes requests and answers none of them in time (hung, or cut off after receiving). */
 async function silent(): Promise<string> {
-  const sock = new Router({ linger: 0 });
-  await sock.bind("tcp://127.0.0.1:*");
-  void (async () => {
-    try {
-      for await (const _ of sock) {
-        // swallowed
-      }
-    } catch {
-      // closed
-    }
-  })();
-  closers.push(() => sock.close());
-  return sock.lastEndpoint ?? "";
+  const api = new RpcServer<ApiVerbs>({ endpoint: "tcp://127.0.0.1:0", verbs: API_VERBS, closeTimeoutMs: 0 });
+  const hang = (_: unknown, ctx: { signal: AbortSignal }): Promise<never> =>
+    new Promise((_resolve, reject) =>
+      ctx.signal.addEventListener("abort", () => reject(new CdktrError("SHUTTING_DOWN", "hung")), { once: true }),
+    );
+  api.handle("ping", hang).handle("runWorkflow", hang).handle("cancelRun", hang);
+  const endpoint = await api.bind();
+  closers.push(() => api.close());
+  return endpoint;
 }
 
 const SCRIPT = `
