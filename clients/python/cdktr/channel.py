@@ -264,7 +264,7 @@ class Channel:
                 endpoint = self._follower.current
                 try:
                     reply = self._request_here(verb, body, timeout, retry)
-                    self._follower.learn(verb, reply)
+                    self._follower.learn(verb, reply, endpoint)
                     self._use(self._follower.current)
                     return reply
                 except CdktrError as e:

@@ -100,15 +100,17 @@ class LeaderFollower:
         """Whether other principals are known to move to on silence."""
         return len(self.endpoints) > 1
 
-    def learn(self, verb: str, reply: Any) -> None:
-        """What a successful reply says about the leader (``ping``, ``registerAgent``)."""
+    def learn(self, verb: str, reply: Any, endpoint: str) -> None:
+        """What a successful reply from ``endpoint`` says about the leader (``ping``,
+        ``registerAgent``). A principal that leads is reached where it answered (its advertised
+        API address may be a name this client does not use)."""
         if not isinstance(reply, dict) or verb not in ("ping", "registerAgent"):
             return
         leader = reply.get("leader")
         if verb == "ping" and reply.get("role") == "standby":
             self._set(leader if isinstance(leader, dict) else None)
         elif isinstance(leader, dict):
-            self._set(leader)
+            self._set({**leader, "api": endpoint})
 
     def _set(self, leader: Optional[Dict[str, str]]) -> None:
         self.leader = leader

@@ -261,6 +261,16 @@ describe("clients of several principals follow the leader", () => {
     assert.deepEqual(leader.done, ["registerAgent", "logBatch"]);
   });
 
+  it("a leader advertising another name for its API is still reached where it answered", async () => {
+    const p = await fake(() => null);
+    const real = p.ends.api;
+    p.ends = { ...p.ends, api: "tcp://principal-1.invalid:5561" };
+    const c = client([real, "tcp://127.0.0.1:1"]);
+    assert.deepEqual(await c.findLeader(), { ...p.ends, api: real });
+    assert.equal(c.endpoint, real);
+    await c.cancelRun("r1");
+  });
+
   it("with one configured principal that leads, nothing moves and logs stay on the configured endpoint", async () => {
     const p = await fake(() => null);
     const c = client([p.ends.api], { logsPort: 7001, publishPort: 7002 });

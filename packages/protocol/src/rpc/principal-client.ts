@@ -286,13 +286,18 @@ export class PrincipalClient {
 
   /** What a successful reply from `endpoint` says about the leader. */
   private learn(verb: string, reply: unknown, endpoint: string): void {
+    // A principal that leads is reached where it answered (its advertised API address may be a
+    // name this client does not use); its log and publish endpoints are the advertised ones.
+    const leading = (advertised: AdvertisedEndpoints | null | undefined): void => {
+      this.leaderWatch.set({ ...(advertised ?? this.advertised(endpoint)), api: endpoint });
+    };
     if (verb === "ping") {
       const r = reply as Rep<"ping">;
       if (r.role === "standby") this.leaderWatch.set(r.leader ?? null);
-      else this.leaderWatch.set(r.leader ?? this.advertised(endpoint));
+      else leading(r.leader);
     } else if (verb === "registerAgent") {
       // Only the leader registers agents.
-      this.leaderWatch.set((reply as Rep<"registerAgent">).leader ?? this.advertised(endpoint));
+      leading((reply as Rep<"registerAgent">).leader);
     } else if (this.leaderWatch.leader === null && this.rpc.endpoints.length > 1) {
       // Reads are answered by standbys too, so a client that only reads would never hear of a
       // new leader: ask (at most once a second) while none is known.
