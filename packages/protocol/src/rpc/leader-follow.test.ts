@@ -7,6 +7,7 @@ import { LeaderWatch } from "./leader-watch.js";
 import { LogClient } from "./log-client.js";
 import { PrincipalClient } from "./principal-client.js";
 import { RpcServer } from "./rpc-server.js";
+import { waitFor } from "@cdktr/test-base";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -229,6 +230,28 @@ describe("clients of several principals follow the leader", () => {
     const err = await rejection(c.fetchWork({ agentId: "a", waitMs: 0, freeSlots: 1 }));
     assert.equal(err.code, "TIMEOUT");
     assert.deepEqual(leader.done, []);
+  });
+
+  it("when the leader moves, calls waiting on the old one end now: an idempotent one is resent to the new leader, a fetchWork fails", async () => {
+    const hung = await silent();
+    const leader = await fake(() => null);
+    leader.api.handle("fetchWork", () => {
+      leader.done.push("fetchWork");
+      return { assignment: null, cancel: [] };
+    });
+    const c = client([hung.endpoint, leader.ends.api], { timeoutMs: 30_000 });
+    c.leaderWatch.set({ api: hung.endpoint, logs: "tcp://127.0.0.1:1", publish: "tcp://127.0.0.1:2" });
+    const t0 = performance.now();
+    const cancel = c.cancelRun("r1");
+    const fetch = rejection(c.fetchWork({ agentId: "a", waitMs: 20_000, freeSlots: 1 }));
+    await waitFor(() => hung.received() === 2);
+    c.leaderWatch.set(leader.ends);
+    assert.deepEqual(await cancel, { runId: "r1", status: "CANCELLED", cancelled: true });
+    assert.equal((await fetch).code, "CLOSED");
+    assert.ok(performance.now() - t0 < 5000, "long before the 30 s timeout");
+    assert.deepEqual(leader.done, ["cancelRun"], "the fetch is not resent");
+    await c.fetchWork({ agentId: "a", waitMs: 0, freeSlots: 1 });
+    assert.deepEqual(leader.done, ["cancelRun", "fetchWork"]);
   });
 
   it("the log client follows NOT_LEADER to the leader's log endpoint and resends the batch", async () => {

@@ -44,6 +44,10 @@ export interface LeaderRpcOptions<T extends VerbTable> {
  *   resends only what may be resent (`resendable`, or a request known unsent), never turning an
  *   at-most-once request into a duplicate.
  *
+ * When the leader moves, calls still waiting on the old leader are cut (`CLOSED`) and handled like
+ * silence: the resendable ones go to the new leader at once, a `fetchWork` fails now instead of at
+ * the end of its long poll.
+ *
  * It gives up with the last error once `leaderWaitMs` has passed. With one endpoint and no
  * `NOT_LEADER`, a call is exactly one {@link RpcClient.request}. One {@link RpcClient} per
  * endpoint is kept (created on first use): calls in flight on the old leader end on their own.
@@ -57,6 +61,8 @@ export class LeaderRpc<T extends VerbTable> {
   readonly #leaderWaitMs: number;
   readonly #unwatch: () => void;
   #current: string;
+  /** This channel's endpoint of the leader last heard of (null before any). */
+  #leaderEndpoint: string | null;
   #closed = false;
 
   constructor(opts: LeaderRpcOptions<T>) {
@@ -67,8 +73,9 @@ export class LeaderRpc<T extends VerbTable> {
     const best = opts.watch.best;
     this.#current = best === null ? (this.#endpoints[0] ?? "") : opts.pick(best);
     if (!this.#endpoints.includes(this.#current)) this.#endpoints.push(this.#current);
+    this.#leaderEndpoint = best === null ? null : opts.pick(best);
     this.#client(this.#current);
-    this.#unwatch = opts.watch.onChange((leader) => this.#moveTo(opts.pick(leader)));
+    this.#unwatch = opts.watch.onChange((leader) => this.#leaderMoved(opts.pick(leader)));
   }
 
   /** The endpoint requests go to now. */
@@ -149,7 +156,9 @@ export class LeaderRpc<T extends VerbTable> {
       this.#next(endpoint);
       return this.#backoff(hop);
     }
-    if (err.code !== "TIMEOUT" && err.code !== "UNAVAILABLE") return null;
+    // CLOSED while this channel is open: the old leader's client was closed under the call.
+    const cut = err.code === "CLOSED" && !this.#closed && this.#current !== endpoint;
+    if (err.code !== "TIMEOUT" && err.code !== "UNAVAILABLE" && !cut) return null;
     if (this.#endpoints.length < 2) return null;
     // The silent one may have been the leader: unknown until a reply says (the configured
     // single principal stays the best guess).
@@ -164,6 +173,20 @@ export class LeaderRpc<T extends VerbTable> {
     if (this.#current !== endpoint || this.#endpoints.length < 2) return;
     const i = this.#endpoints.indexOf(endpoint);
     this.#current = this.#endpoints[(i + 1) % this.#endpoints.length] ?? endpoint;
+  }
+
+  /**
+   * The leader moved to `endpoint`: requests go there, and the old leader's client is closed, so
+   * that calls still waiting there (a `fetchWork` long-poll on a dead principal) end now with
+   * `CLOSED` instead of at their timeout; the idempotent ones are resent to the new leader.
+   */
+  #leaderMoved(endpoint: string): void {
+    const old = this.#leaderEndpoint;
+    this.#leaderEndpoint = endpoint;
+    this.#moveTo(endpoint);
+    if (old === null || old === endpoint) return;
+    this.#clients.get(old)?.close();
+    this.#clients.delete(old);
   }
 
   #moveTo(endpoint: string): void {
