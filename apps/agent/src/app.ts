@@ -13,6 +13,7 @@ import {
   findClientKey,
   noopLogger,
   packageVersion,
+  withPort,
   type ClientKey,
   type Logger,
 } from "@cdktr/protocol";
@@ -167,17 +168,18 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       );
     }
     const principal = new PrincipalClient({
-      host: config.principalHost,
-      port: config.principalPort,
+      endpoints: config.principalEndpoints,
+      logsPort: config.logsPort,
       timeoutMs: 5000,
       logger,
       env: {},
       key,
     });
     client = principal;
+    // Log batches go to the leader's log endpoint, and move with it (one leader watch for both).
     const logs = new LogClient({
-      host: config.principalHost,
-      port: config.logsPort,
+      endpoint: principal.leaderWatch.best?.logs ?? withPort(principal.endpoint, config.logsPort),
+      leaderWatch: principal.leaderWatch,
       timeoutMs: 10_000,
       logger,
       env: {},
@@ -232,6 +234,12 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       logger,
       problems: () => [shipper.problem, outbox.problem, groups.problem].filter((p): p is string => p !== null),
       holdWork: () => (outbox.writable ? null : "the status outbox cannot be written (see the agent's problems)"),
+    });
+    // A new leader: register there (statuses and log batches follow by themselves: a standby's
+    // NOT_LEADER moves the clients and they are resent, never dropped).
+    principal.onLeaderChange((leader) => {
+      session.leaderMoved(leader.api);
+      wake.notify();
     });
     return { sync, groups, containment, shipper, outbox, runs, session, principal, logs };
   };

@@ -12,6 +12,7 @@ test("defaults: random id per start, data dir ~/.cdktr/agent/default", () => {
   assert.equal(a.principalHost, "127.0.0.1");
   assert.equal(a.principalPort, 5561);
   assert.equal(a.logsPort, 5562);
+  assert.deepEqual(a.principalEndpoints, ["tcp://127.0.0.1:5561"]);
   assert.equal(a.maxConcurrency, 5);
   assert.equal(a.heartbeatIntervalMs, 5000);
   assert.equal(a.shutdownGraceMs, 30_000);
@@ -30,6 +31,15 @@ test("explicit id names the data dir; labels are split and trimmed", () => {
   assert.equal(c.dataDir, "/h/.cdktr/agent/gpu-1");
   assert.deepEqual(c.labels, ["gpu", "linux"]);
   assert.equal(c.maxConcurrency, 2);
+});
+
+test("CDKTR_PRINCIPAL_ENDPOINTS lists several principals; a bad item is named", () => {
+  const c = loadConfig({ CDKTR_PRINCIPAL_ENDPOINTS: "p1:5561, p2:6000", CDKTR_PRINCIPAL_HOST: "ignored" });
+  assert.deepEqual(c.principalEndpoints, ["tcp://p1:5561", "tcp://p2:6000"]);
+  assert.throws(
+    () => loadConfig({ CDKTR_PRINCIPAL_ENDPOINTS: "p1:5561,p2" }),
+    /CDKTR_PRINCIPAL_ENDPOINTS: expected host:port/,
+  );
 });
 
 test("bad values give one readable line per variable", () => {

@@ -5,7 +5,15 @@ import { randomBytes } from "node:crypto";
 import { homedir, hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
-import { InheritEnvEntrySchema, envBool, envInt, envPort, parseEnv } from "@cdktr/protocol";
+import {
+  InheritEnvEntrySchema,
+  endpointFor,
+  envBool,
+  envEndpointList,
+  envInt,
+  envPort,
+  parseEnv,
+} from "@cdktr/protocol";
 
 const MIB = 1024 * 1024;
 
@@ -27,6 +35,11 @@ export const AgentEnvSchema = z.object({
   CDKTR_PRINCIPAL_PORT: envPort(5561),
   /** Port where the principal ingests log batches. */
   CDKTR_LOGS_LISTENING_PORT: envPort(5562),
+  /**
+   * API endpoints of several principals sharing one database (`host1:5561,host2:5561`): the agent
+   * works with whichever leads. Overrides host and port.
+   */
+  CDKTR_PRINCIPAL_ENDPOINTS: envEndpointList(),
   /** Agent id; default `<hostname>-<random suffix>`, different on every start. */
   CDKTR_AGENT_ID: z
     .string()
@@ -95,6 +108,11 @@ export interface AgentConfig {
   principalHost: string;
   principalPort: number;
   logsPort: number;
+  /**
+   * The principals' API endpoints (`tcp://host:port`): `CDKTR_PRINCIPAL_ENDPOINTS`, else the one
+   * of host and port.
+   */
+  principalEndpoints: string[];
   agentId: string;
   /** Whether `agentId` was set explicitly (`CDKTR_AGENT_ID`). */
   agentIdExplicit: boolean;
@@ -138,6 +156,7 @@ export function loadConfig(
     principalHost: e.CDKTR_PRINCIPAL_HOST,
     principalPort: e.CDKTR_PRINCIPAL_PORT,
     logsPort: e.CDKTR_LOGS_LISTENING_PORT,
+    principalEndpoints: e.CDKTR_PRINCIPAL_ENDPOINTS ?? [endpointFor(e.CDKTR_PRINCIPAL_HOST, e.CDKTR_PRINCIPAL_PORT)],
     agentId,
     agentIdExplicit: e.CDKTR_AGENT_ID !== undefined,
     host,

@@ -1,8 +1,10 @@
 /**
- * Where the principal is: `--principal host:port`, else `CDKTR_PRINCIPAL_HOST` /
+ * Where the principal is: `--principal host:port`, else `CDKTR_PRINCIPAL_ENDPOINTS` (several
+ * principals: the CLI follows whichever leads), else `CDKTR_PRINCIPAL_HOST` /
  * `CDKTR_PRINCIPAL_PORT`, else 127.0.0.1:5561. The publish channel (live events and logs) is on
- * the same host at `CDKTR_LOGS_PUBLISHING_PORT` (5563).
+ * the same host at `CDKTR_LOGS_PUBLISHING_PORT` (5563), or the leader's with several principals.
  */
+import { endpointFor, envEndpointList } from "@cdktr/protocol";
 import { CliError } from "./errors.js";
 
 /** The principal's address as the CLI connects to it. */
@@ -16,6 +18,12 @@ export interface PrincipalTarget {
   readonly display: string;
   /** `tcp://host:publishPort`. */
   readonly publishEndpoint: string;
+  /**
+   * The API endpoints (`tcp://host:port`): those of `CDKTR_PRINCIPAL_ENDPOINTS` (unless
+   * `--principal` names one), else the one of host and port. `host`, `port` and
+   * `publishEndpoint` are the first one's.
+   */
+  readonly endpoints: readonly string[];
 }
 
 function parsePort(text: string, what: string): number {
@@ -40,6 +48,12 @@ export function resolvePrincipal(
   if (host === "0.0.0.0" || host === "::") host = "127.0.0.1";
   const envPort = env.CDKTR_PRINCIPAL_PORT?.trim();
   let port = envPort ? parsePort(envPort, "CDKTR_PRINCIPAL_PORT") : 5561;
+  const list = flag === undefined ? endpointList(env.CDKTR_PRINCIPAL_ENDPOINTS) : undefined;
+  const first = list === undefined ? null : /^tcp:\/\/\[?(.*?)\]?:(\d+)$/.exec(list[0] ?? "");
+  if (first !== null) {
+    host = first[1] ?? host;
+    port = Number(first[2]);
+  }
   if (flag !== undefined) {
     const f = flag.trim();
     const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(f);
@@ -61,5 +75,22 @@ export function resolvePrincipal(
   const envPub = env.CDKTR_LOGS_PUBLISHING_PORT?.trim();
   const publishPort = envPub ? parsePort(envPub, "CDKTR_LOGS_PUBLISHING_PORT") : 5563;
   const h = host.includes(":") ? `[${host}]` : host;
-  return { host, port, publishPort, display: `${host}:${port}`, publishEndpoint: `tcp://${h}:${publishPort}` };
+  return {
+    host,
+    port,
+    publishPort,
+    display: list === undefined ? `${host}:${port}` : list.map((e) => e.replace(/^tcp:\/\//, "")).join(","),
+    publishEndpoint: `tcp://${h}:${publishPort}`,
+    endpoints: list ?? [endpointFor(host, port)],
+  };
+}
+
+/** `CDKTR_PRINCIPAL_ENDPOINTS` parsed (undefined when unset). @throws CliError (exit code 2) when malformed */
+function endpointList(raw: string | undefined): string[] | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const r = envEndpointList().safeParse(raw);
+  if (!r.success) {
+    throw new CliError(`CDKTR_PRINCIPAL_ENDPOINTS: ${r.error.issues[0]?.message ?? "invalid"}`, 2);
+  }
+  return r.data;
 }

@@ -18,6 +18,12 @@ export interface CommandContext {
   key(): ClientKey | null;
   /** The shared client (opened on first use, closed when the command ends). */
   client(): PrincipalClient;
+  /**
+   * Where live events are published: the principal's publish endpoint, or with several
+   * principals the leader's (asked with a `ping`). Subscribers follow later moves through
+   * `client().leaderWatch`.
+   */
+  publishEndpoint(): Promise<string>;
   /** Write a line to stdout. */
   out(line?: string): void;
   /** Write a line to stderr. */
@@ -43,7 +49,7 @@ export function createContext(io: CliIo, globals: { principal?: string | undefin
     key ??= { value: findClientKey(CLI_LOCAL_KEY, io.env) };
     return key.value;
   };
-  return {
+  const ctx: CommandContext = {
     io,
     style,
     target: getTarget,
@@ -52,8 +58,8 @@ export function createContext(io: CliIo, globals: { principal?: string | undefin
       if (client === undefined) {
         const t = getTarget();
         client = new PrincipalClient({
-          host: t.host,
-          port: t.port,
+          endpoints: t.endpoints,
+          publishPort: t.publishPort,
           timeoutMs: REQUEST_TIMEOUT_MS,
           retry: { attempts: 2, baseDelayMs: 100, maxDelayMs: 500 },
           env: io.env,
@@ -62,6 +68,11 @@ export function createContext(io: CliIo, globals: { principal?: string | undefin
       }
       return client;
     },
+    async publishEndpoint() {
+      const t = getTarget();
+      if (t.endpoints.length < 2) return t.publishEndpoint;
+      return (await ctx.client().findLeader())?.publish ?? t.publishEndpoint;
+    },
     out: (line = "") => io.stdout.write(`${line}\n`),
     err: (line) => io.stderr.write(`${line}\n`),
     async close() {
@@ -69,4 +80,5 @@ export function createContext(io: CliIo, globals: { principal?: string | undefin
       client = undefined;
     },
   };
+  return ctx;
 }

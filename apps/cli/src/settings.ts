@@ -24,6 +24,12 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
       },
       { name: "CDKTR_PRINCIPAL_PORT", default: "5561", description: "API port (request/reply)" },
       {
+        name: "CDKTR_PRINCIPAL_ENDPOINTS",
+        default: "",
+        description:
+          "Clients of several principals on one PostgreSQL database: their API endpoints (host1:5561,host2:5561); clients follow whichever leads",
+      },
+      {
         name: "CDKTR_LOGS_LISTENING_PORT",
         default: "5562",
         description: "Log-ingest port (agents send task output here)",

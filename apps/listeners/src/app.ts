@@ -46,8 +46,7 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
   const principal: PrincipalRequester =
     deps.principal ??
     new PrincipalClient({
-      host: config.principal.host,
-      port: config.principal.port,
+      endpoints: config.principal.endpoints,
       logger: deps.logger,
       keyName: LISTENER_KEY_NAME,
     });

@@ -22,7 +22,7 @@ test("a valid file gets defaults, names and secrets from the environment", () =>
     "l.yml",
     { HOOK_SECRET: "s", AMQP: "amqp://u:p@h:5672" },
   );
-  assert.deepEqual(c.principal, { host: "127.0.0.1", port: 6000 });
+  assert.deepEqual(c.principal, { host: "127.0.0.1", port: 6000, endpoints: ["tcp://127.0.0.1:6000"] });
   assert.deepEqual(
     c.listeners.map((l) => l.name),
     ["webhook-0", "rabbitmq-1", "db", "file_watcher-3"],
@@ -85,6 +85,23 @@ test("the state directory: CDKTR_LISTENERS_STATE_DIR (relative to the working di
       parseListenersConfig("listeners:\n  - type: webhook\n", "l.yml", { HOME: "/h" }).stateDir,
       "/h/.cdktr/listeners",
     );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("CDKTR_PRINCIPAL_ENDPOINTS: several principals, unless the file names one", async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const dir = mkdtempSync(join(tmpdir(), "cdktr-listeners-config-"));
+  try {
+    const env = { HOME: "/home/u", CDKTR_PRINCIPAL_ENDPOINTS: "p1:5561,p2:5561" };
+    writeFileSync(join(dir, "listeners.yml"), "listeners:\n  - type: webhook\n");
+    assert.deepEqual(loadConfig(env, dir).principal.endpoints, ["tcp://p1:5561", "tcp://p2:5561"]);
+    writeFileSync(join(dir, "listeners.yml"), "principal: {host: box}\nlisteners:\n  - type: webhook\n");
+    assert.deepEqual(loadConfig(env, dir).principal.endpoints, ["tcp://box:5561"]);
+    assert.throws(() => loadConfig({ ...env, CDKTR_PRINCIPAL_ENDPOINTS: "p1" }, dir), /CDKTR_PRINCIPAL_ENDPOINTS/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

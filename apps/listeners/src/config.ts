@@ -7,7 +7,7 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
-import { ConfigError, envPort, errorMessage, parseEnv } from "@cdktr/protocol";
+import { ConfigError, endpointFor, envEndpointList, envPort, errorMessage, parseEnv } from "@cdktr/protocol";
 import type { FileWatcherSpec, PostgresSpec, RabbitMqSpec, WebhookSpec } from "./listener-specs.js";
 import { ListenersFileSchema } from "./listener-specs.js";
 import { readOrCreateSecretFile, type SecretFile } from "./secret-file.js";
@@ -21,6 +21,11 @@ export const ListenersEnvSchema = z.object({
   CDKTR_PRINCIPAL_HOST: z.string().min(1).default("127.0.0.1"),
   /** API port of the principal (the file's `principal.port` wins). */
   CDKTR_PRINCIPAL_PORT: envPort(5561),
+  /**
+   * API endpoints of several principals sharing one database (`host1:5561,host2:5561`): triggers
+   * go to whichever leads. Used unless the file names a principal.
+   */
+  CDKTR_PRINCIPAL_ENDPOINTS: envEndpointList(),
   /** Directory of the listeners' state (the webhooks' replay caches). Default `~/.cdktr/listeners`. */
   CDKTR_LISTENERS_STATE_DIR: z.string().min(1).optional(),
 });
@@ -36,7 +41,11 @@ export type ResolvedListener =
 export interface ListenersConfig {
   /** Absolute path of the YAML file. */
   file: string;
-  principal: { host: string; port: number };
+  /**
+   * Where the principal is; `endpoints` are the API endpoints tried (`CDKTR_PRINCIPAL_ENDPOINTS`
+   * when the file names no principal, else the one of host and port).
+   */
+  principal: { host: string; port: number; endpoints: string[] };
   /** Absolute path of the listeners' state directory (the webhooks' replay caches). */
   stateDir: string;
   listeners: ResolvedListener[];
@@ -65,7 +74,11 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     text,
     file,
     env,
-    { host: e.CDKTR_PRINCIPAL_HOST, port: e.CDKTR_PRINCIPAL_PORT },
+    {
+      host: e.CDKTR_PRINCIPAL_HOST,
+      port: e.CDKTR_PRINCIPAL_PORT,
+      ...(e.CDKTR_PRINCIPAL_ENDPOINTS === undefined ? {} : { endpoints: e.CDKTR_PRINCIPAL_ENDPOINTS }),
+    },
     resolve(cwd, e.CDKTR_LISTENERS_STATE_DIR ?? defaultStateDir(env)),
   );
   const listeners = config.listeners.map((entry, i): ResolvedListener => {
@@ -90,7 +103,7 @@ export function parseListenersConfig(
   text: string,
   file: string,
   env: Record<string, string | undefined>,
-  principalDefault: { host: string; port: number } = { host: "127.0.0.1", port: 5561 },
+  principalDefault: { host: string; port: number; endpoints?: string[] } = { host: "127.0.0.1", port: 5561 },
   stateDir: string = resolve(env.CDKTR_LISTENERS_STATE_DIR ?? defaultStateDir(env)),
 ): ListenersConfig {
   const lineCounter = new LineCounter();
@@ -171,11 +184,15 @@ export function parseListenersConfig(
     }
   });
   if (problems.length > 0) throw new ConfigError(problems, "invalid listeners config");
+  const host = data.principal?.host ?? principalDefault.host;
+  const port = data.principal?.port ?? principalDefault.port;
+  const named = data.principal?.host !== undefined || data.principal?.port !== undefined;
   return {
     file,
     principal: {
-      host: data.principal?.host ?? principalDefault.host,
-      port: data.principal?.port ?? principalDefault.port,
+      host,
+      port,
+      endpoints: (named ? undefined : principalDefault.endpoints) ?? [endpointFor(host, port)],
     },
     stateDir,
     listeners,

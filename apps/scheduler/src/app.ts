@@ -3,7 +3,7 @@
  * No side effects at import; `main.ts` owns the process.
  */
 import { CronScheduler, SCHEDULER_KEY_NAME, type Clock } from "@cdktr/events";
-import { PrincipalClient, findClientKey, type ClientKey, type Logger } from "@cdktr/protocol";
+import { PrincipalClient, findClientKey, withPort, type ClientKey, type Logger } from "@cdktr/protocol";
 import type { SchedulerConfig } from "./config.js";
 
 /** What {@link createScheduler} needs besides the configuration. */
@@ -31,15 +31,16 @@ export interface SchedulerService {
 
 /** Build the scheduler service from its configuration. */
 export function createScheduler(config: SchedulerConfig, deps: SchedulerDeps): SchedulerService {
-  const principalEndpoint = `tcp://${config.principalHost}:${config.principalPort}`;
-  const publishEndpoint = `tcp://${config.principalHost}:${config.publishPort}`;
   const key = deps.key !== undefined ? deps.key : findClientKey(SCHEDULER_KEY_NAME, process.env);
   const client = new PrincipalClient({
-    endpoint: principalEndpoint,
+    endpoints: config.principalEndpoints,
+    publishPort: config.publishPort,
     timeoutMs: config.triggerTimeoutMs,
     logger: deps.logger,
     key,
   });
+  // The leader's, once known (the scheduler follows its moves): the first principal's until then.
+  const publishEndpoint = client.leaderWatch.best?.publish ?? withPort(client.endpoint, config.publishPort);
   const scheduler = new CronScheduler({
     principal: client,
     key,
@@ -52,7 +53,7 @@ export function createScheduler(config: SchedulerConfig, deps: SchedulerDeps): S
   });
   let stopped = false;
   return {
-    endpoints: { principal: principalEndpoint, publish: publishEndpoint },
+    endpoints: { principal: client.endpoints.join(","), publish: publishEndpoint },
     scheduler,
     async start() {
       await scheduler.start();

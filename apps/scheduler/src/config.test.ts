@@ -8,6 +8,7 @@ it("loadConfig: defaults, the refresh fallback, and readable errors", () => {
   assert.deepEqual(d, {
     principalHost: "127.0.0.1",
     principalPort: 5561,
+    principalEndpoints: ["tcp://127.0.0.1:5561"],
     publishPort: 5563,
     refreshIntervalMs: 60_000,
     missGraceMs: 60_000,
@@ -29,4 +30,12 @@ it("loadConfig: defaults, the refresh fallback, and readable errors", () => {
       return true;
     },
   );
+});
+
+it("loadConfig: CDKTR_PRINCIPAL_ENDPOINTS lists several principals", () => {
+  assert.deepEqual(loadConfig({ CDKTR_PRINCIPAL_ENDPOINTS: "p1:5561,p2:5561" }).principalEndpoints, [
+    "tcp://p1:5561",
+    "tcp://p2:5561",
+  ]);
+  assert.throws(() => loadConfig({ CDKTR_PRINCIPAL_ENDPOINTS: "p1:5561,p2" }), /CDKTR_PRINCIPAL_ENDPOINTS/);
 });

@@ -1,12 +1,13 @@
 /**
  * Configuration of the scheduler process, from `CDKTR_*` environment variables (and `.env`).
  */
-import { ClientEnvSchema, LogLevelSchema, envInt, parseEnv } from "@cdktr/protocol";
+import { ClientEnvSchema, LogLevelSchema, endpointFor, envInt, parseEnv } from "@cdktr/protocol";
 
 /** Every setting of the scheduler, by environment variable. */
 export const SchedulerEnvSchema = ClientEnvSchema.extend({
-  // CDKTR_PRINCIPAL_HOST (127.0.0.1), CDKTR_PRINCIPAL_PORT (5561) and
-  // CDKTR_LOGS_PUBLISHING_PORT (5563: `workflows|` announcements) come from ClientEnvSchema.
+  // CDKTR_PRINCIPAL_HOST (127.0.0.1), CDKTR_PRINCIPAL_PORT (5561), CDKTR_PRINCIPAL_ENDPOINTS
+  // (several principals) and CDKTR_LOGS_PUBLISHING_PORT (5563: `workflows|` announcements) come
+  // from ClientEnvSchema.
   /** Seconds between fallback refreshes of workflow definitions. */
   CDKTR_SCHEDULER_REFRESH_S: envInt({ min: 1, max: 86_400, default: 60 }).optional(),
   /** Used when CDKTR_SCHEDULER_REFRESH_S is unset (the principal's directory rescan period). */
@@ -23,6 +24,8 @@ export const SchedulerEnvSchema = ClientEnvSchema.extend({
 export interface SchedulerConfig {
   principalHost: string;
   principalPort: number;
+  /** The principals' API endpoints: `CDKTR_PRINCIPAL_ENDPOINTS`, else the one of host and port. */
+  principalEndpoints: string[];
   publishPort: number;
   refreshIntervalMs: number;
   missGraceMs: number;
@@ -46,6 +49,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return {
     principalHost: c.CDKTR_PRINCIPAL_HOST,
     principalPort: c.CDKTR_PRINCIPAL_PORT,
+    principalEndpoints: c.CDKTR_PRINCIPAL_ENDPOINTS ?? [endpointFor(c.CDKTR_PRINCIPAL_HOST, c.CDKTR_PRINCIPAL_PORT)],
     publishPort: c.CDKTR_LOGS_PUBLISHING_PORT,
     refreshIntervalMs: (refreshS ?? 60) * 1000,
     missGraceMs: c.CDKTR_SCHEDULER_MISS_GRACE_S * 1000,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # Codes for which sending the same request again later may succeed (same list as @cdktr/protocol).
 RETRYABLE_CODES = frozenset(
-    {"DEADLINE_EXCEEDED", "SHUTTING_DOWN", "INTERNAL", "TIMEOUT", "UNAVAILABLE"}
+    {"DEADLINE_EXCEEDED", "SHUTTING_DOWN", "NOT_LEADER", "INTERNAL", "TIMEOUT", "UNAVAILABLE"}
 )
 
 
@@ -15,11 +15,22 @@ class CdktrError(Exception):
     tells whether sending the same request again later may succeed.
     """
 
-    def __init__(self, code: str, message: str, retryable: bool | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        retryable: bool | None = None,
+        leader: dict | None = None,
+        unsent: bool = False,
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.retryable = code in RETRYABLE_CODES if retryable is None else bool(retryable)
+        #: On ``NOT_LEADER``: the leader's ``{api, logs, publish}`` when the principal knows it.
+        self.leader = leader
+        #: On ``TIMEOUT``: the request never left (no connection), so it may be sent elsewhere.
+        self.unsent = unsent
 
     def to_dict(self) -> dict:
         """The ``{code, message, retryable}`` wire form."""

@@ -9,40 +9,17 @@ pinned principal key and the connection is bound to the key by ``hello`` before 
 
 from __future__ import annotations
 
-import json
-import os
-import random
-import threading
 import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional, Union
 
-import zmq
-
+from .channel import IDEMPOTENT_VERBS, PROTOCOL, Channel
 from .errors import CdktrError
-from .keys import OPERATOR_KEY_NAME, ClientKey, KeyLike, resolve_key
 from .result import Result
 
-PROTOCOL = b"cdktr/1"
+__all__ = ["IDEMPOTENT_VERBS", "PROTOCOL", "TERMINAL_RUN_STATUSES", "Principal", "iso_time"]
 
-#: Verbs that may be sent again after a timeout (same table as API_VERBS in @cdktr/protocol).
-IDEMPOTENT_VERBS = frozenset(
-    {
-        "ping",
-        "listWorkflows",
-        "getWorkflow",
-        "runWorkflow",
-        "cancelRun",
-        "getRun",
-        "listRuns",
-        "queryLogs",
-        "listAgents",
-        "hello",
-    }
-)
-
-#: Run states a run never leaves.
 TERMINAL_RUN_STATUSES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED", "SKIPPED"})
 
 TimeLike = Union[str, int, float, datetime]
@@ -59,27 +36,11 @@ def iso_time(value: TimeLike) -> str:
     return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _default_host() -> str:
-    return os.environ.get("CDKTR_PRINCIPAL_HOST") or "127.0.0.1"
-
-
-def _default_port() -> int:
-    raw = os.environ.get("CDKTR_PRINCIPAL_PORT")
-    if raw is None or raw == "":
-        return 5561
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"CDKTR_PRINCIPAL_PORT: expected an integer from 1 to 65535, got {raw!r}") from None
-
-
-
 def _present(**fields: Any) -> Dict[str, Any]:
     """The request body: the given fields, without those left as None."""
     return {k: v for k, v in fields.items() if v is not None}
 
-
-class Principal:
+class Principal(Channel):
     """Client of one principal over a single persistent ZeroMQ DEALER socket.
 
     Args:
@@ -95,6 +56,18 @@ class Principal:
             ``CDKTR_KEY_FILE``, else ``<CDKTR_KEYS_DIR or ~/.cdktr/keys>/<key_name>.json`` when it
             exists, else plaintext; ``CDKTR_AUTH=off`` means plaintext.
         key_name: the local key looked for when ``key`` is not given. Default ``local-operator``.
+        endpoints: API endpoints of several principals sharing one database
+            (``["tcp://host1:5561", "tcp://host2:5561"]``); overrides host and port. Default:
+            ``CDKTR_PRINCIPAL_ENDPOINTS`` (``host1:5561,host2:5561``) when neither host nor port
+            is given.
+        leader_wait_ms: how long one call keeps looking for the leader among several principals
+            (elections, silent principals). Default 20000.
+
+    With several principals the client follows the leader: a standby's ``NOT_LEADER`` sends the
+    request on to the leader it names (at once; after a backoff to the next principal while none
+    leads), and silence moves to the next principal, resending only idempotent calls (and
+    ``run_workflow``, whose idempotency key makes it safe). :attr:`leader` is the leader as last
+    heard of (``ping`` asks).
 
     With a key the socket is CURVE-encrypted to the principal key the key file pins, and the
     client proves its key with ``hello`` before its first request (and once more when the
@@ -110,209 +83,6 @@ class Principal:
         KeyFileError: the key file (given, named by ``CDKTR_KEY_FILE``, or the local one) cannot
             be used: missing, not a key, or readable by group or others (``chmod 600`` it).
     """
-
-    def __init__(
-        self,
-        host: Optional[str] = None,
-        port: Optional[int] = None,
-        timeout_ms: int = 5000,
-        retries: int = 1,
-        context: Optional[zmq.Context] = None,
-        key: KeyLike = None,
-        key_name: str = OPERATOR_KEY_NAME,
-    ) -> None:
-        #: The key of this client's connection, or None (plaintext).
-        self.client_key: Optional[ClientKey] = resolve_key(key, key_name)
-        self.host = host if host is not None else _default_host()
-        if self.host in ("0.0.0.0", "localhost", ""):
-            # "0.0.0.0" was the original stub's default; it is a bind address, not a peer.
-            self.host = "127.0.0.1"
-        self.port = int(port) if port is not None else _default_port()
-        self.endpoint = f"tcp://{self.host}:{self.port}"
-        self.timeout_ms = int(timeout_ms)
-        self.retries = max(0, int(retries))
-        self._ctx = context if context is not None else zmq.Context.instance()
-        self._sock: Optional[zmq.Socket] = None
-        self._lock = threading.Lock()
-        self._closed = False
-        self._identity: Optional[Dict[str, Any]] = None
-        k = self.client_key
-        self._hint = (
-            "is the principal running? (`cdktr start principal`); a principal with authentication on "
-            "answers only clients with a key (CDKTR_KEY_FILE)"
-            if k is None
-            else f"is the principal running, and is key `{k.name}` enrolled there with this principal's "
-            "public key pinned? (a principal answers nothing to a key it does not know)"
-        )
-
-    @property
-    def identity(self) -> Optional[Dict[str, Any]]:
-        """What ``hello`` proved (``name``, ``role``, ``scope``, ``workflows``, ``publicKey``);
-        None before the first request, and without a key."""
-        return self._identity
-
-    # -- transport --------------------------------------------------------------------------
-
-    def _socket(self) -> zmq.Socket:
-        if self._sock is None:
-            sock = self._ctx.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            # Queue nothing for an absent principal: a request sent while it is down must not run later.
-            sock.setsockopt(zmq.IMMEDIATE, 1)
-            sock.setsockopt(zmq.ROUTING_ID, f"py-{uuid.uuid4().hex}".encode())
-            if self.client_key is not None:
-                self.client_key.curve(sock)
-            sock.connect(self.endpoint)
-            self._sock = sock
-            self._identity = None  # a new connection: prove the key again
-        return self._sock
-
-    def close(self) -> None:
-        """Close the socket. Further calls fail with ``CLOSED``."""
-        with self._lock:
-            self._closed = True
-            if self._sock is not None:
-                self._sock.close(linger=0)
-                self._sock = None
-
-    def __enter__(self) -> "Principal":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:  # best effort; never raise from a finaliser
-        try:
-            if self._sock is not None:
-                self._sock.close(linger=0)
-        except Exception:
-            pass
-
-    def _attempt(self, verb: str, body: Dict[str, Any], timeout_ms: int) -> Any:
-        sock = self._socket()
-        request_id = uuid.uuid4().hex
-        deadline = time.time() + timeout_ms / 1000.0
-        deadline_ms = int(deadline * 1000)
-        frames = [
-            PROTOCOL,
-            request_id.encode(),
-            str(deadline_ms).encode(),
-            verb.encode(),
-            json.dumps(body, separators=(",", ":")).encode(),
-        ]
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLOUT)
-        if not poller.poll(max(0, int(timeout_ms))):
-            # No connection at all: no principal, or one that refused our key in the handshake.
-            raise CdktrError(
-                "TIMEOUT",
-                f"could not reach {self.endpoint} within {timeout_ms} ms to send {verb}: {self._hint}",
-            )
-        sock.send_multipart(frames, flags=zmq.NOBLOCK)
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        while True:
-            remaining = int((deadline - time.time()) * 1000)
-            if remaining <= 0 or not poller.poll(remaining):
-                raise CdktrError(
-                    "TIMEOUT",
-                    f"no reply from {self.endpoint} within {timeout_ms} ms to {verb}: {self._hint}",
-                )
-            reply = sock.recv_multipart()
-            if len(reply) != 4 or reply[1].decode(errors="replace") != request_id:
-                continue  # a late reply to an earlier, timed-out request: discard it
-            if reply[0] != PROTOCOL:
-                raise CdktrError(
-                    "PROTOCOL_MISMATCH",
-                    f"the principal at {self.endpoint} speaks {reply[0]!r}, this client {PROTOCOL!r}",
-                )
-            try:
-                payload = json.loads(reply[3])
-            except ValueError as e:
-                raise CdktrError("INTERNAL", f"the principal sent a reply that is not JSON: {e}") from None
-            status = reply[2]
-            if status == b"ok":
-                return payload
-            if status == b"error" and isinstance(payload, dict):
-                raise CdktrError(
-                    str(payload.get("code", "INTERNAL")),
-                    str(payload.get("message", "unknown error")),
-                    payload.get("retryable"),
-                )
-            raise CdktrError("INTERNAL", f"the principal sent an unknown reply status {status!r}")
-
-    def _hello(self, timeout_ms: int) -> Dict[str, Any]:
-        """Bind this connection to the key: ``hello`` returns a challenge, the second ``hello``
-        carries an HMAC of it under the X25519 secret shared with the principal."""
-        key = self.client_key
-        if key is None:
-            raise CdktrError("INTERNAL", "hello without a key", False)
-        first = self._attempt("hello", {"publicKey": key.public_key}, timeout_ms)
-        challenge = first.get("challenge") if isinstance(first, dict) else None
-        if not isinstance(challenge, str):
-            raise CdktrError(
-                "UNAUTHENTICATED",
-                f"{self.endpoint} runs without authentication (CDKTR_AUTH=off) but this client has key "
-                f"`{key.name}`: set CDKTR_AUTH=off here too",
-                False,
-            )
-        second = self._attempt(
-            "hello",
-            {"publicKey": key.public_key, "challenge": challenge, "proof": key.hello_proof(challenge)},
-            timeout_ms,
-        )
-        identity = second.get("identity") if isinstance(second, dict) else None
-        if not isinstance(identity, dict):
-            raise CdktrError("UNAUTHENTICATED", f"{self.endpoint} did not confirm key `{key.name}`", False)
-        self._identity = identity
-        return identity
-
-    def _proven_attempt(self, verb: str, body: Dict[str, Any], timeout_ms: int) -> Any:
-        """One attempt, after ``hello`` when the connection has not proven its key yet."""
-        if self.client_key is not None and verb != "hello" and self._identity is None:
-            self._hello(timeout_ms)
-        return self._attempt(verb, body, timeout_ms)
-
-    def request(
-        self,
-        verb: str,
-        body: Optional[Dict[str, Any]] = None,
-        timeout_ms: Optional[int] = None,
-        retry: bool = True,
-    ) -> Any:
-        """Send one request and return the reply body.
-
-        Raises:
-            CdktrError: the principal's error (its code: ``PERMISSION_DENIED`` when the key's role
-                may not call ``verb``, ``UNAUTHENTICATED`` when the key was revoked...), or
-                TIMEOUT / UNAVAILABLE / CLOSED.
-        """
-        body = {} if body is None else body
-        timeout = self.timeout_ms if timeout_ms is None else int(timeout_ms)
-        attempts = 1 + (self.retries if retry and verb in IDEMPOTENT_VERBS else 0)
-        with self._lock:
-            if self._closed:
-                raise CdktrError("CLOSED", "this Principal client was closed; create a new one")
-            rehello = self.client_key is not None and verb != "hello"
-            for attempt in range(1, attempts + 1):
-                try:
-                    try:
-                        return self._proven_attempt(verb, body, timeout)
-                    except CdktrError as e:
-                        # A proven connection the principal no longer knows (it restarted): prove
-                        # the key again and resend, once per request, without counting an attempt.
-                        if not (rehello and e.code == "UNAUTHENTICATED" and self._identity is not None):
-                            raise
-                    rehello = False
-                    self._identity = None
-                    return self._proven_attempt(verb, body, timeout)
-                except CdktrError as e:
-                    if attempt >= attempts or not e.retryable:
-                        raise
-                    time.sleep(min(2.0, 0.1 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
-                except zmq.ZMQError as e:
-                    raise CdktrError("UNAVAILABLE", f"ZeroMQ error talking to {self.endpoint}: {e}") from None
-        raise CdktrError("INTERNAL", "unreachable")  # pragma: no cover
 
     def _call(self, verb: str, body: Optional[Dict[str, Any]] = None, **kw: Any) -> Result:
         try:

@@ -6,10 +6,8 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import {
   cleanup,
   freePort,
@@ -21,55 +19,7 @@ import {
   type PrincipalFixture,
 } from "@cdktr/test-utils";
 import { CLIENT_TIMEOUT_MS } from "./helpers.js";
-
-const PYTHON = "/usr/bin/python3";
-/** The Python client of the repository (not a workspace: e2e/dist/listeners -> clients/python). */
-const CLIENT_DIR = fileURLToPath(new URL("../../../clients/python", import.meta.url));
-
-/** A skip message when Python is missing; with `CI` set that is a failure instead. */
-function skipReason(): string | undefined {
-  if (existsSync(PYTHON)) return undefined;
-  const msg = `${PYTHON} is missing (install python3 and python3-zmq)`;
-  if (process.env.CI !== undefined && process.env.CI !== "") throw new Error(`${msg}; CI is set: Python is required`);
-  return msg;
-}
-
-/**
- * Run a Python script; resolve with its stdout parsed as JSON. Its HOME is a fresh temp directory
- * (no keys) unless `env` sets one: pass the principal's `home` for its local keys.
- */
-function python(script: string, args: string[], env: Record<string, string> = {}): Promise<Record<string, unknown>> {
-  const dir = makeTempDir("cdktr-py-");
-  const file = join(dir, "script.py");
-  writeFileSync(file, script);
-  return new Promise((resolve, reject) => {
-    execFile(
-      PYTHON,
-      [file, ...args],
-      {
-        env: {
-          PATH: process.env.PATH ?? "/usr/bin:/bin",
-          HOME: dir,
-          PYTHONPATH: CLIENT_DIR,
-          PYTHONDONTWRITEBYTECODE: "1",
-          ...env,
-        },
-        timeout: 60_000,
-      },
-      (err, stdout, stderr) => {
-        if (err !== null) {
-          reject(new Error(`python failed: ${err.message}\nstdout: ${stdout}\nstderr: ${stderr}`));
-          return;
-        }
-        try {
-          resolve(JSON.parse(stdout.trim().split("\n").pop() ?? "") as Record<string, unknown>);
-        } catch {
-          reject(new Error(`python printed no JSON: ${stdout}\nstderr: ${stderr}`));
-        }
-      },
-    );
-  });
-}
+import { python, skipReason } from "./python-helpers.js";
 
 const WORKFLOW = workflowYaml({
   name: "Py",

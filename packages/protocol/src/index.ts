@@ -17,6 +17,7 @@ export {
   MAX_SUBSCRIPTION_BYTES,
   serverFrameLimit,
   endpointFor,
+  withPort,
   newRequestId,
   formatZodIssues,
 } from "./rpc/frames.js";
@@ -30,6 +31,8 @@ export {
 export type { Handler, Precheck, RequestContext } from "./rpc/handler.js";
 export { BindError } from "./rpc/bind.js";
 export { PrincipalClient, type PrincipalClientOptions } from "./rpc/principal-client.js";
+export { LeaderWatch, type LeaderWatchOptions, type LeaderListener } from "./rpc/leader-watch.js";
+export { LeaderRpc, type LeaderRpcOptions, DEFAULT_LEADER_WAIT_MS } from "./rpc/leader-rpc.js";
 export { LogClient, type LogClientOptions } from "./rpc/log-client.js";
 export { Publisher, type PublisherOptions } from "./pubsub/publisher.js";
 export { Subscriber, type SubscriberOptions, type Published } from "./pubsub/subscriber.js";
@@ -86,6 +89,7 @@ export {
   envPort,
   envInt,
   envBool,
+  envEndpointList,
   type ClientEnv,
 } from "./config/env.js";
 export {

@@ -81,6 +81,8 @@ export class PrincipalSession {
   readonly #logger: Logger;
   #registered = false;
   #registering: Promise<boolean> | null = null;
+  /** The API endpoint of the last successful registration. */
+  #registeredWith: string | null = null;
   #heartbeatMs: number;
   /** Assignments being confirmed: each holds one slot. */
   #confirming = 0;
@@ -139,6 +141,17 @@ export class PrincipalSession {
     void this.register();
   }
 
+  /**
+   * Several principals: the leader moved to `api`. Register with it (reporting the running runs,
+   * whose `cancel` is honoured) unless this agent registered there already.
+   */
+  leaderMoved(api: string): void {
+    if (this.#closing || (this.#registered && this.#registeredWith === api)) return;
+    this.#logger.info("the principal leader moved; registering with the new leader", { principal: api });
+    this.#registered = false;
+    void this.register();
+  }
+
   /** Stop fetching and confirming (heartbeats go on until {@link close}). */
   stopFetching(): void {
     this.#stopping = true;
@@ -179,6 +192,7 @@ export class PrincipalSession {
           runningRuns: runs.runningRuns().length,
         });
       this.#registered = true;
+      this.#registeredWith = client.endpoint;
       runs.cancel(reply.cancel, "registerAgent");
       this.#o.wake.notify();
       return true;

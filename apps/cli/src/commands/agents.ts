@@ -49,7 +49,11 @@ export async function pingCommand(ctx: CommandContext, opts: { json?: boolean })
     const state = degraded
       ? ctx.style.red(`degraded (${(r.problems ?? []).join(", ") || "no reason given"})`)
       : ctx.style.green("ok");
-    ctx.out(`principal ${r.principalId} (cdktr ${r.version}) at ${ctx.target().display}: ${state} in ${ms} ms`);
+    // With several principals: which one answered and whether it leads.
+    const role = r.role === undefined ? "" : ` (${r.role}${r.epoch === undefined ? "" : `, epoch ${r.epoch}`})`;
+    const at =
+      ctx.target().endpoints.length > 1 ? ctx.client().endpoint.replace(/^tcp:\/\//, "") : ctx.target().display;
+    ctx.out(`principal ${r.principalId} (cdktr ${r.version}) at ${at}${role}: ${state} in ${ms} ms`);
   }
   return degraded ? 1 : 0;
 }

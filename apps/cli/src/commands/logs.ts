@@ -75,8 +75,9 @@ export async function logsCommand(ctx: CommandContext, opts: LogsOptions): Promi
           ? topics.logs(workflowId)
           : topics.logs(workflowId, opts.run, opts.task);
     feed = new LiveFeed({
-      endpoint: ctx.target().publishEndpoint,
+      endpoint: await ctx.publishEndpoint(),
       key: ctx.key(),
+      leaderWatch: ctx.client().leaderWatch,
       topics: [topic],
       onEvent: (e) => {
         if (e.kind !== "log" || !matches(e.line, filter)) return;

@@ -64,7 +64,8 @@ export async function runCommand(ctx: CommandContext, workflowId: string, opts: 
   const watcher = watching
     ? new RunWatcher({
         client,
-        publishEndpoint: ctx.target().publishEndpoint,
+        publishEndpoint: await ctx.publishEndpoint(),
+        leaderWatch: client.leaderWatch,
         workflowId,
         key,
         subscribe,

@@ -4,6 +4,7 @@ import {
   Subscriber,
   TaskEventSchema,
   type ClientKey,
+  type LeaderWatch,
   type LogLine,
   type Logger,
   type RunRecord,
@@ -24,6 +25,7 @@ export class LiveFeed {
   readonly #sub: Subscriber;
   #closed = false;
   readonly #done: Promise<void>;
+  readonly #unwatch: () => void;
 
   constructor(options: {
     endpoint: string;
@@ -32,6 +34,11 @@ export class LiveFeed {
     logger?: Logger;
     /** The subscriber's key; null for plaintext. @default the local operator key (or CDKTR_KEY_FILE) */
     key?: ClientKey | null;
+    /**
+     * Several principals: move to each new leader's publish endpoint (what the old one published
+     * in between is missed: the watchers' polling fills the gap from the store). @default none
+     */
+    leaderWatch?: LeaderWatch | undefined;
   }) {
     const sub = new Subscriber({
       endpoint: options.endpoint,
@@ -41,6 +48,7 @@ export class LiveFeed {
     this.#sub = sub;
     sub.connect();
     if (options.topics.length > 0) sub.subscribe(...options.topics);
+    this.#unwatch = options.leaderWatch?.onChange((l) => sub.moveTo(l.publish)) ?? (() => undefined);
     const onEvent = options.onEvent;
     this.#done = (async () => {
       try {
@@ -64,6 +72,7 @@ export class LiveFeed {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unwatch();
     this.#sub.close();
     await Promise.race([this.#done, new Promise((r) => setTimeout(r, 200).unref())]);
   }

@@ -9,6 +9,7 @@ import {
   type RunRecord,
   type TaskRunRecord,
   type ClientKey,
+  type LeaderWatch,
 } from "@cdktr/protocol";
 import { CliError } from "../errors.js";
 import { LiveFeed, type FeedEvent } from "./live-feed.js";
@@ -26,6 +27,8 @@ export interface RunWatcherOptions {
   readonly client: WatchClient;
   /** `tcp://host:port` of the principal's publish channel. */
   readonly publishEndpoint: string;
+  /** Several principals: the feed moves to each new leader's publish endpoint (polling fills the gap). */
+  readonly leaderWatch?: LeaderWatch | undefined;
   readonly workflowId: string;
   /** Also stream the run's log lines. */
   readonly follow: boolean;
@@ -90,6 +93,7 @@ export class RunWatcher {
       topics: options.subscribe === "run" ? [] : this.#topics(),
       onEvent: (e) => this.#onEvent(e),
       ...(options.key === undefined ? {} : { key: options.key }),
+      ...(options.leaderWatch === undefined ? {} : { leaderWatch: options.leaderWatch }),
     });
   }
 

@@ -9,6 +9,7 @@ import {
   toCdktrError,
   type ApiVerbs,
   type ClientKey,
+  type LeaderWatch,
   type Logger,
   type Params,
   type ReplyOf,
@@ -17,12 +18,17 @@ import {
 } from "@cdktr/protocol";
 import { TypedEmitter } from "./typed-emitter.js";
 
-/** Where the principal listens. Unset fields come from `CDKTR_PRINCIPAL_HOST` / `_PORT`. */
+/**
+ * Where the principal listens. Unset fields come from `CDKTR_PRINCIPAL_ENDPOINTS` (several
+ * principals: the listener follows whichever leads), else `CDKTR_PRINCIPAL_HOST` / `_PORT`.
+ */
 export interface PrincipalAddress {
   /** @default env.CDKTR_PRINCIPAL_HOST ?? "127.0.0.1" */
   host?: string;
   /** @default env.CDKTR_PRINCIPAL_PORT ?? 5561 */
   port?: number;
+  /** API endpoints of several principals (`tcp://host:port`); overrides host and port. */
+  endpoints?: readonly string[];
 }
 
 /**
@@ -38,13 +44,16 @@ export interface PrincipalRequester {
   close(): void;
   /** The principal's endpoint, e.g. `tcp://127.0.0.1:5561`, when known. */
   readonly endpoint?: string;
+  /** Several principals: the knowledge of which leads (subscribers follow its moves). */
+  readonly leaderWatch?: LeaderWatch;
 }
 
 /** Options of {@link EventListener}. */
 export interface EventListenerOptions {
   /**
    * The principal: an address, or a client to share (the listener never closes a client it
-   * did not create). @default the address from `CDKTR_PRINCIPAL_HOST`/`CDKTR_PRINCIPAL_PORT`
+   * did not create). @default the address from `CDKTR_PRINCIPAL_ENDPOINTS`, else
+   * `CDKTR_PRINCIPAL_HOST`/`CDKTR_PRINCIPAL_PORT`
    */
   principal?: PrincipalAddress | PrincipalRequester;
   /** @default a logger that drops everything */
@@ -225,6 +234,7 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
         this.#ownsClient = false;
       } else {
         this.#client = new PrincipalClient({
+          ...(p?.endpoints === undefined ? {} : { endpoints: p.endpoints }),
           ...(p?.host === undefined ? {} : { host: p.host }),
           ...(p?.port === undefined ? {} : { port: p.port }),
           timeoutMs: this.#timeoutMs,

@@ -307,6 +307,12 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
     this.#subscriber = sub;
     sub.connect();
     sub.subscribe(topics.workflows());
+    // Several principals: announcements come from the leader; follow it when it moves.
+    const watch = this.principal.leaderWatch;
+    const best = watch?.leader;
+    if (opt === undefined && best !== undefined && best !== null) sub.moveTo(best.publish);
+    const unwatch = watch?.onChange((l) => sub.moveTo(l.publish));
+    if (unwatch !== undefined) signal.addEventListener("abort", unwatch, { once: true });
     this.logger.debug("subscribed to workflow announcements", { endpoint });
     void (async () => {
       try {

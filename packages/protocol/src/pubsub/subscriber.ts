@@ -44,15 +44,14 @@ export interface Published {
 export class Subscriber {
   private readonly socket: ZmqSubscriber;
   private readonly logger: Logger;
-  /** The publisher's endpoint. */
-  readonly endpoint: string;
+  private current: string;
   private closed = false;
   private connected = false;
   private readonly key: ClientKey | null;
   private readonly shared: Buffer | null;
 
   constructor(opts: SubscriberOptions) {
-    this.endpoint = opts.endpoint;
+    this.current = opts.endpoint;
     this.logger = opts.logger ?? noopLogger;
     this.socket = new ZmqSubscriber({
       linger: 0,
@@ -86,11 +85,34 @@ export class Subscriber {
     ]);
   }
 
+  /** The publisher's endpoint. */
+  get endpoint(): string {
+    return this.current;
+  }
+
   /** Connect to the publisher (idempotent; reconnects by itself). */
   connect(): void {
     if (this.connected || this.closed) return;
-    this.socket.connect(this.endpoint);
+    this.socket.connect(this.current);
     this.connected = true;
+  }
+
+  /**
+   * Receive from another publisher from now on (a new leader among several principals): the
+   * subscriptions made so far are sent to it; what it published before is not replayed.
+   */
+  moveTo(endpoint: string): void {
+    if (this.closed || endpoint === this.current) return;
+    const from = this.current;
+    this.current = endpoint;
+    if (!this.connected) return;
+    try {
+      this.socket.disconnect(from);
+    } catch {
+      // never connected there (a bad endpoint): nothing to undo
+    }
+    this.socket.connect(endpoint);
+    this.logger.info("subscriber moved to the leader's publish endpoint", { from, to: endpoint });
   }
 
   /** Receive messages whose topic starts with one of `topicPrefixes` (`""` = everything). */

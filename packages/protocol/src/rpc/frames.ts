@@ -62,6 +62,12 @@ export function endpointFor(host: string, port: number): string {
   return `tcp://${h}:${port}`;
 }
 
+/** `tcp://host:port` with another port (other endpoints unchanged). */
+export function withPort(endpoint: string, port: number): string {
+  const m = /^(tcp:\/\/.+):\d+$/.exec(endpoint);
+  return m === null ? endpoint : `${m[1]}:${port}`;
+}
+
 /** Whether `frame` is valid UTF-8 (an absent frame counts as empty, so valid). */
 export function isUtf8Frame(frame: Buffer | undefined): boolean {
   return frame === undefined || isUtf8(frame);

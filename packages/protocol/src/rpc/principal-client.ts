@@ -1,9 +1,12 @@
 import { randomUUID } from "node:crypto";
+import type { AdvertisedEndpoints } from "../errors.js";
 import { API_VERBS, type ApiVerbs, type ReplyOf, type RequestOf } from "../messages.js";
 import type { Logger } from "../logging/logger.js";
 import { clientEnv } from "../config/env.js";
-import { endpointFor } from "./frames.js";
+import { endpointFor, withPort } from "./frames.js";
 import { RpcClient, type RequestOptions, type RetryOptions } from "./rpc-client.js";
+import { LeaderRpc } from "./leader-rpc.js";
+import { LeaderWatch, type LeaderListener } from "./leader-watch.js";
 import { findClientKey, type ClientKey } from "../security/key-file.js";
 import type { KeyIdentity } from "../security/identity.js";
 
@@ -15,10 +18,34 @@ export interface PrincipalClientOptions {
   port?: number | undefined;
   /** Full endpoint; overrides host and port. */
   endpoint?: string | undefined;
+  /**
+   * API endpoints of several principals sharing one database (`tcp://host:port`); the client
+   * moves to whichever leads. Overrides `endpoint`, host and port.
+   * @default env.CDKTR_PRINCIPAL_ENDPOINTS, else the one endpoint of the options above
+   */
+  endpoints?: readonly string[] | undefined;
+  /**
+   * Port of log ingest and of publishing on a principal that does not advertise them (older
+   * principals): its API host with these ports.
+   * @default env.CDKTR_LOGS_LISTENING_PORT ?? 5562, env.CDKTR_LOGS_PUBLISHING_PORT ?? 5563
+   */
+  logsPort?: number | undefined;
+  /** See {@link logsPort}. */
+  publishPort?: number | undefined;
   /** Time one attempt may take. @default 5000 */
   timeoutMs?: number | undefined;
   /** Retry of idempotent verbs. @default { attempts: 3, baseDelayMs: 200, maxDelayMs: 2000 } */
   retry?: RetryOptions | undefined;
+  /**
+   * How long one call keeps looking for the leader among the principals (through `NOT_LEADER`
+   * replies, elections and silent principals). @default 20000
+   */
+  leaderWaitMs?: number | undefined;
+  /**
+   * The leader knowledge to share (e.g. with a {@link LogClient} built with the same one).
+   * @default a new one, seeded with the single configured principal (none with several)
+   */
+  leaderWatch?: LeaderWatch | undefined;
   /** @default noopLogger */
   logger?: Logger | undefined;
   /** Where `CDKTR_*` variables are read. @default process.env */
@@ -36,8 +63,13 @@ type Req<V extends keyof ApiVerbs> = RequestOf<ApiVerbs, V>;
 type Rep<V extends keyof ApiVerbs> = ReplyOf<ApiVerbs, V>;
 
 /**
- * Typed client of the principal's API (port 5561): one method per verb over one persistent
- * {@link RpcClient}. Every method rejects with a {@link CdktrError}.
+ * Typed client of the principal's API (port 5561): one method per verb. Every method rejects
+ * with a {@link CdktrError}.
+ *
+ * With several principals (`endpoints`, `CDKTR_PRINCIPAL_ENDPOINTS`) it follows the leader:
+ * `NOT_LEADER` sends the request on to the leader it names, silence moves to the next
+ * principal, and `ping`/`registerAgent` replies teach it the leader's log and publish
+ * endpoints ({@link leader}, {@link onLeaderChange}); see {@link LeaderRpc}.
  *
  * @example
  * const principal = new PrincipalClient({ logger });
@@ -45,28 +77,96 @@ type Rep<V extends keyof ApiVerbs> = ReplyOf<ApiVerbs, V>;
  * principal.close();
  */
 export class PrincipalClient {
-  /** The principal's endpoint, e.g. `tcp://127.0.0.1:5561`. */
-  readonly endpoint: string;
-  private readonly rpc: RpcClient<ApiVerbs>;
+  /** The shared knowledge of which principal leads (see {@link LeaderWatch}). */
+  readonly leaderWatch: LeaderWatch;
+  private readonly rpc: LeaderRpc<ApiVerbs>;
   private readonly timeoutMs: number;
+  private readonly advertised: (api: string) => AdvertisedEndpoints;
+  /** When the last `ping` asking for an unknown leader was sent (ms since epoch). */
+  private askedLeaderAt = 0;
 
   /** @throws ConfigError when `CDKTR_PRINCIPAL_*` variables are invalid */
   constructor(opts: PrincipalClientOptions = {}) {
-    let endpoint = opts.endpoint;
-    if (endpoint === undefined) {
-      const env = clientEnv(opts.env ?? process.env);
-      endpoint = endpointFor(opts.host ?? env.host, opts.port ?? env.port);
-    }
-    this.endpoint = endpoint;
-    this.timeoutMs = opts.timeoutMs ?? 5000;
-    this.rpc = new RpcClient({
-      endpoint,
-      key: opts.key !== undefined ? opts.key : findClientKey(opts.keyName ?? "local-operator", opts.env ?? process.env),
-      verbs: API_VERBS,
-      timeoutMs: this.timeoutMs,
-      ...(opts.retry === undefined ? {} : { retry: opts.retry }),
-      ...(opts.logger === undefined ? {} : { logger: opts.logger }),
+    const env = opts.env ?? process.env;
+    let endpoints: readonly string[];
+    if (opts.endpoints !== undefined && opts.endpoints.length > 0) endpoints = opts.endpoints;
+    else if (opts.endpoint !== undefined) endpoints = [opts.endpoint];
+    else if (opts.host !== undefined || opts.port !== undefined) {
+      const e = clientEnv(env);
+      endpoints = [endpointFor(opts.host ?? e.host, opts.port ?? e.port)];
+    } else endpoints = clientEnv(env).endpoints;
+    const ports = sidePorts(opts, env);
+    this.advertised = (api) => ({
+      api,
+      logs: withPort(api, ports.logsPort),
+      publish: withPort(api, ports.publishPort),
     });
+    const logger = opts.logger;
+    this.leaderWatch =
+      opts.leaderWatch ??
+      new LeaderWatch({
+        configured: endpoints.length === 1 && endpoints[0] !== undefined ? this.advertised(endpoints[0]) : null,
+        logger,
+      });
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+    const key = opts.key !== undefined ? opts.key : findClientKey(opts.keyName ?? "local-operator", env);
+    this.rpc = new LeaderRpc({
+      endpoints,
+      verbs: API_VERBS,
+      watch: this.leaderWatch,
+      pick: (l) => l.api,
+      connect: (endpoint, failFast) =>
+        new RpcClient({
+          endpoint,
+          key,
+          verbs: API_VERBS,
+          timeoutMs: this.timeoutMs,
+          failFast,
+          ...(opts.retry === undefined ? {} : { retry: opts.retry }),
+          ...(logger === undefined ? {} : { logger }),
+        }),
+      leaderWaitMs: opts.leaderWaitMs,
+      baseDelayMs: opts.retry?.baseDelayMs,
+      maxDelayMs: opts.retry?.maxDelayMs,
+      onReply: (verb, reply, endpoint) => this.learn(verb, reply, endpoint),
+      logger,
+    });
+  }
+
+  /** The endpoint requests go to now, e.g. `tcp://127.0.0.1:5561` (the leader, once known). */
+  get endpoint(): string {
+    return this.rpc.endpoint;
+  }
+
+  /** Every API endpoint known: the configured ones, then the leaders learned since. */
+  get endpoints(): readonly string[] {
+    return this.rpc.endpoints;
+  }
+
+  /** The known leader's endpoints; null while no principal leads or none is known yet. */
+  get leader(): AdvertisedEndpoints | null {
+    return this.leaderWatch.leader;
+  }
+
+  /**
+   * Call `listener` whenever the leader changes (see {@link LeaderWatch.onChange}).
+   * @returns a function that removes it
+   */
+  onLeaderChange(listener: LeaderListener): () => void {
+    return this.leaderWatch.onChange(listener);
+  }
+
+  /**
+   * Ask for the leader now (a `ping`, which any principal answers) and return it; falls back to
+   * {@link LeaderWatch.best} when the ping fails or no principal leads.
+   */
+  async findLeader(opts?: RequestOptions): Promise<AdvertisedEndpoints | null> {
+    try {
+      await this.ping(opts);
+    } catch {
+      // the best guess below
+    }
+    return this.leaderWatch.best;
   }
 
   /**
@@ -79,7 +179,8 @@ export class PrincipalClient {
 
   /** Send any verb (see {@link RpcClient.request}). */
   request<V extends keyof ApiVerbs & string>(verb: V, body: Req<V>, opts?: RequestOptions): Promise<Rep<V>> {
-    return this.rpc.request(verb, body, opts);
+    const unkeyedRun = verb === "runWorkflow" && (body as { idempotencyKey?: unknown }).idempotencyKey === undefined;
+    return this.rpc.request(verb, body, opts, !unkeyedRun);
   }
 
   /** Liveness and identity of the principal. */
@@ -178,8 +279,49 @@ export class PrincipalClient {
     }
   }
 
-  /** Close the socket; pending calls reject with `CLOSED`. Idempotent. */
+  /** Close the sockets; pending calls reject with `CLOSED`. Idempotent. */
   close(): void {
     this.rpc.close();
   }
+
+  /** What a successful reply from `endpoint` says about the leader. */
+  private learn(verb: string, reply: unknown, endpoint: string): void {
+    // A principal that leads is reached where it answered (its advertised API address may be a
+    // name this client does not use); its log and publish endpoints are the advertised ones.
+    const leading = (advertised: AdvertisedEndpoints | null | undefined): void => {
+      this.leaderWatch.set({ ...(advertised ?? this.advertised(endpoint)), api: endpoint });
+    };
+    if (verb === "ping") {
+      const r = reply as Rep<"ping">;
+      if (r.role === "standby") this.leaderWatch.set(r.leader ?? null);
+      else leading(r.leader);
+    } else if (verb === "registerAgent") {
+      // Only the leader registers agents.
+      leading((reply as Rep<"registerAgent">).leader);
+    } else if (this.leaderWatch.leader === null && this.rpc.endpoints.length > 1) {
+      // Reads are answered by standbys too, so a client that only reads would never hear of a
+      // new leader: ask (at most once a second) while none is known.
+      const now = Date.now();
+      if (now - this.askedLeaderAt >= 1000) {
+        this.askedLeaderAt = now;
+        this.ping().catch(() => undefined);
+      }
+    }
+  }
+}
+
+/** The log and publish ports of a principal that does not advertise its endpoints. */
+function sidePorts(
+  opts: { logsPort?: number | undefined; publishPort?: number | undefined },
+  env: Record<string, string | undefined>,
+): { logsPort: number; publishPort: number } {
+  let e: { logsPort: number; publishPort: number } = { logsPort: 5562, publishPort: 5563 };
+  if (opts.logsPort === undefined || opts.publishPort === undefined) {
+    try {
+      e = clientEnv(env);
+    } catch {
+      // invalid settings were reported where they matter; the defaults serve this guess
+    }
+  }
+  return { logsPort: opts.logsPort ?? e.logsPort, publishPort: opts.publishPort ?? e.publishPort };
 }

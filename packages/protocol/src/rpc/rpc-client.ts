@@ -51,6 +51,12 @@ export interface RpcClientOptions<T extends VerbTable> {
    * or null: plaintext, for a principal running with `CDKTR_AUTH=off`.
    */
   key?: ClientKey | null | undefined;
+  /**
+   * Errors this client throws at once instead of retrying, because its owner handles them (a
+   * client of several principals moves to the leader on `NOT_LEADER`, or to another principal
+   * on `TIMEOUT`). @default none
+   */
+  failFast?: ((error: CdktrError) => boolean) | undefined;
 }
 
 /** Per-call options of {@link RpcClient.request}. */
@@ -101,6 +107,7 @@ export class RpcClient<T extends VerbTable> {
   private shared: Buffer | null = null;
   private helloing: Promise<KeyIdentity> | null = null;
   private proven: KeyIdentity | null = null;
+  private readonly failFast: (error: CdktrError) => boolean;
 
   constructor(opts: RpcClientOptions<T>) {
     this.endpoint = opts.endpoint;
@@ -112,6 +119,7 @@ export class RpcClient<T extends VerbTable> {
     this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.logger = opts.logger ?? noopLogger;
     this.key = opts.key ?? null;
+    this.failFast = opts.failFast ?? (() => false);
     this.hint =
       opts.hint ??
       (this.key === null
@@ -198,7 +206,7 @@ export class RpcClient<T extends VerbTable> {
       } catch (e) {
         const err = e instanceof CdktrError ? e : new CdktrError("INTERNAL", errorMessage(e), { cause: e });
         const unsent = err.context.unsent === true;
-        if (attempt >= attempts || !err.retryable || unsent || this.closed) throw err;
+        if (attempt >= attempts || !err.retryable || unsent || this.closed || this.failFast(err)) throw err;
         const delay = this.backoff(attempt);
         this.logger.debug("rpc retry", { verb, attempt, code: err.code, delayMs: delay });
         await this.sleep(delay);
