@@ -2,7 +2,9 @@
  * `npm run soak [-- --minutes N] [--seed N]`: runs the fault-injection soak (see soak.ts),
  * prints the table, writes `soak/results/latest.json`, and exits 1 when an invariant broke.
  * `--seconds N` runs a shorter soak. The default seed is random (printed, replay it with
- * `--seed`).
+ * `--seed`). `--store postgres` keeps the state in a fresh schema of the PostgreSQL at
+ * `CDKTR_SOAK_DATABASE_URL` (default the local `test` database); `--principals N` runs N
+ * principals on it (one leads; principal faults kill the leader); `--leader-ttl-ms N`.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -33,18 +35,39 @@ function numberArg(args: readonly string[], name: string): number | undefined {
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
-  const known = new Set(["--minutes", "--seconds", "--seed"]);
+  const known = new Set(["--minutes", "--seconds", "--seed", "--store", "--principals", "--leader-ttl-ms"]);
   const unknown = args.filter((a) => a.startsWith("--") && !known.has(a.split("=")[0] ?? ""));
   if (unknown.length > 0) {
-    process.stderr.write(`unknown option ${unknown.join(", ")}: use --minutes N, --seconds N, --seed N\n`);
+    process.stderr.write(
+      `unknown option ${unknown.join(", ")}: use --minutes N, --seconds N, --seed N, --store sqlite|postgres, --principals N, --leader-ttl-ms N\n`,
+    );
     return 2;
   }
+  const store = argValue(args, "--store") ?? "sqlite";
+  if (store !== "sqlite" && store !== "postgres") {
+    process.stderr.write(`--store expects sqlite or postgres, got ${JSON.stringify(store)}\n`);
+    return 2;
+  }
+  const principals = Math.floor(numberArg(args, "--principals") ?? 1);
+  if (principals > 1 && store !== "postgres") {
+    process.stderr.write("--principals above 1 needs --store postgres (the principals share one database)\n");
+    return 2;
+  }
+  const leaderTtlMs = numberArg(args, "--leader-ttl-ms");
   const minutes = numberArg(args, "--minutes");
   const seconds = numberArg(args, "--seconds");
   const durationMs = seconds !== undefined ? seconds * 1000 : (minutes ?? 5) * 60_000;
   const seed = Math.floor(numberArg(args, "--seed") ?? Math.floor(Math.random() * 2 ** 31)) >>> 0;
-  process.stderr.write(`soak: ${durationMs / 1000} s, seed ${seed} (replay with --seed ${seed})\n`);
-  const report = await runSoak({ durationMs, seed });
+  process.stderr.write(
+    `soak: ${durationMs / 1000} s, seed ${seed} (replay with --seed ${seed}), ${store}, ${principals} principal(s)\n`,
+  );
+  const report = await runSoak({
+    durationMs,
+    seed,
+    store,
+    principals,
+    ...(leaderTtlMs === undefined ? {} : { leaderTtlMs }),
+  });
   mkdirSync(RESULTS_DIR, { recursive: true });
   writeFileSync(join(RESULTS_DIR, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(`${renderTable(report)}\n`);

@@ -70,6 +70,8 @@ export interface ChaosTiming {
   gapMs: readonly [number, number];
   /** The principal's heartbeat timeout: a stopped agent stays stopped past it. */
   heartbeatTimeoutMs: number;
+  /** Draw only these kinds. @default {@link FAULT_KINDS} */
+  kinds?: readonly FaultKind[];
 }
 
 /**
@@ -82,7 +84,7 @@ export function planChaos(seed: number, count: number, timing: ChaosTiming): Pla
   const out: PlannedFault[] = [];
   let bag: FaultKind[] = [];
   for (let n = 1; n <= count; n++) {
-    if (bag.length === 0) bag = rng.shuffle(FAULT_KINDS);
+    if (bag.length === 0) bag = rng.shuffle(timing.kinds ?? FAULT_KINDS);
     const kind = bag.shift() as FaultKind;
     const gapMs = rng.int(timing.gapMs[0], timing.gapMs[1]);
     const agent = rng.int(0, 1);

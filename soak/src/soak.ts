@@ -11,7 +11,6 @@ import { errorMessage } from "@cdktr/protocol";
 import {
   cleanup,
   killAllServicesSync,
-  preparePrincipal,
   startAgent,
   startListeners,
   startScheduler,
@@ -20,6 +19,7 @@ import {
 } from "@cdktr/test-utils";
 import { checkSoak, type SoakResult } from "./checks.js";
 import { SoakError } from "./errors.js";
+import { PrincipalSet } from "./principals.js";
 import { FAULT_KINDS, planChaos, type FaultKind, type PlannedFault } from "./prng.js";
 import { SpoolDisk } from "./spool-disk.js";
 import { readStored } from "./stored.js";
@@ -43,6 +43,20 @@ export interface SoakOptions {
   settleMs?: number;
   /** Bound on waiting for every run to be terminal (ms). @default 120000 */
   quiesceMs?: number;
+  /** Where the principals keep their state. @default "sqlite" */
+  store?: "sqlite" | "postgres";
+  /**
+   * How many principals share the database (more than one needs `postgres`): a principal fault
+   * then kills the leader, and the soak checks that another one leads within the lease TTL + 2 s.
+   * @default 1
+   */
+  principals?: number;
+  /** The leaders' lease TTL (`CDKTR_LEADER_TTL_MS`) with several principals. @default 5000 */
+  leaderTtlMs?: number;
+  /** Only these fault kinds (e.g. only `kill-principal`). @default every kind */
+  faults?: readonly FaultKind[];
+  /** At most this many faults. @default as many as fit in the duration */
+  maxFaults?: number;
 }
 
 /** A fault as it was executed. */
@@ -105,19 +119,24 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
 
+  const principalCount = options.principals ?? 1;
+  const leaderTtlMs = options.leaderTtlMs ?? 5000;
+  let set: PrincipalSet | null = null;
   try {
-    const p: PrincipalFixture = await preparePrincipal({
-      ports: "reserved",
-      workflows: {},
-      clientTimeoutMs: 5000,
+    set = await PrincipalSet.prepare({
+      store: options.store ?? "sqlite",
+      count: principalCount,
       env: {
         CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: String(hbTimeoutMs),
         CDKTR_AGENT_HEARTBEAT_INTERVAL_MS: "500",
         CDKTR_ASSIGNMENT_LEASE_MS: "4000",
         CDKTR_SHUTDOWN_GRACE_MS: "3000",
+        ...(principalCount > 1 ? { CDKTR_LEADER_TTL_MS: String(leaderTtlMs) } : {}),
       },
-      service: tuning("principal"),
+      tuning,
     });
+    const principals = set;
+    const p: PrincipalFixture = principals.first;
     const effects = join(p.home, "effects.log");
     writeFileSync(effects, "");
     p.writeWorkflows(soakWorkflows(effects));
@@ -125,18 +144,22 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const onExit = (what: string): void => {
       unexpectedExits.push(what);
     };
-    const principal = new Supervised(
-      "principal",
-      async () => {
-        await p.start();
-        if (p.service === null) throw new SoakError("START_FAILED", "principal: no process");
-        return p.service;
-      },
-      onExit,
-      say,
+    const principalProcs = principals.fixtures.map(
+      (f, i) =>
+        new Supervised(
+          i === 0 ? "principal" : `principal-${i + 1}`,
+          async () => {
+            await f.start();
+            if (f.service === null) throw new SoakError("START_FAILED", "principal: no process");
+            return f.service;
+          },
+          onExit,
+          say,
+        ),
     );
-    await principal.start();
-    supervised.push(principal);
+    await Promise.all(principalProcs.map((s) => s.start()));
+    supervised.push(...principalProcs);
+    const clientEnv = principals.clientEnv;
 
     const agentDirs = [disk.dir, join(p.home, "agent-2-data")];
     mkdirSync(agentDirs[1] as string, { recursive: true });
@@ -149,6 +172,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
               name: `agent-${i + 1}`,
               dataDir,
               env: {
+                ...clientEnv,
                 CDKTR_AGENT_ID: `soak-agent-${i + 1}`,
                 CDKTR_AGENT_MAX_CONCURRENCY: "4",
                 CDKTR_AGENT_HEARTBEAT_INTERVAL_MS: "500",
@@ -164,7 +188,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     );
     const scheduler = new Supervised(
       "scheduler",
-      () => startScheduler(p, { service: tuning("scheduler") }),
+      () => startScheduler(p, { env: clientEnv, service: tuning("scheduler") }),
       onExit,
       say,
     );
@@ -176,7 +200,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const listeners = new Supervised(
       "listeners",
       () =>
-        startListeners(p, "soak-listeners.yml", { env: { SOAK_HOOK_SECRET: secret }, service: tuning("listeners") }),
+        startListeners(p, "soak-listeners.yml", {
+          env: { ...clientEnv, SOAK_HOOK_SECRET: secret },
+          service: tuning("listeners"),
+        }),
       onExit,
       say,
     );
@@ -186,8 +213,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     say(`stack up: principal on ${p.ports.api}, webhook at ${hookUrl()}`);
 
     const loadKey = await p.createKey("soak-load", "trigger");
-    const loadClient = p.connect({ timeoutMs: 3000, key: loadKey.key });
-    const probe = p.connect({ timeoutMs: 500 });
+    const loadClient = principals.connect({ timeoutMs: 3000, key: loadKey.key });
+    const probe = principals.connect({ timeoutMs: 500 });
 
     // ---- load ----
     const load = new TriggerLoad({ seed: options.seed, client: loadClient, hookUrl, secret });
@@ -195,10 +222,36 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
     // ---- chaos ----
     const endAt = t0 + options.durationMs;
-    const plan = planChaos(options.seed, Math.ceil(options.durationMs / gapMs[0]) + 5, {
+    const plan = planChaos(options.seed, options.maxFaults ?? Math.ceil(options.durationMs / gapMs[0]) + 5, {
       gapMs,
       heartbeatTimeoutMs: hbTimeoutMs,
+      ...(options.faults === undefined ? {} : { kinds: options.faults }),
     });
+    const failoversMs: number[] = [];
+    const leaders: number[] = [];
+    /**
+     * Kill the principal that leads (the only one on SQLite); with several, wait until another
+     * one leads (recorded as a failover, which must take at most the TTL + 2 s).
+     */
+    const killLeader = async (): Promise<Supervised> => {
+      const i = (await principals.leader()) ?? 0;
+      const target = principalProcs[i] as Supervised;
+      leaders.push(i);
+      const killedAt = Date.now();
+      await target.kill();
+      if (principalProcs.length > 1) {
+        const next = await principals.awaitLeader(leaderTtlMs + 30_000, i);
+        const ms = Date.now() - killedAt;
+        if (next === null)
+          chaosProblems.push(`no principal led within ${leaderTtlMs + 30_000} ms of killing the leader`);
+        else {
+          failoversMs.push(ms);
+          if (ms > leaderTtlMs + 2000)
+            chaosProblems.push(`a standby led ${ms} ms after the leader was killed (more than the TTL + 2 s)`);
+        }
+      }
+      return target;
+    };
     const faults: ExecutedFault[] = [];
     const recoveriesMs: number[] = [];
     const chaosProblems: string[] = [];
@@ -228,7 +281,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       );
       switch (f.kind) {
         case "kill-principal": {
-          await principal.kill();
+          const principal = await killLeader();
           await sleep(f.downMs);
           const restartAt = Date.now();
           const h = await principal.start();
@@ -265,7 +318,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           const bytes = disk.fill();
           const awayMs = Math.round(f.downMs / 2);
           await sleep(300);
-          await principal.kill();
+          const principal = await killLeader();
           await sleep(awayMs);
           const restartAt = Date.now();
           await principal.start();
@@ -293,7 +346,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     await scheduler.stop();
     const occurrencesUntilMs = Math.floor(schedulerStopAt / 1000) * 1000 - 3000;
     say("scheduler stopped; waiting for every run to be terminal");
-    const client = p.connect({ timeoutMs: 10_000 });
+    const client = principals.connect({ timeoutMs: 10_000 });
     const quiesceEnd = Date.now() + quiesceMs;
     let open = -1;
     while (Date.now() < quiesceEnd) {
@@ -338,9 +391,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       triggersRefused: refused.length,
       triggersNeverAcked: neverAcked.length,
       startFailures: Object.fromEntries(
-        [principal, ...agents, scheduler, listeners].map((s) => [s.name, s.startFailures]),
+        [...principalProcs, ...agents, scheduler, listeners].map((s) => [s.name, s.startFailures]),
       ),
       spoolDisk: disk.unavailable ?? "2 MiB tmpfs",
+      store: options.store ?? "sqlite",
+      principals: principalCount,
+      ...(principalCount > 1 ? { leaderTtlMs, failoversMs, killedLeaders: leaders } : {}),
       processProblems: Object.fromEntries(
         [...problems].map(([name, p]) => [name, { errors: p.errors, warnings: p.warnings, messages: [...p.messages] }]),
       ),
@@ -352,5 +408,6 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     for (const s of supervised) s.down = true;
     await cleanup();
     disk.dispose();
+    await set?.dispose();
   }
 }

@@ -30,6 +30,15 @@ export function renderTable(r: SoakReport): string {
     ],
     ["invariantsHeld", String(r.invariantsHeld), ""],
   ];
+  const failovers = r.details.failoversMs as number[] | undefined;
+  if (failovers !== undefined) {
+    const ttl = Number(r.details.leaderTtlMs);
+    rows.splice(rows.length - 2, 0, [
+      "failovers (leader killed -> next leads)",
+      failovers.length === 0 ? "-" : `max ${Math.max(...failovers)} ms of ${failovers.length}`,
+      `<= TTL ${ttl} + 2000 ms`,
+    ]);
+  }
   const w0 = Math.max(...rows.map((x) => x[0].length));
   const w1 = Math.max(...rows.map((x) => x[1].length));
   const lines = rows.map(([a, b, c]) => `| ${a.padEnd(w0)} | ${b.padEnd(w1)} | ${c}`.trimEnd());
