@@ -1,0 +1,155 @@
+/**
+ * Several principals on one PostgreSQL database, as real processes sharing a keys directory and
+ * a fresh schema: one leads, the other stands by (reads, `NOT_LEADER` on writes with the
+ * leader's endpoints); SIGKILL of the leader hands over within the TTL plus 2 s with the queued
+ * runs; a leader SIGSTOPped past its lease writes nothing once resumed and steps down.
+ */
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  isCdktrError,
+  type AdvertisedEndpoints,
+  type ApiVerbs,
+  type PrincipalClient,
+  type ReplyOf,
+} from "@cdktr/protocol";
+import { cleanup, makeTempDir, startPrincipal, waitFor, type PrincipalFixture } from "@cdktr/test-utils";
+import { PgTestSchema, requirePostgres } from "./store-contract/harness.js";
+
+const TTL_MS = 2000;
+type Ping = ReplyOf<ApiVerbs, "ping">;
+
+const ping = (c: PrincipalClient): Promise<Ping> => c.request("ping", {}, { retry: false });
+
+/** Asserts `p` is refused with NOT_LEADER carrying `leader`. */
+async function refusedNotLeader(p: Promise<unknown>, leader: AdvertisedEndpoints): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(isCdktrError(e, "NOT_LEADER"), String(e));
+    assert.equal(e.retryable, true);
+    assert.deepEqual(e.leader, leader);
+    return true;
+  });
+}
+
+describe("several principals on one PostgreSQL database", async () => {
+  const skip = await requirePostgres();
+  const opts = { skip: skip ?? false, timeout: 120_000 };
+  const schemas: PgTestSchema[] = [];
+  after(async () => {
+    await cleanup();
+    for (const s of schemas) await s.drop();
+  });
+
+  /** Two principals on a fresh schema with one keys directory; the first started leads. */
+  const pair = async (): Promise<[PrincipalFixture, PrincipalFixture]> => {
+    const schema = new PgTestSchema();
+    schemas.push(schema);
+    await schema.create();
+    const env = {
+      CDKTR_DATABASE_URL: schema.url,
+      CDKTR_LEADER_TTL_MS: String(TTL_MS),
+      CDKTR_KEYS_DIR: makeTempDir("cdktr-ha-keys-"),
+    };
+    const a = await startPrincipal({ env });
+    const b = await startPrincipal({ env });
+    return [a, b];
+  };
+
+  it(
+    "one leads; the standby answers ping and reads, refuses writes with NOT_LEADER and the leader's endpoints; after kill -9 of the leader it leads within TTL + 2 s with the queued runs",
+    opts,
+    async () => {
+      const [a, b] = await pair();
+      assert.equal(a.service?.ready.role, "leader");
+      assert.equal(b.service?.ready.role, "standby");
+      const [pa, pb] = [await ping(a.client), await ping(b.client)];
+      assert.equal(pa.role, "leader");
+      assert.deepEqual(pa.leader, a.endpoints);
+      assert.equal(pb.role, "standby");
+      assert.deepEqual(pb.leader, a.endpoints, "the standby advertises the leader's three endpoints");
+      assert.equal(pb.epoch, pa.epoch);
+      assert.ok(pa.workflowHash !== undefined && pa.workflowHash.length > 0);
+      assert.equal(pb.workflowHash, pa.workflowHash, "same workflow directory, same hash");
+
+      // No agent: the runs stay queued.
+      const queued = [await a.run("hello"), await a.run("hello")];
+      const read = await b.client.request("getRun", { runId: queued[0] as string }, { retry: false });
+      assert.equal(read.run.status, "QUEUED", "the standby reads the leader's writes from the database");
+      assert.equal((await b.client.request("listWorkflows", {}, { retry: false })).workflows.length, 1);
+      await refusedNotLeader(
+        b.client.request("runWorkflow", { workflowId: "hello", source: "test" }, { retry: false }),
+        a.endpoints,
+      );
+      const agentOnB = b.connect({ key: b.key("local-agent") });
+      const registration = {
+        agentId: "agent-ha-1",
+        host: "h",
+        capacity: 1,
+        labels: [],
+        version: "1",
+        runningRuns: [],
+      };
+      await refusedNotLeader(agentOnB.request("registerAgent", registration, { retry: false }), a.endpoints);
+      const agentOnA = a.connect({ key: a.key("local-agent") });
+      const reply = await agentOnA.request("registerAgent", registration, { retry: false });
+      assert.deepEqual(reply.leader, a.endpoints, "registerAgent tells the agent where the leader is");
+
+      const killedAt = Date.now();
+      await a.kill();
+      const led = await waitFor(async () => ((await ping(b.client)).role === "leader" ? Date.now() : false), {
+        timeoutMs: TTL_MS + 2000,
+        intervalMs: 50,
+        what: "the standby to lead",
+      });
+      const took = led - killedAt;
+      assert.ok(took <= TTL_MS + 2000, `took over in ${took} ms`);
+      const pb2 = await ping(b.client);
+      assert.deepEqual(pb2.leader, b.endpoints);
+      assert.ok((pb2.epoch ?? 0) > (pa.epoch ?? 0), "a new epoch");
+      const after = await b.run("hello");
+      for (const runId of queued) {
+        const r = await b.client.request("getRun", { runId }, { retry: false });
+        assert.equal(r.run.status, "QUEUED", `${runId} is still queued after the failover`);
+      }
+      assert.equal((await b.client.request("getRun", { runId: after }, { retry: false })).run.status, "QUEUED");
+      // The agent that held nothing re-registers with the new leader.
+      const again = await agentOnB.request("registerAgent", registration, { retry: false });
+      assert.deepEqual(again.leader, b.endpoints);
+    },
+  );
+
+  it("a leader SIGSTOPped past its lease and resumed writes nothing and steps down", opts, async () => {
+    const [a, b] = await pair();
+    const pid = a.service?.pid as number;
+    const before = await ping(a.client);
+    assert.equal(before.role, "leader");
+    process.kill(pid, "SIGSTOP");
+    let resumed = false;
+    try {
+      await waitFor(async () => (await ping(b.client)).role === "leader", {
+        timeoutMs: TTL_MS + 3000,
+        what: "the standby to take over from the stopped leader",
+      });
+    } finally {
+      process.kill(pid, "SIGCONT");
+      resumed = true;
+    }
+    assert.ok(resumed);
+    // Right after resuming: the trigger is refused (never acknowledged), nothing is stored.
+    const trigger = a.client.request(
+      "runWorkflow",
+      { workflowId: "hello", source: "test", idempotencyKey: "after-sigcont" },
+      { retry: false },
+    );
+    await assert.rejects(trigger, (e: unknown) => isCdktrError(e, "NOT_LEADER"));
+    const pa = await ping(a.client);
+    assert.equal(pa.role, "standby", "the resumed leader stepped down");
+    assert.deepEqual(pa.leader, b.endpoints);
+    const runs = await b.client.request("listRuns", { workflowId: "hello" }, { retry: false });
+    assert.deepEqual(runs.runs, [], "the old leader wrote nothing");
+    assert.ok(
+      a.service?.lines.some((l) => l.includes("stepped down")),
+      "the old leader logs that it stepped down",
+    );
+  });
+});
