@@ -19,6 +19,16 @@ import { PgTestSchema, requirePostgres } from "./store-contract/harness.js";
 const TTL_MS = 2000;
 type Ping = ReplyOf<ApiVerbs, "ping">;
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const registration = (agentId: string, runningRuns: string[] = []) => ({
+  agentId,
+  host: "h",
+  capacity: 1,
+  labels: [],
+  version: "1",
+  runningRuns,
+});
+
 const ping = (c: PrincipalClient): Promise<Ping> => c.request("ping", {}, { retry: false });
 
 /** Asserts `p` is refused with NOT_LEADER carrying `leader`. */
@@ -41,7 +51,7 @@ describe("several principals on one PostgreSQL database", async () => {
   });
 
   /** Two principals on a fresh schema with one keys directory; the first started leads. */
-  const pair = async (): Promise<[PrincipalFixture, PrincipalFixture]> => {
+  const pair = async (extra: Record<string, string> = {}): Promise<[PrincipalFixture, PrincipalFixture]> => {
     const schema = new PgTestSchema();
     schemas.push(schema);
     await schema.create();
@@ -49,6 +59,7 @@ describe("several principals on one PostgreSQL database", async () => {
       CDKTR_DATABASE_URL: schema.url,
       CDKTR_LEADER_TTL_MS: String(TTL_MS),
       CDKTR_KEYS_DIR: makeTempDir("cdktr-ha-keys-"),
+      ...extra,
     };
     const a = await startPrincipal({ env });
     const b = await startPrincipal({ env });
@@ -81,17 +92,10 @@ describe("several principals on one PostgreSQL database", async () => {
         a.endpoints,
       );
       const agentOnB = b.connect({ key: b.key("local-agent") });
-      const registration = {
-        agentId: "agent-ha-1",
-        host: "h",
-        capacity: 1,
-        labels: [],
-        version: "1",
-        runningRuns: [],
-      };
-      await refusedNotLeader(agentOnB.request("registerAgent", registration, { retry: false }), a.endpoints);
+      const agentReg = registration("agent-ha-1");
+      await refusedNotLeader(agentOnB.request("registerAgent", agentReg, { retry: false }), a.endpoints);
       const agentOnA = a.connect({ key: a.key("local-agent") });
-      const reply = await agentOnA.request("registerAgent", registration, { retry: false });
+      const reply = await agentOnA.request("registerAgent", agentReg, { retry: false });
       assert.deepEqual(reply.leader, a.endpoints, "registerAgent tells the agent where the leader is");
 
       const killedAt = Date.now();
@@ -113,7 +117,7 @@ describe("several principals on one PostgreSQL database", async () => {
       }
       assert.equal((await b.client.request("getRun", { runId: after }, { retry: false })).run.status, "QUEUED");
       // The agent that held nothing re-registers with the new leader.
-      const again = await agentOnB.request("registerAgent", registration, { retry: false });
+      const again = await agentOnB.request("registerAgent", agentReg, { retry: false });
       assert.deepEqual(again.leader, b.endpoints);
     },
   );
@@ -152,4 +156,53 @@ describe("several principals on one PostgreSQL database", async () => {
       "the old leader logs that it stepped down",
     );
   });
+
+  it(
+    "a run RUNNING at the failover is not CRASHED by it: the new leader gives its agent a fresh heartbeat deadline",
+    opts,
+    async () => {
+      // The heartbeat timeout is shorter than the takeover: only a fresh deadline saves the run.
+      const [a, b] = await pair({ CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: "1500", CDKTR_AGENT_HEARTBEAT_INTERVAL_MS: "300" });
+      const agentId = "agent-ha-2";
+      const onA = a.connect({ key: a.key("local-agent") });
+      await onA.request("registerAgent", registration(agentId), { retry: false });
+      const runId = await a.run("hello");
+      const work = await onA.request("fetchWork", { agentId, waitMs: 2000, freeSlots: 1 }, { retry: false });
+      assert.equal(work.assignment?.run.runId, runId);
+      await onA.request("confirmAssignment", { agentId, runId, token: work.assignment.token }, { retry: false });
+      // Another agent holds a run and never comes back: lost a heartbeat timeout after the takeover.
+      const gone = "agent-ha-3";
+      await onA.request("registerAgent", registration(gone), { retry: false });
+      const goneRun = await a.run("hello");
+      const goneWork = await onA.request("fetchWork", { agentId: gone, waitMs: 2000, freeSlots: 1 }, { retry: false });
+      assert.equal(goneWork.assignment?.run.runId, goneRun);
+      const token = goneWork.assignment.token;
+      await onA.request("confirmAssignment", { agentId: gone, runId: goneRun, token }, { retry: false });
+      const killedAt = Date.now();
+      await a.kill();
+      await waitFor(async () => (await ping(b.client)).role === "leader", {
+        timeoutMs: TTL_MS + 2000,
+        what: "the standby to lead",
+      });
+      assert.ok(Date.now() - killedAt > 1500, "the agents were silent for longer than their heartbeat timeout");
+      const statusOf = async (id: string) => (await b.client.request("getRun", { runId: id }, { retry: false })).run;
+      assert.equal((await statusOf(goneRun)).status, "RUNNING", "not crashed at the takeover");
+      // The agent finds the new leader and heartbeats it, as it does after a failover.
+      const onB = b.connect({ key: b.key("local-agent") });
+      const until = Date.now() + 2500;
+      while (Date.now() < until) {
+        const hb = await onB.request("heartbeat", { agentId, runningRuns: [runId] }, { retry: false });
+        assert.deepEqual(hb.cancel, []);
+        if (hb.reregister) {
+          const r = await onB.request("registerAgent", registration(agentId, [runId]), { retry: false });
+          assert.deepEqual(r.cancel, [], "the run is not to be stopped");
+        }
+        await sleep(300);
+      }
+      const r = await statusOf(runId);
+      assert.equal(r.status, "RUNNING", JSON.stringify(r));
+      const lost = await statusOf(goneRun);
+      assert.deepEqual([lost.status, lost.reason], ["CRASHED", "agent_lost"], "the agent that never came back is lost");
+    },
+  );
 });
