@@ -29,10 +29,10 @@ export interface ServerIdentity {
 
 /**
  * The health `ping` reports on both servers: `degraded` with the store's problems (e.g. `"disk
- * full"`) while it has any.
+ * full"`) and the leader election's (`"leader lease unreachable"`) while there are any.
  */
 export function principalHealth(ctx: ApiContext): ServerHealth {
-  const problems = ctx.store.problems();
+  const problems = [...ctx.store.problems(), ...ctx.role.problems()];
   return { health: problems.length === 0 ? "ok" : "degraded", problems };
 }
 

@@ -36,6 +36,8 @@ export interface LeaderRole {
   leader(): AdvertisedEndpoints | null;
   /** The fields of `ping`. */
   ping(): LeaderPingFields;
+  /** What keeps it from taking part now (e.g. `"leader lease unreachable"`); empty when fine. */
+  problems(): string[];
   /**
    * The fencing check the PostgreSQL store runs first in every write transaction (absent: no
    * check, a lone principal). Throws `NOT_LEADER` when this principal's epoch no longer holds.
@@ -87,6 +89,10 @@ export class SoleLeader implements LeaderRole {
 
   ping(): LeaderPingFields {
     return { role: "leader", leader: this.self };
+  }
+
+  problems(): string[] {
+    return [];
   }
 
   async stop(): Promise<void> {}

@@ -221,4 +221,41 @@ describe("PgLeadership: the leader lease on PostgreSQL", async () => {
       assert.deepEqual(again.terms, [2], "the lease released at stop is taken without waiting for the TTL");
     },
   );
+
+  it(
+    "says `leader lease unreachable` while its database cannot be reached, and stops leading by its local deadline",
+    opts,
+    async () => {
+      const url = await fresh();
+      const a = candidate(url, 1);
+      await a.start();
+      assert.deepEqual(a.leadership.problems(), []);
+      const cut = candidate(url.replace("127.0.0.1:5432", "127.0.0.1:1"), 2);
+      await cut.start();
+      assert.deepEqual(cut.leadership.problems(), ["leader lease unreachable"]);
+      assert.deepEqual(cut.leadership.ping(), { role: "standby", leader: null });
+    },
+  );
+
+  it("a term that cannot start is given up: the lease is released for another principal", opts, async () => {
+    const url = await fresh();
+    const a = new PgLeadership({
+      url,
+      ttlMs: TTL,
+      instanceId: "test:failing",
+      workflowHash: () => "h1",
+      periodic: false,
+    });
+    cleanups.push(() => a.stop());
+    await a.start(endpointsOf(1), {
+      onElected: async () => {
+        throw new Error("cannot load");
+      },
+      onDeposed: () => undefined,
+    });
+    assert.equal(a.isLeader(), false);
+    const b = candidate(url, 2);
+    await b.start();
+    assert.deepEqual(b.terms, [2], "taken at once, not after the TTL");
+  });
 });

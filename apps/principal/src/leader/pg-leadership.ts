@@ -82,6 +82,9 @@ export class PgLeadership implements LeaderRole {
   private reportedMismatch: string | null = null;
   private reportedLeader: string | null = null;
   private electing: Promise<void> = Promise.resolve();
+  private unreachable = false;
+  /** No attempt to take the lease before this (monotonic), after a term that could not start. */
+  private holdOffUntil = 0;
 
   constructor(private readonly opts: PgLeadershipOptions) {
     this.logger = opts.logger ?? noopLogger;
@@ -113,6 +116,10 @@ export class PgLeadership implements LeaderRole {
     const k = this.known;
     if (k === null || !k.live || k.api === null || k.logs === null || k.publish === null) return null;
     return { api: k.api, logs: k.logs, publish: k.publish };
+  }
+
+  problems(): string[] {
+    return this.unreachable ? ["leader lease unreachable"] : [];
   }
 
   ping(): LeaderPingFields {
@@ -147,23 +154,33 @@ export class PgLeadership implements LeaderRole {
     this.client = null;
     if (client === null) return;
     // Let a standby take over at once instead of after the TTL.
-    if (epoch !== null) {
-      await sqlOn(client)
-        .run(RELEASE, [this.opts.instanceId, epoch])
-        .then(
-          () => this.logger.info("leadership released", { epoch }),
-          (e: unknown) => this.logger.warn("could not release the lease", { error: errorMessage(e) }),
-        );
-    }
+    if (epoch !== null) await this.release(epoch, client);
     await client.end().catch(() => undefined);
+  }
+
+  /** Expire this principal's lease of `epoch` now (a standby takes it at its next round). */
+  private async release(epoch: number, client = this.client): Promise<void> {
+    if (client === null) return;
+    await sqlOn(client)
+      .run(RELEASE, [this.opts.instanceId, epoch])
+      .then(
+        () => this.logger.info("leadership released", { epoch }),
+        (e: unknown) => this.logger.warn("could not release the lease", { error: errorMessage(e) }),
+      );
   }
 
   /** One round: renew (leader) or try to take the lease (standby), then read the row. */
   tick(): Promise<void> {
     if (this.ticking !== null) return this.ticking;
     this.ticking = this.round()
+      .then(() => {
+        if (this.unreachable) this.logger.info("leader lease: database reachable again");
+        this.unreachable = false;
+      })
       .catch((e: unknown) => {
-        this.logger.warn("leader lease: database round failed (retrying)", { error: errorMessage(e) });
+        if (!this.unreachable || this.epoch !== null)
+          this.logger.warn("leader lease: database round failed (retrying)", { error: errorMessage(e) });
+        this.unreachable = true;
         this.dropConnection();
       })
       .finally(() => {
@@ -185,7 +202,7 @@ export class PgLeadership implements LeaderRole {
       if (this.epoch !== epoch) return;
       if (n === 1) this.extend(sent);
       else this.stepDown(`the lease of epoch ${epoch} was taken by another principal`);
-    } else if (this.epoch === null) {
+    } else if (this.epoch === null && this.now() >= this.holdOffUntil) {
       const row = await sql.one<{ epoch: number; previous_hash: string | null }>(TAKE, [
         this.opts.instanceId,
         ttl,
@@ -213,9 +230,13 @@ export class PgLeadership implements LeaderRole {
     }
     const events = this.events;
     if (events !== null) {
-      this.electing = events.onElected(epoch).catch((e: unknown) => {
+      this.electing = events.onElected(epoch).catch(async (e: unknown) => {
         this.logger.error("could not start the leader's term", { epoch, error: errorMessage(e) });
+        if (this.epoch !== epoch) return;
+        this.holdOffUntil = this.now() + this.opts.ttlMs;
         this.stepDown("its term could not start");
+        // Let another principal take over now rather than after the TTL.
+        await this.release(epoch);
       });
     }
   }
