@@ -87,6 +87,21 @@ describe("several principals on one PostgreSQL database", async () => {
       const read = await b.client.request("getRun", { runId: queued[0] as string }, { retry: false });
       assert.equal(read.run.status, "QUEUED", "the standby reads the leader's writes from the database");
       assert.equal((await b.client.request("listWorkflows", {}, { retry: false })).workflows.length, 1);
+      // A key the leader enrols is admitted by the standby within a TTL (it reloads the key ring).
+      const viewer = await a.createKey("ha-reader", "reader");
+      await waitFor(
+        async () => {
+          const c = b.connect({ key: viewer.key, timeoutMs: 500 });
+          try {
+            return (await ping(c)).role === "standby";
+          } catch {
+            return false;
+          } finally {
+            c.close();
+          }
+        },
+        { timeoutMs: TTL_MS + 3000, intervalMs: 200, what: "the standby to admit the key the leader enrolled" },
+      );
       await refusedNotLeader(
         b.client.request("runWorkflow", { workflowId: "hello", source: "test" }, { retry: false }),
         a.endpoints,
