@@ -171,6 +171,9 @@ describe("PgLeadership: the leader lease on PostgreSQL", async () => {
     await c.query("ROLLBACK");
     assert.equal(a.leadership.isLeader(), false);
     assert.equal(a.deposed.length, 1);
+    assert.deepEqual(a.leadership.ping(), { role: "standby", leader: null }, "never itself as the leader");
+    await a.leadership.tick();
+    assert.deepEqual(a.leadership.ping(), { role: "standby", leader: endpointsOf(2), epoch: 2 });
   });
 
   it(

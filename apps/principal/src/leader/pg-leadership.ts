@@ -114,7 +114,15 @@ export class PgLeadership implements LeaderRole {
   leader(): AdvertisedEndpoints | null {
     if (this.isLeader()) return this.self;
     const k = this.known;
-    if (k === null || !k.live || k.api === null || k.logs === null || k.publish === null) return null;
+    if (
+      k === null ||
+      !k.live ||
+      k.holder === this.opts.instanceId ||
+      k.api === null ||
+      k.logs === null ||
+      k.publish === null
+    )
+      return null;
     return { api: k.api, logs: k.logs, publish: k.publish };
   }
 
@@ -285,6 +293,8 @@ export class PgLeadership implements LeaderRole {
     this.epoch = null;
     this.validUntil = 0;
     this.clearDeadline();
+    // The row as last read names this principal: who leads now is unknown until the next round.
+    if (this.known?.holder === this.opts.instanceId) this.known = null;
     this.logger.warn(`stepped down: ${reason}`, { epoch });
     this.events?.onDeposed(reason);
     // Learn the new leader soon (and try again if none).
