@@ -67,6 +67,18 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         description: "Connections of the PostgreSQL read pool, besides the two write connections",
       },
       {
+        name: "CDKTR_LEADER_TTL_MS",
+        default: "5000",
+        description:
+          "Several principals on one PostgreSQL database: the leader's lease; a standby takes over about this long after the leader is gone",
+      },
+      {
+        name: "CDKTR_ADVERTISE_HOST",
+        default: "",
+        description:
+          "Host other machines reach this principal at, in the endpoints it advertises as leader (default: CDKTR_PRINCIPAL_HOST, or the host name for 0.0.0.0/::)",
+      },
+      {
         name: "CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS",
         default: "30000",
         description: "An agent silent this long is lost; its runs become CRASHED",

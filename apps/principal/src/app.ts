@@ -4,6 +4,7 @@
  * ROUTER, PUB; CURVE with enrolled keys only unless `CDKTR_AUTH=off`).
  * No side effects at import; see {@link createPrincipal}.
  */
+import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import {
   CdktrError,
@@ -21,26 +22,22 @@ import {
   type PublisherAuth,
 } from "@cdktr/protocol";
 import { WorkflowDirectory } from "@cdktr/workflow";
-import { AgentLoss } from "./agents/agent-loss.js";
-import { AgentRegistry } from "./agents/agent-registry.js";
 import type { ApiContext } from "./api/api-context.js";
 import { createApiServer, createLogServer } from "./api/servers.js";
 import { setUpAuth, type PrincipalAuth } from "./auth/principal-auth.js";
 import type { PrincipalConfig } from "./config.js";
-import { Dispatcher } from "./dispatch/dispatcher.js";
 import { PrincipalStartError } from "./errors.js";
 import { UlidGenerator } from "./ids.js";
+import { advertised, type LeaderRole } from "./leader/leader-role.js";
+import { LeaderTerms } from "./leader/leader-terms.js";
 import { createPrincipalEvents } from "./publish/principal-events.js";
-import { bindNamingSetting, databaseOf, openStore, pruneInBackground } from "./start-up.js";
+import { bindNamingSetting, createLeaderRole, databaseOf, openStore } from "./start-up.js";
 import type { Store } from "./store/store.js";
 import { every, type RepeatingTimer } from "./time/every.js";
 import { WorkflowRegistry, type WorkflowScan } from "./workflows/workflow-registry.js";
 
 /** Version reported by `ping`: the `version` of this package's `package.json`. */
 export const PRINCIPAL_VERSION = packageVersion(import.meta.url);
-
-/** Period of the retention job. */
-const PRUNE_EVERY_MS = 3_600_000;
 
 /** Optional collaborators of {@link createPrincipal} (tests inject clocks and stores). */
 export interface PrincipalDeps {
@@ -82,10 +79,14 @@ export interface PrincipalReadyInfo {
   dbPath: string;
   /** Valid workflows loaded. */
   workflows: number;
-  /** Runs waiting in the queue. */
+  /** Runs waiting in the queue (0 on a standby). */
   queued: number;
-  /** Runs not yet finished (queued, assigned or running) found in the store. */
+  /** Runs not yet finished (queued, assigned or running) found in the store (by the leader). */
   activeRuns: number;
+  /** `leader`, or `standby` (another principal on the same PostgreSQL database leads). */
+  role: "leader" | "standby";
+  /** The leader's API endpoint, when known. */
+  leader: string | null;
   /** `CDKTR_AUTH`. */
   auth: "on" | "off";
   /** The keys directory (authentication on), else null. */
@@ -104,6 +105,8 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
   const clock = deps.clock ?? systemClock;
   const ids = new UlidGenerator(clock);
   const principalId = `principal@${hostname()}`;
+  // Unique per process: a restarted principal never renews its predecessor's lease.
+  const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
   let store: Store | null = null;
   let endpoints: PrincipalEndpoints | null = null;
   let readyInfo: PrincipalReadyInfo | null = null;
@@ -111,11 +114,11 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
   let api: RpcServer<typeof API_VERBS> | null = null;
   let logs: RpcServer<typeof LOG_VERBS> | null = null;
   let workflows: WorkflowRegistry | null = null;
-  let dispatcher: Dispatcher | null = null;
+  let role: LeaderRole | null = null;
+  let terms: LeaderTerms | null = null;
   let timers: RepeatingTimer[] = [];
   let state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   let stopping: Promise<void> | null = null;
-  const agents = new AgentRegistry(clock, config.heartbeatTimeoutMs, config.agentGcAfterMs, config.maxAgentsPerKey);
   const events = createPrincipalEvents(() => publisher, logger);
 
   /** Run `fn` every `ms` on the clock while the principal is running. */
@@ -182,8 +185,10 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
   };
 
   const startInner = async (): Promise<PrincipalEndpoints> => {
+    const r = await createLeaderRole(config, deps.store, instanceId, () => workflows?.setHash ?? "", logger);
+    role = r;
     // SQLite opens synchronously (nothing can stop this start in between); PostgreSQL connects.
-    const opening = openStore(config, deps.store, clock, logger);
+    const opening = openStore(config, deps.store, clock, logger, r);
     const s = opening instanceof Promise ? await opening : opening;
     store = s;
     abortIfStopping();
@@ -214,39 +219,35 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     await wfs.start();
     abortIfStopping();
 
-    const d = new Dispatcher({
+    const t = new LeaderTerms({
+      config,
       store: s,
       clock,
-      leaseMs: config.leaseMs,
-      logger: logger.child({ component: "dispatch" }),
-      onRunChanged: events.run,
-      onTasksChanged: events.tasks,
-    });
-    dispatcher = d;
-    const active = await s.loadActiveRuns();
-    abortIfStopping();
-    d.load(active);
-    for (const a of active) if (a.run.agentId !== null) agents.trackOrphan(a.run.agentId, a.leaseKey);
-    const agentLoss = new AgentLoss({
-      clock,
-      heartbeatTimeoutMs: config.heartbeatTimeoutMs,
-      agents,
-      dispatcher: d,
-      store: s,
       ids,
       logger,
       events,
+      isLeader: () => r.isLeader(),
+      leader: () => r.leader(),
+      ...(auth === null ? {} : { beforeTerm: auth.beginTerm }),
     });
-
+    terms = t;
     const ctx: ApiContext = {
       config,
       logger,
       ids,
       store: s,
       workflows: wfs,
-      dispatcher: d,
-      agents,
-      agentLoss,
+      get dispatcher() {
+        return t.current().dispatcher;
+      },
+      get agents() {
+        return t.current().agents;
+      },
+      get agentLoss() {
+        return t.current().agentLoss;
+      },
+      role: r,
+      requireLeader: () => void t.current(),
       events,
       keys: auth?.keys ?? null,
       onKeyRevoked: () => rebindPublisher(auth?.publisher),
@@ -259,25 +260,30 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     const apiEndpoint = await bindNamingSetting(() => apiServer.bind(), config, "api");
     const logsEndpoint = await bindNamingSetting(() => logServer.bind(), config, "logs");
     abortIfStopping();
-
-    const checkMs = Math.max(
-      20,
-      Math.min(1000, Math.floor(config.heartbeatTimeoutMs / 4), Math.floor(config.leaseMs / 4)),
-    );
-    periodically(checkMs, () => {
-      d.expireLeases();
-      agentLoss.check();
-    });
-    state = "running";
-    pruneInBackground(s, config, logger);
-    periodically(PRUNE_EVERY_MS, () => pruneInBackground(s, config, logger));
     endpoints = { api: apiEndpoint, logs: logsEndpoint, publish: publishEndpoint };
+
+    await r.start(advertised(endpoints, config.advertiseHost), {
+      onElected: (epoch) => t.begin(epoch),
+      onDeposed: () => t.end(),
+    });
+    abortIfStopping();
+    // A standby keeps its key ring in step with the leader's enrolments and revocations.
+    if (auth !== null && r.fence !== undefined) {
+      periodically(config.leaderTtlMs, () => {
+        if (!r.isLeader()) auth.reload().catch(() => undefined);
+      });
+    }
+    state = "running";
+    const term = t.peek();
+    const leaderNow = r.leader();
     readyInfo = {
       workflowDir: config.workflowDir,
       dbPath: databaseOf(config),
       workflows: wfs.size,
-      queued: d.queuedCount(),
-      activeRuns: active.length,
+      queued: term?.dispatcher.queuedCount() ?? 0,
+      activeRuns: term?.activeRuns ?? 0,
+      role: r.isLeader() ? "leader" : "standby",
+      leader: leaderNow?.api ?? null,
       auth: config.auth ? "on" : "off",
       keysDir: config.auth ? config.keysDir : null,
       publicKey: auth?.keyPair.publicKey ?? null,
@@ -298,7 +304,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
   const cleanup = async (): Promise<void> => {
     for (const t of timers) t.stop();
     timers = [];
-    dispatcher?.close();
+    terms?.end();
     await rebinding;
     const [a, l, w, st, p] = [api, logs, workflows, store, publisher];
     api = null;
@@ -310,6 +316,10 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     ]);
     await closeQuietly("workflow watcher", w ? () => w.stop() : undefined);
     await closeQuietly("store", st ? () => st.close() : undefined);
+    // After the store: its last writes are fenced by the lease, released only now.
+    const ro = role;
+    role = null;
+    await closeQuietly("leadership", ro ? () => ro.stop() : undefined);
     await closeQuietly("publisher", p ? () => p.close() : undefined);
   };
 

@@ -1,7 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { ConfigError } from "@cdktr/protocol";
-import { loadConfig } from "./config.js";
+import { hostname } from "node:os";
+import { defaultAdvertiseHost, loadConfig } from "./config.js";
 
 describe("loadConfig", () => {
   it("applies the documented defaults and expands ~ against HOME", () => {
@@ -16,6 +17,8 @@ describe("loadConfig", () => {
       dbPath: "/home/u/.cdktr/cdktr.db",
       databaseUrl: null,
       databaseReadConnections: 4,
+      leaderTtlMs: 5000,
+      advertiseHost: "127.0.0.1",
       heartbeatTimeoutMs: 30_000,
       heartbeatIntervalMs: 5_000,
       agentGcAfterMs: 3_600_000,
@@ -64,6 +67,23 @@ describe("loadConfig", () => {
         e instanceof ConfigError &&
         e.problems.some((p) => p.startsWith("CDKTR_DATABASE_URL: expected a postgres://")) &&
         e.problems.some((p) => p.startsWith("CDKTR_DATABASE_READ_CONNECTIONS:")),
+    );
+  });
+
+  it("CDKTR_LEADER_TTL_MS (1000..300000, default 5000) and CDKTR_ADVERTISE_HOST (default: the bind host, or the host name for a wildcard)", () => {
+    const d = loadConfig({}, { dotEnv: false });
+    assert.deepEqual([d.leaderTtlMs, d.advertiseHost], [5000, "127.0.0.1"]);
+    const c = loadConfig({ CDKTR_LEADER_TTL_MS: "2000", CDKTR_ADVERTISE_HOST: "p1.example" }, { dotEnv: false });
+    assert.deepEqual([c.leaderTtlMs, c.advertiseHost], [2000, "p1.example"]);
+    for (const wildcard of ["0.0.0.0", "::", "*"])
+      assert.equal(defaultAdvertiseHost(wildcard), hostname(), `${wildcard} is advertised as the host name`);
+    assert.equal(defaultAdvertiseHost("10.0.0.5"), "10.0.0.5");
+    assert.throws(
+      () => loadConfig({ CDKTR_LEADER_TTL_MS: "100", CDKTR_ADVERTISE_HOST: "a b" }, { dotEnv: false }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.problems.some((p) => p.startsWith("CDKTR_LEADER_TTL_MS:")) &&
+        e.problems.some((p) => p.startsWith("CDKTR_ADVERTISE_HOST: expected a host name")),
     );
   });
 

@@ -2,7 +2,7 @@
  * Configuration of the principal: every `CDKTR_*` variable it reads, with defaults. Values come
  * from the environment, then from a `.env` file in the working directory (never overriding).
  */
-import { homedir } from "node:os";
+import { homedir, hostname } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError, envInt, loadDotEnv, parseEnv } from "@cdktr/protocol";
@@ -42,6 +42,21 @@ export const PrincipalEnvSchema = z.object({
     .optional(),
   /** Connections of the PostgreSQL read pool (listings, log queries), besides the two write connections. */
   CDKTR_DATABASE_READ_CONNECTIONS: envInt({ min: 1, max: 100, default: 4 }),
+  /**
+   * Several principals on one PostgreSQL database: the leader's lease, renewed every third of it;
+   * a standby takes over at most about this long after the leader is gone.
+   */
+  CDKTR_LEADER_TTL_MS: envInt({ min: 1000, max: 300_000, default: 5000 }),
+  /**
+   * Host name or address other machines reach this principal at, put in the endpoints it
+   * advertises as leader; unset = `CDKTR_PRINCIPAL_HOST`, or the machine's host name when that is
+   * a wildcard (0.0.0.0, ::, *).
+   */
+  CDKTR_ADVERTISE_HOST: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9_.:[\]-]+$/, { error: "expected a host name or an IP address" })
+    .optional(),
   /** An agent silent for longer than this loses its runs (CRASHED). */
   CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS: envInt({ min: 100, max: 86_400_000, default: 30_000 }),
   /** A lost agent stays in `listAgents` (status LOST) this long, then is forgotten. */
@@ -99,6 +114,10 @@ export interface PrincipalConfig {
   databaseUrl: string | null;
   /** `CDKTR_DATABASE_READ_CONNECTIONS`. */
   databaseReadConnections: number;
+  /** The leader lease's duration (`CDKTR_LEADER_TTL_MS`); PostgreSQL only. */
+  leaderTtlMs: number;
+  /** Host put in the advertised endpoints (`CDKTR_ADVERTISE_HOST`, resolved). */
+  advertiseHost: string;
   heartbeatTimeoutMs: number;
   heartbeatIntervalMs: number;
   /** How long a lost agent is listed before it is forgotten (`CDKTR_AGENT_GC_AFTER_MS`). */
@@ -135,6 +154,12 @@ export function isLoopbackHost(host: string): boolean {
   if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
   const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
   return m?.slice(1).every((n) => Number(n) <= 255) ?? false;
+}
+
+/** The host to advertise for a bind host: itself, or the machine's host name for a wildcard (0.0.0.0, ::, *). */
+export function defaultAdvertiseHost(bindHost: string): string {
+  const h = bindHost.trim().replace(/^\[(.*)\]$/, "$1");
+  return h === "0.0.0.0" || h === "::" || h === "*" || h === "" ? hostname() : bindHost;
 }
 
 /** Expand a leading `~` and `$HOME`/`${HOME}` in a path. */
@@ -180,6 +205,8 @@ export function loadConfig(
     dbPath: isAbsolute(dbPath) ? dbPath : resolve(cwd, dbPath),
     databaseUrl: e.CDKTR_DATABASE_URL ?? null,
     databaseReadConnections: e.CDKTR_DATABASE_READ_CONNECTIONS,
+    leaderTtlMs: e.CDKTR_LEADER_TTL_MS,
+    advertiseHost: e.CDKTR_ADVERTISE_HOST ?? defaultAdvertiseHost(e.CDKTR_PRINCIPAL_HOST),
     heartbeatTimeoutMs: e.CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS,
     heartbeatIntervalMs: e.CDKTR_AGENT_HEARTBEAT_INTERVAL_MS,
     agentGcAfterMs: e.CDKTR_AGENT_GC_AFTER_MS,

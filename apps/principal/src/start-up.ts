@@ -5,6 +5,7 @@
 import { errorMessage, type Clock, type Logger } from "@cdktr/protocol";
 import type { PrincipalConfig } from "./config.js";
 import { PrincipalStartError } from "./errors.js";
+import { SoleLeader, type LeaderRole } from "./leader/leader-role.js";
 import { redactUrl } from "./store/postgres/database-url.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
@@ -25,9 +26,10 @@ export function openStore(
   injected: Store | undefined,
   clock: Clock,
   logger: Logger,
+  role: LeaderRole,
 ): Store | Promise<Store> {
   if (injected !== undefined) return injected;
-  if (config.databaseUrl !== null) return openPostgres(config.databaseUrl, config, clock, logger);
+  if (config.databaseUrl !== null) return openPostgres(config.databaseUrl, config, clock, logger, role);
   try {
     return SqliteStore.open({ path: config.dbPath, clock, logger: logger.child({ component: "store" }) });
   } catch (e) {
@@ -43,7 +45,13 @@ export function openStore(
  * The PostgreSQL store at `url` (connected and migrated; `pg` is loaded only here).
  * @throws PrincipalStartError DATABASE_UNAVAILABLE naming `CDKTR_DATABASE_URL`.
  */
-async function openPostgres(url: string, config: PrincipalConfig, clock: Clock, logger: Logger): Promise<Store> {
+async function openPostgres(
+  url: string,
+  config: PrincipalConfig,
+  clock: Clock,
+  logger: Logger,
+  role: LeaderRole,
+): Promise<Store> {
   try {
     const { PostgresStore } = await import("./store/postgres/postgres-store.js");
     return await PostgresStore.open({
@@ -51,6 +59,9 @@ async function openPostgres(url: string, config: PrincipalConfig, clock: Clock, 
       clock,
       logger: logger.child({ component: "store" }),
       readConnections: config.databaseReadConnections,
+      ...(role.fence === undefined
+        ? {}
+        : { fence: role.fence, idleInTransactionTimeoutMs: Math.max(config.leaderTtlMs, 1000) }),
     });
   } catch (e) {
     throw new PrincipalStartError(
@@ -59,6 +70,29 @@ async function openPostgres(url: string, config: PrincipalConfig, clock: Clock, 
       { cause: e, context: { database: redactUrl(url) } },
     );
   }
+}
+
+/**
+ * The leader role of the configuration: several principals may share a PostgreSQL database, so
+ * there a lease elects one (`PgLeadership`, `pg` loaded only then); alone on SQLite, or with
+ * an injected store, the principal always leads (`SoleLeader`).
+ */
+export async function createLeaderRole(
+  config: PrincipalConfig,
+  injected: Store | undefined,
+  instanceId: string,
+  workflowHash: () => string,
+  logger: Logger,
+): Promise<LeaderRole> {
+  if (injected !== undefined || config.databaseUrl === null) return new SoleLeader();
+  const { PgLeadership } = await import("./leader/pg-leadership.js");
+  return new PgLeadership({
+    url: config.databaseUrl,
+    ttlMs: config.leaderTtlMs,
+    instanceId,
+    workflowHash,
+    logger: logger.child({ component: "leader" }),
+  });
 }
 
 /** The principal's sockets, as named in errors, with their port settings. */

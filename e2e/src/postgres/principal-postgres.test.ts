@@ -40,7 +40,7 @@ describe("principal on PostgreSQL", async () => {
           tasks: { wait: { cmd: "sh", args: ["-c", "echo start; sleep 4; echo end"] } },
         }),
       },
-      { env: { CDKTR_DATABASE_URL: url } },
+      { env: { CDKTR_DATABASE_URL: url, CDKTR_LEADER_TTL_MS: "1000" } },
     );
     const first = await c.start();
     assert.match(
@@ -64,7 +64,19 @@ describe("principal on PostgreSQL", async () => {
     });
     await c.kill();
     const restarted = await c.start();
-    assert.equal(restarted.ready.activeRuns, 1, "the RUNNING run is found in the database");
+    // The restarted principal is a new candidate: it cannot tell its SIGKILLed predecessor from a
+    // paused one, so it waits for that lease to expire (at most CDKTR_LEADER_TTL_MS), then leads
+    // with the runs of the database.
+    assert.ok(["leader", "standby"].includes(String(restarted.ready.role)));
+    await waitFor(async () => (await c.client.request("ping", {})).role === "leader", {
+      timeoutMs: 5_000,
+      what: "the restarted principal to lead",
+    });
+    assert.equal(
+      (await c.client.request("getRun", { runId: slow })).run.status,
+      "RUNNING",
+      "the RUNNING run is found in the database",
+    );
     const slowDone = await c.waitForRun(slow, 60_000);
     assert.equal(slowDone.run.status, "COMPLETED", JSON.stringify(slowDone.run));
     assert.deepEqual(taskStates(slowDone), { wait: "COMPLETED" });

@@ -5,6 +5,7 @@ import type { AgentLoss } from "../agents/agent-loss.js";
 import type { AgentRegistry } from "../agents/agent-registry.js";
 import type { PrincipalConfig } from "../config.js";
 import type { Dispatcher } from "../dispatch/dispatcher.js";
+import type { LeaderRole } from "../leader/leader-role.js";
 import type { UlidGenerator } from "../ids.js";
 import type { PrincipalEvents } from "../publish/principal-events.js";
 import type { Store } from "../store/store.js";
@@ -12,7 +13,8 @@ import type { WorkflowRegistry } from "../workflows/workflow-registry.js";
 
 /**
  * What the API handlers work with: the principal's started components. Built once by
- * `createPrincipal` after start-up, before the sockets bind.
+ * `createPrincipal` after start-up, before the sockets bind; the leader-only parts are those of
+ * the current term (`leader/leader-terms.ts`).
  */
 export interface ApiContext {
   config: PrincipalConfig;
@@ -20,9 +22,16 @@ export interface ApiContext {
   ids: UlidGenerator;
   store: Store;
   workflows: WorkflowRegistry;
-  dispatcher: Dispatcher;
-  agents: AgentRegistry;
-  agentLoss: AgentLoss;
+  /** The current leader term's dispatcher; reading it on a standby throws `NOT_LEADER`. */
+  readonly dispatcher: Dispatcher;
+  /** The current leader term's agents; reading it on a standby throws `NOT_LEADER`. */
+  readonly agents: AgentRegistry;
+  /** The current leader term's agent-loss policy; reading it on a standby throws `NOT_LEADER`. */
+  readonly agentLoss: AgentLoss;
+  /** Whether this principal leads, and the leader's endpoints (`ping`, `registerAgent`). */
+  role: LeaderRole;
+  /** Throws `NOT_LEADER` unless this principal leads and its term is ready. */
+  requireLeader: () => void;
   events: PrincipalEvents;
   /** Enrolled keys (updated by enrolments and revocations); null when authentication is off. */
   keys: KeyRing | null;

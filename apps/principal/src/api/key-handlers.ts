@@ -1,4 +1,5 @@
-import { CdktrError, type API_VERBS, type RpcServer } from "@cdktr/protocol";
+import { CdktrError, type API_VERBS } from "@cdktr/protocol";
+import type { HandlerRegistry } from "../leader/leader-gate.js";
 import type { ApiContext } from "./api-context.js";
 
 /**
@@ -7,7 +8,7 @@ import type { ApiContext } from "./api-context.js";
  * revoked key is refused at once on the API and log ports (every request asks the key ring); the
  * publish socket is re-bound so that its subscriptions end too.
  */
-export function registerKeyHandlers(server: RpcServer<typeof API_VERBS>, ctx: ApiContext): void {
+export function registerKeyHandlers(server: HandlerRegistry<typeof API_VERBS>, ctx: ApiContext): void {
   const { store, logger } = ctx;
   server
     .handle("enrollKey", async (req, rpc) => {

@@ -1,14 +1,15 @@
-import type { API_VERBS, LOG_VERBS, LogLine, RpcServer } from "@cdktr/protocol";
+import type { API_VERBS, LOG_VERBS, LogLine } from "@cdktr/protocol";
 import { logIngestBusy, runNotFound } from "../errors.js";
 import { mayReadRun, seesAllRuns } from "../auth/roles.js";
 import { permissionDenied } from "../errors.js";
+import type { HandlerRegistry } from "../leader/leader-gate.js";
 import type { ApiContext } from "./api-context.js";
 
 /**
  * Register `queryLogs` on the API server (paged, answered by the store's read workers). A key that
  * reads only its own runs (trigger, scheduler) queries one run at a time, and only a run it triggered.
  */
-export function registerLogQueryHandlers(server: RpcServer<typeof API_VERBS>, ctx: ApiContext): void {
+export function registerLogQueryHandlers(server: HandlerRegistry<typeof API_VERBS>, ctx: ApiContext): void {
   server.handle("queryLogs", async (req, rpc) => {
     const identity = rpc.identity;
     if (identity !== null && !seesAllRuns(identity, "queryLogs")) {
@@ -107,7 +108,7 @@ export class LogIngestBudget {
  * is refused from its JSON, before its lines are validated. Lines go in the store's bulk lane, so
  * they never delay triggers and status reports.
  */
-export function registerLogIngestHandlers(server: RpcServer<typeof LOG_VERBS>, ctx: ApiContext): void {
+export function registerLogIngestHandlers(server: HandlerRegistry<typeof LOG_VERBS>, ctx: ApiContext): void {
   const budget = new LogIngestBudget(ctx.config.logIngestMaxPendingLines, ctx.config.logIngestMaxPendingBytes);
   // Unregistered agent ids share one budget per key: inventing ids buys no extra room.
   const ownerOf = (agentId: string, keyName: string | null): string =>

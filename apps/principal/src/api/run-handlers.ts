@@ -1,7 +1,8 @@
-import { CdktrError, isTerminalRunStatus, type API_VERBS, type RpcServer } from "@cdktr/protocol";
+import { CdktrError, isTerminalRunStatus, type API_VERBS } from "@cdktr/protocol";
 import { resolveParams } from "@cdktr/workflow";
 import { CRON_KEY_PREFIX, mayReadRun, mayTriggerWorkflow, mayUseIdempotencyKey, seesAllRuns } from "../auth/roles.js";
 import { permissionDenied, runNotFound, workflowNotFound } from "../errors.js";
+import type { HandlerRegistry } from "../leader/leader-gate.js";
 import type { ApiContext } from "./api-context.js";
 
 /**
@@ -10,8 +11,9 @@ import type { ApiContext } from "./api-context.js";
  * the key that triggered it, its idempotency key lives in that key's scope, and the role rules of
  * `auth/roles.ts` decide which workflows, idempotency keys and runs a key may use or read.
  */
-export function registerRunHandlers(server: RpcServer<typeof API_VERBS>, ctx: ApiContext): void {
-  const { store, dispatcher, workflows, events, logger } = ctx;
+export function registerRunHandlers(server: HandlerRegistry<typeof API_VERBS>, ctx: ApiContext): void {
+  // The dispatcher is the current term's: read at each request.
+  const { store, workflows, events, logger } = ctx;
   const debugLogging = ctx.config.logLevel === "debug";
   server
     .handle("runWorkflow", async (req, rpc) => {
@@ -64,7 +66,7 @@ export function registerRunHandlers(server: RpcServer<typeof API_VERBS>, ctx: Ap
           else logger.debug("run created", created);
         }
         events.run(run);
-        if (run.status === "QUEUED") dispatcher.enqueue(run, wf);
+        if (run.status === "QUEUED") ctx.dispatcher.enqueue(run, wf);
       }
       return { runId: run.runId, duplicate, skipped: run.status === "SKIPPED", status: run.status };
     })
@@ -73,8 +75,8 @@ export function registerRunHandlers(server: RpcServer<typeof API_VERBS>, ctx: Ap
       // fetch meanwhile may hand the run out, but its assignment is written after this cancel
       // (one ordered commit queue), is refused by the database and forgotten, as is its confirm.
       const res = await store.cancelRun(runId);
-      if (res.agentMustStop) dispatcher.requestCancel(runId);
-      else if (isTerminalRunStatus(res.run.status)) dispatcher.remove(runId);
+      if (res.agentMustStop) ctx.dispatcher.requestCancel(runId);
+      else if (isTerminalRunStatus(res.run.status)) ctx.dispatcher.remove(runId);
       if (res.cancelled && !res.agentMustStop) events.run(res.run);
       if (res.cancelled) logger.info("run cancel", { runId, status: res.run.status, agentMustStop: res.agentMustStop });
       return { runId, status: res.run.status, cancelled: res.cancelled };

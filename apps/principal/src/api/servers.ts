@@ -1,4 +1,19 @@
-import { API_VERBS, LOG_VERBS, RpcServer, endpointFor, type ServerAuth, type ServerHealth } from "@cdktr/protocol";
+import {
+  API_VERBS,
+  LOG_VERBS,
+  RpcServer,
+  endpointFor,
+  type ReplyOf,
+  type ServerAuth,
+  type ServerHealth,
+  type VerbTable,
+} from "@cdktr/protocol";
+import {
+  LEADER_ONLY_API_VERBS,
+  LEADER_ONLY_LOG_VERBS,
+  leaderGated,
+  type HandlerRegistry,
+} from "../leader/leader-gate.js";
 import { registerAgentHandlers } from "./agent-handlers.js";
 import { registerKeyHandlers } from "./key-handlers.js";
 import type { ApiContext } from "./api-context.js";
@@ -14,15 +29,43 @@ export interface ServerIdentity {
 
 /**
  * The health `ping` reports on both servers: `degraded` with the store's problems (e.g. `"disk
- * full"`) while it has any.
+ * full"`) and the leader election's (`"leader lease unreachable"`) while there are any.
  */
 export function principalHealth(ctx: ApiContext): ServerHealth {
-  const problems = ctx.store.problems();
+  const problems = [...ctx.store.problems(), ...ctx.role.problems()];
   return { health: problems.length === 0 ? "ok" : "degraded", problems };
 }
 
 /**
- * The API ROUTER (every verb of `API_VERBS`) with its handlers registered; not bound yet. With
+ * The `ping` reply of both servers: identity, health, and leadership (role, the leader's
+ * endpoints, its epoch) with the hash of this principal's workflow set.
+ */
+export function principalPing(ctx: ApiContext, id: ServerIdentity): ReplyOf<typeof API_VERBS, "ping"> {
+  return {
+    principalId: id.serverId,
+    version: id.version,
+    time: new Date().toISOString(),
+    ...principalHealth(ctx),
+    ...ctx.role.ping(),
+    workflowHash: ctx.workflows.setHash,
+  };
+}
+
+/** `ping` on `server`, and the view of it that refuses the `leaderOnly` verbs on a standby. */
+function gated<T extends VerbTable & Pick<typeof API_VERBS, "ping">>(
+  server: RpcServer<T>,
+  ctx: ApiContext,
+  id: ServerIdentity,
+  leaderOnly: ReadonlySet<string>,
+): HandlerRegistry<T> {
+  const view = leaderGated(server, leaderOnly, ctx.requireLeader);
+  view.handle("ping", () => principalPing(ctx, id) as never);
+  return view;
+}
+
+/**
+ * The API ROUTER (every verb of `API_VERBS`) with its handlers registered, those of
+ * `LEADER_ONLY_API_VERBS` refused with `NOT_LEADER` on a standby; not bound yet. With
  * `auth`: CURVE, enrolled keys only, `hello`, and the role matrix per verb.
  */
 export function createApiServer(
@@ -41,11 +84,12 @@ export function createApiServer(
     health: () => principalHealth(ctx),
     auth,
   });
-  registerWorkflowHandlers(server, ctx);
-  registerRunHandlers(server, ctx);
-  registerLogQueryHandlers(server, ctx);
-  registerAgentHandlers(server, ctx);
-  registerKeyHandlers(server, ctx);
+  const view = gated(server, ctx, id, LEADER_ONLY_API_VERBS);
+  registerWorkflowHandlers(view, ctx);
+  registerRunHandlers(view, ctx);
+  registerLogQueryHandlers(view, ctx);
+  registerAgentHandlers(view, ctx);
+  registerKeyHandlers(view, ctx);
   return server;
 }
 
@@ -66,6 +110,6 @@ export function createLogServer(
     health: () => principalHealth(ctx),
     auth,
   });
-  registerLogIngestHandlers(server, ctx);
+  registerLogIngestHandlers(gated(server, ctx, id, LEADER_ONLY_LOG_VERBS), ctx);
   return server;
 }

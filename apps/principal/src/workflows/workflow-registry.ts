@@ -1,4 +1,5 @@
 import { watch, type FSWatcher } from "chokidar";
+import { createHash } from "node:crypto";
 import {
   errorMessage,
   noopLogger,
@@ -11,6 +12,7 @@ import {
   type WorkflowLoadError,
   type WorkflowsChangedEvent,
 } from "@cdktr/protocol";
+import { canonicalJson } from "../store/rows.js";
 import { every, type RepeatingTimer } from "../time/every.js";
 
 /** The part of a directory scan the registry uses (`ScanResult` of `@cdktr/workflow`). */
@@ -59,6 +61,7 @@ export class WorkflowRegistry {
   private scanning: Promise<void> | null = null;
   private again = false;
   private stopped = false;
+  private setHashOf: string | null = null;
 
   constructor(private readonly opts: WorkflowRegistryOptions) {
     this.logger = opts.logger ?? noopLogger;
@@ -74,6 +77,25 @@ export class WorkflowRegistry {
   /** Number of active workflows. */
   get size(): number {
     return this.current.size;
+  }
+
+  /**
+   * Hash of the loaded workflow set (SHA-256 of the canonical JSON of every definition, sorted
+   * by id, without the source file's hash: comments and formatting do not count): the same on
+   * principals that load the same workflows, compared between the principals of one database and
+   * reported in `ping`.
+   */
+  get setHash(): string {
+    if (this.setHashOf === null) {
+      const h = createHash("sha256");
+      const ids = [...this.current.keys()].sort();
+      for (const id of ids) {
+        const { hash: _fileHash, ...definition } = this.current.get(id) as WorkflowDefinition;
+        h.update(`${canonicalJson(definition)}\n`);
+      }
+      this.setHashOf = h.digest("hex");
+    }
+    return this.setHashOf;
   }
 
   /** The active definition of `id`. */
@@ -164,6 +186,7 @@ export class WorkflowRegistry {
       this.changedAt.delete(id);
     }
     this.current = new Map(scan.workflows);
+    this.setHashOf = null;
     this.logger.info("workflows changed", { version: this.versionNo, changed, removed, workflows: this.current.size });
     this.opts.onChange?.({ version: this.versionNo, changed, removed });
   }

@@ -117,6 +117,24 @@ export const PG_MIGRATIONS: readonly string[] = [
     revoked_at BIGINT
   );
   `,
+  // 2: the leader lease of several principals sharing this database (leader/pg-leadership.ts).
+  // One row. `epoch` has a UNIQUE index so that a takeover (which changes it) takes the row's
+  // FOR UPDATE lock and waits for the old leader's write transactions in flight (each holds FOR
+  // KEY SHARE on the row, see the fence), while a renewal (expires_at only) takes FOR NO KEY
+  // UPDATE and never waits for them. Expiry is in the database's clock.
+  `
+  CREATE TABLE leader_lease (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    holder        TEXT,
+    epoch         BIGINT NOT NULL UNIQUE,
+    expires_at    TIMESTAMPTZ NOT NULL,
+    api           TEXT,
+    logs          TEXT,
+    publish       TEXT,
+    workflow_hash TEXT
+  );
+  INSERT INTO leader_lease (id, holder, epoch, expires_at) VALUES (1, NULL, 0, '-infinity');
+  `,
 ];
 
 /** First key of the migration lock (`pg_advisory_xact_lock(key, hashtext(schema))`): "cdkt". */

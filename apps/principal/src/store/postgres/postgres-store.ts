@@ -62,6 +62,11 @@ export interface PostgresStoreOptions {
    * leader's fencing-epoch check goes. A throw fails the transaction's writes. @default none
    */
   fence?: (sql: Sql) => Promise<void>;
+  /**
+   * The server ends a write connection that sits in an open transaction longer than this (with
+   * `fence`: a paused leader never holds the lease row's lock past it). @default none
+   */
+  idleInTransactionTimeoutMs?: number;
 }
 
 const TABLES = [
@@ -153,6 +158,9 @@ export class PostgresStore implements Store {
         connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
         query_timeout: QUERY_TIMEOUT_MS,
         application_name: "cdktr-principal",
+        ...(options.idleInTransactionTimeoutMs === undefined
+          ? {}
+          : { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }),
       });
       // Until a lane adopts it, an error on it is reported by the failing call.
       client.on("error", () => undefined);
