@@ -26,6 +26,9 @@ export interface PrincipalSetOptions {
 
 /** The soak's principals; the first one's fixture owns the home, keys and workflows. */
 export class PrincipalSet {
+  /** Clients made by {@link connect} for several principals (closed by {@link dispose}). */
+  private readonly clients: PrincipalClient[] = [];
+
   private constructor(
     /** The fixtures; `[0]` writes the workflows and holds the keys. */
     readonly fixtures: readonly PrincipalFixture[],
@@ -90,7 +93,9 @@ export class PrincipalSet {
   connect(options: { timeoutMs: number; key?: ClientKey | null }): PrincipalClient {
     const key = options.key !== undefined ? options.key : this.first.key();
     if (this.fixtures.length === 1) return this.first.connect({ timeoutMs: options.timeoutMs, key });
-    return new PrincipalClient({ endpoints: this.apiEndpoints, timeoutMs: options.timeoutMs, env: {}, key });
+    const c = new PrincipalClient({ endpoints: this.apiEndpoints, timeoutMs: options.timeoutMs, env: {}, key });
+    this.clients.push(c);
+    return c;
   }
 
   /**
@@ -102,7 +107,13 @@ export class PrincipalSet {
     for (let i = 0; i < this.fixtures.length; i++) {
       const f = this.fixtures[i] as PrincipalFixture;
       if (f.service === null || f.service.child.exitCode !== null || f.service.child.signalCode !== null) continue;
-      const c = new PrincipalClient({ endpoint: f.endpoints.api, timeoutMs, env: {}, key: this.first.key() });
+      const c = new PrincipalClient({
+        endpoint: f.endpoints.api,
+        timeoutMs,
+        env: {},
+        key: this.first.key(),
+        followLeader: false,
+      });
       try {
         const reply = await c.ping({ retry: false });
         if (reply.role === undefined || reply.role === "leader") return i;
@@ -126,8 +137,9 @@ export class PrincipalSet {
     }
   }
 
-  /** Drop the PostgreSQL schema (processes must be stopped first). */
+  /** Close the clients and drop the PostgreSQL schema (processes must be stopped first). */
   async dispose(): Promise<void> {
+    for (const c of this.clients.splice(0)) c.close();
     if (this.schema !== null) await adminQuery(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`);
   }
 }

@@ -212,7 +212,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const hookUrl = () => String((listeners.handle?.ready.listeners as { url?: string }[] | undefined)?.[0]?.url);
     say(`stack up: principal on ${p.ports.api}, webhook at ${hookUrl()}`);
 
-    const loadKey = await p.createKey("soak-load", "trigger");
+    // Keys are enrolled by the leader (the fixture's own client talks to its principal only).
+    const leading = principals.fixtures[(await principals.awaitLeader(60_000)) ?? 0] ?? p;
+    const loadKey = await leading.createKey("soak-load", "trigger");
     const loadClient = principals.connect({ timeoutMs: 3000, key: loadKey.key });
     const probe = principals.connect({ timeoutMs: 500 });
 

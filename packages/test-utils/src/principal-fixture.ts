@@ -205,7 +205,8 @@ export class PrincipalFixture {
 
   /**
    * A `PrincipalClient` on the API port with the `local-operator` key (one per fixture, closed at
-   * clean-up; it survives restarts).
+   * clean-up; it survives restarts). It talks to this principal only (`followLeader: false`): a
+   * standby's `NOT_LEADER` reaches the test.
    */
   get client(): PrincipalClient {
     this.apiClient ??= new PrincipalClient({
@@ -213,6 +214,7 @@ export class PrincipalFixture {
       timeoutMs: this.clientTimeoutMs,
       env: {},
       key: this.key(),
+      followLeader: false,
     });
     return this.apiClient;
   }
@@ -229,7 +231,7 @@ export class PrincipalFixture {
   }
 
   /**
-   * Another `PrincipalClient` (own connection and timeout), closed at clean-up; with
+   * Another `PrincipalClient` (own connection and timeout), closed at clean-up, to this principal only; with
    * `local-operator` unless `key` is given (null: plaintext).
    */
   connect(options: { timeoutMs?: number; key?: ClientKey | null } = {}): PrincipalClient {
@@ -238,6 +240,7 @@ export class PrincipalFixture {
       timeoutMs: options.timeoutMs ?? this.clientTimeoutMs,
       env: {},
       key: options.key !== undefined ? options.key : this.key(),
+      followLeader: false,
     });
     this.extraClients.push(c);
     return c;

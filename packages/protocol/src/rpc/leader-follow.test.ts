@@ -247,7 +247,10 @@ describe("clients of several principals follow the leader", () => {
     await waitFor(() => hung.received() === 2);
     c.leaderWatch.set(leader.ends);
     assert.deepEqual(await cancel, { runId: "r1", status: "CANCELLED", cancelled: true });
-    assert.equal((await fetch).code, "CLOSED");
+    const cut = await fetch;
+    assert.equal(cut.code, "TIMEOUT", "cut by the move: outcome unknown, retryable like any silence");
+    assert.equal(cut.retryable, true);
+    assert.match(cut.message, /the leader moved/);
     assert.ok(performance.now() - t0 < 5000, "long before the 30 s timeout");
     assert.deepEqual(leader.done, ["cancelRun"], "the fetch is not resent");
     await c.fetchWork({ agentId: "a", waitMs: 0, freeSlots: 1 });
@@ -304,5 +307,20 @@ describe("clients of several principals follow the leader", () => {
     assert.deepEqual(moves, []);
     assert.equal(c.endpoint, p.ends.api);
     assert.equal(c.leader?.logs, p.ends.api.replace(/:\d+$/, ":7001"));
+  });
+
+  it("followLeader: false talks to its one principal: a standby's NOT_LEADER reaches the caller, and what replies say of the leader does not move it", async () => {
+    let leader: Fake | undefined;
+    const standby = await fake(() => leader?.ends);
+    leader = await fake(() => null);
+    const c = client([standby.ends.api], { followLeader: false });
+    const pong = await c.ping();
+    assert.deepEqual(pong.leader, leader.ends, "the standby names the leader");
+    const err = await rejection(c.runWorkflow({ workflowId: "wf", source: "test" }, { retry: false }));
+    assert.equal(err.code, "NOT_LEADER");
+    assert.deepEqual(err.leader, leader.ends);
+    await rejection(c.runWorkflow({ workflowId: "wf", source: "test" }, { retry: false }));
+    assert.deepEqual(standby.refused, ["runWorkflow", "runWorkflow"]);
+    assert.deepEqual(leader.done, [], "nothing went to the leader");
   });
 });

@@ -31,6 +31,11 @@ export interface LeaderRpcOptions<T extends VerbTable> {
   maxDelayMs?: number | undefined;
   /** Called with every successful reply and the endpoint that gave it. */
   onReply?: ((verb: string, reply: unknown, endpoint: string) => void) | undefined;
+  /**
+   * false: talk to the first endpoint only and hand every error, `NOT_LEADER` included, to the
+   * caller (diagnostics and tests that address one principal). @default true
+   */
+  followLeader?: boolean | undefined;
   /** @default noopLogger */
   logger?: Logger | undefined;
 }
@@ -44,9 +49,9 @@ export interface LeaderRpcOptions<T extends VerbTable> {
  *   resends only what may be resent (`resendable`, or a request known unsent), never turning an
  *   at-most-once request into a duplicate.
  *
- * When the leader moves, calls still waiting on the old leader are cut (`CLOSED`) and handled like
- * silence: the resendable ones go to the new leader at once, a `fetchWork` fails now instead of at
- * the end of its long poll.
+ * When the leader moves, calls still waiting on the old leader are cut and handled like silence
+ * (a retryable `TIMEOUT`): the resendable ones go to the new leader at once, a `fetchWork` fails
+ * now instead of at the end of its long poll.
  *
  * It gives up with the last error once `leaderWaitMs` has passed. With one endpoint and no
  * `NOT_LEADER`, a call is exactly one {@link RpcClient.request}. One {@link RpcClient} per
@@ -70,12 +75,14 @@ export class LeaderRpc<T extends VerbTable> {
     this.#logger = opts.logger ?? noopLogger;
     this.#leaderWaitMs = opts.leaderWaitMs ?? DEFAULT_LEADER_WAIT_MS;
     this.#endpoints = [...new Set(opts.endpoints)];
-    const best = opts.watch.best;
+    const follow = opts.followLeader !== false;
+    const best = follow ? opts.watch.best : null;
     this.#current = best === null ? (this.#endpoints[0] ?? "") : opts.pick(best);
     if (!this.#endpoints.includes(this.#current)) this.#endpoints.push(this.#current);
     this.#leaderEndpoint = best === null ? null : opts.pick(best);
     this.#client(this.#current);
-    this.#unwatch = opts.watch.onChange((leader) => this.#leaderMoved(opts.pick(leader)));
+    // Not following: this channel stays on its endpoint whatever the watch learns.
+    this.#unwatch = follow ? opts.watch.onChange((leader) => this.#leaderMoved(opts.pick(leader))) : () => undefined;
   }
 
   /** The endpoint requests go to now. */
@@ -107,6 +114,11 @@ export class LeaderRpc<T extends VerbTable> {
   ): Promise<ReplyOf<T, V>> {
     const may = resendable && opts.retry !== false && this.#o.verbs[verb]?.idempotent === true;
     const callOpts: RequestOptions = may ? opts : { ...opts, retry: false };
+    if (this.#o.followLeader === false) {
+      const reply = await this.#client(this.#current).request(verb, body, opts);
+      this.#o.onReply?.(verb, reply, this.#current);
+      return reply;
+    }
     const deadline = Date.now() + this.#leaderWaitMs;
     for (let hop = 1; ; hop++) {
       const endpoint = this.#current;
@@ -115,7 +127,7 @@ export class LeaderRpc<T extends VerbTable> {
         this.#o.onReply?.(verb, reply, endpoint);
         return reply;
       } catch (e: unknown) {
-        const err = toCdktrError(e);
+        const err = this.#cutAsTimeout(toCdktrError(e), verb, endpoint);
         const delay = this.#afterFailure(err, endpoint, may, hop);
         if (delay === null || this.#closed || Date.now() + delay >= deadline) throw err;
         this.#logger.debug("principal request moves", { verb, from: endpoint, to: this.#current, code: err.code });
@@ -156,9 +168,7 @@ export class LeaderRpc<T extends VerbTable> {
       this.#next(endpoint);
       return this.#backoff(hop);
     }
-    // CLOSED while this channel is open: the old leader's client was closed under the call.
-    const cut = err.code === "CLOSED" && !this.#closed && this.#current !== endpoint;
-    if (err.code !== "TIMEOUT" && err.code !== "UNAVAILABLE" && !cut) return null;
+    if (err.code !== "TIMEOUT" && err.code !== "UNAVAILABLE") return null;
     if (this.#endpoints.length < 2) return null;
     // The silent one may have been the leader: unknown until a reply says (the configured
     // single principal stays the best guess).
@@ -166,6 +176,20 @@ export class LeaderRpc<T extends VerbTable> {
     this.#next(endpoint);
     if (!resendable && err.context.unsent !== true) return null;
     return hop % this.#endpoints.length === 0 ? this.#backoff(rounds) : 0;
+  }
+
+  /**
+   * A call cut because the leader moved (the old leader's client was closed under it, this channel
+   * still open) ends like one that timed out: it may or may not have been executed, and the
+   * caller may retry (with its idempotency key) as after any silence. Other errors pass unchanged.
+   */
+  #cutAsTimeout(err: CdktrError, verb: string, endpoint: string): CdktrError {
+    if (err.code !== "CLOSED" || this.#closed || this.#current === endpoint) return err;
+    return new CdktrError(
+      "TIMEOUT",
+      `no reply from ${endpoint} to ${verb}: the leader moved to ${this.#current} meanwhile (it may or may not have been executed there)`,
+      { retryable: true, cause: err, context: { verb, endpoint } },
+    );
   }
 
   /** Move from `endpoint` to the next endpoint of the list (unless another call moved already). */
@@ -177,8 +201,8 @@ export class LeaderRpc<T extends VerbTable> {
 
   /**
    * The leader moved to `endpoint`: requests go there, and the old leader's client is closed, so
-   * that calls still waiting there (a `fetchWork` long-poll on a dead principal) end now with
-   * `CLOSED` instead of at their timeout; the idempotent ones are resent to the new leader.
+   * that calls still waiting there (a `fetchWork` long-poll on a dead principal) end now (see
+   * `#cutAsTimeout`) instead of at their timeout; the idempotent ones are resent to the new leader.
    */
   #leaderMoved(endpoint: string): void {
     const old = this.#leaderEndpoint;

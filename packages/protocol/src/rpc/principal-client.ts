@@ -42,6 +42,11 @@ export interface PrincipalClientOptions {
    */
   leaderWaitMs?: number | undefined;
   /**
+   * false: talk to this one principal only, and see its `NOT_LEADER` errors (for diagnostics and
+   * tests that address a standby on purpose). @default true
+   */
+  followLeader?: boolean | undefined;
+  /**
    * The leader knowledge to share (e.g. with a {@link LogClient} built with the same one).
    * @default a new one, seeded with the single configured principal (none with several)
    */
@@ -126,6 +131,7 @@ export class PrincipalClient {
           ...(logger === undefined ? {} : { logger }),
         }),
       leaderWaitMs: opts.leaderWaitMs,
+      followLeader: opts.followLeader,
       baseDelayMs: opts.retry?.baseDelayMs,
       maxDelayMs: opts.retry?.maxDelayMs,
       onReply: (verb, reply, endpoint) => this.learn(verb, reply, endpoint),
