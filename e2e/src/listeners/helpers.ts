@@ -3,7 +3,6 @@
  * machine's RabbitMQ/PostgreSQL (a missing server fails the test when `CI` is set, else skips
  * it), and a run count that must also stay put. The principal comes from `@cdktr/test-utils`.
  */
-import { createConnection } from "node:net";
 import { waitFor, workflowYaml, type PrincipalFixture } from "@cdktr/test-utils";
 import type { RunRecord } from "@cdktr/protocol";
 
@@ -23,31 +22,7 @@ export function paramWorkflows(...ids: string[]): Record<string, string> {
   return Object.fromEntries(ids.map((id) => [`${id}.yml`, paramWorkflow(id)]));
 }
 
-/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
-export function reachable(port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection({ host: "127.0.0.1", port });
-    const done = (ok: boolean): void => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(timeoutMs, () => done(false));
-    s.once("connect", () => done(true));
-    s.once("error", () => done(false));
-  });
-}
-
-/**
- * `undefined` when the server on `port` is up; otherwise a skip message, or an exception when
- * the `CI` variable is set (CI must have the server).
- */
-export async function requireServer(name: string, port: number): Promise<string | undefined> {
-  if (await reachable(port)) return undefined;
-  const msg = `${name} is not reachable on 127.0.0.1:${port}`;
-  if (process.env.CI !== undefined && process.env.CI !== "")
-    throw new Error(`${msg} (CI is set: the server is required)`);
-  return `${msg}: skipped (start it, or set CI to make this a failure)`;
-}
+export { reachable, requireServer } from "@cdktr/test-utils";
 
 /** Wait until `workflowId` has exactly `n` runs, then (after a settle delay) check it still has `n`. */
 export async function expectRunCount(

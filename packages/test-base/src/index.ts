@@ -6,7 +6,7 @@
  * cdktr fixture on top.
  */
 export { makeTempDir, removeTempDirs } from "./temp-dir.js";
-export { freePort, freePorts } from "./ports.js";
+export { freePort, freePorts, reachable, requireServer } from "./ports.js";
 export { waitFor, type WaitForOptions } from "./wait-for.js";
 export {
   spawnService,

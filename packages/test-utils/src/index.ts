@@ -14,6 +14,8 @@ export {
   removeTempDirs,
   freePort,
   freePorts,
+  reachable,
+  requireServer,
   waitFor,
   spawnService,
   killAllServices,

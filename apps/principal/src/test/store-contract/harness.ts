@@ -3,12 +3,11 @@
  * `read-contract.ts`) runs the same tests against SQLite (a temp file) and PostgreSQL (the real
  * server on 127.0.0.1:5432, a fresh schema per test file, dropped at the end).
  */
-import { createConnection } from "node:net";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
-import { CodedError, type Clock } from "@cdktr/protocol";
-import { makeTempDir, removeTempDirs } from "@cdktr/test-utils";
+import type { Clock } from "@cdktr/protocol";
+import { makeTempDir, removeTempDirs, requireServer } from "@cdktr/test-utils";
 import { PostgresStore } from "../../store/postgres/postgres-store.js";
 import { SqliteStore } from "../../store/sqlite/sqlite-store.js";
 import type { Store } from "../../store/store.js";
@@ -31,29 +30,12 @@ export interface StoreHarness {
 /** The machine's PostgreSQL of the tests (CONTRIBUTING.md): trust auth, user postgres, db test. */
 export const PG_TEST_URL = process.env.CDKTR_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
-/** A test needs a service that is not there and `CI` is set. */
-class MissingServiceError extends CodedError<"SERVICE_MISSING"> {}
-
 /**
  * Undefined when PostgreSQL accepts connections on 127.0.0.1:5432; otherwise a skip message, or an
  * exception when the `CI` variable is set (CI must have the server).
  */
-export async function requirePostgres(): Promise<string | undefined> {
-  const up = await new Promise<boolean>((resolve) => {
-    const s = createConnection({ host: "127.0.0.1", port: 5432 });
-    const done = (ok: boolean): void => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(1000, () => done(false));
-    s.once("connect", () => done(true));
-    s.once("error", () => done(false));
-  });
-  if (up) return undefined;
-  const msg = "PostgreSQL is not reachable on 127.0.0.1:5432";
-  if (process.env.CI !== undefined && process.env.CI !== "")
-    throw new MissingServiceError("SERVICE_MISSING", `${msg} (CI is set: the server is required)`);
-  return `${msg}: skipped (start it, see CONTRIBUTING.md, or set CI to make this a failure)`;
+export function requirePostgres(): Promise<string | undefined> {
+  return requireServer("PostgreSQL", 5432);
 }
 
 /** A schema of its own on the test database: `url` selects it through `search_path`. */
