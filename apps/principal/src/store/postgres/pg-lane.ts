@@ -17,6 +17,8 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 interface PendingCommand {
   fn: (sql: TxSql, now: number) => Promise<unknown>;
+  /** The idempotency key (`[scope, key]`) the command will look up, fetched with the batch's. */
+  idempotencyKey: readonly [string, string] | undefined;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
@@ -83,15 +85,16 @@ export class PgLane {
   /**
    * Queue `fn` for the next transaction; resolves with its result once that transaction has
    * committed. If `fn` throws, only its savepoint is rolled back and the promise rejects with
-   * what it threw.
+   * what it threw. `idempotencyKey`: the key `fn` will look up (`[scope, key]`): the keys of a
+   * batch are fetched in one statement ({@link TxSql.prefetchKeys}).
    * @throws CdktrError SHUTTING_DOWN after {@link close}; the `unavailable` error while the
    * database cannot be reached (both as rejections).
    */
-  command<T>(fn: (sql: TxSql, now: number) => Promise<T>): Promise<T> {
+  command<T>(fn: (sql: TxSql, now: number) => Promise<T>, idempotencyKey?: readonly [string, string]): Promise<T> {
     if (this.closed) return Promise.reject(shuttingDown("retry against the next one"));
     if (this.down) return Promise.reject(this.opts.unavailable(null));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ fn, idempotencyKey, resolve: resolve as (v: unknown) => void, reject });
       this.schedule();
     });
   }
@@ -199,6 +202,9 @@ export class PgLane {
     // batch of plain triggers is then a single statement that commits on its own).
     if (safe) await begin();
     const tx = new TxSql(client, { defer: !safe, begin: safe ? null : begin });
+    // The idempotency keys of the batch in one lookup instead of one round trip per command.
+    const keys = batch.flatMap((c) => (c.idempotencyKey === undefined ? [] : [c.idempotencyKey]));
+    if (keys.length > 1) await tx.prefetchKeys(keys);
     const results: Outcome[] = [];
     for (const cmd of batch) {
       const mark = tx.mark();

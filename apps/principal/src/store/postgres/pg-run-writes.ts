@@ -22,7 +22,7 @@ import type {
 import type { PgSnapshots } from "./pg-snapshots.js";
 import { PgTables } from "./pg-tables.js";
 import { PgTaskWrites } from "./pg-task-writes.js";
-import type { TxSql } from "./tx-sql.js";
+import type { IdempotencyRow, TxSql } from "./tx-sql.js";
 
 const stateOf = (row: RunRow) => ({ runId: row.run_id, status: row.status, agentId: row.agent_id });
 
@@ -322,15 +322,21 @@ export class PgRunWrites {
     workflowId: string,
     requestParams: string,
   ): Promise<RunRow | null> {
+    // Looked up with the whole batch (prefetchKeys), unless written in this transaction since.
+    const prefetched = t.sql.prefetchedKey(scope, key);
     // A key held back in this transaction must be inserted before the lookup; any other is not affected by it.
     const lookup = t.sql.holdsKey(scope, key) ? t.sql.one.bind(t.sql) : t.sql.oneBeforeRuns.bind(t.sql);
-    const known = await lookup<RunRow & { k_run_id: string; k_workflow_id: string; k_params: string }>(
-      `SELECT k.run_id AS k_run_id, k.workflow_id AS k_workflow_id, k.params AS k_params, r.*
+    const known =
+      prefetched !== undefined
+        ? (prefetched ?? undefined)
+        : await lookup<IdempotencyRow>(
+            `SELECT k.run_id AS k_run_id, k.workflow_id AS k_workflow_id, k.params AS k_params, r.*
        FROM idempotency_keys k LEFT JOIN runs r ON r.run_id = k.run_id WHERE k.scope = $1 AND k.key = $2`,
-      [scope, key],
-    );
+            [scope, key],
+          );
     if (known === undefined) return null;
     if (known.run_id === null) {
+      t.sql.noteKeyWritten(scope, key);
       await t.sql.run("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2", [scope, key]);
       return null;
     }

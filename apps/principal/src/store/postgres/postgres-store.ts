@@ -212,7 +212,11 @@ export class PostgresStore implements Store {
 
   createRun(input: CreateRunInput): Promise<CreateRunResult> {
     const requestParams = canonicalJson(input.requestParams);
-    return this.control.command((sql, now) => this.runs.create(sql, now, input, requestParams));
+    const key = input.idempotencyKey;
+    return this.control.command(
+      (sql, now) => this.runs.create(sql, now, input, requestParams),
+      key === null ? undefined : [input.idempotencyScope, key],
+    );
   }
 
   assignRun(

@@ -92,6 +92,45 @@ export function storeContract(h: StoreHarness): void {
       },
     );
 
+    it(
+      "a batch of keyed triggers (keys looked up together): known keys answer their first run or a conflict, new ones insert once",
+      opts,
+      async () => {
+        await open();
+        const old = ids.next();
+        await store.createRun({ ...baseTrigger, runId: old, workflow: wf, idempotencyKey: "old" });
+        const n1 = ids.next();
+        const n2 = ids.next();
+        const results = await Promise.allSettled([
+          store.createRun({ ...baseTrigger, runId: ids.next(), workflow: wf, idempotencyKey: "old" }),
+          store.createRun({
+            ...baseTrigger,
+            runId: ids.next(),
+            workflow: wf,
+            idempotencyKey: "old",
+            requestParams: { x: 2 },
+          }),
+          store.createRun({ ...baseTrigger, runId: n1, workflow: wf, idempotencyKey: "new-1" }),
+          store.createRun({ ...baseTrigger, runId: n2, workflow: wf, idempotencyKey: "new-2" }),
+          store.createRun({ ...baseTrigger, runId: ids.next(), workflow: wf, idempotencyKey: "new-1" }),
+        ]);
+        const value = (i: number) => {
+          const r = results[i];
+          assert.ok(r?.status === "fulfilled", `trigger ${i}: ${String(r?.status === "rejected" ? r.reason : "")}`);
+          return [r.value.duplicate, r.value.run.runId];
+        };
+        assert.deepEqual(value(0), [true, old]);
+        assert.ok(results[1]?.status === "rejected" && isCdktrError(results[1].reason, "IDEMPOTENCY_CONFLICT"));
+        assert.deepEqual(value(2), [false, n1]);
+        assert.deepEqual(value(3), [false, n2]);
+        assert.deepEqual(value(4), [true, n1]);
+        const counts = await store.counts();
+        assert.equal(counts.runs, 3);
+        assert.equal(counts.idempotency_keys, 3);
+        await store.close();
+      },
+    );
+
     it("a resolved write is visible to every read, and survives a reopen", opts, async () => {
       await open();
       const runId = ids.next();
