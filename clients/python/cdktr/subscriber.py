@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 import zmq
 
 from .errors import CdktrError
 from .keys import OPERATOR_KEY_NAME, ClientKey, KeyLike, resolve_key
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .principal import Principal
+
+#: Least time between two looks at the leader while following one (seconds).
+_FOLLOW_EVERY_S = 1.0
 
 
 def _default_publish_port() -> int:
@@ -41,6 +47,11 @@ class Subscriber:
         port: publish port. Default: ``CDKTR_LOGS_PUBLISHING_PORT`` or ``5563``.
         key, key_name: the client key, found as :class:`~cdktr.Principal` finds it.
         context: the pyzmq context. Default: the shared instance.
+        follow: a :class:`~cdktr.Principal` of several principals: the subscriber connects to
+            the publish endpoint of the leader that client knows (it pings to learn it), and
+            while :meth:`receive` waits it checks at most once a second whether the leader moved,
+            and if so moves its subscriptions there (messages published in between are lost:
+            read them from the store). Overrides ``host`` and ``port``.
 
     Raises:
         KeyFileError: the key file cannot be used.
@@ -53,19 +64,56 @@ class Subscriber:
         key: KeyLike = None,
         key_name: str = OPERATOR_KEY_NAME,
         context: Optional[zmq.Context] = None,
+        follow: Optional["Principal"] = None,
     ) -> None:
         #: The key of this subscriber's connection, or None (plaintext).
         self.client_key: Optional[ClientKey] = resolve_key(key, key_name)
+        self._follow = follow
+        self._looked_at = 0.0
         host = host if host is not None else (os.environ.get("CDKTR_PRINCIPAL_HOST") or "127.0.0.1")
         if host in ("0.0.0.0", "localhost", ""):
             host = "127.0.0.1"
+        #: The publish endpoint the socket is connected to.
         self.endpoint = f"tcp://{host}:{int(port) if port is not None else _default_publish_port()}"
+        if follow is not None:
+            self.endpoint = self._leader_publish() or self.endpoint
         ctx = context if context is not None else zmq.Context.instance()
         self._sock: Optional[zmq.Socket] = ctx.socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         if self.client_key is not None:
             self.client_key.curve(self._sock)
         self._sock.connect(self.endpoint)
+
+    def _leader_publish(self) -> Optional[str]:
+        """The publish endpoint of the leader the followed client knows (asking with a ping
+        while it knows none), or None."""
+        p = self._follow
+        if p is None:
+            return None
+        self._looked_at = time.monotonic()
+        if p.leader is None:
+            p.ping()
+        leader = p.leader
+        publish = leader.get("publish") if isinstance(leader, dict) else None
+        return publish if isinstance(publish, str) and publish != "" else None
+
+    def move_to(self, endpoint: str) -> None:
+        """Receive from the publisher at ``endpoint`` instead (the subscriptions move along)."""
+        sock = self._socket()
+        if endpoint == self.endpoint:
+            return
+        sock.disconnect(self.endpoint)
+        sock.connect(endpoint)
+        self.endpoint = endpoint
+
+    def _follow_leader(self) -> None:
+        if self._follow is None or time.monotonic() - self._looked_at < _FOLLOW_EVERY_S:
+            return
+        # The followed client learns of a move from its own calls; a ping asks when in doubt.
+        self._follow.ping()
+        publish = self._leader_publish()
+        if publish is not None:
+            self.move_to(publish)
 
     def _socket(self) -> zmq.Socket:
         if self._sock is None:
@@ -97,10 +145,16 @@ class Subscriber:
         sock = self._socket()
         deadline = None if timeout_ms is None else time.monotonic() + max(0, int(timeout_ms)) / 1000.0
         while True:
-            if deadline is not None:
-                left = int((deadline - time.monotonic()) * 1000)
-                if left < 0 or not sock.poll(left):
-                    return None
+            self._follow_leader()
+            wait = None if deadline is None else int((deadline - time.monotonic()) * 1000)
+            if wait is not None and wait < 0:
+                return None
+            if self._follow is not None:
+                # Wake up at least once a second to look at the leader.
+                step = int(_FOLLOW_EVERY_S * 1000)
+                wait = step if wait is None else min(wait, step)
+            if wait is not None and not sock.poll(wait):
+                continue
             frames = sock.recv_multipart()
             if len(frames) != 2:
                 continue

@@ -4,7 +4,10 @@
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { API_VERBS, CdktrError, RpcServer, type AdvertisedEndpoints, type ApiVerbs } from "@cdktr/protocol";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { API_VERBS, CdktrError, Publisher, RpcServer, type AdvertisedEndpoints, type ApiVerbs } from "@cdktr/protocol";
+import { makeTempDir } from "@cdktr/test-utils";
 import { python, skipReason } from "./python-helpers.js";
 
 const closers: (() => unknown)[] = [];
@@ -13,11 +16,11 @@ after(async () => {
 });
 
 /** A principal: `leader()` null means it leads; undefined means no leader is known (election). */
-async function principal(leader: () => AdvertisedEndpoints | null | undefined) {
+async function principal(leader: () => AdvertisedEndpoints | null | undefined, publish = "tcp://127.0.0.1:2") {
   const api = new RpcServer<ApiVerbs>({ endpoint: "tcp://127.0.0.1:0", verbs: API_VERBS });
   const done: string[] = [];
   const refused: string[] = [];
-  const ends: AdvertisedEndpoints = { api: "", logs: "tcp://127.0.0.1:1", publish: "tcp://127.0.0.1:2" };
+  const ends: AdvertisedEndpoints = { api: "", logs: "tcp://127.0.0.1:1", publish };
   const gate = (verb: string): void => {
     const l = leader();
     if (l === null) {
@@ -136,5 +139,52 @@ print(json.dumps({"unkeyed": out, "then": then, "endpoint": p.endpoint}))
     assert.equal(out.unkeyed, "TIMEOUT");
     assert.equal(out.then, true, "the next call moved to the other principal");
     assert.deepEqual(leader.done, ["cancelRun"]);
+  });
+
+  test("a Subscriber following a Principal moves its subscriptions to the new leader's publish socket", async () => {
+    const pubs = [new Publisher({ endpoint: "tcp://127.0.0.1:0" }), new Publisher({ endpoint: "tcp://127.0.0.1:0" })];
+    const [pubA, pubB] = pubs as [Publisher, Publisher];
+    const [atA, atB] = [await pubA.bind(), await pubB.bind()];
+    closers.push(
+      () => pubA.close(),
+      () => pubB.close(),
+    );
+    let leads: "A" | "B" = "A";
+    const a = await principal(() => (leads === "A" ? null : b.ends), atA);
+    const b = await principal(() => (leads === "B" ? null : a.ends), atB);
+    const mark = join(makeTempDir("cdktr-py-follow-"), "got-a");
+    let running = true;
+    const publishing = (async () => {
+      while (running) {
+        if (leads === "A" && existsSync(mark)) leads = "B";
+        (leads === "A" ? pubA : pubB).publish("news|x|", { from: leads });
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const script = `
+import json, os, time
+from cdktr import Principal, Subscriber
+p = Principal(key=False, timeout_ms=700, retries=0)
+s = Subscriber(key=False, follow=p)
+first = s.endpoint
+s.subscribe("news|")
+got = []
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline and "B" not in got:
+    m = s.receive(timeout_ms=200)
+    if m is None or m[1]["from"] in got:
+        continue
+    got.append(m[1]["from"])
+    if m[1]["from"] == "A":
+        open(os.environ["MARK"], "w").close()
+print(json.dumps({"got": got, "first": first, "last": s.endpoint}))
+`;
+    try {
+      const out = await python(script, [], { CDKTR_PRINCIPAL_ENDPOINTS: `${b.ends.api},${a.ends.api}`, MARK: mark });
+      assert.deepEqual(out, { got: ["A", "B"], first: atA, last: atB });
+    } finally {
+      running = false;
+      await publishing;
+    }
   });
 });
