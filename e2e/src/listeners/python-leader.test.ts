@@ -57,10 +57,12 @@ async function principal(leader: () => AdvertisedEndpoints | null | undefined, p
 /** Takes requests and answers none of them in time (hung, or cut off after receiving). */
 async function silent(): Promise<string> {
   const api = new RpcServer<ApiVerbs>({ endpoint: "tcp://127.0.0.1:0", verbs: API_VERBS, closeTimeoutMs: 0 });
-  const hang = (_: unknown, ctx: { signal: AbortSignal }): Promise<never> =>
-    new Promise((_resolve, reject) =>
-      ctx.signal.addEventListener("abort", () => reject(new CdktrError("SHUTTING_DOWN", "hung")), { once: true }),
-    );
+  // Never answers while a client waits: rejecting when the request's deadline aborts the handler
+  // would send a SHUTTING_DOWN reply that races the client's own timeout.
+  const hang = (): Promise<never> =>
+    new Promise((_resolve, reject) => {
+      setTimeout(() => reject(new CdktrError("SHUTTING_DOWN", "hung")), 30_000).unref();
+    });
   api.handle("ping", hang).handle("runWorkflow", hang).handle("cancelRun", hang);
   const endpoint = await api.bind();
   closers.push(() => api.close());
