@@ -5,7 +5,7 @@
  * (`CDKTR_PRINCIPAL_ENDPOINTS`) and follow the leader.
  */
 import pg from "pg";
-import { PrincipalClient, type ClientKey } from "@cdktr/protocol";
+import { PrincipalClient, errorMessage, type ClientKey } from "@cdktr/protocol";
 import { preparePrincipal, type PrincipalFixture, type ServiceTuning } from "@cdktr/test-utils";
 import { SoakError } from "./errors.js";
 import { sleep } from "./supervised.js";
@@ -150,7 +150,11 @@ async function adminQuery(sql: string): Promise<void> {
     await admin.connect();
     await admin.query(sql);
   } catch (e) {
-    throw new SoakError("START_FAILED", `PostgreSQL at ${SOAK_DATABASE_URL}: ${String(e)}`, { cause: e });
+    throw new SoakError(
+      "START_FAILED",
+      `cannot prepare the soak's schema on PostgreSQL at ${SOAK_DATABASE_URL} (set CDKTR_SOAK_DATABASE_URL): ${errorMessage(e)}`,
+      { cause: e },
+    );
   } finally {
     await admin.end().catch(() => undefined);
   }

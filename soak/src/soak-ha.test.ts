@@ -11,8 +11,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { requireServer } from "@cdktr/test-utils";
-import { runSoak } from "./soak.js";
-import { renderTable } from "./table.js";
+import { soakInTest } from "./test-run.js";
 
 const SEED = 11;
 const TTL_MS = 2000;
@@ -26,8 +25,7 @@ test(`two principals on PostgreSQL, the leader killed ${KILLS} times: a standby 
     t.skip(skip);
     return;
   }
-  const progress: string[] = [];
-  const report = await runSoak({
+  const { report, why } = await soakInTest(t, {
     durationMs: 90_000,
     seed: SEED,
     store: "postgres",
@@ -37,14 +35,7 @@ test(`two principals on PostgreSQL, the leader killed ${KILLS} times: a standby 
     maxFaults: KILLS,
     gapMs: [1500, 3000],
     settleMs: 6_000,
-    log: (line) => {
-      progress.push(line);
-      if (process.env.CDKTR_TEST_VERBOSE) process.stderr.write(`${line}\n`);
-    },
   });
-  const table = renderTable(report);
-  for (const line of table.split("\n")) t.diagnostic(line);
-  const why = `${table}\n\nprogress:\n${progress.join("\n")}\n\ndetails: ${JSON.stringify(report.details, null, 2)}`;
   assert.equal(report.faultsByKind["kill-principal"], KILLS, why);
   const failovers = report.details.failoversMs as number[];
   assert.equal(failovers.length, KILLS, why);

@@ -7,25 +7,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { FAULT_KINDS } from "./prng.js";
-import { runSoak } from "./soak.js";
-import { renderTable } from "./table.js";
+import { soakInTest } from "./test-run.js";
 
 const SEED = 7;
 
 test(`60 s soak, seed ${SEED}: every fault kind injected, every invariant holds`, { timeout: 175_000 }, async (t) => {
-  const progress: string[] = [];
-  const report = await runSoak({
+  const { report, why } = await soakInTest(t, {
     durationMs: 60_000,
     seed: SEED,
     settleMs: 10_000,
-    log: (line) => {
-      progress.push(line);
-      if (process.env.CDKTR_TEST_VERBOSE) process.stderr.write(`${line}\n`);
-    },
   });
-  const table = renderTable(report);
-  for (const line of table.split("\n")) t.diagnostic(line);
-  const why = `${table}\n\nprogress:\n${progress.join("\n")}\n\ndetails: ${JSON.stringify(report.details, null, 2)}`;
   const diskSkipped = report.faults.some((f) => f.kind === "fill-spool" && f.note.startsWith("skipped"));
   if (diskSkipped) t.diagnostic(`spool disk fault skipped: ${String(report.details.spoolDisk)}`);
   for (const kind of FAULT_KINDS) {
