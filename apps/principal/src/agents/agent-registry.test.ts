@@ -41,6 +41,19 @@ describe("AgentRegistry (fake clock)", () => {
     );
   });
 
+  it("an orphan tracked with a grace (after a takeover) is not lost before the timeout plus the grace", async () => {
+    const clock = new ManualClock();
+    const r = new AgentRegistry(clock, 3_000);
+    r.trackOrphan("slow-to-move", null, 10_000);
+    await clock.advance(12_999);
+    assert.deepEqual(r.expire(), [], "its requests to the dead leader are still timing out");
+    await clock.advance(2);
+    assert.deepEqual(
+      r.expire().map((a) => a.agentId),
+      ["slow-to-move"],
+    );
+  });
+
   it("one key holds at most maxPerKey agent ids: a new one forgets the key's longest-lost, or is refused", async () => {
     const clock = new ManualClock();
     const r = new AgentRegistry(clock, 1000, 3_600_000, 3);

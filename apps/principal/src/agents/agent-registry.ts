@@ -25,6 +25,8 @@ export interface AgentState {
   keyName: string | null;
   /** The problems of the agent's last heartbeat (empty when all is well). */
   problems?: string[];
+  /** Not declared lost before this principal-clock time, however long it was silent (see trackOrphan). */
+  notLostBefore?: number;
 }
 
 /**
@@ -52,8 +54,12 @@ export class AgentRegistry {
     private readonly maxPerKey: number = DEFAULT_MAX_AGENTS_PER_KEY,
   ) {}
 
-  /** Track an agent known only because stored runs name it (after a restart), with the key holding them. */
-  trackOrphan(agentId: string, keyName: string | null = null): void {
+  /**
+   * Track an agent known only because stored runs name it (after a restart or a takeover), with
+   * the key holding them. `graceMs`: time it gets on top of the heartbeat timeout to find this
+   * principal (after a takeover its requests to the old leader must time out first).
+   */
+  trackOrphan(agentId: string, keyName: string | null = null, graceMs = 0): void {
     if (this.agents.has(agentId)) return;
     const now = this.clock.now();
     this.agents.set(agentId, {
@@ -69,6 +75,7 @@ export class AgentRegistry {
       status: "ACTIVE",
       lostAt: null,
       keyName,
+      ...(graceMs > 0 ? { notLostBefore: now + this.timeoutMs + graceMs } : {}),
     });
   }
 
@@ -166,7 +173,7 @@ export class AgentRegistry {
     const now = this.clock.now();
     const lost: AgentState[] = [];
     for (const a of this.agents.values()) {
-      if (a.status === "ACTIVE" && now - a.lastSeen > this.timeoutMs) {
+      if (a.status === "ACTIVE" && now - a.lastSeen > this.timeoutMs && now >= (a.notLostBefore ?? 0)) {
         a.status = "LOST";
         a.lostAt = now;
         lost.push(a);

@@ -46,8 +46,16 @@ export interface LeaderTermsOptions {
 }
 
 /**
+ * What an agent holding a run gets on top of the heartbeat timeout to find a new leader: its
+ * requests to the dead one time out first (5 s each for the agent), then it moves. Without it a
+ * short heartbeat timeout CRASHED runs at a failover (seen in the HA soak, timeout 3 s).
+ */
+export const TAKEOVER_AGENT_GRACE_MS = 10_000;
+
+/**
  * The current term, if any: {@link begin} rebuilds everything from the store (queue, ASSIGNED
- * leases restarted from now, every agent holding a run tracked with a fresh heartbeat deadline, so
+ * leases restarted from now, every agent holding a run tracked with a fresh heartbeat deadline plus
+ * {@link TAKEOVER_AGENT_GRACE_MS}, so
  * nothing is CRASHED because of the failover itself) and starts the timers; {@link end} stops
  * them, answers parked `fetchWork` polls and drops the state.
  */
@@ -92,7 +100,8 @@ export class LeaderTerms {
     });
     dispatcher.load(active);
     const agents = new AgentRegistry(clock, config.heartbeatTimeoutMs, config.agentGcAfterMs, config.maxAgentsPerKey);
-    for (const a of active) if (a.run.agentId !== null) agents.trackOrphan(a.run.agentId, a.leaseKey);
+    for (const a of active)
+      if (a.run.agentId !== null) agents.trackOrphan(a.run.agentId, a.leaseKey, TAKEOVER_AGENT_GRACE_MS);
     const agentLoss = new AgentLoss({
       clock,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,

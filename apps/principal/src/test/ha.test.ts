@@ -14,6 +14,7 @@ import {
   type ReplyOf,
 } from "@cdktr/protocol";
 import { cleanup, makeTempDir, startPrincipal, waitFor, type PrincipalFixture } from "@cdktr/test-utils";
+import { TAKEOVER_AGENT_GRACE_MS } from "../leader/leader-terms.js";
 import { PgTestSchema, requirePostgres } from "./store-contract/harness.js";
 
 const TTL_MS = 2000;
@@ -211,7 +212,8 @@ describe("several principals on one PostgreSQL database", async () => {
       assert.equal((await statusOf(goneRun)).status, "RUNNING", "not crashed at the takeover");
       // The agent finds the new leader and heartbeats it, as it does after a failover.
       const onB = b.connect({ key: b.key("local-agent") });
-      const until = Date.now() + 2500;
+      // Past the heartbeat timeout plus the takeover grace (TAKEOVER_AGENT_GRACE_MS) for the silent one.
+      const until = Date.now() + 1500 + TAKEOVER_AGENT_GRACE_MS + 1000;
       while (Date.now() < until) {
         const hb = await onB.request("heartbeat", { agentId, runningRuns: [runId] }, { retry: false });
         assert.deepEqual(hb.cancel, []);
