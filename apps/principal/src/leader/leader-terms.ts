@@ -46,7 +46,8 @@ export interface LeaderTermsOptions {
 }
 
 /**
- * What an agent holding a run gets on top of the heartbeat timeout to find a new leader: its
+ * What an agent holding a run gets on top of the heartbeat timeout to find a new leader (several
+ * principals; a lone principal's restart keeps the plain timeout): its
  * requests to the dead one time out first (5 s each for the agent), then it moves. Without it a
  * short heartbeat timeout CRASHED runs at a failover (seen in the HA soak, timeout 3 s).
  */
@@ -100,8 +101,10 @@ export class LeaderTerms {
     });
     dispatcher.load(active);
     const agents = new AgentRegistry(clock, config.heartbeatTimeoutMs, config.agentGcAfterMs, config.maxAgentsPerKey);
+    // A lone principal (epoch null) restarted where its agents already send: no grace needed.
     for (const a of active)
-      if (a.run.agentId !== null) agents.trackOrphan(a.run.agentId, a.leaseKey, TAKEOVER_AGENT_GRACE_MS);
+      if (a.run.agentId !== null)
+        agents.trackOrphan(a.run.agentId, a.leaseKey, epoch === null ? 0 : TAKEOVER_AGENT_GRACE_MS);
     const agentLoss = new AgentLoss({
       clock,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
