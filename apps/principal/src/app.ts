@@ -30,8 +30,10 @@ import { PrincipalStartError } from "./errors.js";
 import { UlidGenerator } from "./ids.js";
 import { advertised, type LeaderRole } from "./leader/leader-role.js";
 import { LeaderTerms } from "./leader/leader-terms.js";
+import { LogIngestThread } from "./logs/log-ingest-thread.js";
 import { createPrincipalEvents } from "./publish/principal-events.js";
 import { bindNamingSetting, createLeaderRole, databaseOf, openStore } from "./start-up.js";
+import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
 import { every, type RepeatingTimer } from "./time/every.js";
 import { WorkflowRegistry, type WorkflowScan } from "./workflows/workflow-registry.js";
@@ -112,7 +114,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
   let readyInfo: PrincipalReadyInfo | null = null;
   let publisher: Publisher | null = null;
   let api: RpcServer<typeof API_VERBS> | null = null;
-  let logs: RpcServer<typeof LOG_VERBS> | null = null;
+  let logs: RpcServer<typeof LOG_VERBS> | LogIngestThread | null = null;
   let workflows: WorkflowRegistry | null = null;
   let role: LeaderRole | null = null;
   let terms: LeaderTerms | null = null;
@@ -136,7 +138,16 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     new Publisher({
       endpoint,
       logger,
-      ...(auth === undefined ? {} : { auth, onUntrustedUpstream: () => void rebindPublisher(auth) }),
+      ...(auth === undefined
+        ? {}
+        : {
+            auth,
+            onUntrustedUpstream: () => void rebindPublisher(auth),
+            // The log-ingest thread publishes only what is wanted: it learns of new topics at once.
+            onProven: () => {
+              if (logs instanceof LogIngestThread) logs.provenChanged();
+            },
+          }),
     });
 
   /**
@@ -255,10 +266,30 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     const id = { serverId: principalId, version: PRINCIPAL_VERSION };
     const apiServer = createApiServer(ctx, id, auth?.server);
     api = apiServer;
-    const logServer = createLogServer(ctx, id, auth?.server);
+    // On SQLite, log ingest runs in its own thread with its own connection (the main thread keeps
+    // serving triggers during a flood); on PostgreSQL the database does the heavy part elsewhere.
+    const logServer =
+      s instanceof SqliteStore
+        ? new LogIngestThread({
+            ctx,
+            id,
+            dbPath: s.path,
+            turns: s.writeTurns,
+            auth: auth === null ? null : { keyPair: auth.keyPair, keys: auth.keys },
+            publisher: () => publisher,
+            onProblems: (problems) => s.setLogWriterProblems(problems),
+          })
+        : createLogServer(ctx, id, auth?.server);
     logs = logServer;
     const apiEndpoint = await bindNamingSetting(() => apiServer.bind(), config, "api");
-    const logsEndpoint = await bindNamingSetting(() => logServer.bind(), config, "logs");
+    const logsEndpoint = await bindNamingSetting(
+      () =>
+        logServer instanceof LogIngestThread
+          ? logServer.bind(endpointFor(config.host, config.logsPort))
+          : logServer.bind(),
+      config,
+      "logs",
+    );
     abortIfStopping();
     endpoints = { api: apiEndpoint, logs: logsEndpoint, publish: publishEndpoint };
 
@@ -267,6 +298,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
       onDeposed: () => t.end(),
     });
     abortIfStopping();
+    if (logServer instanceof LogIngestThread) logServer.pushState();
     // A standby keeps its key ring in step with the leader's enrolments and revocations.
     if (auth !== null && r.fence !== undefined) {
       periodically(config.leaderTtlMs, () => {

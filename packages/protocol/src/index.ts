@@ -7,6 +7,7 @@ export * from "./records.js";
 export * from "./messages.js";
 export * from "./agent-messages.js";
 export * from "./errors.js";
+export { registerZapDomain, type AdmitKey } from "./security/zap.js";
 export * from "./topics.js";
 
 export {
@@ -79,7 +80,12 @@ export {
 } from "./security/key-file.js";
 export { helloProof, sameProof, sharedSecret, subscribeProof } from "./security/proofs.js";
 export { ServerSessions, type ServerAuth, type HelloReply } from "./security/server-sessions.js";
-export { SUBSCRIPTION_AUTH_PREFIX, type PublisherAuth } from "./pubsub/subscription-gate.js";
+export {
+  ProvenTopicSet,
+  SUBSCRIPTION_AUTH_PREFIX,
+  type ProvenTopics,
+  type PublisherAuth,
+} from "./pubsub/subscription-gate.js";
 export {
   parseEnv,
   loadDotEnv,

@@ -3,6 +3,25 @@ import { isoTime as iso, type Clock } from "@cdktr/protocol";
 import { permissionDenied } from "../errors.js";
 
 /** What the principal knows about one agent. */
+/**
+ * Refuse `keyName` using the agent id of `current` (its state, if known) when that is an ACTIVE
+ * agent of another key.
+ * @throws CdktrError PERMISSION_DENIED
+ */
+export function checkAgentKey(
+  agentId: string,
+  keyName: string | null,
+  current: Pick<AgentState, "status" | "keyName"> | undefined,
+): void {
+  if (keyName === null) return;
+  if (current === undefined || current.status !== "ACTIVE" || current.keyName === null || current.keyName === keyName)
+    return;
+  throw permissionDenied(
+    `agent id \`${agentId}\` is in use by an agent of key \`${current.keyName}\`: give this agent another CDKTR_AGENT_ID`,
+    { agentId, key: keyName },
+  );
+}
+
 export interface AgentState {
   agentId: string;
   host: string;
@@ -87,13 +106,7 @@ export class AgentRegistry {
    *   or when the key already has `maxPerKey` active agents.
    */
   checkKey(agentId: string, keyName: string | null): void {
-    if (keyName === null) return;
-    const a = this.agents.get(agentId);
-    if (a === undefined || a.status !== "ACTIVE" || a.keyName === null || a.keyName === keyName) return;
-    throw permissionDenied(
-      `agent id \`${agentId}\` is in use by an agent of key \`${a.keyName}\`: give this agent another CDKTR_AGENT_ID`,
-      { agentId, key: keyName },
-    );
+    checkAgentKey(agentId, keyName, this.agents.get(agentId));
   }
 
   /**
@@ -155,6 +168,16 @@ export class AgentRegistry {
   active(agentId: string): AgentState | undefined {
     const a = this.agents.get(agentId);
     return a?.registered && a.status === "ACTIVE" ? a : undefined;
+  }
+
+  /**
+   * The ACTIVE agent ids with their key and whether they registered, in a stable order: what
+   * {@link checkKey} and {@link active} answer from (copied to the log-ingest thread).
+   */
+  activeIds(): [agentId: string, keyName: string | null, registered: boolean][] {
+    const out: [string, string | null, boolean][] = [];
+    for (const a of this.agents.values()) if (a.status === "ACTIVE") out.push([a.agentId, a.keyName, a.registered]);
+    return out;
   }
 
   /** Record that the agent was heard from. Returns false when it must register (again). */

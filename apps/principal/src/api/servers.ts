@@ -17,7 +17,8 @@ import {
 import { registerAgentHandlers } from "./agent-handlers.js";
 import { registerKeyHandlers } from "./key-handlers.js";
 import type { ApiContext } from "./api-context.js";
-import { registerLogIngestHandlers, registerLogQueryHandlers } from "./log-handlers.js";
+import { registerLogIngestHandlers } from "../logs/log-ingest.js";
+import { registerLogQueryHandlers } from "./log-handlers.js";
 import { registerRunHandlers } from "./run-handlers.js";
 import { registerWorkflowHandlers } from "./workflow-handlers.js";
 
@@ -93,7 +94,11 @@ export function createApiServer(
   return server;
 }
 
-/** The log-ingest ROUTER (`logBatch`) with its handler registered; not bound yet (same `auth` as the API). */
+/**
+ * The log-ingest ROUTER (`logBatch`) with its handler registered, on this thread; not bound yet
+ * (same `auth` as the API). With the SQLite store the principal runs it in its own thread
+ * instead (`logs/log-ingest-thread.ts`).
+ */
 export function createLogServer(
   ctx: ApiContext,
   id: ServerIdentity,
@@ -110,6 +115,16 @@ export function createLogServer(
     health: () => principalHealth(ctx),
     auth,
   });
-  registerLogIngestHandlers(gated(server, ctx, id, LEADER_ONLY_LOG_VERBS), ctx);
+  registerLogIngestHandlers(gated(server, ctx, id, LEADER_ONLY_LOG_VERBS), {
+    maxPendingLines: ctx.config.logIngestMaxPendingLines,
+    maxPendingBytes: ctx.config.logIngestMaxPendingBytes,
+    checkKey: (agentId, keyName) => ctx.agents.checkKey(agentId, keyName),
+    touch: (agentId) => void ctx.agents.touch(agentId),
+    isActive: (agentId) => ctx.agents.active(agentId) !== undefined,
+    insertLogs: (lines, claim) => ctx.store.insertLogs(lines, claim),
+    publish: (inserted) => {
+      for (const l of inserted) ctx.events.log(l);
+    },
+  });
   return server;
 }

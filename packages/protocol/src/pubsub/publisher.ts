@@ -6,7 +6,7 @@ import { bindOrExplain } from "../rpc/bind.js";
 import { settleWithin } from "../util/settle-within.js";
 import { MAX_SUBSCRIPTION_BYTES } from "../rpc/frames.js";
 import { registerZapDomain } from "../security/zap.js";
-import { SubscriptionGate, type PublisherAuth } from "./subscription-gate.js";
+import { SubscriptionGate, type ProvenTopics, type PublisherAuth } from "./subscription-gate.js";
 
 export type { PublisherAuth } from "./subscription-gate.js";
 
@@ -32,6 +32,11 @@ export interface PublisherOptions {
    * reconnects and proves its topics again).
    */
   onUntrustedUpstream?: (() => void) | undefined;
+  /**
+   * With `auth`: called synchronously whenever a subscriber proved a topic nobody proved before
+   * ({@link Publisher.provenTopics} changed), e.g. to tell another thread at once.
+   */
+  onProven?: (() => void) | undefined;
 }
 
 /**
@@ -43,6 +48,7 @@ export class Publisher {
   private readonly socket: ZmqPublisher | XPublisher;
   private readonly auth: PublisherAuth | undefined;
   private readonly onUntrustedUpstream: (() => void) | undefined;
+  private readonly onProven: (() => void) | undefined;
   private releaseZap: (() => void) | null = null;
   private readonly queue: SendQueue;
   private readonly logger: Logger;
@@ -60,6 +66,7 @@ export class Publisher {
     this.logger = opts.logger ?? noopLogger;
     this.auth = opts.auth;
     this.onUntrustedUpstream = opts.onUntrustedUpstream;
+    this.onProven = opts.onProven;
     const options = {
       linger: 0,
       sendHighWaterMark: opts.highWaterMark ?? 100_000,
@@ -122,6 +129,7 @@ export class Publisher {
     this.bound = this.socket.lastEndpoint ?? this.requested;
     if (auth !== undefined && this.socket instanceof XPublisher) {
       this.gate = new SubscriptionGate(this.socket, auth, this.logger, () => this.onUntrustedUpstream?.());
+      this.gate.onProven = this.onProven ?? null;
       this.gate.start();
     }
     return this.bound;
@@ -136,6 +144,19 @@ export class Publisher {
    */
   wants(topic: string): boolean {
     return this.gate === null || this.gate.mayHaveSubscribers(topic);
+  }
+
+  /**
+   * What {@link wants} answers from, for another thread (`null`: no gate, every topic is wanted),
+   * with a number that changes whenever it does.
+   */
+  provenTopics(): ProvenTopics | null {
+    return this.gate === null ? null : this.gate.provenTopics();
+  }
+
+  /** Changes whenever {@link provenTopics} does (-1 without a gate). */
+  get provenCount(): number {
+    return this.gate === null ? -1 : this.gate.provenCount;
   }
 
   /** Queue one message. Never throws: unserialisable bodies and send failures are logged. */

@@ -21,6 +21,46 @@ export interface PublisherAuth {
   permitsTopic(identity: KeyIdentity, topic: string): boolean | Promise<boolean>;
 }
 
+/** The topics some connection of a publisher was subscribed to, as plain (cloneable) data. */
+export interface ProvenTopics {
+  /** Too many distinct topics were proven: every topic counts as wanted. */
+  all: boolean;
+  /** Proven topics ending with `|` (matched at every `|` of a topic). */
+  prefixes: string[];
+  /** Proven topics not ending with `|` (matched with `startsWith`). */
+  irregular: string[];
+  /** How many topics were proven (grows with each new one). */
+  count: number;
+}
+
+/** Whether a subscription in the proven sets matches `topic` (a prefix of it, cut at a `|` or irregular). */
+function topicProven(all: boolean, proven: ReadonlySet<string>, irregular: readonly string[], topic: string): boolean {
+  if (all) return true;
+  for (const p of irregular) if (topic.startsWith(p)) return true;
+  for (let i = topic.indexOf("|"); i >= 0; i = topic.indexOf("|", i + 1)) {
+    if (proven.has(topic.slice(0, i + 1))) return true;
+  }
+  return false;
+}
+
+/** {@link ProvenTopics} received from another thread, matched like the gate matches its own. */
+export class ProvenTopicSet {
+  readonly #all: boolean;
+  readonly #prefixes: ReadonlySet<string>;
+  readonly #irregular: readonly string[];
+
+  constructor(p: ProvenTopics) {
+    this.#all = p.all;
+    this.#prefixes = new Set(p.prefixes);
+    this.#irregular = p.irregular;
+  }
+
+  /** Whether a message on `topic` may reach a subscriber. */
+  has(topic: string): boolean {
+    return topicProven(this.#all, this.#prefixes, this.#irregular, topic);
+  }
+}
+
 /** Prefix of a proven subscription (a topic never starts with `!`). */
 export const SUBSCRIPTION_AUTH_PREFIX = "!auth ";
 
@@ -73,24 +113,38 @@ export class SubscriptionGate {
    * disconnect cannot be told from ones any peer may send, and must not silence a watcher).
    */
   mayHaveSubscribers(topic: string): boolean {
-    if (this.#provenAll) return true;
-    for (const p of this.#provenIrregular) if (topic.startsWith(p)) return true;
-    for (let i = topic.indexOf("|"); i >= 0; i = topic.indexOf("|", i + 1)) {
-      if (this.#proven.has(topic.slice(0, i + 1))) return true;
-    }
-    return false;
+    return topicProven(this.#provenAll, this.#proven, this.#provenIrregular, topic);
+  }
+
+  /**
+   * What {@link mayHaveSubscribers} answers from, as plain data (another thread matches topics
+   * against it with {@link ProvenTopicSet}); `count` grows with every newly proven topic.
+   */
+  provenTopics(): ProvenTopics {
+    return {
+      all: this.#provenAll,
+      prefixes: [...this.#proven],
+      irregular: [...this.#provenIrregular],
+      count: this.#proven.size + this.#provenIrregular.length + (this.#provenAll ? 1 : 0),
+    };
+  }
+
+  /** Changes whenever a topic is newly proven (cheap: compare before asking {@link provenTopics}). */
+  get provenCount(): number {
+    return this.#proven.size + this.#provenIrregular.length + (this.#provenAll ? 1 : 0);
   }
 
   /** Remember that `topic` was applied to a connection. */
   #remember(topic: string): void {
     if (this.#provenAll || this.#proven.has(topic) || this.#provenIrregular.includes(topic)) return;
-    if (this.#proven.size + this.#provenIrregular.length >= MAX_PROVEN_TOPICS) {
-      this.#provenAll = true;
-      return;
-    }
-    if (topic.endsWith("|")) this.#proven.add(topic);
+    if (this.#proven.size + this.#provenIrregular.length >= MAX_PROVEN_TOPICS) this.#provenAll = true;
+    else if (topic.endsWith("|")) this.#proven.add(topic);
     else this.#provenIrregular.push(topic);
+    this.onProven?.();
   }
+
+  /** Called synchronously whenever a topic is newly proven ({@link provenTopics} changed). */
+  onProven: (() => void) | null = null;
 
   /** Start reading subscription messages until the socket closes. */
   start(): void {

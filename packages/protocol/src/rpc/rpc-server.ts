@@ -70,6 +70,12 @@ export interface RpcServerOptions<T extends VerbTable> {
    * (docs/protocol.md section 2). Absent: plaintext, every verb allowed, `identity` null.
    */
   auth?: ServerAuth | undefined;
+  /**
+   * With `auth`: the ZAP domain of this socket, registered by another thread of this process
+   * ({@link registerZapDomain}; ZeroMQ's context, hence its one ZAP handler, is shared by every
+   * thread). Absent: the server registers its own domain when it binds.
+   */
+  zapDomain?: string | undefined;
 }
 
 /** Default of {@link RpcServerOptions.maxInFlightPerPeer}. */
@@ -157,7 +163,10 @@ export class RpcServer<T extends VerbTable> {
       this.socket.zapEnforceDomain = true;
     }
     this.admit = opts.auth === undefined ? null : (key: string) => opts.auth?.identify(key) !== undefined;
+    this.zapDomain = opts.zapDomain ?? null;
   }
+
+  private readonly zapDomain: string | null;
 
   private readonly admit: ((publicKey: string) => boolean) | null;
 
@@ -201,7 +210,8 @@ export class RpcServer<T extends VerbTable> {
 
   private async bindOnce(): Promise<string> {
     const ep = this.requestedEndpoint.replace(/:0$/, ":*");
-    if (this.admit !== null) {
+    if (this.admit !== null && this.zapDomain !== null) this.socket.zapDomain = this.zapDomain;
+    else if (this.admit !== null) {
       // ZAP first: a CURVE socket bound without its domain registered would refuse everyone.
       const zap = await registerZapDomain(this.admit, this.logger);
       this.releaseZap = zap.release;

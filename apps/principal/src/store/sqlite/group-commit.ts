@@ -2,6 +2,7 @@ import type Database from "better-sqlite3";
 import { errorMessage, toCdktrError, type CdktrError, type Clock, type Logger } from "@cdktr/protocol";
 import { shuttingDown } from "../../errors.js";
 import { WalSync } from "./wal-sync.js";
+import type { WriteTurn } from "./write-turns.js";
 
 /**
  * Longest a control flush keeps executing commands before committing and yielding: control
@@ -75,6 +76,12 @@ export interface GroupCommitOptions {
    * was part of is rolled back.
    */
   storageFull: (cause: unknown) => CdktrError;
+  /**
+   * Turns at the write lock with another connection of this process that writes the same file
+   * (the log-ingest thread): taken before every BEGIN, given back after its COMMIT or ROLLBACK;
+   * an open bulk transaction ends early when the other side waits.
+   */
+  turn?: WriteTurn | undefined;
 }
 
 /** Whether `e` is better-sqlite3's error for a full disk (or a database at its size limit). */
@@ -222,8 +229,13 @@ export class GroupCommit {
     const lane: CommitLane =
       this.lanes.control.length > 0 && (this.lastLane === "bulk" || this.lanes.bulk.length === 0) ? "control" : "bulk";
     this.lastLane = lane;
-    // A control command first ends the bulk transaction left open (see below).
-    if (lane === "control" && this.bulkTxn !== null && !this.endBulkTxn()) {
+    // A control command first ends the bulk transaction left open (see below); so does the other
+    // writer of the file waiting for the lock.
+    if (
+      (lane === "control" || this.opts.turn?.othersWaiting() === true) &&
+      this.bulkTxn !== null &&
+      !this.endBulkTxn()
+    ) {
       this.scheduleFlush();
       return;
     }
@@ -242,12 +254,14 @@ export class GroupCommit {
       let changedBefore: number;
       if (txn === null) {
         this.setSynchronousFull(!relaxed);
+        this.opts.turn?.acquire();
         begin.run();
         changedBefore = this.totalChanges();
         if (lane === "bulk") txn = { since: started, taken: [], partial: null, changedBefore };
       } else changedBefore = txn.changedBefore;
       const until = started + (lane === "bulk" ? BULK_SLICE_MS : CONTROL_SLICE_MS);
-      const inTime = (): boolean => performance.now() < until;
+      // The other writer of the file waiting for the lock cuts the slice short.
+      const inTime = (): boolean => performance.now() < until && this.opts.turn?.othersWaiting() !== true;
       const queue = this.lanes[lane];
       for (const cmd of queue) {
         // The first command always runs, however long it takes.
@@ -283,6 +297,7 @@ export class GroupCommit {
           relaxed &&
           this.lanes.bulk.length > 0 &&
           this.lanes.control.length === 0 &&
+          this.opts.turn?.othersWaiting() !== true &&
           performance.now() - txn.since < BULK_TXN_MAX_MS;
         if (!keepOpen) this.endBulkTxn();
         this.scheduleFlush();
@@ -290,6 +305,7 @@ export class GroupCommit {
       }
       const wrote = this.totalChanges() > changedBefore;
       commit.run();
+      this.opts.turn?.release();
       queue.splice(0, done);
       this.wroteAfterFull(wrote);
     } catch (e) {
@@ -316,6 +332,7 @@ export class GroupCommit {
     try {
       const wrote = this.totalChanges() > txn.changedBefore;
       this.statements.commit.run();
+      this.opts.turn?.release();
       if (this.wal.available && txn.taken.length > 0) this.wal.sync();
       this.wroteAfterFull(wrote);
     } catch (e) {
@@ -349,6 +366,7 @@ export class GroupCommit {
     } catch (rollbackError) {
       this.opts.logger?.error("store rollback failed", { error: toCdktrError(rollbackError).message });
     }
+    this.opts.turn?.release();
     const err = full ? this.opts.storageFull(e) : toCdktrError(e);
     if (full && !this.full) {
       this.full = true;

@@ -49,6 +49,7 @@ import { RunWrites } from "./run-writes.js";
 import { WorkflowSnapshots } from "./snapshots.js";
 import { activeRunCondition } from "./sql-lists.js";
 import { Tables } from "./tables.js";
+import { mainWriteTurn, newWriteTurnsBuffer } from "./write-turns.js";
 import { TaskWrites } from "./task-writes.js";
 
 /** Options of {@link SqliteStore.open}. */
@@ -105,6 +106,13 @@ export class SqliteStore implements Store {
   private readonly keys: KeyWrites;
   private closed = false;
   private probe: NodeJS.Timeout | null = null;
+  /**
+   * Turns at the write lock with a second writer connection of this process (the principal's
+   * log-ingest thread): hand it to that thread ({@link GroupCommit} `turn`).
+   */
+  readonly writeTurns: SharedArrayBuffer = newWriteTurnsBuffer();
+  /** Problems the log-ingest thread reported for its writes to this file. */
+  private logWriterProblems: string[] = [];
 
   private constructor(options: SqliteStoreOptions) {
     const logger = options.logger;
@@ -128,6 +136,7 @@ export class SqliteStore implements Store {
         this.probeUntilWritable();
         return storageFull(options.path, cause);
       },
+      turn: mainWriteTurn(this.writeTurns),
     });
     this.reads = new ReadPool({ path: options.path, db: this.db, useWorkers: options.readWorker ?? true, logger });
     this.tasks = new TaskWrites(this.tables);
@@ -255,7 +264,13 @@ export class SqliteStore implements Store {
   }
 
   problems(): string[] {
-    return this.commit.storageFull ? ["disk full"] : [];
+    const own = this.commit.storageFull ? ["disk full"] : [];
+    return [...new Set([...own, ...this.logWriterProblems])];
+  }
+
+  /** What the log-ingest thread's writes to this file run into now (merged into {@link problems}). */
+  setLogWriterProblems(problems: string[]): void {
+    this.logWriterProblems = problems;
   }
 
   /** Resolves once every command queued so far is committed. */
