@@ -55,15 +55,10 @@ export class LogIngestThread {
     this.#opts = opts;
   }
 
-  /** The bound endpoint (after {@link bind}). */
-  get endpoint(): string | null {
-    return this.#endpoint;
-  }
-
   /**
    * Start the thread and bind its socket on `endpoint`.
    * @returns the actual endpoint (with the chosen port when the requested one was 0)
-   * @throws Error with the reason the thread could not bind
+   * @throws PrincipalStartError SOCKET_UNAVAILABLE with the reason the thread could not bind
    */
   async bind(endpoint: string): Promise<string> {
     const { ctx } = this.#opts;
