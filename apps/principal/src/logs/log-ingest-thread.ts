@@ -3,7 +3,7 @@ import { errorMessage, registerZapDomain, toCdktrError, type KeyPair, type Publi
 import type { ApiContext } from "../api/api-context.js";
 import type { KeyRing } from "../auth/key-ring.js";
 import { principalPing, type ServerIdentity } from "../api/servers.js";
-import { PrincipalStartError } from "../errors.js";
+import { PrincipalStartError, shuttingDown } from "../errors.js";
 import type { FromIngest, IngestState, IngestUpdate, IngestWorkerData, ToIngest } from "./ingest-messages.js";
 
 /** How often the main thread compares its state with what the log thread last got. */
@@ -73,14 +73,18 @@ export class LogIngestThread {
       );
     }
     try {
+      // Closed while the ZAP domain was being registered: start nothing that close() cannot see.
+      if (this.#closed) throw shuttingDown("the log-ingest thread was closed while starting");
       this.#endpoint = await this.#start(endpoint);
     } catch (e) {
       this.#zap?.release();
       this.#zap = null;
       throw e;
     }
-    this.#timer = setInterval(() => this.pushState(), STATE_EVERY_MS);
-    this.#timer.unref();
+    if (!this.#closed) {
+      this.#timer = setInterval(() => this.pushState(), STATE_EVERY_MS);
+      this.#timer.unref();
+    }
     return this.#endpoint;
   }
 
