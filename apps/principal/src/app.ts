@@ -274,6 +274,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
             ctx,
             id,
             dbPath: s.path,
+            logsPath: s.logsPath,
             turns: s.writeTurns,
             auth: auth === null ? null : { keyPair: auth.keyPair, keys: auth.keys },
             publisher: () => publisher,

@@ -22,9 +22,11 @@ export interface IngestState {
 
 /** `workerData` of the log-ingest thread. */
 export interface IngestWorkerData {
-  /** The SQLite database file (opened by the main thread first: migrated). */
+  /** The main SQLite file, read for the leases of the runs whose lines arrive. */
   dbPath: string;
-  /** The write-lock turns shared with the main thread's connection (`store/sqlite/write-turns.ts`). */
+  /** The log database the thread writes (opened and migrated by the main thread first). */
+  logsPath: string;
+  /** The log database's write-lock turns shared with the main thread (`store/sqlite/write-turns.ts`). */
   turns: SharedArrayBuffer;
   /** Where to bind (the resolved endpoint when the thread is restarted). */
   endpoint: string;

@@ -65,6 +65,7 @@ async function startThread(): Promise<{
     ctx,
     id: { serverId: "test", version: "0" },
     dbPath: path,
+    logsPath: store.logsPath,
     turns: store.writeTurns,
     auth: null,
     publisher: () => publisher,
@@ -110,7 +111,7 @@ describe("log ingest in its own thread", { timeout: 60_000 }, () => {
         },
         { what: "NOT_LEADER on the log port" },
       );
-      const db = new Database(store.path, { readonly: true });
+      const db = new Database(store.logsPath, { readonly: true });
       const nine = db.prepare("SELECT count(*) AS n FROM logs WHERE seq = 9").get() as { n: number };
       db.close();
       assert.equal(nine.n, 0, "a refused batch stores nothing");

@@ -17,9 +17,11 @@ const CLOSE_TIMEOUT_MS = 15_000;
 export interface LogIngestThreadOptions {
   ctx: ApiContext;
   id: ServerIdentity;
-  /** The SQLite database file (already migrated). */
+  /** The main SQLite file (`SqliteStore.path`), read for leases. */
   dbPath: string;
-  /** The write-lock turns of the store's connection (`SqliteStore.writeTurns`). */
+  /** The log database (`SqliteStore.logsPath`, already migrated), written by the thread. */
+  logsPath: string;
+  /** The log database's write-lock turns (`SqliteStore.writeTurns`). */
   turns: SharedArrayBuffer;
   /** The principal's CURVE pair and its enrolled keys; null with authentication off. */
   auth: { keyPair: KeyPair; keys: KeyRing } | null;
@@ -155,6 +157,7 @@ export class LogIngestThread {
     };
     const data: IngestWorkerData = {
       dbPath: this.#opts.dbPath,
+      logsPath: this.#opts.logsPath,
       turns: this.#opts.turns,
       endpoint,
       serverId: id.serverId,

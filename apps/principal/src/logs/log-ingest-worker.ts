@@ -1,13 +1,14 @@
 /**
  * The principal's log-ingest thread (SQLite store): owns the log-ingest ROUTER and a writer
- * connection of its own to the database file, so that receiving, parsing, validating and storing
- * a flood of log lines happens off the main thread (and off its heap: no garbage collection
- * pause of the main thread comes from log batches). The main thread keeps everything else;
+ * connection of its own to the log database (`store/sqlite/log-database.ts`), so that receiving,
+ * parsing, validating and storing a flood of log lines happens off the main thread (and off its
+ * heap: no garbage collection pause of the main thread comes from log batches), and its commits
+ * never hold the write lock of the main file, where triggers and statuses are written. The main thread keeps everything else;
  * what this thread needs of its state (leadership, agents, keys, proven subscriptions, the
  * `ping` reply) arrives as {@link IngestState} messages, and what the main thread needs back
  * (signs of life of agents, lines to publish, log records, problems) goes back as messages.
- * Writes take turns with the main thread's at the SQLite write lock (`write-turns.ts`): a
- * trigger's commit waits at most for one ~2 ms piece of log inserts.
+ * The main thread writes the log database rarely (retention); when it does, the two take turns
+ * at its write lock (`write-turns.ts`): it waits at most for one ~2 ms piece of log inserts.
  */
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
@@ -113,18 +114,21 @@ const identify = (publicKey: string): KeyIdentity | undefined => {
   return keys.get(publicKey);
 };
 
-// The writer connection: the main thread created and migrated the file.
-const db = new Database(data.dbPath);
+// The log database's writer (the main thread created and migrated it), and a read-only
+// connection to the main file for the leases of the runs whose lines arrive.
+const db = new Database(data.logsPath, { fileMustExist: true });
 db.pragma("busy_timeout = 5000");
-db.pragma("foreign_keys = ON");
 db.pragma("synchronous = FULL");
 const tables = new Tables(db);
+const leaseDb = new Database(data.dbPath, { readonly: true, fileMustExist: true });
+leaseDb.pragma("busy_timeout = 5000");
+const leases = new Tables(leaseDb);
 let problems: string[] = [];
 const commit = new GroupCommit({
   db,
   clock: systemClock,
   logger,
-  storageFull: (cause) => storageFull(data.dbPath, cause),
+  storageFull: (cause) => storageFull(data.logsPath, cause),
   turn: logsWriteTurn(data.turns),
 });
 /** Tell the main thread when the thread's own problems change (it merges them into `ping`). */
@@ -175,7 +179,7 @@ registerLogIngestHandlers(
     isActive: (agentId) => agents.get(agentId)?.registered === true,
     insertLogs: async (lines, claim) => {
       try {
-        return await commit.commandInPieces(insertLogLinesInPieces(tables, lines, claim), "bulk");
+        return await commit.commandInPieces(insertLogLinesInPieces(leases, tables, lines, claim), "bulk");
       } finally {
         reportProblems();
       }
@@ -212,6 +216,7 @@ const close = async (): Promise<void> => {
     await server.close();
     await commit.close();
     db.close();
+    leaseDb.close();
     data.updates.close();
   } catch (e) {
     logger.error("log-ingest thread: error while closing", { error: errorMessage(e) });

@@ -6,10 +6,11 @@
 import Database from "better-sqlite3";
 import { Dealer } from "zeromq";
 import type { ClientKey, PrincipalClient } from "@cdktr/protocol";
+import { logDatabasePath } from "../store/sqlite/log-database.js";
 
-/** Row counts straight from the database file (read-only connection). */
+/** Row counts straight from the database file (`logs`: from the log database beside it), read-only. */
 export function countRows(dbPath: string, table: string, where = ""): number {
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  const db = new Database(table === "logs" ? logDatabasePath(dbPath) : dbPath, { readonly: true, fileMustExist: true });
   try {
     return (db.prepare(`SELECT count(*) AS n FROM ${table} ${where}`).get() as { n: number }).n;
   } finally {

@@ -78,7 +78,8 @@ export interface GroupCommitOptions {
   storageFull: (cause: unknown) => CdktrError;
   /**
    * Turns at the write lock with another connection of this process that writes the same file
-   * (the log-ingest thread): taken before every BEGIN, given back after its COMMIT or ROLLBACK;
+   * (the main thread and the log-ingest thread on the log database): taken before every BEGIN,
+   * given back after its COMMIT or ROLLBACK;
    * an open bulk transaction ends early when the other side waits.
    */
   turn?: WriteTurn | undefined;

@@ -49,16 +49,21 @@ function checkLease(tables: Tables, runId: string, claim: LogClaim): string {
 const LINES_PER_CLOCK_CHECK = 16;
 
 /**
- * Store log lines idempotently on (run, task, seq), in pieces ({@link GroupCommit.commandInPieces}):
- * each call of the returned step inserts lines while its flush has time, so a 2,000-line batch
- * never holds the main thread (or a trigger's commit) for more than one short piece. A line
- * resent after a lost ack is counted as a duplicate, not stored twice. With a claim
- * (authentication on), the whole batch is checked before its first line is stored, and the
- * leases of its runs again before every later piece: a lease lost in the middle of a batch
- * refuses the rest of it (the lines stored before were sent under the lease).
+ * Store log lines idempotently on (run, task, seq), in pieces ({@link GroupCommit.commandInPieces}
+ * of the log database's group commit): each call of the returned step inserts lines while its
+ * flush has time, so a 2,000-line batch never holds its thread for more than one short piece. A
+ * line resent after a lost ack is counted as a duplicate, not stored twice. With a claim
+ * (authentication on), the whole batch is checked against the runs in `leases` (a connection to
+ * the main file: the log database has no runs) before its first line is stored, and the leases of
+ * its runs again before every later piece: a lease lost in the middle of a batch refuses the rest
+ * of it (the lines stored before were sent under the lease). The check reads the runs as last
+ * committed, outside the inserts' transaction (two files); what it checks cannot change under
+ * it in a way that matters: a run's token changes only when the run is assigned again before an
+ * agent confirmed it, that is before any of its tasks wrote a line.
  */
 export function insertLogLinesInPieces(
-  tables: Tables,
+  leases: Tables,
+  logs: Tables,
   lines: readonly LogLine[],
   claim: LogClaim | null,
 ): PieceStep<InsertLogsResult> {
@@ -68,10 +73,10 @@ export function insertLogLinesInPieces(
   let runIds: string[] | null = null;
   return (_now, inTime) => {
     if (claim !== null) {
-      if (runIds === null) runIds = checkLogClaim(tables, lines, claim);
-      else for (const runId of runIds) checkLease(tables, runId, claim);
+      if (runIds === null) runIds = checkLogClaim(leases, lines, claim);
+      else for (const runId of runIds) checkLease(leases, runId, claim);
     }
-    const ins = tables.sql(
+    const ins = logs.sql(
       "INSERT OR IGNORE INTO logs (run_id, workflow_id, task_id, seq, time, level, stream, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
     const first = next;

@@ -134,30 +134,48 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
   CREATE INDEX idempotency_keys_run ON idempotency_keys(run_id);
   `,
+  `
+  -- Log lines moved to a file of their own (log-database.ts; copied there before this runs).
+  DROP TABLE logs;
+  `,
 ];
+
+/** The main file's version whose migration drops the `logs` table (copied out before it). */
+export const LOGS_MOVED_VERSION = 3;
+
+/** Options of {@link migrate}. */
+export interface MigrateOptions {
+  /** Called outside any transaction before the migration to version `to` runs. */
+  before?: (to: number) => void;
+}
 
 /**
  * Bring the database to the latest schema version, one transaction per migration.
  * @throws SchemaVersionError when the file's schema is newer than this code.
  */
-export function migrate(db: Database.Database): { from: number; to: number } {
+export function migrate(
+  db: Database.Database,
+  migrations: readonly string[] = MIGRATIONS,
+  options: MigrateOptions = {},
+): { from: number; to: number } {
   db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
   const row = db.prepare("SELECT version FROM schema_version").get() as { version: number } | undefined;
   if (row === undefined) db.prepare("INSERT INTO schema_version (version) VALUES (0)").run();
   const from = row?.version ?? 0;
-  if (from > MIGRATIONS.length) {
+  if (from > migrations.length) {
     throw new SchemaVersionError(
       "SCHEMA_TOO_NEW",
-      `database schema version ${from} is newer than this principal understands (${MIGRATIONS.length}): upgrade cdktr or use another CDKTR_DB_PATH`,
-      { context: { found: from, supported: MIGRATIONS.length } },
+      `database ${db.name}: schema version ${from} is newer than this principal understands (${migrations.length}): upgrade cdktr or use another CDKTR_DB_PATH`,
+      { context: { found: from, supported: migrations.length, file: db.name } },
     );
   }
-  for (let v = from; v < MIGRATIONS.length; v++) {
-    const sql = MIGRATIONS[v] ?? "";
+  for (let v = from; v < migrations.length; v++) {
+    options.before?.(v + 1);
+    const sql = migrations[v] ?? "";
     db.transaction(() => {
       db.exec(sql);
       db.prepare("UPDATE schema_version SET version = ?").run(v + 1);
     })();
   }
-  return { from, to: MIGRATIONS.length };
+  return { from, to: migrations.length };
 }

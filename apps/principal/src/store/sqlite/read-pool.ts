@@ -21,10 +21,13 @@ interface PendingRead {
 
 /** Options of {@link ReadPool}. */
 export interface ReadPoolOptions {
-  /** Path of the database file the workers open read-only. */
+  /** Path of the main database file the workers open read-only (`listRuns`). */
   path: string;
-  /** The writer connection, used for the reads when `useWorkers` is false. */
+  /** Path of the log database the workers open read-only (`queryLogs`). */
+  logsPath: string;
+  /** The writer connections of the two files, used for the reads when `useWorkers` is false. */
   db: Database.Database;
+  logsDb: Database.Database;
   /** Answer in worker threads (true) or on the calling thread (tests, diagnostics). */
   useWorkers: boolean;
   logger?: Logger | undefined;
@@ -32,7 +35,7 @@ export interface ReadPoolOptions {
 
 /**
  * The heavy, paged reads (`listRuns`, `queryLogs`) off the main event loop: two worker threads,
- * started on first use, each with its own read-only WAL connection (`read-worker.ts`); a read
+ * started on first use, each with its own read-only WAL connections (`read-worker.ts`); a read
  * goes to the least busy one, so one long scan does not hold up a listing.
  */
 export class ReadPool {
@@ -53,7 +56,9 @@ export class ReadPool {
     if (!this.opts.useWorkers) {
       return import("./read-queries.js").then((q) => {
         try {
-          return kind === "listRuns" ? q.listRuns(this.opts.db, req as never) : q.queryLogs(this.opts.db, req as never);
+          return kind === "listRuns"
+            ? q.listRuns(this.opts.db, req as never)
+            : q.queryLogs(this.opts.logsDb, req as never);
         } catch (e) {
           if (isBadCursorError(e)) throw new CdktrError("BAD_REQUEST", e.message);
           throw e;
@@ -88,7 +93,9 @@ export class ReadPool {
   }
 
   private startWorker(): WorkerSlot {
-    const worker = new Worker(new URL("./read-worker.js", import.meta.url), { workerData: { dbPath: this.opts.path } });
+    const worker = new Worker(new URL("./read-worker.js", import.meta.url), {
+      workerData: { dbPath: this.opts.path, logsPath: this.opts.logsPath },
+    });
     worker.unref();
     const slot: WorkerSlot = { worker, pending: 0 };
     worker.on("message", (msg: ReadReply) => {

@@ -12,17 +12,28 @@ const CHUNK = 500;
 /** Finished runs deleted per command (with their tasks, history and idempotency keys). */
 const RUNS_PER_COMMAND = 20;
 
+/** The two files of the store, each with its connection and group commit. */
+export interface RetentionTargets {
+  /** The main file's writer (runs, tasks, history, idempotency keys, snapshots). */
+  db: Database.Database;
+  commit: GroupCommit;
+  /** The log database's writer. */
+  logsDb: Database.Database;
+  logCommit: GroupCommit;
+}
+
 /**
  * Retention in bounded chunks, one small group-commit command each, so deleting millions of old
  * log lines never blocks the event loop for long. Finished runs (terminal states, from the state
- * machine's list) go with their logs, tasks, history and idempotency keys; then snapshots no run
- * uses; then old log lines and old idempotency keys on their own. Every command goes in the
- * bulk lane: retention never delays a trigger. `onSnapshotsPruned` is called
- * when `workflow_snapshots` rows may have been deleted (to drop caches of them).
+ * machine's list) go with their logs, tasks, history and idempotency keys, their log lines first
+ * (another file: a run is deleted only once none of its lines is left, so a stop in between
+ * deletes the rest next time); then snapshots no run uses; then old log lines and old idempotency
+ * keys on their own. Every command goes in the bulk lane: retention never delays a trigger.
+ * `onSnapshotsPruned` is called when `workflow_snapshots` rows may have been deleted (to drop
+ * caches of them).
  */
 export async function pruneDatabase(
-  db: Database.Database,
-  commit: GroupCommit,
+  { db, commit, logsDb, logCommit }: RetentionTargets,
   policy: RetentionPolicy,
   onSnapshotsPruned: () => void,
 ): Promise<PruneResult> {
@@ -30,31 +41,36 @@ export async function pruneDatabase(
   if (policy.runDays > 0) {
     const finished = finishedRunCondition();
     for (;;) {
-      const done = await commit.command((now) => {
-        const ids = (
-          db
-            .prepare(
-              `SELECT run_id FROM runs WHERE ${finished.sql}
-               AND finished_at < ? ORDER BY finished_at LIMIT ${RUNS_PER_COMMAND}`,
-            )
-            .all(...finished.params, now - policy.runDays * DAY_MS) as { run_id: string }[]
-        ).map((r) => r.run_id);
-        if (ids.length === 0) return true;
-        const marks = ids.map(() => "?").join(", ");
-        const logs = db
-          .prepare(`DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE run_id IN (${marks}) LIMIT ${CHUNK})`)
-          .run(...ids).changes;
-        out.logs += logs;
-        if (logs === CHUNK) return false; // more log lines of these runs first
+      const ids = await commit.command(
+        (now) =>
+          (
+            db
+              .prepare(
+                `SELECT run_id FROM runs WHERE ${finished.sql}
+                 AND finished_at < ? ORDER BY finished_at LIMIT ${RUNS_PER_COMMAND}`,
+              )
+              .all(...finished.params, now - policy.runDays * DAY_MS) as { run_id: string }[]
+          ).map((r) => r.run_id),
+        "bulk",
+      );
+      if (ids.length === 0) break;
+      const marks = ids.map(() => "?").join(", ");
+      const deleteLogs = logsDb.prepare(
+        `DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE run_id IN (${marks}) LIMIT ${CHUNK})`,
+      );
+      for (;;) {
+        const n = await logCommit.command(() => deleteLogs.run(...ids).changes, "bulk");
+        out.logs += n;
+        if (n < CHUNK) break;
+      }
+      await commit.command(() => {
         db.prepare(`DELETE FROM task_runs WHERE run_id IN (${marks})`).run(...ids);
         db.prepare(`DELETE FROM status_history WHERE run_id IN (${marks})`).run(...ids);
         out.idempotencyKeys += db
           .prepare(`DELETE FROM idempotency_keys WHERE run_id IN (${marks})`)
           .run(...ids).changes;
         out.runs += db.prepare(`DELETE FROM runs WHERE run_id IN (${marks})`).run(...ids).changes;
-        return false;
       }, "bulk");
-      if (done) break;
     }
     await commit.command(() => {
       onSnapshotsPruned();
@@ -63,15 +79,24 @@ export async function pruneDatabase(
         .run();
     }, "bulk");
   }
-  const chunked = async (sql: string, days: number, key: "logs" | "idempotencyKeys"): Promise<void> => {
+  const chunked = async (
+    on: GroupCommit,
+    conn: Database.Database,
+    sql: string,
+    days: number,
+    key: "logs" | "idempotencyKeys",
+  ): Promise<void> => {
+    const stmt = conn.prepare(sql);
     for (;;) {
-      const n = await commit.command((now) => db.prepare(sql).run(now - days * DAY_MS).changes, "bulk");
+      const n = await on.command((now) => stmt.run(now - days * DAY_MS).changes, "bulk");
       out[key] += n;
       if (n < CHUNK) break;
     }
   };
   if (policy.logDays > 0) {
     await chunked(
+      logCommit,
+      logsDb,
       `DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE time < ? LIMIT ${CHUNK})`,
       policy.logDays,
       "logs",
@@ -79,6 +104,8 @@ export async function pruneDatabase(
   }
   if (policy.idempotencyDays > 0) {
     await chunked(
+      commit,
+      db,
       `DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ${CHUNK})`,
       policy.idempotencyDays,
       "idempotencyKeys",

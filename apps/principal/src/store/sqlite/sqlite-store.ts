@@ -41,7 +41,8 @@ import { GroupCommit } from "./group-commit.js";
 import { canonicalJson } from "../rows.js";
 import { KeyWrites } from "./key-writes.js";
 import { insertLogLinesInPieces } from "./log-writes.js";
-import { migrate } from "./migrations.js";
+import { copyLegacyLogs, logDatabasePath, openLogDatabase } from "./log-database.js";
+import { LOGS_MOVED_VERSION, migrate } from "./migrations.js";
 import { ReadPool } from "./read-pool.js";
 import { pruneDatabase } from "./retention.js";
 import { runFromRow, taskFromRow, type RunRow } from "../rows.js";
@@ -74,31 +75,31 @@ const FULL_DISK_PROBE_MS = 1000;
  */
 const FULL_DISK_PROBE_FREE_BYTES = 1024 * 1024;
 
-const TABLES = [
-  "workflow_snapshots",
-  "runs",
-  "idempotency_keys",
-  "task_runs",
-  "status_history",
-  "logs",
-  "keys",
-] as const;
+/** Tables of the main file ({@link SqliteStore.counts}); `logs` is in the log database. */
+const TABLES = ["workflow_snapshots", "runs", "idempotency_keys", "task_runs", "status_history", "keys"] as const;
 
 /**
  * SQLite implementation of {@link Store} over better-sqlite3 (WAL, `synchronous=FULL`), put
- * together from its parts: the write path is a {@link GroupCommit} (one transaction per
- * event-loop turn, a savepoint per command, in a control and a bulk lane; every promise settles
- * after its COMMIT is durable), the domain writes ({@link RunWrites}, {@link TaskWrites}, log
- * lines in ~2 ms pieces, idempotency keys) run inside its commands and ask the state machine for
- * every status change, heavy reads go to a {@link ReadPool} of worker threads, and retention
- * deletes in small chunks (`retention.ts`).
+ * together from its parts. Two files: the main one (`path`: runs, tasks, history, idempotency
+ * keys, snapshots, keys) and the log database beside it ({@link logsPath}, `log-database.ts`),
+ * so that log lines never hold the write lock triggers and statuses need. The write path of each
+ * is a {@link GroupCommit} (one transaction per event-loop turn, a savepoint per command, in a
+ * control and a bulk lane; every promise settles after its COMMIT is durable), the domain writes
+ * ({@link RunWrites}, {@link TaskWrites}, idempotency keys; log lines in ~2 ms pieces) run inside
+ * their commands and ask the state machine for every status change, heavy reads go to a
+ * {@link ReadPool} of worker threads, and retention deletes in small chunks (`retention.ts`).
  */
 export class SqliteStore implements Store {
-  /** Path of the database file. */
+  /** Path of the main database file. */
   readonly path: string;
+  /** Path of the log database beside it (`cdktr.db` -> `cdktr.logs.db`). */
+  readonly logsPath: string;
   private readonly db: Database.Database;
   private readonly tables: Tables;
   private readonly commit: GroupCommit;
+  private readonly logsDb: Database.Database;
+  private readonly logTables: Tables;
+  private readonly logCommit: GroupCommit;
   private readonly reads: ReadPool;
   private readonly snapshots = new WorkflowSnapshots();
   private readonly runs: RunWrites;
@@ -107,11 +108,11 @@ export class SqliteStore implements Store {
   private closed = false;
   private probe: NodeJS.Timeout | null = null;
   /**
-   * Turns at the write lock with a second writer connection of this process (the principal's
-   * log-ingest thread): hand it to that thread ({@link GroupCommit} `turn`).
+   * Turns at the log database's write lock with a second writer connection of this process (the
+   * principal's log-ingest thread): hand it to that thread ({@link GroupCommit} `turn`).
    */
   readonly writeTurns: SharedArrayBuffer = newWriteTurnsBuffer();
-  /** Problems the log-ingest thread reported for its writes to this file. */
+  /** Problems the log-ingest thread reported for its writes to the log database. */
   private logWriterProblems: string[] = [];
 
   private constructor(options: SqliteStoreOptions) {
@@ -123,12 +124,31 @@ export class SqliteStore implements Store {
     this.db.pragma("synchronous = FULL");
     this.db.pragma("busy_timeout = 5000");
     this.db.pragma("foreign_keys = ON");
-    const { from, to } = migrate(this.db);
-    if (from !== to) logger?.info("database migrated", { path: options.path, from, to });
+    this.logsPath = logDatabasePath(options.path);
+    let logsDb: Database.Database | undefined;
+    try {
+      const opened = openLogDatabase(this.logsPath);
+      logsDb = opened;
+      const { from, to } = migrate(this.db, undefined, {
+        before: (version) => {
+          if (version !== LOGS_MOVED_VERSION) return;
+          const lines = copyLegacyLogs(opened, options.path);
+          if (lines > 0) logger?.info("log lines moved to the log database", { to: this.logsPath, lines });
+        },
+      });
+      if (from !== to) logger?.info("database migrated", { path: options.path, from, to });
+    } catch (e) {
+      this.db.close();
+      logsDb?.close();
+      throw e;
+    }
+    this.logsDb = logsDb;
     this.tables = new Tables(this.db);
+    this.logTables = new Tables(this.logsDb);
+    const clock = options.clock ?? systemClock;
     this.commit = new GroupCommit({
       db: this.db,
-      clock: options.clock ?? systemClock,
+      clock,
       logger,
       // Snapshots inserted by a rolled-back batch are gone with it.
       onRollback: () => this.snapshots.forgetStored(),
@@ -136,9 +156,25 @@ export class SqliteStore implements Store {
         this.probeUntilWritable();
         return storageFull(options.path, cause);
       },
+    });
+    this.logCommit = new GroupCommit({
+      db: this.logsDb,
+      clock,
+      logger,
+      storageFull: (cause) => {
+        this.probeUntilWritable();
+        return storageFull(this.logsPath, cause);
+      },
       turn: mainWriteTurn(this.writeTurns),
     });
-    this.reads = new ReadPool({ path: options.path, db: this.db, useWorkers: options.readWorker ?? true, logger });
+    this.reads = new ReadPool({
+      path: options.path,
+      logsPath: this.logsPath,
+      db: this.db,
+      logsDb: this.logsDb,
+      useWorkers: options.readWorker ?? true,
+      logger,
+    });
     this.tasks = new TaskWrites(this.tables);
     this.runs = new RunWrites(this.tables, this.snapshots, this.tasks);
     this.keys = new KeyWrites(this.tables);
@@ -236,7 +272,7 @@ export class SqliteStore implements Store {
   }
 
   insertLogs(lines: LogLine[], claim: LogClaim | null): Promise<InsertLogsResult> {
-    return this.commit.commandInPieces(insertLogLinesInPieces(this.tables, lines, claim), "bulk");
+    return this.logCommit.commandInPieces(insertLogLinesInPieces(this.tables, this.logTables, lines, claim), "bulk");
   }
 
   enrollKey(key: NewKey): Promise<EnrollKeyResult> {
@@ -253,29 +289,34 @@ export class SqliteStore implements Store {
   }
 
   prune(policy: RetentionPolicy): Promise<PruneResult> {
-    return pruneDatabase(this.db, this.commit, policy, () => this.snapshots.forgetStored());
+    return pruneDatabase(
+      { db: this.db, commit: this.commit, logsDb: this.logsDb, logCommit: this.logCommit },
+      policy,
+      () => this.snapshots.forgetStored(),
+    );
   }
 
   async counts(): Promise<TableCounts> {
     await this.drain();
     const out: TableCounts = {};
     for (const t of TABLES) out[t] = (this.db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n;
+    out.logs = (this.logsDb.prepare("SELECT count(*) AS n FROM logs").get() as { n: number }).n;
     return out;
   }
 
   problems(): string[] {
-    const own = this.commit.storageFull ? ["disk full"] : [];
+    const own = this.commit.storageFull || this.logCommit.storageFull ? ["disk full"] : [];
     return [...new Set([...own, ...this.logWriterProblems])];
   }
 
-  /** What the log-ingest thread's writes to this file run into now (merged into {@link problems}). */
+  /** What the log-ingest thread's writes to the log database run into now (merged into {@link problems}). */
   setLogWriterProblems(problems: string[]): void {
     this.logWriterProblems = problems;
   }
 
-  /** Resolves once every command queued so far is committed. */
-  drain(): Promise<void> {
-    return this.commit.drain();
+  /** Resolves once every command queued so far (on both files) is committed. */
+  async drain(): Promise<void> {
+    await Promise.all([this.commit.drain(), this.logCommit.drain()]);
   }
 
   async close(): Promise<void> {
@@ -283,23 +324,29 @@ export class SqliteStore implements Store {
     this.closed = true; // refuse new reads; the commit queue refuses new commands, then commits the queued ones
     if (this.probe !== null) clearInterval(this.probe);
     this.probe = null;
-    await this.commit.close();
+    await Promise.all([this.commit.close(), this.logCommit.close()]);
     await this.reads.close();
-    this.db.pragma("wal_checkpoint(TRUNCATE)");
-    this.db.close();
+    for (const db of [this.db, this.logsDb]) {
+      db.pragma("wal_checkpoint(TRUNCATE)");
+      db.close();
+    }
   }
 
   /**
    * While the disk is full, check every second whether its file system has 1 MiB free again and
-   * then write one row (the schema version, unchanged): the store notices free space by itself,
-   * even when no client writes (ping turns `ok` again).
+   * then write one row (the schema version, unchanged) to each file whose writes failed: the store
+   * notices free space by itself, even when no client writes (ping turns `ok` again).
    */
   private probeUntilWritable(): void {
     if (this.probe !== null || this.closed) return;
-    const write = this.db.prepare("UPDATE schema_version SET version = version");
+    const probes = [
+      { commit: this.commit, write: this.db.prepare("UPDATE schema_version SET version = version") },
+      { commit: this.logCommit, write: this.logsDb.prepare("UPDATE schema_version SET version = version") },
+    ];
     const dir = dirname(this.path);
     this.probe = setInterval(() => {
-      if (!this.commit.storageFull || this.closed) {
+      const full = probes.filter((p) => p.commit.storageFull);
+      if (full.length === 0 || this.closed) {
         if (this.probe !== null) clearInterval(this.probe);
         this.probe = null;
         return;
@@ -310,7 +357,7 @@ export class SqliteStore implements Store {
       } catch {
         // No statfs here: let the write decide.
       }
-      this.commit.command(() => write.run()).catch(() => undefined);
+      for (const p of full) p.commit.command(() => p.write.run()).catch(() => undefined);
     }, FULL_DISK_PROBE_MS);
     this.probe.unref();
   }

@@ -1,11 +1,12 @@
 /**
- * Turns at the SQLite write lock between the principal's main thread and its log-ingest thread,
- * which write the same database file through their own connections. SQLite lets one writer in at
- * a time and makes the others retry on a timer (1, 2, 5, 10 ms...): a trigger's commit could
- * wait behind a log flood for many of those sleeps. Instead the main thread announces that it
- * wants the lock and the log thread gives it up at its next piece (about 2 ms of inserts), and
- * takes it again only once the main thread is done. The main thread never waits for more than
- * the log thread's current piece; the log thread waits as long as the main thread writes.
+ * Turns at the log database's write lock between the principal's main thread (retention, or
+ * `insertLogs` without the thread) and its log-ingest thread, which write that file through their
+ * own connections. SQLite lets one writer in at a time and makes the others retry on a timer
+ * (1, 2, 5, 10 ms... slept on the caller's thread): the main thread's event loop could stall
+ * behind a log flood for many of those sleeps. Instead the main thread announces that it wants
+ * the lock and the log thread gives it up at its next piece (about 2 ms of inserts), and takes it
+ * again only once the main thread is done. The main thread never waits for more than the log
+ * thread's current piece; the log thread waits as long as the main thread writes.
  *
  * Two flags in shared memory, a Dekker-style handshake on sequentially consistent atomics: each
  * side raises its own flag and then looks at the other's, so both can never go in at once.
