@@ -72,7 +72,8 @@ async function startThread(): Promise<{
     onProblems: (p) => store.setLogWriterProblems(p),
   });
   const endpoint = await thread.bind("tcp://127.0.0.1:0");
-  const client = new LogClient({ endpoint, timeoutMs: 5000, env: {}, key: null });
+  // No leader to look for: a NOT_LEADER comes back at once instead of after the default 20 s search.
+  const client = new LogClient({ endpoint, timeoutMs: 5000, env: {}, key: null, leaderWaitMs: 0 });
   return { thread, client, store, touched, published, state };
 }
 
