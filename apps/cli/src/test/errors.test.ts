@@ -25,8 +25,11 @@ describe("without a principal", () => {
   test("every command that needs one says where it looked and how to start one", async () => {
     const port = await freePort();
     const env = { HOME: makeTempDir(), CDKTR_PRINCIPAL_PORT: String(port) };
-    for (const args of [["runs"], ["workflows"], ["ping"], ["agents"], ["run", "hello"], ["logs", "--run", "x"]]) {
-      const r = await runCli(args, { env, timeoutMs: 30_000 });
+    // Each waits its 3 s for an answer: all at once.
+    const commands = [["runs"], ["workflows"], ["ping"], ["agents"], ["run", "hello"], ["logs", "--run", "x"]];
+    const results = await Promise.all(commands.map((args) => runCli(args, { env, timeoutMs: 30_000 })));
+    for (const [i, r] of results.entries()) {
+      const args = commands[i] ?? [];
       assert.equal(r.code, 1, `${args.join(" ")}: exit code`);
       assertOneLine(
         r,
