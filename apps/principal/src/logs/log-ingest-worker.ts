@@ -3,10 +3,11 @@
  * connection of its own to the log database (`store/sqlite/log-database.ts`), so that receiving,
  * parsing, validating and storing a flood of log lines happens off the main thread (and off its
  * heap: no garbage collection pause of the main thread comes from log batches), and its commits
- * never hold the write lock of the main file, where triggers and statuses are written. The main thread keeps everything else;
- * what this thread needs of its state (leadership, agents, keys, proven subscriptions, the
- * `ping` reply) arrives as {@link IngestState} messages, and what the main thread needs back
- * (signs of life of agents, lines to publish, log records, problems) goes back as messages.
+ * never hold the write lock of the main file, where triggers and statuses are written. The main
+ * thread keeps everything else; what this thread needs of its state (leadership, agents, keys,
+ * proven subscriptions, the `ping` reply) arrives as {@link IngestState} messages, and what the
+ * main thread needs back (signs of life of agents, lines to publish, log records, problems) goes
+ * back as messages.
  * The main thread writes the log database rarely (retention); when it does, the two take turns
  * at its write lock (`write-turns.ts`): it waits at most for one ~2 ms piece of log inserts.
  */

@@ -238,10 +238,10 @@ export interface Store {
    * Store log lines idempotently on (runId, taskId, seq). With `claim` (authentication on), every
    * run of the batch must exist, be leased to `claim.keyName` and come with its token, and each
    * line must name the run's workflow; otherwise nothing of the batch is stored. An implementation
-   * may write a large batch in several transactions (the SQLite store does, so that a trigger
-   * never waits behind a whole batch), checking the leases again before each: a lease lost in the
-   * middle of a batch refuses the rest of it, and the lines stored before stay (they were sent
-   * under the lease; a resend counts them as duplicates).
+   * may write a large batch in several transactions (the SQLite store does, in a database file of
+   * its own, reading the leases from the main file as last committed), checking the leases again
+   * before each: a lease lost in the middle of a batch refuses the rest of it, and the lines
+   * stored before stay (they were sent under the lease; a resend counts them as duplicates).
    * @throws CdktrError RUN_NOT_FOUND, PERMISSION_DENIED, STALE_ASSIGNMENT (with a claim only)
    */
   insertLogs(lines: LogLine[], claim: LogClaim | null): Promise<InsertLogsResult>;
