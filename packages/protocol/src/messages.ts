@@ -4,7 +4,7 @@
  * in `agent-messages.ts`. `docs/protocol.md` documents each with JSON examples.
  */
 import { z } from "zod";
-import { PrincipalEndpointsSchema } from "./errors.js";
+import { PrincipalEndpointsSchema, WireErrorSchema } from "./errors.js";
 import {
   ConfirmAssignmentReplySchema,
   ConfirmAssignmentRequestSchema,
@@ -184,6 +184,26 @@ export const RunWorkflowReplySchema = z.object({
   status: RunStatusSchema,
 });
 
+/** Most triggers one `runWorkflows` request may carry. */
+export const MAX_BATCH_TRIGGERS = 1000;
+/**
+ * Request body of `runWorkflows` (port 5561): many triggers in one request, stored in one commit.
+ * Each item is a `runWorkflow` request and is authorised, validated, deduplicated and answered
+ * on its own.
+ */
+export const RunWorkflowsRequestSchema = z
+  .object({ items: z.array(RunWorkflowRequestSchema).min(1).max(MAX_BATCH_TRIGGERS) })
+  .strict();
+/** The answer to one item of `runWorkflows`: its `runWorkflow` reply, or its error. */
+export const RunWorkflowsItemSchema = z.discriminatedUnion("ok", [
+  RunWorkflowReplySchema.extend({ ok: z.literal(true) }),
+  z.object({ ok: z.literal(false), error: WireErrorSchema }),
+]);
+/** Type of {@link RunWorkflowsItemSchema}. */
+export type RunWorkflowsItem = z.infer<typeof RunWorkflowsItemSchema>;
+/** Reply body of `runWorkflows` (port 5561): one result per item, in the request's order. */
+export const RunWorkflowsReplySchema = z.object({ results: z.array(RunWorkflowsItemSchema) });
+
 /** Request body of `cancelRun` (port 5561). */
 export const CancelRunRequestSchema = z.object({ runId: z.string().min(1) }).strict();
 /** Reply body of `cancelRun` (port 5561). */
@@ -305,8 +325,9 @@ function verb<Req extends z.ZodType, Rep extends z.ZodType>(
 }
 
 /**
- * Verbs served on the API channel (port 5561). `runWorkflow` is idempotent because the client
- * always sends an idempotency key; `cancelRun` because cancelling twice is harmless.
+ * Verbs served on the API channel (port 5561). `runWorkflow` and `runWorkflows` are idempotent
+ * because the client always sends an idempotency key (per item); `cancelRun` because cancelling
+ * twice is harmless.
  */
 export const API_VERBS = {
   ping: verb(PingRequestSchema, PingReplySchema, true),
@@ -314,6 +335,7 @@ export const API_VERBS = {
   listWorkflows: verb(ListWorkflowsRequestSchema, ListWorkflowsReplySchema, true),
   getWorkflow: verb(GetWorkflowRequestSchema, GetWorkflowReplySchema, true),
   runWorkflow: verb(RunWorkflowRequestSchema, RunWorkflowReplySchema, true),
+  runWorkflows: verb(RunWorkflowsRequestSchema, RunWorkflowsReplySchema, true),
   cancelRun: verb(CancelRunRequestSchema, CancelRunReplySchema, true),
   getRun: verb(GetRunRequestSchema, GetRunReplySchema, true),
   listRuns: verb(ListRunsRequestSchema, ListRunsReplySchema, true),

@@ -1,4 +1,14 @@
-import { CdktrError, isTerminalRunStatus, type API_VERBS } from "@cdktr/protocol";
+import {
+  CdktrError,
+  isTerminalRunStatus,
+  toCdktrError,
+  type API_VERBS,
+  type ApiVerbs,
+  type KeyIdentity,
+  type ParsedRequestOf,
+  type ReplyOf,
+  type RunWorkflowsItem,
+} from "@cdktr/protocol";
 import { resolveParams } from "@cdktr/workflow";
 import { CRON_KEY_PREFIX, mayReadRun, mayTriggerWorkflow, mayUseIdempotencyKey, seesAllRuns } from "../auth/roles.js";
 import { permissionDenied, runNotFound, workflowNotFound } from "../errors.js";
@@ -7,7 +17,8 @@ import type { ApiContext } from "./api-context.js";
 
 /**
  * Register the run verbs of clients: `runWorkflow` (validate params, create the run durably,
- * publish it, queue it), `cancelRun`, `getRun` and `listRuns`. With authentication, a run records
+ * publish it, queue it), `runWorkflows` (the same for each item of a batch, stored in one commit,
+ * answered item by item), `cancelRun`, `getRun` and `listRuns`. With authentication, a run records
  * the key that triggered it, its idempotency key lives in that key's scope, and the role rules of
  * `auth/roles.ts` decide which workflows, idempotency keys and runs a key may use or read.
  */
@@ -15,61 +26,81 @@ export function registerRunHandlers(server: HandlerRegistry<typeof API_VERBS>, c
   // The dispatcher is the current term's: read at each request.
   const { store, workflows, events, logger } = ctx;
   const debugLogging = ctx.config.logLevel === "debug";
+  /** One trigger, authorised, validated, stored (deduplicated), published and queued. */
+  const trigger = async (
+    req: ParsedRequestOf<ApiVerbs, "runWorkflow">,
+    identity: KeyIdentity | null,
+  ): Promise<ReplyOf<ApiVerbs, "runWorkflow">> => {
+    if (identity !== null && !mayTriggerWorkflow(identity, req.workflowId)) {
+      throw permissionDenied(
+        `key \`${identity.name}\` may trigger only ${identity.workflows?.map((w) => `\`${w}\``).join(", ")}, not \`${req.workflowId}\``,
+        { key: identity.name, workflowId: req.workflowId },
+      );
+    }
+    if (identity !== null && req.idempotencyKey !== undefined && !mayUseIdempotencyKey(identity, req.idempotencyKey)) {
+      throw permissionDenied(
+        `idempotency keys starting with \`${CRON_KEY_PREFIX}\` are reserved for the cron occurrences of scheduler keys; key \`${identity.name}\` (role ${identity.role}) must use another key`,
+        { key: identity.name, idempotencyKey: req.idempotencyKey },
+      );
+    }
+    const wf = workflows.get(req.workflowId);
+    if (wf === undefined) throw workflowNotFound(req.workflowId);
+    const requestParams = req.params ?? {};
+    const resolved = resolveParams(wf.params, requestParams);
+    if (!resolved.ok) {
+      throw new CdktrError(
+        "INVALID_PARAMS",
+        `invalid params for workflow \`${wf.id}\`:\n${resolved.errors.map((e) => `  - ${e}`).join("\n")}`,
+        { context: { workflowId: wf.id } },
+      );
+    }
+    const { run, duplicate } = await store.createRun({
+      runId: ctx.ids.next(),
+      workflow: wf,
+      params: resolved.params,
+      requestParams,
+      idempotencyKey: req.idempotencyKey ?? null,
+      idempotencyScope: identity?.scope ?? "",
+      source: req.source ?? "api",
+      triggeredBy: identity?.name ?? null,
+      scheduledFor: req.scheduledFor ?? null,
+    });
+    if (!duplicate) {
+      // Per trigger, so debug (a JSON line on stdout costs about a quarter of a trigger's time
+      // at full rate; the logger formats even filtered records, hence the level check); the
+      // run's start and end are logged at info, a skip is logged at info.
+      if (run.status === "SKIPPED" || debugLogging) {
+        const created = { runId: run.runId, workflowId: run.workflowId, status: run.status, source: run.source };
+        if (run.status === "SKIPPED") logger.info("run created", created);
+        else logger.debug("run created", created);
+      }
+      events.run(run);
+      if (run.status === "QUEUED") ctx.dispatcher.enqueue(run, wf);
+    }
+    return { runId: run.runId, duplicate, skipped: run.status === "SKIPPED", status: run.status };
+  };
+
   server
-    .handle("runWorkflow", async (req, rpc) => {
-      const identity = rpc.identity;
-      if (identity !== null && !mayTriggerWorkflow(identity, req.workflowId)) {
-        throw permissionDenied(
-          `key \`${identity.name}\` may trigger only ${identity.workflows?.map((w) => `\`${w}\``).join(", ")}, not \`${req.workflowId}\``,
-          { key: identity.name, workflowId: req.workflowId },
-        );
-      }
-      if (
-        identity !== null &&
-        req.idempotencyKey !== undefined &&
-        !mayUseIdempotencyKey(identity, req.idempotencyKey)
-      ) {
-        throw permissionDenied(
-          `idempotency keys starting with \`${CRON_KEY_PREFIX}\` are reserved for the cron occurrences of scheduler keys; key \`${identity.name}\` (role ${identity.role}) must use another key`,
-          { key: identity.name, idempotencyKey: req.idempotencyKey },
-        );
-      }
-      const wf = workflows.get(req.workflowId);
-      if (wf === undefined) throw workflowNotFound(req.workflowId);
-      const requestParams = req.params ?? {};
-      const resolved = resolveParams(wf.params, requestParams);
-      if (!resolved.ok) {
-        throw new CdktrError(
-          "INVALID_PARAMS",
-          `invalid params for workflow \`${wf.id}\`:\n${resolved.errors.map((e) => `  - ${e}`).join("\n")}`,
-          { context: { workflowId: wf.id } },
-        );
-      }
-      const { run, duplicate } = await store.createRun({
-        runId: ctx.ids.next(),
-        workflow: wf,
-        params: resolved.params,
-        requestParams,
-        idempotencyKey: req.idempotencyKey ?? null,
-        idempotencyScope: identity?.scope ?? "",
-        source: req.source ?? "api",
-        triggeredBy: identity?.name ?? null,
-        scheduledFor: req.scheduledFor ?? null,
-      });
-      if (!duplicate) {
-        // Per trigger, so debug (a JSON line on stdout costs about a quarter of a trigger's time
-        // at full rate; the logger formats even filtered records, hence the level check); the
-        // run's start and end are logged at info, a skip is logged at info.
-        if (run.status === "SKIPPED" || debugLogging) {
-          const created = { runId: run.runId, workflowId: run.workflowId, status: run.status, source: run.source };
-          if (run.status === "SKIPPED") logger.info("run created", created);
-          else logger.debug("run created", created);
-        }
-        events.run(run);
-        if (run.status === "QUEUED") ctx.dispatcher.enqueue(run, wf);
-      }
-      return { runId: run.runId, duplicate, skipped: run.status === "SKIPPED", status: run.status };
-    })
+    .handle("runWorkflow", (req, rpc) => trigger(req, rpc.identity))
+    // Every item's createRun is queued in this same turn, so the store commits them together;
+    // each item settles on its own.
+    .handle("runWorkflows", async ({ items }, rpc) => ({
+      results: await Promise.all(
+        items.map((item) =>
+          trigger(item, rpc.identity).then(
+            (reply): RunWorkflowsItem => ({ ok: true, ...reply }),
+            (e: unknown): RunWorkflowsItem => {
+              const err = toCdktrError(e);
+              // As a failed runWorkflow's reply would be: anything but a CdktrError is a bug.
+              if (!(e instanceof CdktrError)) {
+                logger.error("runWorkflows: an item failed", { workflowId: item.workflowId, error: err.message });
+              }
+              return { ok: false, error: err.toWire() };
+            },
+          ),
+        ),
+      ),
+    }))
     .handle("cancelRun", async ({ runId }) => {
       // Commit first, then memory: a failed commit leaves the run queued (and cancellable). A
       // fetch meanwhile may hand the run out, but its assignment is written after this cancel

@@ -20,6 +20,7 @@ export const EVERY_ROLE_VERBS: readonly Verb[] = ["ping", "hello"];
 const READ_VERBS: readonly Verb[] = ["listWorkflows", "getWorkflow", "getRun", "listRuns", "queryLogs", "listAgents"];
 const TRIGGER_VERBS: readonly Verb[] = [
   "runWorkflow",
+  "runWorkflows",
   "listWorkflows",
   "getWorkflow",
   "getRun",

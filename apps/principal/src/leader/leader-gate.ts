@@ -8,6 +8,7 @@ import type { API_VERBS, Handler, LOG_VERBS, Precheck, RpcServer, VerbTable } fr
  */
 export const LEADER_ONLY_API_VERBS: ReadonlySet<keyof typeof API_VERBS> = new Set([
   "runWorkflow",
+  "runWorkflows",
   "cancelRun",
   "registerAgent",
   "heartbeat",

@@ -185,7 +185,10 @@ export class PrincipalClient {
 
   /** Send any verb (see {@link RpcClient.request}). */
   request<V extends keyof ApiVerbs & string>(verb: V, body: Req<V>, opts?: RequestOptions): Promise<Rep<V>> {
-    const unkeyedRun = verb === "runWorkflow" && (body as { idempotencyKey?: unknown }).idempotencyKey === undefined;
+    const unkeyed = (item: unknown): boolean => (item as { idempotencyKey?: unknown }).idempotencyKey === undefined;
+    const unkeyedRun =
+      (verb === "runWorkflow" && unkeyed(body)) ||
+      (verb === "runWorkflows" && ((body as { items?: unknown[] }).items ?? []).some(unkeyed));
     return this.rpc.request(verb, body, opts, !unkeyedRun);
   }
 
@@ -212,6 +215,22 @@ export class PrincipalClient {
   runWorkflow(req: Req<"runWorkflow">, opts?: RequestOptions): Promise<Rep<"runWorkflow">> {
     const body = req.idempotencyKey === undefined ? { ...req, idempotencyKey: `auto:${randomUUID()}` } : req;
     return this.rpc.request("runWorkflow", body, opts);
+  }
+
+  /**
+   * Trigger many runs in one request, stored in one commit (at most `MAX_BATCH_TRIGGERS`, 1000,
+   * items). Each item is answered on its own, in order: `{ ok: true, runId, duplicate, skipped,
+   * status }` or `{ ok: false, error }` (the codes of {@link runWorkflow}); one refused item never
+   * fails the others. Items without `idempotencyKey` get an `auto:<uuid>` key once, reused on
+   * every retry of the request.
+   * @throws CdktrError for the request as a whole only (`BAD_REQUEST` for an empty or oversized
+   * list, `PERMISSION_DENIED` for a key whose role may not trigger, `NOT_LEADER`, transport errors)
+   */
+  runWorkflows(items: Req<"runWorkflow">[], opts?: RequestOptions): Promise<Rep<"runWorkflows">> {
+    const keyed = items.map((req) =>
+      req.idempotencyKey === undefined ? { ...req, idempotencyKey: `auto:${randomUUID()}` } : req,
+    );
+    return this.rpc.request("runWorkflows", { items: keyed }, opts);
   }
 
   /** Cancel a queued or running run (harmless when already finished). @throws CdktrError `RUN_NOT_FOUND` */
