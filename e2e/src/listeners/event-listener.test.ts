@@ -67,6 +67,51 @@ describe("EventListener with a real principal", () => {
     await l.stop(); // closes the client it created
   });
 
+  it("runWorkflows: one request, a result per trigger in order; a dead principal fails every trigger, retryable", async () => {
+    const l = new OnceListener({ principal: { host: "127.0.0.1", port }, key: key() });
+    const seen: TriggerResult[] = [];
+    l.on("triggered", (r) => seen.push(r));
+    const results = await l.runWorkflows([
+      { workflowId: "hello", idempotencyKey: "batch-1" },
+      { workflowId: "nope" },
+      { workflowId: "hello", idempotencyKey: "batch-1" },
+      { workflowId: "hello", source: "batch-source" },
+    ]);
+    assert.deepEqual(
+      results.map((r) => [r.workflowId, r.success, r.duplicate, r.error?.code ?? null]),
+      [
+        ["hello", true, false, null],
+        ["nope", false, false, "WORKFLOW_NOT_FOUND"],
+        ["hello", true, true, null],
+        ["hello", true, false, null],
+      ],
+    );
+    assert.equal(results[2]?.runId, results[0]?.runId);
+    assert.equal(results[0]?.idempotencyKey, "batch-1");
+    assert.match(results[1]?.idempotencyKey ?? "", /^[0-9a-f-]{36}$/, "a generated key is reported");
+    assert.deepEqual(seen, results, "`triggered` once per trigger");
+    const api = new PrincipalClient({ port, env: {}, key: principal.key() });
+    try {
+      assert.equal((await api.getRun(results[3]?.runId ?? "")).run.source, "batch-source");
+      assert.equal((await api.getRun(results[0]?.runId ?? "")).run.source, "OnceListener");
+    } finally {
+      api.close();
+    }
+    await l.stop();
+
+    const [unused = 1] = await freePorts(1);
+    const dead = new OnceListener({ principal: { port: unused }, timeoutMs: 500, key: null });
+    const failed = await dead.runWorkflows([{ workflowId: "a" }, { workflowId: "b" }], { retry: false });
+    assert.deepEqual(
+      failed.map((r) => [r.workflowId, r.success, r.error?.retryable]),
+      [
+        ["a", false, true],
+        ["b", false, true],
+      ],
+    );
+    await dead.stop();
+  });
+
   it("deadline: already past is DEADLINE_EXCEEDED; retries against a dead principal stop at the deadline", async () => {
     const [unused = 1] = await freePorts(1);
     const l = new OnceListener({ principal: { port: unused }, timeoutMs: 5000, key: null });

@@ -8,11 +8,13 @@ export {
   EventListener,
   LISTENER_KEY_NAME,
   sleep,
+  type BatchTrigger,
   type EventListenerEvents,
   type EventListenerOptions,
   type PrincipalAddress,
   type PrincipalRequester,
   type RunWorkflowOptions,
+  type RunWorkflowsOptions,
   type TriggerError,
   type TriggerResult,
 } from "./listener/event-listener.js";
@@ -37,4 +39,5 @@ export { ManualClock, MAX_TIMER_DELAY_MS, systemClock, type Clock, type TimerHan
 export { InvalidScheduleError, ListenerStartError } from "./errors.js";
 // Re-exported so that a listener needs no other import than `@cdktr/events`.
 export { createLogger, noopLogger, type Logger } from "@cdktr/protocol";
+export { MAX_BATCH_TRIGGERS } from "@cdktr/protocol";
 export { readKeyFile, clientKeyOf, findClientKey, type ClientKey } from "@cdktr/protocol";

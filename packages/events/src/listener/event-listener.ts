@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import {
   CdktrError,
+  MAX_BATCH_TRIGGERS,
   PrincipalClient,
   backoffDelay,
   coerceError,
@@ -104,6 +105,15 @@ export interface RunWorkflowOptions {
   retry?: boolean;
 }
 
+/** One trigger of {@link EventListener.runWorkflows}: a workflow and its per-trigger options. */
+export interface BatchTrigger
+  extends Pick<RunWorkflowOptions, "params" | "idempotencyKey" | "source" | "scheduledFor"> {
+  workflowId: string;
+}
+
+/** Options of {@link EventListener.runWorkflows}, for the whole batch. */
+export type RunWorkflowsOptions = Pick<RunWorkflowOptions, "timeoutMs" | "deadline" | "retry">;
+
 /** The structured error of a failed {@link TriggerResult}. */
 export interface TriggerError {
   /** Stable code: `WORKFLOW_NOT_FOUND`, `INVALID_PARAMS`, `TIMEOUT`, `UNAVAILABLE`, ... */
@@ -137,7 +147,7 @@ export interface TriggerResult {
 
 /** Events every listener emits. */
 export interface EventListenerEvents {
-  /** After every {@link EventListener.runWorkflow} call, successful or not. */
+  /** After every {@link EventListener.runWorkflow} call and every trigger of {@link EventListener.runWorkflows}, successful or not. */
   triggered: TriggerResult;
   /** `startListening` threw, or a listener reported a problem. */
   error: Error;
@@ -149,6 +159,37 @@ type State = "idle" | "running" | "stopping";
 
 /** Backoff between the attempts of a trigger with a deadline: 200 ms doubling up to 2 s, with jitter. */
 const REQUEST_BACKOFF = { initialMs: 200, maxMs: 2000 } as const;
+
+/** The result of a trigger the principal accepted. */
+function accepted(
+  body: { workflowId: string; idempotencyKey: string },
+  reply: ReplyOf<ApiVerbs, "runWorkflow">,
+): TriggerResult {
+  return {
+    workflowId: body.workflowId,
+    idempotencyKey: body.idempotencyKey,
+    success: true,
+    runId: reply.runId,
+    duplicate: reply.duplicate,
+    skipped: reply.skipped,
+    status: reply.status,
+  };
+}
+
+/** The result of a trigger that failed with `e`. */
+function refused(body: { workflowId: string; idempotencyKey: string }, e: unknown): TriggerResult {
+  const err = toCdktrError(e);
+  return {
+    workflowId: body.workflowId,
+    idempotencyKey: body.idempotencyKey,
+    success: false,
+    runId: null,
+    duplicate: false,
+    skipped: false,
+    status: null,
+    error: { code: err.code, message: err.message, retryable: err.retryable },
+  };
+}
 
 function isRequester(p: PrincipalAddress | PrincipalRequester): p is PrincipalRequester {
   return typeof (p as { request?: unknown }).request === "function";
@@ -264,78 +305,102 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
    * Never throws: see {@link TriggerResult}.
    */
   async runWorkflow(workflowId: string, options: RunWorkflowOptions = {}): Promise<TriggerResult> {
-    const idempotencyKey = options.idempotencyKey ?? randomUUID();
-    const base = { workflowId, idempotencyKey };
+    const body = this.#triggerBody({ ...options, workflowId });
     let result: TriggerResult;
     try {
-      const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-      const scheduledFor =
-        options.scheduledFor === undefined
-          ? undefined
-          : typeof options.scheduledFor === "string"
-            ? options.scheduledFor
-            : options.scheduledFor.toISOString();
-      const body = {
-        workflowId,
-        idempotencyKey,
-        source: options.source ?? this.source,
-        ...(options.params === undefined ? {} : { params: options.params }),
-        ...(scheduledFor === undefined ? {} : { scheduledFor }),
-      };
-      const reply =
-        options.deadline === undefined
-          ? await this.principal.request("runWorkflow", body, {
-              timeoutMs,
-              ...(options.retry === false ? { retry: false } : {}),
-            })
-          : await this.#requestBefore(workflowId, body, timeoutMs, options.deadline, options.retry !== false);
-      result = {
-        ...base,
-        success: true,
-        runId: reply.runId,
-        duplicate: reply.duplicate,
-        skipped: reply.skipped,
-        status: reply.status,
-      };
+      const reply = await this.#send("runWorkflow", body, options, `workflow ${workflowId} could be triggered`);
+      result = accepted(body, reply);
     } catch (e) {
-      const err = toCdktrError(e);
-      result = {
-        ...base,
-        success: false,
-        runId: null,
-        duplicate: false,
-        skipped: false,
-        status: null,
-        error: { code: err.code, message: err.message, retryable: err.retryable },
-      };
+      result = refused(body, e);
     }
     this.emit("triggered", result);
     return result;
   }
 
   /**
-   * Send `runWorkflow` with attempts (each at most `timeoutMs`) and backoff that all end by
-   * `deadline`: retryable failures are retried while time is left (when `retry`), and the last
-   * failure is returned once the deadline passed. The idempotency key in `body` makes retries safe.
+   * Ask the principal to run many workflows in one request (`runWorkflows`: one commit for all of
+   * them; more than 1,000 go in several requests). Each trigger is answered on its own, in order,
+   * and one refused trigger never fails the others; a failure of the request itself (timeout,
+   * principal down) is every trigger's result. Emits `triggered` for each. Never throws.
    */
-  async #requestBefore(
-    workflowId: string,
-    body: RequestOf<ApiVerbs, "runWorkflow">,
+  async runWorkflows(triggers: readonly BatchTrigger[], options: RunWorkflowsOptions = {}): Promise<TriggerResult[]> {
+    const bodies = triggers.map((t) => this.#triggerBody(t));
+    const results: TriggerResult[] = [];
+    for (let i = 0; i < bodies.length; i += MAX_BATCH_TRIGGERS) {
+      const items = bodies.slice(i, i + MAX_BATCH_TRIGGERS);
+      try {
+        const reply = await this.#send(
+          "runWorkflows",
+          { items },
+          options,
+          `${items.length} workflows could be triggered`,
+        );
+        items.forEach((body, k) => {
+          const r = reply.results[k];
+          if (r === undefined)
+            results.push(refused(body, new CdktrError("INTERNAL", "the principal's reply lacks this item")));
+          else results.push(r.ok ? accepted(body, r) : refused(body, CdktrError.fromWire(r.error)));
+        });
+      } catch (e) {
+        for (const body of items) results.push(refused(body, e));
+      }
+    }
+    for (const r of results) this.emit("triggered", r);
+    return results;
+  }
+
+  /** The `runWorkflow` request of one trigger (a fresh idempotency key when it has none). */
+  #triggerBody(t: BatchTrigger): RequestOf<ApiVerbs, "runWorkflow"> & { idempotencyKey: string } {
+    const scheduledFor =
+      t.scheduledFor === undefined
+        ? undefined
+        : typeof t.scheduledFor === "string"
+          ? t.scheduledFor
+          : t.scheduledFor.toISOString();
+    return {
+      workflowId: t.workflowId,
+      idempotencyKey: t.idempotencyKey ?? randomUUID(),
+      source: t.source ?? this.source,
+      ...(t.params === undefined ? {} : { params: t.params }),
+      ...(scheduledFor === undefined ? {} : { scheduledFor }),
+    };
+  }
+
+  /** Send a trigger verb with the options' timeout, retry and deadline. */
+  #send<V extends "runWorkflow" | "runWorkflows">(
+    verb: V,
+    body: RequestOf<ApiVerbs, V>,
+    options: RunWorkflowsOptions,
+    what: string,
+  ): Promise<ReplyOf<ApiVerbs, V>> {
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    if (options.deadline === undefined) {
+      return this.principal.request(verb, body, { timeoutMs, ...(options.retry === false ? { retry: false } : {}) });
+    }
+    return this.#requestBefore(verb, body, timeoutMs, options.deadline, options.retry !== false, what);
+  }
+
+  /**
+   * Send a trigger verb with attempts (each at most `timeoutMs`) and backoff that all end by
+   * `deadline`: retryable failures are retried while time is left (when `retry`), and the last
+   * failure is returned once the deadline passed. The idempotency keys in `body` make retries safe.
+   */
+  async #requestBefore<V extends "runWorkflow" | "runWorkflows">(
+    verb: V,
+    body: RequestOf<ApiVerbs, V>,
     timeoutMs: number,
     deadlineOption: number | Date,
     retry: boolean,
-  ): Promise<ReplyOf<ApiVerbs, "runWorkflow">> {
+    what: string,
+  ): Promise<ReplyOf<ApiVerbs, V>> {
     const deadline = typeof deadlineOption === "number" ? deadlineOption : deadlineOption.getTime();
     for (let attempt = 1; ; attempt++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
-        throw new CdktrError(
-          "DEADLINE_EXCEEDED",
-          `the deadline passed before workflow ${workflowId} could be triggered; give a later deadline`,
-        );
+        throw new CdktrError("DEADLINE_EXCEEDED", `the deadline passed before ${what}; give a later deadline`);
       }
       try {
-        return await this.principal.request("runWorkflow", body, {
+        return await this.principal.request(verb, body, {
           timeoutMs: Math.min(timeoutMs, remaining),
           retry: false,
         });

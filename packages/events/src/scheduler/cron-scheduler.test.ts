@@ -54,6 +54,10 @@ class FakePrincipal implements PrincipalRequester {
   holdRun: (req: Req<"runWorkflow">) => Promise<void> | undefined = () => undefined;
   down = false;
   listCalls: Req<"listWorkflows">[] = [];
+  /** Serve `runWorkflows` (false: refuse it with UNKNOWN_VERB, as a principal older than the verb). */
+  batch = false;
+  /** The size of every `runWorkflows` request served. */
+  batches: number[] = [];
 
   constructor(readonly clock: ManualClock) {}
 
@@ -141,6 +145,20 @@ class FakePrincipal implements PrincipalRequester {
         };
         this.runs.set(key, run);
         return { runId: run.runId, duplicate: false, skipped: false, status: "QUEUED" };
+      }
+      case "runWorkflows": {
+        if (!this.batch) throw new CdktrError("UNKNOWN_VERB", verb);
+        const { items } = body as Req<"runWorkflows">;
+        this.batches.push(items.length);
+        const results = [];
+        for (const item of items) {
+          try {
+            results.push({ ok: true, ...((await this.#serve("runWorkflow", item as never)) as object) });
+          } catch (e) {
+            results.push({ ok: false, error: (e as CdktrError).toWire() });
+          }
+        }
+        return { results };
       }
       default:
         throw new CdktrError("UNKNOWN_VERB", verb);
@@ -301,6 +319,30 @@ describe("CronScheduler (fake time)", () => {
         .filter((e) => e.workflowId.startsWith("s"))
         .every((e) => e.next === isoSec(T0 + 6000)),
     );
+    await scheduler.stop();
+  });
+
+  it("occurrences due at the same instant go in one runWorkflows request; a failed item is retried alone", async () => {
+    const clock = new ManualClock(T0);
+    const principal = new FakePrincipal(clock);
+    principal.batch = true;
+    for (let i = 0; i < 40; i++) principal.put(wf(`s${i}`, "* * * * * *"));
+    let failures = 1;
+    principal.failRun = (req) =>
+      req.workflowId === "s7" && failures-- > 0 ? new CdktrError("UNAVAILABLE", "try later") : undefined;
+    const { scheduler } = await setup({ clock, principal, retryInitialDelayMs: 100 });
+    await scheduler.start();
+    await clock.advance(3000);
+    for (let i = 0; i < 40; i++) {
+      assert.deepEqual(
+        principal.created(`s${i}`).map((t) => t.scheduledFor),
+        seconds(T0 + 1000, 3),
+        `s${i}`,
+      );
+    }
+    // One request per instant with all 40; the retry of s7's first occurrence went alone (runWorkflow).
+    assert.deepEqual(principal.batches, [40, 40, 40]);
+    assert.equal(scheduler.stats.retries, 1);
     await scheduler.stop();
   });
 

@@ -153,6 +153,7 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
       retryMaxDelayMs: options.retryMaxDelayMs ?? 8000,
       triggerTimeoutMs: this.#triggerTimeoutMs,
       runWorkflow: (workflowId, opts) => this.runWorkflow(workflowId, opts),
+      runWorkflows: (triggers, opts) => this.runWorkflows(triggers, opts),
       retry: (item) => {
         this.#loop.push(item);
         this.#loop.arm();
