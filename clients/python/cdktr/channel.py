@@ -33,6 +33,7 @@ IDEMPOTENT_VERBS = frozenset(
         "listWorkflows",
         "getWorkflow",
         "runWorkflow",
+        "runWorkflows",
         "cancelRun",
         "getRun",
         "listRuns",
@@ -252,7 +253,9 @@ class Channel:
         body = {} if body is None else body
         timeout = self.timeout_ms if timeout_ms is None else int(timeout_ms)
         # A trigger without its idempotency key could run twice if resent after silence.
-        unkeyed_run = verb == "runWorkflow" and "idempotencyKey" not in body
+        unkeyed_run = (verb == "runWorkflow" and "idempotencyKey" not in body) or (
+            verb == "runWorkflows" and any("idempotencyKey" not in i for i in body.get("items", []))
+        )
         resendable = retry and verb in IDEMPOTENT_VERBS and not unkeyed_run
         with self._lock:
             if self._closed:

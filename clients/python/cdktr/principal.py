@@ -128,6 +128,46 @@ class Principal(Channel):
             body["params"] = dict(params)
         return self._call("runWorkflow", body)
 
+    def run_workflows(self, triggers: Iterable[Dict[str, Any]], source: str = "python") -> List[Result]:
+        """Queue many runs in one request (``runWorkflows``: one commit for all, at most 1,000).
+
+        Each trigger is a dict with ``workflow_id`` and optionally ``params``, ``idempotency_key``
+        and ``source``. Returns one :class:`Result` per trigger, in order, each as
+        :meth:`run_workflow` would return it: one refused trigger never fails the others. When the
+        request itself fails (principal unreachable, a key that may not trigger), every trigger's
+        result carries that error. Keys are generated for triggers without one and reused on retries.
+        """
+        items: List[Dict[str, Any]] = []
+        for t in triggers:
+            item: Dict[str, Any] = {
+                "workflowId": t["workflow_id"],
+                "idempotencyKey": t.get("idempotency_key") or f"auto:{uuid.uuid4()}",
+                "source": t.get("source") or source,
+            }
+            if t.get("params"):
+                item["params"] = dict(t["params"])
+            items.append(item)
+        try:
+            reply = self.request("runWorkflows", {"items": items})
+        except CdktrError as e:
+            return [Result.failed(e) for _ in items]
+        out: List[Result] = []
+        for r in reply.get("results", []):
+            if r.get("ok"):
+                out.append(Result.ok({k: v for k, v in r.items() if k != "ok"}))
+            else:
+                err = r.get("error") or {}
+                out.append(
+                    Result.failed(
+                        CdktrError(
+                            err.get("code", "INTERNAL"),
+                            err.get("message", "no message"),
+                            retryable=bool(err.get("retryable", False)),
+                        )
+                    )
+                )
+        return out
+
     def cancel_run(self, run_id: str) -> Result:
         """Cancel a queued or running run. payload: ``{runId, status, cancelled}``."""
         return self._call("cancelRun", {"runId": run_id})

@@ -91,6 +91,27 @@ r = l.run_workflow("anything")
 print(json.dumps({"success": r.success, "code": r.code, "error": r.error, "retryable": r.retryable, "seconds": time.time() - t0}))
 `;
 
+/** `run_workflows` on the principal at argv[1] (one request), then on a dead port (argv[2]). */
+const BATCH_SCRIPT = `
+import json, sys
+from cdktr import Principal
+
+p = Principal(host="127.0.0.1", port=int(sys.argv[1]))
+rs = p.run_workflows([
+    {"workflow_id": "py", "params": {"greeting": "hi"}, "idempotency_key": "batch-1"},
+    {"workflow_id": "no-such-workflow"},
+    {"workflow_id": "py", "params": {"greeting": "hi"}, "idempotency_key": "batch-1"},
+], source="py-batch")
+dead = Principal(host="127.0.0.1", port=int(sys.argv[2]), timeout_ms=500, retries=0)
+down = dead.run_workflows([{"workflow_id": "py"}, {"workflow_id": "py"}])
+print(json.dumps({
+    "results": [{"success": r.success, "code": r.code, "run_id": r.run_id, "duplicate": r.duplicate} for r in rs],
+    "down": [{"success": r.success, "retryable": r.retryable} for r in down],
+}))
+p.close()
+dead.close()
+`;
+
 /**
  * A trigger key from CDKTR_KEY_FILE, in a HOME with no keys: triggers the slow workflow, follows
  * the run's events with a Subscriber (a trigger key may subscribe to its own runs, by run id),
@@ -267,6 +288,31 @@ describe("python client", { skip: skipReason() }, () => {
     assert.equal(final.runId, first.run_id);
     assert.deepEqual(out.tasks, ["COMPLETED"]);
     assert.ok((out.logLines as string[]).includes("hello"), JSON.stringify(out.logLines));
+  });
+
+  test("run_workflows: one result per trigger, in order; an unreachable principal fails each, retryable", async () => {
+    const out = await python(BATCH_SCRIPT, [String(f.ports.api), String(await freePort())], { HOME: f.home });
+    const results = out.results as {
+      success: boolean;
+      code: string | null;
+      run_id: string | null;
+      duplicate: boolean;
+    }[];
+    assert.deepEqual(
+      results.map((r) => [r.success, r.code, r.duplicate]),
+      [
+        [true, null, false],
+        [false, "WORKFLOW_NOT_FOUND", false],
+        [true, null, true],
+      ],
+    );
+    assert.equal(results[2]?.run_id, results[0]?.run_id);
+    const { run } = await f.client.getRun(String(results[0]?.run_id));
+    assert.deepEqual([run.source, run.params], ["py-batch", { greeting: "hi" }]);
+    assert.deepEqual(out.down, [
+      { success: false, retryable: true },
+      { success: false, retryable: true },
+    ]);
   });
 
   test("an unreachable principal gives success == False with a retryable error, within the timeout", async () => {
