@@ -2,7 +2,8 @@
  * 7. Peers on the same machine, same run: BullMQ (Redis) and pg-boss (PostgreSQL), each with
  * trivial jobs and its worker in its own process (as our agent is):
  *   - enqueue -> handler-start latency, one job at a time (worker concurrency 1);
- *   - enqueue rate: 64 `add`/`send` calls in flight, no worker running;
+ *   - enqueue rate: 64 `add`/`send` calls in flight, no worker running; BullMQ's `addBulk` of
+ *     {@link BULK} jobs, 4 calls in flight (beside our `runWorkflows` batches);
  *   - end-to-end: N jobs enqueued 64 in flight while a worker with concurrency 16 consumes them,
  *     timed to the last handler start.
  * Our figures (trigger -> task start, triggers/s, runs/s) come from scenarios 1-3 of the same
@@ -21,11 +22,15 @@ import { errorMessage } from "@cdktr/protocol";
 const WORKER = fileURLToPath(new URL("../peers/peer-worker.js", import.meta.url));
 const PG_URL = "postgres://postgres@127.0.0.1:5432/test";
 const PG_POLL_S = 0.5; // pg-boss's minimum polling interval
+/** Jobs per `addBulk` call: the size of our `runWorkflows` batches in scenario 1. */
+export const BULK = 100;
 
 /** What a peer exposes to the harness. */
 interface PeerDriver {
   name: string;
   enqueue(): Promise<string>;
+  /** Enqueue `n` jobs in one call, where the peer has one. */
+  enqueueBulk?: (n: number) => Promise<unknown>;
   purge(): Promise<void>;
   close(): Promise<void>;
   workerArgs(concurrency: number): string[];
@@ -35,6 +40,8 @@ interface PeerDriver {
 export interface PeerFigures {
   latency: Summary;
   enqueuePerSecond: number;
+  /** Jobs/s enqueued in bulk calls (NaN without one). */
+  enqueueBulkPerSecond: number;
   e2ePerSecond: number;
 }
 
@@ -99,6 +106,13 @@ async function measurePeer(
   await closedLoop(64, Math.min(500, durationMs / 3), () => driver.enqueue());
   const enq = await closedLoop(64, durationMs, () => driver.enqueue());
   await driver.purge();
+  let enqueueBulkPerSecond = Number.NaN;
+  const bulk = driver.enqueueBulk;
+  if (bulk !== undefined) {
+    ctx.log(`${driver.name}: bulk enqueue rate (${BULK} per call)`);
+    enqueueBulkPerSecond = (await closedLoop(4, durationMs, () => bulk(BULK))).perSecond * BULK;
+    await driver.purge();
+  }
   // end to end with concurrency 16
   ctx.log(`${driver.name}: ${e2eN} jobs end to end`);
   starts.clear();
@@ -117,7 +131,7 @@ async function measurePeer(
     await worker.stop();
   }
   await driver.purge();
-  return { latency: summarize(lat), enqueuePerSecond: enq.perSecond, e2ePerSecond };
+  return { latency: summarize(lat), enqueuePerSecond: enq.perSecond, enqueueBulkPerSecond, e2ePerSecond };
 }
 
 async function bullmqDriver(): Promise<PeerDriver> {
@@ -127,6 +141,14 @@ async function bullmqDriver(): Promise<PeerDriver> {
   return {
     name: "BullMQ",
     enqueue: async () => (await queue.add("j", { n: 1 }, { removeOnComplete: true, removeOnFail: true })).id ?? "",
+    enqueueBulk: (n) =>
+      queue.addBulk(
+        Array.from({ length: n }, () => ({
+          name: "j",
+          data: { n: 1 },
+          opts: { removeOnComplete: true, removeOnFail: true },
+        })),
+      ),
     purge: async () => {
       await queue.obliterate({ force: true });
     },
@@ -185,6 +207,7 @@ export const peers: Scenario = {
         ctx.shared.set(`${key}.p50`, f.latency.p50);
         ctx.shared.set(`${key}.p99`, f.latency.p99);
         ctx.shared.set(`${key}.enqueuePerSecond`, f.enqueuePerSecond);
+        ctx.shared.set(`${key}.enqueueBulkPerSecond`, f.enqueueBulkPerSecond);
         ctx.shared.set(`${key}.e2ePerSecond`, f.e2ePerSecond);
       } catch (e) {
         const msg = errorMessage(e);
@@ -212,6 +235,31 @@ export function comparePeers(shared: Map<string, number>): Row[] {
   for (const [key, label] of peersList) {
     const peer = (k: string): number | null => ours(`${key}.${k}`);
     if (peer("p50") === null) continue;
+    if (key === "bullmq") {
+      rows.push(
+        row({
+          scenario: "7 peers",
+          metric: `batch triggers/s (runWorkflows) vs ${label} add/s`,
+          unit: "/s",
+          ours: ours("trigger.batchPerSecond"),
+          baseline: peer("enqueuePerSecond"),
+          baselineName: `${label} add (64 in flight)`,
+          better: "higher",
+          target: "ratio >= 2",
+          pass: ratioAtLeast(ours("trigger.batchPerSecond"), peer("enqueuePerSecond"), 2),
+          note: `ours: ${BULK} triggers per request, 4 requests in flight`,
+        }),
+        row({
+          scenario: "7 peers",
+          metric: `batch triggers/s (runWorkflows) vs ${label} addBulk jobs/s`,
+          unit: "/s",
+          ours: ours("trigger.batchPerSecond"),
+          baseline: peer("enqueueBulkPerSecond"),
+          baselineName: `${label} addBulk (${BULK} per call, 4 in flight)`,
+          better: "higher",
+        }),
+      );
+    }
     rows.push(
       row({
         scenario: "7 peers",
@@ -240,6 +288,12 @@ export function comparePeers(shared: Map<string, number>): Row[] {
         baseline: peer("enqueuePerSecond"),
         baselineName: label,
         better: "higher",
+        ...(key === "bullmq"
+          ? {
+              target: "ratio >= 0.50",
+              pass: ratioAtLeast(ours("trigger.perSecond"), peer("enqueuePerSecond"), 0.5),
+            }
+          : {}),
         note: "64 in flight",
       }),
       row({
@@ -255,4 +309,9 @@ export function comparePeers(shared: Map<string, number>): Row[] {
     );
   }
   return rows;
+}
+
+/** ours / baseline >= min, false when either is missing. */
+function ratioAtLeast(ours: number | null, baseline: number | null, min: number): boolean {
+  return ours !== null && baseline !== null && baseline > 0 && ours / baseline >= min;
 }

@@ -3,7 +3,9 @@
  * committed) against (a) a bare DEALER -> ROUTER echo and (b) the echo plus the same SQLite
  * group commit per batch, each server in its own process; the cost of security: the same
  * load on a principal with CURVE and keys (the default) and on one with `CDKTR_AUTH=off`; and
- * the same load on a principal whose store is the machine's PostgreSQL (`CDKTR_DATABASE_URL`).
+ * the same load on a principal whose store is the machine's PostgreSQL (`CDKTR_DATABASE_URL`);
+ * and batches: `runWorkflows` of {@link BULK} triggers, 4 requests in flight, on the CURVE-on
+ * principal (compared with BullMQ's `add` and `addBulk` in scenario 7).
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,6 +20,7 @@ import { row, type Row } from "../harness/result.js";
 import { summarize } from "../harness/stats.js";
 import { fmt, percent } from "../harness/table.js";
 import { profileFlags, type BenchContext, type Scenario } from "../scenario.js";
+import { BULK } from "./peers.js";
 
 const ECHO_SERVER = fileURLToPath(new URL("../baselines/echo-server.js", import.meta.url));
 const CONCURRENCY = 64;
@@ -136,6 +139,8 @@ export const triggerAcceptance: Scenario = {
     const rounds = ctx.quick ? 2 : 4;
     const measured: Record<Mode, ClosedLoopResult[]> = { on: [], off: [], pg: [] };
     const stored: Record<Mode, number> = { on: 0, off: 0, pg: 0 };
+    let batch: ClosedLoopResult | null = null;
+    let batchStored = 0;
     try {
       for (const mode of modes) {
         const client = principals[mode].client;
@@ -154,6 +159,16 @@ export const triggerAcceptance: Scenario = {
           );
         }
       }
+      // Batches on the principal as users run it.
+      const onClient = principals.on.client;
+      const items = (source: string) => Array.from({ length: BULK }, () => ({ workflowId: "bench", source }));
+      await closedLoop(4, Math.min(500, durationMs / 3), () => onClient.runWorkflows(items("bench-warmup")));
+      batch = await closedLoop(4, durationMs, async () => {
+        const { results } = await onClient.runWorkflows(items("bench-batch"));
+        const refused = results.find((r) => !r.ok);
+        if (refused !== undefined && !refused.ok) throw new Error(`${refused.error.code}: ${refused.error.message}`);
+      });
+      batchStored = await countRuns(onClient, "bench-batch");
       // Every acknowledged trigger must be stored: count the runs of this source.
       for (const mode of modes) stored[mode] = await countRuns(principals[mode].client, "bench");
     } finally {
@@ -167,6 +182,8 @@ export const triggerAcceptance: Scenario = {
     ctx.shared.set("trigger.perSecond", ours.perSecond);
     ctx.shared.set("trigger.p50", lat.p50);
     ctx.shared.set("trigger.p99", lat.p99);
+    const batchPerSecond = batch === null ? Number.NaN : batch.perSecond * BULK;
+    ctx.shared.set("trigger.batchPerSecond", batchPerSecond);
     const rows: Row[] = [
       row({
         scenario: S,
@@ -242,6 +259,36 @@ export const triggerAcceptance: Scenario = {
       }),
     );
     rows.push(...postgresRows(S, ours, onPg, stored.pg));
+    if (batch !== null) {
+      rows.push(
+        row({
+          scenario: S,
+          metric: `batch triggers/s (runWorkflows of ${BULK}) vs single`,
+          unit: "/s",
+          ours: batchPerSecond,
+          baseline: ours.perSecond,
+          baselineName: "runWorkflow, 64 in flight (CURVE on)",
+          better: "higher",
+          note:
+            batch.errors > 0
+              ? `${batch.errors} errors: ${batch.firstError ?? ""}`
+              : `4 requests in flight; ${batch.completed * BULK} acked, ${batchStored} stored; request latency p50 ${fmt(summarize(batch.latencies).p50)} ms`,
+        }),
+      );
+      if (batchStored !== batch.completed * BULK) {
+        rows.push(
+          row({
+            scenario: S,
+            metric: "acked but not stored (runWorkflows)",
+            unit: "runs",
+            ours: batch.completed * BULK - batchStored,
+            better: "lower",
+            target: "= 0",
+            pass: false,
+          }),
+        );
+      }
+    }
     for (const mode of modes) {
       const acked = { on: ours, off: plain, pg: onPg }[mode].completed;
       if (stored[mode] !== acked) {
