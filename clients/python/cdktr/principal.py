@@ -129,7 +129,7 @@ class Principal(Channel):
         return self._call("runWorkflow", body)
 
     def run_workflows(self, triggers: Iterable[Dict[str, Any]], source: str = "python") -> List[Result]:
-        """Queue many runs in one request (``runWorkflows``: one commit for all, at most 1,000).
+        """Queue many runs in one request (``runWorkflows``: stored together; at most 1,000).
 
         Each trigger is a dict with ``workflow_id`` and optionally ``params``, ``idempotency_key``
         and ``source``. Returns one :class:`Result` per trigger, in order, each as

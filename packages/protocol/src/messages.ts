@@ -187,9 +187,9 @@ export const RunWorkflowReplySchema = z.object({
 /** Most triggers one `runWorkflows` request may carry. */
 export const MAX_BATCH_TRIGGERS = 1000;
 /**
- * Request body of `runWorkflows` (port 5561): many triggers in one request, stored in one commit.
- * Each item is a `runWorkflow` request and is authorised, validated, deduplicated and answered
- * on its own.
+ * Request body of `runWorkflows` (port 5561): many triggers in one request, stored together (one
+ * commit, or a few for a large batch). Each item is a `runWorkflow` request and is authorised,
+ * validated, deduplicated and answered on its own.
  */
 export const RunWorkflowsRequestSchema = z
   .object({ items: z.array(RunWorkflowRequestSchema).min(1).max(MAX_BATCH_TRIGGERS) })

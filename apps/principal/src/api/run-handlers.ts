@@ -17,7 +17,7 @@ import type { ApiContext } from "./api-context.js";
 
 /**
  * Register the run verbs of clients: `runWorkflow` (validate params, create the run durably,
- * publish it, queue it), `runWorkflows` (the same for each item of a batch, stored in one commit,
+ * publish it, queue it), `runWorkflows` (the same for each item of a batch, stored together,
  * answered item by item), `cancelRun`, `getRun` and `listRuns`. With authentication, a run records
  * the key that triggered it, its idempotency key lives in that key's scope, and the role rules of
  * `auth/roles.ts` decide which workflows, idempotency keys and runs a key may use or read.

@@ -318,10 +318,11 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
   }
 
   /**
-   * Ask the principal to run many workflows in one request (`runWorkflows`: one commit for all of
-   * them; more than 1,000 go in several requests). Each trigger is answered on its own, in order,
-   * and one refused trigger never fails the others; a failure of the request itself (timeout,
-   * principal down) is every trigger's result. Emits `triggered` for each. Never throws.
+   * Ask the principal to run many workflows in one request (`runWorkflows`: stored together, one
+   * commit for all of them or a few for a large batch; more than 1,000 go in several requests).
+   * Each trigger is answered on its own, in order, and one refused trigger never fails the others;
+   * a failure of the request itself (timeout, principal down) is every trigger's result. Emits
+   * `triggered` for each. Never throws.
    */
   async runWorkflows(triggers: readonly BatchTrigger[], options: RunWorkflowsOptions = {}): Promise<TriggerResult[]> {
     const bodies = triggers.map((t) => this.#triggerBody(t));

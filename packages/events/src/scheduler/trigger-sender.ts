@@ -46,9 +46,9 @@ interface Launch {
  * decides what a failure means: a refusal drops the occurrence, a retryable failure is retried
  * with backoff while the occurrence is within `missGraceMs`, then it is missed. The occurrences
  * launched in one turn of the event loop (those due at the same instant, a catch-up) go in one
- * `runWorkflows` request, stored by the principal in one commit; a lone one goes as
- * `runWorkflow`. A principal that does not know `runWorkflows` (older than this scheduler) gets
- * them one by one from then on.
+ * `runWorkflows` request, stored by the principal together (usually one commit); a lone one goes
+ * as `runWorkflow`. A principal that does not know `runWorkflows` (older than this scheduler)
+ * gets them one by one from then on.
  */
 export class TriggerSender {
   readonly #o: TriggerSenderOptions;

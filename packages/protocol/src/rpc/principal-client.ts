@@ -218,10 +218,10 @@ export class PrincipalClient {
   }
 
   /**
-   * Trigger many runs in one request, stored in one commit (at most `MAX_BATCH_TRIGGERS`, 1000,
-   * items). Each item is answered on its own, in order: `{ ok: true, runId, duplicate, skipped,
-   * status }` or `{ ok: false, error }` (the codes of {@link runWorkflow}); one refused item never
-   * fails the others. Items without `idempotencyKey` get an `auto:<uuid>` key once, reused on
+   * Trigger many runs in one request, stored together (one commit, a few for a large batch; at
+   * most `MAX_BATCH_TRIGGERS`, 1000, items). Each item is answered on its own, in order:
+   * `{ ok: true, runId, duplicate, skipped, status }` or `{ ok: false, error }` (the codes of
+   * {@link runWorkflow}); one refused item never fails the others. Items without `idempotencyKey` get an `auto:<uuid>` key once, reused on
    * every retry of the request.
    * @throws CdktrError for the request as a whole only (`BAD_REQUEST` for an empty or oversized
    * list, `PERMISSION_DENIED` for a key whose role may not trigger, `NOT_LEADER`, transport errors)
