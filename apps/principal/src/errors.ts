@@ -148,3 +148,16 @@ export function logIngestBusy(agentId: string, pending: { lines: number; bytes: 
     { retryable: true, context: { agentId } },
   );
 }
+
+/**
+ * `RESOURCE_EXHAUSTED` (retryable): the triggers of `runWorkflows` batches a key (or, without
+ * authentication, a connection) has in progress would exceed its bound; nothing of this batch was
+ * run: send it again (with the same idempotency keys) after a pause, or in smaller batches.
+ */
+export function batchTriggersBusy(who: string, inFlight: number, batch: number, limit: number): CdktrError {
+  return new CdktrError(
+    "RESOURCE_EXHAUSTED",
+    `${who} has ${inFlight} triggers of runWorkflows batches in progress; ${batch} more would pass the bound of ${limit} (CDKTR_MAX_REQUESTS_IN_FLIGHT_PER_KEY): send this batch again after a pause, or in smaller batches`,
+    { retryable: true, context: { inFlight, batch, limit } },
+  );
+}

@@ -11,7 +11,7 @@ import {
 } from "@cdktr/protocol";
 import { resolveParams } from "@cdktr/workflow";
 import { CRON_KEY_PREFIX, mayReadRun, mayTriggerWorkflow, mayUseIdempotencyKey, seesAllRuns } from "../auth/roles.js";
-import { permissionDenied, runNotFound, workflowNotFound } from "../errors.js";
+import { batchTriggersBusy, permissionDenied, runNotFound, workflowNotFound } from "../errors.js";
 import type { HandlerRegistry } from "../leader/leader-gate.js";
 import type { ApiContext } from "./api-context.js";
 
@@ -80,27 +80,46 @@ export function registerRunHandlers(server: HandlerRegistry<typeof API_VERBS>, c
     return { runId: run.runId, duplicate, skipped: run.status === "SKIPPED", status: run.status };
   };
 
+  /**
+   * Triggers of `runWorkflows` batches in progress, per key (per connection without
+   * authentication): each counts as a request against `CDKTR_MAX_REQUESTS_IN_FLIGHT_PER_KEY`, so
+   * a batch buys a key no more queued work than single requests would.
+   */
+  const batchItems = new Map<string, number>();
+  const batchLimit = ctx.config.maxRequestsInFlightPerKey;
+
   server
     .handle("runWorkflow", (req, rpc) => trigger(req, rpc.identity))
     // Every item's createRun is queued in this same turn, so the store commits them together;
     // each item settles on its own.
-    .handle("runWorkflows", async ({ items }, rpc) => ({
-      results: await Promise.all(
-        items.map((item) =>
-          trigger(item, rpc.identity).then(
-            (reply): RunWorkflowsItem => ({ ok: true, ...reply }),
-            (e: unknown): RunWorkflowsItem => {
-              const err = toCdktrError(e);
-              // As a failed runWorkflow's reply would be: anything but a CdktrError is a bug.
-              if (!(e instanceof CdktrError)) {
-                logger.error("runWorkflows: an item failed", { workflowId: item.workflowId, error: err.message });
-              }
-              return { ok: false, error: err.toWire() };
-            },
+    .handle("runWorkflows", async ({ items }, rpc) => {
+      const who = rpc.identity === null ? `connection ${rpc.peer}` : `key \`${rpc.identity.name}\``;
+      const inFlight = batchItems.get(who) ?? 0;
+      if (inFlight + items.length > batchLimit) throw batchTriggersBusy(who, inFlight, items.length, batchLimit);
+      batchItems.set(who, inFlight + items.length);
+      try {
+        const results = await Promise.all(
+          items.map((item) =>
+            trigger(item, rpc.identity).then(
+              (reply): RunWorkflowsItem => ({ ok: true, ...reply }),
+              (e: unknown): RunWorkflowsItem => {
+                const err = toCdktrError(e);
+                // As a failed runWorkflow's reply would be: anything but a CdktrError is a bug.
+                if (!(e instanceof CdktrError)) {
+                  logger.error("runWorkflows: an item failed", { workflowId: item.workflowId, error: err.message });
+                }
+                return { ok: false, error: err.toWire() };
+              },
+            ),
           ),
-        ),
-      ),
-    }))
+        );
+        return { results };
+      } finally {
+        const left = (batchItems.get(who) ?? 0) - items.length;
+        if (left > 0) batchItems.set(who, left);
+        else batchItems.delete(who);
+      }
+    })
     .handle("cancelRun", async ({ runId }) => {
       // Commit first, then memory: a failed commit leaves the run queued (and cancellable). A
       // fetch meanwhile may hand the run out, but its assignment is written after this cancel

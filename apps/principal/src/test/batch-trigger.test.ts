@@ -75,4 +75,19 @@ describe("runWorkflows (batch trigger)", () => {
     );
     assert.equal(countRows(p.dbPath, "runs"), MAX_BATCH_TRIGGERS, "no run from a refused request");
   });
+
+  it("a batch's triggers count against the key's requests in flight: past CDKTR_MAX_REQUESTS_IN_FLIGHT_PER_KEY it is refused whole, retryable", async () => {
+    const p = await startPrincipal({ env: { CDKTR_MAX_REQUESTS_IN_FLIGHT_PER_KEY: "500" } });
+    const items = (n: number, prefix: string) =>
+      Array.from({ length: n }, (_, i) => ({ workflowId: "hello", idempotencyKey: `${prefix}-${i}` }));
+    await assert.rejects(
+      p.client.runWorkflows(items(501, "big"), { retry: false }),
+      (e: unknown) => isCdktrError(e, "RESOURCE_EXHAUSTED") && (e as { retryable?: boolean }).retryable === true,
+    );
+    assert.equal(countRows(p.dbPath, "runs"), 0, "nothing of the refused batch ran");
+    const { results } = await p.client.runWorkflows(items(500, "fits"));
+    assert.equal(results.filter((r) => r.ok).length, 500);
+    // The count is given back: the next full batch fits again.
+    assert.equal((await p.client.runWorkflows(items(500, "again"))).results.filter((r) => r.ok).length, 500);
+  });
 });
