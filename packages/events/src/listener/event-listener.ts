@@ -147,7 +147,10 @@ export interface TriggerResult {
 
 /** Events every listener emits. */
 export interface EventListenerEvents {
-  /** After every {@link EventListener.runWorkflow} call and every trigger of {@link EventListener.runWorkflows}, successful or not. */
+  /**
+   * After every {@link EventListener.runWorkflow} call and for every trigger of
+   * {@link EventListener.runWorkflows}, successful or not.
+   */
   triggered: TriggerResult;
   /** `startListening` threw, or a listener reported a problem. */
   error: Error;
