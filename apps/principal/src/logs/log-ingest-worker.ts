@@ -30,6 +30,7 @@ import { checkAgentKey } from "../agents/agent-registry.js";
 import { permitsVerb } from "../auth/roles.js";
 import { storageFull } from "../errors.js";
 import { GroupCommit } from "../store/sqlite/group-commit.js";
+import { openLogDatabase } from "../store/sqlite/log-database.js";
 import { insertLogLinesInPieces } from "../store/sqlite/log-writes.js";
 import { LEADER_ONLY_LOG_VERBS, leaderGated } from "../leader/leader-gate.js";
 import { Tables } from "../store/sqlite/tables.js";
@@ -115,11 +116,10 @@ const identify = (publicKey: string): KeyIdentity | undefined => {
   return keys.get(publicKey);
 };
 
-// The log database's writer (the main thread created and migrated it), and a read-only
-// connection to the main file for the leases of the runs whose lines arrive.
-const db = new Database(data.logsPath, { fileMustExist: true });
-db.pragma("busy_timeout = 5000");
-db.pragma("synchronous = FULL");
+// The log database's writer, with the store's settings (the main thread created and migrated
+// it: nothing to do there), and a read-only connection to the main file for the leases of the
+// runs whose lines arrive.
+const db = openLogDatabase(data.logsPath);
 const tables = new Tables(db);
 const leaseDb = new Database(data.dbPath, { readonly: true, fileMustExist: true });
 leaseDb.pragma("busy_timeout = 5000");

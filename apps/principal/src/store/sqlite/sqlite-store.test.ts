@@ -46,6 +46,21 @@ describe("SqliteStore", () => {
     logs.close();
   });
 
+  it("a log database written by a newer principal is refused, naming that file and what to do", () => {
+    const path = join(makeTempDir(), "cdktr.db");
+    const future = new Database(logDatabasePath(path));
+    future.exec("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (99)");
+    future.close();
+    assert.throws(
+      () => SqliteStore.open({ path }),
+      (e: unknown) =>
+        e instanceof Error &&
+        (e as { code?: unknown }).code === "SCHEMA_TOO_NEW" &&
+        e.message.includes(logDatabasePath(path)) &&
+        /upgrade cdktr or use another CDKTR_DB_PATH/.test(e.message),
+    );
+  });
+
   it("the log database sits beside the main file: cdktr.db -> cdktr.logs.db, db -> db.logs", () => {
     assert.equal(logDatabasePath("/d/cdktr.db"), "/d/cdktr.logs.db");
     assert.equal(logDatabasePath("/d/x.y/db"), "/d/x.y/db.logs");
