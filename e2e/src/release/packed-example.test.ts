@@ -2,15 +2,15 @@
  * Proof that the published packages work OUTSIDE this repository: every publishable workspace
  * (not `private`) is packed with `npm pack` (by `npm run release:pack`, or by `.ci/run`'s packing
  * step, which passes its directory as `CDKTR_PACK_DIR`), and ALL the tarballs are installed with
- * one `npm install` into a temp copy of examples/listeners/http-trigger (so better-sqlite3 is
- * compiled once). Then the installed `cdktr` reports its version, validates examples/workflows,
+ * one `npm install` into a temp copy of examples/listeners/http-trigger (better-sqlite3 from a
+ * local prebuild: {@link localBetterSqlitePrebuild}). Then the installed `cdktr` reports its version, validates examples/workflows,
  * runs a principal and an agent that complete a run, and the example listener, compiled with the
  * workspace's tsc, triggers runs over HTTP against the installed principal.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -57,13 +57,38 @@ function workspaces(): { dir: string; pkg: Manifest }[] {
   return dirs.map((dir) => ({ dir, pkg: readJson(join(dir, "package.json")) }));
 }
 
-function run(cmd: string, args: string[], cwd: string): string {
+function run(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}): string {
   return execFileSync(cmd, args, {
     cwd,
     encoding: "utf8",
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" },
+    env: {
+      ...process.env,
+      npm_config_update_notifier: "false",
+      npm_config_fund: "false",
+      npm_config_audit: "false",
+      ...env,
+    },
   });
+}
+
+/**
+ * A user on linux-x64 gets better-sqlite3's prebuilt binary (its install script runs
+ * prebuild-install, which downloads it from the project's GitHub releases). This machine reaches
+ * the npm registry only, so without help the script falls back to compiling SQLite (1.5-2 min of
+ * the suite). The binary the workspace's own install produced stands in for the download: same
+ * version (pinned with `overrides`), same Node ABI, handed to prebuild-install as a local prebuild
+ * (`npm_config_better_sqlite3_local_prebuilds`); the install script still runs and unpacks it.
+ */
+function localBetterSqlitePrebuild(dir: string): { version: string; env: Record<string, string> } {
+  const moduleDir = dirname(
+    createRequire(join(ROOT, "apps/principal/package.json")).resolve("better-sqlite3/package.json"),
+  );
+  const { version } = readJson(join(moduleDir, "package.json"));
+  const file = `better-sqlite3-v${version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
+  mkdirSync(dir, { recursive: true });
+  run("tar", ["-czf", join(dir, file), "build/Release/better_sqlite3.node"], moduleDir);
+  return { version, env: { npm_config_better_sqlite3_local_prebuilds: dir } };
 }
 
 describe("the published packages, packed and installed outside the repository", () => {
@@ -121,9 +146,15 @@ describe("the published packages, packed and installed outside the repository", 
       // the local tarballs stand in for the registry (all of them, one install); typescript comes from the workspace
       pkg.dependencies = deps;
       pkg.devDependencies = { "@types/node": (pkg.devDependencies as Record<string, string>)["@types/node"] ?? "^20" };
+      const prebuild = localBetterSqlitePrebuild(join(tmp, "prebuilds"));
+      pkg.overrides = { "better-sqlite3": prebuild.version };
       writeFileSync(join(project, "package.json"), JSON.stringify(pkg, null, 2));
-      // install scripts run, as for a user: better-sqlite3 is built here
-      run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], project);
+      // install scripts run, as for a user (better-sqlite3's unpacks its prebuilt binary)
+      run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], project, prebuild.env);
+      assert.ok(
+        !existsSync(join(project, "node_modules/better-sqlite3/build/Release/obj.target")),
+        "better-sqlite3 was unpacked from the local prebuild, not compiled (its install script found no prebuild)",
+      );
       run(process.execPath, [TSC, "-p", "tsconfig.json"], project);
       cdktr = join(project, "node_modules/@cdktr/cli/bin/cdktr.js");
     },
