@@ -47,6 +47,11 @@ export interface PrincipalHandle {
   publishPort: number;
   client: PrincipalClient;
   stop(): Promise<void>;
+  /**
+   * Start this principal again after {@link stop}: same home (so the same keys), ports and
+   * database; `nodeFlags` through NODE_OPTIONS (e.g. to profile only the restart).
+   */
+  restart(opts?: { nodeFlags?: string[] }): Promise<PrincipalHandle>;
 }
 
 /** Options of {@link startPrincipal}. */
@@ -85,7 +90,11 @@ export async function startPrincipal(opts: PrincipalOptions): Promise<PrincipalH
       ...(opts.onLine === undefined ? {} : { onLine: opts.onLine }),
     },
   });
-  const proc = withMemory(await fixture.start());
+  return handleOf(fixture, withMemory(await fixture.start()));
+}
+
+/** The bench's view of a started fixture principal. */
+function handleOf(fixture: PrincipalFixture, proc: Proc): PrincipalHandle {
   const { api, logs, publish } = fixture.ports;
   return {
     fixture,
@@ -101,6 +110,10 @@ export async function startPrincipal(opts: PrincipalOptions): Promise<PrincipalH
     async stop() {
       fixture.closeClients();
       await proc.stop("SIGTERM", 15_000);
+    },
+    async restart(again = {}) {
+      const env = again.nodeFlags === undefined ? {} : { NODE_OPTIONS: again.nodeFlags.join(" ") };
+      return handleOf(fixture, withMemory(await fixture.start({ env })));
     },
   };
 }

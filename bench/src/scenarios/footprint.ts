@@ -75,12 +75,7 @@ export const footprint: Scenario = {
     const insertMs = nowMs() - i0;
 
     ctx.log("ours: restart with the full history");
-    const principal = await startPrincipal({
-      workflowDir: wfDir,
-      dbPath,
-      readyTimeoutMs: 300_000,
-      ...profileFlags(ctx, "footprint", "principal"),
-    });
+    const principal = await first.restart(profileFlags(ctx, "footprint", "principal"));
     const loadMs = principal.proc.readyAt - principal.proc.spawnedAt;
     const pickups: number[] = [];
     const basePickups: number[] = [];
