@@ -55,6 +55,12 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         default: "60",
         description: "Periodic rescan of the workflow directory, a fallback to file watching",
       },
+      {
+        name: "CDKTR_WORKFLOW_INDEX_PATH",
+        default: "",
+        description:
+          "The workflow scan index, so a restart parses only changed files (default: cdktr.workflow-index.json beside CDKTR_DB_PATH; off = none)",
+      },
       { name: "CDKTR_DB_PATH", default: "~/.cdktr/cdktr.db", description: "SQLite database file" },
       {
         name: "CDKTR_DATABASE_URL",

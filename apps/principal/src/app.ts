@@ -217,9 +217,15 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     publisher = pub;
     const publishEndpoint = await bindNamingSetting(() => pub.bind(), config, "publish");
 
-    const dir = new WorkflowDirectory({ dir: config.workflowDir, logger: logger.child({ component: "workflows" }) });
+    const dir = new WorkflowDirectory({
+      dir: config.workflowDir,
+      logger: logger.child({ component: "workflows" }),
+      ...(config.workflowIndexPath === null ? {} : { indexFile: config.workflowIndexPath }),
+    });
     const wfs = new WorkflowRegistry({
-      scan: deps.scanWorkflows ?? (() => dir.scan()),
+      ...(deps.scanWorkflows === undefined
+        ? { scan: () => dir.scan(), scanPaths: (paths) => dir.scan(paths), onStop: () => dir.flushIndex() }
+        : { scan: deps.scanWorkflows }),
       clock,
       logger: logger.child({ component: "workflows" }),
       onChange: events.workflows,

@@ -15,6 +15,7 @@ describe("loadConfig", () => {
       workflowDir: "/srv/workflows",
       workflowRefreshMs: 60_000,
       dbPath: "/home/u/.cdktr/cdktr.db",
+      workflowIndexPath: "/home/u/.cdktr/cdktr.workflow-index.json",
       databaseUrl: null,
       databaseReadConnections: 4,
       leaderTtlMs: 5000,
@@ -52,8 +53,14 @@ describe("loadConfig", () => {
     );
     assert.equal(c.apiPort, 0);
     assert.equal(c.dbPath, "/h/x/db.sqlite");
+    assert.equal(c.workflowIndexPath, "/h/x/cdktr.workflow-index.json", "beside the database by default");
     assert.equal(c.workflowDir, "/abs/wf");
     assert.equal(c.logLevel, "info");
+    const index = (v: string) =>
+      loadConfig({ HOME: "/h", CDKTR_WORKFLOW_INDEX_PATH: v }, { cwd: "/srv", dotEnv: false }).workflowIndexPath;
+    assert.equal(index("off"), null);
+    assert.equal(index("~/idx.json"), "/h/idx.json");
+    assert.equal(index("state/idx.json"), "/srv/state/idx.json");
   });
 
   it("CDKTR_DATABASE_URL selects PostgreSQL (empty = SQLite) and must be a postgres:// URL", () => {

@@ -3,7 +3,7 @@
  * from the environment, then from a `.env` file in the working directory (never overriding).
  */
 import { homedir, hostname } from "node:os";
-import { isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigError, envInt, loadDotEnv, parseEnv } from "@cdktr/protocol";
 
@@ -30,6 +30,11 @@ export const PrincipalEnvSchema = z.object({
   CDKTR_WORKFLOW_DIR: z.string().min(1).default("workflows"),
   /** Periodic full stat scan of the workflow directory (fallback for missed watch events), seconds. */
   CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: envInt({ min: 1, max: 86_400, default: 60 }),
+  /**
+   * The workflow scan index (what each file looked like and parsed to: a restart parses only
+   * changed files); unset = `cdktr.workflow-index.json` beside `CDKTR_DB_PATH`; `off` = none.
+   */
+  CDKTR_WORKFLOW_INDEX_PATH: z.string().min(1).optional(),
   /** SQLite database file; `~` and `$HOME` are expanded; the directory is created. */
   CDKTR_DB_PATH: z.string().min(1).default("~/.cdktr/cdktr.db"),
   /**
@@ -108,6 +113,8 @@ export interface PrincipalConfig {
   /** Absolute path. */
   workflowDir: string;
   workflowRefreshMs: number;
+  /** Absolute path of the workflow scan index (`CDKTR_WORKFLOW_INDEX_PATH`), or null for none. */
+  workflowIndexPath: string | null;
   /** Absolute path of the SQLite file (unused when `databaseUrl` is set). */
   dbPath: string;
   /** PostgreSQL URL (`CDKTR_DATABASE_URL`), or null for SQLite. */
@@ -187,6 +194,13 @@ export function loadConfig(
   const dbPath = expandHome(e.CDKTR_DB_PATH, home);
   const workflowDir = expandHome(e.CDKTR_WORKFLOW_DIR, home);
   const keysDir = expandHome(e.CDKTR_KEYS_DIR, home);
+  const indexSetting = e.CDKTR_WORKFLOW_INDEX_PATH;
+  const indexPath =
+    indexSetting === "off"
+      ? null
+      : indexSetting === undefined
+        ? join(dirname(dbPath), "cdktr.workflow-index.json")
+        : expandHome(indexSetting, home);
   if (e.CDKTR_AUTH === "off" && !isLoopbackHost(e.CDKTR_PRINCIPAL_HOST)) {
     throw new ConfigError(
       [
@@ -202,6 +216,7 @@ export function loadConfig(
     publishPort: e.CDKTR_LOGS_PUBLISHING_PORT,
     workflowDir: isAbsolute(workflowDir) ? workflowDir : resolve(cwd, workflowDir),
     workflowRefreshMs: e.CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S * 1000,
+    workflowIndexPath: indexPath === null ? null : isAbsolute(indexPath) ? indexPath : resolve(cwd, indexPath),
     dbPath: isAbsolute(dbPath) ? dbPath : resolve(cwd, dbPath),
     databaseUrl: e.CDKTR_DATABASE_URL ?? null,
     databaseReadConnections: e.CDKTR_DATABASE_READ_CONNECTIONS,

@@ -49,7 +49,7 @@ export interface PrincipalHandle {
   stop(): Promise<void>;
   /**
    * Start this principal again after {@link stop}: same home (so the same keys), ports and
-   * database; `nodeFlags` through NODE_OPTIONS (e.g. to profile only the restart).
+   * database; `nodeFlags` for this start only (e.g. to profile only the restart).
    */
   restart(opts?: { nodeFlags?: string[] }): Promise<PrincipalHandle>;
 }
@@ -112,8 +112,7 @@ function handleOf(fixture: PrincipalFixture, proc: Proc): PrincipalHandle {
       await proc.stop("SIGTERM", 15_000);
     },
     async restart(again = {}) {
-      const env = again.nodeFlags === undefined ? {} : { NODE_OPTIONS: again.nodeFlags.join(" ") };
-      return handleOf(fixture, withMemory(await fixture.start({ env })));
+      return handleOf(fixture, withMemory(await fixture.start(again)));
     },
   };
 }

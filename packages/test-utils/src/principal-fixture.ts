@@ -273,6 +273,7 @@ export class PrincipalFixture {
       cwd: this.home,
       env: { ...this.env, ...options.env },
       ...(options.waitReady === undefined ? {} : { waitReady: options.waitReady }),
+      ...(options.nodeFlags === undefined ? {} : { nodeFlags: [...options.nodeFlags] }),
     });
     this.service = service;
     const endpoints = service.ready.endpoints as Record<string, unknown> | undefined;

@@ -70,6 +70,8 @@ export interface PrincipalStartOptions {
   env?: Readonly<Record<string, string>>;
   /** Return at once instead of waiting for `ready` (a start expected to fail). @default true */
   waitReady?: boolean;
+  /** Node flags for this start only (e.g. `--cpu-prof`, which NODE_OPTIONS refuses), over the fixture's. */
+  nodeFlags?: readonly string[];
 }
 
 /** The principal cannot be used that way (not started yet, started twice). */

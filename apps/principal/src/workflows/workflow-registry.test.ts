@@ -1,10 +1,15 @@
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { WorkflowDefinition, WorkflowsChangedEvent } from "@cdktr/protocol";
-import { waitFor } from "@cdktr/test-utils";
+import { mkdirSync, utimesSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { systemClock, type WorkflowDefinition, type WorkflowsChangedEvent } from "@cdktr/protocol";
+import { makeTempDir, removeTempDirs, waitFor } from "@cdktr/test-utils";
 import { ManualClock } from "@cdktr/protocol";
+import { WorkflowDirectory } from "@cdktr/workflow";
 import { definition } from "../test/workflow-fixture.js";
 import { WorkflowRegistry, type WorkflowScan } from "./workflow-registry.js";
+
+after(() => removeTempDirs());
 
 describe("WorkflowRegistry", () => {
   it("versions changes; sinceVersion returns only changes and removals; unknown versions get a full listing", async () => {
@@ -88,5 +93,57 @@ describe("WorkflowRegistry", () => {
     await r.refresh();
     assert.equal(r.get("a")?.id, "a");
     await r.stop();
+  });
+
+  it("a watched file's edit is scanned on its own; a new folder means a full scan; stop waits for the index", async () => {
+    const dir = makeTempDir("wf-watch-");
+    const yaml = (echo: string) =>
+      `name: W\ntasks:\n  a:\n    name: A\n    config: !Subprocess {cmd: echo, args: [${echo}]}\n`;
+    const put = (rel: string, echo: string): void => {
+      const p = join(dir, rel);
+      mkdirSync(dirname(p), { recursive: true });
+      writeFileSync(p, yaml(echo));
+      const old = new Date(Date.now() - 60_000);
+      utimesSync(p, old, old);
+    };
+    for (let i = 0; i < 30; i++) put(`w${i}.yml`, "first");
+    const indexFile = join(makeTempDir("wf-index-"), "index.json");
+    const wd = new WorkflowDirectory({ dir, indexFile });
+    const calls: string[] = [];
+    let stopped = false;
+    const r = new WorkflowRegistry({
+      scan: () => {
+        calls.push("full");
+        return wd.scan();
+      },
+      scanPaths: (paths) => {
+        calls.push(paths.join(","));
+        return wd.scan(paths);
+      },
+      onStop: async () => {
+        await wd.flushIndex();
+        stopped = true;
+      },
+      clock: systemClock,
+      watchDir: dir,
+    });
+    await r.start();
+    // chokidar is ready once its initial walk is done; an edit before that may go unseen
+    await new Promise((res) => setTimeout(res, 300));
+    calls.length = 0;
+    const argsOf = (id: string) => {
+      const c = r.get(id)?.tasks.a?.config;
+      return c?.type === "subprocess" ? c.args : undefined;
+    };
+    put("w3.yml", "second");
+    await waitFor(() => argsOf("w3")?.[0] === "second", { timeoutMs: 5000, what: "the edit of w3.yml" });
+    assert.deepEqual(calls, ["w3.yml"], "only the edited file is scanned");
+
+    calls.length = 0;
+    put("team/new.yml", "new");
+    await waitFor(() => r.get("team.new") !== undefined, { timeoutMs: 5000, what: "the new folder's file" });
+    assert.ok(calls.includes("full"), `a new folder means a full scan (${calls.join(" | ")})`);
+    await r.stop();
+    assert.equal(stopped, true);
   });
 });

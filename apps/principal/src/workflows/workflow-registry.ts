@@ -1,5 +1,6 @@
 import { watch, type FSWatcher } from "chokidar";
 import { createHash } from "node:crypto";
+import { relative, sep } from "node:path";
 import {
   errorMessage,
   noopLogger,
@@ -26,6 +27,14 @@ export interface WorkflowScan {
 export interface WorkflowRegistryOptions {
   /** Scans the directory (e.g. `WorkflowDirectory.scan`). Must not throw for bad files. */
   scan: () => Promise<WorkflowScan>;
+  /**
+   * Scans only the given files (relative to `watchDir`, `/` separated: what the watcher reported),
+   * taking every other file as it was (`WorkflowDirectory.scan(paths)`); without it every watch
+   * event means a full {@link scan}.
+   */
+  scanPaths?: (paths: string[]) => Promise<WorkflowScan>;
+  /** Called once at {@link WorkflowRegistry.stop}, after the last scan (e.g. to finish writing an index). */
+  onStop?: () => Promise<void>;
   /** The start version, and the time of the debounce and of the periodic scan. */
   clock: Clock;
   logger?: Logger;
@@ -35,8 +44,24 @@ export interface WorkflowRegistryOptions {
   watchDir?: string;
   /** Period of the fallback full scan, ms (0 = none). */
   refreshMs?: number;
-  /** @default 100 */
+  /**
+   * How long to wait for more watch events before scanning (an editor's save is often several
+   * events: write, rename, chmod). @default 25
+   */
   debounceMs?: number;
+}
+
+/** SHA-256 of each definition's canonical JSON (without the file hash), by definition object. */
+const digests = new WeakMap<WorkflowDefinition, string>();
+
+function definitionDigest(wf: WorkflowDefinition): string {
+  let d = digests.get(wf);
+  if (d === undefined) {
+    const { hash: _fileHash, ...definition } = wf;
+    d = createHash("sha256").update(canonicalJson(definition)).digest("hex");
+    digests.set(wf, d);
+  }
+  return d;
 }
 
 /**
@@ -59,7 +84,11 @@ export class WorkflowRegistry {
   private debounce: TimerHandle | null = null;
   private interval: RepeatingTimer | null = null;
   private scanning: Promise<void> | null = null;
-  private again = false;
+  /** What the next scan must cover: everything, or the files the watcher reported. */
+  private pendingFull = false;
+  private readonly pendingPaths = new Set<string>();
+  /** Watch events since the debounce started: null = one needs a full scan (a directory changed). */
+  private watched: Set<string> | null = new Set();
   private stopped = false;
   private setHashOf: string | null = null;
 
@@ -80,19 +109,17 @@ export class WorkflowRegistry {
   }
 
   /**
-   * Hash of the loaded workflow set (SHA-256 of the canonical JSON of every definition, sorted
-   * by id, without the source file's hash: comments and formatting do not count): the same on
-   * principals that load the same workflows, compared between the principals of one database and
-   * reported in `ping`.
+   * Hash of the loaded workflow set (SHA-256 over each id and the SHA-256 of its definition's
+   * canonical JSON, sorted by id, without the source file's hash: comments and formatting do not
+   * count): the same on principals that load the same workflows, compared between the principals
+   * of one database and reported in `ping`. A definition's digest is computed once (a change
+   * costs the changed definitions, not all of them).
    */
   get setHash(): string {
     if (this.setHashOf === null) {
       const h = createHash("sha256");
       const ids = [...this.current.keys()].sort();
-      for (const id of ids) {
-        const { hash: _fileHash, ...definition } = this.current.get(id) as WorkflowDefinition;
-        h.update(`${canonicalJson(definition)}\n`);
-      }
+      for (const id of ids) h.update(`${id}:${definitionDigest(this.current.get(id) as WorkflowDefinition)}\n`);
       this.setHashOf = h.digest("hex");
     }
     return this.setHashOf;
@@ -109,7 +136,7 @@ export class WorkflowRegistry {
     if (this.opts.watchDir !== undefined) {
       try {
         this.watcher = watch(this.opts.watchDir, { ignoreInitial: true, persistent: true });
-        this.watcher.on("all", () => this.schedule());
+        this.watcher.on("all", (event: string, path: string) => this.schedule(event, path));
         this.watcher.on("error", (e: unknown) =>
           this.logger.warn("workflow watcher error (the periodic scan goes on)", { error: errorMessage(e) }),
         );
@@ -132,34 +159,51 @@ export class WorkflowRegistry {
     this.watcher = null;
     if (w !== null) await w.close();
     if (this.scanning !== null) await this.scanning;
+    await this.opts.onStop?.();
   }
 
-  private schedule(): void {
+  /** A watch event: a file's add/change/unlink is scanned on its own; anything else needs a full scan. */
+  private schedule(event: string, path: string): void {
     if (this.stopped) return;
+    const dir = this.opts.watchDir;
+    if (this.watched !== null && dir !== undefined && (event === "add" || event === "change" || event === "unlink")) {
+      this.watched.add(relative(dir, path).split(sep).join("/"));
+    } else {
+      this.watched = null;
+    }
     if (this.debounce !== null) this.opts.clock.clearTimer(this.debounce);
     this.debounce = this.opts.clock.setTimer(() => {
       this.debounce = null;
-      void this.refresh();
-    }, this.opts.debounceMs ?? 100);
+      const paths = this.watched;
+      this.watched = new Set();
+      void this.refresh(paths === null ? undefined : [...paths]);
+    }, this.opts.debounceMs ?? 25);
   }
 
-  /** Rescan now (serialised: a call during a scan runs one more scan after it). */
-  refresh(): Promise<void> {
-    if (this.scanning !== null) {
-      this.again = true;
-      return this.scanning;
-    }
+  /**
+   * Rescan now: everything, or only `paths` (relative to the watched directory) when a
+   * `scanPaths` is configured. Serialised: what is asked during a scan is scanned after it.
+   */
+  refresh(paths?: readonly string[]): Promise<void> {
+    if (paths === undefined || this.opts.scanPaths === undefined) this.pendingFull = true;
+    else for (const p of paths) this.pendingPaths.add(p);
+    if (this.scanning !== null) return this.scanning;
     this.scanning = (async () => {
-      do {
-        this.again = false;
+      while ((this.pendingFull || this.pendingPaths.size > 0) && !this.stopped) {
+        const full = this.pendingFull;
+        const only = [...this.pendingPaths];
+        this.pendingFull = false;
+        this.pendingPaths.clear();
         try {
-          this.apply(await this.opts.scan());
+          this.apply(
+            full || this.opts.scanPaths === undefined ? await this.opts.scan() : await this.opts.scanPaths(only),
+          );
         } catch (e) {
           this.logger.error("workflow directory scan failed (keeping the current workflows)", {
             error: errorMessage(e),
           });
         }
-      } while (this.again && !this.stopped);
+      }
     })().finally(() => {
       this.scanning = null;
     });

@@ -1,7 +1,8 @@
 /**
- * A directory of workflow files, scanned incrementally: only files whose mtime or size changed
- * are read, and only files whose content hash changed are parsed again, so re-scanning 10,000
- * unchanged files costs 10,000 `stat` calls.
+ * A directory of workflow files, scanned incrementally: only files whose `stat` changed are read,
+ * and only files whose content hash changed are parsed again, so re-scanning 10,000 unchanged
+ * files costs 10,000 `stat` calls. With an index file the same holds across restarts, and a scan
+ * of given paths (what a file watcher reported) looks at those files only.
  */
 import { createHash } from "node:crypto";
 import type { Dirent, Stats } from "node:fs";
@@ -10,6 +11,7 @@ import { join, relative, sep } from "node:path";
 import { errorMessage, type WorkflowDefinition, type WorkflowLoadError } from "@cdktr/protocol";
 import { parseWorkflowText, workflowIdFromPath } from "./parse-workflow-text.js";
 import type { ParseWorkflowResult } from "./parse-workflow-text.js";
+import { readScanIndex, writeScanIndex, type ScanIndexEntry } from "./scan-index.js";
 
 /**
  * The logging surface this library needs; `Logger` from `@cdktr/protocol` satisfies it.
@@ -29,6 +31,13 @@ export interface WorkflowDirectoryOptions {
   logger?: WorkflowLogger;
   /** How many files are stat-ed or read at once. @default 64 */
   concurrency?: number;
+  /**
+   * A file to keep the scan index in (what each file looked like and what it parsed to), so the
+   * first scan after a restart reads and parses only the files that changed. Written after each
+   * scan that changed it; it is a cache: a missing, unreadable or foreign index means a full load.
+   * @default none
+   */
+  indexFile?: string;
 }
 
 /** Result of {@link WorkflowDirectory.scan}. */
@@ -46,19 +55,22 @@ export interface ScanResult {
   errors: WorkflowLoadError[];
   /** Every current warning (e.g. an ambiguous day of week). */
   warnings: WorkflowLoadError[];
-  /** What the scan did: workflow files seen, files read (mtime or size changed), files parsed (content changed). */
+  /** What the scan did: workflow files seen, files read (`stat` changed), files parsed (content changed). */
   stats: { files: number; read: number; parsed: number };
 }
 
-/** Files modified this recently are re-read (and their hash compared) even when mtime+size match. */
+/**
+ * A file's `stat` is trusted to mean "unchanged" only if its content was read at least this long
+ * after its mtime: a same-size edit within the filesystem's timestamp granularity of the read
+ * would otherwise go unnoticed (git's "racy clean" problem). A file read sooner is read again
+ * (and its hash compared) until a read happens late enough.
+ */
 const RACY_WINDOW_MS = 3000;
 
-interface CacheEntry {
-  mtimeMs: number;
-  size: number;
-  contentHash: string;
-  result: ParseWorkflowResult;
-}
+type CacheEntry = ScanIndexEntry;
+
+/** How long changes wait before the index is written again (see `#writeIndex`). */
+const INDEX_WRITE_DELAY_MS = 5000;
 
 /** Files the loader reads; everything else (`.gitkeep`, `README.md`, ...) is ignored. */
 export function isWorkflowFile(name: string): boolean {
@@ -82,9 +94,20 @@ export class WorkflowDirectory {
   readonly dir: string;
   readonly #logger: WorkflowLogger | undefined;
   readonly #concurrency: number;
-  readonly #cache = new Map<string, CacheEntry>();
+  readonly #indexFile: string | undefined;
+  #cache = new Map<string, CacheEntry>();
+  /** Whether the cache changed since the index was last written. */
+  #cacheDirty = false;
+  #indexRead = false;
+  #indexWrite: Promise<void> = Promise.resolve();
+  #indexProblem: string | null = null;
+  #indexTimer: ReturnType<typeof setTimeout> | null = null;
+  #indexWritten = false;
+  /** The workflow files of the last scan; null before the first and after an unusable directory. */
+  #files: string[] | null = null;
   #workflows = new Map<string, WorkflowDefinition>();
   #scanning: Promise<ScanResult> | null = null;
+  #scanningFull = false;
   #read = 0;
   #loggedErrors = new Set<string>();
   #parsed = 0;
@@ -93,6 +116,7 @@ export class WorkflowDirectory {
     this.dir = options.dir;
     this.#logger = options.logger;
     this.#concurrency = Math.max(1, options.concurrency ?? 64);
+    this.#indexFile = options.indexFile;
   }
 
   /** The workflows of the last scan (empty before the first). */
@@ -103,27 +127,93 @@ export class WorkflowDirectory {
   /**
    * Re-reads the directory and reports what changed since the previous scan. Concurrent calls
    * share one scan. Never rejects for bad files or a missing directory: those are `errors`.
+   *
+   * With `paths` (relative to the directory, `/` separated: what a file watcher reported), only
+   * those files are looked at and every other file is taken as it was; the first scan, and any
+   * scan after the directory was unusable, is a full one regardless. Paths that are not
+   * workflow files (other extensions, dot files, outside the directory) are ignored.
    */
-  scan(): Promise<ScanResult> {
+  scan(paths?: readonly string[]): Promise<ScanResult> {
     if (this.#scanning === null) {
-      this.#scanning = this.#scan().finally(() => {
+      this.#scanningFull = paths === undefined;
+      this.#scanning = this.#scan(paths).finally(() => {
         this.#scanning = null;
       });
+      return this.#scanning;
     }
-    return this.#scanning;
+    // Full scans asked for during a full scan share it; anything else runs after the current one.
+    if (paths === undefined && this.#scanningFull) return this.#scanning;
+    return this.#scanning.then(() => this.scan(paths));
   }
 
-  async #scan(): Promise<ScanResult> {
+  /**
+   * Write the index now if the cache changed since it was last written, and resolve once the file
+   * holds what the last scan saw (a failed write is logged, not thrown). Call it before stopping.
+   */
+  flushIndex(): Promise<void> {
+    if (this.#indexTimer !== null) {
+      clearTimeout(this.#indexTimer);
+      this.#indexTimer = null;
+    }
+    this.#writeIndexNow();
+    return this.#indexWrite;
+  }
+
+  async #scan(paths: readonly string[] | undefined): Promise<ScanResult> {
     const errors: WorkflowLoadError[] = [];
     const warnings: WorkflowLoadError[] = [];
+    this.#readIndex();
     let files: string[] = [];
-    try {
-      const st = await stat(this.dir);
-      if (st.isDirectory()) files = await this.#walk();
-      else errors.push(this.#dirError("ENOTDIR", null));
-    } catch (e: unknown) {
-      errors.push(this.#dirError((e as { code?: unknown }).code, e));
+    let toLoad: readonly string[];
+    if (paths !== undefined && this.#files !== null) {
+      const set = new Set(this.#files);
+      const targets: string[] = [];
+      for (const rel of paths) {
+        if (!isWorkflowPath(rel)) continue;
+        targets.push(rel);
+        set.add(rel);
+      }
+      files = [...set].sort();
+      toLoad = targets;
+    } else {
+      try {
+        const st = await stat(this.dir);
+        if (st.isDirectory()) files = await this.#walk();
+        else errors.push(this.#dirError("ENOTDIR", null));
+      } catch (e: unknown) {
+        errors.push(this.#dirError((e as { code?: unknown }).code, e));
+      }
+      toLoad = files;
     }
+
+    this.#read = 0;
+    this.#parsed = 0;
+    const results = new Map<string, ParseWorkflowResult>();
+    const loading = new Set(toLoad);
+    if (loading.size < files.length) {
+      // A scan of given paths: every other file as the last scan left it (one the last scan
+      // could not read is tried again).
+      for (const rel of files) {
+        if (loading.has(rel)) continue;
+        const cached = this.#cache.get(rel);
+        if (cached !== undefined) results.set(rel, cached.result);
+        else loading.add(rel);
+      }
+    }
+    await mapLimit([...loading], this.#concurrency, async (rel) => {
+      const r = await this.#load(rel);
+      if (r !== null) results.set(rel, r);
+    });
+    files = files.filter((rel) => results.has(rel));
+    // The listing is kept only when the directory could be read (else the next scan is a full one).
+    this.#files = errors.length === 0 ? files : null;
+    for (const rel of [...this.#cache.keys()]) {
+      if (!results.has(rel)) {
+        this.#cache.delete(rel);
+        this.#cacheDirty = true;
+      }
+    }
+    this.#writeIndex();
 
     // Group files by id: two files for one id is an error for both.
     const byId = new Map<string, string[]>();
@@ -132,17 +222,6 @@ export class WorkflowDirectory {
       const list = byId.get(id);
       if (list === undefined) byId.set(id, [rel]);
       else list.push(rel);
-    }
-
-    this.#read = 0;
-    this.#parsed = 0;
-    const results = new Map<string, ParseWorkflowResult>();
-    await mapLimit(files, this.#concurrency, async (rel) => {
-      const r = await this.#load(rel);
-      if (r !== null) results.set(rel, r);
-    });
-    for (const rel of [...this.#cache.keys()]) {
-      if (!results.has(rel)) this.#cache.delete(rel);
     }
 
     const next = new Map<string, WorkflowDefinition>();
@@ -211,11 +290,16 @@ export class WorkflowDirectory {
       return null;
     }
     const cached = this.#cache.get(rel);
-    // Trust mtime+size only for files not modified in the last seconds: a same-size edit within
-    // the filesystem's mtime granularity would otherwise go unnoticed ("racy git" problem).
-    const settled = Date.now() - st.mtimeMs > RACY_WINDOW_MS;
-    if (cached !== undefined && settled && cached.mtimeMs === st.mtimeMs && cached.size === st.size)
+    if (
+      cached !== undefined &&
+      cached.readAt - cached.mtimeMs > RACY_WINDOW_MS &&
+      cached.mtimeMs === st.mtimeMs &&
+      cached.ctimeMs === st.ctimeMs &&
+      cached.size === st.size &&
+      cached.ino === st.ino
+    )
       return cached.result;
+    const readAt = Date.now();
     let text: string;
     try {
       text = await readFile(abs, "utf8");
@@ -238,14 +322,74 @@ export class WorkflowDirectory {
       return result;
     }
     const contentHash = createHash("sha256").update(text).digest("hex");
+    const seen = { mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, size: st.size, ino: st.ino, readAt, contentHash };
+    this.#cacheDirty = true;
     if (cached !== undefined && cached.contentHash === contentHash) {
-      this.#cache.set(rel, { ...cached, mtimeMs: st.mtimeMs, size: st.size });
+      this.#cache.set(rel, { ...seen, result: cached.result });
       return cached.result;
     }
     this.#parsed++;
     const result = parseWorkflowText(text, { file: rel, id: workflowIdFromPath(rel), path: rel });
-    this.#cache.set(rel, { mtimeMs: st.mtimeMs, size: st.size, contentHash, result });
+    this.#cache.set(rel, { ...seen, result });
     return result;
+  }
+
+  /** Take the index file's entries as the cache, once, before the first scan. */
+  #readIndex(): void {
+    if (this.#indexRead || this.#indexFile === undefined) return;
+    this.#indexRead = true;
+    const { entries, skipped } = readScanIndex(this.#indexFile, this.dir);
+    if (skipped !== null) {
+      this.#logger?.info("workflow index not used: every file is read and parsed", {
+        indexFile: this.#indexFile,
+        reason: skipped,
+      });
+    }
+    this.#cache = entries;
+  }
+
+  /**
+   * Write the index soon when the cache changed: the first scan's at once, later ones at most
+   * every {@link INDEX_WRITE_DELAY_MS} (serialising 10,000 entries takes ~70 ms of this thread; a
+   * crash in between only means more files parsed at the next start).
+   */
+  #writeIndex(): void {
+    if (this.#indexFile === undefined || !this.#cacheDirty || this.#indexTimer !== null) return;
+    if (!this.#indexWritten) {
+      this.#indexWritten = true;
+      this.#writeIndexNow();
+      return;
+    }
+    this.#indexTimer = setTimeout(() => {
+      this.#indexTimer = null;
+      this.#writeIndexNow();
+    }, INDEX_WRITE_DELAY_MS);
+    this.#indexTimer.unref();
+  }
+
+  /** Write the index in the background (one write at a time) when the cache changed. */
+  #writeIndexNow(): void {
+    const file = this.#indexFile;
+    if (file === undefined || !this.#cacheDirty) return;
+    this.#cacheDirty = false;
+    const snapshot = new Map(this.#cache);
+    this.#indexWrite = this.#indexWrite.then(async () => {
+      try {
+        await writeScanIndex(file, this.dir, snapshot);
+        if (this.#indexProblem !== null) this.#logger?.info("workflow index written again", { indexFile: file });
+        this.#indexProblem = null;
+      } catch (e: unknown) {
+        // Only a cache: the next start reads and parses every file.
+        if (this.#indexProblem === null) {
+          this.#logger?.warn("cannot write the workflow index (the next start parses every file)", {
+            indexFile: file,
+            error: errorMessage(e),
+          });
+        }
+        this.#indexProblem = errorMessage(e);
+        this.#cacheDirty = true;
+      }
+    });
   }
 
   /** The load error of an unusable workflow directory (`code` from the file system). */
@@ -287,6 +431,13 @@ export class WorkflowDirectory {
     }
     return out.sort();
   }
+}
+
+/** A workflow file's path relative to the directory (not outside it, no dot file or folder on the way). */
+function isWorkflowPath(rel: string): boolean {
+  const parts = rel.split("/");
+  const name = parts[parts.length - 1] ?? "";
+  return parts.every((p) => p !== "" && p !== ".." && !p.startsWith(".")) && isWorkflowFile(name);
 }
 
 /**

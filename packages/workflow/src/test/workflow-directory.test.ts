@@ -1,6 +1,6 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, rmSync, utimesSync, writeFileSync, readdirSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeTempDir, removeTempDirs } from "@cdktr/test-utils";
@@ -252,5 +252,131 @@ describe("WorkflowDirectory", () => {
     assert.deepEqual(second.stats, { files: 10_000, read: 1, parsed: 1 });
     assert.deepEqual(second.changed, ["group7.wf7"]);
     assert.equal(readdirSync(join(dir, "group7")).length, 200);
+  });
+});
+
+describe("WorkflowDirectory index file (restarts) and scans of given paths (watch events)", () => {
+  it("a restart with an index reads and parses no unchanged file, and the same workflows come back", async () => {
+    const dir = makeTempDir();
+    const indexFile = join(makeTempDir(), "state", "index.json");
+    for (let i = 0; i < 50; i++) write(dir, `g${i % 5}/w${i}.yml`, wf(`W${i}`), 60);
+    write(dir, "bad.yml", "name: Bad\ntasks: {}\n", 60);
+    const first = new WorkflowDirectory({ dir, indexFile });
+    const a = await first.scan();
+    await first.flushIndex();
+    assert.equal(a.stats.parsed, 51);
+
+    const restarted = new WorkflowDirectory({ dir, indexFile });
+    const b = await restarted.scan();
+    assert.deepEqual(b.stats, { files: 51, read: 0, parsed: 0 });
+    assert.deepEqual([...b.workflows.entries()], [...a.workflows.entries()]);
+    assert.deepEqual(b.errors, a.errors, "a bad file's error comes back from the index too");
+    assert.deepEqual(
+      b.changed.sort(),
+      [...a.workflows.keys()].sort(),
+      "the first scan reports every id, as without an index",
+    );
+  });
+
+  it("a file edited while the principal was down is parsed again, even with its size and mtime put back", async () => {
+    const dir = makeTempDir();
+    const indexFile = join(makeTempDir(), "index.json");
+    write(dir, "a.yml", wf("A", "one"), 60);
+    write(dir, "b.yml", wf("B"), 60);
+    const first = new WorkflowDirectory({ dir, indexFile });
+    await first.scan();
+    await first.flushIndex();
+    // Same size, mtime restored (`cp -p`, `touch -r`): only the ctime (and the content) differ.
+    write(dir, "a.yml", wf("A", "two"), 60);
+    const b = await new WorkflowDirectory({ dir, indexFile }).scan();
+    assert.deepEqual(b.stats, { files: 2, read: 1, parsed: 1 });
+    assert.deepEqual(b.workflows.get("a")?.tasks.a?.config, { type: "subprocess", cmd: "echo", args: ["two"] });
+  });
+
+  it("a file read within seconds of its last write is read again, even when its stat did not change", async () => {
+    const dir = makeTempDir();
+    write(dir, "a.yml", wf("A"));
+    const wd = new WorkflowDirectory({ dir });
+    await wd.scan();
+    // Racy: a same-size edit in the same timestamp tick would leave the stat as it was.
+    assert.deepEqual((await wd.scan()).stats, { files: 1, read: 1, parsed: 0 });
+  });
+
+  it("an unusable index (torn, another build's, another directory's) means a full load, never an error", async () => {
+    const dir = makeTempDir();
+    write(dir, "a.yml", wf("A"), 60);
+    const indexDir = makeTempDir();
+    const good = join(indexDir, "good.json");
+    const w = new WorkflowDirectory({ dir, indexFile: good });
+    await w.scan();
+    await w.flushIndex();
+    const text = readFileSync(good, "utf8");
+    const cases: Record<string, string> = {
+      torn: text.slice(0, text.length / 2),
+      otherBuild: text.replace(/"code":"[0-9a-f]+"/, '"code":"0000"'),
+      otherDir: text.replace(JSON.stringify(dir), JSON.stringify(`${dir}-elsewhere`)),
+      malformed: text.replace(/"size":\d+/, '"size":"big"'),
+    };
+    for (const [name, body] of Object.entries(cases)) {
+      const file = join(indexDir, `${name}.json`);
+      writeFileSync(file, body);
+      const reasons: unknown[] = [];
+      const logger = { debug() {}, info: (_m: string, meta?: object) => reasons.push(meta), warn() {}, error() {} };
+      const r = await new WorkflowDirectory({ dir, indexFile: file, logger }).scan();
+      assert.deepEqual(r.stats, { files: 1, read: 1, parsed: 1 }, name);
+      assert.deepEqual([...r.workflows.keys()], ["a"], name);
+      assert.equal(reasons.length > 0, true, `${name}: the reason is logged`);
+    }
+  });
+
+  it("an index that cannot be written is logged once and the scans go on", async () => {
+    const dir = makeTempDir();
+    write(dir, "a.yml", wf("A"), 60);
+    const blocker = join(makeTempDir(), "not-a-dir");
+    writeFileSync(blocker, "x");
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} };
+    const wd = new WorkflowDirectory({ dir, indexFile: join(blocker, "index.json"), logger });
+    assert.equal((await wd.scan()).workflows.size, 1);
+    await wd.flushIndex();
+    write(dir, "b.yml", wf("B"), 60);
+    assert.equal((await wd.scan()).workflows.size, 2);
+    await wd.flushIndex();
+    assert.deepEqual(warnings, ["cannot write the workflow index (the next start parses every file)"]);
+  });
+
+  it("a scan of given paths reads only those, and adds, edits, removes and checks ids as a full scan would", async () => {
+    const dir = makeTempDir();
+    for (let i = 0; i < 20; i++) write(dir, `w${i}.yml`, wf(`W${i}`), 60);
+    const wd = new WorkflowDirectory({ dir });
+    await wd.scan();
+
+    write(dir, "w3.yml", wf("W3", "edited"), 60);
+    write(dir, "new/one.yml", wf("One"), 60);
+    rmSync(join(dir, "w5.yml"));
+    write(dir, "w7.yml", wf("W7", "not-asked-for"), 60);
+    const r = await wd.scan(["w3.yml", "new/one.yml", "w5.yml", "notes.txt", ".hidden/x.yml", "../outside.yml"]);
+    assert.deepEqual(r.stats, { files: 20, read: 2, parsed: 2 });
+    assert.deepEqual(r.changed.sort(), ["new.one", "w3"]);
+    assert.deepEqual(r.removed, ["w5"]);
+    assert.deepEqual(
+      r.workflows.get("w7")?.tasks.a?.config,
+      { type: "subprocess", cmd: "echo", args: ["hi"] },
+      "a file not named is taken as it was",
+    );
+
+    // Two files for one id, seen through a path scan; deleting one of them clears the error.
+    write(dir, "new.one.yml", wf("Clash"), 60);
+    const clash = await wd.scan(["new.one.yml"]);
+    assert.equal(clash.errors.length, 2);
+    rmSync(join(dir, "new/one.yml"));
+    const cleared = await wd.scan(["new/one.yml"]);
+    assert.deepEqual(cleared.errors, []);
+    assert.equal(cleared.workflows.get("new.one")?.name, "Clash");
+
+    // A full scan afterwards agrees with what the path scans built.
+    const full = await wd.scan();
+    assert.deepEqual([...full.workflows.keys()].sort(), [...cleared.workflows.keys()].sort());
+    assert.deepEqual(full.changed, ["w7"]);
   });
 });
