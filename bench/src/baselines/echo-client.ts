@@ -3,7 +3,7 @@
  * the cdktr protocol in flight for `durationMs`, and counts replies.
  */
 import { randomUUID } from "node:crypto";
-import { Dealer } from "zeromq";
+import { curveKeyPair, Dealer } from "zeromq";
 import { nowMs } from "../harness/stats.js";
 
 /** Result of a closed-loop run. */
@@ -20,9 +20,25 @@ export function runWorkflowBody(workflowId: string): string {
   return JSON.stringify({ workflowId, idempotencyKey: randomUUID(), source: "bench" });
 }
 
-/** Drive `endpoint` with `concurrency` in-flight requests for `durationMs`. */
-export async function echoLoad(endpoint: string, concurrency: number, durationMs: number): Promise<LoadResult> {
-  const dealer = new Dealer({ linger: 0, receiveHighWaterMark: 10_000, sendHighWaterMark: 10_000 });
+/**
+ * Drive `endpoint` with `concurrency` in-flight requests for `durationMs`; over CURVE (a fresh
+ * client key pair) when `serverKey` is given.
+ */
+export async function echoLoad(
+  endpoint: string,
+  concurrency: number,
+  durationMs: number,
+  serverKey: string | null = null,
+): Promise<LoadResult> {
+  const client = serverKey === null ? null : curveKeyPair();
+  const dealer = new Dealer({
+    ...(client === null || serverKey === null
+      ? {}
+      : { curveServerKey: serverKey, curvePublicKey: client.publicKey, curveSecretKey: client.secretKey }),
+    linger: 0,
+    receiveHighWaterMark: 10_000,
+    sendHighWaterMark: 10_000,
+  });
   dealer.connect(endpoint);
   const sentAt = new Map<string, number>();
   const latencies: number[] = [];

@@ -2,6 +2,8 @@
  * Baseline server for the trigger-acceptance scenario, run as its own process like the principal.
  *
  *   node echo-server.js echo            bare ROUTER echo: reply at once with a reply-sized body
+ *   node echo-server.js curve           the same over CURVE (a fresh key pair; its public key in
+ *                                       the ready line): the encrypted wire's floor
  *   node echo-server.js sqlite <db>     the same, plus a SQLite group commit per batch
  *                                       (WAL, synchronous=FULL, one transaction per batch of
  *                                       whatever arrived while the previous commit ran)
@@ -9,12 +11,14 @@
  * Prints `{"message":"ready","endpoint":...}` once bound. Same socket options as RpcServer.
  */
 import Database from "better-sqlite3";
-import { Router } from "zeromq";
+import { curveKeyPair, Router } from "zeromq";
 
 const mode = process.argv[2] ?? "echo";
 const dbPath = process.argv[3];
+const keys = mode === "curve" ? curveKeyPair() : null;
 
 const socket = new Router({
+  ...(keys === null ? {} : { curveServer: true, curveSecretKey: keys.secretKey }),
   linger: 0,
   mandatory: true,
   sendTimeout: 0,
@@ -78,7 +82,9 @@ function flush(): void {
 
 async function main(): Promise<void> {
   await socket.bind("tcp://127.0.0.1:*");
-  process.stdout.write(`${JSON.stringify({ message: "ready", endpoint: socket.lastEndpoint, mode })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ message: "ready", endpoint: socket.lastEndpoint, mode, serverKey: keys?.publicKey ?? null })}\n`,
+  );
   const stop = (): void => {
     socket.close();
     process.exit(0);

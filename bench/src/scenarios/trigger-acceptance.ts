@@ -1,6 +1,7 @@
 /**
  * 1. Trigger acceptance: 64 `runWorkflow` requests kept in flight (an ack means the run is
- * committed) against (a) a bare DEALER -> ROUTER echo and (b) the echo plus the same SQLite
+ * committed) against (a) a bare DEALER -> ROUTER echo (and (a') the same over CURVE, the floor of
+ * the encrypted wire) and (b) the echo plus the same SQLite
  * group commit per batch, each server in its own process; the cost of security: the same
  * load on a principal with CURVE and keys (the default) and on one with `CDKTR_AUTH=off`; and
  * the same load on a principal whose store is the machine's PostgreSQL (`CDKTR_DATABASE_URL`);
@@ -25,14 +26,15 @@ import { BULK } from "./peers.js";
 const ECHO_SERVER = fileURLToPath(new URL("../baselines/echo-server.js", import.meta.url));
 const CONCURRENCY = 64;
 
-async function baseline(mode: "echo" | "sqlite", durationMs: number): Promise<ReturnType<typeof echoLoad>> {
+async function baseline(mode: "echo" | "curve" | "sqlite", durationMs: number): Promise<ReturnType<typeof echoLoad>> {
   const args = [ECHO_SERVER, mode];
   if (mode === "sqlite") args.push(join(makeTempDir("echo-db"), "echo.db"));
   const server = await startProcess({ name: `echo-${mode}`, args });
   try {
     const endpoint = String(server.ready.endpoint);
-    await echoLoad(endpoint, CONCURRENCY, Math.min(500, durationMs / 3)); // warm-up
-    return await echoLoad(endpoint, CONCURRENCY, durationMs);
+    const serverKey = typeof server.ready.serverKey === "string" ? server.ready.serverKey : null;
+    await echoLoad(endpoint, CONCURRENCY, Math.min(500, durationMs / 3), serverKey); // warm-up
+    return await echoLoad(endpoint, CONCURRENCY, durationMs, serverKey);
   } finally {
     await server.stop();
   }
@@ -122,6 +124,8 @@ export const triggerAcceptance: Scenario = {
     const S = "1 trigger";
     ctx.log("baseline (a): zeromq echo");
     const echo = await baseline("echo", durationMs);
+    ctx.log("baseline (a'): zeromq echo over CURVE");
+    const echoCurve = await baseline("curve", durationMs);
     ctx.log("baseline (b): echo + sqlite group commit");
     const echoDb = await baseline("sqlite", durationMs);
 
@@ -199,6 +203,16 @@ export const triggerAcceptance: Scenario = {
           ours.errors > 0
             ? `${ours.errors} errors: ${ours.firstError ?? ""}`
             : `CURVE on; ${ours.completed} acked, ${stored.on} stored`,
+      }),
+      row({
+        scenario: S,
+        metric: "triggers/s vs CURVE echo (a')",
+        unit: "/s",
+        ours: ours.perSecond,
+        baseline: echoCurve.perSecond,
+        baselineName: "zmq DEALER->ROUTER echo over CURVE",
+        better: "higher",
+        note: `the encrypted wire's floor; CURVE echo / bare echo ${(echoCurve.perSecond / echo.perSecond).toFixed(2)}x`,
       }),
       row({
         scenario: S,
