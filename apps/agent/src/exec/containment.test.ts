@@ -1,8 +1,8 @@
 import { after, afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { noopLogger } from "@cdktr/protocol";
 import { makeTempDir, processGone, removeTempDirs, waitFor } from "@cdktr/test-utils";
 import { Containment, type ContainmentMode } from "./containment.js";
@@ -31,9 +31,28 @@ const cgroupProbe = Containment.create({
 cgroupProbe.close();
 const noCgroup = cgroupProbe.mechanism === "cgroup" ? false : `no usable cgroup v2 here (${cgroupProbe.why})`;
 
+/** Every containment made here, closed at the end (the test process waits in their fresh cgroups). */
+const made: Containment[] = [];
+after(() => {
+  for (const c of made.splice(0).reverse()) c.close();
+});
+
+/** The test process's own cgroup v2 path. */
+const ownPath = (): string =>
+  (
+    readFileSync("/proc/self/cgroup", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("0::")) ?? ""
+  ).slice(3);
+
+/** The task cgroups in the subtree `dir`, except the one this process waits in for its next spawn. */
+const taskCgroups = (dir: string): string[] =>
+  readdirSync(dir).filter((n) => n.startsWith("task-") && !ownPath().endsWith(`/${n}`));
+
 function containment(mode: ContainmentMode, dataDir = makeTempDir("cdktr-containment-")): Containment {
   const c = Containment.create({ mode, cgroupBase: null, dataDir, logger: noopLogger });
   assert.equal(c.mechanism, mode);
+  made.push(c);
   return c;
 }
 
@@ -98,7 +117,7 @@ for (const mode of ["cgroup", "proc"] as const) {
     await waitFor(() => processGone(r.pid), { timeoutMs: 5000, what: "escaped child killed" });
     if (c.cgroupDir !== null) {
       const dir = c.cgroupDir;
-      await waitFor(() => readdirSync(dir).filter((n) => n.startsWith("task-")).length === 0, {
+      await waitFor(() => taskCgroups(dir).length === 0, {
         timeoutMs: 5000,
         what: "the task's cgroup removed",
       });
@@ -128,6 +147,9 @@ for (const mode of ["cgroup", "proc"] as const) {
     escaped.push(pid);
     await new Promise((resolve) => child.once("exit", resolve));
     assert.equal(processGone(pid), false);
+    // The first agent "dies": its process (this one) leaves the fresh cgroup it waited in, as a
+    // dead agent's leaves it empty; the task's cgroup and its escaped process stay.
+    first.close();
     // Another agent's processes are left alone: a different data directory, a different key.
     const other = containment(mode);
     assert.equal(other.reapOrphans(), 0);
@@ -196,7 +218,7 @@ test("cgroup: an attempt that never starts (missing working directory, command n
     containment: c.forTask(),
   });
   assert.equal(notFound.ok ? null : notFound.reason, "spawn_error");
-  await waitFor(() => readdirSync(dir).filter((n) => n.startsWith("task-")).length === 0, {
+  await waitFor(() => taskCgroups(dir).length === 0, {
     timeoutMs: 5000,
     what: "no task cgroup left",
   });
@@ -218,9 +240,55 @@ test("cgroup: an agent starting removes the empty subtrees of agents gone for go
   assert.equal(r.result.ok ? null : r.result.reason, "timeout");
   assert.equal(existsSync(liveDir), true, "made again for the task");
   await waitFor(() => processGone(r.pid), { timeoutMs: 5000, what: "escaped child killed" });
-  await waitFor(() => readdirSync(liveDir).filter((n) => n.startsWith("task-")).length === 0, {
+  await waitFor(() => taskCgroups(liveDir).length === 0, {
     timeoutMs: 5000,
     what: "the task's cgroup removed",
   });
   live.close();
+});
+
+test("cgroup: the agent waits for each spawn in a fresh cgroup that becomes the task's; killAll spares it; close goes home", {
+  skip: noCgroup,
+}, async () => {
+  const ownPath = (): string =>
+    (
+      readFileSync("/proc/self/cgroup", "utf8")
+        .split("\n")
+        .find((l) => l.startsWith("0::")) ?? ""
+    ).slice(3);
+  const home = ownPath();
+  const c = containment("cgroup");
+  const sub = c.cgroupDir ?? "";
+  const mount = sub.slice(0, sub.length - home.replace(/\/$/, "").length - `/${basename(sub)}`.length);
+  /** Run a task that prints its own cgroup path. */
+  const taskCgroup = async (): Promise<string> => {
+    const lines: string[] = [];
+    const r = await runTaskProcess({
+      command: { cmd: "cat", args: ["/proc/self/cgroup"], cwd: null, env: {} },
+      timeoutMs: null,
+      killGraceMs: 100,
+      onLine: (_s, line) => lines.push(line),
+      containment: c.forTask(),
+    });
+    assert.equal(r.ok, true);
+    return (lines.find((l) => l.startsWith("0::")) ?? "").slice(3);
+  };
+  const first = await taskCgroup();
+  assert.match(first, /\/task-[0-9a-f]{16}$/, "the first task in a cgroup of its own");
+  const waiting = ownPath();
+  assert.match(waiting, /\/task-[0-9a-f]{16}$/, "after a spawn the agent waits in a fresh task cgroup");
+  assert.notEqual(waiting, first);
+  assert.equal(join(mount, waiting).startsWith(sub), true);
+  const second = await taskCgroup();
+  assert.equal(
+    second,
+    waiting.replace(/\/next-([0-9a-f]{16})$/, "/task-$1"),
+    "the next task starts where the agent waited",
+  );
+  assert.notEqual(ownPath(), waiting, "and the agent moved on");
+  assert.equal(c.killAll(), 0, "killAll finds no task process (and never the agent)");
+  assert.equal(existsSync(join(mount, ownPath())), true, "the agent's fresh cgroup is kept");
+  c.close();
+  assert.equal(ownPath(), home, "close moves the agent back to its own cgroup");
+  assert.equal(existsSync(sub), false, "and removes the subtree");
 });

@@ -43,6 +43,13 @@ export interface ContainmentOptions {
 /** A process directory name in `/proc`. */
 const PID_NAME = /^\d+$/;
 
+/**
+ * The cgroup this process was in before any containment moved it (each waits for spawns in fresh
+ * cgroups of its subtree): the base of every containment the process makes (one per agent
+ * process; tests make several) and where {@link Containment.close} moves it back to.
+ */
+let processHome: string | null = null;
+
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
@@ -63,6 +70,12 @@ export class Containment implements ContainmentOwner {
   readonly #procRoot: string;
   readonly #cgroupMount: string | null;
   readonly #hasKill: boolean;
+  /** The cgroup the agent started in, to go back to at {@link close} (and when staging fails). */
+  readonly #home: string | null;
+  /** The fresh task cgroup the agent waits in for its next spawn (it becomes that task's), or null. */
+  #staged: string | null = null;
+  /** Staging failed: logged once. */
+  #stagingProblem = false;
 
   private constructor(
     mechanism: ContainmentMechanism,
@@ -79,6 +92,7 @@ export class Containment implements ContainmentOwner {
     this.#logger = options.logger;
     this.#procRoot = options.procRoot ?? "/proc";
     this.#hasKill = cgroup !== null && existsSync(join(cgroup.dir, "cgroup.kill"));
+    this.#home = cgroup === null ? null : this.#procRoot === "/proc" ? processHome : this.#homeCgroup();
   }
 
   /**
@@ -116,7 +130,9 @@ export class Containment implements ContainmentOwner {
   ): { dir: string; mount: string } | string {
     const own = ownCgroup(procRoot);
     if (typeof own === "string") return own;
-    const base = options.cgroupBase ?? join(own.mount, own.path);
+    if (procRoot === "/proc") processHome ??= join(own.mount, own.path);
+    const home = procRoot === "/proc" ? processHome : join(own.mount, own.path);
+    const base = options.cgroupBase ?? home ?? join(own.mount, own.path);
     const dir = join(base, `cdktr-agent-${key}`);
     // Never create the base: a wrong path must not litter another file system with directories.
     if (!existsSync(join(base, "cgroup.procs"))) return `${base} is not a directory of a cgroup v2 file system`;
@@ -131,7 +147,7 @@ export class Containment implements ContainmentOwner {
       try {
         writeFileSync(join(probe, "cgroup.procs"), String(process.pid));
       } finally {
-        writeFileSync(join(own.mount, own.path, "cgroup.procs"), String(process.pid));
+        writeFileSync(join(own.mount, own.path, "cgroup.procs"), String(process.pid)); // where it was
         rmdirSync(probe);
       }
       return { dir, mount: own.mount };
@@ -141,27 +157,62 @@ export class Containment implements ContainmentOwner {
     }
   }
 
-  /** The containment of one task attempt (a fresh marker, and a fresh cgroup when in use). */
+  /**
+   * The containment of one task attempt (a fresh marker, and a fresh cgroup from its spawn on when
+   * in use).
+   */
   forTask(): TaskContainment {
     const marker = `${this.#key}.${randomBytes(16).toString("hex")}`;
-    if (this.cgroupDir !== null) {
-      const dir = join(this.cgroupDir, `task-${randomBytes(8).toString("hex")}`);
-      for (let attempt = 1; ; attempt++) {
-        try {
-          mkdirSync(dir);
-          return new CgroupTask(this, dir, marker);
-        } catch (e: unknown) {
-          // Another agent starting may have pruned our subtree while it was empty: make it again.
-          if ((e as { code?: unknown }).code === "ENOENT" && attempt < 3 && tryMkdir(this.cgroupDir)) continue;
-          this.#logger.warn("cannot create the task's cgroup: using the /proc marker for this task", {
-            cgroup: dir,
-            error: errorMessage(e),
-          });
-          break;
-        }
+    return this.cgroupDir === null ? new MarkerTask(this, marker) : new CgroupTask(this, marker);
+  }
+
+  makeTaskCgroup(): string | null {
+    if (this.cgroupDir === null) return null;
+    const dir = join(this.cgroupDir, `task-${randomBytes(8).toString("hex")}`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        mkdirSync(dir);
+        return dir;
+      } catch (e: unknown) {
+        // Another agent starting may have pruned our subtree while it was empty: make it again.
+        if ((e as { code?: unknown }).code === "ENOENT" && attempt < 3 && tryMkdir(this.cgroupDir)) continue;
+        this.#logger.warn("cannot create a task cgroup: using the /proc marker for this task", {
+          cgroup: dir,
+          error: errorMessage(e),
+        });
+        return null;
       }
     }
-    return new MarkerTask(this, marker);
+  }
+
+  takeStaged(): string | null {
+    const staged = this.#staged;
+    this.#staged = null;
+    if (staged === null) return null;
+    // Only if the agent is still in it (nothing else moves the agent, but another containment of
+    // the same process, as in tests, would).
+    if (this.#homeCgroup() === staged) return staged;
+    tryRmdir(staged);
+    return null;
+  }
+
+  restage(): void {
+    const next = this.makeTaskCgroup();
+    if (next !== null && this.joinCgroup(next) !== null) {
+      this.#staged = next;
+      return;
+    }
+    if (next !== null) tryRmdir(next);
+    if (!this.#stagingProblem) {
+      this.#stagingProblem = true;
+      this.#logger.warn(
+        "cannot wait for spawns in a fresh cgroup: each spawn moves the agent into its task's cgroup first",
+        {
+          cgroupDir: this.cgroupDir,
+        },
+      );
+    }
+    if (this.#home !== null) this.leaveCgroup(this.#home);
   }
 
   /**
@@ -190,6 +241,8 @@ export class Containment implements ContainmentOwner {
       }
       for (const name of names) {
         const dir = join(this.cgroupDir, name);
+        // The fresh cgroup the agent waits in holds no task (and the agent).
+        if (dir === this.#staged) continue;
         killed += this.killCgroup(dir, "SIGKILL");
         for (let i = 0; i < 20 && !tryRmdir(dir); i++) sleepSync(25);
       }
@@ -362,6 +415,12 @@ export class Containment implements ContainmentOwner {
 
   /** Remove the agent's (empty) subtree at a clean stop; left in place when something is still in it. */
   close(): void {
+    const staged = this.#staged;
+    this.#staged = null;
+    if (staged !== null && this.#home !== null) {
+      this.leaveCgroup(this.#home);
+      tryRmdir(staged);
+    }
     if (this.cgroupDir !== null) tryRmdir(this.cgroupDir);
   }
 

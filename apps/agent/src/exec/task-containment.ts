@@ -18,8 +18,12 @@ export interface TaskContainment {
   readonly env: Readonly<Record<string, string>>;
   /**
    * Run `spawn` (which must fork synchronously, as `child_process.spawn` does) so that the child
-   * starts inside the task's cgroup: the agent moves itself into it, forks, and moves back, so no
-   * process of the task is ever outside it (no race with a fast fork).
+   * starts inside the task's cgroup: the agent forks from inside it, so no process of the task is
+   * ever outside it (no race with a fast fork). The agent waits for each spawn inside a fresh
+   * cgroup made ahead of time ({@link ContainmentOwner.takeStaged}), which becomes the task's;
+   * then it moves on to the next fresh one ({@link ContainmentOwner.restage}): the cgroup
+   * migration (7-20 ms on an idle machine: the kernel waits for an RCU grace period) happens
+   * after the spawn, not before it.
    */
   spawnInside<T>(spawn: () => T): T;
   /**
@@ -42,6 +46,15 @@ export interface ContainmentOwner {
   joinCgroup(dir: string): string | null;
   /** Move the agent back to `home`. */
   leaveCgroup(home: string): void;
+  /** Make a fresh, empty task cgroup; null (logged) when it cannot. */
+  makeTaskCgroup(): string | null;
+  /**
+   * The fresh cgroup the agent waits in, named as a task's cgroup from now on: spawn in it, then
+   * call {@link restage}. Null when there is none (the first spawn, or staging failed).
+   */
+  takeStaged(): string | null;
+  /** Move the agent into a new fresh cgroup to wait for the next spawn (or back home when it cannot). */
+  restage(): void;
 }
 
 /** The `/proc` marker: the task's processes are those whose environment carries its marker. */
@@ -85,50 +98,67 @@ export class CgroupTask implements TaskContainment {
   readonly mechanism: ContainmentMechanism = "cgroup";
   readonly env: Readonly<Record<string, string>>;
   readonly #owner: ContainmentOwner;
-  readonly #dir: string;
+  /** The task's cgroup, from its spawn on (none before: an attempt that never spawns makes none). */
+  #dir: string | null = null;
   readonly #marker: MarkerTask;
-  /** The spawn happened outside the cgroup (the agent could not join it): use the marker too. */
+  /** The spawn happened outside a cgroup (the agent could not make or join one): use the marker too. */
   #fallback: MarkerTask | null = null;
 
-  constructor(owner: ContainmentOwner, dir: string, marker: string) {
+  constructor(owner: ContainmentOwner, marker: string) {
     this.#owner = owner;
-    this.#dir = dir;
     this.#marker = new MarkerTask(owner, marker);
     this.env = this.#marker.env;
   }
 
   spawnInside<T>(spawn: () => T): T {
-    const home = this.#owner.joinCgroup(this.#dir);
-    if (home === null) {
+    const staged = this.#owner.takeStaged();
+    if (staged !== null) {
+      this.#dir = staged;
+      try {
+        return spawn();
+      } finally {
+        this.#owner.restage();
+      }
+    }
+    // No cgroup waiting (the first spawn, or staging failed): make one and move in for the spawn.
+    const dir = this.#owner.makeTaskCgroup();
+    const home = dir === null ? null : this.#owner.joinCgroup(dir);
+    if (dir === null || home === null) {
+      if (dir !== null) tryRmdir(dir);
       this.#fallback = this.#marker;
       return spawn();
     }
+    this.#dir = dir;
     try {
       return spawn();
     } finally {
-      this.#owner.leaveCgroup(home);
+      // Straight on to a fresh cgroup for the next spawn (back home when that fails).
+      this.#owner.restage();
     }
   }
 
   async signal(signal: NodeJS.Signals): Promise<number> {
-    return this.#owner.killCgroup(this.#dir, signal) + ((await this.#fallback?.signal(signal)) ?? 0);
+    const inCgroup = this.#dir === null ? 0 : this.#owner.killCgroup(this.#dir, signal);
+    return inCgroup + ((await this.#fallback?.signal(signal)) ?? 0);
   }
 
   release(): void {
-    this.#owner.killCgroup(this.#dir, "SIGKILL");
     this.#fallback?.release();
-    if (tryRmdir(this.#dir)) return;
+    const dir = this.#dir;
+    if (dir === null) return;
+    this.#owner.killCgroup(dir, "SIGKILL");
+    if (tryRmdir(dir)) return;
     // Killed processes leave the cgroup a moment later: retry in the background.
     let tries = 0;
     const retry = (): void => {
-      if (tryRmdir(this.#dir)) return;
+      if (tryRmdir(dir)) return;
       if (++tries >= 50) {
         this.#owner.logger.warn("cannot remove a task's cgroup: the next agent start removes it", {
-          cgroup: this.#dir,
+          cgroup: dir,
         });
         return;
       }
-      this.#owner.killCgroup(this.#dir, "SIGKILL");
+      this.#owner.killCgroup(dir, "SIGKILL");
       setTimeout(retry, 100).unref();
     };
     setTimeout(retry, 20).unref();
