@@ -154,6 +154,9 @@ export const logPipeline: Scenario = {
           baseline: basePerSec,
           baselineName: "SQLite inserts, 2,000-line transactions",
           better: "higher",
+          // Issue 15's target, lines lost or duplicated stay 0 (the next row).
+          target: "ratio >= 0.50",
+          pass: ours.perSec / basePerSec >= 0.5,
           note: `${n} lines, run ${ours.runStatus}`,
         }),
         row({

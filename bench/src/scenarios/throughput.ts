@@ -84,8 +84,9 @@ export const throughput: Scenario = {
           baseline: basePerSec,
           baselineName: "node spawn of `true`, 16 at a time",
           better: "higher",
-          target: "ratio >= 0.50",
-          pass: oursPerSec / basePerSec >= 0.5 && completed === n,
+          // Issue 15: at least 0.85x of raw spawn (the earlier benchmark issue asked for 0.50x).
+          target: "ratio >= 0.85",
+          pass: oursPerSec / basePerSec >= 0.85 && completed === n,
           note: completed === n ? `${n} COMPLETED` : `statuses ${JSON.stringify(statuses)}`,
         }),
       ],
