@@ -40,6 +40,22 @@ def _present(**fields: Any) -> Dict[str, Any]:
     """The request body: the given fields, without those left as None."""
     return {k: v for k, v in fields.items() if v is not None}
 
+
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _auto_key() -> str:
+    """A fresh idempotency key, ``auto:<time>-<uuid>``: the time in base-36 milliseconds of fixed
+    width first (keys sort by time and land at the end of the principal's key index), as the
+    TypeScript client makes them."""
+    ms = int(time.time() * 1000)
+    digits = ""
+    while ms > 0:
+        ms, d = divmod(ms, 36)
+        digits = _BASE36[d] + digits
+    return f"auto:{digits.rjust(9, '0')}-{uuid.uuid4()}"
+
+
 class Principal(Channel):
     """Client of one principal over a single persistent ZeroMQ DEALER socket.
 
@@ -121,7 +137,7 @@ class Principal(Channel):
         """
         body: Dict[str, Any] = {
             "workflowId": workflow_id,
-            "idempotencyKey": idempotency_key or f"auto:{uuid.uuid4()}",
+            "idempotencyKey": idempotency_key or _auto_key(),
             "source": source,
         }
         if params:
@@ -141,7 +157,7 @@ class Principal(Channel):
         for t in triggers:
             item: Dict[str, Any] = {
                 "workflowId": t["workflow_id"],
-                "idempotencyKey": t.get("idempotency_key") or f"auto:{uuid.uuid4()}",
+                "idempotencyKey": t.get("idempotency_key") or _auto_key(),
                 "source": t.get("source") or source,
             }
             if t.get("params"):

@@ -31,7 +31,7 @@ export {
 } from "./rpc/rpc-server.js";
 export type { Handler, Precheck, RequestContext } from "./rpc/handler.js";
 export { BindError } from "./rpc/bind.js";
-export { PrincipalClient, type PrincipalClientOptions } from "./rpc/principal-client.js";
+export { autoIdempotencyKey, PrincipalClient, type PrincipalClientOptions } from "./rpc/principal-client.js";
 export { LeaderWatch, type LeaderWatchOptions, type LeaderListener } from "./rpc/leader-watch.js";
 export { LeaderRpc, type LeaderRpcOptions, DEFAULT_LEADER_WAIT_MS } from "./rpc/leader-rpc.js";
 export { LogClient, type LogClientOptions } from "./rpc/log-client.js";

@@ -1,12 +1,11 @@
 /**
  * A PostgreSQL event listener: `LISTEN <channel>` and trigger a run per `NOTIFY`.
  */
-import { randomUUID } from "node:crypto";
 import pg from "pg";
 import type { Notification } from "pg";
 import type { Logger } from "@cdktr/protocol";
 import { EventListener, sleep, type EventListenerOptions } from "../listener/event-listener.js";
-import { UsageError, backoffDelay, errorMessage, type BackoffOptions } from "@cdktr/protocol";
+import { UsageError, autoIdempotencyKey, backoffDelay, errorMessage, type BackoffOptions } from "@cdktr/protocol";
 import { parseTriggerMessage, scopedIdempotencyKey } from "../rabbitmq/trigger-message.js";
 
 /** Options of {@link PostgresListener}. */
@@ -165,7 +164,7 @@ export class PostgresListener extends EventListener {
       log.warn("postgres notification dropped: workflow not allowed on this listener", { allowed: [...this.#allow] });
       return;
     }
-    const key = scopedIdempotencyKey(`pg:${this.#channel}:`, idempotencyKey ?? `auto:${randomUUID()}`);
+    const key = scopedIdempotencyKey(`pg:${this.#channel}:`, idempotencyKey ?? autoIdempotencyKey());
     const giveUpAt = Date.now() + this.#retryFor;
     for (let attempt = 1; ; attempt++) {
       const result = await this.runWorkflow(workflowId, {

@@ -68,6 +68,16 @@ type Req<V extends keyof ApiVerbs> = RequestOf<ApiVerbs, V>;
 type Rep<V extends keyof ApiVerbs> = ReplyOf<ApiVerbs, V>;
 
 /**
+ * A fresh idempotency key for a trigger that names none: `auto:<time>-<uuid>`, the time in
+ * base-36 milliseconds of fixed width first, so the keys of a client sort by time and land at
+ * the end of the principal's key index (random keys land anywhere: every commit then rewrites
+ * pages all over it), then a random UUID.
+ */
+export function autoIdempotencyKey(): string {
+  return `auto:${Date.now().toString(36).padStart(9, "0")}-${randomUUID()}`;
+}
+
+/**
  * Typed client of the principal's API (port 5561): one method per verb. Every method rejects
  * with a {@link CdktrError}.
  *
@@ -208,12 +218,12 @@ export class PrincipalClient {
   }
 
   /**
-   * Trigger a run. Without `idempotencyKey` a key `auto:<uuid>` is generated once and reused on
+   * Trigger a run. Without `idempotencyKey` a key {@link autoIdempotencyKey} is generated once and reused on
    * every retry, so a lost reply never creates a second run.
    * @throws CdktrError `WORKFLOW_NOT_FOUND`, `INVALID_PARAMS`, `IDEMPOTENCY_CONFLICT`
    */
   runWorkflow(req: Req<"runWorkflow">, opts?: RequestOptions): Promise<Rep<"runWorkflow">> {
-    const body = req.idempotencyKey === undefined ? { ...req, idempotencyKey: `auto:${randomUUID()}` } : req;
+    const body = req.idempotencyKey === undefined ? { ...req, idempotencyKey: autoIdempotencyKey() } : req;
     return this.rpc.request("runWorkflow", body, opts);
   }
 
@@ -221,14 +231,14 @@ export class PrincipalClient {
    * Trigger many runs in one request, stored together (one commit, a few for a large batch; at
    * most `MAX_BATCH_TRIGGERS`, 1000, items). Each item is answered on its own, in order:
    * `{ ok: true, runId, duplicate, skipped, status }` or `{ ok: false, error }` (the codes of
-   * {@link runWorkflow}); one refused item never fails the others. Items without `idempotencyKey` get an `auto:<uuid>` key once, reused on
+   * {@link runWorkflow}); one refused item never fails the others. Items without `idempotencyKey` get an {@link autoIdempotencyKey} once, reused on
    * every retry of the request.
    * @throws CdktrError for the request as a whole only (`BAD_REQUEST` for an empty or oversized
    * list, `PERMISSION_DENIED` for a key whose role may not trigger, `NOT_LEADER`, transport errors)
    */
   runWorkflows(items: Req<"runWorkflow">[], opts?: RequestOptions): Promise<Rep<"runWorkflows">> {
     const keyed = items.map((req) =>
-      req.idempotencyKey === undefined ? { ...req, idempotencyKey: `auto:${randomUUID()}` } : req,
+      req.idempotencyKey === undefined ? { ...req, idempotencyKey: autoIdempotencyKey() } : req,
     );
     return this.rpc.request("runWorkflows", { items: keyed }, opts);
   }

@@ -290,7 +290,7 @@ describe("RpcServer + RpcClient", () => {
     const reply = await c.runWorkflow({ workflowId: "etl", source: "test" });
     assert.equal(reply.runId, "run-1");
     assert.ok(keys.length >= 2, `expected a retry, the handler saw ${keys.length} request(s)`);
-    assert.match(keys[0] ?? "", /^auto:[0-9a-f-]{36}$/);
+    assert.match(keys[0] ?? "", /^auto:[0-9a-z]{9}-[0-9a-f-]{36}$/);
     assert.ok(
       keys.every((k) => k === keys[0]),
       `keys differ: ${keys.join(", ")}`,
