@@ -51,6 +51,9 @@ export interface WorkflowRegistryOptions {
   debounceMs?: number;
 }
 
+/** Watch events gathered for one scan of given files; beyond it the scan is a full one. */
+const MAX_WATCHED_PATHS = 1000;
+
 /** SHA-256 of each definition's canonical JSON (without the file hash), by definition object. */
 const digests = new WeakMap<WorkflowDefinition, string>();
 
@@ -168,6 +171,8 @@ export class WorkflowRegistry {
     const dir = this.opts.watchDir;
     if (this.watched !== null && dir !== undefined && (event === "add" || event === "change" || event === "unlink")) {
       this.watched.add(relative(dir, path).split(sep).join("/"));
+      // Past this many files (a checkout, a copied tree) a full scan costs no more, and holds nothing.
+      if (this.watched.size > MAX_WATCHED_PATHS) this.watched = null;
     } else {
       this.watched = null;
     }
