@@ -137,7 +137,11 @@ describe("WorkflowRegistry", () => {
     };
     put("w3.yml", "second");
     await waitFor(() => argsOf("w3")?.[0] === "second", { timeoutMs: 5000, what: "the edit of w3.yml" });
-    assert.deepEqual(calls, ["w3.yml"], "only the edited file is scanned");
+    // (the write and the mtime change may come as two events, and two scans of that one file)
+    assert.ok(
+      calls.length > 0 && calls.every((c) => c === "w3.yml"),
+      `only the edited file is scanned: ${calls.join(" | ")}`,
+    );
 
     calls.length = 0;
     put("team/new.yml", "new");
