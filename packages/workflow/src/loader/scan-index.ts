@@ -11,6 +11,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ParseWorkflowResult } from "./parse-workflow-text.js";
+import { errorMessage } from "@cdktr/protocol";
 
 /** What a file looked like when its content was read, and what that content gave. */
 export interface ScanIndexEntry {
@@ -99,7 +100,7 @@ export function readScanIndex(
     parsed = JSON.parse(readFileSync(file, "utf8")) as Partial<IndexFile>;
   } catch (e: unknown) {
     if ((e as { code?: unknown }).code === "ENOENT") return none(null);
-    return none(`unreadable (${(e as Error).message})`);
+    return none(`unreadable (${errorMessage(e)})`);
   }
   if (parsed.format !== 1 || parsed.code !== loaderCodeHash()) return none("written by another build of cdktr");
   if (parsed.dir !== dir) return none(`made for another workflow directory (${String(parsed.dir)})`);
