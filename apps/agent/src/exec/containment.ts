@@ -198,7 +198,8 @@ export class Containment implements ContainmentOwner {
 
   restage(): void {
     const next = this.makeTaskCgroup();
-    if (next !== null && this.joinCgroup(next) !== null) {
+    const problem = next === null ? "cannot create it" : this.#moveTo(next);
+    if (problem === null) {
       this.#staged = next;
       return;
     }
@@ -207,12 +208,10 @@ export class Containment implements ContainmentOwner {
       this.#stagingProblem = true;
       this.#logger.warn(
         "cannot wait for spawns in a fresh cgroup: each spawn moves the agent into its task's cgroup first",
-        {
-          cgroupDir: this.cgroupDir,
-        },
+        { cgroupDir: this.cgroupDir, error: errorMessage(problem) },
       );
     }
-    if (this.#home !== null) this.leaveCgroup(this.#home);
+    if (this.#home !== null) this.#leaveCgroup(this.#home);
   }
 
   /**
@@ -379,27 +378,30 @@ export class Containment implements ContainmentOwner {
     return total;
   }
 
-  /**
-   * Move the agent into cgroup `dir`; returns the cgroup it left (to go back to with
-   * {@link leaveCgroup}), or null when it could not move.
-   */
-  joinCgroup(dir: string): string | null {
-    const home = this.#homeCgroup();
-    if (home === null) return null;
+  /** Move the agent into the task cgroup `dir`; false (logged) when it could not move. */
+  joinCgroup(dir: string): boolean {
+    const problem = this.#moveTo(dir);
+    if (problem === null) return true;
+    this.#logger.warn("cannot join a task's cgroup: using the /proc marker for this task", {
+      cgroup: dir,
+      error: errorMessage(problem),
+    });
+    return false;
+  }
+
+  /** Move the agent into the cgroup `dir`; the error when it could not, else null. */
+  #moveTo(dir: string): unknown {
+    if (this.#homeCgroup() === null) return "the agent's own cgroup is unknown";
     try {
       writeFileSync(join(dir, "cgroup.procs"), String(process.pid));
-      return home;
-    } catch (e: unknown) {
-      this.#logger.warn("cannot join a task's cgroup: using the /proc marker for this task", {
-        cgroup: dir,
-        error: errorMessage(e),
-      });
       return null;
+    } catch (e: unknown) {
+      return e;
     }
   }
 
-  /** Move the agent back to `home` (from {@link joinCgroup}). */
-  leaveCgroup(home: string): void {
+  /** Move the agent back to `home`, the cgroup it started in. */
+  #leaveCgroup(home: string): void {
     try {
       writeFileSync(join(home, "cgroup.procs"), String(process.pid));
     } catch (e: unknown) {
@@ -418,7 +420,7 @@ export class Containment implements ContainmentOwner {
     const staged = this.#staged;
     this.#staged = null;
     if (staged !== null && this.#home !== null) {
-      this.leaveCgroup(this.#home);
+      this.#leaveCgroup(this.#home);
       tryRmdir(staged);
     }
     if (this.cgroupDir !== null) tryRmdir(this.cgroupDir);

@@ -42,15 +42,13 @@ export interface ContainmentOwner {
   killMarkedAsync(entry: string, signal: NodeJS.Signals): Promise<number>;
   /** Signal every process of the cgroup `dir`; returns how many. */
   killCgroup(dir: string, signal: NodeJS.Signals): number;
-  /** Move the agent into the cgroup `dir`; returns the cgroup to go back to, or null when it cannot. */
-  joinCgroup(dir: string): string | null;
-  /** Move the agent back to `home`. */
-  leaveCgroup(home: string): void;
+  /** Move the agent into the task cgroup `dir`; false (logged) when it cannot. */
+  joinCgroup(dir: string): boolean;
   /** Make a fresh, empty task cgroup; null (logged) when it cannot. */
   makeTaskCgroup(): string | null;
   /**
-   * The fresh cgroup the agent waits in, named as a task's cgroup from now on: spawn in it, then
-   * call {@link restage}. Null when there is none (the first spawn, or staging failed).
+   * The fresh task cgroup the agent waits in, now this task's: spawn in it, then call
+   * {@link restage}. Null when there is none (the first spawn, or staging failed).
    */
   takeStaged(): string | null;
   /** Move the agent into a new fresh cgroup to wait for the next spawn (or back home when it cannot). */
@@ -122,8 +120,7 @@ export class CgroupTask implements TaskContainment {
     }
     // No cgroup waiting (the first spawn, or staging failed): make one and move in for the spawn.
     const dir = this.#owner.makeTaskCgroup();
-    const home = dir === null ? null : this.#owner.joinCgroup(dir);
-    if (dir === null || home === null) {
+    if (dir === null || !this.#owner.joinCgroup(dir)) {
       if (dir !== null) tryRmdir(dir);
       this.#fallback = this.#marker;
       return spawn();

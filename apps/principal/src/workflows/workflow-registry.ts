@@ -192,6 +192,10 @@ export class WorkflowRegistry {
   refresh(paths?: readonly string[]): Promise<void> {
     if (paths === undefined || this.opts.scanPaths === undefined) this.pendingFull = true;
     else for (const p of paths) this.pendingPaths.add(p);
+    if (this.pendingPaths.size > MAX_WATCHED_PATHS) {
+      this.pendingFull = true;
+      this.pendingPaths.clear();
+    }
     if (this.scanning !== null) return this.scanning;
     this.scanning = (async () => {
       while ((this.pendingFull || this.pendingPaths.size > 0) && !this.stopped) {

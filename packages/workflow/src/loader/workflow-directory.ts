@@ -33,8 +33,9 @@ export interface WorkflowDirectoryOptions {
   concurrency?: number;
   /**
    * A file to keep the scan index in (what each file looked like and what it parsed to), so the
-   * first scan after a restart reads and parses only the files that changed. Written after each
-   * scan that changed it; it is a cache: a missing, unreadable or foreign index means a full load.
+   * first scan after a restart reads and parses only the files that changed. Written after the
+   * first scan, then at most every 5 s while scans change it, and by {@link flushIndex}; it is a
+   * cache: a missing, unreadable or foreign index means a full load.
    * @default none
    */
   indexFile?: string;
