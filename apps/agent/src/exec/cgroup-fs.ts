@@ -6,28 +6,42 @@ import { mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from "node:
 import { dirname, join } from "node:path";
 import { errorMessage } from "@cdktr/protocol";
 
-/** Where cgroup v2 is mounted and the agent's own cgroup path in it, or why not. */
-export function ownCgroup(procRoot: string): { mount: string; path: string } | string {
+/** Where cgroup v2 is mounted (`mount`) and the root of that mount in the hierarchy (`root`), or why not. */
+export function cgroupMount(procRoot: string): { mount: string; root: string } | string {
   let mountinfo: string;
-  let cgroup: string;
   try {
     mountinfo = readFileSync(join(procRoot, "self/mountinfo"), "utf8");
-    cgroup = readFileSync(join(procRoot, "self/cgroup"), "utf8");
   } catch (e: unknown) {
-    return `cannot read ${procRoot}/self/mountinfo or cgroup: ${errorMessage(e)}`;
+    return `cannot read ${procRoot}/self/mountinfo: ${errorMessage(e)}`;
   }
   // mountinfo: "id parent major:minor root mountpoint options ... - fstype source superoptions"
   const line = mountinfo.split("\n").find((l) => l.split(" - ")[1]?.startsWith("cgroup2 "));
   if (line === undefined) return "no cgroup2 file system is mounted (cgroup v1 only, or none)";
   const fields = line.split(" ");
-  const root = fields[3] ?? "/";
-  const mount = (fields[4] ?? "").replace(/\\040/g, " ");
+  return { mount: (fields[4] ?? "").replace(/\\040/g, " "), root: fields[3] ?? "/" };
+}
+
+/**
+ * Where cgroup v2 is mounted and the agent's own cgroup path in it, or why not. Pass `mount` (from
+ * {@link cgroupMount}, which does not change) to read only `/proc/self/cgroup`.
+ */
+export function ownCgroup(
+  procRoot: string,
+  mount: { mount: string; root: string } | string = cgroupMount(procRoot),
+): { mount: string; path: string } | string {
+  if (typeof mount === "string") return mount;
+  let cgroup: string;
+  try {
+    cgroup = readFileSync(join(procRoot, "self/cgroup"), "utf8");
+  } catch (e: unknown) {
+    return `cannot read ${procRoot}/self/cgroup: ${errorMessage(e)}`;
+  }
   const own = cgroup.split("\n").find((l) => l.startsWith("0::"));
   if (own === undefined) return "the agent has no cgroup v2 path in /proc/self/cgroup";
   let path = own.slice(3);
   // A bind mount of a subtree (mount root not "/"): the path is relative to that root.
-  if (root !== "/" && path.startsWith(root)) path = path.slice(root.length);
-  return { mount, path: path === "" ? "/" : path };
+  if (mount.root !== "/" && path.startsWith(mount.root)) path = path.slice(mount.root.length);
+  return { mount: mount.mount, path: path === "" ? "/" : path };
 }
 
 /** The pids in the cgroup `dir` (none when it is gone). */

@@ -10,7 +10,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { errorMessage, type Logger } from "@cdktr/protocol";
 import { AgentStartError } from "../errors.js";
-import { cgroupPids, ownCgroup, pruneEmptySiblings, tryMkdir, tryRmdir } from "./cgroup-fs.js";
+import { cgroupMount, cgroupPids, ownCgroup, pruneEmptySiblings, tryMkdir, tryRmdir } from "./cgroup-fs.js";
 import {
   CgroupTask,
   MarkerTask,
@@ -76,6 +76,8 @@ export class Containment implements ContainmentOwner {
   #staged: string | null = null;
   /** Staging failed: logged once. */
   #stagingProblem = false;
+  /** Where cgroup v2 is mounted, read once (then each check of the agent's cgroup reads one small file), or why not. */
+  readonly #mount: ReturnType<typeof cgroupMount> | null;
 
   private constructor(
     mechanism: ContainmentMechanism,
@@ -92,6 +94,7 @@ export class Containment implements ContainmentOwner {
     this.#logger = options.logger;
     this.#procRoot = options.procRoot ?? "/proc";
     this.#hasKill = cgroup !== null && existsSync(join(cgroup.dir, "cgroup.kill"));
+    this.#mount = cgroup === null ? null : cgroupMount(this.#procRoot);
     this.#home = cgroup === null ? null : this.#procRoot === "/proc" ? processHome : this.#homeCgroup();
   }
 
@@ -410,7 +413,8 @@ export class Containment implements ContainmentOwner {
   }
 
   #homeCgroup(): string | null {
-    const own = ownCgroup(this.#procRoot);
+    if (this.#mount === null) return null;
+    const own = ownCgroup(this.#procRoot, this.#mount);
     if (typeof own === "string" || this.#cgroupMount === null) return null;
     return join(this.#cgroupMount, own.path);
   }
