@@ -161,6 +161,16 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         default: "~/.cdktr/keys",
         description: "Key files: the principal's pair and the local-* client keys made on first start",
       },
+      {
+        name: "CDKTR_METRICS_PORT",
+        default: "",
+        description: "HTTP port of /metrics (Prometheus), /healthz and /readyz; unset = not served",
+      },
+      {
+        name: "CDKTR_METRICS_HOST",
+        default: "127.0.0.1",
+        description: "Interface the metrics port binds (the endpoints carry no authentication)",
+      },
     ],
   },
   {

@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import {
   CdktrError,
+  HealthServer,
   Publisher,
   endpointFor,
   type API_VERBS,
@@ -31,7 +32,8 @@ import { UlidGenerator } from "./ids.js";
 import { advertised, type LeaderRole } from "./leader/leader-role.js";
 import { LeaderTerms } from "./leader/leader-terms.js";
 import { LogIngestThread } from "./logs/log-ingest-thread.js";
-import { createPrincipalEvents } from "./publish/principal-events.js";
+import { PrincipalMetrics } from "./metrics/principal-metrics.js";
+import { createPrincipalEvents, type PrincipalEvents } from "./publish/principal-events.js";
 import { bindNamingSetting, createLeaderRole, databaseOf, openStore } from "./start-up.js";
 import { SqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
@@ -95,6 +97,8 @@ export interface PrincipalReadyInfo {
   keysDir: string | null;
   /** The principal's public key that clients pin (authentication on), else null. */
   publicKey: string | null;
+  /** Base URL of `/metrics`, `/healthz` and `/readyz` (`CDKTR_METRICS_PORT`), or null when not served. */
+  metrics: string | null;
 }
 
 /**
@@ -121,7 +125,30 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
   let timers: RepeatingTimer[] = [];
   let state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   let stopping: Promise<void> | null = null;
-  const events = createPrincipalEvents(() => publisher, logger);
+  let health: HealthServer | null = null;
+  // Counted as the events pass by; gauges read the leader's term at each scrape.
+  const metrics =
+    config.metricsPort === null
+      ? null
+      : new PrincipalMetrics({
+          term: () => (role?.isLeader() === true ? (terms?.peek() ?? null) : null),
+          now: () => clock.now(),
+        });
+  const published = createPrincipalEvents(() => publisher, logger);
+  const events: PrincipalEvents =
+    metrics === null
+      ? published
+      : {
+          ...published,
+          run: (run) => {
+            metrics.run(run);
+            published.run(run);
+          },
+          tasks: (workflowId, tasks) => {
+            metrics.tasks(workflowId, tasks);
+            published.tasks(workflowId, tasks);
+          },
+        };
 
   /** Run `fn` every `ms` on the clock while the principal is running. */
   const periodically = (ms: number, fn: () => void): void => {
@@ -268,6 +295,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
       events,
       keys: auth?.keys ?? null,
       onKeyRevoked: () => rebindPublisher(auth?.publisher),
+      metrics,
     };
     const id = { serverId: principalId, version: PRINCIPAL_VERSION };
     const apiServer = createApiServer(ctx, id, auth?.server);
@@ -312,6 +340,25 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
         if (!r.isLeader()) auth.reload().catch(() => undefined);
       });
     }
+    let metricsUrl: string | null = null;
+    if (metrics !== null && config.metricsPort !== null) {
+      const server = new HealthServer({
+        host: config.metricsHost,
+        port: config.metricsPort,
+        metrics: () => metrics.expose(),
+        notReady: () => notReady(s, r),
+        logger,
+      });
+      health = server;
+      const port = await server.listen().catch((e: unknown) => {
+        throw new PrincipalStartError(
+          "SOCKET_UNAVAILABLE",
+          `cannot serve metrics on ${config.metricsHost}:${config.metricsPort}: ${errorMessage(e)}; set CDKTR_METRICS_PORT to a free port, or unset it`,
+        );
+      });
+      metricsUrl = `http://${config.metricsHost.includes(":") ? `[${config.metricsHost}]` : config.metricsHost}:${port}`;
+      abortIfStopping();
+    }
     state = "running";
     const term = t.peek();
     const leaderNow = r.leader();
@@ -326,6 +373,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
       auth: config.auth ? "on" : "off",
       keysDir: config.auth ? config.keysDir : null,
       publicKey: auth?.keyPair.publicKey ?? null,
+      metrics: metricsUrl,
     };
     logger.debug("started", { endpoints, ...readyInfo });
     return endpoints;
@@ -339,10 +387,21 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
     }
   };
 
+  /** Why this principal cannot take work now (`/readyz`); empty when it can. */
+  const notReady = (s: Store, r: LeaderRole): string[] => {
+    const problems = [...s.problems()];
+    if (state !== "running") problems.push(`the principal is ${state}`);
+    else if (!r.isLeader()) problems.push("standby: another principal leads (requests are answered NOT_LEADER)");
+    return problems;
+  };
+
   /** Close whatever is open, in reverse order of start; each resource once. */
   const cleanup = async (): Promise<void> => {
     for (const t of timers) t.stop();
     timers = [];
+    const h = health;
+    health = null;
+    await closeQuietly("metrics server", h ? () => h.close() : undefined);
     terms?.end();
     await rebinding;
     const [a, l, w, st, p] = [api, logs, workflows, store, publisher];

@@ -37,6 +37,8 @@ describe("loadConfig", () => {
       logLevel: "info",
       auth: true,
       keysDir: "/home/u/.cdktr/keys",
+      metricsPort: null,
+      metricsHost: "127.0.0.1",
     });
   });
 
@@ -92,6 +94,22 @@ describe("loadConfig", () => {
         e.problems.some((p) => p.startsWith("CDKTR_LEADER_TTL_MS:")) &&
         e.problems.some((p) => p.startsWith("CDKTR_ADVERTISE_HOST: expected a host name")),
     );
+  });
+
+  it("CDKTR_METRICS_PORT: unset or empty = not served, 0 = any free port; a bad one is an error naming it", () => {
+    const env = { HOME: "/home/u" };
+    assert.equal(loadConfig(env, { dotEnv: false }).metricsPort, null);
+    assert.equal(loadConfig({ ...env, CDKTR_METRICS_PORT: "" }, { dotEnv: false }).metricsPort, null);
+    assert.equal(loadConfig({ ...env, CDKTR_METRICS_PORT: "0" }, { dotEnv: false }).metricsPort, 0);
+    const c = loadConfig({ ...env, CDKTR_METRICS_PORT: "9100", CDKTR_METRICS_HOST: "0.0.0.0" }, { dotEnv: false });
+    assert.deepEqual([c.metricsPort, c.metricsHost], [9100, "0.0.0.0"]);
+    for (const bad of ["x", "70000", "-1"]) {
+      assert.throws(
+        () => loadConfig({ ...env, CDKTR_METRICS_PORT: bad }, { dotEnv: false }),
+        (e: unknown) =>
+          e instanceof ConfigError && /CDKTR_METRICS_PORT: expected an integer from 0 to 65535/.test(e.message),
+      );
+    }
   });
 
   it("lists every invalid variable, one readable line each", () => {

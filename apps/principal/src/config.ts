@@ -102,6 +102,18 @@ export const PrincipalEnvSchema = z.object({
     .default("on"),
   /** Directory of the key files (`principal.json` and the `local-*` client keys); `~` and `$HOME` are expanded. */
   CDKTR_KEYS_DIR: z.string().min(1).default("~/.cdktr/keys"),
+  /** HTTP port of `/metrics`, `/healthz` and `/readyz`; unset = not served. 0 = OS-assigned. */
+  CDKTR_METRICS_PORT: z.preprocess(
+    (v) => (typeof v === "string" && v.trim() === "" ? undefined : v),
+    z.coerce
+      .number({ error: portError })
+      .int({ error: portError })
+      .min(0, { error: portError })
+      .max(65535, { error: portError })
+      .optional(),
+  ),
+  /** Interface the metrics port binds to. */
+  CDKTR_METRICS_HOST: z.string().min(1).default("127.0.0.1"),
 });
 
 /** The principal's configuration, resolved. */
@@ -150,6 +162,10 @@ export interface PrincipalConfig {
   auth: boolean;
   /** Absolute path of the keys directory (`CDKTR_KEYS_DIR`). */
   keysDir: string;
+  /** Port of the metrics and health endpoints (`CDKTR_METRICS_PORT`), or null: not served. */
+  metricsPort: number | null;
+  /** Interface of the metrics port (`CDKTR_METRICS_HOST`). */
+  metricsHost: string;
 }
 
 /** Whether `host` names a loopback interface: 127.0.0.0/8, ::1 or localhost. */
@@ -239,5 +255,7 @@ export function loadConfig(
     logLevel: e.CDKTR_LOG_LEVEL,
     auth: e.CDKTR_AUTH === "on",
     keysDir: isAbsolute(keysDir) ? keysDir : resolve(cwd, keysDir),
+    metricsPort: e.CDKTR_METRICS_PORT ?? null,
+    metricsHost: e.CDKTR_METRICS_HOST,
   };
 }

@@ -104,3 +104,4 @@ export {
   type RunServiceOptions,
   type ServiceLifecycle,
 } from "./service/run-service.js";
+export { HealthServer, type HealthServerOptions } from "./service/health-server.js";

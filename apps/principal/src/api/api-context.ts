@@ -6,6 +6,7 @@ import type { AgentRegistry } from "../agents/agent-registry.js";
 import type { PrincipalConfig } from "../config.js";
 import type { Dispatcher } from "../dispatch/dispatcher.js";
 import type { LeaderRole } from "../leader/leader-role.js";
+import type { PrincipalMetrics } from "../metrics/principal-metrics.js";
 import type { UlidGenerator } from "../ids.js";
 import type { PrincipalEvents } from "../publish/principal-events.js";
 import type { Store } from "../store/store.js";
@@ -37,6 +38,8 @@ export interface ApiContext {
   keys: KeyRing | null;
   /** Called once a revocation is committed (the principal re-binds its publish socket). */
   onKeyRevoked: (key: KeyRecord) => Promise<void>;
+  /** The metrics (`CDKTR_METRICS_PORT`), or null when they are not served. */
+  metrics?: PrincipalMetrics | null;
 }
 
 /** The lease claim of an agent report: the caller's key and the token it sent (null: authentication off). */

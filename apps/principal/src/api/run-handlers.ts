@@ -26,8 +26,27 @@ export function registerRunHandlers(server: HandlerRegistry<typeof API_VERBS>, c
   // The dispatcher is the current term's: read at each request.
   const { store, workflows, events, logger } = ctx;
   const debugLogging = ctx.config.logLevel === "debug";
+  /** {@link triggerOnce}, timed for the metrics when they are served. */
+  const trigger = (
+    req: ParsedRequestOf<ApiVerbs, "runWorkflow">,
+    identity: KeyIdentity | null,
+  ): Promise<ReplyOf<ApiVerbs, "runWorkflow">> => {
+    const metrics = ctx.metrics;
+    if (metrics === null || metrics === undefined) return triggerOnce(req, identity);
+    const started = performance.now();
+    return triggerOnce(req, identity).then(
+      (reply) => {
+        metrics.trigger(performance.now() - started, true);
+        return reply;
+      },
+      (e: unknown) => {
+        metrics.trigger(performance.now() - started, false);
+        throw e;
+      },
+    );
+  };
   /** One trigger, authorised, validated, stored (deduplicated), published and queued. */
-  const trigger = async (
+  const triggerOnce = async (
     req: ParsedRequestOf<ApiVerbs, "runWorkflow">,
     identity: KeyIdentity | null,
   ): Promise<ReplyOf<ApiVerbs, "runWorkflow">> => {

@@ -123,6 +123,7 @@ export function createLogServer(
     isActive: (agentId) => ctx.agents.active(agentId) !== undefined,
     insertLogs: (lines, claim) => ctx.store.insertLogs(lines, claim),
     publish: (inserted) => {
+      ctx.metrics?.logLines(inserted.length);
       for (const l of inserted) ctx.events.log(l);
     },
   });

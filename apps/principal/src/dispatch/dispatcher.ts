@@ -129,6 +129,15 @@ export class Dispatcher {
     return this.runs.queuedCount();
   }
 
+  /** Runs agents hold, by status (a scan of the active runs: for metrics, not hot paths). */
+  heldCounts(): { ASSIGNED: number; RUNNING: number } {
+    const counts = { ASSIGNED: 0, RUNNING: 0 };
+    for (const e of this.runs.all()) {
+      if (e.run.status === "ASSIGNED" || e.run.status === "RUNNING") counts[e.run.status]++;
+    }
+    return counts;
+  }
+
   /** Track a newly committed QUEUED run and hand it out if someone waits. */
   enqueue(run: RunRecord, workflow: WorkflowDefinition): void {
     if (this.runs.add(run, workflow)) this.pump();

@@ -70,8 +70,8 @@ export type FromIngest =
   | { type: "bindFailed"; message: string }
   /** Agents that sent batches (signs of life), batched. */
   | { type: "touch"; agentIds: string[] }
-  /** Stored lines that some subscriber may want. */
-  | { type: "publish"; lines: LogLine[] }
+  /** Lines newly stored (`stored`), and those of them some subscriber may want (`lines`). */
+  | { type: "publish"; lines: LogLine[]; stored: number }
   | { type: "log"; level: "debug" | "info" | "warn" | "error"; message: string; meta: Record<string, unknown> }
   /** The thread's own problems (e.g. `"disk full"`), whenever they change. */
   | { type: "problems"; problems: string[] }

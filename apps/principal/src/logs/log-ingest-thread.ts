@@ -193,6 +193,7 @@ export class LogIngestThread {
             for (const agentId of m.agentIds) this.#touch(agentId);
             return;
           case "publish":
+            ctx.metrics?.logLines(m.stored);
             for (const l of m.lines) ctx.events.log(l);
             return;
           case "log":

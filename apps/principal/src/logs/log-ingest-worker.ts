@@ -197,7 +197,7 @@ registerLogIngestHandlers(
         }
         if (proven === null || proven.has(topic)) wanted.push(l);
       }
-      if (wanted.length > 0) post({ type: "publish", lines: wanted });
+      post({ type: "publish", lines: wanted, stored: inserted.length });
     },
   },
 );
