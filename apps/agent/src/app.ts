@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import {
   CdktrError,
+  HealthServer,
   LogClient,
   PrincipalClient,
   authDisabled,
@@ -16,6 +17,7 @@ import {
   withPort,
   type ClientKey,
   type Logger,
+  type RunStatus,
 } from "@cdktr/protocol";
 import type { AgentConfig } from "./config.js";
 import { acquireDataDirLock, type DataDirLock } from "./data-dir/data-dir-lock.js";
@@ -29,6 +31,7 @@ import { ActiveRuns } from "./run/active-runs.js";
 import { Notifier } from "./session/notifier.js";
 import { PrincipalSession } from "./session/principal-session.js";
 import { StatusOutbox } from "./status/status-outbox.js";
+import { AgentMetrics } from "./metrics/agent-metrics.js";
 
 /** Version reported to the principal at registration. */
 export const AGENT_VERSION: string = packageVersion(import.meta.url);
@@ -75,6 +78,8 @@ export interface AgentReadyInfo {
   reapedProcesses: number;
   /** The name of the agent's key; null without one (plaintext, for `CDKTR_AUTH=off`). */
   key: string | null;
+  /** Base URL of `/metrics`, `/healthz` and `/readyz` (`CDKTR_METRICS_PORT`), or null when not served. */
+  metrics: string | null;
 }
 
 /** A running agent. */
@@ -138,8 +143,32 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   let stopping = false;
   let started = false;
   let stopPromise: Promise<void> | null = null;
+  let health: HealthServer | null = null;
+  const metrics =
+    config.metricsPort === null
+      ? null
+      : new AgentMetrics({
+          executing: () => parts?.runs.size ?? 0,
+          capacity: config.maxConcurrency,
+          registered: () => parts?.session.registered === true,
+          logMemoryBytes: () => parts?.shipper.memoryBytes ?? 0,
+          logSpoolBytes: () => parts?.shipper.spoolBytes ?? 0,
+          statusPending: () => parts?.outbox.pending ?? 0,
+        });
+
+  /** Why this agent cannot take work now (`/readyz`); empty when it can. */
+  const notReady = (): string[] => {
+    const p = parts;
+    if (p === null || stopping) return [stopping ? "the agent is stopping" : "the agent is starting"];
+    const problems = [p.shipper.problem, p.outbox.problem, p.groups.problem].filter((x): x is string => x !== null);
+    if (!p.session.registered) problems.push("not registered with the principal (registering again)");
+    return problems;
+  };
 
   const releaseAll = (): void => {
+    const h = health;
+    health = null;
+    void h?.close();
     client?.close();
     logClient?.close();
     client = null;
@@ -194,6 +223,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       spoolMaxBytes: config.logSpoolMaxBytes,
       logger,
       sync,
+      ...(metrics === null ? {} : { onDelivered: (n: number) => metrics.logLinesDelivered(n) }),
     });
     const outbox = new StatusOutbox({
       sink: async (u) => {
@@ -224,6 +254,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       logger,
       now,
       onFinished: () => wake.notify(),
+      ...(metrics === null
+        ? {}
+        : { onRunEnded: (workflowId: string, status: RunStatus) => metrics.runEnded(workflowId, status) }),
     });
     const session = new PrincipalSession({
       config,
@@ -267,6 +300,19 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         shipper.start();
         outbox.start();
         if (stopping) session.stopFetching();
+        let metricsUrl: string | null = null;
+        if (metrics !== null && config.metricsPort !== null) {
+          const server = new HealthServer({
+            host: config.metricsHost,
+            port: config.metricsPort,
+            metrics: () => metrics.expose(),
+            notReady,
+            logger,
+          });
+          health = server;
+          await server.listen();
+          metricsUrl = server.url;
+        }
         const registered = await session.start();
         return {
           agentId: config.agentId,
@@ -278,6 +324,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
           containment: containment.mechanism,
           reapedProcesses,
           key: keyName,
+          metrics: metricsUrl,
         };
       } catch (e: unknown) {
         releaseAll();

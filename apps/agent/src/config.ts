@@ -11,6 +11,8 @@ import {
   envBool,
   envEndpointList,
   envInt,
+  envMetricsHost,
+  envMetricsPort,
   envPort,
   parseEnv,
 } from "@cdktr/protocol";
@@ -101,6 +103,10 @@ export const AgentEnvSchema = z.object({
   CDKTR_AGENT_FSYNC: envBool(true),
   /** Log level of the agent's own logs. */
   CDKTR_LOG_LEVEL: z.enum(["error", "warn", "info", "debug"]).default("info"),
+  /** HTTP port of `/metrics`, `/healthz` and `/readyz`; unset = not served. 0 = OS-assigned. */
+  CDKTR_METRICS_PORT: envMetricsPort(),
+  /** Interface the metrics port binds to. */
+  CDKTR_METRICS_HOST: envMetricsHost(),
 });
 
 /** The agent's resolved configuration. */
@@ -134,6 +140,10 @@ export interface AgentConfig {
   /** `CDKTR_AGENT_CGROUP_BASE`, or null for the agent's own cgroup. */
   cgroupBase: string | null;
   logLevel: "error" | "warn" | "info" | "debug";
+  /** Port of the metrics and health endpoints (`CDKTR_METRICS_PORT`), or null: not served. */
+  metricsPort: number | null;
+  /** Interface of the metrics port (`CDKTR_METRICS_HOST`). */
+  metricsHost: string;
 }
 
 /**
@@ -173,5 +183,7 @@ export function loadConfig(
     containment: e.CDKTR_AGENT_CONTAINMENT,
     cgroupBase: e.CDKTR_AGENT_CGROUP_BASE ?? null,
     logLevel: e.CDKTR_LOG_LEVEL,
+    metricsPort: e.CDKTR_METRICS_PORT ?? null,
+    metricsHost: e.CDKTR_METRICS_HOST,
   };
 }

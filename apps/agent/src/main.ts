@@ -34,6 +34,7 @@ await runService({
     containment: info.containment,
     reapedProcesses: info.reapedProcesses,
     key: info.key,
+    metrics: info.metrics,
   }),
   onForce: (agent, logger) => {
     logger.warn("second signal: killing every task process and exiting now");

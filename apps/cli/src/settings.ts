@@ -40,6 +40,17 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         description: "Publish port (live run/task events and log lines)",
       },
       { name: "CDKTR_LOG_LEVEL", default: "info", description: "debug, info, warn or error" },
+      {
+        name: "CDKTR_METRICS_PORT",
+        default: "",
+        description:
+          "HTTP port of the process's /metrics (Prometheus), /healthz and /readyz; unset = not served (cdktr start all: consecutive ports from it)",
+      },
+      {
+        name: "CDKTR_METRICS_HOST",
+        default: "127.0.0.1",
+        description: "Interface the metrics port binds (the endpoints carry no authentication)",
+      },
     ],
   },
   {
@@ -160,16 +171,6 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         name: "CDKTR_KEYS_DIR",
         default: "~/.cdktr/keys",
         description: "Key files: the principal's pair and the local-* client keys made on first start",
-      },
-      {
-        name: "CDKTR_METRICS_PORT",
-        default: "",
-        description: "HTTP port of /metrics (Prometheus), /healthz and /readyz; unset = not served",
-      },
-      {
-        name: "CDKTR_METRICS_HOST",
-        default: "127.0.0.1",
-        description: "Interface the metrics port binds (the endpoints carry no authentication)",
       },
     ],
   },

@@ -2,13 +2,14 @@
  * Wiring of the listeners runner: one shared principal connection, one built-in listener per
  * entry of the config file.
  */
-import { PrincipalClient, errorMessage, type Logger } from "@cdktr/protocol";
+import { HealthServer, PrincipalClient, errorMessage, type Logger } from "@cdktr/protocol";
 import { LISTENER_KEY_NAME, ListenerStartError, type EventListener, type PrincipalRequester } from "@cdktr/events";
 import { WebhookListener } from "@cdktr/events/webhook";
 import { FileWatcherListener } from "@cdktr/events/file-watcher";
 import { RabbitMqListener } from "@cdktr/events/rabbitmq";
 import { PostgresListener } from "@cdktr/events/postgres";
 import type { ListenersConfig, ResolvedListener } from "./config.js";
+import { ListenersMetrics } from "./metrics.js";
 
 /** What {@link createListeners} needs besides the config. */
 export interface ListenersDeps {
@@ -29,6 +30,8 @@ export interface RunningListener {
 /** The runner: {@link ListenersApp.start} resolves once every listener is started. */
 export interface ListenersApp {
   readonly listeners: readonly RunningListener[];
+  /** Base URL of `/metrics`, `/healthz` and `/readyz` once started (`CDKTR_METRICS_PORT`), else null. */
+  readonly metrics: string | null;
   /**
    * Start every listener; resolves when webhooks are bound and file watchers have scanned.
    * RabbitMQ and PostgreSQL listeners connect (and reconnect) in the background.
@@ -63,20 +66,42 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
   }));
   let started = false;
   let stopped: Promise<void> | null = null;
+  const metricsPort = config.metricsPort ?? null;
+  const metrics = metricsPort === null ? null : new ListenersMetrics();
+  if (metrics !== null) for (const r of running) metrics.follow(r.name, r.type, r.listener);
+  let health: HealthServer | null = null;
+  let ready = false;
 
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
       for (const r of [...running].reverse()) await r.listener.stop();
       if (ownsClient) principal.close();
+      await health?.close();
     })();
     return stopped;
   };
 
   return {
     listeners: running,
+    get metrics() {
+      return health?.url ?? null;
+    },
     async start() {
       if (started) return;
       started = true;
+      if (metrics !== null && metricsPort !== null) {
+        health = new HealthServer({
+          host: config.metricsHost ?? "127.0.0.1",
+          port: metricsPort,
+          metrics: () => metrics.expose(),
+          // Ready once every listener started (below); each listener's own trouble shows in
+          // cdktr_listener_errors_total and its log, not here (a source reconnecting is normal).
+          notReady: () =>
+            stopped !== null ? ["the listeners are stopping"] : ready ? [] : ["the listeners are starting"],
+          logger: deps.logger,
+        });
+        await health.listen();
+      }
       for (const entry of config.listeners) {
         if (entry.spec.type === "webhook" && "secretFile" in entry && entry.secretFile?.created === true)
           deps.logger.info("created a webhook secret: senders sign their requests with the content of this file", {
@@ -99,6 +124,7 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
           });
         }
       }
+      ready = true;
     },
     stop,
   };

@@ -7,7 +7,16 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
-import { ConfigError, endpointFor, envEndpointList, envPort, errorMessage, parseEnv } from "@cdktr/protocol";
+import {
+  ConfigError,
+  endpointFor,
+  envEndpointList,
+  envMetricsHost,
+  envMetricsPort,
+  envPort,
+  errorMessage,
+  parseEnv,
+} from "@cdktr/protocol";
 import type { FileWatcherSpec, PostgresSpec, RabbitMqSpec, WebhookSpec } from "./listener-specs.js";
 import { ListenersFileSchema } from "./listener-specs.js";
 import { readOrCreateSecretFile, type SecretFile } from "./secret-file.js";
@@ -28,6 +37,10 @@ export const ListenersEnvSchema = z.object({
   CDKTR_PRINCIPAL_ENDPOINTS: envEndpointList(),
   /** Directory of the listeners' state (the webhooks' replay caches). Default `~/.cdktr/listeners`. */
   CDKTR_LISTENERS_STATE_DIR: z.string().min(1).optional(),
+  /** HTTP port of `/metrics`, `/healthz` and `/readyz`; unset = not served. 0 = OS-assigned. */
+  CDKTR_METRICS_PORT: envMetricsPort(),
+  /** Interface the metrics port binds to. */
+  CDKTR_METRICS_HOST: envMetricsHost(),
 });
 
 /** A listener ready to build: its spec, its name and its secrets resolved from the environment. */
@@ -49,6 +62,10 @@ export interface ListenersConfig {
   /** Absolute path of the listeners' state directory (the webhooks' replay caches). */
   stateDir: string;
   listeners: ResolvedListener[];
+  /** Port of the metrics and health endpoints (`CDKTR_METRICS_PORT`); null or absent: not served. */
+  metricsPort?: number | null;
+  /** Interface of the metrics port (`CDKTR_METRICS_HOST`). @default "127.0.0.1" */
+  metricsHost?: string;
 }
 
 /**
@@ -87,7 +104,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     const { secret, created } = readOrCreateSecretFile(path, `${file}: listeners[${i}].secret_file`);
     return { name: entry.name, spec: entry.spec, secret, secretFile: { path, created } };
   });
-  return { ...config, listeners };
+  return { ...config, listeners, metricsPort: e.CDKTR_METRICS_PORT ?? null, metricsHost: e.CDKTR_METRICS_HOST };
 }
 
 /** `~/.cdktr/listeners`, HOME from `env`. */

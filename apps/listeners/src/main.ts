@@ -18,5 +18,6 @@ await runService({
     principal: `tcp://${config.principal.host}:${config.principal.port}`,
     stateDir: config.stateDir,
     listeners: app.listeners.map((l) => ({ name: l.name, type: l.type, ...(l.url !== null ? { url: l.url } : {}) })),
+    metrics: app.metrics,
   }),
 });

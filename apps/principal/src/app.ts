@@ -350,13 +350,10 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
         logger,
       });
       health = server;
-      const port = await server.listen().catch((e: unknown) => {
-        throw new PrincipalStartError(
-          "SOCKET_UNAVAILABLE",
-          `cannot serve metrics on ${config.metricsHost}:${config.metricsPort}: ${errorMessage(e)}; set CDKTR_METRICS_PORT to a free port, or unset it`,
-        );
+      await server.listen().catch((e: unknown) => {
+        throw new PrincipalStartError("SOCKET_UNAVAILABLE", errorMessage(e));
       });
-      metricsUrl = `http://${config.metricsHost.includes(":") ? `[${config.metricsHost}]` : config.metricsHost}:${port}`;
+      metricsUrl = server.url;
       abortIfStopping();
     }
     state = "running";

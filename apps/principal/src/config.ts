@@ -5,7 +5,7 @@
 import { homedir, hostname } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
-import { ConfigError, envInt, loadDotEnv, parseEnv } from "@cdktr/protocol";
+import { ConfigError, envInt, envMetricsHost, envMetricsPort, loadDotEnv, parseEnv } from "@cdktr/protocol";
 
 const portError = "expected an integer from 0 to 65535 (0 = any free port)";
 const port = (d: number) =>
@@ -103,17 +103,9 @@ export const PrincipalEnvSchema = z.object({
   /** Directory of the key files (`principal.json` and the `local-*` client keys); `~` and `$HOME` are expanded. */
   CDKTR_KEYS_DIR: z.string().min(1).default("~/.cdktr/keys"),
   /** HTTP port of `/metrics`, `/healthz` and `/readyz`; unset = not served. 0 = OS-assigned. */
-  CDKTR_METRICS_PORT: z.preprocess(
-    (v) => (typeof v === "string" && v.trim() === "" ? undefined : v),
-    z.coerce
-      .number({ error: portError })
-      .int({ error: portError })
-      .min(0, { error: portError })
-      .max(65535, { error: portError })
-      .optional(),
-  ),
+  CDKTR_METRICS_PORT: envMetricsPort(),
   /** Interface the metrics port binds to. */
-  CDKTR_METRICS_HOST: z.string().min(1).default("127.0.0.1"),
+  CDKTR_METRICS_HOST: envMetricsHost(),
 });
 
 /** The principal's configuration, resolved. */

@@ -3,8 +3,9 @@
  * No side effects at import; `main.ts` owns the process.
  */
 import { CronScheduler, SCHEDULER_KEY_NAME, type Clock } from "@cdktr/events";
-import { PrincipalClient, findClientKey, withPort, type ClientKey, type Logger } from "@cdktr/protocol";
+import { HealthServer, PrincipalClient, findClientKey, withPort, type ClientKey, type Logger } from "@cdktr/protocol";
 import type { SchedulerConfig } from "./config.js";
+import { SchedulerMetrics } from "./metrics.js";
 
 /** What {@link createScheduler} needs besides the configuration. */
 export interface SchedulerDeps {
@@ -26,6 +27,8 @@ export interface SchedulerService {
   stop(): Promise<void>;
   /** The endpoints used, for the `ready` line. */
   readonly endpoints: { principal: string; publish: string };
+  /** Base URL of `/metrics`, `/healthz` and `/readyz` once started (`CDKTR_METRICS_PORT`), else null. */
+  readonly metrics: string | null;
   readonly scheduler: CronScheduler;
 }
 
@@ -52,10 +55,30 @@ export function createScheduler(config: SchedulerConfig, deps: SchedulerDeps): S
     ...(deps.clock === undefined ? {} : { clock: deps.clock }),
   });
   let stopped = false;
+  const metrics = config.metricsPort === null ? null : new SchedulerMetrics(scheduler);
+  let health: HealthServer | null = null;
   return {
     endpoints: { principal: client.endpoints.join(","), publish: publishEndpoint },
     scheduler,
+    get metrics() {
+      return health?.url ?? null;
+    },
     async start() {
+      if (metrics !== null && config.metricsPort !== null) {
+        health = new HealthServer({
+          host: config.metricsHost,
+          port: config.metricsPort,
+          metrics: () => metrics.expose(),
+          notReady: () => {
+            if (stopped) return ["the scheduler is stopping"];
+            return scheduler.stats.version === null
+              ? ["the workflow definitions are not loaded from the principal yet (is it reachable?)"]
+              : [];
+          },
+          logger: deps.logger,
+        });
+        await health.listen();
+      }
       await scheduler.start();
     },
     async stop() {
@@ -63,6 +86,7 @@ export function createScheduler(config: SchedulerConfig, deps: SchedulerDeps): S
       stopped = true;
       await scheduler.stop();
       client.close();
+      await health?.close();
     },
   };
 }

@@ -14,7 +14,10 @@ it("loadConfig: defaults, the refresh fallback, and readable errors", () => {
     missGraceMs: 60_000,
     triggerTimeoutMs: 5000,
     logLevel: "info",
+    metricsPort: null,
+    metricsHost: "127.0.0.1",
   });
+  assert.equal(loadConfig({ CDKTR_METRICS_PORT: "9102" }).metricsPort, 9102);
   assert.equal(loadConfig({ CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: "30" }).refreshIntervalMs, 30_000);
   assert.equal(
     loadConfig({ CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: "30", CDKTR_SCHEDULER_REFRESH_S: "5" }).refreshIntervalMs,

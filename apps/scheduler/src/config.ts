@@ -1,7 +1,15 @@
 /**
  * Configuration of the scheduler process, from `CDKTR_*` environment variables (and `.env`).
  */
-import { ClientEnvSchema, LogLevelSchema, endpointFor, envInt, parseEnv } from "@cdktr/protocol";
+import {
+  ClientEnvSchema,
+  LogLevelSchema,
+  endpointFor,
+  envInt,
+  envMetricsHost,
+  envMetricsPort,
+  parseEnv,
+} from "@cdktr/protocol";
 
 /** Every setting of the scheduler, by environment variable. */
 export const SchedulerEnvSchema = ClientEnvSchema.extend({
@@ -18,6 +26,10 @@ export const SchedulerEnvSchema = ClientEnvSchema.extend({
   CDKTR_SCHEDULER_TRIGGER_TIMEOUT_S: envInt({ min: 1, max: 600, default: 5 }),
   /** debug, info, warn or error. */
   CDKTR_LOG_LEVEL: LogLevelSchema.default("info"),
+  /** HTTP port of `/metrics`, `/healthz` and `/readyz`; unset = not served. 0 = OS-assigned. */
+  CDKTR_METRICS_PORT: envMetricsPort(),
+  /** Interface the metrics port binds to. */
+  CDKTR_METRICS_HOST: envMetricsHost(),
 });
 
 /** The scheduler's resolved configuration. */
@@ -31,6 +43,10 @@ export interface SchedulerConfig {
   missGraceMs: number;
   triggerTimeoutMs: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** Port of the metrics and health endpoints (`CDKTR_METRICS_PORT`), or null: not served. */
+  metricsPort: number | null;
+  /** Interface of the metrics port (`CDKTR_METRICS_HOST`). */
+  metricsHost: string;
 }
 
 /**
@@ -55,5 +71,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     missGraceMs: c.CDKTR_SCHEDULER_MISS_GRACE_S * 1000,
     triggerTimeoutMs: c.CDKTR_SCHEDULER_TRIGGER_TIMEOUT_S * 1000,
     logLevel: c.CDKTR_LOG_LEVEL,
+    metricsPort: c.CDKTR_METRICS_PORT ?? null,
+    metricsHost: c.CDKTR_METRICS_HOST,
   };
 }

@@ -17,5 +17,6 @@ await runService({
     endpoints: service.endpoints,
     refreshIntervalMs: config.refreshIntervalMs,
     missGraceMs: config.missGraceMs,
+    metrics: service.metrics,
   }),
 });

@@ -59,9 +59,19 @@ afterEach(async () => {
 test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", async () => {
   const sb = await makeSandbox({ "tick.yml": TICK });
   // Relative workflow dir, as a user would write it in .env.
-  const env = { ...sb.env, CDKTR_WORKFLOW_DIR: "workflows" };
+  // Metrics on any free ports: each app serves its own, and the URLs are printed.
+  const env = { ...sb.env, CDKTR_WORKFLOW_DIR: "workflows", CDKTR_METRICS_PORT: "0" };
   stack = await startAll(env, sb.dir);
   await stack.waitForLine((l) => /^\[cdktr\]\s+ready: principal at 127\.0\.0\.1:\d+/.test(l), 60_000);
+  const metricsLine = stack.lines.find((l) => /^\[cdktr\]\s+metrics: /.test(l)) ?? "";
+  const urls = [...metricsLine.matchAll(/(principal|agent|scheduler) (http:\/\/127\.0\.0\.1:\d+)\/metrics/g)];
+  assert.deepEqual(
+    urls.map((m) => m[1]),
+    ["principal", "agent", "scheduler"],
+    `the metrics URLs are printed: ${metricsLine}`,
+  );
+  assert.equal(new Set(urls.map((m) => m[2])).size, 3, "three ports");
+  for (const m of urls) assert.equal((await fetch(`${m[2]}/healthz`)).status, 200, `${m[1]} answers /healthz`);
   const pids = announcedPids(stack.lines);
   assert.equal(pids.length, 3, "principal, agent and scheduler announced");
   assert.ok(

@@ -1,6 +1,8 @@
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { isCdktrError } from "@cdktr/protocol";
 import {
@@ -9,36 +11,18 @@ import {
   freePort,
   helloWorkflowYaml,
   mountTmpfs,
+  preparePrincipal,
   startAgent,
   startPrincipal,
   waitFor,
   workflowYaml,
 } from "@cdktr/test-utils";
+import { get, sample } from "./scrape.js";
 
 afterEach(cleanup);
 
-/** GET `path` on the metrics port: status, content type and body. */
-async function get(
-  port: number,
-  path: string,
-  method = "GET",
-): Promise<{ status: number; type: string; body: string }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method });
-  return { status: res.status, type: res.headers.get("content-type") ?? "", body: await res.text() };
-}
-
-/** The value of the sample `name{labels}` in a Prometheus text exposition (0 when absent). */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  const wanted = Object.entries(labels);
-  for (const line of text.split("\n")) {
-    if (line.startsWith("#")) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (m === null || m[1] !== name) continue;
-    const have = new Map([...(m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
-    if (have.size === wanted.length && wanted.every(([k, v]) => have.get(k) === v)) return Number(m[3]);
-  }
-  return 0;
-}
+/** GET `path` on the principal's metrics port. */
+const getOn = (port: number, path: string, method = "GET") => get(`http://127.0.0.1:${port}`, path, method);
 
 describe("principal metrics and health endpoints (CDKTR_METRICS_PORT)", () => {
   it("counts finished runs by workflow and status, tasks, triggers, dispatches, log lines and agents, by the right amounts", async () => {
@@ -51,7 +35,7 @@ describe("principal metrics and health endpoints (CDKTR_METRICS_PORT)", () => {
       },
     });
     assert.equal(p.service?.ready.metrics, `http://127.0.0.1:${port}`, "the ready line names the metrics URL");
-    const before = (await get(port, "/metrics")).body;
+    const before = (await getOn(port, "/metrics")).body;
     assert.equal(sample(before, "cdktr_runs_total", { workflow: "hello", status: "COMPLETED" }), 0);
     assert.equal(sample(before, "cdktr_agents", { status: "ACTIVE" }), 0);
 
@@ -61,7 +45,7 @@ describe("principal metrics and health endpoints (CDKTR_METRICS_PORT)", () => {
     await assert.rejects(p.client.runWorkflow({ workflowId: "nope", source: "test" }), (e: unknown) =>
       isCdktrError(e, "WORKFLOW_NOT_FOUND"),
     );
-    const queued = (await get(port, "/metrics")).body;
+    const queued = (await getOn(port, "/metrics")).body;
     assert.equal(sample(queued, "cdktr_queue_depth"), 4, "4 runs wait for an agent");
 
     await startAgent(p);
@@ -75,7 +59,7 @@ describe("principal metrics and health endpoints (CDKTR_METRICS_PORT)", () => {
     let m = "";
     await waitFor(
       async () => {
-        m = (await get(port, "/metrics")).body;
+        m = (await getOn(port, "/metrics")).body;
         return (
           sample(m, "cdktr_runs_total", { workflow: "fail", status: "FAILED" }) === 1 &&
           sample(m, "cdktr_log_lines_ingested_total") === lines
@@ -104,12 +88,12 @@ describe("principal metrics and health endpoints (CDKTR_METRICS_PORT)", () => {
     assert.equal(sample(m, "cdktr_agents", { status: "ACTIVE" }), 1);
     assert.ok(sample(m, "process_cpu_seconds_total") > 0, "process metrics too");
 
-    const health = await get(port, "/healthz");
+    const health = await getOn(port, "/healthz");
     assert.equal(health.status, 200);
-    const ready = await get(port, "/readyz");
+    const ready = await getOn(port, "/readyz");
     assert.deepEqual([ready.status, JSON.parse(ready.body)], [200, { ready: true }]);
-    assert.equal((await get(port, "/nothing")).status, 404);
-    assert.equal((await get(port, "/metrics", "POST")).status, 405);
+    assert.equal((await getOn(port, "/nothing")).status, 404);
+    assert.equal((await getOn(port, "/metrics", "POST")).status, 405);
   });
 
   it("/readyz is unready (503, naming the problem) while the database's disk is full, and ready again after", async (t) => {
@@ -117,7 +101,7 @@ describe("principal metrics and health endpoints (CDKTR_METRICS_PORT)", () => {
     if (dir === null) return;
     const port = await freePort();
     const p = await startPrincipal({ dbPath: join(dir, "cdktr.db"), env: { CDKTR_METRICS_PORT: String(port) } });
-    assert.equal((await get(port, "/readyz")).status, 200);
+    assert.equal((await getOn(port, "/readyz")).status, 200);
     const filler = fillDisk(dir);
     let refused = false;
     for (let i = 0; i < 2000 && !refused; i++) {
@@ -128,15 +112,35 @@ describe("principal metrics and health endpoints (CDKTR_METRICS_PORT)", () => {
       }
     }
     assert.ok(refused, "the disk filled up");
-    const sick = await get(port, "/readyz");
+    const sick = await getOn(port, "/readyz");
     assert.equal(sick.status, 503);
     assert.deepEqual(JSON.parse(sick.body), { ready: false, problems: ["disk full"] });
-    assert.equal((await get(port, "/healthz")).status, 200, "still alive");
+    assert.equal((await getOn(port, "/healthz")).status, 200, "still alive");
     rmSync(filler);
-    await waitFor(async () => (await get(port, "/readyz")).status === 200, {
+    await waitFor(async () => (await getOn(port, "/readyz")).status === 200, {
       timeoutMs: 15_000,
       what: "ready again once space is back",
     });
+  });
+
+  it("a metrics port in use stops the start with a message naming the setting", async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (blocker.address() as AddressInfo).port;
+      const p = await preparePrincipal({ env: { CDKTR_METRICS_PORT: String(port) } });
+      await assert.rejects(p.start(), (e: unknown) => {
+        assert.match(
+          String(e),
+          new RegExp(
+            `cannot serve metrics on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE.*set CDKTR_METRICS_PORT to a free port`,
+          ),
+        );
+        return true;
+      });
+    } finally {
+      blocker.close();
+    }
   });
 
   it("is off unless CDKTR_METRICS_PORT is set", async () => {

@@ -93,6 +93,8 @@ export {
   clientEnv,
   ClientEnvSchema,
   envPort,
+  envMetricsPort,
+  envMetricsHost,
   envInt,
   envBool,
   envEndpointList,

@@ -42,11 +42,13 @@ export interface LogShipperOptions {
   retryMaxMs?: number;
   /** Where spool files are fsynced (batched with the agent's other records). @default one of its own */
   sync?: SyncBatch;
+  /** Called with the number of lines of each batch the principal acknowledged (metrics). */
+  onDelivered?: (lines: number) => void;
 }
 
 /** {@link LogShipperOptions} with every default filled in. */
 export type ResolvedLogShipperOptions = Required<
-  Omit<LogShipperOptions, "sink" | "logger" | "spoolDir" | "spoolMaxBytes" | "sync">
+  Omit<LogShipperOptions, "sink" | "logger" | "spoolDir" | "spoolMaxBytes" | "sync" | "onDelivered">
 > &
   LogShipperOptions;
 

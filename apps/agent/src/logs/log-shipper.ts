@@ -332,8 +332,10 @@ export class LogShipper {
     return { entries, spool: null };
   }
 
-  #acked(batch: Batch): void {
+  /** The batch is done with: stored by the principal (`delivered`), or refused for good. */
+  #acked(batch: Batch, delivered = true): void {
     this.#inflight = null;
+    if (delivered) this.#o.onDelivered?.(batch.entries.length);
     let maxOrd = 0;
     for (const e of batch.entries) if (e.ord > maxOrd) maxOrd = e.ord;
     if (batch.spool === null) this.#memory.release(batch.entries);
@@ -365,7 +367,7 @@ export class LogShipper {
       taskId: line?.taskId,
       seq: line?.seq,
     });
-    this.#acked(batch);
+    this.#acked(batch, false);
   }
 
   /**

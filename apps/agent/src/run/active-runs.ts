@@ -3,7 +3,7 @@
  * delivered yet (the agent still reports them as running, so that the principal does not take
  * them for lost).
  */
-import { errorMessage, type Assignment } from "@cdktr/protocol";
+import { errorMessage, type Assignment, type RunStatus } from "@cdktr/protocol";
 import { RunExecution, type CancelReason, type RunExecutionOptions } from "./run-execution.js";
 
 /** Options of {@link ActiveRuns}: what every {@link RunExecution} of this agent shares. */
@@ -12,6 +12,8 @@ export interface ActiveRunsOptions extends Omit<RunExecutionOptions, "assignment
   now: () => Date;
   /** Called each time a run's execution ended (a slot is free again). */
   onFinished: () => void;
+  /** Called with the final status of each run executed to its end. */
+  onRunEnded?: (workflowId: string, status: RunStatus) => void;
 }
 
 /** Starts confirmed runs and keeps track of them until their final status is delivered. */
@@ -65,6 +67,7 @@ export class ActiveRuns {
     this.#reporting.add(runId);
     void exec
       .execute()
+      .then((status) => this.#o.onRunEnded?.(exec.workflowId, status))
       .catch((e: unknown) =>
         this.#o.logger.error("run execution failed unexpectedly", { runId, error: errorMessage(e) }),
       )

@@ -32,6 +32,19 @@ function portOf(endpoint: unknown): string | undefined {
   return m?.[1];
 }
 
+/**
+ * `CDKTR_METRICS_PORT` of the `index`-th app of `start all`: consecutive ports from the one set
+ * (principal, agent, scheduler), `0` for each when it is 0; unset stays unset. A value that is not
+ * a port is passed on as it is (the app refuses it with its message).
+ */
+export function metricsPortFor(base: string | undefined, index: number): string | undefined {
+  const b = base?.trim();
+  if (b === undefined || b === "") return b;
+  if (!/^\d+$/.test(b)) return b;
+  const n = Number(b);
+  return n === 0 ? "0" : String(n + index);
+}
+
 async function startAll(ctx: CommandContext): Promise<number> {
   const { io, style } = ctx;
   const mains = {
@@ -53,7 +66,11 @@ async function startAll(ctx: CommandContext): Promise<number> {
   });
   try {
     const env: Record<string, string | undefined> = { ...io.env };
-    const principal = sup.start("principal", mains.principal, env);
+    const metricsBase = io.env.CDKTR_METRICS_PORT;
+    const principal = sup.start("principal", mains.principal, {
+      ...env,
+      CDKTR_METRICS_PORT: metricsPortFor(metricsBase, 0),
+    });
     const ready = await sup.waitReady(principal, READY_TIMEOUT_MS);
     // With port 0 the principal picks its ports: hand the real ones to the others.
     const endpoints = (ready.endpoints ?? {}) as Record<string, unknown>;
@@ -66,9 +83,15 @@ async function startAll(ctx: CommandContext): Promise<number> {
     if (publish !== undefined) clientEnv.CDKTR_LOGS_PUBLISHING_PORT = publish;
     if (clientEnv.CDKTR_PRINCIPAL_HOST === "0.0.0.0") clientEnv.CDKTR_PRINCIPAL_HOST = "127.0.0.1";
     if (sup.stopping) return await finish(sup, signals);
-    const agent = sup.start("agent", mains.agent, clientEnv);
-    const scheduler = sup.start("scheduler", mains.scheduler, clientEnv);
-    await Promise.all([sup.waitReady(agent, READY_TIMEOUT_MS), sup.waitReady(scheduler, READY_TIMEOUT_MS)]);
+    const agent = sup.start("agent", mains.agent, { ...clientEnv, CDKTR_METRICS_PORT: metricsPortFor(metricsBase, 1) });
+    const scheduler = sup.start("scheduler", mains.scheduler, {
+      ...clientEnv,
+      CDKTR_METRICS_PORT: metricsPortFor(metricsBase, 2),
+    });
+    const [agentReady, schedulerReady] = await Promise.all([
+      sup.waitReady(agent, READY_TIMEOUT_MS),
+      sup.waitReady(scheduler, READY_TIMEOUT_MS),
+    ]);
     const host = clientEnv.CDKTR_PRINCIPAL_HOST ?? "127.0.0.1";
     sup.say(
       style.green("ready") +
@@ -76,6 +99,16 @@ async function startAll(ctx: CommandContext): Promise<number> {
         (typeof ready.workflowDir === "string" ? `, workflows from ${ready.workflowDir}` : "") +
         (typeof ready.dbPath === "string" ? `, data in ${ready.dbPath}` : ""),
     );
+    const metricsUrls = [
+      ["principal", ready.metrics],
+      ["agent", agentReady.metrics],
+      ["scheduler", schedulerReady.metrics],
+    ].filter((e): e is [string, string] => typeof e[1] === "string");
+    if (metricsUrls.length > 0) {
+      sup.say(
+        `metrics: ${metricsUrls.map(([name, url]) => `${name} ${url}/metrics`).join(", ")} (and /healthz, /readyz)`,
+      );
+    }
     sup.say(
       `try: ${style.bold("npx cdktr workflows")} and ${style.bold("npx cdktr run hello --wait")}; Ctrl-C stops everything`,
     );

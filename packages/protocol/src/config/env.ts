@@ -59,6 +59,23 @@ export function envPort(defaultPort: number) {
   return z.coerce.number({ error }).int({ error }).min(1, { error }).max(65535, { error }).default(defaultPort);
 }
 
+/**
+ * `CDKTR_METRICS_PORT` of a service: the HTTP port of its `/metrics`, `/healthz` and `/readyz`
+ * (`HealthServer`); unset or empty = not served, 0 = any free port.
+ */
+export function envMetricsPort() {
+  const error = "expected an integer from 0 to 65535 (0 = any free port)";
+  return z.preprocess(
+    (v) => (typeof v === "string" && v.trim() === "" ? undefined : v),
+    z.coerce.number({ error }).int({ error }).min(0, { error }).max(65535, { error }).optional(),
+  );
+}
+
+/** `CDKTR_METRICS_HOST` of a service: the interface its metrics port binds (loopback by default). */
+export function envMetricsHost() {
+  return z.string().trim().min(1).default("127.0.0.1");
+}
+
 /** An env var holding an integer in `[min, max]`, with a default. */
 export function envInt(opts: { min?: number; max?: number; default: number }) {
   const min = opts.min ?? Number.MIN_SAFE_INTEGER;

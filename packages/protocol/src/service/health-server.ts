@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { errorMessage } from "../errors.js";
+import { BindError } from "../rpc/bind.js";
 import type { Logger } from "../logging/logger.js";
 
 /** Options of {@link HealthServer}. */
@@ -39,16 +40,38 @@ export class HealthServer {
     this.#o = options;
   }
 
-  /** Bind; resolves with the port (the chosen one when `port` was 0). */
+  /** `http://host:port` once listening (the chosen port when `port` was 0), else null. */
+  get url(): string | null {
+    const address = this.#server?.address();
+    if (address === null || address === undefined || typeof address === "string") return null;
+    return `http://${this.#o.host.includes(":") ? `[${this.#o.host}]` : this.#o.host}:${address.port}`;
+  }
+
+  /**
+   * Bind; resolves with the port (the chosen one when `port` was 0).
+   * @throws BindError (code `EADDRINUSE`, `EADDRNOTAVAIL`...) naming `CDKTR_METRICS_PORT` when the
+   *   address cannot be bound
+   */
   async listen(): Promise<number> {
     const server = createServer((req, res) => void this.#handle(req, res));
     server.maxConnections = MAX_CONNECTIONS;
     server.headersTimeout = HEADERS_TIMEOUT_MS;
     server.requestTimeout = HEADERS_TIMEOUT_MS * 2;
     await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
+      server.once("error", (e) => {
+        const code = (e as { code?: unknown }).code;
+        reject(
+          new BindError(
+            typeof code === "string" ? code : "BIND_FAILED",
+            `cannot serve metrics on ${this.#o.host}:${this.#o.port}: ${errorMessage(e)}; set CDKTR_METRICS_PORT to a free port (or unset it) and CDKTR_METRICS_HOST to a local address`,
+            { cause: e, context: { host: this.#o.host, port: this.#o.port } },
+          ),
+        );
+      });
       server.listen(this.#o.port, this.#o.host, () => {
-        server.off("error", reject);
+        server.removeAllListeners("error");
+        // Later errors (too many open files on accept...) are logged; the service goes on.
+        server.on("error", (e) => this.#o.logger.warn("metrics server error", { error: errorMessage(e) }));
         resolve();
       });
     });

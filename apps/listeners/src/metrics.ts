@@ -1,0 +1,50 @@
+/**
+ * The listeners runner's Prometheus metrics (`/metrics` on `CDKTR_METRICS_PORT`): what became of
+ * the triggers each listener sent, and its errors.
+ */
+import type { EventListener, TriggerResult } from "@cdktr/events";
+import { Counter, Registry, collectDefaultMetrics } from "prom-client";
+
+/** The runner's metrics, in a registry of their own. */
+export class ListenersMetrics {
+  readonly registry = new Registry();
+  readonly #triggers: Counter<"listener" | "type" | "outcome">;
+  readonly #errors: Counter<"listener" | "type">;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.#triggers = new Counter({
+      name: "cdktr_listener_triggers_total",
+      help: "Triggers a listener sent for the events it received, by outcome: accepted (a new run), duplicate (the event's run exists: a redelivery), skipped (overlap policy), refused (the principal refused it for good: unknown workflow, bad params, not allowed), failed (the principal could not be reached or answered a retryable error).",
+      labelNames: ["listener", "type", "outcome"],
+      registers,
+    });
+    this.#errors = new Counter({
+      name: "cdktr_listener_errors_total",
+      help: "Problems a listener reported (a lost connection to its source, a failed start...).",
+      labelNames: ["listener", "type"],
+      registers,
+    });
+  }
+
+  /** Count the triggers and errors of `listener` from now on. */
+  follow(name: string, type: string, listener: EventListener): void {
+    for (const outcome of ["accepted", "duplicate", "skipped", "refused", "failed"]) {
+      this.#triggers.inc({ listener: name, type, outcome }, 0);
+    }
+    this.#errors.inc({ listener: name, type }, 0);
+    listener.on("triggered", (r) => this.#triggers.inc({ listener: name, type, outcome: outcomeOf(r) }));
+    listener.on("error", () => this.#errors.inc({ listener: name, type }));
+  }
+
+  /** The text exposition of every metric, and its content type. */
+  async expose(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+function outcomeOf(r: TriggerResult): string {
+  if (r.success) return r.skipped ? "skipped" : r.duplicate ? "duplicate" : "accepted";
+  return r.error?.retryable === false ? "refused" : "failed";
+}
