@@ -133,6 +133,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
       : new PrincipalMetrics({
           term: () => (role?.isLeader() === true ? (terms?.peek() ?? null) : null),
           now: () => clock.now(),
+          storageProblems: () => store?.problems() ?? [],
         });
   const published = createPrincipalEvents(() => publisher, logger);
   const events: PrincipalEvents =

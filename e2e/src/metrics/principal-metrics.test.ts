@@ -87,6 +87,8 @@ describe("principal metrics and health endpoints (CDKTR_METRICS_PORT)", () => {
     assert.equal(sample(m, "cdktr_active_runs", { status: "RUNNING" }), 0);
     assert.equal(sample(m, "cdktr_agents", { status: "ACTIVE" }), 1);
     assert.ok(sample(m, "process_cpu_seconds_total") > 0, "process metrics too");
+    assert.equal(sample(m, "cdktr_ready"), 1);
+    assert.equal(sample(m, "cdktr_storage_problem", { problem: "disk full" }), 0);
 
     const health = await getOn(port, "/healthz");
     assert.equal(health.status, 200);
@@ -115,12 +117,16 @@ describe("principal metrics and health endpoints (CDKTR_METRICS_PORT)", () => {
     const sick = await getOn(port, "/readyz");
     assert.equal(sick.status, 503);
     assert.deepEqual(JSON.parse(sick.body), { ready: false, problems: ["disk full"] });
+    const sickMetrics = (await getOn(port, "/metrics")).body;
+    assert.equal(sample(sickMetrics, "cdktr_ready"), 0);
+    assert.equal(sample(sickMetrics, "cdktr_storage_problem", { problem: "disk full" }), 1);
     assert.equal((await getOn(port, "/healthz")).status, 200, "still alive");
     rmSync(filler);
     await waitFor(async () => (await getOn(port, "/readyz")).status === 200, {
       timeoutMs: 15_000,
       what: "ready again once space is back",
     });
+    assert.equal(sample((await getOn(port, "/metrics")).body, "cdktr_storage_problem", { problem: "disk full" }), 0);
   });
 
   it("a metrics port in use stops the start with a message naming the setting", async () => {

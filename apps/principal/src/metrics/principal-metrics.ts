@@ -21,7 +21,12 @@ export interface MetricsSources {
   term(): { dispatcher: Dispatcher; agents: AgentRegistry } | null;
   /** The principal's clock (heartbeat ages). */
   now(): number;
+  /** What is wrong with the storage now (`Store.problems`). */
+  storageProblems(): readonly string[];
 }
+
+/** The storage problems the principal reports, each a series of `cdktr_storage_problem`. */
+const STORAGE_PROBLEMS = ["disk full", "database unreachable"] as const;
 
 function seconds(from: string | null, to: string | null): number | null {
   if (from === null || to === null) return null;
@@ -112,6 +117,16 @@ export class PrincipalMetrics {
       name: "cdktr_log_lines_ingested_total",
       help: "Log lines stored (duplicates of lines already stored are not counted).",
       registers,
+    });
+    new Gauge({
+      name: "cdktr_storage_problem",
+      help: "1 while the store reports this problem (writes are refused with a retryable error), else 0.",
+      labelNames: ["problem"],
+      registers,
+      collect() {
+        const now = sources.storageProblems();
+        for (const problem of STORAGE_PROBLEMS) this.set({ problem }, now.includes(problem) ? 1 : 0);
+      },
     });
     new Gauge({
       name: "cdktr_queue_depth",

@@ -1,6 +1,7 @@
 /**
  * The HTTP side of a cdktr service, for orchestrators and monitoring: `GET /metrics` (Prometheus
- * text format), `GET /healthz` (the process answers) and `GET /readyz` (it can do its work now).
+ * text format, with `cdktr_ready` added), `GET /healthz` (the process answers) and `GET /readyz`
+ * (it can do its work now).
  * Read-only and small: no request body is read, nothing but these three paths is served.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -96,8 +97,10 @@ export class HealthServer {
     }
     try {
       if (path === "/metrics") {
-        const m = await this.#o.metrics();
-        send(res, 200, m.contentType, m.body);
+        const [m, problems] = await Promise.all([this.#o.metrics(), this.#o.notReady()]);
+        // What /readyz says, as a gauge too (alerting on it needs no probe).
+        const ready = `# HELP cdktr_ready 1 when the process can do its work now (/readyz answers 200), else 0.\n# TYPE cdktr_ready gauge\ncdktr_ready ${problems.length === 0 ? 1 : 0}\n`;
+        send(res, 200, m.contentType, `${m.body}${m.body === "" || m.body.endsWith("\n") ? "" : "\n"}${ready}`);
       } else if (path === "/healthz") {
         send(res, 200, "text/plain; charset=utf-8", "ok\n");
       } else if (path === "/readyz") {
