@@ -11,6 +11,7 @@ import {
   envBool,
   envEndpointList,
   envInt,
+  envLogFormat,
   envMetricsHost,
   envMetricsPort,
   envPort,
@@ -103,6 +104,8 @@ export const AgentEnvSchema = z.object({
   CDKTR_AGENT_FSYNC: envBool(true),
   /** Log level of the agent's own logs. */
   CDKTR_LOG_LEVEL: z.enum(["error", "warn", "info", "debug"]).default("info"),
+  /** `json` or `pretty` log lines; unset = pretty on a terminal, JSON otherwise. */
+  CDKTR_LOG_FORMAT: envLogFormat(),
   /** HTTP port of `/metrics`, `/healthz` and `/readyz`; unset = not served. 0 = OS-assigned. */
   CDKTR_METRICS_PORT: envMetricsPort(),
   /** Interface the metrics port binds to. */

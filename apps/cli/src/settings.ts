@@ -41,6 +41,11 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
       },
       { name: "CDKTR_LOG_LEVEL", default: "info", description: "debug, info, warn or error" },
       {
+        name: "CDKTR_LOG_FORMAT",
+        default: "",
+        description: "json or pretty log lines (default: pretty with colours on a terminal, JSON otherwise)",
+      },
+      {
         name: "CDKTR_METRICS_PORT",
         default: "",
         description:

@@ -11,6 +11,7 @@ import {
   ConfigError,
   endpointFor,
   envEndpointList,
+  envLogFormat,
   envMetricsHost,
   envMetricsPort,
   envPort,
@@ -39,6 +40,8 @@ export const ListenersEnvSchema = z.object({
   CDKTR_LISTENERS_STATE_DIR: z.string().min(1).optional(),
   /** HTTP port of `/metrics`, `/healthz` and `/readyz`; unset = not served. 0 = OS-assigned. */
   CDKTR_METRICS_PORT: envMetricsPort(),
+  /** `json` or `pretty` log lines; unset = pretty on a terminal, JSON otherwise. */
+  CDKTR_LOG_FORMAT: envLogFormat(),
   /** Interface the metrics port binds to. */
   CDKTR_METRICS_HOST: envMetricsHost(),
 });

@@ -112,6 +112,17 @@ describe("loadConfig", () => {
     }
   });
 
+  it("CDKTR_LOG_FORMAT: json or pretty (any case); anything else is an error naming it", () => {
+    const env = { HOME: "/home/u" };
+    for (const ok of ["json", "pretty", "PRETTY", ""]) {
+      assert.doesNotThrow(() => loadConfig({ ...env, CDKTR_LOG_FORMAT: ok }, { dotEnv: false }));
+    }
+    assert.throws(
+      () => loadConfig({ ...env, CDKTR_LOG_FORMAT: "xml" }, { dotEnv: false }),
+      (e: unknown) => e instanceof ConfigError && /CDKTR_LOG_FORMAT: expected json or pretty/.test(e.message),
+    );
+  });
+
   it("lists every invalid variable, one readable line each", () => {
     assert.throws(
       () =>

@@ -5,7 +5,15 @@
 import { homedir, hostname } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
-import { ConfigError, envInt, envMetricsHost, envMetricsPort, loadDotEnv, parseEnv } from "@cdktr/protocol";
+import {
+  ConfigError,
+  envInt,
+  envLogFormat,
+  envMetricsHost,
+  envMetricsPort,
+  loadDotEnv,
+  parseEnv,
+} from "@cdktr/protocol";
 
 const portError = "expected an integer from 0 to 65535 (0 = any free port)";
 const port = (d: number) =>
@@ -93,6 +101,8 @@ export const PrincipalEnvSchema = z.object({
   CDKTR_SHUTDOWN_GRACE_MS: envInt({ min: 0, max: 600_000, default: 10_000 }),
   /** winston level of the principal's own log lines. */
   CDKTR_LOG_LEVEL: z.enum(["error", "warn", "info", "debug"]).default("info"),
+  /** `json` or `pretty` log lines; unset = pretty on a terminal, JSON otherwise. */
+  CDKTR_LOG_FORMAT: envLogFormat(),
   /**
    * Authentication: `on` (CURVE on all three sockets, enrolled keys only, roles) or `off`
    * (plaintext, anyone may do anything; allowed only on a loopback `CDKTR_PRINCIPAL_HOST`).

@@ -6,6 +6,7 @@ import {
   LogLevelSchema,
   endpointFor,
   envInt,
+  envLogFormat,
   envMetricsHost,
   envMetricsPort,
   parseEnv,
@@ -26,6 +27,8 @@ export const SchedulerEnvSchema = ClientEnvSchema.extend({
   CDKTR_SCHEDULER_TRIGGER_TIMEOUT_S: envInt({ min: 1, max: 600, default: 5 }),
   /** debug, info, warn or error. */
   CDKTR_LOG_LEVEL: LogLevelSchema.default("info"),
+  /** `json` or `pretty` log lines; unset = pretty on a terminal, JSON otherwise. */
+  CDKTR_LOG_FORMAT: envLogFormat(),
   /** HTTP port of `/metrics`, `/healthz` and `/readyz`; unset = not served. 0 = OS-assigned. */
   CDKTR_METRICS_PORT: envMetricsPort(),
   /** Interface the metrics port binds to. */

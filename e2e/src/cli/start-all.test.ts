@@ -63,6 +63,7 @@ test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", asy
   const env = { ...sb.env, CDKTR_WORKFLOW_DIR: "workflows", CDKTR_METRICS_PORT: "0" };
   stack = await startAll(env, sb.dir);
   await stack.waitForLine((l) => /^\[cdktr\]\s+ready: principal at 127\.0\.0\.1:\d+/.test(l), 60_000);
+  await stack.waitForLine((l) => /^\[cdktr\]\s+metrics: /.test(l), 10_000);
   const metricsLine = stack.lines.find((l) => /^\[cdktr\]\s+metrics: /.test(l)) ?? "";
   const urls = [...metricsLine.matchAll(/(principal|agent|scheduler) (http:\/\/127\.0\.0\.1:\d+)\/metrics/g)];
   assert.deepEqual(
@@ -140,7 +141,11 @@ test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", asy
 
 test("start all exits non-zero and stops the others when an app dies", async () => {
   const sb = await makeSandbox();
-  stack = await startAll(sb.env, sb.dir);
+  // Readable lines asked for (the output is a pipe here): each app's JSON shown as one line.
+  stack = await startAll({ ...sb.env, CDKTR_LOG_FORMAT: "pretty" }, sb.dir);
+  const readyLine = stack.lines.find((l) => l.startsWith("[principal] ") && / info ready\b/.test(l)) ?? "";
+  assert.match(readyLine, /^\[principal\] +\d\d:\d\d:\d\d\.\d{3} info ready /, stack.lines.join("\n"));
+  assert.ok(!stack.lines.some((l) => l.startsWith("[principal] {")), "no JSON shown");
   const pids = announcedPids(stack.lines);
   const agentPid = pids[1];
   assert.ok(agentPid !== undefined);

@@ -37,7 +37,14 @@ export { LeaderRpc, type LeaderRpcOptions, DEFAULT_LEADER_WAIT_MS } from "./rpc/
 export { LogClient, type LogClientOptions } from "./rpc/log-client.js";
 export { Publisher, type PublisherOptions } from "./pubsub/publisher.js";
 export { Subscriber, type SubscriberOptions, type Published } from "./pubsub/subscriber.js";
-export { createLogger, noopLogger, type Logger, type CreateLoggerOptions } from "./logging/logger.js";
+export {
+  createLogger,
+  noopLogger,
+  LOG_FORMATS,
+  type Logger,
+  type CreateLoggerOptions,
+  type LogFormat,
+} from "./logging/logger.js";
 export { ConfigError } from "./config/config-error.js";
 export {
   ManualClock,
@@ -95,6 +102,7 @@ export {
   envPort,
   envMetricsPort,
   envMetricsHost,
+  envLogFormat,
   envInt,
   envBool,
   envEndpointList,

@@ -34,11 +34,18 @@ export class Supervisor {
   #stopping = false;
   /** Children already asked to stop: a second signal would force them. */
   readonly #asked = new Set<Child>();
+  /**
+   * How the apps' log lines are shown: readable (`CDKTR_LOG_FORMAT=pretty`, or unset on a
+   * terminal) or as the JSON they write (`json`, or unset elsewhere).
+   */
+  readonly #pretty: boolean;
 
   constructor(io: CliIo, style: Style, names: readonly string[]) {
     this.#io = io;
     this.#style = style;
     this.#width = Math.max(...names.map((n) => n.length), 5);
+    const format = io.env.CDKTR_LOG_FORMAT?.trim().toLowerCase();
+    this.#pretty = format === "pretty" || (format !== "json" && io.isTTY);
   }
 
   get stopping(): boolean {
@@ -60,7 +67,9 @@ export class Supervisor {
     const color = COLORS[this.#children.length % COLORS.length] ?? "cyan";
     const proc = spawn(process.execPath, [CHILD_ENTRY, script], {
       cwd: this.#io.cwd,
-      env: { ...env, CDKTR_SUPERVISOR_PID: String(process.pid) },
+      // JSON from every app: readiness comes from its `ready` record, and this process shows
+      // the lines readably itself when asked to.
+      env: { ...env, CDKTR_LOG_FORMAT: "json", CDKTR_SUPERVISOR_PID: String(process.pid) },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
@@ -78,7 +87,7 @@ export class Supervisor {
         for (const w of child.readyWaiters.splice(0)) w(json);
       }
       // An app's output can carry a task's text: its control characters are shown escaped.
-      this.#io.stdout.write(`${prefix} ${this.#io.isTTY && json ? this.#pretty(json) : escapeControl(line)}\n`);
+      this.#io.stdout.write(`${prefix} ${this.#pretty && json ? this.#prettyLine(json) : escapeControl(line)}\n`);
     };
     if (proc.stdout) createInterface({ input: proc.stdout }).on("line", onLine);
     if (proc.stderr) createInterface({ input: proc.stderr }).on("line", onLine);
@@ -86,7 +95,7 @@ export class Supervisor {
     return child;
   }
 
-  #pretty(j: Record<string, unknown>): string {
+  #prettyLine(j: Record<string, unknown>): string {
     const { level, message, time, timestamp, component: _c, ...rest } = j;
     const t = typeof time === "string" ? time : typeof timestamp === "string" ? timestamp : "";
     const lvl = escapeControl(typeof level === "string" ? level : "");

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { errorMessage } from "../errors.js";
 import { endpointFor } from "../rpc/frames.js";
 import { ConfigError } from "./config-error.js";
+import { LOG_FORMATS } from "../logging/logger.js";
 
 function describeRaw(raw: string | undefined): string {
   return raw === undefined ? "nothing (not set)" : JSON.stringify(raw);
@@ -68,6 +69,17 @@ export function envMetricsPort() {
   return z.preprocess(
     (v) => (typeof v === "string" && v.trim() === "" ? undefined : v),
     z.coerce.number({ error }).int({ error }).min(0, { error }).max(65535, { error }).optional(),
+  );
+}
+
+/**
+ * `CDKTR_LOG_FORMAT` of a service: `json` or `pretty`; unset = pretty on a terminal, JSON
+ * otherwise (`createLogger`).
+ */
+export function envLogFormat() {
+  return z.preprocess(
+    (v) => (typeof v === "string" ? (v.trim() === "" ? undefined : v.trim().toLowerCase()) : v),
+    z.enum(LOG_FORMATS, { error: "expected json or pretty" }).optional(),
   );
 }
 

@@ -46,6 +46,26 @@ describe("createLogger", () => {
     assert.match(lines()[0] ?? "", /DEBUG \[agent\] started slots=4$/);
   });
 
+  it("format: `json` on a terminal, `pretty` elsewhere; colours only where asked or on a terminal", async () => {
+    const tty = capture();
+    (tty.stream as unknown as { isTTY: boolean }).isTTY = true;
+    createLogger({ component: "agent", level: "info", format: "json", stream: tty.stream }).info("ready");
+    const pipe = capture();
+    createLogger({ component: "agent", level: "info", format: "pretty", stream: pipe.stream }).error("boom", { n: 1 });
+    const colored = capture();
+    createLogger({ component: "agent", level: "info", format: "pretty", color: true, stream: colored.stream }).error(
+      "boom",
+      { n: 1 },
+    );
+    await tick();
+    assert.equal((JSON.parse(tty.lines()[0] ?? "{}") as { message?: string }).message, "ready");
+    assert.match(pipe.lines()[0] ?? "", /^\d\d:\d\d:\d\d\.\d{3} ERROR \[agent\] boom n=1$/);
+    assert.doesNotMatch(pipe.lines()[0] ?? "", /\u001b/, "no colours on a pipe");
+    const line = colored.lines()[0] ?? "";
+    assert.match(line, /\u001b\[31mERROR\s*\u001b\[0m/, "the level in red");
+    assert.match(line, /\u001b\[36m\[agent\]\u001b\[0m boom/, "the component in cyan");
+  });
+
   it("noopLogger accepts everything", () => {
     noopLogger.child({ a: 1 }).error("x", { y: 2 });
   });

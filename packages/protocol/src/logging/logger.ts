@@ -1,7 +1,7 @@
 /**
  * Structured logging for cdktr services: winston writing one JSON object per line on stdout
  * (`{"level":"info","message":"ready","component":"principal",...,"time":"..."}`), or a readable
- * single line per record on a TTY.
+ * single line per record (with colours) on a TTY; `CDKTR_LOG_FORMAT` chooses either.
  */
 import winston from "winston";
 
@@ -26,9 +26,19 @@ export interface CreateLoggerOptions {
   level?: string | undefined;
   /**
    * Human-readable lines instead of JSON.
-   * @default whether stdout is a TTY
+   * @default `format` when given, else whether the stream is a TTY
    */
   pretty?: boolean | undefined;
+  /**
+   * `CDKTR_LOG_FORMAT`: `json` (one JSON object per line) or `pretty` (one readable line per
+   * record); `pretty` wins over an unset `pretty` option. @default by TTY: pretty on a terminal
+   */
+  format?: LogFormat | undefined;
+  /**
+   * ANSI colours in pretty lines (level, time, component). @default on a TTY, unless `NO_COLOR`
+   * is set or `TERM` is `dumb`
+   */
+  color?: boolean | undefined;
   /**
    * Where lines go (tests pass a stream to capture them).
    * @default process.stdout
@@ -37,6 +47,22 @@ export interface CreateLoggerOptions {
 }
 
 const LEVELS = { error: 0, warn: 1, info: 2, debug: 3 } as const;
+
+/** The values of `CDKTR_LOG_FORMAT`. */
+export const LOG_FORMATS = ["json", "pretty"] as const;
+/** How log records are written: JSON lines, or readable lines. */
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** ANSI styles of pretty lines (SGR codes), when colours are on. */
+const ANSI = { red: "31", yellow: "33", cyan: "36", dim: "2" } as const;
+const paint = (on: boolean, style: keyof typeof ANSI, text: string): string =>
+  on ? `\u001b[${ANSI[style]}m${text}\u001b[0m` : text;
+const LEVEL_STYLE: Record<string, keyof typeof ANSI | null> = {
+  error: "red",
+  warn: "yellow",
+  info: null,
+  debug: "dim",
+};
 
 /** Make `value` JSON-safe: errors become `{ name, message, code?, stack }`. */
 function plain(value: unknown): unknown {
@@ -70,15 +96,18 @@ const jsonLine = winston.format.printf((info) => {
   }
 });
 
-const prettyLine = winston.format.printf((info) => {
-  const { component, ...rest } = fields(info);
-  const extra = Object.entries(rest)
-    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
-    .join(" ");
-  const time = new Date().toISOString().slice(11, 23);
-  const lvl = info.level.toUpperCase().padEnd(5);
-  return `${time} ${lvl} [${typeof component === "string" ? component : "-"}] ${String(info.message)}${extra === "" ? "" : ` ${extra}`}`;
-});
+/** One readable line per record: time, level, component, message, then the other fields as `k=v`. */
+const prettyLine = (color: boolean) =>
+  winston.format.printf((info) => {
+    const { component, ...rest } = fields(info);
+    const extra = Object.entries(rest)
+      .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+      .join(" ");
+    const time = new Date().toISOString().slice(11, 23);
+    const style = LEVEL_STYLE[info.level] ?? null;
+    const lvl = info.level.toUpperCase().padEnd(5);
+    return `${paint(color, "dim", time)} ${style === null ? lvl : paint(color, style, lvl)} ${paint(color, "cyan", `[${typeof component === "string" ? component : "-"}]`)} ${String(info.message)}${extra === "" ? "" : ` ${paint(color, "dim", extra)}`}`;
+  });
 
 class WinstonLogger implements Logger {
   constructor(private readonly w: winston.Logger) {}
@@ -101,19 +130,21 @@ class WinstonLogger implements Logger {
 }
 
 /**
- * A winston logger writing JSON lines to stdout (pretty lines on a TTY).
+ * A winston logger writing JSON lines to stdout (pretty lines on a TTY, or as `format` says).
  * An unknown `level` falls back to `info`.
  */
 export function createLogger(opts: CreateLoggerOptions): Logger {
   const requested = (opts.level ?? process.env.CDKTR_LOG_LEVEL ?? "info").toLowerCase();
   const level = requested in LEVELS ? requested : "info";
   const stream = opts.stream ?? process.stdout;
-  const pretty = opts.pretty ?? (stream as { isTTY?: boolean }).isTTY === true;
+  const tty = (stream as { isTTY?: boolean }).isTTY === true;
+  const pretty = opts.pretty ?? (opts.format === undefined ? tty : opts.format === "pretty");
+  const color = opts.color ?? (tty && (process.env.NO_COLOR ?? "") === "" && process.env.TERM !== "dumb");
   const w = winston.createLogger({
     levels: LEVELS,
     level,
     defaultMeta: { component: opts.component },
-    format: pretty ? prettyLine : jsonLine,
+    format: pretty ? prettyLine(color) : jsonLine,
     transports: [new winston.transports.Stream({ stream })],
   });
   return new WinstonLogger(w);

@@ -114,7 +114,13 @@ export async function runService<C, S extends ServiceLifecycle<Started>, Started
   }
   // A closed stdout (log collector gone, `| head`) must not take the service down with it.
   process.stdout.on("error", () => undefined);
-  const logger = createLogger({ component: opts.name, level: opts.logLevel?.(config) ?? env.CDKTR_LOG_LEVEL });
+  const format = env.CDKTR_LOG_FORMAT?.trim().toLowerCase();
+  const logger = createLogger({
+    component: opts.name,
+    level: opts.logLevel?.(config) ?? env.CDKTR_LOG_LEVEL,
+    // The app's own schema refused any other value already (exit 2).
+    ...(format === "json" || format === "pretty" ? { format } : {}),
+  });
   let service: S;
   try {
     service = opts.create(config, { logger });
