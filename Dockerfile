@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for every cdktr app: `docker run cdktr start principal|agent|scheduler|listeners`.
 # Build: docker build -t cdktr .   (or `docker compose build`)
 
