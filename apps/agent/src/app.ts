@@ -300,18 +300,14 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         shipper.start();
         outbox.start();
         if (stopping) session.stopFetching();
-        let metricsUrl: string | null = null;
         if (metrics !== null && config.metricsPort !== null) {
-          const server = new HealthServer({
+          health = await HealthServer.start({
             host: config.metricsHost,
             port: config.metricsPort,
             metrics: () => metrics.expose(),
             notReady,
             logger,
           });
-          health = server;
-          await server.listen();
-          metricsUrl = server.url;
         }
         const registered = await session.start();
         return {
@@ -324,7 +320,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
           containment: containment.mechanism,
           reapedProcesses,
           key: keyName,
-          metrics: metricsUrl,
+          metrics: health?.url ?? null,
         };
       } catch (e: unknown) {
         releaseAll();

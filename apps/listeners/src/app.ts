@@ -90,7 +90,7 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
       if (started) return;
       started = true;
       if (metrics !== null && metricsPort !== null) {
-        health = new HealthServer({
+        health = await HealthServer.start({
           host: config.metricsHost ?? "127.0.0.1",
           port: metricsPort,
           metrics: () => metrics.expose(),
@@ -100,7 +100,6 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
             stopped !== null ? ["the listeners are stopping"] : ready ? [] : ["the listeners are starting"],
           logger: deps.logger,
         });
-        await health.listen();
       }
       for (const entry of config.listeners) {
         if (entry.spec.type === "webhook" && "secretFile" in entry && entry.secretFile?.created === true)

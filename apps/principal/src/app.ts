@@ -341,20 +341,16 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
         if (!r.isLeader()) auth.reload().catch(() => undefined);
       });
     }
-    let metricsUrl: string | null = null;
     if (metrics !== null && config.metricsPort !== null) {
-      const server = new HealthServer({
+      health = await HealthServer.start({
         host: config.metricsHost,
         port: config.metricsPort,
         metrics: () => metrics.expose(),
         notReady: () => notReady(s, r),
         logger,
-      });
-      health = server;
-      await server.listen().catch((e: unknown) => {
+      }).catch((e: unknown) => {
         throw new PrincipalStartError("SOCKET_UNAVAILABLE", errorMessage(e));
       });
-      metricsUrl = server.url;
       abortIfStopping();
     }
     state = "running";
@@ -371,7 +367,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
       auth: config.auth ? "on" : "off",
       keysDir: config.auth ? config.keysDir : null,
       publicKey: auth?.keyPair.publicKey ?? null,
-      metrics: metricsUrl,
+      metrics: health?.url ?? null,
     };
     logger.debug("started", { endpoints, ...readyInfo });
     return endpoints;

@@ -65,7 +65,7 @@ export function createScheduler(config: SchedulerConfig, deps: SchedulerDeps): S
     },
     async start() {
       if (metrics !== null && config.metricsPort !== null) {
-        health = new HealthServer({
+        health = await HealthServer.start({
           host: config.metricsHost,
           port: config.metricsPort,
           metrics: () => metrics.expose(),
@@ -77,7 +77,6 @@ export function createScheduler(config: SchedulerConfig, deps: SchedulerDeps): S
           },
           logger: deps.logger,
         });
-        await health.listen();
       }
       await scheduler.start();
     },

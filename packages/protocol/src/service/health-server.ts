@@ -41,6 +41,16 @@ export class HealthServer {
     this.#o = options;
   }
 
+  /**
+   * A server listening on `options` (see {@link listen}).
+   * @throws BindError naming `CDKTR_METRICS_PORT` when the address cannot be bound
+   */
+  static async start(options: HealthServerOptions): Promise<HealthServer> {
+    const server = new HealthServer(options);
+    await server.listen();
+    return server;
+  }
+
   /** `http://host:port` once listening (the chosen port when `port` was 0), else null. */
   get url(): string | null {
     const address = this.#server?.address();
