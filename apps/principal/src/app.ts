@@ -317,6 +317,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
           })
         : createLogServer(ctx, id, auth?.server);
     logs = logServer;
+    if (logServer instanceof LogIngestThread) metrics?.logBacklogFrom(() => logServer.backlog);
     const apiEndpoint = await bindNamingSetting(() => apiServer.bind(), config, "api");
     const logsEndpoint = await bindNamingSetting(
       () =>

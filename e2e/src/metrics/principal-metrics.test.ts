@@ -83,6 +83,7 @@ describe("principal metrics and health endpoints (CDKTR_METRICS_PORT)", () => {
     assert.equal(sample(m, "cdktr_trigger_ack_seconds_count"), 5);
     assert.ok(lines >= 4 * 2, `the runs wrote log lines (${lines})`);
     assert.equal(sample(m, "cdktr_log_lines_ingested_total"), lines, "every stored line counted once");
+    assert.ok(m.includes("\ncdktr_log_lines_pending 0\n"), "no log line waits to be stored now");
     assert.equal(sample(m, "cdktr_queue_depth"), 0);
     assert.equal(sample(m, "cdktr_active_runs", { status: "RUNNING" }), 0);
     assert.equal(sample(m, "cdktr_agents", { status: "ACTIVE" }), 1);

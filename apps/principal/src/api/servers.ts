@@ -115,7 +115,7 @@ export function createLogServer(
     health: () => principalHealth(ctx),
     auth,
   });
-  registerLogIngestHandlers(gated(server, ctx, id, LEADER_ONLY_LOG_VERBS), {
+  const ingest = registerLogIngestHandlers(gated(server, ctx, id, LEADER_ONLY_LOG_VERBS), {
     maxPendingLines: ctx.config.logIngestMaxPendingLines,
     maxPendingBytes: ctx.config.logIngestMaxPendingBytes,
     checkKey: (agentId, keyName) => ctx.agents.checkKey(agentId, keyName),
@@ -127,5 +127,6 @@ export function createLogServer(
       for (const l of inserted) ctx.events.log(l);
     },
   });
+  ctx.metrics?.logBacklogFrom(ingest.pendingLines);
   return server;
 }

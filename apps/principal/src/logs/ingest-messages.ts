@@ -70,6 +70,8 @@ export type FromIngest =
   | { type: "bindFailed"; message: string }
   /** Agents that sent batches (signs of life), batched. */
   | { type: "touch"; agentIds: string[] }
+  /** Log lines received and not yet stored (sent when it changed, at most every 100 ms). */
+  | { type: "backlog"; lines: number }
   /** Lines newly stored (`stored`), and those of them some subscriber may want (`lines`). */
   | { type: "publish"; lines: LogLine[]; stored: number }
   | { type: "log"; level: "debug" | "info" | "warn" | "error"; message: string; meta: Record<string, unknown> }

@@ -47,6 +47,13 @@ export class LogIngestThread {
   #timer: NodeJS.Timeout | null = null;
   /** What the thread last got, to send only what changed. */
   #sent = { ping: "", refusal: "", agents: "", publisher: undefined as Publisher | null | undefined, proven: -2 };
+  /** Log lines the thread received and has not stored yet, as it last said (every 100 ms at most). */
+  #backlog = 0;
+
+  /** Log lines received and not yet stored (the ingest backlog), as of at most 100 ms ago. */
+  get backlog(): number {
+    return this.#backlog;
+  }
   #exited: Promise<void> = Promise.resolve();
   #zap: { domain: string; release(): void } | null = null;
   /** The port of {@link IngestUpdate}s to the thread, and how to close it. */
@@ -191,6 +198,9 @@ export class LogIngestThread {
             return;
           case "touch":
             for (const agentId of m.agentIds) this.#touch(agentId);
+            return;
+          case "backlog":
+            this.#backlog = m.lines;
             return;
           case "publish":
             ctx.metrics?.logLines(m.stored);

@@ -165,7 +165,7 @@ const server = new RpcServer({
 server.handle("ping", () => ({ ...ping, ...health(), time: new Date().toISOString() }));
 
 const touched = new Set<string>();
-registerLogIngestHandlers(
+const ingest = registerLogIngestHandlers(
   leaderGated(server, LEADER_ONLY_LOG_VERBS, () => {
     if (refusal !== null) throw refusal;
   }),
@@ -202,7 +202,13 @@ registerLogIngestHandlers(
   },
 );
 
+let backlogSent = 0;
 const touches = setInterval(() => {
+  const backlog = ingest.pendingLines();
+  if (backlog !== backlogSent) {
+    backlogSent = backlog;
+    post({ type: "backlog", lines: backlog });
+  }
   if (touched.size === 0) return;
   post({ type: "touch", agentIds: [...touched] });
   touched.clear();

@@ -16,6 +16,8 @@ function lineBytes(l: LogLine): number {
  */
 export class LogIngestBudget {
   private readonly pending = new Map<string, { lines: number; bytes: number }>();
+  /** Lines pending over all agents. */
+  private total = 0;
 
   constructor(
     private readonly maxLines: number,
@@ -41,11 +43,13 @@ export class LogIngestBudget {
     const entry = now ?? { lines: 0, bytes: 0 };
     entry.lines += lines.length;
     entry.bytes += bytes;
+    this.total += lines.length;
     this.pending.set(agentId, entry);
     let released = false;
     return () => {
       if (released) return;
       released = true;
+      this.total -= lines.length;
       entry.lines -= lines.length;
       entry.bytes -= bytes;
       if (entry.lines <= 0) this.pending.delete(agentId);
@@ -72,6 +76,11 @@ export class LogIngestBudget {
   /** Lines pending for `agentId` (tests, diagnostics). */
   pendingLines(agentId: string): number {
     return this.pending.get(agentId)?.lines ?? 0;
+  }
+
+  /** Lines pending over all agents: received and not yet stored (the ingest backlog). */
+  totalLines(): number {
+    return this.total;
   }
 }
 
@@ -103,9 +112,13 @@ export interface LogIngestDeps {
  * `_BYTES` of one agent wait to be stored ({@link LogIngestBudget}); beyond that a batch gets the
  * retryable `RESOURCE_EXHAUSTED` and the agent sends it again later; a batch beyond the line bound
  * is refused from its JSON, before its lines are validated. Lines go in the store's bulk lane, so
- * they never delay triggers and status reports.
+ * they never delay triggers and status reports. Returns the backlog: lines received and not yet
+ * stored, over all agents.
  */
-export function registerLogIngestHandlers(server: HandlerRegistry<typeof LOG_VERBS>, deps: LogIngestDeps): void {
+export function registerLogIngestHandlers(
+  server: HandlerRegistry<typeof LOG_VERBS>,
+  deps: LogIngestDeps,
+): { pendingLines: () => number } {
   const budget = new LogIngestBudget(deps.maxPendingLines, deps.maxPendingBytes);
   // Unregistered agent ids share one budget per key: inventing ids buys no extra room.
   const ownerOf = (agentId: string, keyName: string | null): string =>
@@ -136,4 +149,5 @@ export function registerLogIngestHandlers(server: HandlerRegistry<typeof LOG_VER
     if (res.inserted.length > 0) deps.publish(res.inserted);
     return { stored: res.stored, duplicates: res.duplicates };
   });
+  return { pendingLines: () => budget.totalLines() };
 }

@@ -61,6 +61,8 @@ export class PrincipalMetrics {
   readonly #triggers: Counter<"outcome">;
   readonly #triggerAck: Histogram;
   readonly #logLines: Counter;
+  /** The log-ingest backlog (set once the log server exists). */
+  #logBacklog: () => number = () => 0;
   readonly #finishedRuns = new RecentSet(REMEMBERED_FINISHED);
   readonly #startedRuns = new RecentSet(REMEMBERED_FINISHED);
   readonly #finishedTasks = new RecentSet(REMEMBERED_FINISHED);
@@ -126,6 +128,15 @@ export class PrincipalMetrics {
       collect() {
         const now = sources.storageProblems();
         for (const problem of STORAGE_PROBLEMS) this.set({ problem }, now.includes(problem) ? 1 : 0);
+      },
+    });
+    const backlog = (): number => this.#logBacklog();
+    new Gauge({
+      name: "cdktr_log_lines_pending",
+      help: "Log lines received from agents and not yet stored (the ingest backlog; bounded per agent by CDKTR_LOG_INGEST_MAX_PENDING_LINES).",
+      registers,
+      collect() {
+        this.set(backlog());
       },
     });
     new Gauge({
@@ -202,6 +213,11 @@ export class PrincipalMetrics {
   trigger(ms: number, accepted: boolean): void {
     this.#triggers.inc({ outcome: accepted ? "accepted" : "refused" });
     this.#triggerAck.observe(ms / 1000);
+  }
+
+  /** Where {@link PrincipalMetrics} reads the log-ingest backlog from. */
+  logBacklogFrom(read: () => number): void {
+    this.#logBacklog = read;
   }
 
   /** `n` log lines newly stored. */
