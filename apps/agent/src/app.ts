@@ -304,7 +304,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
           health = await HealthServer.start({
             host: config.metricsHost,
             port: config.metricsPort,
-            metrics: () => metrics.expose(),
+            metrics: metrics.registry,
             notReady,
             logger,
           });

@@ -93,7 +93,7 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
         health = await HealthServer.start({
           host: config.metricsHost ?? "127.0.0.1",
           port: metricsPort,
-          metrics: () => metrics.expose(),
+          metrics: metrics.registry,
           // Ready once every listener started (below); each listener's own trouble shows in
           // cdktr_listener_errors_total and its log, not here (a source reconnecting is normal).
           notReady: () =>

@@ -7,6 +7,7 @@ import { Counter, Registry, collectDefaultMetrics } from "prom-client";
 
 /** The runner's metrics, in a registry of their own. */
 export class ListenersMetrics {
+  /** What `/metrics` serves (`HealthServer`). */
   readonly registry = new Registry();
   readonly #triggers: Counter<"listener" | "type" | "outcome">;
   readonly #errors: Counter<"listener" | "type">;
@@ -36,11 +37,6 @@ export class ListenersMetrics {
     this.#errors.inc({ listener: name, type }, 0);
     listener.on("triggered", (r) => this.#triggers.inc({ listener: name, type, outcome: outcomeOf(r) }));
     listener.on("error", () => this.#errors.inc({ listener: name, type }));
-  }
-
-  /** The text exposition of every metric, and its content type. */
-  async expose(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }
 

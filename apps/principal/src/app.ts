@@ -346,7 +346,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
       health = await HealthServer.start({
         host: config.metricsHost,
         port: config.metricsPort,
-        metrics: () => metrics.expose(),
+        metrics: metrics.registry,
         notReady: () => notReady(s, r),
         logger,
       }).catch((e: unknown) => {

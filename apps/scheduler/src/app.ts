@@ -68,7 +68,7 @@ export function createScheduler(config: SchedulerConfig, deps: SchedulerDeps): S
         health = await HealthServer.start({
           host: config.metricsHost,
           port: config.metricsPort,
-          metrics: () => metrics.expose(),
+          metrics: metrics.registry,
           notReady: () => {
             if (stopped) return ["the scheduler is stopping"];
             return scheduler.stats.version === null

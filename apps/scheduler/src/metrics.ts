@@ -12,6 +12,7 @@ const CRON_KEY = "cron:";
 
 /** The scheduler's metrics, in a registry of their own. */
 export class SchedulerMetrics {
+  /** What `/metrics` serves (`HealthServer`). */
   readonly registry = new Registry();
   readonly #lateness: Histogram<"workflow">;
 
@@ -68,10 +69,5 @@ export class SchedulerMetrics {
     const instant = Date.parse(r.idempotencyKey.slice(prefix.length));
     if (Number.isFinite(instant))
       this.#lateness.observe({ workflow: r.workflowId }, Math.max(0, (Date.now() - instant) / 1000));
-  }
-
-  /** The text exposition of every metric, and its content type. */
-  async expose(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }

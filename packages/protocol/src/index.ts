@@ -114,4 +114,4 @@ export {
   type RunServiceOptions,
   type ServiceLifecycle,
 } from "./service/run-service.js";
-export { HealthServer, type HealthServerOptions } from "./service/health-server.js";
+export { HealthServer, type HealthServerOptions, type MetricsRegistry } from "./service/health-server.js";

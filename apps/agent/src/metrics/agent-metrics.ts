@@ -22,6 +22,7 @@ export interface AgentMetricsSources {
 
 /** The agent's metrics, in a registry of their own. */
 export class AgentMetrics {
+  /** What `/metrics` serves (`HealthServer`). */
   readonly registry = new Registry();
   readonly #runs: Counter<"workflow" | "status">;
   readonly #logLines: Counter;
@@ -80,10 +81,5 @@ export class AgentMetrics {
   /** `n` log lines were acknowledged. */
   logLinesDelivered(n: number): void {
     if (n > 0) this.#logLines.inc(n);
-  }
-
-  /** The text exposition of every metric, and its content type. */
-  async expose(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }

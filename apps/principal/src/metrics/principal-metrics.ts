@@ -52,6 +52,7 @@ class RecentSet {
 
 /** The principal's metrics, in a registry of their own (several principals may share a process in tests). */
 export class PrincipalMetrics {
+  /** What `/metrics` serves (`HealthServer`). */
   readonly registry = new Registry();
   readonly #runs: Counter<"workflow" | "status">;
   readonly #runDuration: Histogram<"workflow" | "status">;
@@ -223,10 +224,5 @@ export class PrincipalMetrics {
   /** `n` log lines newly stored. */
   logLines(n: number): void {
     if (n > 0) this.#logLines.inc(n);
-  }
-
-  /** The text exposition of every metric, and its content type. */
-  async expose(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }

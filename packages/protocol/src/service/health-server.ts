@@ -10,14 +10,22 @@ import { errorMessage } from "../errors.js";
 import { BindError } from "../rpc/bind.js";
 import type { Logger } from "../logging/logger.js";
 
+/** The text exposition of a set of metrics, as a prom-client `Registry` offers it. */
+export interface MetricsRegistry {
+  /** The content type of {@link metrics}' text (`text/plain; version=0.0.4; ...`). */
+  readonly contentType: string;
+  /** Every metric in the Prometheus text exposition format. */
+  metrics(): Promise<string>;
+}
+
 /** Options of {@link HealthServer}. */
 export interface HealthServerOptions {
   /** Address to bind (`CDKTR_METRICS_HOST`, loopback by default). */
   host: string;
   /** Port to bind (`CDKTR_METRICS_PORT`); 0 picks a free one. */
   port: number;
-  /** The metrics in the Prometheus text exposition format, and its content type. */
-  metrics: () => Promise<{ contentType: string; body: string }>;
+  /** Where the metrics come from: a prom-client `Registry` (or anything of that shape). */
+  metrics: MetricsRegistry;
   /** Why the service is not ready now (empty: ready). */
   notReady: () => string[] | Promise<string[]>;
   logger: Logger;
@@ -107,10 +115,10 @@ export class HealthServer {
     }
     try {
       if (path === "/metrics") {
-        const [m, problems] = await Promise.all([this.#o.metrics(), this.#o.notReady()]);
+        const [body, problems] = await Promise.all([this.#o.metrics.metrics(), this.#o.notReady()]);
         // What /readyz says, as a gauge too (alerting on it needs no probe).
         const ready = `# HELP cdktr_ready 1 when the process can do its work now (/readyz answers 200), else 0.\n# TYPE cdktr_ready gauge\ncdktr_ready ${problems.length === 0 ? 1 : 0}\n`;
-        send(res, 200, m.contentType, `${m.body}${m.body === "" || m.body.endsWith("\n") ? "" : "\n"}${ready}`);
+        send(res, 200, this.#o.metrics.contentType, `${body}${body === "" || body.endsWith("\n") ? "" : "\n"}${ready}`);
       } else if (path === "/healthz") {
         send(res, 200, "text/plain; charset=utf-8", "ok\n");
       } else if (path === "/readyz") {
