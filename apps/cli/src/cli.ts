@@ -5,8 +5,15 @@
 import { Command, CommanderError, Option } from "commander";
 import { authDisabled, packageVersion } from "@cdktr/protocol";
 import { agentsCommand, pingCommand } from "./commands/agents.js";
+import { healthCommand, type HealthOptions } from "./commands/health.js";
 import { initCommand } from "./commands/init.js";
-import { keysCreateCommand, keysListCommand, keysRevokeCommand, type KeysCreateOptions } from "./commands/keys.js";
+import {
+  keysCreateCommand,
+  keysInitCommand,
+  keysListCommand,
+  keysRevokeCommand,
+  type KeysCreateOptions,
+} from "./commands/keys.js";
 import { logsCommand, type LogsOptions } from "./commands/logs.js";
 import { runCommand, type RunOptions } from "./commands/run.js";
 import { cancelCommand, listRunsCommand, showRunCommand } from "./commands/runs.js";
@@ -154,7 +161,17 @@ Colour only on a terminal; NO_COLOR turns it off.`,
     .option("--json", "print one JSON array of AgentRecord records")
     .action(async (o: { json?: boolean }, cmd: Command) => hooks.run(cmd, (ctx) => agentsCommand(ctx, o)));
 
-  const keys = sub("keys", "client keys for other machines: create, list, revoke (needs an operator key)");
+  const keys = sub("keys", "client keys for other machines: create, list, revoke (needs an operator key); init");
+  keys
+    .command("init")
+    .description(
+      "make a deployment's keys without a principal: principal.json and the local client keys (no principal needed)",
+    )
+    .argument("[dir]", "keys directory (default $CDKTR_KEYS_DIR or ~/.cdktr/keys)")
+    .option("--json", "print {keysDir, files} as JSON")
+    .action(async (dir: string | undefined, o: { json?: boolean }, cmd: Command) =>
+      hooks.run(cmd, (ctx) => keysInitCommand(ctx, dir, o)),
+    );
   keys
     .command("create")
     .description("make a key pair, enrol its public half, write the key file and say how to use it elsewhere")
@@ -181,6 +198,16 @@ Colour only on a terminal; NO_COLOR turns it off.`,
     .option("--json", "print the reply as JSON")
     .action(async (o: { json?: boolean }, cmd: Command) => hooks.run(cmd, (ctx) => pingCommand(ctx, o)));
 
+  sub(
+    "health",
+    "ask a cdktr process on this machine about itself on its metrics port: /healthz, or /readyz with --ready",
+  )
+    .option("--ready", "ask /readyz: can it do its work now (store, disk, registration, leadership)?")
+    .option("--port <port>", "its metrics port (default $CDKTR_METRICS_PORT)")
+    .option("--host <host>", "its metrics host (default $CDKTR_METRICS_HOST or 127.0.0.1)")
+    .option("--json", "print {url, ok, status, problems} as JSON")
+    .action(async (o: HealthOptions, cmd: Command) => hooks.run(cmd, (ctx) => healthCommand(ctx, o)));
+
   sub("init", "scaffold workflows/hello.yml and a .env listing every setting (no principal needed)")
     .argument("[dir]", "target directory (default: the current directory)")
     .option("--force", "overwrite existing files")
@@ -193,12 +220,14 @@ Colour only on a terminal; NO_COLOR turns it off.`,
       "--principal <host:port>",
       "principal API address (default $CDKTR_PRINCIPAL_HOST:$CDKTR_PRINCIPAL_PORT or 127.0.0.1:5561)",
     );
-  const offline = new Set(["validate", "init", "start", "help"]);
+  // Commands that never ask a principal (`keys init` among the `keys` verbs).
+  const offline = new Set(["validate", "init", "start", "health", "help", "keys init"]);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     if (!offline.has(c.name())) c.addOption(principalOption());
     for (const cc of c.commands) {
-      cc.exitOverride().configureOutput(output).addOption(principalOption());
+      cc.exitOverride().configureOutput(output);
+      if (!offline.has(`${c.name()} ${cc.name()}`)) cc.addOption(principalOption());
     }
   }
   return program;

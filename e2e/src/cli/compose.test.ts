@@ -94,7 +94,12 @@ test("compose services: cdktr start <app>, healthchecks, depends_on, scalable ag
   assert.deepEqual(Object.keys(s).sort(), ["agent", "listeners", "principal", "scheduler"]);
   for (const [name, svc] of Object.entries(s)) {
     assert.deepEqual(svc.command, ["start", name], `${name}: command`);
-    assert.deepEqual(svc.healthcheck?.test, ["CMD", "cdktr", "ping"], `${name}: healthcheck`);
+    // Each process's healthcheck asks that process (its metrics port), never the principal.
+    assert.deepEqual(
+      svc.healthcheck?.test,
+      ["CMD", "cdktr", "health", ...(name === "principal" ? ["--ready"] : [])],
+      `${name}: healthcheck`,
+    );
     assert.ok(svc.restart !== undefined, `${name}: restart policy`);
     if (name !== "principal") {
       assert.equal(svc.depends_on?.principal?.condition, "service_healthy", `${name}: waits for a healthy principal`);
@@ -124,6 +129,8 @@ test("compose services: cdktr start <app>, healthchecks, depends_on, scalable ag
   assert.match(dockerfile, /^ENTRYPOINT \["cdktr"\]$/m);
   assert.match(dockerfile, /^USER node$/m);
   assert.match(dockerfile, /npm prune --omit=dev/);
+  assert.match(dockerfile, /^ENV CDKTR_METRICS_PORT=9464$/m, "every container serves /healthz on 9464");
+  assert.match(dockerfile, /^HEALTHCHECK .* CMD \["cdktr", "health"\]$/m);
   assert.doesNotMatch(dockerfile, /keys create|principal\.json|local-operator/, "no key is made at build time");
   assert.match(dockerfile, /chown -R node:node [^\n]*\/keys/, "the keys volume is the node user's");
   assert.match(
@@ -136,6 +143,15 @@ test("compose services: cdktr start <app>, healthchecks, depends_on, scalable ag
 test("the compose services run a workflow end to end as local processes", async () => {
   const tmp = makeTempDir("cdktr-compose-");
   const [api, logs, publish, webhook] = await freePorts(4);
+  // The image sets CDKTR_METRICS_PORT=9464 in every container; here each process gets its own.
+  const metricsPorts = new Map<string, number>();
+  const metricsPortOf = async (instance: string): Promise<number> => {
+    const known = metricsPorts.get(instance);
+    if (known !== undefined) return known;
+    const [port = 0] = await freePorts(1);
+    metricsPorts.set(instance, port);
+    return port;
+  };
   const portEnv = {
     CDKTR_PRINCIPAL_PORT: String(api),
     CDKTR_LOGS_LISTENING_PORT: String(logs),
@@ -152,7 +168,7 @@ test("the compose services run a workflow end to end as local processes", async 
   };
 
   /** The service's environment with container paths, host names and ports mapped to local ones. */
-  const localEnv = (name: string, replica = 0): Record<string, string> => {
+  const localEnv = async (name: string, replica = 0): Promise<Record<string, string>> => {
     const svc = compose.services[name];
     assert.ok(svc !== undefined);
     const mounts: [string, string][] = [];
@@ -184,7 +200,11 @@ test("the compose services run a workflow end to end as local processes", async 
     }
     const home = join(tmp, `home-${name}-${replica}`);
     mkdirSync(home, { recursive: true });
-    const env: Record<string, string> = { HOME: home, ...portEnv };
+    const env: Record<string, string> = {
+      HOME: home,
+      ...portEnv,
+      CDKTR_METRICS_PORT: String(await metricsPortOf(`${name}#${replica}`)),
+    };
     for (const [k, raw] of Object.entries(svc.environment ?? {})) {
       let v = String(raw);
       if (k === "CDKTR_PRINCIPAL_HOST" && (serviceNames.has(v) || v === "0.0.0.0")) v = "127.0.0.1";
@@ -193,13 +213,13 @@ test("the compose services run a workflow end to end as local processes", async 
     return env;
   };
 
-  const start = (name: string, replica = 0): Promise<ServiceHandle> => {
+  const start = async (name: string, replica = 0): Promise<ServiceHandle> => {
     const svc = compose.services[name];
     assert.ok(svc?.command !== undefined);
     return spawnService({
       script: cliBin(),
       args: svc.command,
-      env: localEnv(name, replica),
+      env: await localEnv(name, replica),
       cwd: tmp,
       name: `${name}#${replica}`,
       readyTimeoutMs: 30_000,
@@ -217,12 +237,19 @@ test("the compose services run a workflow end to end as local processes", async 
     "principal.json",
   ]);
   const principalKey = readKeyFile(join(keysVolume, "principal.json")).publicKey;
-  const health = compose.services.principal?.healthcheck?.test?.slice(1) ?? [];
-  assert.equal(health[0], "cdktr");
-  for (const name of serviceNames) {
-    const ping = await runCli(health.slice(1), { env: localEnv(name) });
-    assert.equal(ping.code, 0, `${name}'s healthcheck ${health.join(" ")}: ${ping.stderr}`);
-  }
+  /** Run a service's healthcheck command with its environment, as Docker does in its container. */
+  const healthcheck = async (name: string, replica = 0) => {
+    const test = compose.services[name]?.healthcheck?.test?.slice(1) ?? [];
+    assert.equal(test[0], "cdktr");
+    const r = await runCli(test.slice(1), { env: await localEnv(name, replica) });
+    return { ...r, command: test.join(" ") };
+  };
+  const principalHealth = await healthcheck("principal");
+  assert.equal(
+    principalHealth.code,
+    0,
+    `principal's healthcheck ${principalHealth.command}: ${principalHealth.stdout}`,
+  );
 
   // Then the others, with two agent replicas (as `--scale agent=2`) sharing the agent key.
   const others = await Promise.all([start("agent", 0), start("agent", 1), start("scheduler"), start("listeners")]);
@@ -230,8 +257,17 @@ test("the compose services run a workflow end to end as local processes", async 
     others.slice(0, 2).map((a) => a.ready.key),
     ["local-agent", "local-agent"],
   );
+  for (const [name, replica] of [
+    ["agent", 0],
+    ["agent", 1],
+    ["scheduler", 0],
+    ["listeners", 0],
+  ] as const) {
+    const h = await healthcheck(name, replica);
+    assert.equal(h.code, 0, `${name}#${replica}'s healthcheck ${h.command}: ${h.stdout}${h.stderr}`);
+  }
   // `docker compose exec principal cdktr ...`: the operator key of the keys volume.
-  const clientEnv = localEnv("principal");
+  const clientEnv = await localEnv("principal");
   const agents = JSON.parse((await runCli(["agents", "--json"], { env: clientEnv })).stdout) as { status: string }[];
   assert.equal(agents.filter((a) => a.status === "ACTIVE").length, 2, "both agent replicas registered");
 
@@ -296,4 +332,8 @@ test("the compose services run a workflow end to end as local processes", async 
     const r = await h.stop("SIGTERM", 40_000);
     assert.equal(r.code, 0, `${h.name} exits 0 on SIGTERM:\n${h.lines.slice(-10).join("\n")}`);
   }
+  // A stopped process fails its healthcheck (a hung or dead one is "unhealthy", whatever the principal says).
+  const dead = await healthcheck("agent");
+  assert.equal(dead.code, 1, dead.stdout);
+  assert.match(dead.stdout, /unhealthy \(refused/);
 });
