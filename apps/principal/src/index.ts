@@ -10,6 +10,7 @@ export {
   type PrincipalEndpoints,
   type PrincipalReadyInfo,
 } from "./app.js";
+export { initKeysDir, LOCAL_KEYS, type KeysDirEntry } from "./auth/local-keys.js";
 export { PrincipalStartError, SchemaVersionError, type PrincipalStartErrorCode } from "./errors.js";
 export { loadConfig, expandHome, PrincipalEnvSchema, type PrincipalConfig } from "./config.js";
 export type {

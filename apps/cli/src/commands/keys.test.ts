@@ -1,8 +1,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { readKeyFile } from "@cdktr/protocol";
 import { runCli } from "../cli.js";
 import { CliError } from "../errors.js";
 import { bufferIo } from "../io.js";
@@ -35,5 +36,53 @@ describe("cdktr keys: arguments", () => {
     assert.match(io.err(), /^error: --out - prints the key file, secret key included, on stdout: redirect it/);
     assert.equal(io.out(), "");
     assert.deepEqual(readdirSync(home), [], "nothing written");
+  });
+});
+
+describe("cdktr keys init", () => {
+  it("makes principal.json and the local keys (mode 0600, pinning the new pair) offline, keeps them on a second run, refuses a foreign file", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "cdktr-keys-init-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const keysDir = join(dir, "keys");
+    const io = bufferIo({ env: { HOME: dir, NO_COLOR: "1" }, cwd: dir });
+    assert.equal(await runCli(["keys", "init", "keys"], io), 0, io.err());
+    const names = [
+      "local-agent.json",
+      "local-listeners.json",
+      "local-operator.json",
+      "local-scheduler.json",
+      "principal.json",
+    ];
+    assert.deepEqual(readdirSync(keysDir).sort(), names);
+    const principal = readKeyFile(join(keysDir, "principal.json"));
+    assert.equal(principal.role, "principal");
+    for (const n of names) {
+      assert.equal(statSync(join(keysDir, n)).mode & 0o777, 0o600, n);
+      assert.equal(readKeyFile(join(keysDir, n)).principalPublicKey, principal.publicKey, `${n} pins the new pair`);
+    }
+    assert.equal(readKeyFile(join(keysDir, "local-agent.json")).role, "agent");
+    assert.match(io.out(), /^created .*principal\.json \(principal\)$/m);
+
+    const again = bufferIo({ env: { HOME: dir, NO_COLOR: "1" }, cwd: dir });
+    assert.equal(await runCli(["keys", "init", keysDir, "--json"], again), 0, again.err());
+    const reply = JSON.parse(again.out()) as { keysDir: string; files: { name: string; created: boolean }[] };
+    assert.equal(reply.keysDir, keysDir);
+    assert.deepEqual(
+      reply.files.map((f) => f.created),
+      [false, false, false, false, false],
+      "nothing replaced",
+    );
+    assert.equal(readKeyFile(join(keysDir, "principal.json")).publicKey, principal.publicKey);
+
+    // A local key of another deployment in the directory: refused, naming the file.
+    const other = join(dir, "other");
+    assert.equal(await runCli(["keys", "init", other], bufferIo({ env: { HOME: dir }, cwd: dir })), 0);
+    rmSync(join(other, "principal.json"));
+    const foreign = bufferIo({ env: { HOME: dir, NO_COLOR: "1" }, cwd: dir });
+    assert.equal(await runCli(["keys", "init", other], foreign), 1);
+    assert.match(
+      foreign.err(),
+      /local-operator\.json pins another principal key .*move it away, or use an empty directory/,
+    );
   });
 });

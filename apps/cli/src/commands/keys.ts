@@ -256,3 +256,38 @@ export async function keysRevokeCommand(ctx: CommandContext, nameArg: string): P
   else ctx.out(`key \`${k.name}\` was revoked already (${formatInstant(k.revokedAt)}): nothing changed`);
   return 0;
 }
+
+/**
+ * `cdktr keys init [dir]`: make a deployment's key files without a principal (no principal is
+ * asked): `principal.json` and the local client keys, as a principal's first start would; files
+ * that exist are kept. For principals that read their keys from a read-only mount (Kubernetes
+ * Secrets, docs/operations.md): the principal enrols the local keys on its first start.
+ */
+export async function keysInitCommand(
+  ctx: CommandContext,
+  dir: string | undefined,
+  opts: { json?: boolean },
+): Promise<number> {
+  const keysDir = dir === undefined ? defaultKeysDir(ctx.io.env) : resolve(ctx.io.cwd, dir);
+  // Loaded here only: the rest of the CLI does not need the principal's code.
+  const { initKeysDir } = await import("@cdktr/principal");
+  let entries: Awaited<ReturnType<typeof initKeysDir>>;
+  try {
+    entries = initKeysDir(keysDir);
+  } catch (e) {
+    throw new CliError(e instanceof Error ? e.message : String(e), 1, { cause: e });
+  }
+  if (opts.json === true) {
+    ctx.out(JSON.stringify({ keysDir, files: entries }, null, 2));
+    return 0;
+  }
+  for (const e of terminalSafe(entries)) {
+    ctx.out(`${e.created ? "created" : "kept   "} ${e.path} (${e.role})`);
+  }
+  ctx.err(
+    ctx.style.dim(
+      "the secret halves are in these files (mode 0600): keep them out of images and repositories; docs/operations.md shows how to load them as Kubernetes Secrets",
+    ),
+  );
+  return 0;
+}

@@ -12,6 +12,7 @@ import {
   PRINCIPAL_KEY_FILE,
   errorMessage,
   generateKeyPair,
+  noopLogger,
   isCdktrError,
   readKeyFile,
   writeKeyFile,
@@ -91,6 +92,59 @@ export function loadPrincipalKey(keysDir: string, logger: Logger): KeyPair {
   return { publicKey: file.publicKey, secretKey: file.secretKey };
 }
 
+function readOrCreateLocalKey(
+  keysDir: string,
+  name: string,
+  role: KeyRole,
+  principalPublicKey: string,
+): { path: string; file: KeyFile; created: boolean } {
+  const path = join(keysDir, `${name}.json`);
+  const made = readOrCreate(keysDir, path, () => ({
+    name,
+    role,
+    scope: name,
+    workflows: null,
+    ...generateKeyPair(),
+    principalPublicKey,
+  }));
+  return { path, ...made };
+}
+
+/** One file {@link initKeysDir} made or found. */
+export interface KeysDirEntry {
+  name: string;
+  /** `principal` for the deployment's pair, else the client key's role. */
+  role: KeyRole | "principal";
+  path: string;
+  created: boolean;
+}
+
+/**
+ * Make a deployment's key files in `keysDir` without starting a principal: the principal pair and
+ * the local client keys, exactly as a principal's first start would (files that exist are kept).
+ * For deployments whose principal reads its keys from a read-only mount (Kubernetes Secrets): the
+ * principal then enrols the local keys from the files on its first start.
+ * @throws PrincipalStartError KEYS_UNAVAILABLE naming the directory.
+ */
+export function initKeysDir(keysDir: string): KeysDirEntry[] {
+  const principalPath = join(keysDir, PRINCIPAL_KEY_FILE);
+  const existed = existsSync(principalPath);
+  const { publicKey } = loadPrincipalKey(keysDir, noopLogger);
+  const entries: KeysDirEntry[] = [{ name: "principal", role: "principal", path: principalPath, created: !existed }];
+  for (const { name, role } of LOCAL_KEYS) {
+    const { path, file, created } = readOrCreateLocalKey(keysDir, name, role, publicKey);
+    if (file.principalPublicKey !== publicKey) {
+      throw new PrincipalStartError(
+        "KEYS_UNAVAILABLE",
+        `${path} pins another principal key than ${principalPath} (a file of another deployment): move it away, or use an empty directory`,
+        { context: { keysDir } },
+      );
+    }
+    entries.push({ name, role, path, created });
+  }
+  return entries;
+}
+
 /**
  * Make the local client key files that are missing and enrol each in the store unless the store
  * knows its name (a name enrolled with another public key, or revoked, is left alone with a
@@ -105,15 +159,7 @@ export async function ensureLocalKeys(
 ): Promise<void> {
   const known = new Map((await store.listKeys()).map((k) => [k.name, k]));
   for (const { name, role } of LOCAL_KEYS) {
-    const path = join(keysDir, `${name}.json`);
-    const { file, created } = readOrCreate(keysDir, path, () => ({
-      name,
-      role,
-      scope: name,
-      workflows: null,
-      ...generateKeyPair(),
-      principalPublicKey,
-    }));
+    const { path, file, created } = readOrCreateLocalKey(keysDir, name, role, principalPublicKey);
     if (created) logger.info("created a local client key", { key: name, role, file: path });
     if (file.principalPublicKey !== principalPublicKey) {
       // The principal pair was rotated (docs/security.md): the local files are this principal's
