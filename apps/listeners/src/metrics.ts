@@ -1,6 +1,6 @@
 /**
  * The listeners runner's Prometheus metrics (`/metrics` on `CDKTR_METRICS_PORT`): what became of
- * the triggers each listener sent, and its errors.
+ * the triggers each listener sent, the events it turned away before any trigger, and its errors.
  */
 import type { EventListener, TriggerResult } from "@cdktr/events";
 import { Counter, Registry, collectDefaultMetrics } from "prom-client";
@@ -11,6 +11,7 @@ export class ListenersMetrics {
   readonly registry = new Registry();
   readonly #triggers: Counter<"listener" | "type" | "outcome">;
   readonly #errors: Counter<"listener" | "type">;
+  readonly #rejected: Counter<"listener" | "type" | "reason">;
 
   constructor() {
     const registers = [this.registry];
@@ -19,6 +20,12 @@ export class ListenersMetrics {
       name: "cdktr_listener_triggers_total",
       help: "Triggers a listener sent for the events it received, by outcome: accepted (a new run), duplicate (the event's run exists: a redelivery), skipped (overlap policy), refused (the principal refused it for good: unknown workflow, bad params, not allowed), failed (the principal could not be reached or answered a retryable error).",
       labelNames: ["listener", "type", "outcome"],
+      registers,
+    });
+    this.#rejected = new Counter({
+      name: "cdktr_listener_events_rejected_total",
+      help: "Events a listener received and turned away before any trigger, by reason: signature (missing, bad or stale), replayed, malformed (not JSON, bad params, bad Idempotency-Key), too_large, not_found (no such route or workflow), method, not_allowed (workflow not in the listener's list), no_key, unrecordable (the webhook's replay cache cannot record). Events received = these + the triggers (one per event for the webhook, RabbitMQ and PostgreSQL listeners).",
+      labelNames: ["listener", "type", "reason"],
       registers,
     });
     this.#errors = new Counter({
@@ -36,6 +43,7 @@ export class ListenersMetrics {
     }
     this.#errors.inc({ listener: name, type }, 0);
     listener.on("triggered", (r) => this.#triggers.inc({ listener: name, type, outcome: outcomeOf(r) }));
+    listener.on("rejected", (r) => this.#rejected.inc({ listener: name, type, reason: r.reason }));
     listener.on("error", () => this.#errors.inc({ listener: name, type }));
   }
 }

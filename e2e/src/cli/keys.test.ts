@@ -2,17 +2,30 @@
  * `cdktr keys` end to end with the real bin and a real principal: a trigger key made by the
  * operator's CLI drives `cdktr run --wait` from another HOME through CDKTR_KEY_FILE, `keys list`
  * shows it without any secret, revoking it shuts that same command out; and every refusal is
- * one line (unknown role, name in use, existing file, a key that is not an operator's).
+ * one line (unknown role, name in use, existing file, a key that is not an operator's). The files
+ * of `cdktr keys init` are a deployment's keys as they are (a principal, an agent and the CLI).
  */
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { KeyRecordSchema, readKeyFile } from "@cdktr/protocol";
 import {
   cleanup,
+  cliBin,
+  freePorts,
   makeTempDir,
   runCli,
+  spawnService,
   startAgent,
   startPrincipal,
   workflowYaml,
@@ -235,5 +248,47 @@ describe("cdktr keys", () => {
       "own key",
     );
     assert.ok((await names()).includes("local-operator"));
+  });
+});
+
+describe("cdktr keys init", () => {
+  it("a principal started on its files (as from Kubernetes Secrets) writes nothing there, enrols the local keys, and an agent and the CLI work with them", async () => {
+    const tmp = makeTempDir("cdktr-keys-init-");
+    const keysDir = join(tmp, "keys");
+    const made = await runCli(["keys", "init", keysDir], { env: { HOME: tmp } });
+    assert.equal(made.code, 0, made.stderr);
+    const snapshot = (): Record<string, string> =>
+      Object.fromEntries(readdirSync(keysDir).map((n) => [n, readFileSync(join(keysDir, n), "utf8")]));
+    const before = snapshot();
+    assert.equal(Object.keys(before).length, 5);
+
+    const workflows = join(tmp, "workflows");
+    mkdirSync(workflows);
+    writeFileSync(join(workflows, "echo.yml"), ECHO);
+    const [api = 0, logs = 0, publish = 0] = await freePorts(3);
+    const ports = {
+      CDKTR_PRINCIPAL_PORT: String(api),
+      CDKTR_LOGS_LISTENING_PORT: String(logs),
+      CDKTR_LOGS_PUBLISHING_PORT: String(publish),
+    };
+    const start = (app: string, env: Record<string, string>) =>
+      spawnService({ script: cliBin(), args: ["start", app], env: { ...ports, ...env }, cwd: tmp, name: app });
+    await start("principal", {
+      HOME: tmp,
+      CDKTR_KEYS_DIR: keysDir,
+      CDKTR_WORKFLOW_DIR: workflows,
+      CDKTR_DB_PATH: join(tmp, "data", "cdktr.db"),
+    });
+    // Each elsewhere: only its key file, as a pod with its Secret.
+    await start("agent", {
+      HOME: makeTempDir("cdktr-agent-home-"),
+      CDKTR_KEY_FILE: join(keysDir, "local-agent.json"),
+      CDKTR_AGENT_DATA_DIR: join(tmp, "agent"),
+    });
+    const run = await runCli(["run", "echo", "--wait"], {
+      env: { ...ports, HOME: makeTempDir("cdktr-cli-home-"), CDKTR_KEY_FILE: join(keysDir, "local-operator.json") },
+    });
+    assert.equal(run.code, 0, `${run.stdout}${run.stderr}`);
+    assert.deepEqual(snapshot(), before, "the principal wrote nothing in its keys directory");
   });
 });

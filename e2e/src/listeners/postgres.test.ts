@@ -82,6 +82,8 @@ describe("postgres listener", { skip }, () => {
   test("bad payloads are refused and logged; nothing runs; the listener keeps serving", async () => {
     const channel = newChannel();
     const l = await start(channel);
+    const reasons: string[] = [];
+    l.on("rejected", (r) => reasons.push(r.reason));
     for (const p of [
       "",
       "not a workflow id!",
@@ -93,6 +95,8 @@ describe("postgres listener", { skip }, () => {
       await notify(channel, p);
     }
     await waitFor(() => l.stats.rejected === 6, { what: "6 rejections" });
+    // Four turned away here (`rejected`), two refused by the principal (a `triggered` result).
+    assert.deepEqual(reasons, ["malformed", "malformed", "malformed", "malformed"]);
     assert.equal((await f.runs("pgbad")).length, 0);
     await notify(channel, JSON.stringify({ workflow_id: "pgbad", params: { date: "ok" } }));
     const runs = await expectRunCount(f, "pgbad", 1);
@@ -104,10 +108,13 @@ describe("postgres listener", { skip }, () => {
     const l = await start(channel, { workflows: ["pgok"] });
     const sent: string[] = [];
     l.on("triggered", (r) => sent.push(r.workflowId));
+    const reasons: string[] = [];
+    l.on("rejected", (r) => reasons.push(r.reason));
     await notify(channel, "pgdenied");
     await notify(channel, JSON.stringify({ workflow_id: "pgdenied", params: { date: "x" }, idempotency_key: "d-1" }));
     await notify(channel, JSON.stringify({ workflow_id: "pgok", params: { date: "allowed" } }));
     await waitFor(() => l.stats.rejected === 2 && l.stats.triggered === 1, { what: "2 refusals and 1 trigger" });
+    assert.deepEqual(reasons, ["not_allowed", "not_allowed"]);
     const runs = await expectRunCount(f, "pgok", 1);
     assert.deepEqual(runs[0]?.params, { date: "allowed" });
     assert.equal((await f.runs("pgdenied")).length, 0, "the principal never saw the refused workflow");

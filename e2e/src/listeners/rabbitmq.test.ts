@@ -135,6 +135,12 @@ describe("rabbitmq listener", { skip }, () => {
     await ch.assertQueue(dlq, { durable: false });
     await ch.bindQueue(dlq, dlx, "");
     const l = await start(queue, { deadLetterExchange: dlx, requireIdempotencyKey: true });
+    const reasons: string[] = [];
+    let refusedByPrincipal = 0;
+    l.on("rejected", (r) => reasons.push(r.reason));
+    l.on("triggered", (r) => {
+      if (!r.success) refusedByPrincipal += 1;
+    });
     const poison: unknown[] = [
       "{not json",
       Buffer.from([0xff, 0xfe, 0x00]),
@@ -152,6 +158,9 @@ describe("rabbitmq listener", { skip }, () => {
     await waitFor(async () => (await ready(dlq)) === poison.length + 1, { what: "dead-lettered messages" });
     assert.equal(await ready(queue), 0, "nothing loops back into the queue");
     assert.equal((await f.runs("mqbad")).length, 0);
+    // Turned away here (`rejected`: the metrics count it by reason) or refused by the principal.
+    assert.equal(refusedByPrincipal, 2, "no-such-workflow and the undeclared param");
+    assert.deepEqual(reasons.sort(), ["malformed", "malformed", "malformed", "malformed", "malformed", "no_key"]);
     publish(queue, { workflow_id: "mqbad", params: { date: "good" } }, { messageId: "good" });
     const runs = await expectRunCount(f, "mqbad", 1);
     assert.deepEqual(runs[0]?.params, { date: "good" });
@@ -166,10 +175,13 @@ describe("rabbitmq listener", { skip }, () => {
     await ch.assertQueue(dlq, { durable: false });
     await ch.bindQueue(dlq, dlx, "");
     const l = await start(queue, { deadLetterExchange: dlx, workflows: ["mqok"] });
+    const reasons: string[] = [];
+    l.on("rejected", (r) => reasons.push(r.reason));
     publish(queue, { workflow_id: "mqdenied", params: { date: "x" } }, { messageId: "denied-1" });
     publish(queue, { workflow_id: "mqdenied", idempotency_key: "denied-2" });
     publish(queue, { workflow_id: "mqok", params: { date: "allowed" } }, { messageId: "allowed-1" });
     await waitFor(() => l.stats.rejected === 2 && l.stats.acked === 1, { what: "2 rejections and 1 ack" });
+    assert.deepEqual(reasons, ["not_allowed", "not_allowed"]);
     await waitFor(async () => (await ready(dlq)) === 2, { what: "the refused messages dead-lettered" });
     const dead = await ch.get(dlq, { noAck: true });
     assert.ok(dead !== false);

@@ -91,16 +91,20 @@ describe("webhook listener", () => {
   const listeners = new ListenerPool<WebhookListener>();
 
   /** A listener on a free port, with its replay cache in a fresh temp directory unless `stateDir` is given. */
-  const startListener = async (opts: ConstructorParameters<typeof WebhookListener>[0] = {}): Promise<string> => {
-    const l = await listeners.start(
-      new WebhookListener({
-        principal: { host: "127.0.0.1", port: f.ports.api },
-        key: f.key("local-listeners"),
-        port: 0,
-        stateDir: makeTempDir("cdktr-webhook-state-"),
-        ...opts,
-      }),
-    );
+  /** `reasons` collects the `rejected` events (requests turned away before any trigger). */
+  const startListener = async (
+    opts: ConstructorParameters<typeof WebhookListener>[0] = {},
+    reasons?: string[],
+  ): Promise<string> => {
+    const listener = new WebhookListener({
+      principal: { host: "127.0.0.1", port: f.ports.api },
+      key: f.key("local-listeners"),
+      port: 0,
+      stateDir: makeTempDir("cdktr-webhook-state-"),
+      ...opts,
+    });
+    if (reasons !== undefined) listener.on("rejected", (r) => reasons.push(r.reason));
+    const l = await listeners.start(listener);
     return (await l.listening()).url;
   };
 
@@ -144,7 +148,8 @@ describe("webhook listener", () => {
   });
 
   test("bad input is refused with a clear JSON error, nothing is triggered, the listener keeps serving", async () => {
-    const url = await startListener({ maxBodyBytes: 1024 });
+    const reasons: string[] = [];
+    const url = await startListener({ maxBodyBytes: 1024 }, reasons);
     const cases: { body: string; path?: string; status: number; code: string; match: RegExp }[] = [
       { body: "{not json", status: 400, code: "BAD_REQUEST", match: /not valid JSON/ },
       { body: "[1,2]", status: 400, code: "BAD_REQUEST", match: /JSON object/ },
@@ -179,6 +184,18 @@ describe("webhook listener", () => {
     assert.equal(get.status, 405);
     const nowhere = await post(`${url}/elsewhere`, "{}");
     assert.equal(nowhere.status, 404);
+    // Turned away by the listener itself (the metrics count these by reason); the undeclared
+    // param and the unknown workflow were the principal's refusals (`triggered` results).
+    assert.deepEqual(reasons, [
+      "malformed",
+      "malformed",
+      "malformed",
+      "not_found",
+      "too_large",
+      "too_large",
+      "method",
+      "not_found",
+    ]);
 
     assert.equal((await f.runs("bad")).length, 0, "nothing was triggered");
     const ok = await post(`${url}/trigger/bad`, JSON.stringify({ date: "ok" }));
@@ -188,7 +205,8 @@ describe("webhook listener", () => {
 
   test("with a secret: valid signatures trigger; missing, wrong, stale and replayed ones get 401", async () => {
     const secret = "s3cr3t-for-tests";
-    const url = await startListener({ secret });
+    const reasons: string[] = [];
+    const url = await startListener({ secret }, reasons);
     const body = JSON.stringify({ date: "2026-11-28" });
     const now = Math.floor(Date.now() / 1000);
     const headers = signed(secret, "sig", body, undefined, now);
@@ -214,6 +232,7 @@ describe("webhook listener", () => {
     const stale = await post(`${url}/trigger/sig`, body, signed(secret, "sig", body, undefined, now - 10 * 60));
     assert.equal(stale.status, 401);
     assert.match(String(stale.body.message), /more than 300 s/);
+    assert.deepEqual(reasons, ["replayed", "signature", "signature", "signature", "signature"]);
 
     const runs = await expectRunCount(f, "sig", 1);
     assert.deepEqual(runs[0]?.params, { date: "2026-11-28" });

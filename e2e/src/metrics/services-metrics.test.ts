@@ -91,7 +91,7 @@ describe("metrics and health endpoints of the other processes", () => {
     assert.equal(sample(m, "cdktr_scheduler_definitions_loaded"), 1);
   });
 
-  it("listeners: each listener's triggers by outcome", async () => {
+  it("listeners: each listener's triggers by outcome, and the events it turned away by reason", async () => {
     const p = await startPrincipal({
       workflows: { "hook.yml": workflowYaml({ tasks: { t: { cmd: "true" } } }) },
     });
@@ -107,9 +107,8 @@ describe("metrics and health endpoints of the other processes", () => {
     assert.equal(runner.ready.metrics, url);
     const hook = (runner.ready.listeners as { url: string }[])[0]?.url ?? "";
     /** A signed request (each its own idempotency key: an identical request would be a replay). */
-    const send = async (workflowId: string, key: string): Promise<number> => {
+    const send = async (workflowId: string, key: string, body = "{}"): Promise<number> => {
       const ts = Math.floor(Date.now() / 1000);
-      const body = "{}";
       const path = webhookTriggerPath(workflowId);
       const res = await fetch(`${hook}${path}`, {
         method: "POST",
@@ -129,8 +128,15 @@ describe("metrics and health endpoints of the other processes", () => {
     await new Promise((r) => setTimeout(r, 1100));
     assert.equal(await send("hook", "a"), 202, "the same key again: the same run");
     assert.equal(await send("nope", "c"), 404);
+    // Turned away before any trigger: unsigned, and a signed body that is not JSON.
+    const unsigned = await fetch(`${hook}${webhookTriggerPath("hook")}`, { method: "POST", body: "{}" });
+    assert.equal(unsigned.status, 401);
+    await unsigned.arrayBuffer();
+    assert.equal(await send("hook", "d", "not json"), 400);
     const m = (await get(url, "/metrics")).body;
     const labels = { listener: "hooks", type: "webhook" };
+    assert.equal(sample(m, "cdktr_listener_events_rejected_total", { ...labels, reason: "signature" }), 1);
+    assert.equal(sample(m, "cdktr_listener_events_rejected_total", { ...labels, reason: "malformed" }), 1);
     assert.equal(sample(m, "cdktr_listener_triggers_total", { ...labels, outcome: "accepted" }), 2);
     assert.equal(sample(m, "cdktr_listener_triggers_total", { ...labels, outcome: "duplicate" }), 1);
     assert.equal(sample(m, "cdktr_listener_triggers_total", { ...labels, outcome: "refused" }), 1);

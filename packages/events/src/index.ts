@@ -13,6 +13,7 @@ export {
   type EventListenerOptions,
   type PrincipalAddress,
   type PrincipalRequester,
+  type RejectedEvent,
   type RunWorkflowOptions,
   type RunWorkflowsOptions,
   type TriggerError,

@@ -84,5 +84,6 @@ describe("cdktr keys init", () => {
       foreign.err(),
       /local-operator\.json pins another principal key .*move it away, or use an empty directory/,
     );
+    assert.ok(!readdirSync(other).includes("principal.json"), "nothing written before refusing");
   });
 });

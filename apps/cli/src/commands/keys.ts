@@ -20,6 +20,7 @@ import {
   type KeyRecord,
   type KeyRole,
 } from "@cdktr/protocol";
+import type { KeysDirEntry } from "@cdktr/principal";
 import type { CommandContext } from "../context.js";
 import { CliError } from "../errors.js";
 import { formatInstant } from "../format/duration.js";
@@ -271,7 +272,7 @@ export async function keysInitCommand(
   const keysDir = dir === undefined ? defaultKeysDir(ctx.io.env) : resolve(ctx.io.cwd, dir);
   // Loaded here only: the rest of the CLI does not need the principal's code.
   const { initKeysDir } = await import("@cdktr/principal");
-  let entries: Awaited<ReturnType<typeof initKeysDir>>;
+  let entries: KeysDirEntry[];
   try {
     entries = initKeysDir(keysDir);
   } catch (e) {

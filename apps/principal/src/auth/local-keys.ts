@@ -129,17 +129,20 @@ export interface KeysDirEntry {
 export function initKeysDir(keysDir: string): KeysDirEntry[] {
   const principalPath = join(keysDir, PRINCIPAL_KEY_FILE);
   const existed = existsSync(principalPath);
+  const foreign = (path: string) =>
+    new PrincipalStartError(
+      "KEYS_UNAVAILABLE",
+      `${path} pins another principal key than ${principalPath} (a file of another deployment): move it away, or use an empty directory`,
+      { context: { keysDir } },
+    );
+  // Without principal.json, a local key file can only be another deployment's: refuse before writing.
+  const stray = existed ? undefined : LOCAL_KEYS.map((k) => join(keysDir, `${k.name}.json`)).find((p) => existsSync(p));
+  if (stray !== undefined) throw foreign(stray);
   const { publicKey } = loadPrincipalKey(keysDir, noopLogger);
   const entries: KeysDirEntry[] = [{ name: "principal", role: "principal", path: principalPath, created: !existed }];
   for (const { name, role } of LOCAL_KEYS) {
     const { path, file, created } = readOrCreateLocalKey(keysDir, name, role, publicKey);
-    if (file.principalPublicKey !== publicKey) {
-      throw new PrincipalStartError(
-        "KEYS_UNAVAILABLE",
-        `${path} pins another principal key than ${principalPath} (a file of another deployment): move it away, or use an empty directory`,
-        { context: { keysDir } },
-      );
-    }
+    if (file.principalPublicKey !== publicKey) throw foreign(path);
     entries.push({ name, role, path, created });
   }
   return entries;

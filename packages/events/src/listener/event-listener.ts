@@ -145,6 +145,17 @@ export interface TriggerResult {
   error?: TriggerError;
 }
 
+/** Why a listener turned an event away before triggering anything (the `rejected` event). */
+export interface RejectedEvent {
+  /**
+   * A short code, the same for the same cause (`malformed`, `signature`, `replayed`,
+   * `too_large`, `not_found`, `method`, `not_allowed`, `no_key`, `unrecordable`...): a metric label.
+   */
+  reason: string;
+  /** What was wrong, for people. */
+  message: string;
+}
+
 /** Events every listener emits. */
 export interface EventListenerEvents {
   /**
@@ -152,6 +163,11 @@ export interface EventListenerEvents {
    * {@link EventListener.runWorkflows}, successful or not.
    */
   triggered: TriggerResult;
+  /**
+   * An event the listener received and turned away before any trigger (see
+   * {@link EventListener.rejectEvent}): nothing was sent to the principal for it.
+   */
+  rejected: RejectedEvent;
   /** `startListening` threw, or a listener reported a problem. */
   error: Error;
   /** The listening loop has ended (stopped, returned or failed). */
@@ -301,6 +317,16 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
   /** Where `CDKTR_*` variables are read. */
   protected get env(): Record<string, string | undefined> {
     return this.#env;
+  }
+
+  /**
+   * Report an event this listener received and turned away before any trigger (a bad signature,
+   * a body that is not JSON, a message naming no workflow...): emits `rejected`, which the
+   * listeners runner counts in `cdktr_listener_events_rejected_total`. A refusal by the principal
+   * is not one of these: it is the `triggered` result.
+   */
+  protected rejectEvent(reason: string, message: string): void {
+    this.emit("rejected", { reason, message });
   }
 
   /**

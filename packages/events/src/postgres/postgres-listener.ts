@@ -155,12 +155,14 @@ export class PostgresListener extends EventListener {
     if (!parsed.ok) {
       parentLog.warn("postgres notification rejected", { error: parsed.error });
       this.#stats.rejected += 1;
+      this.rejectEvent("malformed", parsed.error);
       return;
     }
     const { workflowId, params, idempotencyKey } = parsed.message;
     const log = parentLog.child({ workflowId });
     if (this.#allow !== null && !this.#allow.has(workflowId)) {
       this.#stats.rejected += 1;
+      this.rejectEvent("not_allowed", `workflow ${workflowId} is not in this listener's workflows`);
       log.warn("postgres notification dropped: workflow not allowed on this listener", { allowed: [...this.#allow] });
       return;
     }

@@ -180,6 +180,7 @@ export class RabbitMqListener extends EventListener {
       log.warn("rabbitmq message rejected", { error: parsed.error, redelivered: msg.fields.redelivered });
       session.settle(msg, "reject");
       this.#stats.rejected += 1;
+      this.rejectEvent("malformed", parsed.error);
       return;
     }
     const { workflowId, params, idempotencyKey } = parsed.message;
@@ -190,6 +191,7 @@ export class RabbitMqListener extends EventListener {
       });
       session.settle(msg, "reject");
       this.#stats.rejected += 1;
+      this.rejectEvent("not_allowed", `workflow ${workflowId} is not in this listener's workflows`);
       return;
     }
     const messageId: unknown = msg.properties.messageId;
@@ -198,6 +200,7 @@ export class RabbitMqListener extends EventListener {
       log.warn("rabbitmq message rejected: no message id and no idempotency_key", { workflowId });
       session.settle(msg, "reject");
       this.#stats.rejected += 1;
+      this.rejectEvent("no_key", "the message has no message id and no idempotency_key");
       return;
     }
     const result = await this.runWorkflow(workflowId, {

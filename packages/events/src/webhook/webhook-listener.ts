@@ -214,12 +214,14 @@ export class WebhookListener extends EventListener {
       return send(res, { status: 200, body: { status: "ok" } });
     }
     if (!url.pathname.startsWith(TRIGGER_PREFIX)) {
+      this.rejectEvent("not_found", `no route ${url.pathname}`);
       return send(res, {
         status: 404,
         body: errorBody("NOT_FOUND", `no route ${url.pathname}: use POST /trigger/<workflowId> or GET /healthz`),
       });
     }
     if (req.method !== "POST") {
+      this.rejectEvent("method", `${req.method ?? "?"} instead of POST`);
       return send(res, {
         status: 405,
         headers: { allow: "POST" },
@@ -230,6 +232,7 @@ export class WebhookListener extends EventListener {
     try {
       workflowId = decodeURIComponent(url.pathname.slice(TRIGGER_PREFIX.length));
     } catch {
+      this.rejectEvent("not_found", "the workflow id in the path is not valid percent-encoding");
       return send(res, {
         status: 404,
         body: errorBody("WORKFLOW_NOT_FOUND", "the workflow id in the path is not valid percent-encoding"),
@@ -238,6 +241,7 @@ export class WebhookListener extends EventListener {
     const log = this.logger.child({ workflowId });
     if (!WorkflowIdSchema.safeParse(workflowId).success || (this.#allow !== null && !this.#allow.has(workflowId))) {
       log.warn("webhook refused: unknown workflow", { status: 404 });
+      this.rejectEvent("not_found", `no workflow ${JSON.stringify(workflowId)} can be triggered here`);
       return send(res, {
         status: 404,
         body: errorBody("WORKFLOW_NOT_FOUND", `no workflow ${JSON.stringify(workflowId)} can be triggered here`),
@@ -247,6 +251,7 @@ export class WebhookListener extends EventListener {
     const declared = req.headers["content-length"];
     if (declared !== undefined && Number(declared) > this.#maxBody) {
       log.warn("webhook refused: body too large", { status: 413, contentLength: declared });
+      this.rejectEvent("too_large", `a body of ${declared} bytes, more than ${this.#maxBody}`);
       return refuseTooLarge(req, res, this.#maxBody);
     }
     let raw: Buffer;
@@ -255,6 +260,7 @@ export class WebhookListener extends EventListener {
     } catch (e) {
       if (e instanceof BodyTooLarge) {
         log.warn("webhook refused: body too large", { status: 413 });
+        this.rejectEvent("too_large", `a body of more than ${this.#maxBody} bytes`);
         return refuseTooLarge(req, res, this.#maxBody);
       }
       throw e;
@@ -264,7 +270,10 @@ export class WebhookListener extends EventListener {
     let signature: string | null = null;
     const replay = this.#replay;
     if (this.#secret !== undefined) {
-      if (replay === null) return send(res, this.#unrecordable());
+      if (replay === null) {
+        this.rejectEvent("unrecordable", "the replay cache is closed");
+        return send(res, this.#unrecordable());
+      }
       const check = verifyWebhookSignature({
         secret: this.#secret,
         timestamp: header(req, TIMESTAMP_HEADER),
@@ -278,6 +287,7 @@ export class WebhookListener extends EventListener {
       });
       if (!check.ok) {
         log.warn("webhook refused: signature", { status: 401, reason: check.reason });
+        this.rejectEvent("signature", check.message);
         return send(res, { status: 401, body: errorBody("UNAUTHORIZED", check.message) });
       }
       const lostAt = replay.lostAtMs;
@@ -286,6 +296,7 @@ export class WebhookListener extends EventListener {
           status: 401,
           reason: "replay_cache_lost",
         });
+        this.rejectEvent("signature", "signed before a start that lost the replay cache");
         return send(res, {
           status: 401,
           body: errorBody(
@@ -304,10 +315,12 @@ export class WebhookListener extends EventListener {
           status: 503,
           error: e.message,
         });
+        this.rejectEvent("unrecordable", "the replay cache cannot record the signature");
         return send(res, this.#unrecordable());
       }
       if (!fresh) {
         log.warn("webhook refused: replayed signature", { status: 401, reason: "replayed" });
+        this.rejectEvent("replayed", "this signature was already used");
         return send(res, {
           status: 401,
           body: errorBody(
@@ -324,9 +337,11 @@ export class WebhookListener extends EventListener {
       const params = parseParams(raw);
       if (!params.ok) {
         log.warn("webhook refused: malformed body", { status: 400 });
+        this.rejectEvent("malformed", params.error);
         return send(res, { status: 400, body: errorBody("BAD_REQUEST", params.error) });
       }
       if (key !== undefined && (key.length === 0 || key.length > MAX_KEY_LENGTH)) {
+        this.rejectEvent("malformed", `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} characters`);
         return send(res, {
           status: 400,
           body: errorBody("BAD_REQUEST", `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} characters`),
