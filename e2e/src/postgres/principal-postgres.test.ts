@@ -1,16 +1,18 @@
 /**
  * The principal on PostgreSQL (`CDKTR_DATABASE_URL`), as real processes: a workflow runs on a
  * real agent, the principal is SIGKILLed mid-run and restarted, and the runs are there (in the
- * database, not in a SQLite file). Needs the machine's PostgreSQL on 127.0.0.1:5432 (a schema of
+ * database, not in a SQLite file); its /readyz fails while the database is unreachable and passes
+ * again once it is back. Needs the machine's PostgreSQL on 127.0.0.1:5432 (a schema of
  * its own, dropped at the end); skips without it, fails with `CI` set.
  */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import pg from "pg";
-import { cleanup, taskStates, waitFor, workflowYaml } from "@cdktr/test-utils";
+import { CuttableProxy, cleanup, freePort, taskStates, waitFor, workflowYaml } from "@cdktr/test-utils";
 import { prepareCluster, startFastAgent } from "../agent/helpers.js";
 import { requireServer } from "../listeners/helpers.js";
+import { get, sample } from "../metrics/scrape.js";
 
 const BASE_URL = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -92,5 +94,49 @@ describe("principal on PostgreSQL", async () => {
       { run_id: slow, status: "COMPLETED" },
     ]);
     assert.equal(existsSync(c.dbPath), false, "no SQLite file was made");
+  });
+
+  it("/readyz says database unreachable (503) while PostgreSQL cannot be reached, and ready again after", {
+    skip: skip ?? false,
+  }, async () => {
+    const own = `${schema}_ready`;
+    await admin.query(`CREATE SCHEMA ${own}`);
+    const proxy = new CuttableProxy({ host: "127.0.0.1", port: 5432 });
+    await proxy.start();
+    try {
+      const port = await freePort();
+      const url = proxy.url(`${BASE_URL}?options=${encodeURIComponent(`-c search_path=${own}`)}`);
+      const c = await prepareCluster({}, { env: { CDKTR_DATABASE_URL: url, CDKTR_METRICS_PORT: String(port) } });
+      await c.start();
+      const metrics = `http://127.0.0.1:${port}`;
+      await waitFor(async () => (await get(metrics, "/readyz")).status === 200, { what: "ready (leading)" });
+
+      await proxy.cut();
+      const unready = await waitFor(
+        async () => {
+          const r = await get(metrics, "/readyz");
+          return r.status === 503 ? r : undefined;
+        },
+        { timeoutMs: 20_000, what: "/readyz to fail while the database is unreachable" },
+      );
+      assert.ok((JSON.parse(unready.body) as { problems: string[] }).problems.includes("database unreachable"));
+      const down = (await get(metrics, "/metrics")).body;
+      assert.equal(sample(down, "cdktr_storage_problem", { problem: "database unreachable" }), 1);
+      assert.equal(sample(down, "cdktr_ready"), 0);
+      assert.equal((await get(metrics, "/healthz")).status, 200, "alive all along");
+
+      await proxy.start(); // the same port: the database is back
+      await waitFor(async () => (await get(metrics, "/readyz")).status === 200, {
+        timeoutMs: 40_000,
+        what: "/readyz to pass once the database is back",
+      });
+      const up = (await get(metrics, "/metrics")).body;
+      assert.equal(sample(up, "cdktr_storage_problem", { problem: "database unreachable" }), 0);
+      assert.equal(sample(up, "cdktr_ready"), 1);
+    } finally {
+      await cleanup();
+      await proxy.cut();
+      await admin.query(`DROP SCHEMA IF EXISTS ${own} CASCADE`);
+    }
   });
 });

@@ -69,6 +69,7 @@ export {
   type WorkflowRunsOptions,
 } from "./run-queries.js";
 export { cleanup, closeAtCleanup } from "./cleanup.js";
+export { CuttableProxy } from "./tcp-proxy.js";
 export { fillDisk, mountTmpfs, tryMountTmpfs, type TmpfsMount } from "./tmpfs.js";
 /**
  * A hostile agent as a node script (`fixtures/poll-flood.js`): registers `FLOOD_AGENT` with the

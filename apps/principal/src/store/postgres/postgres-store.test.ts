@@ -6,10 +6,9 @@
  */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, connect, type Server, type Socket } from "node:net";
 import pg from "pg";
 import { ManualClock, isCdktrError } from "@cdktr/protocol";
-import { waitFor } from "@cdktr/test-utils";
+import { CuttableProxy, waitFor } from "@cdktr/test-utils";
 import { UlidGenerator } from "../../ids.js";
 import { PgTestSchema, PG_TEST_URL, requirePostgres } from "../../test/store-contract/harness.js";
 import { baseTrigger, logLine } from "../../test/store-contract/contract.js";
@@ -18,42 +17,6 @@ import { PG_MIGRATIONS } from "./migrations.js";
 import { PostgresStore } from "./postgres-store.js";
 
 const wf = definition("wf");
-
-/** A TCP proxy to the test PostgreSQL that can cut every connection and refuse new ones. */
-class CuttableProxy {
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-
-  async start(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = connect({ host: "127.0.0.1", port: 5432 });
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on("close", () => this.sockets.delete(s));
-        s.on("error", () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-      client.on("close", () => upstream.destroy());
-      upstream.on("close", () => client.destroy());
-    });
-    await new Promise<void>((resolve) => server.listen(this.port, "127.0.0.1", resolve));
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-  }
-
-  /** Reset every connection and stop listening (new connections are refused). */
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = null;
-    for (const s of this.sockets) s.resetAndDestroy();
-    if (server !== null) await new Promise((r) => server.close(r));
-  }
-
-  url(schema: PgTestSchema): string {
-    return schema.url.replace("127.0.0.1:5432", `127.0.0.1:${this.port}`);
-  }
-}
 
 describe("PostgresStore", async () => {
   const skip = await requirePostgres();
@@ -216,10 +179,10 @@ describe("PostgresStore", async () => {
     opts,
     async () => {
       const schema = await newSchema();
-      const proxy = new CuttableProxy();
+      const proxy = new CuttableProxy({ host: "127.0.0.1", port: 5432 });
       await proxy.start();
       const clock = new ManualClock();
-      const store = await PostgresStore.open({ url: proxy.url(schema), clock });
+      const store = await PostgresStore.open({ url: proxy.url(schema.url), clock });
       const ids = new UlidGenerator(clock);
       const before = ids.next();
       await store.createRun({ ...baseTrigger, runId: before, workflow: wf, idempotencyKey: "a" });
