@@ -14,7 +14,7 @@ import {
 import { CliError } from "../errors.js";
 import { LiveFeed, type FeedEvent } from "./live-feed.js";
 import { LogSequencer } from "./log-sequencer.js";
-import { isNewerRun, isNewerTask, isTerminalRun } from "./states.js";
+import { isNewerRun, isNewerTask, isTerminalRun, missedRunStates, missedTaskStates } from "./states.js";
 
 /** The part of `PrincipalClient` the watchers use. */
 export interface WatchClient {
@@ -140,6 +140,7 @@ export class RunWatcher {
 
   #applyRun(run: RunRecord): void {
     if (!isNewerRun(this.#run, run)) return;
+    for (const missed of missedRunStates(this.#run, run)) this.#o.onRun?.(missed);
     this.#run = run;
     this.#o.onRun?.(run);
     if (isTerminalRun(run)) this.#wake?.();
@@ -148,6 +149,7 @@ export class RunWatcher {
   #applyTask(task: TaskRunRecord): void {
     const prev = this.#tasks.get(task.taskId);
     if (!isNewerTask(prev, task)) return;
+    for (const missed of missedTaskStates(prev, task)) this.#o.onTask?.(missed);
     this.#tasks.set(task.taskId, task);
     this.#o.onTask?.(task);
   }
