@@ -2,7 +2,7 @@
 # Build: docker build -t cdktr .   (or `docker compose build`)
 
 # --- build: install (native modules compiled here), compile, drop dev dependencies ------------
-FROM node:20-bookworm-slim AS build
+FROM node:26-bookworm-slim AS build
 # Toolchain for native modules that have no prebuilt binary for this platform (better-sqlite3).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ ca-certificates \
@@ -25,7 +25,7 @@ RUN npm ci --no-audit --no-fund \
  && rm -rf apps/*/src packages/*/src apps/*/tsconfig.json packages/*/tsconfig.json
 
 # --- runtime ------------------------------------------------------------------------------------
-FROM node:20-bookworm-slim
+FROM node:26-bookworm-slim
 ENV NODE_ENV=production \
     PATH=/app/node_modules/.bin:$PATH \
     CDKTR_WORKFLOW_DIR=/workflows \

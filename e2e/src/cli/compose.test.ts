@@ -125,7 +125,8 @@ test("compose services: cdktr start <app>, healthchecks, depends_on, scalable ag
   assert.equal(s.agent?.ports, undefined, "agent: no fixed host ports (scalable)");
   const dockerfile = readFileSync(join(REPO, "Dockerfile"), "utf8");
   assert.doesNotMatch(dockerfile, /^# syntax=/m, "no BuildKit front-end to pull (offline builds)");
-  assert.match(dockerfile, /^FROM node:20-bookworm-slim AS build$/m);
+  assert.match(dockerfile, /^FROM node:26-bookworm-slim AS build$/m, "the Active LTS");
+  assert.match(dockerfile, /^FROM node:26-bookworm-slim$/m);
   assert.match(dockerfile, /^ENTRYPOINT \["cdktr"\]$/m);
   assert.match(dockerfile, /^USER node$/m);
   assert.match(dockerfile, /npm prune --omit=dev/);

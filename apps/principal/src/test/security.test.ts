@@ -302,7 +302,7 @@ describe("no enrolled key, no access", { timeout: 90_000 }, () => {
       const step1 = await rawCall(d, "hello", { publicKey: key.publicKey });
       assert.ok(step1 !== "no reply");
       const challenge = (step1.body as { challenge: string }).challenge;
-      const wrong = sharedSecret(generateKeyPair().secretKey, key.publicKey, key.principalPublicKey);
+      const wrong = sharedSecret(generateKeyPair().secretKey, key.principalPublicKey);
       const forged = await rawCall(d, "hello", {
         publicKey: key.publicKey,
         challenge,
@@ -320,7 +320,7 @@ describe("no enrolled key, no access", { timeout: 90_000 }, () => {
       const again = await rawCall(d, "hello", { publicKey: key.publicKey });
       assert.ok(again !== "no reply");
       const c2 = (again.body as { challenge: string }).challenge;
-      const right = sharedSecret(key.secretKey, key.publicKey, key.principalPublicKey);
+      const right = sharedSecret(key.secretKey, key.principalPublicKey);
       const ok = await rawCall(d, "hello", {
         publicKey: key.publicKey,
         challenge: c2,

@@ -53,7 +53,7 @@ async function hello(d: Dealer, key: ClientKey): Promise<void> {
   const step1 = await rawRequest(d, [PROTOCOL, "h1", "0", "hello", JSON.stringify({ publicKey: key.publicKey })]);
   assert.ok(step1 !== "no reply");
   const challenge = (step1.body as { challenge: string }).challenge;
-  const shared = sharedSecret(key.secretKey, key.publicKey, key.principalPublicKey);
+  const shared = sharedSecret(key.secretKey, key.principalPublicKey);
   const proof = helloProof(shared, challenge, key.publicKey, key.principalPublicKey);
   const step2 = await rawRequest(d, [
     PROTOCOL,

@@ -66,7 +66,7 @@ export class Subscriber {
       this.socket.curveServerKey = this.key.principalPublicKey;
       this.socket.curvePublicKey = this.key.publicKey;
       this.socket.curveSecretKey = this.key.secretKey;
-      this.shared = sharedSecret(this.key.secretKey, this.key.publicKey, this.key.principalPublicKey);
+      this.shared = sharedSecret(this.key.secretKey, this.key.principalPublicKey);
     }
   }
 

@@ -221,8 +221,7 @@ export class SubscriptionGate {
   #secret(publicKey: string): Buffer {
     let secret = this.#secrets.get(publicKey);
     if (secret === undefined) {
-      const { secretKey, publicKey: own } = this.#auth.keyPair;
-      secret = sharedSecret(secretKey, own, publicKey);
+      secret = sharedSecret(this.#auth.keyPair.secretKey, publicKey);
       if (this.#secrets.size >= MAX_SECRETS) this.#secrets.clear();
       this.#secrets.set(publicKey, secret);
     }

@@ -229,7 +229,7 @@ export class RpcClient<T extends VerbTable> {
     if (this.proven !== null) return Promise.resolve(this.proven);
     this.helloing ??= (async () => {
       try {
-        this.shared ??= sharedSecret(key.secretKey, key.publicKey, key.principalPublicKey);
+        this.shared ??= sharedSecret(key.secretKey, key.principalPublicKey);
         const first = HelloReplySchema.parse(
           await this.attempt("hello", JSON.stringify({ publicKey: key.publicKey }), timeoutMs),
         );

@@ -13,14 +13,20 @@ export const SUBSCRIBE_PROOF_LABEL = "cdktr-subscribe/1";
 
 const b64url = (b: Buffer): string => b.toString("base64url");
 
+/** PKCS#8 DER of an X25519 private key, before its 32 raw bytes (RFC 8410). */
+const X25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
+
 /**
- * The X25519 shared secret of our key pair and a peer's public key (all Z85): the same value on
- * both sides (`sharedSecret(a.secret, a.public, b.public) = sharedSecret(b.secret, b.public, a.public)`).
+ * The X25519 shared secret of our secret key and a peer's public key (both Z85): the same value
+ * on both sides (`sharedSecret(a.secret, b.public) = sharedSecret(b.secret, a.public)`). The
+ * private key is imported from its 32 bytes alone (PKCS#8), so no public half can disagree with it
+ * (Node 26 refuses a JWK whose `x` does not match its `d`; Node 20 ignored `x`).
  */
-export function sharedSecret(secretKey: string, publicKey: string, peerPublicKey: string): Buffer {
+export function sharedSecret(secretKey: string, peerPublicKey: string): Buffer {
   const privateKey = createPrivateKey({
-    key: { kty: "OKP", crv: "X25519", d: b64url(z85Decode(secretKey)), x: b64url(z85Decode(publicKey)) },
-    format: "jwk",
+    key: Buffer.concat([X25519_PKCS8_PREFIX, z85Decode(secretKey)]),
+    format: "der",
+    type: "pkcs8",
   });
   const peer = createPublicKey({
     key: { kty: "OKP", crv: "X25519", x: b64url(z85Decode(peerPublicKey)) },

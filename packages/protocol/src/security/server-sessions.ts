@@ -71,12 +71,7 @@ export class ServerSessions {
     }
     if (pending.publicKey !== body.publicKey) throw refuse("the key differs from the one the challenge was made for");
     const { publicKey, secretKey } = this.#auth.keyPair;
-    const expected = helloProof(
-      sharedSecret(secretKey, publicKey, body.publicKey),
-      body.challenge,
-      body.publicKey,
-      publicKey,
-    );
+    const expected = helloProof(sharedSecret(secretKey, body.publicKey), body.challenge, body.publicKey, publicKey);
     if (!sameProof(expected, body.proof)) throw refuse("wrong proof: the client does not hold this key's secret half");
     this.#sessions.delete(peer);
     if (this.#sessions.size >= MAX_SESSIONS) this.#dropOldest(this.#sessions);
