@@ -89,7 +89,7 @@ wait_for() { # wait_for <seconds> <description> <command...>: until the command 
 step "build the image"
 dc down -v --remove-orphans >/dev/null 2>&1 || true
 dc build >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; fail "image build failed"; }
-docker image inspect cdktr:local --format 'compose-smoke: image cdktr:local is {{.Size}} bytes'
+echo "compose-smoke: image cdktr:local is $(docker image inspect cdktr:local --format '{{.Size}}') bytes, Node $(docker run --rm --entrypoint node cdktr:local -v)"
 
 step "start the stack and wait for health"
 dc up -d >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; fail "up failed"; }

@@ -82,7 +82,8 @@ fi
 root=$(mktemp -d /tmp/cdktr-base.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 echo "offline-base-image: debootstrap bookworm from $mirror"
-debootstrap --variant=minbase bookworm "$root" "$mirror" >/tmp/cdktr-debootstrap.log 2>&1 ||
+# libatomic1: the official Node binaries from 24 on link it (the official image has it too).
+debootstrap --variant=minbase --include=libatomic1 bookworm "$root" "$mirror" >/tmp/cdktr-debootstrap.log 2>&1 ||
   { tail -n 20 /tmp/cdktr-debootstrap.log >&2; echo "offline-base-image: debootstrap failed (log: /tmp/cdktr-debootstrap.log)" >&2; exit 1; }
 
 # Node, npm and the C headers, where the official image has them.
@@ -128,9 +129,19 @@ chmod 0755 "$root/usr/local/bin/docker-entrypoint.sh"
 } >"$root/usr/local/etc/npmrc"
 
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
+# Imported under a candidate tag and checked before it takes the real one: a broken image must
+# never be "present locally" for the next run.
+candidate="cdktr-offline-base-candidate:$node_version"
 tar -C "$root" -c . | docker import \
   -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   -c "ENV NODE_VERSION=$node_version" \
   -c 'ENTRYPOINT ["docker-entrypoint.sh"]' \
-  -c 'CMD ["node"]' - "$tag" >/dev/null
-docker run --rm "$tag" node -e 'process.stdout.write(`offline-base-image: built ${process.argv[1]} with Node ${process.version}\n`)' "$tag"
+  -c 'CMD ["node"]' - "$candidate" >/dev/null
+if ! docker run --rm "$candidate" sh -c 'node -e "require(\"crypto\")" && npm --version >/dev/null'; then
+  docker rmi "$candidate" >/dev/null 2>&1 || true
+  echo "offline-base-image: the built image cannot run node and npm (see above); $tag left as it was" >&2
+  exit 1
+fi
+docker tag "$candidate" "$tag"
+docker rmi "$candidate" >/dev/null
+echo "offline-base-image: built $tag with Node $node_version"
