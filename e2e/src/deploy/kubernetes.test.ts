@@ -292,6 +292,13 @@ test("deploy/kubernetes/base renders, is valid against the Kubernetes schemas, a
   assert.equal(envOf(c, "CDKTR_DATABASE_URL"), undefined);
   const agent = manifests.find((m) => m.kind === "Deployment" && m.metadata.name === "agent");
   assert.ok((agent?.spec?.replicas ?? 0) >= 1, "agents: a scalable Deployment");
+  // The webhook's replay cache outlives a pod: a replaced listener still refuses a replay.
+  const listeners = manifests.find((m) => m.kind === "Deployment" && m.metadata.name === "listeners");
+  const state = listeners?.spec?.template?.spec.volumes?.find((v) => v.name === "state") as
+    | { persistentVolumeClaim?: { claimName: string } }
+    | undefined;
+  assert.equal(state?.persistentVolumeClaim?.claimName, "listeners-state");
+  assert.ok(manifests.some((m) => m.kind === "PersistentVolumeClaim" && m.metadata.name === "listeners-state"));
 });
 
 test("the postgres-ha overlay: two principals on PostgreSQL, every client knows both", async (t) => {
