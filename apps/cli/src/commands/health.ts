@@ -42,9 +42,10 @@ export async function healthCommand(ctx: CommandContext, opts: HealthOptions): P
       2,
     );
   }
-  const host = probeHost(opts.host ?? envMetricsHost().parse(env.CDKTR_METRICS_HOST));
+  const hostSetting = envMetricsHost().safeParse(env.CDKTR_METRICS_HOST);
+  const host = probeHost(opts.host ?? (hostSetting.success ? hostSetting.data : "127.0.0.1"));
   const path = opts.ready === true ? "/readyz" : "/healthz";
-  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port.data}${path}`;
+  const url = `http://${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${port.data}${path}`;
   let status: number;
   let body: string;
   try {
