@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The one place that runs compiled tests, with one set of node:test flags (tap reporter, files
 // one at a time, 300 s per test file and per test: many suites start real processes, the machine
-// has two cores, and the release test compiles better-sqlite3 from source in its npm install).
+// has two cores, and the release test compiles better-sqlite3 from source in its npm install;
+// each file's process exits when its tests are done, see --test-force-exit below).
 //
 //   node scripts/test.mjs                 every workspace (packages, apps, bench, soak, e2e) in ONE
 //                                         node:test run, ending with node's own `# pass N` /
@@ -74,9 +75,15 @@ console.error(`running ${selected.length} test files:\n  ${selected.map((f) => r
 const env = { ...process.env, CDKTR_TEST: "1", CDKTR_KEYS_DIR: join(tmpdir(), `cdktr-test-no-keys-${process.pid}`) };
 delete env.CDKTR_KEY_FILE;
 delete env.CDKTR_AUTH;
+// --test-force-exit: each test file's process exits once its tests are done, instead of waiting
+// for its event loop to drain. Seen once on Node 26.12.1 (CI, 2026-12-01): after every test of
+// e2e/src/postgres/principal-postgres.test.ts had passed, its process spun at 100% CPU forever in
+// node::Environment::CleanupHandles (uv_run at exit, a libuv request that never completed; zeromq's
+// threads and io_uring fds still open), and the whole run hung. A test that leaks a handle still
+// shows in its own cleanup checks; a hang at exit no longer stops the suite.
 const child = spawn(
   process.execPath,
-  ["--test", "--test-concurrency=1", "--test-timeout=300000", "--test-reporter=tap", ...selected],
+  ["--test", "--test-concurrency=1", "--test-timeout=300000", "--test-force-exit", "--test-reporter=tap", ...selected],
   { stdio: "inherit", env },
 );
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
