@@ -11,7 +11,8 @@ RUN apt-get update \
 RUN npm install -g npm@11 --no-audit --no-fund
 WORKDIR /app
 COPY . .
-ENV TURBO_TELEMETRY_DISABLED=1
+ENV TURBO_TELEMETRY_DISABLED=1 \
+    CDKTR_IMAGE_BUILD=1
 # Only the apps and the libraries they import are built; then the private workspaces (bench, soak,
 # e2e, test fixtures) and every dev dependency are dropped, and native modules keep this platform's
 # addon only (scripts/image-slim.mjs fails the build if their layout changes).

@@ -4,6 +4,8 @@
 //   node scripts/image-slim.mjs workspaces   # before `npm prune --omit=dev`
 //   node scripts/image-slim.mjs native       # after it
 //
+// It refuses to run unless CDKTR_IMAGE_BUILD=1 (the Dockerfile's build stage sets it).
+//
 // `workspaces`: keeps only the published workspaces (those without `"private": true`: the apps and
 // the libraries they import) in package.json's `workspaces` and deletes the private ones (bench,
 // soak, e2e, test fixtures), so the prune that follows drops their dependencies (bullmq, ioredis,
@@ -131,6 +133,12 @@ function slimNative() {
   console.log(`image-slim: zeromq addon kept: ${addon}`);
 }
 
+// It deletes workspaces and files: only where the Dockerfile asks for it, never in a checkout.
+if (process.env.CDKTR_IMAGE_BUILD !== "1") {
+  fail(
+    "this deletes workspaces and native build files: it runs in the Dockerfile's build stage only (CDKTR_IMAGE_BUILD=1)",
+  );
+}
 const step = process.argv[2];
 if (step === "workspaces") slimWorkspaces();
 else if (step === "native") slimNative();
