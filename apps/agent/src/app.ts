@@ -1,7 +1,7 @@
 /**
  * Wiring of the agent: the data-directory lock, the process-group registry, the principal and
  * log clients, the log shipper, the status outbox, the runs and the session with the principal
- * (registration, heartbeats, fetch and confirm loops: `session/principal-session.ts`), started
+ * (registration, heartbeats, fetch loops: `session/principal-session.ts`), started
  * in order and stopped in reverse. No side effects at import; `main.ts` owns the process.
  */
 import { join } from "node:path";
@@ -15,12 +15,14 @@ import {
   noopLogger,
   packageVersion,
   withPort,
+  MAX_AGENT_RUNNING_RUNS,
   type ClientKey,
   type Logger,
   type RunStatus,
 } from "@cdktr/protocol";
 import type { AgentConfig } from "./config.js";
 import { acquireDataDirLock, type DataDirLock } from "./data-dir/data-dir-lock.js";
+import { claimSession, revokeSession, type ClaimedSession } from "./data-dir/session-file.js";
 import { noSyncOps, realSyncOps, SyncBatch } from "./data-dir/sync-batch.js";
 import { AgentStateError } from "./errors.js";
 import { Containment } from "./exec/containment.js";
@@ -230,7 +232,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         if (client === null) {
           throw new CdktrError("CLOSED", "the agent stopped: the update stays in the outbox for the next start");
         }
-        if (u.verb === "runStatus") await client.runStatus(u.body, { retry: false });
+        if (u.verb === "confirmAssignment") await client.confirmAssignment(u.body, { retry: false });
+        else if (u.verb === "runStatus") await client.runStatus(u.body, { retry: false });
         else await client.taskStatus(u.body, { retry: false });
       },
       dataDir: config.dataDir,
@@ -254,15 +257,21 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       logger,
       now,
       onFinished: () => wake.notify(),
+      onUnjournaledStart: () => revokeSession(config.dataDir, logger, sync),
       ...(metrics === null
         ? {}
         : { onRunEnded: (workflowId: string, status: RunStatus) => metrics.runEnded(workflowId, status) }),
     });
+    const claimed = claimSession(config.dataDir, logger, sync);
     const session = new PrincipalSession({
       config,
       version: AGENT_VERSION,
       client: principal,
       runs,
+      session: claimed.session,
+      // Read at the first registration, once the outbox loaded the previous process's journal.
+      predecessor: () => predecessorOf(claimed, outbox, logger),
+      onPredecessorTold: () => outbox.forgetPreviousStarts(),
       wake,
       logger,
       problems: () => [shipper.problem, outbox.problem, groups.problem].filter((p): p is string => p !== null),
@@ -350,6 +359,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
             statusFlushed,
           });
         }
+        // Assignments dropped while stopping go back to the queue now, not when this agent is lost.
+        await session.farewell(Math.min(config.fetchWaitMs + 1000, flushMs));
         session.close();
         // Stop first (what is unsent is kept on disk), then close the sockets so that a request
         // in flight ends now instead of at its timeout.
@@ -378,4 +389,25 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
 
     runningRuns: () => parts?.runs.runningRuns() ?? [],
   };
+}
+
+/**
+ * What the registration says about the previous process on this data directory: its session and
+ * the runs its journal shows it started, or null when that cannot be vouched for (another boot,
+ * an unreadable journal, too many runs to list).
+ */
+function predecessorOf(
+  claimed: ClaimedSession,
+  outbox: StatusOutbox,
+  logger: Logger,
+): { session: string; started: string[] } | null {
+  if (claimed.predecessor === null) return null;
+  const started = outbox.previousStarts();
+  if (!outbox.loadedAll || started.length > MAX_AGENT_RUNNING_RUNS) {
+    logger.warn("cannot vouch for the previous agent process's runs; the principal treats its assignments as lost", {
+      session: claimed.predecessor,
+    });
+    return null;
+  }
+  return { session: claimed.predecessor, started };
 }

@@ -123,7 +123,8 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
       {
         name: "CDKTR_ASSIGNMENT_LEASE_MS",
         default: "10000",
-        description: "An assignment not confirmed within this goes back to the queue",
+        description:
+          "An assignment to an agent that confirms before starting (older agents) not confirmed within this goes back to the queue",
       },
       {
         name: "CDKTR_IDEMPOTENCY_RETENTION_DAYS",

@@ -37,9 +37,48 @@ const AgentLabelsSchema = z
       ),
   )
   .max(MAX_AGENT_LABELS, `an agent has at most ${MAX_AGENT_LABELS} labels: remove some from CDKTR_AGENT_LABELS`);
+/**
+ * One agent process's session id (8-64 letters, digits, `-` or `_`), new at every start of the
+ * agent process. Assignments fetched with it are settled by that process's own word: see
+ * {@link AgentSettlementSchema} and docs/architecture.md ("Dispatch without a confirmation").
+ */
+export const AgentSessionSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{8,64}$/, "a session id has 8-64 letters, digits, '-' or '_'");
+
 const RunningRunsSchema = z
   .array(z.string().max(128, "a run id has at most 128 characters"))
   .max(MAX_AGENT_RUNNING_RUNS, `an agent lists at most ${MAX_AGENT_RUNNING_RUNS} running runs`);
+
+/**
+ * What an agent process says about the `fetchWork` calls it made with its session: every call
+ * numbered `settledThrough` or lower has been answered and acted on (its run started and listed
+ * in `runningRuns`, or dropped for good) or given up (its late reply is discarded). An assignment
+ * fetched with this session and such a number that the same message does not list was never
+ * started and never will be: the principal queues it again.
+ */
+export const AgentSettlementSchema = z.object({
+  /** The sending agent process's session (the one it passes to `fetchWork`). */
+  session: AgentSessionSchema.optional(),
+  /** Every `fetchWork` of this session numbered up to this one is settled. */
+  settledThrough: z.number().int().min(0).optional(),
+});
+
+/**
+ * The agent process that held this agent's data directory before this one (it is dead: the
+ * directory is locked), and the runs it had started without their start being acknowledged, as
+ * its status journal shows them (written before each start). Sent only when that journal is
+ * known to be complete (same boot of the machine), so an assignment of that session not listed
+ * here was never started: the principal queues it again instead of crashing it.
+ */
+export const AgentPredecessorSchema = z
+  .object({
+    session: AgentSessionSchema,
+    started: z
+      .array(z.string().max(128, "a run id has at most 128 characters"))
+      .max(MAX_AGENT_RUNNING_RUNS, `a predecessor lists at most ${MAX_AGENT_RUNNING_RUNS} started runs`),
+  })
+  .strict();
 
 /** Request body of `registerAgent` (port 5561). Labels, host, version and running runs are bounded (listAgents pages must fit a message). */
 export const RegisterAgentRequestSchema = z
@@ -55,7 +94,10 @@ export const RegisterAgentRequestSchema = z
     version: z.string().max(128, "a version has at most 128 characters"),
     /** Runs this agent process is executing right now (after a principal restart, say). */
     runningRuns: RunningRunsSchema,
+    /** The previous process on this agent's data directory (see {@link AgentPredecessorSchema}). */
+    predecessor: AgentPredecessorSchema.optional(),
   })
+  .extend(AgentSettlementSchema.shape)
   .strict();
 /** Reply body of `registerAgent` (port 5561). */
 export const RegisterAgentReplySchema = z.object({
@@ -78,6 +120,7 @@ export const HeartbeatRequestSchema = z
      */
     problems: z.array(z.string().max(1000)).max(20).optional(),
   })
+  .extend(AgentSettlementSchema.shape)
   .strict();
 /** Reply body of `heartbeat` (port 5561). */
 export const HeartbeatReplySchema = z.object({
@@ -94,15 +137,31 @@ export const FetchWorkRequestSchema = z
     /** How long the principal may hold the request when nothing is eligible. */
     waitMs: z.number().int().min(0).max(60_000),
     freeSlots: z.number().int().min(1),
+    /**
+     * The agent process's session and this call's number in it (1, 2, ...). With them, the
+     * assignment is the permission to start: the reply waits for its commit, and the agent starts
+     * the run at once, confirming afterwards. Without them (older agents), the agent must confirm
+     * before it starts anything, and an unconfirmed assignment goes back to the queue when its
+     * lease expires.
+     */
+    session: AgentSessionSchema.optional(),
+    seq: z.number().int().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .refine((r) => (r.session === undefined) === (r.seq === undefined), {
+    message: "give both `session` and `seq`, or neither",
+    path: ["seq"],
+  });
 /** A run handed to an agent by `fetchWork`: the run, its workflow definition, the assignment token to confirm with and the lease expiry. */
 export const AssignmentSchema = z.object({
   run: RunRecordSchema,
   workflow: WorkflowDefinitionSchema,
-  /** Present it in `confirmAssignment`; a stale token is refused. */
+  /** Present it in `confirmAssignment` and every report; a stale token is refused. */
   token: z.string(),
-  /** Confirm before this instant or the run goes back to the queue. */
+  /**
+   * Fetched without a session: confirm before this instant or the run goes back to the queue.
+   * With a session the lease does not expire: the agent's settlement or its loss ends it.
+   */
   leaseExpiresAt: IsoTimeSchema,
 });
 /** Type of {@link AssignmentSchema}. */

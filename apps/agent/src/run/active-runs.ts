@@ -14,9 +14,15 @@ export interface ActiveRunsOptions extends Omit<RunExecutionOptions, "assignment
   onFinished: () => void;
   /** Called with the final status of each run executed to its end. */
   onRunEnded?: (workflowId: string, status: RunStatus) => void;
+  /**
+   * A run's start could not be journaled (full disk): return true if it may start all the same
+   * (the agent withdrew its session record, so no later process vouches for this one's runs).
+   * @default never: such a run is not started
+   */
+  onUnjournaledStart?: () => boolean;
 }
 
-/** Starts confirmed runs and keeps track of them until their final status is delivered. */
+/** Starts assigned runs and keeps track of them until their final status is delivered. */
 export class ActiveRuns {
   readonly #o: ActiveRunsOptions;
   readonly #executions = new Map<string, RunExecution>();
@@ -45,9 +51,34 @@ export class ActiveRuns {
     return [...new Set([...this.#executions.keys(), ...this.#reporting, ...this.#o.outbox.pendingRunIds()])];
   }
 
-  /** Execute a confirmed assignment in the background. */
-  start(assignment: Assignment): void {
+  /**
+   * Start an assignment now and confirm it to the principal afterwards. The confirmation goes
+   * first into the status outbox, whose journal line is on disk (the page cache) before anything
+   * is spawned: a later agent process on this data directory can tell the principal which runs
+   * this one started (the registration's `predecessor`). When that line cannot be written the run
+   * starts only if `onUnjournaledStart` allows it; else nothing starts and false is returned. A
+   * refused confirmation (the run was cancelled meanwhile) stops the run at once; its later
+   * reports are refused too.
+   */
+  start(assignment: Assignment): boolean {
     const runId = assignment.run.runId;
+    const outbox = this.#o.outbox;
+    if (!outbox.writable) return false;
+    const confirm = outbox.push(
+      { verb: "confirmAssignment", body: { agentId: this.#o.agentId, runId, token: assignment.token } },
+      {
+        onRefused: (err) => {
+          const exec = this.#executions.get(runId);
+          if (exec === undefined) return;
+          this.#o.logger.warn("the principal refused this run's start; stopping it", { runId, error: err.message });
+          exec.cancel("cancelled");
+        },
+      },
+    );
+    if (!outbox.writable && this.#o.onUnjournaledStart?.() !== true) {
+      outbox.retract(confirm);
+      return false;
+    }
     const exec = new RunExecution({
       agentId: this.#o.agentId,
       assignment,
@@ -75,6 +106,7 @@ export class ActiveRuns {
         this.#executions.delete(runId);
         this.#o.onFinished();
       });
+    return true;
   }
 
   /** Cancel the runs of `ids` executing here (others are ignored); `from` names the verb that asked. */

@@ -87,7 +87,7 @@ async function blockedRun(t: TestContext): Promise<{
 }
 
 const taskStatuses = (sent: StatusUpdate[]): string[] =>
-  sent.filter((u) => u.verb === "taskStatus" && u.body.runId === "r1").map((u) => `${u.body.status}`);
+  sent.flatMap((u) => (u.verb === "taskStatus" && u.body.runId === "r1" ? [u.body.status] : []));
 
 test("no task attempt starts while the status outbox cannot be written; it starts once space returns", async (t) => {
   const b = await blockedRun(t);

@@ -11,7 +11,7 @@ import {
 } from "@cdktr/protocol";
 import { runRecord, waitFor, workflowDefinition } from "@cdktr/test-utils";
 import { Notifier } from "./notifier.js";
-import { PrincipalSession, type PrincipalSessionConfig } from "./principal-session.js";
+import { PrincipalSession, type PrincipalSessionConfig, type PrincipalSessionOptions } from "./principal-session.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -38,6 +38,7 @@ function recordingRuns(running: string[] = [], onStart: (a: Assignment) => void 
     start: (a: Assignment) => {
       onStart(a);
       started.push(a.run.runId);
+      return true;
     },
     cancel: (ids: readonly string[], from: string) => {
       if (ids.length > 0) cancelled.push({ ids, from });
@@ -49,8 +50,9 @@ function recordingRuns(running: string[] = [], onStart: (a: Assignment) => void 
 /** A real RpcServer standing in for the principal, a real client, and a session between them. */
 async function connect(
   setup: (server: RpcServer<ApiVerbs>) => void,
-  runs: ReturnType<typeof recordingRuns>,
+  runs: ReturnType<typeof recordingRuns> | (Omit<ReturnType<typeof recordingRuns>, "start"> & { start: () => boolean }),
   config: Partial<PrincipalSessionConfig> = {},
+  extra: Partial<Pick<PrincipalSessionOptions, "session" | "predecessor" | "onPredecessorTold" | "holdWork">> = {},
 ): Promise<PrincipalSession> {
   const server = new RpcServer({ endpoint: "tcp://127.0.0.1:0", verbs: API_VERBS });
   setup(server);
@@ -69,8 +71,10 @@ async function connect(
     version: "9.9.9",
     client,
     runs,
+    session: "sess-test",
     wake: new Notifier(),
     logger: noopLogger,
+    ...extra,
   });
   cleanups.push(async () => {
     session.close();
@@ -84,33 +88,100 @@ async function connect(
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const registered = { heartbeatIntervalMs: 10_000, heartbeatTimeoutMs: 30_000, cancel: [] };
 
-test("an assignment starts only once the principal confirmed its token; a refused confirm starts nothing", async () => {
-  const queue = [assignment("r-good", "good"), assignment("r-stale", "stale")];
-  const confirmed: string[] = [];
-  const presented: string[] = [];
-  const confirmedAtStart: boolean[] = [];
-  const runs = recordingRuns([], (a) => confirmedAtStart.push(confirmed.includes(a.run.runId)));
+test("an assignment starts at once; every fetch carries the session and its number, and heartbeats say which are settled", async () => {
+  const queue = [assignment("r-go", "t1"), assignment("r-held", "t2")];
+  const fetches: { session?: string | undefined; seq?: number | undefined }[] = [];
+  const beats: { runningRuns: string[]; session?: string | undefined; settledThrough?: number | undefined }[] = [];
+  let hold: string | null = null;
+  const running: string[] = [];
+  const runs = recordingRuns(running, (a) => running.push(a.run.runId));
+  const session = await connect(
+    (s) => {
+      s.handle("registerAgent", () => ({ ...registered, heartbeatIntervalMs: 50 }));
+      s.handle("heartbeat", ({ runningRuns, session: sid, settledThrough }) => {
+        beats.push({ runningRuns, session: sid, settledThrough });
+        return { cancel: [], reregister: false };
+      });
+      s.handle("fetchWork", async ({ session: sid, seq }) => {
+        fetches.push({ session: sid, seq });
+        const next = queue.shift();
+        // The second assignment arrives while work is held (a full disk, say): it is not started.
+        if (next?.run.runId === "r-held") hold = "disk full";
+        if (next === undefined) await sleep(20);
+        return { assignment: next ?? null, cancel: [] };
+      });
+    },
+    runs,
+    { maxConcurrency: 1 },
+    { session: "sess-0001", holdWork: () => hold },
+  );
+  assert.equal(await session.start(), true);
+  await waitFor(() => fetches.length >= 2, { timeoutMs: 5000, what: "two fetches" });
+  assert.deepEqual(runs.started, ["r-go"], "started on the assignment alone, without any confirmation");
+  assert.deepEqual(fetches.slice(0, 2), [
+    { session: "sess-0001", seq: 1 },
+    { session: "sess-0001", seq: 2 },
+  ]);
+  // Once fetch 2 is settled (its run dropped), a heartbeat says so and lists only the started run.
+  await waitFor(() => beats.some((b) => (b.settledThrough ?? 0) >= 2), { timeoutMs: 5000, what: "fetch 2 settled" });
+  const beat = beats.find((b) => (b.settledThrough ?? 0) >= 2);
+  assert.equal(beat?.session, "sess-0001");
+  assert.deepEqual(beat?.runningRuns, ["r-go"]);
+  assert.equal(session.settledThrough() >= 2, true);
+});
+
+test("a run whose start cannot be journaled is not started, and its fetch counts as settled", async () => {
+  const queue = [assignment("r-nojournal", "t1")];
+  const runs = { ...recordingRuns(), start: () => false };
+  let fetched = 0;
   const session = await connect((s) => {
     s.handle("registerAgent", () => registered);
     s.handle("fetchWork", async () => {
+      fetched++;
       const next = queue.shift();
       if (next === undefined) await sleep(20);
       return { assignment: next ?? null, cancel: [] };
     });
-    s.handle("confirmAssignment", ({ runId, token }) => {
-      presented.push(token);
-      if (token !== "good") throw new CdktrError("STALE_ASSIGNMENT", "the lease of this run expired");
-      confirmed.push(runId);
-      return { run: runRecord({ runId, status: "ASSIGNED", agentId: "a1" }) };
-    });
   }, runs);
   assert.equal(await session.start(), true);
-  await waitFor(() => presented.length === 2, { timeoutMs: 5000, what: "both tokens presented" });
-  await sleep(100);
-  assert.deepEqual(presented, ["good", "stale"]);
-  assert.deepEqual(confirmed, ["r-good"]);
-  assert.deepEqual(runs.started, ["r-good"]);
-  assert.deepEqual(confirmedAtStart, [true], "confirmed before it started");
+  await waitFor(() => fetched >= 2, { timeoutMs: 5000, what: "a second fetch" });
+  assert.ok(session.settledThrough() >= 1);
+});
+
+test("the predecessor goes with registrations until one succeeds, then is forgotten", async () => {
+  const bodies: unknown[] = [];
+  let told = 0;
+  const session = await connect(
+    (s) => {
+      s.handle("registerAgent", ({ predecessor }) => {
+        bodies.push(predecessor);
+        if (bodies.length === 1) throw new CdktrError("SHUTTING_DOWN", "principal restarting");
+        return registered;
+      });
+      s.handle("heartbeat", () => ({ cancel: [], reregister: false }));
+      s.handle("fetchWork", async () => {
+        await sleep(20);
+        return { assignment: null, cancel: [] };
+      });
+    },
+    recordingRuns(),
+    {},
+    {
+      session: "sess-0002",
+      predecessor: () => ({ session: "sess-0001", started: ["r-a"] }),
+      onPredecessorTold: () => told++,
+    },
+  );
+  await session.start();
+  await waitFor(() => session.registered, { timeoutMs: 10_000, what: "registered" });
+  assert.deepEqual(bodies.slice(0, 2), [
+    { session: "sess-0001", started: ["r-a"] },
+    { session: "sess-0001", started: ["r-a"] },
+  ]);
+  assert.equal(told, 1);
+  session.markUnregistered();
+  await waitFor(() => bodies.length >= 3, { timeoutMs: 5000, what: "registered again" });
+  assert.equal(bodies[2], undefined, "not sent again");
 });
 
 test("a refused registration is retried after a backoff; heartbeats then report the running runs", async () => {

@@ -1,7 +1,7 @@
 /**
  * The agent's side of the conversation with the principal: registration (again whenever the
- * principal forgot the agent), the heartbeat loop, the `fetchWork` long-poll loops and
- * confirm-then-start of every assignment.
+ * principal forgot the agent), the heartbeat loop, the `fetchWork` long-poll loops and the start
+ * of every assignment (confirmed afterwards, through the status outbox).
  */
 import {
   backoffDelay,
@@ -22,8 +22,6 @@ import type { Notifier } from "./notifier.js";
 const MAX_CONCURRENT_FETCHES = 4;
 /** Waits of a fetch loop after a failed fetch or registration: 250 ms doubling to 5 s, jittered. */
 const FETCH_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 5000, factor: 2 };
-/** Waits between confirm attempts of one assignment (while its lease lasts): 100 ms to 1 s, jittered. */
-const CONFIRM_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 1000, factor: 2 };
 /** How long one registration attempt may take (it is retried by the loops, never by the client). */
 const REGISTER_TIMEOUT_MS = 3000;
 /** Wait of a fetch loop while every slot is taken (a finished run wakes it earlier). */
@@ -47,12 +45,21 @@ export interface PrincipalSessionOptions {
   /** Reported at registration. */
   version: string;
   client: PrincipalClient;
-  /** Where confirmed runs start, and what the agent reports as running. */
+  /** Where assignments start, and what the agent reports as running. */
   runs: Pick<ActiveRuns, "size" | "start" | "cancel" | "runningRuns">;
+  /** This agent process's session (new at every start: `claimSession`). */
+  session: string;
+  /**
+   * The previous process on this data directory and the runs it started unacknowledged, sent
+   * with every registration until one succeeds, then `onPredecessorTold`. @default none
+   */
+  predecessor?: () => { session: string; started: readonly string[] } | null;
+  /** Called once a registration carried {@link predecessor}. */
+  onPredecessorTold?: () => void;
   /** Shared wake-up of the loops (a finished run frees a slot). */
   wake: Notifier;
   logger: Logger;
-  /** Lease checks. @default systemClock */
+  /** Time of waits. @default systemClock */
   clock?: Clock;
   /**
    * What keeps the agent from working normally now (disk full...), sent with every heartbeat
@@ -62,8 +69,8 @@ export interface PrincipalSessionOptions {
   /**
    * Why the agent takes no new work now (its status outbox cannot be written...), or null. While
    * it says so no `fetchWork` is sent, and an assignment that a poll already in flight brings is
-   * left unconfirmed (its lease expires and the principal queues the run again); notify `wake`
-   * when it clears. @default never
+   * not started (the next heartbeat tells the principal, which queues the run again); notify
+   * `wake` when it clears. @default never
    */
   holdWork?: () => string | null;
 }
@@ -71,9 +78,12 @@ export interface PrincipalSessionOptions {
 /**
  * Registration state and the loops that talk to the principal. {@link start} registers once and
  * starts the heartbeat loop and up to {@link MAX_CONCURRENT_FETCHES} fetch loops; each fetch
- * holds one free slot, and an assignment is confirmed with its token before anything starts (a
- * refused confirm starts nothing). Every retry waits `backoffDelay` (jittered), so a fleet of
- * agents does not retry in lock-step.
+ * holds one free slot. Each `fetchWork` carries the session and its number; an assignment is
+ * started at once (the principal committed it before replying) and confirmed afterwards. Every
+ * registration and heartbeat says which fetches are settled (`settledThrough`: answered and
+ * started or dropped, or given up) beside the runs started, so the principal can queue again what
+ * this process never started, and nothing it did. Every retry waits `backoffDelay` (jittered), so
+ * a fleet of agents does not retry in lock-step.
  */
 export class PrincipalSession {
   readonly #o: PrincipalSessionOptions;
@@ -84,10 +94,16 @@ export class PrincipalSession {
   /** The API endpoint of the last successful registration. */
   #registeredWith: string | null = null;
   #heartbeatMs: number;
-  /** Assignments being confirmed: each holds one slot. */
-  #confirming = 0;
   /** fetchWork requests outstanding: each holds one free slot. */
   #fetching = 0;
+  /** Number of the next fetchWork of this session. */
+  #nextSeq = 1;
+  /** Fetches not settled yet (sent, and their assignment neither started nor dropped). */
+  readonly #unsettled = new Set<number>();
+  /** The predecessor, once read (at the first registration). */
+  #predecessor: { session: string; started: readonly string[] } | null | undefined = undefined;
+  /** Whether a registration carried the predecessor (it is not sent again). */
+  #predecessorTold = false;
   /** No more fetching or confirming (shutdown began). */
   #stopping = false;
   /** Done with the principal: heartbeats go on until then. */
@@ -103,6 +119,46 @@ export class PrincipalSession {
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger;
     this.#heartbeatMs = options.config.heartbeatIntervalMs;
+  }
+
+  /** Every fetch of this session numbered up to this one is settled. */
+  settledThrough(): number {
+    let low = this.#nextSeq;
+    for (const seq of this.#unsettled) low = Math.min(low, seq);
+    return low - 1;
+  }
+
+  /**
+   * What registrations and heartbeats say about the runs and fetches of this process: taken at
+   * once, so the started runs and the settled fetches describe the same instant.
+   */
+  #settlement(): { runningRuns: string[]; session: string; settledThrough: number } {
+    return {
+      runningRuns: this.#o.runs.runningRuns(),
+      session: this.#o.session,
+      settledThrough: this.settledThrough(),
+    };
+  }
+
+  /**
+   * Tell the principal, once, what this process settled (after the fetch loops stopped): one
+   * heartbeat, so that assignments it dropped go back to the queue now rather than when this
+   * agent is declared lost. Waits up to `waitMs` for fetches still in flight. Never rejects.
+   */
+  async farewell(waitMs: number): Promise<void> {
+    await this.#o.wake.until(() => this.#fetching === 0, waitMs);
+    if (!this.#registered) return;
+    try {
+      await this.#o.client.heartbeat(
+        { agentId: this.#o.config.agentId, ...this.#settlement() },
+        {
+          timeoutMs: 1000,
+          retry: false,
+        },
+      );
+    } catch (e: unknown) {
+      this.#logger.debug("last heartbeat not delivered", { error: toCdktrError(e).message });
+    }
   }
 
   /** Whether the principal knows this agent (as far as the last reply said). */
@@ -172,6 +228,8 @@ export class PrincipalSession {
 
   async #registerOnce(): Promise<boolean> {
     const { config, client, runs } = this.#o;
+    if (this.#predecessor === undefined) this.#predecessor = this.#o.predecessor?.() ?? null;
+    const predecessor = this.#predecessorTold ? null : this.#predecessor;
     try {
       const reply = await client.registerAgent(
         {
@@ -180,10 +238,17 @@ export class PrincipalSession {
           capacity: config.maxConcurrency,
           labels: config.labels,
           version: this.#o.version,
-          runningRuns: runs.runningRuns(),
+          ...this.#settlement(),
+          ...(predecessor === null
+            ? {}
+            : { predecessor: { session: predecessor.session, started: [...predecessor.started] } }),
         },
         { timeoutMs: REGISTER_TIMEOUT_MS, retry: false },
       );
+      if (predecessor !== null && !this.#predecessorTold) {
+        this.#predecessorTold = true;
+        this.#o.onPredecessorTold?.();
+      }
       this.#heartbeatMs = Math.min(config.heartbeatIntervalMs, reply.heartbeatIntervalMs);
       if (!this.#registered)
         this.#logger.info("registered with the principal", {
@@ -215,7 +280,7 @@ export class PrincipalSession {
       try {
         const problems = this.#problems();
         const reply = await client.heartbeat(
-          { agentId: config.agentId, runningRuns: runs.runningRuns(), ...(problems.length > 0 ? { problems } : {}) },
+          { agentId: config.agentId, ...this.#settlement(), ...(problems.length > 0 ? { problems } : {}) },
           { timeoutMs: Math.max(1000, Math.min(this.#heartbeatMs, 5000)), retry: false },
         );
         if (failing) this.#logger.info("heartbeats reach the principal again");
@@ -266,17 +331,25 @@ export class PrincipalSession {
         await wake.wait(FULL_WAIT_MS);
         continue;
       }
-      const free = config.maxConcurrency - runs.size - this.#confirming - this.#fetching;
+      const free = config.maxConcurrency - runs.size - this.#fetching;
       if (free <= 0) {
         await wake.wait(FULL_WAIT_MS);
         continue;
       }
+      const seq = this.#nextSeq++;
+      this.#unsettled.add(seq);
       try {
         this.#fetching++;
         let reply: Awaited<ReturnType<PrincipalClient["fetchWork"]>>;
         const asked = performance.now();
         try {
-          reply = await client.fetchWork({ agentId: config.agentId, waitMs: config.fetchWaitMs, freeSlots: free });
+          reply = await client.fetchWork({
+            agentId: config.agentId,
+            waitMs: config.fetchWaitMs,
+            freeSlots: free,
+            session: this.#o.session,
+            seq,
+          });
         } finally {
           this.#fetching--;
         }
@@ -284,20 +357,16 @@ export class PrincipalSession {
         runs.cancel(reply.cancel, "fetchWork");
         const answeredAtOnce = performance.now() - asked < Math.min(100, config.fetchWaitMs / 2);
         if (reply.assignment === null && reply.cancel.length === 0 && answeredAtOnce) {
+          // Settled before the wait: an empty reply starts nothing.
+          this.#unsettled.delete(seq);
           await wake.wait(backoffDelay(++quickEmpty, EMPTY_BACKOFF));
         } else {
           quickEmpty = 0;
         }
-        if (reply.assignment !== null) {
-          if (this.#stopping) {
-            this.#logger.info("shutting down: leaving an assignment unconfirmed (its lease will expire)", {
-              runId: reply.assignment.run.runId,
-            });
-          } else {
-            await this.#confirmAndStart(reply.assignment);
-          }
-        }
+        if (reply.assignment !== null) this.#startAssignment(reply.assignment);
       } catch (e: unknown) {
+        // A fetch that failed (or timed out: its late reply is discarded) brought nothing.
+        this.#unsettled.delete(seq);
         if (this.#stopping) break;
         const err = toCdktrError(e);
         if (err.code === "AGENT_NOT_REGISTERED") {
@@ -306,6 +375,8 @@ export class PrincipalSession {
         }
         if (failures === 0) this.#logger.warn("fetchWork failed; retrying", { code: err.code, error: err.message });
         await wake.wait(backoffDelay(++failures, FETCH_BACKOFF));
+      } finally {
+        this.#unsettled.delete(seq);
       }
     }
   }
@@ -321,47 +392,26 @@ export class PrincipalSession {
     return why;
   }
 
-  /** Confirm with the token (retrying while the lease lasts), then start the run; a refusal starts nothing. */
-  async #confirmAndStart(assignment: Assignment): Promise<void> {
-    const { config, client, runs, wake } = this.#o;
+  /**
+   * Start an assignment now (the principal committed it before replying, and confirms it when the
+   * outbox delivers the start). Not started while shutting down, while work is held, or when the
+   * start cannot be journaled: the fetch is settled either way, and the next heartbeat lets the
+   * principal queue the run again.
+   */
+  #startAssignment(assignment: Assignment): void {
     const runId = assignment.run.runId;
-    const leaseEnd = Date.parse(assignment.leaseExpiresAt);
-    this.#confirming++;
-    try {
-      const held = this.#held();
-      if (held !== null) {
-        this.#logger.warn("not taking an assignment now (its lease will expire and the run is queued again)", {
-          runId,
-          why: held,
-        });
-        return;
-      }
-      for (let attempt = 1; ; attempt++) {
-        if (this.#stopping) {
-          this.#logger.info("shutting down: not confirming an assignment (its lease will expire)", { runId });
-          return;
-        }
-        try {
-          await client.confirmAssignment({ agentId: config.agentId, runId, token: assignment.token });
-          break;
-        } catch (e: unknown) {
-          const err = toCdktrError(e);
-          if (!err.retryable || this.#clock.now() >= leaseEnd) {
-            this.#logger.warn("assignment not confirmed; dropping it without starting anything", {
-              runId,
-              code: err.code,
-              error: err.message,
-            });
-            return;
-          }
-          await wake.wait(backoffDelay(attempt, CONFIRM_BACKOFF));
-        }
-      }
-      // Debug: "run started" follows at once at info with the same ids (one stdout line less per run).
-      this.#logger.debug("run assigned", { runId, workflowId: assignment.workflow.id });
-      runs.start(assignment);
-    } finally {
-      this.#confirming--;
+    const why = this.#stopping ? "shutting down" : this.#held();
+    if (why !== null) {
+      this.#logger.warn("not starting an assignment; the principal queues it again", { runId, why });
+      return;
     }
+    if (!this.#o.runs.start(assignment)) {
+      this.#logger.warn("not starting an assignment: its start cannot be journaled; the principal queues it again", {
+        runId,
+      });
+      return;
+    }
+    // Debug: "run started" follows at once at info with the same ids (one stdout line less per run).
+    this.#logger.debug("run assigned", { runId, workflowId: assignment.workflow.id });
   }
 }

@@ -65,6 +65,7 @@ export class OutboxJournal {
   #problem: string | null = null;
   #stopped = false;
   #writableWaiters: (() => void)[] = [];
+  #loadedAll = true;
 
   constructor(options: OutboxJournalOptions) {
     this.#o = options;
@@ -97,14 +98,24 @@ export class OutboxJournal {
     return this.#unwritten.length;
   }
 
+  /**
+   * Whether the last {@link load} saw everything a previous process left (the journal was read,
+   * or there was none): false when it exists but could not be read.
+   */
+  get loadedAll(): boolean {
+    return this.#loadedAll;
+  }
+
   /** Pending updates found in the journal (or the single JSON array of older versions). */
   load(): StatusUpdate[] {
     let text: string;
     try {
       text = readFileSync(this.file, "utf8");
-    } catch {
+    } catch (e: unknown) {
+      this.#loadedAll = (e as NodeJS.ErrnoException).code === "ENOENT";
       return []; // no file, or unreadable: nothing to resend
     }
+    this.#loadedAll = true;
     try {
       const all = JSON.parse(text) as unknown;
       if (Array.isArray(all)) return all as StatusUpdate[];

@@ -288,3 +288,76 @@ test("whenWritable resolves at stop even while the journal cannot be written", a
   await waiting;
   rmSync(filler);
 });
+
+const confirm = (runId: string): StatusUpdate => ({
+  verb: "confirmAssignment",
+  body: { agentId: "a", runId, token: `s1.sess-0001.1.${runId}` },
+});
+
+test("run starts left by a previous process are listed, never delivered, and dropped once the principal was told", async () => {
+  const dir = makeTempDir("cdktr-outbox-");
+  const a = new StatusOutbox({
+    dataDir: dir,
+    logger: noopLogger,
+    retryBaseMs: 5,
+    sink: async () => {
+      throw new CdktrError("UNAVAILABLE", "down");
+    },
+  });
+  a.start();
+  a.push(confirm("r-started"));
+  a.push(update("r-started", 1));
+  a.push(confirm("r-other"));
+  // A start taken back in the same turn is not a start: its journal line is cancelled.
+  const retracted = a.push(confirm("r-retracted"));
+  assert.equal(a.retract(retracted), true);
+  await a.stop();
+
+  const sent: StatusUpdate[] = [];
+  const b = new StatusOutbox({ dataDir: dir, logger: noopLogger, sink: async (u) => void sent.push(u) });
+  b.start();
+  assert.equal(b.loadedAll, true);
+  assert.deepEqual(b.previousStarts(), ["r-started", "r-other"]);
+  // The other updates go out (the run's own start does not hold them back).
+  await waitFor(() => sent.length === 1, { timeoutMs: 5000, what: "the task update delivered" });
+  assert.deepEqual(
+    sent.map((u) => u.verb),
+    ["taskStatus"],
+  );
+  assert.ok(await b.flush(1000), "held starts do not count as undelivered");
+  assert.ok(existsSync(join(dir, "outbox.json")), "kept until the principal was told");
+  b.forgetPreviousStarts();
+  assert.deepEqual(b.previousStarts(), []);
+  assert.ok(!existsSync(join(dir, "outbox.json")), "nothing left");
+  await b.stop();
+  assert.deepEqual(
+    sent.map((u) => u.verb),
+    ["taskStatus"],
+    "no start of a previous process was ever sent",
+  );
+});
+
+test("a refused start calls onRefused; an unreadable journal is reported (loadedAll false)", async () => {
+  const dir = makeTempDir("cdktr-outbox-");
+  const refused: string[] = [];
+  const box = new StatusOutbox({
+    dataDir: dir,
+    logger: noopLogger,
+    sink: async () => {
+      throw new CdktrError("STALE_ASSIGNMENT", "cancelled meanwhile");
+    },
+  });
+  box.start();
+  box.push(confirm("r1"), { onRefused: (e) => refused.push(e.code) });
+  assert.ok(await box.flush(5000));
+  assert.deepEqual(refused, ["STALE_ASSIGNMENT"]);
+  await box.stop();
+
+  mkdirSync(join(dir, "outbox.json")); // a directory: exists, cannot be read as a file
+  const next = new StatusOutbox({ dataDir: dir, logger: noopLogger, sink: async () => {} });
+  next.start();
+  assert.equal(next.loadedAll, false);
+  assert.deepEqual(next.previousStarts(), []);
+  await next.stop();
+  rmSync(join(dir, "outbox.json"), { recursive: true });
+});

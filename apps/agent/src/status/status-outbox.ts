@@ -1,7 +1,7 @@
 /**
  * Ordered, persistent queue of run and task status updates for the principal.
  */
-import { backoffDelay, toCdktrError, type Logger } from "@cdktr/protocol";
+import { backoffDelay, toCdktrError, type CdktrError, type Logger } from "@cdktr/protocol";
 import { SyncBatch } from "../data-dir/sync-batch.js";
 import { OutboxJournal } from "./outbox-journal.js";
 import type { StatusSink, StatusUpdate } from "./status-update.js";
@@ -46,12 +46,16 @@ interface Item {
   /** Deliver only after the log lines up to this mark were acknowledged (not persisted). */
   afterLogMark: number;
   onDone: (() => void) | null;
+  /** Called (before `onDone`) when the principal refused it for good. */
+  onRefused: ((err: CdktrError) => void) | null;
   /** Left by a previous agent process (sent under that process's agent id). */
   legacy: boolean;
   /** A delivery of this item is under way (waiting, sending or backing off). */
   busy: boolean;
   /** Its `a` line is in the journal (or queued to be written). */
   journaled: boolean;
+  /** Never delivered: a previous process's run start, kept until the principal was told (see previousStarts). */
+  held: boolean;
 }
 
 /** Rewrite the journal once it holds this many lines and four times the pending updates. */
@@ -130,6 +134,11 @@ export class StatusOutbox {
     return this.#journal.whenWritable();
   }
 
+  /** Whether {@link start} read everything a previous agent process left (see `OutboxJournal.loadedAll`). */
+  get loadedAll(): boolean {
+    return this.#journal.loadedAll;
+  }
+
   /** Updates waiting to be delivered. */
   get pending(): number {
     return this.#queue.size;
@@ -142,14 +151,22 @@ export class StatusOutbox {
     return [...ids];
   }
 
-  /** Load updates left by a previous agent process and start delivering. */
+  /**
+   * Load updates left by a previous agent process and start delivering them. Their run starts
+   * (`confirmAssignment`) are not delivered (that process's runs died with it; the principal
+   * learns which ones it started from the registration's `predecessor`): they stay in the journal
+   * until {@link forgetPreviousStarts}, and {@link previousStarts} lists their runs.
+   */
   start(): void {
     if (this.#started) return;
     this.#started = true;
     const left = this.#journal.load();
     if (left.length > 0) {
       this.#o.logger.info("delivering status updates left by a previous agent process", { updates: left.length });
-      for (const update of left) this.#add(update, 0, null, true);
+      for (const update of left) {
+        const item = this.#add(update, 0, null, null, true);
+        if (update.verb === "confirmAssignment") item.held = true;
+      }
       this.#journal.compact();
     } else {
       this.#journal.remove();
@@ -157,13 +174,29 @@ export class StatusOutbox {
     this.#schedulePump();
   }
 
+  /** Runs the previous agent process started without the principal acknowledging it (journal order). */
+  previousStarts(): string[] {
+    const ids: string[] = [];
+    for (const i of this.#queue.values()) if (i.held) ids.push(i.update.body.runId);
+    return ids;
+  }
+
+  /** The principal has been told of {@link previousStarts}: drop them from the journal. */
+  forgetPreviousStarts(): void {
+    for (const i of [...this.#queue.values()]) if (i.held) this.#done(i);
+  }
+
   /**
-   * Queue an update. `onDone` runs once it was delivered (or refused for good).
+   * Queue an update. `onDone` runs once it was delivered (or refused for good), `onRefused`
+   * before it when it was refused. Returns the update's id (for {@link retract}).
    * @param afterLogMark deliver only after log lines up to this mark were acknowledged
    */
-  push(update: StatusUpdate, options: { afterLogMark?: number; onDone?: () => void } = {}): void {
+  push(
+    update: StatusUpdate,
+    options: { afterLogMark?: number; onDone?: () => void; onRefused?: (err: CdktrError) => void } = {},
+  ): number {
     const mark = options.afterLogMark ?? 0;
-    const item = this.#add(update, mark, options.onDone ?? null, false);
+    const item = this.#add(update, mark, options.onDone ?? null, options.onRefused ?? null, false);
     const durable = this.#o.whenLogsDurable;
     if (mark > 0 && durable !== undefined) {
       item.journaled = false;
@@ -177,13 +210,28 @@ export class StatusOutbox {
       this.#journal.append({ a: item.id, u: update });
     }
     this.#schedulePump();
+    return item.id;
   }
 
-  /** Wait until the queue is empty, at most `timeoutMs`. */
+  /**
+   * Take back an update pushed in this turn of the event loop, before any delivery began (its
+   * journal line, if written, is cancelled by the next). Returns false when it is too late.
+   */
+  retract(id: number): boolean {
+    const item = this.#queue.get(id);
+    if (item === undefined || item.busy) return false;
+    item.onDone = null;
+    item.onRefused = null;
+    this.#done(item);
+    return true;
+  }
+
+  /** Wait until every update to deliver was delivered, at most `timeoutMs`. */
   async flush(timeoutMs: number): Promise<boolean> {
     const end = Date.now() + timeoutMs;
-    while (this.#queue.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-    return this.#queue.size === 0;
+    const left = (): boolean => [...this.#queue.values()].some((i) => !i.held);
+    while (left() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    return !left();
   }
 
   /** Stop delivering; what is left stays persisted for the next agent process. */
@@ -199,8 +247,24 @@ export class StatusOutbox {
     this.#sync.now();
   }
 
-  #add(update: StatusUpdate, afterLogMark: number, onDone: (() => void) | null, legacy: boolean): Item {
-    const item: Item = { id: this.#nextId++, update, afterLogMark, onDone, legacy, busy: false, journaled: true };
+  #add(
+    update: StatusUpdate,
+    afterLogMark: number,
+    onDone: (() => void) | null,
+    onRefused: ((err: CdktrError) => void) | null,
+    legacy: boolean,
+  ): Item {
+    const item: Item = {
+      id: this.#nextId++,
+      update,
+      afterLogMark,
+      onDone,
+      onRefused,
+      legacy,
+      busy: false,
+      journaled: true,
+      held: false,
+    };
     this.#queue.set(item.id, item);
     return item;
   }
@@ -219,6 +283,7 @@ export class StatusOutbox {
     if (this.#stopped) return;
     const seen = new Set<string>();
     for (const item of this.#queue.values()) {
+      if (item.held) continue;
       const runId = item.update.body.runId;
       if (seen.has(runId)) continue;
       seen.add(runId);
@@ -261,10 +326,11 @@ export class StatusOutbox {
           this.#o.logger.warn("the principal refused a status update; dropping it", {
             verb: item.update.verb,
             runId: item.update.body.runId,
-            status: item.update.body.status,
+            ...("status" in item.update.body ? { status: item.update.body.status } : {}),
             code: err.code,
             error: err.message,
           });
+          item.onRefused?.(err);
           this.#done(item);
           return;
         }

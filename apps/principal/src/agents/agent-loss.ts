@@ -1,4 +1,5 @@
 import { errorMessage, type Clock, type Logger } from "@cdktr/protocol";
+import { settlementOf, tokenOrigin, type AgentSettlement } from "../dispatch/assignment-token.js";
 import type { Dispatcher } from "../dispatch/dispatcher.js";
 import type { UlidGenerator } from "../ids.js";
 import type { PrincipalEvents } from "../publish/principal-events.js";
@@ -28,6 +29,9 @@ export interface AgentLossOptions {
  * - Registration and heartbeats {@link reconcile} what an agent says it runs with what it holds.
  *   A RUNNING run it stops listing is not crashed at once (its final report may be queued behind
  *   a re-registration): it is CRASHED if still unlisted one heartbeat timeout later.
+ * - An ASSIGNED run fetched with a session is settled by the same word (`settlementOf`): back in
+ *   the queue when the agent shows it never started it, CRASHED (like a lost agent's run) when
+ *   the process that fetched it is gone without saying, else left as it is.
  *
  * Time is the injected clock's; {@link check} is called periodically by the principal.
  */
@@ -46,11 +50,17 @@ export class AgentLoss {
    * with a cancel request, and reported runs it does not hold (unknown, finished, CRASHED,
    * someone else's).
    */
-  reconcile(agentId: string, runningRuns: readonly string[]): string[] {
+  reconcile(agentId: string, said: readonly string[] | AgentSettlement): string[] {
     const d = this.opts.dispatcher;
+    const report: AgentSettlement = isRunList(said) ? { runningRuns: said } : said;
+    const runningRuns = report.runningRuns;
     const reported = new Set(runningRuns);
     const now = this.opts.clock.now();
     for (const e of d.byAgent(agentId)) {
+      if (e.run.status === "ASSIGNED") {
+        this.settle(agentId, e.run.runId, e.token, report);
+        continue;
+      }
       if (e.run.status !== "RUNNING") continue;
       if (reported.has(e.run.runId)) this.unreported.delete(e.run.runId);
       else if (!this.unreported.has(e.run.runId)) this.unreported.set(e.run.runId, now);
@@ -61,6 +71,24 @@ export class AgentLoss {
       if ((e === undefined || e.run.agentId !== agentId) && !cancel.includes(id)) cancel.push(id);
     }
     return cancel;
+  }
+
+  /** Requeue or crash an ASSIGNED run fetched with a session, as its agent's report shows. */
+  private settle(agentId: string, runId: string, token: string | null, report: AgentSettlement): void {
+    const origin = tokenOrigin(token);
+    if (origin === null) return;
+    const fate = settlementOf(runId, origin, report);
+    if (fate === "requeue") {
+      this.opts.dispatcher.release(runId);
+    } else if (fate === "crash") {
+      this.crashRuns(
+        agentId,
+        [runId],
+        `the process of agent \`${agentId}\` that fetched it (session ${origin.session}) is gone without saying whether it started it`,
+      ).catch((err: unknown) =>
+        this.opts.logger.error("could not crash an assignment", { runId, error: errorMessage(err) }),
+      );
+    }
   }
 
   /**
@@ -152,4 +180,8 @@ export class AgentLoss {
       }),
     );
   }
+}
+
+function isRunList(x: readonly string[] | AgentSettlement): x is readonly string[] {
+  return Array.isArray(x);
 }

@@ -46,6 +46,8 @@ export interface AgentState {
   problems?: string[];
   /** Not declared lost before this principal-clock time, however long it was silent (see trackOrphan). */
   notLostBefore?: number;
+  /** The session of the agent process that registered last (absent for agents that send none). */
+  session?: string;
 }
 
 /**
@@ -124,6 +126,7 @@ export class AgentRegistry {
       labels: string[];
       version: string;
       runningRuns: string[];
+      session?: string | undefined;
     },
     keyName: string | null = null,
   ): AgentState {
@@ -131,7 +134,13 @@ export class AgentRegistry {
     if (keyName !== null) this.makeRoomFor(a.agentId, keyName);
     const now = this.clock.now();
     const state: AgentState = {
-      ...a,
+      agentId: a.agentId,
+      host: a.host,
+      capacity: a.capacity,
+      labels: a.labels,
+      version: a.version,
+      runningRuns: a.runningRuns,
+      ...(a.session === undefined ? {} : { session: a.session }),
       registeredAt: now,
       lastSeen: now,
       registered: true,

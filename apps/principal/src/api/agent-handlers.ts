@@ -22,7 +22,7 @@ export function registerAgentHandlers(server: HandlerRegistry<typeof API_VERBS>,
     .handle("registerAgent", (req, rpc) => {
       const keyName = rpc.identity?.name ?? null;
       ctx.agents.register(req, keyName);
-      const cancel = ctx.agentLoss.reconcile(req.agentId, req.runningRuns);
+      const cancel = ctx.agentLoss.reconcile(req.agentId, req);
       logger.info("agent registered", {
         agentId: req.agentId,
         host: req.host,
@@ -39,10 +39,16 @@ export function registerAgentHandlers(server: HandlerRegistry<typeof API_VERBS>,
         ...leaderField(ctx),
       };
     })
-    .handle("heartbeat", ({ agentId, runningRuns, problems }, rpc) => {
+    .handle("heartbeat", (req, rpc) => {
+      const { agentId, runningRuns, problems } = req;
       ctx.agents.checkKey(agentId, rpc.identity?.name ?? null);
+      // A heartbeat of another process than the one that registered last (an agent restarted,
+      // or a dead process's late message) settles nothing: that process registers (again).
+      if (req.session !== undefined && ctx.agents.active(agentId)?.session !== req.session) {
+        return { cancel: [], reregister: true };
+      }
       if (!ctx.agents.touch(agentId, runningRuns, problems)) return { cancel: [], reregister: true };
-      return { cancel: ctx.agentLoss.reconcile(agentId, runningRuns), reregister: false };
+      return { cancel: ctx.agentLoss.reconcile(agentId, req), reregister: false };
     })
     .handle("fetchWork", async (req, rpc) => {
       const keyName = rpc.identity?.name ?? null;
@@ -58,8 +64,22 @@ export function registerAgentHandlers(server: HandlerRegistry<typeof API_VERBS>,
       let waitMs = req.waitMs;
       // The request's deadline is wall-clock time on the wire (not the principal's clock).
       if (rpc.deadline !== null) waitMs = Math.max(0, Math.min(waitMs, rpc.deadline - Date.now() - 100));
+      if (req.session !== undefined && agent.session !== req.session) {
+        // A process that did not register (a dead one's late request, or one that must register).
+        throw new CdktrError(
+          "AGENT_NOT_REGISTERED",
+          `agent \`${req.agentId}\` registered with another session: call registerAgent, then fetch again`,
+        );
+      }
       return ctx.dispatcher.fetchWork(
-        { agentId: req.agentId, labels: agent.labels, keyName, capacity: agent.capacity },
+        {
+          agentId: req.agentId,
+          labels: agent.labels,
+          keyName,
+          capacity: agent.capacity,
+          session: req.session,
+          seq: req.seq,
+        },
         waitMs,
         rpc.signal,
       );

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import {
   CdktrError,
   errorMessage,
@@ -16,6 +15,7 @@ import { notLeasedTo, shuttingDown, staleAssignment } from "../errors.js";
 import { HELD_RUN_STATUSES } from "../runs/state-machine.js";
 import type { ActiveRun, Store } from "../store/store.js";
 import { ActiveRuns, type ActiveEntry } from "./active-runs.js";
+import { newAssignmentToken, tokenOrigin } from "./assignment-token.js";
 import { ParkedPolls, type FetchResult, type Waiter } from "./parked-polls.js";
 
 /** Codes with which the store refuses a confirmation (the database disagrees: not a failed commit). */
@@ -37,6 +37,13 @@ export interface WorkRequester {
    * runs it holds never exceed it. @default Infinity
    */
   capacity?: number;
+  /**
+   * The agent process's session and the number of this fetch in it. With them the assignment is
+   * the permission to start: the reply waits for the assignment's commit, its lease never
+   * expires, and only the agent's own word (or its loss) ends it (`AgentLoss.reconcile`).
+   */
+  session?: string | undefined;
+  seq?: number | undefined;
 }
 
 /** Options of {@link Dispatcher}. */
@@ -61,8 +68,11 @@ export interface DispatcherOptions {
  *   `maxActiveRuns` runs ASSIGNED/RUNNING, and the agent carries every label in `agentLabels`.
  * - A parked `fetchWork` is answered the moment a run becomes eligible for it (trigger, a run
  *   finishing, a lease expiring), never by polling.
- * - Each assignment gets a random token and a lease; {@link expireLeases} puts unconfirmed runs
- *   back in the queue, after which the old token is refused (`STALE_ASSIGNMENT`).
+ * - Each assignment gets a random token. Fetched with a session (today's agents), the reply is
+ *   sent once the assignment is committed and the agent starts the run on it: the run goes back
+ *   to the queue only when the agent says it did not start it ({@link release}). Fetched without
+ *   one, the agent confirms before it starts anything and {@link expireLeases} puts unconfirmed
+ *   runs back in the queue; either way the old token is refused from then on (`STALE_ASSIGNMENT`).
  * - Parked long-polls are stored with O(1) removal (insertion-ordered sets, per agent too); an
  *   agent parks at most its free slots (capacity - runs it holds - polls already parked): a poll
  *   beyond them is answered at once with no assignment.
@@ -70,8 +80,9 @@ export interface DispatcherOptions {
  * Memory follows the database: a state change is applied here only once its commit succeeded
  * (lease expiry, confirmation, and, in the callers, cancel, crash and finish). The one exception
  * is the assignment, reserved in memory before its write so two concurrent fetches can never take
- * the same run, and rolled back if the write fails (the agent starts nothing before `confirm`,
- * which is committed after it and checks the token).
+ * the same run, and rolled back if the write fails (the reply waits for that write when the agent
+ * starts on it; an agent that confirms first starts nothing before `confirm`, which is committed
+ * after it and checks the token).
  */
 export class Dispatcher {
   private readonly runs = new ActiveRuns();
@@ -196,6 +207,8 @@ export class Dispatcher {
         onAbort: null,
         labels: agent.labels,
         keyName: agent.keyName ?? null,
+        origin:
+          agent.session !== undefined && agent.seq !== undefined ? { session: agent.session, seq: agent.seq } : null,
         resolve,
         timer: null,
         done: false,
@@ -262,7 +275,9 @@ export class Dispatcher {
       throw notLeasedTo(runId, keyName);
     }
     if (e !== undefined && e.run.status === "ASSIGNED" && e.token === token && e.run.agentId === agentId) {
-      if (this.expiring.has(runId) || (e.leaseExpiresAt !== null && now > e.leaseExpiresAt)) {
+      // An assignment fetched with a session has no expiring lease: its agent may have started it.
+      const leased = tokenOrigin(token) === null;
+      if (this.expiring.has(runId) || (leased && e.leaseExpiresAt !== null && now > e.leaseExpiresAt)) {
         this.expire(e);
         throw staleAssignment(runId, "its lease expired");
       }
@@ -318,13 +333,25 @@ export class Dispatcher {
     const now = this.clock.now();
     const expired: string[] = [];
     for (const e of this.runs.all()) {
-      if (e.run.status === "ASSIGNED" && e.leaseExpiresAt !== null && now > e.leaseExpiresAt) expired.push(e.run.runId);
+      if (e.run.status !== "ASSIGNED" || e.leaseExpiresAt === null || now <= e.leaseExpiresAt) continue;
+      // Fetched with a session: only its agent's word or its loss ends it (see release).
+      if (tokenOrigin(e.token) === null) expired.push(e.run.runId);
     }
     for (const id of expired) {
       const e = this.runs.get(id);
       if (e !== undefined) this.expire(e);
     }
     return expired;
+  }
+
+  /**
+   * Put an ASSIGNED run its agent says it never started (and never will) back in the queue, once
+   * that is committed; its token is refused from then on. No-op for runs not ASSIGNED or whose
+   * release, expiry or confirmation is under way.
+   */
+  release(runId: string): void {
+    const e = this.runs.get(runId);
+    if (e !== undefined && e.run.status === "ASSIGNED") this.expire(e, "its agent did not start it");
   }
 
   /** Answer every parked fetchWork with nothing and refuse new ones. */
@@ -339,7 +366,7 @@ export class Dispatcher {
    * Commit the expiry of an ASSIGNED run's lease, then put it back in the queue (memory follows
    * the commit). Nothing happens while its confirmation or expiry is being committed.
    */
-  private expire(e: ActiveEntry): void {
+  private expire(e: ActiveEntry, why = "assignment lease expired"): void {
     const runId = e.run.runId;
     const token = e.token;
     if (token === null || this.confirming.has(runId) || this.expiring.has(runId)) return;
@@ -358,7 +385,7 @@ export class Dispatcher {
         }
         if (stored.status !== "QUEUED") return;
         this.requeue(e, stored);
-        this.logger.info("assignment lease expired: run back in the queue", { runId, agentId });
+        this.logger.info(`${why}: run back in the queue`, { runId, agentId });
         if (run !== null) this.onRunChanged(run);
       })
       .catch((err: unknown) =>
@@ -388,33 +415,46 @@ export class Dispatcher {
   }
 
   private assign(waiter: Waiter, e: ActiveEntry): void {
-    const token = randomUUID();
+    const token = newAssignmentToken(waiter.origin);
     const lease = this.clock.now() + this.leaseMs;
     this.runs.assign(e, waiter.agentId, token, waiter.keyName, lease);
     this.parked.settle(waiter);
-    // The reply does not wait for this commit: an assignment lost in a crash (or refused by the
-    // store) is harmless, because the agent starts nothing before `confirm`, which is committed
-    // after this write (same ordered command queue) and checks the token against the database.
-    this.store.assignRun(e.run.runId, waiter.agentId, token, lease, waiter.keyName).then(
-      (run) => {
-        if (run === null) {
-          // The database says the run is no longer QUEUED (cancelled meanwhile): forget it; the
-          // agent's confirm will be refused.
-          this.logger.warn("run vanished from the queue before assignment", { runId: e.run.runId });
-          if (this.runs.isCurrent(e) && e.token === token) this.remove(e.run.runId);
-          return;
-        }
-        if (this.runs.isCurrent(e) && e.token === token) this.runs.setRun(e, run);
-        this.onRunChanged(run);
-      },
-      (err: unknown) => {
-        this.logger.error("could not persist an assignment", { runId: e.run.runId, error: errorMessage(err) });
-        if (this.runs.isCurrent(e) && e.token === token) this.requeue(e, e.run);
-      },
-    );
-    waiter.resolve({
+    const runId = e.run.runId;
+    const current = (): boolean => this.runs.isCurrent(e) && e.token === token;
+    const reply = (): FetchResult => ({
       assignment: { run: e.run, workflow: e.workflow, token, leaseExpiresAt: iso(lease) },
       cancel: this.cancelsFor(waiter.agentId),
     });
+    const committed = this.store.assignRun(runId, waiter.agentId, token, lease, waiter.keyName).then(
+      (run) => {
+        if (run === null) {
+          // The database says the run is no longer QUEUED (cancelled meanwhile): forget it.
+          this.logger.warn("run vanished from the queue before assignment", { runId });
+          if (current()) this.remove(runId);
+          return false;
+        }
+        if (current()) this.runs.setRun(e, run);
+        this.onRunChanged(run);
+        return true;
+      },
+      (err: unknown) => {
+        this.logger.error("could not persist an assignment", { runId, error: errorMessage(err) });
+        if (current()) this.requeue(e, e.run);
+        return false;
+      },
+    );
+    if (waiter.origin === null) {
+      // An agent that confirms first: the reply does not wait for this commit. An assignment lost
+      // in a crash (or refused by the store) is harmless, because the agent starts nothing before
+      // `confirm`, which is committed after this write (same ordered command queue) and checks
+      // the token against the database.
+      waiter.resolve(reply());
+      return;
+    }
+    // The reply is the permission to start: only a committed assignment is sent, so a principal
+    // that dies before the commit leaves a QUEUED run that no agent has.
+    void committed.then((ok) =>
+      waiter.resolve(ok && current() ? reply() : { assignment: null, cancel: this.cancelsFor(waiter.agentId) }),
+    );
   }
 }

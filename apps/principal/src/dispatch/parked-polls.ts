@@ -1,4 +1,5 @@
 import type { Assignment, Clock, TimerHandle } from "@cdktr/protocol";
+import type { TokenOrigin } from "./assignment-token.js";
 
 /** What a `fetchWork` long-poll resolves to. */
 export interface FetchResult {
@@ -13,6 +14,8 @@ export interface Waiter {
   onAbort: (() => void) | null;
   labels: readonly string[];
   keyName: string | null;
+  /** The agent process's session and fetch number (its assignment is the permission to start), or null. */
+  origin: TokenOrigin | null;
   resolve: (r: FetchResult) => void;
   timer: TimerHandle | null;
   done: boolean;
