@@ -24,7 +24,8 @@ test("each claim is a new session; the previous one is named only on the same bo
   const noBootId = claimSession(dir, noopLogger, sync, null);
   assert.equal(noBootId.predecessor, null);
   assert.equal(claimSession(dir, noopLogger, sync, null).predecessor, null, "no boot id: never trusted");
-  assert.equal(JSON.parse(readFileSync(join(dir, "session.json"), "utf8")).bootId, null);
+  const record = JSON.parse(readFileSync(join(dir, "session.json"), "utf8")) as { bootId: unknown };
+  assert.equal(record.bootId, null);
 });
 
 test("a withdrawn session is vouched for by nobody", () => {
