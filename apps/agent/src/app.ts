@@ -22,7 +22,7 @@ import {
 } from "@cdktr/protocol";
 import type { AgentConfig } from "./config.js";
 import { acquireDataDirLock, type DataDirLock } from "./data-dir/data-dir-lock.js";
-import { claimSession, revokeSession, type ClaimedSession } from "./data-dir/session-file.js";
+import { claimSession, type ClaimedSession } from "./data-dir/session-file.js";
 import { noSyncOps, realSyncOps, SyncBatch } from "./data-dir/sync-batch.js";
 import { AgentStateError } from "./errors.js";
 import { Containment } from "./exec/containment.js";
@@ -257,7 +257,6 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       logger,
       now,
       onFinished: () => wake.notify(),
-      onUnjournaledStart: () => revokeSession(config.dataDir, logger, sync),
       ...(metrics === null
         ? {}
         : { onRunEnded: (workflowId: string, status: RunStatus) => metrics.runEnded(workflowId, status) }),

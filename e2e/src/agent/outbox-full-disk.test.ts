@@ -49,12 +49,13 @@ test("full outbox disk with the principal up: output pauses, no new run starts, 
     (await c.client.listAgents({})).agents.find((a) => a.agentId === "outbox-agent")?.problems ?? [];
   let last = -1;
   let run2 = "";
+  let poke = "";
   try {
     await new Promise((r) => setTimeout(r, 200));
-    // The first transition on the full disk: the RUNNING of a run taken now cannot be journaled
-    // (a final status is journaled only once its lines are safe: with the principal up, it is
-    // delivered first and never written). From then on the agent pushes back.
-    const poke = await c.run("small");
+    // The first transition on the full disk: the start of a run taken now cannot be journaled, so
+    // the agent does not start it (its next heartbeat gives it back to the queue). From then on
+    // the agent pushes back.
+    poke = await c.run("small");
     const seen = await waitFor(
       async () => {
         const p = await problems();
@@ -67,8 +68,10 @@ test("full outbox disk with the principal up: output pauses, no new run starts, 
       seen.some((p) => p.includes(join(mnt, "agent", "outbox.json"))),
       `the problem names the file: ${JSON.stringify(seen)}`,
     );
-    // Its updates were delivered from memory meanwhile.
-    assert.equal((await c.waitForRun(poke, 15_000)).run.status, "COMPLETED");
+    await waitFor(async () => (await c.client.getRun(poke)).run.status === "QUEUED", {
+      timeoutMs: 10_000,
+      what: "the run whose start could not be journaled back in the queue",
+    });
 
     writeFileSync(join(c.home, "go"), "");
     run2 = await c.run("small");
@@ -106,8 +109,10 @@ test("full outbox disk with the principal up: output pauses, no new run starts, 
   });
   const r = await c.waitForRun(runId, 60_000);
   assert.equal(r.run.status, "COMPLETED", JSON.stringify(r.run));
-  const r2 = await c.waitForRun(run2, 30_000);
-  assert.equal(r2.run.status, "COMPLETED", JSON.stringify(r2.run));
+  for (const id of [poke, run2]) {
+    const done = await c.waitForRun(id, 30_000);
+    assert.equal(done.run.status, "COMPLETED", JSON.stringify(done.run));
+  }
   const out = (await c.logs(runId, "flood")).filter((l) => l.stream === "stdout").sort((a, b) => a.seq - b.seq);
   assert.equal(out.length, N, "lines delivered = lines written");
   assert.deepEqual(

@@ -1,10 +1,10 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { noopLogger } from "@cdktr/protocol";
 import { makeTempDir, removeTempDirs } from "@cdktr/test-utils";
-import { claimSession, currentBootId, revokeSession } from "./session-file.js";
+import { claimSession, currentBootId } from "./session-file.js";
 import { noSyncOps, SyncBatch } from "./sync-batch.js";
 
 after(removeTempDirs);
@@ -26,14 +26,6 @@ test("each claim is a new session; the previous one is named only on the same bo
   assert.equal(claimSession(dir, noopLogger, sync, null).predecessor, null, "no boot id: never trusted");
   const record = JSON.parse(readFileSync(join(dir, "session.json"), "utf8")) as { bootId: unknown };
   assert.equal(record.bootId, null);
-});
-
-test("a withdrawn session is vouched for by nobody", () => {
-  const dir = makeTempDir("cdktr-session-");
-  claimSession(dir, noopLogger, sync, "boot-a");
-  assert.equal(revokeSession(dir, noopLogger, sync), true);
-  assert.equal(existsSync(join(dir, "session.json")), false);
-  assert.equal(claimSession(dir, noopLogger, sync, "boot-a").predecessor, null);
 });
 
 test("this machine has a boot id (Linux)", () => {

@@ -28,23 +28,6 @@ export interface ClaimedSession {
   predecessor: string | null;
 }
 
-/**
- * Withdraw this process's record, so that no later process vouches for its runs (called when a
- * run start could not be journaled: the journal no longer lists every run this process started).
- * Returns false when the record may still be there.
- */
-export function revokeSession(dataDir: string, logger: Logger, sync: SyncBatch): boolean {
-  const path = join(dataDir, "session.json");
-  try {
-    rmSync(path, { force: true });
-    sync.dir(dataDir);
-    return true;
-  } catch (e: unknown) {
-    logger.error("cannot withdraw the agent's session record", { path, error: errorMessage(e) });
-    return false;
-  }
-}
-
 /** The machine's boot id, or null where it cannot be read. */
 export function currentBootId(): string | null {
   try {

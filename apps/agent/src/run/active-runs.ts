@@ -14,12 +14,6 @@ export interface ActiveRunsOptions extends Omit<RunExecutionOptions, "assignment
   onFinished: () => void;
   /** Called with the final status of each run executed to its end. */
   onRunEnded?: (workflowId: string, status: RunStatus) => void;
-  /**
-   * A run's start could not be journaled (full disk): return true if it may start all the same
-   * (the agent withdrew its session record, so no later process vouches for this one's runs).
-   * @default never: such a run is not started
-   */
-  onUnjournaledStart?: () => boolean;
 }
 
 /** Starts assigned runs and keeps track of them until their final status is delivered. */
@@ -55,8 +49,8 @@ export class ActiveRuns {
    * Start an assignment now and confirm it to the principal afterwards. The confirmation goes
    * first into the status outbox, whose journal line is on disk (the page cache) before anything
    * is spawned: a later agent process on this data directory can tell the principal which runs
-   * this one started (the registration's `predecessor`). When that line cannot be written the run
-   * starts only if `onUnjournaledStart` allows it; else nothing starts and false is returned. A
+   * this one started (the registration's `predecessor`). Nothing starts, and false is returned,
+   * when that line cannot be written (a full disk: the agent takes no new work then anyway). A
    * refused confirmation (the run was cancelled meanwhile) stops the run at once; its later
    * reports are refused too.
    */
@@ -75,7 +69,7 @@ export class ActiveRuns {
         },
       },
     );
-    if (!outbox.writable && this.#o.onUnjournaledStart?.() !== true) {
+    if (!outbox.writable) {
       outbox.retract(confirm);
       return false;
     }

@@ -1,5 +1,5 @@
 /**
- * A wake-up signal shared by the agent's loops: a heartbeat, fetch or confirm wait ends early
+ * A wake-up signal shared by the agent's loops: a heartbeat or fetch wait ends early
  * when something changed (registration succeeded, a run finished, shutdown began).
  */
 import { systemClock, type Clock } from "@cdktr/protocol";
