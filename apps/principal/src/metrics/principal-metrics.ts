@@ -28,10 +28,12 @@ export interface MetricsSources {
 /** The storage problems the principal reports, each a series of `cdktr_storage_problem`. */
 const STORAGE_PROBLEMS = ["disk full", "database unreachable"] as const;
 
-function seconds(from: string | null, to: string | null): number | null {
+function seconds(from: string | null, to: string | null, clampAtZero = false): number | null {
   if (from === null || to === null) return null;
   const s = (Date.parse(to) - Date.parse(from)) / 1000;
-  return Number.isFinite(s) && s >= 0 ? s : null;
+  if (!Number.isFinite(s)) return null;
+  if (s < 0) return clampAtZero ? 0 : null;
+  return s;
 }
 
 /** A set of the last `cap` keys added. */
@@ -195,7 +197,9 @@ export class PrincipalMetrics {
     if (!isTerminalRunStatus(run.status) || !this.#finishedRuns.add(run.runId)) return;
     const labels = { workflow: run.workflowId, status: run.status };
     this.#runs.inc(labels);
-    const s = seconds(run.startedAt, run.finishedAt);
+    // startedAt is when the principal committed the run's confirmation, which the agent sends after
+    // starting it: a run shorter than that lag finishes (agent clock) before it. Counted as 0 s.
+    const s = seconds(run.startedAt, run.finishedAt, true);
     if (s !== null) this.#runDuration.observe(labels, s);
   }
 
