@@ -29,7 +29,7 @@ async function setup(
   return { c, file };
 }
 
-test("linear, fan-out, fan-in: every task runs exactly once, in dependency order; runs COMPLETED", async () => {
+test("linear, fan-out, fan-in: every task runs exactly once, in dependency order; runs COMPLETED, times in order", async () => {
   const { c, file } = await setup((f) => ({
     "linear.yml": workflowYaml({
       tasks: {
@@ -72,6 +72,17 @@ test("linear, fan-out, fan-in: every task runs exactly once, in dependency order
       r.tasks.every((t) => t.status === "COMPLETED" && t.attempt === 1 && t.exitCode === 0),
       JSON.stringify(r.tasks),
     );
+    // The run's start is the agent's (its confirmation carries it and reaches the principal after
+    // the tasks may have finished): no task starts before its run, none ends after it.
+    const at = (t: string | null): number => Date.parse(t ?? "");
+    for (const t of r.tasks) {
+      const times = [r.run.startedAt, t.startedAt, t.finishedAt, r.run.finishedAt].map(at);
+      assert.deepEqual(
+        times,
+        [...times].sort((x, y) => x - y),
+        `${t.taskId}: ${JSON.stringify([r.run.startedAt, t.startedAt, t.finishedAt, r.run.finishedAt])}`,
+      );
+    }
   }
 });
 

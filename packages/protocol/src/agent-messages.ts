@@ -174,7 +174,17 @@ export const FetchWorkReplySchema = z.object({
 
 /** Request body of `confirmAssignment` (port 5561). */
 export const ConfirmAssignmentRequestSchema = z
-  .object({ agentId: AgentIdSchema, runId: z.string().min(1), token: z.string().min(1) })
+  .object({
+    agentId: AgentIdSchema,
+    runId: z.string().min(1),
+    token: z.string().min(1),
+    /**
+     * Agent-clock time the run started (an agent that starts on the committed assignment
+     * confirms afterwards); recorded as the run's `startedAt`. Without it the principal's commit
+     * time is recorded.
+     */
+    time: IsoTimeSchema.optional(),
+  })
   .strict();
 /** Reply body of `confirmAssignment` (port 5561). */
 export const ConfirmAssignmentReplySchema = z.object({ run: RunRecordSchema });

@@ -59,7 +59,10 @@ export class ActiveRuns {
     const outbox = this.#o.outbox;
     if (!outbox.writable) return false;
     const confirm = outbox.push(
-      { verb: "confirmAssignment", body: { agentId: this.#o.agentId, runId, token: assignment.token } },
+      {
+        verb: "confirmAssignment",
+        body: { agentId: this.#o.agentId, runId, token: assignment.token, time: this.#o.now().toISOString() },
+      },
       {
         onRefused: (err) => {
           const exec = this.#executions.get(runId);

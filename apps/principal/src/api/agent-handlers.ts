@@ -84,11 +84,12 @@ export function registerAgentHandlers(server: HandlerRegistry<typeof API_VERBS>,
         rpc.signal,
       );
     })
-    .handle("confirmAssignment", async ({ agentId, runId, token }, rpc) => {
+    .handle("confirmAssignment", async ({ agentId, runId, token, time }, rpc) => {
       const keyName = rpc.identity?.name ?? null;
       ctx.agents.checkKey(agentId, keyName);
       ctx.agents.touch(agentId);
-      const run = await ctx.dispatcher.confirm(agentId, runId, token, keyName);
+      const startedAt = time === undefined ? undefined : Date.parse(time);
+      const run = await ctx.dispatcher.confirm(agentId, runId, token, keyName, startedAt);
       logger.info("run started", { runId, agentId, workflowId: run.workflowId });
       return { run };
     })

@@ -263,12 +263,19 @@ export class Dispatcher {
 
   /**
    * Confirm an assignment: ASSIGNED -> RUNNING (PENDING task rows created). With `keyName`
-   * (authentication on), only the key that fetched it may confirm.
+   * (authentication on), only the key that fetched it may confirm. `startedAt` (epoch ms, the
+   * agent's clock) is when the agent started it, for an agent that starts before confirming.
    * @throws CdktrError STALE_ASSIGNMENT when the token is not current (lease expired, cancelled,
    * reassigned) or belongs to another agent; PERMISSION_DENIED when another key fetched it;
    * RUN_NOT_FOUND for unknown runs.
    */
-  async confirm(agentId: string, runId: string, token: string, keyName: string | null = null): Promise<RunRecord> {
+  async confirm(
+    agentId: string,
+    runId: string,
+    token: string,
+    keyName: string | null = null,
+    startedAt?: number,
+  ): Promise<RunRecord> {
     const e = this.runs.get(runId);
     const now = this.clock.now();
     if (keyName !== null && e !== undefined && e.token === token && e.leaseKey !== keyName) {
@@ -291,6 +298,7 @@ export class Dispatcher {
           token,
           Object.keys(e.workflow.tasks),
           keyName,
+          startedAt,
         );
         if (this.runs.isCurrent(e)) this.runs.setRun(e, run);
         this.onRunChanged(run);
@@ -312,7 +320,15 @@ export class Dispatcher {
       }
     }
     if (e !== undefined && e.run.status === "RUNNING" && e.token === token && e.run.agentId === agentId) {
-      return (await this.store.confirmAssignment(runId, agentId, token, Object.keys(e.workflow.tasks), keyName)).run;
+      const confirmed = await this.store.confirmAssignment(
+        runId,
+        agentId,
+        token,
+        Object.keys(e.workflow.tasks),
+        keyName,
+        startedAt,
+      );
+      return confirmed.run;
     }
     if (e === undefined) {
       const stored = await this.store.getRun(runId);

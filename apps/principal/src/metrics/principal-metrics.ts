@@ -28,12 +28,16 @@ export interface MetricsSources {
 /** The storage problems the principal reports, each a series of `cdktr_storage_problem`. */
 const STORAGE_PROBLEMS = ["disk full", "database unreachable"] as const;
 
-function seconds(from: string | null, to: string | null, clampAtZero = false): number | null {
+/**
+ * Seconds from `from` to `to`. The two times may come from two clocks (a run's creation and a
+ * crash are the principal's, its start and finish the agent's), so a skew between machines can
+ * make the difference negative: it counts as 0, so that a histogram's count still matches its runs.
+ */
+function seconds(from: string | null, to: string | null): number | null {
   if (from === null || to === null) return null;
   const s = (Date.parse(to) - Date.parse(from)) / 1000;
   if (!Number.isFinite(s)) return null;
-  if (s < 0) return clampAtZero ? 0 : null;
-  return s;
+  return Math.max(0, s);
 }
 
 /** A set of the last `cap` keys added. */
@@ -101,7 +105,7 @@ export class PrincipalMetrics {
     });
     this.#dispatch = new Histogram({
       name: "cdktr_dispatch_latency_seconds",
-      help: "Time from a run's trigger (committed) to its start on an agent (RUNNING committed).",
+      help: "Time from a run's trigger (committed) to its start on an agent (the agent's clock).",
       labelNames: ["workflow"],
       buckets: LATENCY_BUCKETS,
       registers,
@@ -197,9 +201,7 @@ export class PrincipalMetrics {
     if (!isTerminalRunStatus(run.status) || !this.#finishedRuns.add(run.runId)) return;
     const labels = { workflow: run.workflowId, status: run.status };
     this.#runs.inc(labels);
-    // startedAt is when the principal committed the run's confirmation, which the agent sends after
-    // starting it: a run shorter than that lag finishes (agent clock) before it. Counted as 0 s.
-    const s = seconds(run.startedAt, run.finishedAt, true);
+    const s = seconds(run.startedAt, run.finishedAt);
     if (s !== null) this.#runDuration.observe(labels, s);
   }
 

@@ -199,7 +199,8 @@ export interface Store {
   expireAssignment(runId: string, token: string): Promise<RunRecord | null>;
   /**
    * ASSIGNED -> RUNNING for the agent holding `token` (and, with authentication, the key
-   * `keyName` that fetched it); creates a PENDING row per task.
+   * `keyName` that fetched it); creates a PENDING row per task. `startedAt` (epoch ms, the
+   * agent's clock) is recorded as the run's start when given, else the commit time.
    * @throws CdktrError STALE_ASSIGNMENT when the token is not the current one; PERMISSION_DENIED
    * when another key fetched it.
    */
@@ -209,6 +210,7 @@ export interface Store {
     token: string,
     taskIds: string[],
     keyName: string | null,
+    startedAt?: number,
   ): Promise<{ run: RunRecord; tasks: TaskRunRecord[] }>;
   /**
    * Apply an agent's run report; with `claim` (authentication on) only from the key holding the

@@ -137,7 +137,8 @@ export class PgRunWrites {
 
   /**
    * ASSIGNED -> RUNNING for the agent holding `token` (and the key `keyName` when not null), with
-   * a PENDING row per task; a resent confirmation returns the run as it is.
+   * a PENDING row per task, started at `startedAt` (the agent's clock) or else `now`; a resent
+   * confirmation returns the run as it is.
    * @throws CdktrError RUN_NOT_FOUND, STALE_ASSIGNMENT, PERMISSION_DENIED
    */
   async confirm(
@@ -148,6 +149,7 @@ export class PgRunWrites {
     token: string,
     taskIds: readonly string[],
     keyName: string | null,
+    startedAt: number | null,
   ): Promise<{ run: RunRecord; tasks: TaskRunRecord[] }> {
     const t = new PgTables(sql);
     const row = await t.requireRun(runId);
@@ -157,11 +159,12 @@ export class PgRunWrites {
     ) {
       return { run: runFromRow(row), tasks: (await t.taskRows(runId)).map(taskFromRow) };
     }
+    const time = startedAt ?? now;
     const updated = await sql.one<RunRow>(
-      "UPDATE runs SET status = $1, started_at = $2, updated_at = $2 WHERE run_id = $3 RETURNING *",
-      ["RUNNING", now, runId],
+      "UPDATE runs SET status = $1, started_at = $2, updated_at = $3 WHERE run_id = $4 RETURNING *",
+      ["RUNNING", time, now, runId],
     );
-    t.history(now, { runId, from: row.status, to: "RUNNING", agentId });
+    t.history(now, { runId, from: row.status, to: "RUNNING", time, agentId });
     for (const taskId of taskIds) {
       await sql.run(
         "INSERT INTO task_runs (run_id, task_id, status, attempt) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",

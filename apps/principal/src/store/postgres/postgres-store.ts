@@ -241,8 +241,11 @@ export class PostgresStore implements Store {
     token: string,
     taskIds: string[],
     keyName: string | null,
+    startedAt?: number,
   ): Promise<{ run: RunRecord; tasks: TaskRunRecord[] }> {
-    return this.control.command((sql, now) => this.runs.confirm(sql, now, runId, agentId, token, taskIds, keyName));
+    return this.control.command((sql, now) =>
+      this.runs.confirm(sql, now, runId, agentId, token, taskIds, keyName, startedAt ?? null),
+    );
   }
 
   updateRunStatus(u: RunStatusUpdate, claim: LeaseClaim | null): Promise<RunUpdateResult> {

@@ -143,7 +143,8 @@ export class RunWrites {
 
   /**
    * ASSIGNED -> RUNNING for the agent holding `token` (and the key `keyName` when not null), with
-   * a PENDING row per task; a resent confirmation returns the run as it is.
+   * a PENDING row per task, started at `startedAt` (the agent's clock) or else `now`; a resent
+   * confirmation returns the run as it is.
    * @throws CdktrError RUN_NOT_FOUND, STALE_ASSIGNMENT, PERMISSION_DENIED
    */
   confirm(
@@ -153,6 +154,7 @@ export class RunWrites {
     token: string,
     taskIds: readonly string[],
     keyName: string | null,
+    startedAt: number | null,
   ): { run: RunRecord; tasks: TaskRunRecord[] } {
     const t = this.tables;
     const row = t.requireRun(runId);
@@ -162,13 +164,14 @@ export class RunWrites {
     ) {
       return { run: runFromRow(row), tasks: t.taskRows(runId).map(taskFromRow) };
     }
+    const time = startedAt ?? now;
     t.sql("UPDATE runs SET status = ?, started_at = ?, updated_at = ? WHERE run_id = ?").run(
       "RUNNING",
-      now,
+      time,
       now,
       runId,
     );
-    t.history(now, { runId, from: row.status, to: "RUNNING", agentId });
+    t.history(now, { runId, from: row.status, to: "RUNNING", time, agentId });
     const ins = t.sql("INSERT OR IGNORE INTO task_runs (run_id, task_id, status, attempt) VALUES (?, ?, ?, 0)");
     for (const taskId of taskIds) {
       ins.run(runId, taskId, "PENDING");

@@ -233,8 +233,11 @@ export class SqliteStore implements Store {
     token: string,
     taskIds: string[],
     keyName: string | null,
+    startedAt?: number,
   ): Promise<{ run: RunRecord; tasks: TaskRunRecord[] }> {
-    return this.commit.command((now) => this.runs.confirm(now, runId, agentId, token, taskIds, keyName));
+    return this.commit.command((now) =>
+      this.runs.confirm(now, runId, agentId, token, taskIds, keyName, startedAt ?? null),
+    );
   }
 
   updateRunStatus(u: RunStatusUpdate, claim: LeaseClaim | null): Promise<RunUpdateResult> {

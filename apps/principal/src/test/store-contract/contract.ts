@@ -169,6 +169,45 @@ export function storeContract(h: StoreHarness): void {
       },
     );
 
+    it(
+      "a confirmation records the agent's start time as the run's start (its history line too); without one, the commit time",
+      opts,
+      async () => {
+        await open();
+        const [agentTimed, committed] = [ids.next(), ids.next()];
+        for (const runId of [agentTimed, committed]) {
+          await store.createRun({ ...baseTrigger, runId, workflow: wf, idempotencyKey: null });
+          await store.assignRun(runId, "ag", `tok-${runId}`, clock.now() + 1000, null);
+        }
+        // The agent started the run 40 ms before its confirmation reached the principal.
+        const startedAt = clock.now() - 40;
+        const a = await store.confirmAssignment(agentTimed, "ag", `tok-${agentTimed}`, ["only"], null, startedAt);
+        assert.equal(a.run.startedAt, new Date(startedAt).toISOString());
+        const again = await store.confirmAssignment(
+          agentTimed,
+          "ag",
+          `tok-${agentTimed}`,
+          ["only"],
+          null,
+          startedAt + 5,
+        );
+        assert.equal(again.run.startedAt, new Date(startedAt).toISOString(), "a resent confirmation changes nothing");
+        const c = await store.confirmAssignment(committed, "ag", `tok-${committed}`, ["only"], null);
+        assert.equal(c.run.startedAt, new Date(clock.now()).toISOString());
+        await store.close();
+        const rows = await h.rows(
+          "SELECT run_id, time, recorded_at FROM status_history WHERE to_status = 'RUNNING' AND task_id IS NULL ORDER BY id",
+        );
+        assert.deepEqual(
+          rows.map((r) => [r.run_id, Number(r.time), Number(r.recorded_at)]),
+          [
+            [agentTimed, startedAt, clock.now()],
+            [committed, clock.now(), clock.now()],
+          ],
+        );
+      },
+    );
+
     it("leases: an expired assignment goes back to the queue once; a stale token expires nothing", opts, async () => {
       await open();
       const runId = ids.next();
