@@ -22,7 +22,7 @@ import {
   type Logger,
   type PublisherAuth,
 } from "@cdktr/protocol";
-import { WorkflowDirectory } from "@cdktr/workflow";
+import { isWorkflowFile, WorkflowDirectory } from "@cdktr/workflow";
 import type { ApiContext } from "./api/api-context.js";
 import { createApiServer, createLogServer } from "./api/servers.js";
 import { setUpAuth, type PrincipalAuth } from "./auth/principal-auth.js";
@@ -258,6 +258,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
       logger: logger.child({ component: "workflows" }),
       onChange: events.workflows,
       watchDir: config.workflowDir,
+      isWorkflowFile,
       refreshMs: config.workflowRefreshMs,
     });
     workflows = wfs;

@@ -128,8 +128,6 @@ describe("WorkflowRegistry", () => {
       watchDir: dir,
     });
     await r.start();
-    // chokidar is ready once its initial walk is done; an edit before that may go unseen
-    await new Promise((res) => setTimeout(res, 300));
     calls.length = 0;
     const argsOf = (id: string) => {
       const c = r.get(id)?.tasks.a?.config;

@@ -1,4 +1,3 @@
-import { watch, type FSWatcher } from "chokidar";
 import { createHash } from "node:crypto";
 import { relative, sep } from "node:path";
 import {
@@ -15,6 +14,7 @@ import {
 } from "@cdktr/protocol";
 import { canonicalJson } from "../store/rows.js";
 import { every, type RepeatingTimer } from "../time/every.js";
+import { DirectoryWatcher, type DirectoryChange } from "./directory-watcher.js";
 
 /** The part of a directory scan the registry uses (`ScanResult` of `@cdktr/workflow`). */
 export interface WorkflowScan {
@@ -40,8 +40,13 @@ export interface WorkflowRegistryOptions {
   logger?: Logger;
   /** Called after each change with the event to publish on `topics.workflows()`. */
   onChange?: (event: WorkflowsChangedEvent) => void;
-  /** Directory to watch for changes (debounced); omit to rely on {@link refresh} calls only. */
+  /**
+   * Directory to watch for changes (debounced; one watch per folder, see `DirectoryWatcher`);
+   * omit to rely on {@link refresh} calls only.
+   */
   watchDir?: string;
+  /** Which file names under {@link watchDir} are workflow files (events of others are ignored). @default every name */
+  isWorkflowFile?: (name: string) => boolean;
   /** Period of the fallback full scan, ms (0 = none). */
   refreshMs?: number;
   /**
@@ -83,7 +88,7 @@ export class WorkflowRegistry {
   private readonly startVersion: number;
   private versionNo: number;
   private readonly logger: Logger;
-  private watcher: FSWatcher | null = null;
+  private watcher: DirectoryWatcher | null = null;
   private debounce: TimerHandle | null = null;
   private interval: RepeatingTimer | null = null;
   private scanning: Promise<void> | null = null;
@@ -137,13 +142,19 @@ export class WorkflowRegistry {
   async start(): Promise<void> {
     await this.refresh();
     if (this.opts.watchDir !== undefined) {
+      const root = this.opts.watchDir;
+      const watcher = new DirectoryWatcher({
+        root,
+        isFile: this.opts.isWorkflowFile ?? (() => true),
+        onChange: (c) => this.schedule(c),
+        onError: (e, dir) =>
+          this.logger.warn("workflow watcher error (the periodic scan goes on)", { dir, error: errorMessage(e) }),
+      });
       try {
-        this.watcher = watch(this.opts.watchDir, { ignoreInitial: true, persistent: true });
-        this.watcher.on("all", (event: string, path: string) => this.schedule(event, path));
-        this.watcher.on("error", (e: unknown) =>
-          this.logger.warn("workflow watcher error (the periodic scan goes on)", { error: errorMessage(e) }),
-        );
+        watcher.start();
+        this.watcher = watcher;
       } catch (e) {
+        watcher.close();
         this.logger.warn("cannot watch the workflow directory (the periodic scan goes on)", {
           error: errorMessage(e),
         });
@@ -158,19 +169,18 @@ export class WorkflowRegistry {
     this.stopped = true;
     if (this.debounce !== null) this.opts.clock.clearTimer(this.debounce);
     this.interval?.stop();
-    const w = this.watcher;
+    this.watcher?.close();
     this.watcher = null;
-    if (w !== null) await w.close();
     if (this.scanning !== null) await this.scanning;
     await this.opts.onStop?.();
   }
 
-  /** A watch event: a file's add/change/unlink is scanned on its own; anything else needs a full scan. */
-  private schedule(event: string, path: string): void {
+  /** A watch event: a file's change is scanned on its own; a change of the tree's folders needs a full scan. */
+  private schedule(change: DirectoryChange): void {
     if (this.stopped) return;
     const dir = this.opts.watchDir;
-    if (this.watched !== null && dir !== undefined && (event === "add" || event === "change" || event === "unlink")) {
-      this.watched.add(relative(dir, path).split(sep).join("/"));
+    if (this.watched !== null && dir !== undefined && change.kind === "file") {
+      this.watched.add(relative(dir, change.path).split(sep).join("/"));
       // Past this many files (a checkout, a copied tree) a full scan costs no more, and holds nothing.
       if (this.watched.size > MAX_WATCHED_PATHS) this.watched = null;
     } else {
