@@ -131,6 +131,11 @@ export class GroupCommit {
 
   constructor(private readonly opts: GroupCommitOptions) {
     this.db = opts.db;
+    // Each command runs in a savepoint, so SQLite keeps the first image of every page a command
+    // changes in a sub-journal; by default that is a temporary file, written page by page (a
+    // run's insert touches a dozen b-trees): in memory, batched triggers are ~2.7x faster. It is
+    // bounded by the pages one command (or one piece of a large one) changes.
+    this.db.pragma("temp_store = MEMORY");
     this.statements = {
       begin: this.db.prepare("BEGIN IMMEDIATE"),
       savepoint: this.db.prepare("SAVEPOINT cmd"),
