@@ -6,11 +6,13 @@
  * load on a principal with CURVE and keys (the default) and on one with `CDKTR_AUTH=off`; and
  * the same load on a principal whose store is the machine's PostgreSQL (`CDKTR_DATABASE_URL`);
  * and batches: `runWorkflows` of {@link BULK} triggers, 4 requests in flight, on the CURVE-on
- * principal (compared with BullMQ's `add` and `addBulk` in scenario 7).
+ * principal (compared with BullMQ's `add` and `addBulk` in scenario 7), against (c) raw SQLite
+ * writing the same rows in the principal's file, 100 triggers per transaction: the storage floor.
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { echoLoad } from "../baselines/echo-client.js";
+import { triggerRowsFloor } from "../baselines/trigger-rows.js";
 import type { PrincipalClient } from "@cdktr/protocol";
 import { startPrincipal, type PrincipalHandle } from "../harness/cdktr.js";
 import { makeTempDir, writeWorkflow } from "../harness/fs.js";
@@ -179,6 +181,9 @@ export const triggerAcceptance: Scenario = {
       await Promise.all(modes.map((m) => principals[m].stop()));
       await schema.drop();
     }
+    ctx.log(`baseline (c): raw SQLite writing a trigger's rows, ${BULK} per transaction, in the principal's file`);
+    const rowsFloor = triggerRowsFloor(principals.on.dbPath, BULK, durationMs);
+    ctx.shared.set("trigger.rowsFloor", rowsFloor);
     const ours = combine(measured.on);
     const plain = combine(measured.off);
     const onPg = combine(measured.pg);
@@ -287,6 +292,18 @@ export const triggerAcceptance: Scenario = {
             batch.errors > 0
               ? `${batch.errors} errors: ${batch.firstError ?? ""}`
               : `4 requests in flight; ${batch.completed * BULK} acked, ${batchStored} stored; request latency p50 ${fmt(summarize(batch.latencies).p50)} ms`,
+        }),
+      );
+      rows.push(
+        row({
+          scenario: S,
+          metric: `batch triggers/s vs raw SQLite writing the same rows (c)`,
+          unit: "/s",
+          ours: batchPerSecond,
+          baseline: rowsFloor,
+          baselineName: `better-sqlite3, ${BULK} triggers per transaction`,
+          better: "higher",
+          note: "per trigger: idempotency key lookup, run row, history line, key row; the principal's file, schema and pragmas; no wire: the storage floor",
         }),
       );
       if (batchStored !== batch.completed * BULK) {
