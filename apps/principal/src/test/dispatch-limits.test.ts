@@ -118,6 +118,60 @@ describe("dispatcher limits", { timeout: 90_000 }, () => {
     }
   });
 
+  it("malformed session fields (fetchWork, registerAgent, heartbeat, confirmAssignment) get BAD_REQUEST naming the field; nothing changes, the principal keeps serving", async () => {
+    const p = await startPrincipal();
+    // A client that sends whatever it is given (an old, buggy or hostile agent).
+    const anyBody = <V extends keyof typeof API_VERBS>(verb: V) => ({ ...API_VERBS[verb], request: z.any() });
+    const loose = new RpcClient({
+      endpoint: `tcp://127.0.0.1:${p.ports.api}`,
+      verbs: {
+        ...API_VERBS,
+        fetchWork: anyBody("fetchWork"),
+        registerAgent: anyBody("registerAgent"),
+        heartbeat: anyBody("heartbeat"),
+        confirmAssignment: anyBody("confirmAssignment"),
+      },
+      key: p.key("local-agent"),
+      timeoutMs: 10_000,
+    });
+    const agent = { agentId: "odd", host: "h", capacity: 1, labels: [], version: "t", runningRuns: [] };
+    const session = "s3ss10n-0001";
+    const cases: [
+      verb: "fetchWork" | "registerAgent" | "heartbeat" | "confirmAssignment",
+      body: object,
+      names: RegExp,
+    ][] = [
+      ["fetchWork", { agentId: "odd", waitMs: 0, freeSlots: 1, session }, /seq.*give both `session` and `seq`/s],
+      ["fetchWork", { agentId: "odd", waitMs: 0, freeSlots: 1, seq: 1 }, /give both `session` and `seq`/],
+      ["fetchWork", { agentId: "odd", waitMs: 0, freeSlots: 1, session: "a b", seq: 1 }, /session.*8-64 letters/s],
+      ["fetchWork", { agentId: "odd", waitMs: 0, freeSlots: 1, session, seq: 0 }, /seq/],
+      ["registerAgent", { ...agent, session: "x".repeat(65) }, /session.*8-64 letters/s],
+      ["registerAgent", { ...agent, session, predecessor: { session } }, /predecessor/],
+      ["registerAgent", { ...agent, session, predecessor: { session: "?", started: [] } }, /predecessor.*session/s],
+      ["heartbeat", { agentId: "odd", runningRuns: [], session, settledThrough: -1 }, /settledThrough/],
+      ["confirmAssignment", { agentId: "odd", runId: "r", token: "t", time: "yesterday" }, /time/],
+    ];
+    try {
+      for (const [verb, body, names] of cases) {
+        const err: unknown = await loose.request(verb, body as never).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        assert.ok(isCdktrError(err, "BAD_REQUEST"), `${verb} ${JSON.stringify(body)}: ${String(err)}`);
+        assert.match(String((err as Error).message), names, `${verb} ${JSON.stringify(body)}`);
+      }
+      assert.deepEqual((await p.client.listAgents()).agents, [], "no registration was taken");
+      const ok = await p.connect({ key: p.key("local-agent") }).registerAgent({ ...agent, session });
+      assert.equal(typeof ok.heartbeatIntervalMs, "number");
+      assert.deepEqual(
+        (await p.client.listAgents()).agents.map((a) => a.agentId),
+        ["odd"],
+      );
+    } finally {
+      loose.close();
+    }
+  });
+
   it("registration bounds labels (BAD_REQUEST saying the fix); listAgents pages cover every agent once and always fit", async () => {
     const p = await startPrincipal({ env: { CDKTR_MAX_MESSAGE_BYTES: "65536" } });
     // A client without the new bounds (an old or hostile one): the principal refuses by itself.
