@@ -101,10 +101,14 @@ describe("log ingest in its own thread", { timeout: 60_000 }, () => {
 
       state.leader = false;
       thread.pushState();
+      // Until the new state reaches the thread its batches are still stored: each attempt sends a
+      // line of its own, and the one refused must not be stored.
+      let seq = 100;
       await waitFor(
         async () => {
+          seq++;
           try {
-            await client.logBatch({ agentId: "a1", lines: [line("r1", 9)] }, { retry: false });
+            await client.logBatch({ agentId: "a1", lines: [line("r1", seq)] }, { retry: false });
             return false;
           } catch (e) {
             return isCdktrError(e, "NOT_LEADER");
@@ -113,9 +117,9 @@ describe("log ingest in its own thread", { timeout: 60_000 }, () => {
         { what: "NOT_LEADER on the log port" },
       );
       const db = new Database(store.logsPath, { readonly: true });
-      const nine = db.prepare("SELECT count(*) AS n FROM logs WHERE seq = 9").get() as { n: number };
+      const refused = db.prepare("SELECT count(*) AS n FROM logs WHERE seq = ?").get(seq) as { n: number };
       db.close();
-      assert.equal(nine.n, 0, "a refused batch stores nothing");
+      assert.equal(refused.n, 0, "a refused batch stores nothing");
     } finally {
       client.close();
       await thread.close();
