@@ -161,9 +161,17 @@ test("a trigger key's watcher gets its run live from the run's own topics; the w
     const ci = await h.p.createKey("ci", "trigger");
     const client = h.p.connect({ key: ci.key });
     const watch = (subscribe: "workflow" | "run") => {
-      const seen = { tasks: [] as string[], lines: [] as number[] };
+      const seen = { tasks: [] as string[], lines: [] as number[], logReads: 0 };
       const watcher = new RunWatcher({
-        client,
+        // Counts the watcher's reads of the stored lines (its own run's: a trigger key may).
+        client: {
+          getRun: (id) => client.getRun(id),
+          queryLogs: async (req) => {
+            const page = await client.queryLogs(req);
+            seen.logReads++;
+            return page;
+          },
+        },
         publishEndpoint: h.p.endpoints.publish,
         key: ci.key,
         workflowId: "hello",
@@ -185,13 +193,20 @@ test("a trigger key's watcher gets its run live from the run's own topics; the w
     void broad.watcher.watch(runId, stop.signal).catch(() => undefined);
     const ownDone = own.watcher.watch(runId, stop.signal);
     await new Promise((r) => setTimeout(r, 500)); // the run's subscription reaches the principal
+    // Both watchers read the run's stored lines once at the start (none yet); what they see after
+    // that, until the next read two minutes away, came through the publish channel.
+    await waitFor(() => broad.seen.logReads > 0 && own.seen.logReads > 0, { what: "the watchers' first reads" });
     await h.startRun(runId);
     await h.task(runId, "hello", "RUNNING");
     await h.send([h.line(runId, "hello", 1), h.line(runId, "hello", 2)]);
     await waitFor(() => own.seen.lines.length >= 2, { timeoutMs: 5000, what: "the run's lines, live" });
     assert.deepEqual(own.seen.tasks, ["hello:RUNNING"]);
     assert.deepEqual(own.seen.lines, [1, 2]);
-    assert.deepEqual(broad.seen, { tasks: [], lines: [] }, "a trigger key receives nothing on the workflow's topics");
+    assert.deepEqual(
+      { tasks: broad.seen.tasks, lines: broad.seen.lines },
+      { tasks: [], lines: [] },
+      "a trigger key receives nothing on the workflow's topics",
+    );
     await h.task(runId, "hello", "COMPLETED");
     await h.task(runId, "goodbye", "RUNNING");
     await h.task(runId, "goodbye", "COMPLETED");
