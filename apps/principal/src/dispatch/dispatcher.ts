@@ -281,6 +281,8 @@ export class Dispatcher {
     if (keyName !== null && e !== undefined && e.token === token && e.leaseKey !== keyName) {
       throw notLeasedTo(runId, keyName);
     }
+    const commit = (workflow: WorkflowDefinition) =>
+      this.store.confirmAssignment(runId, agentId, token, Object.keys(workflow.tasks), keyName, startedAt);
     if (e !== undefined && e.run.status === "ASSIGNED" && e.token === token && e.run.agentId === agentId) {
       // An assignment fetched with a session has no expiring lease: its agent may have started it.
       const leased = tokenOrigin(token) === null;
@@ -292,14 +294,7 @@ export class Dispatcher {
       // cannot expire (expireLeases skips it), so it is never handed out twice.
       this.confirming.add(runId);
       try {
-        const { run, tasks } = await this.store.confirmAssignment(
-          runId,
-          agentId,
-          token,
-          Object.keys(e.workflow.tasks),
-          keyName,
-          startedAt,
-        );
+        const { run, tasks } = await commit(e.workflow);
         if (this.runs.isCurrent(e)) this.runs.setRun(e, run);
         this.onRunChanged(run);
         this.onTasksChanged(run.workflowId, tasks);
@@ -320,15 +315,7 @@ export class Dispatcher {
       }
     }
     if (e !== undefined && e.run.status === "RUNNING" && e.token === token && e.run.agentId === agentId) {
-      const confirmed = await this.store.confirmAssignment(
-        runId,
-        agentId,
-        token,
-        Object.keys(e.workflow.tasks),
-        keyName,
-        startedAt,
-      );
-      return confirmed.run;
+      return (await commit(e.workflow)).run;
     }
     if (e === undefined) {
       const stored = await this.store.getRun(runId);
