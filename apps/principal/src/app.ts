@@ -294,6 +294,7 @@ export function createPrincipal(config: PrincipalConfig, deps: PrincipalDeps = {
       },
       role: r,
       requireLeader: () => void t.current(),
+      termReady: () => t.peek() !== null && r.isLeader(),
       events,
       keys: auth?.keys ?? null,
       onKeyRevoked: () => rebindPublisher(auth?.publisher),

@@ -33,6 +33,8 @@ export interface ApiContext {
   role: LeaderRole;
   /** Throws `NOT_LEADER` unless this principal leads and its term is ready. */
   requireLeader: () => void;
+  /** Whether the current leader term is loaded (writes are accepted); no side effect. */
+  termReady: () => boolean;
   events: PrincipalEvents;
   /** Enrolled keys (updated by enrolments and revocations); null when authentication is off. */
   keys: KeyRing | null;

@@ -39,15 +39,20 @@ export function principalHealth(ctx: ApiContext): ServerHealth {
 
 /**
  * The `ping` reply of both servers: identity, health, and leadership (role, the leader's
- * endpoints, its epoch) with the hash of this principal's workflow set.
+ * endpoints, its epoch) with the hash of this principal's workflow set. `role` is `"leader"` only
+ * once the writes it is elected for are accepted: a principal elected but still loading its term
+ * (queue, leases, agents) says `"standby"` with itself as the leader, so that a client or probe
+ * that waits for `"leader"` and then writes is not refused because the term is still loading.
  */
 export function principalPing(ctx: ApiContext, id: ServerIdentity): ReplyOf<typeof API_VERBS, "ping"> {
+  const leadership = ctx.role.ping();
   return {
     principalId: id.serverId,
     version: id.version,
     time: new Date().toISOString(),
     ...principalHealth(ctx),
-    ...ctx.role.ping(),
+    ...leadership,
+    ...(leadership.role === "leader" && !ctx.termReady() ? { role: "standby" as const } : {}),
     workflowHash: ctx.workflows.setHash,
   };
 }

@@ -51,6 +51,7 @@ async function startThread(): Promise<{
     requireLeader: () => {
       if (!state.leader) throw notLeader(null, "test");
     },
+    termReady: () => state.leader,
     agents: { touch: (id: string) => touched.push(id), activeIds: () => [] },
     events: { log: (l: LogLine) => published.push(l) },
   } as unknown as ApiContext;
