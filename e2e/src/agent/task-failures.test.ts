@@ -112,6 +112,49 @@ test("cancel: running processes are killed, pending tasks and the run end CANCEL
   assert.deepEqual(readLines(join(c.home, "after.count")), []);
 });
 
+test("cancel at once after the trigger (the run ASSIGNED, maybe started by its agent already): CANCELLED, and a task that started is recorded CANCELLED with its logs, never missing", async (t) => {
+  const c = await setup((home) => ({
+    "quick.yml": workflowYaml({
+      tasks: {
+        long: { cmd: "sh", args: ["-c", `echo "$CDKTR_RUN_ID $$" >> '${home}/pids'; echo started; exec sleep 300`] },
+      },
+    }),
+  }));
+  const pids = (): string[][] => readLines(join(c.home, "pids")).map((l) => l.split(" "));
+  let started = 0;
+  const seen: string[] = [];
+  for (let i = 0; i < 24; i++) {
+    const runId = await c.run("quick");
+    // Stagger the cancel across the dispatch window: before, during and after the agent's start.
+    if (i % 8 > 0) await new Promise((r) => setTimeout(r, i % 8));
+    const reply = await c.client.cancelRun(runId);
+    assert.equal(reply.cancelled, true);
+    seen.push(reply.status);
+    const r = await c.waitForRun(runId);
+    assert.equal(r.run.status, "CANCELLED", JSON.stringify(r.run));
+    const task = r.tasks.find((t) => t.taskId === "long");
+    if (pids().some(([id]) => id === runId)) {
+      started++;
+      assert.equal(task?.status, "CANCELLED", `a task that started is recorded: ${JSON.stringify(r.tasks)}`);
+      const lines = await waitFor(
+        async () => {
+          const l = (await c.logs(runId, "long")).map((x) => x.line);
+          return l.includes("started") ? l : undefined;
+        },
+        { timeoutMs: 5000, what: "the started task's output stored" },
+      );
+      assert.ok(lines.includes("started"));
+    } else {
+      assert.ok(task === undefined || task.status !== "RUNNING", JSON.stringify(task));
+    }
+  }
+  for (const [, pid] of pids()) {
+    await waitFor(() => !groupAlive(Number(pid)), { timeoutMs: 5000, what: `task group ${pid} killed` });
+  }
+  t.diagnostic(`statuses at the cancel: ${seen.join(" ")}; ${started} of 24 started`);
+  assert.ok(started > 0, "at least one cancel came after the agent started the task");
+});
+
 test("!UvPython: the uv binary gets exactly `run --with <pkg>... <script>` in the working directory", async () => {
   const c = await setup((home) => {
     const uv = fakeUv(home);

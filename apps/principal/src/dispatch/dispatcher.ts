@@ -164,15 +164,17 @@ export class Dispatcher {
   }
 
   /**
-   * Flag a run its agent holds for cancellation (its cancel is committed) and, once it is
-   * RUNNING, tell its agent now (parked fetchWork, if any).
+   * Flag a run its agent holds (ASSIGNED or RUNNING) for cancellation (its cancel is committed)
+   * and tell its agent now (parked fetchWork, if any); told again once it confirms (an agent
+   * ignores a cancel of a run it has not received yet). An ASSIGNED run its agent never starts
+   * ends CANCELLED instead of going back to the queue (see {@link release}).
    */
   requestCancel(runId: string): void {
     const e = this.runs.get(runId);
     if (e === undefined || !HELD_RUN_STATUSES.includes(e.run.status)) return;
     e.cancelRequested = true;
     const agentId = e.run.agentId;
-    if (agentId === null || e.run.status !== "RUNNING") return;
+    if (agentId === null) return;
     const cancel = this.cancelsFor(agentId);
     for (const w of this.parked.ofAgent(agentId)) {
       this.cancelSentByFetch.add(runId);
@@ -185,10 +187,10 @@ export class Dispatcher {
     for (const w of this.parked.ofAgent(agentId)) this.parked.finish(w, { assignment: null, cancel: [] });
   }
 
-  /** Runs this agent must stop: RUNNING on it with a cancel requested. */
+  /** Runs this agent must stop: held by it (ASSIGNED or RUNNING) with a cancel requested. */
   cancelsFor(agentId: string): string[] {
     return this.byAgent(agentId)
-      .filter((e) => e.run.status === "RUNNING" && e.cancelRequested)
+      .filter((e) => e.cancelRequested && HELD_RUN_STATUSES.includes(e.run.status))
       .map((e) => e.run.runId);
   }
 
@@ -298,6 +300,11 @@ export class Dispatcher {
         if (this.runs.isCurrent(e)) this.runs.setRun(e, run);
         this.onRunChanged(run);
         this.onTasksChanged(run.workflowId, tasks);
+        if (e.cancelRequested && this.runs.isCurrent(e)) {
+          // Cancelled while ASSIGNED: its agent may have ignored the first word (not received yet).
+          this.cancelSentByFetch.delete(runId);
+          this.requestCancel(runId);
+        }
         return run;
       } catch (err) {
         if (isCdktrError(err) && STORE_REFUSALS.has(err.code)) {
@@ -384,6 +391,11 @@ export class Dispatcher {
         if (!current()) return;
         if (stored === null || isTerminalRunStatus(stored.status)) {
           this.remove(runId);
+          // Cancelled while ASSIGNED, and never started: ends here instead of going back to the queue.
+          if (run !== null) {
+            this.logger.info(`${why}: run cancelled (a cancel was requested)`, { runId, agentId });
+            this.onRunChanged(run);
+          }
           return;
         }
         if (stored.status !== "QUEUED") return;

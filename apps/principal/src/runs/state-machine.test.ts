@@ -112,7 +112,7 @@ describe("run state machine", () => {
       RUN_STATUSES.map((s) => [s, cancelEffect(s)]),
       [
         ["QUEUED", "cancel"],
-        ["ASSIGNED", "cancel"],
+        ["ASSIGNED", "ask-agent"],
         ["RUNNING", "ask-agent"],
         ["COMPLETED", "none"],
         ["FAILED", "none"],

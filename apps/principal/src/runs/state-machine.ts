@@ -19,6 +19,9 @@ export const ACTIVE_RUN_STATUSES: readonly RunStatus[] = ["QUEUED", "ASSIGNED", 
 /** Run states in which an agent holds the run (assigned to it, or running on it). */
 export const HELD_RUN_STATUSES: readonly RunStatus[] = ["ASSIGNED", "RUNNING"];
 
+/** The message of a run cancelled while ASSIGNED, once its agent said it did not start it (or its lease expired). */
+export const NOT_STARTED_CANCEL = "cancelled by request before its agent started it";
+
 const RUN_TRANSITIONS: Readonly<Record<RunStatus, readonly RunStatus[]>> = {
   QUEUED: ["ASSIGNED", "CANCELLED"],
   ASSIGNED: ["RUNNING", "QUEUED", "CANCELLED", "CRASHED"],
@@ -153,7 +156,9 @@ export function checkRunReport(run: RunState, report: { agentId: string; status:
  */
 export function cancelEffect(status: RunStatus): "none" | "ask-agent" | "cancel" {
   if (isTerminalRunStatus(status)) return "none";
-  if (status === "RUNNING") return "ask-agent";
+  // ASSIGNED too: an agent starts a run on its assignment, before confirming it, so only it can
+  // say whether it runs (a cancel decided here would refuse the reports of a running task).
+  if (status === "RUNNING" || status === "ASSIGNED") return "ask-agent";
   return canTransitionRun(status, "CANCELLED") ? "cancel" : "none";
 }
 

@@ -143,7 +143,7 @@ export interface CancelResult {
   run: RunRecord;
   /** False when the run had already finished. */
   cancelled: boolean;
-  /** True when the run is RUNNING and the agent has to stop it. */
+  /** True when an agent holds the run (ASSIGNED or RUNNING) and has to stop it. */
   agentMustStop: boolean;
   tasks: TaskRunRecord[];
 }
@@ -223,7 +223,7 @@ export interface Store {
    * @throws CdktrError RUN_NOT_FOUND, INVALID_TRANSITION, STALE_ASSIGNMENT, PERMISSION_DENIED
    */
   updateTaskStatus(update: TaskStatusUpdate, claim: LeaseClaim | null): Promise<TaskUpdateResult>;
-  /** Cancel: QUEUED/ASSIGNED -> CANCELLED now; RUNNING -> flagged for the agent. @throws RUN_NOT_FOUND */
+  /** Cancel: QUEUED -> CANCELLED now; ASSIGNED/RUNNING -> flagged for the agent. @throws RUN_NOT_FOUND */
   cancelRun(runId: string): Promise<CancelResult>;
   /**
    * Mark an ASSIGNED/RUNNING run CRASHED (and its unfinished tasks); when `requeueRunId` is

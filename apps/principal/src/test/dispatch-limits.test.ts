@@ -246,7 +246,17 @@ describe("dispatcher limits", { timeout: 90_000 }, () => {
       heal();
       const w1 = await agent.fetchWork({ agentId: "a", waitMs: 0, freeSlots: 1 });
       assert.equal(w1.assignment?.run.runId, r1, "the run is still in the queue after the failed cancel");
-      assert.deepEqual(await p.client.cancelRun(r1), { runId: r1, status: "CANCELLED", cancelled: true });
+      // Now ASSIGNED: only its agent can say whether it started it. This one never confirms: the
+      // run ends CANCELLED when its lease ends, instead of going back to the queue.
+      assert.deepEqual(await p.client.cancelRun(r1), { runId: r1, status: "ASSIGNED", cancelled: true });
+      const cancelled = await waitFor(
+        async () => {
+          const r = (await p.client.getRun(r1)).run;
+          return r.status === "CANCELLED" ? r : undefined;
+        },
+        { timeoutMs: 10_000, what: "the unconfirmed cancelled run CANCELLED at its lease's end" },
+      );
+      assert.equal(cancelled.message, "cancelled by request before its agent started it");
 
       // confirm
       const r2 = (await p.client.runWorkflow({ workflowId: "hello" })).runId;

@@ -5,6 +5,7 @@ import {
   admitRun,
   canTransitionRun,
   cancelEffect,
+  NOT_STARTED_CANCEL,
   checkConfirm,
   checkLeaseClaim,
   checkRunReport,
@@ -115,11 +116,25 @@ export class PgRunWrites {
     return runFromRow(updated as RunRow);
   }
 
-  /** ASSIGNED -> QUEUED after the lease expired; null when `token` is no longer the run's assignment. */
+  /**
+   * ASSIGNED -> QUEUED after the lease expired (or its agent said it did not start it), or ->
+   * CANCELLED when a cancel was requested meanwhile; null when `token` is no longer the run's
+   * assignment.
+   */
   async expire(sql: TxSql, now: number, runId: string, token: string): Promise<RunRecord | null> {
     const t = new PgTables(sql);
     const row = await t.lockRun(runId);
     if (row === undefined || row.token !== token || !canTransitionRun(row.status, "QUEUED")) return null;
+    if (row.cancel_requested === 1) {
+      const message = NOT_STARTED_CANCEL;
+      const cancelled = await sql.one<RunRow>(
+        `UPDATE runs SET status = $1, finished_at = $2, reason = $3, message = $4, token = NULL, lease_expires_at = NULL, updated_at = $2
+         WHERE run_id = $5 RETURNING *`,
+        ["CANCELLED", now, "cancelled", message, runId],
+      );
+      t.history(now, { runId, from: row.status, to: "CANCELLED", agentId: row.agent_id, reason: "cancelled", message });
+      return runFromRow(cancelled as RunRow);
+    }
     const updated = await sql.one<RunRow>(
       `UPDATE runs SET status = $1, agent_id = NULL, token = NULL, lease_key = NULL, lease_expires_at = NULL, updated_at = $2
        WHERE run_id = $3 RETURNING *`,

@@ -3,6 +3,7 @@ import {
   admitRun,
   canTransitionRun,
   cancelEffect,
+  NOT_STARTED_CANCEL,
   checkConfirm,
   checkLeaseClaim,
   checkRunReport,
@@ -123,11 +124,23 @@ export class RunWrites {
     return runFromRow(t.requireRun(runId));
   }
 
-  /** ASSIGNED -> QUEUED after the lease expired; null when `token` is no longer the run's assignment. */
+  /**
+   * ASSIGNED -> QUEUED after the lease expired (or its agent said it did not start it), or ->
+   * CANCELLED when a cancel was requested meanwhile; null when `token` is no longer the run's
+   * assignment.
+   */
   expire(now: number, runId: string, token: string): RunRecord | null {
     const t = this.tables;
     const row = t.runRow(runId);
     if (row === undefined || row.token !== token || !canTransitionRun(row.status, "QUEUED")) return null;
+    if (row.cancel_requested === 1) {
+      const message = NOT_STARTED_CANCEL;
+      t.sql(
+        "UPDATE runs SET status = ?, finished_at = ?, reason = ?, message = ?, token = NULL, lease_expires_at = NULL, updated_at = ? WHERE run_id = ?",
+      ).run("CANCELLED", now, "cancelled", message, now, runId);
+      t.history(now, { runId, from: row.status, to: "CANCELLED", agentId: row.agent_id, reason: "cancelled", message });
+      return runFromRow(t.requireRun(runId));
+    }
     t.sql(
       "UPDATE runs SET status = ?, agent_id = NULL, token = NULL, lease_key = NULL, lease_expires_at = NULL, updated_at = ? WHERE run_id = ?",
     ).run("QUEUED", now, runId);
@@ -225,8 +238,8 @@ export class RunWrites {
   }
 
   /**
-   * Cancel by request: a QUEUED/ASSIGNED run is CANCELLED now; a RUNNING one is flagged for its
-   * agent (once); a finished one is left alone.
+   * Cancel by request: a QUEUED run is CANCELLED now; an ASSIGNED or RUNNING one is flagged for
+   * its agent (once); a finished one is left alone.
    * @throws CdktrError RUN_NOT_FOUND
    */
   cancel(now: number, runId: string): CancelResult {

@@ -312,6 +312,50 @@ export function storeContract(h: StoreHarness): void {
       },
     );
 
+    it(
+      "a cancel of an ASSIGNED run asks its agent: confirmed, it is the agent's to cancel (its tasks recorded); never started, it ends CANCELLED instead of going back to the queue",
+      opts,
+      async () => {
+        await open();
+        const time = new Date(clock.now()).toISOString();
+        const started = ids.next();
+        await store.createRun({ ...baseTrigger, runId: started, workflow: wf, idempotencyKey: null });
+        await store.assignRun(started, "ag", "tok", clock.now() + 1000, null);
+        const asked = await store.cancelRun(started);
+        assert.deepEqual([asked.cancelled, asked.agentMustStop, asked.run.status], [true, true, "ASSIGNED"]);
+        // The agent had started it: its confirmation and reports are accepted.
+        await store.confirmAssignment(started, "ag", "tok", ["a", "b"], null);
+        const t = { agentId: "ag", runId: started, attempt: 1, time };
+        assert.equal((await store.updateTaskStatus({ ...t, taskId: "a", status: "RUNNING" }, null)).applied, true);
+        assert.equal((await store.updateTaskStatus({ ...t, taskId: "a", status: "CANCELLED" }, null)).applied, true);
+        await store.updateRunStatus({ agentId: "ag", runId: started, status: "CANCELLED", time }, null);
+        assert.deepEqual(
+          (await store.getRun(started))?.tasks.map((x) => [x.taskId, x.status]),
+          [
+            ["a", "CANCELLED"],
+            ["b", "CANCELLED"],
+          ],
+        );
+        // Never started (its agent says so, or its lease ends): CANCELLED, not QUEUED.
+        const unstarted = ids.next();
+        await store.createRun({ ...baseTrigger, runId: unstarted, workflow: wf, idempotencyKey: null });
+        await store.assignRun(unstarted, "ag", "tok2", clock.now() + 1000, null);
+        await store.cancelRun(unstarted);
+        const ended = await store.expireAssignment(unstarted, "tok2");
+        assert.deepEqual(
+          [ended?.status, ended?.reason, ended?.message],
+          ["CANCELLED", "cancelled", "cancelled by request before its agent started it"],
+        );
+        assert.equal(ended?.finishedAt !== null, true);
+        await assert.rejects(
+          store.confirmAssignment(unstarted, "ag", "tok2", ["a", "b"], null),
+          (e: unknown) => isCdktrError(e, "STALE_ASSIGNMENT"),
+          "its token is refused from then on",
+        );
+        await store.close();
+      },
+    );
+
     it("overlap skip: a trigger beyond max_active_runs is stored SKIPPED", opts, async () => {
       await open();
       const limited = { ...definition("lim"), overlap: "skip" as const, maxActiveRuns: 1 };
