@@ -26,6 +26,7 @@ import { claimSession, type ClaimedSession } from "./data-dir/session-file.js";
 import { noSyncOps, realSyncOps, SyncBatch } from "./data-dir/sync-batch.js";
 import { AgentStateError } from "./errors.js";
 import { Containment } from "./exec/containment.js";
+import { Spawner } from "./exec/spawner/spawner.js";
 import { ProcessGroupRegistry } from "./exec/process-group-registry.js";
 import type { TaskEnvSource } from "./exec/task-command.js";
 import { LogShipper } from "./logs/log-shipper.js";
@@ -76,6 +77,8 @@ export interface AgentReadyInfo {
   reapedProcessGroups: number[];
   /** How escaped task processes are found: `cgroup` (v2 subtree per task) or `proc` (environment marker). */
   containment: "cgroup" | "proc";
+  /** Where task processes are forked (`CDKTR_AGENT_SPAWNER`, `auto` resolved). */
+  spawner: "process" | "inline";
   /** Processes of a previous agent process's tasks found by that mechanism and killed at start. */
   reapedProcesses: number;
   /** The name of the agent's key; null without one (plaintext, for `CDKTR_AUTH=off`). */
@@ -146,6 +149,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   let started = false;
   let stopPromise: Promise<void> | null = null;
   let health: HealthServer | null = null;
+  /** The spawner process (`CDKTR_AGENT_SPAWNER=process`), from start-up on. */
+  let spawner: Spawner | null = null;
   const metrics =
     config.metricsPort === null
       ? null
@@ -177,6 +182,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
     logClient = null;
     lock?.release();
     lock = null;
+    void spawner?.close();
+    spawner = null;
   };
 
   /** Build every part (nothing runs yet); the clients are released by {@link releaseAll}. */
@@ -253,6 +260,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
       shipper,
       groups,
       containment,
+      spawner: () => spawner,
       killGraceMs: config.taskKillGraceMs,
       logger,
       now,
@@ -305,6 +313,10 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         const reaped = groups.reapOrphans();
         const reapedProcesses = containment.reapOrphans();
         logger.info("task containment", { mechanism: containment.mechanism, why: containment.why });
+        // After the reaping: the spawner waits for spawns in a fresh cgroup of the subtree.
+        if (config.spawner === "process") {
+          spawner = await Spawner.start({ cgroupDir: containment.cgroupDir, logger });
+        }
         shipper.start();
         outbox.start();
         if (stopping) session.stopFetching();
@@ -326,6 +338,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
           registered,
           reapedProcessGroups: reaped,
           containment: containment.mechanism,
+          spawner: config.spawner,
           reapedProcesses,
           key: keyName,
           metrics: health?.url ?? null,
@@ -371,6 +384,8 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         // What the outbox and the spool wrote last is on the disk before the process exits.
         await sync.synced();
         await session.closed();
+        // The spawner leaves its fresh cgroup before the subtree is removed.
+        await spawner?.close();
         parts.containment.close();
         releaseAll();
         logger.info("stopped");

@@ -2,7 +2,7 @@
  * Configuration of the agent: every `CDKTR_*` variable it reads, with defaults.
  */
 import { randomBytes } from "node:crypto";
-import { homedir, hostname } from "node:os";
+import { availableParallelism, homedir, hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import {
@@ -86,6 +86,14 @@ export const AgentEnvSchema = z.object({
    */
   CDKTR_AGENT_CONTAINMENT: z.enum(["auto", "cgroup", "proc"]).default("auto"),
   /**
+   * Where task processes are forked: `process` (a small spawner process the agent starts, so that
+   * forks and cgroup moves run on another core instead of the agent's thread), `inline` (the
+   * agent's own thread; one process less), `auto` (`process` on machines with 4 or more cores:
+   * on 2 cores the extra process competes with the agent and the principal for them, see
+   * bench/README.md).
+   */
+  CDKTR_AGENT_SPAWNER: z.enum(["auto", "process", "inline"]).default("auto"),
+  /**
    * A cgroup v2 directory where the agent creates its subtree `cdktr-agent-<hash>/task-<id>`;
    * default: the agent's own cgroup.
    */
@@ -142,6 +150,8 @@ export interface AgentConfig {
   containment: "auto" | "cgroup" | "proc";
   /** `CDKTR_AGENT_CGROUP_BASE`, or null for the agent's own cgroup. */
   cgroupBase: string | null;
+  /** `CDKTR_AGENT_SPAWNER`, with `auto` resolved for this machine. */
+  spawner: "process" | "inline";
   logLevel: "error" | "warn" | "info" | "debug";
   /** Port of the metrics and health endpoints (`CDKTR_METRICS_PORT`), or null: not served. */
   metricsPort: number | null;
@@ -185,8 +195,14 @@ export function loadConfig(
     fsync: e.CDKTR_AGENT_FSYNC,
     containment: e.CDKTR_AGENT_CONTAINMENT,
     cgroupBase: e.CDKTR_AGENT_CGROUP_BASE ?? null,
+    spawner: e.CDKTR_AGENT_SPAWNER === "auto" ? autoSpawner() : e.CDKTR_AGENT_SPAWNER,
     logLevel: e.CDKTR_LOG_LEVEL,
     metricsPort: e.CDKTR_METRICS_PORT ?? null,
     metricsHost: e.CDKTR_METRICS_HOST,
   };
+}
+
+/** `CDKTR_AGENT_SPAWNER=auto`: a spawner process when the machine has 4 cores or more. */
+function autoSpawner(): "process" | "inline" {
+  return availableParallelism() >= 4 ? "process" : "inline";
 }

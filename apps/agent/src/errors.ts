@@ -24,3 +24,9 @@ export type AgentStateErrorCode = "AGENT_ALREADY_STARTED" | "TASK_PLAN_STUCK";
  * `start()` called twice, or a run's task plan with nothing running and nothing ready.
  */
 export class AgentStateError extends CodedError<AgentStateErrorCode> {}
+
+/** Stable codes of {@link SpawnerError}. */
+export type SpawnerErrorCode = "SPAWNER_UNAVAILABLE";
+
+/** The agent's spawner process cannot be started or reached: spawns fail with `spawn_error`. */
+export class SpawnerError extends CodedError<SpawnerErrorCode> {}

@@ -32,6 +32,7 @@ await runService({
     registered: info.registered,
     reapedProcessGroups: info.reapedProcessGroups,
     containment: info.containment,
+    spawner: info.spawner,
     reapedProcesses: info.reapedProcesses,
     key: info.key,
     metrics: info.metrics,

@@ -126,6 +126,10 @@ export async function startAgent(
     env: {
       CDKTR_AGENT_ID: opts.id ?? "bench-agent",
       CDKTR_AGENT_MAX_CONCURRENCY: String(opts.concurrency),
+      // A/B of where tasks are forked (bench/README.md, "A spawner process for the agent").
+      ...(process.env.CDKTR_BENCH_AGENT_SPAWNER === undefined
+        ? {}
+        : { CDKTR_AGENT_SPAWNER: process.env.CDKTR_BENCH_AGENT_SPAWNER }),
       ...opts.env,
     },
     service: {

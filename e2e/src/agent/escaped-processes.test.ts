@@ -39,11 +39,14 @@ async function cluster(containment: "cgroup" | "proc", tasks: Record<string, Tas
   const c = await prepareCluster();
   c.writeWorkflows({ "escape.yml": workflowYaml({ tasks }) });
   await c.start();
+  // Each mechanism with one way of forking (the other pairs: apps/agent/src/exec/containment.test.ts).
+  const spawner = containment === "cgroup" ? "process" : "inline";
   const agent = await startFastAgent(c, {
-    env: { CDKTR_AGENT_CONTAINMENT: containment },
+    env: { CDKTR_AGENT_CONTAINMENT: containment, CDKTR_AGENT_SPAWNER: spawner },
     ...(dataDir === undefined ? {} : { dataDir: join(c.home, dataDir) }),
   });
   assert.equal(agent.ready.containment, containment);
+  assert.equal(agent.ready.spawner, spawner);
   return Object.assign(c, { agent });
 }
 

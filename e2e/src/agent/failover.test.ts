@@ -111,7 +111,10 @@ test("agent SIGKILLed mid-run: CRASHED within the heartbeat timeout plus one che
   });
   await c.start();
   const dataDir = join(c.home, "agent-data");
-  const agent = await startFastAgent(c, { dataDir });
+  // Forked by a spawner process, which records the task's group before the agent hears of it:
+  // the agent and its spawner are SIGKILLed together below.
+  const agent = await startFastAgent(c, { dataDir, env: { CDKTR_AGENT_SPAWNER: "process" } });
+  assert.equal(agent.ready.spawner, "process");
   const runId = await c.run("sleepy");
   const pgid = Number(
     await waitFor(() => readLines(join(c.home, "sleepy.pid"))[0], { timeoutMs: 15_000, what: "task started" }),

@@ -7,6 +7,7 @@ import { noopLogger } from "@cdktr/protocol";
 import { makeTempDir, processGone, removeTempDirs, waitFor } from "@cdktr/test-utils";
 import { Containment, type ContainmentMode } from "./containment.js";
 import { runTaskProcess, type OutputStream } from "./task-process.js";
+import { Spawner } from "./spawner/spawner.js";
 
 after(removeTempDirs);
 
@@ -37,6 +38,17 @@ after(() => {
   for (const c of made.splice(0).reverse()) c.close();
 });
 
+/** Spawners made here, closed at the end before the containments (they wait in fresh cgroups of them). */
+const spawners: Spawner[] = [];
+after(async () => {
+  for (const s of spawners.splice(0)) await s.close();
+});
+async function spawnerFor(c: Containment): Promise<Spawner> {
+  const s = await Spawner.start({ cgroupDir: c.cgroupDir, logger: noopLogger });
+  spawners.push(s);
+  return s;
+}
+
 /** The test process's own cgroup v2 path. */
 const ownPath = (): string =>
   (
@@ -60,7 +72,7 @@ function containment(mode: ContainmentMode, dataDir = makeTempDir("cdktr-contain
 async function run(
   c: Containment,
   script: string,
-  options: { timeoutMs?: number; signal?: AbortSignal; pipeDrainMs?: number } = {},
+  options: { timeoutMs?: number; signal?: AbortSignal; pipeDrainMs?: number; spawner?: Spawner } = {},
 ) {
   const lines: { stream: OutputStream; line: string }[] = [];
   const started = Date.now();
@@ -75,48 +87,63 @@ async function run(
     containment: c.forTask(),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.pipeDrainMs === undefined ? {} : { pipeDrainMs: options.pipeDrainMs }),
+    ...(options.spawner === undefined ? {} : { spawner: options.spawner }),
   });
   const pid = escaped.at(-1);
   assert.ok(pid !== undefined, `the script printed no pid: ${JSON.stringify(lines)}`);
   return { result, lines, pid, elapsed: Date.now() - started };
 }
 
-for (const mode of ["cgroup", "proc"] as const) {
+for (const [mode, spawned] of [
+  ["cgroup", false],
+  ["proc", false],
+  ["cgroup", true],
+  ["proc", true],
+] as const) {
   const skip = mode === "cgroup" ? noCgroup : false;
+  const name = spawned ? `${mode} (spawner process)` : mode;
+  /** The spawner for `c` in this variant. */
+  const via = async (c: Containment): Promise<{ spawner?: Spawner }> =>
+    spawned ? { spawner: await spawnerFor(c) } : {};
 
-  test(`${mode}: on timeout, a setsid child is killed and the attempt ends at the timeout`, { skip }, async () => {
+  test(`${name}: on timeout, a setsid child is killed and the attempt ends at the timeout`, { skip }, async () => {
     const c = containment(mode);
-    const r = await run(c, "setsid sleep 97 & echo escaped=$!; sleep 1000", { timeoutMs: 300 });
+    const r = await run(c, "setsid sleep 97 & echo escaped=$!; sleep 1000", { timeoutMs: 300, ...(await via(c)) });
     assert.equal(r.result.ok, false);
     assert.equal(r.result.ok ? null : r.result.reason, "timeout");
     assert.ok(r.elapsed < 10_000, `took ${r.elapsed} ms`);
     await waitFor(() => processGone(r.pid), { timeoutMs: 5000, what: "escaped child killed" });
   });
 
-  test(`${mode}: on cancel, a double-forked child that ignores SIGTERM is killed after the grace`, {
+  test(`${name}: on cancel, a double-forked child that ignores SIGTERM is killed after the grace`, {
     skip,
   }, async () => {
     const c = containment(mode);
+    const extra = await via(c);
     const abort = new AbortController();
     setTimeout(() => abort.abort("cancelled"), 500).unref();
     const r = await run(c, "(trap '' TERM; setsid sh -c 'trap \"\" TERM; sleep 97' & echo escaped=$!) ; sleep 1000", {
       signal: abort.signal,
+      ...extra,
     });
     assert.equal(r.result.ok ? null : r.result.reason, "cancelled");
     assert.ok(r.elapsed < 10_000, `took ${r.elapsed} ms`);
     await waitFor(() => processGone(r.pid), { timeoutMs: 5000, what: "escaped child killed" });
   });
 
-  test(`${mode}: a task that exits 0 leaving a setsid child completes at once and the child is killed`, {
+  test(`${name}: a task that exits 0 leaving a setsid child completes at once and the child is killed`, {
     skip,
   }, async () => {
     const c = containment(mode);
-    const r = await run(c, "setsid sleep 97 & echo escaped=$!");
+    const extra = await via(c);
+    const r = await run(c, "setsid sleep 97 & echo escaped=$!", extra);
     assert.deepEqual(r.result, { ok: true, exitCode: 0 });
     assert.ok(r.elapsed < 10_000, `took ${r.elapsed} ms`);
     await waitFor(() => processGone(r.pid), { timeoutMs: 5000, what: "escaped child killed" });
     if (c.cgroupDir !== null) {
       const dir = c.cgroupDir;
+      // The spawner leaves the fresh cgroup it waits in (the only one left then is the task's).
+      await extra.spawner?.close();
       await waitFor(() => taskCgroups(dir).length === 0, {
         timeoutMs: 5000,
         what: "the task's cgroup removed",
@@ -126,45 +153,48 @@ for (const mode of ["cgroup", "proc"] as const) {
     }
   });
 
-  test(`${mode}: at start-up, the escaped processes an agent with the same data directory left are killed`, {
-    skip,
-  }, async () => {
-    const dataDir = makeTempDir("cdktr-containment-");
-    const first = containment(mode, dataDir);
-    const task = first.forTask();
-    // A task process of an agent that then died: spawned inside, never released.
-    const child = task.spawnInside(() =>
-      spawn("sh", ["-c", "setsid sleep 97 & echo escaped=$!"], {
-        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...task.env },
-        stdio: ["ignore", "pipe", "ignore"],
-        detached: true,
-      }),
-    );
-    const line = await new Promise<string>((resolve) =>
-      child.stdout.once("data", (b: Buffer) => resolve(b.toString())),
-    );
-    const pid = Number(line.trim().slice("escaped=".length));
-    escaped.push(pid);
-    await new Promise((resolve) => child.once("exit", resolve));
-    assert.equal(processGone(pid), false);
-    // The first agent "dies": its process (this one) leaves the fresh cgroup it waited in, as a
-    // dead agent's leaves it empty; the task's cgroup and its escaped process stay.
-    first.close();
-    // Another agent's processes are left alone: a different data directory, a different key.
-    const other = containment(mode);
-    assert.equal(other.reapOrphans(), 0);
-    assert.equal(processGone(pid), false);
-    const second = containment(mode, dataDir);
-    assert.ok(second.reapOrphans() >= 1);
-    await waitFor(() => processGone(pid), { timeoutMs: 5000, what: "orphan killed" });
-    if (second.cgroupDir !== null)
-      assert.deepEqual(
-        readdirSync(second.cgroupDir).filter((n) => n.startsWith("task-")),
-        [],
+  // The reaping at start-up does not involve the spawner.
+  if (!spawned) {
+    test(`${mode}: at start-up, the escaped processes an agent with the same data directory left are killed`, {
+      skip,
+    }, async () => {
+      const dataDir = makeTempDir("cdktr-containment-");
+      const first = containment(mode, dataDir);
+      const task = first.forTask();
+      // A task process of an agent that then died: spawned inside, never released.
+      const child = task.spawnInside(() =>
+        spawn("sh", ["-c", "setsid sleep 97 & echo escaped=$!"], {
+          env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...task.env },
+          stdio: ["ignore", "pipe", "ignore"],
+          detached: true,
+        }),
       );
-    second.close();
-    other.close();
-  });
+      const line = await new Promise<string>((resolve) =>
+        child.stdout.once("data", (b: Buffer) => resolve(b.toString())),
+      );
+      const pid = Number(line.trim().slice("escaped=".length));
+      escaped.push(pid);
+      await new Promise((resolve) => child.once("exit", resolve));
+      assert.equal(processGone(pid), false);
+      // The first agent "dies": its process (this one) leaves the fresh cgroup it waited in, as a
+      // dead agent's leaves it empty; the task's cgroup and its escaped process stay.
+      first.close();
+      // Another agent's processes are left alone: a different data directory, a different key.
+      const other = containment(mode);
+      assert.equal(other.reapOrphans(), 0);
+      assert.equal(processGone(pid), false);
+      const second = containment(mode, dataDir);
+      assert.ok(second.reapOrphans() >= 1);
+      await waitFor(() => processGone(pid), { timeoutMs: 5000, what: "orphan killed" });
+      if (second.cgroupDir !== null)
+        assert.deepEqual(
+          readdirSync(second.cgroupDir).filter((n) => n.startsWith("task-")),
+          [],
+        );
+      second.close();
+      other.close();
+    });
+  }
 }
 
 test("cgroup: a child that clears its environment and escapes is still killed", { skip: noCgroup }, async () => {
@@ -291,4 +321,48 @@ test("cgroup: the agent waits for each spawn in a fresh cgroup that becomes the 
   c.close();
   assert.equal(ownPath(), home, "close moves the agent back to its own cgroup");
   assert.equal(existsSync(sub), false, "and removes the subtree");
+});
+
+test("cgroup (spawner process): each task starts in a fresh cgroup of its own, the agent never moves, the spawner never stays in a task's; close leaves nothing", {
+  skip: noCgroup,
+}, async () => {
+  const home = ownPath();
+  const c = containment("cgroup");
+  const sub = c.cgroupDir ?? "";
+  const spawner = await spawnerFor(c);
+  const spawnerPid = spawner.pid ?? 0;
+  const cgroupOf = (pid: number): string =>
+    (
+      readFileSync(`/proc/${pid}/cgroup`, "utf8")
+        .split("\n")
+        .find((l) => l.startsWith("0::")) ?? ""
+    ).slice(3);
+  const seen = new Set<string>();
+  for (let i = 0; i < 5; i++) {
+    const lines: string[] = [];
+    const r = await runTaskProcess({
+      command: { cmd: "cat", args: ["/proc/self/cgroup"], cwd: null, env: {} },
+      timeoutMs: null,
+      killGraceMs: 100,
+      onLine: (_s, line) => lines.push(line),
+      containment: c.forTask(),
+      spawner,
+    });
+    assert.equal(r.ok, true);
+    const task = (lines.find((l) => l.startsWith("0::")) ?? "").slice(3);
+    assert.match(task, /\/task-[0-9a-f]{16}$/, "the task in a cgroup of its own");
+    assert.equal(seen.has(task), false, "a fresh one for every task");
+    seen.add(task);
+    const waiting = cgroupOf(spawnerPid);
+    assert.notEqual(waiting, task, "the spawner left the task's cgroup before the task was reported");
+    assert.match(waiting, /\/task-[0-9a-f]{16}$/, "and waits in the next fresh one");
+    assert.equal(ownPath(), home, "the agent itself never moves");
+  }
+  await waitFor(() => taskCgroups(sub).filter((n) => !cgroupOf(spawnerPid).endsWith(`/${n}`)).length === 0, {
+    timeoutMs: 5000,
+    what: "the tasks' cgroups removed",
+  });
+  await spawner.close();
+  c.close();
+  assert.equal(existsSync(sub), false, "the spawner went home and the subtree is removed");
 });

@@ -116,6 +116,7 @@ export class ProcessGroupRegistry {
   /** A recorder that tags the groups it records with this run and task. */
   recorderFor(runId: string, taskId: string): GroupRecorder {
     return {
+      file: { dir: this.#dir, runId, taskId },
       record: (pgid) => {
         const rec: GroupRecord = { pgid, runId, taskId, startTicks: readProcStat(pgid)?.startTicks ?? null };
         const file = join(this.#dir, String(pgid));

@@ -27,6 +27,11 @@ export interface TaskContainment {
    */
   spawnInside<T>(spawn: () => T): T;
   /**
+   * The agent's spawner process started the task in the task cgroup `cgroup` (null: in none, and
+   * the /proc marker finds its processes): instead of {@link spawnInside}.
+   */
+  spawnedIn(cgroup: string | null): void;
+  /**
    * Send `signal` to every process of the task found now (never rejects); resolves with how many
    * were signalled. The `/proc` scan runs off the event loop.
    */
@@ -70,6 +75,10 @@ export class MarkerTask implements TaskContainment {
 
   spawnInside<T>(spawn: () => T): T {
     return spawn();
+  }
+
+  spawnedIn(): void {
+    /* the marker is in the task's environment */
   }
 
   /** Sweeps run one after the other. */
@@ -132,6 +141,11 @@ export class CgroupTask implements TaskContainment {
       // Straight on to a fresh cgroup for the next spawn (back home when that fails).
       this.#owner.restage();
     }
+  }
+
+  spawnedIn(cgroup: string | null): void {
+    this.#dir = cgroup;
+    if (cgroup === null) this.#fallback = this.#marker;
   }
 
   async signal(signal: NodeJS.Signals): Promise<number> {

@@ -7,6 +7,7 @@ import type { Readable } from "node:stream";
 import { errorMessage, type Reason } from "@cdktr/protocol";
 import type { TaskContainment } from "./containment.js";
 import { LineSplitter } from "./line-splitter.js";
+import type { Spawner } from "./spawner/spawner.js";
 import type { TaskCommand } from "./task-command.js";
 
 /** Output stream of a task process. */
@@ -25,6 +26,8 @@ export interface OutputFlowControl {
 export interface GroupRecorder {
   record(pgid: number): void;
   release(pgid: number): void;
+  /** Where a spawner process writes the same record first, right after the spawn (see `SpawnRequest.record`). */
+  readonly file?: { dir: string; runId: string; taskId: string };
 }
 
 /** Options of {@link runTaskProcess}. */
@@ -57,6 +60,22 @@ export interface RunTaskProcessOptions {
    * attempt ends; time while the log pipeline pauses reading does not count. @default 2000
    */
   pipeDrainMs?: number;
+  /**
+   * The agent's spawner process, which forks the task on the agent's behalf (the agent's thread
+   * then pays for neither the fork nor the cgroup move). Without it the task is spawned here.
+   */
+  spawner?: Spawner;
+}
+
+/** What an attempt watches of its task process: a `ChildProcess`, or a task the spawner started. */
+interface TaskChild {
+  readonly pid?: number | undefined;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Why the exit status is unknown (the spawner died first); absent or null when known. */
+  readonly lost?: string | null;
+  on(event: "error", listener: (e: Error) => void): unknown;
+  on(event: "exit" | "close", listener: (code: number | null, sig: NodeJS.Signals | null) => void): unknown;
 }
 
 /** How one attempt ended. */
@@ -127,14 +146,31 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
     }
   }
 
+  const jail = options.containment;
+  const env = jail === undefined ? command.env : { ...command.env, ...jail.env };
+  if (options.spawner !== undefined) {
+    const record = options.groups?.file ?? null;
+    const spawner = options.spawner;
+    return new Promise<AttemptResult>((resolve) => {
+      spawner.spawn({ cmd: command.cmd, args: command.args, cwd: command.cwd, env, record }, (r) => {
+        if (!r.ok) {
+          jail?.release();
+          resolve(spawnFailure(command.cmd, { code: r.code ?? undefined, message: r.message }));
+          return;
+        }
+        jail?.spawnedIn(r.task.cgroup);
+        // In the turn of the reply: the task's exit may follow in the same turn.
+        watchTask(r.task, options, resolve);
+      });
+    });
+  }
   return new Promise<AttemptResult>((resolve) => {
-    const jail = options.containment;
     let child: ChildProcessByStdio<null, Readable, Readable>;
     try {
       const start = (): ChildProcessByStdio<null, Readable, Readable> =>
         spawn(command.cmd, command.args, {
           cwd: command.cwd ?? undefined,
-          env: jail === undefined ? command.env : { ...command.env, ...jail.env },
+          env,
           detached: true,
           stdio: ["ignore", "pipe", "pipe"],
           shell: false,
@@ -146,166 +182,176 @@ export function runTaskProcess(options: RunTaskProcessOptions): Promise<AttemptR
       resolve(spawnFailure(command.cmd, e));
       return;
     }
-    const pid = child.pid;
-    if (pid !== undefined) options.groups?.record(pid);
-
-    let settled = false;
-    let terminating: "timeout" | "cancelled" | "agent_shutdown" | null = null;
-    let killTimer: NodeJS.Timeout | undefined;
-    let timeoutTimer: NodeJS.Timeout | undefined;
-    let spawnError: unknown;
-    /** The group had no process left when the leader exited (its id may be reused from then on). */
-    let groupGone = false;
-    /** How the leader exited, once it did. */
-    let exited: { code: number | null; sig: NodeJS.Signals | null } | null = null;
-    let drainTimer: NodeJS.Timeout | undefined;
-    const pipeDrainMs = options.pipeDrainMs ?? 2000;
-    const streams: { stream: Readable; close(): void }[] = [];
-
-    const terminate = (why: "timeout" | "cancelled" | "agent_shutdown"): void => {
-      if (terminating !== null || pid === undefined) return;
-      terminating = why;
-      killGroup(pid, "SIGTERM");
-      void jail?.signal("SIGTERM");
-      killTimer = setTimeout(() => {
-        killGroup(pid, "SIGKILL");
-        void jail?.signal("SIGKILL");
-      }, options.killGraceMs);
-      killTimer.unref();
-    };
-    /**
-     * The leader exited and everything found was killed: if the pipes are still open after
-     * `pipeDrainMs` (not counting time paused by the log pipeline), a process out of reach holds
-     * them: stop reading and end the attempt.
-     */
-    const armDrain = (): void => {
-      drainTimer = setTimeout(() => {
-        if (settled) return;
-        if (streams.some((s) => s.stream.isPaused() && !s.stream.destroyed)) return armDrain();
-        options.onLine(
-          "stderr",
-          `[cdktr] output pipes still open ${pipeDrainMs} ms after the task's processes were killed: held by a process out of the agent's reach; stopped reading`,
-        );
-        for (const s of streams) s.close();
-        if (exited !== null) settle(exited.code, exited.sig);
-      }, pipeDrainMs);
-      drainTimer.unref();
-    };
-    const onAbort = (): void => {
-      if (signal !== undefined) terminate(abortReason(signal));
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    if (options.timeoutMs !== null && pid !== undefined) {
-      timeoutTimer = setTimeout(() => terminate("timeout"), options.timeoutMs);
-    }
-
-    const readLines = (stream: Readable, name: OutputStream): void => {
-      const splitter = new LineSplitter(
-        options.maxLineBytes === undefined ? {} : { maxLineBytes: options.maxLineBytes },
-      );
-      stream.on("data", (chunk: Buffer) => {
-        for (const line of splitter.push(chunk)) options.onLine(name, line);
-        const flow = options.flow;
-        if (flow?.shouldPause() && !stream.isPaused()) {
-          stream.pause();
-          void flow.whenWritable().then(() => stream.resume());
-        }
-      });
-      let ended = false;
-      const end = (): void => {
-        if (ended) return;
-        ended = true;
-        for (const line of splitter.end()) options.onLine(name, line);
-      };
-      stream.on("end", end);
-      stream.on("error", () => {
-        /* the pipe broke: close/exit still report the outcome */
-      });
-      streams.push({
-        stream,
-        close: () => {
-          end();
-          stream.destroy();
-        },
-      });
-    };
-    readLines(child.stdout, "stdout");
-    readLines(child.stderr, "stderr");
-
-    const finish = (result: AttemptResult): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timeoutTimer);
-      clearTimeout(killTimer);
-      clearTimeout(drainTimer);
-      signal?.removeEventListener("abort", onAbort);
-      if (pid !== undefined) {
-        if (!groupGone) killGroup(pid, "SIGKILL");
-        options.groups?.release(pid);
-      }
-      jail?.release();
-      resolve(result);
-    };
-
-    child.on("error", (e) => {
-      spawnError = e;
-      if (pid === undefined) finish(spawnFailure(command.cmd, e));
-    });
-    child.on("exit", (code, sig) => {
-      exited = { code, sig };
-      // The leader is gone: kill what it left, in its group and outside, so the pipes can close.
-      if (pid !== undefined && !killGroup(pid, "SIGKILL")) groupGone = true;
-      void jail?.signal("SIGKILL");
-      clearTimeout(timeoutTimer);
-      if (pid !== undefined) armDrain();
-    });
-    child.on("close", (code, sig) => {
-      if (spawnError !== undefined && pid === undefined) return finish(spawnFailure(command.cmd, spawnError));
-      settle(code, sig);
-    });
-    function settle(code: number | null, sig: NodeJS.Signals | null): void {
-      const p = pid ?? null;
-      if (terminating === "timeout") {
-        finish({
-          ok: false,
-          reason: "timeout",
-          exitCode: code,
-          signal: sig,
-          message: `timed out after ${options.timeoutMs ?? 0} ms`,
-          pid: p,
-        });
-      } else if (terminating !== null) {
-        finish({
-          ok: false,
-          reason: terminating,
-          exitCode: code,
-          signal: sig,
-          message: terminating === "cancelled" ? "cancelled" : "stopped because the agent is shutting down",
-          pid: p,
-        });
-      } else if (code === 0) {
-        finish({ ok: true, exitCode: 0 });
-      } else if (code !== null) {
-        finish({
-          ok: false,
-          reason: "exit_code",
-          exitCode: code,
-          signal: null,
-          message: `exited with code ${code}`,
-          pid: p,
-        });
-      } else {
-        finish({
-          ok: false,
-          reason: "signal",
-          exitCode: null,
-          signal: sig,
-          message: `killed by ${sig ?? "a signal"}`,
-          pid: p,
-        });
-      }
-    }
+    watchTask(child, options, resolve);
   });
+}
+
+/**
+ * Read the task's pipes line by line, enforce its timeout and abort, and resolve with how it
+ * ended once it exited and both pipes closed (see {@link runTaskProcess}).
+ */
+function watchTask(child: TaskChild, options: RunTaskProcessOptions, resolve: (r: AttemptResult) => void): void {
+  const { command, signal } = options;
+  const jail = options.containment;
+  const pid = child.pid;
+  if (pid !== undefined) options.groups?.record(pid);
+
+  let settled = false;
+  let terminating: "timeout" | "cancelled" | "agent_shutdown" | null = null;
+  let killTimer: NodeJS.Timeout | undefined;
+  let timeoutTimer: NodeJS.Timeout | undefined;
+  let spawnError: unknown;
+  /** The group had no process left when the leader exited (its id may be reused from then on). */
+  let groupGone = false;
+  /** How the leader exited, once it did. */
+  let exited: { code: number | null; sig: NodeJS.Signals | null } | null = null;
+  let drainTimer: NodeJS.Timeout | undefined;
+  const pipeDrainMs = options.pipeDrainMs ?? 2000;
+  const streams: { stream: Readable; close(): void }[] = [];
+
+  const terminate = (why: "timeout" | "cancelled" | "agent_shutdown"): void => {
+    if (terminating !== null || pid === undefined) return;
+    terminating = why;
+    killGroup(pid, "SIGTERM");
+    void jail?.signal("SIGTERM");
+    killTimer = setTimeout(() => {
+      killGroup(pid, "SIGKILL");
+      void jail?.signal("SIGKILL");
+    }, options.killGraceMs);
+    killTimer.unref();
+  };
+  /**
+   * The leader exited and everything found was killed: if the pipes are still open after
+   * `pipeDrainMs` (not counting time paused by the log pipeline), a process out of reach holds
+   * them: stop reading and end the attempt.
+   */
+  const armDrain = (): void => {
+    drainTimer = setTimeout(() => {
+      if (settled) return;
+      if (streams.some((s) => s.stream.isPaused() && !s.stream.destroyed)) return armDrain();
+      options.onLine(
+        "stderr",
+        `[cdktr] output pipes still open ${pipeDrainMs} ms after the task's processes were killed: held by a process out of the agent's reach; stopped reading`,
+      );
+      for (const s of streams) s.close();
+      if (exited !== null) settle(exited.code, exited.sig);
+    }, pipeDrainMs);
+    drainTimer.unref();
+  };
+  const onAbort = (): void => {
+    if (signal !== undefined) terminate(abortReason(signal));
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
+  // Aborted while the spawner was starting it.
+  if (signal?.aborted === true) onAbort();
+  if (options.timeoutMs !== null && pid !== undefined) {
+    timeoutTimer = setTimeout(() => terminate("timeout"), options.timeoutMs);
+  }
+
+  const readLines = (stream: Readable, name: OutputStream): void => {
+    const splitter = new LineSplitter(options.maxLineBytes === undefined ? {} : { maxLineBytes: options.maxLineBytes });
+    stream.on("data", (chunk: Buffer) => {
+      for (const line of splitter.push(chunk)) options.onLine(name, line);
+      const flow = options.flow;
+      if (flow?.shouldPause() && !stream.isPaused()) {
+        stream.pause();
+        void flow.whenWritable().then(() => stream.resume());
+      }
+    });
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      for (const line of splitter.end()) options.onLine(name, line);
+    };
+    stream.on("end", end);
+    stream.on("error", () => {
+      /* the pipe broke: close/exit still report the outcome */
+    });
+    streams.push({
+      stream,
+      close: () => {
+        end();
+        stream.destroy();
+      },
+    });
+  };
+  readLines(child.stdout, "stdout");
+  readLines(child.stderr, "stderr");
+
+  const finish = (result: AttemptResult): void => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timeoutTimer);
+    clearTimeout(killTimer);
+    clearTimeout(drainTimer);
+    signal?.removeEventListener("abort", onAbort);
+    if (pid !== undefined) {
+      if (!groupGone) killGroup(pid, "SIGKILL");
+      options.groups?.release(pid);
+    }
+    jail?.release();
+    resolve(result);
+  };
+
+  child.on("error", (e) => {
+    spawnError = e;
+    if (pid === undefined) finish(spawnFailure(command.cmd, e));
+  });
+  child.on("exit", (code, sig) => {
+    exited = { code, sig };
+    // The leader is gone: kill what it left, in its group and outside, so the pipes can close.
+    if (pid !== undefined && !killGroup(pid, "SIGKILL")) groupGone = true;
+    void jail?.signal("SIGKILL");
+    clearTimeout(timeoutTimer);
+    if (pid !== undefined) armDrain();
+  });
+  child.on("close", (code, sig) => {
+    if (spawnError !== undefined && pid === undefined) return finish(spawnFailure(command.cmd, spawnError));
+    settle(code, sig);
+  });
+  function settle(code: number | null, sig: NodeJS.Signals | null): void {
+    const p = pid ?? null;
+    if (terminating === "timeout") {
+      finish({
+        ok: false,
+        reason: "timeout",
+        exitCode: code,
+        signal: sig,
+        message: `timed out after ${options.timeoutMs ?? 0} ms`,
+        pid: p,
+      });
+    } else if (terminating !== null) {
+      finish({
+        ok: false,
+        reason: terminating,
+        exitCode: code,
+        signal: sig,
+        message: terminating === "cancelled" ? "cancelled" : "stopped because the agent is shutting down",
+        pid: p,
+      });
+    } else if (code === 0) {
+      finish({ ok: true, exitCode: 0 });
+    } else if (code !== null) {
+      finish({
+        ok: false,
+        reason: "exit_code",
+        exitCode: code,
+        signal: null,
+        message: `exited with code ${code}`,
+        pid: p,
+      });
+    } else {
+      finish({
+        ok: false,
+        reason: "signal",
+        exitCode: null,
+        signal: sig,
+        message: child.lost ?? `killed by ${sig ?? "a signal"}`,
+        pid: p,
+      });
+    }
+  }
 }
 
 function spawnFailure(cmd: string, e: unknown): AttemptResult {

@@ -84,6 +84,7 @@ export class ActiveRuns {
       shipper: this.#o.shipper,
       groups: this.#o.groups,
       ...(this.#o.containment === undefined ? {} : { containment: this.#o.containment }),
+      ...(this.#o.spawner === undefined ? {} : { spawner: this.#o.spawner }),
       killGraceMs: this.#o.killGraceMs,
       logger: this.#o.logger,
       now: this.#o.now,

@@ -19,6 +19,7 @@ import { allFlows } from "../exec/output-flow.js";
 import { buildTaskCommand, type TaskEnvSource, type TaskRunContext } from "../exec/task-command.js";
 import { runTaskProcess, type AttemptResult } from "../exec/task-process.js";
 import type { Containment } from "../exec/containment.js";
+import type { Spawner } from "../exec/spawner/spawner.js";
 import type { ProcessGroupRegistry } from "../exec/process-group-registry.js";
 import type { LogShipper } from "../logs/log-shipper.js";
 import type { StatusOutbox } from "../status/status-outbox.js";
@@ -38,6 +39,8 @@ export interface RunExecutionOptions {
   groups: ProcessGroupRegistry;
   /** Finds the processes of a task that left its process group; without it only the group is killed. */
   containment?: Containment;
+  /** The agent's spawner process, when tasks are forked there (`CDKTR_AGENT_SPAWNER=process`). */
+  spawner?: () => Spawner | null;
   /** Between SIGTERM and SIGKILL to a task's process group. */
   killGraceMs: number;
   logger: Logger;
@@ -261,6 +264,7 @@ export class RunExecution {
           groups: this.#o.groups.recorderFor(run.runId, taskId),
           signal: this.#abort.signal,
           ...(this.#o.containment === undefined ? {} : { containment: this.#o.containment.forTask() }),
+          ...spawnerOption(this.#o.spawner?.() ?? null),
         });
       } catch (e: unknown) {
         const message = e instanceof TaskCommandError ? e.message : `cannot prepare the command: ${errorMessage(e)}`;
@@ -399,4 +403,9 @@ export class RunExecution {
       signal.addEventListener("abort", done, { once: true });
     });
   }
+}
+
+/** The `spawner` option of `runTaskProcess`: absent when tasks are spawned inline. */
+function spawnerOption(spawner: Spawner | null): { spawner?: Spawner } {
+  return spawner === null ? {} : { spawner };
 }
