@@ -237,6 +237,12 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         description: "How escaped task processes are found and killed: auto, cgroup or proc",
       },
       {
+        name: "CDKTR_AGENT_SPAWNER",
+        default: "auto",
+        description:
+          "Where tasks are forked: process (a spawner process), inline (the agent's thread), auto (process from 4 cores)",
+      },
+      {
         name: "CDKTR_AGENT_CGROUP_BASE",
         default: "",
         description: "A cgroup v2 directory for the agent's task cgroups (unset: the agent's own cgroup)",
