@@ -10,6 +10,7 @@ import type { Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { errorMessage, type Logger } from "@cdktr/protocol";
 import { SpawnerError } from "../../errors.js";
+import { killGroup } from "../task-process.js";
 import { SPAWNER_CGROUP_ENV, SpawnerReplySchema, type SpawnRequest } from "./spawner-messages.js";
 
 const MAIN = fileURLToPath(new URL("./spawner-main.js", import.meta.url));
@@ -174,6 +175,7 @@ export class Spawner {
         const reply = SpawnerReplySchema.safeParse(message);
         if (!reply.success) {
           this.#o.logger.error("malformed message from the spawner process", { error: reply.error.message });
+          (handle as Socket | undefined)?.destroy();
           return;
         }
         const r = reply.data;
@@ -229,21 +231,19 @@ export class Spawner {
     if (!this.#closed)
       this.#o.logger.error("the spawner process exited; the next spawn starts a new one", { code, signal });
     for (const p of this.#pending.values()) {
-      p.spawned?.stdout.destroy();
-      p.resolve({
-        ok: false,
-        code: null,
-        message: `the agent's spawner process exited before starting the task (code ${code}, signal ${signal})`,
-      });
+      let message = `the agent's spawner process exited before starting the task (code ${code}, signal ${signal})`;
+      if (p.spawned !== undefined) {
+        // Started, but its stderr never came: nobody could watch it, so it does not run on.
+        p.spawned.stdout.destroy();
+        killGroup(p.spawned.pid, "SIGKILL");
+        message = `the agent's spawner process exited (code ${code}, signal ${signal}) while handing the task over: its process group was killed`;
+      }
+      p.resolve({ ok: false, code: null, message });
     }
     this.#pending.clear();
     for (const task of this.#tasks.values()) {
       task.lost = why;
-      try {
-        process.kill(-task.pid, "SIGKILL");
-      } catch {
-        /* gone */
-      }
+      killGroup(task.pid, "SIGKILL");
       task.exited(null, "SIGKILL");
     }
     this.#tasks.clear();
