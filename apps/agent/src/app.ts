@@ -11,6 +11,7 @@ import {
   LogClient,
   PrincipalClient,
   authDisabled,
+  errorMessage,
   findClientKey,
   noopLogger,
   packageVersion,
@@ -77,7 +78,7 @@ export interface AgentReadyInfo {
   reapedProcessGroups: number[];
   /** How escaped task processes are found: `cgroup` (v2 subtree per task) or `proc` (environment marker). */
   containment: "cgroup" | "proc";
-  /** Where task processes are forked (`CDKTR_AGENT_SPAWNER`, `auto` resolved). */
+  /** Where task processes are forked (`CDKTR_AGENT_SPAWNER`, `auto` resolved; `inline` when the spawner could not start). */
   spawner: "process" | "inline";
   /** Processes of a previous agent process's tasks found by that mechanism and killed at start. */
   reapedProcesses: number;
@@ -315,7 +316,13 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
         logger.info("task containment", { mechanism: containment.mechanism, why: containment.why });
         // After the reaping: the spawner waits for spawns in a fresh cgroup of the subtree.
         if (config.spawner === "process") {
-          spawner = await Spawner.start({ cgroupDir: containment.cgroupDir, logger });
+          try {
+            spawner = await Spawner.start({ cgroupDir: containment.cgroupDir, logger });
+          } catch (e: unknown) {
+            logger.warn("cannot start the spawner process: tasks are forked on the agent's thread", {
+              error: errorMessage(e),
+            });
+          }
         }
         shipper.start();
         outbox.start();
@@ -338,7 +345,7 @@ export function createAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
           registered,
           reapedProcessGroups: reaped,
           containment: containment.mechanism,
-          spawner: config.spawner,
+          spawner: spawner === null ? "inline" : "process",
           reapedProcesses,
           key: keyName,
           metrics: health?.url ?? null,
