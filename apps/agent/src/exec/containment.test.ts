@@ -1,7 +1,7 @@
 import { after, afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { noopLogger } from "@cdktr/protocol";
 import { makeTempDir, processGone, removeTempDirs, waitFor } from "@cdktr/test-utils";
@@ -365,4 +365,27 @@ test("cgroup (spawner process): each task starts in a fresh cgroup of its own, t
   await spawner.close();
   c.close();
   assert.equal(existsSync(sub), false, "the spawner went home and the subtree is removed");
+});
+
+test("cgroup (spawner process): a subtree another agent pruned while it was empty (before the spawner waited in it) is made again", {
+  skip: noCgroup,
+}, async () => {
+  const c = containment("cgroup");
+  const sub = c.cgroupDir ?? "";
+  // What another agent starting does to an empty subtree (pruneEmptySiblings).
+  rmdirSync(sub);
+  const spawner = await spawnerFor(c);
+  const lines: string[] = [];
+  const r = await runTaskProcess({
+    command: { cmd: "cat", args: ["/proc/self/cgroup"], cwd: null, env: {} },
+    timeoutMs: null,
+    killGraceMs: 100,
+    onLine: (_s, line) => lines.push(line),
+    containment: c.forTask(),
+    spawner,
+  });
+  assert.equal(r.ok, true);
+  assert.match(lines.find((l) => l.startsWith("0::")) ?? "", /\/cdktr-agent-[0-9a-f]+\/task-[0-9a-f]{16}$/);
+  await spawner.close();
+  c.close();
 });

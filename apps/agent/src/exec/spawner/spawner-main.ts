@@ -70,11 +70,17 @@ class Stager {
 
   #stage(): string | null {
     const dir = join(this.subtree, `task-${randomBytes(8).toString("hex")}`);
-    try {
-      mkdirSync(dir);
-    } catch (e: unknown) {
-      this.#warn("cannot create a task cgroup", dir, e);
-      return null;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        mkdirSync(dir);
+        break;
+      } catch (e: unknown) {
+        // Another agent starting prunes empty agent subtrees: ours is empty until this process
+        // first waits in it (as the agent's own Containment.makeTaskCgroup does: make it again).
+        if ((e as { code?: unknown }).code === "ENOENT" && attempt < 3 && makeDir(this.subtree)) continue;
+        this.#warn("cannot create a task cgroup", dir, e);
+        return null;
+      }
     }
     const problem = this.#moveTo(dir);
     if (problem === null) return dir;
@@ -104,6 +110,16 @@ class Stager {
       message: `spawner: ${what}: the tasks it affects use the /proc marker`,
       detail: { cgroup: dir, error: errorText(e) },
     });
+  }
+}
+
+/** Make `dir` (not its parents); true when it exists now. */
+function makeDir(dir: string): boolean {
+  try {
+    mkdirSync(dir);
+    return true;
+  } catch (e: unknown) {
+    return (e as { code?: unknown }).code === "EEXIST";
   }
 }
 
