@@ -4,7 +4,9 @@
  */
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { errorMessage } from "@cdktr/protocol";
+
+/** The text of a thrown value (this module imports nothing of `@cdktr/protocol`: the spawner process loads it). */
+const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
 /** Where cgroup v2 is mounted (`mount`) and the root of that mount in the hierarchy (`root`), or why not. */
 export function cgroupMount(procRoot: string): { mount: string; root: string } | string {

@@ -61,6 +61,21 @@ const ownPath = (): string =>
 const taskCgroups = (dir: string): string[] =>
   readdirSync(dir).filter((n) => n.startsWith("task-") && !ownPath().endsWith(`/${n}`));
 
+/** Run `cat /proc/self/cgroup` as a task under `c` (forked by `spawner` when given); its cgroup v2 path. */
+async function taskCgroupPath(c: Containment, spawner?: Spawner): Promise<string> {
+  const lines: string[] = [];
+  const r = await runTaskProcess({
+    command: { cmd: "cat", args: ["/proc/self/cgroup"], cwd: null, env: {} },
+    timeoutMs: null,
+    killGraceMs: 100,
+    onLine: (_s, line) => lines.push(line),
+    containment: c.forTask(),
+    ...(spawner === undefined ? {} : { spawner }),
+  });
+  assert.equal(r.ok, true);
+  return (lines.find((l) => l.startsWith("0::")) ?? "").slice(3);
+}
+
 function containment(mode: ContainmentMode, dataDir = makeTempDir("cdktr-containment-")): Containment {
   const c = Containment.create({ mode, cgroupBase: null, dataDir, logger: noopLogger });
   assert.equal(c.mechanism, mode);
@@ -290,26 +305,13 @@ test("cgroup: the agent waits for each spawn in a fresh cgroup that becomes the 
   const c = containment("cgroup");
   const sub = c.cgroupDir ?? "";
   const mount = sub.slice(0, sub.length - home.replace(/\/$/, "").length - `/${basename(sub)}`.length);
-  /** Run a task that prints its own cgroup path. */
-  const taskCgroup = async (): Promise<string> => {
-    const lines: string[] = [];
-    const r = await runTaskProcess({
-      command: { cmd: "cat", args: ["/proc/self/cgroup"], cwd: null, env: {} },
-      timeoutMs: null,
-      killGraceMs: 100,
-      onLine: (_s, line) => lines.push(line),
-      containment: c.forTask(),
-    });
-    assert.equal(r.ok, true);
-    return (lines.find((l) => l.startsWith("0::")) ?? "").slice(3);
-  };
-  const first = await taskCgroup();
+  const first = await taskCgroupPath(c);
   assert.match(first, /\/task-[0-9a-f]{16}$/, "the first task in a cgroup of its own");
   const waiting = ownPath();
   assert.match(waiting, /\/task-[0-9a-f]{16}$/, "after a spawn the agent waits in a fresh task cgroup");
   assert.notEqual(waiting, first);
   assert.equal(join(mount, waiting).startsWith(sub), true);
-  const second = await taskCgroup();
+  const second = await taskCgroupPath(c);
   assert.equal(
     second,
     waiting.replace(/\/next-([0-9a-f]{16})$/, "/task-$1"),
@@ -339,17 +341,7 @@ test("cgroup (spawner process): each task starts in a fresh cgroup of its own, t
     ).slice(3);
   const seen = new Set<string>();
   for (let i = 0; i < 5; i++) {
-    const lines: string[] = [];
-    const r = await runTaskProcess({
-      command: { cmd: "cat", args: ["/proc/self/cgroup"], cwd: null, env: {} },
-      timeoutMs: null,
-      killGraceMs: 100,
-      onLine: (_s, line) => lines.push(line),
-      containment: c.forTask(),
-      spawner,
-    });
-    assert.equal(r.ok, true);
-    const task = (lines.find((l) => l.startsWith("0::")) ?? "").slice(3);
+    const task = await taskCgroupPath(c, spawner);
     assert.match(task, /\/task-[0-9a-f]{16}$/, "the task in a cgroup of its own");
     assert.equal(seen.has(task), false, "a fresh one for every task");
     seen.add(task);
@@ -375,17 +367,7 @@ test("cgroup (spawner process): a subtree another agent pruned while it was empt
   // What another agent starting does to an empty subtree (pruneEmptySiblings).
   rmdirSync(sub);
   const spawner = await spawnerFor(c);
-  const lines: string[] = [];
-  const r = await runTaskProcess({
-    command: { cmd: "cat", args: ["/proc/self/cgroup"], cwd: null, env: {} },
-    timeoutMs: null,
-    killGraceMs: 100,
-    onLine: (_s, line) => lines.push(line),
-    containment: c.forTask(),
-    spawner,
-  });
-  assert.equal(r.ok, true);
-  assert.match(lines.find((l) => l.startsWith("0::")) ?? "", /\/cdktr-agent-[0-9a-f]+\/task-[0-9a-f]{16}$/);
+  assert.match(await taskCgroupPath(c, spawner), /\/cdktr-agent-[0-9a-f]+\/task-[0-9a-f]{16}$/);
   await spawner.close();
   c.close();
 });

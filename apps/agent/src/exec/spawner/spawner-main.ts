@@ -16,9 +16,10 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { join } from "node:path";
+import { ownCgroup, tryMkdir, tryRmdir } from "../cgroup-fs.js";
 import { SPAWNER_CGROUP_ENV, SpawnRequestSchema, type SpawnRequest, type SpawnerReply } from "./spawner-messages.js";
 
 const send = (reply: SpawnerReply, handle?: Socket): void => {
@@ -60,11 +61,7 @@ class Stager {
   leave(): void {
     if (this.#staged === null) return;
     this.#moveTo(this.home);
-    try {
-      rmdirSync(this.#staged);
-    } catch {
-      /* the agent's next start prunes it */
-    }
+    tryRmdir(this.#staged); // else the agent's next start prunes it
     this.#staged = null;
   }
 
@@ -77,18 +74,14 @@ class Stager {
       } catch (e: unknown) {
         // Another agent starting prunes empty agent subtrees: ours is empty until this process
         // first waits in it (as the agent's own Containment.makeTaskCgroup does: make it again).
-        if ((e as { code?: unknown }).code === "ENOENT" && attempt < 3 && makeDir(this.subtree)) continue;
+        if ((e as { code?: unknown }).code === "ENOENT" && attempt < 3 && tryMkdir(this.subtree)) continue;
         this.#warn("cannot create a task cgroup", dir, e);
         return null;
       }
     }
     const problem = this.#moveTo(dir);
     if (problem === null) return dir;
-    try {
-      rmdirSync(dir);
-    } catch {
-      /* left for the agent's pruning */
-    }
+    tryRmdir(dir); // else left for the agent's pruning
     this.#warn("cannot move into a task cgroup", dir, problem);
     return null;
   }
@@ -113,37 +106,11 @@ class Stager {
   }
 }
 
-/** Make `dir` (not its parents); true when it exists now. */
-function makeDir(dir: string): boolean {
-  try {
-    mkdirSync(dir);
-    return true;
-  } catch (e: unknown) {
-    return (e as { code?: unknown }).code === "EEXIST";
-  }
-}
-
-/** The spawner's cgroup of origin (where it goes back to). */
+/** The spawner's cgroup of origin (where it goes back to), when the subtree is on the mount it sees. */
 function ownCgroupDir(subtree: string): string | null {
-  try {
-    const line = readFileSync("/proc/self/cgroup", "utf8")
-      .split("\n")
-      .find((l) => l.startsWith("0::"));
-    const mountinfo = readFileSync("/proc/self/mountinfo", "utf8")
-      .split("\n")
-      .find((l) => l.split(" - ")[1]?.startsWith("cgroup2 "));
-    if (line === undefined || mountinfo === undefined) return null;
-    const fields = mountinfo.split(" ");
-    const mount = (fields[4] ?? "").replace(/\\040/g, " ");
-    const root = fields[3] ?? "/";
-    let path = line.slice(3);
-    if (root !== "/" && path.startsWith(root)) path = path.slice(root.length);
-    const dir = join(mount, path);
-    // The subtree must be below the mount this process sees (else: no cgroups).
-    return subtree.startsWith(mount) ? dir : null;
-  } catch {
-    return null;
-  }
+  const own = ownCgroup("/proc");
+  if (typeof own === "string") return null;
+  return subtree.startsWith(own.mount) ? join(own.mount, own.path) : null;
 }
 
 /**
