@@ -27,3 +27,14 @@ if ! up 6379; then
     --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
   wait_up 6379 Redis
 else echo "Redis is up"; fi
+
+if ! up 4222; then
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log || true
+  wait_up 4222 "NATS (JetStream)"
+else echo "NATS is up"; fi
+
+if ! up 1883; then
+  mosquitto -d -c /etc/mosquitto/mosquitto.conf || true
+  wait_up 1883 Mosquitto
+else echo "Mosquitto is up"; fi

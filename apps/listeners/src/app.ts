@@ -10,6 +10,7 @@ import { RabbitMqListener } from "@cdktr/events/rabbitmq";
 import { PostgresListener } from "@cdktr/events/postgres";
 import type { ListenersConfig, ResolvedListener } from "./config.js";
 import { ListenersMetrics } from "./metrics.js";
+import { mappingOf } from "./listener-specs.js";
 
 /** What {@link createListeners} needs besides the config. */
 export interface ListenersDeps {
@@ -181,6 +182,7 @@ function build(
         requireIdempotencyKey: s.require_idempotency_key,
         triggerTimeoutMs: s.trigger_timeout_ms,
         ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
+        ...(s.workflow !== undefined ? { workflow: s.workflow, mapping: mappingOf(s) } : {}),
       });
     }
     case "postgres": {

@@ -19,7 +19,8 @@ import {
   parseEnv,
 } from "@cdktr/protocol";
 import type { FileWatcherSpec, PostgresSpec, RabbitMqSpec, WebhookSpec } from "./listener-specs.js";
-import { ListenersFileSchema } from "./listener-specs.js";
+import { EventMapping } from "@cdktr/events";
+import { ListenersFileSchema, mappingOf } from "./listener-specs.js";
 import { readOrCreateSecretFile, type SecretFile } from "./secret-file.js";
 import { fieldName, issueMessage, keyOffset, suggest, valueOffset } from "./yaml-locations.js";
 
@@ -178,6 +179,20 @@ export function parseListenersConfig(
         problems.push(`${at(`${field}_env`)}: environment variable ${envName} is not set`);
       return v;
     };
+    if ("params_map" in spec || "when" in spec) {
+      // Listeners whose events carry no workflow id map them into one fixed workflow.
+      const m = mappingOf(spec);
+      const mapsEvent = m.paramsMap !== undefined || m.when !== undefined || m.idempotencyKey !== undefined;
+      if ("workflow" in spec && spec.workflow === undefined && (mapsEvent || m.params !== undefined))
+        problems.push(
+          `${at("workflow")}: params, params_map, when and idempotency_key apply to one fixed workflow: set workflow (without it each message names its own workflow and params)`,
+        );
+      try {
+        EventMapping.compile(m, `listeners[${i}]`);
+      } catch (err) {
+        problems.push(`${where(valueOffset(doc, ["listeners", i]))}: ${errorMessage(err)}`);
+      }
+    }
     switch (spec.type) {
       case "webhook":
         if (spec.secret_file !== undefined && (spec.secret !== undefined || spec.secret_env !== undefined))

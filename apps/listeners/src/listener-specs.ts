@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { ParamsSchema, WorkflowIdSchema } from "@cdktr/protocol";
+import type { EventMappingSpec } from "@cdktr/events";
 
 const Port = z.number().int().min(0).max(65535);
 const PositiveMs = z.number().int().positive();
@@ -19,6 +20,39 @@ const Common = {
   /** `source` recorded on the runs. @default the listener type */
   source: z.string().min(1).max(128).optional(),
 };
+
+/** One `params_map` entry: a JMESPath expression, or `{from, optional}`. */
+const ParamsMapEntry = z.union([
+  z.string().min(1),
+  z.object({ from: z.string().min(1), optional: z.boolean().optional() }).strict(),
+]);
+
+/**
+ * The event's content into the run (docs/listeners.md, "Event payload into params"): fixed
+ * `params`, `params_map` (param -> JMESPath expression over the listener's event document), a
+ * `when` filter and an `idempotency_key` expression. Compiled when the file is loaded.
+ */
+export const MappingFields = {
+  params: ParamsSchema.optional(),
+  params_map: z.record(z.string().min(1).max(128), ParamsMapEntry).optional(),
+  when: z.string().min(1).optional(),
+  idempotency_key: z.string().min(1).optional(),
+};
+
+/** The mapping fields of a spec as {@link EventMappingSpec}. */
+export function mappingOf(spec: {
+  params?: z.output<typeof ParamsSchema> | undefined;
+  params_map?: Record<string, z.output<typeof ParamsMapEntry>> | undefined;
+  when?: string | undefined;
+  idempotency_key?: string | undefined;
+}): EventMappingSpec {
+  return {
+    ...(spec.params !== undefined ? { params: spec.params } : {}),
+    ...(spec.params_map !== undefined ? { paramsMap: spec.params_map } : {}),
+    ...(spec.when !== undefined ? { when: spec.when } : {}),
+    ...(spec.idempotency_key !== undefined ? { idempotencyKey: spec.idempotency_key } : {}),
+  };
+}
 
 /** `type: webhook` */
 const WebhookSpec = z
@@ -85,6 +119,9 @@ const RabbitMqSpec = z
     trigger_timeout_ms: PositiveMs.default(5000),
     /** Only these workflows may be triggered; other messages are dead-lettered (default: any). */
     workflows: AllowList.optional(),
+    /** Every message triggers this workflow, its content mapped with the mapping fields (default: trigger messages). */
+    workflow: WorkflowIdSchema.optional(),
+    ...MappingFields,
   })
   .strict();
 

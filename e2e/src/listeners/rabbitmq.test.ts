@@ -54,7 +54,7 @@ describe("rabbitmq listener", { skip }, () => {
 
   before(async () => {
     f = await startPrincipal({
-      workflows: paramWorkflows("mq", "mq2", "mqbad", "mqdown", "mqok", "mqdenied"),
+      workflows: paramWorkflows("mq", "mq2", "mqbad", "mqdown", "mqok", "mqdenied", "mqmap"),
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
     conn = await connect(AMQP_URL);
@@ -191,6 +191,45 @@ describe("rabbitmq listener", { skip }, () => {
     const runs = await expectRunCount(f, "mqok", 1);
     assert.deepEqual(runs[0]?.params, { date: "allowed" });
     assert.equal((await f.runs("mqdenied")).length, 0, "the principal never saw the refused workflow");
+  });
+
+  test("with `workflow` and a mapping, any JSON message becomes one run with mapped params; unmappable ones are dead-lettered", async () => {
+    const queue = newQueue();
+    const dlx = `${queue}.dlx`;
+    const dlq = newQueue();
+    exchanges.push(dlx);
+    await ch.assertExchange(dlx, "fanout", { durable: false, autoDelete: false });
+    await ch.assertQueue(dlq, { durable: false });
+    await ch.bindQueue(dlq, dlx, "");
+    const l = await start(queue, {
+      deadLetterExchange: dlx,
+      workflow: "mqmap",
+      mapping: {
+        params: { n: "fixed" },
+        paramsMap: { date: "body.order.day", paths: "join(',', body.order.items[].sku)" },
+        when: "body.kind == 'order'",
+        idempotencyKey: "to_string(body.order.id)",
+      },
+    });
+    const reasons: string[] = [];
+    l.on("rejected", (r) => reasons.push(r.reason));
+    const order = {
+      kind: "order",
+      order: { id: 42, day: "2026-12-02", items: [{ sku: "a" }, { sku: "b; rm -rf /" }] },
+    };
+    publish(queue, order);
+    publish(queue, order); // the same order again: the key from body.order.id dedupes it
+    publish(queue, { kind: "refund", order: { id: 43 } }); // filtered out by `when`: acked, no run
+    publish(queue, { kind: "order", order: { id: 44, items: [] } }); // no day: unmapped, dead-lettered
+    await waitFor(() => l.stats.acked === 2 && l.stats.filtered === 1 && l.stats.rejected === 1, {
+      what: "2 acks, 1 filtered, 1 rejected",
+    });
+    assert.deepEqual(reasons, ["unmapped"]);
+    const runs = await expectRunCount(f, "mqmap", 1);
+    assert.deepEqual(runs[0]?.params, { n: "fixed", date: "2026-12-02", paths: "a,b; rm -rf /" });
+    assert.equal(runs[0]?.idempotencyKey, `amqp:${queue}:42`);
+    await waitFor(async () => (await ready(dlq)) === 1, { what: "the unmappable message dead-lettered" });
+    assert.equal(await ready(queue), 0);
   });
 
   test("principal down: the message stays in the queue, then triggers exactly one run when it is back", async () => {

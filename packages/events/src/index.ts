@@ -19,6 +19,20 @@ export {
   type TriggerError,
   type TriggerResult,
 } from "./listener/event-listener.js";
+export {
+  EventMapping,
+  decodeBody,
+  type EventMappingResult,
+  type EventMappingSpec,
+  type ParamsMap,
+  type ParamsMapEntry,
+} from "./mapping/event-mapping.js";
+export {
+  resolveMessageTrigger,
+  type MessageRefusal,
+  type MessageTrigger,
+  type MessageTriggerOptions,
+} from "./mapping/message-trigger.js";
 export { runListener, type RunListenerOptions } from "./listener/run-listener.js";
 export { TypedEmitter } from "./listener/typed-emitter.js";
 export { CronSchedule, nextOccurrences, type ScheduleSpec } from "./cron/cron-schedule.js";

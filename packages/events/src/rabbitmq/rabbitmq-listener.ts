@@ -2,10 +2,13 @@
  * A RabbitMQ event listener: consumes a durable queue of trigger messages.
  */
 import { connect, type Channel, type ChannelModel, type ConsumeMessage } from "amqplib";
+import type { JSONValue } from "@jmespath-community/jmespath";
 import type { Logger } from "@cdktr/protocol";
 import { EventListener, sleep, type EventListenerOptions } from "../listener/event-listener.js";
 import { UsageError, backoffDelay, errorMessage, type BackoffOptions } from "@cdktr/protocol";
-import { parseTriggerMessage, scopedIdempotencyKey } from "./trigger-message.js";
+import { scopedIdempotencyKey } from "./trigger-message.js";
+import { EventMapping, type EventMappingSpec } from "../mapping/event-mapping.js";
+import { resolveMessageTrigger } from "../mapping/message-trigger.js";
 
 /** Options of {@link RabbitMqListener}. */
 export interface RabbitMqListenerOptions extends EventListenerOptions {
@@ -33,14 +36,27 @@ export interface RabbitMqListenerOptions extends EventListenerOptions {
   workflows?: readonly string[];
   /** Backoff of reconnects and of pauses while the principal is unavailable. @default {initialMs: 500, maxMs: 30000} */
   backoff?: BackoffOptions;
+  /**
+   * The workflow every message triggers. Set: a message is any payload (JSON or text), mapped into
+   * the run with {@link mapping}. Unset: each message is a trigger message naming its workflow.
+   */
+  workflow?: string;
+  /**
+   * With {@link workflow}: fixed params, params mapped from the event, a `when` filter and an
+   * idempotency key expression. The event document is `{body, routing_key, exchange, message_id,
+   * headers}` (`body`: the JSON payload, else its text).
+   */
+  mapping?: EventMappingSpec;
 }
 
 /** Counters of a {@link RabbitMqListener}, for health checks and tests. */
 export interface RabbitMqListenerStats {
   /** Messages acknowledged after the principal accepted the run (including duplicates). */
   acked: number;
-  /** Messages rejected without requeue (malformed, not in `workflows`, unknown workflow, invalid params, no key). */
+  /** Messages rejected without requeue (malformed, not in `workflows`, unmapped, unknown workflow, invalid params, no key). */
   rejected: number;
+  /** Messages acknowledged without a run because the mapping's `when` filter was false. */
+  filtered: number;
   /** Messages put back in the queue because the principal was unavailable. */
   requeued: number;
   /** Successful connections (the first one included). */
@@ -78,9 +94,12 @@ export class RabbitMqListener extends EventListener {
   readonly #timeout: number;
   readonly #allow: ReadonlySet<string> | null;
   readonly #backoff: BackoffOptions;
+  readonly #workflow: string | undefined;
+  readonly #mapping: EventMapping | null;
   readonly #stats: RabbitMqListenerStats = {
     acked: 0,
     rejected: 0,
+    filtered: 0,
     requeued: 0,
     connections: 0,
     paused: false,
@@ -101,6 +120,13 @@ export class RabbitMqListener extends EventListener {
     this.#timeout = options.triggerTimeoutMs ?? 5000;
     this.#allow = options.workflows !== undefined ? new Set(options.workflows) : null;
     this.#backoff = options.backoff ?? {};
+    if (options.mapping !== undefined && options.workflow === undefined)
+      throw new UsageError(
+        "INVALID_ARGUMENT",
+        "RabbitMqListener: `mapping` needs `workflow` (without it each message names its workflow and params itself)",
+      );
+    this.#workflow = options.workflow;
+    this.#mapping = options.mapping !== undefined ? EventMapping.compile(options.mapping, "mapping") : null;
   }
 
   /** A snapshot of the counters. */
@@ -175,26 +201,38 @@ export class RabbitMqListener extends EventListener {
       deliveryTag: msg.fields.deliveryTag,
       messageId: msg.properties.messageId as unknown,
     });
-    const parsed = parseTriggerMessage(msg.content);
-    if (!parsed.ok) {
-      log.warn("rabbitmq message rejected", { error: parsed.error, redelivered: msg.fields.redelivered });
-      session.settle(msg, "reject");
-      this.#stats.rejected += 1;
-      this.rejectEvent("malformed", parsed.error);
-      return;
-    }
-    const { workflowId, params, idempotencyKey } = parsed.message;
-    if (this.#allow !== null && !this.#allow.has(workflowId)) {
-      log.warn("rabbitmq message rejected: workflow not allowed on this listener", {
-        workflowId,
-        allowed: [...this.#allow],
+    const messageId: unknown = msg.properties.messageId;
+    const resolved = resolveMessageTrigger(
+      msg.content,
+      {
+        routing_key: msg.fields.routingKey,
+        exchange: msg.fields.exchange,
+        message_id: typeof messageId === "string" ? messageId : null,
+        headers: jsonHeaders(msg.properties.headers),
+      },
+      {
+        ...(this.#workflow !== undefined ? { workflow: this.#workflow } : {}),
+        mapping: this.#mapping,
+        allow: this.#allow,
+      },
+    );
+    if (!resolved.ok) {
+      if (resolved.reason === "filtered") {
+        log.debug("rabbitmq message filtered out by `when`; acknowledged without a run");
+        if (session.settle(msg, "ack")) this.#stats.filtered += 1;
+        return;
+      }
+      log.warn("rabbitmq message rejected", {
+        reason: resolved.reason,
+        error: resolved.error,
+        redelivered: msg.fields.redelivered,
       });
       session.settle(msg, "reject");
       this.#stats.rejected += 1;
-      this.rejectEvent("not_allowed", `workflow ${workflowId} is not in this listener's workflows`);
+      this.rejectEvent(resolved.reason, resolved.error);
       return;
     }
-    const messageId: unknown = msg.properties.messageId;
+    const { workflowId, params, key: idempotencyKey } = resolved;
     const sourceId = idempotencyKey ?? (typeof messageId === "string" && messageId !== "" ? messageId : undefined);
     if (sourceId === undefined && this.#requireKey) {
       log.warn("rabbitmq message rejected: no message id and no idempotency_key", { workflowId });
@@ -335,6 +373,24 @@ class ConsumerSession {
     if (this.#tag !== null) await this.channel.cancel(this.#tag).catch(() => undefined);
     await Promise.allSettled([...this.#inFlight]);
   }
+}
+
+/** AMQP headers as JSON values for the event document (byte strings as UTF-8 text). */
+function jsonHeaders(headers: Record<string, unknown> | undefined): Record<string, JSONValue> {
+  const out: Record<string, JSONValue> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (v === null || typeof v === "string" || typeof v === "number" || typeof v === "boolean") out[k] = v;
+    else if (Buffer.isBuffer(v)) out[k] = v.toString("utf8");
+    else {
+      // Nested tables and arrays as JSON; what JSON cannot hold (a bigint, a cycle) is dropped.
+      try {
+        out[k] = (JSON.parse(JSON.stringify(v) ?? "null") as JSONValue) ?? null;
+      } catch {
+        out[k] = null;
+      }
+    }
+  }
+  return out;
 }
 
 /** The URL without its password, for logs. */
