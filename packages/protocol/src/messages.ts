@@ -28,6 +28,7 @@ import {
   RunRecordSchema,
   RunStatusSchema,
   TaskRunRecordSchema,
+  UpstreamSchema,
   WorkflowDefinitionSchema,
   WorkflowIdSchema,
 } from "./records.js";
@@ -172,6 +173,13 @@ export const RunWorkflowRequestSchema = z
     source: z.string().min(1).max(128).optional(),
     /** The cron occurrence this trigger is for. */
     scheduledFor: IsoTimeSchema.optional(),
+    /**
+     * The finished run whose outcome this trigger follows (chaining). The principal refuses it
+     * (`INVALID_ARGUMENT`) unless that run exists, belongs to `upstream.workflowId` and has ended in
+     * `upstream.status`; the new run then carries it (`RunRecord.upstream`, the task variables
+     * `CDKTR_UPSTREAM_*`).
+     */
+    upstream: UpstreamSchema.optional(),
   })
   .strict();
 /** Reply body of `runWorkflow` (port 5561). */
@@ -232,13 +240,22 @@ export const ListRunsRequestSchema = z
     since: IsoTimeSchema.optional(),
     /** createdAt < until */
     until: IsoTimeSchema.optional(),
+    /**
+     * Only finished runs with finishedAt >= this instant, ordered by finishedAt (then run id):
+     * how a follower of run outcomes catches up. Not combinable with `scheduledOnly`.
+     */
+    finishedSince: IsoTimeSchema.optional(),
     /** Only runs carrying `scheduledFor`, ordered by it (the latest recorded occurrence). */
     scheduledOnly: z.boolean().optional(),
     order: z.enum(["asc", "desc"]).optional(),
     limit: Limit.optional(),
     cursor: Cursor.optional(),
   })
-  .strict();
+  .strict()
+  .refine((r) => r.finishedSince === undefined || r.scheduledOnly !== true, {
+    error: "finishedSince orders by finishedAt and scheduledOnly by scheduledFor: give one of them",
+    path: ["finishedSince"],
+  });
 /** Reply body of `listRuns` (port 5561). */
 export const ListRunsReplySchema = z.object({
   runs: z.array(RunRecordSchema),

@@ -122,6 +122,22 @@ export const CatchUpSchema = z.object({
 /** Type of {@link CatchUpSchema}. */
 export type CatchUp = z.infer<typeof CatchUpSchema>;
 
+/** The run states a chaining rule can follow: the terminal ones. */
+export const ChainStatusSchema = z.enum(["COMPLETED", "FAILED", "CRASHED", "CANCELLED", "SKIPPED"]);
+
+/**
+ * A workflow's `triggers: [{after, status}]` entry: run this workflow once each time a run of
+ * `after` ends in one of `status` (default `[COMPLETED]`).
+ */
+export const ChainTriggerSchema = z
+  .object({
+    after: WorkflowIdSchema,
+    status: z.array(ChainStatusSchema).min(1),
+  })
+  .strict();
+/** Type of {@link ChainTriggerSchema}. */
+export type ChainTrigger = z.infer<typeof ChainTriggerSchema>;
+
 /** A loaded, validated workflow (the normalised form of a YAML file), as served by the principal. */
 export const WorkflowDefinitionSchema = z.object({
   id: WorkflowIdSchema,
@@ -148,6 +164,8 @@ export const WorkflowDefinitionSchema = z.object({
   /** Random delay 0..jitterMs added to each scheduled trigger. */
   jitterMs: z.number().int().min(0),
   agentLabels: z.array(z.string()),
+  /** Chaining rules: run this workflow when runs of other workflows end (absent from older principals: none). */
+  triggers: z.array(ChainTriggerSchema).optional(),
   tasks: z.record(z.string(), TaskDefinitionSchema),
   /** Content hash of the source file; changes whenever the definition changes. */
   hash: z.string(),
@@ -220,6 +238,20 @@ export const ReasonSchema = z.enum([
 /** Type of {@link ReasonSchema}. */
 export type Reason = z.infer<typeof ReasonSchema>;
 
+/**
+ * The run whose outcome started this one (workflow chaining: a workflow's `triggers: [{after}]` or
+ * a `run_status` listener). The principal checks it against the stored upstream run.
+ */
+export const UpstreamSchema = z
+  .object({
+    runId: z.string().min(1).max(128),
+    workflowId: WorkflowIdSchema,
+    status: RunStatusSchema,
+  })
+  .strict();
+/** Type of {@link UpstreamSchema}. */
+export type Upstream = z.infer<typeof UpstreamSchema>;
+
 /** A run as stored and served (`getRun`, `listRuns`, events, the CLI's `--json`). */
 export const RunRecordSchema = z.object({
   runId: z.string(),
@@ -233,6 +265,11 @@ export const RunRecordSchema = z.object({
   params: ParamsSchema,
   /** The cron occurrence this run is for (scheduler triggers), else null. */
   scheduledFor: IsoTimeSchema.nullable(),
+  /**
+   * The run whose outcome started this one (chaining), else null. Absent from principals older
+   * than chaining.
+   */
+  upstream: UpstreamSchema.nullable().optional(),
   /** When the principal committed the trigger. */
   createdAt: IsoTimeSchema,
   startedAt: IsoTimeSchema.nullable(),

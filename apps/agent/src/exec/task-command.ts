@@ -3,7 +3,7 @@
  */
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
-import type { Params, TaskDefinition } from "@cdktr/protocol";
+import type { Params, TaskDefinition, Upstream } from "@cdktr/protocol";
 import { TaskCommandError } from "../errors.js";
 
 /** What to spawn for one task attempt. */
@@ -22,6 +22,8 @@ export interface TaskRunContext {
   workflowId: string;
   source: string;
   params: Params;
+  /** The run whose outcome started this one (chaining), else null or absent. */
+  upstream?: Upstream | null;
 }
 
 /**
@@ -86,7 +88,9 @@ export function matchesEnvPattern(name: string, patterns: readonly string[]): bo
  *    `inherit_env` (`task.inheritEnv`); never one of the agent's own `CDKTR_*` settings;
  * 2. the task's `env` (the workflow's `env` merged with the task's by the loader);
  * 3. the run variables: one `CDKTR_PARAM_*` per run parameter, `CDKTR_RUN_ID`,
- *    `CDKTR_WORKFLOW_ID`, `CDKTR_TASK_ID`, `CDKTR_TRIGGER_SOURCE` (an `env` cannot override them).
+ *    `CDKTR_WORKFLOW_ID`, `CDKTR_TASK_ID`, `CDKTR_TRIGGER_SOURCE`, and for a run started by another
+ *    run's outcome `CDKTR_UPSTREAM_RUN_ID`, `CDKTR_UPSTREAM_WORKFLOW_ID`, `CDKTR_UPSTREAM_STATUS`
+ *    (an `env` cannot override them).
  *
  * At spawn the agent adds `CDKTR_TASK_MARKER` over all of these (see `containment.ts`).
  */
@@ -108,6 +112,11 @@ export function buildTaskEnv(
   env.CDKTR_WORKFLOW_ID = run.workflowId;
   env.CDKTR_TASK_ID = task.id;
   env.CDKTR_TRIGGER_SOURCE = run.source;
+  if (run.upstream != null) {
+    env.CDKTR_UPSTREAM_RUN_ID = run.upstream.runId;
+    env.CDKTR_UPSTREAM_WORKFLOW_ID = run.upstream.workflowId;
+    env.CDKTR_UPSTREAM_STATUS = run.upstream.status;
+  }
   return env;
 }
 

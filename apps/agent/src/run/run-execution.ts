@@ -227,6 +227,7 @@ export class RunExecution {
       workflowId: this.workflowId,
       source: run.source,
       params: run.params,
+      upstream: run.upstream ?? null,
     };
     const attempts = task.retries.count + 1;
     // While the status outbox cannot be written (full disk), the task's output readers pause too.

@@ -73,6 +73,25 @@ export function registerRunHandlers(server: HandlerRegistry<typeof API_VERBS>, c
         { context: { workflowId: wf.id } },
       );
     }
+    if (req.upstream !== undefined) {
+      // Chaining: the upstream must be a run that really ended so (the downstream's tasks see it
+      // as CDKTR_UPSTREAM_*). Its existence is no secret to a key that may not read it: run ids
+      // are random, and the answer names nothing of the run.
+      const up = req.upstream;
+      const found = await store.getRun(up.runId);
+      const problem =
+        found === null
+          ? `no run ${up.runId} exists`
+          : found.run.workflowId !== up.workflowId
+            ? `run ${up.runId} is not a run of \`${up.workflowId}\``
+            : found.run.status !== up.status
+              ? `run ${up.runId} has not ended ${up.status}`
+              : null;
+      if (problem !== null)
+        throw new CdktrError("BAD_REQUEST", `upstream: ${problem}; send the upstream run as it ended`, {
+          context: { workflowId: req.workflowId, upstreamRunId: up.runId },
+        });
+    }
     const { run, duplicate } = await store.createRun({
       runId: ctx.ids.next(),
       workflow: wf,
@@ -83,6 +102,7 @@ export function registerRunHandlers(server: HandlerRegistry<typeof API_VERBS>, c
       source: req.source ?? "api",
       triggeredBy: identity?.name ?? null,
       scheduledFor: req.scheduledFor ?? null,
+      upstream: req.upstream ?? null,
     });
     if (!duplicate) {
       // Per trigger, so debug (a JSON line on stdout costs about a quarter of a trigger's time

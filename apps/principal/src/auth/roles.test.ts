@@ -131,6 +131,15 @@ describe("the role matrix", () => {
     assert.equal(await permitsTopic(t, "runs|wf|", runOf), false);
     assert.equal(await permitsTopic(t, "", runOf), false);
     assert.equal(await permitsTopic(id("scheduler", "t"), "runs|wf|mine|", runOf), true);
+    // A scheduler follows every run's outcome (chaining): run state changes, not tasks or logs.
+    const s = id("scheduler", "s");
+    assert.equal(await permitsTopic(s, "runs|", runOf), true);
+    assert.equal(await permitsTopic(s, "runs|wf|", runOf), true);
+    assert.equal(await permitsTopic(s, "runs|wf|theirs|", runOf), false, "one run's topic: only its own runs");
+    assert.equal(await permitsTopic(s, "runs", runOf), false);
+    assert.equal(await permitsTopic(s, "runs||", runOf), false);
+    assert.equal(await permitsTopic(s, "tasks|", runOf), false);
+    assert.equal(await permitsTopic(s, "logs|wf|", runOf), false);
     assert.equal(await permitsTopic(id("agent"), "workflows|", runOf), false);
     assert.equal(await permitsTopic(id("reader"), "", runOf), true);
     assert.equal(await permitsTopic(id("operator"), "logs|", runOf), true);

@@ -97,6 +97,12 @@ export function mayTriggerWorkflow(identity: KeyIdentity | null, workflowId: str
   return identity === null || identity.workflows === null || identity.workflows.includes(workflowId);
 }
 
+/** `runs|` or `runs|<workflow>|`: run state changes of every run, or of one workflow's runs. */
+function isRunsPrefix(topic: string): boolean {
+  const parts = topic.split("|");
+  return parts[0] === "runs" && parts.at(-1) === "" && (parts.length === 2 || (parts.length === 3 && parts[1] !== ""));
+}
+
 /** The run a publish topic is about: `runs|<wf>|<run>|`, `tasks|<wf>|<run>|` or `logs|<wf>|<run>|[<task>|]`. */
 export function runOfTopic(topic: string): { workflowId: string; runId: string } | null {
   const parts = topic.split("|");
@@ -119,7 +125,9 @@ export function runOfTopic(topic: string): { workflowId: string; runId: string }
  * Whether `identity` may receive the publish topics starting with `topic`: readers and operators
  * any; triggers and schedulers `workflows|` and the topics of one run they triggered
  * (`runOf` answers who triggered a run of a workflow, undefined when there is no such run);
- * agents none. A broader prefix than one run is refused.
+ * schedulers also every run's state changes (`runs|`, `runs|<workflow>|`: they follow run outcomes
+ * for workflow chaining, and may list every run anyway); agents none. A broader prefix than one
+ * run is refused otherwise.
  */
 export async function permitsTopic(
   identity: KeyIdentity,
@@ -135,6 +143,7 @@ export async function permitsTopic(
     case "trigger":
     case "scheduler": {
       if (topic === "workflows|") return true;
+      if (identity.role === "scheduler" && isRunsPrefix(topic)) return true;
       const target = runOfTopic(topic);
       if (target === null) return false;
       const run = await runOf(target.workflowId, target.runId);

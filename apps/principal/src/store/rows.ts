@@ -13,6 +13,7 @@ import type {
   RunStatus,
   TaskRunRecord,
   TaskStatus,
+  Upstream,
 } from "@cdktr/protocol";
 import { LOG_LEVELS, type ApiVerbs, type ParsedRequestOf } from "@cdktr/protocol";
 import type { RunLease } from "../runs/state-machine.js";
@@ -41,6 +42,8 @@ export interface RunRow {
   triggered_by: string | null;
   /** Name of the key that fetched the current (or last) assignment; null without authentication. */
   lease_key: string | null;
+  /** JSON of the run whose outcome started this one (`Upstream`), or null. */
+  upstream: string | null;
 }
 
 /** A `keys` row (public halves only). */
@@ -95,6 +98,7 @@ export function runFromRow(r: RunRow): RunRecord {
     idempotencyKey: r.idempotency_key,
     params: JSON.parse(r.params) as RunRecord["params"],
     scheduledFor: isoOrNull(r.scheduled_for),
+    upstream: r.upstream === null ? null : (JSON.parse(r.upstream) as Upstream),
     createdAt: new Date(r.created_at).toISOString(),
     startedAt: isoOrNull(r.started_at),
     finishedAt: isoOrNull(r.finished_at),
@@ -180,6 +184,8 @@ export interface NewRun {
   key: string | null;
   params: string;
   scheduledFor: number | null;
+  /** JSON of the run's `Upstream`, or null. */
+  upstream: string | null;
   finishedAt: number | null;
   reason: string | null;
   message: string | null;
@@ -243,5 +249,6 @@ export function newRunRow(now: number, r: NewRun): RunRow {
     updated_at: now,
     triggered_by: r.triggeredBy,
     lease_key: null,
+    upstream: r.upstream,
   };
 }

@@ -22,6 +22,7 @@ import type {
   Reason,
   RunRecord,
   TaskRunRecord,
+  Upstream,
   WorkflowDefinition,
   ReplyOf,
   ApiVerbs,
@@ -48,6 +49,8 @@ export interface CreateRunInput {
   /** Name of the key that triggered the run; null without authentication. */
   triggeredBy: string | null;
   scheduledFor: string | null;
+  /** The finished run whose outcome this trigger follows (chaining), checked by the caller. */
+  upstream?: Upstream | null;
   /** Initial message (e.g. a requeued run names the crashed one). */
   message?: string | null;
 }

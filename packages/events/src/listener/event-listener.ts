@@ -16,6 +16,7 @@ import {
   type ReplyOf,
   type RequestOf,
   type RunStatus,
+  type Upstream,
 } from "@cdktr/protocol";
 import { TypedEmitter } from "./typed-emitter.js";
 
@@ -94,6 +95,11 @@ export interface RunWorkflowOptions {
   source?: string;
   /** The occurrence this trigger stands for (cron-like listeners). */
   scheduledFor?: Date | string;
+  /**
+   * The finished run whose outcome this trigger follows (chaining): the principal checks it and
+   * the new run's tasks see it as `CDKTR_UPSTREAM_*`.
+   */
+  upstream?: Upstream;
   /** Time one attempt may take. @default the listener's `timeoutMs` */
   timeoutMs?: number;
   /**
@@ -107,7 +113,7 @@ export interface RunWorkflowOptions {
 
 /** One trigger of {@link EventListener.runWorkflows}: a workflow and its per-trigger options. */
 export interface BatchTrigger
-  extends Pick<RunWorkflowOptions, "params" | "idempotencyKey" | "source" | "scheduledFor"> {
+  extends Pick<RunWorkflowOptions, "params" | "idempotencyKey" | "source" | "scheduledFor" | "upstream"> {
   workflowId: string;
 }
 
@@ -393,6 +399,7 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
       source: t.source ?? this.source,
       ...(t.params === undefined ? {} : { params: t.params }),
       ...(scheduledFor === undefined ? {} : { scheduledFor }),
+      ...(t.upstream === undefined ? {} : { upstream: t.upstream }),
     };
   }
 

@@ -191,7 +191,7 @@ describe("parseWorkflowText: each error names file:line:column and the field", (
       ],
     );
     assert.deepEqual(errors(lines("name: X", "crom: '* * * * *'", ...TASK)), [
-      "wf.yml:2:1: crom: unknown key `crom` (did you mean `cron`?); allowed here: name, description, cron, cron_dialect, timezone, start_time, params, max_active_runs, overlap, on_agent_lost, catch_up, catch_up_max, jitter, agent_labels, env, inherit_env, tasks",
+      "wf.yml:2:1: crom: unknown key `crom` (did you mean `cron`?); allowed here: name, description, cron, cron_dialect, timezone, start_time, params, max_active_runs, overlap, on_agent_lost, catch_up, catch_up_max, jitter, agent_labels, env, inherit_env, triggers, tasks",
     ]);
     const inConfig = errors(
       lines("name: X", "tasks:", "  a:", "    name: A", "    config: !Subprocess {command: echo}"),
@@ -418,5 +418,49 @@ describe("workflowIdFromPath", () => {
     assert.equal(workflowIdFromPath("etl/daily.yml"), "etl.daily");
     assert.equal(workflowIdFromPath("a/b/c.yaml"), "a.b.c");
     assert.equal(workflowIdFromPath("hello.yml"), "hello");
+  });
+});
+
+describe("parseWorkflowText: triggers (chaining)", () => {
+  it("takes a status, a list of statuses, or none (COMPLETED); no triggers is no field", () => {
+    const { workflow } = load(
+      lines(
+        "name: B",
+        "triggers:",
+        "  - after: etl.extract",
+        "  - {after: a, status: FAILED}",
+        "  - {after: c, status: [COMPLETED, CRASHED, COMPLETED]}",
+        ...TASK,
+      ),
+    );
+    assert.deepEqual(workflow.triggers, [
+      { after: "etl.extract", status: ["COMPLETED"] },
+      { after: "a", status: ["FAILED"] },
+      { after: "c", status: ["COMPLETED", "CRASHED"] },
+    ]);
+    assert.equal(load(lines("name: B", ...TASK)).workflow.triggers, undefined);
+  });
+
+  it("refuses itself as upstream, a non-terminal status, a bad id and unknown keys, with file:line", () => {
+    assert.deepEqual(errors(lines("name: B", "triggers:", "  - after: wf", ...TASK)), [
+      "wf.yml:3:12: triggers[0].after: a workflow cannot follow its own runs (chaining cycle wf -> wf): remove this trigger",
+    ]);
+    const bad = errors(
+      lines(
+        "name: B",
+        "triggers:",
+        "  - {after: a, status: RUNNING}",
+        "  - {after: 'not an id'}",
+        "  - {after: a, state: FAILED}",
+        ...TASK,
+      ),
+    );
+    assert.equal(bad.length, 3, bad.join("\n"));
+    assert.match(
+      bad[0] ?? "",
+      /^wf\.yml:3:.*status must be one or more of COMPLETED, FAILED, CRASHED, CANCELLED, SKIPPED/,
+    );
+    assert.match(bad[1] ?? "", /^wf\.yml:4:.*triggers\[1\]\.after: .*workflow ids use letters/);
+    assert.match(bad[2] ?? "", /^wf\.yml:5:.*unknown key `state` \(did you mean `status`\?\)/);
   });
 });

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { LineCounter } from "yaml";
 import { WorkflowIdSchema } from "@cdktr/protocol";
 import type {
+  ChainTrigger,
   ParamDefinition,
   TaskConfig,
   TaskDefinition,
@@ -192,6 +193,19 @@ class WorkflowFileParser {
       if (def !== null) params[name] = def;
     }
 
+    const triggers: ChainTrigger[] = [];
+    (y.triggers ?? []).forEach((t, i) => {
+      if (t.after === this.options.id) {
+        this.#problems.error(
+          ["triggers", i, "after"],
+          `a workflow cannot follow its own runs (chaining cycle ${t.after} -> ${t.after}): remove this trigger`,
+        );
+        return;
+      }
+      const status = t.status === undefined ? ["COMPLETED" as const] : Array.isArray(t.status) ? t.status : [t.status];
+      triggers.push({ after: t.after, status: [...new Set(status)] });
+    });
+
     if (y.catch_up_max !== undefined && y.catch_up !== undefined && y.catch_up.max !== undefined) {
       this.#problems.error(["catch_up_max"], "give the maximum either as catch_up.max or as catch_up_max, not both");
     }
@@ -285,6 +299,7 @@ class WorkflowFileParser {
       catchUp,
       jitterMs: y.jitter ?? 0,
       agentLabels: y.agent_labels ?? [],
+      ...(triggers.length > 0 ? { triggers } : {}),
       tasks,
       hash: createHash("sha256").update(this.text).digest("hex"),
     };

@@ -9,6 +9,7 @@ import type { Dirent, Stats } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { errorMessage, type WorkflowDefinition, type WorkflowLoadError } from "@cdktr/protocol";
+import { findCycle } from "../dag/graph.js";
 import { parseWorkflowText, workflowIdFromPath } from "./parse-workflow-text.js";
 import type { ParseWorkflowResult } from "./parse-workflow-text.js";
 import { readScanIndex, writeScanIndex, type ScanIndexEntry } from "./scan-index.js";
@@ -254,6 +255,20 @@ export class WorkflowDirectory {
       else if (previous !== undefined) next.set(id, previous);
     }
 
+    errors.push(...this.#refuseChainCycles(next));
+    for (const wf of next.values()) {
+      (wf.triggers ?? []).forEach((t, i) => {
+        if (!next.has(t.after))
+          warnings.push({
+            file: wf.path,
+            line: null,
+            column: null,
+            path: `triggers[${i}].after`,
+            message: `no workflow \`${t.after}\` is loaded: this trigger fires once it exists`,
+          });
+      });
+    }
+
     const changed: string[] = [];
     for (const [id, wf] of next) {
       const before = this.#workflows.get(id);
@@ -279,6 +294,42 @@ export class WorkflowDirectory {
     this.#loggedErrors = keys;
     const stats = { files: files.length, read: this.#read, parsed: this.#parsed };
     return { workflows: new Map(next), changed, removed, errors, warnings, stats };
+  }
+
+  /**
+   * Chaining cycles (`triggers: [{after}]` leading back to a workflow): each cycle is refused with
+   * its path. The workflows of the cycle whose definitions are new in this scan keep their previous
+   * definition (or are left out when they had none); when none of them is new, all are left out.
+   * Mutates `next`; returns the errors.
+   */
+  #refuseChainCycles(next: Map<string, WorkflowDefinition>): WorkflowLoadError[] {
+    const errors: WorkflowLoadError[] = [];
+    for (;;) {
+      const graph: Record<string, { depends: string[] }> = {};
+      for (const [id, wf] of next) graph[id] = { depends: (wf.triggers ?? []).map((t) => t.after) };
+      const cycle = findCycle(graph);
+      if (cycle === null) return errors;
+      const members = [...new Set(cycle)];
+      const fresh = members.filter((id) => this.#workflows.get(id)?.hash !== next.get(id)?.hash);
+      const blamed = fresh.length > 0 ? fresh : members;
+      for (const id of blamed) {
+        const wf = next.get(id);
+        if (wf === undefined) continue;
+        const at = cycle.indexOf(id);
+        const upstream = at > 0 ? cycle[at - 1] : cycle[cycle.length - 2];
+        const index = (wf.triggers ?? []).findIndex((t) => t.after === upstream);
+        errors.push({
+          file: wf.path,
+          line: null,
+          column: null,
+          path: index >= 0 ? `triggers[${index}].after` : "triggers",
+          message: `chaining cycle ${cycle.join(" -> ")}: a run would start the next one forever; remove one of these triggers`,
+        });
+        const previous = this.#workflows.get(id);
+        if (previous !== undefined && previous.hash !== wf.hash) next.set(id, previous);
+        else next.delete(id);
+      }
+    }
   }
 
   /** Loads one file through the cache; null when it disappeared. */

@@ -5,7 +5,7 @@
  * `WorkflowDefinition` of `@cdktr/protocol`.
  */
 import { z } from "zod";
-import { InheritEnvEntrySchema, parseDurationWithUnit } from "@cdktr/protocol";
+import { ChainStatusSchema, InheritEnvEntrySchema, WorkflowIdSchema, parseDurationWithUnit } from "@cdktr/protocol";
 
 function duration(numberUnit: "s" | "ms") {
   return z
@@ -150,6 +150,22 @@ export const CatchUpYamlSchema = z.preprocess(
   ),
 );
 
+const CHAIN_STATUS_ERROR = `status must be one or more of ${ChainStatusSchema.options.join(", ")} (the states a run ends in)`;
+const ChainStatusYaml = z.enum(ChainStatusSchema.options, { error: CHAIN_STATUS_ERROR });
+
+/** One `triggers` entry: `{after: <workflow id>, status: COMPLETED | [COMPLETED, FAILED]}`. */
+export const ChainTriggerYamlSchema = z.strictObject(
+  {
+    after: WorkflowIdSchema,
+    status: z
+      .union([ChainStatusYaml, z.array(ChainStatusYaml).min(1, "list at least one status")], {
+        error: CHAIN_STATUS_ERROR,
+      })
+      .optional(),
+  },
+  { error: "a trigger is a map {after: <workflow id>, status: [COMPLETED, ...]}" },
+);
+
 /** A whole workflow file. */
 export const WorkflowYamlSchema = z.strictObject(
   {
@@ -169,6 +185,7 @@ export const WorkflowYamlSchema = z.strictObject(
     agent_labels: z.array(z.string().min(1)).nullish(),
     env: EnvYamlSchema.nullish(),
     inherit_env: InheritEnvYamlSchema.nullish(),
+    triggers: z.array(ChainTriggerYamlSchema, { error: "triggers must be a list of {after, status}" }).nullish(),
     tasks: z.preprocess(
       (v) => (v === null ? {} : v),
       z.record(z.string(), TaskYamlSchema, { error: "tasks must be a map of task id -> task" }),
@@ -188,6 +205,7 @@ export const KNOWN_KEYS = {
   param: ["type", "values", "required", "default", "description"],
   retries: ["count", "backoff", "factor"],
   catchUp: ["policy", "max"],
+  trigger: ["after", "status"],
 } as const;
 
 /** The known keys of the map at `path` (for suggestions). */
@@ -197,5 +215,6 @@ export function knownKeysAt(path: readonly (string | number)[]): readonly string
   if (path[0] === "tasks" && path.length === 3 && path[2] === "retries") return KNOWN_KEYS.retries;
   if (path[0] === "params" && path.length === 2) return KNOWN_KEYS.param;
   if (path[0] === "catch_up" && path.length === 1) return KNOWN_KEYS.catchUp;
+  if (path[0] === "triggers" && path.length === 2) return KNOWN_KEYS.trigger;
   return [];
 }

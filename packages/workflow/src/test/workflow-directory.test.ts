@@ -380,3 +380,42 @@ describe("WorkflowDirectory index file (restarts) and scans of given paths (watc
     assert.deepEqual(full.changed, ["w7"]);
   });
 });
+
+describe("WorkflowDirectory: chaining cycles", () => {
+  const chained = (name: string, ...after: string[]): string =>
+    `name: ${name}\ntriggers:\n${after.map((a) => `  - after: ${a}\n`).join("")}tasks:\n  a:\n    name: A\n    config: !Subprocess {cmd: echo, args: [hi]}\n`;
+
+  it("a cycle across files is refused with its path; the workflows outside it load", async () => {
+    const dir = makeTempDir();
+    write(dir, "a.yml", chained("A", "c"));
+    write(dir, "b.yml", chained("B", "a"));
+    write(dir, "c.yml", chained("C", "b"));
+    write(dir, "d.yml", chained("D", "a", "nowhere"));
+    const r = await loadWorkflowDir(dir);
+    assert.deepEqual([...r.workflows.keys()], ["d"]);
+    const msgs = r.errors.map(formatLoadError).sort();
+    assert.equal(msgs.length, 3, msgs.join("\n"));
+    for (const m of msgs) assert.match(m, /chaining cycle (a -> b -> c -> a|b -> c -> a -> b|c -> a -> b -> c): /);
+    assert.match(msgs[0] ?? "", /^a\.yml: triggers\[0\]\.after: /);
+    assert.deepEqual(r.warnings.map(formatLoadError), [
+      "d.yml: triggers[0].after: no workflow `a` is loaded: this trigger fires once it exists",
+      "d.yml: triggers[1].after: no workflow `nowhere` is loaded: this trigger fires once it exists",
+    ]);
+  });
+
+  it("an edit that closes a cycle is refused and the edited workflow keeps its last valid version", async () => {
+    const dir = makeTempDir();
+    write(dir, "a.yml", wf("A"));
+    write(dir, "b.yml", chained("B", "a"));
+    const d = new WorkflowDirectory({ dir });
+    const first = await d.scan();
+    assert.deepEqual(first.errors, []);
+    write(dir, "a.yml", chained("A2", "b"), 0);
+    const second = await d.scan();
+    assert.deepEqual(second.errors.map(formatLoadError), [
+      "a.yml: triggers[0].after: chaining cycle a -> b -> a: a run would start the next one forever; remove one of these triggers",
+    ]);
+    assert.equal(second.workflows.get("a")?.name, "A", "the last valid version of a");
+    assert.deepEqual(second.workflows.get("b")?.triggers, [{ after: "a", status: ["COMPLETED"] }]);
+  });
+});

@@ -135,6 +135,10 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   INSERT INTO leader_lease (id, holder, epoch, expires_at) VALUES (1, NULL, 0, '-infinity');
   `,
+  // 3: the run whose outcome started a run (workflow chaining): JSON {runId, workflowId, status}.
+  `
+  ALTER TABLE runs ADD COLUMN upstream TEXT;
+  `,
 ];
 
 /** First key of the migration lock (`pg_advisory_xact_lock(key, hashtext(schema))`): "cdkt". */

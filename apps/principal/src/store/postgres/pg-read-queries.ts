@@ -43,11 +43,15 @@ export async function listPgRuns(sql: Sql, req: RunListQuery): Promise<ReplyOf<A
   const cmp = desc ? "<" : ">";
   const dir = desc ? "DESC" : "ASC";
   const scheduled = req.scheduledOnly === true;
+  const finished = req.finishedSince !== undefined;
   if (scheduled) w.add("scheduled_for IS NOT NULL");
+  if (req.finishedSince !== undefined) w.add("finished_at >= ?", Date.parse(req.finishedSince));
+  // Pages of the scheduled and finished orders go by (time, run id); the others by run id.
+  const timeColumn = scheduled ? "scheduled_for" : finished ? "finished_at" : null;
   if (req.cursor !== undefined) {
-    if (scheduled) {
-      const [s, id] = decodeCursor(req.cursor, ["number", "string"]);
-      w.add(`(scheduled_for, run_id) ${cmp} (?, ?)`, s, id);
+    if (timeColumn !== null) {
+      const [t, id] = decodeCursor(req.cursor, ["number", "string"]);
+      w.add(`(${timeColumn}, run_id COLLATE "C") ${cmp} (?, ? COLLATE "C")`, t, id);
     } else {
       const [id] = decodeCursor(req.cursor, ["string"]);
       w.add(`run_id ${cmp} ?`, id);
@@ -55,7 +59,7 @@ export async function listPgRuns(sql: Sql, req: RunListQuery): Promise<ReplyOf<A
   }
   const limit = req.limit ?? DEFAULT_RUN_PAGE;
   // COLLATE "C": run ids sort bytewise, as in SQLite, whatever the database's collation.
-  const order = scheduled ? `scheduled_for ${dir}, run_id COLLATE "C" ${dir}` : `run_id COLLATE "C" ${dir}`;
+  const order = timeColumn !== null ? `${timeColumn} ${dir}, run_id COLLATE "C" ${dir}` : `run_id COLLATE "C" ${dir}`;
   const rows = await sql.rows<RunRow>(`SELECT * FROM runs ${w.sql} ORDER BY ${order} LIMIT $${w.args.length + 1}`, [
     ...w.args,
     limit + 1,
@@ -64,7 +68,9 @@ export async function listPgRuns(sql: Sql, req: RunListQuery): Promise<ReplyOf<A
   const last = page[page.length - 1];
   const nextCursor =
     rows.length > limit && last !== undefined
-      ? encodeCursor(scheduled ? [last.scheduled_for ?? 0, last.run_id] : [last.run_id])
+      ? encodeCursor(
+          timeColumn !== null ? [(scheduled ? last.scheduled_for : last.finished_at) ?? 0, last.run_id] : [last.run_id],
+        )
       : null;
   return { runs: page.map(runFromRow), nextCursor };
 }

@@ -29,6 +29,7 @@ const RUN_COLUMNS = [
   ["reason", "text"],
   ["message", "text"],
   ["updated_at", "bigint"],
+  ["upstream", "text"],
 ] as const;
 const KEY_COLUMNS = [
   ["scope", "text"],

@@ -138,6 +138,10 @@ export const MIGRATIONS: readonly string[] = [
   -- Log lines moved to a file of their own (log-database.ts; copied there before this runs).
   DROP TABLE logs;
   `,
+  `
+  -- The run whose outcome started a run (workflow chaining): JSON {runId, workflowId, status}.
+  ALTER TABLE runs ADD COLUMN upstream TEXT;
+  `,
 ];
 
 /** The main file's version whose migration drops the `logs` table (copied out before it). */

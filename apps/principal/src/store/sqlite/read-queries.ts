@@ -65,12 +65,19 @@ export function listRuns(db: Database.Database, req: RunListQuery): ReplyOf<ApiV
   const cmp = desc ? "<" : ">";
   const dir = desc ? "DESC" : "ASC";
   const scheduled = req.scheduledOnly === true;
+  const finished = req.finishedSince !== undefined;
   if (scheduled) where.push("scheduled_for IS NOT NULL");
+  if (req.finishedSince !== undefined) {
+    where.push("finished_at >= ?");
+    args.push(Date.parse(req.finishedSince));
+  }
+  // Pages of the scheduled and finished orders go by (time, run id); the others by run id.
+  const timeColumn = scheduled ? "scheduled_for" : finished ? "finished_at" : null;
   if (req.cursor !== undefined) {
-    if (scheduled) {
-      const [s, id] = decodeCursor(req.cursor, ["number", "string"]);
-      where.push(`(scheduled_for, run_id) ${cmp} (?, ?)`);
-      args.push(s as number, id as string);
+    if (timeColumn !== null) {
+      const [t, id] = decodeCursor(req.cursor, ["number", "string"]);
+      where.push(`(${timeColumn}, run_id) ${cmp} (?, ?)`);
+      args.push(t as number, id as string);
     } else {
       const [id] = decodeCursor(req.cursor, ["string"]);
       where.push(`run_id ${cmp} ?`);
@@ -78,14 +85,16 @@ export function listRuns(db: Database.Database, req: RunListQuery): ReplyOf<ApiV
     }
   }
   const limit = req.limit ?? DEFAULT_RUN_PAGE;
-  const order = scheduled ? `scheduled_for ${dir}, run_id ${dir}` : `run_id ${dir}`;
+  const order = timeColumn !== null ? `${timeColumn} ${dir}, run_id ${dir}` : `run_id ${dir}`;
   const sql = `SELECT * FROM runs ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY ${order} LIMIT ?`;
   const rows = db.prepare(sql).all(...args, limit + 1) as RunRow[];
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
   const nextCursor =
     rows.length > limit && last !== undefined
-      ? encodeCursor(scheduled ? [last.scheduled_for ?? 0, last.run_id] : [last.run_id])
+      ? encodeCursor(
+          timeColumn !== null ? [(scheduled ? last.scheduled_for : last.finished_at) ?? 0, last.run_id] : [last.run_id],
+        )
       : null;
   return { runs: page.map(runFromRow), nextCursor };
 }

@@ -73,8 +73,8 @@ export class Tables {
   insertRun(now: number, r: NewRun): RunRow {
     this.sql(
       `INSERT INTO runs (run_id, workflow_id, workflow_hash, status, source, triggered_by, idempotency_key, params,
-                         scheduled_for, created_at, finished_at, reason, message, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                         scheduled_for, created_at, finished_at, reason, message, updated_at, upstream)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       r.runId,
       r.workflowId,
@@ -90,6 +90,7 @@ export class Tables {
       r.reason,
       r.message,
       now,
+      r.upstream,
     );
     this.history(now, { runId: r.runId, from: null, to: r.status, reason: r.reason, message: r.message });
     return newRunRow(now, r);

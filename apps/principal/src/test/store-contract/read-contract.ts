@@ -193,6 +193,67 @@ export function readContract(h: StoreHarness): void {
     );
 
     it(
+      "listRuns finishedSince: finished runs only, ordered by finishedAt, paged without gaps; upstream is stored",
+      opts,
+      async () => {
+        const clock = new ManualClock();
+        const store = await h.open(clock);
+        const ids = new UlidGenerator(clock);
+        const wf = definition("wf");
+        const runIds: string[] = [];
+        for (let i = 0; i < 12; i++) {
+          const runId = ids.next();
+          runIds.push(runId);
+          await store.createRun({ ...baseTrigger, runId, workflow: wf, idempotencyKey: null });
+        }
+        // Finish them in another order than created, at distinct and equal instants.
+        const order = [5, 2, 9, 0, 11, 7, 3, 1, 10, 4, 8];
+        const finishedAt = new Map<string, number>();
+        for (const [k, i] of order.entries()) {
+          if (k % 3 !== 2) await clock.advance(10);
+          const runId = runIds[i] as string;
+          const { run } = await store.cancelRun(runId);
+          finishedAt.set(runId, Date.parse(run.finishedAt ?? "invalid"));
+        }
+        const since = finishedAt.get(runIds[0] as string) as number;
+        const expected = [...finishedAt.entries()]
+          .filter(([, t]) => t >= since)
+          .sort(([a, ta], [b, tb]) => ta - tb || (a < b ? -1 : 1))
+          .map(([id]) => id);
+        for (const direction of ["asc", "desc"] as const) {
+          const seen: string[] = [];
+          let cursor: string | undefined;
+          do {
+            const page = await store.listRuns({
+              finishedSince: iso(since),
+              order: direction,
+              limit: 2,
+              ...(cursor === undefined ? {} : { cursor }),
+            });
+            seen.push(...page.runs.map((r) => r.runId));
+            cursor = page.nextCursor ?? undefined;
+          } while (cursor !== undefined);
+          assert.deepEqual(seen, direction === "asc" ? expected : [...expected].reverse(), direction);
+        }
+        assert.ok(!expected.includes(runIds[6] as string), "a run that has not finished is not listed");
+
+        const upstream = { runId: runIds[0] as string, workflowId: "wf", status: "CANCELLED" as const };
+        const chained = ids.next();
+        const created = await store.createRun({
+          ...baseTrigger,
+          runId: chained,
+          workflow: wf,
+          idempotencyKey: null,
+          upstream,
+        });
+        assert.deepEqual(created.run.upstream, upstream);
+        assert.deepEqual((await store.getRun(chained))?.run.upstream, upstream);
+        assert.equal((await store.getRun(runIds[0] as string))?.run.upstream, null);
+        await store.close();
+      },
+    );
+
+    it(
       "filters are bound parameters: quotes and SQL in filter values match literally and change nothing",
       opts,
       async () => {
