@@ -2,7 +2,8 @@
  * Wiring of the scheduler process: a {@link CronScheduler} connected to the principal.
  * No side effects at import; `main.ts` owns the process.
  */
-import { CronScheduler, SCHEDULER_KEY_NAME, type Clock } from "@cdktr/events";
+import { join } from "node:path";
+import { CronScheduler, RunOutcomeListener, SCHEDULER_KEY_NAME, type Clock } from "@cdktr/events";
 import { HealthServer, PrincipalClient, findClientKey, withPort, type ClientKey, type Logger } from "@cdktr/protocol";
 import type { SchedulerConfig } from "./config.js";
 import { SchedulerMetrics } from "./metrics.js";
@@ -30,6 +31,8 @@ export interface SchedulerService {
   /** Base URL of `/metrics`, `/healthz` and `/readyz` once started (`CDKTR_METRICS_PORT`), else null. */
   readonly metrics: string | null;
   readonly scheduler: CronScheduler;
+  /** Workflow chaining: the workflows' `triggers: [{after, status}]`. */
+  readonly chaining: RunOutcomeListener;
 }
 
 /** Build the scheduler service from its configuration. */
@@ -54,12 +57,24 @@ export function createScheduler(config: SchedulerConfig, deps: SchedulerDeps): S
     subscribe: { endpoint: publishEndpoint },
     ...(deps.clock === undefined ? {} : { clock: deps.clock }),
   });
+  const chaining = new RunOutcomeListener({
+    principal: client,
+    key,
+    logger: deps.logger.child({ component: "chaining" }),
+    workflowTriggers: true,
+    stateFile: join(config.stateDir, "chaining.json"),
+    sweepIntervalMs: config.chainSweepMs,
+    lateMarginMs: config.chainMarginMs,
+    triggerTimeoutMs: config.triggerTimeoutMs,
+    subscribe: { endpoint: publishEndpoint },
+  });
   let stopped = false;
   const metrics = config.metricsPort === null ? null : new SchedulerMetrics(scheduler);
   let health: HealthServer | null = null;
   return {
     endpoints: { principal: client.endpoints.join(","), publish: publishEndpoint },
     scheduler,
+    chaining,
     get metrics() {
       return health?.url ?? null;
     },
@@ -79,10 +94,12 @@ export function createScheduler(config: SchedulerConfig, deps: SchedulerDeps): S
         });
       }
       await scheduler.start();
+      await chaining.start();
     },
     async stop() {
       if (stopped) return;
       stopped = true;
+      await chaining.stop();
       await scheduler.stop();
       client.close();
       await health?.close();

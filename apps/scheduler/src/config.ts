@@ -1,6 +1,9 @@
 /**
  * Configuration of the scheduler process, from `CDKTR_*` environment variables (and `.env`).
  */
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { z } from "zod";
 import {
   ClientEnvSchema,
   LogLevelSchema,
@@ -25,6 +28,18 @@ export const SchedulerEnvSchema = ClientEnvSchema.extend({
   CDKTR_SCHEDULER_MISS_GRACE_S: envInt({ min: 1, max: 86_400, default: 60 }),
   /** Seconds one trigger request may take. */
   CDKTR_SCHEDULER_TRIGGER_TIMEOUT_S: envInt({ min: 1, max: 600, default: 5 }),
+  /**
+   * Directory of the scheduler's state: how far the finished runs have been handled for workflow
+   * chaining (`chaining.json`). Default `~/.cdktr/scheduler`.
+   */
+  CDKTR_SCHEDULER_STATE_DIR: z.string().min(1).optional(),
+  /** Seconds between sweeps of the finished runs for workflow chaining (the catch-up). */
+  CDKTR_SCHEDULER_CHAIN_SWEEP_S: envInt({ min: 1, max: 3600, default: 10 }),
+  /**
+   * Seconds each chaining sweep looks back before its handled mark, for runs whose end is recorded
+   * late (an agent reconnecting, clocks apart).
+   */
+  CDKTR_SCHEDULER_CHAIN_MARGIN_S: envInt({ min: 0, max: 86_400, default: 300 }),
   /** debug, info, warn or error. */
   CDKTR_LOG_LEVEL: LogLevelSchema.default("info"),
   /** `json` or `pretty` log lines; unset = pretty on a terminal, JSON otherwise. */
@@ -50,6 +65,12 @@ export interface SchedulerConfig {
   metricsPort: number | null;
   /** Interface of the metrics port (`CDKTR_METRICS_HOST`). */
   metricsHost: string;
+  /** Absolute path of the scheduler's state directory (`CDKTR_SCHEDULER_STATE_DIR`). */
+  stateDir: string;
+  /** Time between chaining sweeps (`CDKTR_SCHEDULER_CHAIN_SWEEP_S`). */
+  chainSweepMs: number;
+  /** How far each chaining sweep looks back before its mark (`CDKTR_SCHEDULER_CHAIN_MARGIN_S`). */
+  chainMarginMs: number;
 }
 
 /**
@@ -76,5 +97,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: c.CDKTR_LOG_LEVEL,
     metricsPort: c.CDKTR_METRICS_PORT ?? null,
     metricsHost: c.CDKTR_METRICS_HOST,
+    stateDir: resolve(c.CDKTR_SCHEDULER_STATE_DIR ?? join(env.HOME ?? homedir(), ".cdktr", "scheduler")),
+    chainSweepMs: c.CDKTR_SCHEDULER_CHAIN_SWEEP_S * 1000,
+    chainMarginMs: c.CDKTR_SCHEDULER_CHAIN_MARGIN_S * 1000,
   };
 }

@@ -33,6 +33,13 @@ export {
   type MessageTrigger,
   type MessageTriggerOptions,
 } from "./mapping/message-trigger.js";
+export {
+  RunOutcomeListener,
+  findRuleCycle,
+  type ChainRule,
+  type RunOutcomeListenerOptions,
+  type RunOutcomeListenerStats,
+} from "./chaining/run-outcome-listener.js";
 export { runListener, type RunListenerOptions } from "./listener/run-listener.js";
 export { TypedEmitter } from "./listener/typed-emitter.js";
 export { CronSchedule, nextOccurrences, type ScheduleSpec } from "./cron/cron-schedule.js";

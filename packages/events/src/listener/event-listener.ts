@@ -3,7 +3,9 @@ import {
   CdktrError,
   MAX_BATCH_TRIGGERS,
   PrincipalClient,
+  Subscriber,
   backoffDelay,
+  clientEnv,
   coerceError,
   findClientKey,
   noopLogger,
@@ -326,6 +328,44 @@ export abstract class EventListener<E extends EventListenerEvents = EventListene
   }
 
   /**
+   * A connected subscriber to the principal's publish channel, with this listener's key: at
+   * `option.endpoint`, else the principal's host and `CDKTR_LOGS_PUBLISHING_PORT`; with several principals
+   * it follows the leader (calling `onLeaderMove` after each move, when what was published during
+   * the move is lost). Closed by the caller. Null, logged as `what` at warn, when the endpoint
+   * cannot be worked out.
+   */
+  protected openSubscriber(
+    option: { endpoint: string } | undefined,
+    signal: AbortSignal,
+    what: string,
+    onLeaderMove?: () => void,
+  ): Subscriber | null {
+    let endpoint: string;
+    try {
+      if (option !== undefined) endpoint = option.endpoint;
+      else {
+        const env = clientEnv(this.env);
+        const host = this.principalAddress?.host ?? hostOf(this.principal.endpoint) ?? env.host;
+        endpoint = `tcp://${host}:${env.publishPort}`;
+      }
+    } catch (e) {
+      this.logger.warn(`${what}: cannot work out the publish endpoint`, { error: toCdktrError(e).message });
+      return null;
+    }
+    const sub = new Subscriber({ endpoint, logger: this.logger, key: this.clientKey });
+    sub.connect();
+    const watch = this.principal.leaderWatch;
+    const best = watch?.leader;
+    if (option === undefined && best !== undefined && best !== null) sub.moveTo(best.publish);
+    const unwatch = watch?.onChange((l) => {
+      sub.moveTo(l.publish);
+      onLeaderMove?.();
+    });
+    if (unwatch !== undefined) signal.addEventListener("abort", unwatch, { once: true });
+    return sub;
+  }
+
+  /**
    * Report an event this listener received and turned away before any trigger (a bad signature,
    * a body that is not JSON, a message naming no workflow...): emits `rejected`, which the
    * listeners runner counts in `cdktr_listener_events_rejected_total`. A refusal by the principal
@@ -533,4 +573,11 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal?.addEventListener("abort", done, { once: true });
   });
+}
+
+/** The host of a `tcp://host:port` endpoint. */
+function hostOf(endpoint: string | undefined): string | undefined {
+  if (endpoint === undefined) return undefined;
+  const m = /^tcp:\/\/(.+):(\d+)$/.exec(endpoint);
+  return m?.[1];
 }

@@ -1,14 +1,13 @@
 import {
-  Subscriber,
   WorkflowsChangedEventSchema,
   backoffDelay,
-  clientEnv,
   systemClock,
   topics,
   toCdktrError,
   type ApiVerbs,
   type Clock,
   type ReplyOf,
+  type Subscriber,
   type TimerHandle,
 } from "@cdktr/protocol";
 import { EventListener, type EventListenerEvents, type EventListenerOptions } from "../listener/event-listener.js";
@@ -290,31 +289,11 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
   #startSubscriber(signal: AbortSignal): void {
     const opt = this.#subscribeOption;
     if (opt === false) return;
-    let endpoint: string;
-    try {
-      if (opt !== undefined) endpoint = opt.endpoint;
-      else {
-        const env = clientEnv(this.env);
-        const host = this.principalAddress?.host ?? hostOf(this.principal.endpoint) ?? env.host;
-        endpoint = `tcp://${host}:${env.publishPort}`;
-      }
-    } catch (e) {
-      this.logger.warn("no workflow announcements: cannot work out the publish endpoint", {
-        error: toCdktrError(e).message,
-      });
-      return;
-    }
-    const sub = new Subscriber({ endpoint, logger: this.logger, key: this.clientKey });
+    const sub = this.openSubscriber(opt, signal, "no workflow announcements");
+    if (sub === null) return;
     this.#subscriber = sub;
-    sub.connect();
     sub.subscribe(topics.workflows());
-    // Several principals: announcements come from the leader; follow it when it moves.
-    const watch = this.principal.leaderWatch;
-    const best = watch?.leader;
-    if (opt === undefined && best !== undefined && best !== null) sub.moveTo(best.publish);
-    const unwatch = watch?.onChange((l) => sub.moveTo(l.publish));
-    if (unwatch !== undefined) signal.addEventListener("abort", unwatch, { once: true });
-    this.logger.debug("subscribed to workflow announcements", { endpoint });
+    this.logger.debug("subscribed to workflow announcements", { endpoint: sub.endpoint });
     void (async () => {
       try {
         for await (const msg of sub) {
@@ -403,10 +382,4 @@ export class CronScheduler extends EventListener<CronSchedulerEvents> {
     for (const id of reply.removed) this.#planner.remove(id, "removed");
     for (const def of reply.workflows) this.#planner.upsert(def);
   }
-}
-
-function hostOf(endpoint: string | undefined): string | undefined {
-  if (endpoint === undefined) return undefined;
-  const m = /^tcp:\/\/(.+):(\d+)$/.exec(endpoint);
-  return m?.[1];
 }
