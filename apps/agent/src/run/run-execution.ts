@@ -222,11 +222,15 @@ export class RunExecution {
   async #runTask(taskId: string): Promise<TaskOutcome> {
     const task = this.#o.assignment.workflow.tasks[taskId] as TaskDefinition;
     const run = this.#o.assignment.run;
+    // `upstream` (for `{{ upstream.* }}`) comes from the run record once it names the run whose
+    // outcome started this one; no record does yet.
     const ctx: TaskRunContext = {
       runId: run.runId,
       workflowId: this.workflowId,
       source: run.source,
       params: run.params,
+      paramDefs: this.#o.assignment.workflow.params,
+      scheduledFor: run.scheduledFor,
     };
     const attempts = task.retries.count + 1;
     // While the status outbox cannot be written (full disk), the task's output readers pause too.
