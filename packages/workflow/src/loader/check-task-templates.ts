@@ -56,10 +56,10 @@ export function checkTaskTemplates(
     const at = (...rest: PathSeg[]): PathSeg[] => [...base, "config", ...rest];
     if (config?.type === "subprocess") {
       fixed(at("cmd"), "cmd", config.cmd);
-      config.args.forEach((arg, i) => templated(at("args", i), arg));
+      for (const [i, arg] of config.args.entries()) templated(at("args", i), arg);
     } else if (config?.type === "uvPython") {
       fixed(at("script_path"), "script_path", config.scriptPath);
-      config.packages.forEach((pkg, i) => fixed(at("packages", i), "packages", pkg));
+      for (const [i, pkg] of config.packages.entries()) fixed(at("packages", i), "packages", pkg);
       fixed(at("uv_path"), "uv_path", config.uvPath);
       templated(at("working_directory"), config.workingDirectory);
     }
