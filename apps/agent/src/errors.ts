@@ -10,8 +10,11 @@ export type AgentStartErrorCode = "DATA_DIR_LOCKED" | "DATA_DIR_UNUSABLE" | "CON
 /** The agent cannot start; `main` prints the message and exits with code 2. */
 export class AgentStartError extends CodedError<AgentStartErrorCode> {}
 
-/** Stable codes of {@link TaskCommandError}. */
-export type TaskCommandErrorCode = "UV_NOT_FOUND";
+/**
+ * Stable codes of {@link TaskCommandError}: `UV_NOT_FOUND` (no `uv` for a `!UvPython` task),
+ * `TEMPLATE_INVALID` (a task template the loader would refuse, e.g. from an older principal).
+ */
+export type TaskCommandErrorCode = "UV_NOT_FOUND" | "TEMPLATE_INVALID";
 
 /** A command could not be prepared: the task fails with `spawn_error` and this message. */
 export class TaskCommandError extends CodedError<TaskCommandErrorCode> {}

@@ -5,11 +5,25 @@ import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TaskDefinition } from "@cdktr/protocol";
 import { TaskCommandError } from "../errors.js";
-import { TASK_BASE_ENV, buildTaskCommand, buildTaskEnv, matchesEnvPattern, paramEnvName } from "./task-command.js";
+import {
+  TASK_BASE_ENV,
+  buildTaskCommand,
+  buildTaskEnv,
+  matchesEnvPattern,
+  paramEnvName,
+  type TaskRunContext,
+} from "./task-command.js";
 
 after(removeTempDirs);
 
-const run = { runId: "r1", workflowId: "wf.a", source: "cli", params: { "batch-size": 10, dry: true, région: "eu" } };
+const run: TaskRunContext = {
+  runId: "r1",
+  workflowId: "wf.a",
+  source: "cli",
+  params: { "batch-size": 10, dry: true, région: "eu" },
+  paramDefs: {},
+  scheduledFor: null,
+};
 
 function task(config: TaskDefinition["config"], extra: Partial<TaskDefinition> = {}): TaskDefinition {
   return {
@@ -272,5 +286,140 @@ test("missing uv fails with a message naming it", () => {
   assert.throws(
     () => buildTaskCommand(task({ ...base, uvPath: "/nope/bin/uv" }), run, { env: {} }),
     (e: unknown) => e instanceof TaskCommandError && e.message.includes("/nope/bin/uv"),
+  );
+});
+
+/** A run of a workflow declaring `who`, `n`, `dry`, `limit` (default 500) and an optional `note`. */
+const tplRun: TaskRunContext = {
+  runId: "r-42",
+  workflowId: "etl.daily",
+  source: "webhook",
+  params: { who: "world", n: 3, dry: true },
+  paramDefs: {
+    who: { type: "string", required: true, description: null },
+    n: { type: "number", required: true, description: null },
+    dry: { type: "boolean", required: false, default: false, description: null },
+    limit: { type: "number", required: false, default: 500, description: null },
+    note: { type: "string", required: false, description: null },
+  },
+  scheduledFor: "2026-11-28T06:30:00.000Z",
+};
+
+function argv(args: string[], ctx: TaskRunContext = tplRun): string[] {
+  return buildTaskCommand(task({ type: "subprocess", cmd: "tool", args }), ctx, { env: {} }).args;
+}
+
+test("templates in args expand to the run's params and values, each inside its own argument", () => {
+  assert.deepEqual(
+    argv([
+      "--who={{ params.who }}",
+      "{{params.who}}",
+      "{{ run.id }}:{{ run.workflow_id }}:{{ run.source }}:{{ run.scheduled_for }}",
+      "{{ task.id }}",
+    ]),
+    ["--who=world", "world", "r-42:etl.daily:webhook:2026-11-28T06:30:00.000Z", "t1"],
+  );
+  assert.deepEqual(argv(["[{{ run.scheduled_for }}]"], { ...tplRun, scheduledFor: null }), ["[]"]);
+});
+
+test("a param with spaces, quotes, `;` or `$(...)` stays one literal argument", () => {
+  const who = `x; rm -rf /tmp/should-not-exist "quoted" $(id) 'single' \`id\``;
+  assert.deepEqual(argv(["--name", "{{ params.who }}", "end"], { ...tplRun, params: { ...tplRun.params, who } }), [
+    "--name",
+    who,
+    "end",
+  ]);
+});
+
+test("numbers and booleans render as JSON text; defaults fill what the run lacks; an optional param without a value is empty", () => {
+  assert.deepEqual(argv(["{{ params.n }}", "{{ params.dry }}", "{{ params.limit }}", "[{{ params.note }}]"]), [
+    "3",
+    "true",
+    "500",
+    "[]",
+  ]);
+  const env = buildTaskCommand(task({ type: "subprocess", cmd: "tool", args: [] }), tplRun, { env: {} }).env;
+  assert.equal(env.CDKTR_PARAM_LIMIT, "500", "the default reaches the environment too");
+  assert.equal(env.CDKTR_PARAM_NOTE, undefined);
+});
+
+test("a substituted value is never expanded again", () => {
+  const params = { ...tplRun.params, who: '{{ run.id }} {{ "{{" }}' };
+  assert.deepEqual(argv(["{{ params.who }}"], { ...tplRun, params }), ['{{ run.id }} {{ "{{" }}']);
+});
+
+test('{{ "{{" }} writes a literal `{{` (Go and Jinja templates in arguments); a lone `}}` stays', () => {
+  assert.deepEqual(argv(['--set=x={{ "{{" }} .Values.y }}', "--set=y={{'{{'}}.Values.z}}", "a }} b"]), [
+    "--set=x={{ .Values.y }}",
+    "--set=y={{.Values.z}}",
+    "a }} b",
+  ]);
+});
+
+test("upstream.* is empty when the run was not started by another run's outcome", () => {
+  assert.deepEqual(argv(["[{{ upstream.run_id }}|{{ upstream.workflow_id }}|{{ upstream.status }}]"]), ["[||]"]);
+  const upstream = { runId: "r-7", workflowId: "etl.extract", status: "COMPLETED" };
+  assert.deepEqual(
+    argv(["{{ upstream.run_id }} {{ upstream.workflow_id }} {{ upstream.status }}"], { ...tplRun, upstream }),
+    ["r-7 etl.extract COMPLETED"],
+  );
+});
+
+test("env values and working directories are templated; cmd and env names are not", () => {
+  const cmd = buildTaskCommand(
+    task(
+      { type: "subprocess", cmd: "{{ params.who }}", args: [] },
+      {
+        workingDirectory: "/srv/{{ run.workflow_id }}/{{ params.who }}",
+        env: { DAY: "{{ params.who }}-{{ params.n }}", "K_{{ params.who }}": "v", CDKTR_RUN_ID: "{{ params.who }}" },
+      },
+    ),
+    tplRun,
+    { env: {} },
+  );
+  assert.equal(cmd.cmd, "{{ params.who }}");
+  assert.equal(cmd.cwd, "/srv/etl.daily/world");
+  assert.equal(cmd.env.DAY, "world-3");
+  assert.equal(cmd.env["K_{{ params.who }}"], "v");
+  assert.equal(cmd.env.CDKTR_RUN_ID, "r-42", "the run variables still win");
+
+  const dir = makeTempDir("cdktr-uv-");
+  const uv = join(dir, "uv");
+  writeFileSync(uv, "#!/bin/sh\n");
+  chmodSync(uv, 0o755);
+  const uvCmd = (workingDirectory: string | null) =>
+    buildTaskCommand(
+      task(
+        { type: "uvPython", scriptPath: "main.py", packages: [], isUvProject: true, workingDirectory, uvPath: uv },
+        { workingDirectory: "/task/{{ task.id }}" },
+      ),
+      tplRun,
+      { env: {} },
+    ).cwd;
+  assert.equal(uvCmd("/data/{{ params.who }}"), "/data/world");
+  assert.equal(uvCmd(null), "/task/t1");
+});
+
+test("a template the loader would refuse (from a principal that does not check them) fails the command, naming the task and field", () => {
+  const bad =
+    (args: string[], env: Record<string, string> = {}) =>
+    () =>
+      buildTaskCommand(task({ type: "subprocess", cmd: "tool", args }, { env }), tplRun, { env: {} });
+  assert.throws(
+    bad(["ok", "{{ params.nope }}"]),
+    (e: unknown) =>
+      e instanceof TaskCommandError &&
+      e.code === "TEMPLATE_INVALID" &&
+      e.message.startsWith(
+        "task `t1`: config.args[1]: unknown name `params.nope` in `{{ params.nope }}`; valid names: params.who,",
+      ),
+  );
+  assert.throws(
+    bad([], { X: "{{ run.id" }),
+    (e: unknown) => e instanceof TaskCommandError && e.message.startsWith("task `t1`: env.X: `{{` is not closed"),
+  );
+  assert.throws(
+    bad(["--set={{ .Values.y }}"]),
+    (e: unknown) => e instanceof TaskCommandError && e.message.includes('write `{{ "{{" }}`'),
   );
 });

@@ -1,9 +1,12 @@
 /**
- * Turns a task definition into the argv, environment and working directory of its process.
+ * Turns a task definition into the argv, environment and working directory of its process, with
+ * the task templates (`{{ params.date }}`, `{{ run.id }}`, ...) of its `args`, `env` values and
+ * working directory expanded: each inside its own string, never through a shell.
  */
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
-import type { Params, TaskDefinition, Upstream } from "@cdktr/protocol";
+import type { ParamDefinition, Params, TaskDefinition, Upstream } from "@cdktr/protocol";
+import { expandTaskTemplate, taskTemplateValues, withParamDefaults } from "@cdktr/workflow";
 import { TaskCommandError } from "../errors.js";
 
 /** What to spawn for one task attempt. */
@@ -16,14 +19,49 @@ export interface TaskCommand {
   env: Record<string, string>;
 }
 
-/** The run a task belongs to, as far as its environment is concerned. */
+/** The run a task belongs to, as far as its command and environment are concerned. */
 export interface TaskRunContext {
   runId: string;
   workflowId: string;
   source: string;
   params: Params;
-  /** The run whose outcome started this one (chaining), else null or absent. */
+  /**
+   * The workflow's param definitions: a declared param the run lacks gets its default (a run
+   * triggered before the param was added), and `{{ params.<name> }}` of an optional param
+   * without a value expands to "".
+   */
+  paramDefs: Readonly<Record<string, ParamDefinition>>;
+  /** The cron occurrence of a scheduled run, else null (`{{ run.scheduled_for }}` is then ""). */
+  scheduledFor: string | null;
+  /**
+   * The run whose outcome started this one (chaining): `CDKTR_UPSTREAM_*` and `{{ upstream.* }}`.
+   * Null or absent for other runs (those expand to "").
+   */
   upstream?: Upstream | null;
+}
+
+/** Expands the templates of one task's fields; throws for a template the loader would refuse. */
+type Expand = (text: string, field: string) => string;
+
+function templateExpander(taskId: string, run: TaskRunContext): Expand {
+  let values: ReadonlyMap<string, string> | null = null;
+  return (text, field) => {
+    values ??= taskTemplateValues({
+      params: run.params,
+      paramDefs: run.paramDefs,
+      runId: run.runId,
+      workflowId: run.workflowId,
+      scheduledFor: run.scheduledFor,
+      source: run.source,
+      taskId,
+      ...(run.upstream == null ? {} : { upstream: run.upstream }),
+    });
+    const r = expandTaskTemplate(text, values);
+    if (r.ok) return r.value;
+    throw new TaskCommandError("TEMPLATE_INVALID", `task \`${taskId}\`: ${field}: ${r.error}`, {
+      context: { taskId, field },
+    });
+  };
 }
 
 /**
@@ -86,18 +124,29 @@ export function matchesEnvPattern(name: string, patterns: readonly string[]): bo
  * 1. from the agent's environment, the {@link TASK_BASE_ENV} variables (unless they came from its
  *    `.env`) and the variables allowed by the agent's `inheritEnv`, the workflow's and the task's
  *    `inherit_env` (`task.inheritEnv`); never one of the agent's own `CDKTR_*` settings;
- * 2. the task's `env` (the workflow's `env` merged with the task's by the loader);
- * 3. the run variables: one `CDKTR_PARAM_*` per run parameter, `CDKTR_RUN_ID`,
- *    `CDKTR_WORKFLOW_ID`, `CDKTR_TASK_ID`, `CDKTR_TRIGGER_SOURCE`, and for a run started by another
- *    run's outcome `CDKTR_UPSTREAM_RUN_ID`, `CDKTR_UPSTREAM_WORKFLOW_ID`, `CDKTR_UPSTREAM_STATUS`
- *    (an `env` cannot override them).
+ * 2. the task's `env` (the workflow's `env` merged with the task's by the loader), templates in
+ *    its values expanded;
+ * 3. the run variables: one `CDKTR_PARAM_*` per run parameter (declared defaults included),
+ *    `CDKTR_RUN_ID`, `CDKTR_WORKFLOW_ID`, `CDKTR_TASK_ID`, `CDKTR_TRIGGER_SOURCE`, and for a run
+ *    started by another run's outcome `CDKTR_UPSTREAM_RUN_ID`, `CDKTR_UPSTREAM_WORKFLOW_ID`,
+ *    `CDKTR_UPSTREAM_STATUS` (an `env` cannot override them).
  *
  * At spawn the agent adds `CDKTR_TASK_MARKER` over all of these (see `containment.ts`).
+ * @throws TaskCommandError `TEMPLATE_INVALID` for a template the loader would have refused.
  */
 export function buildTaskEnv(
   source: TaskEnvSource,
   task: Pick<TaskDefinition, "id" | "env" | "inheritEnv">,
   run: TaskRunContext,
+): Record<string, string> {
+  return taskEnv(source, task, run, templateExpander(task.id, run));
+}
+
+function taskEnv(
+  source: TaskEnvSource,
+  task: Pick<TaskDefinition, "id" | "env" | "inheritEnv">,
+  run: TaskRunContext,
+  expand: Expand,
 ): Record<string, string> {
   const allowed = [...(source.inheritEnv ?? []), ...(task.inheritEnv ?? [])];
   const env: Record<string, string> = {};
@@ -106,8 +155,10 @@ export function buildTaskEnv(
     const base = source.fromDotEnv?.has(name) !== true && matchesEnvPattern(name, TASK_BASE_ENV);
     if (base || matchesEnvPattern(name, allowed)) env[name] = value;
   }
-  Object.assign(env, task.env);
-  for (const [name, value] of Object.entries(run.params)) env[paramEnvName(name)] = String(value);
+  for (const [name, value] of Object.entries(task.env)) env[name] = expand(value, `env.${name}`);
+  for (const [name, value] of Object.entries(withParamDefaults(run.paramDefs, run.params))) {
+    env[paramEnvName(name)] = String(value);
+  }
   env.CDKTR_RUN_ID = run.runId;
   env.CDKTR_WORKFLOW_ID = run.workflowId;
   env.CDKTR_TASK_ID = task.id;
@@ -147,19 +198,26 @@ export function findExecutable(name: string, pathVar: string | undefined, cwd: s
 }
 
 /**
- * The command of a task. `!Subprocess` is its argv as written (never through a shell).
- * `!UvPython` is `<uvPath> run [--with <pkg>]... <scriptPath>` (no `--with` for a uv project),
- * run in its `workingDirectory` (else the task's). The environment is {@link buildTaskEnv}'s; `uv`
- * is looked up on its PATH.
- * @throws TaskCommandError `UV_NOT_FOUND` when `uv` cannot be found (the message names it).
+ * The command of a task. `!Subprocess` is its argv as written (never through a shell), each
+ * argument's templates expanded inside that argument: a value with spaces, quotes or `;` stays one
+ * plain argument, and is never expanded again. `cmd` is not templated. `!UvPython` is
+ * `<uvPath> run [--with <pkg>]... <scriptPath>` (no `--with` for a uv project), run in its
+ * `workingDirectory` (else the task's). Working directories are templated too. The environment is
+ * {@link buildTaskEnv}'s; `uv` is looked up on its PATH.
+ * @throws TaskCommandError `UV_NOT_FOUND` when `uv` cannot be found (the message names it);
+ *   `TEMPLATE_INVALID` for a template the loader would have refused (from a principal that does not
+ *   check templates).
  */
 export function buildTaskCommand(task: TaskDefinition, run: TaskRunContext, source: TaskEnvSource): TaskCommand {
-  const env = buildTaskEnv(source, task, run);
+  const expand = templateExpander(task.id, run);
+  const env = taskEnv(source, task, run, expand);
   const config = task.config;
+  const taskCwd = task.workingDirectory === null ? null : expand(task.workingDirectory, "working_directory");
   if (config.type === "subprocess") {
-    return { cmd: config.cmd, args: [...config.args], cwd: task.workingDirectory, env };
+    const args = config.args.map((arg, i) => expand(arg, `config.args[${i}]`));
+    return { cmd: config.cmd, args, cwd: taskCwd, env };
   }
-  const cwd = config.workingDirectory ?? task.workingDirectory;
+  const cwd = config.workingDirectory === null ? taskCwd : expand(config.workingDirectory, "config.working_directory");
   const uv = findExecutable(config.uvPath, env.PATH, cwd ?? process.cwd());
   if (uv === null) {
     const where = config.uvPath.includes("/")

@@ -64,8 +64,8 @@ async function blockedRun(t: TestContext): Promise<{
     agentId: "a",
     assignment: {
       token: "k",
-      run: { runId: "r1", source: "test", params: {} },
-      workflow: { id: "wf", tasks: { t: task } },
+      run: { runId: "r1", source: "test", params: {}, scheduledFor: null },
+      workflow: { id: "wf", params: {}, tasks: { t: task } },
     } as unknown as RunExecutionOptions["assignment"],
     taskEnv: { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } },
     outbox,

@@ -227,6 +227,8 @@ export class RunExecution {
       workflowId: this.workflowId,
       source: run.source,
       params: run.params,
+      paramDefs: this.#o.assignment.workflow.params,
+      scheduledFor: run.scheduledFor,
       upstream: run.upstream ?? null,
     };
     const attempts = task.retries.count + 1;

@@ -413,6 +413,178 @@ describe("parseWorkflowText: each error names file:line:column and the field", (
   });
 });
 
+describe("parseWorkflowText: task templates", () => {
+  const ESCAPE_HINT =
+    "for a literal `{{` (a Go or Jinja template in an argument), write `{{ \"{{\" }}` (or `{{ '{{' }}` inside a double-quoted YAML string)";
+  const VALID =
+    "valid names: params.date, params.n, run.id, run.workflow_id, run.scheduled_for, run.source, task.id, upstream.run_id, upstream.workflow_id, upstream.status";
+  const PARAMS = ["params:", "  date: string", "  n: {type: number, default: 3}"];
+
+  it("loads templates in args, env values and working directories, kept as written for the agent to expand", () => {
+    const { workflow, warnings } = load(
+      lines(
+        "name: T",
+        ...PARAMS,
+        "env: {DAY: '{{ params.date }}'}",
+        "tasks:",
+        "  a:",
+        "    name: A",
+        "    env: {RUN: '{{run.id}}', N: '{{ params.n }}'}",
+        "    working_directory: /srv/{{ run.workflow_id }}/{{ task.id }}",
+        "    config: !Subprocess",
+        "      cmd: extract",
+        "      args:",
+        "        - --date={{ params.date }}",
+        "        - '{{ run.scheduled_for }}{{ run.source }}'",
+        "        - '{{ upstream.run_id }}{{ upstream.workflow_id }}{{ upstream.status }}'",
+        "        - 'helm --set x={{ \"{{\" }} .Values.y }}'",
+        "        - \"--set y={{ '{{' }} .Values.z }}\"",
+        "        - a }} b",
+        "  b:",
+        "    name: B",
+        "    config: !UvPython {script_path: b.py, working_directory: '/data/{{ params.date }}'}",
+      ),
+    );
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(workflow.tasks.a?.config, {
+      type: "subprocess",
+      cmd: "extract",
+      args: [
+        "--date={{ params.date }}",
+        "{{ run.scheduled_for }}{{ run.source }}",
+        "{{ upstream.run_id }}{{ upstream.workflow_id }}{{ upstream.status }}",
+        'helm --set x={{ "{{" }} .Values.y }}',
+        "--set y={{ '{{' }} .Values.z }}",
+        "a }} b",
+      ],
+    });
+    assert.deepEqual(workflow.tasks.a?.env, { DAY: "{{ params.date }}", RUN: "{{run.id}}", N: "{{ params.n }}" });
+    assert.equal(workflow.tasks.a?.workingDirectory, "/srv/{{ run.workflow_id }}/{{ task.id }}");
+  });
+
+  it("an unknown param, run value or name is an error at the `{{`, listing the valid names and the escape", () => {
+    assert.deepEqual(
+      errors(
+        lines(
+          "name: T",
+          ...PARAMS,
+          "env:",
+          "  A: x-{{ foo }}",
+          "tasks:",
+          "  a:",
+          "    name: A",
+          "    working_directory: '/srv/{{ run.nope }}'",
+          "    config: !Subprocess",
+          "      cmd: extract",
+          '      args: ["--date", "{{ params.nope }}"]',
+        ),
+        "etl/daily.yml",
+      ),
+      [
+        `etl/daily.yml:6:8: env.A: unknown name \`foo\` in \`{{ foo }}\`: not a template name; ${VALID}; ${ESCAPE_HINT}`,
+        `etl/daily.yml:10:30: tasks.a.working_directory: unknown name \`run.nope\` in \`{{ run.nope }}\`: not a template name; ${VALID}; ${ESCAPE_HINT}`,
+        `etl/daily.yml:13:25: tasks.a.config.args[1]: unknown name \`params.nope\` in \`{{ params.nope }}\`: this workflow declares no param \`nope\`; ${VALID}; ${ESCAPE_HINT}`,
+      ],
+    );
+  });
+
+  it("a param of a workflow without params, and the old {{date}} form, say what to write", () => {
+    const [noParams] = errors(
+      lines("name: T", "tasks:", "  a:", "    name: A", "    config: !Subprocess {cmd: x, args: ['{{ params.day }}']}"),
+    );
+    assert.match(
+      noParams ?? "",
+      /^wf\.yml:5:42: tasks\.a\.config\.args\[0\]: unknown name `params\.day` .*: this workflow declares no params \(add `params: \{day: string\}`\)/,
+    );
+    const [bare] = errors(
+      lines(
+        "name: T",
+        ...PARAMS,
+        "tasks:",
+        "  a:",
+        "    name: A",
+        "    config: !Subprocess {cmd: x, args: ['{{date}}']}",
+      ),
+    );
+    assert.match(bare ?? "", /^wf\.yml:8:42: .*unknown name `date` .*\(did you mean `params\.date`\?\)/);
+  });
+
+  it("an unclosed `{{` or a Go template is an error suggesting the escape", () => {
+    assert.deepEqual(
+      errors(
+        lines(
+          "name: T",
+          "tasks:",
+          "  a:",
+          "    name: A",
+          "    config: !Subprocess",
+          "      cmd: helm",
+          "      args:",
+          "        - --set=x={{ .Values.y }}",
+          '        - "--date {{ run.id"',
+        ),
+      ),
+      [
+        `wf.yml:8:19: tasks.a.config.args[0]: \`{{ .Values.y }}\` is not a template name: write one dotted name between the braces, such as \`{{ params.date }}\`; ${ESCAPE_HINT}: \`{{ "{{" }} .Values.y }}\``,
+        `wf.yml:9:19: tasks.a.config.args[1]: \`{{\` is not closed: end the name with \`}}\`; ${ESCAPE_HINT}`,
+      ],
+    );
+  });
+
+  it("a value with YAML escapes or on several lines is located at its start", () => {
+    assert.deepEqual(
+      errors(
+        lines(
+          "name: T",
+          "tasks:",
+          "  a:",
+          "    name: A",
+          "    config: !Subprocess",
+          "      cmd: x",
+          "      args:",
+          '        - "tab\\there {{ nope }}"',
+          "        - >-",
+          "          folded",
+          "          {{ nope }}",
+        ),
+      ).map((e) => e.split(": ").slice(0, 2).join(": ")),
+      ["wf.yml:8:11: tasks.a.config.args[0]", "wf.yml:9:11: tasks.a.config.args[1]"],
+    );
+  });
+
+  it("templates in env names, cmd, script_path, packages and uv_path are errors (what runs is never templated)", () => {
+    const errs = errors(
+      lines(
+        "name: T",
+        ...PARAMS,
+        "tasks:",
+        "  a:",
+        "    name: A",
+        "    env: {'X_{{ params.date }}': y}",
+        "    config: !Subprocess {cmd: '/opt/{{ params.date }}/bin/tool'}",
+        "  b:",
+        "    name: B",
+        "    config: !UvPython {script_path: '{{ params.date }}.py', packages: ['pandas=={{ params.n }}'], uv_path: '{{ run.id }}'}",
+      ),
+    );
+    assert.deepEqual(
+      errs.map((e) => e.split(": ").slice(0, 2).join(": ")),
+      [
+        'wf.yml:8:14: tasks.a.env["X_{{ params.date }}"]',
+        "wf.yml:9:37: tasks.a.config.cmd",
+        "wf.yml:12:38: tasks.b.config.script_path",
+        "wf.yml:12:81: tasks.b.config.packages[0]",
+        "wf.yml:12:109: tasks.b.config.uv_path",
+      ],
+    );
+    assert.match(errs[0] ?? "", /env variable names are not templated \(only their values are\)/);
+    assert.match(
+      errs[1] ?? "",
+      /templates are not expanded in `cmd`: what a task runs is fixed by its workflow file, never chosen by a run's params; pass values in `args`/,
+    );
+  });
+});
+
 describe("workflowIdFromPath", () => {
   it("drops the extension and replaces / by .", () => {
     assert.equal(workflowIdFromPath("etl/daily.yml"), "etl.daily");

@@ -17,6 +17,7 @@ import { normaliseCron } from "../cron/normalise-cron.js";
 import { findCycle } from "../dag/graph.js";
 import { coerceParam } from "../params/resolve-params.js";
 import { NodeError } from "../errors.js";
+import { checkTaskTemplates } from "./check-task-templates.js";
 import { ProblemCollector } from "./problem-collector.js";
 import { suggestKey } from "./suggest.js";
 import { KNOWN_KEYS, SubprocessYamlSchema, UvPythonYamlSchema, WorkflowYamlSchema } from "./yaml-schema.js";
@@ -92,7 +93,7 @@ class WorkflowFileParser {
     private readonly text: string,
     private readonly options: ParseWorkflowOptions,
   ) {
-    this.#problems = new ProblemCollector(options.file, this.#lines);
+    this.#problems = new ProblemCollector(options.file, this.#lines, text);
   }
 
   parse(): ParseWorkflowResult {
@@ -271,6 +272,8 @@ class WorkflowFileParser {
         retries,
       };
     }
+
+    checkTaskTemplates(y, configs, this.#problems);
 
     if (!this.#problems.hasErrors) {
       const cycle = findCycle(tasks);

@@ -2,6 +2,7 @@
  * The errors and warnings of one workflow file, each located at a line and column of the file
  * and a field path (`tasks.load.depends[0]`).
  */
+import { isScalar } from "yaml";
 import type { Document, LineCounter, Node as YamlNode } from "yaml";
 import type { z } from "zod";
 import type { WorkflowLoadError } from "@cdktr/protocol";
@@ -16,9 +17,14 @@ export class ProblemCollector {
   /** The parsed document that field paths are looked up in (null until parsed). */
   doc: Document.Parsed | null = null;
 
+  /**
+   * @param text the file's text, to place {@link errorInValue} problems at their character inside
+   *   a one-line string; without it they are placed at the start of the value. @default ""
+   */
   constructor(
     private readonly file: string,
     private readonly lines: LineCounter,
+    private readonly text = "",
   ) {}
 
   /** Whether any error was reported. */
@@ -48,6 +54,27 @@ export class ProblemCollector {
   /** An error at the value of `path` (at its key when `atKey`). */
   error(path: PathSeg[], message: string, atKey = false): void {
     this.#errors.push(this.#locate(path, message, atKey));
+  }
+
+  /**
+   * An error at character `index` of the string value of `path` (of its key when `atKey`): the
+   * exact line and column when the value is written on one line without escapes, else the start
+   * of the value.
+   */
+  errorInValue(path: PathSeg[], index: number, message: string, atKey = false): void {
+    const located = this.#locate(path, message, atKey);
+    const node = nodeAtPath(this.doc, path, atKey);
+    if (isScalar(node) && typeof node.value === "string" && node.range) {
+      const quote =
+        node.type === "PLAIN" ? "" : node.type === "QUOTE_SINGLE" ? "'" : node.type === "QUOTE_DOUBLE" ? '"' : null;
+      const source = this.text.slice(node.range[0], node.range[1]);
+      if (quote !== null && source === `${quote}${node.value}${quote}`) {
+        const pos = this.lines.linePos(node.range[0] + quote.length + index);
+        located.line = pos.line;
+        located.column = pos.col;
+      }
+    }
+    this.#errors.push(located);
   }
 
   /** A warning at the value of `path`. */

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { ParamDefinition } from "@cdktr/protocol";
-import { resolveParams } from "./resolve-params.js";
+import { resolveParams, withParamDefaults } from "./resolve-params.js";
 
 const defs: Record<string, ParamDefinition> = {
   count: { type: "number", required: false, default: 1, description: null },
@@ -48,5 +48,15 @@ describe("resolveParams", () => {
   it("treats empty and whitespace strings as not a number", () => {
     const r = resolveParams({ n: { type: "number", required: true, description: null } }, { n: " " });
     assert.ok(!r.ok);
+  });
+});
+
+describe("withParamDefaults", () => {
+  it("adds the default of each declared param a run lacks, keeps the run's values and leaves the rest absent", () => {
+    const run = { env: "dev", count: 5, extra: "kept" };
+    assert.deepEqual(withParamDefaults(defs, run), { env: "dev", count: 5, flag: false, extra: "kept" });
+    assert.deepEqual(run, { env: "dev", count: 5, extra: "kept" }, "the run's params are not changed");
+    const full = { env: "dev", count: 1, flag: true };
+    assert.equal(withParamDefaults(defs, full), full, "nothing to add: the same object");
   });
 });

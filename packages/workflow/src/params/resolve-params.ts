@@ -103,6 +103,21 @@ export function resolveParams(
   return errors.length > 0 ? { ok: false, errors } : { ok: true, params };
 }
 
+/**
+ * The params of a run as its tasks see them: the run's own values, plus the default of each
+ * declared param the run lacks (a run triggered before the param was added to the file).
+ * An optional param without a default stays absent.
+ */
+export function withParamDefaults(defs: Readonly<Record<string, ParamDefinition>>, params: Params): Params {
+  let out: Params | null = null;
+  for (const [name, def] of Object.entries(defs)) {
+    if (def.default === undefined || Object.hasOwn(params, name)) continue;
+    out ??= { ...params };
+    out[name] = def.default;
+  }
+  return out ?? params;
+}
+
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "a list";
