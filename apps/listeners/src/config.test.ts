@@ -179,3 +179,29 @@ test("secret_file: read when it exists, created with a random secret (0600) when
       ),
   );
 });
+
+test("mapping fields of a queue-like listener need a fixed workflow, and bad expressions are load errors", () => {
+  const text = [
+    "listeners:",
+    "  - type: rabbitmq",
+    "    queue: q",
+    "    params_map: {date: body.day}",
+    "  - type: rabbitmq",
+    "    queue: q2",
+    "    workflow: etl",
+    "    params_map: {date: 'body..day'}",
+    "    when: body.kind == 'order'",
+    "",
+  ].join("\n");
+  assert.throws(
+    () => parseListenersConfig(text, "l.yml", {}),
+    (e: Error & { problems?: string[] }) => {
+      const all = (e.problems ?? [e.message]).join("\n");
+      return (
+        /l\.yml:2:5: listeners\[0\]\.workflow: params, params_map, when and idempotency_key apply to one fixed workflow/.test(
+          all,
+        ) && /listeners\[1\]\.params_map\.date: "body\.\.day" is not a JMESPath expression/.test(all)
+      );
+    },
+  );
+});

@@ -24,6 +24,11 @@ import { ListenersFileSchema, mappingOf } from "./listener-specs.js";
 import { readOrCreateSecretFile, type SecretFile } from "./secret-file.js";
 import { fieldName, issueMessage, keyOffset, suggest, valueOffset } from "./yaml-locations.js";
 
+/** Listener types whose messages may be mapped into one fixed `workflow` (the mapping fields). */
+const MESSAGE_TYPES: ReadonlySet<string> = new Set(["rabbitmq", "postgres", "nats", "mqtt", "redis_streams"]);
+/** The mapping fields of a queue-like listener's entry. */
+type MappedSpec = Parameters<typeof mappingOf>[0] & { workflow?: string };
+
 /** Environment variables read by the runner. */
 export const ListenersEnvSchema = z.object({
   /** Path of the YAML file listing the listeners (relative to the working directory). */
@@ -179,13 +184,14 @@ export function parseListenersConfig(
         problems.push(`${at(`${field}_env`)}: environment variable ${envName} is not set`);
       return v;
     };
-    if ("params_map" in spec || "when" in spec) {
-      // Listeners whose events carry no workflow id map them into one fixed workflow.
-      const m = mappingOf(spec);
-      const mapsEvent = m.paramsMap !== undefined || m.when !== undefined || m.idempotencyKey !== undefined;
-      if ("workflow" in spec && spec.workflow === undefined && (mapsEvent || m.params !== undefined))
+    if (MESSAGE_TYPES.has(spec.type)) {
+      // Queue-like listeners map their messages into one fixed workflow; without `workflow` each
+      // message is a trigger message naming its own (zod leaves absent keys out of the object).
+      const fields = spec as MappedSpec;
+      const m = mappingOf(fields);
+      if (fields.workflow === undefined && Object.keys(m).length > 0)
         problems.push(
-          `${at("workflow")}: params, params_map, when and idempotency_key apply to one fixed workflow: set workflow (without it each message names its own workflow and params)`,
+          `${where(valueOffset(doc, ["listeners", i]))}: listeners[${i}].workflow: params, params_map, when and idempotency_key apply to one fixed workflow: set workflow (without it each message names its own workflow and params)`,
         );
       try {
         EventMapping.compile(m, `listeners[${i}]`);

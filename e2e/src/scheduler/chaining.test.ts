@@ -29,6 +29,7 @@ const WORKFLOWS = {
     header: ["triggers:", "  - after: up"],
     tasks: {
       show: { cmd: "printenv", args: ["CDKTR_UPSTREAM_RUN_ID", "CDKTR_UPSTREAM_WORKFLOW_ID", "CDKTR_UPSTREAM_STATUS"] },
+      template: { cmd: "echo", args: ["after {{ upstream.workflow_id }} {{ upstream.run_id }} {{upstream.status}}"] },
     },
   }),
   "on_failure.yml": workflowYaml({
@@ -72,10 +73,9 @@ describe("workflow chaining (scheduler process)", () => {
       timeoutMs: 20_000,
     });
     const { lines } = await f.connect().queryLogs({ runId: down.runId });
-    assert.deepEqual(
-      lines.filter((l) => l.stream === "stdout").map((l) => l.line),
-      [up, "up", "COMPLETED"],
-    );
+    const stdout = (task: string) => lines.filter((l) => l.stream === "stdout" && l.taskId === task).map((l) => l.line);
+    assert.deepEqual(stdout("show"), [up, "up", "COMPLETED"]);
+    assert.deepEqual(stdout("template"), [`after up ${up} COMPLETED`]);
     // Several sweeps later, still one downstream run, and nothing for the FAILED-only rule.
     await new Promise((r) => setTimeout(r, 3000));
     assert.equal((await f.runs("down")).length, 1);

@@ -358,7 +358,7 @@ test('{{ "{{" }} writes a literal `{{` (Go and Jinja templates in arguments); a 
 
 test("upstream.* is empty when the run was not started by another run's outcome", () => {
   assert.deepEqual(argv(["[{{ upstream.run_id }}|{{ upstream.workflow_id }}|{{ upstream.status }}]"]), ["[||]"]);
-  const upstream = { runId: "r-7", workflowId: "etl.extract", status: "COMPLETED" };
+  const upstream = { runId: "r-7", workflowId: "etl.extract", status: "COMPLETED" as const };
   assert.deepEqual(
     argv(["{{ upstream.run_id }} {{ upstream.workflow_id }} {{ upstream.status }}"], { ...tplRun, upstream }),
     ["r-7 etl.extract COMPLETED"],
