@@ -80,6 +80,7 @@ class Channel:
         self._lock = threading.Lock()
         self._closed = False
         self._identity: Optional[Dict[str, Any]] = None
+        self._answered_by: Optional[str] = None
         k = self.client_key
         self._hint = (
             "is the principal running? (`cdktr start principal`); a principal with authentication on "
@@ -98,6 +99,12 @@ class Channel:
     def endpoints(self) -> List[str]:
         """Every API endpoint known: the configured ones, then the leaders learned since."""
         return list(self._follower.endpoints)
+
+    @property
+    def last_endpoint(self) -> Optional[str]:
+        """The API endpoint that answered the last successful request (a standby answers reads;
+        :attr:`endpoint` may have moved on to the leader it named); None before the first."""
+        return self._answered_by
 
     @property
     def leader(self) -> Optional[Dict[str, str]]:
@@ -267,6 +274,7 @@ class Channel:
                 endpoint = self._follower.current
                 try:
                     reply = self._request_here(verb, body, timeout, retry)
+                    self._answered_by = endpoint
                     self._follower.learn(verb, reply, endpoint)
                     self._use(self._follower.current)
                     return reply
@@ -282,6 +290,8 @@ class Channel:
         if self._sock is not None and self._sock_endpoint != endpoint:
             self._sock.close(linger=0)
             self._sock = None
+            # the key was proven on the old connection only: the next request says hello first
+            self._identity = None
 
     def _request_here(self, verb: str, body: Dict[str, Any], timeout: int, retry: bool) -> Any:
         """The request at the current endpoint, with its retries (``NOT_LEADER``, and silence

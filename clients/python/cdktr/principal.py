@@ -18,7 +18,7 @@ from .channel import IDEMPOTENT_VERBS, PROTOCOL, Channel
 from .errors import CdktrError
 from .result import Result
 
-__all__ = ["IDEMPOTENT_VERBS", "PROTOCOL", "TERMINAL_RUN_STATUSES", "Principal", "iso_time"]
+__all__ = ["IDEMPOTENT_VERBS", "PROTOCOL", "TERMINAL_RUN_STATUSES", "Principal", "iso_time", "new_idempotency_key"]
 
 TERMINAL_RUN_STATUSES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED", "SKIPPED"})
 
@@ -44,7 +44,7 @@ def _present(**fields: Any) -> Dict[str, Any]:
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-def _auto_key() -> str:
+def new_idempotency_key() -> str:
     """A fresh idempotency key, ``auto:<time>-<uuid>``: the time in base-36 milliseconds of fixed
     width first (keys sort by time and land at the end of the principal's key index), as the
     TypeScript client makes them."""
@@ -137,7 +137,7 @@ class Principal(Channel):
         """
         body: Dict[str, Any] = {
             "workflowId": workflow_id,
-            "idempotencyKey": idempotency_key or _auto_key(),
+            "idempotencyKey": idempotency_key or new_idempotency_key(),
             "source": source,
         }
         if params:
@@ -157,7 +157,7 @@ class Principal(Channel):
         for t in triggers:
             item: Dict[str, Any] = {
                 "workflowId": t["workflow_id"],
-                "idempotencyKey": t.get("idempotency_key") or _auto_key(),
+                "idempotencyKey": t.get("idempotency_key") or new_idempotency_key(),
                 "source": t.get("source") or source,
             }
             if t.get("params"):

@@ -107,6 +107,28 @@ const SCENARIOS: Scenario[] = [
   },
   {
     file: "clients/python/README.md",
+    contains: "principal.run_workflows([",
+    title:
+      "clients/python/README.md: run_workflows answers each trigger in order; the unknown workflow alone is refused",
+    async run(block, principal) {
+      const lines = ok(await python(block, principal.clientEnv))
+        .trim()
+        .split("\n");
+      assert.equal(lines.length, 3, lines.join("\n"));
+      const [first, second, third] = lines;
+      assert.match(third ?? "", /^refused: WORKFLOW_NOT_FOUND: .*etl\.nightly/);
+      assert.notEqual(first, second);
+      for (const [runId, date] of [
+        [first, "2026-11-26"],
+        [second, "2026-11-27"],
+      ] as const) {
+        const { run } = await principal.client.getRun(runId ?? "");
+        assert.deepEqual([run.params, run.source, run.idempotencyKey], [{ date }, "backfill", `etl-${date}`]);
+      }
+    },
+  },
+  {
+    file: "clients/python/README.md",
     contains: "with Principal() as p, Subscriber() as events:",
     title: "clients/python/README.md: a Subscriber follows the run it triggered to COMPLETED through its events",
     async run(block, principal) {
