@@ -245,6 +245,11 @@ export class WebhookListener extends EventListener {
       this.logger.warn(
         `webhook: POST /trigger/<workflowId> is served unsigned next to the routes: whoever reaches this port can trigger ${this.#allow === null ? "any workflow" : "the workflows of `workflows`"} with any params; set a secret, or triggerPath false (trigger_path: false in the listeners file)`,
       );
+    for (const r of this.#routes.values())
+      if (r.secret === undefined)
+        this.logger.warn(
+          `webhook: route ${r.path} (flavour cdktr) is unsigned: whoever reaches this port can trigger ${r.workflow}; give the route or the listener a secret`,
+        );
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
       else signal.addEventListener("abort", () => resolve(), { once: true });
