@@ -4,11 +4,12 @@
  */
 import { HealthServer, PrincipalClient, errorMessage, type Logger } from "@cdktr/protocol";
 import { LISTENER_KEY_NAME, ListenerStartError, type EventListener, type PrincipalRequester } from "@cdktr/events";
-import { WebhookListener } from "@cdktr/events/webhook";
+import { WebhookListener, type WebhookRoute } from "@cdktr/events/webhook";
 import { FileWatcherListener } from "@cdktr/events/file-watcher";
 import { RabbitMqListener } from "@cdktr/events/rabbitmq";
 import { PostgresListener } from "@cdktr/events/postgres";
-import type { ListenersConfig, ResolvedListener } from "./config.js";
+import type { ListenersConfig, ResolvedListener, ResolvedRouteSecret } from "./config.js";
+import type { WebhookRouteSpec } from "./listener-specs.js";
 import { ListenersMetrics } from "./metrics.js";
 import { mappingOf } from "./listener-specs.js";
 
@@ -108,6 +109,17 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
             listener: entry.name,
             file: entry.secretFile.path,
           });
+        if (entry.spec.type === "webhook" && "routeSecrets" in entry) {
+          const routes = entry.spec.routes ?? [];
+          entry.routeSecrets?.forEach((r, j) => {
+            if (r.secretFile?.created === true)
+              deps.logger.info("created a webhook route secret: give the content of this file to the route's sender", {
+                listener: entry.name,
+                route: routes[j]?.path,
+                file: r.secretFile.path,
+              });
+          });
+        }
       }
       for (const r of running) {
         const l = r.listener;
@@ -152,6 +164,10 @@ function build(
         triggerTimeoutMs: s.trigger_timeout_ms,
         retryAfterS: s.retry_after_s,
         ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
+        ...(s.routes !== undefined
+          ? { routes: webhookRoutes(s.routes, "routeSecrets" in entry ? entry.routeSecrets : undefined) }
+          : {}),
+        triggerPath: s.trigger_path,
       });
     }
     case "file_watcher": {
@@ -199,4 +215,32 @@ function build(
       });
     }
   }
+}
+
+/** The `routes` of a webhook entry as {@link WebhookRoute}s, with their resolved secrets. */
+function webhookRoutes(
+  routes: readonly WebhookRouteSpec[],
+  secrets: readonly ResolvedRouteSecret[] | undefined,
+): WebhookRoute[] {
+  return routes.map((r, j) => {
+    const secret = secrets?.[j]?.secret;
+    return {
+      path: r.path,
+      workflow: r.workflow,
+      flavour: r.flavour,
+      ...(secret !== undefined ? { secret } : {}),
+      ...(r.hmac !== undefined
+        ? {
+            hmac: {
+              header: r.hmac.header,
+              algorithm: r.hmac.algorithm,
+              encoding: r.hmac.encoding,
+              ...(r.hmac.prefix !== undefined ? { prefix: r.hmac.prefix } : {}),
+            },
+          }
+        : {}),
+      mapping: mappingOf(r),
+      requireIdempotencyKey: r.require_idempotency_key,
+    };
+  });
 }

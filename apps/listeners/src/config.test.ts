@@ -204,4 +204,128 @@ test("mapping fields of a queue-like listener need a fixed workflow, and bad exp
       );
     },
   );
+
+test("webhook routes: flavours, secrets from secret_env or secret_file, hmac defaults, mapping fields", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "cdktr-listeners-config-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const config = join(dir, "listeners.yml");
+  writeFileSync(
+    config,
+    `listeners:
+  - type: webhook
+    secret_env: HOOK_SECRET
+    routes:
+      - path: /hooks/github/deploy
+        flavour: github
+        workflow: deploy
+        secret_env: GH_SECRET
+        when: headers."x-github-event" == 'push' && body.ref == 'refs/heads/main'
+        params_map: {sha: body.after}
+      - path: /hooks/gitlab/build
+        flavour: gitlab
+        workflow: build
+        secret_file: state/gitlab.secret
+      - path: /hooks/shop
+        flavour: hmac
+        workflow: orders
+        secret_env: SHOP_SECRET
+        hmac: {header: X-Shop-Signature}
+        idempotency_key: body.order_id
+        require_idempotency_key: true
+      - path: /hooks/own
+        flavour: cdktr
+        workflow: deploy
+`,
+  );
+  const env = { CDKTR_LISTENERS_CONFIG: config, HOME: dir, HOOK_SECRET: "h", GH_SECRET: "gh", SHOP_SECRET: "shop" };
+  const [hook] = loadConfig(env, dir).listeners;
+  assert.ok(hook !== undefined && hook.spec.type === "webhook" && "routeSecrets" in hook);
+  assert.equal(hook.spec.trigger_path, true, "/trigger stays served by default");
+  assert.deepEqual(
+    hook.spec.routes?.map((r) => [r.path, r.flavour, r.workflow, r.require_idempotency_key]),
+    [
+      ["/hooks/github/deploy", "github", "deploy", false],
+      ["/hooks/gitlab/build", "gitlab", "build", false],
+      ["/hooks/shop", "hmac", "orders", true],
+      ["/hooks/own", "cdktr", "deploy", false],
+    ],
+  );
+  assert.deepEqual(hook.spec.routes?.[2]?.hmac, { header: "X-Shop-Signature", algorithm: "sha256", encoding: "hex" });
+  const gitlab = join(dir, "state", "gitlab.secret");
+  assert.deepEqual(hook.routeSecrets, [
+    { secret: "gh" },
+    { secret: readFileSync(gitlab, "utf8").trim(), secretFile: { path: gitlab, created: true } },
+    { secret: "shop" },
+    { secret: undefined },
+  ]);
+  assert.equal(statSync(gitlab).mode & 0o777, 0o600);
+});
+
+test("webhook routes: each problem names file, line, column and field", () => {
+  const route = (fields: string): string => `      - path: /hooks/a\n        workflow: wf\n${fields}`;
+  const file = (routes: string, extra = ""): string => `listeners:\n  - type: webhook\n${extra}    routes:\n${routes}`;
+  assert.deepEqual(problems(file(route("        flavour: github\n"))), [
+    "l.yml:6:18: listeners[0].routes[0].flavour: a github route needs the secret its sender signs with: set listeners[0].routes[0].secret_env or listeners[0].routes[0].secret_file",
+  ]);
+  assert.deepEqual(
+    problems(file(route("        flavour: gitlab\n        secret_env: GL\n        secret_file: gl.secret\n")), {
+      GL: "x",
+    }),
+    ["l.yml:8:22: listeners[0].routes[0].secret_file: give one of secret_env and secret_file"],
+  );
+  assert.deepEqual(problems(file(route("        flavour: gitlab\n        secret_env: NOPE\n"))), [
+    "l.yml:7:21: listeners[0].routes[0].secret_env: environment variable NOPE is not set",
+  ]);
+  assert.deepEqual(problems(file(route("        flavour: hmac\n        secret_env: S\n")), { S: "s" }), [
+    "l.yml:6:18: listeners[0].routes[0].flavour: a hmac route needs `hmac: {header, algorithm, prefix, encoding}`",
+  ]);
+  assert.deepEqual(
+    problems(file(route("        flavour: github\n        secret_env: S\n        hmac: {header: X-Sig}\n")), {
+      S: "s",
+    }),
+    ["l.yml:8:15: listeners[0].routes[0].hmac: only for flavour hmac (the github signature is fixed)"],
+  );
+  assert.deepEqual(
+    problems(
+      file(
+        `${route("        flavour: hmac\n        secret_env: S\n        hmac: {header: X-Sig, algorithm: md5}\n")}${route("        flavour: gitlb\n")}`,
+      ),
+      { S: "s" },
+    ),
+    [
+      "l.yml:8:42: listeners[0].routes[0].hmac.algorithm: expected sha256, sha1 or sha512",
+      "l.yml:11:18: listeners[0].routes[1].flavour: expected one of github, gitlab, hmac, cdktr",
+    ],
+  );
+  assert.deepEqual(
+    problems(
+      file(
+        "      - {path: /a/, workflow: wf, flavour: cdktr}\n      - {path: /trigger/x, workflow: wf, flavour: cdktr}\n",
+      ),
+    ),
+    [
+      "l.yml:4:16: listeners[0].routes[0].path: a route path is `/` then segments of letters, digits, '-', '_', '.' and '~' separated by `/`, without a trailing `/`, e.g. /hooks/github/deploy",
+      "l.yml:5:16: listeners[0].routes[1].path: /healthz and /trigger/... are the listener's own paths: choose another route path",
+    ],
+  );
+  assert.deepEqual(
+    problems(
+      file(
+        `${route("        flavour: cdktr\n        when: body.[\n")}${route("        flavour: cdktr\n")}      - path: /hooks/b\n        workflow: other\n        flavour: cdktr\n`,
+        "    workflows: [wf]\n",
+      ),
+    ),
+    [
+      'l.yml:5:9: invalid event mapping: listeners[0].routes[0].when: "body.[" is not a JMESPath expression: Syntax error: invalid token (EOF): ""',
+      "l.yml:9:15: listeners[0].routes[1].path: /hooks/a is already the path of another route",
+      "l.yml:13:19: listeners[0].routes[2].workflow: other is not in listeners[0].workflows: add it there",
+    ],
+  );
+  assert.deepEqual(problems(`listeners:\n  - type: webhook\n    trigger_path: false\n`), [
+    "l.yml:3:19: listeners[0].trigger_path: with trigger_path false and no routes the listener serves nothing: add routes",
+  ]);
+  // A route's secret is never written in the file.
+  assert.deepEqual(problems(file(route("        flavour: github\n        secret: literal\n"))), [
+    "l.yml:7:9: listeners[0].routes[0].secret: unknown field",
+  ]);
 });

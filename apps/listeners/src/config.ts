@@ -18,7 +18,7 @@ import {
   errorMessage,
   parseEnv,
 } from "@cdktr/protocol";
-import type { FileWatcherSpec, PostgresSpec, RabbitMqSpec, WebhookSpec } from "./listener-specs.js";
+import type { FileWatcherSpec, PostgresSpec, RabbitMqSpec, WebhookRouteSpec, WebhookSpec } from "./listener-specs.js";
 import { EventMapping } from "@cdktr/events";
 import { ListenersFileSchema, mappingOf } from "./listener-specs.js";
 import { readOrCreateSecretFile, type SecretFile } from "./secret-file.js";
@@ -52,9 +52,22 @@ export const ListenersEnvSchema = z.object({
   CDKTR_METRICS_HOST: envMetricsHost(),
 });
 
+/** A webhook route's secret: from its `secret_env`, or its `secret_file` once {@link loadConfig} read it. */
+export interface ResolvedRouteSecret {
+  secret: string | undefined;
+  secretFile?: SecretFile;
+}
+
 /** A listener ready to build: its spec, its name and its secrets resolved from the environment. */
 export type ResolvedListener =
-  | { name: string; spec: WebhookSpec; secret: string | undefined; secretFile?: SecretFile }
+  | {
+      name: string;
+      spec: WebhookSpec;
+      secret: string | undefined;
+      secretFile?: SecretFile;
+      /** The secret of each of `spec.routes`, in order. */
+      routeSecrets?: ResolvedRouteSecret[];
+    }
   | { name: string; spec: FileWatcherSpec }
   | { name: string; spec: RabbitMqSpec; url: string }
   | { name: string; spec: PostgresSpec; connectionString: string | undefined };
@@ -113,6 +126,7 @@ export function loadConfig(env: Record<string, string | undefined>, cwd: string 
     const { secret, created } = readOrCreateSecretFile(path, `${file}: listeners[${i}].secret_file`);
     return { name: entry.name, spec: entry.spec, secret, secretFile: { path, created } };
   });
+  readRouteSecretFiles(listeners, cwd, file);
   return { ...config, listeners, metricsPort: e.CDKTR_METRICS_PORT ?? null, metricsHost: e.CDKTR_METRICS_HOST };
 }
 
@@ -200,11 +214,18 @@ export function parseListenersConfig(
       }
     }
     switch (spec.type) {
-      case "webhook":
+      case "webhook": {
         if (spec.secret_file !== undefined && (spec.secret !== undefined || spec.secret_env !== undefined))
           problems.push(`${at("secret_file")}: give one of secret, secret_env and secret_file`);
-        listeners.push({ name, spec, secret: fromEnv("secret", spec.secret, spec.secret_env) });
+        const routeSecrets = checkWebhookRoutes(spec, i, env, (path) => where(valueOffset(doc, path)), problems);
+        listeners.push({
+          name,
+          spec,
+          secret: fromEnv("secret", spec.secret, spec.secret_env),
+          ...(routeSecrets.length > 0 ? { routeSecrets } : {}),
+        });
         break;
+      }
       case "file_watcher":
         listeners.push({ name, spec });
         break;
@@ -238,4 +259,72 @@ export function parseListenersConfig(
     stateDir,
     listeners,
   };
+}
+
+/**
+ * Check the `routes` of the webhook `spec` (entry `i`) beyond their schema: one secret per route
+ * (required but for cdktr routes) from a set variable, `hmac` exactly for hmac routes, unique
+ * paths, workflows within `workflows`, mappings that compile. Pushes `file:line:column: field:
+ * problem` lines to `problems`; returns each route's secret (from `secret_env`; `secret_file` is
+ * read by {@link loadConfig}).
+ */
+function checkWebhookRoutes(
+  spec: WebhookSpec,
+  i: number,
+  env: Record<string, string | undefined>,
+  locate: (path: (string | number)[]) => string,
+  problems: string[],
+): ResolvedRouteSecret[] {
+  const routes = spec.routes ?? [];
+  if (routes.length === 0 && !spec.trigger_path)
+    problems.push(
+      `${locate(["listeners", i, "trigger_path"])}: listeners[${i}].trigger_path: with trigger_path false and no routes the listener serves nothing: add routes`,
+    );
+  const paths = new Set<string>();
+  return routes.map((route: WebhookRouteSpec, j): ResolvedRouteSecret => {
+    const field = (name: string): string => `listeners[${i}].routes[${j}].${name}`;
+    const at = (name: string): string => `${locate(["listeners", i, "routes", j, name])}: ${field(name)}`;
+    if (paths.has(route.path)) problems.push(`${at("path")}: ${route.path} is already the path of another route`);
+    paths.add(route.path);
+    if (spec.workflows !== undefined && !spec.workflows.includes(route.workflow))
+      problems.push(`${at("workflow")}: ${route.workflow} is not in listeners[${i}].workflows: add it there`);
+    if (route.flavour === "hmac" && route.hmac === undefined)
+      problems.push(`${at("flavour")}: a hmac route needs \`hmac: {header, algorithm, prefix, encoding}\``);
+    if (route.flavour !== "hmac" && route.hmac !== undefined)
+      problems.push(`${at("hmac")}: only for flavour hmac (the ${route.flavour} signature is fixed)`);
+    try {
+      EventMapping.compile(mappingOf(route), `listeners[${i}].routes[${j}]`);
+    } catch (err) {
+      problems.push(`${locate(["listeners", i, "routes", j])}: ${errorMessage(err)}`);
+    }
+    if (route.secret_env !== undefined && route.secret_file !== undefined) {
+      problems.push(`${at("secret_file")}: give one of secret_env and secret_file`);
+      return { secret: undefined };
+    }
+    if (route.secret_env === undefined && route.secret_file === undefined && route.flavour !== "cdktr")
+      problems.push(
+        `${at("flavour")}: a ${route.flavour} route needs the secret its sender signs with: set ${field("secret_env")} or ${field("secret_file")}`,
+      );
+    if (route.secret_env === undefined) return { secret: undefined };
+    const secret = env[route.secret_env];
+    if (secret === undefined || secret === "")
+      problems.push(`${at("secret_env")}: environment variable ${route.secret_env} is not set`);
+    return { secret };
+  });
+}
+
+/** Read (or create) the `secret_file` of every webhook route, as for the webhook's own. */
+function readRouteSecretFiles(listeners: ResolvedListener[], cwd: string, file: string): void {
+  listeners.forEach((entry, i) => {
+    if (entry.spec.type !== "webhook" || !("secret" in entry)) return;
+    const routes = entry.spec.routes ?? [];
+    const secrets = routes.map((route, j): ResolvedRouteSecret => {
+      const given = entry.routeSecrets?.[j] ?? { secret: undefined };
+      if (route.secret_file === undefined) return given;
+      const path = resolve(cwd, route.secret_file);
+      const { secret, created } = readOrCreateSecretFile(path, `${file}: listeners[${i}].routes[${j}].secret_file`);
+      return { secret, secretFile: { path, created } };
+    });
+    if (secrets.length > 0) entry.routeSecrets = secrets;
+  });
 }

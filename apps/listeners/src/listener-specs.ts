@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { ParamsSchema, WorkflowIdSchema } from "@cdktr/protocol";
 import type { EventMappingSpec } from "@cdktr/events";
+import { WEBHOOK_FLAVOURS, webhookRoutePathProblem, type WebhookFlavour } from "@cdktr/events/webhook";
 
 const Port = z.number().int().min(0).max(65535);
 const PositiveMs = z.number().int().positive();
@@ -54,6 +55,42 @@ export function mappingOf(spec: {
   };
 }
 
+/**
+ * One entry of a webhook's `routes:` (docs/listeners.md, "Routes"): a path triggering one
+ * workflow, its flavour (how the sender signs), its secret and the mapping of the request's event
+ * document `{body, headers, query, path, method}` into the run.
+ */
+const WebhookRouteSpec = z
+  .object({
+    /** e.g. `/hooks/github/deploy` */
+    path: z.string().superRefine((path, ctx) => {
+      const problem = webhookRoutePathProblem(path);
+      if (problem !== null) ctx.addIssue({ code: "custom", message: problem });
+    }),
+    workflow: WorkflowIdSchema,
+    flavour: z.enum(WEBHOOK_FLAVOURS as [WebhookFlavour, ...WebhookFlavour[]], {
+      error: `expected one of ${WEBHOOK_FLAVOURS.join(", ")}`,
+    }),
+    /** Environment variable holding the route's secret (required for github, gitlab and hmac). */
+    secret_env: z.string().min(1).optional(),
+    /** File holding the route's secret; created with a random secret (0600) when missing. */
+    secret_file: z.string().min(1).optional(),
+    /** flavour hmac: where and how the HMAC of the raw body is sent. */
+    hmac: z
+      .object({
+        header: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { error: "expected an HTTP header name" }),
+        algorithm: z.enum(["sha256", "sha1", "sha512"], { error: "expected sha256, sha1 or sha512" }).default("sha256"),
+        prefix: z.string().min(1).optional(),
+        encoding: z.enum(["hex", "base64"], { error: "expected hex or base64" }).default("hex"),
+      })
+      .strict()
+      .optional(),
+    /** Refuse (400) requests from which no idempotency key comes. */
+    require_idempotency_key: z.boolean().default(false),
+    ...MappingFields,
+  })
+  .strict();
+
 /** `type: webhook` */
 const WebhookSpec = z
   .object({
@@ -80,6 +117,10 @@ const WebhookSpec = z
     retry_after_s: z.number().int().positive().default(5),
     /** Only these workflows may be triggered (default: any). */
     workflows: AllowList.optional(),
+    /** Paths triggering one workflow each, signed as GitHub, GitLab or any HMAC sender signs. */
+    routes: z.array(WebhookRouteSpec).min(1, { error: "list at least one route (or omit `routes`)" }).optional(),
+    /** Serve `POST /trigger/<workflowId>` too (set false to serve only the routes). */
+    trigger_path: z.boolean().default(true),
   })
   .strict();
 
@@ -164,6 +205,8 @@ export const ListenersFileSchema = z
 export type ListenerSpec = z.output<typeof ListenerSpec>;
 /** A webhook entry. */
 export type WebhookSpec = z.output<typeof WebhookSpec>;
+/** One route of a webhook entry. */
+export type WebhookRouteSpec = z.output<typeof WebhookRouteSpec>;
 /** A file watcher entry. */
 export type FileWatcherSpec = z.output<typeof FileWatcherSpec>;
 /** A RabbitMQ entry. */

@@ -1,11 +1,12 @@
 /**
- * A webhook event listener on node:http: `POST /trigger/<workflowId>` triggers a run.
+ * A webhook event listener on node:http: `POST /trigger/<workflowId>` triggers a run, and so does
+ * a POST to each configured route (GitHub, GitLab, generic HMAC or cdktr-signed).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { WorkflowIdSchema, errorMessage } from "@cdktr/protocol";
+import { WorkflowIdSchema, errorMessage, type Logger, type Params } from "@cdktr/protocol";
 import { BodyTooLarge, ReplayCacheError } from "../errors.js";
 import { EventListener, type EventListenerOptions, type TriggerResult } from "../listener/event-listener.js";
 import { ReplayCache, replayCacheDirName } from "./replay-cache.js";
@@ -18,6 +19,17 @@ import {
   webhookTriggerPath,
 } from "./signature.js";
 import { deferred, errorBody, header, parseParams, readBody, refuseTooLarge, send, type Reply } from "./http-io.js";
+import { scopedIdempotencyKey } from "../rabbitmq/trigger-message.js";
+import { GITHUB_EVENT_HEADER } from "./route-signature.js";
+import {
+  compileWebhookRoutes,
+  routeKey,
+  verifyRouteRequest,
+  webhookEvent,
+  type CompiledRoute,
+  type RouteKey,
+  type WebhookRoute,
+} from "./webhook-route.js";
 
 /** Options of {@link WebhookListener}. */
 export interface WebhookListenerOptions extends EventListenerOptions {
@@ -56,8 +68,23 @@ export interface WebhookListenerOptions extends EventListenerOptions {
   triggerTimeoutMs?: number;
   /** Value of `Retry-After` (seconds) on 503 replies. @default 5 */
   retryAfterS?: number;
-  /** When set, only these workflow ids can be triggered (others get 404). */
+  /**
+   * When set, only these workflow ids can be triggered (others get 404); every route's workflow
+   * must be one of them.
+   */
   workflows?: readonly string[];
+  /**
+   * Routes: paths that each trigger one workflow, authenticated as their sender can (GitHub,
+   * GitLab, a generic HMAC, cdktr's signature), the request mapped into the run's params. See
+   * {@link WebhookRoute}; docs/listeners.md, "Routes".
+   * @throws UsageError (from the constructor) listing every invalid route
+   */
+  routes?: readonly WebhookRoute[];
+  /**
+   * Serve `POST /trigger/<workflowId>`. Set false to serve only the routes (and `/healthz`), e.g.
+   * when the listener is reachable from the internet for GitHub and has no `secret`. @default true
+   */
+  triggerPath?: boolean;
   /** Clock for signature timestamps (epoch ms). @default Date.now */
   now?: () => number;
 }
@@ -73,6 +100,9 @@ export interface WebhookAddress {
 const TRIGGER_PREFIX = "/trigger/";
 const MAX_KEY_LENGTH = 256;
 
+/** A request that passed (or needed no) cdktr signature check, and the signature to release if it triggers nothing. */
+type CdktrCheck = { ok: true; spent: { cache: ReplayCache; signature: string } | null } | { ok: false; reply: Reply };
+
 /**
  * Receives HTTP webhooks and triggers workflows.
  *
@@ -86,6 +116,11 @@ const MAX_KEY_LENGTH = 256;
  * - With a secret, the signature covers method, path, idempotency key, timestamp and body, and
  *   each one is accepted once: the replay cache in `stateDir` remembers them across restarts.
  * - `GET /healthz` answers `{status: "ok"}`.
+ * - Each of the `routes` (`POST <path>`) checks its flavour's signature on the raw body (401),
+ *   builds the request's event document `{body, headers, query, path, method}`, answers 202
+ *   `{status: "ignored", reason}` without a run when the route's `when` filter is false, 422
+ *   `UNMAPPED_EVENT` when a mapped param finds nothing, else triggers its workflow like
+ *   `/trigger` (same replies). GitHub's `ping` event gets 200 `{status: "pong"}`.
  *
  * Every reply is JSON; errors are `{status: "error", code, message}`.
  */
@@ -102,8 +137,13 @@ export class WebhookListener extends EventListener {
   readonly #stateDir: string;
   readonly #replayMode: "file" | "memory";
   readonly #maxReplayEntries: number;
-  /** Signatures that already triggered a run (or are in flight); open while listening with a secret. */
-  #replay: ReplayCache | null = null;
+  readonly #routes: ReadonlyMap<string, CompiledRoute>;
+  readonly #triggerPath: boolean;
+  /**
+   * Per cdktr secret (the listener's, and those of `cdktr` routes): the signatures that already
+   * triggered a run (or are in flight). Open while listening.
+   */
+  #replays = new Map<string, ReplayCache>();
   #address: WebhookAddress | null = null;
   #listening: { promise: Promise<WebhookAddress>; resolve: (a: WebhookAddress) => void; reject: (e: unknown) => void };
 
@@ -121,6 +161,8 @@ export class WebhookListener extends EventListener {
     this.#stateDir = options.stateDir ?? join(this.env.HOME ?? homedir(), ".cdktr", "listeners");
     this.#replayMode = options.replayCache ?? "file";
     this.#maxReplayEntries = options.maxReplayEntries ?? 100_000;
+    this.#routes = compileWebhookRoutes(options.routes ?? [], { listenerSecret: this.#secret, allow: this.#allow });
+    this.#triggerPath = options.triggerPath ?? true;
     this.#listening = deferred<WebhookAddress>();
   }
 
@@ -153,14 +195,17 @@ export class WebhookListener extends EventListener {
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
     try {
-      if (this.#secret !== undefined) {
-        this.#replay = await ReplayCache.open({
-          dir: this.#replayMode === "memory" ? null : join(this.#stateDir, replayCacheDirName(this.#secret)),
-          toleranceMs: this.#tolerance,
-          maxEntries: this.#maxReplayEntries,
-          now: this.#now,
-          logger: this.logger,
-        });
+      for (const secret of this.#cdktrSecrets()) {
+        this.#replays.set(
+          secret,
+          await ReplayCache.open({
+            dir: this.#replayMode === "memory" ? null : join(this.#stateDir, replayCacheDirName(secret)),
+            toleranceMs: this.#tolerance,
+            maxEntries: this.#maxReplayEntries,
+            now: this.#now,
+            logger: this.logger,
+          }),
+        );
       }
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
@@ -170,8 +215,7 @@ export class WebhookListener extends EventListener {
         });
       });
     } catch (e) {
-      this.#replay?.close();
-      this.#replay = null;
+      this.#closeReplays();
       this.#listening.reject(e);
       this.#listening = deferred<WebhookAddress>();
       throw e;
@@ -180,11 +224,32 @@ export class WebhookListener extends EventListener {
     const hostForUrl = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
     this.#address = { host: addr.address, port: addr.port, url: `http://${hostForUrl}:${addr.port}` };
     this.#listening.resolve(this.#address);
+    const replay = this.#secret !== undefined ? this.#replays.get(this.#secret) : undefined;
     this.logger.info("webhook listening", {
       url: this.#address.url,
       signed: this.#secret !== undefined,
-      ...(this.#replay !== null ? { replayCache: this.#replay.dir ?? "memory" } : {}),
+      ...(replay !== undefined ? { replayCache: replay.dir ?? "memory" } : {}),
+      ...(this.#routes.size > 0
+        ? {
+            routes: [...this.#routes.values()].map((r) => ({
+              path: r.path,
+              flavour: r.flavour,
+              workflow: r.workflow,
+              signed: r.secret !== undefined,
+            })),
+            triggerPath: this.#triggerPath,
+          }
+        : {}),
     });
+    if (this.#triggerPath && this.#secret === undefined && this.#routes.size > 0)
+      this.logger.warn(
+        `webhook: POST /trigger/<workflowId> is served unsigned next to the routes: whoever reaches this port can trigger ${this.#allow === null ? "any workflow" : "the workflows of `workflows`"} with any params; set a secret, or triggerPath false (trigger_path: false in the listeners file)`,
+      );
+    for (const r of this.#routes.values())
+      if (r.secret === undefined)
+        this.logger.warn(
+          `webhook: route ${r.path} (flavour cdktr) is unsigned: whoever reaches this port can trigger ${r.workflow}; give the route or the listener a secret`,
+        );
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
       else signal.addEventListener("abort", () => resolve(), { once: true });
@@ -195,8 +260,7 @@ export class WebhookListener extends EventListener {
       // In-flight requests get a moment to finish; then every connection is cut.
       setTimeout(() => server.closeAllConnections(), 2000).unref();
     });
-    this.#replay?.close();
-    this.#replay = null;
+    this.#closeReplays();
     this.#address = null;
     this.#listening = deferred<WebhookAddress>();
   }
@@ -213,11 +277,13 @@ export class WebhookListener extends EventListener {
       }
       return send(res, { status: 200, body: { status: "ok" } });
     }
-    if (!url.pathname.startsWith(TRIGGER_PREFIX)) {
+    const route = this.#routes.get(url.pathname);
+    if (route !== undefined) return this.#handleRoute(route, req, res, url);
+    if (!this.#triggerPath || !url.pathname.startsWith(TRIGGER_PREFIX)) {
       this.rejectEvent("not_found", `no route ${url.pathname}`);
       return send(res, {
         status: 404,
-        body: errorBody("NOT_FOUND", `no route ${url.pathname}: use POST /trigger/<workflowId> or GET /healthz`),
+        body: errorBody("NOT_FOUND", `no route ${url.pathname}: ${this.#pathsHint()}`),
       });
     }
     if (req.method !== "POST") {
@@ -248,88 +314,15 @@ export class WebhookListener extends EventListener {
       });
     }
 
-    const declared = req.headers["content-length"];
-    if (declared !== undefined && Number(declared) > this.#maxBody) {
-      log.warn("webhook refused: body too large", { status: 413, contentLength: declared });
-      this.rejectEvent("too_large", `a body of ${declared} bytes, more than ${this.#maxBody}`);
-      return refuseTooLarge(req, res, this.#maxBody);
-    }
-    let raw: Buffer;
-    try {
-      raw = await readBody(req, this.#maxBody);
-    } catch (e) {
-      if (e instanceof BodyTooLarge) {
-        log.warn("webhook refused: body too large", { status: 413 });
-        this.rejectEvent("too_large", `a body of more than ${this.#maxBody} bytes`);
-        return refuseTooLarge(req, res, this.#maxBody);
-      }
-      throw e;
-    }
+    const raw = await this.#readBody(req, res, log);
+    if (raw === null) return;
 
     const key = header(req, IDEMPOTENCY_KEY_HEADER);
-    let signature: string | null = null;
-    const replay = this.#replay;
+    let spent: { cache: ReplayCache; signature: string } | null = null;
     if (this.#secret !== undefined) {
-      if (replay === null) {
-        this.rejectEvent("unrecordable", "the replay cache is closed");
-        return send(res, this.#unrecordable());
-      }
-      const check = verifyWebhookSignature({
-        secret: this.#secret,
-        timestamp: header(req, TIMESTAMP_HEADER),
-        signature: header(req, SIGNATURE_HEADER),
-        method: req.method ?? "POST",
-        path: webhookTriggerPath(workflowId),
-        idempotencyKey: key,
-        rawBody: raw,
-        nowMs: this.#now(),
-        toleranceMs: this.#tolerance,
-      });
-      if (!check.ok) {
-        log.warn("webhook refused: signature", { status: 401, reason: check.reason });
-        this.rejectEvent("signature", check.message);
-        return send(res, { status: 401, body: errorBody("UNAUTHORIZED", check.message) });
-      }
-      const lostAt = replay.lostAtMs;
-      if (lostAt !== null && check.timestampMs < Math.floor(lostAt / 1000) * 1000) {
-        log.warn("webhook refused: signed before a start that lost the replay cache", {
-          status: 401,
-          reason: "replay_cache_lost",
-        });
-        this.rejectEvent("signature", "signed before a start that lost the replay cache");
-        return send(res, {
-          status: 401,
-          body: errorBody(
-            "UNAUTHORIZED",
-            "this request was signed before the listener restarted, and its replay cache was damaged: sign it again (a new timestamp)",
-          ),
-        });
-      }
-      let fresh: boolean;
-      try {
-        fresh = await replay.claim(check.signature, check.timestampMs + this.#tolerance);
-      } catch (e) {
-        if (!(e instanceof ReplayCacheError)) throw e;
-        // The details (a path, an errno) go to the log, not to the caller.
-        log.error("webhook refused: the replay cache cannot record the signature", {
-          status: 503,
-          error: e.message,
-        });
-        this.rejectEvent("unrecordable", "the replay cache cannot record the signature");
-        return send(res, this.#unrecordable());
-      }
-      if (!fresh) {
-        log.warn("webhook refused: replayed signature", { status: 401, reason: "replayed" });
-        this.rejectEvent("replayed", "this signature was already used");
-        return send(res, {
-          status: 401,
-          body: errorBody(
-            "UNAUTHORIZED",
-            "this signature was already used: sign every request afresh (a new timestamp), and send an Idempotency-Key to make retries safe",
-          ),
-        });
-      }
-      signature = check.signature;
+      const check = await this.#checkCdktrSignature(req, raw, this.#secret, webhookTriggerPath(workflowId), key, log);
+      if (!check.ok) return send(res, check.reply);
+      spent = check.spent;
     }
 
     let accepted = false;
@@ -355,18 +348,246 @@ export class WebhookListener extends EventListener {
       });
       const reply = this.#replyFor(workflowId, result);
       accepted = reply.status === 202;
-      if (accepted) log.info("webhook triggered", { runId: result.runId, duplicate: result.duplicate });
-      else
-        log.warn("webhook trigger refused", {
-          status: reply.status,
-          code: result.error?.code,
-          error: result.error?.message,
-        });
+      this.#logTrigger(log, result, reply);
       return send(res, reply);
     } finally {
       // A signature is spent only once it triggered something; a 503 may be retried as is.
-      if (signature !== null && !accepted) await replay?.release(signature);
+      if (spent !== null && !accepted) await spent.cache.release(spent.signature);
     }
+  }
+
+  /** What the 404 of an unknown path suggests. */
+  #pathsHint(): string {
+    if (this.#routes.size === 0) return "use POST /trigger/<workflowId> or GET /healthz";
+    return this.#triggerPath
+      ? "use POST /trigger/<workflowId>, POST to one of this listener's routes, or GET /healthz"
+      : "use POST to one of this listener's routes, or GET /healthz";
+  }
+
+  /** The whole body, or null once a 413 has been sent (too large, announced or streamed). */
+  async #readBody(req: IncomingMessage, res: ServerResponse, log: Logger): Promise<Buffer | null> {
+    const declared = req.headers["content-length"];
+    if (declared !== undefined && Number(declared) > this.#maxBody) {
+      log.warn("webhook refused: body too large", { status: 413, contentLength: declared });
+      this.rejectEvent("too_large", `a body of ${declared} bytes, more than ${this.#maxBody}`);
+      refuseTooLarge(req, res, this.#maxBody);
+      return null;
+    }
+    try {
+      return await readBody(req, this.#maxBody);
+    } catch (e) {
+      if (e instanceof BodyTooLarge) {
+        log.warn("webhook refused: body too large", { status: 413 });
+        this.rejectEvent("too_large", `a body of more than ${this.#maxBody} bytes`);
+        refuseTooLarge(req, res, this.#maxBody);
+        return null;
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * cdktr's own signature (`X-Cdktr-Signature` v2 over `path`) with `secret`, and its claim in
+   * that secret's replay cache: a refusal is the reply to send (401, or 503 when the cache cannot
+   * record it).
+   */
+  async #checkCdktrSignature(
+    req: IncomingMessage,
+    raw: Buffer,
+    secret: string,
+    path: string,
+    key: string | undefined,
+    log: Logger,
+  ): Promise<CdktrCheck> {
+    const replay = this.#replays.get(secret);
+    if (replay === undefined) {
+      this.rejectEvent("unrecordable", "the replay cache is closed");
+      return { ok: false, reply: this.#unrecordable() };
+    }
+    const check = verifyWebhookSignature({
+      secret,
+      timestamp: header(req, TIMESTAMP_HEADER),
+      signature: header(req, SIGNATURE_HEADER),
+      method: req.method ?? "POST",
+      path,
+      idempotencyKey: key,
+      rawBody: raw,
+      nowMs: this.#now(),
+      toleranceMs: this.#tolerance,
+    });
+    if (!check.ok) {
+      log.warn("webhook refused: signature", { status: 401, reason: check.reason });
+      this.rejectEvent("signature", check.message);
+      return { ok: false, reply: { status: 401, body: errorBody("UNAUTHORIZED", check.message) } };
+    }
+    const lostAt = replay.lostAtMs;
+    if (lostAt !== null && check.timestampMs < Math.floor(lostAt / 1000) * 1000) {
+      log.warn("webhook refused: signed before a start that lost the replay cache", {
+        status: 401,
+        reason: "replay_cache_lost",
+      });
+      this.rejectEvent("signature", "signed before a start that lost the replay cache");
+      return {
+        ok: false,
+        reply: {
+          status: 401,
+          body: errorBody(
+            "UNAUTHORIZED",
+            "this request was signed before the listener restarted, and its replay cache was damaged: sign it again (a new timestamp)",
+          ),
+        },
+      };
+    }
+    let fresh: boolean;
+    try {
+      fresh = await replay.claim(check.signature, check.timestampMs + this.#tolerance);
+    } catch (e) {
+      if (!(e instanceof ReplayCacheError)) throw e;
+      // The details (a path, an errno) go to the log, not to the caller.
+      log.error("webhook refused: the replay cache cannot record the signature", {
+        status: 503,
+        error: e.message,
+      });
+      this.rejectEvent("unrecordable", "the replay cache cannot record the signature");
+      return { ok: false, reply: this.#unrecordable() };
+    }
+    if (!fresh) {
+      log.warn("webhook refused: replayed signature", { status: 401, reason: "replayed" });
+      this.rejectEvent("replayed", "this signature was already used");
+      return {
+        ok: false,
+        reply: {
+          status: 401,
+          body: errorBody(
+            "UNAUTHORIZED",
+            "this signature was already used: sign every request afresh (a new timestamp), and send an Idempotency-Key to make retries safe",
+          ),
+        },
+      };
+    }
+    return { ok: true, spent: { cache: replay, signature: check.signature } };
+  }
+
+  /** `POST <route.path>`: signature, then ping, filter, mapping, key, trigger. */
+  async #handleRoute(route: CompiledRoute, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const log = this.logger.child({ route: route.path, workflowId: route.workflow });
+    if (req.method !== "POST") {
+      this.rejectEvent("method", `${req.method ?? "?"} instead of POST`);
+      return send(res, {
+        status: 405,
+        headers: { allow: "POST" },
+        body: errorBody("METHOD_NOT_ALLOWED", `use POST ${route.path}`),
+      });
+    }
+    const raw = await this.#readBody(req, res, log);
+    if (raw === null) return;
+
+    // The signature is checked on the raw bytes, before anything parses them.
+    let spent: { cache: ReplayCache; signature: string } | null = null;
+    if (route.flavour === "cdktr") {
+      if (route.secret !== undefined) {
+        const check = await this.#checkCdktrSignature(
+          req,
+          raw,
+          route.secret,
+          route.path,
+          header(req, IDEMPOTENCY_KEY_HEADER),
+          log,
+        );
+        if (!check.ok) return send(res, check.reply);
+        spent = check.spent;
+      }
+    } else {
+      const check = verifyRouteRequest(route, req, raw);
+      if (!check.ok) {
+        log.warn("webhook refused: signature", { status: 401, flavour: route.flavour, reason: check.reason });
+        this.rejectEvent("signature", check.message);
+        return send(res, { status: 401, body: errorBody("UNAUTHORIZED", check.message) });
+      }
+    }
+
+    let accepted = false;
+    try {
+      const reply = await this.#routeReply(route, req, url, raw, log);
+      accepted = reply.status >= 200 && reply.status < 300;
+      return send(res, reply);
+    } finally {
+      if (spent !== null && !accepted) await spent.cache.release(spent.signature);
+    }
+  }
+
+  /** The reply to an authenticated request of `route`, after triggering its run when it maps to one. */
+  async #routeReply(route: CompiledRoute, req: IncomingMessage, url: URL, raw: Buffer, log: Logger): Promise<Reply> {
+    const where = { route: route.path, workflow: route.workflow };
+    if (route.flavour === "github" && header(req, GITHUB_EVENT_HEADER) === "ping") {
+      log.info("webhook: GitHub ping answered, nothing triggered");
+      return { status: 200, body: { status: "pong", ...where } };
+    }
+    const event = webhookEvent(req, url, raw, route.flavour);
+    if (route.mapping !== null && !route.mapping.matches(event)) {
+      const reason = `the request does not match this route's \`when\` filter: ${route.when ?? ""}`;
+      log.debug("webhook request ignored: the route's `when` filter is false");
+      this.rejectEvent("filtered", reason);
+      return { status: 202, body: { status: "ignored", ...where, reason } };
+    }
+    let params: Params | undefined;
+    let mappedKey: string | undefined;
+    if (route.mapping !== null) {
+      const mapped = route.mapping.map(event);
+      if (!mapped.ok) {
+        log.warn("webhook refused: the request does not map into the run", { status: 422, error: mapped.error });
+        this.rejectEvent("unmapped", mapped.error);
+        return { status: 422, body: errorBody("UNMAPPED_EVENT", `route ${route.path}: ${mapped.error}`) };
+      }
+      params = Object.keys(mapped.params).length > 0 ? mapped.params : undefined;
+      mappedKey = mapped.idempotencyKey;
+    }
+    const key = routeKey(route.flavour, event.headers, mappedKey);
+    if (key?.from === "Idempotency-Key" && (key.id.length === 0 || key.id.length > MAX_KEY_LENGTH)) {
+      this.rejectEvent("malformed", `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} characters`);
+      return {
+        status: 400,
+        body: errorBody("BAD_REQUEST", `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} characters`),
+      };
+    }
+    if (key === undefined && route.requireKey) {
+      const message = `route ${route.path} requires an idempotency key: ${keySources(route)}`;
+      log.warn("webhook refused: no idempotency key", { status: 400 });
+      this.rejectEvent("no_key", message);
+      return { status: 400, body: errorBody("BAD_REQUEST", message) };
+    }
+    const result = await this.runWorkflow(route.workflow, {
+      ...(params !== undefined ? { params } : {}),
+      ...(key !== undefined ? { idempotencyKey: routeIdempotencyKey(route, key) } : {}),
+      retry: false,
+      timeoutMs: this.#triggerTimeout,
+    });
+    const reply = this.#replyFor(route.workflow, result);
+    this.#logTrigger(log, result, reply);
+    return reply;
+  }
+
+  #logTrigger(log: Logger, result: TriggerResult, reply: Reply): void {
+    if (reply.status === 202) log.info("webhook triggered", { runId: result.runId, duplicate: result.duplicate });
+    else
+      log.warn("webhook trigger refused", {
+        status: reply.status,
+        code: result.error?.code,
+        error: result.error?.message,
+      });
+  }
+
+  /** The cdktr secrets whose replay caches are opened: the listener's and those of `cdktr` routes. */
+  #cdktrSecrets(): Set<string> {
+    const secrets = new Set<string>();
+    if (this.#secret !== undefined) secrets.add(this.#secret);
+    for (const r of this.#routes.values()) if (r.flavour === "cdktr" && r.secret !== undefined) secrets.add(r.secret);
+    return secrets;
+  }
+
+  #closeReplays(): void {
+    for (const cache of this.#replays.values()) cache.close();
+    this.#replays.clear();
   }
 
   /** 503: a signature that could not be remembered across a restart is never acted on. */
@@ -425,4 +646,20 @@ export class WebhookListener extends EventListener {
         };
     }
   }
+}
+
+/** The run's idempotency key of a route request: `<flavour>:<path>:<id>` (hashed when too long). */
+function routeIdempotencyKey(route: CompiledRoute, key: RouteKey): string {
+  return scopedIdempotencyKey(`${route.flavour}:${route.path}:`, key.id);
+}
+
+/** Where a route's idempotency key can come from, for the `require_idempotency_key` refusal. */
+function keySources(route: CompiledRoute): string {
+  const headers =
+    route.flavour === "github"
+      ? "X-GitHub-Delivery (GitHub sends it) or Idempotency-Key"
+      : route.flavour === "gitlab"
+        ? "Idempotency-Key or X-Gitlab-Event-UUID (GitLab sends them)"
+        : "Idempotency-Key";
+  return `send the header ${headers}, or give the route an idempotency_key expression`;
 }
