@@ -204,6 +204,7 @@ test("mapping fields of a queue-like listener need a fixed workflow, and bad exp
       );
     },
   );
+});
 
 test("webhook routes: flavours, secrets from secret_env or secret_file, hmac defaults, mapping fields", (t) => {
   const dir = mkdtempSync(join(tmpdir(), "cdktr-listeners-config-"));
