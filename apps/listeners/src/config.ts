@@ -18,7 +18,7 @@ import {
   errorMessage,
   parseEnv,
 } from "@cdktr/protocol";
-import type { FileWatcherSpec, PostgresSpec, RabbitMqSpec, WebhookSpec } from "./listener-specs.js";
+import type { FileWatcherSpec, PostgresSpec, RabbitMqSpec, RedisStreamsSpec, WebhookSpec } from "./listener-specs.js";
 import { EventMapping } from "@cdktr/events";
 import { ListenersFileSchema, mappingOf } from "./listener-specs.js";
 import { readOrCreateSecretFile, type SecretFile } from "./secret-file.js";
@@ -52,7 +52,8 @@ export type ResolvedListener =
   | { name: string; spec: WebhookSpec; secret: string | undefined; secretFile?: SecretFile }
   | { name: string; spec: FileWatcherSpec }
   | { name: string; spec: RabbitMqSpec; url: string }
-  | { name: string; spec: PostgresSpec; connectionString: string | undefined };
+  | { name: string; spec: PostgresSpec; connectionString: string | undefined }
+  | { name: string; spec: RedisStreamsSpec; url: string };
 
 /** The runner's whole configuration. */
 export interface ListenersConfig {
@@ -215,6 +216,26 @@ export function parseListenersConfig(
           spec,
           connectionString: fromEnv("connection_string", spec.connection_string, spec.connection_string_env),
         });
+        break;
+      case "redis_streams":
+        if (spec.claim_idle_ms <= spec.trigger_timeout_ms)
+          problems.push(
+            `${at("claim_idle_ms")}: must exceed trigger_timeout_ms (${spec.trigger_timeout_ms}): an entry being triggered would look idle to the other consumers`,
+          );
+        if (spec.workflow === undefined) {
+          const field = (["params", "params_map", "when", "idempotency_key"] as const).find(
+            (k) => spec[k] !== undefined,
+          );
+          if (field !== undefined)
+            problems.push(
+              `${at(field)}: ${field} needs workflow: set workflow (the one workflow every entry triggers), or remove ${field} (without workflow each entry is a trigger message naming its own workflow and params)`,
+            );
+        }
+        if (spec.dead_letter_stream === spec.stream)
+          problems.push(
+            `${at("dead_letter_stream")}: must differ from stream (parked entries would be read again): name another stream`,
+          );
+        listeners.push({ name, spec, url: fromEnv("url", spec.url, spec.url_env) ?? "redis://127.0.0.1:6379" });
         break;
     }
   });
