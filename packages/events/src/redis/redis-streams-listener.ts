@@ -280,7 +280,7 @@ export class RedisStreamsListener extends EventListener {
       } catch (e) {
         if (signal.aborted) break;
         const cause = lastError.get(cmd) ?? lastError.get(reads);
-        log.warn("redis connection failed or lost; reconnecting", {
+        log.warn("redis: cannot read the stream (connection failed or lost, group or key unusable); reconnecting", {
           url: redact(this.#url),
           error: errorMessage(e),
           ...(cause !== undefined ? { cause } : {}),
@@ -389,7 +389,9 @@ export class RedisStreamsListener extends EventListener {
           });
         if (claim.entries.length > 0) {
           this.#stats.claimed += claim.entries.length;
-          s.log.info("redis: claimed entries idle in other consumers", { ids: claim.entries.map((e) => e.id) });
+          s.log.info("redis: claimed entries idle in the group (their consumer died)", {
+            ids: claim.entries.map((e) => e.id),
+          });
           await this.#handle(s, claim.entries, true);
         }
         continue;
