@@ -2,12 +2,14 @@
  * Wiring of the listeners runner: one shared principal connection, one built-in listener per
  * entry of the config file.
  */
+import { hostname } from "node:os";
 import { HealthServer, PrincipalClient, errorMessage, type Logger } from "@cdktr/protocol";
 import { LISTENER_KEY_NAME, ListenerStartError, type EventListener, type PrincipalRequester } from "@cdktr/events";
 import { WebhookListener, type WebhookRoute } from "@cdktr/events/webhook";
 import { FileWatcherListener } from "@cdktr/events/file-watcher";
 import { RabbitMqListener } from "@cdktr/events/rabbitmq";
 import { PostgresListener } from "@cdktr/events/postgres";
+import { RedisStreamsListener } from "@cdktr/events/redis";
 import type { ListenersConfig, ResolvedListener, ResolvedRouteSecret } from "./config.js";
 import type { WebhookRouteSpec } from "./listener-specs.js";
 import { ListenersMetrics } from "./metrics.js";
@@ -212,6 +214,29 @@ function build(
         triggerTimeoutMs: s.trigger_timeout_ms,
         retryForMs: s.retry_for_ms,
         ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
+      });
+    }
+    case "redis_streams": {
+      const s = entry.spec;
+      return new RedisStreamsListener({
+        ...common,
+        url: "url" in entry ? entry.url : "redis://127.0.0.1:6379",
+        stream: s.stream,
+        group: s.group,
+        // Stable across restarts and distinct per listener of the file (names are unique).
+        consumer: s.consumer ?? `${hostname()}-${entry.name}`,
+        startId: s.start_id,
+        field: s.field,
+        count: s.count,
+        blockMs: s.block_ms,
+        claimIdleMs: s.claim_idle_ms,
+        ...(s.claim_interval_ms !== undefined ? { claimIntervalMs: s.claim_interval_ms } : {}),
+        maxDeliveries: s.max_deliveries,
+        ...(s.dead_letter_stream !== undefined ? { deadLetterStream: s.dead_letter_stream } : {}),
+        ...(s.dead_letter_max_len !== undefined ? { deadLetterMaxLen: s.dead_letter_max_len } : {}),
+        triggerTimeoutMs: s.trigger_timeout_ms,
+        ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
+        ...(s.workflow !== undefined ? { workflow: s.workflow, mapping: mappingOf(s) } : {}),
       });
     }
   }

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "@cdktr/protocol";
 import { loadConfig, parseListenersConfig } from "./config.js";
+import { mappingOf } from "./listener-specs.js";
 
 function problems(text: string, env: Record<string, string> = {}): string[] {
   try {
@@ -43,7 +44,7 @@ test("each problem names file, line, column and field", () => {
     "l.yml:3:11: listeners[0].port: expected number, received string",
     "l.yml:4:5: listeners[0].secrt: unknown field (did you mean `secret`?)",
     "l.yml:5:5: listeners[1].queue: required",
-    'l.yml:6:11: listeners[2].type: expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres"',
+    'l.yml:6:11: listeners[2].type: expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres", "redis_streams"',
   ]);
 });
 
@@ -198,9 +199,8 @@ test("mapping fields of a queue-like listener need a fixed workflow, and bad exp
     (e: Error & { problems?: string[] }) => {
       const all = (e.problems ?? [e.message]).join("\n");
       return (
-        /l\.yml:2:5: listeners\[0\]\.workflow: params, params_map, when and idempotency_key apply to one fixed workflow/.test(
-          all,
-        ) && /listeners\[1\]\.params_map\.date: "body\.\.day" is not a JMESPath expression/.test(all)
+        /l\.yml:4:17: listeners\[0\]\.params_map: params_map needs workflow: set workflow/.test(all) &&
+        /listeners\[1\]\.params_map\.date: "body\.\.day" is not a JMESPath expression/.test(all)
       );
     },
   );
@@ -329,4 +329,72 @@ test("webhook routes: each problem names file, line, column and field", () => {
   assert.deepEqual(problems(file(route("        flavour: github\n        secret: literal\n"))), [
     "l.yml:7:9: listeners[0].routes[0].secret: unknown field",
   ]);
+});
+
+test("redis_streams: defaults, the URL from url_env, a mapping into one workflow; each bad field named with file, line and column", () => {
+  const c = parseListenersConfig(
+    `listeners:\n  - type: redis_streams\n    stream: orders\n    url_env: REDIS_URL\n  - type: redis_streams\n    name: mapped\n    stream: events\n    group: g\n    consumer: box-1\n    start_id: "0"\n    dead_letter_stream: events.dead\n    workflows: [ingest]\n    workflow: ingest\n    params_map: {day: fields.day}\n    when: "fields.kind == 'order'"\n    idempotency_key: fields.order_id\n`,
+    "l.yml",
+    { REDIS_URL: "redis://u:p@cache:6379/2" },
+  );
+  const [plain, mapped] = c.listeners;
+  assert.ok(plain?.spec.type === "redis_streams" && "url" in plain);
+  assert.equal(plain.url, "redis://u:p@cache:6379/2");
+  assert.equal(plain.name, "redis_streams-0");
+  const { type: _t, stream, ...defaults } = plain.spec;
+  assert.equal(stream, "orders");
+  assert.deepEqual(defaults, {
+    url_env: "REDIS_URL",
+    group: "cdktr",
+    start_id: "$",
+    field: "message",
+    count: 10,
+    block_ms: 5000,
+    claim_idle_ms: 60_000,
+    max_deliveries: 10,
+    trigger_timeout_ms: 5000,
+  });
+  assert.ok(mapped?.spec.type === "redis_streams" && "url" in mapped);
+  assert.equal(mapped.url, "redis://127.0.0.1:6379", "the default URL");
+  assert.deepEqual(
+    [
+      mapped.spec.group,
+      mapped.spec.consumer,
+      mapped.spec.start_id,
+      mapped.spec.dead_letter_stream,
+      mapped.spec.workflow,
+    ],
+    ["g", "box-1", "0", "events.dead", "ingest"],
+  );
+  assert.deepEqual(mappingOf(mapped.spec), {
+    paramsMap: { day: "fields.day" },
+    when: "fields.kind == 'order'",
+    idempotencyKey: "fields.order_id",
+  });
+
+  assert.deepEqual(
+    problems(
+      `listeners:\n  - type: redis_streams\n    stream: s\n    url: http://cache:6379\n    start_id: latest\n    count: 5000\n  - type: redis_streams\n    stream: s2\n    url: redis://a\n    url_env: R\n    claim_idle_ms: 1000\n    dead_letter_stream: s2\n  - type: redis_streams\n    stream: s3\n    params_map: {day: body.day}\n    url_env: UNSET\n`,
+      { R: "redis://b" },
+    ),
+    [
+      "l.yml:4:10: listeners[0].url: expected a redis:// or rediss:// URL",
+      'l.yml:5:15: listeners[0].start_id: expected "$", "0" or an entry id like 1700000000000-0',
+      "l.yml:6:12: listeners[0].count: Too big: expected number to be <=1000",
+    ],
+    "schema problems first",
+  );
+  assert.deepEqual(
+    problems(
+      `listeners:\n  - type: redis_streams\n    stream: s2\n    url: redis://a\n    url_env: R\n    claim_idle_ms: 1000\n    dead_letter_stream: s2\n  - type: redis_streams\n    stream: s3\n    params_map: {day: body.day}\n    url_env: UNSET\n`,
+      { R: "redis://b" },
+    ),
+    [
+      "l.yml:6:20: listeners[0].claim_idle_ms: must exceed trigger_timeout_ms (5000): an entry being triggered would look idle to the other consumers",
+      "l.yml:7:25: listeners[0].dead_letter_stream: must differ from stream (parked entries would be read again): name another stream",
+      "l.yml:5:14: listeners[0].url_env: give either url or url_env, not both",
+      "l.yml:10:17: listeners[1].params_map: params_map needs workflow: set workflow (the one workflow every message triggers), or remove params_map (without workflow each message is a trigger message naming its own workflow and params)",
+      "l.yml:11:14: listeners[1].url_env: environment variable UNSET is not set",
+    ],
+  );
 });

@@ -18,7 +18,14 @@ import {
   errorMessage,
   parseEnv,
 } from "@cdktr/protocol";
-import type { FileWatcherSpec, PostgresSpec, RabbitMqSpec, WebhookRouteSpec, WebhookSpec } from "./listener-specs.js";
+import type {
+  FileWatcherSpec,
+  PostgresSpec,
+  RabbitMqSpec,
+  RedisStreamsSpec,
+  WebhookRouteSpec,
+  WebhookSpec,
+} from "./listener-specs.js";
 import { EventMapping } from "@cdktr/events";
 import { ListenersFileSchema, mappingOf } from "./listener-specs.js";
 import { readOrCreateSecretFile, type SecretFile } from "./secret-file.js";
@@ -70,7 +77,8 @@ export type ResolvedListener =
     }
   | { name: string; spec: FileWatcherSpec }
   | { name: string; spec: RabbitMqSpec; url: string }
-  | { name: string; spec: PostgresSpec; connectionString: string | undefined };
+  | { name: string; spec: PostgresSpec; connectionString: string | undefined }
+  | { name: string; spec: RedisStreamsSpec; url: string };
 
 /** The runner's whole configuration. */
 export interface ListenersConfig {
@@ -203,9 +211,10 @@ export function parseListenersConfig(
       // message is a trigger message naming its own (zod leaves absent keys out of the object).
       const fields = spec as MappedSpec;
       const m = mappingOf(fields);
-      if (fields.workflow === undefined && Object.keys(m).length > 0)
+      const field = (["params", "params_map", "when", "idempotency_key"] as const).find((k) => fields[k] !== undefined);
+      if (fields.workflow === undefined && field !== undefined)
         problems.push(
-          `${where(valueOffset(doc, ["listeners", i]))}: listeners[${i}].workflow: params, params_map, when and idempotency_key apply to one fixed workflow: set workflow (without it each message names its own workflow and params)`,
+          `${at(field)}: ${field} needs workflow: set workflow (the one workflow every message triggers), or remove ${field} (without workflow each message is a trigger message naming its own workflow and params)`,
         );
       try {
         EventMapping.compile(m, `listeners[${i}]`);
@@ -242,6 +251,17 @@ export function parseListenersConfig(
           spec,
           connectionString: fromEnv("connection_string", spec.connection_string, spec.connection_string_env),
         });
+        break;
+      case "redis_streams":
+        if (spec.claim_idle_ms <= spec.trigger_timeout_ms)
+          problems.push(
+            `${at("claim_idle_ms")}: must exceed trigger_timeout_ms (${spec.trigger_timeout_ms}): an entry being triggered would look idle to the other consumers`,
+          );
+        if (spec.dead_letter_stream === spec.stream)
+          problems.push(
+            `${at("dead_letter_stream")}: must differ from stream (parked entries would be read again): name another stream`,
+          );
+        listeners.push({ name, spec, url: fromEnv("url", spec.url, spec.url_env) ?? "redis://127.0.0.1:6379" });
         break;
     }
   });

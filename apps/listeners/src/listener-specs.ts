@@ -183,12 +183,56 @@ const PostgresSpec = z
   })
   .strict();
 
-const ListenerSpec = z.discriminatedUnion("type", [WebhookSpec, FileWatcherSpec, RabbitMqSpec, PostgresSpec], {
-  error: (issue) =>
-    issue.code === "invalid_union"
-      ? 'expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres"'
-      : undefined,
-});
+/** `type: redis_streams` */
+const RedisStreamsSpec = z
+  .object({
+    type: z.literal("redis_streams"),
+    ...Common,
+    /** `redis://[user:password@]host:port[/db]` or `rediss://` (prefer `url_env` when it holds a password). */
+    url: z
+      .string()
+      .regex(/^rediss?:\/\//, { error: "expected a redis:// or rediss:// URL" })
+      .optional(),
+    /** Name of the environment variable holding the Redis URL (with credentials). */
+    url_env: z.string().min(1).optional(),
+    stream: z.string().min(1).max(1024),
+    group: z.string().min(1).max(256).default("cdktr"),
+    /** Consumer name in the group, stable across restarts. @default `<host name>-<listener name>` */
+    consumer: z.string().min(1).max(256).optional(),
+    /** Where a group created by the listener starts: `$` (new entries), `0` (the whole stream) or an entry id. */
+    start_id: z
+      .string()
+      .regex(/^(\$|\d+(-\d+)?)$/, { error: 'expected "$", "0" or an entry id like 1700000000000-0' })
+      .default("$"),
+    /** The entry field holding the trigger message (or, with `workflow`, the payload). */
+    field: z.string().min(1).default("message"),
+    count: z.number().int().min(1).max(1000).default(10),
+    block_ms: PositiveMs.default(5000),
+    claim_idle_ms: PositiveMs.default(60_000),
+    claim_interval_ms: PositiveMs.optional(),
+    max_deliveries: z.number().int().min(1).default(10),
+    /** Stream where poison entries are parked (default: acknowledged and logged only). */
+    dead_letter_stream: z.string().min(1).max(1024).optional(),
+    dead_letter_max_len: z.number().int().positive().optional(),
+    trigger_timeout_ms: PositiveMs.default(5000),
+    /** Only these workflows may be triggered; other entries are parked (default: any). */
+    workflows: AllowList.optional(),
+    /** Every entry triggers this workflow, its content mapped with the mapping fields (default: trigger messages). */
+    workflow: WorkflowIdSchema.optional(),
+    ...MappingFields,
+  })
+  .strict();
+
+const ListenerSpec = z.discriminatedUnion(
+  "type",
+  [WebhookSpec, FileWatcherSpec, RabbitMqSpec, PostgresSpec, RedisStreamsSpec],
+  {
+    error: (issue) =>
+      issue.code === "invalid_union"
+        ? 'expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres", "redis_streams"'
+        : undefined,
+  },
+);
 
 /** Schema of the YAML file. */
 export const ListenersFileSchema = z
@@ -213,3 +257,5 @@ export type FileWatcherSpec = z.output<typeof FileWatcherSpec>;
 export type RabbitMqSpec = z.output<typeof RabbitMqSpec>;
 /** A PostgreSQL entry. */
 export type PostgresSpec = z.output<typeof PostgresSpec>;
+/** A Redis Streams entry. */
+export type RedisStreamsSpec = z.output<typeof RedisStreamsSpec>;
