@@ -8,6 +8,7 @@ import { WebhookListener } from "@cdktr/events/webhook";
 import { FileWatcherListener } from "@cdktr/events/file-watcher";
 import { RabbitMqListener } from "@cdktr/events/rabbitmq";
 import { PostgresListener } from "@cdktr/events/postgres";
+import { NatsListener } from "@cdktr/events/nats";
 import type { ListenersConfig, ResolvedListener } from "./config.js";
 import { ListenersMetrics } from "./metrics.js";
 import { mappingOf } from "./listener-specs.js";
@@ -196,6 +197,26 @@ function build(
         triggerTimeoutMs: s.trigger_timeout_ms,
         retryForMs: s.retry_for_ms,
         ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
+      });
+    }
+    case "nats": {
+      const s = entry.spec;
+      const auth = "natsAuth" in entry ? entry.natsAuth : {};
+      return new NatsListener({
+        ...common,
+        ...auth,
+        ...(s.servers !== undefined ? { servers: s.servers } : {}),
+        stream: s.stream,
+        durable: s.durable,
+        ...(s.filter_subject !== undefined ? { filterSubject: s.filter_subject } : {}),
+        createStream: s.create_stream,
+        ...(s.subjects !== undefined ? { subjects: s.subjects } : {}),
+        ackWaitMs: s.ack_wait_ms,
+        maxInFlight: s.max_in_flight,
+        ...(s.dead_letter_subject !== undefined ? { deadLetterSubject: s.dead_letter_subject } : {}),
+        triggerTimeoutMs: s.trigger_timeout_ms,
+        ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
+        ...(s.workflow !== undefined ? { workflow: s.workflow, mapping: mappingOf(s) } : {}),
       });
     }
   }
