@@ -220,8 +220,18 @@ test("nats: defaults, credentials from the environment, and every problem named 
       "l.yml:11:15: listeners[1].pass_env: environment variable UNSET is not set",
       "l.yml:12:15: listeners[1].subjects: subjects is used only with create_stream: true (an existing stream keeps its own subjects)",
       "l.yml:13:18: listeners[1].ack_wait_ms: must be longer than trigger_timeout_ms (2000): a message would be delivered again while its trigger is in flight",
+      "l.yml:15:5: listeners[2].workflow: params, params_map, when and idempotency_key apply to one fixed workflow: set workflow (without it each message names its own workflow and params)",
       "l.yml:18:11: listeners[2].pass: a password needs user (or user_env)",
       "l.yml:20:26: listeners[2].dead_letter_subject: dead.jobs would be consumed again by this listener (it matches dead.>): pick a subject outside the consumed ones",
     ],
   );
+});
+
+test("mapping fields without `workflow` are refused, not silently ignored (the absent field is not in the parsed entry)", () => {
+  assert.deepEqual(problems(`listeners:\n  - type: rabbitmq\n    queue: q\n    idempotency_key: body.id\n`), [
+    "l.yml:2:5: listeners[0].workflow: params, params_map, when and idempotency_key apply to one fixed workflow: set workflow (without it each message names its own workflow and params)",
+  ]);
+  assert.deepEqual(problems(`listeners:\n  - type: nats\n    stream: S\n    durable: d\n    params: {n: "1"}\n`), [
+    "l.yml:2:5: listeners[0].workflow: params, params_map, when and idempotency_key apply to one fixed workflow: set workflow (without it each message names its own workflow and params)",
+  ]);
 });

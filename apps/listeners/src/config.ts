@@ -188,11 +188,12 @@ export function parseListenersConfig(
         problems.push(`${at(`${field}_env`)}: environment variable ${envName} is not set`);
       return v;
     };
-    if ("params_map" in spec || "when" in spec) {
+    // zod leaves absent optional fields out: `in` tells which mapping fields the entry wrote.
+    if ("params_map" in spec || "when" in spec || "idempotency_key" in spec || "params" in spec) {
       // Listeners whose events carry no workflow id map them into one fixed workflow.
       const m = mappingOf(spec);
       const mapsEvent = m.paramsMap !== undefined || m.when !== undefined || m.idempotencyKey !== undefined;
-      if ("workflow" in spec && spec.workflow === undefined && (mapsEvent || m.params !== undefined))
+      if (spec.workflow === undefined && (mapsEvent || m.params !== undefined))
         problems.push(
           `${at("workflow")}: params, params_map, when and idempotency_key apply to one fixed workflow: set workflow (without it each message names its own workflow and params)`,
         );
