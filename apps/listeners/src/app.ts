@@ -12,6 +12,7 @@ import { PostgresListener } from "@cdktr/events/postgres";
 import { RedisStreamsListener } from "@cdktr/events/redis";
 import type { ListenersConfig, ResolvedListener, ResolvedRouteSecret } from "./config.js";
 import type { WebhookRouteSpec } from "./listener-specs.js";
+import { NatsListener } from "@cdktr/events/nats";
 import { ListenersMetrics } from "./metrics.js";
 import { mappingOf } from "./listener-specs.js";
 
@@ -234,6 +235,26 @@ function build(
         maxDeliveries: s.max_deliveries,
         ...(s.dead_letter_stream !== undefined ? { deadLetterStream: s.dead_letter_stream } : {}),
         ...(s.dead_letter_max_len !== undefined ? { deadLetterMaxLen: s.dead_letter_max_len } : {}),
+        triggerTimeoutMs: s.trigger_timeout_ms,
+        ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
+        ...(s.workflow !== undefined ? { workflow: s.workflow, mapping: mappingOf(s) } : {}),
+      });
+    }
+    case "nats": {
+      const s = entry.spec;
+      const auth = "natsAuth" in entry ? entry.natsAuth : {};
+      return new NatsListener({
+        ...common,
+        ...auth,
+        ...(s.servers !== undefined ? { servers: s.servers } : {}),
+        stream: s.stream,
+        durable: s.durable,
+        ...(s.filter_subject !== undefined ? { filterSubject: s.filter_subject } : {}),
+        createStream: s.create_stream,
+        ...(s.subjects !== undefined ? { subjects: s.subjects } : {}),
+        ackWaitMs: s.ack_wait_ms,
+        maxInFlight: s.max_in_flight,
+        ...(s.dead_letter_subject !== undefined ? { deadLetterSubject: s.dead_letter_subject } : {}),
         triggerTimeoutMs: s.trigger_timeout_ms,
         ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
         ...(s.workflow !== undefined ? { workflow: s.workflow, mapping: mappingOf(s) } : {}),

@@ -44,7 +44,7 @@ test("each problem names file, line, column and field", () => {
     "l.yml:3:11: listeners[0].port: expected number, received string",
     "l.yml:4:5: listeners[0].secrt: unknown field (did you mean `secret`?)",
     "l.yml:5:5: listeners[1].queue: required",
-    'l.yml:6:11: listeners[2].type: expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres", "redis_streams"',
+    'l.yml:6:11: listeners[2].type: expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres", "redis_streams", "nats"',
   ]);
 });
 
@@ -397,4 +397,60 @@ test("redis_streams: defaults, the URL from url_env, a mapping into one workflow
       "l.yml:11:14: listeners[1].url_env: environment variable UNSET is not set",
     ],
   );
+});
+
+test("nats: defaults, credentials from the environment, and every problem named with file, line and field", () => {
+  const c = parseListenersConfig(
+    `listeners:\n  - type: nats\n    stream: ORDERS\n    durable: cdktr\n    user: app\n    pass_env: NATS_PASS\n  - type: nats\n    servers: [nats://a:4222, nats://b:4222]\n    stream: JOBS\n    durable: cdktr\n    token_env: NATS_TOKEN\n    create_stream: true\n    subjects: [jobs.>]\n    filter_subject: jobs.new\n    dead_letter_subject: dead.jobs\n    workflow: etl\n    params_map: {date: body.day}\n`,
+    "l.yml",
+    { NATS_PASS: "secret", NATS_TOKEN: "t0ken" },
+  );
+  const [orders, jobs] = c.listeners;
+  assert.ok(orders !== undefined && "natsAuth" in orders && jobs !== undefined && "natsAuth" in jobs);
+  assert.deepEqual(orders.natsAuth, { user: "app", pass: "secret" });
+  assert.deepEqual(jobs.natsAuth, { token: "t0ken" });
+  assert.equal(orders.name, "nats-0");
+  assert.deepEqual(
+    [orders.spec.ack_wait_ms, orders.spec.max_in_flight, orders.spec.trigger_timeout_ms, orders.spec.create_stream],
+    [30_000, 10, 5000, false],
+  );
+  assert.deepEqual(jobs.spec.servers, ["nats://a:4222", "nats://b:4222"]);
+
+  // The schema first: names and subjects as NATS reads them.
+  assert.deepEqual(
+    problems(
+      `listeners:\n  - type: nats\n    stream: a.b\n    durable: "x y"\n    filter_subject: jobs..new\n    dead_letter_subject: dead.*\n`,
+    ),
+    [
+      "l.yml:3:13: listeners[0].stream: a name cannot contain whitespace, `.`, `*`, `>`, `/` or `\\`",
+      "l.yml:4:14: listeners[0].durable: a name cannot contain whitespace, `.`, `*`, `>`, `/` or `\\`",
+      "l.yml:5:21: listeners[0].filter_subject: empty token (a leading, trailing or double `.`)",
+      "l.yml:6:26: listeners[0].dead_letter_subject: no wildcards (`*`, `>`) here: name one subject",
+    ],
+  );
+  // Then the fields that contradict each other, and secrets from unset variables.
+  assert.deepEqual(
+    problems(
+      `listeners:\n  - type: nats\n    stream: S\n    durable: d\n    token: t\n    user: u\n    create_stream: true\n  - type: nats\n    stream: S\n    durable: d2\n    pass_env: UNSET\n    subjects: [a.>]\n    ack_wait_ms: 1000\n    trigger_timeout_ms: 2000\n  - type: nats\n    stream: S\n    durable: d3\n    pass: p\n    filter_subject: [jobs.*, dead.>]\n    dead_letter_subject: dead.jobs\n    params_map: {date: body.day}\n`,
+    ),
+    [
+      "l.yml:5:12: listeners[0].token: give either a token or user/pass, not both",
+      "l.yml:7:20: listeners[0].create_stream: create_stream needs subjects: the subjects of the stream to create",
+      "l.yml:11:15: listeners[1].pass_env: environment variable UNSET is not set",
+      "l.yml:12:15: listeners[1].subjects: subjects is used only with create_stream: true (an existing stream keeps its own subjects)",
+      "l.yml:13:18: listeners[1].ack_wait_ms: must be longer than trigger_timeout_ms (2000): a message would be delivered again while its trigger is in flight",
+      "l.yml:21:17: listeners[2].params_map: params_map needs workflow: set workflow (the one workflow every message triggers), or remove params_map (without workflow each message is a trigger message naming its own workflow and params)",
+      "l.yml:18:11: listeners[2].pass: a password needs user (or user_env)",
+      "l.yml:20:26: listeners[2].dead_letter_subject: dead.jobs would be consumed again by this listener (it matches dead.>): pick a subject outside the consumed ones",
+    ],
+  );
+});
+
+test("mapping fields without `workflow` are refused, not silently ignored (the absent field is not in the parsed entry)", () => {
+  assert.deepEqual(problems(`listeners:\n  - type: rabbitmq\n    queue: q\n    idempotency_key: body.id\n`), [
+    "l.yml:4:22: listeners[0].idempotency_key: idempotency_key needs workflow: set workflow (the one workflow every message triggers), or remove idempotency_key (without workflow each message is a trigger message naming its own workflow and params)",
+  ]);
+  assert.deepEqual(problems(`listeners:\n  - type: nats\n    stream: S\n    durable: d\n    params: {n: "1"}\n`), [
+    "l.yml:5:13: listeners[0].params: params needs workflow: set workflow (the one workflow every message triggers), or remove params (without workflow each message is a trigger message naming its own workflow and params)",
+  ]);
 });

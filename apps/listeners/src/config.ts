@@ -20,6 +20,7 @@ import {
 } from "@cdktr/protocol";
 import type {
   FileWatcherSpec,
+  NatsSpec,
   PostgresSpec,
   RabbitMqSpec,
   RedisStreamsSpec,
@@ -27,6 +28,7 @@ import type {
   WebhookSpec,
 } from "./listener-specs.js";
 import { EventMapping } from "@cdktr/events";
+import { natsSubjectMatches } from "@cdktr/events/nats";
 import { ListenersFileSchema, mappingOf } from "./listener-specs.js";
 import { readOrCreateSecretFile, type SecretFile } from "./secret-file.js";
 import { fieldName, issueMessage, keyOffset, suggest, valueOffset } from "./yaml-locations.js";
@@ -78,7 +80,15 @@ export type ResolvedListener =
   | { name: string; spec: FileWatcherSpec }
   | { name: string; spec: RabbitMqSpec; url: string }
   | { name: string; spec: PostgresSpec; connectionString: string | undefined }
-  | { name: string; spec: RedisStreamsSpec; url: string };
+  | { name: string; spec: RedisStreamsSpec; url: string }
+  | { name: string; spec: NatsSpec; natsAuth: NatsAuth };
+
+/** Credentials of a NATS listener, resolved from the file or its `*_env` variables. */
+export interface NatsAuth {
+  user?: string;
+  pass?: string;
+  token?: string;
+}
 
 /** The runner's whole configuration. */
 export interface ListenersConfig {
@@ -263,6 +273,45 @@ export function parseListenersConfig(
           );
         listeners.push({ name, spec, url: fromEnv("url", spec.url, spec.url_env) ?? "redis://127.0.0.1:6379" });
         break;
+      case "nats": {
+        const user = fromEnv("user", spec.user, spec.user_env);
+        const pass = fromEnv("pass", spec.pass, spec.pass_env);
+        const token = fromEnv("token", spec.token, spec.token_env);
+        if (token !== undefined && (user !== undefined || pass !== undefined))
+          problems.push(
+            `${at(spec.token_env !== undefined ? "token_env" : "token")}: give either a token or user/pass, not both`,
+          );
+        else if (pass !== undefined && user === undefined)
+          problems.push(
+            `${at(spec.pass_env !== undefined ? "pass_env" : "pass")}: a password needs user (or user_env)`,
+          );
+        if (spec.create_stream && spec.subjects === undefined)
+          problems.push(`${at("create_stream")}: create_stream needs subjects: the subjects of the stream to create`);
+        if (!spec.create_stream && spec.subjects !== undefined)
+          problems.push(
+            `${at("subjects")}: subjects is used only with create_stream: true (an existing stream keeps its own subjects)`,
+          );
+        if (spec.ack_wait_ms <= spec.trigger_timeout_ms)
+          problems.push(
+            `${at("ack_wait_ms")}: must be longer than trigger_timeout_ms (${spec.trigger_timeout_ms}): a message would be delivered again while its trigger is in flight`,
+          );
+        const dead = spec.dead_letter_subject;
+        if (dead !== undefined) {
+          const filters = spec.filter_subject === undefined ? (spec.subjects ?? []) : [spec.filter_subject].flat();
+          const catching = filters.find((f) => natsSubjectMatches(f, dead));
+          if (catching !== undefined)
+            problems.push(
+              `${at("dead_letter_subject")}: ${dead} would be consumed again by this listener (it matches ${catching}): pick a subject outside the consumed ones`,
+            );
+        }
+        const natsAuth: NatsAuth = {
+          ...(user !== undefined ? { user } : {}),
+          ...(pass !== undefined ? { pass } : {}),
+          ...(token !== undefined ? { token } : {}),
+        };
+        listeners.push({ name, spec, natsAuth });
+        break;
+      }
     }
   });
   if (problems.length > 0) throw new ConfigError(problems, "invalid listeners config");

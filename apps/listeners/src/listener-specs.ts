@@ -6,6 +6,7 @@ import { z } from "zod";
 import { ParamsSchema, WorkflowIdSchema } from "@cdktr/protocol";
 import type { EventMappingSpec } from "@cdktr/events";
 import { WEBHOOK_FLAVOURS, webhookRoutePathProblem, type WebhookFlavour } from "@cdktr/events/webhook";
+import { natsNameProblem, natsSubjectProblem } from "@cdktr/events/nats";
 
 const Port = z.number().int().min(0).max(65535);
 const PositiveMs = z.number().int().positive();
@@ -223,13 +224,68 @@ const RedisStreamsSpec = z
   })
   .strict();
 
+/** A NATS subject: `*` and `>` wildcards allowed when `wildcards` (a filter), not otherwise. */
+const natsSubject = (wildcards: boolean) =>
+  z
+    .string()
+    .min(1)
+    .superRefine((s, ctx) => {
+      const problem = natsSubjectProblem(s, wildcards);
+      if (problem !== null) ctx.addIssue({ code: "custom", message: problem });
+    });
+/** A stream or durable consumer name: one subject token. */
+const NatsName = z
+  .string()
+  .min(1)
+  .superRefine((s, ctx) => {
+    const problem = natsNameProblem(s);
+    if (problem !== null) ctx.addIssue({ code: "custom", message: problem });
+  });
+
+/** `type: nats` (JetStream, a durable pull consumer) */
+const NatsSpec = z
+  .object({
+    type: z.literal("nats"),
+    ...Common,
+    /** Server URL(s). @default nats://127.0.0.1:4222 */
+    servers: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    user: z.string().min(1).optional(),
+    /** Name of the environment variable holding the user name. */
+    user_env: z.string().min(1).optional(),
+    /** Password, literally (prefer `pass_env`). */
+    pass: z.string().min(1).optional(),
+    /** Name of the environment variable holding the password. */
+    pass_env: z.string().min(1).optional(),
+    /** Authentication token, literally (prefer `token_env`). */
+    token: z.string().min(1).optional(),
+    /** Name of the environment variable holding the token. */
+    token_env: z.string().min(1).optional(),
+    stream: NatsName,
+    durable: NatsName,
+    filter_subject: z.union([natsSubject(true), z.array(natsSubject(true)).min(1)]).optional(),
+    /** Create the stream (work-queue retention) on `subjects` when it does not exist. */
+    create_stream: z.boolean().default(false),
+    subjects: z.array(natsSubject(true)).min(1).optional(),
+    ack_wait_ms: PositiveMs.default(30_000),
+    max_in_flight: z.number().int().min(1).max(10_000).default(10),
+    /** Poison messages are copied there (a stream must keep it) before they are terminated. */
+    dead_letter_subject: natsSubject(false).optional(),
+    trigger_timeout_ms: PositiveMs.default(5000),
+    /** Only these workflows may be triggered; other messages are parked (default: any). */
+    workflows: AllowList.optional(),
+    /** Every message triggers this workflow, its content mapped with the mapping fields (default: trigger messages). */
+    workflow: WorkflowIdSchema.optional(),
+    ...MappingFields,
+  })
+  .strict();
+
 const ListenerSpec = z.discriminatedUnion(
   "type",
-  [WebhookSpec, FileWatcherSpec, RabbitMqSpec, PostgresSpec, RedisStreamsSpec],
+  [WebhookSpec, FileWatcherSpec, RabbitMqSpec, PostgresSpec, RedisStreamsSpec, NatsSpec],
   {
     error: (issue) =>
       issue.code === "invalid_union"
-        ? 'expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres", "redis_streams"'
+        ? 'expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres", "redis_streams", "nats"'
         : undefined,
   },
 );
@@ -259,3 +315,5 @@ export type RabbitMqSpec = z.output<typeof RabbitMqSpec>;
 export type PostgresSpec = z.output<typeof PostgresSpec>;
 /** A Redis Streams entry. */
 export type RedisStreamsSpec = z.output<typeof RedisStreamsSpec>;
+/** A NATS entry. */
+export type NatsSpec = z.output<typeof NatsSpec>;
