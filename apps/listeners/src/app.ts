@@ -3,8 +3,26 @@
  * entry of the config file.
  */
 import { hostname } from "node:os";
-import { HealthServer, PrincipalClient, errorMessage, type Logger } from "@cdktr/protocol";
-import { LISTENER_KEY_NAME, ListenerStartError, type EventListener, type PrincipalRequester } from "@cdktr/events";
+import { join } from "node:path";
+import {
+  ConfigError,
+  HealthServer,
+  PrincipalClient,
+  authDisabled,
+  clientKeyOf,
+  errorMessage,
+  findClientKey,
+  readKeyFile,
+  type Logger,
+} from "@cdktr/protocol";
+import {
+  LISTENER_KEY_NAME,
+  ListenerStartError,
+  RunOutcomeListener,
+  SCHEDULER_KEY_NAME,
+  type EventListener,
+  type PrincipalRequester,
+} from "@cdktr/events";
 import { WebhookListener, type WebhookRoute } from "@cdktr/events/webhook";
 import { FileWatcherListener } from "@cdktr/events/file-watcher";
 import { RabbitMqListener } from "@cdktr/events/rabbitmq";
@@ -64,6 +82,7 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
     listener: build(
       entry,
       principal,
+      config.principal.endpoints,
       config.stateDir,
       deps.logger.child({ listener: entry.name, type: entry.spec.type }),
     ),
@@ -148,6 +167,7 @@ export function createListeners(config: ListenersConfig, deps: ListenersDeps): L
 function build(
   entry: ResolvedListener,
   principal: PrincipalRequester,
+  endpoints: readonly string[],
   stateDir: string,
   logger: Logger,
 ): EventListener {
@@ -215,6 +235,7 @@ function build(
         triggerTimeoutMs: s.trigger_timeout_ms,
         retryForMs: s.retry_for_ms,
         ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
+        ...(s.workflow !== undefined ? { workflow: s.workflow, mapping: mappingOf(s) } : {}),
       });
     }
     case "redis_streams": {
@@ -238,6 +259,37 @@ function build(
         triggerTimeoutMs: s.trigger_timeout_ms,
         ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
         ...(s.workflow !== undefined ? { workflow: s.workflow, mapping: mappingOf(s) } : {}),
+      });
+    }
+    case "run_status": {
+      const s = entry.spec;
+      // Its own connection, with a key that may list every run (role scheduler or operator).
+      const key =
+        s.key_file !== undefined
+          ? clientKeyOf(readKeyFile(s.key_file))
+          : findClientKey(s.key_name ?? SCHEDULER_KEY_NAME, { ...process.env, CDKTR_KEY_FILE: undefined });
+      if (key === null && !authDisabled())
+        throw new ConfigError(
+          [
+            `listener ${entry.name}: no key \`${s.key_name ?? SCHEDULER_KEY_NAME}\` in the keys directory: give key_file (a key of role scheduler or operator, e.g. from \`cdktr keys create chaining --role scheduler\`) or key_name`,
+          ],
+          "invalid listeners config",
+        );
+      return new RunOutcomeListener({
+        principal: { endpoints },
+        key,
+        logger,
+        ...(s.source !== undefined ? { source: s.source } : {}),
+        rules: s.rules.map((r) => ({
+          after: r.after,
+          status: r.status,
+          workflow: r.workflow,
+          ...(r.params !== undefined ? { params: r.params } : {}),
+        })),
+        stateFile: join(stateDir, `run-status-${fileSafe(entry.name)}.json`),
+        sweepIntervalMs: s.sweep_interval_ms,
+        lateMarginMs: s.late_margin_ms,
+        triggerTimeoutMs: s.trigger_timeout_ms,
       });
     }
     case "nats": {
@@ -289,4 +341,9 @@ function webhookRoutes(
       requireIdempotencyKey: r.require_idempotency_key,
     };
   });
+}
+
+/** A listener name as a file name part (letters, digits, `.`, `_`, `-`; others as `_`). */
+function fileSafe(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]/g, "_");
 }

@@ -44,7 +44,7 @@ test("each problem names file, line, column and field", () => {
     "l.yml:3:11: listeners[0].port: expected number, received string",
     "l.yml:4:5: listeners[0].secrt: unknown field (did you mean `secret`?)",
     "l.yml:5:5: listeners[1].queue: required",
-    'l.yml:6:11: listeners[2].type: expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres", "redis_streams", "nats"',
+    'l.yml:6:11: listeners[2].type: expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres", "redis_streams", "nats", "run_status"',
   ]);
 });
 
@@ -453,4 +453,50 @@ test("mapping fields without `workflow` are refused, not silently ignored (the a
   assert.deepEqual(problems(`listeners:\n  - type: nats\n    stream: S\n    durable: d\n    params: {n: "1"}\n`), [
     "l.yml:5:13: listeners[0].params: params needs workflow: set workflow (the one workflow every message triggers), or remove params (without workflow each message is a trigger message naming its own workflow and params)",
   ]);
+});
+
+test("run_status: rules with default status, and cycles or a rule after itself refused with file, line and field", () => {
+  const ok = parseListenersConfig(
+    "listeners:\n  - type: run_status\n    rules:\n      - {after: extract, workflow: load}\n      - {after: load, status: [FAILED, CRASHED], workflow: page, params: {team: data}}\n",
+    "l.yml",
+    {},
+  );
+  const spec = ok.listeners[0]?.spec;
+  assert.equal(spec?.type, "run_status");
+  assert.deepEqual(spec?.type === "run_status" ? spec.rules : null, [
+    { after: "extract", status: ["COMPLETED"], workflow: "load" },
+    { after: "load", status: ["FAILED", "CRASHED"], workflow: "page", params: { team: "data" } },
+  ]);
+  assert.throws(
+    () =>
+      parseListenersConfig(
+        "listeners:\n  - type: run_status\n    key_file: k.json\n    key_name: x\n    rules:\n      - {after: a, workflow: b}\n      - {after: b, workflow: a}\n      - {after: c, workflow: c}\n      - {after: d, status: RUNNING, workflow: e}\n",
+        "l.yml",
+        {},
+      ),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.deepEqual(e.problems, [
+        "l.yml:9:28: listeners[0].rules[3].status: expected one or more of COMPLETED, FAILED, CRASHED, CANCELLED, SKIPPED (the states a run ends in)",
+      ]);
+      return true;
+    },
+  );
+  assert.throws(
+    () =>
+      parseListenersConfig(
+        "listeners:\n  - type: run_status\n    key_file: k.json\n    key_name: x\n    rules:\n      - {after: a, workflow: b}\n      - {after: b, workflow: a}\n      - {after: c, workflow: c}\n",
+        "l.yml",
+        {},
+      ),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.deepEqual(e.problems, [
+        "l.yml:3:15: listeners[0].key_file: give either key_file or key_name, not both",
+        "l.yml:8:30: listeners[0].rules[2].workflow: a rule cannot start c after its own runs (a cycle)",
+        "l.yml:6:7: listeners[0].rules: the rules chain in a cycle (a -> b -> a): a run would start the next one forever; remove one of them",
+      ]);
+      return true;
+    },
+  );
 });

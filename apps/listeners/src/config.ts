@@ -24,10 +24,11 @@ import type {
   PostgresSpec,
   RabbitMqSpec,
   RedisStreamsSpec,
+  RunStatusSpec,
   WebhookRouteSpec,
   WebhookSpec,
 } from "./listener-specs.js";
-import { EventMapping } from "@cdktr/events";
+import { EventMapping, findRuleCycle } from "@cdktr/events";
 import { natsSubjectMatches } from "@cdktr/events/nats";
 import { ListenersFileSchema, mappingOf } from "./listener-specs.js";
 import { readOrCreateSecretFile, type SecretFile } from "./secret-file.js";
@@ -81,7 +82,8 @@ export type ResolvedListener =
   | { name: string; spec: RabbitMqSpec; url: string }
   | { name: string; spec: PostgresSpec; connectionString: string | undefined }
   | { name: string; spec: RedisStreamsSpec; url: string }
-  | { name: string; spec: NatsSpec; natsAuth: NatsAuth };
+  | { name: string; spec: NatsSpec; natsAuth: NatsAuth }
+  | { name: string; spec: RunStatusSpec };
 
 /** Credentials of a NATS listener, resolved from the file or its `*_env` variables. */
 export interface NatsAuth {
@@ -273,6 +275,24 @@ export function parseListenersConfig(
           );
         listeners.push({ name, spec, url: fromEnv("url", spec.url, spec.url_env) ?? "redis://127.0.0.1:6379" });
         break;
+      case "run_status": {
+        if (spec.key_file !== undefined && spec.key_name !== undefined)
+          problems.push(`${at("key_file")}: give either key_file or key_name, not both`);
+        const rules = spec.rules.map((r) => ({ after: r.after, status: r.status, workflow: r.workflow }));
+        rules.forEach((r, k) => {
+          if (r.after === r.workflow)
+            problems.push(
+              `${where(valueOffset(doc, ["listeners", i, "rules", k, "workflow"]))}: listeners[${i}].rules[${k}].workflow: a rule cannot start ${r.workflow} after its own runs (a cycle)`,
+            );
+        });
+        const cycle = findRuleCycle(rules.filter((r) => r.after !== r.workflow));
+        if (cycle !== null)
+          problems.push(
+            `${at("rules")}: the rules chain in a cycle (${cycle.join(" -> ")}): a run would start the next one forever; remove one of them`,
+          );
+        listeners.push({ name, spec });
+        break;
+      }
       case "nats": {
         const user = fromEnv("user", spec.user, spec.user_env);
         const pass = fromEnv("pass", spec.pass, spec.pass_env);

@@ -3,7 +3,7 @@
  * type, their union on `type`, and the types of the entries after defaults.
  */
 import { z } from "zod";
-import { ParamsSchema, WorkflowIdSchema } from "@cdktr/protocol";
+import { ChainStatusSchema, ParamsSchema, WorkflowIdSchema } from "@cdktr/protocol";
 import type { EventMappingSpec } from "@cdktr/events";
 import { WEBHOOK_FLAVOURS, webhookRoutePathProblem, type WebhookFlavour } from "@cdktr/events/webhook";
 import { natsNameProblem, natsSubjectProblem } from "@cdktr/events/nats";
@@ -181,6 +181,44 @@ const PostgresSpec = z
     retry_for_ms: PositiveMs.default(60_000),
     /** Only these workflows may be triggered; other notifications are logged and dropped (default: any). */
     workflows: AllowList.optional(),
+    /** Every notification triggers this workflow, its payload mapped with the mapping fields (default: trigger messages). */
+    workflow: WorkflowIdSchema.optional(),
+    ...MappingFields,
+  })
+  .strict();
+
+/** One rule of a `run_status` listener: start `workflow` when a run of `after` ends in `status`. */
+const RunStatusRule = z
+  .object({
+    after: WorkflowIdSchema,
+    /** End states (default `[COMPLETED]`). */
+    status: z
+      .union([ChainStatusSchema, z.array(ChainStatusSchema).min(1)], {
+        error: "expected one or more of COMPLETED, FAILED, CRASHED, CANCELLED, SKIPPED (the states a run ends in)",
+      })
+      .default(["COMPLETED"])
+      .transform((s) => [...new Set(Array.isArray(s) ? s : [s])]),
+    workflow: WorkflowIdSchema,
+    params: ParamsSchema.optional(),
+  })
+  .strict();
+
+/** `type: run_status`: workflow chaining by ad-hoc rules (docs/listeners.md, "Run outcomes"). */
+const RunStatusSpec = z
+  .object({
+    type: z.literal("run_status"),
+    ...Common,
+    rules: z.array(RunStatusRule).min(1, { error: "list at least one rule {after, status, workflow}" }),
+    /**
+     * The key this listener uses: it lists every finished run and follows their outcomes, which
+     * needs role `scheduler` (or `operator`). A file (`key_file`) or a local key's name (`key_name`,
+     * looked up in `CDKTR_KEYS_DIR`); default the local scheduler's key.
+     */
+    key_file: z.string().min(1).optional(),
+    key_name: Name.optional(),
+    sweep_interval_ms: PositiveMs.default(10_000),
+    late_margin_ms: z.number().int().min(0).default(300_000),
+    trigger_timeout_ms: PositiveMs.default(5000),
   })
   .strict();
 
@@ -281,11 +319,11 @@ const NatsSpec = z
 
 const ListenerSpec = z.discriminatedUnion(
   "type",
-  [WebhookSpec, FileWatcherSpec, RabbitMqSpec, PostgresSpec, RedisStreamsSpec, NatsSpec],
+  [WebhookSpec, FileWatcherSpec, RabbitMqSpec, PostgresSpec, RedisStreamsSpec, NatsSpec, RunStatusSpec],
   {
     error: (issue) =>
       issue.code === "invalid_union"
-        ? 'expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres", "redis_streams", "nats"'
+        ? 'expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres", "redis_streams", "nats", "run_status"'
         : undefined,
   },
 );
@@ -315,5 +353,7 @@ export type RabbitMqSpec = z.output<typeof RabbitMqSpec>;
 export type PostgresSpec = z.output<typeof PostgresSpec>;
 /** A Redis Streams entry. */
 export type RedisStreamsSpec = z.output<typeof RedisStreamsSpec>;
+/** A run-status (chaining) entry. */
+export type RunStatusSpec = z.output<typeof RunStatusSpec>;
 /** A NATS entry. */
 export type NatsSpec = z.output<typeof NatsSpec>;

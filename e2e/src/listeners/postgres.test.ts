@@ -47,7 +47,7 @@ describe("postgres listener", { skip }, () => {
 
   before(async () => {
     f = await startPrincipal({
-      workflows: paramWorkflows("pgw", "pgbad", "pgre", "pgok", "pgdenied"),
+      workflows: paramWorkflows("pgw", "pgbad", "pgre", "pgok", "pgdenied", "pgmap"),
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
     admin = new pg.Client({ connectionString: PG_URL });
@@ -57,6 +57,32 @@ describe("postgres listener", { skip }, () => {
   after(async () => {
     await admin.end();
     await cleanup();
+  });
+
+  test("with `workflow` and a mapping, a row's JSON becomes one run with mapped params; filtered and unmappable payloads trigger nothing", async () => {
+    const channel = newChannel();
+    const l = await start(channel, {
+      workflow: "pgmap",
+      mapping: {
+        paramsMap: { date: "body.row.day", n: "to_string(body.row.id)" },
+        when: "body.op == 'INSERT'",
+        idempotencyKey: "join(':', [body.table, to_string(body.row.id)])",
+      },
+    });
+    const reasons: string[] = [];
+    l.on("rejected", (r) => reasons.push(r.reason));
+    const insert = { op: "INSERT", table: "orders", row: { id: 7, day: "2026-12-02" } };
+    await notify(channel, JSON.stringify(insert));
+    await notify(channel, JSON.stringify(insert)); // the same row again: same key, no second run
+    await notify(channel, JSON.stringify({ op: "DELETE", table: "orders", row: { id: 8 } }));
+    await notify(channel, JSON.stringify({ op: "INSERT", table: "orders", row: { id: 9 } })); // no day
+    await waitFor(() => l.stats.triggered === 2 && l.stats.filtered === 1 && l.stats.rejected === 1, {
+      what: "2 triggers, 1 filtered, 1 rejected",
+    });
+    assert.deepEqual(reasons, ["unmapped"]);
+    const runs = await expectRunCount(f, "pgmap", 1);
+    assert.deepEqual(runs[0]?.params, { date: "2026-12-02", n: "7" });
+    assert.equal(runs[0]?.idempotencyKey, `pg:${channel}:orders:7`);
   });
 
   test("a workflow id or a JSON payload triggers exactly one run; a repeated key does not", async () => {

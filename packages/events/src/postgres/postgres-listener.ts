@@ -6,7 +6,9 @@ import type { Notification } from "pg";
 import type { Logger } from "@cdktr/protocol";
 import { EventListener, sleep, type EventListenerOptions } from "../listener/event-listener.js";
 import { UsageError, autoIdempotencyKey, backoffDelay, errorMessage, type BackoffOptions } from "@cdktr/protocol";
-import { parseTriggerMessage, scopedIdempotencyKey } from "../rabbitmq/trigger-message.js";
+import { scopedIdempotencyKey } from "../rabbitmq/trigger-message.js";
+import { EventMapping, type EventMappingSpec } from "../mapping/event-mapping.js";
+import { resolveMessageTrigger } from "../mapping/message-trigger.js";
 
 /** Options of {@link PostgresListener}. */
 export interface PostgresListenerOptions extends EventListenerOptions {
@@ -35,6 +37,17 @@ export interface PostgresListenerOptions extends EventListenerOptions {
    * logged and dropped, never sent to the principal.
    */
   workflows?: readonly string[];
+  /**
+   * The workflow every notification triggers. Set: the payload is anything (JSON or text), mapped
+   * into the run with {@link mapping}. Unset: each payload names its workflow.
+   */
+  workflow?: string;
+  /**
+   * With {@link workflow}: fixed params, params mapped from the notification, a `when` filter and
+   * an idempotency key expression. The event document is `{body, channel}` (`body`: the JSON
+   * payload, else its text).
+   */
+  mapping?: EventMappingSpec;
 }
 
 /** Counters of a {@link PostgresListener}. */
@@ -49,6 +62,8 @@ export interface PostgresListenerStats {
   rejected: number;
   /** Notifications dropped after `retryForMs` of principal unavailability. */
   dropped: number;
+  /** Notifications the mapping's `when` filter turned away (no run). */
+  filtered: number;
 }
 
 const RETRYABLE = new Set(["TIMEOUT", "UNAVAILABLE", "SHUTTING_DOWN", "DEADLINE_EXCEEDED", "INTERNAL", "CLOSED"]);
@@ -73,7 +88,16 @@ export class PostgresListener extends EventListener {
   readonly #backoff: BackoffOptions;
   readonly #keepalive: number;
   readonly #allow: ReadonlySet<string> | null;
-  readonly #stats: PostgresListenerStats = { connections: 0, listening: false, triggered: 0, rejected: 0, dropped: 0 };
+  readonly #workflow: string | undefined;
+  readonly #mapping: EventMapping | null;
+  readonly #stats: PostgresListenerStats = {
+    connections: 0,
+    listening: false,
+    triggered: 0,
+    rejected: 0,
+    dropped: 0,
+    filtered: 0,
+  };
   readonly #inFlight = new Set<Promise<void>>();
 
   constructor(options: PostgresListenerOptions) {
@@ -88,6 +112,13 @@ export class PostgresListener extends EventListener {
     this.#backoff = options.backoff ?? {};
     this.#keepalive = options.keepaliveMs ?? 30_000;
     this.#allow = options.workflows !== undefined ? new Set(options.workflows) : null;
+    if (options.mapping !== undefined && options.workflow === undefined)
+      throw new UsageError(
+        "INVALID_ARGUMENT",
+        "PostgresListener: `mapping` needs `workflow` (without it each payload names its workflow and params itself)",
+      );
+    this.#workflow = options.workflow;
+    this.#mapping = options.mapping !== undefined ? EventMapping.compile(options.mapping, "mapping") : null;
   }
 
   /** A snapshot of the counters. */
@@ -151,21 +182,34 @@ export class PostgresListener extends EventListener {
   }
 
   async #onNotification(payload: string, signal: AbortSignal, parentLog: Logger): Promise<void> {
-    const parsed = parseTriggerMessage(payload, { allowBareWorkflowId: true });
-    if (!parsed.ok) {
-      parentLog.warn("postgres notification rejected", { error: parsed.error });
+    const resolved = resolveMessageTrigger(
+      payload,
+      { channel: this.#channel },
+      {
+        ...(this.#workflow !== undefined ? { workflow: this.#workflow } : {}),
+        mapping: this.#mapping,
+        allow: this.#allow,
+        allowBareWorkflowId: true,
+      },
+    );
+    if (!resolved.ok) {
+      if (resolved.reason === "filtered") {
+        this.#stats.filtered += 1;
+        parentLog.debug("postgres notification filtered out by `when`");
+        return;
+      }
       this.#stats.rejected += 1;
-      this.rejectEvent("malformed", parsed.error);
+      this.rejectEvent(resolved.reason, resolved.error);
+      parentLog.warn(
+        resolved.reason === "not_allowed"
+          ? "postgres notification dropped: workflow not allowed on this listener"
+          : "postgres notification rejected",
+        { reason: resolved.reason, error: resolved.error },
+      );
       return;
     }
-    const { workflowId, params, idempotencyKey } = parsed.message;
+    const { workflowId, params, key: idempotencyKey } = resolved;
     const log = parentLog.child({ workflowId });
-    if (this.#allow !== null && !this.#allow.has(workflowId)) {
-      this.#stats.rejected += 1;
-      this.rejectEvent("not_allowed", `workflow ${workflowId} is not in this listener's workflows`);
-      log.warn("postgres notification dropped: workflow not allowed on this listener", { allowed: [...this.#allow] });
-      return;
-    }
     const key = scopedIdempotencyKey(`pg:${this.#channel}:`, idempotencyKey ?? autoIdempotencyKey());
     const giveUpAt = Date.now() + this.#retryFor;
     for (let attempt = 1; ; attempt++) {
