@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 
 const PKG_DIR = fileURLToPath(new URL("../../", import.meta.url));
 const HOOK = `export async function resolve(specifier, context, next) {
-  if (/^(amqplib|pg|chokidar|picomatch)(\\/|$)/.test(specifier)) throw new Error("LOADED " + specifier);
+  if (/^(amqplib|pg|chokidar|picomatch|mqtt)(\\/|$)/.test(specifier)) throw new Error("LOADED " + specifier);
   return next(specifier, context);
 }`;
 
@@ -25,7 +25,7 @@ await import(${JSON.stringify(specifier)});`;
   });
 }
 
-test("importing @cdktr/events and @cdktr/events/webhook loads none of amqplib, pg, chokidar, picomatch", async () => {
+test("importing @cdktr/events and @cdktr/events/webhook loads none of amqplib, pg, chokidar, picomatch, mqtt", async () => {
   for (const s of ["@cdktr/events", "@cdktr/events/webhook"]) {
     const r = await importGuarded(s);
     assert.equal(r.ok, true, `${s}: ${r.output}`);
@@ -39,6 +39,7 @@ test("each heavy subpath loads its own peer dependency (so the guard above can f
     ["@cdktr/events/rabbitmq", "amqplib"],
     ["@cdktr/events/postgres", "pg"],
     ["@cdktr/events/file-watcher", "chokidar|picomatch"],
+    ["@cdktr/events/mqtt", "mqtt"],
   ] as const) {
     const r = await importGuarded(s);
     assert.equal(r.ok, false, s);

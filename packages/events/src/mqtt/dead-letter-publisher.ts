@@ -1,0 +1,93 @@
+/**
+ * The MQTT listener's second connection, opened on the first parked message: it republishes
+ * parked messages to the dead-letter topic at QoS 1 and waits for the broker's PUBACK.
+ *
+ * Why a second connection: MQTT.js hands incoming messages over one at a time and reads no other
+ * packet until the message in hand is settled, so a PUBACK for a publish made on the consuming
+ * connection could never be read before that message's own acknowledgement: it would wait forever.
+ */
+import { connectAsync, type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
+import { errorMessage, type Logger } from "@cdktr/protocol";
+
+/** Options of {@link DeadLetterPublisher}. */
+export interface DeadLetterPublisherOptions {
+  url: string;
+  /** Connection options (credentials, TLS, client id: a clean session of its own). */
+  client: IClientOptions;
+  topic: string;
+  logger: Logger;
+}
+
+/** Publishes to one dead-letter topic; reconnects on the next publish after a connection loss. */
+export class DeadLetterPublisher {
+  readonly #opts: DeadLetterPublisherOptions;
+  #client: MqttClient | null = null;
+  #connecting: Promise<MqttClient> | null = null;
+
+  constructor(opts: DeadLetterPublisherOptions) {
+    this.#opts = opts;
+  }
+
+  /**
+   * Publish `payload` with `properties` at QoS 1 and resolve once the broker acknowledged it.
+   * @throws Error when not connected within `timeoutMs`, when the broker refuses the publish (an
+   *   MQTT 5 reason code, e.g. not authorized) or does not acknowledge it within `timeoutMs`
+   */
+  async publish(payload: Buffer, properties: IPublishPacket["properties"], timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const client = await withTimeout(this.#connect(), timeoutMs, "connecting for the dead-letter topic");
+    await withTimeout(
+      client.publishAsync(this.#opts.topic, payload, { qos: 1, retain: false, ...(properties ? { properties } : {}) }),
+      Math.max(1, deadline - Date.now()),
+      `waiting for the broker to acknowledge the dead-letter publish to ${this.#opts.topic}`,
+    );
+  }
+
+  /** Close the connection (waits at most 2 s for publishes in flight). Idempotent. */
+  async close(): Promise<void> {
+    const pending = this.#connecting;
+    this.#connecting = null;
+    const client = this.#client ?? (pending !== null ? await pending.catch(() => null) : null);
+    this.#client = null;
+    if (client === null) return;
+    await withTimeout(client.endAsync(false), 2000, "closing").catch(() => client.end(true));
+  }
+
+  #connect(): Promise<MqttClient> {
+    if (this.#client?.connected === true) return Promise.resolve(this.#client);
+    this.#connecting ??= (async () => {
+      const old = this.#client;
+      this.#client = null;
+      if (old !== null) old.end(true);
+      try {
+        const client = await connectAsync(
+          this.#opts.url,
+          {
+          ...this.#opts.client,
+          reconnectPeriod: 0,
+          clean: true,
+          protocolVersion: 5,
+        },
+          false,
+        );
+        client.on("error", (e) => this.#opts.logger.warn("mqtt dead-letter connection error", { error: e.message }));
+        this.#client = client;
+        return client;
+      } catch (e) {
+        throw new Error(`cannot connect to publish to the dead-letter topic: ${errorMessage(e)}`, { cause: e });
+      } finally {
+        this.#connecting = null;
+      }
+    })();
+    return this.#connecting;
+  }
+}
+
+/** `p`, or a rejection after `ms` (the work itself is not cancelled). */
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
