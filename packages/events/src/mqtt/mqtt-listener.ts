@@ -537,7 +537,7 @@ export class MqttListener extends EventListener {
           userProperties: {
             ...(props?.userProperties ?? {}),
             "cdktr-reason": plan.reason,
-            "cdktr-error": plan.error.slice(0, MAX_ERROR_CHARS),
+            "cdktr-error": propertyText(plan.error).slice(0, MAX_ERROR_CHARS),
             "cdktr-topic": packet.topic,
             ...(plan.code !== undefined ? { "cdktr-code": plan.code } : {}),
           },
@@ -629,6 +629,14 @@ function jsonUserProperties(props: Record<string, string | string[]> | undefined
   const out: Record<string, JSONValue> = {};
   for (const [k, v] of Object.entries(props ?? {})) out[k] = Array.isArray(v) ? [...v] : v;
   return out;
+}
+
+/**
+ * `text` as an MQTT string brokers accept: control characters (a principal's multi-line error) and
+ * the noncharacters U+FFFE/U+FFFF become spaces (Mosquitto drops a connection that sends them).
+ */
+function propertyText(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\ufffe\uffff]+/g, " ");
 }
 
 /** The URL without its password, for logs. */
