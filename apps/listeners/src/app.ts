@@ -8,6 +8,7 @@ import { WebhookListener } from "@cdktr/events/webhook";
 import { FileWatcherListener } from "@cdktr/events/file-watcher";
 import { RabbitMqListener } from "@cdktr/events/rabbitmq";
 import { PostgresListener } from "@cdktr/events/postgres";
+import { MqttListener } from "@cdktr/events/mqtt";
 import type { ListenersConfig, ResolvedListener } from "./config.js";
 import { ListenersMetrics } from "./metrics.js";
 import { mappingOf } from "./listener-specs.js";
@@ -196,6 +197,26 @@ function build(
         triggerTimeoutMs: s.trigger_timeout_ms,
         retryForMs: s.retry_for_ms,
         ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
+      });
+    }
+    case "mqtt": {
+      const s = entry.spec;
+      const password = "password" in entry ? entry.password : undefined;
+      return new MqttListener({
+        ...common,
+        url: "url" in entry ? entry.url : "mqtt://127.0.0.1:1883",
+        clientId: s.client_id,
+        topics: s.topics,
+        ...(s.username !== undefined ? { username: s.username } : {}),
+        ...(password !== undefined ? { password } : {}),
+        receiveMaximum: s.receive_maximum,
+        sessionExpirySeconds: s.session_expiry_s,
+        keepaliveSeconds: s.keepalive_s,
+        ...(s.dead_letter_topic !== undefined ? { deadLetterTopic: s.dead_letter_topic } : {}),
+        requireIdempotencyKey: s.require_idempotency_key,
+        triggerTimeoutMs: s.trigger_timeout_ms,
+        ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
+        ...(s.workflow !== undefined ? { workflow: s.workflow, mapping: mappingOf(s) } : {}),
       });
     }
   }

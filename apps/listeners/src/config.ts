@@ -18,8 +18,9 @@ import {
   errorMessage,
   parseEnv,
 } from "@cdktr/protocol";
-import type { FileWatcherSpec, PostgresSpec, RabbitMqSpec, WebhookSpec } from "./listener-specs.js";
+import type { FileWatcherSpec, MqttSpec, PostgresSpec, RabbitMqSpec, WebhookSpec } from "./listener-specs.js";
 import { EventMapping } from "@cdktr/events";
+import { topicFilterProblem, topicMatches, topicNameProblem } from "@cdktr/events/mqtt";
 import { ListenersFileSchema, mappingOf } from "./listener-specs.js";
 import { readOrCreateSecretFile, type SecretFile } from "./secret-file.js";
 import { fieldName, issueMessage, keyOffset, suggest, valueOffset } from "./yaml-locations.js";
@@ -52,7 +53,8 @@ export type ResolvedListener =
   | { name: string; spec: WebhookSpec; secret: string | undefined; secretFile?: SecretFile }
   | { name: string; spec: FileWatcherSpec }
   | { name: string; spec: RabbitMqSpec; url: string }
-  | { name: string; spec: PostgresSpec; connectionString: string | undefined };
+  | { name: string; spec: PostgresSpec; connectionString: string | undefined }
+  | { name: string; spec: MqttSpec; url: string; password: string | undefined };
 
 /** The runner's whole configuration. */
 export interface ListenersConfig {
@@ -216,6 +218,32 @@ export function parseListenersConfig(
           connectionString: fromEnv("connection_string", spec.connection_string, spec.connection_string_env),
         });
         break;
+      case "mqtt": {
+        const url = fromEnv("url", spec.url, spec.url_env) ?? "mqtt://127.0.0.1:1883";
+        if (!/^mqtts?:\/\/./.test(url))
+          problems.push(
+            `${at(spec.url_env !== undefined ? "url_env" : "url")}: the broker URL must start with mqtt:// or mqtts:// (TLS)`,
+          );
+        spec.topics.forEach((topic, j) => {
+          const problem = topicFilterProblem(topic);
+          if (problem !== null)
+            problems.push(
+              `${where(valueOffset(doc, ["listeners", i, "topics", j]))}: listeners[${i}].topics[${j}]: ${problem}`,
+            );
+        });
+        const dead = spec.dead_letter_topic;
+        if (dead !== undefined) {
+          const loop = spec.topics.find((t) => topicMatches(t, dead));
+          const problem =
+            topicNameProblem(dead) ??
+            (loop !== undefined
+              ? `matches the subscription ${JSON.stringify(loop)}: parked messages would come back; pick a topic outside topics`
+              : null);
+          if (problem !== null) problems.push(`${at("dead_letter_topic")}: ${problem}`);
+        }
+        listeners.push({ name, spec, url, password: fromEnv("password", spec.password, spec.password_env) });
+        break;
+      }
     }
   });
   if (problems.length > 0) throw new ConfigError(problems, "invalid listeners config");

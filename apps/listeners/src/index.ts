@@ -16,4 +16,5 @@ export {
   type FileWatcherSpec,
   type RabbitMqSpec,
   type PostgresSpec,
+  type MqttSpec,
 } from "./listener-specs.js";

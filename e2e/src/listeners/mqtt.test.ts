@@ -6,10 +6,19 @@
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { connectAsync, type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
 import { MqttListener, type MqttListenerOptions } from "@cdktr/events/mqtt";
 import type { ClientKey } from "@cdktr/protocol";
-import { cleanup, preparePrincipal, startPrincipal, waitFor, type PrincipalFixture } from "@cdktr/test-utils";
+import {
+  cleanup,
+  preparePrincipal,
+  startListeners,
+  startPrincipal,
+  waitFor,
+  type PrincipalFixture,
+} from "@cdktr/test-utils";
 import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflows, requireServer } from "./helpers.js";
 import { ListenerPool } from "./listener-pool.js";
 
@@ -87,7 +96,7 @@ describe("mqtt listener", { skip }, () => {
 
   before(async () => {
     f = await startPrincipal({
-      workflows: paramWorkflows("mq", "mqmap", "mqok", "mqbad", "mqdenied", "mqtake"),
+      workflows: paramWorkflows("mq", "mqmap", "mqok", "mqbad", "mqdenied", "mqtake", "mqyaml"),
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
     });
     pub = await client({ clean: true });
@@ -166,7 +175,11 @@ describe("mqtt listener", { skip }, () => {
     l.on("rejected", (r) => reasons.push(r.reason));
     await publish(`${base}/in/1`, "{not json");
     await publish(`${base}/in/2`, Buffer.from([0xff, 0xfe, 0x00]));
-    await publish(`${base}/in/3`, { workflow_id: "mqdenied", idempotency_key: "denied-1" }, { userProperties: { a: "b" } });
+    await publish(
+      `${base}/in/3`,
+      { workflow_id: "mqdenied", idempotency_key: "denied-1" },
+      { userProperties: { a: "b" } },
+    );
     await publish(`${base}/in/4`, { workflow_id: "mqok", params: { date: "no key" } });
     await publish(`${base}/in/5`, { workflow_id: "mqbad", params: { undeclared: "x" }, idempotency_key: "bad-1" });
     await publish(`${base}/in/6`, { workflow_id: "mqok", params: { date: "good" }, idempotency_key: "good-1" });
@@ -278,5 +291,43 @@ describe("mqtt listener", { skip }, () => {
     await publish(`${base}/x`, { workflow_id: "mqtake", params: { date: "after" }, idempotency_key: "t-1" });
     const runs = await expectRunCount(f, "mqtake", 1);
     assert.deepEqual(runs[0]?.params, { date: "after" });
+  });
+
+  test("`type: mqtt` in a listeners YAML file: the runner process subscribes, maps a message into a run, and exits 0 on SIGTERM", async () => {
+    const base = newBase();
+    const clientId = newClientId();
+    writeFileSync(
+      join(f.home, "mqtt-listeners.yml"),
+      [
+        "listeners:",
+        "  - type: mqtt",
+        "    name: sensors",
+        "    url_env: TEST_MQTT_URL",
+        `    client_id: ${clientId}`,
+        `    topics: ["${base}/+/reading"]`,
+        "    workflow: mqyaml",
+        "    params_map: {date: body.day, n: to_string(body.value)}",
+        "    idempotency_key: body.id",
+        "    trigger_timeout_ms: 2000",
+        "",
+      ].join("\n"),
+    );
+    const runner = await startListeners(f, "mqtt-listeners.yml", { env: { TEST_MQTT_URL: MQTT_URL } });
+    assert.deepEqual(
+      (runner.ready.listeners as { name: string; type: string }[]).map((l) => [l.name, l.type]),
+      [["sensors", "mqtt"]],
+    );
+    // The runner subscribes in the background: publish until the first run appears.
+    await waitFor(
+      async () => {
+        await publish(`${base}/s1/reading`, { id: "r-1", day: "2026-12-02", value: 7 });
+        return (await f.runs("mqyaml")).length > 0;
+      },
+      { what: "a run from the runner process", intervalMs: 500 },
+    );
+    const runs = await expectRunCount(f, "mqyaml", 1);
+    assert.deepEqual(runs[0]?.params, { date: "2026-12-02", n: "7" });
+    assert.equal(runs[0]?.idempotencyKey, `mqtt:${base}/s1/reading:r-1`);
+    assert.deepEqual(await runner.stop("SIGTERM"), { code: 0, signal: null });
   });
 });

@@ -8,6 +8,7 @@
  */
 import { connectAsync, type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
 import { errorMessage, type Logger } from "@cdktr/protocol";
+import { DeadLetterError } from "../errors.js";
 
 /** Options of {@link DeadLetterPublisher}. */
 export interface DeadLetterPublisherOptions {
@@ -30,7 +31,7 @@ export class DeadLetterPublisher {
 
   /**
    * Publish `payload` with `properties` at QoS 1 and resolve once the broker acknowledged it.
-   * @throws Error when not connected within `timeoutMs`, when the broker refuses the publish (an
+   * @throws DeadLetterError when not connected within `timeoutMs`, when the broker refuses the publish (an
    *   MQTT 5 reason code, e.g. not authorized) or does not acknowledge it within `timeoutMs`
    */
   async publish(payload: Buffer, properties: IPublishPacket["properties"], timeoutMs: number): Promise<void> {
@@ -63,18 +64,20 @@ export class DeadLetterPublisher {
         const client = await connectAsync(
           this.#opts.url,
           {
-          ...this.#opts.client,
-          reconnectPeriod: 0,
-          clean: true,
-          protocolVersion: 5,
-        },
+            ...this.#opts.client,
+            reconnectPeriod: 0,
+            clean: true,
+            protocolVersion: 5,
+          },
           false,
         );
         client.on("error", (e) => this.#opts.logger.warn("mqtt dead-letter connection error", { error: e.message }));
         this.#client = client;
         return client;
       } catch (e) {
-        throw new Error(`cannot connect to publish to the dead-letter topic: ${errorMessage(e)}`, { cause: e });
+        throw new DeadLetterError(`cannot connect to publish to the dead-letter topic: ${errorMessage(e)}`, {
+          cause: e,
+        });
       } finally {
         this.#connecting = null;
       }
@@ -87,7 +90,7 @@ export class DeadLetterPublisher {
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms ${what}`)), ms);
+    timer = setTimeout(() => reject(new DeadLetterError(`timed out after ${ms} ms ${what}`)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

@@ -1,13 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { UsageError } from "@cdktr/protocol";
-import { MqttListener } from "./mqtt-listener.js";
+import { MqttListener, type MqttListenerOptions } from "./mqtt-listener.js";
 
 test("MqttListener refuses bad options at construction, naming the option and the fix", () => {
   const base = { clientId: "c1", topics: ["orders/#"], key: null };
-  const refused = (extra: Record<string, unknown>, pattern: RegExp): void => {
+  const refused = (extra: Partial<MqttListenerOptions>, pattern: RegExp): void => {
     assert.throws(
-      () => new MqttListener({ ...base, ...extra } as ConstructorParameters<typeof MqttListener>[0]),
+      () => new MqttListener({ ...base, ...extra }),
       (e: unknown) => e instanceof UsageError && e.code === "INVALID_ARGUMENT" && pattern.test(e.message),
       String(pattern),
     );

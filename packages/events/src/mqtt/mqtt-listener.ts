@@ -16,6 +16,7 @@ import { scopedIdempotencyKey } from "../rabbitmq/trigger-message.js";
 import { EventMapping, type EventMappingSpec } from "../mapping/event-mapping.js";
 import { resolveMessageTrigger } from "../mapping/message-trigger.js";
 import { DeadLetterPublisher } from "./dead-letter-publisher.js";
+import { NotAcknowledgedError } from "../errors.js";
 import { topicFilterProblem, topicMatches, topicNameProblem } from "./topic-filter.js";
 
 /** TLS settings of an `mqtts://` connection (the system's CAs are trusted by default). */
@@ -237,7 +238,9 @@ export class MqttListener extends EventListener {
       bad("`receiveMaximum` must be an integer from 1 to 65535");
     const sessionExpiry = options.sessionExpirySeconds ?? 604_800;
     if (!Number.isInteger(sessionExpiry) || sessionExpiry < 1 || sessionExpiry > 0xffff_ffff)
-      bad("`sessionExpirySeconds` must be an integer from 1 to 4294967295 (0 would end the session with the connection)");
+      bad(
+        "`sessionExpirySeconds` must be an integer from 1 to 4294967295 (0 would end the session with the connection)",
+      );
     const keepalive = options.keepaliveSeconds ?? 60;
     if (!Number.isInteger(keepalive) || keepalive < 1 || keepalive > 65_535)
       bad("`keepaliveSeconds` must be an integer from 1 to 65535");
@@ -387,7 +390,10 @@ export class MqttListener extends EventListener {
       log.info("mqtt subscribed", { topics: this.#topics });
     } catch (e) {
       if (conn.closed || conn.reason !== "") return;
-      log.error("mqtt subscription refused; reconnecting with backoff", { topics: this.#topics, error: errorMessage(e) });
+      log.error("mqtt subscription refused; reconnecting with backoff", {
+        topics: this.#topics,
+        error: errorMessage(e),
+      });
       conn.end(`subscription refused: ${errorMessage(e)}`);
     }
   }
@@ -399,13 +405,13 @@ export class MqttListener extends EventListener {
    */
   #receive(conn: BrokerConnection, packet: IPublishPacket, done: (error?: Error) => void, log: Logger): void {
     if (conn.reason !== "") {
-      done(new Error("not acknowledged: the connection is closing"));
+      done(new NotAcknowledgedError("the connection is closing"));
       return;
     }
     const handled = this.#deliver(conn, packet, log).then(
       (settlement) => {
         if (settlement === "keep" || conn.closed || !conn.client.connected) {
-          done(new Error("not acknowledged: the broker redelivers it"));
+          done(new NotAcknowledgedError("the run was not accepted: the broker redelivers the message"));
           return;
         }
         done();
@@ -413,7 +419,7 @@ export class MqttListener extends EventListener {
       },
       (e: unknown) => {
         log.error("mqtt message handling failed; left unacknowledged", { topic: packet.topic, error: errorMessage(e) });
-        done(new Error("not acknowledged"));
+        done(new NotAcknowledgedError("handling failed: the broker redelivers the message"));
       },
     );
     conn.track(handled);
@@ -533,7 +539,9 @@ export class MqttListener extends EventListener {
         Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
         {
           ...(props?.contentType !== undefined ? { contentType: props.contentType } : {}),
-          ...(props?.payloadFormatIndicator !== undefined ? { payloadFormatIndicator: props.payloadFormatIndicator } : {}),
+          ...(props?.payloadFormatIndicator !== undefined
+            ? { payloadFormatIndicator: props.payloadFormatIndicator }
+            : {}),
           userProperties: {
             ...(props?.userProperties ?? {}),
             "cdktr-reason": plan.reason,
@@ -636,6 +644,7 @@ function jsonUserProperties(props: Record<string, string | string[]> | undefined
  * the noncharacters U+FFFE/U+FFFF become spaces (Mosquitto drops a connection that sends them).
  */
 function propertyText(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
   return text.replace(/[\u0000-\u001f\u007f-\u009f\ufffe\uffff]+/g, " ");
 }
 

@@ -35,5 +35,6 @@ test("topic matching follows MQTT: `+` one level, `#` the rest (and the parent),
     ["$share/g/orders/#", "orders/1", true],
     ["$share/g/orders/#", "dead/1", false],
   ];
-  for (const [filter, topic, expected] of cases) assert.equal(topicMatches(filter, topic), expected, `${filter} ~ ${topic}`);
+  for (const [filter, topic, expected] of cases)
+    assert.equal(topicMatches(filter, topic), expected, `${filter} ~ ${topic}`);
 });
