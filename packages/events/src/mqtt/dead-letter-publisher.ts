@@ -24,6 +24,8 @@ export class DeadLetterPublisher {
   readonly #opts: DeadLetterPublisherOptions;
   #client: MqttClient | null = null;
   #connecting: Promise<MqttClient> | null = null;
+  /** Bumped by {@link close}: a connection opened for an older generation is closed at once. */
+  #generation = 0;
 
   constructor(opts: DeadLetterPublisherOptions) {
     this.#opts = opts;
@@ -44,11 +46,14 @@ export class DeadLetterPublisher {
     );
   }
 
-  /** Close the connection (waits at most 2 s for publishes in flight). Idempotent. */
+  /**
+   * Close the connection (waiting at most 2 s for publishes in flight); a connection still being
+   * opened is closed as soon as it opens. The next publish connects again. Idempotent.
+   */
   async close(): Promise<void> {
-    const pending = this.#connecting;
+    this.#generation += 1;
     this.#connecting = null;
-    const client = this.#client ?? (pending !== null ? await pending.catch(() => null) : null);
+    const client = this.#client;
     this.#client = null;
     if (client === null) return;
     await withTimeout(client.endAsync(false), 2000, "closing").catch(() => client.end(true));
@@ -56,31 +61,32 @@ export class DeadLetterPublisher {
 
   #connect(): Promise<MqttClient> {
     if (this.#client?.connected === true) return Promise.resolve(this.#client);
+    const generation = this.#generation;
     this.#connecting ??= (async () => {
       const old = this.#client;
       this.#client = null;
       if (old !== null) old.end(true);
+      let client: MqttClient;
       try {
-        const client = await connectAsync(
+        client = await connectAsync(
           this.#opts.url,
-          {
-            ...this.#opts.client,
-            reconnectPeriod: 0,
-            clean: true,
-            protocolVersion: 5,
-          },
+          { ...this.#opts.client, reconnectPeriod: 0, clean: true, protocolVersion: 5 },
           false,
         );
-        client.on("error", (e) => this.#opts.logger.warn("mqtt dead-letter connection error", { error: e.message }));
-        this.#client = client;
-        return client;
       } catch (e) {
         throw new DeadLetterError(`cannot connect to publish to the dead-letter topic: ${errorMessage(e)}`, {
           cause: e,
         });
       } finally {
-        this.#connecting = null;
+        if (generation === this.#generation) this.#connecting = null;
       }
+      client.on("error", (e) => this.#opts.logger.warn("mqtt dead-letter connection error", { error: e.message }));
+      if (generation !== this.#generation) {
+        client.end(true);
+        throw new DeadLetterError("closed while connecting: the listener is stopping");
+      }
+      this.#client = client;
+      return client;
     })();
     return this.#connecting;
   }
