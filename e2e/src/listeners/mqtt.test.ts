@@ -293,6 +293,30 @@ describe("mqtt listener", { skip }, () => {
     assert.deepEqual(runs[0]?.params, { date: "after" });
   });
 
+  test("two listeners given one client id take the session from each other with a growing backoff, not in a hot loop", async () => {
+    const base = newBase();
+    const clientId = newClientId();
+    const backoff = { initialMs: 200, maxMs: 5000 };
+    const a = await start({ clientId, topics: [`${base}/#`], backoff });
+    const b = await listeners.start(
+      new MqttListener({
+        principal: { host: "127.0.0.1", port: f.ports.api },
+        key: f.key("local-listeners"),
+        url: MQTT_URL,
+        clientId,
+        topics: [`${base}/#`],
+        sessionExpirySeconds: 600,
+        backoff,
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 6000));
+    const total = a.stats.connections + b.stats.connections;
+    // Each takeover costs the other a reconnect: with a backoff reset each time they would
+    // reconnect every 100-200 ms (over 30 times each in 6 s); growing, each does a handful.
+    assert.ok(total >= 4, `they did fight: ${total} connections`);
+    assert.ok(total <= 16, `${total} connections in 6 s`);
+  });
+
   test("`type: mqtt` in a listeners YAML file: the runner process subscribes, maps a message into a run, and exits 0 on SIGTERM", async () => {
     const base = newBase();
     const clientId = newClientId();

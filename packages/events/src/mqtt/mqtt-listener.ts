@@ -134,6 +134,12 @@ export interface MqttListenerStats {
 const RETRYABLE = new Set(["TIMEOUT", "UNAVAILABLE", "SHUTTING_DOWN", "DEADLINE_EXCEEDED", "INTERNAL", "CLOSED"]);
 /** MQTT 5 DISCONNECT reason: another connection took this client id's session. */
 const SESSION_TAKEN_OVER = 0x8e;
+/**
+ * A connection that was subscribed for this long resets the reconnect backoff; a shorter one (a
+ * subscription the broker refuses, two listeners taking one client id's session from each other)
+ * makes it grow, so such a cycle never reconnects in a hot loop.
+ */
+const STABLE_CONNECTION_MS = 10_000;
 /** Longest `cdktr-error` user property of a dead-lettered message. */
 const MAX_ERROR_CHARS = 1000;
 
@@ -298,7 +304,7 @@ export class MqttListener extends EventListener {
           failures = 0;
           delay = end.releaseDelayMs;
         } else {
-          failures = end.connected ? 1 : failures + 1;
+          failures = end.stable ? 1 : failures + 1;
           delay = backoffDelay(failures, this.#backoff);
           log.warn(end.connected ? "mqtt connection lost; reconnecting" : "mqtt connection failed; retrying", {
             url: redact(this.#url),
@@ -317,7 +323,7 @@ export class MqttListener extends EventListener {
   async #connection(
     signal: AbortSignal,
     log: Logger,
-  ): Promise<{ connected: boolean; reason: string; releaseDelayMs: number | null }> {
+  ): Promise<{ connected: boolean; stable: boolean; reason: string; releaseDelayMs: number | null }> {
     const client = connect(this.#url, this.#clientOptions);
     const conn = new BrokerConnection(client);
     const stop = (): void => conn.end("stopping");
@@ -341,13 +347,12 @@ export class MqttListener extends EventListener {
       conn.closed = true;
       conn.end(lastError ?? "connection closed");
     });
-    let connected = false;
     try {
       const connack = new Promise<{ sessionPresent: boolean }>((resolve) => client.once("connect", resolve));
       client.connect();
       const first = await Promise.race([connack, conn.ended.then(() => null)]);
-      if (first === null) return { connected: false, reason: conn.reason, releaseDelayMs: null };
-      connected = true;
+      if (first === null) return { connected: false, stable: false, reason: conn.reason, releaseDelayMs: null };
+      const connectedAt = Date.now();
       this.#stats.connections += 1;
       const resumed = this.#stats.connections > 1;
       log.info("mqtt connected", {
@@ -361,7 +366,8 @@ export class MqttListener extends EventListener {
         );
       void this.#subscribe(conn, log);
       await conn.ended;
-      return { connected, reason: conn.reason, releaseDelayMs: conn.releaseDelayMs };
+      const stable = conn.subscribed && Date.now() - connectedAt >= STABLE_CONNECTION_MS;
+      return { connected: true, stable, reason: conn.reason, releaseDelayMs: conn.releaseDelayMs };
     } finally {
       signal.removeEventListener("abort", stop);
       conn.end("closing");
@@ -386,6 +392,7 @@ export class MqttListener extends EventListener {
         log.warn("the broker granted only QoS 0: those messages are not acknowledged nor redelivered", {
           topics: downgraded,
         });
+      conn.subscribed = true;
       this.#stats.subscribed = true;
       log.info("mqtt subscribed", { topics: this.#topics });
     } catch (e) {
@@ -575,6 +582,8 @@ class BrokerConnection {
   reason = "";
   /** Set when a held message released the connection: reconnect after this delay. */
   releaseDelayMs: number | null = null;
+  /** True once the broker granted every subscription on this connection. */
+  subscribed = false;
   /** Resolves when the connection should end. */
   readonly ended: Promise<void>;
   readonly #ac = new AbortController();
