@@ -31,6 +31,7 @@ import { RedisStreamsListener } from "@cdktr/events/redis";
 import type { ListenersConfig, ResolvedListener, ResolvedRouteSecret } from "./config.js";
 import type { WebhookRouteSpec } from "./listener-specs.js";
 import { NatsListener } from "@cdktr/events/nats";
+import { MqttListener } from "@cdktr/events/mqtt";
 import { ListenersMetrics } from "./metrics.js";
 import { mappingOf } from "./listener-specs.js";
 
@@ -307,6 +308,26 @@ function build(
         ackWaitMs: s.ack_wait_ms,
         maxInFlight: s.max_in_flight,
         ...(s.dead_letter_subject !== undefined ? { deadLetterSubject: s.dead_letter_subject } : {}),
+        triggerTimeoutMs: s.trigger_timeout_ms,
+        ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
+        ...(s.workflow !== undefined ? { workflow: s.workflow, mapping: mappingOf(s) } : {}),
+      });
+    }
+    case "mqtt": {
+      const s = entry.spec;
+      const password = "password" in entry ? entry.password : undefined;
+      return new MqttListener({
+        ...common,
+        url: "url" in entry ? entry.url : "mqtt://127.0.0.1:1883",
+        clientId: s.client_id,
+        topics: s.topics,
+        ...(s.username !== undefined ? { username: s.username } : {}),
+        ...(password !== undefined ? { password } : {}),
+        receiveMaximum: s.receive_maximum,
+        sessionExpirySeconds: s.session_expiry_s,
+        keepaliveSeconds: s.keepalive_s,
+        ...(s.dead_letter_topic !== undefined ? { deadLetterTopic: s.dead_letter_topic } : {}),
+        requireIdempotencyKey: s.require_idempotency_key,
         triggerTimeoutMs: s.trigger_timeout_ms,
         ...(s.workflows !== undefined ? { workflows: s.workflows } : {}),
         ...(s.workflow !== undefined ? { workflow: s.workflow, mapping: mappingOf(s) } : {}),

@@ -44,7 +44,7 @@ test("each problem names file, line, column and field", () => {
     "l.yml:3:11: listeners[0].port: expected number, received string",
     "l.yml:4:5: listeners[0].secrt: unknown field (did you mean `secret`?)",
     "l.yml:5:5: listeners[1].queue: required",
-    'l.yml:6:11: listeners[2].type: expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres", "redis_streams", "nats", "run_status"',
+    'l.yml:6:11: listeners[2].type: expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres", "redis_streams", "nats", "run_status", "mqtt"',
   ]);
 });
 
@@ -498,5 +498,100 @@ test("run_status: rules with default status, and cycles or a rule after itself r
       ]);
       return true;
     },
+  );
+});
+
+test("mqtt: a client id and topic filters, URL and password from the environment, defaults; bad filters and a looping dead-letter topic name their place", () => {
+  const c = parseListenersConfig(
+    [
+      "listeners:",
+      "  - type: mqtt",
+      "    url_env: MQTT_URL",
+      "    client_id: cdktr-orders",
+      '    topics: ["sensors/+/alarm", "orders/#"]',
+      "    username: cdktr",
+      "    password_env: MQTT_PASSWORD",
+      "    dead_letter_topic: cdktr/dead",
+      "    workflow: etl.daily",
+      "    params_map: {date: body.day, site: user_properties.site}",
+      "    idempotency_key: body.id",
+      "  - type: mqtt",
+      "    client_id: plain",
+      "    topics: [triggers]",
+      "",
+    ].join("\n"),
+    "l.yml",
+    { MQTT_URL: "mqtts://broker:8883", MQTT_PASSWORD: "pw" },
+  );
+  const [mapped, plain] = c.listeners;
+  assert.ok(mapped !== undefined && mapped.spec.type === "mqtt" && "password" in mapped);
+  assert.deepEqual([mapped.name, mapped.url, mapped.password], ["mqtt-0", "mqtts://broker:8883", "pw"]);
+  assert.deepEqual(mapped.spec.topics, ["sensors/+/alarm", "orders/#"]);
+  assert.deepEqual(mapped.spec.params_map, { date: "body.day", site: "user_properties.site" });
+  assert.ok(plain !== undefined && plain.spec.type === "mqtt" && "password" in plain);
+  assert.deepEqual(
+    [plain.url, plain.password, plain.spec.receive_maximum, plain.spec.session_expiry_s, plain.spec.keepalive_s],
+    ["mqtt://127.0.0.1:1883", undefined, 10, 604800, 60],
+  );
+  assert.deepEqual(
+    [plain.spec.trigger_timeout_ms, plain.spec.require_idempotency_key, plain.spec.workflow],
+    [5000, false, undefined],
+  );
+
+  assert.deepEqual(
+    problems(
+      [
+        "listeners:",
+        "  - type: mqtt",
+        "    url: amqp://broker",
+        "    client_id: c",
+        '    topics: [ok/#, "a/#/b"]',
+        "    dead_letter_topic: ok/dead",
+        "    password: p",
+        "    password_env: MQTT_PASSWORD",
+        "  - type: mqtt",
+        "    client_id: d",
+        "    topics: [in]",
+        "    dead_letter_topic: dead/+",
+        "    url_env: UNSET_URL",
+        "  - type: mqtt",
+        "    topics: []",
+        "",
+      ].join("\n"),
+      { MQTT_PASSWORD: "pw" },
+    ),
+    [
+      "l.yml:14:5: listeners[2].client_id: required",
+      "l.yml:15:13: listeners[2].topics: list at least one topic filter",
+    ],
+  );
+  assert.deepEqual(
+    problems(
+      [
+        "listeners:",
+        "  - type: mqtt",
+        "    url: amqp://broker",
+        "    client_id: c",
+        '    topics: [ok/#, "a/#/b"]',
+        "    dead_letter_topic: ok/dead",
+        "    password: p",
+        "    password_env: MQTT_PASSWORD",
+        "  - type: mqtt",
+        "    client_id: d",
+        "    topics: [in]",
+        "    dead_letter_topic: dead/+",
+        "    url_env: UNSET_URL",
+        "",
+      ].join("\n"),
+      { MQTT_PASSWORD: "pw" },
+    ),
+    [
+      "l.yml:3:10: listeners[0].url: the broker URL must start with mqtt:// or mqtts:// (TLS)",
+      "l.yml:5:20: listeners[0].topics[1]: `#` may only be the last level (`orders/#`)",
+      'l.yml:6:24: listeners[0].dead_letter_topic: matches the subscription "ok/#": parked messages would come back; pick a topic outside topics',
+      "l.yml:8:19: listeners[0].password_env: give either password or password_env, not both",
+      "l.yml:13:14: listeners[1].url_env: environment variable UNSET_URL is not set",
+      "l.yml:12:24: listeners[1].dead_letter_topic: a topic to publish to cannot contain the wildcards `+` or `#`",
+    ],
   );
 });

@@ -20,6 +20,7 @@ import {
 } from "@cdktr/protocol";
 import type {
   FileWatcherSpec,
+  MqttSpec,
   NatsSpec,
   PostgresSpec,
   RabbitMqSpec,
@@ -30,6 +31,7 @@ import type {
 } from "./listener-specs.js";
 import { EventMapping, findRuleCycle } from "@cdktr/events";
 import { natsSubjectMatches } from "@cdktr/events/nats";
+import { topicFilterProblem, topicMatches, topicNameProblem } from "@cdktr/events/mqtt";
 import { ListenersFileSchema, mappingOf } from "./listener-specs.js";
 import { readOrCreateSecretFile, type SecretFile } from "./secret-file.js";
 import { fieldName, issueMessage, keyOffset, suggest, valueOffset } from "./yaml-locations.js";
@@ -83,7 +85,8 @@ export type ResolvedListener =
   | { name: string; spec: PostgresSpec; connectionString: string | undefined }
   | { name: string; spec: RedisStreamsSpec; url: string }
   | { name: string; spec: NatsSpec; natsAuth: NatsAuth }
-  | { name: string; spec: RunStatusSpec };
+  | { name: string; spec: RunStatusSpec }
+  | { name: string; spec: MqttSpec; url: string; password: string | undefined };
 
 /** Credentials of a NATS listener, resolved from the file or its `*_env` variables. */
 export interface NatsAuth {
@@ -330,6 +333,32 @@ export function parseListenersConfig(
           ...(token !== undefined ? { token } : {}),
         };
         listeners.push({ name, spec, natsAuth });
+        break;
+      }
+      case "mqtt": {
+        const url = fromEnv("url", spec.url, spec.url_env) ?? "mqtt://127.0.0.1:1883";
+        if (!/^mqtts?:\/\/./.test(url))
+          problems.push(
+            `${at(spec.url_env !== undefined ? "url_env" : "url")}: the broker URL must start with mqtt:// or mqtts:// (TLS)`,
+          );
+        spec.topics.forEach((topic, j) => {
+          const problem = topicFilterProblem(topic);
+          if (problem !== null)
+            problems.push(
+              `${where(valueOffset(doc, ["listeners", i, "topics", j]))}: listeners[${i}].topics[${j}]: ${problem}`,
+            );
+        });
+        const dead = spec.dead_letter_topic;
+        if (dead !== undefined) {
+          const loop = spec.topics.find((t) => topicMatches(t, dead));
+          const problem =
+            topicNameProblem(dead) ??
+            (loop !== undefined
+              ? `matches the subscription ${JSON.stringify(loop)}: parked messages would come back; pick a topic outside topics`
+              : null);
+          if (problem !== null) problems.push(`${at("dead_letter_topic")}: ${problem}`);
+        }
+        listeners.push({ name, spec, url, password: fromEnv("password", spec.password, spec.password_env) });
         break;
       }
     }

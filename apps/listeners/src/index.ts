@@ -17,4 +17,5 @@ export {
   type RabbitMqSpec,
   type PostgresSpec,
   type RedisStreamsSpec,
+  type MqttSpec,
 } from "./listener-specs.js";

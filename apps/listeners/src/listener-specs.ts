@@ -317,13 +317,46 @@ const NatsSpec = z
   })
   .strict();
 
+/** `type: mqtt` */
+const MqttSpec = z
+  .object({
+    type: z.literal("mqtt"),
+    ...Common,
+    /** Broker URL, `mqtt://host:1883` or `mqtts://host:8883` (TLS). */
+    url: z.string().min(1).optional(),
+    /** Name of the environment variable holding the broker URL (it may carry credentials). */
+    url_env: z.string().min(1).optional(),
+    /** Stable client id: names the persistent session (subscriptions, queued messages) on the broker. */
+    client_id: z.string().min(1).max(256),
+    /** Topic filters subscribed at QoS 1 (`sensors/+/alarm`, `orders/#`). */
+    topics: z.array(z.string().min(1)).min(1, { error: "list at least one topic filter" }),
+    username: z.string().min(1).optional(),
+    /** Password, literally (prefer `password_env`). */
+    password: z.string().min(1).optional(),
+    /** Name of the environment variable holding the password. */
+    password_env: z.string().min(1).optional(),
+    receive_maximum: z.number().int().min(1).max(65535).default(10),
+    session_expiry_s: z.number().int().min(1).max(4294967295).default(604800),
+    keepalive_s: z.number().int().min(1).max(65535).default(60),
+    /** Parked messages are republished here (with the reason as user properties) before they are acked. */
+    dead_letter_topic: z.string().min(1).optional(),
+    require_idempotency_key: z.boolean().default(false),
+    trigger_timeout_ms: PositiveMs.default(5000),
+    /** Only these workflows may be triggered; other messages are parked (default: any). */
+    workflows: AllowList.optional(),
+    /** Every message triggers this workflow, its content mapped with the mapping fields (default: trigger messages). */
+    workflow: WorkflowIdSchema.optional(),
+    ...MappingFields,
+  })
+  .strict();
+
 const ListenerSpec = z.discriminatedUnion(
   "type",
-  [WebhookSpec, FileWatcherSpec, RabbitMqSpec, PostgresSpec, RedisStreamsSpec, NatsSpec, RunStatusSpec],
+  [WebhookSpec, FileWatcherSpec, RabbitMqSpec, PostgresSpec, RedisStreamsSpec, NatsSpec, RunStatusSpec, MqttSpec],
   {
     error: (issue) =>
       issue.code === "invalid_union"
-        ? 'expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres", "redis_streams", "nats", "run_status"'
+        ? 'expected `type` to be one of "webhook", "file_watcher", "rabbitmq", "postgres", "redis_streams", "nats", "run_status", "mqtt"'
         : undefined,
   },
 );
@@ -357,3 +390,5 @@ export type RedisStreamsSpec = z.output<typeof RedisStreamsSpec>;
 export type RunStatusSpec = z.output<typeof RunStatusSpec>;
 /** A NATS entry. */
 export type NatsSpec = z.output<typeof NatsSpec>;
+/** An MQTT entry. */
+export type MqttSpec = z.output<typeof MqttSpec>;

@@ -49,3 +49,25 @@ export class ReplayCacheError extends CodedError<"REPLAY_CACHE_UNAVAILABLE"> {
     super("REPLAY_CACHE_UNAVAILABLE", message, options);
   }
 }
+
+/**
+ * The MQTT listener cannot republish a parked message to its dead-letter topic (code
+ * `DEAD_LETTER_UNAVAILABLE`): no connection, no PUBACK in time, or a publish the broker refused.
+ * The message stays unacknowledged and is tried again after a backoff. Internal to the MQTT listener.
+ */
+export class DeadLetterError extends CodedError<"DEAD_LETTER_UNAVAILABLE"> {
+  constructor(message: string, options: { cause?: unknown; context?: Record<string, unknown> } = {}) {
+    super("DEAD_LETTER_UNAVAILABLE", message, options);
+  }
+}
+
+/**
+ * Handed to MQTT.js to go on without acknowledging a message (code `NOT_ACKNOWLEDGED`): its run
+ * was not accepted, or the connection is closing, so the broker keeps it and redelivers it.
+ * Internal to the MQTT listener.
+ */
+export class NotAcknowledgedError extends CodedError<"NOT_ACKNOWLEDGED"> {
+  constructor(message: string) {
+    super("NOT_ACKNOWLEDGED", message);
+  }
+}

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 
 const PKG_DIR = fileURLToPath(new URL("../../", import.meta.url));
 const HOOK = `export async function resolve(specifier, context, next) {
-  if (/^(amqplib|pg|chokidar|picomatch|ioredis|@nats-io\\/transport-node|@nats-io\\/jetstream)(\\/|$)/.test(specifier)) throw new Error("LOADED " + specifier);
+  if (/^(amqplib|pg|chokidar|picomatch|ioredis|@nats-io\\/transport-node|@nats-io\\/jetstream|mqtt)(\\/|$)/.test(specifier)) throw new Error("LOADED " + specifier);
   return next(specifier, context);
 }`;
 
@@ -25,7 +25,7 @@ await import(${JSON.stringify(specifier)});`;
   });
 }
 
-test("importing @cdktr/events and @cdktr/events/webhook loads none of amqplib, pg, chokidar, picomatch, ioredis, @nats-io/*", async () => {
+test("importing @cdktr/events and @cdktr/events/webhook loads none of amqplib, pg, chokidar, picomatch, ioredis, @nats-io/*, mqtt", async () => {
   for (const s of ["@cdktr/events", "@cdktr/events/webhook"]) {
     const r = await importGuarded(s);
     assert.equal(r.ok, true, `${s}: ${r.output}`);
@@ -41,6 +41,7 @@ test("each heavy subpath loads its own peer dependency (so the guard above can f
     ["@cdktr/events/file-watcher", "chokidar|picomatch"],
     ["@cdktr/events/redis", "ioredis"],
     ["@cdktr/events/nats", "@nats-io/transport-node|@nats-io/jetstream"],
+    ["@cdktr/events/mqtt", "mqtt"],
   ] as const) {
     const r = await importGuarded(s);
     assert.equal(r.ok, false, s);
