@@ -263,6 +263,21 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
         description: "A trigger still failing this long after its time is counted as missed",
       },
       { name: "CDKTR_SCHEDULER_TRIGGER_TIMEOUT_S", default: "5", description: "Timeout of one trigger request" },
+      {
+        name: "CDKTR_SCHEDULER_STATE_DIR",
+        default: "",
+        description: "Where workflow chaining keeps how far finished runs were handled (default ~/.cdktr/scheduler)",
+      },
+      {
+        name: "CDKTR_SCHEDULER_CHAIN_SWEEP_S",
+        default: "10",
+        description: "Seconds between chaining sweeps of the finished runs (the catch-up)",
+      },
+      {
+        name: "CDKTR_SCHEDULER_CHAIN_MARGIN_S",
+        default: "300",
+        description: "How far each chaining sweep looks back for runs whose end is recorded late",
+      },
     ],
   },
   {

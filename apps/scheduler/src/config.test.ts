@@ -4,7 +4,7 @@ import { ConfigError } from "@cdktr/protocol";
 import { loadConfig } from "./config.js";
 
 it("loadConfig: defaults, the refresh fallback, and readable errors", () => {
-  const d = loadConfig({});
+  const d = loadConfig({ HOME: "/home/u" });
   assert.deepEqual(d, {
     principalHost: "127.0.0.1",
     principalPort: 5561,
@@ -16,7 +16,11 @@ it("loadConfig: defaults, the refresh fallback, and readable errors", () => {
     logLevel: "info",
     metricsPort: null,
     metricsHost: "127.0.0.1",
+    stateDir: "/home/u/.cdktr/scheduler",
+    chainSweepMs: 10_000,
+    chainMarginMs: 300_000,
   });
+  assert.equal(loadConfig({ CDKTR_SCHEDULER_STATE_DIR: "/var/lib/cdktr" }).stateDir, "/var/lib/cdktr");
   assert.equal(loadConfig({ CDKTR_METRICS_PORT: "9102" }).metricsPort, 9102);
   assert.equal(loadConfig({ CDKTR_WORKFLOW_DIR_REFRESH_FREQUENCY_S: "30" }).refreshIntervalMs, 30_000);
   assert.equal(

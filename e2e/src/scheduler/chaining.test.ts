@@ -103,4 +103,21 @@ describe("workflow chaining (scheduler process)", () => {
     const upRun = (await f.connect().getRun(up)).run;
     assert.ok(mark.mark >= Date.parse(upRun.finishedAt ?? ""), "the mark moved past A once B was triggered");
   });
+
+  it("a chaining cycle across files is a load error naming the path; the other workflows load", async () => {
+    const f = await startPrincipal({
+      workflows: {
+        "ping.yml": workflowYaml({ name: "Ping", header: ["triggers:", "  - after: pong"] }),
+        "pong.yml": workflowYaml({ name: "Pong", header: ["triggers:", "  - after: ping"] }),
+        "up.yml": workflowYaml({ name: "Upstream" }),
+      },
+    });
+    const { workflows, errors } = await f.connect().listWorkflows();
+    assert.deepEqual(
+      workflows.map((w) => w.id),
+      ["up"],
+    );
+    assert.equal(errors.length, 2);
+    for (const e of errors) assert.match(e.message, /^chaining cycle (ping -> pong -> ping|pong -> ping -> pong): /);
+  });
 });
