@@ -11,6 +11,7 @@ import type { Logger, Params } from "@cdktr/protocol";
 import { EventListener, sleep, type EventListenerOptions } from "../listener/event-listener.js";
 import { UsageError, backoffDelay, errorMessage, type BackoffOptions } from "@cdktr/protocol";
 import { ListenerStartError } from "../errors.js";
+import { RETRYABLE_TRIGGER_CODES as RETRYABLE } from "../listener/source-common.js";
 
 /** File events the watcher can react to. */
 export type FileEventKind = "add" | "change" | "unlink";
@@ -58,8 +59,6 @@ export interface FileWatcherListenerStats {
   /** Bursts the principal refused or that were dropped after `retryForMs`. */
   failed: number;
 }
-
-const RETRYABLE = new Set(["TIMEOUT", "UNAVAILABLE", "SHUTTING_DOWN", "DEADLINE_EXCEEDED", "INTERNAL", "CLOSED"]);
 
 /**
  * Triggers `workflow` when files under `path` are added, changed or removed. Events are

@@ -18,6 +18,7 @@ import { resolveMessageTrigger } from "../mapping/message-trigger.js";
 import { DeadLetterPublisher } from "./dead-letter-publisher.js";
 import { NotAcknowledgedError } from "../errors.js";
 import { topicFilterProblem, topicMatches, topicNameProblem } from "./topic-filter.js";
+import { RETRYABLE_TRIGGER_CODES as RETRYABLE, redactUrl as redact } from "../listener/source-common.js";
 
 /** TLS settings of an `mqtts://` connection (the system's CAs are trusted by default). */
 export interface MqttTlsOptions {
@@ -130,8 +131,6 @@ export interface MqttListenerStats {
   subscribed: boolean;
 }
 
-/** Error codes that mean "try again later": the message stays unacknowledged and is retried. */
-const RETRYABLE = new Set(["TIMEOUT", "UNAVAILABLE", "SHUTTING_DOWN", "DEADLINE_EXCEEDED", "INTERNAL", "CLOSED"]);
 /** MQTT 5 DISCONNECT reason: another connection took this client id's session. */
 const SESSION_TAKEN_OVER = 0x8e;
 /**
@@ -655,15 +654,4 @@ function jsonUserProperties(props: Record<string, string | string[]> | undefined
 function propertyText(text: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
   return text.replace(/[\u0000-\u001f\u007f-\u009f\ufffe\uffff]+/g, " ");
-}
-
-/** The URL without its password, for logs. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparseable url)";
-  }
 }

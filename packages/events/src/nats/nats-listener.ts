@@ -26,6 +26,7 @@ import { EventMapping, type EventMappingSpec } from "../mapping/event-mapping.js
 import { resolveMessageTrigger } from "../mapping/message-trigger.js";
 import { scopedIdempotencyKey } from "../rabbitmq/trigger-message.js";
 import { natsNameProblem, natsSubjectMatches, natsSubjectProblem } from "./subjects.js";
+import { RETRYABLE_TRIGGER_CODES as RETRYABLE } from "../listener/source-common.js";
 
 /** Options of {@link NatsListener}. */
 export interface NatsListenerOptions extends EventListenerOptions {
@@ -117,8 +118,6 @@ export interface NatsListenerStats {
   consuming: boolean;
 }
 
-/** Error codes that mean "try again later": the message goes back to the stream. */
-const RETRYABLE = new Set(["TIMEOUT", "UNAVAILABLE", "SHUTTING_DOWN", "DEADLINE_EXCEEDED", "INTERNAL", "CLOSED"]);
 /** How long one pull request waits on the server for messages (its heartbeats: half of it). */
 const PULL_EXPIRES_MS = 20_000;
 /** Deadline of JetStream API requests and dead-letter publishes. */

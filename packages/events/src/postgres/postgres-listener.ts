@@ -9,6 +9,7 @@ import { UsageError, autoIdempotencyKey, backoffDelay, errorMessage, type Backof
 import { scopedIdempotencyKey } from "../rabbitmq/trigger-message.js";
 import { EventMapping, type EventMappingSpec } from "../mapping/event-mapping.js";
 import { resolveMessageTrigger } from "../mapping/message-trigger.js";
+import { RETRYABLE_TRIGGER_CODES as RETRYABLE } from "../listener/source-common.js";
 
 /** Options of {@link PostgresListener}. */
 export interface PostgresListenerOptions extends EventListenerOptions {
@@ -65,8 +66,6 @@ export interface PostgresListenerStats {
   /** Notifications the mapping's `when` filter turned away (no run). */
   filtered: number;
 }
-
-const RETRYABLE = new Set(["TIMEOUT", "UNAVAILABLE", "SHUTTING_DOWN", "DEADLINE_EXCEEDED", "INTERNAL", "CLOSED"]);
 
 /**
  * Listens for PostgreSQL notifications on one channel. The payload is a workflow id

@@ -9,6 +9,7 @@ import { UsageError, backoffDelay, errorMessage, type BackoffOptions } from "@cd
 import { scopedIdempotencyKey } from "./trigger-message.js";
 import { EventMapping, type EventMappingSpec } from "../mapping/event-mapping.js";
 import { resolveMessageTrigger } from "../mapping/message-trigger.js";
+import { RETRYABLE_TRIGGER_CODES as RETRYABLE, redactUrl as redact } from "../listener/source-common.js";
 
 /** Options of {@link RabbitMqListener}. */
 export interface RabbitMqListenerOptions extends EventListenerOptions {
@@ -66,9 +67,6 @@ export interface RabbitMqListenerStats {
   /** True while a consumer is registered. */
   consuming: boolean;
 }
-
-/** Error codes that mean "try again later": the message goes back to the queue. */
-const RETRYABLE = new Set(["TIMEOUT", "UNAVAILABLE", "SHUTTING_DOWN", "DEADLINE_EXCEEDED", "INTERNAL", "CLOSED"]);
 
 /**
  * Consumes a durable RabbitMQ queue whose messages are JSON
@@ -391,15 +389,4 @@ function jsonHeaders(headers: Record<string, unknown> | undefined): Record<strin
     }
   }
   return out;
-}
-
-/** The URL without its password, for logs. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparseable url)";
-  }
 }

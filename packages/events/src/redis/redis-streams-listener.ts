@@ -16,6 +16,7 @@ import {
 import { scopedIdempotencyKey } from "../rabbitmq/trigger-message.js";
 import { EventMapping, type EventMappingSpec } from "../mapping/event-mapping.js";
 import { resolveMessageTrigger, type MessageTrigger } from "../mapping/message-trigger.js";
+import { RETRYABLE_TRIGGER_CODES as RETRYABLE, redactUrl as redact } from "../listener/source-common.js";
 
 /** Options of {@link RedisStreamsListener}. */
 export interface RedisStreamsListenerOptions extends EventListenerOptions {
@@ -115,8 +116,6 @@ export interface RedisStreamsListenerStats {
   consuming: boolean;
 }
 
-/** Error codes that mean "try again later": the entry stays pending. */
-const RETRYABLE = new Set(["TIMEOUT", "UNAVAILABLE", "SHUTTING_DOWN", "DEADLINE_EXCEEDED", "INTERNAL", "CLOSED"]);
 /** `$`, `0`, or an entry id `<ms>[-<seq>]`. */
 const START_ID = /^(\$|\d+(-\d+)?)$/;
 /** Time a command (other than the blocking read) may wait for its reply before the connection is deemed dead. */
@@ -709,15 +708,4 @@ function preview(fields: readonly Buffer[]): Record<string, string> {
     out[String(fields[i])] = v.length > 200 ? `${v.slice(0, 200)}...` : v;
   }
   return out;
-}
-
-/** The URL without its password, for logs. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparseable url)";
-  }
 }
