@@ -206,6 +206,8 @@ function build(
         maxWaitMs: s.max_wait_ms,
         pathsParam: s.paths_param,
         ...(s.params !== undefined ? { params: s.params } : {}),
+        // `params` stays the listener's own option (under the paths param); the rest is the mapping.
+        mapping: mappingOf({ ...s, params: undefined }),
         awaitWriteFinishMs: s.await_write_finish_ms,
         usePolling: s.use_polling,
       });

@@ -595,3 +595,58 @@ test("mqtt: a client id and topic filters, URL and password from the environment
     ],
   );
 });
+
+test("file_watcher: params_map, when and idempotency_key next to its one params; bad expressions name their place", () => {
+  const c = parseListenersConfig(
+    [
+      "listeners:",
+      "  - type: file_watcher",
+      "    path: /data/in",
+      "    workflow: etl.daily",
+      "    params: {region: eu}",
+      "    params_map: {date: \"split(path, '_')[0]\", kind: {from: 'events[0].event', optional: true}}",
+      "    when: \"ends_with(path, '.csv')\"",
+      "    idempotency_key: path",
+      "  - type: file_watcher",
+      "    path: /data/plain",
+      "    workflow: etl.daily",
+      "",
+    ].join("\n"),
+    "l.yml",
+    {},
+  );
+  const [mapped, plain] = c.listeners;
+  assert.ok(mapped !== undefined && mapped.spec.type === "file_watcher");
+  assert.deepEqual(mappingOf(mapped.spec), {
+    params: { region: "eu" },
+    paramsMap: { date: "split(path, '_')[0]", kind: { from: "events[0].event", optional: true } },
+    when: "ends_with(path, '.csv')",
+    idempotencyKey: "path",
+  });
+  assert.equal(mapped.spec.paths_param, "paths");
+  assert.ok(plain !== undefined && plain.spec.type === "file_watcher");
+  assert.deepEqual(mappingOf(plain.spec), {});
+
+  assert.deepEqual(
+    problems(
+      [
+        "listeners:",
+        "  - type: file_watcher",
+        "    path: /data/in",
+        "    workflow: etl.daily",
+        "    when: \"ends_with(path, '.csv'\"",
+        "    params_map: {date: path, n: 'length(paths'}",
+        "",
+      ].join("\n"),
+    ),
+    [
+      `l.yml:2:5: invalid event mapping: listeners[0].params_map.n: "length(paths" is not a JMESPath expression: Syntax error: invalid token (EOF): ""; listeners[0].when: "ends_with(path, '.csv'" is not a JMESPath expression: Syntax error: invalid token (EOF): ""`,
+    ],
+  );
+  assert.deepEqual(
+    problems(
+      ["listeners:", "  - type: file_watcher", "    path: /data/in", "    workflow: w", "    when: ''", ""].join("\n"),
+    ),
+    ["l.yml:5:11: listeners[0].when: Too small: expected string to have >=1 characters"],
+  );
+});

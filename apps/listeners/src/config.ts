@@ -251,6 +251,11 @@ export function parseListenersConfig(
         break;
       }
       case "file_watcher":
+        try {
+          EventMapping.compile(mappingOf({ ...spec, params: undefined }), `listeners[${i}]`);
+        } catch (err) {
+          problems.push(`${where(valueOffset(doc, ["listeners", i]))}: ${errorMessage(err)}`);
+        }
         listeners.push({ name, spec });
         break;
       case "rabbitmq":

@@ -140,6 +140,10 @@ const FileWatcherSpec = z
     max_wait_ms: PositiveMs.default(10_000),
     paths_param: z.union([z.string().min(1), z.null()]).default("paths"),
     params: ParamsSchema.optional(),
+    /** The mapping fields but `params` (above): JMESPath over the burst's event document `{paths, path, events, dir}`. */
+    params_map: MappingFields.params_map,
+    when: MappingFields.when,
+    idempotency_key: MappingFields.idempotency_key,
     await_write_finish_ms: z.union([z.number().int().min(0), z.literal(false)]).default(200),
     use_polling: z.boolean().default(false),
   })

@@ -12,6 +12,8 @@ import { EventListener, sleep, type EventListenerOptions } from "../listener/eve
 import { UsageError, backoffDelay, errorMessage, type BackoffOptions } from "@cdktr/protocol";
 import { ListenerStartError } from "../errors.js";
 import { RETRYABLE_TRIGGER_CODES as RETRYABLE } from "../listener/source-common.js";
+import { EventMapping, type EventMappingSpec } from "../mapping/event-mapping.js";
+import { scopedIdempotencyKey } from "../rabbitmq/trigger-message.js";
 
 /** File events the watcher can react to. */
 export type FileEventKind = "add" | "change" | "unlink";
@@ -38,6 +40,17 @@ export interface FileWatcherListenerOptions extends EventListenerOptions {
   pathsParam?: string | null;
   /** Extra params sent with every trigger. */
   params?: Params;
+  /**
+   * Params mapped from the burst, a `when` filter and an idempotency key expression, all JMESPath
+   * over the burst's event document {@link FileWatcherEvent} (e.g.
+   * `{paramsMap: {date: "split(path, '_')[0]"}, when: "ends_with(path, '.csv')"}`). Mapped params
+   * (and `mapping.params`) win over `params` and the `pathsParam` value. A burst for which `when`
+   * is false triggers nothing (counted in `filtered`); a burst that does not map (a required param
+   * found nothing, or a list or an object) triggers nothing, is counted in `unmapped` and emitted as
+   * `rejected` (reason `unmapped`). With `idempotencyKey`, the run's key is `fs:<its value>`
+   * instead of a fresh `fs:<uuid>` per burst. @default none: every burst triggers, with `params` and the paths
+   */
+  mapping?: EventMappingSpec;
   /** Wait until a file's size is stable for this long before reporting it (`false`: off). @default 200 */
   awaitWriteFinishMs?: number | false;
   /** Poll instead of using native events (network file systems). @default false */
@@ -50,6 +63,21 @@ export interface FileWatcherListenerOptions extends EventListenerOptions {
   backoff?: BackoffOptions;
 }
 
+/**
+ * The event document of one debounced burst, what {@link FileWatcherListenerOptions.mapping}
+ * reads. Paths are relative to the watched `path`, with `/` separators.
+ */
+export interface FileWatcherEvent {
+  /** Every changed path of the burst, sorted and unique (the `pathsParam` value, as a list). */
+  paths: string[];
+  /** The first of {@link paths}. */
+  path: string;
+  /** Each distinct (path, event) pair of the burst once, in the order each was first seen. */
+  events: { path: string; event: FileEventKind }[];
+  /** The watched `path`, absolute. */
+  dir: string;
+}
+
 /** Counters of a {@link FileWatcherListener}. */
 export interface FileWatcherListenerStats {
   /** True once the initial scan finished and changes are being reported. */
@@ -58,14 +86,19 @@ export interface FileWatcherListenerStats {
   triggered: number;
   /** Bursts the principal refused or that were dropped after `retryForMs`. */
   failed: number;
+  /** Bursts the mapping's `when` filter turned away (no run). */
+  filtered: number;
+  /** Bursts the mapping could not turn into a run (no run; emitted as `rejected`, reason `unmapped`). */
+  unmapped: number;
 }
 
 /**
  * Triggers `workflow` when files under `path` are added, changed or removed. Events are
  * filtered by glob and kind and debounced: a burst (e.g. a copy of 100 files) gives ONE run
  * whose `paths` param lists every changed file. Files present at start are not reported.
- * Each burst carries one idempotency key (`fs:<uuid>`) reused on its retries, so a retry after
- * a lost reply never starts a second run. Changes made while the listener is stopped are not seen.
+ * Each burst carries one idempotency key (`fs:<uuid>`, or `fs:<value>` of the mapping's
+ * `idempotencyKey` expression) reused on its retries, so a retry after a lost reply never starts a
+ * second run. Changes made while the listener is stopped are not seen.
  */
 export class FileWatcherListener extends EventListener {
   readonly #root: string;
@@ -76,18 +109,31 @@ export class FileWatcherListener extends EventListener {
   readonly #maxWait: number;
   readonly #pathsParam: string | null;
   readonly #params: Params;
+  readonly #mapping: EventMapping | null;
   readonly #awaitWrite: number | false;
   readonly #polling: boolean;
   readonly #timeout: number;
   readonly #retryFor: number;
   readonly #backoff: BackoffOptions;
-  readonly #stats: FileWatcherListenerStats = { ready: false, triggered: 0, failed: 0 };
+  readonly #stats: FileWatcherListenerStats = {
+    ready: false,
+    triggered: 0,
+    failed: 0,
+    filtered: 0,
+    unmapped: 0,
+  };
   #pending = new Set<string>();
+  /** The burst's distinct `<kind>:<path>` pairs in the order first seen (at most 3 per pending path). */
+  #pendingEvents = new Map<string, { path: string; event: FileEventKind }>();
   #burstStart = 0;
   #timer: NodeJS.Timeout | undefined;
   readonly #inFlight = new Set<Promise<void>>();
   #ready = deferred();
 
+  /**
+   * @throws UsageError (`INVALID_ARGUMENT`) when `path` is empty, or naming each `mapping` field
+   *   (`mapping.params_map.<name>`, `mapping.when`, `mapping.idempotency_key`) whose expression does not parse
+   */
   constructor(options: FileWatcherListenerOptions) {
     super({ ...options, source: options.source ?? "file-watcher" });
     if (options.path === "")
@@ -102,6 +148,7 @@ export class FileWatcherListener extends EventListener {
     this.#maxWait = options.maxWaitMs ?? 10_000;
     this.#pathsParam = options.pathsParam === undefined ? "paths" : options.pathsParam;
     this.#params = options.params ?? {};
+    this.#mapping = options.mapping !== undefined ? EventMapping.compile(options.mapping, "mapping") : null;
     this.#awaitWrite = options.awaitWriteFinishMs ?? 200;
     this.#polling = options.usePolling ?? false;
     this.#timeout = options.triggerTimeoutMs ?? 5000;
@@ -181,6 +228,8 @@ export class FileWatcherListener extends EventListener {
     const now = Date.now();
     if (this.#pending.size === 0) this.#burstStart = now;
     this.#pending.add(rel);
+    const pair = `${kind}:${rel}`;
+    if (!this.#pendingEvents.has(pair)) this.#pendingEvents.set(pair, { path: rel, event: kind });
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     const wait = Math.max(0, Math.min(this.#debounce, this.#burstStart + this.#maxWait - now));
     this.#timer = setTimeout(() => {
@@ -191,16 +240,44 @@ export class FileWatcherListener extends EventListener {
 
   #flush(signal: AbortSignal | undefined, log: Logger): void {
     const paths = [...this.#pending].sort();
+    const events = [...this.#pendingEvents.values()];
     this.#pending = new Set();
-    const p = this.#trigger(paths, signal, log);
+    this.#pendingEvents = new Map();
+    const p = this.#trigger(paths, events, signal, log);
     this.#inFlight.add(p);
     void p.finally(() => this.#inFlight.delete(p));
   }
 
-  async #trigger(paths: string[], signal: AbortSignal | undefined, log: Logger): Promise<void> {
-    const params: Params = { ...this.#params };
+  async #trigger(
+    paths: string[],
+    events: FileWatcherEvent["events"],
+    signal: AbortSignal | undefined,
+    log: Logger,
+  ): Promise<void> {
+    let params: Params = { ...this.#params };
     if (this.#pathsParam !== null) params[this.#pathsParam] = JSON.stringify(paths);
-    const key = `fs:${randomUUID()}`;
+    let key = `fs:${randomUUID()}`;
+    if (this.#mapping !== null) {
+      const event: FileWatcherEvent = { paths, path: paths[0] ?? "", events, dir: this.#root };
+      if (!this.#mapping.matches(event)) {
+        this.#stats.filtered += 1;
+        log.debug("file changes filtered out by `when`; no run", { files: paths.length, path: event.path });
+        return;
+      }
+      const mapped = this.#mapping.map(event);
+      if (!mapped.ok) {
+        this.#stats.unmapped += 1;
+        this.rejectEvent("unmapped", mapped.error);
+        log.warn("file changes not mapped into a run; no run", {
+          error: mapped.error,
+          files: paths.length,
+          path: event.path,
+        });
+        return;
+      }
+      params = { ...params, ...mapped.params };
+      if (mapped.idempotencyKey !== undefined) key = scopedIdempotencyKey("fs:", mapped.idempotencyKey);
+    }
     const giveUpAt = Date.now() + this.#retryFor;
     for (let attempt = 1; ; attempt++) {
       const result = await this.runWorkflow(this.#workflow, {
@@ -211,7 +288,11 @@ export class FileWatcherListener extends EventListener {
       });
       if (result.success) {
         this.#stats.triggered += 1;
-        log.info("file changes triggered a run", { runId: result.runId, files: paths.length });
+        log.info("file changes triggered a run", {
+          runId: result.runId,
+          files: paths.length,
+          ...(result.duplicate ? { duplicate: true } : {}),
+        });
         return;
       }
       const code = result.error?.code ?? "INTERNAL";

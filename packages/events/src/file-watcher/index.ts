@@ -7,4 +7,5 @@ export {
   type FileWatcherListenerOptions,
   type FileWatcherListenerStats,
   type FileEventKind,
+  type FileWatcherEvent,
 } from "./file-watcher-listener.js";
