@@ -165,7 +165,7 @@ export class RunOutcomeListener extends EventListener {
     };
   }
 
-  /** Run a sweep now (tests, or after an operator fixed a refused trigger). Resolves when it ends. */
+  /** Start the next sweep now instead of at the end of the interval (after a leader move, or in tests). */
   sweepNow(): void {
     this.#wake?.();
   }
