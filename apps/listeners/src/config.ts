@@ -29,12 +29,25 @@ import type {
   WebhookRouteSpec,
   WebhookSpec,
 } from "./listener-specs.js";
-import { EventMapping, findRuleCycle } from "@cdktr/events";
+import { EventMapping, findRuleCycle, type EventMappingSpec } from "@cdktr/events";
 import { natsSubjectMatches } from "@cdktr/events/nats";
 import { topicFilterProblem, topicMatches, topicNameProblem } from "@cdktr/events/mqtt";
 import { ListenersFileSchema, mappingOf } from "./listener-specs.js";
 import { readOrCreateSecretFile, type SecretFile } from "./secret-file.js";
 import { fieldName, issueMessage, keyOffset, suggest, valueOffset } from "./yaml-locations.js";
+
+/**
+ * Why the mapping `spec` of the entry at `field` does not compile (every bad expression named),
+ * located at `place` (`file:line:column`); null when it compiles.
+ */
+function mappingProblem(spec: EventMappingSpec, field: string, place: string): string | null {
+  try {
+    EventMapping.compile(spec, field);
+    return null;
+  } catch (err) {
+    return `${place}: ${errorMessage(err)}`;
+  }
+}
 
 /** Listener types whose messages may be mapped into one fixed `workflow` (the mapping fields). */
 const MESSAGE_TYPES: ReadonlySet<string> = new Set(["rabbitmq", "postgres", "nats", "mqtt", "redis_streams"]);
@@ -231,11 +244,8 @@ export function parseListenersConfig(
         problems.push(
           `${at(field)}: ${field} needs workflow: set workflow (the one workflow every message triggers), or remove ${field} (without workflow each message is a trigger message naming its own workflow and params)`,
         );
-      try {
-        EventMapping.compile(m, `listeners[${i}]`);
-      } catch (err) {
-        problems.push(`${where(valueOffset(doc, ["listeners", i]))}: ${errorMessage(err)}`);
-      }
+      const bad = mappingProblem(m, `listeners[${i}]`, where(valueOffset(doc, ["listeners", i])));
+      if (bad !== null) problems.push(bad);
     }
     switch (spec.type) {
       case "webhook": {
@@ -251,10 +261,11 @@ export function parseListenersConfig(
         break;
       }
       case "file_watcher":
-        try {
-          EventMapping.compile(mappingOf({ ...spec, params: undefined }), `listeners[${i}]`);
-        } catch (err) {
-          problems.push(`${where(valueOffset(doc, ["listeners", i]))}: ${errorMessage(err)}`);
+        {
+          // Its `params` are the listener's own; the mapping is the other fields.
+          const mapping = mappingOf({ ...spec, params: undefined });
+          const bad = mappingProblem(mapping, `listeners[${i}]`, where(valueOffset(doc, ["listeners", i])));
+          if (bad !== null) problems.push(bad);
         }
         listeners.push({ name, spec });
         break;
@@ -415,11 +426,8 @@ function checkWebhookRoutes(
       problems.push(`${at("flavour")}: a hmac route needs \`hmac: {header, algorithm, prefix, encoding}\``);
     if (route.flavour !== "hmac" && route.hmac !== undefined)
       problems.push(`${at("hmac")}: only for flavour hmac (the ${route.flavour} signature is fixed)`);
-    try {
-      EventMapping.compile(mappingOf(route), `listeners[${i}].routes[${j}]`);
-    } catch (err) {
-      problems.push(`${locate(["listeners", i, "routes", j])}: ${errorMessage(err)}`);
-    }
+    const bad = mappingProblem(mappingOf(route), `listeners[${i}].routes[${j}]`, locate(["listeners", i, "routes", j]));
+    if (bad !== null) problems.push(bad);
     if (route.secret_env !== undefined && route.secret_file !== undefined) {
       problems.push(`${at("secret_file")}: give one of secret_env and secret_file`);
       return { secret: undefined };

@@ -31,6 +31,16 @@ describe("rabbitmq listener", { skip }, () => {
     const content = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === "string" ? body : JSON.stringify(body));
     ch.sendToQueue(queue, content, { persistent: true, ...props });
   };
+  /** A dead-letter exchange for `queue` and the queue bound to it (both removed after the suite). */
+  const deadLetters = async (queue: string): Promise<{ dlx: string; dlq: string }> => {
+    const dlx = `${queue}.dlx`;
+    const dlq = newQueue();
+    exchanges.push(dlx);
+    await ch.assertExchange(dlx, "fanout", { durable: false, autoDelete: false });
+    await ch.assertQueue(dlq, { durable: false });
+    await ch.bindQueue(dlq, dlx, "");
+    return { dlx, dlq };
+  };
   const ready = async (queue: string): Promise<number> => (await ch.checkQueue(queue)).messageCount;
   const start = async (
     queue: string,
@@ -128,12 +138,7 @@ describe("rabbitmq listener", { skip }, () => {
 
   test("poison messages are rejected to the dead-letter exchange, nothing runs, good messages still flow", async () => {
     const queue = newQueue();
-    const dlx = `${queue}.dlx`;
-    const dlq = newQueue();
-    exchanges.push(dlx);
-    await ch.assertExchange(dlx, "fanout", { durable: false, autoDelete: false });
-    await ch.assertQueue(dlq, { durable: false });
-    await ch.bindQueue(dlq, dlx, "");
+    const { dlx, dlq } = await deadLetters(queue);
     const l = await start(queue, { deadLetterExchange: dlx, requireIdempotencyKey: true });
     const reasons: string[] = [];
     let refusedByPrincipal = 0;
@@ -168,12 +173,7 @@ describe("rabbitmq listener", { skip }, () => {
 
   test("with a `workflows` allow-list, a message for another workflow is dead-lettered and never triggered", async () => {
     const queue = newQueue();
-    const dlx = `${queue}.dlx`;
-    const dlq = newQueue();
-    exchanges.push(dlx);
-    await ch.assertExchange(dlx, "fanout", { durable: false, autoDelete: false });
-    await ch.assertQueue(dlq, { durable: false });
-    await ch.bindQueue(dlq, dlx, "");
+    const { dlx, dlq } = await deadLetters(queue);
     const l = await start(queue, { deadLetterExchange: dlx, workflows: ["mqok"] });
     const reasons: string[] = [];
     l.on("rejected", (r) => reasons.push(r.reason));
@@ -195,12 +195,7 @@ describe("rabbitmq listener", { skip }, () => {
 
   test("with `workflow` and a mapping, any JSON message becomes one run with mapped params; unmappable ones are dead-lettered", async () => {
     const queue = newQueue();
-    const dlx = `${queue}.dlx`;
-    const dlq = newQueue();
-    exchanges.push(dlx);
-    await ch.assertExchange(dlx, "fanout", { durable: false, autoDelete: false });
-    await ch.assertQueue(dlq, { durable: false });
-    await ch.bindQueue(dlq, dlx, "");
+    const { dlx, dlq } = await deadLetters(queue);
     const l = await start(queue, {
       deadLetterExchange: dlx,
       workflow: "mqmap",

@@ -8,7 +8,6 @@
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac, randomUUID } from "node:crypto";
-import { request } from "node:http";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { WebhookListener, signWebhookRequest, webhookTriggerPath, type WebhookRoute } from "@cdktr/events/webhook";
@@ -21,6 +20,7 @@ import {
   type PrincipalFixture,
 } from "@cdktr/test-utils";
 import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflow } from "./helpers.js";
+import { post } from "./http-post.js";
 import { ListenerPool } from "./listener-pool.js";
 
 const GH_SECRET = "gh-s3cret-for-tests";
@@ -28,48 +28,6 @@ const GL_SECRET = "gl-s3cret-for-tests";
 const SHOP_SECRET = "shop-s3cret-for-tests";
 const OWN_SECRET = "own-s3cret-for-tests";
 const LISTENER_SECRET = "listener-s3cret-for-tests";
-
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Record<string, unknown>;
-}
-
-/** POST with node:http: the exact bytes and headers given, the reply parsed as JSON. */
-function post(url: string, body: string | Buffer, headers: Record<string, string> = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const raw = Buffer.from(body);
-    const req = request(
-      {
-        host: u.hostname,
-        port: u.port,
-        path: `${u.pathname}${u.search}`,
-        method: "POST",
-        headers: { "content-type": "application/json", "content-length": raw.length, ...headers },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          try {
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              body: JSON.parse(text) as Record<string, unknown>,
-            });
-          } catch {
-            reject(new Error(`reply is not JSON: ${text}`));
-          }
-        });
-      },
-    );
-    req.setTimeout(8000, () => req.destroy(new Error("no reply within 8 s")));
-    req.on("error", reject);
-    req.end(raw);
-  });
-}
 
 /** The headers GitHub sends with a delivery of `event`, signed over the raw `body` as GitHub does. */
 function github(

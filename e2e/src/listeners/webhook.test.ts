@@ -8,19 +8,13 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { appendFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createHmac } from "node:crypto";
-import { request } from "node:http";
 import { join } from "node:path";
 import { ListenerStartError } from "@cdktr/events";
 import { WebhookListener, signWebhookRequest, webhookTriggerPath } from "@cdktr/events/webhook";
 import { cleanup, freePort, makeTempDir, startPrincipal, type PrincipalFixture } from "@cdktr/test-utils";
 import { CLIENT_TIMEOUT_MS, expectRunCount, paramWorkflows } from "./helpers.js";
+import { post } from "./http-post.js";
 import { ListenerPool } from "./listener-pool.js";
-
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Record<string, unknown>;
-}
 
 /** The signature headers of a POST of `body` to `/trigger/<workflowId>`, signed now (or at `ts`). */
 function signed(
@@ -36,54 +30,6 @@ function signed(
     "x-cdktr-signature": signWebhookRequest(secret, ts, { method: "POST", path, idempotencyKey: key, body }),
     ...(key === undefined ? {} : { "idempotency-key": key }),
   };
-}
-
-/** POST with node:http (so chunked/oversize bodies and raw headers are under control). */
-function post(
-  url: string,
-  body: string | Buffer | null,
-  headers: Record<string, string> = {},
-  opts: { chunked?: boolean } = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const req = request(
-      {
-        host: u.hostname,
-        port: u.port,
-        path: u.pathname,
-        method: "POST",
-        headers: { "content-type": "application/json", ...headers },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          try {
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              body: JSON.parse(text) as Record<string, unknown>,
-            });
-          } catch {
-            reject(new Error(`reply is not JSON: ${text}`));
-          }
-        });
-      },
-    );
-    req.setTimeout(8000, () => req.destroy(new Error("no reply within 8 s")));
-    req.on("error", reject);
-    if (body === null) req.end();
-    else if (opts.chunked === true) {
-      const buf = Buffer.from(body);
-      for (let i = 0; i < buf.length; i += 4096) req.write(buf.subarray(i, i + 4096));
-      req.end();
-    } else {
-      req.setHeader("content-length", Buffer.byteLength(body));
-      req.end(body);
-    }
-  });
 }
 
 describe("webhook listener", () => {
