@@ -58,7 +58,7 @@ export interface ListenersApp {
   readonly metrics: string | null;
   /**
    * Start every listener; resolves when webhooks are bound and file watchers have scanned.
-   * RabbitMQ and PostgreSQL listeners connect (and reconnect) in the background.
+   * The queue, stream and run-outcome listeners connect (and reconnect) in the background.
    * @throws ListenerStartError when a webhook cannot bind its port or a watched path does not
    *   exist (the listeners already started are stopped again)
    */

@@ -24,7 +24,7 @@ export class ListenersMetrics {
     });
     this.#rejected = new Counter({
       name: "cdktr_listener_events_rejected_total",
-      help: "Events a listener received and turned away before any trigger, by reason: signature (missing, bad or stale), replayed, malformed (not JSON, bad params, bad Idempotency-Key), too_large, not_found (no such route or workflow), method, not_allowed (workflow not in the listener's list), no_key, unrecordable (the webhook's replay cache cannot record), filtered (a webhook route's `when` is false: answered 202 ignored), unmapped (a webhook route's mapped param found nothing: 422). Events received = these + the triggers (one per event for the webhook, RabbitMQ and PostgreSQL listeners; GitHub pings, answered 200, are neither).",
+      help: "Events a listener received and turned away before any trigger, by reason: signature (missing, bad or stale), replayed, malformed (not JSON, bad params, bad Idempotency-Key), too_large, not_found (no such route or workflow), method, not_allowed (workflow not in the listener's list), no_key, unrecordable (the webhook's replay cache cannot record), filtered (a mapping's `when` is false: a webhook route answers 202 ignored; not every listener reports it here, see its stats), unmapped (a mapped param found nothing, or an object or a list: a webhook route answers 422, a message is refused as poison). Events received = these + the triggers (one per event for the webhook and the message listeners; GitHub pings, answered 200, are neither).",
       labelNames: ["listener", "type", "reason"],
       registers,
     });
