@@ -176,7 +176,7 @@ Colour only on a terminal; NO_COLOR turns it off.`,
     .command("create")
     .description("make a key pair, enrol its public half, write the key file and say how to use it elsewhere")
     .argument("<name>", "the key's name (letters, digits, '_', '-', '.')")
-    .requiredOption("--role <role>", "operator | reader | scheduler | trigger | agent (docs/security.md)")
+    .requiredOption("--role <role>", "operator | reader | scheduler | trigger | agent | dashboard (docs/security.md)")
     .option("--scope <scope>", "idempotency scope: keys with one scope dedupe each other (default: the name)")
     .option("--workflows <ids>", "comma-separated workflows a trigger or scheduler key may run (default: any)")
     .option("--out <file>", "where to write the key file (default <keys dir>/<name>.json; - = stdout)")

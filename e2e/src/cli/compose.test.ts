@@ -232,6 +232,7 @@ test("the compose services run a workflow end to end as local processes", async 
   const keysVolume = join(tmp, "volumes", "cdktr-keys");
   assert.deepEqual(readdirSync(keysVolume).sort(), [
     "local-agent.json",
+    "local-dashboard.json",
     "local-listeners.json",
     "local-operator.json",
     "local-scheduler.json",

@@ -122,6 +122,7 @@ describe("cdktr keys", () => {
     assert.deepEqual(records.map((k) => k.name).sort(), [
       "ci",
       "local-agent",
+      "local-dashboard",
       "local-listeners",
       "local-operator",
       "local-scheduler",
@@ -260,7 +261,7 @@ describe("cdktr keys init", () => {
     const snapshot = (): Record<string, string> =>
       Object.fromEntries(readdirSync(keysDir).map((n) => [n, readFileSync(join(keysDir, n), "utf8")]));
     const before = snapshot();
-    assert.equal(Object.keys(before).length, 5);
+    assert.equal(Object.keys(before).length, 6);
 
     const workflows = join(tmp, "workflows");
     mkdirSync(workflows);

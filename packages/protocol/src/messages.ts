@@ -34,6 +34,16 @@ import {
 } from "./records.js";
 import { KeyIdentitySchema, KeyNameSchema, KeyRecordSchema, KeyRoleSchema, Z85KeySchema } from "./security/identity.js";
 
+/**
+ * The person a `dashboard` key acts for: a dashboard token's name (letters, digits, `_`, `-`,
+ * `.`, `@`; at most 64 characters).
+ */
+export const ActorSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.@-]*$/, "actors use letters, digits, '_', '-', '.' and '@'");
+
 /** Largest page a listing returns. */
 export const MAX_PAGE_SIZE = 1000;
 const Limit = z.number().int().min(1).max(MAX_PAGE_SIZE);
@@ -180,6 +190,12 @@ export const RunWorkflowRequestSchema = z
      * `CDKTR_UPSTREAM_*`).
      */
     upstream: UpstreamSchema.optional(),
+    /**
+     * The person a `dashboard` key acts for (a dashboard token's name): the run records
+     * `triggeredBy: "<key name>:<actor>"`. Only keys of role `dashboard` may send it
+     * (`PERMISSION_DENIED` otherwise).
+     */
+    actor: ActorSchema.optional(),
   })
   .strict();
 /** Reply body of `runWorkflow` (port 5561). */
@@ -213,7 +229,13 @@ export type RunWorkflowsItem = z.infer<typeof RunWorkflowsItemSchema>;
 export const RunWorkflowsReplySchema = z.object({ results: z.array(RunWorkflowsItemSchema) });
 
 /** Request body of `cancelRun` (port 5561). */
-export const CancelRunRequestSchema = z.object({ runId: z.string().min(1) }).strict();
+export const CancelRunRequestSchema = z
+  .object({
+    runId: z.string().min(1),
+    /** The person a `dashboard` key acts for, as in `runWorkflow` (logged, and in the run's message). */
+    actor: ActorSchema.optional(),
+  })
+  .strict();
 /** Reply body of `cancelRun` (port 5561). */
 export const CancelRunReplySchema = z.object({
   runId: z.string(),

@@ -22,6 +22,7 @@ const LOCAL_KEYS: readonly { name: string; role: KeyRole }[] = [
   { name: "local-agent", role: "agent" },
   { name: "local-scheduler", role: "scheduler" },
   { name: "local-listeners", role: "trigger" },
+  { name: "local-dashboard", role: "dashboard" },
 ];
 
 /** The keys directory of a principal with HOME `home` and `CDKTR_KEYS_DIR` `setting` (`~/` and relative paths under `home`). */

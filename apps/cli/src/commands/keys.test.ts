@@ -10,14 +10,14 @@ import { bufferIo } from "../io.js";
 import { parseRole, parseWorkflowList } from "./keys.js";
 
 describe("cdktr keys: arguments", () => {
-  it("roles are the five of docs/security.md, case-insensitive; anything else is bad usage naming them", () => {
+  it("roles are the six of docs/security.md, case-insensitive; anything else is bad usage naming them", () => {
     assert.equal(parseRole("Trigger"), "trigger");
     assert.throws(
       () => parseRole("admin"),
       (e: unknown) =>
         e instanceof CliError &&
         e.exitCode === 2 &&
-        e.message.startsWith('unknown role "admin": use one of operator, reader, scheduler, trigger, agent'),
+        e.message.startsWith('unknown role "admin": use one of operator, reader, scheduler, trigger, agent, dashboard'),
     );
   });
 
@@ -48,6 +48,7 @@ describe("cdktr keys init", () => {
     assert.equal(await runCli(["keys", "init", "keys"], io), 0, io.err());
     const names = [
       "local-agent.json",
+      "local-dashboard.json",
       "local-listeners.json",
       "local-operator.json",
       "local-scheduler.json",
@@ -69,7 +70,7 @@ describe("cdktr keys init", () => {
     assert.equal(reply.keysDir, keysDir);
     assert.deepEqual(
       reply.files.map((f) => f.created),
-      [false, false, false, false, false],
+      [false, false, false, false, false, false],
       "nothing replaced",
     );
     assert.equal(readKeyFile(join(keysDir, "principal.json")).publicKey, principal.publicKey);

@@ -112,6 +112,7 @@ function usage(ctx: CommandContext, file: KeyFile, role: KeyRole, where: string 
     trigger: `cdktr run ${file.workflows?.[0] ?? "<workflow>"} --wait   (or cdktr start listeners, or PrincipalClient/EventListener in code)`,
     reader: "cdktr runs; cdktr logs --follow",
     operator: "any cdktr command",
+    dashboard: "cdktr start dashboard",
   };
   const scope = file.scope ?? file.name;
   const may = file.workflows === null || file.workflows === undefined ? "" : `, may run: ${file.workflows.join(", ")}`;

@@ -10,10 +10,26 @@ import {
   type RunWorkflowsItem,
 } from "@cdktr/protocol";
 import { resolveParams } from "@cdktr/workflow";
-import { CRON_KEY_PREFIX, mayReadRun, mayTriggerWorkflow, mayUseIdempotencyKey, seesAllRuns } from "../auth/roles.js";
+import {
+  CRON_KEY_PREFIX,
+  mayActFor,
+  mayReadRun,
+  mayTriggerWorkflow,
+  mayUseIdempotencyKey,
+  seesAllRuns,
+  triggeredByOf,
+} from "../auth/roles.js";
 import { batchTriggersBusy, permissionDenied, runNotFound, workflowNotFound } from "../errors.js";
 import type { HandlerRegistry } from "../leader/leader-gate.js";
 import type { ApiContext } from "./api-context.js";
+
+/** An `actor` from a key that is not a dashboard's. */
+function actorNotAllowed(identity: KeyIdentity | null): CdktrError {
+  return permissionDenied(
+    `only a key of role dashboard may act for a person (\`actor\`); key \`${identity?.name}\` has role ${identity?.role}: leave \`actor\` out`,
+    { key: identity?.name ?? null },
+  );
+}
 
 /**
  * Register the run verbs of clients: `runWorkflow` (validate params, create the run durably,
@@ -50,6 +66,7 @@ export function registerRunHandlers(server: HandlerRegistry<typeof API_VERBS>, c
     req: ParsedRequestOf<ApiVerbs, "runWorkflow">,
     identity: KeyIdentity | null,
   ): Promise<ReplyOf<ApiVerbs, "runWorkflow">> => {
+    if (req.actor !== undefined && !mayActFor(identity)) throw actorNotAllowed(identity);
     if (identity !== null && !mayTriggerWorkflow(identity, req.workflowId)) {
       throw permissionDenied(
         `key \`${identity.name}\` may trigger only ${identity.workflows?.map((w) => `\`${w}\``).join(", ")}, not \`${req.workflowId}\``,
@@ -100,7 +117,7 @@ export function registerRunHandlers(server: HandlerRegistry<typeof API_VERBS>, c
       idempotencyKey: req.idempotencyKey ?? null,
       idempotencyScope: identity?.scope ?? "",
       source: req.source ?? "api",
-      triggeredBy: identity?.name ?? null,
+      triggeredBy: triggeredByOf(identity, req.actor),
       scheduledFor: req.scheduledFor ?? null,
       upstream: req.upstream ?? null,
     });
@@ -159,7 +176,8 @@ export function registerRunHandlers(server: HandlerRegistry<typeof API_VERBS>, c
         else batchItems.delete(who);
       }
     })
-    .handle("cancelRun", async ({ runId }) => {
+    .handle("cancelRun", async ({ runId, actor }, rpc) => {
+      if (actor !== undefined && !mayActFor(rpc.identity)) throw actorNotAllowed(rpc.identity);
       // Commit first, then memory: a failed commit leaves the run queued (and cancellable). A
       // fetch meanwhile may hand the run out, but its assignment is written after this cancel
       // (one ordered commit queue), is refused by the database and forgotten, as is its confirm.
@@ -167,7 +185,13 @@ export function registerRunHandlers(server: HandlerRegistry<typeof API_VERBS>, c
       if (res.agentMustStop) ctx.dispatcher.requestCancel(runId);
       else if (isTerminalRunStatus(res.run.status)) ctx.dispatcher.remove(runId);
       if (res.cancelled && !res.agentMustStop) events.run(res.run);
-      if (res.cancelled) logger.info("run cancel", { runId, status: res.run.status, agentMustStop: res.agentMustStop });
+      if (res.cancelled)
+        logger.info("run cancel", {
+          runId,
+          status: res.run.status,
+          agentMustStop: res.agentMustStop,
+          by: triggeredByOf(rpc.identity, actor),
+        });
       return { runId, status: res.run.status, cancelled: res.cancelled };
     })
     .handle("getRun", async ({ runId }, rpc) => {

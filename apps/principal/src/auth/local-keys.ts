@@ -2,7 +2,7 @@
  * The key files a principal makes on first start (authentication on), so that everything on one
  * machine works with no setting: the deployment's pair `principal.json`, and one client key per
  * local service (`local-operator` for the CLI, `local-agent`, `local-scheduler`,
- * `local-listeners`), each enrolled in the store unless the store knows that name already. A
+ * `local-listeners`, `local-dashboard`), each enrolled in the store unless the store knows that name already. A
  * local file is never replaced: after a rotation of the principal pair, only its pinned
  * `principalPublicKey` is updated. Secret halves stay in the files (never stored, listed or logged).
  */
@@ -30,6 +30,7 @@ export const LOCAL_KEYS: readonly { name: string; role: KeyRole }[] = [
   { name: "local-agent", role: "agent" },
   { name: "local-scheduler", role: "scheduler" },
   { name: "local-listeners", role: "trigger" },
+  { name: "local-dashboard", role: "dashboard" },
 ];
 
 function keysUnavailable(keysDir: string, what: string, e: unknown): PrincipalStartError {

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { API_VERBS, KEY_ROLES, LOG_VERBS, type KeyIdentity, type KeyRole } from "@cdktr/protocol";
 import {
   ALL_VERBS,
+  mayActFor,
   mayReadRun,
   mayTriggerWorkflow,
   mayUseIdempotencyKey,
@@ -11,6 +12,7 @@ import {
   permitsVerb,
   runOfTopic,
   seesAllRuns,
+  triggeredByOf,
   type RunRead,
 } from "./roles.js";
 
@@ -71,6 +73,15 @@ describe("the role matrix", () => {
     assert.equal(mayUseIdempotencyKey(null, "cron:x:2026-01-01T00:00:00.000Z"), true);
     assert.equal(mayTriggerWorkflow(null, "any"), true);
     assert.equal(permitsVerb(id("trigger"), "dropTables"), false, "an unknown verb is nobody's");
+  });
+
+  it("only a dashboard key acts for a person; the run records the key and the person", () => {
+    for (const role of KEY_ROLES) assert.equal(mayActFor(id(role)), role === "dashboard", role);
+    assert.equal(triggeredByOf(id("dashboard", "web"), "alice"), "web:alice");
+    assert.equal(triggeredByOf(id("dashboard", "web"), undefined), "web");
+    assert.equal(triggeredByOf(id("trigger", "ci"), undefined), "ci");
+    assert.equal(triggeredByOf(null, undefined), null);
+    assert.equal(triggeredByOf(null, "alice"), "alice", "authentication off: the actor as given");
   });
 
   it("a trigger or scheduler reads one run only when it triggered it; readers and operators read any", () => {

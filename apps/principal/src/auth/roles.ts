@@ -37,6 +37,9 @@ const AGENT_VERBS: readonly Verb[] = [
   "logBatch",
 ];
 
+/** A dashboard process: read everything, trigger and cancel runs on behalf of its signed-in people. */
+const DASHBOARD_VERBS: readonly Verb[] = [...READ_VERBS, "runWorkflow", "cancelRun"];
+
 /**
  * The verbs of each role, besides {@link EVERY_ROLE_VERBS}. A trigger and a scheduler read only
  * the runs they triggered (see {@link seesAllRuns}); `operator` may call every verb.
@@ -47,6 +50,7 @@ export const ROLE_VERBS: Readonly<Record<KeyRole, readonly Verb[]>> = {
   scheduler: TRIGGER_VERBS,
   trigger: TRIGGER_VERBS,
   agent: AGENT_VERBS,
+  dashboard: DASHBOARD_VERBS,
 };
 
 /** Whether `identity` may call `verb` (authentication off: always). */
@@ -69,6 +73,7 @@ export function seesAllRuns(identity: KeyIdentity | null, verb: RunRead): boolea
   switch (identity.role) {
     case "operator":
     case "reader":
+    case "dashboard":
       return true;
     case "scheduler":
       return verb === "listRuns";
@@ -85,6 +90,23 @@ export function mayReadRun(identity: KeyIdentity | null, verb: RunRead, triggere
 
 /** Idempotency keys starting with this are reserved for cron occurrences. */
 export const CRON_KEY_PREFIX = "cron:";
+
+/**
+ * Whether `identity` may name an `actor` (the person it acts for): only a `dashboard` key, whose
+ * process signs its people in (authentication off: anyone, as with everything else).
+ */
+export function mayActFor(identity: KeyIdentity | null): boolean {
+  return identity === null || identity.role === "dashboard";
+}
+
+/**
+ * Who triggered a run: the key's name, `<key name>:<actor>` for a dashboard acting for a person
+ * (authentication off: the actor alone, or null).
+ */
+export function triggeredByOf(identity: KeyIdentity | null, actor: string | undefined): string | null {
+  if (actor === undefined) return identity?.name ?? null;
+  return identity === null ? actor : `${identity.name}:${actor}`;
+}
 
 /** Whether `identity` may use the idempotency key `key`: `cron:` keys are the scheduler's (and an operator's). */
 export function mayUseIdempotencyKey(identity: KeyIdentity | null, key: string): boolean {
@@ -122,8 +144,8 @@ export function runOfTopic(topic: string): { workflowId: string; runId: string }
 }
 
 /**
- * Whether `identity` may receive the publish topics starting with `topic`: readers and operators
- * any; triggers and schedulers `workflows|` and the topics of one run they triggered
+ * Whether `identity` may receive the publish topics starting with `topic`: readers, operators and
+ * dashboards any; triggers and schedulers `workflows|` and the topics of one run they triggered
  * (`runOf` answers who triggered a run of a workflow, undefined when there is no such run);
  * schedulers also every run's state changes (`runs|`, `runs|<workflow>|`: they follow run outcomes
  * for workflow chaining, and may list every run anyway); agents none. A broader prefix than one
@@ -137,6 +159,7 @@ export async function permitsTopic(
   switch (identity.role) {
     case "operator":
     case "reader":
+    case "dashboard":
       return true;
     case "agent":
       return false;

@@ -113,6 +113,7 @@ describe("keys on first start", { timeout: 90_000 }, () => {
     const files = readdirSync(p.keysDir).sort();
     assert.deepEqual(files, [
       "local-agent.json",
+      "local-dashboard.json",
       "local-listeners.json",
       "local-operator.json",
       "local-scheduler.json",
@@ -129,6 +130,7 @@ describe("keys on first start", { timeout: 90_000 }, () => {
       keys.map((k) => [k.name, k.role, k.scope, k.revokedAt]),
       [
         ["local-agent", "agent", "local-agent", null],
+        ["local-dashboard", "dashboard", "local-dashboard", null],
         ["local-listeners", "trigger", "local-listeners", null],
         ["local-operator", "operator", "local-operator", null],
         ["local-scheduler", "scheduler", "local-scheduler", null],
@@ -139,7 +141,7 @@ describe("keys on first start", { timeout: 90_000 }, () => {
     await p.stop();
     const second = await p.start();
     for (const f of files) assert.equal(readFileSync(join(p.keysDir, f), "utf8"), before[f], `${f} kept`);
-    assert.equal((await p.client.request("listKeys", {})).keys.length, 4, "nothing enrolled twice");
+    assert.equal((await p.client.request("listKeys", {})).keys.length, 5, "nothing enrolled twice");
     const secrets = files.map((f) => (JSON.parse(before[f] ?? "{}") as { secretKey: string }).secretKey);
     for (const line of [...first.lines, ...second.lines])
       for (const s of secrets) assert.ok(!line.includes(s), "no secret key in the principal's output");
@@ -163,7 +165,7 @@ describe("keys on first start", { timeout: 90_000 }, () => {
       [rotated, oldOperator.publicKey, oldOperator.secretKey],
     );
     const fresh = p.connect({ key: clientKeyOf(operator) });
-    assert.equal((await fresh.request("listKeys", {})).keys.length, 4, "the same keys, still enrolled");
+    assert.equal((await fresh.request("listKeys", {})).keys.length, 5, "the same keys, still enrolled");
     const stale = p.connect({ key: clientKeyOf(oldOperator), timeoutMs: 800 });
     await refused(stale.ping({ retry: false }), "TIMEOUT");
   });
@@ -418,6 +420,26 @@ describe("roles", { timeout: 90_000 }, () => {
     const narrow = p.connect({ key: (await p.createKey("narrow", "trigger", { workflows: ["other"] })).key });
     await refused(narrow.runWorkflow({ workflowId: "hello" }), "PERMISSION_DENIED", /may trigger only `other`/);
     assert.equal(countRows(p.dbPath, "runs"), 1);
+  });
+
+  it("a dashboard key reads everything, triggers and cancels for a person (triggeredBy names both), and nothing else; no other key may name an actor", async () => {
+    const p = await startPrincipal({ workflows: { "hello.yml": helloWorkflowYaml() } });
+    const dashboard = p.connect({ key: (await p.createKey("web", "dashboard")).key });
+    const trigger = p.connect({ key: (await p.createKey("ci", "trigger")).key });
+    const other = (await trigger.runWorkflow({ workflowId: "hello" })).runId;
+    const { runId } = await dashboard.runWorkflow({ workflowId: "hello", actor: "alice" });
+    assert.equal((await dashboard.getRun(runId)).run.triggeredBy, "web:alice");
+    assert.equal((await dashboard.getRun(other)).run.triggeredBy, "ci", "a dashboard reads every run");
+    assert.equal((await dashboard.listRuns({})).runs.length, 2);
+    assert.deepEqual((await dashboard.listAgents()).agents, []);
+    assert.equal((await dashboard.cancelRun(runId, { actor: "alice" })).cancelled, true);
+    await refused(trigger.runWorkflow({ workflowId: "hello", actor: "alice" }), "PERMISSION_DENIED", /role dashboard/);
+    await refused(p.client.runWorkflow({ workflowId: "hello", actor: "alice" }), "PERMISSION_DENIED", /role operator/);
+    await refused(p.client.cancelRun(other, { actor: "alice" }), "PERMISSION_DENIED", /leave `actor` out/);
+    await refused(dashboard.request("listKeys", {}), "PERMISSION_DENIED");
+    await refused(dashboard.runWorkflows([{ workflowId: "hello" }]), "PERMISSION_DENIED");
+    await refused(dashboard.runWorkflow({ workflowId: "hello", actor: "a|b" }), "BAD_REQUEST");
+    assert.equal(countRows(p.dbPath, "runs"), 2, "refused triggers create nothing");
   });
 
   it("cron: idempotency keys: a trigger key may not claim one; two scheduler keys of one scope dedupe, other scopes do not collide", async () => {

@@ -244,8 +244,9 @@ export class PrincipalClient {
   }
 
   /** Cancel a queued or running run (harmless when already finished). @throws CdktrError `RUN_NOT_FOUND` */
-  cancelRun(runId: string, opts?: RequestOptions): Promise<Rep<"cancelRun">> {
-    return this.rpc.request("cancelRun", { runId }, opts);
+  cancelRun(runId: string, opts?: RequestOptions & { actor?: string }): Promise<Rep<"cancelRun">> {
+    const { actor, ...rest } = opts ?? {};
+    return this.rpc.request("cancelRun", actor === undefined ? { runId } : { runId, actor }, rest);
   }
 
   /** A run and its task rows. @throws CdktrError `RUN_NOT_FOUND` */

@@ -12,7 +12,7 @@ import { isZ85 } from "./z85.js";
  * runs and follows its own, `scheduler` is a trigger that may list runs and use `cron:` keys,
  * `reader` reads everything, `operator` may do everything.
  */
-export const KEY_ROLES = ["operator", "reader", "scheduler", "trigger", "agent"] as const;
+export const KEY_ROLES = ["operator", "reader", "scheduler", "trigger", "agent", "dashboard"] as const;
 /** A client key's role. */
 export const KeyRoleSchema = z.enum(KEY_ROLES);
 /** Type of {@link KeyRoleSchema}. */
