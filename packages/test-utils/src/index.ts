@@ -54,6 +54,7 @@ export {
 export {
   startAgent,
   startScheduler,
+  startDashboard,
   startListeners,
   type AgentOptions,
   type AppOptions,
