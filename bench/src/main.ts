@@ -25,6 +25,7 @@ import { dispatchLatency } from "./scenarios/dispatch-latency.js";
 import { footprint } from "./scenarios/footprint.js";
 import { logFlood } from "./scenarios/log-flood.js";
 import { logPipeline } from "./scenarios/log-pipeline.js";
+import { dashboardRunsPage } from "./scenarios/dashboard-runs-page.js";
 import { comparePeers, peers } from "./scenarios/peers.js";
 import { schedulerPrecision } from "./scenarios/scheduler-precision.js";
 import { throughput } from "./scenarios/throughput.js";
@@ -43,6 +44,7 @@ const SCENARIOS: Scenario[] = [
   agentFsync,
   abuseFrames,
   logFlood,
+  dashboardRunsPage,
 ];
 const BENCH_DIR = fileURLToPath(new URL("../", import.meta.url));
 const RESULTS_DIR = join(BENCH_DIR, "results");

@@ -1,5 +1,6 @@
 /**
- * Our real built processes (`@cdktr/principal`, `@cdktr/agent`, `@cdktr/scheduler`) for the
+ * Our real built processes (`@cdktr/principal`, `@cdktr/agent`, `@cdktr/scheduler`,
+ * `@cdktr/dashboard`) for the
  * benchmarks, started through the test fixture (`@cdktr/test-utils`): each with temp HOME, data
  * dir, db and OS-assigned ports, configured through CDKTR_* env vars; plus the figures a
  * benchmark reads (spawn and ready times, memory).
@@ -9,13 +10,14 @@ import {
   appMain,
   preparePrincipal,
   startAgent as startFixtureAgent,
+  startDashboard as startFixtureDashboard,
   startScheduler as startFixtureScheduler,
   type PrincipalFixture,
 } from "@cdktr/test-utils";
 import { type LogRecord, type Proc, withMemory } from "./proc.js";
 
 /** The apps a scenario can need. */
-export type AppName = "principal" | "agent" | "scheduler";
+export type AppName = "principal" | "agent" | "scheduler" | "dashboard";
 
 /** Why the given apps cannot run yet (not built, or not resolvable), or null. */
 export function missingApps(...apps: AppName[]): string | null {
@@ -158,6 +160,18 @@ export async function startScheduler(
       ...(opts.nodeFlags === undefined ? {} : { nodeFlags: opts.nodeFlags }),
       ...(opts.onLine === undefined ? {} : { onLine: opts.onLine }),
     },
+  });
+  return withMemory(handle);
+}
+
+/** Start a dashboard against `principal` (free port; `tokensFile` its tokens). */
+export async function startDashboard(
+  principal: PrincipalHandle,
+  opts: { tokensFile: string; env?: Record<string, string> },
+): Promise<Proc> {
+  const handle = await startFixtureDashboard(principal.fixture, opts.tokensFile, {
+    ...(opts.env === undefined ? {} : { env: opts.env }),
+    service: { keepLines: KEEP_LINES, readyTimeoutMs: 60_000 },
   });
   return withMemory(handle);
 }
