@@ -215,6 +215,16 @@ export function checkSoak(o: SoakObservations): SoakResult {
       runs: o.runs.length,
       runsByStatus: byStatus,
       crashedRuns: crashed.length,
+      // Why each CRASHED run crashed (a failover must crash none: the HA soak asserts it), for
+      // the report of a failure: run, agent, reason, message, and when it started and ended.
+      crashedRunsWhy: crashed.slice(0, 20).map((r) => ({
+        runId: r.runId,
+        agentId: r.agentId,
+        reason: r.reason,
+        message: r.message,
+        startedAt: r.startedAt,
+        finishedAt: r.finishedAt,
+      })),
       stuckRuns: stuck.length,
       completedTasksChecked: completedTasks,
       logLinesUnexpected,
