@@ -53,18 +53,16 @@ export async function planRetry(
           ? `run ${sourceId} COMPLETED: nothing to retry; re-run it without retryFrom`
           : null;
   if (problem !== null) throw new CdktrError("BAD_REQUEST", `retryFrom: ${problem}`, { context });
-  const byId = new Map(source.tasks.map((t) => [t.taskId, t]));
-  const reused = reusableTasks(wf, source.tasks).map((taskId) => {
-    const t = byId.get(taskId);
-    if (t === undefined) throw new Error(`reusableTasks returned ${taskId}, not a task of run ${sourceId}`);
-    return {
-      taskId,
+  const reusedIds = new Set(reusableTasks(wf, source.tasks));
+  const reused = source.tasks
+    .filter((t) => reusedIds.has(t.taskId))
+    .map((t) => ({
+      taskId: t.taskId,
       reusedFrom: t.reusedFrom ?? sourceId,
       attempt: t.attempt,
       exitCode: t.exitCode,
       startedAt: t.startedAt,
       finishedAt: t.finishedAt,
-    };
-  });
+    }));
   return { params: run.params, retry: { retryOf: sourceId, reused } };
 }
