@@ -70,6 +70,7 @@ Examples:
   cdktr workflows                      list workflows and their next runs
   cdktr run hello --wait               trigger a run and wait for its result
   cdktr run etl -p date=2026-11-28 --follow
+  cdktr run --retry-from <runId> --wait  re-run a failed run from its failed tasks
   cdktr logs --run <runId>             a run's output
   cdktr keys create ci --role trigger  a key for another machine (CDKTR_KEY_FILE there)
   cdktr validate workflows             check workflow files (no principal needed)
@@ -110,13 +111,19 @@ Colour only on a terminal; NO_COLOR turns it off.`,
     );
 
   sub("run", "trigger a run and print its id; --wait shows task progress and exits 0 only if it COMPLETED")
-    .argument("<workflowId>", "workflow id (see `cdktr workflows`)")
+    .argument("[workflowId]", "workflow id (see `cdktr workflows`); none with --retry-from")
     .option("-p, --param <name=value>", "a run parameter (repeatable)", collect)
     .option("--key <key>", "idempotency key: the same key never starts a second run")
     .option("--wait", "follow the run's task states until it ends; exit 0 only if it COMPLETED")
     .option("--follow", "like --wait, and stream the run's log lines")
     .option("--json", "print the trigger reply as JSON (without --wait/--follow)")
-    .action(async (id: string, o: RunOptions, cmd: Command) => hooks.run(cmd, (ctx) => runCommand(ctx, id, o)));
+    .option(
+      "--retry-from <runId>",
+      "re-run a FAILED, CRASHED or CANCELLED run from its failed tasks: its COMPLETED tasks are taken as done (same workflow and params)",
+    )
+    .action(async (id: string | undefined, o: RunOptions, cmd: Command) =>
+      hooks.run(cmd, (ctx) => runCommand(ctx, id, o)),
+    );
 
   const runs = sub("runs", "list runs, newest first (`cdktr runs show <runId>` for one run)")
     // `runs show <id> --json`: options after `show` are show's.

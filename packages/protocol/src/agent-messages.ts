@@ -163,6 +163,12 @@ export const AssignmentSchema = z.object({
    * With a session the lease does not expire: the agent's settlement or its loss ends it.
    */
   leaseExpiresAt: IsoTimeSchema,
+  /**
+   * A retry's tasks taken as done (`TaskRunRecord.reusedFrom` set, status COMPLETED): the agent
+   * seeds them as COMPLETED, never runs them and never reports them; their dependents may start
+   * at once. Absent or empty for any other run.
+   */
+  reusedTasks: z.array(z.string()).optional(),
 });
 /** Type of {@link AssignmentSchema}. */
 export type Assignment = z.infer<typeof AssignmentSchema>;

@@ -196,6 +196,15 @@ export const RunWorkflowRequestSchema = z
      * (`PERMISSION_DENIED` otherwise).
      */
     actor: ActorSchema.optional(),
+    /**
+     * Re-run from the failed tasks of this finished run (FAILED, CRASHED or CANCELLED) of the same
+     * workflow: the new run has the source run's params (so `params` must be absent), carries
+     * `retryOf`, and takes as done (`TaskRunRecord.reusedFrom`) every task of the current
+     * definition that COMPLETED there and all of whose ancestors are taken as done too; the other
+     * tasks run. Refused with `RUN_NOT_FOUND` for a run the caller may not read, `BAD_REQUEST`
+     * for a run of another workflow, a run not finished, a COMPLETED run, or `params` given.
+     */
+    retryFrom: z.string().min(1).max(128).optional(),
   })
   .strict();
 /** Reply body of `runWorkflow` (port 5561). */

@@ -270,6 +270,12 @@ export const RunRecordSchema = z.object({
    * than chaining.
    */
   upstream: UpstreamSchema.nullable().optional(),
+  /**
+   * The run this one re-runs from its failed tasks (`runWorkflow` with `retryFrom`), else null:
+   * the tasks that COMPLETED there are taken as done here (`TaskRunRecord.reusedFrom`). Absent
+   * from principals older than retries.
+   */
+  retryOf: z.string().nullable().optional(),
   /** When the principal committed the trigger. */
   createdAt: IsoTimeSchema,
   startedAt: IsoTimeSchema.nullable(),
@@ -293,6 +299,13 @@ export const TaskRunRecordSchema = z.object({
   signal: z.string().nullable(),
   reason: ReasonSchema.nullable(),
   message: z.string().nullable(),
+  /**
+   * On a retry's task taken as done (see `RunRecord.retryOf`): the id of the run where the task
+   * actually ran (the original one, through a retry of a retry). Such a task is COMPLETED from
+   * the start, with the attempt, exit code and times of that run, and is never executed. Null
+   * for a task that runs; absent from principals older than retries.
+   */
+  reusedFrom: z.string().nullable().optional(),
 });
 /** Type of {@link TaskRunRecordSchema}. */
 export type TaskRunRecord = z.infer<typeof TaskRunRecordSchema>;

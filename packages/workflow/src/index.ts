@@ -7,6 +7,7 @@
  * - {@link expandTaskTemplate} / {@link checkTaskTemplate}: `{{ params.date }}` in task args,
  *   env values and working directories (checked at load, expanded by the agent).
  * - {@link DagPlanner}: which tasks of a run may start now.
+ * - {@link reusableTasks}: which tasks a retry of a run takes as done.
  * - {@link normaliseCron}: cron validation and normalisation to croner's 6-field form.
  */
 export { WorkflowDirectory, loadWorkflowDir, isWorkflowFile } from "./loader/workflow-directory.js";
@@ -38,6 +39,8 @@ export { DagPlanner } from "./dag/dag-planner.js";
 export { DagError, type DagErrorCode } from "./errors.js";
 export type { DagInput, DagSummary, PlannedTaskState } from "./dag/dag-planner.js";
 export { findCycle, topoOrder, renderDagTree } from "./dag/graph.js";
+export { reusableTasks } from "./dag/reusable-tasks.js";
+export type { SourceTaskState } from "./dag/reusable-tasks.js";
 export { normaliseCron, CRON_OPTIONS } from "./cron/normalise-cron.js";
 export type { CronDialect, NormaliseCronResult } from "./cron/normalise-cron.js";
 /** The duration grammar of workflow fields (one grammar for the whole project, from `@cdktr/protocol`). */

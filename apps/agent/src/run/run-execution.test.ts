@@ -124,3 +124,99 @@ test("a run cancelled while its task waits for the status outbox ends CANCELLED 
   assert.equal(u.body.attempt, 0, "attempt 0: never started");
   await b.stop();
 });
+
+/** A run of workflow `wf` whose tasks each touch a file named after them in `dir`. */
+function touchRun(taskDeps: Record<string, string[]>, reusedTasks: string[] | undefined) {
+  const dir = makeTempDir("cdktr-reused-");
+  const dataDir = makeTempDir("cdktr-agent-");
+  const sent: StatusUpdate[] = [];
+  const outbox = new StatusOutbox({
+    dataDir,
+    logger: noopLogger,
+    rewriteMs: 20,
+    sink: async (u) => {
+      sent.push(u);
+    },
+  });
+  const shipper = new LogShipper({
+    sink: async () => undefined,
+    spoolDir: join(dataDir, "spool"),
+    spoolMaxBytes: 1024 * 1024,
+    logger: noopLogger,
+  });
+  outbox.start();
+  shipper.start();
+  const tasks = Object.fromEntries(
+    Object.entries(taskDeps).map(([id, depends]): [string, TaskDefinition] => [
+      id,
+      {
+        id,
+        name: id,
+        description: null,
+        depends,
+        config: { type: "subprocess", cmd: "touch", args: [join(dir, id)] },
+        env: {},
+        workingDirectory: null,
+        timeoutMs: null,
+        retries: { count: 0, backoffMs: 0, factor: 1 },
+      },
+    ]),
+  );
+  const exec = new RunExecution({
+    agentId: "a",
+    assignment: {
+      token: "k",
+      run: { runId: "r1", source: "test", params: {}, scheduledFor: null },
+      workflow: { id: "wf", params: {}, tasks },
+      ...(reusedTasks === undefined ? {} : { reusedTasks }),
+    } as unknown as RunExecutionOptions["assignment"],
+    taskEnv: { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } },
+    outbox,
+    shipper,
+    groups: new ProcessGroupRegistry(makeTempDir("cdktr-pgids-"), noopLogger),
+    killGraceMs: 500,
+    logger: noopLogger,
+  });
+  return {
+    exec,
+    sent,
+    ran: (id: string) => existsSync(join(dir, id)),
+    stop: async () => {
+      await shipper.stop();
+      await outbox.stop();
+    },
+  };
+}
+
+const reported = (sent: StatusUpdate[]): string[] =>
+  sent.flatMap((u) => (u.verb === "taskStatus" ? [`${u.body.taskId}:${u.body.status}`] : []));
+const runReports = (sent: StatusUpdate[]): string[] =>
+  sent.flatMap((u) => (u.verb === "runStatus" ? [u.body.status] : []));
+
+test("a retry's reused tasks are never run nor reported; their dependents start at once", async () => {
+  const r = touchRun({ a: [], b: ["a"], c: ["b"], d: [] }, ["a", "d"]);
+  assert.equal(await r.exec.execute(), "COMPLETED");
+  await waitFor(() => runReports(r.sent).length === 1, { timeoutMs: 5000, what: "the run's status delivered" });
+  assert.equal(r.ran("a"), false, "a is reused: not run");
+  assert.equal(r.ran("d"), false, "d is reused: not run");
+  assert.ok(r.ran("b") && r.ran("c"), "b and c ran");
+  assert.deepEqual(reported(r.sent), ["b:RUNNING", "b:COMPLETED", "c:RUNNING", "c:COMPLETED"]);
+  assert.deepEqual(runReports(r.sent), ["COMPLETED"]);
+  await r.stop();
+});
+
+test("a retry whose every task is reused completes at once without running anything", async () => {
+  const r = touchRun({ a: [], b: ["a"] }, ["b", "a"]);
+  assert.equal(await r.exec.execute(), "COMPLETED");
+  await waitFor(() => runReports(r.sent).length === 1, { timeoutMs: 5000, what: "the run's status delivered" });
+  assert.equal(r.ran("a") || r.ran("b"), false);
+  assert.deepEqual(reported(r.sent), []);
+  await r.stop();
+});
+
+test("without reused tasks every task runs (the control of the two tests above)", async () => {
+  const r = touchRun({ a: [], b: ["a"] }, undefined);
+  assert.equal(await r.exec.execute(), "COMPLETED");
+  assert.ok(r.ran("a") && r.ran("b"));
+  await r.stop();
+});

@@ -31,7 +31,7 @@ export type CancelReason = "cancelled" | "agent_shutdown";
 export interface RunExecutionOptions {
   agentId: string;
   /** The confirmed assignment; its token goes with every status report and log line of the run. */
-  assignment: Pick<Assignment, "run" | "workflow" | "token">;
+  assignment: Pick<Assignment, "run" | "workflow" | "token" | "reusedTasks">;
   /** The agent's side of every task's environment (what of it a task may get: `buildTaskEnv`). */
   taskEnv: TaskEnvSource;
   outbox: StatusOutbox;
@@ -106,8 +106,15 @@ export class RunExecution {
     let message: string | undefined;
     const running = new Map<string, Promise<{ id: string; outcome: TaskOutcome }>>();
     try {
-      const planner = new DagPlanner(workflow.tasks);
-      this.#logger.info("run started", { tasks: planner.taskIds.length });
+      // A retry's tasks taken as done (reused from an earlier run): COMPLETED from the start,
+      // never run and never reported (the principal has their rows); their dependents start now.
+      const reused = this.#o.assignment.reusedTasks ?? [];
+      const planner = new DagPlanner(workflow.tasks, { done: reused });
+      for (const id of reused) this.#final.set(id, "COMPLETED");
+      this.#logger.info("run started", {
+        tasks: planner.taskIds.length,
+        ...(reused.length === 0 ? {} : { reused: reused.length }),
+      });
       for (;;) {
         if (this.cancelled) {
           for (const id of planner.cancelPending()) {

@@ -14,12 +14,21 @@ export interface RunOptions {
   wait?: boolean;
   follow?: boolean;
   json?: boolean;
+  /** Re-run this finished run from its failed tasks (no workflow id, no params). */
+  retryFrom?: string;
+}
+
+/** How a task taken as done by a retry is shown: `reused (run <id>)`. */
+export function reusedLabel(t: Pick<TaskRunRecord, "reusedFrom">): string | null {
+  return t.reusedFrom == null ? null : `reused (run ${t.reusedFrom})`;
 }
 
 function taskLine(ctx: CommandContext, raw: TaskRunRecord): string {
   const t = terminalSafe(raw);
   const s = ctx.style;
   const time = s.dim(formatInstant(t.finishedAt ?? t.startedAt ?? new Date().toISOString()));
+  const reused = reusedLabel(t);
+  if (reused !== null) return `${time}  task ${s.bold(t.taskId)} ${s.status(t.status)} ${s.dim(reused)}`;
   const detail: string[] = [];
   if (t.status === "RUNNING") detail.push(`attempt ${t.attempt}`);
   if (t.exitCode !== null) detail.push(`exit ${t.exitCode}`);
@@ -46,12 +55,36 @@ function runLine(ctx: CommandContext, raw: RunRecord): string {
 
 /**
  * `cdktr run <workflowId>`: trigger a run and print its id; `--wait` follows its tasks live and
- * exits 0 only when it COMPLETED; `--follow` also prints its log lines.
+ * exits 0 only when it COMPLETED; `--follow` also prints its log lines. `cdktr run --retry-from
+ * <runId>`: re-run a finished run of any workflow from its failed tasks (its workflow and params).
  */
-export async function runCommand(ctx: CommandContext, workflowId: string, opts: RunOptions): Promise<number> {
+export async function runCommand(
+  ctx: CommandContext,
+  workflowArg: string | undefined,
+  opts: RunOptions,
+): Promise<number> {
+  const retryFrom = opts.retryFrom;
+  if (retryFrom !== undefined && workflowArg !== undefined) {
+    throw new CliError(
+      `--retry-from takes no workflow id: the retry runs the workflow of run ${terminalSafe(retryFrom)}; use \`cdktr run --retry-from ${terminalSafe(retryFrom)}\``,
+      2,
+    );
+  }
+  if (retryFrom !== undefined && (opts.param ?? []).length > 0) {
+    throw new CliError(
+      `--retry-from takes no --param: a retry runs with the params of run ${terminalSafe(retryFrom)} (to change them, trigger the workflow without --retry-from)`,
+      2,
+    );
+  }
+  if (retryFrom === undefined && workflowArg === undefined) {
+    throw new CliError("missing workflow id: `cdktr run <workflowId>` (or `cdktr run --retry-from <runId>`)", 2);
+  }
   const params = parseParamArgs(opts.param ?? []);
   const watching = opts.wait === true || opts.follow === true;
   const client = ctx.client();
+  // A retry runs its source run's workflow: ask the principal which one.
+  const workflowId =
+    retryFrom === undefined ? (workflowArg as string) : (await client.getRun(retryFrom)).run.workflowId;
   const key = ctx.key();
   let subscribe: "workflow" | "run" = "workflow";
   if (watching && key !== null) {
@@ -89,6 +122,7 @@ export async function runCommand(ctx: CommandContext, workflowId: string, opts: 
   try {
     const reply = await client.runWorkflow({
       workflowId,
+      ...(retryFrom === undefined ? {} : { retryFrom }),
       ...(Object.keys(params).length > 0 ? { params } : {}),
       ...(opts.key === undefined ? {} : { idempotencyKey: opts.key }),
       source: "cli",

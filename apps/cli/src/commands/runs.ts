@@ -4,6 +4,7 @@ import { CliError } from "../errors.js";
 import { elapsed, formatInstant } from "../format/duration.js";
 import { renderTable } from "../format/table.js";
 import { terminalSafe } from "../format/terminal-text.js";
+import { reusedLabel } from "./run.js";
 
 /** Parse `--status FAILED,CRASHED` (case-insensitive). */
 export function parseStatuses(text: string): RunStatus[] {
@@ -86,7 +87,9 @@ export async function showRunCommand(ctx: CommandContext, runId: string, opts: {
   // Reasons and messages come from tasks and agents: printed with their control characters escaped.
   const { run, tasks } = terminalSafe(reply);
   const s = ctx.style;
-  ctx.out(`${s.bold(run.runId)}  ${run.workflowId}  ${s.status(run.status)}`);
+  ctx.out(
+    `${s.bold(run.runId)}  ${run.workflowId}  ${s.status(run.status)}${run.retryOf == null ? "" : `  retry of ${run.retryOf}`}`,
+  );
   ctx.out(`source:    ${run.source}${run.scheduledFor === null ? "" : ` (scheduled for ${run.scheduledFor})`}`);
   ctx.out(`by key:    ${run.triggeredBy ?? "- (triggered with authentication off)"}`);
   ctx.out(`created:   ${formatInstant(run.createdAt)}`);
@@ -103,7 +106,7 @@ export async function showRunCommand(ctx: CommandContext, runId: string, opts: {
       ["TASK", "STATUS", "ATTEMPT", "STARTED", "DURATION", "EXIT", "REASON"],
       tasks.map((t) => [
         t.taskId,
-        s.status(t.status),
+        reusedLabel(t) === null ? s.status(t.status) : `${s.status(t.status)} ${s.dim(reusedLabel(t) ?? "")}`,
         String(t.attempt),
         formatInstant(t.startedAt),
         elapsed(t.startedAt, t.finishedAt),

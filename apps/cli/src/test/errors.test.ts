@@ -76,7 +76,10 @@ describe("without a principal", () => {
       [["run", "hello", "-p", "=x"], /^error: bad parameter "=x"/],
       [["frobnicate"], /^error: unknown command 'frobnicate'/],
       [["runs", "--frob"], /^error: unknown option '--frob'/],
-      [["run"], /^error: missing required argument 'workflowId'/],
+      // The workflow id is optional for `--retry-from` only.
+      [["run"], /^error: missing workflow id: `cdktr run <workflowId>` \(or `cdktr run --retry-from <runId>`\)/],
+      [["run", "hello", "--retry-from", "r1"], /^error: --retry-from takes no workflow id/],
+      [["run", "--retry-from", "r1", "-p", "x=1"], /^error: --retry-from takes no --param/],
       [["logs", "--since", "yesterday"], /^error: invalid --since "yesterday"/],
       [["runs", "--status", "DONE"], /^error: unknown status "DONE": use one of QUEUED/],
       [["runs", "--limit", "0"], /^error: --limit: expected a whole number/],

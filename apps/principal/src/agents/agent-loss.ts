@@ -165,7 +165,8 @@ export class AgentLoss {
           events.tasks(res.run.workflowId, res.tasks);
           if (res.requeued !== null) {
             events.run(res.requeued);
-            d.enqueue(res.requeued, entry.workflow);
+            // A requeued retry takes the same tasks as done (the store copied their rows).
+            d.enqueue(res.requeued, entry.workflow, entry.reusedTasks);
           }
         } catch (e) {
           logger.error("could not mark a run CRASHED (tried again at the next check)", {

@@ -22,6 +22,7 @@ import {
 import { batchTriggersBusy, permissionDenied, runNotFound, workflowNotFound } from "../errors.js";
 import type { HandlerRegistry } from "../leader/leader-gate.js";
 import type { ApiContext } from "./api-context.js";
+import { planRetry } from "./retry-source.js";
 
 /** An `actor` from a key that is not a dashboard's. */
 function actorNotAllowed(identity: KeyIdentity | null): CdktrError {
@@ -81,8 +82,12 @@ export function registerRunHandlers(server: HandlerRegistry<typeof API_VERBS>, c
     }
     const wf = workflows.get(req.workflowId);
     if (wf === undefined) throw workflowNotFound(req.workflowId);
+    // A retry runs with its source run's params (checked when it was triggered).
+    const retry =
+      req.retryFrom === undefined ? null : await planRetry(store, identity, { ...req, retryFrom: req.retryFrom }, wf);
     const requestParams = req.params ?? {};
-    const resolved = resolveParams(wf.params, requestParams);
+    const resolved =
+      retry === null ? resolveParams(wf.params, requestParams) : { ok: true as const, params: retry.params };
     if (!resolved.ok) {
       throw new CdktrError(
         "INVALID_PARAMS",
@@ -120,6 +125,7 @@ export function registerRunHandlers(server: HandlerRegistry<typeof API_VERBS>, c
       triggeredBy: triggeredByOf(identity, req.actor),
       scheduledFor: req.scheduledFor ?? null,
       upstream: req.upstream ?? null,
+      retry: retry?.retry ?? null,
     });
     if (!duplicate) {
       // Per trigger, so debug (a JSON line on stdout costs about a quarter of a trigger's time
@@ -131,7 +137,12 @@ export function registerRunHandlers(server: HandlerRegistry<typeof API_VERBS>, c
         else logger.debug("run created", created);
       }
       events.run(run);
-      if (run.status === "QUEUED") ctx.dispatcher.enqueue(run, wf);
+      if (run.status === "QUEUED")
+        ctx.dispatcher.enqueue(
+          run,
+          wf,
+          retry?.retry.reused.map((t) => t.taskId),
+        );
     }
     return { runId: run.runId, duplicate, skipped: run.status === "SKIPPED", status: run.status };
   };

@@ -14,6 +14,8 @@ export interface ActiveEntry {
   leaseKey: string | null;
   leaseExpiresAt: number | null;
   cancelRequested: boolean;
+  /** A retry's tasks taken as done (sent with the assignment); empty for other runs. */
+  reusedTasks: readonly string[];
 }
 
 /**
@@ -80,12 +82,13 @@ export class ActiveRuns {
     return this.queued.length;
   }
 
-  /** Track a QUEUED run; false when it is not QUEUED or tracked already. */
-  add(run: RunRecord, workflow: WorkflowDefinition): boolean {
+  /** Track a QUEUED run (with a retry's reused tasks); false when it is not QUEUED or tracked already. */
+  add(run: RunRecord, workflow: WorkflowDefinition, reusedTasks: readonly string[] = []): boolean {
     if (run.status !== "QUEUED" || this.entries.has(run.runId)) return false;
     this.entries.set(run.runId, {
       run,
       workflow,
+      reusedTasks,
       token: null,
       leaseKey: null,
       leaseExpiresAt: null,

@@ -149,9 +149,12 @@ export class Dispatcher {
     return counts;
   }
 
-  /** Track a newly committed QUEUED run and hand it out if someone waits. */
-  enqueue(run: RunRecord, workflow: WorkflowDefinition): void {
-    if (this.runs.add(run, workflow)) this.pump();
+  /**
+   * Track a newly committed QUEUED run and hand it out if someone waits. `reusedTasks`: a retry's
+   * tasks taken as done (committed with the run), sent with its assignment.
+   */
+  enqueue(run: RunRecord, workflow: WorkflowDefinition, reusedTasks: readonly string[] = []): void {
+    if (this.runs.add(run, workflow, reusedTasks)) this.pump();
   }
 
   /** Stop tracking a run (it became terminal) and use the freed slot. */
@@ -437,7 +440,13 @@ export class Dispatcher {
     const runId = e.run.runId;
     const current = (): boolean => this.runs.isCurrent(e) && e.token === token;
     const reply = (): FetchResult => ({
-      assignment: { run: e.run, workflow: e.workflow, token, leaseExpiresAt: iso(lease) },
+      assignment: {
+        run: e.run,
+        workflow: e.workflow,
+        token,
+        leaseExpiresAt: iso(lease),
+        ...(e.reusedTasks.length === 0 ? {} : { reusedTasks: [...e.reusedTasks] }),
+      },
       cancel: this.cancelsFor(waiter.agentId),
     });
     const committed = this.store.assignRun(runId, waiter.agentId, token, lease, waiter.keyName).then(

@@ -135,6 +135,12 @@ describe("run state machine", () => {
       [[run, task, { ...report, agentId: "b" }], "STALE_ASSIGNMENT"],
       [[run, undefined, report], "INVALID_TRANSITION"],
       [[run, { status: "COMPLETED", attempt: 1 }, report], "INVALID_TRANSITION"],
+      // A retry's task taken as done: not even a resend of its COMPLETED state is accepted.
+      [[run, { status: "COMPLETED", attempt: 1, reusedFrom: "r0" }, report], "INVALID_TRANSITION"],
+      [
+        [run, { status: "COMPLETED", attempt: 1, reusedFrom: "r0" }, { ...report, status: "COMPLETED" }],
+        "INVALID_TRANSITION",
+      ],
     ];
     for (const [args, code] of refused) {
       assert.throws(

@@ -203,13 +203,14 @@ export type TaskReportOutcome = "apply" | "duplicate" | "late";
 
 /**
  * Check an agent's task report against its run and the task's stored state (`task` undefined:
- * the run has no such task).
- * @throws CdktrError INVALID_TRANSITION (run not confirmed yet, no such task, or a move
- * {@link taskTransition} refuses); STALE_ASSIGNMENT when another agent holds the run.
+ * the run has no such task). A retry's task taken as done (`reusedFrom` set) never runs: every
+ * report about it is refused.
+ * @throws CdktrError INVALID_TRANSITION (run not confirmed yet, no such task, a task taken as done,
+ * or a move {@link taskTransition} refuses); STALE_ASSIGNMENT when another agent holds the run.
  */
 export function checkTaskReport(
   run: RunState & { workflowId: string },
-  task: { status: TaskStatus; attempt: number } | undefined,
+  task: { status: TaskStatus; attempt: number; reusedFrom?: string | null } | undefined,
   report: { agentId: string; taskId: string; status: TaskStatus; attempt: number },
 ): TaskReportOutcome {
   if (isTerminalRunStatus(run.status)) return "late";
@@ -226,6 +227,13 @@ export function checkTaskReport(
     throw new CdktrError(
       "INVALID_TRANSITION",
       `run ${run.runId} of \`${run.workflowId}\` has no task \`${report.taskId}\``,
+      { context },
+    );
+  }
+  if (task.reusedFrom != null) {
+    throw new CdktrError(
+      "INVALID_TRANSITION",
+      `task \`${report.taskId}\` of run ${run.runId} is taken as done from run ${task.reusedFrom}: it does not run, report nothing about it`,
       { context },
     );
   }

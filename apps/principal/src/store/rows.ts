@@ -44,6 +44,8 @@ export interface RunRow {
   lease_key: string | null;
   /** JSON of the run whose outcome started this one (`Upstream`), or null. */
   upstream: string | null;
+  /** The run this one re-runs from its failed tasks (`retryFrom`), or null. */
+  retry_of: string | null;
 }
 
 /** A `keys` row (public halves only). */
@@ -70,6 +72,8 @@ export interface TaskRow {
   signal: string | null;
   reason: string | null;
   message: string | null;
+  /** On a retry's task taken as done: the run where it really ran; else null. */
+  reused_from: string | null;
 }
 
 /** A `logs` row. */
@@ -99,6 +103,7 @@ export function runFromRow(r: RunRow): RunRecord {
     params: JSON.parse(r.params) as RunRecord["params"],
     scheduledFor: isoOrNull(r.scheduled_for),
     upstream: r.upstream === null ? null : (JSON.parse(r.upstream) as Upstream),
+    retryOf: r.retry_of ?? null,
     createdAt: new Date(r.created_at).toISOString(),
     startedAt: isoOrNull(r.started_at),
     finishedAt: isoOrNull(r.finished_at),
@@ -134,6 +139,7 @@ export function taskFromRow(r: TaskRow): TaskRunRecord {
     signal: r.signal,
     reason: r.reason as Reason | null,
     message: r.message,
+    reusedFrom: r.reused_from ?? null,
   };
 }
 
@@ -186,6 +192,8 @@ export interface NewRun {
   scheduledFor: number | null;
   /** JSON of the run's `Upstream`, or null. */
   upstream: string | null;
+  /** The run this one re-runs from its failed tasks, or null. */
+  retryOf: string | null;
   finishedAt: number | null;
   reason: string | null;
   message: string | null;
@@ -250,5 +258,82 @@ export function newRunRow(now: number, r: NewRun): RunRow {
     triggered_by: r.triggeredBy,
     lease_key: null,
     upstream: r.upstream,
+    retry_of: r.retryOf,
   };
+}
+
+/**
+ * A task a new retry run takes as done, copied from the source run's task record (times in epoch
+ * ms); written COMPLETED with `reused_from` in the run's own transaction.
+ */
+export interface ReusedTaskRow {
+  taskId: string;
+  /** The run where the task really ran. */
+  reusedFrom: string;
+  attempt: number;
+  exitCode: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+/** The history line of a task taken as done by a retry. */
+export function reusedTaskHistory(runId: string, t: ReusedTaskRow): HistoryEntry {
+  return {
+    runId,
+    taskId: t.taskId,
+    attempt: t.attempt,
+    from: null,
+    to: "COMPLETED",
+    message: `reused: completed in run ${t.reusedFrom}`,
+  };
+}
+
+/** The tasks a retry takes as done, as rows (none without a retry). */
+export function reusedTaskRows(input: {
+  retry?: { retryOf: string; reused: readonly ReusedTask[] } | null | undefined;
+}): ReusedTaskRow[] {
+  const reused = input.retry?.reused ?? [];
+  const ms = (iso: string | null): number | null => (iso === null ? null : Date.parse(iso));
+  return reused.map((t) => ({
+    taskId: t.taskId,
+    reusedFrom: t.reusedFrom,
+    attempt: t.attempt,
+    exitCode: t.exitCode,
+    startedAt: ms(t.startedAt),
+    finishedAt: ms(t.finishedAt),
+  }));
+}
+
+/** A task a retry takes as done, as the API layer hands it to `createRun` (wire times). */
+export interface ReusedTask {
+  taskId: string;
+  /** The run where the task really ran (the source run, or the run the source itself reused it from). */
+  reusedFrom: string;
+  attempt: number;
+  exitCode: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** A reused task's row as the input of another run's copy. */
+export function reusedRowOf(t: TaskRow): ReusedTaskRow {
+  return {
+    taskId: t.task_id,
+    reusedFrom: t.reused_from ?? "",
+    attempt: t.attempt,
+    exitCode: t.exit_code,
+    startedAt: t.started_at,
+    finishedAt: t.finished_at,
+  };
+}
+
+/** Task ids by run id, from `(run_id, task_id)` rows (the reused tasks of the active runs). */
+export function reusedByRun(rows: readonly { run_id: string; task_id: string }[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const r of rows) {
+    const list = out.get(r.run_id);
+    if (list === undefined) out.set(r.run_id, [r.task_id]);
+    else list.push(r.task_id);
+  }
+  return out;
 }

@@ -28,6 +28,9 @@ import type {
   ApiVerbs,
   ParsedRequestOf,
 } from "@cdktr/protocol";
+import type { ReusedTask } from "./rows.js";
+
+export type { ReusedTask } from "./rows.js";
 
 /** Input of {@link Store.createRun}. */
 export interface CreateRunInput {
@@ -53,6 +56,20 @@ export interface CreateRunInput {
   upstream?: Upstream | null;
   /** Initial message (e.g. a requeued run names the crashed one). */
   message?: string | null;
+  /**
+   * A retry (`runWorkflow` with `retryFrom`, checked by the caller): the source run, kept as
+   * `retryOf`, and the tasks taken as done, written COMPLETED with `reusedFrom` in the same
+   * transaction as the run (unless the run is created SKIPPED).
+   */
+  retry?: RetryInput | null;
+}
+
+/** The retry part of {@link CreateRunInput}. */
+export interface RetryInput {
+  /** The source run's id. */
+  retryOf: string;
+  /** The tasks taken as done, copied from the source run's task records. */
+  reused: readonly ReusedTask[];
 }
 
 /** Result of {@link Store.createRun}. */
@@ -72,6 +89,8 @@ export interface ActiveRun {
   /** Epoch ms. */
   leaseExpiresAt: number | null;
   cancelRequested: boolean;
+  /** The tasks of a retry taken as done (sent with the assignment); empty for other runs. */
+  reusedTasks: string[];
 }
 
 /** A key to enrol (its public half only). */
@@ -230,7 +249,8 @@ export interface Store {
   cancelRun(runId: string): Promise<CancelResult>;
   /**
    * Mark an ASSIGNED/RUNNING run CRASHED (and its unfinished tasks); when `requeueRunId` is
-   * given, queue a new run with the same params (source `requeue`). Null when not active.
+   * given, queue a new run with the same params (source `requeue`) and, for a retry, the same
+   * `retryOf` and reused tasks. Null when not active.
    */
   crashRun(runId: string, reason: Reason, message: string, requeueRunId: string | null): Promise<CrashResult | null>;
   /** A run and its tasks, or null. Sees every mutation whose promise has resolved. */

@@ -201,3 +201,39 @@ describe("graph helpers", () => {
     assert.match(fanIn, /j \(see above\)/);
   });
 });
+
+describe("DagPlanner with tasks already done", () => {
+  it("never hands out a done task and starts its dependents at once", () => {
+    const p = new DagPlanner(deps({ a: [], b: ["a"], c: ["b"], d: [] }), { done: ["a", "d"] });
+    assert.equal(p.stateOf("a"), "COMPLETED");
+    assert.equal(p.stateOf("d"), "COMPLETED");
+    assert.deepEqual(p.takeReady(), ["b"]);
+    p.complete("b");
+    assert.deepEqual(p.takeReady(), ["c"]);
+    p.complete("c");
+    assert.equal(p.isFinished(), true);
+    assert.equal(p.summary().succeeded, true);
+    assert.equal(p.summary().completed, 4);
+  });
+
+  it("waits for every dependency of a join, done or not", () => {
+    const p = new DagPlanner(deps({ a: [], left: ["a"], right: ["a"], join: ["left", "right"] }), {
+      done: ["a", "left"],
+    });
+    assert.deepEqual(p.takeReady(), ["right"]);
+    assert.equal(p.stateOf("join"), "PENDING");
+    p.complete("right");
+    assert.deepEqual(p.takeReady(), ["join"]);
+  });
+
+  it("is finished at once when every task is done", () => {
+    const p = new DagPlanner(deps({ a: [], b: ["a"] }), { done: ["b", "a"] });
+    assert.deepEqual(p.takeReady(), []);
+    assert.equal(p.isFinished(), true);
+    assert.equal(p.summary().succeeded, true);
+  });
+
+  it("refuses an unknown done task", () => {
+    assert.throws(() => new DagPlanner(deps({ a: [] }), { done: ["x"] }), DagError);
+  });
+});

@@ -56,9 +56,13 @@ export class DagPlanner {
   /**
    * @param tasks every task with its dependencies. Ids are handed out in the order of this
    *   record when several become ready together.
-   * @throws {DagError} when a dependency names an unknown task or the graph has a cycle.
+   * @param options.done tasks already done before the run starts (a retry's reused tasks): they
+   *   are COMPLETED from the start, never handed out by {@link takeReady}, and count as completed
+   *   dependencies of their dependents.
+   * @throws {DagError} when a dependency names an unknown task, the graph has a cycle, or `done`
+   *   names an unknown task.
    */
-  constructor(tasks: DagInput) {
+  constructor(tasks: DagInput, options: { readonly done?: Iterable<string> } = {}) {
     this.#order = Object.keys(tasks);
     this.#order.forEach((id, i) => {
       this.#index.set(id, i);
@@ -78,6 +82,12 @@ export class DagPlanner {
     }
     const cycle = findCycle(tasks);
     if (cycle !== null) throw new DagError(`dependency cycle: ${cycle.join(" -> ")}`);
+    for (const id of new Set(options.done ?? [])) {
+      const s = this.stateOf(id);
+      if (s === "COMPLETED") continue;
+      this.#state.set(id, "RUNNING");
+      this.complete(id);
+    }
   }
 
   /** Every task id, in input order. */

@@ -139,6 +139,12 @@ export const PG_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE runs ADD COLUMN upstream TEXT;
   `,
+  // 4: re-run from the failed tasks: the source run of a retry, and on a retry's task taken as
+  // done the run where it really ran.
+  `
+  ALTER TABLE runs ADD COLUMN retry_of TEXT;
+  ALTER TABLE task_runs ADD COLUMN reused_from TEXT;
+  `,
 ];
 
 /** First key of the migration lock (`pg_advisory_xact_lock(key, hashtext(schema))`): "cdkt". */

@@ -11,7 +11,7 @@ import {
   checkRunReport,
   type LeaseClaim,
 } from "../../runs/state-machine.js";
-import { leaseOf, runFromRow, taskFromRow, type RunRow } from "../rows.js";
+import { leaseOf, reusedTaskRows, runFromRow, taskFromRow, type RunRow } from "../rows.js";
 import type {
   CancelResult,
   CrashResult,
@@ -75,12 +75,15 @@ export class PgRunWrites {
         params: JSON.stringify(input.params),
         scheduledFor: input.scheduledFor === null ? null : Date.parse(input.scheduledFor),
         upstream: input.upstream == null ? null : JSON.stringify(input.upstream),
+        retryOf: input.retry?.retryOf ?? null,
         finishedAt: isTerminalRunStatus(admission.status) ? now : null,
         reason: admission.status === "SKIPPED" ? admission.reason : null,
         message: admission.status === "SKIPPED" ? admission.message : (input.message ?? null),
       },
       { scope: input.idempotencyScope, params: requestParams },
     );
+    // A retry's tasks taken as done, in the run's transaction (a SKIPPED run never runs: none).
+    if (admission.status === "QUEUED") await t.insertReusedTasks(now, input.runId, reusedTaskRows(input));
     this.snapshots.remember(snapshot, wf);
     return { run: runFromRow(row), duplicate: false };
   }
@@ -181,7 +184,10 @@ export class PgRunWrites {
       ["RUNNING", time, now, runId],
     );
     t.history(now, { runId, from: row.status, to: "RUNNING", time, agentId });
+    // A retry's tasks taken as done have their rows already: they stay as they are.
+    const reused = row.retry_of === null ? null : new Set((await t.reusedTaskRows(runId)).map((r) => r.taskId));
     for (const taskId of taskIds) {
+      if (reused?.has(taskId) === true) continue;
       await sql.run(
         "INSERT INTO task_runs (run_id, task_id, status, attempt) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
         [runId, taskId, "PENDING"],
@@ -316,10 +322,13 @@ export class PgRunWrites {
         params: row.params,
         scheduledFor: row.scheduled_for,
         upstream: row.upstream,
+        retryOf: row.retry_of,
         finishedAt: null,
         reason: null,
         message: `requeue of run ${runId} (${message})`,
       });
+      // A requeued retry takes the same tasks as done.
+      if (row.retry_of !== null) await t.insertReusedTasks(now, requeueRunId, await t.reusedTaskRows(runId));
       requeued = runFromRow(newRow);
     }
     return { run: runFromRow(updated as RunRow), tasks, requeued };

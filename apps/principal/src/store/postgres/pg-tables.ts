@@ -1,6 +1,6 @@
 import { runNotFound } from "../../errors.js";
 import type { RunRow, TaskRow } from "../rows.js";
-import type { HistoryEntry, NewRun } from "../rows.js";
+import { reusedRowOf, reusedTaskHistory, type HistoryEntry, type NewRun, type ReusedTaskRow } from "../rows.js";
 import type { TxSql } from "./tx-sql.js";
 
 /**
@@ -56,5 +56,35 @@ export class PgTables {
     const row = await this.sql.insertRun(now, r, idempotency);
     this.history(now, { runId: r.runId, from: null, to: r.status, reason: r.reason, message: r.message });
     return row;
+  }
+
+  /** Insert a retry's tasks taken as done: COMPLETED, with `reused_from` and the source's attempt, exit code and times. */
+  async insertReusedTasks(now: number, runId: string, tasks: readonly ReusedTaskRow[]): Promise<void> {
+    if (tasks.length === 0) return;
+    await this.sql.run(
+      `INSERT INTO task_runs (run_id, task_id, status, attempt, started_at, finished_at, exit_code, reused_from)
+       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[], $6::bigint[], $7::int[], $8::text[])`,
+      [
+        runId,
+        tasks.map((t) => t.taskId),
+        tasks.map(() => "COMPLETED"),
+        tasks.map((t) => t.attempt),
+        tasks.map((t) => t.startedAt),
+        tasks.map((t) => t.finishedAt),
+        tasks.map((t) => t.exitCode),
+        tasks.map((t) => t.reusedFrom),
+      ],
+    );
+    for (const task of tasks) this.history(now, reusedTaskHistory(runId, task));
+  }
+
+  /** The tasks of a run taken as done by its retry, as rows to copy onto another run. */
+  async reusedTaskRows(runId: string): Promise<ReusedTaskRow[]> {
+    return (
+      await this.sql.rows<TaskRow>(
+        'SELECT * FROM task_runs WHERE run_id = $1 AND reused_from IS NOT NULL ORDER BY task_id COLLATE "C"',
+        [runId],
+      )
+    ).map(reusedRowOf);
   }
 }

@@ -22,7 +22,7 @@ export class PgTaskWrites {
     const task = await t.taskRow(u.runId, u.taskId);
     const outcome = checkTaskReport(
       { runId: row.run_id, workflowId: row.workflow_id, status: row.status, agentId: row.agent_id },
-      task,
+      task === undefined ? undefined : { status: task.status, attempt: task.attempt, reusedFrom: task.reused_from },
       u,
     );
     if (outcome === "late" || outcome === "duplicate" || task === undefined) {

@@ -15,7 +15,7 @@ import {
 } from "@cdktr/protocol";
 import { isBadCursorError, shuttingDown, storageUnavailable } from "../../errors.js";
 import { ACTIVE_RUN_STATUSES, type LeaseClaim } from "../../runs/state-machine.js";
-import { canonicalJson, runFromRow, taskFromRow, type RunRow, type TaskRow } from "../rows.js";
+import { canonicalJson, reusedByRun, runFromRow, taskFromRow, type RunRow, type TaskRow } from "../rows.js";
 import type {
   ActiveRun,
   CancelResult,
@@ -200,6 +200,15 @@ export class PostgresStore implements Store {
         [ACTIVE_RUN_STATUSES],
       ),
     );
+    const reused = reusedByRun(
+      await this.read((sql) =>
+        sql.rows<{ run_id: string; task_id: string }>(
+          `SELECT t.run_id, t.task_id FROM task_runs t JOIN runs r ON r.run_id = t.run_id
+           WHERE t.reused_from IS NOT NULL AND r.status = ANY($1) ORDER BY t.run_id, t.task_id COLLATE "C"`,
+          [ACTIVE_RUN_STATUSES],
+        ),
+      ),
+    );
     return rows.map((row) => ({
       run: runFromRow(row),
       workflow: this.snapshots.parse(row.workflow_hash, row.definition),
@@ -207,6 +216,7 @@ export class PostgresStore implements Store {
       leaseKey: row.lease_key,
       leaseExpiresAt: row.lease_expires_at,
       cancelRequested: row.cancel_requested === 1,
+      reusedTasks: reused.get(row.run_id) ?? [],
     }));
   }
 

@@ -30,6 +30,7 @@ const RUN_COLUMNS = [
   ["message", "text"],
   ["updated_at", "bigint"],
   ["upstream", "text"],
+  ["retry_of", "text"],
 ] as const;
 const KEY_COLUMNS = [
   ["scope", "text"],

@@ -142,6 +142,12 @@ export const MIGRATIONS: readonly string[] = [
   -- The run whose outcome started a run (workflow chaining): JSON {runId, workflowId, status}.
   ALTER TABLE runs ADD COLUMN upstream TEXT;
   `,
+  `
+  -- Re-run from the failed tasks: the source run of a retry, and on a retry's task taken as done
+  -- the run where it really ran.
+  ALTER TABLE runs ADD COLUMN retry_of TEXT;
+  ALTER TABLE task_runs ADD COLUMN reused_from TEXT;
+  `,
 ];
 
 /** The main file's version whose migration drops the `logs` table (copied out before it). */

@@ -19,7 +19,7 @@ import type {
   RunUpdateResult,
 } from "../store.js";
 import { findIdempotentRun, rememberIdempotencyKey } from "./idempotency.js";
-import { leaseOf, runFromRow, taskFromRow, type RunRow } from "../rows.js";
+import { leaseOf, reusedTaskRows, runFromRow, taskFromRow, type RunRow } from "../rows.js";
 import type { WorkflowSnapshots } from "./snapshots.js";
 import { activeRunCondition } from "./sql-lists.js";
 import type { Tables } from "./tables.js";
@@ -75,10 +75,13 @@ export class RunWrites {
       params: JSON.stringify(input.params),
       scheduledFor: input.scheduledFor === null ? null : Date.parse(input.scheduledFor),
       upstream: input.upstream == null ? null : JSON.stringify(input.upstream),
+      retryOf: input.retry?.retryOf ?? null,
       finishedAt: isTerminalRunStatus(admission.status) ? now : null,
       reason: admission.status === "SKIPPED" ? admission.reason : null,
       message: admission.status === "SKIPPED" ? admission.message : (input.message ?? null),
     });
+    // A retry's tasks taken as done, with the run (a SKIPPED run never runs: none).
+    if (admission.status === "QUEUED") t.insertReusedTasks(now, input.runId, reusedTaskRows(input));
     if (key !== null) {
       rememberIdempotencyKey(t, now, {
         scope: input.idempotencyScope,
@@ -187,7 +190,10 @@ export class RunWrites {
     );
     t.history(now, { runId, from: row.status, to: "RUNNING", time, agentId });
     const ins = t.sql("INSERT OR IGNORE INTO task_runs (run_id, task_id, status, attempt) VALUES (?, ?, ?, 0)");
+    // A retry's tasks taken as done have their rows already: they stay as they are.
+    const reused = row.retry_of === null ? null : new Set(t.reusedTaskRows(runId).map((r) => r.taskId));
     for (const taskId of taskIds) {
+      if (reused?.has(taskId) === true) continue;
       ins.run(runId, taskId, "PENDING");
       t.history(now, { runId, taskId, attempt: 0, from: null, to: "PENDING", agentId });
     }
@@ -313,10 +319,13 @@ export class RunWrites {
         params: row.params,
         scheduledFor: row.scheduled_for,
         upstream: row.upstream,
+        retryOf: row.retry_of,
         finishedAt: null,
         reason: null,
         message: `requeue of run ${runId} (${message})`,
       });
+      // A requeued retry takes the same tasks as done.
+      if (row.retry_of !== null) t.insertReusedTasks(now, requeueRunId, t.reusedTaskRows(runId));
       requeued = runFromRow(newRow);
     }
     return { run: runFromRow(t.requireRun(runId)), tasks, requeued };

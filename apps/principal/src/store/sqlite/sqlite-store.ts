@@ -45,7 +45,7 @@ import { copyLegacyLogs, logDatabasePath, openLogDatabase } from "./log-database
 import { LOGS_MOVED_VERSION, migrate } from "./migrations.js";
 import { ReadPool } from "./read-pool.js";
 import { pruneDatabase } from "./retention.js";
-import { runFromRow, taskFromRow, type RunRow } from "../rows.js";
+import { reusedByRun, runFromRow, taskFromRow, type RunRow } from "../rows.js";
 import { RunWrites } from "./run-writes.js";
 import { WorkflowSnapshots } from "./snapshots.js";
 import { activeRunCondition } from "./sql-lists.js";
@@ -198,6 +198,14 @@ export class SqliteStore implements Store {
          WHERE ${active.sql} ORDER BY r.run_id`,
       )
       .all(...active.params) as (RunRow & { definition: string })[];
+    const reused = reusedByRun(
+      this.tables
+        .sql(
+          `SELECT t.run_id, t.task_id FROM task_runs t JOIN runs r ON r.run_id = t.run_id
+           WHERE t.reused_from IS NOT NULL AND ${active.sql} ORDER BY t.run_id, t.task_id`,
+        )
+        .all(...active.params) as { run_id: string; task_id: string }[],
+    );
     return rows.map((row) => ({
       run: runFromRow(row),
       workflow: this.snapshots.parse(row.workflow_hash, row.definition),
@@ -205,6 +213,7 @@ export class SqliteStore implements Store {
       leaseKey: row.lease_key,
       leaseExpiresAt: row.lease_expires_at,
       cancelRequested: row.cancel_requested === 1,
+      reusedTasks: reused.get(row.run_id) ?? [],
     }));
   }
 

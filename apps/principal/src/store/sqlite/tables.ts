@@ -1,6 +1,15 @@
 import type Database from "better-sqlite3";
 import { runNotFound } from "../../errors.js";
-import { newRunRow, type HistoryEntry, type NewRun, type RunRow, type TaskRow } from "../rows.js";
+import {
+  newRunRow,
+  reusedRowOf,
+  reusedTaskHistory,
+  type HistoryEntry,
+  type NewRun,
+  type ReusedTaskRow,
+  type RunRow,
+  type TaskRow,
+} from "../rows.js";
 
 /**
  * Row access shared by the domain writes, on the writer connection: prepared statements cached
@@ -73,8 +82,8 @@ export class Tables {
   insertRun(now: number, r: NewRun): RunRow {
     this.sql(
       `INSERT INTO runs (run_id, workflow_id, workflow_hash, status, source, triggered_by, idempotency_key, params,
-                         scheduled_for, created_at, finished_at, reason, message, updated_at, upstream)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                         scheduled_for, created_at, finished_at, reason, message, updated_at, upstream, retry_of)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       r.runId,
       r.workflowId,
@@ -91,8 +100,30 @@ export class Tables {
       r.message,
       now,
       r.upstream,
+      r.retryOf,
     );
     this.history(now, { runId: r.runId, from: null, to: r.status, reason: r.reason, message: r.message });
     return newRunRow(now, r);
+  }
+
+  /** Insert a retry's tasks taken as done: COMPLETED, with `reused_from` and the source's attempt, exit code and times. */
+  insertReusedTasks(now: number, runId: string, tasks: readonly ReusedTaskRow[]): void {
+    const ins = this.sql(
+      `INSERT INTO task_runs (run_id, task_id, status, attempt, started_at, finished_at, exit_code, reused_from)
+       VALUES (?, ?, 'COMPLETED', ?, ?, ?, ?, ?)`,
+    );
+    for (const task of tasks) {
+      ins.run(runId, task.taskId, task.attempt, task.startedAt, task.finishedAt, task.exitCode, task.reusedFrom);
+      this.history(now, reusedTaskHistory(runId, task));
+    }
+  }
+
+  /** The tasks of a run taken as done by its retry, as rows to copy onto another run. */
+  reusedTaskRows(runId: string): ReusedTaskRow[] {
+    return (
+      this.sql("SELECT * FROM task_runs WHERE run_id = ? AND reused_from IS NOT NULL ORDER BY task_id").all(
+        runId,
+      ) as TaskRow[]
+    ).map(reusedRowOf);
   }
 }

@@ -6,7 +6,9 @@ import { authContract } from "./auth-contract.js";
 import { storeContract } from "./contract.js";
 import { postgresHarness } from "./harness.js";
 import { readContract } from "./read-contract.js";
+import { retryContract } from "./retry-contract.js";
 
 storeContract(postgresHarness());
 authContract(postgresHarness());
 readContract(postgresHarness());
+retryContract(postgresHarness());
