@@ -154,9 +154,7 @@ function rgbColour(rgb: number[]): string | undefined {
 }
 
 function sameStyle(a: AnsiStyle, b: AnsiStyle): boolean {
-  return (
-    a.fg === b.fg && a.bg === b.bg && a.bold === b.bold && a.italic === b.italic && a.underline === b.underline
-  );
+  return a.fg === b.fg && a.bg === b.bg && a.bold === b.bold && a.italic === b.italic && a.underline === b.underline;
 }
 
 /**

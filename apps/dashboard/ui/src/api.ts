@@ -30,7 +30,11 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   try {
     res = await fetch(path, init);
   } catch (e: unknown) {
-    throw new ApiError(0, "NETWORK", `The dashboard server did not answer (${e instanceof Error ? e.message : String(e)})`);
+    throw new ApiError(
+      0,
+      "NETWORK",
+      `The dashboard server did not answer (${e instanceof Error ? e.message : String(e)})`,
+    );
   }
   if (res.status === 204) return undefined as T;
   let data: unknown;

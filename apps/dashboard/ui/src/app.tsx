@@ -43,9 +43,7 @@ function SessionArea() {
   const here = `${location.pathname}${location.search}`;
   return (
     <div className="session" data-testid="session">
-      <Link to={location.pathname === "/signin" ? "/signin" : `/signin?next=${encodeURIComponent(here)}`}>
-        Sign in
-      </Link>
+      <Link to={location.pathname === "/signin" ? "/signin" : `/signin?next=${encodeURIComponent(here)}`}>Sign in</Link>
     </div>
   );
 }
@@ -62,7 +60,7 @@ function SignInGuard() {
     });
     return () => setUnauthorizedHandler(() => {});
   }, [queryClient]);
-  const mustSignIn = session !== undefined && session.signInRequired && !session.signedIn;
+  const mustSignIn = session?.signInRequired === true && !session.signedIn;
   useEffect(() => {
     if (mustSignIn && location.pathname !== "/signin")
       void navigate(`/signin?next=${encodeURIComponent(`${location.pathname}${location.search}`)}`, {

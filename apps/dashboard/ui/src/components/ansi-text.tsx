@@ -43,17 +43,9 @@ export function AnsiText({ text, search }: { text: string; search: string }) {
     const content =
       parts.length === 1 && parts[0]?.match === false
         ? span.text
-        : parts.map((p, j) =>
-            p.match ? (
-              // biome-ignore lint/suspicious/noArrayIndexKey: parts never reorder
-              <mark key={j}>{p.text}</mark>
-            ) : (
-              p.text
-            ),
-          );
+        : parts.map((p, j) => (p.match ? <mark key={j}>{p.text}</mark> : p.text));
     out.push(
       <span
-        // biome-ignore lint/suspicious/noArrayIndexKey: spans never reorder
         key={i}
         style={styleOf(span)}
         className={span.escaped === true ? "ctl" : undefined}

@@ -1,6 +1,5 @@
-import dagre from "@dagrejs/dagre";
+import dagre, { type EdgeLabel, type GraphLabel, type NodeLabel } from "@dagrejs/dagre";
 import { Controls, type Edge, Handle, type Node, type NodeProps, Position, ReactFlow } from "@xyflow/react";
-import "@xyflow/react/dist/style.css";
 import { useMemo } from "react";
 import type { TaskDefinition, TaskRunRecord } from "../types";
 
@@ -44,7 +43,7 @@ interface Layout {
 
 /** Left-to-right dagre layout of the tasks and their `depends`. */
 function layoutOf(ids: readonly string[], depends: ReadonlyMap<string, readonly string[]>): Layout {
-  const g = new dagre.graphlib.Graph();
+  const g = new dagre.graphlib.Graph<GraphLabel, NodeLabel, EdgeLabel>();
   g.setGraph({ rankdir: "LR", nodesep: 24, ranksep: 60, marginx: 10, marginy: 10 });
   g.setDefaultEdgeLabel(() => ({}));
   const known = new Set(ids);

@@ -28,7 +28,12 @@ export interface LogFeed {
 function isLogLine(v: unknown): v is LogLine {
   if (typeof v !== "object" || v === null) return false;
   const l = v as Record<string, unknown>;
-  return typeof l.time === "string" && typeof l.taskId === "string" && typeof l.seq === "number" && typeof l.line === "string";
+  return (
+    typeof l.time === "string" &&
+    typeof l.taskId === "string" &&
+    typeof l.seq === "number" &&
+    typeof l.line === "string"
+  );
 }
 
 /** Holds a run's log buffer; renders at most every 100 ms however fast lines arrive. */
@@ -221,7 +226,10 @@ export function LogTail({
               <span className="log-task">{l.taskId}</span>
               <span className="log-level">{l.level}</span>
               <span className="log-text">
-                <AnsiText text={l.line.length > LINE_CHARS ? l.line.slice(0, LINE_CHARS) : l.line} search={deferredSearch} />
+                <AnsiText
+                  text={l.line.length > LINE_CHARS ? l.line.slice(0, LINE_CHARS) : l.line}
+                  search={deferredSearch}
+                />
                 {l.line.length > LINE_CHARS && (
                   <span className="log-cut"> … ({l.line.length - LINE_CHARS} more characters)</span>
                 )}

@@ -258,6 +258,7 @@ export function WorkflowPage() {
       </section>
       <section aria-labelledby="definition-heading">
         <h2 id="definition-heading">Definition</h2>
+        {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must be reachable to scroll it by keyboard */}
         <pre className="definition" data-testid="workflow-definition" tabIndex={0}>
           {definition}
         </pre>

@@ -46,7 +46,6 @@ export function WorkflowsPage() {
           <h2>Some workflow files did not load</h2>
           <ul>
             {errors.map((e, i) => (
-              // biome-ignore lint/suspicious/noArrayIndexKey: errors are a fixed list
               <li key={i}>
                 <span className="mono">
                   {e.file}
