@@ -210,7 +210,7 @@ export function LogTail({
           ? `Showing the last ${shown.length} of ${matched} matching lines.`
           : `${shown.length} ${shown.length === 1 ? "line" : "lines"}.`}
       </p>
-      <div className="log-tail" data-testid="log-tail" ref={scroller} tabIndex={0} aria-label="Log lines">
+      <div className="log-tail" data-testid="log-tail" ref={scroller} tabIndex={0} role="region" aria-label="Log lines">
         <ol className="log-lines">
           {shown.map((l) => (
             <li
