@@ -43,6 +43,18 @@ describe("log buffer", () => {
     assert.deepEqual(ids(buf.lines()), ["a#3", "a#4", "a#5"]);
   });
 
+  it("never shows more than its cap under a flood of single lines", () => {
+    const buf = new LogBuffer<Line>(16);
+    for (let i = 0; i < 1000; i++) {
+      buf.add([at(i, "a", i)]);
+      assert.equal(buf.lines().length, Math.min(i + 1, 16));
+      assert.equal(buf.size, Math.min(i + 1, 16));
+    }
+    assert.equal(buf.lines()[0]?.seq, 984);
+    assert.equal(buf.add([at(983, "a", 983)]), 0);
+    assert.equal(buf.add([at(999, "a", 999)]), 0);
+  });
+
   it("returns the same snapshot until something changes", () => {
     const buf = new LogBuffer<Line>();
     buf.add([at(1, "a", 1)]);

@@ -40,6 +40,7 @@ function timeOf(time: string): number {
  */
 export class LogBuffer<T extends LogKeyFields> {
   readonly #cap: number;
+  readonly #slack: number;
   #entries: Entry<T>[] = [];
   readonly #keys = new Set<string>();
   #added = 0;
@@ -48,11 +49,12 @@ export class LogBuffer<T extends LogKeyFields> {
   /** @param cap most lines kept (default 20,000; at least 1) */
   constructor(cap = 20_000) {
     this.#cap = Number.isFinite(cap) ? Math.max(1, Math.floor(cap)) : 20_000;
+    this.#slack = Math.max(1, Math.floor(this.#cap / 8));
   }
 
   /** Lines kept now. */
   get size(): number {
-    return this.#entries.length;
+    return Math.min(this.#entries.length, this.#cap);
   }
 
   /** How many new lines were ever accepted (grows monotonically; counts lines later dropped). */
@@ -67,7 +69,7 @@ export class LogBuffer<T extends LogKeyFields> {
       const key = keyOf(line);
       if (this.#keys.has(key)) continue;
       const entry = { line, t: timeOf(line.time), key };
-      const first = this.#entries[0];
+      const first = this.#entries[Math.max(0, this.#entries.length - this.#cap)];
       if (this.#entries.length >= this.#cap && first !== undefined && compare(entry, first) < 0) continue;
       this.#keys.add(key);
       fresh.push(entry);
@@ -80,8 +82,10 @@ export class LogBuffer<T extends LogKeyFields> {
     const head = fresh[0];
     if (last === undefined || (head !== undefined && compare(last, head) <= 0)) this.#entries.push(...fresh);
     else this.#entries = mergeSorted(this.#entries, fresh);
+    // Trimmed in batches (up to an eighth over the cap) so a flood of single lines at the cap
+    // does not copy the whole buffer once per line; lines() never shows more than the cap.
     const excess = this.#entries.length - this.#cap;
-    if (excess > 0) {
+    if (excess >= this.#slack) {
       for (const e of this.#entries.slice(0, excess)) this.#keys.delete(e.key);
       this.#entries = this.#entries.slice(excess);
     }
@@ -90,7 +94,7 @@ export class LogBuffer<T extends LogKeyFields> {
 
   /** The kept lines, oldest first (the same array until the next change). */
   lines(): readonly T[] {
-    this.#snapshot ??= this.#entries.map((e) => e.line);
+    this.#snapshot ??= this.#entries.slice(Math.max(0, this.#entries.length - this.#cap)).map((e) => e.line);
     return this.#snapshot;
   }
 

@@ -1,5 +1,5 @@
 import type { CSSProperties, ReactNode } from "react";
-import { type AnsiSpan, parseAnsi } from "../../../src/shared/ansi";
+import { type AnsiSpan, ansiPlainText, parseAnsi } from "../../../src/shared/ansi";
 import { splitMatches } from "../../../src/shared/log-buffer";
 
 const cache = new Map<string, AnsiSpan[]>();
@@ -17,9 +17,7 @@ export function ansiSpans(text: string): AnsiSpan[] {
 
 /** The text a search matches: the line as shown (escapes removed, controls made visible). */
 export function ansiVisibleText(text: string): string {
-  return ansiSpans(text)
-    .map((s) => s.text)
-    .join("");
+  return ansiPlainText(parseAnsi(text));
 }
 
 function styleOf(span: AnsiSpan): CSSProperties | undefined {

@@ -1,4 +1,4 @@
-import { useCallback, useDeferredValue, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
+import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { filterLogLines, LOG_LEVELS, LogBuffer, type LogLevel } from "../../../src/shared/log-buffer";
 import { apiGet, errorText, withQuery } from "../api";
 import { clockTime } from "../format";
@@ -25,6 +25,17 @@ export interface LogFeed {
   loadHistory: () => void;
 }
 
+/** Visible text per line (parsed once per line however often the filter runs). */
+const visibleText = new WeakMap<LogLine, string>();
+function visibleTextOf(line: LogLine): string {
+  let text = visibleText.get(line);
+  if (text === undefined) {
+    text = ansiVisibleText(line.line);
+    visibleText.set(line, text);
+  }
+  return text;
+}
+
 function isLogLine(v: unknown): v is LogLine {
   if (typeof v !== "object" || v === null) return false;
   const l = v as Record<string, unknown>;
@@ -36,7 +47,7 @@ function isLogLine(v: unknown): v is LogLine {
   );
 }
 
-/** Holds a run's log buffer; renders at most every 100 ms however fast lines arrive. */
+/** Holds a run's log buffer; renders at most every 200 ms however fast lines arrive. */
 export function useLogFeed(runId: string): LogFeed {
   const buffer = useMemo(() => new LogBuffer<LogLine>(KEPT_LINES), [runId]);
   const [snapshot, setSnapshot] = useState<{ lines: readonly LogLine[]; added: number }>({ lines: [], added: 0 });
@@ -50,7 +61,7 @@ export function useLogFeed(runId: string): LogFeed {
     timer.current = setTimeout(() => {
       timer.current = null;
       setSnapshot({ lines: buffer.lines(), added: buffer.added });
-    }, 100);
+    }, 200);
   }, [buffer]);
 
   useEffect(() => {
@@ -117,20 +128,20 @@ export function LogTail({
   const [paused, setPaused] = useState<{ lines: readonly LogLine[]; added: number } | null>(null);
   const [search, setSearch] = useState("");
   const [level, setLevel] = useState<LogLevel | "">("");
-  const deferredSearch = useDeferredValue(search);
+  // Filtering waits for a pause in typing (a deferred value could starve under a flood of lines).
+  const [deferredSearch, setDeferredSearch] = useState("");
+  useEffect(() => {
+    const t = setTimeout(() => setDeferredSearch(search), 150);
+    return () => clearTimeout(t);
+  }, [search]);
   const lines = paused?.lines ?? feed.lines;
   const buffered = paused === null ? 0 : feed.added - paused.added;
   const { shown, matched } = useMemo(
     () =>
-      filterLogLines(
-        lines,
-        { minLevel: level, taskId: task, search: deferredSearch },
-        (l) => ansiVisibleText(l.line),
-        RENDERED_LINES,
-      ),
+      filterLogLines(lines, { minLevel: level, taskId: task, search: deferredSearch }, visibleTextOf, RENDERED_LINES),
     [lines, level, task, deferredSearch],
   );
-  const scroller = useRef<HTMLDivElement>(null);
+  const scroller = useRef<HTMLElement>(null);
   useLayoutEffect(() => {
     const el = scroller.current;
     if (follow && el !== null) el.scrollTop = el.scrollHeight;
@@ -203,41 +214,45 @@ export function LogTail({
           </select>
         </label>
       </div>
-      <p className="log-status" aria-live="polite">
+      <p className="log-status">
         {feed.loading ? "Loading history… " : ""}
         {feed.error !== null ? `Could not load the log history: ${feed.error}. ` : ""}
         {matched > shown.length
           ? `Showing the last ${shown.length} of ${matched} matching lines.`
           : `${shown.length} ${shown.length === 1 ? "line" : "lines"}.`}
       </p>
-      <div className="log-tail" data-testid="log-tail" ref={scroller} tabIndex={0} role="region" aria-label="Log lines">
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable region must be reachable to scroll it by keyboard */}
+      <section className="log-tail" data-testid="log-tail" ref={scroller} tabIndex={0} aria-label="Log lines">
         <ol className="log-lines">
           {shown.map((l) => (
-            <li
-              key={`${l.taskId}\u0000${l.seq}`}
-              className={`log-line level-${l.level} stream-${l.stream}`}
-              data-testid="log-line"
-              data-task-id={l.taskId}
-              data-level={l.level}
-            >
-              <time className="log-time" dateTime={l.time}>
-                {clockTime(l.time)}
-              </time>
-              <span className="log-task">{l.taskId}</span>
-              <span className="log-level">{l.level}</span>
-              <span className="log-text">
-                <AnsiText
-                  text={l.line.length > LINE_CHARS ? l.line.slice(0, LINE_CHARS) : l.line}
-                  search={deferredSearch}
-                />
-                {l.line.length > LINE_CHARS && (
-                  <span className="log-cut"> … ({l.line.length - LINE_CHARS} more characters)</span>
-                )}
-              </span>
-            </li>
+            <LogRow key={`${l.taskId}\u0000${l.seq}`} line={l} search={deferredSearch} />
           ))}
         </ol>
-      </div>
+      </section>
     </section>
   );
 }
+
+/** One line; memoised so that new lines do not re-render the ones already shown. */
+const LogRow = memo(function LogRow({ line: l, search }: { line: LogLine; search: string }) {
+  return (
+    <li
+      className={`log-line level-${l.level} stream-${l.stream}`}
+      data-testid="log-line"
+      data-task-id={l.taskId}
+      data-level={l.level}
+    >
+      <time className="log-time" dateTime={l.time}>
+        {clockTime(l.time)}
+      </time>
+      <span className="log-task">{l.taskId}</span>
+      <span className="log-level">{l.level}</span>
+      <span className="log-text">
+        <AnsiText text={l.line.length > LINE_CHARS ? l.line.slice(0, LINE_CHARS) : l.line} search={search} />
+        {l.line.length > LINE_CHARS && (
+          <span className="log-cut"> … ({l.line.length - LINE_CHARS} more characters)</span>
+        )}
+      </span>
+    </li>
+  );
+});

@@ -1,5 +1,5 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useMemo, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { apiGet, apiPost, errorText, newIdempotencyKey } from "../api";
 import { Dag } from "../components/dag";
@@ -131,22 +131,32 @@ export function RunPage() {
   });
   const feed = useLogFeed(runId);
   const [logTask, setLogTask] = useState("");
-  const [historyStarted, setHistoryStarted] = useState<string | null>(null);
+  // The history is paged once the live stream is open (so no line falls between the two); if the
+  // stream fails, or the server is slow to answer its headers, it is paged anyway.
+  const historyStarted = useRef<string | null>(null);
+  const startHistory = (): void => {
+    if (historyStarted.current === runId) return;
+    historyStarted.current = runId;
+    feed.loadHistory();
+  };
+  useEffect(() => {
+    const t = setTimeout(() => {
+      if (historyStarted.current !== runId) {
+        historyStarted.current = runId;
+        feed.loadHistory();
+      }
+    }, 2000);
+    return () => {
+      clearTimeout(t);
+      historyStarted.current = null;
+    };
+  }, [runId, feed.loadHistory]);
 
   useEventStream(runId === "" ? null : `/api/runs/${encodeURIComponent(runId)}/events`, {
     open: (reconnected) => {
-      if (!reconnected) {
-        setHistoryStarted(runId);
-        feed.loadHistory();
-      }
+      if (!reconnected) startHistory();
     },
-    error: () => {
-      // Without a stream, still show the history once.
-      if (historyStarted !== runId) {
-        setHistoryStarted(runId);
-        feed.loadHistory();
-      }
-    },
+    error: startHistory,
     run: (data) => {
       const run = data as RunRecord;
       if (run?.runId !== runId) return;

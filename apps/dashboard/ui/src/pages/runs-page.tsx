@@ -1,5 +1,5 @@
 import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
-import { type FormEvent, useMemo } from "react";
+import { type FormEvent, useEffect, useMemo, useRef, useState } from "react";
 import { useLocation, useNavigate, useSearchParams } from "react-router";
 import { apiGet, errorText, withQuery } from "../api";
 import { RunsTable } from "../components/runs-table";
@@ -10,6 +10,33 @@ import { RUN_STATUSES, type RunsPage as RunsPageData, type WorkflowsList } from 
 
 const PAGE_SIZE = 50;
 const FILTER_KEYS = ["workflow", "status", "source", "since", "until"] as const;
+
+/** The source filter: typed freely, put in the URL (and fetched) 300 ms after the last key. */
+function SourceFilter({ value, onChange }: { value: string; onChange: (value: string) => void }) {
+  const [text, setText] = useState(value);
+  const latest = useRef(onChange);
+  latest.current = onChange;
+  useEffect(() => setText(value), [value]);
+  useEffect(() => {
+    if (text === value) return;
+    const t = setTimeout(() => latest.current(text), 300);
+    return () => clearTimeout(t);
+  }, [text, value]);
+  return (
+    <label>
+      Source
+      <input
+        data-testid="filter-source"
+        value={text}
+        placeholder="any"
+        onChange={(e) => setText(e.currentTarget.value)}
+        onKeyDown={(e) => {
+          if (e.key === "Enter") latest.current(text);
+        }}
+      />
+    </label>
+  );
+}
 
 /** `/`: the runs, filtered (in the URL), paged by cursor and updated live. */
 export function RunsPage() {
@@ -110,15 +137,7 @@ export function RunsPage() {
             ))}
           </select>
         </label>
-        <label>
-          Source
-          <input
-            data-testid="filter-source"
-            value={values.source}
-            placeholder="any"
-            onChange={(e) => setFilter("source", e.currentTarget.value)}
-          />
-        </label>
+        <SourceFilter value={values.source} onChange={(v) => setFilter("source", v)} />
         <label>
           Since
           <input
