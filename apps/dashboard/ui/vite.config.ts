@@ -5,5 +5,6 @@ import { defineConfig } from "vite";
 export default defineConfig({
   root: import.meta.dirname,
   plugins: [react()],
-  build: { outDir: "../dist/public", emptyOutDir: true },
+  // One bundle (~570 kB, ~180 kB gzipped: React, React Flow, TanStack Query) served from the same host.
+  build: { outDir: "../dist/public", emptyOutDir: true, chunkSizeWarningLimit: 800 },
 });
