@@ -49,6 +49,7 @@ function isLogLine(v: unknown): v is LogLine {
 
 /** Holds a run's log buffer; renders at most every 200 ms however fast lines arrive. */
 export function useLogFeed(runId: string): LogFeed {
+  // biome-ignore lint/correctness/useExhaustiveDependencies: a new run gets a new, empty buffer
   const buffer = useMemo(() => new LogBuffer<LogLine>(KEPT_LINES), [runId]);
   const [snapshot, setSnapshot] = useState<{ lines: readonly LogLine[]; added: number }>({ lines: [], added: 0 });
   const [loading, setLoading] = useState(false);
@@ -64,6 +65,7 @@ export function useLogFeed(runId: string): LogFeed {
     }, 200);
   }, [buffer]);
 
+  // biome-ignore lint/correctness/useExhaustiveDependencies: runs again for each new buffer (a new run)
   useEffect(() => {
     setSnapshot({ lines: [], added: 0 });
     setError(null);
