@@ -30,9 +30,6 @@ import { TokenRegistry } from "./tokens/token-registry.js";
 /** Name of the dashboard's local key (made by the principal on first start, role `dashboard`). */
 export const DASHBOARD_KEY_NAME = "local-dashboard";
 
-/** Sign-in attempts allowed per remote address and minute. */
-const SIGN_IN_ATTEMPTS_PER_MINUTE = 10;
-
 /** What {@link createDashboard} needs besides the configuration. */
 export interface DashboardDeps {
   logger: Logger;
@@ -102,7 +99,7 @@ export function createDashboard(config: DashboardConfig, deps: DashboardDeps): D
     tokens,
     hub,
     logger,
-    signInLimiter: new RateLimiter({ limit: SIGN_IN_ATTEMPTS_PER_MINUTE, windowMs: 60_000, maxKeys: 10_000 }),
+    signInLimiter: new RateLimiter({ limit: config.signInPerMinute, windowMs: 60_000, maxKeys: 10_000 }),
   });
   const files = new StaticFiles(deps.publicDir ?? fileURLToPath(new URL("./public/", import.meta.url)));
 

@@ -41,6 +41,8 @@ export const DashboardEnvSchema = ClientEnvSchema.extend({
   CDKTR_DASHBOARD_MAX_SESSIONS: envInt({ min: 1, max: 1_000_000, default: 10_000 }),
   /** Hours a session lives without a request. */
   CDKTR_DASHBOARD_SESSION_IDLE_H: envInt({ min: 1, max: 24 * 30, default: 12 }),
+  /** Sign-in attempts allowed per remote address and minute; more get 429. */
+  CDKTR_DASHBOARD_SIGNIN_PER_MINUTE: envInt({ min: 1, max: 100_000, default: 10 }),
   /** Seconds one request to the principal may take. */
   CDKTR_DASHBOARD_PRINCIPAL_TIMEOUT_S: envInt({ min: 1, max: 600, default: 10 }),
   /** debug, info, warn or error. */
@@ -65,6 +67,8 @@ export interface DashboardConfig {
   maxSessions: number;
   /** Idle lifetime of a session (`CDKTR_DASHBOARD_SESSION_IDLE_H`). */
   sessionIdleMs: number;
+  /** `CDKTR_DASHBOARD_SIGNIN_PER_MINUTE`. */
+  signInPerMinute: number;
   /** The principals' API endpoints: `CDKTR_PRINCIPAL_ENDPOINTS`, else the one of host and port. */
   principalEndpoints: string[];
   /** `CDKTR_LOGS_PUBLISHING_PORT`, for a principal that does not advertise its publish endpoint. */
@@ -88,6 +92,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxStreams: c.CDKTR_DASHBOARD_MAX_STREAMS,
     maxSessions: c.CDKTR_DASHBOARD_MAX_SESSIONS,
     sessionIdleMs: c.CDKTR_DASHBOARD_SESSION_IDLE_H * 3_600_000,
+    signInPerMinute: c.CDKTR_DASHBOARD_SIGNIN_PER_MINUTE,
     principalEndpoints: c.CDKTR_PRINCIPAL_ENDPOINTS ?? [endpointFor(c.CDKTR_PRINCIPAL_HOST, c.CDKTR_PRINCIPAL_PORT)],
     publishPort: c.CDKTR_LOGS_PUBLISHING_PORT,
     principalTimeoutMs: c.CDKTR_DASHBOARD_PRINCIPAL_TIMEOUT_S * 1000,

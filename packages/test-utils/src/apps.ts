@@ -11,7 +11,7 @@ import { CodedError } from "@cdktr/protocol";
 import type { SpawnServiceOptions } from "@cdktr/test-base";
 
 /** The apps a test can start as processes. */
-export type AppName = "principal" | "agent" | "scheduler" | "listeners";
+export type AppName = "principal" | "agent" | "scheduler" | "listeners" | "dashboard";
 
 /** Process options a fixture passes through to `spawnService` (benchmarks profile and time processes with them). */
 export type ServiceTuning = Pick<SpawnServiceOptions, "nodeFlags" | "onLine" | "keepLines" | "readyTimeoutMs">;

@@ -55,7 +55,9 @@ export {
   startAgent,
   startScheduler,
   startListeners,
+  startDashboard,
   type AgentOptions,
+  type DashboardHandle,
   type AppOptions,
 } from "./start-app.js";
 export { startStack, type Stack, type StackOptions } from "./stack.js";
