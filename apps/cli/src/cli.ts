@@ -204,11 +204,16 @@ Colour only on a terminal; NO_COLOR turns it off.`,
   const dashboard = sub("dashboard", "the web dashboard's sign-in tokens (no principal needed; see docs/dashboard.md)");
   const token = dashboard
     .command("token")
-    .description("sign-in tokens in the tokens file ($CDKTR_DASHBOARD_TOKENS_FILE or <keys dir>/dashboard-tokens.json)");
+    .description(
+      "sign-in tokens in the tokens file ($CDKTR_DASHBOARD_TOKENS_FILE or <keys dir>/dashboard-tokens.json)",
+    );
   token
     .command("create")
     .description("make a token, store its hash, print it once on stdout")
-    .argument("<name>", "who it is for: lowercase letters, digits, '.', '_', '@', '-' (recorded as the actor of their runs)")
+    .argument(
+      "<name>",
+      "who it is for: lowercase letters, digits, '.', '_', '@', '-' (recorded as the actor of their runs)",
+    )
     .requiredOption("--role <role>", "reader (sees everything) | operator (also triggers, re-runs and cancels)")
     .option("--json", "print {name, role, createdAt, revokedAt, token, file} as JSON")
     .action(async (name: string, o: DashboardTokenCreateOptions, cmd: Command) =>

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import {
+  HealthServer,
   PrincipalClient,
   errorMessage,
   findClientKey,
@@ -21,10 +22,11 @@ import { RateLimiter } from "./auth/rate-limiter.js";
 import { SessionStore } from "./auth/session-store.js";
 import type { DashboardConfig } from "./config.js";
 import { DashboardStartError } from "./errors.js";
-import { sendError, sendJson, setSecurityHeaders } from "./http/respond.js";
+import { httpErrors, sendError, sendJson, setSecurityHeaders } from "./http/respond.js";
 import type { Router } from "./http/router.js";
 import { StaticFiles } from "./http/static-files.js";
 import { LiveHub } from "./live/live-hub.js";
+import { DashboardMetrics } from "./metrics.js";
 import { TokenRegistry } from "./tokens/token-registry.js";
 
 /** Name of the dashboard's local key (made by the principal on first start, role `dashboard`). */
@@ -58,6 +60,8 @@ export interface DashboardService {
   readonly url: string | null;
   /** The live streams and their subscription (for tests). */
   readonly hub: LiveHub;
+  /** Base URL of `/metrics`, `/healthz` and `/readyz` once started (`CDKTR_METRICS_PORT`), else null. */
+  readonly metrics: string | null;
 }
 
 /** The URL host part of an interface (`::1` -> `[::1]`, `0.0.0.0` -> `0.0.0.0`). */
@@ -101,10 +105,13 @@ export function createDashboard(config: DashboardConfig, deps: DashboardDeps): D
     logger,
     signInLimiter: new RateLimiter({ limit: config.signInPerMinute, windowMs: 60_000, maxKeys: 10_000 }),
   });
+  const metrics = config.metricsPort === null ? null : new DashboardMetrics(hub, sessions);
+  let health: HealthServer | null = null;
   const files = new StaticFiles(deps.publicDir ?? fileURLToPath(new URL("./public/", import.meta.url)));
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     setSecurityHeaders(res);
+    if (metrics !== null) res.once("finish", () => metrics.response(res.statusCode));
     const raw = req.url ?? "/";
     if (!raw.startsWith("/")) {
       sendJson(res, 400, { error: { code: "BAD_REQUEST", message: "bad request target" } });
@@ -143,6 +150,9 @@ export function createDashboard(config: DashboardConfig, deps: DashboardDeps): D
     get url() {
       return url;
     },
+    get metrics() {
+      return health?.url ?? null;
+    },
     async start() {
       if (server !== null) throw new DashboardStartError("ALREADY_STARTED", "the dashboard is started already");
       try {
@@ -155,7 +165,7 @@ export function createDashboard(config: DashboardConfig, deps: DashboardDeps): D
         (req, res) => {
           handle(req, res).catch((e: unknown) => {
             logger.error("request failed", { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
-            if (!res.headersSent) sendError(res, toHttpError(new Error("unexpected"), logger));
+            if (!res.headersSent) sendError(res, httpErrors.internal());
             else res.destroy();
           });
         },
@@ -183,6 +193,20 @@ export function createDashboard(config: DashboardConfig, deps: DashboardDeps): D
       const port = (s.address() as AddressInfo).port;
       url = `http://${urlHost(config.host)}:${port}`;
       hub.start();
+      if (metrics !== null && config.metricsPort !== null) {
+        health = await HealthServer.start({
+          host: config.metricsHost,
+          port: config.metricsPort,
+          metrics: metrics.registry,
+          notReady: () => {
+            if (stopped) return ["the dashboard is stopping"];
+            return hub.connections === 0
+              ? ["not connected to the principal's publish channel yet (is it reachable?)"]
+              : [];
+          },
+          logger,
+        });
+      }
       if (!files.hasIndex()) logger.warn("the browser app is not built: run `npm run build`", { dir: files.root });
       return { url };
     },
@@ -200,6 +224,7 @@ export function createDashboard(config: DashboardConfig, deps: DashboardDeps): D
         clearTimeout(timer);
       }
       principal.close();
+      await health?.close();
     },
   };
 }

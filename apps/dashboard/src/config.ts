@@ -9,6 +9,8 @@ import {
   envBool,
   envInt,
   envLogFormat,
+  envMetricsHost,
+  envMetricsPort,
   parseEnv,
 } from "@cdktr/protocol";
 import { defaultTokensFile } from "./tokens/token-file.js";
@@ -49,6 +51,10 @@ export const DashboardEnvSchema = ClientEnvSchema.extend({
   CDKTR_LOG_LEVEL: LogLevelSchema.default("info"),
   /** `json` or `pretty` log lines; unset = pretty on a terminal, JSON otherwise. */
   CDKTR_LOG_FORMAT: envLogFormat(),
+  /** HTTP port of `/metrics`, `/healthz` and `/readyz`; unset = not served. 0 = OS-assigned. */
+  CDKTR_METRICS_PORT: envMetricsPort(),
+  /** Interface the metrics port binds to. */
+  CDKTR_METRICS_HOST: envMetricsHost(),
 });
 
 /** The dashboard's resolved configuration. */
@@ -76,6 +82,10 @@ export interface DashboardConfig {
   /** `CDKTR_DASHBOARD_PRINCIPAL_TIMEOUT_S`. */
   principalTimeoutMs: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** Port of the metrics and health endpoints (`CDKTR_METRICS_PORT`), or null: not served. */
+  metricsPort: number | null;
+  /** Interface of the metrics port (`CDKTR_METRICS_HOST`). */
+  metricsHost: string;
 }
 
 /**
@@ -97,11 +107,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     publishPort: c.CDKTR_LOGS_PUBLISHING_PORT,
     principalTimeoutMs: c.CDKTR_DASHBOARD_PRINCIPAL_TIMEOUT_S * 1000,
     logLevel: c.CDKTR_LOG_LEVEL,
+    metricsPort: c.CDKTR_METRICS_PORT ?? null,
+    metricsHost: c.CDKTR_METRICS_HOST,
   };
 }
 
 /** Whether `host` is a loopback address or name (127.0.0.0/8, ::1, localhost). */
 export function isLoopbackHost(host: string): boolean {
-  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, "$1");
   return h === "localhost" || h === "::1" || h === "::ffff:127.0.0.1" || /^127(?:\.\d{1,3}){3}$/.test(h);
 }

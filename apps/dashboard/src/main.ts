@@ -13,9 +13,10 @@ await runService({
   loadConfig: (env) => loadConfig(env),
   create: (config, { logger }) => createDashboard(config, { logger }),
   logLevel: (config) => config.logLevel,
-  ready: (started: { url: string }, _service, config) => ({
+  ready: (started: { url: string }, service, config) => ({
     app: "dashboard",
     url: started.url,
+    metrics: service.metrics,
     tokensFile: config.tokensFile,
     signInRequired: config.requireSignin,
   }),

@@ -70,18 +70,21 @@ test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", asy
   await stack.waitForLine((l) => /^\[cdktr\]\s+ready: principal at 127\.0\.0\.1:\d+/.test(l), 60_000);
   await stack.waitForLine((l) => /^\[cdktr\]\s+metrics: /.test(l), 10_000);
   const metricsLine = stack.lines.find((l) => /^\[cdktr\]\s+metrics: /.test(l)) ?? "";
-  const urls = [...metricsLine.matchAll(/(principal|agent|scheduler) (http:\/\/127\.0\.0\.1:\d+)\/metrics/g)];
+  const urls = [...metricsLine.matchAll(/(principal|agent|scheduler|dashboard) (http:\/\/127\.0\.0\.1:\d+)\/metrics/g)];
   assert.deepEqual(
     urls.map((m) => m[1]),
-    ["principal", "agent", "scheduler"],
+    ["principal", "agent", "scheduler", "dashboard"],
     `the metrics URLs are printed: ${metricsLine}`,
   );
-  assert.equal(new Set(urls.map((m) => m[2])).size, 3, "three ports");
+  assert.equal(new Set(urls.map((m) => m[2])).size, 4, "four ports");
   for (const m of urls) assert.equal((await fetch(`${m[2]}/healthz`)).status, 200, `${m[1]} answers /healthz`);
   const pids = announcedPids(stack.lines);
   assert.equal(pids.length, 4, "principal, agent, scheduler and dashboard announced");
   // The dashboard's URL is printed, and it answers (anonymous reads on loopback).
-  const dashLine = await stack.waitForLine((l) => /^\[cdktr\]\s+dashboard at http:\/\/127\.0\.0\.1:\d+ /.test(l), 10_000);
+  const dashLine = await stack.waitForLine(
+    (l) => /^\[cdktr\]\s+dashboard at http:\/\/127\.0\.0\.1:\d+ /.test(l),
+    10_000,
+  );
   const dashUrl = /(http:\/\/127\.0\.0\.1:\d+)/.exec(dashLine)?.[1] ?? "";
   const session = await fetch(`${dashUrl}/api/session`);
   assert.equal(session.status, 200);

@@ -128,9 +128,18 @@ describe("dashboard API", () => {
     const a = await call(dash.url, "/api/session", { method: "POST", json: { token: operatorToken } });
     const set = String(a.headers["set-cookie"]?.[0]);
     assert.match(set, /^cdktr_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\//);
-    assert.deepEqual(a.json, { signedIn: true, name: "alice", role: "operator", canWrite: true, signInRequired: false });
+    assert.deepEqual(a.json, {
+      signedIn: true,
+      name: "alice",
+      role: "operator",
+      canWrite: true,
+      signInRequired: false,
+    });
     const cookie = cookieOf(a);
-    assert.equal(body<{ name: string }>(await call(dash.url, "/api/session", { headers: { Cookie: cookie } })).name, "alice");
+    assert.equal(
+      body<{ name: string }>(await call(dash.url, "/api/session", { headers: { Cookie: cookie } })).name,
+      "alice",
+    );
     const out = await call(dash.url, "/api/session", { method: "DELETE", headers: { Cookie: cookie } });
     assert.equal(out.status, 204);
     assert.match(String(out.headers["set-cookie"]?.[0]), /Max-Age=0/);
@@ -181,7 +190,10 @@ describe("dashboard API", () => {
       cursor = page.nextCursor;
       if (cursor === null) break;
     }
-    assert.deepEqual(paged.filter((l) => l.startsWith("hello")), lines);
+    assert.deepEqual(
+      paged.filter((l) => l.startsWith("hello")),
+      lines,
+    );
 
     // Filters: by workflow and status, newest first.
     const listed = body<{ runs: RunJson[]; nextCursor: string | null }>(
@@ -206,10 +218,15 @@ describe("dashboard API", () => {
   });
 
   it("cancel a running run; rerun makes a new run with the same workflow and params", async () => {
-    const t = body<{ runId: string }>(await write(dash.url, "/api/workflows/sleepy/run", operatorCookie, { params: {} }));
-    await waitFor(async () => body<{ run: RunJson }>(await call(dash.url, `/api/runs/${t.runId}`)).run.status === "RUNNING", {
-      timeoutMs: 20_000,
-    });
+    const t = body<{ runId: string }>(
+      await write(dash.url, "/api/workflows/sleepy/run", operatorCookie, { params: {} }),
+    );
+    await waitFor(
+      async () => body<{ run: RunJson }>(await call(dash.url, `/api/runs/${t.runId}`)).run.status === "RUNNING",
+      {
+        timeoutMs: 20_000,
+      },
+    );
     const c = body<{ runId: string; status: string; cancelled: boolean }>(
       await write(dash.url, `/api/runs/${t.runId}/cancel`, operatorCookie),
     );
@@ -217,7 +234,9 @@ describe("dashboard API", () => {
     assert.equal(c.cancelled, true);
     assert.equal((await waitRunEnd(t.runId)).status, "CANCELLED");
 
-    const src = body<{ runId: string }>(await write(dash.url, "/api/workflows/greet/run", operatorCookie, { params: { who: "bo" } }));
+    const src = body<{ runId: string }>(
+      await write(dash.url, "/api/workflows/greet/run", operatorCookie, { params: { who: "bo" } }),
+    );
     await waitRunEnd(src.runId);
     const again = body<{ runId: string; duplicate: boolean }>(
       await write(dash.url, `/api/runs/${src.runId}/rerun`, operatorCookie, { fromFailed: false }),
@@ -232,17 +251,30 @@ describe("dashboard API", () => {
     assert.match(bad.text, /fromFailed/);
   });
 
-  it("rerun fromFailed retries the failed run (retryOf is the source run)", { todo: "retryFrom lands with the retry feature" }, async () => {
-    const src = body<{ runId: string }>(await write(dash.url, "/api/workflows/boom/run", operatorCookie, { params: {} }));
+  it("rerun fromFailed retries the failed run (retryOf is the source run)", {
+    todo: "retryFrom lands with the retry feature",
+  }, async () => {
+    const src = body<{ runId: string }>(
+      await write(dash.url, "/api/workflows/boom/run", operatorCookie, { params: {} }),
+    );
     assert.equal((await waitRunEnd(src.runId)).status, "FAILED");
-    const r = body<{ runId: string }>(await write(dash.url, `/api/runs/${src.runId}/rerun`, operatorCookie, { fromFailed: true }));
+    const r = body<{ runId: string }>(
+      await write(dash.url, `/api/runs/${src.runId}/rerun`, operatorCookie, { fromFailed: true }),
+    );
     const detail = body<{ run: RunJson }>(await call(dash.url, `/api/runs/${r.runId}`));
     assert.equal(detail.run.retryOf, src.runId);
   });
 
   it("workflows: summaries with next occurrences and last runs; one workflow; agents", async () => {
     const list = body<{
-      workflows: { id: string; cron: string | null; nextOccurrences: string[]; lastRuns: { runId: string }[]; paramCount: number; taskCount: number }[];
+      workflows: {
+        id: string;
+        cron: string | null;
+        nextOccurrences: string[];
+        lastRuns: { runId: string }[];
+        paramCount: number;
+        taskCount: number;
+      }[];
       errors: unknown[];
     }>(await call(dash.url, "/api/workflows"));
     const hourly = list.workflows.find((w) => w.id === "hourly");
@@ -273,7 +305,9 @@ describe("dashboard API", () => {
     const all = await openSse(dash.url, "/api/events");
     assert.equal(all.status, 200);
     assert.match(String(all.headers["content-type"]), /^text\/event-stream/);
-    const t = body<{ runId: string }>(await write(dash.url, "/api/workflows/sleepy/run", operatorCookie, { params: {} }));
+    const t = body<{ runId: string }>(
+      await write(dash.url, "/api/workflows/sleepy/run", operatorCookie, { params: {} }),
+    );
     const one = await openSse(dash.url, `/api/runs/${t.runId}/events`);
     assert.equal(one.status, 200);
     await all.next((e) => e.event === "run" && (e.data as RunJson).runId === t.runId);
@@ -285,9 +319,15 @@ describe("dashboard API", () => {
     all.close();
     one.close();
 
-    const g = body<{ runId: string }>(await write(dash.url, "/api/workflows/greet/run", operatorCookie, { params: { who: "sse" } }));
+    const g = body<{ runId: string }>(
+      await write(dash.url, "/api/workflows/greet/run", operatorCookie, { params: { who: "sse" } }),
+    );
     const s = await openSse(dash.url, `/api/runs/${g.runId}/events`);
-    const line = await s.next((e) => e.event === "log" && /hello sse/.test((e.data as { line: string }).line) || (e.event === "run" && TERMINAL.has((e.data as RunJson).status)));
+    const line = await s.next(
+      (e) =>
+        (e.event === "log" && /hello sse/.test((e.data as { line: string }).line)) ||
+        (e.event === "run" && TERMINAL.has((e.data as RunJson).status)),
+    );
     s.close();
     // A run that ended before its lines reached the stream is fine: the page fetches them.
     assert.ok(line.event === "log" || line.event === "run");
@@ -324,7 +364,10 @@ describe("dashboard API", () => {
       headers: { Cookie: operatorCookie, Origin: `http://${host}` },
     });
     assert.equal(same.status, 200, same.text);
-    const badToken = await call(dash.url, "/api/session", { method: "POST", json: { token: `cdktr_dash_${"A".repeat(43)}` } });
+    const badToken = await call(dash.url, "/api/session", {
+      method: "POST",
+      json: { token: `cdktr_dash_${"A".repeat(43)}` },
+    });
     assert.equal(badToken.status, 401);
     // A page served under another Host name (DNS rebinding) reads nothing anonymously.
     const rebound = await call(dash.url, "/api/runs", { headers: { Host: `evil.example:${new URL(dash.url).port}` } });
@@ -407,13 +450,20 @@ describe("dashboard API", () => {
     revokeToken(dash.tokensFile, "carol");
     await waitFor(
       async () =>
-        body<{ signedIn: boolean }>(await call(dash.url, "/api/session", { headers: { Cookie: cookie } })).signedIn === false,
+        body<{ signedIn: boolean }>(await call(dash.url, "/api/session", { headers: { Cookie: cookie } })).signedIn ===
+        false,
     );
     const w = await write(dash.url, "/api/workflows/greet/run", cookie, { params: { who: "x" } });
     assert.equal(w.status, 401);
-    assert.equal((await call(dash.url, "/api/session", { method: "POST", json: { token: created.token } })).status, 401);
+    assert.equal(
+      (await call(dash.url, "/api/session", { method: "POST", json: { token: created.token } })).status,
+      401,
+    );
     const renewed = createToken(dash.tokensFile, "carol", "reader");
-    await waitFor(async () => (await call(dash.url, "/api/session", { method: "POST", json: { token: renewed.token } })).status === 200);
+    await waitFor(
+      async () =>
+        (await call(dash.url, "/api/session", { method: "POST", json: { token: renewed.token } })).status === 200,
+    );
   });
 });
 
@@ -480,7 +530,11 @@ describe("dashboard without a built app", () => {
     const { createDashboard, loadConfig } = await import("@cdktr/dashboard");
     const { noopLogger } = await import("@cdktr/protocol");
     const app = createDashboard(
-      loadConfig({ ...s.principal.clientEnv, CDKTR_DASHBOARD_PORT: "0", CDKTR_DASHBOARD_TOKENS_FILE: join(empty, "t.json") }),
+      loadConfig({
+        ...s.principal.clientEnv,
+        CDKTR_DASHBOARD_PORT: "0",
+        CDKTR_DASHBOARD_TOKENS_FILE: join(empty, "t.json"),
+      }),
       { logger: noopLogger, key: s.principal.key("local-dashboard"), publicDir: empty, env: s.principal.clientEnv },
     );
     try {

@@ -31,7 +31,8 @@ export function call(base: string, target: string, opts: CallOptions = {}): Prom
   let body: string | Buffer | undefined = opts.body;
   if (opts.json !== undefined) {
     body = JSON.stringify(opts.json);
-    if (!Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) headers["Content-Type"] = "application/json";
+    if (!Object.keys(headers).some((h) => h.toLowerCase() === "content-type"))
+      headers["Content-Type"] = "application/json";
   }
   return new Promise((resolve, reject) => {
     const req = request(
@@ -141,7 +142,12 @@ export function openSse(base: string, target: string, headers: Record<string, st
             if (seen !== undefined) return Promise.resolve(seen);
             return new Promise((ok, fail) => {
               const timer = setTimeout(
-                () => fail(new Error(`no matching event within ${timeoutMs} ms; got ${JSON.stringify(events.map((e) => e.event))}`)),
+                () =>
+                  fail(
+                    new Error(
+                      `no matching event within ${timeoutMs} ms; got ${JSON.stringify(events.map((e) => e.event))}`,
+                    ),
+                  ),
                 timeoutMs,
               );
               waiters.push({

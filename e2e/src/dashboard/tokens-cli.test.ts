@@ -28,7 +28,10 @@ test("token create prints the token once; the file (0600 in a 0700 dir) holds on
   const text = readFileSync(file, "utf8");
   assert.ok(!text.includes(token), "the token itself is not stored");
   assert.ok(!text.includes(token.slice(11)), "nor its random part");
-  const doc = JSON.parse(text) as { version: number; tokens: { name: string; role: string; hash: string; revokedAt: null }[] };
+  const doc = JSON.parse(text) as {
+    version: number;
+    tokens: { name: string; role: string; hash: string; revokedAt: null }[];
+  };
   assert.equal(doc.version, 1);
   assert.deepEqual(
     doc.tokens.map((t) => [t.name, t.role, t.hash, t.revokedAt]),
@@ -50,10 +53,13 @@ test("token create prints the token once; the file (0600 in a 0700 dir) holds on
   assert.doesNotMatch(list.stdout, /cdktr_dash_|sha256/);
   const listJson = await runCli(["dashboard", "token", "list", "--json"], { env });
   const listed = JSON.parse(listJson.stdout) as Record<string, unknown>[];
-  assert.deepEqual(listed.map((t) => Object.keys(t).sort()), [
-    ["createdAt", "name", "revokedAt", "role"],
-    ["createdAt", "name", "revokedAt", "role"],
-  ]);
+  assert.deepEqual(
+    listed.map((t) => Object.keys(t).sort()),
+    [
+      ["createdAt", "name", "revokedAt", "role"],
+      ["createdAt", "name", "revokedAt", "role"],
+    ],
+  );
 
   const dup = await runCli(["dashboard", "token", "create", "alice", "--role", "reader"], { env });
   assert.equal(dup.code, 2);
@@ -65,7 +71,9 @@ test("token create prints the token once; the file (0600 in a 0700 dir) holds on
   assert.match((await runCli(["dashboard", "token", "list"], { env })).stdout, /alice\s+operator\s+\S+\s+revoked /);
   const again = await runCli(["dashboard", "token", "create", "alice", "--role", "reader"], { env });
   assert.equal(again.code, 0, again.stderr);
-  const after = JSON.parse(readFileSync(file, "utf8")) as { tokens: { name: string; role: string; revokedAt: unknown }[] };
+  const after = JSON.parse(readFileSync(file, "utf8")) as {
+    tokens: { name: string; role: string; revokedAt: unknown }[];
+  };
   assert.deepEqual(
     after.tokens.map((t) => [t.name, t.role, t.revokedAt]),
     [

@@ -25,7 +25,11 @@ function asCliError(e: unknown): never {
 }
 
 /** `cdktr dashboard token create NAME --role reader|operator`: the token on stdout, once. */
-export function dashboardTokenCreateCommand(ctx: CommandContext, name: string, opts: DashboardTokenCreateOptions): number {
+export function dashboardTokenCreateCommand(
+  ctx: CommandContext,
+  name: string,
+  opts: DashboardTokenCreateOptions,
+): number {
   const file = defaultTokensFile(ctx.io.env);
   let made: ReturnType<typeof createToken>;
   try {

@@ -34,7 +34,7 @@ function portOf(endpoint: unknown): string | undefined {
 
 /**
  * `CDKTR_METRICS_PORT` of the `index`-th app of `start all`: consecutive ports from the one set
- * (principal, agent, scheduler), `0` for each when it is 0; unset stays unset. A value that is not
+ * (principal, agent, scheduler, dashboard), `0` for each when it is 0; unset stays unset. A value that is not
  * a port is passed on as it is (the app refuses it with its message).
  */
 export function metricsPortFor(base: string | undefined, index: number): string | undefined {
@@ -89,9 +89,10 @@ async function startAll(ctx: CommandContext): Promise<number> {
       ...clientEnv,
       CDKTR_METRICS_PORT: metricsPortFor(metricsBase, 2),
     });
-    // The dashboard serves no metrics of its own (its port is CDKTR_DASHBOARD_PORT).
-    const { CDKTR_METRICS_PORT: _metrics, ...dashboardEnv } = clientEnv;
-    const dashboard = sup.start("dashboard", mains.dashboard, dashboardEnv);
+    const dashboard = sup.start("dashboard", mains.dashboard, {
+      ...clientEnv,
+      CDKTR_METRICS_PORT: metricsPortFor(metricsBase, 3),
+    });
     const [agentReady, schedulerReady, dashboardReady] = await Promise.all([
       sup.waitReady(agent, READY_TIMEOUT_MS),
       sup.waitReady(scheduler, READY_TIMEOUT_MS),
@@ -114,6 +115,7 @@ async function startAll(ctx: CommandContext): Promise<number> {
       ["principal", ready.metrics],
       ["agent", agentReady.metrics],
       ["scheduler", schedulerReady.metrics],
+      ["dashboard", dashboardReady.metrics],
     ].filter((e): e is [string, string] => typeof e[1] === "string");
     if (metricsUrls.length > 0) {
       sup.say(

@@ -114,9 +114,13 @@ export function readTokensFile(path: string): TokensDocument {
   }
   const parsed = TokensDocumentSchema.safeParse(json);
   if (!parsed.success) {
-    throw new TokenFileError("TOKENS_FILE_INVALID", `the tokens file ${path}: ${formatZodIssues(parsed.error, "file")}`, {
-      context: { path },
-    });
+    throw new TokenFileError(
+      "TOKENS_FILE_INVALID",
+      `the tokens file ${path}: ${formatZodIssues(parsed.error, "file")}`,
+      {
+        context: { path },
+      },
+    );
   }
   return parsed.data;
 }
@@ -155,9 +159,13 @@ export function writeTokensFile(path: string, doc: TokensDocument): void {
 function checkName(name: string): void {
   const r = TokenNameSchema.safeParse(name);
   if (!r.success)
-    throw new TokenFileError("TOKEN_NAME_INVALID", `invalid token name ${JSON.stringify(name)}: ${r.error.issues[0]?.message ?? "bad name"}`, {
-      context: { name },
-    });
+    throw new TokenFileError(
+      "TOKEN_NAME_INVALID",
+      `invalid token name ${JSON.stringify(name)}: ${r.error.issues[0]?.message ?? "bad name"}`,
+      {
+        context: { name },
+      },
+    );
 }
 
 function info(t: TokenRecord): TokenInfo {
