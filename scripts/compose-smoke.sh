@@ -11,7 +11,8 @@
 # (v2) and Debian's `docker-compose` (v1). Prints the time of each step.
 #
 # Host ports (loopback): CDKTR_SMOKE_API_PORT (default 15561), CDKTR_SMOKE_PUBLISH_PORT (15563),
-# CDKTR_SMOKE_WEBHOOK_PORT (18080), so a local stack on the defaults is left alone.
+# CDKTR_SMOKE_WEBHOOK_PORT (18080), CDKTR_SMOKE_DASHBOARD_PORT (15564), so a local stack on the
+# defaults is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -21,6 +22,7 @@ project=cdktr-smoke
 export CDKTR_HOST_API_PORT=${CDKTR_SMOKE_API_PORT:-15561}
 export CDKTR_HOST_PUBLISH_PORT=${CDKTR_SMOKE_PUBLISH_PORT:-15563}
 export CDKTR_HOST_WEBHOOK_PORT=${CDKTR_SMOKE_WEBHOOK_PORT:-18080}
+export CDKTR_HOST_DASHBOARD_PORT=${CDKTR_SMOKE_DASHBOARD_PORT:-15564}
 
 if docker compose version >/dev/null 2>&1; then compose=(docker compose)
 elif command -v docker-compose >/dev/null 2>&1; then compose=(docker-compose)
@@ -93,7 +95,7 @@ echo "compose-smoke: image cdktr:local is $(docker image inspect cdktr:local --f
 
 step "start the stack and wait for health"
 dc up -d >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; fail "up failed"; }
-wait_healthy 4
+wait_healthy 5
 
 step "a key for the host's CLI"
 (umask 077; dc exec -T principal cdktr keys create host-cli --role operator --out - >"$work/host-cli.json") ||
@@ -150,15 +152,36 @@ json_check() { node -e 'let s="";process.stdin.on("data",(d)=>(s+=d)).on("end",(
 run_completed() { host_cdktr runs show "$1" --json | json_check 'v.run.status === "COMPLETED"'; }
 wait_for 60 "the webhook's run $hook_run did not complete" run_completed "$hook_run"
 
+step "the dashboard: sign-in required (bound to 0.0.0.0 in its container), a token, the runs"
+dash="http://127.0.0.1:$CDKTR_HOST_DASHBOARD_PORT"
+dash_session() { node -e 'fetch(process.argv[1] + "/api/session").then(async (r) => { const v = await r.json(); process.exit(r.status === 200 && v.signInRequired === true ? 0 : 1); }, () => process.exit(1))' "$dash"; }
+wait_for 30 "GET $dash/api/session did not answer {signInRequired: true}" dash_session
+dash_token=$(dc exec -T dashboard cdktr dashboard token create smoke --role reader) || fail "dashboard token create in its container"
+node --input-type=module - "$dash" "$dash_token" "$hello_run" <<'EOF' || fail "the dashboard does not show run $hello_run after a sign-in"
+const [base, token, runId] = process.argv.slice(2);
+const anon = await fetch(`${base}/api/runs`);
+if (anon.status !== 401) throw new Error(`an anonymous read got ${anon.status}, expected 401`);
+let signIn;
+for (let i = 0; i < 5; i++) {
+  signIn = await fetch(`${base}/api/session`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token }) });
+  if (signIn.status === 200) break;
+  await new Promise((r) => setTimeout(r, 1500)); // the dashboard re-reads its tokens file each second
+}
+if (signIn.status !== 200) throw new Error(`sign-in got ${signIn.status}`);
+const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0];
+const runs = await (await fetch(`${base}/api/runs`, { headers: { cookie } })).json();
+if (!runs.runs.some((r) => r.runId === runId)) throw new Error("run not listed");
+EOF
+
 step "scale agents to 3"
 dc up -d --scale agent=3 --no-recreate >"$work/scale.log" 2>&1 || { cat "$work/scale.log" >&2; fail "scale failed"; }
 three_agents() { host_cdktr agents --json | json_check 'v.filter((a) => a.status === "ACTIVE").length === 3'; }
 wait_for 90 "3 ACTIVE agents not seen: $(host_cdktr agents 2>&1 | tr '\n' ' ')" three_agents
-wait_healthy 6
+wait_healthy 7
 
 step "restart the principal; earlier runs are kept"
 dc restart principal >/dev/null 2>&1 || fail "restart failed"
-wait_healthy 6
+wait_healthy 7
 has_runs() { host_cdktr runs -n 100 --json | json_check "[\"$hello_run\", \"$hook_run\"].every((id) => v.some((r) => r.runId === id))"; }
 wait_for 60 "runs $hello_run and $hook_run not found after the restart" has_runs
 host_cdktr run hello --wait >/dev/null || fail "hello after the restart"

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// `npm start`: from a fresh clone after `npm install`, build what is needed and run principal,
-// agent and scheduler locally (`cdktr start all`) on the example workflows, with the embedded
-// SQLite store in ~/.cdktr/. Your environment and ./.env win over these defaults.
+// `npm start`: from a fresh clone after `npm install`, build what is needed (the CLI and the apps
+// it depends on, the dashboard's browser app included) and run principal, agent, scheduler and
+// dashboard locally (`cdktr start all`, which prints the dashboard's URL) on the example
+// workflows, with the embedded SQLite store in ~/.cdktr/. Your environment and ./.env win over
+// these defaults.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";

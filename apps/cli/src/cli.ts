@@ -5,6 +5,12 @@
 import { Command, CommanderError, Option } from "commander";
 import { authDisabled, packageVersion } from "@cdktr/protocol";
 import { agentsCommand, pingCommand } from "./commands/agents.js";
+import {
+  dashboardTokenCreateCommand,
+  dashboardTokenListCommand,
+  dashboardTokenRevokeCommand,
+  type DashboardTokenCreateOptions,
+} from "./commands/dashboard.js";
 import { healthCommand, type HealthOptions } from "./commands/health.js";
 import { initCommand } from "./commands/init.js";
 import {
@@ -74,6 +80,7 @@ Examples:
   cdktr logs --run <runId>             a run's output
   cdktr keys create ci --role trigger  a key for another machine (CDKTR_KEY_FILE there)
   cdktr validate workflows             check workflow files (no principal needed)
+  cdktr dashboard token create me --role operator   a sign-in token for the web dashboard
 
 Environment: CDKTR_PRINCIPAL_HOST, CDKTR_PRINCIPAL_PORT, CDKTR_LOGS_PUBLISHING_PORT, and the key:
 CDKTR_KEY_FILE, else local-operator in CDKTR_KEYS_DIR (~/.cdktr/keys) (see docs/operations.md).
@@ -85,8 +92,8 @@ Colour only on a terminal; NO_COLOR turns it off.`,
     return c;
   };
 
-  sub("start", "run an app in the foreground: principal, agent, scheduler, listeners, or all (local use)")
-    .argument("<app>", "principal | agent | scheduler | listeners | all")
+  sub("start", "run an app in the foreground: principal, agent, scheduler, listeners, dashboard, or all (local use)")
+    .argument("<app>", "principal | agent | scheduler | listeners | dashboard | all")
     .action(async (app: string, _o: unknown, cmd: Command) => hooks.run(cmd, (ctx) => startCommand(ctx, app)));
 
   sub("workflows", "list workflows: id, name, cron, timezone and next run")
@@ -201,6 +208,37 @@ Colour only on a terminal; NO_COLOR turns it off.`,
     .argument("<name>", "the key's name (see `cdktr keys list`)")
     .action(async (name: string, _o: unknown, cmd: Command) => hooks.run(cmd, (ctx) => keysRevokeCommand(ctx, name)));
 
+  const dashboard = sub("dashboard", "the web dashboard's sign-in tokens (no principal needed; see docs/dashboard.md)");
+  const token = dashboard
+    .command("token")
+    .description(
+      "sign-in tokens in the tokens file ($CDKTR_DASHBOARD_TOKENS_FILE or <keys dir>/dashboard-tokens.json)",
+    );
+  token
+    .command("create")
+    .description("make a token, store its hash, print it once on stdout")
+    .argument(
+      "<name>",
+      "who it is for: lowercase letters, digits, '.', '_', '@', '-' (recorded as the actor of their runs)",
+    )
+    .requiredOption("--role <role>", "reader (sees everything) | operator (also triggers, re-runs and cancels)")
+    .option("--json", "print {name, role, createdAt, revokedAt, token, file} as JSON")
+    .action(async (name: string, o: DashboardTokenCreateOptions, cmd: Command) =>
+      hooks.run(cmd, (ctx) => dashboardTokenCreateCommand(ctx, name, o)),
+    );
+  token
+    .command("list")
+    .description("every token's name, role, creation and revocation (never a token or its hash)")
+    .option("--json", "print one JSON array of {name, role, createdAt, revokedAt}")
+    .action(async (o: { json?: boolean }, cmd: Command) => hooks.run(cmd, (ctx) => dashboardTokenListCommand(ctx, o)));
+  token
+    .command("revoke")
+    .description("revoke a token: sign-ins with it fail, its sessions end at their next request")
+    .argument("<name>", "the token's name (see `cdktr dashboard token list`)")
+    .action(async (name: string, _o: unknown, cmd: Command) =>
+      hooks.run(cmd, (ctx) => dashboardTokenRevokeCommand(ctx, name)),
+    );
+
   sub("ping", "check that the principal answers (gives up within 3 s; for healthchecks)")
     .option("--json", "print the reply as JSON")
     .action(async (o: { json?: boolean }, cmd: Command) => hooks.run(cmd, (ctx) => pingCommand(ctx, o)));
@@ -228,13 +266,14 @@ Colour only on a terminal; NO_COLOR turns it off.`,
       "principal API address (default $CDKTR_PRINCIPAL_HOST:$CDKTR_PRINCIPAL_PORT or 127.0.0.1:5561)",
     );
   // Commands that never ask a principal (`keys init` among the `keys` verbs).
-  const offline = new Set(["validate", "init", "start", "health", "help", "keys init"]);
+  const offline = new Set(["validate", "init", "start", "health", "help", "keys init", "dashboard", "dashboard token"]);
   for (const c of program.commands) {
     c.exitOverride().configureOutput(output);
     if (!offline.has(c.name())) c.addOption(principalOption());
     for (const cc of c.commands) {
       cc.exitOverride().configureOutput(output);
       if (!offline.has(`${c.name()} ${cc.name()}`)) cc.addOption(principalOption());
+      for (const ccc of cc.commands) ccc.exitOverride().configureOutput(output);
     }
   }
   return program;

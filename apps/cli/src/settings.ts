@@ -295,6 +295,41 @@ export const SETTINGS: ReadonlyArray<{ readonly group: string; readonly settings
       },
     ],
   },
+  {
+    group: "Dashboard",
+    settings: [
+      {
+        name: "CDKTR_DASHBOARD_HOST",
+        default: "127.0.0.1",
+        description:
+          "Interface of the web dashboard; on loopback reads need no sign-in, on any other address every API call does",
+      },
+      { name: "CDKTR_DASHBOARD_PORT", default: "5564", description: "HTTP port of the dashboard (0 = any free port)" },
+      {
+        name: "CDKTR_DASHBOARD_REQUIRE_SIGNIN",
+        default: "false",
+        description: "Require a sign-in for reads too, even on loopback",
+      },
+      {
+        name: "CDKTR_DASHBOARD_TOKENS_FILE",
+        default: "",
+        description: "Sign-in tokens file (cdktr dashboard token ...; default <keys dir>/dashboard-tokens.json)",
+      },
+      { name: "CDKTR_DASHBOARD_MAX_STREAMS", default: "100", description: "Most live event streams open at once" },
+      { name: "CDKTR_DASHBOARD_MAX_SESSIONS", default: "10000", description: "Most sign-in sessions kept" },
+      { name: "CDKTR_DASHBOARD_SESSION_IDLE_H", default: "12", description: "Hours a session lives without a request" },
+      {
+        name: "CDKTR_DASHBOARD_SIGNIN_PER_MINUTE",
+        default: "10",
+        description: "Sign-in attempts allowed per remote address and minute",
+      },
+      {
+        name: "CDKTR_DASHBOARD_PRINCIPAL_TIMEOUT_S",
+        default: "10",
+        description: "Timeout of one dashboard request to the principal",
+      },
+    ],
+  },
 ];
 
 /** The `.env` text `cdktr init` writes: every setting commented out with its default. */

@@ -91,7 +91,7 @@ test("docker-compose config -q accepts the HA override (PostgreSQL, two principa
 
 test("compose services: cdktr start <app>, healthchecks, depends_on, scalable agent", () => {
   const s = compose.services;
-  assert.deepEqual(Object.keys(s).sort(), ["agent", "listeners", "principal", "scheduler"]);
+  assert.deepEqual(Object.keys(s).sort(), ["agent", "dashboard", "listeners", "principal", "scheduler"]);
   for (const [name, svc] of Object.entries(s)) {
     assert.deepEqual(svc.command, ["start", name], `${name}: command`);
     // Each process's healthcheck asks that process (its metrics port), never the principal.
@@ -116,11 +116,19 @@ test("compose services: cdktr start <app>, healthchecks, depends_on, scalable ag
     agent: "local-agent",
     scheduler: "local-scheduler",
     listeners: "local-listeners",
+    dashboard: "local-dashboard",
   };
   for (const [name, key] of Object.entries(keyOf)) {
     assert.ok(s[name]?.volumes?.includes("cdktr-keys:/keys:ro"), `${name}: the keys volume, read-only`);
     assert.equal(s[name]?.environment?.CDKTR_KEY_FILE, `/keys/${key}.json`, `${name}: its own key`);
   }
+  // The dashboard binds 0.0.0.0 in its container (so every read needs a sign-in there) but is
+  // published on the host's loopback only; its tokens live in its own volume.
+  assert.equal(s.dashboard?.environment?.CDKTR_DASHBOARD_HOST, "0.0.0.0");
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: compose's own ${VAR:-default} syntax
+  assert.deepEqual(s.dashboard?.ports, ["127.0.0.1:${CDKTR_HOST_DASHBOARD_PORT:-5564}:5564"]);
+  assert.equal(s.dashboard?.environment?.CDKTR_DASHBOARD_TOKENS_FILE, "/state/dashboard-tokens.json");
+  assert.ok(s.dashboard?.volumes?.includes("cdktr-dashboard:/state"), "dashboard: tokens on its own volume");
   assert.equal(s.agent?.container_name, undefined, "agent: no container_name (scalable)");
   assert.equal(s.agent?.ports, undefined, "agent: no fixed host ports (scalable)");
   const dockerfile = readFileSync(join(REPO, "Dockerfile"), "utf8");
@@ -143,7 +151,7 @@ test("compose services: cdktr start <app>, healthchecks, depends_on, scalable ag
 
 test("the compose services run a workflow end to end as local processes", async () => {
   const tmp = makeTempDir("cdktr-compose-");
-  const [api, logs, publish, webhook] = await freePorts(4);
+  const [api, logs, publish, webhook, dashboardPort] = await freePorts(5);
   // The image sets CDKTR_METRICS_PORT=9464 in every container; here each process gets its own.
   const metricsPorts = new Map<string, number>();
   const metricsPortOf = async (instance: string): Promise<number> => {
@@ -209,6 +217,11 @@ test("the compose services run a workflow end to end as local processes", async 
     for (const [k, raw] of Object.entries(svc.environment ?? {})) {
       let v = String(raw);
       if (k === "CDKTR_PRINCIPAL_HOST" && (serviceNames.has(v) || v === "0.0.0.0")) v = "127.0.0.1";
+      // The dashboard's container interface is this machine's loopback here, on a free port.
+      if (k === "CDKTR_DASHBOARD_HOST" && v === "0.0.0.0") {
+        v = "127.0.0.1";
+        env.CDKTR_DASHBOARD_PORT = String(dashboardPort);
+      }
       env[k] = mapPath(mounts, v);
     }
     return env;
@@ -254,7 +267,13 @@ test("the compose services run a workflow end to end as local processes", async 
   );
 
   // Then the others, with two agent replicas (as `--scale agent=2`) sharing the agent key.
-  const others = await Promise.all([start("agent", 0), start("agent", 1), start("scheduler"), start("listeners")]);
+  const others = await Promise.all([
+    start("agent", 0),
+    start("agent", 1),
+    start("scheduler"),
+    start("listeners"),
+    start("dashboard"),
+  ]);
   assert.deepEqual(
     others.slice(0, 2).map((a) => a.ready.key),
     ["local-agent", "local-agent"],
@@ -264,6 +283,7 @@ test("the compose services run a workflow end to end as local processes", async 
     ["agent", 1],
     ["scheduler", 0],
     ["listeners", 0],
+    ["dashboard", 0],
   ] as const) {
     const h = await healthcheck(name, replica);
     assert.equal(h.code, 0, `${name}#${replica}'s healthcheck ${h.command}: ${h.stdout}${h.stderr}`);
@@ -277,6 +297,34 @@ test("the compose services run a workflow end to end as local processes", async 
   assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
   const runId = lines(run.stdout)[0] ?? "";
   await assertRunOutput(runId, clientEnv);
+
+  // The dashboard: the token command of the compose file's header (`docker compose exec dashboard
+  // ...`, its environment: the tokens file in its volume), then a sign-in and the run it shows.
+  const tokenCommand = /docker compose exec dashboard cdktr (dashboard token create .+)$/m.exec(
+    readFileSync(COMPOSE_PATH, "utf8"),
+  );
+  assert.ok(tokenCommand?.[1] !== undefined, "docker-compose.yml shows how to make a dashboard token");
+  const dashEnv = await localEnv("dashboard");
+  const made0 = await runCli(tokenCommand[1].trim().split(/\s+/), { env: dashEnv });
+  assert.equal(made0.code, 0, made0.stderr);
+  const dashUrl = `http://127.0.0.1:${dashboardPort}`;
+  assert.equal((await fetch(`${dashUrl}/api/session`)).status, 200);
+  const signIn = await waitFor(async () => {
+    const r = await fetch(`${dashUrl}/api/session`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: made0.stdout.trim() }),
+    });
+    return r.status === 200 ? r : undefined;
+  });
+  const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+  const shown = (await (await fetch(`${dashUrl}/api/runs`, { headers: { cookie } })).json()) as {
+    runs: { runId: string }[];
+  };
+  assert.ok(
+    shown.runs.some((r) => r.runId === runId),
+    "the dashboard shows the run",
+  );
 
   // The webhook listener triggers runs through the same API; the run completes on an agent.
   // Its secret was generated on its first start in its state volume, and it requires it.

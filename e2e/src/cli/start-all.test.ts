@@ -33,7 +33,12 @@ async function makeSandbox(
   extra: Record<string, string> = {},
 ): Promise<{ p: PrincipalFixture; dir: string; env: Record<string, string> }> {
   const p = await preparePrincipal({ copyWorkflowsFrom: EXAMPLES, workflows: extra, ports: "reserved" });
-  return { p, dir: p.home, env: { ...p.env, CDKTR_AGENT_DATA_DIR: join(p.home, "agent") } };
+  return {
+    p,
+    dir: p.home,
+    // The dashboard on any free port (5564 may be taken by another test or a real one).
+    env: { ...p.env, CDKTR_AGENT_DATA_DIR: join(p.home, "agent"), CDKTR_DASHBOARD_PORT: "0" },
+  };
 }
 
 /** `cdktr start all` as a process (own group); resolves once it announced `[cdktr] ready`. */
@@ -65,16 +70,26 @@ test("start all; run --wait; runs --json; logs; scheduled runs; clean stop", asy
   await stack.waitForLine((l) => /^\[cdktr\]\s+ready: principal at 127\.0\.0\.1:\d+/.test(l), 60_000);
   await stack.waitForLine((l) => /^\[cdktr\]\s+metrics: /.test(l), 10_000);
   const metricsLine = stack.lines.find((l) => /^\[cdktr\]\s+metrics: /.test(l)) ?? "";
-  const urls = [...metricsLine.matchAll(/(principal|agent|scheduler) (http:\/\/127\.0\.0\.1:\d+)\/metrics/g)];
+  const urls = [...metricsLine.matchAll(/(principal|agent|scheduler|dashboard) (http:\/\/127\.0\.0\.1:\d+)\/metrics/g)];
   assert.deepEqual(
     urls.map((m) => m[1]),
-    ["principal", "agent", "scheduler"],
+    ["principal", "agent", "scheduler", "dashboard"],
     `the metrics URLs are printed: ${metricsLine}`,
   );
-  assert.equal(new Set(urls.map((m) => m[2])).size, 3, "three ports");
+  assert.equal(new Set(urls.map((m) => m[2])).size, 4, "four ports");
   for (const m of urls) assert.equal((await fetch(`${m[2]}/healthz`)).status, 200, `${m[1]} answers /healthz`);
   const pids = announcedPids(stack.lines);
-  assert.equal(pids.length, 3, "principal, agent and scheduler announced");
+  assert.equal(pids.length, 4, "principal, agent, scheduler and dashboard announced");
+  // The dashboard's URL is printed, and it answers (anonymous reads on loopback).
+  const dashLine = await stack.waitForLine(
+    (l) => /^\[cdktr\]\s+dashboard at http:\/\/127\.0\.0\.1:\d+ /.test(l),
+    10_000,
+  );
+  const dashUrl = /(http:\/\/127\.0\.0\.1:\d+)/.exec(dashLine)?.[1] ?? "";
+  const session = await fetch(`${dashUrl}/api/session`);
+  assert.equal(session.status, 200);
+  assert.equal(((await session.json()) as { signInRequired: boolean }).signInRequired, false);
+  assert.match(dashLine, /cdktr dashboard token create/);
   assert.ok(
     stack.lines.some((l) => l.startsWith("[principal] ")),
     "principal output is prefixed",
@@ -163,7 +178,7 @@ test("start all: when the supervisor is SIGKILLed, its apps stop on their own", 
   const sb = await makeSandbox();
   stack = await startAll(sb.env, sb.dir);
   const pids = announcedPids(stack.lines);
-  assert.equal(pids.length, 3);
+  assert.equal(pids.length, 4);
   // Only the supervisor: its apps live in their own process groups, so nobody else signals them.
   const supervisorPid = stack.pid;
   assert.ok(supervisorPid !== undefined);
@@ -197,6 +212,7 @@ test("npm start (scripts/start.mjs) builds, then runs start all on examples/work
   assert.ok(ready.includes(`workflows from ${join(REPO, "examples", "workflows")}`), ready);
   assert.ok(ready.includes(`data in ${join(sb.dir, ".cdktr", "cdktr.db")}`), ready);
   await stack.waitForLine((l) => l.includes("npx cdktr run hello --wait"), 5000); // how to trigger a run
+  await stack.waitForLine((l) => /^\[cdktr\]\s+dashboard at http:\/\/127\.0\.0\.1:\d+/.test(l), 5000); // its URL
   const run = await runCli(["run", "hello", "--wait"], { env: sb.env });
   assert.equal(run.code, 0, run.stdout + run.stderr);
   const result = await stack.stop("SIGTERM", 45_000);

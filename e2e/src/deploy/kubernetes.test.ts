@@ -192,7 +192,13 @@ async function checkCommon(manifests: Manifest[]): Promise<void> {
     assert.equal(m.metadata.labels?.["app.kubernetes.io/part-of"], "cdktr", `${where(m)}: labelled part-of cdktr`);
   }
   const pods = podSpecs(manifests);
-  assert.deepEqual(pods.map((p) => p.owner.metadata.name).sort(), ["agent", "listeners", "principal", "scheduler"]);
+  assert.deepEqual(pods.map((p) => p.owner.metadata.name).sort(), [
+    "agent",
+    "dashboard",
+    "listeners",
+    "principal",
+    "scheduler",
+  ]);
   const secrets = new Set<string>();
   for (const { owner, spec } of pods) {
     const name = owner.metadata.name;
@@ -251,6 +257,8 @@ async function checkCommon(manifests: Manifest[]): Promise<void> {
   }
   assert.deepEqual([...secrets].sort(), [
     "cdktr-agent-key",
+    "cdktr-dashboard-key",
+    "cdktr-dashboard-tokens",
     "cdktr-listeners-key",
     "cdktr-principal-keys",
     "cdktr-scheduler-key",

@@ -56,7 +56,9 @@ export {
   startScheduler,
   startDashboard,
   startListeners,
+  startDashboard,
   type AgentOptions,
+  type DashboardHandle,
   type AppOptions,
 } from "./start-app.js";
 export { startStack, type Stack, type StackOptions } from "./stack.js";

@@ -83,3 +83,27 @@ export function startListeners(
 ): Promise<ServiceHandle> {
   return startApp("listeners", principal, { CDKTR_LISTENERS_CONFIG: config }, options);
 }
+
+/** A dashboard process started by {@link startDashboard}. */
+export interface DashboardHandle {
+  service: ServiceHandle;
+  /** `http://127.0.0.1:<port>` from its `ready` line. */
+  url: string;
+  /** The tokens file it reads (`CDKTR_DASHBOARD_TOKENS_FILE`). */
+  tokensFile: string;
+}
+
+/**
+ * Start the dashboard on `principal` on a free port (`CDKTR_DASHBOARD_PORT=0`) with its
+ * `local-dashboard` key and a tokens file in the principal's home; waits for its `ready` line.
+ */
+export async function startDashboard(principal: PrincipalFixture, options: AppOptions = {}): Promise<DashboardHandle> {
+  const tokensFile = options.env?.CDKTR_DASHBOARD_TOKENS_FILE ?? join(principal.home, "dashboard-tokens.json");
+  const service = await startApp(
+    "dashboard",
+    principal,
+    { CDKTR_DASHBOARD_PORT: "0", CDKTR_DASHBOARD_TOKENS_FILE: tokensFile, CDKTR_LOG_FORMAT: "json" },
+    options,
+  );
+  return { service, url: typeof service.ready.url === "string" ? service.ready.url : "", tokensFile };
+}

@@ -10,8 +10,8 @@ const READY_TIMEOUT_MS = 60_000;
 
 /**
  * `cdktr start <app>`: run one app in the foreground, in this process (its own `main` owns
- * signals, the `ready` line and the exit code), or `all` of principal, agent and scheduler as
- * child processes.
+ * signals, the `ready` line and the exit code), or `all` of principal, agent, scheduler and
+ * dashboard as child processes.
  */
 export async function startCommand(ctx: CommandContext, app: string): Promise<number> {
   if (app === "all") return startAll(ctx);
@@ -34,7 +34,7 @@ function portOf(endpoint: unknown): string | undefined {
 
 /**
  * `CDKTR_METRICS_PORT` of the `index`-th app of `start all`: consecutive ports from the one set
- * (principal, agent, scheduler), `0` for each when it is 0; unset stays unset. A value that is not
+ * (principal, agent, scheduler, dashboard), `0` for each when it is 0; unset stays unset. A value that is not
  * a port is passed on as it is (the app refuses it with its message).
  */
 export function metricsPortFor(base: string | undefined, index: number): string | undefined {
@@ -51,6 +51,7 @@ async function startAll(ctx: CommandContext): Promise<number> {
     principal: appMainPath("principal"),
     agent: appMainPath("agent"),
     scheduler: appMainPath("scheduler"),
+    dashboard: appMainPath("dashboard"),
   };
   const sup = new Supervisor(io, style, Object.keys(mains));
   let signals = 0;
@@ -88,9 +89,14 @@ async function startAll(ctx: CommandContext): Promise<number> {
       ...clientEnv,
       CDKTR_METRICS_PORT: metricsPortFor(metricsBase, 2),
     });
-    const [agentReady, schedulerReady] = await Promise.all([
+    const dashboard = sup.start("dashboard", mains.dashboard, {
+      ...clientEnv,
+      CDKTR_METRICS_PORT: metricsPortFor(metricsBase, 3),
+    });
+    const [agentReady, schedulerReady, dashboardReady] = await Promise.all([
       sup.waitReady(agent, READY_TIMEOUT_MS),
       sup.waitReady(scheduler, READY_TIMEOUT_MS),
+      sup.waitReady(dashboard, READY_TIMEOUT_MS),
     ]);
     const host = clientEnv.CDKTR_PRINCIPAL_HOST ?? "127.0.0.1";
     sup.say(
@@ -99,10 +105,17 @@ async function startAll(ctx: CommandContext): Promise<number> {
         (typeof ready.workflowDir === "string" ? `, workflows from ${ready.workflowDir}` : "") +
         (typeof ready.dbPath === "string" ? `, data in ${ready.dbPath}` : ""),
     );
+    if (typeof dashboardReady.url === "string") {
+      sup.say(
+        `dashboard at ${style.bold(dashboardReady.url)} (to trigger, re-run or cancel from it: ` +
+          `${style.bold("npx cdktr dashboard token create <you> --role operator")}, then sign in)`,
+      );
+    }
     const metricsUrls = [
       ["principal", ready.metrics],
       ["agent", agentReady.metrics],
       ["scheduler", schedulerReady.metrics],
+      ["dashboard", dashboardReady.metrics],
     ].filter((e): e is [string, string] => typeof e[1] === "string");
     if (metricsUrls.length > 0) {
       sup.say(

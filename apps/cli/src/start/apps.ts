@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { CliError } from "../errors.js";
 
 /** Apps `cdktr start` can run. */
-export const STARTABLE_APPS = ["principal", "agent", "scheduler", "listeners"] as const;
+export const STARTABLE_APPS = ["principal", "agent", "scheduler", "listeners", "dashboard"] as const;
 /** One of {@link STARTABLE_APPS}. */
 export type StartableApp = (typeof STARTABLE_APPS)[number];
 

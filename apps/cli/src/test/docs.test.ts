@@ -32,17 +32,19 @@ function row(text: string, name: string): string[] | undefined {
 }
 
 async function schemas(): Promise<[string, z.ZodObject][]> {
-  const [principal, agent, scheduler, listeners] = await Promise.all([
+  const [principal, agent, scheduler, listeners, dashboard] = await Promise.all([
     import("@cdktr/principal"),
     import("@cdktr/agent"),
     import("@cdktr/scheduler"),
     import("@cdktr/listeners"),
+    import("@cdktr/dashboard"),
   ]);
   return [
     ["Principal", principal.PrincipalEnvSchema],
     ["Agent", agent.AgentEnvSchema],
     ["Scheduler", scheduler.SchedulerEnvSchema],
     ["Listeners", listeners.ListenersEnvSchema],
+    ["Dashboard", dashboard.DashboardEnvSchema],
   ];
 }
 

@@ -20,6 +20,12 @@ export interface SubscriberOptions {
   key?: ClientKey | null | undefined;
   /** The local key looked for when `key` is not given. @default "local-operator" */
   keyName?: string | undefined;
+  /**
+   * Called after each completed handshake with a publisher: the first connection, every
+   * reconnection (a principal restart, a network cut) and each move to another leader. What was
+   * published while no connection was up is lost, so a consumer that mirrors state refetches it.
+   */
+  onConnect?: ((endpoint: string) => void) | undefined;
 }
 
 /** One message of the publish channel. */
@@ -67,6 +73,12 @@ export class Subscriber {
       this.socket.curvePublicKey = this.key.publicKey;
       this.socket.curveSecretKey = this.key.secretKey;
       this.shared = sharedSecret(this.key.secretKey, this.key.principalPublicKey);
+    }
+    const onConnect = opts.onConnect;
+    if (onConnect !== undefined) {
+      this.socket.events.on("handshake", (e) => {
+        if (!this.closed) onConnect(e.address);
+      });
     }
   }
 
