@@ -164,14 +164,14 @@ export async function startScheduler(
   return withMemory(handle);
 }
 
-/** Start a dashboard against `principal` (free port; `tokensFile` its tokens). */
+/** Start a dashboard against `principal` (free port; `tokensFile` its tokens); resolves with it and its URL. */
 export async function startDashboard(
   principal: PrincipalHandle,
   opts: { tokensFile: string; env?: Record<string, string> },
-): Promise<Proc> {
-  const handle = await startFixtureDashboard(principal.fixture, opts.tokensFile, {
-    ...(opts.env === undefined ? {} : { env: opts.env }),
+): Promise<{ proc: Proc; url: string }> {
+  const handle = await startFixtureDashboard(principal.fixture, {
+    env: { CDKTR_DASHBOARD_TOKENS_FILE: opts.tokensFile, ...opts.env },
     service: { keepLines: KEEP_LINES, readyTimeoutMs: 60_000 },
   });
-  return withMemory(handle);
+  return { proc: withMemory(handle.service), url: handle.url };
 }

@@ -101,9 +101,9 @@ export const dashboardRunsPage: Scenario = {
           writeFileSync(tokensFile, JSON.stringify({ version: 1, tokens: [] }));
           const dashboard = await startDashboard(principal, { tokensFile });
           try {
-            figures[label] = await measure(browser, String(dashboard.ready.url).replace(/\/$/, ""), trials);
+            figures[label] = await measure(browser, dashboard.url.replace(/\/$/, ""), trials);
           } finally {
-            await dashboard.stop("SIGTERM", 10_000);
+            await dashboard.proc.stop("SIGTERM", 10_000);
           }
         } finally {
           await principal.stop();

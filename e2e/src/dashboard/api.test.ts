@@ -251,9 +251,7 @@ describe("dashboard API", () => {
     assert.match(bad.text, /fromFailed/);
   });
 
-  it("rerun fromFailed retries the failed run (retryOf is the source run)", {
-    todo: "retryFrom lands with the retry feature",
-  }, async () => {
+  it("rerun fromFailed retries the failed run (retryOf is the source run)", async () => {
     const src = body<{ runId: string }>(
       await write(dash.url, "/api/workflows/boom/run", operatorCookie, { params: {} }),
     );

@@ -1,15 +1,15 @@
 /**
  * The dashboard in a real browser: Debian's headless Chromium (playwright-core) on a real
  * dashboard process, principal and agent. Every page is screenshotted (CDKTR_SCREENSHOTS_DIR, or
- * a temp directory; `CDKTR_UPDATE_DOC_IMAGES=1` also refreshes the three in docs/images).
+ * e2e/results/dashboard-screenshots; `CDKTR_UPDATE_DOC_IMAGES=1` also refreshes the three in
+ * docs/images that README.md shows).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import type { ServiceHandle } from "@cdktr/test-base";
 import {
   cleanup,
   runCli,
@@ -18,6 +18,7 @@ import {
   startPrincipal,
   waitFor,
   type PrincipalFixture,
+  type DashboardHandle,
 } from "@cdktr/test-utils";
 import { browserMissing, launchChromium } from "@cdktr/test-utils/browser";
 
@@ -33,7 +34,9 @@ interface BrowserGlobals {
 
 const skip = browserMissing();
 const work = mkdtempSync(join(tmpdir(), "cdktr-dash-browser-"));
-const shots = process.env.CDKTR_SCREENSHOTS_DIR ?? join(work, "screenshots");
+/** Where the screenshots go (git-ignored e2e/results by default), kept after the run. */
+const shots =
+  process.env.CDKTR_SCREENSHOTS_DIR ?? new URL("../../results/dashboard-screenshots/", import.meta.url).pathname;
 const marker = join(work, "retry-marker");
 const counter = (task: string): string => join(work, `${task}.count`);
 const countOf = (task: string): number =>
@@ -58,6 +61,17 @@ tasks:
     config: !Subprocess
       cmd: echo
       args: ["hello", "{{ params.who }}"]
+`,
+  "nightly.yml": `name: Nightly report
+description: Builds the nightly report at 03:00, Paris time
+cron: "0 0 3 * * *"
+timezone: Europe/Paris
+tasks:
+  report:
+    name: Report
+    config: !Subprocess
+      cmd: echo
+      args: ["report"]
 `,
   "fail.yml": readFileSync(new URL("../../../examples/workflows/fail.yml", import.meta.url), "utf8"),
   "ticker.yml": `name: Ticker
@@ -91,7 +105,7 @@ tasks:
 
 describe("the dashboard in a browser", { skip: skip ?? false, timeout: 240_000 }, () => {
   let principal: PrincipalFixture;
-  let dashboard: ServiceHandle;
+  let dashboard: DashboardHandle;
   let browser: Browser;
   let url: string;
   const tokens: Record<string, string> = {};
@@ -111,13 +125,16 @@ describe("the dashboard in a browser", { skip: skip ?? false, timeout: 240_000 }
       assert.equal(made.code, 0, made.stderr);
       tokens[name] = (JSON.parse(made.stdout) as { token: string }).token;
     }
-    dashboard = await startDashboard(principal, tokensFile);
-    url = String(dashboard.ready.url).replace(/\/$/, "");
+    dashboard = await startDashboard(principal, {
+      env: { CDKTR_DASHBOARD_TOKENS_FILE: tokensFile, CDKTR_DASHBOARD_SIGNIN_PER_MINUTE: "1000" },
+    });
+    url = dashboard.url.replace(/\/$/, "");
     browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
     await cleanup();
+    rmSync(work, { recursive: true, force: true });
   });
 
   /** A new browser context (its own cookies), signed in with `who`'s token unless null. */
@@ -134,13 +151,17 @@ describe("the dashboard in a browser", { skip: skip ?? false, timeout: 240_000 }
     return page;
   }
 
-  const shot = (page: Page, name: string): Promise<Buffer> =>
-    page.screenshot({ path: join(shots, `${name}.png`), fullPage: false });
+  const shot = (page: Page, name: string, fullPage = false): Promise<Buffer> =>
+    page.screenshot({ path: join(shots, `${name}.png`), fullPage });
 
   const row = (page: Page, runId: string, status?: string): ReturnType<Page["locator"]> =>
     page.locator(
       `[data-testid="run-row"][data-run-id="${runId}"]${status === undefined ? "" : `[data-status="${status}"]`}`,
     );
+
+  /** The log tail's lines of the tasks' stdout (the agent's own lines quote the command). */
+  const stdout = (page: Page): ReturnType<Page["locator"]> =>
+    page.locator('[data-testid="log-line"][data-stream="stdout"]');
 
   const node = (page: Page, taskId: string): ReturnType<Page["locator"]> =>
     page.locator(`[data-testid="task-node"][data-task-id="${taskId}"]`);
@@ -149,7 +170,6 @@ describe("the dashboard in a browser", { skip: skip ?? false, timeout: 240_000 }
     const page = await open("alice");
     await page.getByTestId("nav-workflows").click();
     await page.locator('[data-testid="workflow-row"][data-workflow-id="greet"]').waitFor();
-    await shot(page, "workflows");
     await page.goto(`${url}/workflows/greet`);
     await page.getByTestId("trigger-form").waitFor();
     await page.locator('[name="param-who"]').fill("Ada Lovelace");
@@ -171,7 +191,7 @@ describe("the dashboard in a browser", { skip: skip ?? false, timeout: 240_000 }
     await row(page, runId, "COMPLETED").waitFor();
     await page.goto(`${url}/runs/${runId}`);
     await page.getByTestId("run-triggered-by").filter({ hasText: "local-dashboard:alice" }).waitFor();
-    await page.getByTestId("log-line").filter({ hasText: "hello Ada Lovelace" }).waitFor();
+    await stdout(page).filter({ hasText: "hello Ada Lovelace" }).waitFor();
     await page.context().close();
   });
 
@@ -196,8 +216,8 @@ describe("the dashboard in a browser", { skip: skip ?? false, timeout: 240_000 }
     assert.ok(Math.max(sr, sg, sb) - Math.min(sr, sg, sb) < 30, `the skipped task is grey: rgb(${sr}, ${sg}, ${sb})`);
     await page.getByTestId("gantt").waitFor();
     assert.ok((await page.getByTestId("gantt-bar").count()) >= 2, "a bar per task that ran");
-    await page.getByTestId("log-line").filter({ hasText: "about to fail" }).waitFor();
-    await shot(page, "run-failed");
+    await stdout(page).filter({ hasText: "about to fail" }).waitFor();
+    await shot(page, "run-failed", true);
     // An anonymous visitor on loopback reads, but is offered no write.
     assert.equal(await page.getByTestId("retry-failed-button").count(), 0);
     assert.equal(await page.getByTestId("rerun-button").count(), 0);
@@ -213,7 +233,7 @@ describe("the dashboard in a browser", { skip: skip ?? false, timeout: 240_000 }
     const seen = await lines.count();
     // New lines arrive while the page stays open (no reload): the tail grows by live events.
     await waitFor(async () => (await lines.count()) >= seen + 5, { timeoutMs: 30_000, what: "five more lines, live" });
-    const red = lines.filter({ hasText: "red alert" });
+    const red = stdout(page).filter({ hasText: "red alert" });
     const text = (await red.textContent()) ?? "";
     assert.ok(!text.includes("\u001b"), "no raw escape character on the page");
     assert.ok(!text.includes("\u0007"), "no raw BEL on the page");
@@ -335,13 +355,25 @@ describe("the dashboard in a browser", { skip: skip ?? false, timeout: 240_000 }
     await page.goto(`${url}/`);
     await page.getByTestId("runs-table").waitFor();
     await shot(page, "runs");
+    await page.goto(`${url}/workflows`);
+    const nightly = page.locator('[data-testid="workflow-row"][data-workflow-id="nightly"]');
+    await nightly.getByTestId("next-occurrences").waitFor();
+    await page
+      .locator('[data-testid="workflow-row"][data-workflow-id="retry"] [data-testid="last-runs"] [data-status]')
+      .first()
+      .waitFor();
+    await shot(page, "workflows");
     await page.context().close();
     await phone.context().close();
     if (process.env.CDKTR_UPDATE_DOC_IMAGES === "1") {
       const docs = new URL("../../../docs/images/", import.meta.url).pathname;
       mkdirSync(docs, { recursive: true });
-      for (const name of ["runs", "run", "workflows"])
-        copyFileSync(join(shots, `${name}.png`), join(docs, `dashboard-${name}.png`));
+      for (const [from, to] of [
+        ["runs", "runs"],
+        ["run-failed", "run"],
+        ["workflows", "workflows"],
+      ])
+        copyFileSync(join(shots, `${from}.png`), join(docs, `dashboard-${to}.png`));
     }
   });
 });

@@ -56,7 +56,6 @@ export {
   startScheduler,
   startDashboard,
   startListeners,
-  startDashboard,
   type AgentOptions,
   type DashboardHandle,
   type AppOptions,

@@ -56,23 +56,6 @@ export function startScheduler(principal: PrincipalFixture, options: AppOptions 
 }
 
 /**
- * Start a dashboard on `principal` on a free port of 127.0.0.1 (`CDKTR_DASHBOARD_PORT=0`; its
- * `ready` line has the `url`), with its tokens file `tokensFile` (`CDKTR_DASHBOARD_TOKENS_FILE`).
- */
-export function startDashboard(
-  principal: PrincipalFixture,
-  tokensFile: string,
-  options: AppOptions = {},
-): Promise<ServiceHandle> {
-  return startApp(
-    "dashboard",
-    principal,
-    { CDKTR_DASHBOARD_PORT: "0", CDKTR_DASHBOARD_TOKENS_FILE: tokensFile },
-    options,
-  );
-}
-
-/**
  * Start the listener runner with the config file `config` (`CDKTR_LISTENERS_CONFIG`, relative to
  * its working directory) on `principal`.
  */

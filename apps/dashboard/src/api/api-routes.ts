@@ -91,11 +91,8 @@ const TriggerBody = z
   .object({ params: ParamsSchema.default({}), idempotencyKey: z.string().min(1).max(512).optional() })
   .strict();
 
-/**
- * `runWorkflow`'s request with `retryFrom` (re-run from the failed tasks of a run).
- * retryFrom: merged with the retry feature (the protocol's RunWorkflowRequest gains the field).
- */
-type RunWorkflowWithRetry = Parameters<PrincipalClient["runWorkflow"]>[0] & { retryFrom?: string };
+/** A `runWorkflow` request (with `retryFrom` for a re-run from the failed tasks of a run). */
+type RunWorkflowRequest = Parameters<PrincipalClient["runWorkflow"]>[0];
 
 /** One workflow in `GET /api/workflows`. */
 export interface WorkflowSummary {
@@ -158,8 +155,7 @@ export function apiRoutes(deps: ApiDeps): Router {
     return { workflows: out, errors: list.errors };
   };
 
-  const trigger = async (req: RunWorkflowWithRetry): Promise<Reply> => {
-    // retryFrom: merged with the retry feature (until then the request schema refuses the field).
+  const trigger = async (req: RunWorkflowRequest): Promise<Reply> => {
     const r = await principal.runWorkflow(req);
     return { status: 200, body: { runId: r.runId, duplicate: r.duplicate, skipped: r.skipped, status: r.status } };
   };

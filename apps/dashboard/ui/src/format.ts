@@ -35,3 +35,9 @@ export function localInputToIso(value: string): string | undefined {
   const d = new Date(value);
   return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
 }
+
+/**
+ * How often a page showing runs that have not ended reads them again, besides the live events: a
+ * safety net for an event lost while a stream (re)connects.
+ */
+export const LIVE_SAFETY_NET_MS = 5000;

@@ -122,6 +122,7 @@ export function Dag({
           zoomOnScroll={false}
           preventScrolling={false}
           fitView
+          fitViewOptions={{ maxZoom: 1 }}
           minZoom={0.2}
           {...(onTaskClick !== undefined && { onNodeClick: (_e, node) => onTaskClick(node.id) })}
         >

@@ -243,6 +243,7 @@ const LogRow = memo(function LogRow({ line: l, search }: { line: LogLine; search
       data-testid="log-line"
       data-task-id={l.taskId}
       data-level={l.level}
+      data-stream={l.stream}
     >
       <time className="log-time" dateTime={l.time}>
         {clockTime(l.time)}

@@ -6,7 +6,7 @@ import { Dag } from "../components/dag";
 import { Gantt } from "../components/gantt";
 import { LogTail, useLogFeed } from "../components/log-tail";
 import { StatusBadge } from "../components/status-badge";
-import { localTime, runDuration, shortId } from "../format";
+import { LIVE_SAFETY_NET_MS, localTime, runDuration, shortId } from "../format";
 import { useEventStream, useNow, useSession, useTitle } from "../hooks";
 import {
   type CancelResult,
@@ -128,6 +128,12 @@ export function RunPage() {
   const q = useQuery({
     queryKey: key,
     queryFn: () => apiGet<RunDetail>(`/api/runs/${encodeURIComponent(runId)}`),
+    // The live stream keeps the run current; an event lost between the page's read and the
+    // stream's start (or in a reconnection) is caught up within LIVE_SAFETY_NET_MS until it ends.
+    refetchInterval: (query) => {
+      const status = query.state.data?.run.status;
+      return status !== undefined && TERMINAL_RUN_STATUSES.includes(status) ? false : LIVE_SAFETY_NET_MS;
+    },
   });
   const feed = useLogFeed(runId);
   const [logTask, setLogTask] = useState("");
@@ -154,6 +160,8 @@ export function RunPage() {
 
   useEventStream(runId === "" ? null : `/api/runs/${encodeURIComponent(runId)}/events`, {
     open: (reconnected) => {
+      // Read the run again once the stream is open: what changed before it opened is in that read.
+      void queryClient.invalidateQueries({ queryKey: key });
       if (!reconnected) startHistory();
     },
     error: startHistory,

@@ -3,10 +3,10 @@ import { type FormEvent, useEffect, useMemo, useRef, useState } from "react";
 import { useLocation, useNavigate, useSearchParams } from "react-router";
 import { apiGet, errorText, withQuery } from "../api";
 import { RunsTable } from "../components/runs-table";
-import { localInputToIso } from "../format";
+import { LIVE_SAFETY_NET_MS, localInputToIso } from "../format";
 import { useEventStream, useTitle } from "../hooks";
 import { applyRunEvent, isRunRecord, type RunFilter } from "../live-runs";
-import { RUN_STATUSES, type RunsPage as RunsPageData, type WorkflowsList } from "../types";
+import { RUN_STATUSES, TERMINAL_RUN_STATUSES, type RunsPage as RunsPageData, type WorkflowsList } from "../types";
 
 const PAGE_SIZE = 50;
 const FILTER_KEYS = ["workflow", "status", "source", "since", "until"] as const;
@@ -69,6 +69,10 @@ export function RunsPage() {
     queryKey: key,
     queryFn: () => apiGet<RunsPageData>(withQuery("/api/runs", { ...filter, cursor, limit: PAGE_SIZE })),
     placeholderData: keepPreviousData,
+    refetchInterval: (query) =>
+      query.state.data?.runs.some((r) => !TERMINAL_RUN_STATUSES.includes(r.status)) === true
+        ? LIVE_SAFETY_NET_MS
+        : false,
   });
   const workflows = useQuery({ queryKey: ["workflows"], queryFn: () => apiGet<WorkflowsList>("/api/workflows") });
 

@@ -4,9 +4,18 @@ import { Link, useParams } from "react-router";
 import { apiGet, apiPost, errorText, newIdempotencyKey } from "../api";
 import { Dag } from "../components/dag";
 import { RunsTable } from "../components/runs-table";
+import { LIVE_SAFETY_NET_MS } from "../format";
 import { useEventStream, useSession, useTitle } from "../hooks";
 import { applyRunEvent, isRunRecord } from "../live-runs";
-import type { ParamSpec, ParamValue, TaskRunRecord, TriggerResult, WorkflowDefinition, WorkflowDetail } from "../types";
+import {
+  TERMINAL_RUN_STATUSES,
+  type ParamSpec,
+  type ParamValue,
+  type TaskRunRecord,
+  type TriggerResult,
+  type WorkflowDefinition,
+  type WorkflowDetail,
+} from "../types";
 import { NextOccurrences } from "./workflows-page";
 
 const NO_RECORDS: ReadonlyMap<string, TaskRunRecord> = new Map();
@@ -180,6 +189,10 @@ export function WorkflowPage() {
   const q = useQuery({
     queryKey: key,
     queryFn: () => apiGet<WorkflowDetail>(`/api/workflows/${encodeURIComponent(id)}`),
+    refetchInterval: (query) =>
+      query.state.data?.lastRuns.some((r) => !TERMINAL_RUN_STATUSES.includes(r.status)) === true
+        ? LIVE_SAFETY_NET_MS
+        : false,
   });
   useEventStream("/api/events", {
     run: (data) => {
