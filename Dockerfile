@@ -1,4 +1,4 @@
-# One image for every cdktr app: `docker run cdktr start principal|agent|scheduler|listeners`.
+# One image for every cdktr app: `docker run cdktr start principal|agent|scheduler|listeners|dashboard`.
 # Build: docker build -t cdktr .   (or `docker compose build`)
 
 # --- build: install (native modules compiled here), compile, drop dev dependencies ------------
@@ -23,7 +23,7 @@ RUN npm ci --no-audit --no-fund \
  && node scripts/image-slim.mjs native \
  && find apps packages -type d -name test -path '*/dist/*' -prune -exec rm -rf {} + \
  && find apps packages -name '*.test.*' -path '*/dist/*' -delete \
- && rm -rf apps/*/src packages/*/src apps/*/tsconfig.json packages/*/tsconfig.json
+ && rm -rf apps/*/src packages/*/src apps/*/tsconfig.json packages/*/tsconfig.json apps/dashboard/ui
 
 # --- runtime ------------------------------------------------------------------------------------
 FROM node:26-bookworm-slim
@@ -50,7 +50,7 @@ USER node
 # Each process answers /healthz and /readyz about itself on its metrics port (loopback inside the
 # container; set CDKTR_METRICS_HOST=0.0.0.0 for a scraper outside it). `cdktr health` asks it.
 ENV CDKTR_METRICS_PORT=9464
-EXPOSE 5561 5562 5563 9464
+EXPOSE 5561 5562 5563 5564 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=15s --retries=3 CMD ["cdktr", "health"]
 ENTRYPOINT ["cdktr"]
 CMD ["--help"]

@@ -25,6 +25,7 @@ const TSC = join(dirname(createRequire(import.meta.url).resolve("typescript/pack
 const PUBLISHABLE = [
   "@cdktr/agent",
   "@cdktr/cli",
+  "@cdktr/dashboard",
   "@cdktr/events",
   "@cdktr/listeners",
   "@cdktr/principal",
