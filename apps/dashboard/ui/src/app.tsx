@@ -1,14 +1,17 @@
 import { useQueryClient } from "@tanstack/react-query";
-import { useEffect, useState } from "react";
+import { lazy, Suspense, useEffect, useState } from "react";
 import { Link, NavLink, Route, Routes, useLocation, useNavigate } from "react-router";
 import { apiDelete, errorText, setUnauthorizedHandler } from "./api";
 import { SESSION_KEY, useSession } from "./hooks";
 import { AgentsPage } from "./pages/agents-page";
-import { RunPage } from "./pages/run-page";
 import { RunsPage } from "./pages/runs-page";
 import { SignInPage } from "./pages/signin-page";
-import { WorkflowPage } from "./pages/workflow-page";
 import { WorkflowsPage } from "./pages/workflows-page";
+
+// The pages with a DAG (React Flow, dagre: most of the script) load when first opened, so the
+// runs page, the first one people see, renders without them.
+const RunPage = lazy(() => import("./pages/run-page").then((m) => ({ default: m.RunPage })));
+const WorkflowPage = lazy(() => import("./pages/workflow-page").then((m) => ({ default: m.WorkflowPage })));
 
 function SessionArea() {
   const { session } = useSession();
@@ -115,15 +118,17 @@ export function App() {
         <SessionArea />
       </header>
       <main id="main" tabIndex={-1}>
-        <Routes>
-          <Route path="/" element={<RunsPage />} />
-          <Route path="/runs/:runId" element={<RunPage />} />
-          <Route path="/workflows" element={<WorkflowsPage />} />
-          <Route path="/workflows/:id" element={<WorkflowPage />} />
-          <Route path="/agents" element={<AgentsPage />} />
-          <Route path="/signin" element={<SignInPage />} />
-          <Route path="*" element={<NotFound />} />
-        </Routes>
+        <Suspense fallback={<p>Loading…</p>}>
+          <Routes>
+            <Route path="/" element={<RunsPage />} />
+            <Route path="/runs/:runId" element={<RunPage />} />
+            <Route path="/workflows" element={<WorkflowsPage />} />
+            <Route path="/workflows/:id" element={<WorkflowPage />} />
+            <Route path="/agents" element={<AgentsPage />} />
+            <Route path="/signin" element={<SignInPage />} />
+            <Route path="*" element={<NotFound />} />
+          </Routes>
+        </Suspense>
       </main>
     </>
   );

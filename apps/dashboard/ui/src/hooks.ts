@@ -73,9 +73,16 @@ export function useNow(intervalMs: number, active = true): number {
 /** The query key of the session. */
 export const SESSION_KEY = ["session"] as const;
 
+/** The query of the current session (GET /api/session). */
+export const sessionQuery = {
+  queryKey: SESSION_KEY,
+  queryFn: () => apiGet<Session>("/api/session"),
+  staleTime: 30_000,
+};
+
 /** The current session (GET /api/session). */
 export function useSession(): { session: Session | undefined; isLoading: boolean } {
-  const q = useQuery({ queryKey: SESSION_KEY, queryFn: () => apiGet<Session>("/api/session"), staleTime: 30_000 });
+  const q = useQuery(sessionQuery);
   return { session: q.data, isLoading: q.isLoading };
 }
 

@@ -4,6 +4,8 @@ import { createRoot } from "react-dom/client";
 import { BrowserRouter } from "react-router";
 import { isClientError } from "./api";
 import { App } from "./app";
+import { sessionQuery } from "./hooks";
+import { prefetchRunsPage } from "./pages/runs-page";
 import "./styles.css";
 
 const queryClient = new QueryClient({
@@ -15,6 +17,10 @@ const queryClient = new QueryClient({
     mutations: { retry: false },
   },
 });
+
+// What every page and the runs page need, asked for before the first render (in parallel with it).
+void queryClient.prefetchQuery(sessionQuery);
+prefetchRunsPage(queryClient, window.location.pathname, window.location.search);
 
 const root = document.getElementById("root");
 if (root !== null)

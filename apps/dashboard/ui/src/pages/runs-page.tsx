@@ -1,4 +1,4 @@
-import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
+import { keepPreviousData, type QueryClient, useQuery, useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useEffect, useMemo, useRef, useState } from "react";
 import { useLocation, useNavigate, useSearchParams } from "react-router";
 import { apiGet, errorText, withQuery } from "../api";
@@ -39,6 +39,43 @@ function SourceFilter({ value, onChange }: { value: string; onChange: (value: st
 }
 
 /** `/`: the runs, filtered (in the URL), paged by cursor and updated live. */
+/** The runs page's filter as its URL says it (`?workflow=&status=&source=&since=&until=`). */
+function filterOf(values: Record<keyof RunFilter, string>): RunFilter {
+  return {
+    workflow: values.workflow,
+    status: values.status,
+    source: values.source,
+    since: localInputToIso(values.since),
+    until: localInputToIso(values.until),
+  };
+}
+
+/** The query of one page of runs (`cursor` null: the first). */
+function runsQuery(filter: RunFilter, cursor: string | null) {
+  return {
+    queryKey: ["runs", filter, cursor] as const,
+    queryFn: () => apiGet<RunsPageData>(withQuery("/api/runs", { ...filter, cursor, limit: PAGE_SIZE })),
+  };
+}
+
+/**
+ * Start reading the runs page's first page now (before React renders), when the browser opens on
+ * it: the request overlaps the first render instead of following it.
+ */
+export function prefetchRunsPage(queryClient: QueryClient, pathname: string, search: string): void {
+  if (pathname !== "/") return;
+  const params = new URLSearchParams(search);
+  const get = (name: string): string => params.get(name) ?? "";
+  const filter = filterOf({
+    workflow: get("workflow"),
+    status: get("status"),
+    source: get("source"),
+    since: get("since"),
+    until: get("until"),
+  });
+  void queryClient.prefetchQuery(runsQuery(filter, params.get("cursor")));
+}
+
 export function RunsPage() {
   useTitle("Runs");
   const [params] = useSearchParams();
@@ -55,19 +92,20 @@ export function RunsPage() {
   };
   const cursor = params.get("cursor");
   const filter: RunFilter = useMemo(
-    () => ({
-      workflow: values.workflow,
-      status: values.status,
-      source: values.source,
-      since: localInputToIso(values.since),
-      until: localInputToIso(values.until),
-    }),
+    () =>
+      filterOf({
+        workflow: values.workflow,
+        status: values.status,
+        source: values.source,
+        since: values.since,
+        until: values.until,
+      }),
     [values.workflow, values.status, values.source, values.since, values.until],
   );
-  const key = useMemo(() => ["runs", filter, cursor] as const, [filter, cursor]);
+  const query = useMemo(() => runsQuery(filter, cursor), [filter, cursor]);
+  const key = query.queryKey;
   const runs = useQuery({
-    queryKey: key,
-    queryFn: () => apiGet<RunsPageData>(withQuery("/api/runs", { ...filter, cursor, limit: PAGE_SIZE })),
+    ...query,
     placeholderData: keepPreviousData,
     refetchInterval: (query) =>
       query.state.data?.runs.some((r) => !TERMINAL_RUN_STATUSES.includes(r.status)) === true

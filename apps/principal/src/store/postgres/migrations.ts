@@ -145,6 +145,11 @@ export const PG_MIGRATIONS: readonly string[] = [
   ALTER TABLE runs ADD COLUMN retry_of TEXT;
   ALTER TABLE task_runs ADD COLUMN reused_from TEXT;
   `,
+  // 5: runs of one state, newest first (the dashboard's and `cdktr runs --status`'s filter):
+  // without it, a state few runs have scans every run.
+  `
+  CREATE INDEX runs_status_id ON runs(status, run_id);
+  `,
 ];
 
 /** First key of the migration lock (`pg_advisory_xact_lock(key, hashtext(schema))`): "cdkt". */

@@ -148,6 +148,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE runs ADD COLUMN retry_of TEXT;
   ALTER TABLE task_runs ADD COLUMN reused_from TEXT;
   `,
+  `
+  -- Runs of one state, newest first (the dashboard's and \`cdktr runs --status\`'s filter): without
+  -- it, a state few runs have scans every run.
+  CREATE INDEX runs_status_id ON runs(status, run_id);
+  `,
 ];
 
 /** The main file's version whose migration drops the `logs` table (copied out before it). */

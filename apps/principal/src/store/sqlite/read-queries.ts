@@ -46,7 +46,10 @@ export function listRuns(db: Database.Database, req: RunListQuery): ReplyOf<ApiV
     args.push(req.workflowId);
   }
   if (req.status !== undefined && req.status.length > 0) {
-    where.push(`status IN (${req.status.map(() => "?").join(", ")})`);
+    // In the finished or scheduled order, `+status` keeps SQLite off the status index (it would
+    // then sort every run of those states instead of walking the time index).
+    const column = req.finishedSince !== undefined || req.scheduledOnly === true ? "+status" : "status";
+    where.push(`${column} IN (${req.status.map(() => "?").join(", ")})`);
     args.push(...req.status);
   }
   if (req.source !== undefined) {
