@@ -25,6 +25,8 @@ import type { Scenario } from "../scenario.js";
 
 const S = "12 dashboard";
 const BATCH = 1000;
+/** A laptop screen. */
+const VIEWPORT = { viewport: { width: 1366, height: 768 } };
 
 /** Insert `n` runs of `history` (terminal SKIPPED records but the first), in batches. */
 async function fill(principal: PrincipalHandle, n: number): Promise<void> {
@@ -59,6 +61,16 @@ async function firstRender(context: BrowserContext, url: string, selector: strin
   }
 }
 
+/** {@link firstRender} in a new browser context (nothing cached), closed afterwards. */
+async function firstVisit(browser: Browser, url: string, selector: string): Promise<number> {
+  const context = await browser.newContext(VIEWPORT);
+  try {
+    return await firstRender(context, url, selector);
+  } finally {
+    await context.close();
+  }
+}
+
 /** Measure `trials` cold and warm page loads and API pages on a dashboard at `url` (after one discarded warm-up). */
 async function measure(browser: Browser, url: string, trials: number): Promise<PageFigures> {
   const out: PageFigures = { cold: [], warm: [], apiFirst: [], apiWorkflow: [], apiStatus: [] };
@@ -73,8 +85,7 @@ async function measure(browser: Browser, url: string, trials: number): Promise<P
   const returning = await browser.newContext(VIEWPORT);
   try {
     for (let i = 0; i < trials + 1; i++) {
-      const context = await browser.newContext(VIEWPORT);
-      const cold = await firstRender(context, `${url}/`, row).finally(() => context.close());
+      const cold = await firstVisit(browser, `${url}/`, row);
       const warm = await firstRender(returning, `${url}/`, row);
       if (i === 0) continue; // the first loads warm the server's caches and the disk
       out.cold.push(cold);
@@ -89,8 +100,6 @@ async function measure(browser: Browser, url: string, trials: number): Promise<P
   return out;
 }
 
-const VIEWPORT = { viewport: { width: 1366, height: 768 } };
-
 /** A static page with a 50-row table and no script, served by node:http: the browser's own cost of a first visit. */
 async function staticPageBaseline(browser: Browser, trials: number): Promise<number[]> {
   const rows = Array.from({ length: 50 }, (_, i) => `<tr class="r"><td>run ${i}</td><td>COMPLETED</td></tr>`).join("");
@@ -104,8 +113,7 @@ async function staticPageBaseline(browser: Browser, trials: number): Promise<num
   const out: number[] = [];
   try {
     for (let i = 0; i < trials + 1; i++) {
-      const context = await browser.newContext(VIEWPORT);
-      const ms = await firstRender(context, `http://127.0.0.1:${port}/`, "tr.r").finally(() => context.close());
+      const ms = await firstVisit(browser, `http://127.0.0.1:${port}/`, "tr.r");
       if (i > 0) out.push(ms);
     }
   } finally {
