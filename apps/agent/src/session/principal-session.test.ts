@@ -57,7 +57,8 @@ async function connect(
   const server = new RpcServer({ endpoint: "tcp://127.0.0.1:0", verbs: API_VERBS });
   setup(server);
   const endpoint = await server.bind();
-  const client = new PrincipalClient({ endpoint, timeoutMs: 2000, env: {} });
+  // Plaintext like the stand-in server, whatever key files this machine's HOME holds.
+  const client = new PrincipalClient({ endpoint, timeoutMs: 2000, env: {}, key: null });
   const session = new PrincipalSession({
     config: {
       agentId: "a1",
