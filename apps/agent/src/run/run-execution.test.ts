@@ -12,6 +12,79 @@ import { RunExecution, type RunExecutionOptions } from "./run-execution.js";
 
 after(removeTempDirs);
 
+/** A task that touches `path`. */
+function touchTask(id: string, path: string, depends: string[] = []): TaskDefinition {
+  return {
+    id,
+    name: id,
+    description: null,
+    depends,
+    config: { type: "subprocess", cmd: "touch", args: [path] },
+    env: {},
+    workingDirectory: null,
+    timeoutMs: null,
+    retries: { count: 0, backoffMs: 0, factor: 1 },
+  };
+}
+
+/** The agent's status outbox and log shipper on `dataDir`, started; what the outbox delivers lands in `sent`. */
+function agentParts(dataDir: string): {
+  outbox: StatusOutbox;
+  shipper: LogShipper;
+  sent: StatusUpdate[];
+  stop: () => Promise<void>;
+} {
+  const sent: StatusUpdate[] = [];
+  const outbox = new StatusOutbox({
+    dataDir,
+    logger: noopLogger,
+    rewriteMs: 20,
+    sink: async (u) => {
+      sent.push(u);
+    },
+  });
+  const shipper = new LogShipper({
+    sink: async () => undefined,
+    spoolDir: join(dataDir, "spool"),
+    spoolMaxBytes: 1024 * 1024,
+    logger: noopLogger,
+  });
+  outbox.start();
+  shipper.start();
+  return {
+    outbox,
+    shipper,
+    sent,
+    stop: async () => {
+      await shipper.stop();
+      await outbox.stop();
+    },
+  };
+}
+
+/** Run `r1` of workflow `wf` with `tasks` on the agent's `parts` (`reusedTasks`: a retry's tasks taken as done). */
+function execution(
+  parts: ReturnType<typeof agentParts>,
+  tasks: Record<string, TaskDefinition>,
+  reusedTasks?: string[],
+): RunExecution {
+  return new RunExecution({
+    agentId: "a",
+    assignment: {
+      token: "k",
+      run: { runId: "r1", source: "test", params: {}, scheduledFor: null },
+      workflow: { id: "wf", params: {}, tasks },
+      ...(reusedTasks === undefined ? {} : { reusedTasks }),
+    } as unknown as RunExecutionOptions["assignment"],
+    taskEnv: { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } },
+    outbox: parts.outbox,
+    shipper: parts.shipper,
+    groups: new ProcessGroupRegistry(makeTempDir("cdktr-pgids-"), noopLogger),
+    killGraceMs: 500,
+    logger: noopLogger,
+  });
+}
+
 /** A run of one task that touches `marker` (outside the tmpfs), with the agent's parts on a full tmpfs. */
 async function blockedRun(t: TestContext): Promise<{
   exec: RunExecution;
@@ -25,64 +98,20 @@ async function blockedRun(t: TestContext): Promise<{
   const dir = join(mnt, "agent");
   mkdirSync(dir);
   const marker = join(makeTempDir("cdktr-run-"), "ran");
-  const sent: StatusUpdate[] = [];
-  const outbox = new StatusOutbox({
-    dataDir: dir,
-    logger: noopLogger,
-    rewriteMs: 20,
-    sink: async (u) => {
-      sent.push(u);
-    },
-  });
-  const shipper = new LogShipper({
-    sink: async () => undefined,
-    spoolDir: join(dir, "spool"),
-    spoolMaxBytes: 1024 * 1024,
-    logger: noopLogger,
-  });
-  outbox.start();
-  shipper.start();
+  const parts = agentParts(dir);
   const filler = fillDisk(mnt);
   // A transition the journal cannot take: the outbox is not writable from now on.
-  outbox.push({
+  parts.outbox.push({
     verb: "runStatus",
     body: { agentId: "a", runId: "other", token: "k", status: "COMPLETED", time: new Date(0).toISOString() },
   });
-  assert.equal(outbox.writable, false);
-  const task: TaskDefinition = {
-    id: "t",
-    name: "t",
-    description: null,
-    depends: [],
-    config: { type: "subprocess", cmd: "touch", args: [marker] },
-    env: {},
-    workingDirectory: null,
-    timeoutMs: null,
-    retries: { count: 0, backoffMs: 0, factor: 1 },
-  };
-  const exec = new RunExecution({
-    agentId: "a",
-    assignment: {
-      token: "k",
-      run: { runId: "r1", source: "test", params: {}, scheduledFor: null },
-      workflow: { id: "wf", params: {}, tasks: { t: task } },
-    } as unknown as RunExecutionOptions["assignment"],
-    taskEnv: { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } },
-    outbox,
-    shipper,
-    groups: new ProcessGroupRegistry(makeTempDir("cdktr-pgids-"), noopLogger),
-    killGraceMs: 500,
-    logger: noopLogger,
-  });
+  assert.equal(parts.outbox.writable, false);
   return {
-    exec,
-    sent,
+    exec: execution(parts, { t: touchTask("t", marker) }),
+    sent: parts.sent,
     marker,
     free: () => rmSync(filler),
-    stop: async () => {
-      await shipper.stop();
-      await outbox.stop();
-    },
+    stop: parts.stop,
   };
 }
 
@@ -128,63 +157,18 @@ test("a run cancelled while its task waits for the status outbox ends CANCELLED 
 /** A run of workflow `wf` whose tasks each touch a file named after them in `dir`. */
 function touchRun(taskDeps: Record<string, string[]>, reusedTasks: string[] | undefined) {
   const dir = makeTempDir("cdktr-reused-");
-  const dataDir = makeTempDir("cdktr-agent-");
-  const sent: StatusUpdate[] = [];
-  const outbox = new StatusOutbox({
-    dataDir,
-    logger: noopLogger,
-    rewriteMs: 20,
-    sink: async (u) => {
-      sent.push(u);
-    },
-  });
-  const shipper = new LogShipper({
-    sink: async () => undefined,
-    spoolDir: join(dataDir, "spool"),
-    spoolMaxBytes: 1024 * 1024,
-    logger: noopLogger,
-  });
-  outbox.start();
-  shipper.start();
+  const parts = agentParts(makeTempDir("cdktr-agent-"));
   const tasks = Object.fromEntries(
     Object.entries(taskDeps).map(([id, depends]): [string, TaskDefinition] => [
       id,
-      {
-        id,
-        name: id,
-        description: null,
-        depends,
-        config: { type: "subprocess", cmd: "touch", args: [join(dir, id)] },
-        env: {},
-        workingDirectory: null,
-        timeoutMs: null,
-        retries: { count: 0, backoffMs: 0, factor: 1 },
-      },
+      touchTask(id, join(dir, id), depends),
     ]),
   );
-  const exec = new RunExecution({
-    agentId: "a",
-    assignment: {
-      token: "k",
-      run: { runId: "r1", source: "test", params: {}, scheduledFor: null },
-      workflow: { id: "wf", params: {}, tasks },
-      ...(reusedTasks === undefined ? {} : { reusedTasks }),
-    } as unknown as RunExecutionOptions["assignment"],
-    taskEnv: { env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } },
-    outbox,
-    shipper,
-    groups: new ProcessGroupRegistry(makeTempDir("cdktr-pgids-"), noopLogger),
-    killGraceMs: 500,
-    logger: noopLogger,
-  });
   return {
-    exec,
-    sent,
+    exec: execution(parts, tasks, reusedTasks),
+    sent: parts.sent,
     ran: (id: string) => existsSync(join(dir, id)),
-    stop: async () => {
-      await shipper.stop();
-      await outbox.stop();
-    },
+    stop: parts.stop,
   };
 }
 
